@@ -1,0 +1,1 @@
+"""One module per CLI command, each with main(args, cfg) -> exit code. A missing module means "not built yet"."""

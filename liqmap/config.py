@@ -1,0 +1,247 @@
+"""Settings: defaults < $XDG_CONFIG_HOME/liqmap/config.toml < LIQMAP_* environment < command-line flags.
+
+``DEFAULTS`` below is the whole schema: every key a user may set, with its default, and its type is the
+type of the default. A config file with an unknown key, a wrong type or a bad value is refused with one
+line naming the file, the key and the problem (``ConfigError``; the CLI exits 2).
+
+Environment variables: ``LIQMAP_<SECTION>__<KEY>`` (double underscore between levels), for example
+``LIQMAP_MODEL__HALF_LIFE_HOURS=24`` or ``LIQMAP_APP__MODE=raw``. Lists are comma-separated.
+
+Modules own their parameters: the model reads ``cfg["model"]``, the walls report ``cfg["reports"]["walls"]``,
+and so on; to add a parameter, add it here with its default and a comment that says what it means.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .core.assets import DEFAULT_ASSETS
+from .core.events import VENUES
+
+DEFAULTS: dict[str, Any] = {
+    "app": {
+        "mode": "hybrid",  # raw | synthetic | heatmap | hybrid
+        "timeframe": "1m",  # 1m | 5m | 15m | 1h | 4h
+        "theme": "dark",
+        "color": "auto",  # auto | truecolor | 256 | 16
+        "hz": 4.0,  # UI tick rate
+        "mouse": True,
+        "hires": False,  # half-block rendering (two price rows per terminal row)
+        "asset": "BTC",  # asset on screen at start
+    },
+    "universe": {
+        # 65 liquid perpetuals; edit freely. Names are base assets (PEPE, not 1000PEPE).
+        "assets": list(DEFAULT_ASSETS),
+        "venues": list(VENUES),
+        "focus_extra": ["ETH", "SOL"],  # full L2 books for these besides the asset on screen
+    },
+    "buckets": {
+        "target_bp": 5.0,  # bucket step ≈ this many basis points of price, rounded to a nice number
+    },
+    "model": {
+        # Synthetic liquidation model (reference/methods.md §2.4). Shown in the help screen.
+        "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
+        "leverage_weights": [0.15, 0.30, 0.25, 0.20, 0.10],
+        "taker_alpha": 1.0,  # 1 = split new OI by taker flow; 0 = split evenly
+        "min_delta_rel": 2e-5,  # ignore |ΔOI| below this share of OI ...
+        "min_delta_usd": 25000.0,  # ... or below this many USD
+        "cap_rel": 0.03,  # cap one interval's |ΔOI| at this share of OI
+        "half_life_hours": 48.0,  # decay of unconsumed levels
+        "reconcile_buckets": 3,  # real liquidations cancel estimated levels within ±this many buckets
+        "heatmap_sigma_buckets": 1.5,  # Gaussian smoothing (in buckets) for the Synthetic Heatmap mode
+        "hybrid_real_hours": 4.0,  # real liquidations shown in Hybrid mode
+        "range_pct": 15.0,  # price range around the last price that the model tracks
+    },
+    "engine": {
+        "columns": 240,  # time columns kept per view
+        "workers": 2,
+        "fast_hz": 1.0,  # refresh of the asset on screen at 1m
+        "ring_capacity_liq": 16384,
+        "ring_capacity_trade": 262144,
+        "ring_capacity_oi": 16384,
+        "ring_capacity_book": 4096,
+    },
+    "store": {
+        "flush_seconds": 5.0,
+        "retention_days": 7.0,
+    },
+    "feeds": {
+        "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
+        "watchdog_seconds": 30.0,
+    },
+    "keys": {},  # binding id → key, e.g. mode_raw = "F1"; see the help screen for ids
+}
+
+VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("app", "mode"): ("raw", "synthetic", "heatmap", "hybrid"),
+    ("app", "timeframe"): ("1m", "5m", "15m", "1h", "4h"),
+    ("app", "color"): ("auto", "truecolor", "256", "16"),
+}
+
+
+class ConfigError(Exception):
+    """A bad setting: the message is one line naming the source, the key and the problem."""
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "liqmap" / "config.toml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "liqmap"
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
+
+
+def _coerce(source: str, key: str, default: Any, value: Any) -> Any:
+    """Check ``value`` against the default's type; ints are accepted where floats are expected."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, list):
+        if isinstance(value, list):
+            if default and isinstance(default[0], float):
+                if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+                    return [float(x) for x in value]
+                raise ConfigError(f"{source}: {key}: every item must be a number")
+            if default and isinstance(default[0], str):
+                if all(isinstance(x, str) for x in value):
+                    return list(value)
+                raise ConfigError(f"{source}: {key}: every item must be a string")
+            return list(value)
+    elif isinstance(default, dict):
+        if isinstance(value, dict):
+            return value
+    raise ConfigError(f"{source}: {key}: expected {_type_name(default)}, got {value!r}")
+
+
+def _merge(source: str, base: dict, over: dict, prefix: str = "") -> None:
+    for k, v in over.items():
+        key = f"{prefix}{k}"
+        if k not in base:
+            raise ConfigError(f"{source}: {key}: unknown setting")
+        if isinstance(base[k], dict) and base[k] and isinstance(v, dict):
+            _merge(source, base[k], v, key + ".")
+        elif isinstance(base[k], dict) and not base[k]:
+            # Free-form tables (keys): string → string.
+            if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+                raise ConfigError(f"{source}: {key}: expected a table of strings")
+            base[k] = dict(v)
+        else:
+            base[k] = _coerce(source, key, base[k], v)
+
+
+def _parse_env_value(source: str, key: str, default: Any, raw: str) -> Any:
+    if isinstance(default, bool):
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{source}: {key}: expected true/false, got {raw!r}")
+    if isinstance(default, (int, float)):
+        try:
+            return _coerce(source, key, default, int(raw) if isinstance(default, int) else float(raw))
+        except ValueError:
+            raise ConfigError(f"{source}: {key}: expected {_type_name(default)}, got {raw!r}") from None
+    if isinstance(default, list):
+        items = [x.strip() for x in raw.split(",") if x.strip()]
+        if default and isinstance(default[0], float):
+            try:
+                return [float(x) for x in items]
+            except ValueError:
+                raise ConfigError(f"{source}: {key}: every item must be a number") from None
+        return items
+    return raw
+
+
+def _env_overrides(cfg: dict, environ: dict[str, str]) -> None:
+    for name, raw in environ.items():
+        if not name.startswith("LIQMAP_") or name in ("LIQMAP_CONFIG", "LIQMAP_DATA_DIR"):
+            continue
+        path = [p.lower() for p in name[len("LIQMAP_"):].split("__")]
+        node = cfg
+        for p in path[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise ConfigError(f"environment {name}: {'.'.join(path)}: unknown setting")
+            node = node[p]
+        leaf = path[-1]
+        if leaf not in node or isinstance(node[leaf], dict):
+            raise ConfigError(f"environment {name}: {'.'.join(path)}: unknown setting")
+        node[leaf] = _parse_env_value(f"environment {name}", ".".join(path), node[leaf], raw)
+
+
+def validate(cfg: dict, source: str) -> None:
+    """Checks that need more than a type: choices, weights, positive values."""
+    for (sec, key), choices in VALID_CHOICES.items():
+        if cfg[sec][key] not in choices:
+            raise ConfigError(f"{source}: {sec}.{key}: {cfg[sec][key]!r} is not one of {', '.join(choices)}")
+    m = cfg["model"]
+    if len(m["leverage_tiers"]) != len(m["leverage_weights"]) or not m["leverage_tiers"]:
+        raise ConfigError(f"{source}: model.leverage_weights: needs one weight per leverage tier")
+    if any(t < 1 for t in m["leverage_tiers"]):
+        raise ConfigError(f"{source}: model.leverage_tiers: leverage must be at least 1")
+    if any(w < 0 for w in m["leverage_weights"]) or sum(m["leverage_weights"]) <= 0:
+        raise ConfigError(f"{source}: model.leverage_weights: weights must be non-negative, not all zero")
+    for key in ("half_life_hours", "heatmap_sigma_buckets", "range_pct"):
+        if not m[key] > 0:
+            raise ConfigError(f"{source}: model.{key}: must be positive")
+    if not cfg["buckets"]["target_bp"] > 0:
+        raise ConfigError(f"{source}: buckets.target_bp: must be positive")
+    if not cfg["app"]["hz"] > 0:
+        raise ConfigError(f"{source}: app.hz: must be positive")
+    if not cfg["universe"]["assets"]:
+        raise ConfigError(f"{source}: universe.assets: must list at least one asset")
+    bad = [v for v in cfg["universe"]["venues"] if v not in VENUES]
+    if bad:
+        raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
+    cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
+
+
+def load(
+    path: str | Path | None = None,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Build the effective settings. ``overrides`` are the command-line flags, highest precedence."""
+    environ = dict(os.environ) if environ is None else environ
+    cfg = copy.deepcopy(DEFAULTS)
+    explicit = path is not None or "LIQMAP_CONFIG" in environ
+    p = Path(path or environ.get("LIQMAP_CONFIG") or default_config_path())
+    source = str(p)
+    if p.exists() or explicit:
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: file not found") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: cannot read: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+        _merge(source, cfg, data)
+        validate(cfg, source)
+    _env_overrides(cfg, environ)
+    validate(cfg, "environment")
+    if overrides:
+        _merge("command line", cfg, overrides)
+        validate(cfg, "command line")
+    cfg["_path"] = str(p)
+    return cfg

@@ -1,0 +1,88 @@
+"""A float L2 order book for the hot path.
+
+cryptofeed's book keeps Decimal keys in a sorted dict (~1.65 µs per level applied). Here each side is a
+plain dict price → size (float), updated in one tight loop per frame, and sorted arrays are produced
+lazily only when a reader (walls, the UI, a report) asks, cached until the next change.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .events import ASK, BID
+
+
+class Book:
+    __slots__ = ("bids", "asks", "ts", "version", "_cache")
+
+    def __init__(self) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.ts = 0.0
+        self.version = 0
+        self._cache: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+
+    def clear(self) -> None:
+        self.bids.clear()
+        self.asks.clear()
+        self.version += 1
+
+    def _side(self, side: int) -> dict[float, float]:
+        return self.bids if side == BID else self.asks
+
+    def apply(self, side: int, levels, ts: float = 0.0) -> None:
+        """Apply (price, size) pairs to one side; size 0 deletes the level."""
+        book = self._side(side)
+        pop = book.pop
+        for price, size in levels:
+            if size:
+                book[price] = size
+            else:
+                pop(price, None)
+        if ts:
+            self.ts = ts
+        self.version += 1
+
+    def replace(self, bids, asks, ts: float = 0.0) -> None:
+        """Replace the whole book with a snapshot."""
+        self.bids = {p: q for p, q in bids if q}
+        self.asks = {p: q for p, q in asks if q}
+        self.ts = ts or self.ts
+        self.version += 1
+
+    def levels(self, side: int, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(prices, sizes) best first: bids descending, asks ascending."""
+        hit = self._cache.get(side)
+        if hit is None or hit[0] != self.version:
+            book = self._side(side)
+            if book:
+                prices = np.fromiter(book.keys(), dtype=np.float64, count=len(book))
+                sizes = np.fromiter(book.values(), dtype=np.float64, count=len(book))
+                order = np.argsort(-prices if side == BID else prices, kind="stable")
+                prices, sizes = prices[order], sizes[order]
+            else:
+                prices = sizes = np.zeros(0)
+            hit = (self.version, prices, sizes)
+            self._cache[side] = hit
+        _, prices, sizes = hit
+        if depth is not None:
+            return prices[:depth], sizes[:depth]
+        return prices, sizes
+
+    def best_bid(self) -> float | None:
+        return max(self.bids) if self.bids else None
+
+    def best_ask(self) -> float | None:
+        return min(self.asks) if self.asks else None
+
+    def mid(self) -> float | None:
+        b, a = self.best_bid(), self.best_ask()
+        if b is None or a is None:
+            return b if a is None else a
+        return (a + b) / 2
+
+    def __len__(self) -> int:
+        return len(self.bids) + len(self.asks)
+
+
+__all__ = ["Book", "BID", "ASK"]

@@ -1,0 +1,76 @@
+"""Canonical price buckets: the same relative resolution for every asset, on round numbers.
+
+A bucket step is the "nice" number (1, 2, 2.5 or 5 × 10^k) nearest in log terms to ``target_bp`` of the
+price, never finer than the tick. BTC at 66,000 and 5 bp → 25 (33 is nearer 25 than 50 in log terms);
+ETH at 3,000 → 1 or 2; an altcoin at 0.41 → 0.0002. Labels stay round and an altcoin map reads like BTC.
+
+Bucket ``i`` covers prices ``[i·step, (i+1)·step)``; indices are integers so grids of different windows
+line up without float drift.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+NICE_MANTISSAS = (1.0, 2.0, 2.5, 5.0, 10.0)
+
+
+def nice_step(raw: float) -> float:
+    """The nice number nearest to ``raw`` in log space."""
+    if not (raw > 0 and math.isfinite(raw)):
+        raise ValueError(f"bucket step needs a positive finite size, got {raw!r}")
+    exp = math.floor(math.log10(raw))
+    best, best_err = None, math.inf
+    for e in (exp - 1, exp, exp + 1):
+        for m in NICE_MANTISSAS:
+            cand = m * 10.0**e
+            err = abs(math.log(cand / raw))
+            if err < best_err - 1e-12:
+                best, best_err = cand, err
+    # Round away float noise so 0.0002 prints as 0.0002, not 0.00020000000000000001.
+    return float(f"{best:.12g}")
+
+
+def bucket_step(price: float, tick: float, target_bp: float = 5.0) -> float:
+    """Canonical bucket step for an asset at ``price`` with exchange ``tick``."""
+    if not (price > 0 and math.isfinite(price)):
+        raise ValueError(f"bucket step needs a positive price, got {price!r}")
+    step = nice_step(price * target_bp / 1e4)
+    if tick > 0 and step < tick:
+        # Never finer than the tick: take the smallest nice step that is a whole number of ticks.
+        k = 1
+        while True:
+            cand = nice_step(tick * k)
+            if cand >= tick * (1 - 1e-9) and abs(cand / tick - round(cand / tick)) < 1e-6:
+                return cand
+            k += 1
+    return step
+
+
+def needs_rebucket(step: float, price: float, target_bp: float = 5.0) -> bool:
+    """True once price has moved so far that ``step`` is off its target by more than 2×."""
+    ideal = price * target_bp / 1e4
+    return step > 2 * ideal or step < ideal / 2
+
+
+def index(prices: np.ndarray | float, step: float) -> np.ndarray:
+    """Bucket index of each price (floor division, robust to float error at the edges)."""
+    return np.floor(np.asarray(prices, dtype=np.float64) / step + 1e-9).astype(np.int64)
+
+
+def price_of(idx: np.ndarray | int, step: float) -> np.ndarray:
+    """Lower edge price of each bucket index."""
+    return np.asarray(idx, dtype=np.float64) * step
+
+
+def decimals(step: float) -> int:
+    """How many decimals a price label needs for this step (0.0002 → 4, 25 → 0, 2.5 → 1)."""
+    s = f"{step:.12f}".rstrip("0").rstrip(".")
+    return len(s.split(".")[1]) if "." in s else 0
+
+
+def label(price: float, step: float) -> str:
+    d = decimals(step)
+    return f"{price:,.{d}f}"

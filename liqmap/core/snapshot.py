@@ -1,0 +1,70 @@
+"""Immutable, versioned views of the map: what the engine produces and the UI (or a report) reads.
+
+The engine builds these off the UI loop; readers never touch ring buffers. Arrays inside are never
+mutated after construction (treat them as read-only), so a snapshot can be handed across threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MODES: tuple[str, ...] = ("raw", "synthetic", "heatmap", "hybrid")
+MODE_KEYS: dict[str, str] = {"1": "raw", "2": "synthetic", "3": "heatmap", "4": "hybrid"}
+MODE_LABEL: dict[str, str] = {
+    "raw": "Raw",
+    "synthetic": "Synthetic",
+    "heatmap": "Synthetic Heatmap",
+    "hybrid": "Hybrid",
+}
+
+
+@dataclass(frozen=True)
+class MapGrid:
+    """A price × time grid for one (asset, mode, timeframe, venue set).
+
+    Row ``r`` is bucket index ``row0 + r`` (row 0 is the *lowest* price); column ``c`` is timeframe
+    column ``col0 + c``. ``values`` is what the mode shows, in USD (the heatmap mode: normalized 0–1).
+    """
+
+    asset: str
+    mode: str
+    timeframe: str
+    step: float
+    row0: int
+    col0: int
+    period: int
+    values: np.ndarray  # float32 (rows, cols)
+    trace: np.ndarray  # float64 (cols,), last price per column, NaN where nothing traded
+    long: np.ndarray | None = None  # float32 (rows, cols): long-side part where the mode has one
+    short: np.ndarray | None = None
+    real: np.ndarray | None = None  # hybrid: the real-liquidation layer, for markers
+    profile_long: np.ndarray | None = None  # hybrid forward profile at the right edge, USD per row
+    profile_short: np.ndarray | None = None
+    venues: tuple[str, ...] = ()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.values.shape  # type: ignore[return-value]
+
+    def row_price(self, r: int) -> float:
+        return (self.row0 + r) * self.step
+
+    def col_time(self, c: int) -> float:
+        return float((self.col0 + c) * self.period)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the UI needs to draw one view, at one engine version."""
+
+    version: int
+    created: float
+    grid: MapGrid
+    reports: dict[str, Any] = field(default_factory=dict)  # walls/sweeps/absorptions/convergence/asymmetry
+    verdict: str = ""
+    health: dict[str, Any] = field(default_factory=dict)  # venue → health record
+    source: str = "LIVE"  # LIVE / REPLAY / DEMO
+    last_price: float | None = None

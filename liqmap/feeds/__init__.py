@@ -1,0 +1,1 @@
+"""Venue adapters (cryptofeed subclasses), collectors, metadata, recording/replay and the demo market."""
