@@ -87,8 +87,9 @@ class ConfigError(Exception):
     """A bad setting: the message is one line naming the source, the key and the problem."""
 
 
-def default_config_path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+def default_config_path(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "liqmap" / "config.toml"
 
 
@@ -225,7 +226,7 @@ def load(
     environ = dict(os.environ) if environ is None else environ
     cfg = copy.deepcopy(DEFAULTS)
     explicit = path is not None or "LIQMAP_CONFIG" in environ
-    p = Path(path or environ.get("LIQMAP_CONFIG") or default_config_path())
+    p = Path(path or environ.get("LIQMAP_CONFIG") or default_config_path(environ))
     source = str(p)
     if p.exists() or explicit:
         try:

@@ -34,19 +34,35 @@ def nice_step(raw: float) -> float:
 
 
 def bucket_step(price: float, tick: float, target_bp: float = 5.0) -> float:
-    """Canonical bucket step for an asset at ``price`` with exchange ``tick``."""
+    """Canonical bucket step for an asset at ``price`` with exchange ``tick``.
+
+    The step must be a whole number of ticks (otherwise buckets alternately hold one and two ticks and
+    the map shows stripes), and never finer than the tick. Among the nice numbers that qualify, the one
+    nearest the target wins if it is within 2× of it; otherwise the nearest whole number of ticks.
+    """
     if not (price > 0 and math.isfinite(price)):
         raise ValueError(f"bucket step needs a positive price, got {price!r}")
-    step = nice_step(price * target_bp / 1e4)
-    if tick > 0 and step < tick:
-        # Never finer than the tick: take the smallest nice step that is a whole number of ticks.
-        k = 1
-        while True:
-            cand = nice_step(tick * k)
-            if cand >= tick * (1 - 1e-9) and abs(cand / tick - round(cand / tick)) < 1e-6:
-                return cand
-            k += 1
-    return step
+    raw = price * target_bp / 1e4
+    step = nice_step(raw)
+    if not tick > 0 or (step >= tick and _is_multiple(step, tick)):
+        return step
+    exp = math.floor(math.log10(raw))
+    best, best_err = None, math.log(2.0)
+    for e in range(exp - 1, exp + 3):
+        for m in NICE_MANTISSAS[:-1]:
+            cand = float(f"{m * 10.0**e:.12g}")
+            if cand >= tick * (1 - 1e-9) and _is_multiple(cand, tick):
+                err = abs(math.log(cand / raw))
+                if err <= best_err:
+                    best, best_err = cand, err
+    if best is not None:
+        return best
+    return float(f"{max(1, round(raw / tick)) * tick:.12g}")
+
+
+def _is_multiple(step: float, tick: float) -> bool:
+    k = step / tick
+    return abs(k - round(k)) < 1e-6 and round(k) >= 1
 
 
 def needs_rebucket(step: float, price: float, target_bp: float = 5.0) -> bool:

@@ -1,0 +1,43 @@
+import subprocess
+import sys
+
+from liqmap.cli import build_parser, flag_overrides
+
+
+def run(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "liqmap", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_lists_whole_command_surface():
+    res = run("--help")
+    assert res.returncode == 0
+    out = res.stdout
+    for word in ("--demo", "--replay", "record", "replay", "--headless", "--report", "collect", "doctor",
+                 "export", "--assets", "--venues", "--mode", "--timeframe", "--theme", "--color",
+                 "--no-mouse", "--config", "--data-dir"):
+        assert word in out, word
+
+
+def test_console_script_is_installed():
+    import shutil
+    exe = shutil.which("liqmap")
+    assert exe, "the liqmap console script is not on PATH"
+    res = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0 and "liqmap" in res.stdout
+
+
+def test_flags_map_onto_settings():
+    args = build_parser().parse_args(["--mode", "raw", "--assets", "btc,eth", "--no-mouse", "--timeframe", "4h"])
+    o = flag_overrides(args)
+    assert o["app"] == {"mode": "raw", "timeframe": "4h", "mouse": False}
+    assert o["universe"]["assets"] == ["BTC", "ETH"]
+
+
+def test_subcommand_accepts_common_flags_after_it():
+    args = build_parser().parse_args(["replay", "f.gz", "--headless", "--report", "o.json", "--assets", "BTC"])
+    assert args.command == "replay" and args.headless and args.report == "o.json" and args.assets == "BTC"
+
+
+def test_unknown_mode_is_rejected_by_argparse():
+    res = run("--mode", "fancy")
+    assert res.returncode == 2 and "invalid choice" in res.stderr
