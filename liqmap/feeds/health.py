@@ -1,0 +1,141 @@
+"""Per-venue health: what the status bar, ``liqmap doctor`` and the replay report say about a venue.
+
+A venue is ``connected`` when at least one of its connections is open and a frame arrived within
+``stale_seconds`` (or it connected less than that ago), ``stale`` when connections are open but silent
+for longer, ``down`` when none is open (never connected, all dropped, or its feed task died). Lag is
+receipt time minus the exchange's own timestamp of the newest event in a frame — cryptofeed's reader
+never drops frames, so when parsing falls behind, this is the only place the backlog shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+LOG = logging.getLogger("liqmap.feeds")
+
+CONNECTED, STALE, DOWN = "connected", "stale", "down"
+
+# Lags beyond this are clock or replay artefacts (an old recording), not backlog; they are counted
+# apart so one bogus exchange timestamp cannot poison the average.
+MAX_PLAUSIBLE_LAG_S = 3600.0
+
+
+@dataclass
+class Health:
+    venue: str
+    stale_seconds: float = 30.0
+    ewma_alpha: float = 0.05
+    clock: Any = time.time
+
+    frames: int = 0  # websocket + REST frames received
+    rest_frames: int = 0
+    events: Counter = field(default_factory=Counter)  # normalized rows delivered, per kind
+    parse_errors: int = 0
+    errors_by_kind: Counter = field(default_factory=Counter)
+    connects: int = 0  # successful websocket opens (the first per connection is not a reconnect)
+    reconnects: int = 0
+    failed_connects: int = 0
+    open_connections: int = 0
+    last_frame: float | None = None  # receipt time of the newest frame
+    connected_since: float | None = None
+    lag_last: float | None = None
+    lag_ewma: float | None = None
+    lag_max: float = 0.0
+    implausible_lags: int = 0
+    last_error: str = ""
+    dead: bool = False  # a feed task ended for good (retries exhausted) and is not being restarted
+    _seen_conns: set = field(default_factory=set)
+    _logged_kinds: set = field(default_factory=set)
+
+    # -- events from the collector ------------------------------------------------------------------
+    def on_frame(self, receipt_ts: float, rest: bool = False) -> None:
+        self.frames += 1
+        if rest:
+            self.rest_frames += 1
+        self.last_frame = receipt_ts
+
+    def on_connect(self, conn_id: str, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self.connects += 1
+        if conn_id in self._seen_conns:
+            self.reconnects += 1
+        self._seen_conns.add(conn_id)
+        if self.open_connections == 0:
+            self.connected_since = now
+        self.dead = False
+
+    def on_connect_failed(self, error: str) -> None:
+        self.failed_connects += 1
+        self.last_error = error
+
+    def on_lag(self, lag: float) -> None:
+        if not (-MAX_PLAUSIBLE_LAG_S < lag < MAX_PLAUSIBLE_LAG_S):
+            self.implausible_lags += 1
+            return
+        self.lag_last = lag
+        self.lag_ewma = lag if self.lag_ewma is None else self.lag_ewma + self.ewma_alpha * (lag - self.lag_ewma)
+        if lag > self.lag_max:
+            self.lag_max = lag
+
+    def on_events(self, kind: str, n: int) -> None:
+        if n:
+            self.events[kind] += n
+
+    def on_parse_error(self, kind: str, detail: str = "", raw: Any = None) -> bool:
+        """Count a malformed frame; log the first of each kind. Returns True when it was logged."""
+        self.parse_errors += 1
+        self.errors_by_kind[kind] += 1
+        self.last_error = f"{kind}: {detail}" if detail else kind
+        if kind not in self._logged_kinds:
+            self._logged_kinds.add(kind)
+            sample = raw[:200] if isinstance(raw, (str, bytes)) else raw
+            LOG.warning("%s: malformed frame (%s) dropped: %s; frame: %r", self.venue, kind, detail, sample)
+            return True
+        return False
+
+    def on_dead(self, error: str) -> None:
+        self.dead = True
+        self.last_error = error
+
+    # -- reading ------------------------------------------------------------------------------------
+    def state(self, now: float | None = None) -> str:
+        now = self.clock() if now is None else now
+        if self.open_connections <= 0 or self.dead:
+            return DOWN
+        ref = self.last_frame if self.last_frame is not None else self.connected_since
+        if ref is None or now - ref > self.stale_seconds:
+            return STALE
+        return CONNECTED
+
+    def age(self, now: float | None = None) -> float | None:
+        """Seconds since the newest frame (None before the first)."""
+        if self.last_frame is None:
+            return None
+        now = self.clock() if now is None else now
+        return max(0.0, now - self.last_frame)
+
+    def as_dict(self, now: float | None = None) -> dict[str, Any]:
+        now = self.clock() if now is None else now
+        age = self.age(now)
+        return {
+            "venue": self.venue,
+            "state": self.state(now),
+            "last_message_age": None if age is None else round(age, 3),
+            "lag_last": None if self.lag_last is None else round(self.lag_last, 4),
+            "lag_ewma": None if self.lag_ewma is None else round(self.lag_ewma, 4),
+            "lag_max": round(self.lag_max, 4),
+            "frames": self.frames,
+            "rest_frames": self.rest_frames,
+            "events": dict(self.events),
+            "parse_errors": self.parse_errors,
+            "errors_by_kind": dict(self.errors_by_kind),
+            "connects": self.connects,
+            "reconnects": self.reconnects,
+            "failed_connects": self.failed_connects,
+            "open_connections": self.open_connections,
+            "last_error": self.last_error,
+        }

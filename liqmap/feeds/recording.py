@@ -1,0 +1,516 @@
+"""Recordings of raw exchange frames: liqmap's own file format (writer and reader) and readers for the
+file formats other collectors write, so a recording made with cryptofeed or hftbacktest replays too.
+
+Every reader yields ``Frame(t, venue, conn, raw)`` — receipt time in float seconds, liqmap venue name,
+connection id (a REST frame's ``conn`` is its request URL, so it always starts with ``http``), and the
+frame exactly as it came off the wire (``str``; ``bytes`` only for binary websocket frames). The format
+is detected from the content, never from the file name.
+
+Damage is reported, never skipped: a truncated gzip stream, corrupt data, a line that is not a frame, or
+a file that is no recording raises ``RecordingError`` (one line: the file and the problem) *at the point
+of damage*, after every good frame before it has been yielded — so replay processes what it can, then
+exits 2. See ``docs/recording.md`` for the format.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import heapq
+import os
+import re
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+import orjson
+
+FORMAT_KEY = "liqmap_recording"
+FORMAT_VERSION = 1
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+# cryptofeed feed ids → liqmap venue names. A cryptofeed file of any other exchange is "foreign".
+CRYPTOFEED_IDS: dict[str, str] = {
+    "BINANCE_FUTURES": "binance",
+    "BYBIT": "bybit",
+    "OKX": "okx",
+    "BITMEX": "bitmex",
+    "DERIBIT": "deribit",
+}
+VENUE_TO_CRYPTOFEED: dict[str, str] = {v: k for k, v in CRYPTOFEED_IDS.items()}
+# Hosts, for cryptofeed files whose name does not carry the feed id.
+HOST_VENUES: tuple[tuple[str, str], ...] = (
+    ("binance.com", "binance"),
+    ("bybit.com", "bybit"),
+    ("okx.com", "okx"),
+    ("bitmex.com", "bitmex"),
+    ("deribit.com", "deribit"),
+)
+
+# cryptofeed raw-data lines (cryptofeed/raw_data_collection.py AsyncFileCallback):
+#   "<url> <-> <ts>"          a websocket connect
+#   "<url> <- <ts>: <data>"   a message we sent (subscribe)
+#   "<url> -> <ts>: <data>"   a REST response
+#   "<ts>: <data>"            a websocket frame received
+#   "configuration: <json>"   the feed's configuration (header)
+_CF_RECV = re.compile(r"^(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?): ")
+_CF_URL = re.compile(r"^(\S+) (<->|<-|->) (\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:: |$)")
+_CF_NAME = re.compile(r"(?:^|[^A-Z])(" + "|".join(sorted(CRYPTOFEED_IDS, key=len, reverse=True)) + r")\.")
+_CF_ANY_NAME = re.compile(r"(?:^|[^A-Za-z0-9])([A-Z][A-Z0-9_]+)\.(?:(?:ws|http)\.\d+\.)?\d+$")
+_HFT_LINE = re.compile(rb"^(\d{10,20}) ")
+
+
+class RecordingError(Exception):
+    """A recording that cannot be read (further). ``str(e)`` is one line: ``FILE: problem``."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class Frame(NamedTuple):
+    t: float  # receipt time, float seconds since the epoch
+    venue: str  # liqmap venue name
+    conn: str  # connection id; a REST frame's is its URL
+    raw: str | bytes  # the frame as received
+
+
+def is_rest(conn: str) -> bool:
+    """A REST response (its ``conn`` is the request URL) rather than a websocket frame."""
+    return conn.startswith("http")
+
+
+# ---------------------------------------------------------------------------------------------- writer
+
+
+class RecordingWriter:
+    """Writes liqmap's own format: gzip JSON lines, one header then one line per frame.
+
+    Writes go to an in-process gzip stream (cheap enough for the event loop: a few µs per frame);
+    ``maybe_flush`` pushes a sync-flush point to disk every ``flush_seconds`` so a killed recorder loses
+    at most that interval and the file up to the last flush stays readable (its reader then reports the
+    missing end as a truncation, after replaying everything flushed).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        venues: Iterable[str],
+        assets: Iterable[str],
+        flush_seconds: float = 2.0,
+        clock=time.time,
+        meta: dict[str, Any] | None = None,
+        compresslevel: int = 5,
+    ) -> None:
+        self.path = str(path)
+        self.flush_seconds = flush_seconds
+        self.clock = clock
+        self.frames = 0
+        self.rest_frames = 0
+        self.closed = False
+        self._raw_fh = open(self.path, "wb")  # noqa: SIM115 — closed in close()
+        self._gz = gzip.GzipFile(fileobj=self._raw_fh, mode="wb", compresslevel=compresslevel, mtime=0)
+        header: dict[str, Any] = {
+            FORMAT_KEY: FORMAT_VERSION,
+            "created": clock(),
+            "venues": list(venues),
+            "assets": list(assets),
+        }
+        if meta:
+            header["meta"] = meta
+        self._gz.write(orjson.dumps(header) + b"\n")
+        self._last_flush = clock()
+        self.flush()
+
+    def frame(self, t: float, venue: str, conn: str, raw: str | bytes, kind: str | None = None) -> None:
+        """One received frame. ``kind`` is ``ws`` or ``rest`` (default: ``rest`` when conn is a URL)."""
+        if self.closed:
+            return
+        if kind is None:
+            kind = "rest" if is_rest(conn) else "ws"
+        line: dict[str, Any] = {"t": t, "v": venue, "c": conn, "k": kind}
+        if isinstance(raw, (bytes, bytearray, memoryview)):
+            raw = bytes(raw)
+            try:
+                line["d"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                # Binary websocket frames (compressed payloads) survive as base64.
+                line["d"] = base64.b64encode(raw).decode("ascii")
+                line["e"] = "b64"
+        else:
+            line["d"] = raw
+        self._gz.write(orjson.dumps(line) + b"\n")
+        self.frames += 1
+        if kind == "rest":
+            self.rest_frames += 1
+
+    def connection(self, t: float, venue: str, conn: str, address: str) -> None:
+        """A (re)connect of ``conn`` to ``address``: lets a reader map connection ids to endpoints."""
+        if self.closed:
+            return
+        self._gz.write(orjson.dumps({"t": t, "v": venue, "c": conn, "k": "open", "d": address}) + b"\n")
+
+    def maybe_flush(self, now: float | None = None) -> bool:
+        now = self.clock() if now is None else now
+        if now - self._last_flush >= self.flush_seconds:
+            self.flush()
+            return True
+        return False
+
+    def flush(self) -> None:
+        if self.closed:
+            return
+        self._gz.flush()  # Z_SYNC_FLUSH: everything so far is decodable
+        self._raw_fh.flush()
+        self._last_flush = self.clock()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._gz.close()
+        self._raw_fh.close()
+        self.closed = True
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def _open_lines(path: str) -> Iterator[bytes]:
+    """Lines of a file, gunzipped when it is gzip; decompression damage → RecordingError."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == GZIP_MAGIC:
+        fh = gzip.open(path, "rb")
+    else:
+        fh = open(path, "rb")  # noqa: SIM115
+    with fh:
+        try:
+            yield from fh
+        except EOFError:
+            raise RecordingError(path, "truncated: the gzip stream ends early (file cut off)") from None
+        except (gzip.BadGzipFile, zlib.error) as e:
+            raise RecordingError(path, f"corrupt gzip data ({e})") from None
+        except OSError as e:
+            raise RecordingError(path, f"cannot read ({e})") from None
+
+
+def _first_line(path: str) -> bytes:
+    """The first line, for format detection (empty bytes for an empty file)."""
+    lines = _open_lines(path)
+    try:
+        return next(lines, b"")
+    finally:
+        lines.close()
+
+
+def detect(path: str | os.PathLike) -> str:
+    """``liqmap``, ``cryptofeed`` or ``hftbacktest``; anything else raises RecordingError."""
+    p = str(path)
+    if os.path.isdir(p):
+        if _cryptofeed_files_in(p):
+            return "cryptofeed"
+        raise RecordingError(p, "a directory with no cryptofeed raw-data files in it")
+    if not os.path.exists(p):
+        raise RecordingError(p, "no such file")
+    try:
+        first = _first_line(p)
+    except RecordingError:
+        raise
+    except OSError as e:
+        raise RecordingError(p, f"cannot read ({e.strerror or e})") from None
+    if not first.strip():
+        raise RecordingError(p, "empty file: not a recording")
+    if first.lstrip().startswith(b"{"):
+        try:
+            head = orjson.loads(first)
+        except orjson.JSONDecodeError:
+            head = None
+        if isinstance(head, dict) and FORMAT_KEY in head:
+            return "liqmap"
+        raise RecordingError(p, "not a recording: JSON without a liqmap_recording header")
+    if _HFT_LINE.match(first):
+        return "hftbacktest"
+    try:
+        text = first.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordingError(p, "not a recording: binary data") from None
+    if text.startswith("configuration: ") or _CF_URL.match(text) or _CF_RECV.match(text):
+        return "cryptofeed"
+    raise RecordingError(p, "not a recording: the first line is neither liqmap, cryptofeed nor hftbacktest")
+
+
+class Recording:
+    """One recording file (or cryptofeed file set), its format and header, iterable as ``Frame``s."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = str(path)
+        self.format = detect(self.path)
+        self.header: dict[str, Any] = {}
+        self.files: list[str] = [self.path]
+        if self.format == "liqmap":
+            self.header = _liqmap_header(self.path)
+        elif self.format == "cryptofeed":
+            self.files = cryptofeed_file_set(self.path)
+            self.header = {"venues": sorted({_cryptofeed_venue(f) for f in self.files} - {None})}
+        else:
+            self.header = {"venues": ["binance"]}
+        self.frames_read = 0
+
+    @property
+    def venues(self) -> list[str]:
+        return list(self.header.get("venues") or [])
+
+    @property
+    def assets(self) -> list[str]:
+        return list(self.header.get("assets") or [])
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self.format == "liqmap":
+            it = _read_liqmap(self.path)
+        elif self.format == "hftbacktest":
+            it = _read_hftbacktest(self.path)
+        else:
+            it = _read_cryptofeed_set(self.files)
+        for fr in it:
+            self.frames_read += 1
+            yield fr
+
+
+def open_recording(path: str | os.PathLike) -> Recording:
+    return Recording(path)
+
+
+def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
+    """Every frame of a recording of any supported format, in receipt order."""
+    return iter(Recording(path))
+
+
+# liqmap ------------------------------------------------------------------------------------------------
+
+
+def _liqmap_header(path: str) -> dict[str, Any]:
+    head = orjson.loads(_first_line(path))
+    version = head.get(FORMAT_KEY)
+    if not isinstance(version, int) or version < 1:
+        raise RecordingError(path, f"bad header: {FORMAT_KEY} is {version!r}, expected a format version")
+    if version > FORMAT_VERSION:
+        raise RecordingError(path, f"recording format {version} is newer than this liqmap reads ({FORMAT_VERSION})")
+    return head
+
+
+def _read_liqmap(path: str) -> Iterator[Frame]:
+    lines = _open_lines(path)
+    next(lines, None)  # header
+    n = 1
+    for line in lines:
+        n += 1
+        if not line.strip():
+            continue
+        try:
+            rec = orjson.loads(line)
+            kind = rec.get("k", "ws")
+            if kind not in ("ws", "rest"):
+                continue  # "open" markers and future line kinds
+            t = float(rec["t"])
+            venue = rec["v"]
+            conn = rec.get("c", "")
+            raw = rec["d"]
+            if rec.get("e") == "b64":
+                raw = base64.b64decode(raw)
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+            if not line.endswith(b"\n"):
+                raise RecordingError(path, f"truncated: line {n} is cut off") from None
+            raise RecordingError(path, f"line {n}: not a recording frame") from None
+        if not isinstance(raw, (str, bytes)) or not isinstance(venue, str):
+            raise RecordingError(path, f"line {n}: not a recording frame")
+        if kind == "rest" and not is_rest(conn):
+            conn = f"http:{conn}"  # keep the "REST conn starts with http" invariant
+        yield Frame(t, venue, conn, raw)
+
+
+# hftbacktest -------------------------------------------------------------------------------------------
+
+_STREAM_SYMBOL = re.compile(rb'^\{"stream":"([a-z0-9_]+)@')
+_FILE_SYMBOL = re.compile(r"([a-z0-9]+usdt|[a-z0-9]+usdc|[a-z0-9]+busd)", re.I)
+
+
+def _read_hftbacktest(path: str) -> Iterator[Frame]:
+    """``<receipt_ns> <raw json>`` lines (hftbacktest's Binance collector). A REST depth snapshot line
+    (``{"lastUpdateId":...}``, no envelope) becomes a REST frame whose conn is the snapshot URL of the
+    symbol of the surrounding stream frames (or the file name's symbol)."""
+    m = _FILE_SYMBOL.search(os.path.basename(path))
+    symbol = m.group(1).upper() if m else ""
+    n = 0
+    for line in _open_lines(path):
+        n += 1
+        if not line.strip():
+            continue
+        m = _HFT_LINE.match(line)
+        if not m:
+            raise RecordingError(path, f"line {n}: not a '<receipt_ns> <json>' line")
+        raw_b = line[m.end():].rstrip(b"\r\n")
+        if not line.endswith(b"\n"):
+            try:
+                orjson.loads(raw_b)
+            except orjson.JSONDecodeError:
+                raise RecordingError(path, f"truncated: line {n} is cut off") from None
+        t = int(m.group(1)) / 1e9
+        try:
+            raw = raw_b.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordingError(path, f"line {n}: not UTF-8 text") from None
+        if raw.startswith('{"stream"'):
+            s = _STREAM_SYMBOL.match(raw_b)
+            if s:
+                symbol = s.group(1).decode().upper()
+            yield Frame(t, "binance", "hftbacktest.ws", raw)
+        elif raw.startswith('{"topic"'):
+            yield Frame(t, "bybit", "hftbacktest.ws", raw)
+        elif '"lastUpdateId"' in raw[:40]:
+            url = f"https://fapi.binance.com/fapi/v1/depth?symbol={symbol}&limit=1000"
+            yield Frame(t, "binance", url, raw)
+        else:
+            yield Frame(t, "binance", "hftbacktest.ws", raw)
+
+
+# cryptofeed --------------------------------------------------------------------------------------------
+
+
+def _cryptofeed_venue(path: str) -> str | None:
+    m = _CF_NAME.search(os.path.basename(path))
+    return CRYPTOFEED_IDS[m.group(1)] if m else None
+
+
+def _cryptofeed_files_in(directory: str) -> list[str]:
+    out = []
+    for name in sorted(os.listdir(directory)):
+        if _CF_ANY_NAME.search(name) and os.path.isfile(os.path.join(directory, name)):
+            out.append(os.path.join(directory, name))
+    return out
+
+
+def cryptofeed_file_set(path: str | os.PathLike) -> list[str]:
+    """The files of a cryptofeed raw-data set. cryptofeed writes one file per connection id and
+    rotation (``BITMEX.ws.1.0``, ``BITMEX.ws.1.1``, ``BITMEX.http.2.0``) plus ``BITMEX.0`` for symbol
+    look-ups and the configuration; given any one of them (or the directory), all siblings with the same
+    name prefix and feed id are read together, merged by receipt time."""
+    p = str(path)
+    if os.path.isdir(p):
+        files = _cryptofeed_files_in(p)
+        for f in files:
+            _check_cryptofeed_name(f)
+        return files
+    name = os.path.basename(p)
+    m = _CF_NAME.search(name)
+    if not m:
+        other = _CF_ANY_NAME.search(name)
+        if other:
+            raise RecordingError(p, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's five")
+        return [p]  # venue from the URLs inside
+    prefix, fid = name[: m.start(1)], m.group(1)
+    pat = re.compile(re.escape(prefix) + re.escape(fid) + r"\.(?:(?:ws|http)\.\d+\.)?\d+$")
+    directory = os.path.dirname(p) or "."
+    files = sorted(os.path.join(directory, f) for f in os.listdir(directory) if pat.match(f))
+    return files or [p]
+
+
+def _check_cryptofeed_name(path: str) -> None:
+    if _cryptofeed_venue(path) is None:
+        other = _CF_ANY_NAME.search(os.path.basename(path))
+        if other:
+            raise RecordingError(path, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's five")
+
+
+def _venue_from_url(url: str) -> str | None:
+    for host, venue in HOST_VENUES:
+        if host in url:
+            return venue
+    return None
+
+
+def _conn_id(path: str) -> str:
+    """``BITMEX.ws.1`` from ``…BITMEX.ws.1.0`` (the rotation counter dropped)."""
+    name = os.path.basename(path)
+    m = _CF_NAME.search(name)
+    base = name[m.start(1):] if m else name
+    return base.rsplit(".", 1)[0] if re.search(r"\.\d+$", base) else base
+
+
+def _read_cryptofeed_file(path: str) -> Iterator[Frame]:
+    venue = _cryptofeed_venue(path)
+    conn = _conn_id(path)
+    n = 0
+    for line_b in _open_lines(path):
+        n += 1
+        complete = line_b.endswith(b"\n")
+        try:
+            line = line_b.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise RecordingError(path, f"line {n}: not UTF-8 text") from None
+        if not line.strip() or line.startswith("configuration: "):
+            continue
+        m = _CF_RECV.match(line)
+        if m:
+            data = line[m.end():]
+            kind_conn = conn
+        else:
+            u = _CF_URL.match(line)
+            if not u:
+                raise RecordingError(path, f"line {n}: not a cryptofeed raw-data line")
+            url, arrow, ts = u.groups()
+            if venue is None:
+                venue = _venue_from_url(url)
+                if venue is None:
+                    raise RecordingError(path, f"foreign venue: {url} is not one of liqmap's five")
+            if arrow != "->":
+                continue  # connects and our own subscribe messages
+            data = line[u.end():]
+            if " header: {" in data:
+                body, _, hdr = data.rpartition(" header: ")
+                try:
+                    orjson.loads(hdr)
+                    data = body
+                except orjson.JSONDecodeError:
+                    pass
+            m = u
+            kind_conn = url
+        if venue is None:
+            raise RecordingError(path, "cannot tell the venue: no feed id in the file name and no URL yet")
+        if not complete:
+            try:
+                orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise RecordingError(path, f"truncated: line {n} is cut off") from None
+        t = float(m.group(3) if kind_conn != conn else m.group(1))
+        yield Frame(t, venue, kind_conn, data)
+
+
+def _read_cryptofeed_set(files: list[str]) -> Iterator[Frame]:
+    if len(files) == 1:
+        yield from _read_cryptofeed_file(files[0])
+        return
+    yield from heapq.merge(*(_read_cryptofeed_file(f) for f in files), key=lambda fr: fr.t)
+
+
+__all__ = [
+    "FORMAT_KEY",
+    "FORMAT_VERSION",
+    "Frame",
+    "Recording",
+    "RecordingError",
+    "RecordingWriter",
+    "cryptofeed_file_set",
+    "detect",
+    "is_rest",
+    "open_recording",
+    "read_frames",
+]
