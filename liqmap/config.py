@@ -72,6 +72,55 @@ DEFAULTS: dict[str, Any] = {
     "feeds": {
         "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
         "watchdog_seconds": 30.0,
+        # A connection silent for this long is closed and reconnected; per kind of data it carries (the
+        # smallest over its kinds applies; 0 = watchdog_seconds). Liquidation-only streams are quiet for
+        # minutes in calm markets, so they get a long leash.
+        "watchdog_by_kind": {"trade": 0.0, "book": 0.0, "oi": 180.0, "liq": 900.0},
+        "retries": 5,  # reconnect attempts (1, 2, 4, ... s apart) before a connection is declared down ...
+        "restart_seconds": 30.0,  # ... and restarted after this pause, forever
+        "close_timeout_seconds": 2.0,  # websocket close handshake limit (a stalled peer never answers)
+        "build_timeout_seconds": 30.0,  # building a venue's feeds (symbol maps, metadata) off the loop
+        # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
+        "endpoints": {
+            "binance_market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
+            "binance_public": "wss://fstream.binance.com/public",  # depth (and @trade)
+            "binance_rest": "https://fapi.binance.com",  # open-interest poll, depth snapshot
+            "bybit_ws": "wss://stream.bybit.com/v5/public/linear",
+            "okx_ws": "wss://ws.okx.com:8443/ws/v5/public",
+            "bitmex_ws": "wss://ws.bitmex.com/realtime",
+            "deribit_ws": "wss://www.deribit.com/ws/api/v2",
+        },
+        # Wire channel / topic names per venue ({} = the venue symbol where the venue embeds it).
+        "channels": {
+            "binance_liquidations": "forceOrder",  # per symbol; see binance_all_liquidations
+            "binance_trades": "aggTrade",  # or "trade" (then it goes on the /public connection)
+            "binance_mark": "markPrice@1s",
+            "binance_depth": "depth@100ms",
+            "binance_oi_path": "/fapi/v1/openInterest?symbol={}",
+            "binance_depth_path": "/fapi/v1/depth?symbol={}&limit=1000",
+            "bybit_liquidations": "allLiquidation",
+            "bybit_tickers": "tickers",
+            "bybit_book": "orderbook.200",
+            "bybit_trades": "publicTrade",
+            "okx_liquidations": "liquidation-orders",
+            "okx_liquidations_inst_type": "SWAP",
+            "okx_oi": "open-interest",
+            "okx_book": "books",
+            "okx_trades": "trades",
+            "okx_mark": "mark-price",
+            "bitmex_liquidations": "liquidation",
+            "bitmex_oi": "instrument",
+            "bitmex_book": "orderBookL2",
+            "bitmex_trades": "trade",
+            "deribit_trades": "trades.{}.100ms",  # carries the `liquidation` flag; `raw` needs API keys
+            "deribit_ticker": "ticker.{}.100ms",
+            "deribit_book": "book.{}.100ms",
+        },
+        "binance_all_liquidations": True,  # one !forceOrder@arr stream instead of one per symbol
+        "oi_poll_seconds": 10.0,  # Binance open interest is REST-only: poll interval per symbol round
+        "dedup_size": 50000,  # remembered trade ids / liquidation keys per venue (drops reconnect replays)
+        "okx_skip_first_liquidation": True,  # the first liquidation-orders push after subscribing is stale
+        "metadata_ttl_hours": 24.0,  # ccxt markets/tiers cache lifetime before a background refetch
     },
     "reports": {
         # Order-flow reports (reference/methods.md §3). USD floors are per asset: ``*_by_asset`` tables
@@ -139,6 +188,49 @@ DEFAULTS: dict[str, Any] = {
         "verdict": {
             "range_pct": 3.0,  # magnets (synthetic clusters and walls) looked for within ± this %
         },
+    },
+    "demo": {
+        # The simulated five-venue market behind --demo (liqmap/feeds/demo). Its trader population is its
+        # OWN (deliberately not the synthetic model's leverage weights), so forecast skill measured on it
+        # is not circular.
+        "seed": 0,
+        "speed": 1.0,  # multiple of real time for the paced source
+        "assets": list(DEFAULT_ASSETS),  # simulated assets (default: the whole universe)
+        "tick_ms": 250,  # simulation step for assets in focus (on screen + universe.focus_extra)
+        "coarse_tick_ms": 1000,  # step for the other assets (cheaper; same statistics per unit time)
+        "open_rate": 2.0,  # new leveraged positions per second for the largest asset (all venues)
+        "rate_decay": 0.8,  # activity of the asset ranked r is (r+1)^-rate_decay of the largest
+        "hold_minutes": 90.0,  # mean holding time of a position (exponential, faster when in profit/loss)
+        "size_median_usd": 4000.0,  # lognormal position size ...
+        "size_sigma": 1.5,  # ... with this log-sigma (heavy right tail)
+        "whale_share": 0.02,  # share of positions drawn from a Pareto whale tail
+        "whale_alpha": 1.3,  # Pareto exponent of the whale tail (× 20 median)
+        "leverage_medians": [4.0, 15.0, 50.0],  # lognormal mixture of leverage, clipped at venue max
+        "leverage_weights": [0.5, 0.35, 0.15],
+        "leverage_sigma": 0.5,
+        "entry_jitter_bp": 4.0,  # entries scatter around the traded price (limit fills, slippage)
+        "momentum_tilt": 0.25,  # P(long) leans with the last minutes' return (trend chasing)
+        "noise_rate": 6.0,  # non-OI taker trades per second for the largest asset
+        "vol_hour_pct": 1.0,  # diffusive volatility per hour (largest asset)
+        "alt_vol_mult": 1.6,  # the smallest asset's volatility relative to the largest
+        "jump_rate_per_hour": 0.6,  # news jumps (the usual cascade trigger) ...
+        "jump_pct": 1.2,  # ... with this mean absolute size
+        "depth_usd_1pct": 25000000.0,  # net taker USD that moves the largest asset 1%
+        "cascade_strength": 2.5,  # forced market orders hit a thinner book: impact multiple
+        "mean_revert_hours": 24.0,  # weak pull toward the reference price so long runs stay sane
+        "book_levels": 50,  # levels per side in each venue book
+        "book_step_bp": 2.0,  # book level spacing (rounded to a nice multiple of the tick)
+        "offscreen_book_s": 2.0,  # book frames for assets out of focus at most this often
+        "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
+        "wall_mult": 25.0,  # wall size relative to a normal level
+        "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding
+    },
+    "recording": {
+        "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often
+    },
+    "doctor": {
+        "dns_timeout_seconds": 2.0,  # the first check: no DNS answer in this long = no network
+        "connect_timeout_seconds": 5.0,  # websocket open (TCP + TLS + upgrade) limit per channel
     },
     "keys": {},  # binding id → key, e.g. mode_raw = "F1"; see the help screen for ids
 }

@@ -3,6 +3,10 @@
 cryptofeed's book keeps Decimal keys in a sorted dict (~1.65 µs per level applied). Here each side is a
 plain dict price → size (float), updated in one tight loop per frame, and sorted arrays are produced
 lazily only when a reader (walls, the UI, a report) asks, cached until the next change.
+
+``apply_raw`` / ``replace_raw`` take the venue's level lists as they come out of the JSON decoder
+(``["61800.20", "2.909"]`` strings or numbers, extra fields ignored) and an optional lot multiplier, so a
+depth frame is applied without building intermediate tuples.
 """
 
 from __future__ import annotations
@@ -43,12 +47,44 @@ class Book:
             self.ts = ts
         self.version += 1
 
+    def apply_raw(self, side: int, levels, ts: float = 0.0, mult: float = 1.0) -> None:
+        """Apply venue level lists ``[price, size, ...]`` (strings or numbers) to one side.
+
+        ``mult`` converts a venue lot (1000PEPE) to coins: price / mult, size × mult.
+        """
+        book = self.bids if side == BID else self.asks
+        pop = book.pop
+        if mult == 1.0:
+            for lv in levels:
+                q = float(lv[1])
+                if q:
+                    book[float(lv[0])] = q
+                else:
+                    pop(float(lv[0]), None)
+        else:
+            for lv in levels:
+                q = float(lv[1]) * mult
+                if q:
+                    book[float(lv[0]) / mult] = q
+                else:
+                    pop(float(lv[0]) / mult, None)
+        if ts:
+            self.ts = ts
+        self.version += 1
+
     def replace(self, bids, asks, ts: float = 0.0) -> None:
         """Replace the whole book with a snapshot."""
         self.bids = {p: q for p, q in bids if q}
         self.asks = {p: q for p, q in asks if q}
         self.ts = ts or self.ts
         self.version += 1
+
+    def replace_raw(self, bids, asks, ts: float = 0.0, mult: float = 1.0) -> None:
+        """Replace the whole book from venue level lists (see ``apply_raw``)."""
+        self.bids = {}
+        self.asks = {}
+        self.apply_raw(BID, bids, ts, mult)
+        self.apply_raw(ASK, asks, ts, mult)
 
     def levels(self, side: int, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(prices, sizes) best first: bids descending, asks ascending."""
@@ -70,9 +106,15 @@ class Book:
         return prices, sizes
 
     def best_bid(self) -> float | None:
+        hit = self._cache.get(BID)
+        if hit is not None and hit[0] == self.version:
+            return float(hit[1][0]) if len(hit[1]) else None
         return max(self.bids) if self.bids else None
 
     def best_ask(self) -> float | None:
+        hit = self._cache.get(ASK)
+        if hit is not None and hit[0] == self.version:
+            return float(hit[1][0]) if len(hit[1]) else None
         return min(self.asks) if self.asks else None
 
     def mid(self) -> float | None:

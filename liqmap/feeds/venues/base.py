@@ -1,0 +1,261 @@
+"""What every liqmap venue feed shares, mixed in front of a cryptofeed Feed class.
+
+A venue class is ``class BinanceFeed(VenueFeed, cryptofeed.exchanges.BinanceFutures)``: cryptofeed keeps
+the connection machinery (``connect()``, websockets, REST polls, retries, watchdog), and this mixin
+replaces what is out of date or too slow in 2.4.1 — subscriptions, message parsing and normalization —
+with one code path that the live collector and the offline ``FrameParser`` both drive.
+
+Each frame goes through ``message_handler`` → the venue's ``_handle`` → ``_emit(kind, asset, row)``; the
+rows of one frame are grouped per (kind, asset) and handed to ``sink(kind, asset, ndarray)`` when the frame
+is done. L2 books are kept in liqmap's float ``Book`` (``self.books[asset]``) and announced to
+``book_sink(asset, venue, book)``. A frame that fails to parse is counted in ``errors[(kind, reason)]``,
+logged the first time, and dropped; the handler never raises, because in cryptofeed an exception in the
+handler tears the connection down.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Callable
+
+import numpy as np
+import orjson
+from cryptofeed.connection import WebsocketEndpoint
+from cryptofeed.defines import L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, PERPETUAL, TRADES
+from cryptofeed.symbols import Symbols
+
+from liqmap.core.assets import Asset, VenueMarket
+from liqmap.core.book import Book
+from liqmap.core.events import KINDS, VENUE_ID
+
+from .normalize import SeenLRU
+
+LOG = logging.getLogger("liqmap.feeds")
+
+KIND_CHANNEL = {"liq": LIQUIDATIONS, "trade": TRADES, "oi": OPEN_INTEREST, "book": L2_BOOK}
+ALL_KINDS = ("liq", "trade", "oi", "book")
+
+Sink = Callable[[str, str, np.ndarray], None]
+BookSink = Callable[[str, str, Book], None]
+
+
+class FrameError(Exception):
+    """A frame or record that cannot be parsed; ``kind`` and ``reason`` name the counter."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+
+
+def feeds_cfg(cfg: dict | None) -> dict:
+    """The ``feeds`` section, falling back to liqmap.config.DEFAULTS for keys a caller left out."""
+    from liqmap.config import DEFAULTS
+
+    base = DEFAULTS["feeds"]
+    got = (cfg or {}).get("feeds", cfg or {}) if cfg else {}
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for k, v in (got or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _quote_of(symbol: str, vm: VenueMarket) -> str:
+    if vm.inverse:
+        return "USD"
+    for q in ("USDT", "USDC", "USD"):
+        if q in symbol.upper():
+            return q
+    return "USDT"
+
+
+class VenueFeed:
+    """Mixin: put it before the cryptofeed class in the bases."""
+
+    venue: str = ""
+    # cryptofeed exchange id used for the global symbol map (the parent class's ``id``)
+
+    def __init__(
+        self,
+        assets: dict[str, Asset],
+        sink: Sink | None = None,
+        book_sink: BookSink | None = None,
+        cfg: dict | None = None,
+        endpoints: dict[str, str] | None = None,
+        channels: tuple[str, ...] | list[str] = ALL_KINDS,
+        book_assets: list[str] | tuple[str, ...] | None = None,
+        callbacks: dict | None = None,
+        **kwargs,
+    ) -> None:
+        self.fcfg = feeds_cfg(cfg)
+        self.vid = VENUE_ID[self.venue]
+        self.sink = sink
+        self.book_sink = book_sink
+        self.errors: Counter = Counter()
+        self.stats: Counter = Counter()
+        self.books: dict[str, Book] = {}
+        self._pending: dict[tuple[str, str], list[tuple]] = {}
+        self._logged: set = set()
+        self._seen_trades = SeenLRU(int(self.fcfg.get("dedup_size", 50_000)))
+        self._seen_liqs = SeenLRU(int(self.fcfg.get("dedup_size", 50_000)))
+        self._last_px: dict[str, float] = {}  # venue symbol → last mark/trade price, venue units
+        self._held_oi: dict[str, tuple] = {}  # OI waiting for a first price (venue symbol → args)
+        self.live_rest = True  # False when driven offline: never start REST fetches then
+        self.kinds = tuple(channels)
+
+        # venue symbol → (asset name, VenueMarket)
+        self.markets: dict[str, tuple[str, VenueMarket]] = {}
+        for name, asset in assets.items():
+            vm = asset.markets.get(self.venue)
+            if vm is not None:
+                self.markets[vm.symbol] = (name, vm)
+        self.asset_of = {sym: name for sym, (name, _) in self.markets.items()}
+        self.std_of = {sym: f"{name}-{_quote_of(sym, vm)}-PERP" for sym, (name, vm) in self.markets.items()}
+        self._seed_symbols()
+
+        book_set = set(book_assets) if book_assets is not None else None
+        subscription: dict[str, list[str]] = {}
+        for kind in self.kinds:
+            chan = KIND_CHANNEL[kind]
+            syms = [self.std_of[s] for s, (name, _) in self.markets.items()
+                    if kind != "book" or book_set is None or name in book_set]
+            if syms:
+                subscription[chan] = syms
+        self.endpoints = self._endpoints(endpoints)
+        super().__init__(subscription=subscription or {TRADES: []}, callbacks=callbacks,
+                         timeout=int(self.fcfg.get("watchdog_seconds", 30)), **kwargs)
+        self.websocket_endpoints = self._ws_endpoints()
+
+    # --- configuration -------------------------------------------------------------------------
+    def _endpoints(self, override: dict[str, str] | None) -> dict[str, str]:
+        """This venue's endpoint URLs from ``feeds.endpoints`` (keys ``<venue>_<name>``), then overrides."""
+        pre = f"{self.venue}_"
+        out = {k[len(pre):]: v for k, v in self.fcfg.get("endpoints", {}).items() if k.startswith(pre)}
+        out.update(override or {})
+        return out
+
+    def chan(self, name: str) -> str:
+        """The wire channel/topic name for ``name`` from ``feeds.channels.<venue>_<name>``."""
+        return self.fcfg["channels"][f"{self.venue}_{name}"]
+
+    def _ws_endpoints(self) -> list:
+        return [WebsocketEndpoint(self.endpoints["ws"], options={"compression": None})]
+
+    def _seed_symbols(self) -> None:
+        """Fill cryptofeed's global symbol map so constructing the feed never makes a REST call."""
+        norm: dict[str, str] = {}
+        info: dict[str, dict] = {"tick_size": {}, "instrument_type": {}}
+        if Symbols.populated(self.id):
+            n0, i0 = Symbols.get(self.id)
+            norm.update(n0)
+            for k, v in i0.items():
+                info.setdefault(k, {}).update(v)
+        for sym, std in self.std_of.items():
+            norm[std] = sym
+            info["instrument_type"][std] = PERPETUAL
+        Symbols.set(self.id, norm, info)
+
+    # --- frame entry point ---------------------------------------------------------------------
+    async def message_handler(self, msg, conn, timestamp: float) -> None:
+        self.stats["frames"] += 1
+        try:
+            await self._handle(msg, conn, timestamp)
+        except FrameError as e:
+            self._error(e.kind, e.reason, msg)
+        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+            self._error("frame", type(e).__name__, msg)
+        except Exception as e:  # never let one frame kill the connection
+            self._error("frame", type(e).__name__, msg)
+        if self._pending:
+            self._flush()
+
+    async def _handle(self, msg, conn, timestamp: float) -> None:
+        raise NotImplementedError
+
+    def _error(self, kind: str, reason: str, msg=None) -> None:
+        self.errors[(kind, reason)] += 1
+        if (kind, reason) not in self._logged:
+            self._logged.add((kind, reason))
+            snippet = msg[:200] if isinstance(msg, (str, bytes)) else ""
+            LOG.warning("%s: dropped %s frame (%s): %r", self.venue, kind, reason, snippet)
+
+    # --- emission ------------------------------------------------------------------------------
+    def _emit(self, kind: str, asset: str, row: tuple) -> None:
+        key = (kind, asset)
+        rows = self._pending.get(key)
+        if rows is None:
+            self._pending[key] = [row]
+        else:
+            rows.append(row)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        sink = self.sink
+        for (kind, asset), rows in pending.items():
+            self.stats[kind] += len(rows)
+            if sink is not None:
+                sink(kind, asset, np.array(rows, dtype=KINDS[kind]))
+
+    def liq(self, asset: str, ts: float, price: float, qty: float, usd: float, side: int, kind: int) -> None:
+        self._emit("liq", asset, (ts, price, qty, usd, side, self.vid, kind))
+
+    def trade(self, asset: str, ts: float, price: float, qty: float, usd: float, side: int) -> None:
+        self._emit("trade", asset, (ts, price, qty, usd, side, self.vid))
+
+    def note_price(self, symbol: str, px: float) -> None:
+        """Remember a venue price for ``symbol``; releases an open-interest sample held for want of one."""
+        self._last_px[symbol] = px
+        if self._held_oi and symbol in self._held_oi:
+            args = self._held_oi.pop(symbol)
+            self.open_interest(*args)
+
+    def open_interest(self, symbol: str, ts: float, base: float | None, usd: float | None,
+                      mark: float | None = None, contracts: float | None = None) -> None:
+        """Emit one OI sample; whatever of base/usd is missing is derived from the best known price.
+
+        ``mark`` is a venue price; without one the last mark/trade price is used, and with no price at all
+        the sample waits (one per symbol, newest wins) until the first price for that symbol arrives.
+        """
+        asset, vm = self.markets[symbol]
+        px_venue = mark if mark else self._last_px.get(symbol)
+        if not px_venue:
+            self._held_oi[symbol] = (symbol, ts, base, usd, None, contracts)
+            return
+        px = px_venue / vm.price_multiplier
+        if base is None and contracts is not None:
+            if vm.inverse:
+                usd = contracts * vm.contract_size
+                base = usd / px
+            else:
+                base = contracts * vm.contract_size * vm.price_multiplier
+        if base is None and usd is not None:
+            base = usd / px
+        if usd is None and base is not None:
+            usd = base * px
+        if base is None:
+            raise FrameError("oi", "no_size")
+        self._emit("oi", asset, (ts, base, usd, px, self.vid))
+
+    def book(self, asset: str) -> Book:
+        b = self.books.get(asset)
+        if b is None:
+            b = self.books[asset] = Book()
+        return b
+
+    def book_changed(self, asset: str) -> None:
+        self.stats["book_frames"] += 1
+        if self.book_sink is not None:
+            self.book_sink(asset, self.venue, self.books[asset])
+
+    def lookup(self, symbol: str):
+        """(asset, VenueMarket) for a venue symbol, or None when it is not one of ours."""
+        return self.markets.get(symbol)
+
+
+def now() -> float:
+    return time.time()

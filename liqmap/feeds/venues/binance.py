@@ -1,0 +1,302 @@
+"""Binance USD-M futures, fixed for the 2026 split of the futures websocket.
+
+cryptofeed 2.4.1 subscribes everything on ``wss://fstream.binance.com/stream`` which went silent for
+liquidations and aggTrade on 2026-04-23 (venues.md §2.1, cryptofeed #1128). Here:
+
+- ``/market``: ``!forceOrder@arr`` (or ``<sym>@forceOrder``), ``<sym>@aggTrade``, ``<sym>@markPrice@1s``;
+- ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured);
+- REST: open interest polled with cryptofeed's ``HTTPPoll``; the depth snapshot fetched once per (re)sync.
+
+The book is rebuilt with the documented futures sequencing: buffer diffs until the REST snapshot, drop
+diffs with ``u < lastUpdateId``, the first applied diff must straddle ``lastUpdateId``, and every later
+diff's ``pu`` must equal the previous ``u`` — otherwise the book is resynced from a fresh snapshot.
+Liquidations use the fill (``ap`` × ``z``) rather than cryptofeed's order price × original quantity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import orjson
+from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
+from cryptofeed.exchanges.binance_futures import BinanceFutures
+
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, PRICE_ORDER, SELL, SHORT
+
+from .base import FrameError, VenueFeed
+from .normalize import to_base
+
+_WS_OPTIONS = {"ping_interval": 10, "ping_timeout": None, "max_size": None, "max_queue": None,
+               "compression": None}
+_SYMBOL_IN_URL = re.compile(r"[?&]symbol=([A-Za-z0-9_]+)")
+STREAMS_PER_CONNECTION = 200
+BUFFER_LIMIT = 5000  # depth diffs held while waiting for a snapshot
+
+
+class _DepthState:
+    __slots__ = ("last_u", "synced", "buffer", "requested")
+
+    def __init__(self) -> None:
+        self.last_u: int | None = None  # None: no snapshot yet
+        self.synced = False  # True once the first diff after the snapshot has been applied
+        self.buffer: list[dict] = []
+        self.requested = False
+
+
+class _RestConn:
+    """What a REST body arrives on, so the handler can tell which symbol a depth snapshot is for."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.uuid = address
+        self.subscription = {}
+
+
+class BinanceFeed(VenueFeed, BinanceFutures):
+    venue = "binance"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._depth: dict[str, _DepthState] = {}
+        super().__init__(*args, **kwargs)
+        ch = self.fcfg["channels"]
+        self.rest_endpoints = [RestEndpoint(self.endpoints["rest"], routes=Routes(
+            "/fapi/v1/exchangeInfo", l2book=ch["binance_depth_path"], open_interest=ch["binance_oi_path"]))]
+        self.open_interest_interval = float(self.fcfg.get("oi_poll_seconds", 10.0))
+
+    def _ws_endpoints(self) -> list:
+        return []  # connect() below builds the two routed connections itself
+
+    # --- connections ---------------------------------------------------------------------------
+    def streams(self) -> tuple[list[str], list[str]]:
+        """(market streams, public streams) for this feed's symbols and channels."""
+        ch = self.fcfg["channels"]
+        market: list[str] = []
+        public: list[str] = []
+        syms = [s.lower() for s in self.markets]
+        if "liq" in self.kinds:
+            if self.fcfg.get("binance_all_liquidations", True):
+                market.append("!forceOrder@arr")
+            else:
+                market += [f"{s}@{ch['binance_liquidations']}" for s in syms]
+        if "trade" in self.kinds:
+            target = public if ch["binance_trades"] == "trade" else market
+            target += [f"{s}@{ch['binance_trades']}" for s in syms]
+        if "oi" in self.kinds or "trade" in self.kinds:
+            market += [f"{s}@{ch['binance_mark']}" for s in syms]
+        if "book" in self.kinds:
+            public += [f"{s.lower()}@{ch['binance_depth']}" for s in self._book_symbols()]
+        return market, public
+
+    def _book_symbols(self) -> list[str]:
+        subs = self.subscription.get("depth") or []
+        return [s for s in subs if s in self.markets]
+
+    def _connect_rest(self):
+        if "oi" not in self.kinds or not self.markets:
+            return []
+        route = self.rest_endpoints[0].route("open_interest")
+        addrs = [route.format(s) for s in self.markets]
+        return [(HTTPPoll(addrs, self.id, delay=60.0, sleep=self.open_interest_interval, proxy=self.http_proxy),
+                 self.subscribe, self.message_handler, self.authenticate)]
+
+    def connect(self):
+        ret = self._connect_rest()
+        market, public = self.streams()
+        for base, streams in ((self.endpoints["market"], market), (self.endpoints["public"], public)):
+            for i in range(0, len(streams), STREAMS_PER_CONNECTION):
+                chunk = streams[i:i + STREAMS_PER_CONNECTION]
+                addr = base.rstrip("/") + "/stream?streams=" + "/".join(chunk)
+                ret.append((WSAsyncConn(addr, self.id, subscription={"streams": chunk}, **_WS_OPTIONS),
+                            self.subscribe, self.message_handler, self.authenticate))
+        return ret
+
+    async def subscribe(self, conn) -> None:
+        # Streams are in the URL; a (re)connect of a depth connection must rebuild its books.
+        streams = (getattr(conn, "subscription", None) or {}).get("streams", [])
+        for s in streams:
+            if "@depth" in s:
+                sym = s.split("@", 1)[0].upper()
+                self._depth[sym] = _DepthState()
+
+    # --- frames --------------------------------------------------------------------------------
+    async def _handle(self, msg, conn, timestamp: float) -> None:
+        m = orjson.loads(msg)
+        if not isinstance(m, dict):
+            raise FrameError("frame", "not_an_object")
+        d = m.get("data", m) if "stream" in m else m
+        e = d.get("e")
+        if e == "depthUpdate":
+            self._depth_update(d, timestamp)
+        elif e == "trade" or e == "aggTrade":
+            self._trade(d, e)
+        elif e == "forceOrder":
+            self._liquidation(d)
+        elif e == "markPriceUpdate":
+            sym = d["s"]
+            if sym in self.markets:
+                self.note_price(sym, float(d["p"]))
+        elif e == "bookTicker":
+            self.stats["ignored"] += 1
+        elif "lastUpdateId" in d:
+            self._snapshot(d, conn, timestamp)
+        elif "openInterest" in d:
+            self._oi(d, timestamp)
+        elif "result" in d or "id" in d:
+            self.stats["control"] += 1
+        else:
+            raise FrameError("frame", "unknown_event")
+
+    def _trade(self, d: dict, e: str) -> None:
+        sym = d["s"]
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        tid = d["t"] if e == "trade" else d["a"]
+        if not self._seen_trades.add((sym, e, tid)):
+            self.stats["duplicates"] += 1
+            return
+        asset, vm = hit
+        p = float(d["p"])
+        px, qty, usd = to_base(vm, float(d["q"]), p)
+        self._last_px[sym] = p
+        self.trade(asset, d["T"] / 1000.0, px, qty, usd, SELL if d["m"] else BUY)
+
+    def _liquidation(self, d: dict) -> None:
+        o = d["o"]
+        sym = o["s"]
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        ap = float(o.get("ap") or 0.0)
+        z = float(o.get("z") or 0.0)
+        if ap > 0 and z > 0:
+            price, qty, kind = ap, z, PRICE_FILL
+        else:  # not (yet) filled: the order itself, at its limit price
+            price, qty, kind = float(o["p"]), float(o["q"]), PRICE_ORDER
+        side = o["S"]
+        if side not in ("SELL", "BUY"):
+            raise FrameError("liq", "bad_side")
+        ts = (o.get("T") or d["E"]) / 1000.0
+        if not self._seen_liqs.add((sym, o.get("T"), side, o.get("z"), o.get("ap"), o.get("q"))):
+            self.stats["duplicates"] += 1
+            return
+        px, base, usd = to_base(vm, qty, price)
+        # The forced order closes the position: a SELL closes a long.
+        self.liq(asset, ts, px, base, usd, LONG if side == "SELL" else SHORT, kind)
+
+    def _oi(self, d: dict, timestamp: float) -> None:
+        sym = d["symbol"]
+        if sym not in self.markets:
+            self.stats["filtered"] += 1
+            return
+        ts = d["time"] / 1000.0 if d.get("time") else timestamp
+        self.open_interest(sym, ts, None, None, contracts=float(d["openInterest"]))
+
+    # --- book ----------------------------------------------------------------------------------
+    def _depth_update(self, d: dict, timestamp: float) -> None:
+        sym = d["s"]
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        st = self._depth.get(sym)
+        if st is None:
+            st = self._depth[sym] = _DepthState()
+        if st.last_u is None:
+            if len(st.buffer) >= BUFFER_LIMIT:
+                del st.buffer[0]
+            st.buffer.append(d)
+            self._request_snapshot(sym, st)
+            return
+        if self._apply_diff(sym, hit, st, d):
+            self.book_changed(hit[0])
+
+    def _apply_diff(self, sym: str, hit, st: _DepthState, d: dict) -> bool:
+        u = d["u"]
+        if u < st.last_u:
+            self.stats["depth_stale"] += 1
+            return False
+        if not st.synced:
+            if not d["U"] <= st.last_u <= u:
+                return self._gap(sym, st, d)
+            st.synced = True
+        elif d["pu"] != st.last_u:
+            return self._gap(sym, st, d)
+        st.last_u = u
+        asset, vm = hit
+        book = self.book(asset)
+        ts = d.get("E", 0) / 1000.0
+        mult = vm.price_multiplier
+        book.apply_raw(BID, d["b"], ts, mult)
+        book.apply_raw(ASK, d["a"], ts, mult)
+        return True
+
+    def _gap(self, sym: str, st: _DepthState, d: dict) -> bool:
+        self._error("book", "sequence_gap")
+        st.last_u = None
+        st.synced = False
+        st.buffer = [d]
+        st.requested = False
+        self._request_snapshot(sym, st)
+        return False
+
+    def _snapshot(self, d: dict, conn, timestamp: float) -> None:
+        addr = getattr(conn, "address", "") or ""
+        if isinstance(conn, str):
+            addr = conn
+        hit = _SYMBOL_IN_URL.search(addr)
+        if hit:
+            sym = hit.group(1).upper()
+        else:  # a recording without the URL: the one symbol that is waiting for a snapshot
+            waiting = [s for s, st in self._depth.items() if st.last_u is None and st.buffer]
+            if len(waiting) != 1:
+                raise FrameError("book", "snapshot_symbol_unknown")
+            sym = waiting[0]
+        mk = self.markets.get(sym)
+        if mk is None:
+            self.stats["filtered"] += 1
+            return
+        st = self._depth.get(sym)
+        if st is None:
+            st = self._depth[sym] = _DepthState()
+        asset, vm = mk
+        book = self.book(asset)
+        ts = (d.get("T") or d.get("E") or timestamp * 1000.0) / 1000.0
+        book.replace_raw(d["bids"], d["asks"], ts, vm.price_multiplier)
+        st.last_u = d["lastUpdateId"]
+        st.synced = False
+        buffered, st.buffer = st.buffer, []
+        st.requested = False
+        for diff in buffered:
+            if st.last_u is None:  # a gap inside the buffer asked for another snapshot
+                st.buffer.append(diff)
+                continue
+            self._apply_diff(sym, mk, st, diff)
+        self.book_changed(asset)
+
+    def _request_snapshot(self, sym: str, st: _DepthState) -> None:
+        if st.requested or not self.live_rest:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        st.requested = True
+        loop.create_task(self._fetch_snapshot(sym))
+
+    async def _fetch_snapshot(self, sym: str) -> None:
+        url = self.rest_endpoints[0].route("l2book").format(sym)
+        try:
+            body = await self.http_conn.read(url)
+        except Exception as e:  # network trouble: the next diff asks again
+            self._error("book", f"snapshot_fetch_{type(e).__name__}")
+            st = self._depth.get(sym)
+            if st is not None:
+                st.requested = False
+            return
+        await self.message_handler(body, _RestConn(url), time.time())
