@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
         "reconcile_buckets": 3,  # real liquidations cancel estimated levels within ±this many buckets
         "heatmap_sigma_buckets": 1.5,  # Gaussian smoothing (in buckets) for the Synthetic Heatmap mode
         "hybrid_real_hours": 4.0,  # real liquidations shown in Hybrid mode
+        "hybrid_half_life_hours": 2.0,  # ... fading with this half-life (0 = no fade)
+        "raw_half_life_hours": 0.0,  # Raw mode recency decay; 0 = off (cells are exact USD sums)
+        "heatmap_clip_pct": 99.0,  # Synthetic Heatmap: cells at/above this percentile read as full
+        "heatmap_decades": 3.0,  # ... and this many orders of magnitude below it fade to ~0.1
         "range_pct": 15.0,  # price range around the last price that the model tracks
     },
     "engine": {

@@ -1,0 +1,44 @@
+"""Grid builders for the four map modes (DESIGN §4) and the price trace.
+
+- ``window``: which cells a view covers (rows around a price, the timeframe's column window).
+- ``layers``: the numeric pieces (liquidation binning with optional decay, trace/high/low, Gaussian
+  smoothing along price, 0–1 normalization, forward profile), pure numpy.
+- ``modes``: one builder per mode over plain arrays, and ``build_view`` (one view from the market).
+- ``state``: ``GridState``, the incremental 1m path (cursors per ring, column shifting).
+- ``universe``: ``build_all``, the engine's full rebuild of every asset × timeframe.
+"""
+
+from .layers import (
+    ColumnPrices,
+    column_prices,
+    gaussian_kernel,
+    liquidation_layers,
+    normalize,
+    price_range,
+    price_trace,
+    profile_rows,
+    smooth_rows,
+)
+from .modes import (
+    GridParams,
+    SyntheticModel,
+    ViewSpec,
+    build_heatmap,
+    build_hybrid,
+    build_raw,
+    build_synthetic,
+    build_view,
+    model_layers,
+    model_levels,
+)
+from .state import GridState
+from .universe import AssetRows, build_all
+from .window import Window, make_window, rows_around, window_around
+
+__all__ = [
+    "AssetRows", "ColumnPrices", "GridParams", "GridState", "SyntheticModel", "ViewSpec", "Window",
+    "build_all", "build_heatmap", "build_hybrid", "build_raw", "build_synthetic", "build_view",
+    "column_prices", "gaussian_kernel", "liquidation_layers", "make_window", "model_layers", "model_levels",
+    "normalize", "price_range", "price_trace", "profile_rows", "rows_around", "smooth_rows",
+    "window_around",
+]

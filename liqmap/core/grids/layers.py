@@ -1,0 +1,273 @@
+"""The numeric layers every mode is made of, each a whole-array numpy operation (no per-event Python).
+
+- ``liquidation_layers``: real liquidations binned by (bucket, column), USD summed, long and short apart,
+  optionally decayed with age and cut at a horizon.
+- ``column_prices``: last trade price per column (the price trace) and each column's high and low.
+- ``smooth_rows`` / ``normalize``: the Synthetic Heatmap's Gaussian along price and its 0–1 scaling.
+- ``profile_rows``: the model's current levels (bucket index, long USD, short USD) binned onto the rows.
+
+Safety: every event weight is made finite, non-negative and capped at ``MAX_EVENT_USD`` before it is
+summed, and every model array is cleaned the same way, so no NaN or inf can ever reach a grid whatever
+finite (or non-finite) numbers come in. The cap is far above any real notional (1e30 USD) and keeps any
+float64 sum of up to billions of events finite and any float32 cast of it finite too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .window import Window, cells, col_float, in_columns
+
+MAX_EVENT_USD = 1e30
+
+# Index of the long and short planes in a (2, nrows, ncols) side-split array.
+LONG_PLANE, SHORT_PLANE = 0, 1
+
+
+def clean_usd(usd: np.ndarray) -> np.ndarray:
+    """Finite, non-negative, capped float64 copy of a USD array (NaN/−x → 0, +inf → cap)."""
+    w = np.array(usd, dtype=np.float64, copy=True)
+    np.nan_to_num(w, copy=False, nan=0.0, posinf=MAX_EVENT_USD, neginf=0.0)
+    np.clip(w, 0.0, MAX_EVENT_USD, out=w)
+    return w
+
+
+def decay_factor(age_s: np.ndarray | float, half_life_s: float) -> np.ndarray:
+    """2^(−age/half-life). Ages are in seconds; a zero or negative half-life means no decay."""
+    if not half_life_s > 0:
+        return np.ones_like(np.asarray(age_s, dtype=np.float64))
+    with np.errstate(over="ignore", under="ignore"):
+        return np.exp2(-np.asarray(age_s, dtype=np.float64) / half_life_s)
+
+
+def liquidation_cells(liqs: np.ndarray, win: Window, since_ts: float | None = None):
+    """Events of ``liqs`` (LIQ_DTYPE) inside the window, as (index into liqs, side-split flat cell, usd).
+
+    The flat cell is ``plane*ncells + row*ncols + col`` with plane 0 = long, 1 = short. Rows with a side of
+    0 (neither) are dropped: a liquidation always has a position side. ``since_ts`` drops older events
+    (the Hybrid horizon).
+    """
+    if len(liqs) == 0:
+        e = np.zeros(0, dtype=np.int64)
+        return e, e, np.zeros(0, dtype=np.float64)
+    ok, flat = cells(liqs["price"], liqs["ts"], win)
+    idx = np.flatnonzero(ok)
+    side = liqs["side"][idx]
+    keep = side != 0
+    if since_ts is not None:
+        keep &= liqs["ts"][idx] >= since_ts
+    if not keep.all():
+        idx, flat, side = idx[keep], flat[keep], side[keep]
+    flat = flat + (side < 0).astype(np.int64) * win.ncells
+    return idx, flat, clean_usd(liqs["usd"][idx])
+
+
+def bin_flat(flat: np.ndarray, weights: np.ndarray, nbins: int) -> np.ndarray:
+    """Sum ``weights`` per flat bin (float64 of length ``nbins``). bincount: one pass, no Python loop."""
+    if len(flat) == 0:
+        return np.zeros(nbins, dtype=np.float64)
+    return np.bincount(flat, weights=weights, minlength=nbins)
+
+
+def liquidation_layers(
+    liqs: np.ndarray,
+    win: Window,
+    *,
+    now: float | None = None,
+    half_life_s: float = 0.0,
+    since_ts: float | None = None,
+) -> np.ndarray:
+    """Real liquidations as a float64 (2, nrows, ncols) array: plane 0 long USD, plane 1 short USD.
+
+    With ``half_life_s > 0`` each event is weighted by 2^(−(now − ts)/half_life_s) (methods §2.4: Raw has a
+    recency decay); with 0 the cells are exact sums of the events' USD.
+    """
+    idx, flat, w = liquidation_cells(liqs, win, since_ts)
+    if half_life_s > 0 and len(idx):
+        if now is None:
+            raise ValueError("a decayed liquidation layer needs `now`")
+        w = w * decay_factor(now - liqs["ts"][idx], half_life_s)
+    return bin_flat(flat, w, 2 * win.ncells).reshape(2, win.nrows, win.ncols)
+
+
+@dataclass(frozen=True)
+class ColumnPrices:
+    """Per column of a window: last trade price (NaN if none), its time, high and low (NaN if none)."""
+
+    last: np.ndarray
+    last_ts: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+
+    @property
+    def traded(self) -> np.ndarray:
+        return ~np.isnan(self.last)
+
+
+def _empty_prices(n: int) -> ColumnPrices:
+    nan = np.full(n, np.nan)
+    return ColumnPrices(nan, nan.copy(), nan.copy(), nan.copy())
+
+
+def sorted_by_time(rows: np.ndarray) -> np.ndarray:
+    """``rows`` in time order, ties kept in their given order (a no-op pass when already sorted)."""
+    ts = rows["ts"]
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return rows
+    return rows[np.argsort(ts, kind="stable")]
+
+
+def column_prices(trades: np.ndarray, win: Window, *, with_range: bool = True) -> ColumnPrices:
+    """Last trade price per column plus high/low. "Last" is the greatest ``ts``; equal times resolve to
+    the row that comes later in ``trades`` (``Market.gather`` order: venues in order, then append order).
+    Trades outside the columns are dropped; the row range does not matter (the trace may leave the view).
+    """
+    n = win.ncols
+    if len(trades) == 0:
+        return _empty_prices(n)
+    good = np.isfinite(trades["price"]) & (trades["price"] > 0) & np.isfinite(trades["ts"])
+    if not good.all():
+        trades = trades[good]
+    trades = sorted_by_time(trades)
+    cf = col_float(trades["ts"], win)
+    # Time-sorted, so the window's trades are one contiguous run; cut it with two binary searches.
+    lo = int(np.searchsorted(cf, 0.0, side="left"))
+    hi = int(np.searchsorted(cf, float(n), side="left"))
+    if hi <= lo:
+        return _empty_prices(n)
+    cols = cf[lo:hi].astype(np.int64)
+    price = trades["price"][lo:hi]
+    ts = trades["ts"][lo:hi]
+    edges = np.arange(n + 1)
+    bounds = np.searchsorted(cols, edges, side="left")
+    starts, ends = bounds[:-1], bounds[1:]
+    has = ends > starts
+    last = np.full(n, np.nan)
+    last_ts = np.full(n, np.nan)
+    last[has] = price[ends[has] - 1]
+    last_ts[has] = ts[ends[has] - 1]
+    high = np.full(n, np.nan)
+    low = np.full(n, np.nan)
+    if with_range and has.any():
+        s = starts[has]
+        high[has] = np.maximum.reduceat(price, s)
+        low[has] = np.minimum.reduceat(price, s)
+    return ColumnPrices(last, last_ts, high, low)
+
+
+def price_trace(trades: np.ndarray, win: Window) -> np.ndarray:
+    """Last trade price per column (float64, NaN where nothing traded)."""
+    return column_prices(trades, win, with_range=False).last
+
+
+def price_range(trades: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """(high, low) trade price per column (NaN where nothing traded): what the model's consumption and the
+    UI's candles need."""
+    cp = column_prices(trades, win)
+    return cp.high, cp.low
+
+
+def gaussian_kernel(sigma_buckets: float) -> np.ndarray:
+    """Normalized Gaussian taps over ±ceil(4σ) buckets (σ ≤ 0 gives the identity kernel)."""
+    if not sigma_buckets > 0 or not np.isfinite(sigma_buckets):
+        return np.ones(1)
+    radius = max(1, int(np.ceil(4.0 * sigma_buckets)))
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma_buckets) ** 2)
+    return k / k.sum()
+
+
+def smooth_rows(a: np.ndarray, sigma_buckets: float) -> np.ndarray:
+    """Convolve every column of ``a`` (..., nrows, ncols) with a Gaussian along the price axis.
+
+    The map wants a Gaussian in *log*-price (methods §2.4). Buckets are linear steps, but one bucket is
+    ~5 bp of price and spans nearly the same log width everywhere in a view (across a ±15% view the log
+    width of a bucket changes by ±15%), so σ in buckets is σ in log-price to within that for σ of 1–2
+    buckets. Cells beyond the view are taken as empty (zero padding): mass smoothed off the edge is lost,
+    which only dims the edge rows slightly. One vectorized slice-add per kernel tap, no per-cell loop.
+    """
+    k = gaussian_kernel(sigma_buckets)
+    if len(k) == 1:
+        return np.array(a, dtype=np.float64, copy=True)
+    a = np.asarray(a, dtype=np.float64)
+    nrows = a.shape[-2]
+    out = np.zeros_like(a)
+    radius = len(k) // 2
+    for t, w in enumerate(k):
+        d = t - radius  # output row r receives input row r - d
+        if abs(d) >= nrows:
+            continue
+        if d >= 0:
+            out[..., d:, :] += w * a[..., : nrows - d, :]
+        else:
+            out[..., : nrows + d, :] += w * a[..., -d:, :]
+    return out
+
+
+def normalize(values: np.ndarray, clip_pct: float = 99.0, decades: float = 3.0) -> np.ndarray:
+    """Scale a USD grid to 0–1 for at-a-glance reading: log scale with a percentile clip.
+
+    ``hi`` is the ``clip_pct`` percentile of the non-empty cells (cells above it read as full, so one
+    monster cell cannot wash out the rest); values ``decades`` orders of magnitude below ``hi`` fade to
+    ~0.1 and an empty cell is exactly 0. Always finite, in [0, 1], also for an all-zero grid (all zeros).
+    """
+    v = np.array(values, dtype=np.float64, copy=True)
+    np.nan_to_num(v, copy=False, nan=0.0, posinf=MAX_EVENT_USD, neginf=0.0)
+    np.maximum(v, 0.0, out=v)
+    pos = v[v > 0]
+    out = np.zeros(v.shape, dtype=np.float32)
+    if pos.size == 0:
+        return out
+    hi = float(np.percentile(pos, min(max(clip_pct, 0.0), 100.0)))
+    if not hi > 0:
+        hi = float(pos.max())
+    floor = hi * 10.0 ** (-max(decades, 0.1))
+    if not floor > 0:
+        floor = np.finfo(np.float64).tiny
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        scaled = np.log1p(v / floor) / np.log1p(hi / floor)
+    np.nan_to_num(scaled, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(scaled, 0.0, 1.0, out=scaled)
+    out[...] = scaled
+    return out
+
+
+def clean_layer(a, shape: tuple[int, int], what: str = "model layer") -> np.ndarray:
+    """A model-provided (nrows, ncols) USD array as a clean float64 copy (finite, ≥0, capped)."""
+    arr = np.asarray(a, dtype=np.float64)
+    if arr.shape != tuple(shape):
+        raise ValueError(f"{what}: expected shape {tuple(shape)}, got {arr.shape}")
+    return clean_usd(arr)
+
+
+def profile_rows(levels, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Bin the model's current levels ``(bucket_idx, long_usd, short_usd)`` onto the window's rows.
+
+    Levels outside the rows are dropped. Returns float64 (nrows,) long and short USD.
+    """
+    if levels is None:
+        z = np.zeros(win.nrows)
+        return z, z.copy()
+    idx, lu, su = levels
+    idx = np.asarray(idx)
+    if idx.dtype.kind in "iu":
+        rel = idx.astype(np.int64) - win.row0
+        ok = (rel >= 0) & (rel < win.nrows)
+        r = rel[ok]
+    else:  # tolerate float bucket indices; NaN/inf fail the range test and are dropped
+        with np.errstate(invalid="ignore"):
+            relf = np.floor(idx.astype(np.float64)) - win.row0
+            ok = (relf >= 0) & (relf < win.nrows)
+        r = relf[ok].astype(np.int64)
+    lu = clean_usd(np.asarray(lu, dtype=np.float64)[ok])
+    su = clean_usd(np.asarray(su, dtype=np.float64)[ok])
+    return bin_flat(r, lu, win.nrows), bin_flat(r, su, win.nrows)
+
+
+def columns_of(ts: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    """(mask in the window's columns, absolute column index of those)."""
+    cf = col_float(ts, win)
+    ok = in_columns(cf, win)
+    return ok, cf[ok].astype(np.int64) + win.col0

@@ -1,0 +1,224 @@
+"""The four map modes (DESIGN §4) as pure builders over arrays, plus the one-call ``build_view``.
+
+Every builder takes plain arrays (liquidation rows, trade rows, the synthetic model's per-column profile
+arrays, its current levels) and returns a ``MapGrid``; nothing here reads a ring or calls a model except
+the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The incremental path
+(``state.GridState``) produces the same grids without rebuilding; tests hold the two equal.
+
+What each mode's grid holds (float32 USD unless said):
+
+- raw: ``long``/``short`` real liquidations per cell, ``values`` = long + short (optionally decayed).
+- synthetic: the model's per-column long/short profile, ``values`` = long + short.
+- heatmap: ``long``/``short`` = the synthetic layers smoothed along price (USD), ``values`` = their sum
+  normalized per view to 0–1 (log scale, percentile clip).
+- hybrid: ``real`` = real liquidations of the last ``hybrid_real_hours``, decayed with age; ``long``/``short``
+  = real + synthetic per side; ``values`` = long + short; ``profile_long``/``profile_short`` = the model's
+  current levels binned onto the rows (the forward profile for the right edge).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..snapshot import MODES, MapGrid
+from .. import timeframes
+from .layers import (
+    LONG_PLANE,
+    SHORT_PLANE,
+    clean_layer,
+    column_prices,
+    liquidation_layers,
+    normalize,
+    profile_rows,
+    smooth_rows,
+)
+from .window import Window, make_window
+
+HOUR = 3600.0
+
+
+class SyntheticModel(Protocol):
+    """What the grids need from ``liqmap.core.synthetic`` (duck-typed so the grids never import it)."""
+
+    def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
+                        venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class GridParams:
+    """The grid knobs that live in config (``model`` section); seconds here, hours in config."""
+
+    raw_half_life_s: float = 0.0  # Raw recency decay; 0 = off, cells are exact sums
+    hybrid_real_s: float = 4.0 * HOUR  # Hybrid shows real liquidations this recent ...
+    hybrid_half_life_s: float = 2.0 * HOUR  # ... fading with this half-life
+    heatmap_sigma_buckets: float = 1.5
+    heatmap_clip_pct: float = 99.0
+    heatmap_decades: float = 3.0
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "GridParams":
+        m = cfg.get("model", {})
+        d = cls()
+        return cls(
+            raw_half_life_s=float(m.get("raw_half_life_hours", d.raw_half_life_s / HOUR)) * HOUR,
+            hybrid_real_s=float(m.get("hybrid_real_hours", d.hybrid_real_s / HOUR)) * HOUR,
+            hybrid_half_life_s=float(m.get("hybrid_half_life_hours", d.hybrid_half_life_s / HOUR)) * HOUR,
+            heatmap_sigma_buckets=float(m.get("heatmap_sigma_buckets", d.heatmap_sigma_buckets)),
+            heatmap_clip_pct=float(m.get("heatmap_clip_pct", d.heatmap_clip_pct)),
+            heatmap_decades=float(m.get("heatmap_decades", d.heatmap_decades)),
+        )
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """Everything that identifies a view; changing any of it means a full rebuild."""
+
+    asset: str
+    mode: str
+    timeframe: str
+    step: float
+    row0: int
+    nrows: int
+    ncols: int
+    venues: tuple[str, ...] | None = None  # None = every venue the market has
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        timeframes.period(self.timeframe)
+
+    def window(self, now: float) -> Window:
+        return make_window(now, self.timeframe, self.ncols, self.step, self.row0, self.nrows)
+
+
+def f32(a: np.ndarray) -> np.ndarray:
+    """float32 copy of a non-negative float64 layer (tiny negative float residue is clamped to 0)."""
+    out = np.asarray(a, dtype=np.float32)
+    if out is a:
+        out = out.copy()
+    np.maximum(out, 0.0, out=out)
+    return out
+
+
+def assemble(asset: str, mode: str, tf: str, win: Window, trace: np.ndarray, *, long: np.ndarray,
+             short: np.ndarray, values: np.ndarray | None = None, real: np.ndarray | None = None,
+             profile: tuple[np.ndarray, np.ndarray] | None = None,
+             venues: tuple[str, ...] = ()) -> MapGrid:
+    """Wrap float64 layers into a MapGrid (float32 copies; ``values`` defaults to long + short)."""
+    lo, sh = f32(long), f32(short)
+    vals = lo + sh if values is None else np.asarray(values, dtype=np.float32)
+    return MapGrid(
+        asset=asset, mode=mode, timeframe=tf, step=win.step, row0=win.row0, col0=win.col0,
+        period=win.period, values=vals, trace=np.asarray(trace, dtype=np.float64), long=lo, short=sh,
+        real=None if real is None else f32(real),
+        profile_long=None if profile is None else f32(profile[0]),
+        profile_short=None if profile is None else f32(profile[1]),
+        venues=tuple(venues),
+    )
+
+
+def _trace(trades: np.ndarray | None, win: Window) -> np.ndarray:
+    if trades is None:
+        return np.full(win.ncols, np.nan)
+    return column_prices(trades, win, with_range=False).last
+
+
+def _layers(syn_long, syn_short, win: Window) -> tuple[np.ndarray, np.ndarray]:
+    shape = (win.nrows, win.ncols)
+    return clean_layer(syn_long, shape, "synthetic long"), clean_layer(syn_short, shape, "synthetic short")
+
+
+def build_raw(asset: str, tf: str, win: Window, liqs: np.ndarray, trades: np.ndarray | None = None, *,
+              now: float | None = None, half_life_s: float = 0.0, venues: tuple[str, ...] = ()) -> MapGrid:
+    """Raw: real liquidations per cell, long and short apart (exact USD sums unless a half-life is set)."""
+    ls = liquidation_layers(liqs, win, now=now, half_life_s=half_life_s)
+    return assemble(asset, "raw", tf, win, _trace(trades, win), long=ls[LONG_PLANE], short=ls[SHORT_PLANE],
+                    venues=venues)
+
+
+def build_synthetic(asset: str, tf: str, win: Window, syn_long, syn_short, trades: np.ndarray | None = None,
+                    *, venues: tuple[str, ...] = ()) -> MapGrid:
+    """Synthetic: the model's estimated notional at risk per cell (its per-column profile)."""
+    lo, sh = _layers(syn_long, syn_short, win)
+    return assemble(asset, "synthetic", tf, win, _trace(trades, win), long=lo, short=sh, venues=venues)
+
+
+def heatmap_layers(lo: np.ndarray, sh: np.ndarray, params: GridParams) -> tuple[np.ndarray, np.ndarray,
+                                                                                  np.ndarray]:
+    """(smoothed long, smoothed short, normalized values) from clean synthetic layers."""
+    both = smooth_rows(np.stack((lo, sh)), params.heatmap_sigma_buckets)
+    vals = normalize(both[0] + both[1], params.heatmap_clip_pct, params.heatmap_decades)
+    return both[0], both[1], vals
+
+
+def build_heatmap(asset: str, tf: str, win: Window, syn_long, syn_short, trades: np.ndarray | None = None,
+                  *, params: GridParams = GridParams(), venues: tuple[str, ...] = ()) -> MapGrid:
+    """Synthetic Heatmap: the synthetic layers smoothed along price, values normalized to 0–1."""
+    lo, sh = _layers(syn_long, syn_short, win)
+    slo, ssh, vals = heatmap_layers(lo, sh, params)
+    return assemble(asset, "heatmap", tf, win, _trace(trades, win), long=slo, short=ssh, values=vals,
+                    venues=venues)
+
+
+def hybrid_real(liqs: np.ndarray, win: Window, now: float, params: GridParams) -> np.ndarray:
+    """The Hybrid real layer: liquidations since ``now − hybrid_real_s``, decayed with age. (2, r, c)."""
+    return liquidation_layers(liqs, win, now=now, half_life_s=params.hybrid_half_life_s,
+                              since_ts=now - params.hybrid_real_s)
+
+
+def build_hybrid(asset: str, tf: str, win: Window, liqs: np.ndarray, syn_long, syn_short,
+                 trades: np.ndarray | None = None, levels=None, *, now: float,
+                 params: GridParams = GridParams(), venues: tuple[str, ...] = ()) -> MapGrid:
+    """Hybrid: recent real liquidations (own layer, for markers) + unconsumed synthetic levels per column,
+    and the forward profile (the model's current ``levels``) binned onto the rows."""
+    lo, sh = _layers(syn_long, syn_short, win)
+    real = hybrid_real(liqs, win, now, params)
+    lo += real[LONG_PLANE]
+    sh += real[SHORT_PLANE]
+    return assemble(asset, "hybrid", tf, win, _trace(trades, win), long=lo, short=sh,
+                    real=real[LONG_PLANE] + real[SHORT_PLANE], profile=profile_rows(levels, win),
+                    venues=venues)
+
+
+def model_layers(model: SyntheticModel | None, tf: str, win: Window,
+                 venues: tuple[str, ...] | None = None, col_lo: int | None = None) -> tuple[np.ndarray,
+                                                                                           np.ndarray]:
+    """The model's per-column (long, short) profile for columns ``col_lo .. win.col1-1`` (default: the whole
+    window), cleaned to finite non-negative float64. No model → zeros (the map still shows real data)."""
+    lo_col = win.col0 if col_lo is None else col_lo
+    shape = (win.nrows, win.col1 - lo_col)
+    if model is None or shape[1] <= 0:
+        return np.zeros(shape), np.zeros(shape)
+    lo, sh = model.column_profiles(tf, lo_col, win.col1, win.row0, win.nrows, venues)
+    return clean_layer(lo, shape, "synthetic long"), clean_layer(sh, shape, "synthetic short")
+
+
+def model_levels(model: SyntheticModel | None, venues: tuple[str, ...] | None = None):
+    """The model's current levels ``(bucket_idx, long_usd, short_usd)``, or None without a model."""
+    return None if model is None else model.levels(venues)
+
+
+def build_view(market, spec: ViewSpec, now: float, model: SyntheticModel | None = None,
+               params: GridParams = GridParams()) -> MapGrid:
+    """Full rebuild of one view from the market's rings (``Market.gather``) and the model."""
+    win = spec.window(now)
+    venues = tuple(market.venues if spec.venues is None else spec.venues)
+    trades = market.gather("trade", spec.asset, venues)
+    tf = spec.timeframe
+    if spec.mode == "raw":
+        liqs = market.gather("liq", spec.asset, venues)
+        return build_raw(spec.asset, tf, win, liqs, trades, now=now, half_life_s=params.raw_half_life_s,
+                         venues=venues)
+    lo, sh = model_layers(model, tf, win, spec.venues)
+    if spec.mode == "synthetic":
+        return build_synthetic(spec.asset, tf, win, lo, sh, trades, venues=venues)
+    if spec.mode == "heatmap":
+        return build_heatmap(spec.asset, tf, win, lo, sh, trades, params=params, venues=venues)
+    liqs = market.gather("liq", spec.asset, venues)
+    return build_hybrid(spec.asset, tf, win, liqs, lo, sh, trades, model_levels(model, spec.venues),
+                        now=now, params=params, venues=venues)
