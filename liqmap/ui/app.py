@@ -1,0 +1,532 @@
+"""The liqmap terminal app: one heatmap, four modes, a reports panel, keyboard first, cheap over ssh.
+
+The app owns only navigation state (``Viewport``, asset, mode, timeframe, venue filter). On a fixed tick
+(``cfg["app"]["hz"]``) it asks its ``SnapshotSource`` for the newest snapshot of the current view and does
+nothing when neither the snapshot version nor the view changed. Drawing goes through Line-API widgets
+that repaint only changed rows; the filling column has its own 2-cell widget.
+
+Every binding has an id; ``cfg["keys"]`` (id → key) remaps them through Textual's keymap.
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.style import Style
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static
+
+from ..core.snapshot import MODE_LABEL, MODES, Snapshot
+from ..core.timeframes import ORDER as TIMEFRAMES
+from .axes import PriceAxis, TimeAxis, time_label
+from .heatmap import HeatmapView
+from .help import HelpScreen
+from .lines import CachedLines
+from .live_column import LiveColumn, ProfileColumn, wall_rows
+from .palettes import Palette, Scale, build_palette, detect_color_system
+from .reports_table import ReportsTable, record_price, record_ts
+from .source import SnapshotSource, SourceStatus, View
+from .status import StatusBar, status_line, view_line
+from .themes import ThemeSpec, to_textual
+from .viewport import ZOOMS, Viewport, center_price, make_frame
+
+MIN_WIDTH, MIN_HEIGHT = 60, 16
+COMPACT_WIDTH = 100
+
+
+class AssetProvider(Provider):
+    """Command palette provider: fuzzy search over every asset of the universe."""
+
+    async def discover(self) -> Hits:
+        app = self.app
+        for a in app.assets:  # type: ignore[attr-defined]
+            yield DiscoveryHit(a, partial(app.select_asset, a), help="show this asset")  # type: ignore
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        app = self.app
+        for a in app.assets:  # type: ignore[attr-defined]
+            score = matcher.match(a)
+            if score > 0:
+                yield Hit(score, matcher.highlight(a), partial(app.select_asset, a),  # type: ignore
+                          help="show this asset")
+
+
+class LiqmapApp(App):
+    CSS_PATH = "liqmap.tcss"
+    TITLE = "liqmap"
+    COMMANDS = App.COMMANDS | {AssetProvider}
+
+    BINDINGS = [
+        Binding("1", "mode('raw')", "Raw", id="mode_raw"),
+        Binding("2", "mode('synthetic')", "Synth", id="mode_synthetic"),
+        Binding("3", "mode('heatmap')", "Synth HM", id="mode_heatmap"),
+        Binding("4", "mode('hybrid')", "Hybrid", id="mode_hybrid"),
+        Binding("m", "mode_cycle", "Mode", id="mode_cycle"),
+        Binding("left_square_bracket", "asset(-1)", "Prev asset", key_display="[", id="asset_prev"),
+        Binding("right_square_bracket", "asset(1)", "Next asset", key_display="]", id="asset_next"),
+        Binding("slash", "asset_search", "Find asset", key_display="/", id="asset_search"),
+        Binding("t", "timeframe(1)", "TF", id="timeframe_next"),
+        Binding("T", "timeframe(-1)", "TF back", show=False, id="timeframe_prev"),
+        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", key_display="+", id="zoom_in"),
+        Binding("minus", "zoom(1)", "Zoom out", key_display="-", id="zoom_out"),
+        Binding("up", "pan(1, 0)", "Pan up", show=False, id="pan_up"),
+        Binding("down", "pan(-1, 0)", "Pan down", show=False, id="pan_down"),
+        Binding("left", "pan(0, 1)", "Back in time", show=False, id="pan_left"),
+        Binding("right", "pan(0, -1)", "Forward in time", show=False, id="pan_right"),
+        Binding("c", "recentre", "Centre", id="recentre"),
+        Binding("v", "venues", "Venues", id="venue_cycle"),
+        Binding("r", "reports", "Reports", id="reports_toggle"),
+        Binding("h", "hires", "Hi-res", show=False, id="hires_toggle"),
+        Binding("question_mark", "help", "Help", key_display="?", id="help"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(
+        self,
+        cfg: dict[str, Any],
+        source: SnapshotSource | None = None,
+        theme_spec: ThemeSpec | None = None,
+        themes: dict[str, ThemeSpec] | None = None,
+        color_system: str | None = None,
+        source_factory: Callable[[], SnapshotSource] | None = None,
+        naive: bool = False,
+        first_frame: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        app_cfg = cfg["app"]
+        self.assets: list[str] = list(cfg["universe"]["assets"])
+        self.venue_list: list[str] = list(cfg["universe"]["venues"])
+        self.asset = app_cfg["asset"].upper() if app_cfg["asset"].upper() in self.assets else self.assets[0]
+        self.mode = app_cfg["mode"]
+        self.timeframe = app_cfg["timeframe"]
+        self.venue_filter: str | None = None
+        self.vp = Viewport(hires=bool(app_cfg.get("hires", False)))
+        self.hz = float(app_cfg["hz"])
+        self.source = source
+        self._source_factory = source_factory
+        self._source_error = ""
+        self.naive = naive
+        self._first_frame_cb = first_frame
+        if theme_spec is None:
+            from .themes import resolve
+
+            theme_spec, themes = resolve(app_cfg.get("theme", "dark"))
+        self.theme_spec = theme_spec
+        self.themes_by_name = themes or {theme_spec.name: theme_spec}
+        self.color_system = color_system or detect_color_system()
+        self.palette: Palette = build_palette(theme_spec, self.color_system)
+        self._styles = self._make_styles(theme_spec)
+        self._scale = Scale()
+        self._snap: Snapshot | None = None
+        self._view: View | None = None
+        self._drawn_key: tuple | None = None
+        self._reports_obj: Any = None
+        self.frame = None
+        self.ticks = 0
+        self.draws = 0
+        self.first_frame_at: float | None = None
+        self.show_reports = True
+        self._reports_user_choice: bool | None = None
+
+    # ---- setup --------------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield StatusBar(id="status")
+        with Horizontal(id="main"):
+            with Vertical(id="mapcol"):
+                with Horizontal(id="maprow", classes="empty"):
+                    yield PriceAxis(id="price-axis")
+                    yield HeatmapView(id="heatmap", naive=self.naive)
+                    yield LiveColumn(id="live", naive=self.naive)
+                    yield ProfileColumn(id="profile", naive=self.naive)
+                    yield Static("connecting…", id="empty")
+                with Horizontal(id="timerow"):
+                    yield Static("", id="time-pad")
+                    yield TimeAxis(id="time-axis", naive=self.naive)
+            yield ReportsTable(id="reports")
+        yield Static("", id="toosmall")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for spec in self.themes_by_name.values():
+            self.register_theme(to_textual(spec))
+        self.register_theme(to_textual(self.theme_spec))
+        self.theme = self.theme_spec.textual_name
+        self.theme_changed_signal.subscribe(self, self._on_theme_changed)
+        keymap = dict(self.cfg.get("keys") or {})
+        if keymap:
+            known = {b.id for b in self._all_bindings()}
+            unknown = sorted(k for k in keymap if k not in known)
+            if unknown:
+                self.notify(f"config [keys]: unknown binding id(s): {', '.join(unknown)}", severity="warning")
+            self.set_keymap(keymap)
+        if self.naive:
+            self.query_one(LiveColumn).display = False
+        self._layout_for_size()
+        self.query_one("#profile").set_class(self.mode == "hybrid", "shown")
+        if self.source is None and self._source_factory is not None:
+            self.run_worker(self._build_source, thread=True, exclusive=True, name="source")
+        else:
+            self._start_source()
+        self.set_interval(1.0 / self.hz, self._tick, name="ui-tick")
+        self.set_interval(1.0, self._refresh_status, name="status-tick")
+        self.call_after_refresh(self._tick)
+
+    def _all_bindings(self) -> list[Binding]:
+        out = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        out += [b for b in ReportsTable.BINDINGS if isinstance(b, Binding)]
+        out += [b for b in HelpScreen.BINDINGS if isinstance(b, Binding)]
+        return out
+
+    def _build_source(self) -> None:
+        """Build the data source off the UI loop (imports, demo market construction), then start it."""
+        try:
+            src = self._source_factory()
+        except Exception as e:  # shown on screen; the app stays up so the user can read it and quit
+            self._source_error = f"{type(e).__name__}: {e}"
+            return
+        self.call_from_thread(self._set_source, src)
+
+    def _set_source(self, src: SnapshotSource) -> None:
+        self.source = src
+        self._start_source()
+        self._tick()
+
+    def _start_source(self) -> None:
+        start = getattr(self.source, "start", None)
+        if callable(start):
+            start()
+
+    async def on_unmount(self) -> None:
+        stop = getattr(self.source, "stop", None)
+        if callable(stop):
+            res = stop()
+            if hasattr(res, "__await__"):
+                await res
+
+    def _on_theme_changed(self, theme) -> None:
+        name = getattr(theme, "name", "")
+        if name.startswith("liqmap-"):
+            spec = self.themes_by_name.get(name[len("liqmap-"):])
+            if spec is not None and spec is not self.theme_spec:
+                self.theme_spec = spec
+                self.palette = build_palette(spec, self.color_system)
+                self._styles = self._make_styles(spec)
+                self._redraw()
+
+    def _make_styles(self, spec: ThemeSpec) -> dict[str, Style]:
+        ui, heat = spec.ui, spec.heat
+        bg = heat["empty"] if self.color_system != "16" else None
+        return {
+            "blank": Style(color=ui["foreground"], bgcolor=ui["background"]),
+            "lab": Style(color=ui["foreground"], bgcolor=ui["background"]),
+            "last": Style(color=ui["background"], bgcolor=heat["trace"] if bg else "white", bold=True),
+            "hl": Style(color=heat["highlight"], bgcolor=ui["background"], bold=True),
+            "header": Style(color=ui["primary"], bgcolor=ui["background"], bold=True),
+            "info": Style(color=ui["accent"], bgcolor=ui["background"]),
+            "text": Style(color=ui["foreground"], bgcolor=ui["background"]),
+            "rec": Style(color=ui["foreground"], bgcolor=ui["background"]),
+            "empty": Style(color=ui["secondary"], bgcolor=ui["background"], dim=True),
+            "selected": Style(color=ui["background"], bgcolor=ui["primary"], bold=True),
+            "selected_blur": Style(color=ui["foreground"], bgcolor=ui["panel"], underline=True),
+        }
+
+    # ---- the view -----------------------------------------------------------------------------------
+    def current_view(self) -> View:
+        hm = self.query_one(HeatmapView)
+        sub = 2 if self.vp.hires else 1
+        height = hm.size.height or max(self.size.height - 5, 1)  # hidden while empty: estimate
+        rows = height * sub * self.vp.zoom
+        venues = (self.venue_filter,) if self.venue_filter else None
+        return View(self.asset, self.mode, self.timeframe, venues, rows, self.vp.center,
+                    int(self.cfg["engine"]["columns"]))
+
+    def _snap_fits(self, snap: Snapshot | None, view: View) -> bool:
+        if snap is None:
+            return False
+        g = snap.grid
+        if g.asset != view.asset or g.mode != view.mode or g.timeframe != view.timeframe:
+            return False
+        if view.venues and g.venues and tuple(g.venues) != tuple(view.venues):
+            return False
+        return True
+
+    def _tick(self) -> None:
+        """The UI tick: fetch the newest snapshot of the view; draw only if something changed."""
+        self.ticks += 1
+        if self.screen.has_class("toosmall") or self.source is None:
+            if self.source is None:
+                self._show_empty(self._source_error and f"data source failed: {self._source_error}"
+                                 or "connecting… (starting the data source)")
+            return
+        view = self.current_view()
+        if view != self._view:
+            self._view = view
+            self.source.set_view(view)
+        snap = self.source.latest(view)
+        if snap is None or not self._snap_fits(snap, view):
+            snap = self._snap if self._snap_fits(self._snap, view) else None
+        if snap is None:
+            self._show_empty(self._empty_reason())
+            return
+        hm = self.query_one(HeatmapView)
+        key = (snap.version, id(snap), self.vp.key(), tuple(hm.size), self.palette.system, id(self.palette))
+        if key == self._drawn_key:
+            return
+        self._draw(snap)
+        self._drawn_key = key
+
+    def _redraw(self) -> None:
+        self._drawn_key = None
+        for w in self.query(CachedLines):
+            w.invalidate()
+        self._tick()
+
+    def _empty_reason(self) -> str:
+        st: SourceStatus = self.source.status() if self.source is not None else SourceStatus()
+        if st.state == "error":
+            return f"data source error: {st.message}"
+        venues = [self.venue_filter] if self.venue_filter else self.venue_list
+        health = st.health or {}
+        down = [v for v in venues if str((health.get(v) or {}).get("state", "")).lower() in ("down", "error")
+                if isinstance(health.get(v), dict)]
+        if health and len(down) == len(venues):
+            return f"{', '.join(down)} down — no data for {self.asset}"
+        if st.state == "connecting":
+            return f"connecting to {', '.join(venues)}… ({self.asset})"
+        msg = f"no data yet for {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}"
+        if self.venue_filter:
+            msg += f" on {self.venue_filter}"
+        if down:
+            msg += f" ({', '.join(down)} down)"
+        return msg
+
+    def _show_empty(self, reason: str) -> None:
+        row = self.query_one("#maprow")
+        empty = self.query_one("#empty", Static)
+        if str(empty.content) != reason:
+            empty.update(reason)
+        if not row.has_class("empty"):
+            row.add_class("empty")
+            self._drawn_key = None
+        self._refresh_status()
+
+    def _draw(self, snap: Snapshot) -> None:
+        row = self.query_one("#maprow")
+        if row.has_class("empty"):
+            row.remove_class("empty")
+            # The widgets get their size in the next layout; draw then.
+            self._snap = snap
+            self.call_after_refresh(self._redraw)
+            return
+        prev = self._snap
+        self._snap = snap
+        hm = self.query_one(HeatmapView)
+        h, w = hm.size.height, hm.size.width
+        if h <= 0 or w <= 0:
+            return
+        if prev is None or prev.grid.asset != snap.grid.asset or prev.grid.mode != snap.grid.mode \
+                or prev.grid.timeframe != snap.grid.timeframe:
+            self._scale = Scale()
+        frame = make_frame(snap, self.vp, h, w, live=not self.naive)
+        self.frame = frame
+        vmax = float(frame.body.max()) if frame.body.size else 0.0
+        if len(frame.live):
+            vmax = max(vmax, float(frame.live.max()))
+        self._scale.update(vmax)
+        scale = self._scale.value
+        cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
+        hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
+        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid")
+        reports = snap.reports or {}
+        if not self.naive:
+            self.query_one(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []))
+        prof = self.query_one(ProfileColumn)
+        if self.mode == "hybrid":
+            prof.draw(frame, self.palette)
+        self.query_one(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
+                                       self._styles)
+        self.query_one(TimeAxis).draw(frame, cursor_x, self.vp.offset, self._styles)
+        if reports is not self._reports_obj:
+            self._reports_obj = reports
+            self.query_one(ReportsTable).update_reports(reports, snap.grid.step, self._styles)
+        self.draws += 1
+        if self.first_frame_at is None:
+            self.first_frame_at = time.monotonic()
+            if self._first_frame_cb is not None:
+                self._first_frame_cb()
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        if self.screen.has_class("toosmall"):
+            return
+        snap = self._snap if (self._view is not None and self._snap_fits(self._snap, self._view)) else None
+        st = self.source.status() if self.source is not None else SourceStatus()
+        health = (snap.health if snap is not None and snap.health else st.health) or {}
+        health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
+        label = snap.source if snap is not None else st.label
+        compact = self.screen.has_class("compact")
+        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact)
+        cursor = ""
+        if self.vp.cursor_ts is not None and snap is not None:
+            cursor = time_label(self.vp.cursor_ts, snap.grid.period)
+        step = snap.grid.step if snap is not None else 0.0
+        l2 = view_line(snap.verdict if snap is not None else "", self.vp.zoom, step, self.venue_filter, cursor)
+        self.query_one(StatusBar).show(l1, l2)
+
+    # ---- size ---------------------------------------------------------------------------------------
+    def on_resize(self, event) -> None:
+        self._layout_for_size()
+        self._drawn_key = None
+        self.call_after_refresh(self._tick)
+
+    def _layout_for_size(self) -> None:
+        w, h = self.size
+        scr = self.screen
+        small = w < MIN_WIDTH or h < MIN_HEIGHT
+        scr.set_class(small, "toosmall")
+        if small:
+            self.query_one("#toosmall", Static).update(
+                f"terminal too small: {w}×{h}\nliqmap needs at least {MIN_WIDTH}×{MIN_HEIGHT}")
+            return
+        compact = w < COMPACT_WIDTH
+        scr.set_class(compact, "compact")
+        show = self._reports_user_choice if self._reports_user_choice is not None else not compact
+        self.show_reports = show
+        self.query_one(ReportsTable).set_class(not show, "hidden")
+
+    # ---- actions ------------------------------------------------------------------------------------
+    def _changed(self, reset_view: bool = False) -> None:
+        if reset_view:
+            self.vp.center = None
+            self.vp.offset = 0
+            self.vp.cursor_ts = None
+            self.vp.highlight = None
+        self.query_one("#profile").set_class(self.mode == "hybrid", "shown")
+        self._drawn_key = None
+        self._tick()
+        self._refresh_status()
+
+    def action_mode(self, mode: str) -> None:
+        if mode in MODES and mode != self.mode:
+            self.mode = mode
+            self._changed()
+
+    def action_mode_cycle(self) -> None:
+        self.mode = MODES[(MODES.index(self.mode) + 1) % len(MODES)]
+        self._changed()
+
+    def select_asset(self, asset: str) -> None:
+        if asset in self.assets and asset != self.asset:
+            self.asset = asset
+            self._reports_obj = None
+            self._changed(reset_view=True)
+
+    def action_asset(self, delta: int) -> None:
+        i = self.assets.index(self.asset) if self.asset in self.assets else 0
+        self.select_asset(self.assets[(i + delta) % len(self.assets)])
+
+    def action_asset_search(self) -> None:
+        self.push_screen(CommandPalette(providers=[AssetProvider], placeholder="Asset…"))
+
+    def action_timeframe(self, delta: int) -> None:
+        i = TIMEFRAMES.index(self.timeframe)
+        self.timeframe = TIMEFRAMES[(i + delta) % len(TIMEFRAMES)]
+        self.vp.offset = 0
+        self.vp.cursor_ts = None
+        self._changed()
+
+    def action_zoom(self, delta: int) -> None:
+        i = ZOOMS.index(self.vp.zoom) if self.vp.zoom in ZOOMS else 0
+        j = min(max(i + delta, 0), len(ZOOMS) - 1)
+        if j != i:
+            self.vp.zoom = ZOOMS[j]
+            self._changed()
+
+    def action_pan(self, dy: int, dx: int) -> None:
+        hm = self.query_one(HeatmapView)
+        snap = self._snap
+        if snap is None:
+            return
+        if dy:
+            sub = 2 if self.vp.hires else 1
+            rows = max(hm.size.height // 4, 1)
+            base = self.vp.center if self.vp.center is not None else center_price(snap)
+            self.vp.center = base + dy * rows * sub * self.vp.zoom * snap.grid.step
+        if dx:
+            cols = max(hm.size.width // 4, 1)
+            limit = max(snap.grid.values.shape[1] - 2, 0)
+            self.vp.offset = min(max(self.vp.offset + dx * cols, 0), limit)
+        self._changed()
+
+    def action_recentre(self) -> None:
+        self._changed(reset_view=True)
+
+    def action_venues(self) -> None:
+        order = [None, *self.venue_list]
+        i = order.index(self.venue_filter) if self.venue_filter in order else 0
+        self.venue_filter = order[(i + 1) % len(order)]
+        self._reports_obj = None
+        self._changed()
+
+    def action_reports(self) -> None:
+        self._reports_user_choice = not self.show_reports
+        self._layout_for_size()
+        self._drawn_key = None
+        self.call_after_refresh(self._tick)
+
+    def action_hires(self) -> None:
+        self.vp.hires = not self.vp.hires
+        self._changed()
+
+    def action_help(self) -> None:
+        keymap = self._keymap if hasattr(self, "_keymap") else {}
+        rows = []
+        for b in self._all_bindings():
+            if b.id in ("help_quit",):
+                continue
+            key = ",".join(keymap.get(b.id, [])) if b.id in keymap else b.key
+            rows.append((key, b.description or b.action, b.id or ""))
+        self.push_screen(HelpScreen(rows, dict(self.cfg.get("model") or {})))
+
+    def on_reports_table_jump(self, msg: ReportsTable.Jump) -> None:
+        """Move the time cursor to the event's moment and highlight its level, panning to show both."""
+        snap = self._snap
+        if snap is None:
+            return
+        ts = record_ts(msg.record)
+        price = record_price(msg.record)
+        hm = self.query_one(HeatmapView)
+        g = snap.grid
+        if ts is not None:
+            self.vp.cursor_ts = ts
+            col = int(ts // g.period) - g.col0
+            frame = make_frame(snap, self.vp, max(hm.size.height, 1), max(hm.size.width, 1), live=not self.naive)
+            if frame.x_of_ts(ts) is None:
+                last_body = g.values.shape[1] - (1 if not self.naive else 0)
+                self.vp.offset = max(last_body - col - hm.size.width // 2, 0)
+        if price is not None:
+            self.vp.highlight = price
+            if self.frame is None or self.frame.row_of_price(price) is None:
+                self.vp.center = price
+        self._changed()
+
+
+def keymap_ids() -> list[str]:
+    """Every binding id (for docs and config validation)."""
+    ids = [b.id for b in LiqmapApp.BINDINGS if isinstance(b, Binding)]
+    ids += [b.id for b in ReportsTable.BINDINGS if isinstance(b, Binding)]
+    ids += [b.id for b in HelpScreen.BINDINGS if isinstance(b, Binding)]
+    return [i for i in ids if i]
+
+
+def tcss_path() -> Path:
+    return Path(__file__).with_name("liqmap.tcss")

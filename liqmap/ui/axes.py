@@ -1,0 +1,116 @@
+"""Price axis (round labels, the last price marked) and time axis (round times, the cursor marked).
+
+Labels sit on round prices: the label step is the "nice" number (1, 2, 2.5, 5 × 10^k) that puts a label
+about every four rows, and a row is labelled when that round price falls inside it. Text comes from
+``liqmap.core.buckets.label`` so an altcoin shows the decimals its bucket step needs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+from ..core.buckets import label, nice_step
+from .lines import CachedLines
+from .viewport import Frame
+
+ROWS_PER_LABEL = 4
+
+
+def label_step(frame: Frame) -> float:
+    span = frame.zoom * frame.step * frame.sub  # price per screen row
+    ls = nice_step(span * ROWS_PER_LABEL)
+    # Never below one row: a label step finer than a row would label every row.
+    while ls < span * (1 - 1e-9):
+        ls = nice_step(ls * 2.2)
+    return ls
+
+
+def fit(text: str, width: int) -> str:
+    return text[-width:] if len(text) > width else text.rjust(width)
+
+
+class PriceAxis(CachedLines):
+    DEFAULT_CSS = "PriceAxis { width: 12; height: 1fr; }"
+
+    def draw(self, frame: Frame, last_price: float | None, highlight: float | None,
+             styles: dict[str, Style]) -> int:
+        width = max(self.size.width, 1)
+        ls = label_step(frame)
+        step = frame.step
+        last_y = frame.row_of_price(last_price) if last_price and math.isfinite(last_price) else None
+        hl_y = frame.row_of_price(highlight) if highlight is not None else None
+        keys = []
+        for y in range(frame.height):
+            lo, hi = frame.row_range(y)
+            if y == last_y:
+                keys.append(("last", fit(label(last_price, step) + "▶", width)))
+            elif y == hl_y:
+                keys.append(("hl", fit(label(highlight, step) + "◆", width)))
+            else:
+                m = math.ceil(lo / ls - 1e-9) * ls
+                if m < hi - 1e-12 * max(abs(hi), 1):
+                    keys.append(("lab", fit(label(m, step) + "─", width)))
+                else:
+                    keys.append(("", " " * width))
+
+        def build(y: int) -> Strip:
+            kind, text = keys[y]
+            st = styles.get(kind or "blank", styles["blank"])
+            return Strip([Segment(text, st)], width)
+
+        return self.set_lines(keys, build)
+
+
+def time_label(ts: float, period: int) -> str:
+    t = time.gmtime(ts)
+    if period < 3600:
+        return time.strftime("%H:%M", t)
+    return time.strftime("%d/%H:%M", t)
+
+
+LABEL_EVERY = {60: 15, 300: 12, 900: 16, 3600: 12, 14400: 12}  # columns between time labels
+
+
+class TimeAxis(CachedLines):
+    DEFAULT_CSS = "TimeAxis { height: 1; width: 1fr; }"
+
+    def draw(self, frame: Frame, cursor_x: int | None, offset: int, styles: dict[str, Style]) -> int:
+        width = max(self.size.width, 1)
+        g = frame.snap.grid
+        every = LABEL_EVERY.get(g.period, 12)
+        cells = [" "] * width
+        for x in range(0, frame.width):
+            col = g.col0 + frame.body_c0 + x
+            if col % every == 0 and x + 6 <= frame.width:
+                text = "╵" + time_label(col * g.period, g.period)
+                if all(c == " " for c in cells[x:x + len(text) + 1]):
+                    cells[x:x + len(text)] = list(text)
+        tail = " UTC" if offset == 0 else f" ◀{offset}"
+        for i, c in enumerate(tail):
+            x = frame.width + 2 + i
+            if x < width:
+                cells[x] = c
+        cursor_text = ""
+        if cursor_x is not None and 0 <= cursor_x < frame.width:
+            cells[cursor_x] = "▲"
+            ts = frame.col_time(frame.body_c0 + cursor_x)
+            cursor_text = time_label(ts, g.period)
+        text = "".join(cells)
+        key = [(text, cursor_x)]
+
+        def build(_: int) -> Strip:
+            segs = []
+            if cursor_x is not None and 0 <= cursor_x < frame.width:
+                segs = [Segment(text[:cursor_x], styles["blank"]), Segment("▲", styles["hl"]),
+                        Segment(text[cursor_x + 1:], styles["blank"])]
+            else:
+                segs = [Segment(text, styles["blank"])]
+            return Strip(segs, width)
+
+        self.cursor_text = cursor_text
+        return self.set_lines(key, build)

@@ -1,0 +1,83 @@
+"""The help screen: every key (with its binding id, for remapping in the config file) and the synthetic
+model's parameters, so what the map shows is never a black box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+MODEL_NOTES = {
+    "leverage_tiers": "leverage of new positions",
+    "leverage_weights": "share of new positions per tier",
+    "taker_alpha": "1 = split new OI by taker flow",
+    "min_delta_rel": "ignore smaller |ΔOI| (share of OI)",
+    "min_delta_usd": "ignore smaller |ΔOI| (USD)",
+    "cap_rel": "cap one interval's |ΔOI| (share of OI)",
+    "half_life_hours": "decay of unconsumed levels",
+    "reconcile_buckets": "real liqs cancel levels within ± buckets",
+    "heatmap_sigma_buckets": "Synthetic Heatmap smoothing",
+    "hybrid_real_hours": "real liquidations shown in Hybrid",
+    "range_pct": "price range the model tracks",
+}
+
+
+def key_display(key: str) -> str:
+    names = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?", "plus": "+",
+             "minus": "-", "equals_sign": "=", "slash": "/", "enter": "Enter", "up": "↑", "down": "↓",
+             "left": "←", "right": "→", "escape": "Esc", "tab": "Tab"}
+    return ",".join(names.get(k.strip(), k.strip()) for k in key.split(","))
+
+
+def bindings_table(rows: list[tuple[str, str, str]]) -> Table:
+    t = Table(title="Keys", title_justify="left", expand=False, box=None, padding=(0, 2))
+    t.add_column("key", style="bold")
+    t.add_column("action")
+    t.add_column("id (config [keys])", style="dim")
+    for key, desc, bid in rows:
+        t.add_row(key_display(key), desc, bid)
+    return t
+
+
+def model_table(model: dict[str, Any]) -> Table:
+    t = Table(title="Synthetic model (config [model])", title_justify="left", box=None, padding=(0, 2))
+    t.add_column("parameter", style="bold")
+    t.add_column("value")
+    t.add_column("meaning", style="dim")
+    for k, v in model.items():
+        if isinstance(v, list):
+            v = ", ".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
+        t.add_row(k, str(v), MODEL_NOTES.get(k, ""))
+    return t
+
+
+class HelpScreen(ModalScreen):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 96; max-width: 100%; height: auto; max-height: 90%;
+        background: $surface; border: round $primary; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape,question_mark", "dismiss", "Close help", id="help_close"),
+        Binding("q", "app.quit", "Quit", id="help_quit"),
+    ]
+
+    def __init__(self, rows: list[tuple[str, str, str]], model: dict[str, Any]) -> None:
+        super().__init__()
+        self.rows = rows
+        self.model = model
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text("liqmap — help  (Esc or ? closes)", style="bold"), id="help-title")
+            yield Static(bindings_table(self.rows), id="help-keys")
+            yield Static(model_table(self.model), id="help-model")
+            yield Static(Text("Tab moves focus to the reports panel: ↑/↓ select, Enter jumps the map to the "
+                              "event. Ctrl+P opens the command palette. Colours: --color, --theme.",
+                              style="dim"))

@@ -1,0 +1,124 @@
+"""The newest column and the right-edge strips, each its own narrow Line-API widget.
+
+The column that is still filling changes on every engine update; keeping it in a 2-cell widget means a
+tick repaints 2 cells per changed row instead of whole map rows (DESIGN §8: ~1 kB/s instead of hundreds).
+Its second cell marks order-book walls (bid / ask colour). ``ProfileColumn`` is Hybrid's forward profile:
+where liquidations would hit if price got there, long and short as a bar per row.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual.strip import Strip
+
+from .lines import CachedLines
+from .palettes import Palette, level_of
+from .viewport import Frame
+
+WALL = "▐"
+TRACE = "━"
+
+
+class LiveColumn(CachedLines):
+    DEFAULT_CSS = "LiveColumn { width: 2; height: 1fr; }"
+
+    def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int]) -> int:
+        """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger)."""
+        lv = level_of(frame.live, scale, palette.n)
+        if frame.sub == 2:
+            lv = np.maximum(lv[0::2], lv[1::2])
+        trow = frame.live_trace_row // frame.sub if frame.live_trace_row >= 0 else -1
+        keys = [(int(lv[y]), y == trow, walls.get(y, 0)) for y in range(frame.height)]
+        empty = palette.levels[0]
+
+        def build(y: int) -> Strip:
+            lvl, tr, wall = keys[y]
+            cell = Segment(TRACE, palette.cell(lvl, palette.trace, True)) if tr else Segment(" ", palette.levels[lvl])
+            if wall:
+                w = Segment(WALL, Style(color=palette.wall_bid if wall > 0 else palette.wall_ask,
+                                        bgcolor=palette.colors[0]))
+            else:
+                w = Segment(" ", empty)
+            return Strip([cell, w], 2)
+
+        return self.set_lines(keys, build)
+
+
+class ProfileColumn(CachedLines):
+    DEFAULT_CSS = "ProfileColumn { width: 10; height: 1fr; }"
+
+    def draw(self, frame: Frame, palette: Palette) -> int:
+        width = max(self.size.width, 1)
+        h = frame.height
+        pl = frame.profile_long
+        ps = frame.profile_short
+        if pl is None or ps is None:
+            pl = ps = np.zeros(frame.rows_total, np.float32)
+        if frame.sub == 2:
+            pl = pl[0::2] + pl[1::2]
+            ps = ps[0::2] + ps[1::2]
+        tot = pl + ps
+        vmax = float(tot.max()) if len(tot) else 0.0
+        # Bar lengths in cells; a positive level always shows at least one cell.
+        scale = (width - 1) / vmax if vmax > 0 else 0.0
+        nl = np.where(pl > 0, np.maximum(np.round(pl * scale), 1), 0).astype(int)
+        ns = np.where(ps > 0, np.maximum(np.round(ps * scale), 1), 0).astype(int)
+        keys = []
+        for y in range(h):
+            a = min(int(nl[y]), width - 1)
+            b = min(int(ns[y]), width - 1 - a)
+            keys.append((a, b))
+        bg = palette.colors[0]
+        long_st = Style(color=palette.long, bgcolor=bg)
+        short_st = Style(color=palette.short, bgcolor=bg)
+        empty = palette.levels[0]
+
+        def build(y: int) -> Strip:
+            a, b = keys[y]
+            segs = [Segment("│", Style(color=palette.cursor, bgcolor=bg, dim=True))]
+            if a:
+                segs.append(Segment("█" * a, long_st))
+            if b:
+                segs.append(Segment("█" * b, short_st))
+            rest = width - 1 - a - b
+            if rest > 0:
+                segs.append(Segment(" " * rest, empty))
+            return Strip(segs, width)
+
+        return self.set_lines(keys, build)
+
+
+def wall_rows(frame: Frame, walls: list[dict]) -> dict[int, int]:
+    """Screen row → side (+1 bid / -1 ask) of the largest active wall on that row."""
+    best: dict[int, tuple[float, int]] = {}
+    for w in walls or ():
+        try:
+            price = float(w.get("price"))
+            usd = float(w.get("usd", 0) or 0)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(price) or str(w.get("status", "active")) not in ("active", "holding", ""):
+            continue
+        y = frame.row_of_price(price)
+        if y is None:
+            continue
+        side = side_sign(w.get("side"))
+        if y not in best or usd > best[y][0]:
+            best[y] = (usd, side)
+    return {y: s for y, (_, s) in best.items() if s}
+
+
+def side_sign(side) -> int:
+    """+1 for bid/buy/long-ish sides, -1 for ask/sell/short; accepts ints or names."""
+    if isinstance(side, (int, float)):
+        return 1 if side > 0 else -1 if side < 0 else 0
+    s = str(side).lower()
+    if s in ("bid", "bids", "buy", "long", "b"):
+        return 1
+    if s in ("ask", "asks", "sell", "short", "a", "s"):
+        return -1
+    return 0

@@ -1,0 +1,124 @@
+"""What the UI reads from: a source of immutable snapshots, whatever produces them.
+
+The app never computes market data. It tells its source which view it wants (``set_view``) and, on each UI
+tick, asks for the newest snapshot of that view (``latest``) — a cheap dictionary lookup on the engine's
+side. ``status`` says why there is nothing to draw yet (connecting, no data for this asset, a venue down).
+
+``EngineSource`` adapts ``liqmap.core.engine.Engine`` (``set_view(asset, mode, tf, venues, rows, center)``,
+``latest(view_key)``, ``version``, ``async run()``) to this protocol; tests use small sources that hand out
+real ``Snapshot`` objects.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..core.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of the map: what the engine has to compute for the screen.
+
+    ``rows`` is how many price buckets the screen needs (screen rows × zoom) and ``center`` the price in the
+    middle (None: follow the last price). ``venues`` None means all venues.
+    """
+
+    asset: str
+    mode: str
+    timeframe: str
+    venues: tuple[str, ...] | None = None
+    rows: int = 60
+    center: float | None = None
+    columns: int = 240
+
+    @property
+    def key(self) -> tuple:
+        return (self.asset, self.mode, self.timeframe, self.venues, self.rows, self.center, self.columns)
+
+
+@dataclass
+class SourceStatus:
+    """The source's own state, shown when no snapshot can be drawn and in the status bar."""
+
+    state: str = "connecting"  # connecting | running | stopped | error
+    label: str = "LIVE"  # LIVE | REPLAY | DEMO
+    message: str = ""
+    health: dict[str, Any] = field(default_factory=dict)  # venue → health record (when no snapshot yet)
+
+
+@runtime_checkable
+class SnapshotSource(Protocol):
+    def set_view(self, view: View) -> None: ...
+
+    def latest(self, view: View) -> Snapshot | None: ...
+
+    def status(self) -> SourceStatus: ...
+
+
+class EngineSource:
+    """A ``SnapshotSource`` over the engine. ``start()`` runs the engine as a task on the app's loop."""
+
+    def __init__(self, engine: Any, label: str = "LIVE", stop=None) -> None:
+        self.engine = engine
+        self.label = label
+        self._stop = stop
+        self._keys: dict[tuple, Any] = {}
+        self._task = None
+        self._error = ""
+
+    def _engine_key(self, view: View) -> Any:
+        key = self._keys.get(view.key)
+        if key is None:
+            key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+            if key is None:  # an engine that keys views by their arguments
+                key = (view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+            self._keys[view.key] = key
+        return key
+
+    def set_view(self, view: View) -> None:
+        self._engine_key(view)
+
+    def latest(self, view: View) -> Snapshot | None:
+        return self.engine.latest(self._engine_key(view))
+
+    def status(self) -> SourceStatus:
+        if self._error:
+            return SourceStatus("error", self.label, self._error)
+        health = {}
+        h = getattr(self.engine, "health", None)
+        if callable(h):
+            try:
+                health = dict(h())
+            except Exception:  # a health probe must never break drawing
+                health = {}
+        state = "running" if getattr(self.engine, "version", 0) else "connecting"
+        return SourceStatus(state, self.label, "", health)
+
+    def start(self) -> None:
+        import asyncio
+
+        run = getattr(self.engine, "run", None)
+        if run is None:
+            return
+        res = run()
+        if inspect.isawaitable(res):
+            self._task = asyncio.ensure_future(res)
+            self._task.add_done_callback(self._done)
+
+    def _done(self, task) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._error = f"engine stopped: {exc!r}"
+
+    async def stop(self) -> None:
+        if self._stop is not None:
+            res = self._stop()
+            if inspect.isawaitable(res):
+                await res
+        if self._task is not None:
+            self._task.cancel()

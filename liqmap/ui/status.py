@@ -1,0 +1,125 @@
+"""The status bar: asset, mode, timeframe, each venue's health and freshness, lag, and the data source.
+
+Two lines. The first says what is on screen and whether to trust it (venue dots: ● connected, ◐ stale,
+○ down, with the age of the last message); the second carries the one-line verdict and the view (zoom,
+venue filter). A DEMO source is always spelled out as "DEMO (simulated market)" so nobody mistakes it for
+live data. Health records are read generically (state/status, age, lag in s or ms).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..core.snapshot import MODE_LABEL
+
+SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
+DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "○", "error": "○",
+       "connecting": "◌", "disconnected": "○"}
+VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER"}
+
+
+def _num(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def venue_state(h: Any) -> tuple[str, float | None, float | None]:
+    """(state, last message age s, lag s) from a health record of unknown exact shape."""
+    if isinstance(h, str):
+        return h, None, None
+    if not isinstance(h, dict):
+        h = getattr(h, "__dict__", {}) or {}
+    state = str(h.get("state") or h.get("status") or "connecting").lower()
+    age = _num(h.get("age", h.get("last_age", h.get("last_message_age", h.get("age_s")))))
+    lag = _num(h.get("lag", h.get("lag_s")))
+    if lag is None and h.get("lag_ms") is not None:
+        lag = (_num(h.get("lag_ms")) or 0.0) / 1000.0
+    return state, age, lag
+
+
+def fmt_age(age: float | None) -> str:
+    if age is None:
+        return ""
+    if age < 10:
+        return f"{age:.0f}s" if age >= 1 else "<1s"
+    if age < 120:
+        return f"{age:.0f}s"
+    if age < 7200:
+        return f"{age / 60:.0f}m"
+    return f"{age / 3600:.0f}h"
+
+
+def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
+                compact: bool = False) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(f" {asset} ", style="bold reverse")
+    t.append(f" {MODE_LABEL.get(mode, mode)} ", style="bold")
+    t.append(f"{tf} ", style="bold")
+    t.append("│ ", style="dim")
+    lags = []
+    for venue, h in (health or {}).items():
+        state, age, lag = venue_state(h)
+        if venue_filter and venue != venue_filter:
+            style = "dim"
+        else:
+            style = {"connected": "green", "ok": "green", "live": "green", "stale": "yellow"}.get(state, "red")
+            if state == "connecting":
+                style = "yellow"
+        name = VENUE_SHORT.get(venue, venue[:3].upper()) if compact else venue
+        t.append(f"{DOT.get(state, '?')}{name}", style=style)
+        a = fmt_age(age)
+        if a and not compact:
+            t.append(f" {a}", style="dim")
+        t.append(" ")
+        if lag is not None and state in ("connected", "ok", "live", "stale"):
+            lags.append(lag)
+    if lags:
+        t.append("│ ", style="dim")
+        t.append(f"lag {max(lags) * 1000:.0f}ms ", style="yellow" if max(lags) > 1 else "")
+    t.append("│ ", style="dim")
+    src = SOURCE_LABEL.get(source, source)
+    t.append(src, style="bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY"
+             else "bold black on green")
+    return t
+
+
+def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(f" zoom {zoom}×{step:g}/row ", style="dim")
+    t.append(f"venues: {venue_filter or 'all'} ", style="dim")
+    if cursor:
+        t.append(f"cursor {cursor} ", style="bold")
+    if verdict:
+        t.append("│ ", style="dim")
+        t.append(verdict)
+    return t
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar { height: 2; width: 1fr; background: $panel; color: $foreground; }
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__("", *args, **kwargs)
+        self._last: tuple[str, str] | None = None
+
+    def show(self, line1: Text, line2: Text) -> bool:
+        """Update only when the text changed (a status bar repaint is two rows; skip it when idle)."""
+        key = (line1.plain, line2.plain)
+        if key == self._last:
+            return False
+        self._last = key
+        self.update(Text("\n").join([line1, line2]))
+        return True
+
+    @property
+    def plain(self) -> str:
+        return "\n".join(self._last) if self._last else ""

@@ -1,0 +1,199 @@
+"""Theme files: the heatmap ramp plus the UI colours, one TOML file per theme.
+
+Where themes come from (later wins on a name clash):
+
+1. the built-in files in the repository's top-level ``themes/`` directory. It is the single source: the
+   loader finds it next to the ``liqmap`` package (``<package parent>/themes``), which is right for a clone
+   and for ``pip install -e .``. A non-editable wheel does not carry ``themes/`` (pyproject's package-data
+   lists only ``ui/*.tcss``); then the embedded copy of ``dark`` below keeps the app usable and the others
+   are simply not offered.
+2. the user's files in ``$XDG_CONFIG_HOME/liqmap/themes/*.toml``.
+
+A file that is not valid TOML, lacks a field, or holds a colour Rich cannot parse is refused with one
+line naming the file and the field (``ThemeError``; ``liqmap`` exits 2). Every theme is also registered as
+a Textual ``Theme`` (named ``liqmap-<name>``) so widgets and CSS use the same colours as the heatmap.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.color import Color, ColorParseError
+
+RAMP_MIN = 4  # fewer ramp steps than this cannot show a heatmap
+UI_FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel",
+             "warning", "error", "success")
+HEAT_FIELDS = ("empty", "trace", "long", "short", "wall_bid", "wall_ask", "cursor", "highlight")
+
+
+class ThemeError(Exception):
+    """One line: the file and the field that is wrong."""
+
+
+@dataclass(frozen=True)
+class ThemeSpec:
+    """A parsed theme: colours as strings Rich can parse."""
+
+    name: str
+    dark: bool
+    description: str
+    ui: dict[str, str]
+    ramp: tuple[str, ...]
+    ramp16: tuple[str, ...]
+    heat: dict[str, str]  # empty / trace / long / short / wall_bid / wall_ask / cursor / highlight
+    empty16: str
+    trace16: str
+    path: str
+
+    @property
+    def textual_name(self) -> str:
+        return f"liqmap-{self.name}"
+
+
+_EMBEDDED_DARK = """
+name = "dark"
+dark = true
+description = "Embedded copy of themes/dark.toml (used when themes/ is not installed)."
+[ui]
+primary = "#4ea1ff"
+secondary = "#b58cff"
+accent = "#ffb347"
+foreground = "#d8dee9"
+background = "#0c0e14"
+surface = "#141824"
+panel = "#1b2030"
+warning = "#ffb347"
+error = "#ff5c5c"
+success = "#5cd67a"
+[heatmap]
+empty = "#0c0e14"
+ramp = ["#1b1035", "#2f1760", "#51127c", "#7c2382", "#a8327d", "#d3436e", "#f1605d", "#fb9a6a", "#fdd48f", "#fcfdbf"]
+ramp16 = ["blue", "bright_blue", "magenta", "bright_magenta", "red", "bright_red", "yellow", "bright_yellow", "bright_white", "bright_white"]
+empty16 = "black"
+trace = "#ffffff"
+trace16 = "bright_white"
+long = "#ff5c5c"
+short = "#5cd67a"
+wall_bid = "#5cd67a"
+wall_ask = "#ff5c5c"
+cursor = "#4ea1ff"
+highlight = "#ffb347"
+"""
+
+
+def builtin_dir() -> Path:
+    """``themes/`` next to the package (a clone or an editable install)."""
+    return Path(__file__).resolve().parent.parent.parent / "themes"
+
+
+def user_dir(environ: dict[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "liqmap" / "themes"
+
+
+def _colour(path: str, field: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ThemeError(f"{path}: {field}: expected a colour string, got {value!r}")
+    try:
+        Color.parse(value)
+    except ColorParseError:
+        raise ThemeError(f"{path}: {field}: {value!r} is not a colour") from None
+    return value
+
+
+def parse_theme(text: str, path: str) -> ThemeSpec:
+    """Parse and check one theme file's text; ``path`` only names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ThemeError(f"{path}: not valid TOML: {e}") from None
+    name = data.get("name")
+    if not isinstance(name, str) or not name.strip() or not name.replace("-", "").replace("_", "").isalnum():
+        raise ThemeError(f"{path}: name: expected a short name (letters, digits, - or _), got {name!r}")
+    dark = data.get("dark", True)
+    if not isinstance(dark, bool):
+        raise ThemeError(f"{path}: dark: expected true/false, got {dark!r}")
+    ui_t = data.get("ui")
+    if not isinstance(ui_t, dict):
+        raise ThemeError(f"{path}: ui: missing table [ui]")
+    heat_t = data.get("heatmap")
+    if not isinstance(heat_t, dict):
+        raise ThemeError(f"{path}: heatmap: missing table [heatmap]")
+    ui = {}
+    for f in UI_FIELDS:
+        if f not in ui_t:
+            raise ThemeError(f"{path}: ui.{f}: missing")
+        ui[f] = _colour(path, f"ui.{f}", ui_t[f])
+    heat = {}
+    for f in HEAT_FIELDS:
+        if f not in heat_t:
+            raise ThemeError(f"{path}: heatmap.{f}: missing")
+        heat[f] = _colour(path, f"heatmap.{f}", heat_t[f])
+    ramp = heat_t.get("ramp")
+    if not isinstance(ramp, list) or len(ramp) < RAMP_MIN:
+        raise ThemeError(f"{path}: heatmap.ramp: expected a list of at least {RAMP_MIN} colours")
+    ramp = tuple(_colour(path, f"heatmap.ramp[{i}]", c) for i, c in enumerate(ramp))
+    ramp16 = heat_t.get("ramp16", None)
+    if ramp16 is None:
+        ramp16 = ("blue", "cyan", "green", "yellow", "red", "bright_red", "bright_yellow", "bright_white")
+    if not isinstance(ramp16, list | tuple) or len(ramp16) < RAMP_MIN:
+        raise ThemeError(f"{path}: heatmap.ramp16: expected a list of at least {RAMP_MIN} colours")
+    ramp16 = tuple(_colour(path, f"heatmap.ramp16[{i}]", c) for i, c in enumerate(ramp16))
+    empty16 = _colour(path, "heatmap.empty16", heat_t.get("empty16", "black"))
+    trace16 = _colour(path, "heatmap.trace16", heat_t.get("trace16", "bright_white"))
+    desc = data.get("description", "")
+    if not isinstance(desc, str):
+        raise ThemeError(f"{path}: description: expected a string")
+    return ThemeSpec(name=name, dark=dark, description=desc, ui=ui, ramp=ramp, ramp16=ramp16, heat=heat,
+                     empty16=empty16, trace16=trace16, path=path)
+
+
+def load_theme_file(path: Path) -> ThemeSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ThemeError(f"{path}: cannot read: {e}") from None
+    return parse_theme(text, str(path))
+
+
+def discover(environ: dict[str, str] | None = None, builtin: Path | None = None) -> dict[str, ThemeSpec]:
+    """All themes by name: built-in, then the user's (a bad file raises ThemeError)."""
+    themes: dict[str, ThemeSpec] = {}
+    bdir = builtin if builtin is not None else builtin_dir()
+    if bdir.is_dir():
+        for p in sorted(bdir.glob("*.toml")):
+            t = load_theme_file(p)
+            themes[t.name] = t
+    if "dark" not in themes:
+        themes["dark"] = parse_theme(_EMBEDDED_DARK, "<embedded dark>")
+    udir = user_dir(environ)
+    if udir.is_dir():
+        for p in sorted(udir.glob("*.toml")):
+            t = load_theme_file(p)
+            themes[t.name] = t
+    return themes
+
+
+def resolve(name: str, environ: dict[str, str] | None = None) -> tuple[ThemeSpec, dict[str, ThemeSpec]]:
+    """The theme called ``name`` (or a path to a .toml file) and every known theme."""
+    themes = discover(environ)
+    if name.endswith(".toml") or os.sep in name:
+        t = load_theme_file(Path(name))
+        themes[t.name] = t
+        return t, themes
+    if name not in themes:
+        raise ThemeError(f"theme {name!r}: not found (have: {', '.join(sorted(themes))}; "
+                         f"user themes go in {user_dir(environ)})")
+    return themes[name], themes
+
+
+def to_textual(spec: ThemeSpec):
+    """The Textual ``Theme`` for a spec (imported lazily: this module is also used before Textual)."""
+    from textual.theme import Theme
+
+    return Theme(name=spec.textual_name, dark=spec.dark, **spec.ui)
