@@ -1,0 +1,574 @@
+"""The engine: market rings → (synthetic model, reports, condensed tapes) → immutable versioned snapshots.
+
+Per asset it keeps one ``AssetState``: ring cursors (so each tick reads only the rows appended since the
+last one, never whole rings), the synthetic model, the reports aggregate, and per timeframe a condensed
+trade tape and liquidation tape (``tape.py``) that the grid builders read. Per view (asset, mode, timeframe,
+venues, rows, centre) it publishes the newest ``Snapshot``; ``latest(key)`` is one dict lookup, no lock,
+no copy — snapshots are immutable and replaced whole.
+
+Scheduling (``run``): the view on screen is refreshed at ``engine.fast_hz`` (≥ 1 Hz) on its own one-thread
+executor, so background work can never queue in front of it; every other asset and the higher timeframes
+go to a worker pool at slower cadences. When the background queue is deeper than the pool can clear in a
+tick, or the fast tick overruns, new background work is shed (counted, and said in ``status``) — the view
+on screen keeps its cadence. ``step(now)`` does the same work synchronously and deterministically (replay,
+tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import inspect
+import itertools
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from .. import buckets
+from ..assets import universe
+from ..events import KINDS, VENUE_ID
+from ..grids.modes import GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers
+from ..grids.window import Window, make_window
+from ..snapshot import MODES, MapGrid, Snapshot
+from ..timeframes import ORDER as TF_ORDER
+from ..timeframes import TIMEFRAMES
+from .capacity import ring_capacities
+from .tape import LiqTape, TradeTape
+
+__all__ = ["Engine", "EngineView", "ring_capacities"]
+
+# Background cadence per timeframe (seconds between rebuilds of a view that is not on screen).
+BACKGROUND_EVERY = {"1m": 5.0, "5m": 15.0, "15m": 30.0, "1h": 60.0, "4h": 120.0}
+# A view with no new data is still re-published this often (decay, health, the clock moves on).
+IDLE_EVERY = 10.0
+SNAPSHOT_SAVE_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """What a view shows. ``center`` None follows the last price; ``venues`` None means all venues."""
+
+    asset: str
+    mode: str
+    tf: str
+    venues: tuple[str, ...]
+    rows: int
+    center: float | None
+    columns: int
+
+    @property
+    def key(self) -> tuple:
+        return (self.asset, self.mode, self.tf, self.venues, self.rows, self.center)
+
+
+@dataclass
+class _Built:
+    """What was last built for a view, to decide between skip, incremental and full rebuild."""
+
+    win: Window | None = None
+    data_version: int = -1
+    built_at: float = -math.inf
+    full_builds: int = 0
+    incremental: int = 0
+
+
+@dataclass
+class AssetState:
+    name: str
+    ref_price: float
+    tick: float
+    step: float | None = None
+    last_price: float | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    cursors: dict[tuple[str, str], int] = field(default_factory=dict)
+    trades: dict[str, TradeTape] = field(default_factory=dict)
+    liqs: dict[str, LiqTape] = field(default_factory=dict)
+    model: Any = None
+    reports: Any = None
+    report_dicts: dict[str, Any] = field(default_factory=dict)
+    verdict: str = ""
+    data_version: int = 0  # bumps whenever new rows were ingested
+    rows_ingested: int = 0
+    last_ingest: float = -math.inf
+    wall_status: dict[tuple, str] = field(default_factory=dict)
+    seen_records: dict[str, set] = field(default_factory=dict)
+
+
+def _call_with_accepted(fn: Callable, **kw) -> Any:
+    """Call ``fn`` with the keyword arguments it declares (collaborators' signatures evolve)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn(**kw)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return fn(**kw)
+    return fn(**{k: v for k, v in kw.items() if k in params})
+
+
+def _to_dict(x: Any) -> Any:
+    if hasattr(x, "to_dict"):
+        return x.to_dict()
+    if isinstance(x, (list, tuple)):
+        return [_to_dict(i) for i in x]
+    if isinstance(x, dict):
+        return {k: _to_dict(v) for k, v in x.items()}
+    return x
+
+
+class Engine:
+    def __init__(self, cfg: dict, market, books_provider: Callable[[str], dict] | None = None,
+                 source: str = "LIVE", clock: Callable[[], float] = time.time, store=None) -> None:
+        self.cfg = cfg
+        self.market = market
+        self.books_provider = books_provider
+        self.source = source
+        self.clock = clock
+        self.store = store
+        self.health_provider: Callable[[], dict] | None = None
+        e = cfg.get("engine", {})
+        self.columns = int(e.get("columns", 240))
+        self.workers = max(1, int(e.get("workers", 2)))
+        self.fast_hz = max(1.0, float(e.get("fast_hz", 1.0)))
+        self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
+        self.params = GridParams.from_config(cfg)
+        self.assets = tuple(market.assets)
+        self._meta = universe(list(self.assets))
+        self._states: dict[str, AssetState] = {}
+        self._versions = itertools.count(1)
+        self.version = 0
+        self._latest: dict[tuple, Snapshot] = {}
+        self._restored: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
+        self._views: dict[tuple, EngineView] = {}
+        self._built: dict[tuple, _Built] = {}
+        self._screen: EngineView | None = None
+        self.status = ""
+        self.stats = {"full_builds": 0, "incremental": 0, "skipped": 0, "shed": 0, "fast_ticks": 0,
+                      "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0}
+        self._inflight: set[tuple] = set()
+        self._last_saved = -math.inf
+
+    # ------------------------------------------------------------ views
+
+    def _norm_venues(self, venues) -> tuple[str, ...]:
+        vs = tuple(self.market.venues) if not venues else tuple(v for v in venues if v in VENUE_ID)
+        return vs
+
+    def set_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
+                 center: float | None = None) -> tuple:
+        """Mark the view on screen; returns its key for ``latest``. The other assets and timeframes of the
+        same mode, venues and rows become the background views."""
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        if tf not in TIMEFRAMES:
+            raise ValueError(f"unknown timeframe {tf!r}")
+        view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        self._screen = view
+        self._views[view.key] = view
+        return view.key
+
+    def add_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
+                 center: float | None = None) -> tuple:
+        """Register a view computed in the background without putting it on screen (headless, export)."""
+        view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        self._views[view.key] = view
+        return view.key
+
+    def background_views(self) -> list[EngineView]:
+        """Every asset × timeframe in the screen's mode/venues/rows (following the price), plus added views."""
+        out: dict[tuple, EngineView] = {}
+        scr = self._screen
+        if scr is not None:
+            for a in self.assets:
+                for tf in TF_ORDER:
+                    v = EngineView(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns)
+                    if v.key != scr.key:
+                        out[v.key] = v
+        for k, v in self._views.items():
+            if scr is None or k != scr.key:
+                out.setdefault(k, v)
+        return list(out.values())
+
+    def latest(self, key: tuple) -> Snapshot | None:
+        """The newest snapshot of a view (lock-free), or the one restored from disk until it is rebuilt."""
+        snap = self._latest.get(key)
+        if snap is not None:
+            return snap
+        return self._restored.get(key[:4])
+
+    def health(self) -> dict:
+        if self.health_provider is None:
+            return {}
+        try:
+            return dict(self.health_provider())
+        except Exception as e:  # a health probe must never stop the engine
+            return {"error": repr(e)}
+
+    # ------------------------------------------------------------ per-asset state
+
+    def state(self, asset: str) -> AssetState:
+        st = self._states.get(asset)
+        if st is None:
+            m = self._meta.get(asset)
+            st = AssetState(asset, m.ref_price if m else 1.0, m.tick if m else 0.0)
+            self._states[asset] = st
+        return st
+
+    def _ensure_step(self, st: AssetState, price: float | None) -> None:
+        if st.step is not None:
+            return
+        p = price if (price and price > 0 and math.isfinite(price)) else st.ref_price
+        st.step = buckets.bucket_step(p, st.tick, self.target_bp)
+        for tf, period in TIMEFRAMES.items():
+            st.trades[tf] = TradeTape(period, self.columns)
+            st.liqs[tf] = LiqTape(period, self.columns)
+        st.model = self._make_model(st)
+        st.reports = self._make_reports(st)
+
+    def _make_model(self, st: AssetState):
+        try:
+            from ..synthetic import SyntheticModel  # built by a colleague; optional until it lands
+        except ImportError:
+            return None
+        m = self._meta.get(st.name)
+        return _call_with_accepted(SyntheticModel, asset=st.name, step=st.step, params=self.cfg.get("model", {}),
+                                   markets=m.markets if m else None, cfg=self.cfg)
+
+    def _make_reports(self, st: AssetState):
+        try:
+            from ..reports import Reports
+        except ImportError:
+            return None
+        return _call_with_accepted(Reports, asset=st.name, step=st.step, cfg=self.cfg, tick=st.tick,
+                                   params=self.cfg.get("reports", {}))
+
+    def _new_rows(self, st: AssetState, kind: str) -> np.ndarray:
+        """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted (a copy of
+        only the new rows: ``RingBuffer.since_count``)."""
+        parts = []
+        for venue in self.market.venues:
+            ring = self.market._rings.get((kind, st.name, venue))
+            if ring is None:
+                continue
+            cur = st.cursors.get((kind, venue), 0)
+            if ring.written > cur:
+                parts.append(ring.since_count(cur))
+                st.cursors[(kind, venue)] = ring.written
+        if not parts:
+            return np.zeros(0, dtype=KINDS[kind])
+        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if len(parts) > 1:
+            rows = rows[np.argsort(rows["ts"], kind="stable")]
+        return rows
+
+    def ingest(self, asset: str, now: float) -> int:
+        """Feed new ring rows into the tapes, the model, the reports and the store. Returns rows taken."""
+        st = self.state(asset)
+        with st.lock:
+            return self._ingest_locked(st, now)
+
+    def _ingest_locked(self, st: AssetState, now: float) -> int:
+        trades = self._new_rows(st, "trade")
+        liqs = self._new_rows(st, "liq")
+        oi = self._new_rows(st, "oi")
+        n = len(trades) + len(liqs) + len(oi)
+        st.last_ingest = now
+        first_price = (float(trades["price"][-1]) if len(trades) else
+                       float(oi["mark"][-1]) if len(oi) else float(liqs["price"][-1]) if len(liqs) else None)
+        self._ensure_step(st, first_price)
+        if len(trades):
+            st.last_price = float(trades["price"][-1])
+        elif st.last_price is None and first_price:
+            st.last_price = first_price
+        for tf in TF_ORDER:
+            st.trades[tf].merge(trades, now)
+            st.liqs[tf].merge(liqs, now, step=st.step)
+        if st.model is not None:
+            if n:
+                _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=liqs)
+            st.model.advance(now)
+        books = self.books_provider(st.name) if self.books_provider is not None else {}
+        if st.reports is not None:
+            _call_with_accepted(st.reports.update, now=now, trades=trades, liqs=liqs, books=books or {},
+                                model=st.model, oi=oi, last_price=st.last_price)
+            res = st.reports.result()
+            st.report_dicts = {k: _to_dict(v) for k, v in (res or {}).items()}
+            verdict = st.report_dicts.get("verdict")
+            st.verdict = verdict if isinstance(verdict, str) else (verdict or {}).get("text", "") \
+                if isinstance(verdict, dict) else str(verdict or "")
+        if self.store is not None:
+            if len(liqs):
+                self.store.append_events("liquidations", st.name, liqs)
+            if len(oi):
+                self.store.append_events("open_interest", st.name, oi)
+            self._persist_reports(st, now)
+        if n:
+            st.data_version += 1
+            st.rows_ingested += n
+        return n
+
+    def _persist_reports(self, st: AssetState, now: float) -> None:
+        """New sweeps and absorptions once each, and wall rows only when a wall's status changes."""
+        for table in ("sweeps", "absorptions"):
+            recs = st.report_dicts.get(table) or []
+            seen = st.seen_records.setdefault(table, set())
+            fresh = []
+            for r in recs:
+                if not isinstance(r, dict):
+                    continue
+                key = _record_key(r)
+                if key not in seen:
+                    seen.add(key)
+                    fresh.append({"ts": _record_ts(r, now), **r})
+            if len(seen) > 5000:  # reports keep ~15 min; forget keys long gone
+                st.seen_records[table] = {_record_key(r) for r in recs if isinstance(r, dict)}
+            if fresh:
+                self.store.append_records(table, st.name, fresh)
+        walls = st.report_dicts.get("walls") or []
+        changes = []
+        for w in walls:
+            if not isinstance(w, dict):
+                continue
+            key = (w.get("side"), w.get("price"), w.get("first_seen", w.get("since")))
+            status = str(w.get("status", "active"))
+            if st.wall_status.get(key) != status:
+                st.wall_status[key] = status
+                changes.append({"ts": now, **w})
+        if len(st.wall_status) > 2000:
+            st.wall_status = {k: v for k, v in list(st.wall_status.items())[-1000:]}
+        if changes:
+            self.store.append_records("walls", st.name, changes)
+
+    # ------------------------------------------------------------ building
+
+    def _window(self, view: EngineView, st: AssetState, now: float, prev: Window | None) -> Window:
+        step = st.step
+        if view.center is not None:
+            row0 = int(buckets.index(view.center, step)) - view.rows // 2
+        else:
+            price = st.last_price or st.ref_price
+            r = int(buckets.index(price, step))
+            # Follow the price with hysteresis: recentre only when it leaves the middle half of the rows,
+            # so the window (and with it the cheap incremental path) stays put while price wanders.
+            if prev is not None and prev.nrows == view.rows and prev.step == step and \
+                    prev.row0 + view.rows // 4 <= r < prev.row0 + view.rows - view.rows // 4:
+                row0 = prev.row0
+            else:
+                row0 = r - view.rows // 2
+        return make_window(now, view.tf, view.columns, step, row0, view.rows)
+
+    def build(self, view: EngineView, now: float, force: bool = False) -> Snapshot | None:
+        """(Re)build one view if its data or window changed; publish and return the new snapshot."""
+        st = self.state(view.asset)
+        with st.lock:
+            if st.step is None:
+                self._ensure_step(st, None)
+            built = self._built.setdefault(view.key, _Built())
+            win = self._window(view, st, now, built.win)
+            same_window = built.win == win
+            if (not force and same_window and built.data_version == st.data_version
+                    and now - built.built_at < IDLE_EVERY and view.key in self._latest):
+                self.stats["skipped"] += 1
+                return None
+            grid = self._grid(view, st, win, now)
+            if same_window:
+                built.incremental += 1
+                self.stats["incremental"] += 1
+            else:
+                built.full_builds += 1
+                self.stats["full_builds"] += 1
+            built.win, built.data_version, built.built_at = win, st.data_version, now
+            reports, verdict, last_price = st.report_dicts, st.verdict, st.last_price
+        snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports, verdict=verdict,
+                        health=self.health(), source=self.source, last_price=last_price)
+        self._latest[view.key] = snap
+        self.version = max(self.version, snap.version)
+        return snap
+
+    def _grid(self, view: EngineView, st: AssetState, win: Window, now: float) -> MapGrid:
+        vids = None
+        if set(view.venues) != set(self.market.venues):
+            vids = np.array([VENUE_ID[v] for v in view.venues], dtype=np.uint8)
+        trades = st.trades[view.tf].select(vids)
+        venues = view.venues
+        model_venues = None if vids is None else venues
+        if view.mode == "raw":
+            return build_raw(view.asset, view.tf, win, st.liqs[view.tf].select(vids), trades, now=now,
+                             half_life_s=self.params.raw_half_life_s, venues=venues)
+        lo, sh = model_layers(st.model, view.tf, win, model_venues)
+        if view.mode == "synthetic":
+            return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues)
+        if view.mode == "heatmap":
+            return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params, venues=venues)
+        levels = st.model.levels(model_venues) if st.model is not None else None
+        return build_hybrid(view.asset, view.tf, win, st.liqs[view.tf].select(vids), lo, sh, trades, levels,
+                            now=now, params=self.params, venues=venues)
+
+    # ------------------------------------------------------------ synchronous stepping
+
+    def _due(self, view: EngineView, now: float, on_screen: bool) -> bool:
+        b = self._built.get(view.key)
+        if b is None or view.key not in self._latest:
+            return True
+        every = 1.0 / self.fast_hz if on_screen else BACKGROUND_EVERY[view.tf]
+        return now - b.built_at >= every - 1e-9
+
+    def step(self, now: float | None = None, background: bool = True) -> int:
+        """Ingest every asset, then build every due view (screen first). Deterministic; returns builds."""
+        now = self.clock() if now is None else now
+        for a in self.assets:
+            self.ingest(a, now)
+        built = 0
+        if self._screen is not None and self._due(self._screen, now, True):
+            built += self.build(self._screen, now) is not None
+        if background:
+            for v in self.background_views():
+                if self._due(v, now, False):
+                    built += self.build(v, now) is not None
+        self._maybe_save(now)
+        return built
+
+    def _maybe_save(self, now: float, force: bool = False) -> None:
+        if self.store is None or not (force or now - self._last_saved >= SNAPSHOT_SAVE_EVERY):
+            return
+        self._last_saved = now
+        self.save_snapshots()
+
+    def save_snapshots(self) -> int:
+        """Write the latest snapshot of every follow-the-price view (the ones a restart shows at once)."""
+        if self.store is None:
+            return 0
+        n = 0
+        for key, snap in list(self._latest.items()):
+            if key[5] is None:
+                self.store.save_snapshot(snap)
+                n += 1
+        return n
+
+    def restore(self) -> int:
+        """Load history and the latest snapshots from the store so the map is full at once."""
+        if self.store is None:
+            return 0
+        n = 0
+        for snap in self.store.load_snapshots():
+            g = snap.grid
+            self._restored[(g.asset, g.mode, g.timeframe, tuple(g.venues))] = snap
+            n += 1
+        now = self.clock()
+        horizon = self.columns * TIMEFRAMES["4h"]
+        for a in self.assets:
+            liqs = self.store.load_events("liquidations", a, since=now - horizon)
+            if len(liqs):
+                st = self.state(a)
+                with st.lock:
+                    self._ensure_step(st, float(liqs["price"][-1]))
+                    for tf in TF_ORDER:
+                        st.liqs[tf].merge(liqs, now, step=st.step)
+                    st.data_version += 1
+        return n
+
+    # ------------------------------------------------------------ the async loop
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Fast loop for the view on screen + background pool; never blocks the event loop."""
+        loop = asyncio.get_running_loop()
+        fast = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liqmap-fast")
+        pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="liqmap-bg")
+        period = 1.0 / self.fast_hz
+        pending: set[asyncio.Future] = set()
+        try:
+            while stop is None or not stop.is_set():
+                t0 = time.perf_counter()
+                now = self.clock()
+                scr = self._screen
+                if scr is not None:
+                    try:
+                        await loop.run_in_executor(fast, self._fast_work, scr, now)
+                    except Exception as e:  # one bad tick must not kill the loop; say it
+                        self.status = f"engine error on {scr.asset} {scr.tf}: {e!r}"
+                pending = {f for f in pending if not f.done()}
+                self._schedule_background(loop, pool, pending, now, scr)
+                elapsed = time.perf_counter() - t0
+                self.stats["fast_ticks"] += 1
+                self.stats["last_fast_ms"] = elapsed * 1000
+                if elapsed > period:
+                    self.stats["fast_overruns"] += 1
+                if stop is None:
+                    await asyncio.sleep(max(0.0, period - elapsed))
+                else:
+                    try:
+                        await asyncio.wait_for(stop.wait(), max(0.001, period - elapsed))
+                    except asyncio.TimeoutError:
+                        pass
+        finally:
+            for f in pending:
+                f.cancel()
+            fast.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._maybe_save(self.clock(), force=True)
+
+    def _fast_work(self, scr: EngineView, now: float) -> None:
+        self.ingest(scr.asset, now)
+        self.build(scr, now)
+        self._maybe_save(now)
+
+    def _schedule_background(self, loop, pool, pending: set, now: float, scr: EngineView | None) -> None:
+        """Queue due background work, at most ``workers`` jobs deep; count and report what is shed."""
+        screen_asset = scr.asset if scr is not None else None
+        due_by_asset: dict[str, list[EngineView]] = {}
+        for v in self.background_views():
+            if (v.key not in self._inflight) and self._due(v, now, False):
+                due_by_asset.setdefault(v.asset, []).append(v)
+        # Assets with nothing due are still ingested now and then, so their ring cursors keep up.
+        for a in self.assets:
+            if a != screen_asset and a not in due_by_asset and self._ingest_stale(a, now):
+                due_by_asset[a] = []
+        capacity = self.workers * 2 - len(pending)
+        overloaded = self.stats["last_fast_ms"] > 1000.0 / self.fast_hz
+        behind = 0
+        jobs = sorted(due_by_asset.items(), key=lambda kv: (kv[0] != screen_asset, kv[0]))
+        for asset, views in jobs:
+            if capacity <= 0 or (overloaded and views):
+                behind += len(views)
+                continue
+            keys = [v.key for v in views]
+            self._inflight.update(keys)
+            fut = loop.run_in_executor(pool, self._background_work, asset, views, now)
+            fut.add_done_callback(lambda f, keys=keys: self._done(f, keys))
+            pending.add(fut)
+            capacity -= 1
+        if behind:
+            self.stats["shed"] += behind
+            self.status = f"shedding background work: {behind} views behind"
+        elif self.status.startswith("shedding"):
+            self.status = ""
+
+    def _ingest_stale(self, asset: str, now: float) -> bool:
+        st = self._states.get(asset)
+        return now - (st.last_ingest if st else -math.inf) >= 30.0
+
+    def _background_work(self, asset: str, views: list[EngineView], now: float) -> None:
+        self.ingest(asset, now)
+        for v in views:
+            self.build(v, now)
+            self.stats["background_done"] += 1
+
+    def _done(self, fut, keys: list[tuple]) -> None:
+        self._inflight.difference_update(keys)
+        if not fut.cancelled() and fut.exception() is not None:
+            self.status = f"background error: {fut.exception()!r}"
+
+
+def _record_key(r: dict) -> tuple:
+    return tuple(r.get(k) for k in ("ts", "start", "t0", "time", "first_ts", "side", "price", "level", "venue"))
+
+
+def _record_ts(r: dict, now: float) -> float:
+    for k in ("ts", "start", "t0", "time", "first_ts", "end"):
+        v = r.get(k)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    return now
