@@ -1,0 +1,180 @@
+"""Order-flow reports for one asset: walls + asymmetry, sweeps, absorptions, convergence, the verdict.
+
+Definitions: ``reference/methods.md`` §3; parameters: ``reports.*`` in ``liqmap.config.DEFAULTS``.
+
+Use one :class:`Reports` per asset and feed it once per engine tick with only what is new::
+
+    rep = Reports("BTC", cfg, tick=0.1)
+    rep.update(now, books, new_trades, new_liqs, step, synth=model.levels())
+    snapshot_reports = rep.result()     # JSON-ready dict (walls, asymmetry, sweeps, ...)
+    verdict = snapshot_reports["verdict"]
+    history = rep.drain_history()       # finished sweeps / settled absorptions since the last call
+
+``books`` maps venue name → :class:`liqmap.core.book.Book` (missing or empty books are skipped); trades and
+liquidations are ``TRADE_DTYPE`` / ``LIQ_DTYPE`` rows of this asset (any venues, any order); ``synth`` is
+``(bucket_idx int64, long_usd, short_usd)`` from the synthetic model, or None. The reports are stateful
+(wall age, run carry-over, adaptive thresholds, outcomes), so always reuse the same object per asset; a
+change of bucket step resets the bucket-indexed state. Not thread-safe: one worker per asset at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..assets import default_universe
+from ..book import Book
+from ..events import LIQ_DTYPE, TRADE_DTYPE
+from ._common import bucket_books, params, reference_mid
+from .absorptions import Absorption, AbsorptionDetector
+from .asymmetry import Asymmetry, asymmetry
+from .convergence import Convergence, ConvergenceDetector, converge
+from .sweeps import Sweep, SweepCluster, SweepDetector, cluster
+from .verdict import magnets, verdict
+from .walls import Wall, WallTracker
+
+__all__ = [
+    "Reports", "ReportRecords", "compute_reports",
+    "Wall", "WallTracker", "Asymmetry", "asymmetry",
+    "Sweep", "SweepCluster", "SweepDetector", "cluster",
+    "Absorption", "AbsorptionDetector",
+    "Convergence", "ConvergenceDetector", "converge",
+    "verdict", "magnets",
+]
+
+_NO_TRADES = np.zeros(0, dtype=TRADE_DTYPE)
+_NO_LIQS = np.zeros(0, dtype=LIQ_DTYPE)
+
+
+@dataclass(frozen=True)
+class ReportRecords:
+    """The reports as records (what :meth:`Reports.result` serializes)."""
+
+    walls: tuple[Wall, ...] = ()
+    asymmetry: Asymmetry | None = None
+    sweeps: tuple[SweepCluster, ...] = ()
+    absorptions: tuple[Absorption, ...] = ()
+    convergence: tuple[Convergence, ...] = ()
+    verdict: str = ""
+    mid: float | None = None
+    step: float | None = None
+    ts: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "walls": [w.to_dict() for w in self.walls],
+            "asymmetry": self.asymmetry.to_dict() if self.asymmetry else {},
+            "sweeps": [s.to_dict() for s in self.sweeps],
+            "absorptions": [a.to_dict() for a in self.absorptions],
+            "convergence": [c.to_dict() for c in self.convergence],
+            "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ReportRecords":
+        asym = d.get("asymmetry") or None
+        return cls(
+            walls=tuple(Wall.from_dict(x) for x in d.get("walls", ())),
+            asymmetry=Asymmetry.from_dict(asym) if asym else None,
+            sweeps=tuple(SweepCluster.from_dict(x) for x in d.get("sweeps", ())),
+            absorptions=tuple(Absorption.from_dict(x) for x in d.get("absorptions", ())),
+            convergence=tuple(Convergence.from_dict(x) for x in d.get("convergence", ())),
+            verdict=d.get("verdict", ""),
+        )
+
+
+@dataclass
+class _History:
+    sweeps: list[Sweep] = field(default_factory=list)
+    absorptions: list[Absorption] = field(default_factory=list)
+
+
+class Reports:
+    """All reports for one asset, updated incrementally once per tick."""
+
+    def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float | None = None) -> None:
+        self.asset = asset.upper()
+        self.cfg = cfg
+        if tick is None:
+            a = default_universe().get(self.asset)
+            tick = a.tick if a else 0.0
+        self.tick = float(tick)
+        self.walls = WallTracker(self.asset, cfg)
+        self.sweeps = SweepDetector(self.asset, cfg, self.tick)
+        self.absorptions = AbsorptionDetector(self.asset, cfg, self.tick)
+        self.convergence = ConvergenceDetector(cfg)
+        wp, ap = params(cfg, "walls"), params(cfg, "asymmetry")
+        self._range = max(float(wp["range_pct"]), max((float(x) for x in ap["ranges_pct"]), default=0.0))
+        self.step: float | None = None
+        self._records = ReportRecords()
+        self._history = _History()
+
+    def update(self, now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
+               liqs: np.ndarray | None = None, step: float | None = None, synth=None) -> ReportRecords:
+        """Advance every report by one tick; returns the new :class:`ReportRecords`."""
+        step = float(step or self.step or 0.0)
+        if not step > 0:
+            raise ValueError("reports need the asset's bucket step")
+        if self.step is not None and step != self.step:
+            self.walls.reset()
+            self.sweeps.reset()
+            self.absorptions.reset()
+            self.convergence.reset()
+        self.step = step
+        trades = _NO_TRADES if trades is None else trades
+        liqs = _NO_LIQS if liqs is None else liqs
+        mid = reference_mid(books)
+        bb = bucket_books(books, step, self._range, mid)
+        self.walls.update(now, bb, trades, step)
+        wall_list = self.walls.walls(now)
+        asym = asymmetry(bb, wall_list, self.cfg)
+        self._history.sweeps.extend(self.sweeps.update(now, trades, liqs, step, self.walls.tracked_buckets))
+        self.absorptions.update(now, trades, bb, step)
+        self._history.absorptions.extend(self.absorptions.settled)
+        self.absorptions.settled.clear()
+        abs_list = self.absorptions.absorptions()
+        if mid is None and len(trades):
+            mid = float(trades["price"][np.argmax(trades["ts"])])
+        conv = self.convergence.update(now, mid, step, wall_list, self.sweeps.sweeps, abs_list, synth)
+        self._records = ReportRecords(
+            walls=tuple(wall_list),
+            asymmetry=asym,
+            sweeps=tuple(self.sweeps.clusters(step)),
+            absorptions=tuple(abs_list),
+            convergence=tuple(conv),
+            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg),
+            mid=mid,
+            step=step,
+            ts=now,
+        )
+        return self._records
+
+    def records(self) -> ReportRecords:
+        return self._records
+
+    def result(self) -> dict[str, Any]:
+        """JSON-ready: {"walls", "asymmetry", "sweeps", "absorptions", "convergence", "verdict"}."""
+        return self._records.to_dict()
+
+    def drain_history(self) -> dict[str, list]:
+        """Sweeps found and absorptions settled (held/broke) since the last call, for the history store."""
+        out = {"sweeps": self._history.sweeps, "absorptions": self._history.absorptions}
+        self._history = _History()
+        return out
+
+
+def compute_reports(now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
+                    liqs: np.ndarray | None = None, step: float | None = None, synth=None, *,
+                    asset: str = "BTC", cfg: Mapping[str, Any] | None = None, tick: float | None = None,
+                    state: Reports | None = None) -> dict[str, Any]:
+    """One tick of the reports as a JSON-ready dict.
+
+    Pass the same ``state`` (a :class:`Reports`) every tick: walls need age, sweeps and absorptions need
+    their adaptive statistics. Without one, a fresh state sees a single snapshot (so walls with a
+    ``min_age_s`` > 0 cannot qualify yet).
+    """
+    rep = state if state is not None else Reports(asset, cfg, tick)
+    rep.update(now, books, trades, liqs, step, synth)
+    return rep.result()

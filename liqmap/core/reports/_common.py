@@ -1,0 +1,199 @@
+"""Shared pieces of the order-flow reports: records, parameters, and the bucketed book view.
+
+Every report works in the asset's canonical buckets (``liqmap.core.buckets``) so a wall, a sweep, an
+absorption and a synthetic cluster can be compared level for level. The bucketed book is computed once per
+tick (:func:`bucket_books`) and shared by walls, asymmetry and absorptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ...config import DEFAULTS
+from ..book import Book
+from ..buckets import index
+from ..events import ASK, BID, BUY, VENUE_ID, VENUES
+
+SIDE_NAME = {BID: "bid", ASK: "ask"}
+TAKER_NAME = {BUY: "buy", -BUY: "sell"}
+
+
+class Record:
+    """Mixin for the frozen result records: JSON-ready ``to_dict`` and its inverse ``from_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            out[f.name] = _jsonable(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        kwargs = {}
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name in d:
+                v = d[f.name]
+                kwargs[f.name] = _from_json(v)
+        return cls(**kwargs)
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Record):
+        return v.to_dict()
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (np.floating,)):
+        v = float(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _from_json(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_from_json(x) for x in v)
+    return v
+
+
+def params(cfg: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
+    """The ``reports.<section>`` settings with defaults filled in for anything missing."""
+    out = dict(DEFAULTS["reports"][section])
+    if cfg:
+        rep = cfg["reports"] if "reports" in cfg else cfg  # the whole settings or just ``reports``
+        sub = rep.get(section)
+        if sub:
+            out.update(sub)
+    return out
+
+
+def floor_usd(p: Mapping[str, Any], asset: str) -> float:
+    """The USD floor for ``asset``: its ``min_usd_by_asset`` entry, else ``min_usd``."""
+    return float(p.get("min_usd_by_asset", {}).get(asset.upper(), p["min_usd"]))
+
+
+def venue_name(vid: int) -> str:
+    return VENUES[vid] if 0 <= vid < len(VENUES) else str(vid)
+
+
+def reference_mid(books: Mapping[str, Book | None]) -> float | None:
+    """Median of the venues' mids: one venue with a stale or crossed book cannot drag it far."""
+    mids = []
+    for b in books.values():
+        if b is None:
+            continue
+        m = b.mid()
+        if m is not None and m > 0 and math.isfinite(m):
+            mids.append(m)
+    if not mids:
+        return None
+    return float(np.median(mids))
+
+
+@dataclass
+class SideLevels:
+    """One venue's levels on one side, restricted to the window around mid."""
+
+    prices: np.ndarray
+    usd: np.ndarray
+    bucket: np.ndarray  # bucket index of each level
+
+
+@dataclass
+class BookBuckets:
+    """Every venue's book bucketed for one tick.
+
+    ``usd[side]`` is the all-venue USD per bucket for buckets ``lo .. lo+n-1``; ``venue_usd[side][v]``
+    the same for one venue. ``levels[side][v]`` keeps the raw levels for exact prices.
+    """
+
+    mid: float
+    step: float
+    lo: int
+    n: int
+    usd: dict[int, np.ndarray]
+    venue_usd: dict[int, dict[str, np.ndarray]]
+    levels: dict[int, dict[str, SideLevels]]
+
+    def at(self, side: int, bucket: int) -> float:
+        i = bucket - self.lo
+        if 0 <= i < self.n:
+            return float(self.usd[side][i])
+        return 0.0
+
+    def top_price(self, side: int, bucket: int) -> float | None:
+        """Price of the largest single level (any venue) inside ``bucket``: where the wall sits."""
+        best_p, best_u = None, -1.0
+        for lv in self.levels[side].values():
+            m = lv.bucket == bucket
+            if m.any():
+                j = int(np.argmax(np.where(m, lv.usd, -1.0)))
+                if lv.usd[j] > best_u:
+                    best_u, best_p = float(lv.usd[j]), float(lv.prices[j])
+        return best_p
+
+
+def bucket_books(books: Mapping[str, Book | None], step: float, range_pct: float,
+                 mid: float | None = None) -> BookBuckets | None:
+    """Bucket every venue's book within ±``range_pct`` of the reference mid (USD = price × size)."""
+    if mid is None:
+        mid = reference_mid(books)
+    if mid is None or not step > 0:
+        return None
+    lo_p = mid * (1 - range_pct / 100.0)
+    hi_p = mid * (1 + range_pct / 100.0)
+    lo = int(index(lo_p, step))
+    hi = int(index(hi_p, step))
+    n = hi - lo + 1
+    usd = {BID: np.zeros(n), ASK: np.zeros(n)}
+    venue_usd: dict[int, dict[str, np.ndarray]] = {BID: {}, ASK: {}}
+    levels: dict[int, dict[str, SideLevels]] = {BID: {}, ASK: {}}
+    for name, book in books.items():
+        if book is None or not len(book):
+            continue
+        for side in (BID, ASK):
+            prices, sizes = book.levels(side)
+            if not len(prices):
+                continue
+            # Best-first order: bids descend, asks ascend; slice the window with a binary search.
+            if side == BID:
+                a = int(np.searchsorted(-prices, -hi_p, side="left"))
+                b = int(np.searchsorted(-prices, -lo_p, side="right"))
+            else:
+                a = int(np.searchsorted(prices, lo_p, side="left"))
+                b = int(np.searchsorted(prices, hi_p, side="right"))
+            p, q = prices[a:b], sizes[a:b]
+            if not len(p):
+                continue
+            u = p * q
+            bi = index(p, step)
+            keep = (bi >= lo) & (bi <= hi)
+            if not keep.all():
+                p, u, bi = p[keep], u[keep], bi[keep]
+            per = np.bincount(bi - lo, weights=u, minlength=n)
+            venue_usd[side][name] = per
+            usd[side] += per
+            levels[side][name] = SideLevels(p, u, bi)
+    return BookBuckets(mid, step, lo, n, usd, venue_usd, levels)
+
+
+def venue_ids(names) -> list[int]:
+    return [VENUE_ID[n] for n in names if n in VENUE_ID]
+
+
+def fmt_usd(x: float) -> str:
+    """$42M, $1.2B, $850K, $900 — compact for a status line."""
+    a = abs(x)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if a >= div:
+            v = x / div
+            return f"${v:.1f}{suf}" if abs(v) < 10 else f"${v:.0f}{suf}"
+    return f"${x:.0f}"

@@ -1,0 +1,71 @@
+"""The one-line verdict for the status bar, derived only from the reports and the model's levels.
+
+``▼ 65,800 −0.6% $42M · ▲ 67,100 +1.4% $18M · book: bids 62% · CONVERGENCE 66,000``
+
+A *magnet* is the bucket within ±``range_pct`` of mid holding the most USD of estimated liquidations (the
+model's long + short) plus active wall USD; one below mid (▼) and one above (▲). The book part is the
+distance-weighted bid share from the asymmetry read; the convergence part names the live chip nearest mid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..buckets import index, label, price_of
+from ._common import fmt_usd, params
+
+MINUS = "\u2212"
+
+
+def _pct(x: float) -> str:
+    s = f"{abs(x):.1f}%"
+    return (MINUS if x < 0 else "+") + s
+
+
+def magnets(mid: float, step: float, walls: Sequence = (), synth=None,
+            range_pct: float = 3.0) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
+    """((bucket, usd) below mid, (bucket, usd) above mid), each the largest within range, or None."""
+    mass: dict[int, float] = {}
+    if synth is not None:
+        idx, lng, sht = synth
+        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
+        for b, u in zip(np.asarray(idx).tolist(), tot.tolist()):
+            if u > 0:
+                mass[int(b)] = mass.get(int(b), 0.0) + u
+    for w in walls:
+        if w.status == "active":
+            mass[w.bucket] = mass.get(w.bucket, 0.0) + w.usd
+    lo = int(index(mid * (1 - range_pct / 100.0), step))
+    hi = int(index(mid * (1 + range_pct / 100.0), step))
+    mb = int(index(mid, step))
+    below = [(u, b) for b, u in mass.items() if lo <= b < mb]
+    above = [(u, b) for b, u in mass.items() if mb < b <= hi]
+    # The bucket holding mid counts on the side of mid its centre lies on.
+    if mb in mass:
+        centre = (mb + 0.5) * step
+        (below if centre < mid else above).append((mass[mb], mb))
+    dn = max(below) if below else None
+    up = max(above) if above else None
+    return ((dn[1], dn[0]) if dn else None, (up[1], up[0]) if up else None)
+
+
+def verdict(mid: float | None, step: float, walls: Sequence = (), asym=None, convergence: Sequence = (),
+            synth=None, cfg: Mapping[str, Any] | None = None) -> str:
+    if not mid or not step > 0:
+        return ""
+    p = params(cfg, "verdict")
+    parts: list[str] = []
+    dn, up = magnets(mid, step, walls, synth, float(p["range_pct"]))
+    for arrow, m in (("\u25bc", dn), ("\u25b2", up)):
+        if m is not None:
+            price = float(price_of(m[0], step))
+            parts.append(f"{arrow} {label(price, step)} {_pct((price / mid - 1.0) * 100.0)} {fmt_usd(m[1])}")
+    if asym is not None:
+        share = asym.bid_share
+        parts.append(f"book: bids {share * 100:.0f}%" if share >= 0.5 else f"book: asks {(1 - share) * 100:.0f}%")
+    if convergence:
+        c = min(convergence, key=lambda c: abs(c.price - mid))
+        parts.append(f"CONVERGENCE {label(c.price, step)}")
+    return " \u00b7 ".join(parts)
