@@ -24,6 +24,7 @@ import numpy as np
 import orjson
 from cryptofeed.connection import WebsocketEndpoint
 from cryptofeed.defines import L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, PERPETUAL, TRADES
+from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.symbols import Symbols
 
 from liqmap.core.assets import Asset, VenueMarket
@@ -167,6 +168,9 @@ class VenueFeed:
             await self._handle(msg, conn, timestamp)
         except FrameError as e:
             self._error(e.kind, e.reason, msg)
+        except MissingSequenceNumber:  # live resync: let cryptofeed reconnect and resubscribe
+            self._pending.clear()
+            raise
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
             self._error("frame", type(e).__name__, msg)
         except Exception as e:  # never let one frame kill the connection
@@ -240,6 +244,21 @@ class VenueFeed:
         if base is None:
             raise FrameError("oi", "no_size")
         self._emit("oi", asset, (ts, base, usd, px, self.vid))
+
+    def subscribed(self, conn) -> dict[str, list[str]]:
+        """liqmap kind → venue symbols subscribed on ``conn`` (from cryptofeed's per-connection split)."""
+        rev = {}
+        for kind in ALL_KINDS:
+            try:
+                rev.setdefault(self.std_channel_to_exchange(KIND_CHANNEL[kind]), []).append(kind)
+            except Exception:
+                continue
+        out: dict[str, list[str]] = {}
+        for chan, syms in (getattr(conn, "subscription", None) or {}).items():
+            for kind in rev.get(chan, ()):
+                if kind in self.kinds:
+                    out.setdefault(kind, []).extend(s for s in syms if s in self.markets)
+        return out
 
     def book(self, asset: str) -> Book:
         b = self.books.get(asset)

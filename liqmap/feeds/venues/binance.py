@@ -145,6 +145,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             self._oi(d, timestamp)
         elif "result" in d or "id" in d:
             self.stats["control"] += 1
+        elif e is not None:  # a valid event we do not use (24hrTicker, kline, ...)
+            self.stats["ignored"] += 1
         else:
             raise FrameError("frame", "unknown_event")
 
@@ -154,7 +156,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         if hit is None:
             self.stats["filtered"] += 1
             return
-        tid = d["t"] if e == "trade" else d["a"]
+        tid = d["t"] if e == "trade" else d.get("a", (d.get("f"), d.get("l")))
         if not self._seen_trades.add((sym, e, tid)):
             self.stats["duplicates"] += 1
             return

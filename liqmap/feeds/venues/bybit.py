@@ -1,0 +1,158 @@
+"""Bybit v5 linear (and inverse) perpetuals.
+
+Fixes over cryptofeed 2.4.1 (venues.md §2.2, §3.1): liquidations come from ``allLiquidation.{symbol}``
+(a *list* of events, every liquidation, pushed every 500 ms) instead of the deprecated one-per-second
+``liquidation.{symbol}``; Bybit's side is the *position* side (``Buy`` = a long was liquidated, cryptofeed
+#985) and its price is the bankruptcy price; timestamps are float seconds, not int milliseconds; ticker
+deltas (which omit unchanged fields) are merged into the cached snapshot, and a delta before any snapshot
+is counted instead of raising KeyError. The legacy ``liquidation`` payloads (v5 object, v2 list) are still
+read so old recordings replay.
+"""
+
+from __future__ import annotations
+
+import orjson
+from cryptofeed.exchanges.bybit import Bybit
+
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
+
+from .base import FrameError, VenueFeed
+from .normalize import to_base
+
+ARGS_PER_SUBSCRIBE = 10
+
+
+class BybitFeed(VenueFeed, Bybit):
+    venue = "bybit"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._tickers: dict[str, dict] = {}
+        self._book_ready: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    async def subscribe(self, conn) -> None:
+        topics: list[str] = []
+        by_kind = self.subscribed(conn)
+        names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("tickers"),
+                 "book": self.chan("book")}
+        for kind, syms in by_kind.items():
+            topics += [f"{names[kind]}.{s}" for s in syms]
+            if kind == "book":
+                self._book_ready.difference_update(syms)
+        self._tickers = {s: v for s, v in self._tickers.items() if s not in by_kind.get("oi", ())}
+        for i in range(0, len(topics), ARGS_PER_SUBSCRIBE):
+            await conn.write(orjson.dumps({"op": "subscribe", "args": topics[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+
+    async def _handle(self, msg, conn, timestamp: float) -> None:
+        m = orjson.loads(msg)
+        if not isinstance(m, dict):
+            raise FrameError("frame", "not_an_object")
+        topic = m.get("topic")
+        if topic is None:
+            if m.get("success") is False or m.get("retCode"):
+                raise FrameError("frame", "venue_error")
+            if "success" in m or "op" in m:
+                self.stats["control"] += 1
+                return
+            raise FrameError("frame", "unknown_message")
+        head = topic.split(".", 1)[0]
+        if head == self.chan("liquidations") or head in ("allLiquidation", "liquidation"):
+            self._liquidations(m, timestamp)
+        elif head == self.chan("trades") or head == "publicTrade":
+            self._trades(m)
+        elif head == self.chan("tickers") or head == "tickers":
+            self._ticker(m, timestamp)
+        elif head == "orderbook":
+            self._book(m, timestamp)
+        else:  # pre-v5 topics (trade., orderBookL2_25., instrument_info.) and anything new
+            self.stats["ignored"] += 1
+
+    def _liquidations(self, m: dict, timestamp: float) -> None:
+        data = m["data"]
+        for r in data if isinstance(data, list) else (data,):
+            try:
+                sym = r.get("s") or r["symbol"]
+                hit = self.markets.get(sym)
+                if hit is None:
+                    self.stats["filtered"] += 1
+                    continue
+                side = r.get("S") or r["side"]
+                qty_raw = r.get("v") or r.get("size") or r["qty"]
+                price_raw = r.get("p") or r["price"]
+                t = r.get("T") or r.get("updatedTime") or r.get("time") or m.get("ts")
+                qty, price = float(qty_raw), float(price_raw)
+            except (KeyError, TypeError, ValueError):
+                self._error("liq", "bad_record")
+                continue
+            if side not in ("Buy", "Sell"):
+                self._error("liq", "bad_side")
+                continue
+            ts = float(t) / 1000.0 if t else timestamp
+            if not self._seen_liqs.add((sym, t, side, qty_raw, price_raw)):
+                self.stats["duplicates"] += 1
+                continue
+            asset, vm = hit
+            px, base, usd = to_base(vm, qty, price)
+            # Bybit reports the position side: Buy = a long position was liquidated.
+            self.liq(asset, ts, px, base, usd, LONG if side == "Buy" else SHORT, PRICE_BANKRUPTCY)
+
+    def _trades(self, m: dict) -> None:
+        for r in m["data"]:
+            sym = r["s"]
+            hit = self.markets.get(sym)
+            if hit is None:
+                self.stats["filtered"] += 1
+                continue
+            if not self._seen_trades.add((sym, r["i"])):
+                self.stats["duplicates"] += 1
+                continue
+            asset, vm = hit
+            p = float(r["p"])
+            px, qty, usd = to_base(vm, float(r["v"]), p)
+            self._last_px[sym] = p
+            self.trade(asset, float(r["T"]) / 1000.0, px, qty, usd, BUY if r["S"] == "Buy" else SELL)
+
+    def _ticker(self, m: dict, timestamp: float) -> None:
+        upd = m["data"]
+        sym = upd["symbol"]
+        if sym not in self.markets:
+            self.stats["filtered"] += 1
+            return
+        if m.get("type") == "snapshot":
+            state = self._tickers[sym] = dict(upd)
+        else:
+            state = self._tickers.get(sym)
+            if state is None:
+                raise FrameError("oi", "delta_before_snapshot")
+            state.update(upd)
+        mark = state.get("markPrice")
+        if mark:
+            self.note_price(sym, float(mark))
+        if "openInterest" not in upd:
+            return
+        _, vm = self.markets[sym]
+        ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp
+        oiv = state.get("openInterestValue")
+        # openInterestValue is USD on linear contracts but coin on inverse ones.
+        usd = float(oiv) if (oiv and not vm.inverse) else None
+        self.open_interest(sym, ts, None, usd, float(mark) if mark else None, contracts=float(upd["openInterest"]))
+
+    def _book(self, m: dict, timestamp: float) -> None:
+        d = m["data"]
+        sym = d["s"]
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp
+        book = self.book(asset)
+        if m.get("type") == "snapshot":
+            book.replace_raw(d["b"], d["a"], ts, vm.price_multiplier, vm.contract_size)
+            self._book_ready.add(sym)
+        else:
+            if sym not in self._book_ready:
+                raise FrameError("book", "delta_before_snapshot")
+            book.apply_raw(BID, d["b"], ts, vm.price_multiplier, vm.contract_size)
+            book.apply_raw(ASK, d["a"], ts, vm.price_multiplier, vm.contract_size)
+        self.book_changed(asset)

@@ -1,0 +1,163 @@
+"""Deribit perpetuals over the public ``100ms`` channels.
+
+cryptofeed 2.4.1 maps trades, ticker and book to ``raw`` channels that need API keys (error 13778 without
+them; venues.md §2.5, §3.1). Here the public ``trades.{inst}.100ms``, ``ticker.{inst}.100ms`` and
+``book.{inst}.100ms`` are subscribed. There is no liquidation channel: a trade with a ``liquidation`` flag
+is one — ``T`` means the taker was liquidated (its order side ``direction``: sell closes a long), ``M`` the
+maker (the opposite side), ``MT`` both; cryptofeed takes ``direction`` as is and ignores M. Amounts and
+open interest are USD on inverse perpetuals and coins on the linear USDC ones.
+"""
+
+from __future__ import annotations
+
+import orjson
+from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO
+from cryptofeed.exceptions import MissingSequenceNumber
+from cryptofeed.exchanges.deribit import Deribit
+
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, SELL, SHORT
+
+from .base import FrameError, VenueFeed
+from .normalize import BASE, USD, to_base
+
+
+class DeribitFeed(VenueFeed, Deribit):
+    venue = "deribit"
+
+    @classmethod
+    def is_authenticated_channel(cls, channel: str) -> bool:
+        # Market data is public on the 100ms channels; only account channels need keys.
+        return channel in (ORDER_INFO, FILLS, BALANCES)
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._change_id: dict[str, int | None] = {}
+        super().__init__(*args, **kwargs)
+
+    async def subscribe(self, conn) -> None:
+        chans: list[str] = []
+        by_kind = self.subscribed(conn)
+        trade_syms = sorted(set(by_kind.get("trade", ())) | set(by_kind.get("liq", ())))
+        chans += [self.chan("trades").format(s) for s in trade_syms]
+        chans += [self.chan("ticker").format(s) for s in by_kind.get("oi", ())]
+        for s in by_kind.get("book", ()):
+            chans.append(self.chan("book").format(s))
+            self._change_id[s] = None
+        if chans:
+            await conn.write(orjson.dumps({"jsonrpc": "2.0", "id": 101, "method": "public/subscribe",
+                                           "params": {"channels": chans}}).decode())
+
+    async def _handle(self, msg, conn, timestamp: float) -> None:
+        m = orjson.loads(msg)
+        if not isinstance(m, dict):
+            raise FrameError("frame", "not_an_object")
+        params = m.get("params")
+        if params is None:
+            if "error" in m:
+                raise FrameError("frame", "venue_error")
+            if "result" in m or m.get("method") == "heartbeat":
+                self.stats["control"] += 1
+                return
+            raise FrameError("frame", "unknown_message")
+        channel = params.get("channel", "")
+        head = channel.split(".", 1)[0]
+        if head == "trades":
+            self._trades(params["data"])
+        elif head == "ticker":
+            self._ticker(params["data"], timestamp)
+        elif head == "book":
+            self._book(params["data"], timestamp)
+        else:
+            self.stats["ignored"] += 1
+
+    def _amount(self, vm, amount: float, price: float) -> tuple[float, float, float]:
+        return to_base(vm, amount, price, USD if vm.inverse else BASE)
+
+    def _trades(self, rows: list) -> None:
+        want_trades = "trade" in self.kinds
+        for t in rows:
+            sym = t["instrument_name"]
+            hit = self.markets.get(sym)
+            if hit is None:
+                self.stats["filtered"] += 1
+                continue
+            if not self._seen_trades.add(t["trade_id"]):
+                self.stats["duplicates"] += 1
+                continue
+            asset, vm = hit
+            price = float(t["price"])
+            px, qty, usd = self._amount(vm, float(t["amount"]), price)
+            ts = t["timestamp"] / 1000.0
+            direction = t["direction"]
+            self._last_px[sym] = price
+            if want_trades:
+                self.trade(asset, ts, px, qty, usd, BUY if direction == "buy" else SELL)
+            flag = t.get("liquidation")
+            if not flag:
+                continue
+            taker_side = LONG if direction == "sell" else SHORT  # the taker's order closes its position
+            sides = []
+            if "T" in flag:
+                sides.append(taker_side)
+            if "M" in flag:
+                sides.append(-taker_side)
+            if not sides:
+                self._error("liq", "bad_flag")
+            for side in sides:
+                self.liq(asset, ts, px, qty, usd, side, PRICE_FILL)
+
+    def _ticker(self, d: dict, timestamp: float) -> None:
+        sym = d["instrument_name"]
+        if sym not in self.markets:
+            self.stats["filtered"] += 1
+            return
+        _, vm = self.markets[sym]
+        mark = d.get("mark_price")
+        if mark:
+            self.note_price(sym, float(mark))
+        oi = d.get("open_interest")
+        if oi is None:
+            return
+        ts = d["timestamp"] / 1000.0 if d.get("timestamp") else timestamp
+        if vm.inverse:
+            self.open_interest(sym, ts, None, float(oi), float(mark) if mark else None)
+        else:
+            self.open_interest(sym, ts, float(oi) * vm.price_multiplier, None, float(mark) if mark else None)
+
+    def _book(self, d: dict, timestamp: float) -> None:
+        sym = d["instrument_name"]
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        ts = d["timestamp"] / 1000.0 if d.get("timestamp") else timestamp
+        book = self.book(asset)
+        snapshot = d.get("type") == "snapshot" or "prev_change_id" not in d
+        if not snapshot:
+            last = self._change_id.get(sym)
+            if last is None or d["prev_change_id"] != last:
+                self._change_id[sym] = None
+                self._error("book", "sequence_gap")
+                if self.live_rest:  # reconnect → resubscribe → a fresh snapshot
+                    raise MissingSequenceNumber
+                return
+
+        def conv(levels):
+            out = []
+            for action, price, amount in levels:
+                p = float(price)
+                if action == "delete":
+                    out.append((p / vm.price_multiplier, 0.0))
+                else:
+                    px, qty, _ = self._amount(vm, float(amount), p)
+                    out.append((px, qty))
+            return out
+
+        bids, asks = conv(d.get("bids", ())), conv(d.get("asks", ()))
+        if snapshot:
+            book.replace(bids, asks, ts)
+        else:
+            book.apply(BID, bids, ts)
+            book.apply(ASK, asks, ts)
+        self._change_id[sym] = d.get("change_id")
+        self.book_changed(asset)

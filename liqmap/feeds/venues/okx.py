@@ -1,0 +1,165 @@
+"""OKX v5 perpetual swaps.
+
+Fixes over cryptofeed 2.4.1 (venues.md §2.3, §3.1): liquidations come from the websocket
+``liquidation-orders`` channel (instType SWAP, every swap, filtered here by instId) instead of a 60-second
+REST poll of 100 rows; ``sz`` is converted from contracts with ``ctVal``; the price is ``bkPx`` (bankruptcy);
+the first push after subscribing is a stale snapshot and is skipped (as tardis does); the side is
+``posSide`` in hedge mode and the opposite of the order ``side`` in net mode. Open interest prefers
+``oiCcy`` (coin) and ``oiUsd``; ``mark-price`` is subscribed as the price for USD conversion.
+"""
+
+from __future__ import annotations
+
+import orjson
+from cryptofeed.exchanges.okx import OKX
+
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
+
+from .base import FrameError, VenueFeed
+from .normalize import to_base
+
+ARGS_PER_SUBSCRIBE = 100
+
+
+class OkxFeed(VenueFeed, OKX):
+    venue = "okx"
+
+    def __init__(self, *args, **kwargs) -> None:
+        self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
+        super().__init__(*args, **kwargs)
+
+    async def subscribe(self, conn) -> None:
+        args: list[dict] = []
+        by_kind = self.subscribed(conn)
+        if "liq" in by_kind:
+            args.append({"channel": self.chan("liquidations"), "instType": self.chan("liquidations_inst_type")})
+            if self.fcfg.get("okx_skip_first_liquidation", True):
+                self._skip_liq.add(getattr(conn, "uuid", ""))
+        priced = set(by_kind.get("oi", ())) | set(by_kind.get("liq", ()))
+        for s in by_kind.get("oi", ()):
+            args.append({"channel": self.chan("oi"), "instId": s})
+        for s in sorted(priced):
+            args.append({"channel": self.chan("mark"), "instId": s})
+        for s in by_kind.get("trade", ()):
+            args.append({"channel": self.chan("trades"), "instId": s})
+        for s in by_kind.get("book", ()):
+            args.append({"channel": self.chan("book"), "instId": s})
+        for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
+            await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+
+    async def _handle(self, msg, conn, timestamp: float) -> None:
+        m = orjson.loads(msg)
+        if not isinstance(m, dict):
+            raise FrameError("frame", "not_an_object")
+        if "event" in m:
+            if m["event"] == "error":
+                raise FrameError("frame", "venue_error")
+            self.stats["control"] += 1
+            return
+        arg = m.get("arg")
+        if arg is None:
+            if "table" in m:  # OKEx v3 tables (retired 2021) in old recordings
+                self.stats["ignored"] += 1
+                return
+            raise FrameError("frame", "unknown_message")
+        ch = arg["channel"]
+        if ch == self.chan("liquidations") or ch == "liquidation-orders":
+            uuid = getattr(conn, "uuid", "")
+            if uuid in self._skip_liq:
+                self._skip_liq.discard(uuid)
+                self.stats["skipped_stale"] += 1
+                return
+            for entry in m["data"]:
+                self._liquidations(entry.get("instId"), entry.get("details", ()))
+        elif ch == "liquidations":  # REST-shaped rows (tardis-generated / REST backfill): instId in arg
+            self._liquidations(arg.get("instId"), m["data"])
+        elif ch == self.chan("oi") or ch == "open-interest":
+            self._oi(m, timestamp)
+        elif ch == self.chan("mark") or ch == "mark-price":
+            for r in m["data"]:
+                if r["instId"] in self.markets:
+                    self.note_price(r["instId"], float(r["markPx"]))
+        elif ch == self.chan("trades") or ch in ("trades", "trades-all"):
+            self._trades(m)
+        elif ch.startswith("books") or ch == "bbo-tbt":
+            self._book(m, timestamp)
+        else:
+            self.stats["ignored"] += 1
+
+    def _liquidations(self, inst: str | None, details) -> None:
+        hit = self.markets.get(inst) if inst else None
+        if hit is None:
+            self.stats["filtered"] += len(details) or 1
+            return
+        asset, vm = hit
+        for r in details:
+            try:
+                sz, px = float(r["sz"]), float(r["bkPx"])
+                pos, side, t = r.get("posSide", "net"), r["side"], r["ts"]
+            except (KeyError, TypeError, ValueError):
+                self._error("liq", "bad_record")
+                continue
+            if pos == "long" or pos == "short":
+                liq_side = LONG if pos == "long" else SHORT
+            elif side in ("buy", "sell"):  # net mode: a forced sell closes a long
+                liq_side = LONG if side == "sell" else SHORT
+            else:
+                self._error("liq", "bad_side")
+                continue
+            if not self._seen_liqs.add((inst, t, side, r["sz"], r["bkPx"])):
+                self.stats["duplicates"] += 1
+                continue
+            price, base, usd = to_base(vm, sz, px)
+            self.liq(asset, float(t) / 1000.0, price, base, usd, liq_side, PRICE_BANKRUPTCY)
+
+    def _oi(self, m: dict, timestamp: float) -> None:
+        for r in m["data"]:
+            inst = r["instId"]
+            if inst not in self.markets:
+                self.stats["filtered"] += 1
+                continue
+            ts = float(r["ts"]) / 1000.0 if r.get("ts") else timestamp
+            base = float(r["oiCcy"]) if r.get("oiCcy") not in (None, "") else None
+            usd = float(r["oiUsd"]) if r.get("oiUsd") not in (None, "") else None
+            self.open_interest(inst, ts, base, usd, contracts=float(r["oi"]))
+
+    def _trades(self, m: dict) -> None:
+        for r in m["data"]:
+            inst = r["instId"]
+            hit = self.markets.get(inst)
+            if hit is None:
+                self.stats["filtered"] += 1
+                continue
+            if not self._seen_trades.add((inst, r["tradeId"])):
+                self.stats["duplicates"] += 1
+                continue
+            asset, vm = hit
+            p = float(r["px"])
+            px, qty, usd = to_base(vm, float(r["sz"]), p)
+            self._last_px[inst] = p
+            self.trade(asset, float(r["ts"]) / 1000.0, px, qty, usd, BUY if r["side"] == "buy" else SELL)
+
+    def _book(self, m: dict, timestamp: float) -> None:
+        inst = m["arg"]["instId"]
+        hit = self.markets.get(inst)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        book = self.book(asset)
+        for d in m["data"]:
+            ts = float(d["ts"]) / 1000.0 if d.get("ts") else timestamp
+            bids, asks = d.get("bids", ()), d.get("asks", ())
+            if vm.inverse:  # sizes are USD contracts: coins = n × ctVal / price, level by level
+                cs = vm.contract_size
+                bids = [(float(lv[0]), float(lv[1]) * cs / float(lv[0])) for lv in bids]
+                asks = [(float(lv[0]), float(lv[1]) * cs / float(lv[0])) for lv in asks]
+            if m.get("action", "snapshot") == "snapshot":
+                book.replace_raw(bids, asks, ts, 1.0, 1.0 if vm.inverse else vm.contract_size)
+            else:
+                if not book.version:
+                    raise FrameError("book", "update_before_snapshot")
+                scale = 1.0 if vm.inverse else vm.contract_size
+                book.apply_raw(BID, bids, ts, 1.0, scale)
+                book.apply_raw(ASK, asks, ts, 1.0, scale)
+        self.book_changed(asset)
