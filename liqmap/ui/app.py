@@ -63,6 +63,7 @@ class LiqmapApp(App):
     CSS_PATH = "liqmap.tcss"
     TITLE = "liqmap"
     COMMANDS = App.COMMANDS | {AssetProvider}
+    AUTO_FOCUS = None  # arrows pan the map until the user moves into the reports panel (Enter / Tab)
 
     BINDINGS = [
         Binding("1", "mode('raw')", "Raw", id="mode_raw"),
@@ -84,6 +85,7 @@ class LiqmapApp(App):
         Binding("c", "recentre", "Centre", id="recentre"),
         Binding("v", "venues", "Venues", id="venue_cycle"),
         Binding("r", "reports", "Reports", id="reports_toggle"),
+        Binding("enter", "focus_reports", "Events", show=False, id="reports_focus"),
         Binding("h", "hires", "Hi-res", show=False, id="hires_toggle"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
@@ -482,6 +484,12 @@ class LiqmapApp(App):
         self._layout_for_size()
         self._drawn_key = None
         self.call_after_refresh(self._tick)
+
+    def action_focus_reports(self) -> None:
+        table = self.query_one(ReportsTable)
+        if not self.show_reports:
+            self.action_reports()
+        table.focus()
 
     def action_hires(self) -> None:
         self.vp.hires = not self.vp.hires

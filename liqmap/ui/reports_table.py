@@ -199,6 +199,7 @@ class ReportsTable(CachedLines, can_focus=True):
         Binding("up", "select(-1)", "Prev event", show=False, id="reports_up"),
         Binding("down", "select(1)", "Next event", show=False, id="reports_down"),
         Binding("enter", "jump", "Jump to event", id="jump"),
+        Binding("escape", "leave", "Back to map", id="reports_leave"),
     ]
 
     class Jump(Message):
@@ -273,6 +274,9 @@ class ReportsTable(CachedLines, can_focus=True):
     def current(self) -> Row | None:
         sel = self.selectable()
         return self.rows[sel[self.selected]] if sel else None
+
+    def action_leave(self) -> None:
+        self.screen.set_focus(None)
 
     def action_jump(self) -> None:
         row = self.current()
