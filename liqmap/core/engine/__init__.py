@@ -74,6 +74,8 @@ class _Built:
     built_at: float = -math.inf
     full_builds: int = 0
     incremental: int = 0
+    syn: tuple[np.ndarray, np.ndarray] | None = None  # the model's per-column layers for ``win``
+    open_col: int | None = None  # newest column when ``syn`` was read: it and newer ones are re-read
 
 
 @dataclass
@@ -95,7 +97,6 @@ class AssetState:
     rows_ingested: int = 0
     last_ingest: float = -math.inf
     wall_status: dict[tuple, str] = field(default_factory=dict)
-    seen_records: dict[str, set] = field(default_factory=dict)
 
 
 def _call_with_accepted(fn: Callable, **kw) -> Any:
@@ -238,12 +239,9 @@ class Engine:
                                    markets=m.markets if m else None, cfg=self.cfg)
 
     def _make_reports(self, st: AssetState):
-        try:
-            from ..reports import Reports
-        except ImportError:
-            return None
-        return _call_with_accepted(Reports, asset=st.name, step=st.step, cfg=self.cfg, tick=st.tick,
-                                   params=self.cfg.get("reports", {}))
+        from ..reports import Reports
+
+        return Reports(st.name, self.cfg, tick=st.tick or None)
 
     def _new_rows(self, st: AssetState, kind: str) -> np.ndarray:
         """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted (a copy of
@@ -290,55 +288,39 @@ class Engine:
             if n:
                 _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=liqs)
             st.model.advance(now)
-        books = self.books_provider(st.name) if self.books_provider is not None else {}
+        books = self.books_provider(st.name) if self.books_provider is not None else None
         if st.reports is not None:
-            _call_with_accepted(st.reports.update, now=now, trades=trades, liqs=liqs, books=books or {},
-                                model=st.model, oi=oi, last_price=st.last_price)
-            res = st.reports.result()
-            st.report_dicts = {k: _to_dict(v) for k, v in (res or {}).items()}
-            verdict = st.report_dicts.get("verdict")
-            st.verdict = verdict if isinstance(verdict, str) else (verdict or {}).get("text", "") \
-                if isinstance(verdict, dict) else str(verdict or "")
+            synth = st.model.levels() if st.model is not None else None
+            st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
+            st.report_dicts = st.reports.result()
+            st.verdict = str(st.report_dicts.get("verdict") or "")
+            if self.store is not None:
+                self._persist_reports(st, now)
         if self.store is not None:
             if len(liqs):
                 self.store.append_events("liquidations", st.name, liqs)
             if len(oi):
                 self.store.append_events("open_interest", st.name, oi)
-            self._persist_reports(st, now)
         if n:
             st.data_version += 1
             st.rows_ingested += n
         return n
 
     def _persist_reports(self, st: AssetState, now: float) -> None:
-        """New sweeps and absorptions once each, and wall rows only when a wall's status changes."""
-        for table in ("sweeps", "absorptions"):
-            recs = st.report_dicts.get(table) or []
-            seen = st.seen_records.setdefault(table, set())
-            fresh = []
-            for r in recs:
-                if not isinstance(r, dict):
-                    continue
-                key = _record_key(r)
-                if key not in seen:
-                    seen.add(key)
-                    fresh.append({"ts": _record_ts(r, now), **r})
-            if len(seen) > 5000:  # reports keep ~15 min; forget keys long gone
-                st.seen_records[table] = {_record_key(r) for r in recs if isinstance(r, dict)}
-            if fresh:
-                self.store.append_records(table, st.name, fresh)
-        walls = st.report_dicts.get("walls") or []
+        """Finished sweeps and settled absorptions once each; a wall row whenever a wall's status changes."""
+        for table, recs in st.reports.drain_history().items():
+            rows = [_to_dict(r) for r in recs]
+            if rows:
+                self.store.append_records(table, st.name, rows)
         changes = []
-        for w in walls:
-            if not isinstance(w, dict):
-                continue
-            key = (w.get("side"), w.get("price"), w.get("first_seen", w.get("since")))
+        for w in st.report_dicts.get("walls") or ():
+            key = (w.get("side"), w.get("bucket"), w.get("first_seen"))
             status = str(w.get("status", "active"))
             if st.wall_status.get(key) != status:
                 st.wall_status[key] = status
                 changes.append({"ts": now, **w})
-        if len(st.wall_status) > 2000:
-            st.wall_status = {k: v for k, v in list(st.wall_status.items())[-1000:]}
+        if len(st.wall_status) > 4000:  # walls end within minutes; forget the oldest keys
+            st.wall_status = dict(list(st.wall_status.items())[-2000:])
         if changes:
             self.store.append_records("walls", st.name, changes)
 
@@ -361,25 +343,30 @@ class Engine:
         return make_window(now, view.tf, view.columns, step, row0, view.rows)
 
     def build(self, view: EngineView, now: float, force: bool = False) -> Snapshot | None:
-        """(Re)build one view if its data or window changed; publish and return the new snapshot."""
+        """(Re)build one view if its data or window changed; publish and return the new snapshot.
+
+        Incremental when the rows are unchanged and time only moved forward: the model's closed columns
+        are kept (shifted when the window slides) and only the open column onwards is re-read; the real
+        liquidations and the trace are re-binned from the compact tapes (hundreds of rows, not rings).
+        Anything else (new view, recentred rows, new step) is a full rebuild.
+        """
         st = self.state(view.asset)
         with st.lock:
             if st.step is None:
                 self._ensure_step(st, None)
             built = self._built.setdefault(view.key, _Built())
             win = self._window(view, st, now, built.win)
-            same_window = built.win == win
-            if (not force and same_window and built.data_version == st.data_version
+            if (not force and built.win == win and built.data_version == st.data_version
                     and now - built.built_at < IDLE_EVERY and view.key in self._latest):
                 self.stats["skipped"] += 1
                 return None
-            grid = self._grid(view, st, win, now)
-            if same_window:
-                built.incremental += 1
-                self.stats["incremental"] += 1
-            else:
-                built.full_builds += 1
-                self.stats["full_builds"] += 1
+            prev = built.win
+            incremental = (prev is not None and prev.row0 == win.row0 and prev.nrows == win.nrows
+                           and prev.step == win.step and prev.ncols == win.ncols and win.col0 >= prev.col0)
+            grid = self._grid(view, st, win, now, built if incremental else None)
+            kind = "incremental" if incremental else "full_builds"
+            setattr(built, kind, getattr(built, kind) + 1)
+            self.stats[kind] += 1
             built.win, built.data_version, built.built_at = win, st.data_version, now
             reports, verdict, last_price = st.report_dicts, st.verdict, st.last_price
         snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports, verdict=verdict,
@@ -388,7 +375,26 @@ class Engine:
         self.version = max(self.version, snap.version)
         return snap
 
-    def _grid(self, view: EngineView, st: AssetState, win: Window, now: float) -> MapGrid:
+    def _model_layers(self, view: EngineView, st: AssetState, win: Window, built: _Built,
+                      prev: _Built | None, venues) -> tuple[np.ndarray, np.ndarray]:
+        if prev is not None and prev.syn is not None and prev.open_col is not None and st.model is not None:
+            lo, sh = prev.syn
+            k = win.col0 - prev.win.col0
+            if k:
+                lo, sh = _shift_left(lo, k), _shift_left(sh, k)
+            col_lo = max(prev.open_col, win.col0)
+            j = col_lo - win.col0
+            nlo, nsh = model_layers(st.model, view.tf, win, venues, col_lo=col_lo)
+            lo, sh = lo.copy(), sh.copy()  # the previous arrays may still back a published grid
+            lo[:, j:], sh[:, j:] = nlo, nsh
+        else:
+            lo, sh = model_layers(st.model, view.tf, win, venues)
+        built.syn, built.open_col = (lo, sh), win.col1 - 1
+        return lo, sh
+
+    def _grid(self, view: EngineView, st: AssetState, win: Window, now: float,
+              prev: _Built | None) -> MapGrid:
+        built = self._built[view.key]
         vids = None
         if set(view.venues) != set(self.market.venues):
             vids = np.array([VENUE_ID[v] for v in view.venues], dtype=np.uint8)
@@ -398,7 +404,7 @@ class Engine:
         if view.mode == "raw":
             return build_raw(view.asset, view.tf, win, st.liqs[view.tf].select(vids), trades, now=now,
                              half_life_s=self.params.raw_half_life_s, venues=venues)
-        lo, sh = model_layers(st.model, view.tf, win, model_venues)
+        lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
         if view.mode == "synthetic":
             return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues)
         if view.mode == "heatmap":
@@ -562,13 +568,9 @@ class Engine:
             self.status = f"background error: {fut.exception()!r}"
 
 
-def _record_key(r: dict) -> tuple:
-    return tuple(r.get(k) for k in ("ts", "start", "t0", "time", "first_ts", "side", "price", "level", "venue"))
-
-
-def _record_ts(r: dict, now: float) -> float:
-    for k in ("ts", "start", "t0", "time", "first_ts", "end"):
-        v = r.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
-            return float(v)
-    return now
+def _shift_left(a: np.ndarray, k: int) -> np.ndarray:
+    """A copy of ``a`` moved left by ``k`` columns; the new columns are empty."""
+    out = np.zeros_like(a)
+    if k < a.shape[1]:
+        out[:, : a.shape[1] - k] = a[:, k:]
+    return out
