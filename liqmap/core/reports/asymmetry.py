@@ -48,7 +48,7 @@ def asymmetry(bb: BookBuckets | None, walls=(), cfg: Mapping[str, Any] | None = 
             d = np.abs(lv.prices / mid - 1.0) * 1e4
             weighted[side] += float(np.dot(lv.usd, np.exp(-d / lam)))
             for j, r in enumerate(lim):
-                plain[side][j] += float(lv.usd[d <= r].sum())
+                plain[side][j] += float(lv.usd[d <= r + 1e-6].sum())  # float slack at the edge
     w = imbalance(weighted[BID], weighted[ASK])
     tot = weighted[BID] + weighted[ASK]
     wb = sum(x.usd for x in walls if x.status == "active" and x.side == "bid")

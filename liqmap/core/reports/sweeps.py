@@ -170,7 +170,6 @@ class SweepDetector:
         venues = set(np.unique(trades["venue"]).tolist()) | set(self._tail)
         for v in sorted(venues):
             nv = trades[trades["venue"] == v] if len(trades) else trades
-            thr = self.threshold(v, now)
             tail = self._tail.pop(v, None)
             arr = nv if tail is None else np.concatenate([tail, nv])
             if len(arr) > 1 and (np.diff(arr["ts"]) < 0).any():
@@ -178,7 +177,7 @@ class SweepDetector:
             if len(nv):
                 self._stats.setdefault(v, SecondNotional(int(p["stats_window_s"]))).add(nv["ts"], nv["usd"])
             if len(arr):
-                new.extend(self._runs(now, v, arr, thr, step))
+                new.extend(self._runs(now, v, arr, step))
         new = [self._decorate(s, walls) for s in new]
         for s in new:
             self._add_marking_cross_venue(s)
@@ -192,7 +191,7 @@ class SweepDetector:
         return new
 
     # -- internals -------------------------------------------------------------------------------
-    def _runs(self, now: float, v: int, arr: np.ndarray, thr: float, step: float) -> list[Sweep]:
+    def _runs(self, now: float, v: int, arr: np.ndarray, step: float) -> list[Sweep]:
         p = self.p
         gap = float(p["gap_ms"]) / 1000.0
         ts, side, price = arr["ts"], arr["side"], arr["price"]
@@ -209,7 +208,8 @@ class SweepDetector:
         if not len(starts):
             return []
         usd = np.add.reduceat(arr["usd"][: ends[-1]], starts)
-        cand = usd >= thr
+        # Every threshold is at least the floor (× the warm-up factor), so runs under it are out at once.
+        cand = usd >= self.floor * min(1.0, float(p["warmup_factor"]))
         if not cand.any():
             return []
         lo = np.minimum.reduceat(price[: ends[-1]], starts)
@@ -218,6 +218,11 @@ class SweepDetector:
         min_move_ticks = int(p["min_ticks"]) * self.tick
         for r in np.flatnonzero(cand):
             a, b = int(starts[r]), int(ends[r])
+            # The threshold as of the second before the run began: its own volume (already counted in
+            # the per-second series when a run spans ticks) must not raise the bar it is judged by.
+            thr = self.threshold(v, math.floor(ts[a]) - 1.0)
+            if usd[r] < thr:
+                continue
             pr = price[a:b]
             levels = int(len(np.unique(pr)))
             move = float(hi[r] - lo[r])
