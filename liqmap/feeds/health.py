@@ -9,7 +9,11 @@ never drops frames, so when parsing falls behind, this is the only place the bac
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import logging
+import socket
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ class Health:
     errors_by_kind: Counter = field(default_factory=Counter)
     connects: int = 0  # successful websocket opens (the first per connection is not a reconnect)
     reconnects: int = 0
+    stalls: int = 0  # connections the watchdog closed for silence
     failed_connects: int = 0
     open_connections: int = 0
     last_frame: float | None = None  # receipt time of the newest frame
@@ -135,7 +140,55 @@ class Health:
             "errors_by_kind": dict(self.errors_by_kind),
             "connects": self.connects,
             "reconnects": self.reconnects,
+            "stalls": self.stalls,
             "failed_connects": self.failed_connects,
             "open_connections": self.open_connections,
             "last_error": self.last_error,
         }
+
+
+# ------------------------------------------------------------------------------------ failure causes
+
+DNS, TLS, REFUSED, TIMEOUT, HTTP, CLOSED, UNREACHABLE, OTHER = (
+    "DNS", "TLS", "refused", "timeout", "HTTP", "closed", "unreachable", "error")
+
+
+def _chain(exc: BaseException | None):
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        inner = getattr(exc, "os_error", None)  # aiohttp.ClientConnectorError keeps the OSError here
+        if isinstance(inner, BaseException) and id(inner) not in seen:
+            yield inner
+            seen.add(id(inner))
+        exc = exc.__cause__ or exc.__context__
+
+
+def classify_error(exc: BaseException | None) -> tuple[str, str]:
+    """(category, one-line text) for a connection failure: DNS, TLS, refused, timeout, HTTP (a status
+    at the websocket upgrade or REST call), closed, unreachable, or error."""
+    if exc is None:
+        return OTHER, "unknown error"
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0][:200] if str(exc) else type(exc).__name__
+    for e in _chain(exc):
+        name = type(e).__name__
+        if isinstance(e, socket.gaierror) or name == "ClientConnectorDNSError":
+            return DNS, text
+        if isinstance(e, (ssl.SSLError, ssl.CertificateError)) or name in (
+                "ClientConnectorCertificateError", "ClientSSLError", "ClientConnectorSSLError"):
+            return TLS, text
+        if isinstance(e, ConnectionRefusedError):
+            return REFUSED, text
+        if isinstance(e, (asyncio.TimeoutError, TimeoutError, socket.timeout)):
+            return TIMEOUT, text
+        if name == "InvalidStatus":  # websockets: the server answered the upgrade with an HTTP error
+            status = getattr(getattr(e, "response", None), "status_code", "?")
+            return HTTP, f"HTTP {status} at the websocket upgrade"
+        if name in ("ClientResponseError",):
+            return HTTP, f"HTTP {getattr(e, 'status', '?')}: {getattr(e, 'message', '')}"
+        if name.startswith("ConnectionClosed") or isinstance(e, (ConnectionResetError, ConnectionAbortedError)):
+            return CLOSED, text
+        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return UNREACHABLE, text
+    return OTHER, text

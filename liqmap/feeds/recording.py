@@ -264,6 +264,8 @@ class Recording:
         else:
             self.header = {"venues": ["binance"]}
         self.frames_read = 0
+        # connection id → websocket address, from the "open" lines seen so far (liqmap format)
+        self.addresses: dict[str, str] = {}
 
     @property
     def venues(self) -> list[str]:
@@ -275,7 +277,7 @@ class Recording:
 
     def __iter__(self) -> Iterator[Frame]:
         if self.format == "liqmap":
-            it = _read_liqmap(self.path)
+            it = _read_liqmap(self.path, self.addresses)
         elif self.format == "hftbacktest":
             it = _read_hftbacktest(self.path)
         else:
@@ -307,7 +309,7 @@ def _liqmap_header(path: str) -> dict[str, Any]:
     return head
 
 
-def _read_liqmap(path: str) -> Iterator[Frame]:
+def _read_liqmap(path: str, addresses: dict[str, str] | None = None) -> Iterator[Frame]:
     lines = _open_lines(path)
     next(lines, None)  # header
     n = 1
@@ -319,6 +321,8 @@ def _read_liqmap(path: str) -> Iterator[Frame]:
             rec = orjson.loads(line)
             kind = rec.get("k", "ws")
             if kind not in ("ws", "rest"):
+                if kind == "open" and addresses is not None:
+                    addresses[rec["c"]] = rec["d"]
                 continue  # "open" markers and future line kinds
             t = float(rec["t"])
             venue = rec["v"]

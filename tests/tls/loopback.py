@@ -1,0 +1,178 @@
+"""Test helpers for the real network path: a self-signed certificate made at test time, and an aiohttp
+TLS server on 127.0.0.1 that plays scripted websocket sessions and answers REST paths.
+
+Nothing here ever listens on or connects to anything but 127.0.0.1.
+
+A websocket *session* is a list of steps run for one accepted connection, in order:
+  ("send", text)      send a text frame
+  ("sleep", seconds)  pause
+  ("close",)          a clean close (close frame, then the TCP close)
+  ("abort",)          drop the TCP connection with no close frame
+  ("stall",)          go silent: neither send nor read, until the client gives up
+  ("hold",)           stay open and keep reading (the client's close is answered)
+Sessions for a path are consumed one per connection; when they run out the connection is held open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import ssl
+from collections import defaultdict
+from pathlib import Path
+
+from aiohttp import WSMsgType, web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HOST = "127.0.0.1"
+
+
+def make_cert(directory: str | os.PathLike) -> tuple[str, str]:
+    """A self-signed EC certificate for 127.0.0.1/localhost; returns (cert.pem, key.pem) paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "liqmap loopback test")])
+    now = dt.datetime.now(dt.timezone.utc)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST)),
+                                                    x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                     content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = d / "cert.pem", d / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def trust_cert(cert_path: str, monkeypatch) -> None:
+    """Make this process's TLS clients trust the test certificate.
+
+    websockets builds a default SSL context per connection, which honours ``SSL_CERT_FILE``; aiohttp
+    (cryptofeed's REST client) built its verified default context once at import, so the certificate is
+    added to that context too (trust in one more self-signed 127.0.0.1 certificate, nothing removed).
+    """
+    monkeypatch.setenv("SSL_CERT_FILE", cert_path)
+    import aiohttp.connector as ac
+
+    ctx = getattr(ac, "_SSL_CONTEXT_VERIFIED", None)
+    if isinstance(ctx, ssl.SSLContext):
+        ctx.load_verify_locations(cert_path)
+
+
+class LoopbackServer:
+    """aiohttp TLS server on 127.0.0.1 with scripted websocket sessions and canned REST answers."""
+
+    def __init__(self, cert: str, key: str) -> None:
+        self.cert, self.key = cert, key
+        self.sessions: dict[str, list[list[tuple]]] = defaultdict(list)
+        self.rest: dict[str, str] = {}  # path → body
+        self.connections: dict[str, int] = defaultdict(int)
+        self.received: dict[str, list[str]] = defaultdict(list)
+        self.rest_hits: dict[str, int] = defaultdict(int)
+        self.queries: dict[str, list[str]] = defaultdict(list)
+        self._runner: web.AppRunner | None = None
+        self._open: set[web.WebSocketResponse] = set()
+        self.port = 0
+
+    def script(self, path: str, *sessions: list[tuple]) -> None:
+        self.sessions[path].extend(sessions)
+
+    @property
+    def base(self) -> str:
+        return f"{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
+        await self._runner.setup()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(self.cert, self.key)
+        site = web.TCPSite(self._runner, HOST, 0, ssl_context=ctx)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for ws in list(self._open):
+            try:
+                await asyncio.wait_for(ws.close(), 0.5)
+            except Exception:  # noqa: BLE001
+                pass
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _dispatch(self, request: web.Request):
+        path = request.path
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._ws(request, path)
+        self.rest_hits[path] += 1
+        self.queries[path].append(request.query_string)
+        body = self.rest.get(path)
+        if body is None:
+            return web.Response(status=404, text="{}")
+        return web.Response(text=body, content_type="application/json")
+
+    async def _ws(self, request: web.Request, path: str):
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
+        await ws.prepare(request)
+        self.connections[path] += 1
+        self.queries[path].append(request.query_string)
+        self._open.add(ws)
+        steps = self.sessions[path].pop(0) if self.sessions[path] else [("hold",)]
+        reader = asyncio.create_task(self._read(ws, path))
+        try:
+            for step in steps:
+                op = step[0]
+                if op == "send":
+                    await ws.send_str(step[1])
+                elif op == "sleep":
+                    await asyncio.sleep(step[1])
+                elif op == "close":
+                    await ws.close()
+                    return ws
+                elif op == "abort":
+                    reader.cancel()
+                    request.transport.abort()
+                    return ws
+                elif op == "stall":
+                    reader.cancel()  # stop answering anything, pings and closes included
+                    await asyncio.sleep(3600)
+                elif op == "hold":
+                    await reader
+                    return ws
+            await reader
+        except (asyncio.CancelledError, ConnectionResetError):
+            pass
+        finally:
+            reader.cancel()
+            self._open.discard(ws)
+        return ws
+
+    async def _read(self, ws: web.WebSocketResponse, path: str) -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.received[path].append(msg.data)
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
