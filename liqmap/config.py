@@ -64,14 +64,18 @@ DEFAULTS: dict[str, Any] = {
         "columns": 240,  # time columns kept per view
         "workers": 2,
         "fast_hz": 1.0,  # refresh of the asset on screen at 1m
+        "max_queue": 16,  # background jobs (one per asset) waiting at most; beyond that work is shed
+        # Ring capacity ceilings per (asset, venue); the engine derives smaller ones from the windows
+        # (liqmap.core.engine.capacity) and uses the smaller of the two.
         "ring_capacity_liq": 16384,
         "ring_capacity_trade": 262144,
         "ring_capacity_oi": 16384,
         "ring_capacity_book": 4096,
     },
     "store": {
-        "flush_seconds": 5.0,
-        "retention_days": 7.0,
+        "flush_seconds": 5.0,  # history is written this often (a kill -9 loses at most this much)
+        "retention_days": 7.0,  # history partitions older than this are deleted
+        "compact_after_seconds": 3600.0,  # small flush files older than this are merged per UTC day
     },
     "feeds": {
         "stale_seconds": 30.0,  # a venue with no message for this long is shown stale

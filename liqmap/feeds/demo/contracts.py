@@ -1,0 +1,184 @@
+"""How the demo trades each asset on each venue: units, lot sizes, price ticks, max leverage, margin tiers.
+
+Quantities of simulated positions are held in the venue's own units (contracts of ``VenueMarket``:
+base units for linear contracts, USD for inverse ones), quantized to a lot, so every number the
+simulator prints in a frame is exactly the number it holds and open interest can be compared to the sum
+of positions without rounding doubt.
+
+The liquidation-price formulas are those of ``reference/methods.md`` §2.2 (Binance isolated margin
+equation for linear contracts with the tier's ``cum``; the Bybit inverse form for inverse contracts).
+When ``liqmap.core.tiers`` exists its functions are used; otherwise the private copies below (same
+formulas) are.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from liqmap.core.assets import Asset
+from liqmap.core.buckets import nice_step
+from liqmap.core.events import VENUES
+
+# Share of simulated flow per venue (renormalized over the venues that list an asset).
+VENUE_SHARE = {"binance": 0.38, "bybit": 0.25, "okx": 0.20, "bitmex": 0.07, "deribit": 0.10}
+
+# Binance BTCUSDT brackets (reference/venues.md §5.2): notional cap USD, maintenance margin rate.
+# Other assets use the same rates with caps scaled down by their activity weight (alts have smaller
+# brackets); ``cum`` is derived so the maintenance amount is continuous across brackets.
+_BTC_BRACKETS = ((50e3, 0.004), (600e3, 0.005), (3e6, 0.0065), (12e6, 0.01), (70e6, 0.02),
+                 (100e6, 0.025), (230e6, 0.05), (480e6, 0.10), (600e6, 0.125), (800e6, 0.15),
+                 (1.2e9, 0.25), (math.inf, 0.5))
+
+
+@dataclass(frozen=True)
+class Brackets:
+    caps: np.ndarray  # upper notional bound of each bracket (USD)
+    mmr: np.ndarray
+    cum: np.ndarray
+
+    @classmethod
+    def scaled(cls, scale: float) -> "Brackets":
+        caps = np.array([c * scale for c, _ in _BTC_BRACKETS])
+        mmr = np.array([m for _, m in _BTC_BRACKETS])
+        cum = np.zeros(len(caps))
+        for i in range(1, len(caps)):
+            cum[i] = cum[i - 1] + caps[i - 1] * (mmr[i] - mmr[i - 1])
+        return cls(caps, mmr, cum)
+
+    def lookup(self, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        i = np.searchsorted(self.caps, notional, side="left")
+        i = np.minimum(i, len(self.caps) - 1)
+        return self.mmr[i], self.cum[i]
+
+
+def liq_price_linear(entry, lev, side, mmr, cum_per_qty):
+    """Binance isolated one-way margin equation with WB = Q·E/L (methods §2.2), per unit of size."""
+    entry = np.asarray(entry, dtype=float)
+    long_ = (entry * (1 - 1 / lev) - cum_per_qty) / (1 - mmr)
+    short = (entry * (1 + 1 / lev) + cum_per_qty) / (1 + mmr)
+    return np.where(np.asarray(side) > 0, long_, short)
+
+
+def liq_price_inverse(entry, lev, side, mmr):
+    """Bybit inverse isolated form (methods §2.2): long E/(1+1/L−m), short E/(1−1/L+m)."""
+    entry = np.asarray(entry, dtype=float)
+    return np.where(np.asarray(side) > 0, entry / (1 + 1 / lev - mmr), entry / (1 - 1 / lev + mmr))
+
+
+def bankruptcy_price(entry, lev, side, inverse):
+    """Price at which the position's margin is exactly gone: what OKX/Bybit/BitMEX report."""
+    entry = np.asarray(entry, dtype=float)
+    if inverse:
+        return np.where(np.asarray(side) > 0, entry / (1 + 1 / lev), entry / (1 - 1 / lev))
+    return np.where(np.asarray(side) > 0, entry * (1 - 1 / lev), entry * (1 + 1 / lev))
+
+
+def _decimals(x: float) -> int:
+    s = f"{x:.12f}".rstrip("0").rstrip(".")
+    return len(s.split(".")[1]) if "." in s else 0
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One (asset, venue) market as the demo trades it."""
+
+    venue: str
+    vid: int
+    symbol: str
+    inverse: bool
+    contract_size: float  # VenueMarket.contract_size: base per contract (linear) or USD (inverse)
+    mult: float  # VenueMarket.price_multiplier (1000PEPE)
+    lot: float  # venue quantity unit step (contracts)
+    qty_dp: int  # decimals to print a quantity
+    price_tick: float  # venue price tick (venue price units)
+    price_dp: int
+    max_lev: float
+    share: float
+    brackets: Brackets
+
+    # --- unit conversions: ``qty`` is in venue contracts, ``price`` in real USD per base unit
+    def venue_price(self, price: float) -> float:
+        return price * self.mult
+
+    def base_qty(self, qty, price):
+        """Base units of ``qty`` contracts at ``price`` (inverse contracts are USD)."""
+        if self.inverse:
+            return np.asarray(qty) * self.contract_size / np.asarray(price)
+        return np.asarray(qty) * self.contract_size * self.mult
+
+    def usd(self, qty, price):
+        if self.inverse:
+            return np.asarray(qty) * self.contract_size
+        return np.asarray(qty) * self.contract_size * self.mult * np.asarray(price)
+
+    def qty_for_usd(self, usd, price):
+        """Contracts for a USD notional, rounded to the lot (at least one lot)."""
+        if self.inverse:
+            raw = np.asarray(usd) / self.contract_size
+        else:
+            raw = np.asarray(usd) / (self.contract_size * self.mult * np.asarray(price))
+        lots = np.maximum(np.round(raw / self.lot), 1.0)
+        return np.round(lots * self.lot, self.qty_dp)
+
+    def fmt_qty(self, qty: float) -> str:
+        return f"{qty:.{self.qty_dp}f}"
+
+    def fmt_price(self, price: float) -> str:
+        """Real price → the venue's price string on its tick."""
+        vp = round(price * self.mult / self.price_tick) * self.price_tick
+        return f"{vp:.{self.price_dp}f}"
+
+    def round_price(self, price: float) -> float:
+        """Real price rounded to the venue tick (what the venue would print), back in real units."""
+        return float(self.fmt_price(price)) / self.mult
+
+    def liq_price(self, entry, lev, side, qty):
+        """True liquidation price (real USD) of positions, with the bracket for their notional."""
+        notional = self.usd(qty, entry)
+        mmr, cum = self.brackets.lookup(np.asarray(notional, dtype=float))
+        if self.inverse:
+            return liq_price_inverse(entry, lev, side, mmr), mmr
+        base = self.base_qty(qty, entry)
+        return liq_price_linear(entry, lev, side, mmr, cum / np.maximum(base, 1e-300)), mmr
+
+
+def _max_leverage(venue: str, rank: int) -> float:
+    top = {"binance": 125, "bybit": 100, "okx": 100, "bitmex": 100, "deribit": 50}[venue]
+    if rank < 2:
+        return float(top)
+    if rank < 10:
+        return float(min(top, 75 if venue == "binance" else 50))
+    return float(min(top, 50 if venue in ("binance", "bybit") else 20 if venue == "deribit" else 25))
+
+
+def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]:
+    """The venues that list ``asset``, with the demo's unit and margin conventions for each."""
+    listed = [v for v in VENUES if v in asset.markets]
+    total = sum(VENUE_SHARE[v] for v in listed)
+    out: dict[str, Contract] = {}
+    for v in listed:
+        m = asset.markets[v]
+        mult = m.price_multiplier or 1.0
+        if m.inverse:
+            lot = m.contract_size
+        else:
+            # A lot worth $1–10 (prints cleanly); BitMEX linear trades whole contracts.
+            per_contract_usd = asset.ref_price * m.contract_size * mult
+            lot = 10.0 ** math.floor(math.log10(10.0 / per_contract_usd))
+            if lot >= 1:
+                lot = float(round(lot))
+            if v == "bitmex":
+                lot = max(1.0, lot)
+        price_tick = float(f"{asset.tick * mult:.12g}")
+        if m.inverse:
+            price_tick = float(f"{price_tick * 5:.12g}")  # XBTUSD / BTC-PERPETUAL 0.5, ETH inverse 0.05
+        out[v] = Contract(
+            venue=v, vid=VENUES.index(v), symbol=m.symbol, inverse=m.inverse,
+            contract_size=m.contract_size, mult=mult, lot=lot, qty_dp=_decimals(lot),
+            price_tick=price_tick, price_dp=_decimals(price_tick), max_lev=_max_leverage(v, rank),
+            share=VENUE_SHARE[v] / total, brackets=Brackets.scaled(max(weight, 0.02)),
+        )
+    return out

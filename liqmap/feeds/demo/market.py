@@ -1,0 +1,380 @@
+"""The simulated market for one asset: leveraged traders, order-flow-driven price, cascades, walls.
+
+Why it is built this way:
+- Positions are explicit (entry, leverage, size, venue, side) so the simulator knows every TRUE
+  liquidation price (tiered margin, ``contracts.py``) and can serve as ground truth for forecast skill.
+- The trader population is the simulator's own: a lognormal *mixture* of leverage clipped at each venue's
+  max leverage, lognormal sizes with a Pareto whale tail, entries scattered around the traded price,
+  trend-chasing side choice, holding times that shorten when a position is far in profit or loss. None of
+  it is the synthetic model's default leverage weights.
+- Opens and closes are taker orders (the leveraged trader is the aggressor); their net USD flow moves the
+  log price (impact ∝ flow / depth), on top of diffusion, rare news jumps and a weak pull to the reference.
+- A position is liquidated when price crosses its true liquidation price; the forced market order moves
+  price further (× ``cascade_strength``), which can liquidate the next band: cascades emerge, not scripted.
+- Resting walls sit in one venue's book; when price comes near a wall it is either pulled or holds. A
+  holding wall absorbs the pressure that would carry price through it until it is used up, then price
+  sweeps through.
+- Open interest per venue is the sum of open position sizes on the heavier side: the other side of any
+  long/short imbalance is market makers' inventory (never liquidated), so one contract = one long + one
+  short as venues count it.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from liqmap.core.assets import DEFAULT_ASSETS, Asset
+from liqmap.core.events import VENUES
+
+from .contracts import Contract, bankruptcy_price, contracts_for
+
+POS_DTYPE = np.dtype([
+    ("id", "i8"), ("venue", "u1"), ("side", "i1"), ("entry", "f8"), ("lev", "f8"),
+    ("qty", "f8"),  # venue contracts (base units for linear, USD for inverse contracts)
+    ("liq", "f8"),  # true liquidation price (real USD per base unit)
+    ("bk", "f8"),  # bankruptcy price
+    ("mmr", "f8"), ("opened", "f8"),
+    ("close_at", "f8"),  # planned exit time (exponential holding time)
+    ("tp", "f8"),  # take profit at this return on margin
+    ("sl", "f8"),  # stop loss at this loss on margin (inf: rides it to liquidation)
+])
+
+# One row per liquidated position (ground truth, every one, before any venue publishing limit).
+TRUTH_LIQ_DTYPE = np.dtype([
+    ("ts", "f8"), ("price", "f8"), ("usd", "f8"), ("base", "f8"), ("qty", "f8"), ("side", "i1"),
+    ("venue", "u1"), ("entry", "f8"), ("lev", "f8"), ("bk", "f8"), ("id", "i8"),
+])
+
+# A taker trade as the simulator executed it (aggregated per venue/side/tick for ordinary flow).
+SIM_TRADE_DTYPE = np.dtype([
+    ("venue", "u1"), ("side", "i1"), ("price", "f8"), ("qty", "f8"), ("usd", "f8"), ("liq", "i1"),
+])
+
+
+def asset_rank(name: str) -> int:
+    """Position in the default universe (activity ranking); unknown assets rank last."""
+    try:
+        return DEFAULT_ASSETS.index(name)
+    except ValueError:
+        return len(DEFAULT_ASSETS)
+
+
+def asset_seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+@dataclass
+class Wall:
+    vid: int
+    side: int  # BID (+1, below price) or ASK (-1, above price)
+    price: float
+    usd: float
+    usd0: float
+    born: float
+    state: str = "active"  # active → held | pulled | consumed | expired
+    decided: bool = False
+
+
+@dataclass
+class TickResult:
+    ts: float  # end of the step, seconds
+    price: float
+    trades: np.ndarray  # SIM_TRADE_DTYPE
+    liqs: np.ndarray  # TRUTH_LIQ_DTYPE
+
+
+class AssetSim:
+    """One asset's traders, positions, price and walls across the venues that list it."""
+
+    def __init__(self, asset: Asset, cfg: dict, seed: int, start: float, prehistory: bool = True) -> None:
+        self.asset = asset
+        self.cfg = cfg
+        self.rank = asset_rank(asset.name)
+        self.weight = (self.rank + 1.0) ** -cfg["rate_decay"]
+        self.contracts: dict[str, Contract] = contracts_for(asset, self.rank, self.weight)
+        self.by_vid: dict[int, Contract] = {c.vid: c for c in self.contracts.values()}
+        self.vids = np.array(sorted(self.by_vid), dtype=np.uint8)
+        self.shares = np.array([self.by_vid[v].share for v in self.vids])
+        n = len(VENUES)
+        self._inv = np.zeros(n, bool)
+        self._cs = np.ones(n)
+        self._mult = np.ones(n)
+        self._tick = np.ones(n)
+        self._maxlev = np.ones(n)
+        for v, c in self.by_vid.items():
+            self._inv[v], self._cs[v], self._mult[v] = c.inverse, c.contract_size, c.mult
+            self._tick[v], self._maxlev[v] = c.price_tick / c.mult, c.max_lev
+        self.rng = np.random.default_rng([seed, asset_seed(asset.name), 1])
+        self.price = float(asset.ref_price)
+        self.log_ref = math.log(asset.ref_price)
+        self.now = start
+        self.ema = self.price  # slow price average for trend-chasing side choice
+        alt = min(1.0, self.rank / 64.0)
+        self.sigma_s = cfg["vol_hour_pct"] / 100.0 * (1 + (cfg["alt_vol_mult"] - 1) * alt) / 60.0
+        self.depth_usd = cfg["depth_usd_1pct"] * self.weight
+        self.open_rate = cfg["open_rate"] * self.weight
+        self.noise_rate = cfg["noise_rate"] * self.weight
+        self.size_med = cfg["size_median_usd"] * self.weight ** 0.3
+        self.hold_s = cfg["hold_minutes"] * 60.0
+        self.pos = np.zeros(0, POS_DTYPE)
+        self.next_id = 1
+        self.walls: list[Wall] = []
+        self.liq_log: list[np.ndarray] = []
+        self.walls_log: list[Wall] = []
+        if prehistory:
+            self._seed_population()
+
+    # ------------------------------------------------------------------ positions
+    def _draw_positions(self, k: int, price: np.ndarray | float, side: np.ndarray, now) -> np.ndarray:
+        """Draw ``k`` new positions entered around ``price`` (their leverage/size/venue are the
+        simulator's own distributions)."""
+        rng, cfg = self.rng, self.cfg
+        out = np.zeros(k, POS_DTYPE)
+        vids = rng.choice(self.vids, size=k, p=self.shares)
+        meds = np.log(np.asarray(cfg["leverage_medians"]))
+        w = np.asarray(cfg["leverage_weights"], float)
+        comp = rng.choice(len(meds), size=k, p=w / w.sum())
+        lev = np.exp(meds[comp] + cfg["leverage_sigma"] * rng.standard_normal(k))
+        lev = np.clip(np.round(lev), 2.0, self._maxlev[vids])
+        usd = self.size_med * np.exp(cfg["size_sigma"] * rng.standard_normal(k))
+        whale = rng.random(k) < cfg["whale_share"]
+        if whale.any():
+            usd[whale] = 20 * self.size_med * (1 + rng.pareto(cfg["whale_alpha"], whale.sum()))
+        usd = np.minimum(usd, 50e6 * self.weight)
+        entry = np.asarray(price) * np.exp(cfg["entry_jitter_bp"] * 1e-4 * rng.standard_normal(k))
+        tick = self._tick[vids]
+        entry = np.maximum(np.round(entry / tick), 1) * tick
+        out["id"] = np.arange(self.next_id, self.next_id + k)
+        self.next_id += k
+        out["venue"], out["side"], out["entry"], out["lev"] = vids, side, entry, lev
+        out["opened"] = now
+        out["close_at"] = np.asarray(now) + rng.exponential(self.hold_s, k)
+        out["tp"] = np.exp(rng.standard_normal(k) * 0.6)  # median +100% on margin
+        out["sl"] = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)
+        for v in np.unique(vids):
+            m = vids == v
+            c = self.by_vid[int(v)]
+            qty = c.qty_for_usd(usd[m], entry[m])
+            liq, mmr = c.liq_price(entry[m], lev[m], side[m], qty)
+            out["qty"][m], out["liq"][m], out["mmr"][m] = qty, liq, mmr
+            out["bk"][m] = bankruptcy_price(entry[m], lev[m], side[m], c.inverse)
+        return out
+
+    def _seed_population(self) -> None:
+        """Start in steady state: the positions opened over the past hours that are still open, with
+        entries along a random past path. The model never sees these being opened (like a real start)."""
+        rng = self.rng
+        n = int(self.open_rate * self.hold_s)
+        if n <= 0:
+            return
+        age = rng.exponential(self.hold_s, n)
+        past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
+        side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+        pos = self._draw_positions(n, past, side, self.now - age)
+        alive = np.where(pos["side"] > 0, pos["liq"] < self.price, pos["liq"] > self.price)
+        self.pos = pos[alive]
+
+    def usd_of(self, vid: np.ndarray, qty: np.ndarray, price) -> np.ndarray:
+        price = np.asarray(price, dtype=float)
+        return np.where(self._inv[vid], qty * self._cs[vid], qty * self._cs[vid] * self._mult[vid] * price)
+
+    def base_of(self, vid: np.ndarray, qty: np.ndarray, price) -> np.ndarray:
+        price = np.asarray(price, dtype=float)
+        return np.where(self._inv[vid], qty * self._cs[vid] / price, qty * self._cs[vid] * self._mult[vid])
+
+    # ------------------------------------------------------------------ walls
+    def level_usd(self) -> float:
+        """USD resting on one book level (all venues), from the depth that moves price 1%."""
+        return self.depth_usd / (100.0 / self.cfg["book_step_bp"])
+
+    def _walls_step(self, dt: float) -> None:
+        rng, cfg = self.rng, self.cfg
+        p = self.price
+        if rng.random() < cfg["wall_rate_per_hour"] / 3600.0 * dt:
+            side = 1 if rng.random() < 0.5 else -1
+            dist = rng.uniform(0.002, 0.01)
+            vid = int(rng.choice(self.vids, p=self.shares))
+            share = self.by_vid[vid].share
+            usd = cfg["wall_mult"] * self.level_usd() * share * rng.uniform(0.6, 1.6)
+            self.walls.append(Wall(vid, side, p * (1 - side * dist), usd, usd, self.now))
+        for w in self.walls:
+            if w.state != "active":
+                continue
+            if not w.decided and abs(p - w.price) / p < 0.0015:
+                w.decided = True
+                if rng.random() < cfg["wall_pull_prob"]:
+                    w.state = "pulled"
+            elif abs(p - w.price) / p > 0.03 or self.now - w.born > 3 * 3600:
+                w.state = "expired"
+        done = [w for w in self.walls if w.state != "active"]
+        if done:
+            self.walls_log.extend(done)
+            self.walls = [w for w in self.walls if w.state == "active"]
+
+    def _walls_clamp(self, p0: float, p1: float) -> float:
+        """A holding wall between p0 and p1 absorbs the pressure beyond it; price stops at it until the
+        wall is used up (absorption), then continues through (sweep)."""
+        if not self.walls or p0 == p1:
+            return p1
+        down = p1 < p0
+        for w in sorted(self.walls, key=lambda w: -w.price if down else w.price):
+            if w.state != "active" or (down and not (w.side > 0 and p1 < w.price <= p0)) or (
+                    not down and not (w.side < 0 and p0 <= w.price < p1)):
+                continue
+            beyond = abs(math.log(p1 / w.price)) * 100.0 * self.depth_usd
+            if beyond < w.usd:
+                w.usd -= beyond
+                w.decided = True
+                return w.price * (1 + 2e-4 * w.side)
+            w.usd = 0.0
+            w.state = "consumed"
+        return p1
+
+    # ------------------------------------------------------------------ one step
+    def step(self, dt: float) -> TickResult:
+        rng, cfg = self.rng, self.cfg
+        self.now = round(self.now + dt, 6)
+        p0 = self.price
+        trades: list[np.ndarray] = []
+
+        # closes: planned exits, take-profits, stop-losses (only some traders use stops)
+        pos = self.pos
+        if len(pos):
+            rom = pos["side"] * (p0 / pos["entry"] - 1.0) * pos["lev"]
+            closing = (pos["close_at"] <= self.now) | (rom >= pos["tp"]) | (rom <= -pos["sl"])
+            if closing.any():
+                c = pos[closing]
+                trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"]))
+                self.pos = pos = pos[~closing]
+
+        # opens (trend-chasing side choice)
+        k = rng.poisson(self.open_rate * dt)
+        if k:
+            mom = math.log(p0 / self.ema) / max(self.sigma_s * math.sqrt(600.0), 1e-9)
+            p_long = 0.5 + cfg["momentum_tilt"] * math.tanh(mom)
+            side = np.where(rng.random(k) < p_long, 1, -1).astype(np.int8)
+            new = self._draw_positions(k, p0, side, self.now)
+            trades.append(self._trade_rows(new["venue"], new["side"], p0, new["qty"]))
+            self.pos = pos = np.concatenate([pos, new])
+
+        # noise flow that does not change open interest
+        m = rng.poisson(self.noise_rate * dt)
+        if m:
+            vids = rng.choice(self.vids, size=m, p=self.shares)
+            usd = 0.5 * self.size_med * np.exp(1.2 * rng.standard_normal(m))
+            qty = np.array([self.by_vid[int(v)].qty_for_usd(u, p0) for v, u in zip(vids, usd)])
+            trades.append(self._trade_rows(vids, np.where(rng.random(m) < 0.5, 1, -1), p0, qty))
+
+        flow = sum(float((t["side"] * t["usd"]).sum()) for t in trades)
+        dlog = self.sigma_s * math.sqrt(dt) * rng.standard_normal() + flow / (100.0 * self.depth_usd)
+        dlog -= (math.log(p0) - self.log_ref) * dt / (cfg["mean_revert_hours"] * 3600.0)
+        if rng.random() < cfg["jump_rate_per_hour"] / 3600.0 * dt:
+            dlog += (1 if rng.random() < 0.5 else -1) * rng.exponential(cfg["jump_pct"] / 100.0)
+        p1 = self._walls_clamp(p0, p0 * math.exp(dlog))
+
+        # liquidations and the cascade they feed
+        p1, liq_rows, liq_trades = self._cascade(p0, p1)
+        trades.extend(liq_trades)
+
+        self.price = p1
+        self.ema += (p1 - self.ema) * min(1.0, dt / 600.0)
+        self._walls_step(dt)
+        tr = np.concatenate(trades) if trades else np.zeros(0, SIM_TRADE_DTYPE)
+        lq = np.concatenate(liq_rows) if liq_rows else np.zeros(0, TRUTH_LIQ_DTYPE)
+        if len(lq):
+            self.liq_log.append(lq)
+        return TickResult(self.now, p1, self._aggregate(tr, p1), lq)
+
+    def _trade_rows(self, vid, side, price, qty, liq: bool = False) -> np.ndarray:
+        n = len(qty)
+        out = np.zeros(n, SIM_TRADE_DTYPE)
+        out["venue"], out["side"], out["price"], out["qty"] = vid, side, price, qty
+        out["usd"] = self.usd_of(out["venue"], out["qty"], out["price"])
+        out["liq"] = 1 if liq else 0
+        return out
+
+    def _aggregate(self, tr: np.ndarray, price: float) -> np.ndarray:
+        """Ordinary flow per (venue, side) becomes one trade at the step's closing price, as a venue's
+        aggregated trade would show it; liquidation fills stay one trade each at their own price."""
+        if not len(tr):
+            return tr
+        liq = tr[tr["liq"] == 1]
+        plain = tr[tr["liq"] == 0]
+        rows = []
+        for v in self.vids:
+            for s in (1, -1):
+                m = (plain["venue"] == v) & (plain["side"] == s)
+                if m.any():
+                    c = self.by_vid[int(v)]
+                    q = round(float(plain["qty"][m].sum()), c.qty_dp)
+                    rows.append((v, s, price, q, 0.0, 0))
+        agg = np.array(rows, SIM_TRADE_DTYPE) if rows else np.zeros(0, SIM_TRADE_DTYPE)
+        agg["usd"] = self.usd_of(agg["venue"], agg["qty"], agg["price"])
+        return np.concatenate([agg, liq])
+
+    def _liquidate(self, h: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(h), TRUTH_LIQ_DTYPE)
+        out["ts"] = self.now
+        out["price"] = h["liq"]
+        out["usd"] = self.usd_of(h["venue"], h["qty"], h["liq"])
+        out["base"] = self.base_of(h["venue"], h["qty"], h["liq"])
+        for f in ("qty", "side", "venue", "entry", "lev", "bk", "id"):
+            out[f] = h[f]
+        return out
+
+    def _cascade(self, p0: float, p1: float) -> tuple[float, list, list]:
+        """Liquidate every position whose true liquidation price lies on the path p0 → p1; their forced
+        market orders move price further (× cascade_strength), which may reach the next band."""
+        lo, hi = min(p0, p1), max(p0, p1)
+        liq_rows: list[np.ndarray] = []
+        trades: list[np.ndarray] = []
+        for _ in range(12):
+            pos = self.pos
+            if not len(pos):
+                break
+            hit = np.where(pos["side"] > 0, pos["liq"] >= lo, pos["liq"] <= hi)
+            if not hit.any():
+                break
+            h = pos[hit]
+            self.pos = pos[~hit]
+            liq_rows.append(self._liquidate(h))
+            t = self._trade_rows(h["venue"], -h["side"], h["liq"], h["qty"], liq=True)
+            trades.append(t)
+            forced = float((t["side"] * t["usd"]).sum())
+            p_new = p1 * math.exp(self.cfg["cascade_strength"] * forced / (100.0 * self.depth_usd))
+            p1 = self._walls_clamp(p1, p_new)
+            lo, hi = min(lo, p1), max(hi, p1)
+        return p1, liq_rows, trades
+
+    # ------------------------------------------------------------------ forced shocks (tests, demos)
+    def shock(self, pct: float, cascade: bool = True) -> TickResult:
+        """Move price by ``pct`` percent at once (a news jump) and let the cascade run (or not)."""
+        p0 = self.price
+        p1 = p0 * (1 + pct / 100.0)
+        if cascade:
+            p1, liq_rows, trades = self._cascade(p0, p1)
+        else:
+            saved, self.cfg = self.cfg, {**self.cfg, "cascade_strength": 0.0}
+            try:
+                p1, liq_rows, trades = self._cascade(p0, p1)
+            finally:
+                self.cfg = saved
+        self.price = p1
+        tr = np.concatenate(trades) if trades else np.zeros(0, SIM_TRADE_DTYPE)
+        lq = np.concatenate(liq_rows) if liq_rows else np.zeros(0, TRUTH_LIQ_DTYPE)
+        if len(lq):
+            self.liq_log.append(lq)
+        return TickResult(self.now, p1, tr, lq)
+
+    # ------------------------------------------------------------------ truth
+    def open_interest(self, vid: int) -> float:
+        """One-sided open interest in venue contracts: the heavier side's sum of open sizes."""
+        pos = self.pos[self.pos["venue"] == vid]
+        c = self.by_vid[vid]
+        longs = float(pos["qty"][pos["side"] > 0].sum())
+        shorts = float(pos["qty"][pos["side"] < 0].sum())
+        return round(max(longs, shorts), c.qty_dp)

@@ -1,0 +1,190 @@
+"""The demo market as a frame source: ``(receipt_ts, venue, conn, raw)`` tuples, like a recording row.
+
+``DemoSource`` steps every simulated asset (assets in focus every ``tick_ms``, the others every
+``coarse_tick_ms``, staggered so the work is spread evenly), turns what happened into each venue's frames
+(``venues.py``) and stamps receipt times (exchange time + a per-venue latency). ``run_for`` yields
+simulated time as fast as the CPU allows (tests, benchmarks, headless recording); ``frames()`` paces the
+same stream to the wall clock × ``speed`` and runs forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+
+from liqmap.config import DEFAULTS
+from liqmap.core.assets import Asset, universe
+from liqmap.core.events import VENUES
+
+from .books import VenueBook, grid_step
+from .market import AssetSim, asset_seed
+from .venues import make_emitters
+
+Frame = tuple[float, str, str, str]
+
+LATENCY_MS = {"binance": 40, "bybit": 60, "okx": 80, "bitmex": 120, "deribit": 90}  # receipt − exchange time
+MARK_EVERY_MS = 1000
+OI_EVERY_MS = {"bybit": 1000, "okx": 3000, "bitmex": 1000, "deribit": 1000}  # binance: feeds.oi_poll_seconds
+
+
+def _demo_cfg(cfg: dict | None) -> dict:
+    out = dict(DEFAULTS["demo"])
+    out.update((cfg or {}).get("demo", {}))
+    return out
+
+
+class DemoSource:
+    """A deterministic five-venue market (same seed, start, assets and focus → byte-identical frames)."""
+
+    def __init__(self, cfg: dict | None = None, assets=None, seed: int | None = None,
+                 speed: float | None = None, start: float | None = None, focus=None,
+                 prehistory: bool = True) -> None:
+        self.cfg = cfg or {}
+        d = self.demo = _demo_cfg(cfg)
+        self.seed = int(d["seed"] if seed is None else seed)
+        self.speed = float(d["speed"] if speed is None else speed)
+        if assets is None:
+            assets = d["assets"]
+        if isinstance(assets, dict):
+            self.assets: dict[str, Asset] = dict(assets)
+        else:
+            self.assets = universe(list(assets))
+        # Start on a whole second of wall time unless told otherwise (tests pass a fixed start).
+        self.start = float(int(time.time()) if start is None else start)
+        self._t_ms = int(round(self.start * 1000))
+        self.tick_ms = int(d["tick_ms"])
+        self.coarse_ms = max(self.tick_ms, int(d["coarse_tick_ms"]) // self.tick_ms * self.tick_ms)
+        self.sims: dict[str, AssetSim] = {
+            name: AssetSim(a, d, self.seed, self.start, prehistory=prehistory) for name, a in self.assets.items()}
+        self.books: dict[tuple[str, str], VenueBook] = {}
+        for name, sim in self.sims.items():
+            grid = grid_step(sim.asset.ref_price, sim.asset.tick, d["book_step_bp"])
+            for v, c in sim.contracts.items():
+                rng = np.random.default_rng([self.seed, asset_seed(name), 2, c.vid])
+                self.books[(name, v)] = VenueBook(c, grid, int(d["book_levels"]), sim.level_usd(), rng)
+        self.emitters = make_emitters(self.cfg)
+        self._lat_rng = np.random.default_rng([self.seed, 3])
+        self._oi_poll_ms = int(float(self.emitters["binance"].f["oi_poll_seconds"]) * 1000)
+        self._last: dict[tuple[str, str], int] = {}  # (asset, what) → last emission ms
+        self._stagger = {name: i for i, name in enumerate(self.sims)}
+        self._started = False
+        if focus is None:
+            app = (self.cfg.get("app") or {}).get("asset", DEFAULTS["app"]["asset"])
+            extra = (self.cfg.get("universe") or {}).get("focus_extra", DEFAULTS["universe"]["focus_extra"])
+            focus = [app, *extra]
+        self.focus: set[str] = set()
+        self.set_focus(focus)
+        self.frames_out = 0
+
+    # ------------------------------------------------------------------ clock and focus
+    def now(self) -> float:
+        """Simulated time (seconds since the epoch) of the last completed step."""
+        return self._t_ms / 1000.0
+
+    def set_focus(self, names) -> None:
+        """Assets stepped finely and with full book updates (the one on screen and a few more)."""
+        self.focus = {n.upper() for n in names if n and n.upper() in self.sims}
+
+    # ------------------------------------------------------------------ stepping
+    def _due(self, key: tuple[str, str], t: int, every: int) -> bool:
+        last = self._last.get(key)
+        if last is None or t - last >= every:
+            self._last[key] = t
+            return True
+        return False
+
+    def step(self) -> list[Frame]:
+        """Advance one base tick; the frames it produced, sorted by receipt time."""
+        t = self._t_ms + self.tick_ms
+        self._t_ms = t
+        tick_idx = (t - int(round(self.start * 1000))) // self.tick_ms
+        ratio = self.coarse_ms // self.tick_ms
+        raw: list[tuple[int, str, str, str]] = []  # (exchange ms, venue, conn, raw)
+
+        def add(venue: str, frames) -> None:
+            for conn, body in frames:
+                raw.append((t, venue, conn, body))
+
+        for v, em in self.emitters.items():
+            add(v, em.flush(t))
+        for name, sim in self.sims.items():
+            fine = name in self.focus
+            if not fine and (tick_idx + self._stagger[name]) % ratio:
+                continue
+            dt = (t - int(round(sim.now * 1000))) / 1000.0
+            if dt <= 0:
+                continue
+            res = sim.step(dt)
+            if not self._started:
+                for v, c in sim.contracts.items():
+                    add(v, self.emitters[v].start(c, t, res.price))
+            tr, lq = res.trades, res.liqs
+            book_due = fine or self._due((name, "book"), t, int(self.demo["offscreen_book_s"] * 1000))
+            mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
+            for v, c in sim.contracts.items():
+                em = self.emitters[v]
+                vt = tr[tr["venue"] == c.vid] if len(tr) else tr
+                if len(vt):
+                    add(v, em.trades(c, t, vt))
+                if len(lq):
+                    vl = lq[lq["venue"] == c.vid]
+                    if len(vl):
+                        add(v, em.liquidations(c, t, vl))
+                if book_due:
+                    vb = self.books[(name, v)]
+                    bids, asks = vb.refresh(res.price, sim.walls)
+                    add(v, em.book(c, t, bids, asks, vb))
+                if mark_due:
+                    add(v, em.mark(c, t, res.price))
+                every = self._oi_poll_ms if v == "binance" else OI_EVERY_MS[v]
+                if self._due((name, "oi:" + v), t, every):
+                    add(v, em.oi(c, t, sim.open_interest(c.vid), res.price))
+            self._started = True
+        if not raw:
+            return []
+        # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
+        # insert-before-update) exactly as a single connection would deliver them.
+        jit = self._lat_rng.integers(0, 20, len(VENUES))
+        lat = {v: LATENCY_MS[v] + int(jit[i]) for i, v in enumerate(VENUES)}
+        out = [((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
+        out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
+        self.frames_out += len(out)
+        return out
+
+    def run_for(self, seconds: float) -> Iterator[Frame]:
+        """Frames of the next ``seconds`` of simulated time, unpaced."""
+        end = self._t_ms + int(round(seconds * 1000))
+        while self._t_ms < end:
+            yield from self.step()
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Frames paced to wall time × ``speed``, forever (receipt times are simulated time)."""
+        wall0 = time.monotonic()
+        sim0 = self._t_ms
+        while True:
+            batch = self.step()
+            due = wall0 + (self._t_ms - sim0) / 1000.0 / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for f in batch:
+                yield f
+            if delay <= 0:
+                await asyncio.sleep(0)  # behind schedule: still let the loop breathe
+
+    # ------------------------------------------------------------------ ground truth
+    def truth(self, asset: str) -> np.ndarray:
+        from .truth import positions
+
+        return positions(self, asset)
+
+    def liquidations(self, asset: str | None = None, since: float | None = None) -> np.ndarray:
+        from .truth import liquidation_log
+
+        return liquidation_log(self, asset, since)
+
+    def venues_of(self, asset: str) -> list[str]:
+        return [v for v in VENUES if v in self.sims[asset].contracts]
