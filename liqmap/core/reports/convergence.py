@@ -68,7 +68,9 @@ def _items(now: float, walls, sweeps, absorptions, synth, window: float, pct: fl
         if nz.any():
             vals = np.sort(dens[nz])
             cut = float(np.percentile(vals, pct))
-            for b, d in zip(np.asarray(idx)[nz & (dens >= cut)].tolist(), dens[nz & (dens >= cut)].tolist()):
+            # ≥ the percentile and above the median: a flat profile has no clusters at all.
+            sel = nz & (dens >= cut) & (dens > float(np.median(vals)))
+            for b, d in zip(np.asarray(idx)[sel].tolist(), dens[sel].tolist()):
                 rank = float(np.searchsorted(vals, d, side="right")) / len(vals)
                 items.append(_Item(3, int(b), int(b), rank, None))
     return items
@@ -87,18 +89,25 @@ def converge(now: float, mid: float | None, step: float, walls: Sequence = (), s
     hi = max(it.hi for it in items) + nb
     n = hi - lo + 1
     best = np.zeros((4, n))  # best strength per kind of an item within ±nb of each bucket
+    dist = np.full((4, n), float(nb + 1))  # distance (buckets) to the nearest item of each kind
+    pos = np.arange(lo, hi + 1)
     for it in items:
         a, b = it.lo - nb - lo, it.hi + nb - lo + 1
         np.maximum(best[it.kind, a:b], it.strength if it.strength > 0 else 1e-9, out=best[it.kind, a:b])
+        d = np.maximum(np.maximum(it.lo - pos[a:b], pos[a:b] - it.hi), 0)
+        np.minimum(dist[it.kind, a:b], d, out=dist[it.kind, a:b])
     fired = best > 0
     count = fired.sum(axis=0)
     score = (w[:, None] * best).sum(axis=0) / max(w.sum(), 1e-12)
     cand = np.flatnonzero(count >= int(p["min_components"]))
     if not len(cand):
         return []
-    # Best level first (most kinds, then score, then nearest to mid); suppress its neighbours.
+    # Best level first: most kinds, then score, then where the components sit closest together, then
+    # nearest to mid; its neighbours within ±2·buckets are the same chip.
     ref = mid if mid else 0.0
-    order = sorted(cand.tolist(), key=lambda i: (-count[i], -score[i], abs((lo + i + 0.5) * step - ref)))
+    spread = np.where(best > 0, dist, 0.0).sum(axis=0)
+    order = sorted(cand.tolist(), key=lambda i: (-count[i], -round(float(score[i]), 9), spread[i],
+                                                 abs((lo + i + 0.5) * step - ref)))
     taken: list[int] = []
     out: list[Convergence] = []
     for i in order:

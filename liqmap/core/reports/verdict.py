@@ -20,7 +20,7 @@ MINUS = "\u2212"
 
 
 def _pct(x: float) -> str:
-    s = f"{abs(x):.1f}%"
+    s = f"{abs(x):.2f}%" if abs(x) < 0.1 else f"{abs(x):.1f}%"  # −0.04% rather than −0.0%
     return (MINUS if x < 0 else "+") + s
 
 
