@@ -11,6 +11,7 @@ Every binding has an id; ``cfg["keys"]`` (id → key) remaps them through Textua
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -138,6 +139,15 @@ class LiqmapApp(App):
         self.first_frame_at: float | None = None
         self.show_reports = True
         self._reports_user_choice: bool | None = None
+        self._auto_center: float | None = None
+
+    def _q(self, selector, expect_type=None):
+        """Query the main screen even while a modal (help, palette) is on top."""
+        return self._main.query_one(selector, expect_type) if expect_type else self._main.query_one(selector)
+
+    @property
+    def _main(self):
+        return self.screen_stack[0] if self.screen_stack else self.screen
 
     # ---- setup --------------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -171,9 +181,9 @@ class LiqmapApp(App):
                 self.notify(f"config [keys]: unknown binding id(s): {', '.join(unknown)}", severity="warning")
             self.set_keymap(keymap)
         if self.naive:
-            self.query_one(LiveColumn).display = False
+            self._q(LiveColumn).display = False
         self._layout_for_size()
-        self.query_one("#profile").set_class(self.mode == "hybrid", "shown")
+        self._q("#profile").set_class(self.mode == "hybrid", "shown")
         if self.source is None and self._source_factory is not None:
             self.run_worker(self._build_source, thread=True, exclusive=True, name="source")
         else:
@@ -243,10 +253,12 @@ class LiqmapApp(App):
 
     # ---- the view -----------------------------------------------------------------------------------
     def current_view(self) -> View:
-        hm = self.query_one(HeatmapView)
+        hm = self._q(HeatmapView)
         sub = 2 if self.vp.hires else 1
         height = hm.size.height or max(self.size.height - 5, 1)  # hidden while empty: estimate
-        rows = height * sub * self.vp.zoom
+        # Following the price, the screen centre is sticky (see _draw) and may sit up to 30% of a screen
+        # away from the engine's centre (the last price): ask for twice the rows.
+        rows = height * sub * self.vp.zoom * (2 if self.vp.center is None else 1)
         venues = (self.venue_filter,) if self.venue_filter else None
         return View(self.asset, self.mode, self.timeframe, venues, rows, self.vp.center,
                     int(self.cfg["engine"]["columns"]))
@@ -263,8 +275,10 @@ class LiqmapApp(App):
 
     def _tick(self) -> None:
         """The UI tick: fetch the newest snapshot of the view; draw only if something changed."""
+        if not self._ui_ready():
+            return
         self.ticks += 1
-        if self.screen.has_class("toosmall") or self.source is None:
+        if self._main.has_class("toosmall") or self.source is None:
             if self.source is None:
                 self._show_empty(self._source_error and f"data source failed: {self._source_error}"
                                  or "connecting… (starting the data source)")
@@ -279,7 +293,7 @@ class LiqmapApp(App):
         if snap is None:
             self._show_empty(self._empty_reason())
             return
-        hm = self.query_one(HeatmapView)
+        hm = self._q(HeatmapView)
         key = (snap.version, id(snap), self.vp.key(), tuple(hm.size), self.palette.system, id(self.palette))
         if key == self._drawn_key:
             return
@@ -288,7 +302,7 @@ class LiqmapApp(App):
 
     def _redraw(self) -> None:
         self._drawn_key = None
-        for w in self.query(CachedLines):
+        for w in self._main.query(CachedLines):
             w.invalidate()
         self._tick()
 
@@ -312,8 +326,8 @@ class LiqmapApp(App):
         return msg
 
     def _show_empty(self, reason: str) -> None:
-        row = self.query_one("#maprow")
-        empty = self.query_one("#empty", Static)
+        row = self._q("#maprow")
+        empty = self._q("#empty", Static)
         if str(empty.content) != reason:
             empty.update(reason)
         if not row.has_class("empty"):
@@ -322,7 +336,7 @@ class LiqmapApp(App):
         self._refresh_status()
 
     def _draw(self, snap: Snapshot) -> None:
-        row = self.query_one("#maprow")
+        row = self._q("#maprow")
         if row.has_class("empty"):
             row.remove_class("empty")
             # The widgets get their size in the next layout; draw then.
@@ -331,14 +345,14 @@ class LiqmapApp(App):
             return
         prev = self._snap
         self._snap = snap
-        hm = self.query_one(HeatmapView)
+        hm = self._q(HeatmapView)
         h, w = hm.size.height, hm.size.width
         if h <= 0 or w <= 0:
             return
         if prev is None or prev.grid.asset != snap.grid.asset or prev.grid.mode != snap.grid.mode \
                 or prev.grid.timeframe != snap.grid.timeframe:
             self._scale = Scale()
-        frame = make_frame(snap, self.vp, h, w, live=not self.naive)
+        frame = make_frame(snap, self._effective_vp(snap, h), h, w, live=not self.naive)
         self.frame = frame
         vmax = float(frame.body.max()) if frame.body.size else 0.0
         if len(frame.live):
@@ -350,16 +364,16 @@ class LiqmapApp(App):
         hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid")
         reports = snap.reports or {}
         if not self.naive:
-            self.query_one(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []))
-        prof = self.query_one(ProfileColumn)
+            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []))
+        prof = self._q(ProfileColumn)
         if self.mode == "hybrid":
             prof.draw(frame, self.palette)
-        self.query_one(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
+        self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
                                        self._styles)
-        self.query_one(TimeAxis).draw(frame, cursor_x, self.vp.offset, self._styles)
+        self._q(TimeAxis).draw(frame, cursor_x, self.vp.offset, self._styles)
         if reports is not self._reports_obj:
             self._reports_obj = reports
-            self.query_one(ReportsTable).update_reports(reports, snap.grid.step, self._styles)
+            self._q(ReportsTable).update_reports(reports, snap.grid.step, self._styles)
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
@@ -367,22 +381,40 @@ class LiqmapApp(App):
                 self._first_frame_cb()
         self._refresh_status()
 
+    def _effective_vp(self, snap: Snapshot, height: int) -> Viewport:
+        """The viewport with a sticky centre when following the price: it moves only when the last price
+        leaves the middle 60% of the screen, so a price wobbling across a bucket edge does not shift (and
+        repaint) the whole map."""
+        if self.vp.center is not None:
+            return self.vp
+        lp = snap.last_price or center_price(snap)
+        per_row = snap.grid.step * self.vp.zoom * (2 if self.vp.hires else 1)
+        ac = self._auto_center
+        if ac is None or abs(lp - ac) / per_row > height * 0.3:
+            ac = lp
+        self._auto_center = ac
+        return replace(self.vp, center=ac)
+
+    def _ui_ready(self) -> bool:
+        """False while the app is starting or shutting down (timers may still fire then)."""
+        return self.is_running and bool(self.screen_stack) and bool(self._main.query(StatusBar))
+
     def _refresh_status(self) -> None:
-        if self.screen.has_class("toosmall"):
+        if not self._ui_ready() or self._main.has_class("toosmall"):
             return
         snap = self._snap if (self._view is not None and self._snap_fits(self._snap, self._view)) else None
         st = self.source.status() if self.source is not None else SourceStatus()
         health = (snap.health if snap is not None and snap.health else st.health) or {}
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
         label = snap.source if snap is not None else st.label
-        compact = self.screen.has_class("compact")
+        compact = self._main.has_class("compact")
         l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact)
         cursor = ""
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)
         step = snap.grid.step if snap is not None else 0.0
         l2 = view_line(snap.verdict if snap is not None else "", self.vp.zoom, step, self.venue_filter, cursor)
-        self.query_one(StatusBar).show(l1, l2)
+        self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------
     def on_resize(self, event) -> None:
@@ -392,18 +424,18 @@ class LiqmapApp(App):
 
     def _layout_for_size(self) -> None:
         w, h = self.size
-        scr = self.screen
+        scr = self._main
         small = w < MIN_WIDTH or h < MIN_HEIGHT
         scr.set_class(small, "toosmall")
         if small:
-            self.query_one("#toosmall", Static).update(
+            self._q("#toosmall", Static).update(
                 f"terminal too small: {w}×{h}\nliqmap needs at least {MIN_WIDTH}×{MIN_HEIGHT}")
             return
         compact = w < COMPACT_WIDTH
         scr.set_class(compact, "compact")
         show = self._reports_user_choice if self._reports_user_choice is not None else not compact
         self.show_reports = show
-        self.query_one(ReportsTable).set_class(not show, "hidden")
+        self._q(ReportsTable).set_class(not show, "hidden")
 
     # ---- actions ------------------------------------------------------------------------------------
     def _changed(self, reset_view: bool = False) -> None:
@@ -412,7 +444,8 @@ class LiqmapApp(App):
             self.vp.offset = 0
             self.vp.cursor_ts = None
             self.vp.highlight = None
-        self.query_one("#profile").set_class(self.mode == "hybrid", "shown")
+            self._auto_center = None
+        self._q("#profile").set_class(self.mode == "hybrid", "shown")
         self._drawn_key = None
         self._tick()
         self._refresh_status()
@@ -454,14 +487,14 @@ class LiqmapApp(App):
             self._changed()
 
     def action_pan(self, dy: int, dx: int) -> None:
-        hm = self.query_one(HeatmapView)
+        hm = self._q(HeatmapView)
         snap = self._snap
         if snap is None:
             return
         if dy:
             sub = 2 if self.vp.hires else 1
             rows = max(hm.size.height // 4, 1)
-            base = self.vp.center if self.vp.center is not None else center_price(snap)
+            base = self.vp.center if self.vp.center is not None else (self._auto_center or center_price(snap))
             self.vp.center = base + dy * rows * sub * self.vp.zoom * snap.grid.step
         if dx:
             cols = max(hm.size.width // 4, 1)
@@ -486,7 +519,7 @@ class LiqmapApp(App):
         self.call_after_refresh(self._tick)
 
     def action_focus_reports(self) -> None:
-        table = self.query_one(ReportsTable)
+        table = self._q(ReportsTable)
         if not self.show_reports:
             self.action_reports()
         table.focus()
@@ -501,7 +534,7 @@ class LiqmapApp(App):
         for b in self._all_bindings():
             if b.id in ("help_quit",):
                 continue
-            key = ",".join(keymap.get(b.id, [])) if b.id in keymap else b.key
+            key = keymap[b.id] if b.id in keymap else b.key
             rows.append((key, b.description or b.action, b.id or ""))
         self.push_screen(HelpScreen(rows, dict(self.cfg.get("model") or {})))
 
@@ -512,7 +545,7 @@ class LiqmapApp(App):
             return
         ts = record_ts(msg.record)
         price = record_price(msg.record)
-        hm = self.query_one(HeatmapView)
+        hm = self._q(HeatmapView)
         g = snap.grid
         if ts is not None:
             self.vp.cursor_ts = ts

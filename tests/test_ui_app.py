@@ -1,0 +1,460 @@
+"""Pilot tests for every binding of the liqmap app, asserting on what is on screen.
+
+The app runs on ``FixtureSource`` (real Binance trades and depth through the project's own grid builders,
+see ui_fixtures.py) with the colour system pinned to truecolor. "On screen" is read from Textual's
+compositor (the exact cells it would send to the terminal), not from app attributes alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ui_fixtures import FixtureSource  # noqa: E402
+
+from liqmap.config import DEFAULTS  # noqa: E402
+from liqmap.ui.app import LiqmapApp, keymap_ids  # noqa: E402
+from liqmap.ui.axes import PriceAxis, TimeAxis  # noqa: E402
+from liqmap.ui.heatmap import HeatmapView  # noqa: E402
+from liqmap.ui.live_column import LiveColumn, ProfileColumn  # noqa: E402
+from liqmap.ui.reports_table import ReportsTable  # noqa: E402
+from liqmap.ui.themes import resolve  # noqa: E402
+
+NOW = 1_763_900_000.0  # fixed clock: deterministic columns
+
+
+def make_cfg(**app) -> dict:
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["app"].update(app)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def source_factory():
+    cache = {}
+
+    def make(**kw):
+        key = tuple(sorted(kw.items()))
+        if key not in cache:
+            cache[key] = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, **kw)
+        return cache[key]
+
+    return make
+
+
+def make_app(source, **app) -> LiqmapApp:
+    cfg = make_cfg(**{k: v for k, v in app.items() if k != "keys"})
+    if "keys" in app:
+        cfg["keys"] = app["keys"]
+    spec, themes = resolve(cfg["app"]["theme"], environ={})
+    return LiqmapApp(cfg, source=source, theme_spec=spec, themes=themes, color_system="truecolor")
+
+
+def screen_text(app: LiqmapApp) -> str:
+    """The whole screen as the compositor would send it."""
+    return "\n".join(s.text for s in app.screen._compositor.render_strips())
+
+
+async def settle(pilot, min_draws: int = 1) -> None:
+    app = pilot.app
+    for _ in range(40):
+        await pilot.pause()
+        if app.draws >= min_draws and not app.query_one("#maprow").has_class("empty"):
+            break
+    await pilot.pause()
+    await pilot.pause()
+
+
+def status(app) -> str:
+    return screen_text(app).splitlines()[0]
+
+
+def status2(app) -> str:
+    return screen_text(app).splitlines()[1]
+
+
+def axis_labels(app) -> list[float]:
+    ax = app.query_one(PriceAxis)
+    out = []
+    for y in range(ax.size.height):
+        t = ax.line_text(y).strip()
+        if t.endswith("─"):
+            out.append(float(t[:-1].replace(",", "")))
+    return out
+
+
+async def test_first_frame_draws_map_axes_status_reports(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        first = text.splitlines()[0]
+        assert "BTC" in first and "Hybrid" in first and "1m" in first and "REPLAY" in first
+        assert "binance" in first and "deribit" in first
+        hm = app.query_one(HeatmapView)
+        assert "━" in hm.text()  # the price trace is drawn over the map
+        labels = axis_labels(app)
+        assert len(labels) >= 5 and all(v % 100 == 0 for v in labels)  # round labels (BTC: every 100)
+        assert "▶" in app.query_one(PriceAxis).text()  # last price marked
+        assert re.search(r"╵\d\d:\d\d", app.query_one(TimeAxis).text())
+        for title in ("WALLS", "SWEEPS", "ABSORPTIONS", "CONVERGENCE"):
+            assert title in text
+        assert "bids dominate" in text  # asymmetry read
+        assert "▐" in app.query_one(LiveColumn).text()  # walls marked at the edge
+        assert "█" in app.query_one(ProfileColumn).text()  # Hybrid forward profile
+        # The heatmap has coloured cells (levels > 0) where the grid has value.
+        assert int(hm.levels.max()) > 0
+
+
+@pytest.mark.parametrize("key,label", [("1", "Raw"), ("2", "Synthetic"), ("3", "Synthetic Heatmap"),
+                                       ("4", "Hybrid")])
+async def test_mode_keys(source_factory, key, label):
+    app = make_app(source_factory(), mode="raw" if key == "4" else "hybrid")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press(key)
+        await settle(pilot)
+        first = status(app)
+        assert f" {label} " in first
+        assert app.frame.snap.grid.mode == app.mode
+        # The forward profile strip is a Hybrid-only element.
+        assert app.query_one(ProfileColumn).display == (label == "Hybrid")
+
+
+async def test_mode_cycle_m(source_factory):
+    app = make_app(source_factory(), mode="raw")
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        seen = []
+        for _ in range(4):
+            await pilot.press("m")
+            await settle(pilot)
+            seen.append(re.search(r"(Raw|Synthetic Heatmap|Synthetic|Hybrid) ", status(app)).group(1))
+        assert seen == ["Synthetic", "Synthetic Heatmap", "Hybrid", "Raw"]
+
+
+async def test_asset_next_prev_and_empty_state(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("right_square_bracket")
+        await settle(pilot, 2)
+        assert " ETH " in status(app)
+        assert all(2800 < v < 3200 for v in axis_labels(app))
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await pilot.pause()
+        await pilot.pause()
+        # BTC's predecessor is the last asset of the 65; the fixture has no data for it: say so.
+        last = app.assets[-1]
+        text = screen_text(app)
+        assert f" {last} " in text.splitlines()[0]
+        assert f"no data yet for {last}" in text
+
+
+async def test_asset_palette_fuzzy_search(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await pilot.pause()
+        await pilot.press("s", "o", "l")
+        for _ in range(10):
+            await pilot.pause(0.05)
+        assert "SOL" in screen_text(app)
+        await pilot.press("enter")
+        await settle(pilot, 2)
+        assert " SOL " in status(app)
+        assert len(app.assets) == 65
+
+
+async def test_timeframe_keys(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        before = app.query_one(TimeAxis).text()
+        await pilot.press("t")
+        await settle(pilot, 2)
+        assert " 5m " in status(app)
+        after = app.query_one(TimeAxis).text()
+        assert after != before
+        # 5m columns: labels an hour apart.
+        times = re.findall(r"╵(\d\d):(\d\d)", after)
+        assert times and all(m == "00" for _, m in times)
+        await pilot.press("T")
+        await settle(pilot, 3)
+        assert " 1m " in status(app)
+        await pilot.press("T")
+        await settle(pilot, 4)
+        assert " 4h " in status(app)
+
+
+async def test_zoom_keys(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        assert "zoom 1×25/row" in status2(app)
+        l1 = axis_labels(app)
+        await pilot.press("minus")
+        await settle(pilot, 2)
+        assert "zoom 2×25/row" in status2(app)
+        l2 = axis_labels(app)
+        assert (max(l2) - min(l2)) > 1.6 * (max(l1) - min(l1))  # zoomed out: more price on screen
+        await pilot.press("plus")
+        await settle(pilot, 3)
+        assert "zoom 1×25/row" in status2(app)
+        assert axis_labels(app) == l1
+
+
+async def test_pan_and_recentre(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        l0 = axis_labels(app)
+        await pilot.press("up")
+        await settle(pilot, 2)
+        l1 = axis_labels(app)
+        assert max(l1) > max(l0) and min(l1) > min(l0)
+        await pilot.press("down", "down")
+        await settle(pilot, 3)
+        assert max(axis_labels(app)) < max(l0)
+        t0 = app.query_one(TimeAxis).text()
+        await pilot.press("left")
+        await settle(pilot, 4)
+        t1 = app.query_one(TimeAxis).text()
+        assert "◀" in t1 and t1 != t0  # scrolled back in time, and says so
+        await pilot.press("right")
+        await settle(pilot, 5)
+        assert "UTC" in app.query_one(TimeAxis).text()
+        await pilot.press("up", "left", "c")
+        await settle(pilot, 6)
+        assert axis_labels(app) == l0
+        assert "UTC" in app.query_one(TimeAxis).text()
+
+
+async def test_venue_filter_cycles(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        assert "venues: all" in status2(app)
+        all_sum = float(app.frame.snap.grid.values.sum())
+        await pilot.press("v")
+        await settle(pilot, 2)
+        assert "venues: binance" in status2(app)
+        assert app.frame.snap.grid.venues == ("binance",)
+        assert float(app.frame.snap.grid.values.sum()) != all_sum
+        for v in ("bybit", "okx", "bitmex", "deribit"):
+            await pilot.press("v")
+            await pilot.pause()
+            assert f"venues: {v}" in status2(app)
+        await pilot.press("v")
+        await pilot.pause()
+        assert "venues: all" in status2(app)
+
+
+async def test_reports_panel_toggle(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        w_with = app.query_one(HeatmapView).size.width
+        assert "SWEEPS" in screen_text(app)
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.pause()
+        assert "SWEEPS" not in screen_text(app)
+        assert app.query_one(HeatmapView).size.width > w_with  # the map takes the room
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.pause()
+        assert "SWEEPS" in screen_text(app)
+
+
+async def test_enter_on_sweep_moves_time_cursor_and_highlights_level(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        table = app.query_one(ReportsTable)
+        await pilot.press("enter")  # into the panel
+        await pilot.pause()
+        assert table.has_focus
+        # Walk down to the first sweep.
+        for _ in range(12):
+            if table.current().section == "sweeps":
+                break
+            await pilot.press("down")
+        row = table.current()
+        assert row.section == "sweeps"
+        rec = row.record
+        await pilot.press("enter")
+        await settle(pilot, 2)
+        await pilot.pause()
+        frame = app.frame
+        x = frame.x_of_ts(rec["ts"])
+        assert x is not None
+        ta = app.query_one(TimeAxis).line_text(0)
+        assert ta[x] == "▲"  # the cursor sits under the sweep's column
+        import time as _t
+
+        hhmm = _t.strftime("%H:%M", _t.gmtime(rec["ts"]))
+        assert f"cursor {hhmm}" in status2(app)
+        hm = app.query_one(HeatmapView)
+        y = frame.row_of_price(rec["price"])
+        assert y is not None and "╌" in hm.line_text(y)  # its level highlighted on the map
+        assert "◆" in app.query_one(PriceAxis).line_text(y)
+        assert "┊" in "".join(hm.line_text(r)[x] for r in range(frame.height))
+        # Escape leaves the panel; arrows pan the map again.
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not table.has_focus
+
+
+async def test_enter_on_absorption_far_in_the_past_pans_there(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        table = app.query_one(ReportsTable)
+        await pilot.press("enter")
+        for _ in range(15):
+            if table.current().section == "sweeps" and app.frame.x_of_ts(table.current().record["ts"]) is None:
+                break
+            await pilot.press("down")
+        rec = table.current().record
+        if app.frame.x_of_ts(rec["ts"]) is None:
+            await pilot.press("enter")
+            await settle(pilot, 2)
+            assert app.vp.offset > 0
+            assert app.frame.x_of_ts(rec["ts"]) is not None
+        else:  # every sweep is already on screen at this width: the cursor still lands on it
+            await pilot.press("enter")
+            await settle(pilot, 2)
+            assert app.frame.x_of_ts(rec["ts"]) is not None
+
+
+async def test_help_screen_lists_keys_and_model(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 50)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Keys" in text and "mode_raw" in text and "asset_next" in text
+        assert "half_life_hours" in text and "48" in text
+        assert "leverage_tiers" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "half_life_hours" not in screen_text(app)
+
+
+async def test_quit_at_once(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert not app.is_running
+
+
+async def test_keys_remapped_from_config(source_factory):
+    app = make_app(source_factory(), keys={"mode_raw": "f1", "quit": "ctrl+q"})
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await pilot.pause()
+        assert " Hybrid " in status(app)  # "1" no longer bound
+        await pilot.press("f1")
+        await settle(pilot, 2)
+        assert " Raw " in status(app)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running  # q remapped away
+        await pilot.press("question_mark")
+        await pilot.pause()
+        await pilot.pause()
+        assert re.search(r"f1\s+Raw", screen_text(app))  # help shows the effective key
+
+
+def test_every_binding_has_an_id():
+    ids = keymap_ids()
+    assert len(ids) == len(set(ids))
+    for must in ("mode_raw", "mode_synthetic", "mode_heatmap", "mode_hybrid", "mode_cycle", "asset_prev",
+                 "asset_next", "asset_search", "timeframe_next", "timeframe_prev", "zoom_in", "zoom_out",
+                 "pan_up", "pan_down", "pan_left", "pan_right", "recentre", "venue_cycle", "reports_toggle",
+                 "jump", "help", "quit"):
+        assert must in ids
+
+
+async def test_terminal_too_small_and_compact(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(50, 12)) as pilot:
+        await pilot.pause()
+        await pilot.pause()
+        text = screen_text(app)
+        assert "terminal too small" in text and "50×12" in text
+    app = make_app(source_factory())
+    async with app.run_test(size=(90, 30)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "SWEEPS" not in text  # compact: panel off by default
+        assert app.query_one(PriceAxis).size.width == 9
+        assert "━" in app.query_one(HeatmapView).text()
+        assert "BIN" in text.splitlines()[0]  # short venue names
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.pause()
+        assert "SWEEPS" in screen_text(app)
+
+
+async def test_resize_redraws_without_losing_state(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("2")
+        await settle(pilot, 2)
+        await pilot.resize_terminal(120, 35)
+        await settle(pilot, 3)
+        await pilot.pause()
+        hm = app.query_one(HeatmapView)
+        assert len(hm._strips) == hm.size.height
+        assert all(s.cell_length == hm.size.width for s in hm._strips)
+        assert " Synthetic " in status(app)
+
+
+async def test_tick_does_nothing_without_a_new_snapshot(source_factory):
+    app = make_app(source_factory(), hz=50.0)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        draws, ticks = app.draws, app.ticks
+        await pilot.pause(0.3)
+        assert app.ticks > ticks + 3
+        assert app.draws == draws
+
+
+async def test_new_data_in_live_column_repaints_only_the_live_column():
+    src = FixtureSource(("BTC",), now=NOW)
+    app = make_app(src)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        hm = app.query_one(HeatmapView)
+        live = app.query_one(LiveColumn)
+        body_rows, live_updates = hm.rows_refreshed, live.updates
+        # A real-looking trade in the current column, at a price away from the last one.
+        from liqmap.core.events import TRADE_DTYPE
+
+        t = np.zeros(1, TRADE_DTYPE)
+        last = app.frame.snap.last_price
+        t["ts"], t["price"], t["qty"], t["side"], t["venue"] = NOW - 1, last + 150, 0.01, 1, 0
+        t["usd"] = t["price"] * t["qty"]
+        src.market.add("trade", "BTC", t)
+        src._version += 1
+        await pilot.pause(0.4)
+        await pilot.pause()
+        assert live.updates > live_updates
+        assert hm.rows_refreshed == body_rows  # the body did not repaint a single row
