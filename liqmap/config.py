@@ -88,6 +88,7 @@ DEFAULTS: dict[str, Any] = {
         "restart_seconds": 30.0,  # ... and restarted after this pause, forever
         "close_timeout_seconds": 2.0,  # websocket close handshake limit (a stalled peer never answers)
         "build_timeout_seconds": 30.0,  # building a venue's feeds (symbol maps, metadata) off the loop
+        "batch_ms": 50.0,  # parsed rows are handed to the market rings in batches this often
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
         "endpoints": {
             "binance_market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
@@ -235,6 +236,11 @@ DEFAULTS: dict[str, Any] = {
     },
     "recording": {
         "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often
+    },
+    "replay": {
+        "tick_seconds": 1.0,  # headless replay steps the engine this often in recording time
+        "report_book_levels": 20,  # levels per side of each final book in the report
+        "report_max_liquidations": 5000,  # newest liquidations listed per asset (totals count all)
     },
     "doctor": {
         "dns_timeout_seconds": 2.0,  # the first check: no DNS answer in this long = no network

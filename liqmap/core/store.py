@@ -93,8 +93,12 @@ def records_frame(asset: str, records: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(flat, infer_schema_length=None)
 
 
-def atomic_write(path: Path, data: bytes | Callable[[Any], None]) -> None:
-    """Write ``path`` so that it is either fully there or not at all (temp + fsync + rename + dir fsync)."""
+def atomic_write(path: Path, data: bytes | Callable[[Any], None], durable: bool = True) -> None:
+    """Write ``path`` so that it is either fully there or not at all (temp + fsync + rename + dir fsync).
+
+    ``durable=False`` skips the fsyncs: still atomic for readers and across a kill -9 (the rename is), but a
+    power loss may leave an empty file — fine for caches whose reader checks them (snapshot files).
+    """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
         if callable(data):
@@ -102,8 +106,11 @@ def atomic_write(path: Path, data: bytes | Callable[[Any], None]) -> None:
         else:
             f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if not durable:
+        return
     try:
         fd = os.open(path.parent, os.O_RDONLY)
     except OSError:
@@ -343,7 +350,9 @@ class Store:
         g = snap.grid
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         path = self.snapshot_dir / self.snapshot_name(g.asset, g.mode, g.timeframe, g.venues)
-        atomic_write(path, codec.encode(snap))
+        # Snapshots are a start-up cache rebuilt within seconds, and decode refuses a damaged one, so they
+        # skip the fsyncs (hundreds of views saved at exit would otherwise take seconds).
+        atomic_write(path, codec.encode(snap), durable=False)
         return path
 
     def load_snapshots(self) -> list[Snapshot]:

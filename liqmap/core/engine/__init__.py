@@ -134,6 +134,7 @@ class Engine:
         self.columns = int(e.get("columns", 240))
         self.workers = max(1, int(e.get("workers", 2)))
         self.fast_hz = max(1.0, float(e.get("fast_hz", 1.0)))
+        self.max_queue = max(1, int(e.get("max_queue", 16)))
         self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
         self.params = GridParams.from_config(cfg)
         self.assets = tuple(market.assets)
@@ -151,6 +152,7 @@ class Engine:
                       "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0}
         self._inflight: set[tuple] = set()
         self._last_saved = -math.inf
+        self._saved: dict[tuple, int] = {}  # view key → version last written to disk
 
     # ------------------------------------------------------------ views
 
@@ -449,8 +451,9 @@ class Engine:
             return 0
         n = 0
         for key, snap in list(self._latest.items()):
-            if key[5] is None:
+            if key[5] is None and self._saved.get(key) != snap.version:
                 self.store.save_snapshot(snap)
+                self._saved[key] = snap.version
                 n += 1
         return n
 
@@ -532,7 +535,7 @@ class Engine:
         for a in self.assets:
             if a != screen_asset and a not in due_by_asset and self._ingest_stale(a, now):
                 due_by_asset[a] = []
-        capacity = self.workers * 2 - len(pending)
+        capacity = self.max_queue - len(pending)
         overloaded = self.stats["last_fast_ms"] > 1000.0 / self.fast_hz
         behind = 0
         jobs = sorted(due_by_asset.items(), key=lambda kv: (kv[0] != screen_asset, kv[0]))

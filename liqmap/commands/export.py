@@ -1,0 +1,163 @@
+"""``liqmap export OUT``: history and grids as parquet, CSV or NDJSON.
+
+``--what liquidations|open_interest|sweeps|absorptions|walls`` reads the parquet history under the data dir
+(every asset unless ``--asset`` is given); ``--what grid`` reads the latest snapshot of ``--asset``,
+``--mode`` and ``--timeframe`` and writes one row per non-empty cell (column time, bucket price, values,
+long/short/real layers) — a long table that any dataframe tool can pivot back into a grid.
+``--since``/``--until`` take ISO 8601 (``2024-08-08T23:55:00Z``) or epoch seconds.
+
+The output is written to a temp file beside OUT and renamed, so an interrupted export never leaves half a
+file under the name asked for. Nothing to export is an error (exit 1) with one line saying what was missing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..core.snapshot import MapGrid, Snapshot
+from ..core.store import Store
+
+HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
+
+
+class ExportError(Exception):
+    """A one-line reason the export cannot be done."""
+
+
+def parse_time(text: str | None, what: str) -> float | None:
+    """ISO 8601 (naive means UTC) or epoch seconds (milliseconds accepted when clearly ms)."""
+    if text is None or text == "":
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        pass
+    else:
+        return v / 1000.0 if v > 1e11 else v
+    try:
+        d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ExportError(f"--{what}: {text!r} is neither ISO 8601 nor epoch seconds") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.timestamp()
+
+
+def grid_frame(snap: Snapshot | MapGrid) -> pl.DataFrame:
+    """A grid as a long table: one row per cell that holds anything, plus the trace price of its column."""
+    g = snap.grid if isinstance(snap, Snapshot) else snap
+    nrows, ncols = g.values.shape
+    layers = {"value": g.values}
+    for name in ("long", "short", "real"):
+        a = getattr(g, name)
+        if a is not None:
+            layers[name] = a
+    any_nz = np.zeros((nrows, ncols), dtype=bool)
+    for a in layers.values():
+        any_nz |= np.asarray(a) != 0
+    r, c = np.nonzero(any_nz)
+    cols: dict[str, object] = {
+        "ts": (g.col0 + c).astype(np.float64) * g.period,
+        "price": (g.row0 + r).astype(np.float64) * g.step,
+        "bucket": (g.row0 + r).astype(np.int64),
+    }
+    for name, a in layers.items():
+        cols[name] = np.asarray(a, dtype=np.float64)[r, c]
+    cols["trace"] = np.asarray(g.trace, dtype=np.float64)[c] if len(g.trace) == ncols else np.full(len(r), np.nan)
+    df = pl.DataFrame(cols)
+    return df.with_columns(pl.lit(g.asset).alias("asset"), pl.lit(g.mode).alias("mode"),
+                           pl.lit(g.timeframe).alias("timeframe"), pl.lit(g.step).alias("step"),
+                           pl.lit(",".join(g.venues)).alias("venues")).sort(["ts", "price"])
+
+
+def _find_snapshot(store: Store, asset: str, mode: str, tf: str) -> Snapshot:
+    snaps = [s for s in store.load_snapshots()
+             if s.grid.asset == asset and s.grid.mode == mode and s.grid.timeframe == tf]
+    if not snaps:
+        raise ExportError(f"no {mode} {tf} snapshot for {asset} in {store.snapshot_dir} "
+                          "(run `liqmap collect` or the app first)")
+    # Prefer the all-venue view, then the newest.
+    snaps.sort(key=lambda s: (len(s.grid.venues), s.created), reverse=True)
+    return snaps[0]
+
+
+def collect_frame(store: Store, what: str, asset: str | None, mode: str, tf: str,
+                  since: float | None, until: float | None) -> pl.DataFrame:
+    if what == "grid":
+        if asset is None:
+            raise ExportError("--what grid needs --asset")
+        df = grid_frame(_find_snapshot(store, asset, mode, tf))
+        if since is not None:
+            df = df.filter(pl.col("ts") >= since)
+        if until is not None:
+            df = df.filter(pl.col("ts") < until)
+        return df
+    if what not in HISTORY:
+        raise ExportError(f"--what {what!r} is not one of {', '.join(HISTORY + ('grid',))}")
+    df = store.load(what, asset, since=since, until=until)
+    if df.height == 0:
+        scope = asset or "any asset"
+        raise ExportError(f"no {what} stored for {scope} in {store.history_dir}"
+                          + (" in that time range" if since is not None or until is not None else ""))
+    return df
+
+
+def _flat_for_text(df: pl.DataFrame) -> pl.DataFrame:
+    """CSV has no nested types: lists become comma-joined strings."""
+    out = []
+    for name, dtype in df.schema.items():
+        if isinstance(dtype, (pl.List, pl.Array)):
+            out.append(pl.col(name).cast(pl.List(pl.String)).list.join(",").alias(name))
+        elif isinstance(dtype, pl.Struct):
+            out.append(pl.col(name).struct.json_encode().alias(name))
+    return df.with_columns(out) if out else df
+
+
+def write(df: pl.DataFrame, out: Path, fmt: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if fmt == "parquet":
+            df.write_parquet(tmp)
+        elif fmt == "csv":
+            _flat_for_text(df).write_csv(tmp)
+        elif fmt == "ndjson":
+            df.write_ndjson(tmp)
+        else:
+            raise ExportError(f"--format {fmt!r} is not parquet, csv or ndjson")
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def main(args, cfg) -> int:
+    store = Store(cfg)
+    asset = getattr(args, "asset", None)
+    asset = asset.upper() if asset else None
+    what = getattr(args, "what", "liquidations")
+    if what == "grid" and asset is None:
+        asset = cfg["app"]["asset"]
+    mode = getattr(args, "mode", None) or cfg["app"]["mode"]
+    tf = getattr(args, "timeframe", None) or cfg["app"]["timeframe"]
+    fmt = getattr(args, "format", "parquet")
+    out = Path(args.out)
+    try:
+        since = parse_time(getattr(args, "since", None), "since")
+        until = parse_time(getattr(args, "until", None), "until")
+        df = collect_frame(store, what, asset, mode, tf, since, until)
+        write(df, out, fmt)
+    except ExportError as e:
+        print(f"liqmap: export: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"liqmap: export: cannot write {out}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    print(f"liqmap: wrote {df.height} {what} rows to {out} ({fmt})", file=sys.stderr)
+    return 0
