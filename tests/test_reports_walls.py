@@ -61,7 +61,7 @@ def test_wall_confirmed_after_min_age_then_pulled():
     bb = bucket_books(book, STEP, 1.0)
     nz = bb.usd[BID][bb.usd[BID] > 0]
     near = np.arange(bb.lo, bb.lo + bb.n) * STEP
-    median = float(np.median(bb.usd[BID][(bb.usd[BID] > 0) & (near >= MID * 0.99 - STEP) & (near <= MID * 1.01)]))
+    median = float(np.median(bb.usd[BID][(bb.usd[BID] > 0) & (near + STEP > MID * 0.99) & (near <= MID * 1.01)]))
     assert len(nz) > 50
     assert w["density"] == pytest.approx(usd / median)
     assert w["distance_bp"] == pytest.approx((59900.0 / MID - 1) * 1e4)

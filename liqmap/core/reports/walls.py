@@ -98,8 +98,8 @@ class WallTracker:
         self._mid = bb.mid
         p = self.p
         rng = p["range_pct"] / 100.0
-        in_r = np.arange(bb.lo, bb.lo + bb.n) * bb.step
-        near = (in_r >= bb.mid * (1 - rng) - bb.step) & (in_r <= bb.mid * (1 + rng))
+        edge = np.arange(bb.lo, bb.lo + bb.n) * bb.step  # lower edge of each bucket
+        near = (edge + bb.step > bb.mid * (1 - rng)) & (edge <= bb.mid * (1 + rng))  # overlaps ±range
         k, floor = float(p["k_median"]), self.floor
         seen_now: set[tuple[int, int]] = set()
         for side in (BID, ASK):
@@ -180,8 +180,8 @@ class WallTracker:
         active: dict[int, list[Wall]] = {BID: [], ASK: []}
         ended: list[Wall] = []
         for st in self._states.values():
-            if not st.confirmed:
-                continue
+            if not st.confirmed or (st.status == "active" and st.out_since is not None):
+                continue  # unconfirmed, or out of view (price moved away): its size is unknown now
             w = self._record(st, now, mid)
             if st.status == "active":
                 active[st.side].append(w)
