@@ -170,9 +170,9 @@ def price_range(trades: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray
 
 
 def gaussian_kernel(sigma_buckets: float) -> np.ndarray:
-    """Normalized Gaussian taps over ±ceil(4σ) buckets (σ ≤ 0 gives the identity kernel)."""
-    if not sigma_buckets > 0 or not np.isfinite(sigma_buckets):
-        return np.ones(1)
+    """Normalized Gaussian taps over ±ceil(4σ) buckets (a tiny or non-positive σ gives the identity)."""
+    if not sigma_buckets >= 0.05 or not np.isfinite(sigma_buckets):
+        return np.ones(1)  # narrower than 1/20 bucket: the taps beside the centre are < 1e-40
     radius = max(1, int(np.ceil(4.0 * sigma_buckets)))
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma_buckets) ** 2)

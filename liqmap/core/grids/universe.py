@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..snapshot import MapGrid
 from .. import timeframes as _tf
@@ -83,4 +82,4 @@ def column_prices_all(market, asset: str, win: Window, venues=None):
     return column_prices(market.gather("trade", asset, vs), win)
 
 
-__all__ = ["AssetRows", "build_all", "column_prices_all", "np"]
+__all__ = ["AssetRows", "build_all", "column_prices_all"]
