@@ -229,7 +229,8 @@ DEFAULTS: dict[str, Any] = {
         "mean_revert_hours": 24.0,  # weak pull toward the reference price so long runs stay sane
         "book_levels": 50,  # levels per side in each venue book
         "book_step_bp": 2.0,  # book level spacing (rounded to a nice multiple of the tick)
-        "offscreen_book_s": 2.0,  # book frames for assets out of focus at most this often
+        "offscreen_book_s": 5.0,  # book frames for assets out of focus at most this often ...
+        "offscreen_book_levels": 20,  # ... and this deep (lighter depth off screen, DESIGN §6)
         "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
         "wall_mult": 25.0,  # wall size relative to a normal level
         "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding
@@ -354,9 +355,14 @@ def _parse_env_value(source: str, key: str, default: Any, raw: str) -> Any:
     return raw
 
 
+# LIQMAP_* variables that are not settings: the CLI sets LIQMAP_COLOR_SYSTEM for the UI, the startup
+# benchmark sets LIQMAP_FIRST_FRAME_FILE; child processes inherit them and must still load their config.
+_NOT_SETTINGS = frozenset({"LIQMAP_CONFIG", "LIQMAP_DATA_DIR", "LIQMAP_COLOR_SYSTEM", "LIQMAP_FIRST_FRAME_FILE"})
+
+
 def _env_overrides(cfg: dict, environ: dict[str, str]) -> None:
     for name, raw in environ.items():
-        if not name.startswith("LIQMAP_") or name in ("LIQMAP_CONFIG", "LIQMAP_DATA_DIR"):
+        if not name.startswith("LIQMAP_") or name in _NOT_SETTINGS:
             continue
         path = [p.lower() for p in name[len("LIQMAP_"):].split("__")]
         node = cfg
