@@ -38,6 +38,7 @@ class VenueBook:
         self.level_usd = level_usd * contract.share
         self.rng = rng
         self._base: tuple[dict[int, float], dict[int, float]] = ({}, {})  # quotes without walls
+        self._extra: tuple[dict[int, float], dict[int, float]] = ({}, {})  # wall size last published
         self.bids: dict[int, float] = {}  # as published (quotes + walls)
         self.asks: dict[int, float] = {}
         self.published = False
@@ -45,44 +46,57 @@ class VenueBook:
     def price_of(self, k: int) -> float:
         return k * self.grid
 
-    def _draw(self, ks: list[int], dist: np.ndarray) -> list[float]:
-        usd = self.level_usd * np.exp(0.7 * self.rng.standard_normal(len(ks))) * (1 + 0.02 * dist)
-        prices = np.array(ks, dtype=float) * self.grid
-        return [float(q) for q in self.c.qty_for_usd(usd, prices)]
+    def _qty(self, k: int, usd: float) -> float:
+        c = self.c
+        unit = c.contract_size if c.inverse else c.contract_size * c.mult * k * self.grid
+        return round(max(round(usd / unit / c.lot), 1) * c.lot, c.qty_dp)
 
-    def refresh(self, price: float, walls=(), churn: float = 0.1):
+    def refresh(self, price: float, walls=(), churn: float = 0.1, levels: int | None = None):
         """Re-centre on ``price``; returns (bid_changes, ask_changes) as [(k, qty)] best first, qty 0 =
-        delete. The first call returns the full book (a snapshot)."""
+        delete. ``levels`` (default: all) lets assets out of focus publish a shallower book."""
         g = self.grid
         kb = math.ceil(price / g - 1e-9) - 1  # best bid strictly below price
         ka = math.floor(price / g + 1e-9) + 1  # best ask strictly above price
-        n = self.levels
+        n = levels or self.levels
         extra: tuple[dict[int, float], dict[int, float]] = ({}, {})
         for w in walls:
             if w.vid == self.c.vid and w.state == "active" and w.usd > 0:
                 k = round(w.price / g)
                 side = extra[0 if w.side > 0 else 1]
-                side[k] = side.get(k, 0.0) + float(self.c.qty_for_usd(w.usd, w.price))
+                side[k] = side.get(k, 0.0) + self._qty(k, w.usd)
         out = []
-        for i, (base, pub, lo, hi, best) in enumerate((
-                (self._base[0], self.bids, kb - n + 1, kb, kb),
-                (self._base[1], self.asks, ka, ka + n - 1, ka))):
-            for k in [k for k in base if k < lo or k > hi]:
-                del base[k]  # swept by price or beyond the published depth
-            missing = [k for k in range(lo, hi + 1) if k not in base]
-            if self.published and base:
+        rng = self.rng
+        for i, (lo, hi, best) in enumerate(((kb - n + 1, kb, kb), (ka, ka + n - 1, ka))):
+            base, pub = self._base[i], (self.bids, self.asks)[i]
+            touched = [k for k in base if k < lo or k > hi]  # swept by price or beyond the depth
+            for k in touched:
+                del base[k]
+            fresh = [k for k in range(lo, hi + 1) if k not in base]
+            if self.published and base and churn > 0:
                 resting = [k for k in range(lo, hi + 1) if k in base]
-                m = self.rng.random(len(resting)) < churn
-                missing += [k for k, x in zip(resting, m) if x]
-            if missing:
-                dist = np.abs(np.array(missing) - best).astype(float)
-                for k, q in zip(missing, self._draw(missing, dist)):
-                    base[k] = q
-            new = {k: (round(q + extra[i][k], self.c.qty_dp) if k in extra[i] else q) for k, q in base.items()}
-            diff = {k: 0.0 for k in pub if k not in new}
-            diff.update({k: q for k, q in new.items() if pub.get(k) != q})
-            pub.clear()
-            pub.update(new)
+                m = rng.binomial(len(resting), churn)
+                if m:
+                    fresh += [resting[j] for j in rng.choice(len(resting), m, replace=False)]
+            if fresh:
+                z = rng.standard_normal(len(fresh))
+                lu = self.level_usd
+                for k, zz in zip(fresh, z):
+                    base[k] = self._qty(k, lu * math.exp(0.7 * zz) * (1 + 0.02 * abs(k - best)))
+            ex, prev_ex = extra[i], self._extra[i]
+            diff: dict[int, float] = {}
+            for k in (*touched, *fresh, *ex, *prev_ex):
+                q = base.get(k)
+                if q is None:
+                    if k in pub:
+                        del pub[k]
+                        diff[k] = 0.0
+                    continue
+                if k in ex:
+                    q = round(q + ex[k], self.c.qty_dp)
+                if pub.get(k) != q:
+                    pub[k] = q
+                    diff[k] = q
+            self._extra = (ex, self._extra[1]) if i == 0 else (self._extra[0], ex)
             out.append(sorted(diff.items(), reverse=(i == 0)))
         self.published = True
         return out[0], out[1]

@@ -124,12 +124,11 @@ class Contract:
         return np.round(lots * self.lot, self.qty_dp)
 
     def fmt_qty(self, qty: float) -> str:
-        return f"{qty:.{self.qty_dp}f}"
+        return "%.*f" % (self.qty_dp, qty)
 
     def fmt_price(self, price: float) -> str:
         """Real price → the venue's price string on its tick."""
-        vp = round(price * self.mult / self.price_tick) * self.price_tick
-        return f"{vp:.{self.price_dp}f}"
+        return "%.*f" % (self.price_dp, round(price * self.mult / self.price_tick) * self.price_tick)
 
     def round_price(self, price: float) -> float:
         """Real price rounded to the venue tick (what the venue would print), back in real units."""

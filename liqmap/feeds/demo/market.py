@@ -39,8 +39,10 @@ POS_DTYPE = np.dtype([
     ("bk", "f8"),  # bankruptcy price
     ("mmr", "f8"), ("opened", "f8"),
     ("close_at", "f8"),  # planned exit time (exponential holding time)
-    ("tp", "f8"),  # take profit at this return on margin
-    ("sl", "f8"),  # stop loss at this loss on margin (inf: rides it to liquidation)
+    ("up", "f8"), ("dn", "f8"),  # the position leaves when price reaches up (≥) or dn (≤) ...
+    ("up_liq", "?"), ("dn_liq", "?"),  # ... by liquidation (True) or its own take-profit / stop-loss
+    ("lots", "i8"),  # qty in whole lots (open interest is summed in integers: exact)
+    ("alive", "?"),
 ])
 
 # One row per liquidated position (ground truth, every one, before any venue publishing limit).
@@ -120,7 +122,16 @@ class AssetSim:
         self.noise_rate = cfg["noise_rate"] * self.weight
         self.size_med = cfg["size_median_usd"] * self.weight ** 0.3
         self.hold_s = cfg["hold_minutes"] * 60.0
-        self.pos = np.zeros(0, POS_DTYPE)
+        self._buf = np.zeros(1024, POS_DTYPE)
+        self._n = 0  # rows used in _buf (alive or dead; dead rows are compacted lazily)
+        self._dead = 0
+        self._min_close = math.inf
+        self._min_up = math.inf
+        self._max_dn = -math.inf
+        self.oi_lots = np.zeros((len(VENUES), 2), np.int64)  # [venue, long/short] in lots
+        self._lot = np.ones(len(VENUES))
+        for v, c in self.by_vid.items():
+            self._lot[v] = c.lot
         self.next_id = 1
         self.walls: list[Wall] = []
         self.liq_log: list[np.ndarray] = []
@@ -153,16 +164,77 @@ class AssetSim:
         out["venue"], out["side"], out["entry"], out["lev"] = vids, side, entry, lev
         out["opened"] = now
         out["close_at"] = np.asarray(now) + rng.exponential(self.hold_s, k)
-        out["tp"] = np.exp(rng.standard_normal(k) * 0.6)  # median +100% on margin
-        out["sl"] = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)
+        tp = np.exp(rng.standard_normal(k) * 0.6)  # take profit: median +100% on margin
+        sl = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)  # 40% use a stop
         for v in np.unique(vids):
             m = vids == v
             c = self.by_vid[int(v)]
             qty = c.qty_for_usd(usd[m], entry[m])
             liq, mmr = c.liq_price(entry[m], lev[m], side[m], qty)
             out["qty"][m], out["liq"][m], out["mmr"][m] = qty, liq, mmr
+            out["lots"][m] = np.rint(qty / c.lot).astype(np.int64)
             out["bk"][m] = bankruptcy_price(entry[m], lev[m], side[m], c.inverse)
+        long_ = side > 0
+        tp_px = entry * (1 + np.where(long_, tp, -np.minimum(tp, 0.95 * lev)) / lev)
+        with np.errstate(invalid="ignore"):
+            sl_px = entry * (1 - np.where(long_, sl, -sl) / lev)  # ±inf for traders without a stop
+        sl_px = np.where(np.isnan(sl_px), np.where(long_, -np.inf, np.inf), sl_px)
+        liq = out["liq"]
+        # longs: up = take profit; down = the higher of liquidation and stop
+        # shorts: down = take profit; up = the lower of liquidation and stop
+        out["up"] = np.where(long_, tp_px, np.minimum(liq, sl_px))
+        out["up_liq"] = ~long_ & (liq <= sl_px)
+        out["dn"] = np.where(long_, np.maximum(liq, sl_px), tp_px)
+        out["dn_liq"] = long_ & (liq >= sl_px)
+        out["alive"] = True
         return out
+
+    # --- storage: a capacity buffer with lazy deletion (opening or closing a few positions never
+    # copies the whole population)
+    @property
+    def pos(self) -> np.ndarray:
+        """The open positions (a copy)."""
+        b = self._buf[:self._n]
+        return b[b["alive"]]
+
+    def _append(self, new: np.ndarray) -> None:
+        k = len(new)
+        if self._n + k > len(self._buf):
+            self._compact(extra=k)
+        self._buf[self._n:self._n + k] = new
+        self._n += k
+        sidx = (new["side"] < 0).astype(np.intp)
+        np.add.at(self.oi_lots, (new["venue"].astype(np.intp), sidx), new["lots"])
+        self._min_close = min(self._min_close, float(new["close_at"].min()))
+        self._min_up = min(self._min_up, float(new["up"].min()))
+        self._max_dn = max(self._max_dn, float(new["dn"].max()))
+
+    def _kill(self, idx: np.ndarray) -> np.ndarray:
+        """Close the positions at ``idx`` (indices into the buffer); returns their rows."""
+        b = self._buf
+        rows = b[idx].copy()
+        b["alive"][idx] = False
+        b["up"][idx] = np.inf
+        b["dn"][idx] = -np.inf
+        b["close_at"][idx] = np.inf
+        sidx = (rows["side"] < 0).astype(np.intp)
+        np.subtract.at(self.oi_lots, (rows["venue"].astype(np.intp), sidx), rows["lots"])
+        self._dead += len(idx)
+        live = b[:self._n]
+        self._min_close = float(live["close_at"].min()) if self._n else math.inf
+        self._min_up = float(live["up"].min()) if self._n else math.inf
+        self._max_dn = float(live["dn"].max()) if self._n else -math.inf
+        if self._dead > 256 and self._dead * 3 > self._n:
+            self._compact()
+        return rows
+
+    def _compact(self, extra: int = 0) -> None:
+        live = self._buf[:self._n]
+        live = live[live["alive"]]
+        cap = max(1024, int((len(live) + extra) * 1.5))
+        buf = np.zeros(cap, POS_DTYPE)
+        buf[:len(live)] = live
+        self._buf, self._n, self._dead = buf, len(live), 0
 
     def _seed_population(self) -> None:
         """Start in steady state: the positions opened over the past hours that are still open, with
@@ -175,8 +247,7 @@ class AssetSim:
         past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
         side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
         pos = self._draw_positions(n, past, side, self.now - age)
-        alive = np.where(pos["side"] > 0, pos["liq"] < self.price, pos["liq"] > self.price)
-        self.pos = pos[alive]
+        self._append(pos[(pos["up"] > self.price) & (pos["dn"] < self.price)])
 
     def usd_of(self, vid: np.ndarray, qty: np.ndarray, price) -> np.ndarray:
         price = np.asarray(price, dtype=float)
@@ -241,15 +312,13 @@ class AssetSim:
         p0 = self.price
         trades: list[np.ndarray] = []
 
-        # closes: planned exits, take-profits, stop-losses (only some traders use stops)
-        pos = self.pos
-        if len(pos):
-            rom = pos["side"] * (p0 / pos["entry"] - 1.0) * pos["lev"]
-            closing = (pos["close_at"] <= self.now) | (rom >= pos["tp"]) | (rom <= -pos["sl"])
-            if closing.any():
-                c = pos[closing]
+        # planned exits (holding time over)
+        if self.now >= self._min_close:
+            live = self._buf[:self._n]
+            idx = np.flatnonzero(live["close_at"] <= self.now)
+            if len(idx):
+                c = self._kill(idx)
                 trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"]))
-                self.pos = pos = pos[~closing]
 
         # opens (trend-chasing side choice)
         k = rng.poisson(self.open_rate * dt)
@@ -259,14 +328,15 @@ class AssetSim:
             side = np.where(rng.random(k) < p_long, 1, -1).astype(np.int8)
             new = self._draw_positions(k, p0, side, self.now)
             trades.append(self._trade_rows(new["venue"], new["side"], p0, new["qty"]))
-            self.pos = pos = np.concatenate([pos, new])
+            self._append(new)
 
         # noise flow that does not change open interest
         m = rng.poisson(self.noise_rate * dt)
         if m:
             vids = rng.choice(self.vids, size=m, p=self.shares)
             usd = 0.5 * self.size_med * np.exp(1.2 * rng.standard_normal(m))
-            qty = np.array([self.by_vid[int(v)].qty_for_usd(u, p0) for v, u in zip(vids, usd)])
+            lot_usd = self.usd_of(vids, self._lot[vids], p0)
+            qty = np.round(np.maximum(np.round(usd / lot_usd), 1.0) * self._lot[vids], 10)
             trades.append(self._trade_rows(vids, np.where(rng.random(m) < 0.5, 1, -1), p0, qty))
 
         flow = sum(float((t["side"] * t["usd"]).sum()) for t in trades)
@@ -327,25 +397,37 @@ class AssetSim:
         return out
 
     def _cascade(self, p0: float, p1: float) -> tuple[float, list, list]:
-        """Liquidate every position whose true liquidation price lies on the path p0 → p1; their forced
-        market orders move price further (× cascade_strength), which may reach the next band."""
+        """Every position whose exit lies on the path p0 → p1 leaves: by liquidation at its TRUE
+        liquidation price, or by its own stop / take-profit order at that price. Both are market
+        orders that move price further (liquidations × cascade_strength: the forced orders hit a thinner
+        book), which may reach the next band."""
         lo, hi = min(p0, p1), max(p0, p1)
         liq_rows: list[np.ndarray] = []
         trades: list[np.ndarray] = []
         for _ in range(12):
-            pos = self.pos
-            if not len(pos):
+            if hi < self._min_up and lo > self._max_dn:
                 break
-            hit = np.where(pos["side"] > 0, pos["liq"] >= lo, pos["liq"] <= hi)
-            if not hit.any():
+            live = self._buf[:self._n]
+            idx = np.flatnonzero((live["up"] <= hi) | (live["dn"] >= lo))
+            if not len(idx):
                 break
-            h = pos[hit]
-            self.pos = pos[~hit]
-            liq_rows.append(self._liquidate(h))
-            t = self._trade_rows(h["venue"], -h["side"], h["liq"], h["qty"], liq=True)
-            trades.append(t)
-            forced = float((t["side"] * t["usd"]).sum())
-            p_new = p1 * math.exp(self.cfg["cascade_strength"] * forced / (100.0 * self.depth_usd))
+            h = self._kill(idx)
+            going_up = h["up"] <= hi
+            is_liq = np.where(going_up, h["up_liq"], h["dn_liq"])
+            at = np.where(going_up, h["up"], h["dn"])
+            forced = 0.0
+            if is_liq.any():
+                hl = h[is_liq]
+                liq_rows.append(self._liquidate(hl))
+                t = self._trade_rows(hl["venue"], -hl["side"], hl["liq"], hl["qty"], liq=True)
+                trades.append(t)
+                forced += self.cfg["cascade_strength"] * float((t["side"] * t["usd"]).sum())
+            if (~is_liq).any():
+                hv = h[~is_liq]
+                t = self._trade_rows(hv["venue"], -hv["side"], at[~is_liq], hv["qty"])
+                trades.append(t)
+                forced += float((t["side"] * t["usd"]).sum())
+            p_new = p1 * math.exp(forced / (100.0 * self.depth_usd))
             p1 = self._walls_clamp(p1, p_new)
             lo, hi = min(lo, p1), max(hi, p1)
         return p1, liq_rows, trades
@@ -372,9 +454,7 @@ class AssetSim:
 
     # ------------------------------------------------------------------ truth
     def open_interest(self, vid: int) -> float:
-        """One-sided open interest in venue contracts: the heavier side's sum of open sizes."""
-        pos = self.pos[self.pos["venue"] == vid]
+        """One-sided open interest in venue contracts: the heavier side's sum of open sizes (the other
+        side of any imbalance is market makers' inventory)."""
         c = self.by_vid[vid]
-        longs = float(pos["qty"][pos["side"] > 0].sum())
-        shorts = float(pos["qty"][pos["side"] < 0].sum())
-        return round(max(longs, shorts), c.qty_dp)
+        return round(float(max(self.oi_lots[vid, 0], self.oi_lots[vid, 1])) * c.lot, c.qty_dp)

@@ -56,6 +56,7 @@ class DemoSource:
         self.start = float(int(time.time()) if start is None else start)
         self._t_ms = int(round(self.start * 1000))
         self.tick_ms = int(d["tick_ms"])
+        self._off_levels = int(d["offscreen_book_levels"])
         self.coarse_ms = max(self.tick_ms, int(d["coarse_tick_ms"]) // self.tick_ms * self.tick_ms)
         self.sims: dict[str, AssetSim] = {
             name: AssetSim(a, d, self.seed, self.start, prehistory=prehistory) for name, a in self.assets.items()}
@@ -135,7 +136,7 @@ class DemoSource:
                         add(v, em.liquidations(c, t, vl))
                 if book_due:
                     vb = self.books[(name, v)]
-                    bids, asks = vb.refresh(res.price, sim.walls)
+                    bids, asks = vb.refresh(res.price, sim.walls, levels=None if fine else self._off_levels)
                     add(v, em.book(c, t, bids, asks, vb))
                 if mark_due:
                     add(v, em.mark(c, t, res.price))

@@ -57,6 +57,7 @@ class Emitter:
         self.f = f
         self.trade_id: dict[str, int] = {}
         self.book_keys: dict[str, tuple[set, set]] = {}  # levels live on the wire, per symbol
+        self._pcache: dict[str, dict[int, str]] = {}
 
     def next_trade_id(self, sym: str) -> int:
         """Trade ids are unique per venue (Deribit and BitMEX ids are global, not per instrument)."""
@@ -87,7 +88,18 @@ class Emitter:
         return []
 
     def _levels(self, c: Contract, vb, changes):
-        return [(c.fmt_price(vb.price_of(k)), c.fmt_qty(q)) for k, q in changes]
+        """[(price string, qty string)] for book changes; level prices are formatted once per level."""
+        cache = self._pcache.setdefault(c.symbol, {})
+        fq = c.fmt_qty
+        out = []
+        for k, q in changes:
+            p = cache.get(k)
+            if p is None:
+                p = cache[k] = c.fmt_price(vb.price_of(k))
+                if len(cache) > 4096:
+                    cache.clear()
+            out.append((p, fq(q)))
+        return out
 
 
 # ---------------------------------------------------------------------------------------------- Binance
