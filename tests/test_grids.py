@@ -281,7 +281,7 @@ def test_gridstate_shifts_instead_of_rebuilding_and_rebuilds_on_view_change():
     assert state.rebuilds == 2
 
 
-def test_gridstate_refreshes_only_the_open_and_new_model_columns():
+def test_gridstate_refreshes_only_the_newest_model_columns():
     m = _market(NOW)
     model = FakeModel()
     state = GridState(m, ViewSpec("BTC", "synthetic", "1m", STEP, ROW0, NROWS, 4), model)
@@ -289,7 +289,7 @@ def test_gridstate_refreshes_only_the_open_and_new_model_columns():
     state.update(NOW + 1)
     state.update(NOW + 61)
     assert [(c[1], c[2]) for c in model.calls] == [
-        (COL_NOW - 3, COL_NOW + 1), (COL_NOW, COL_NOW + 1), (COL_NOW, COL_NOW + 2)]
+        (COL_NOW - 3, COL_NOW + 1), (COL_NOW - 1, COL_NOW + 1), (COL_NOW - 1, COL_NOW + 2)]
 
 
 def test_high_low_follow_the_window():
@@ -423,3 +423,37 @@ def test_window_shift_drops_old_columns(k):
     assert (g.values[:, kept:] == 0).all() and np.isnan(g.trace[kept:]).all()
     np.testing.assert_array_equal(g.trace[:kept], before.trace[k:])
     assert state.rebuilds == 1
+
+
+def test_incremental_hybrid_equals_rebuild_with_the_real_synthetic_model():
+    """The same equality with liqmap.core.synthetic's model fed OI, trades and liquidations as they come."""
+    from liqmap.core.synthetic import SyntheticModel
+
+    now = NOW
+    m = _market(now)
+    model = SyntheticModel("BTC", STEP)
+    spec = ViewSpec("BTC", "hybrid", "1m", STEP, *rows_around(66000.0, STEP, 120), 12)
+    state = GridState(m, spec, model)
+    rng = np.random.default_rng(3)
+    oi, price = 50_000.0, 66_000.0
+    for i in range(60):
+        now += float(rng.choice([1.0, 5.0, 20.0, 61.0]))
+        m._test_clock["now"] = now
+        price *= 1 + rng.normal(0, 0.0005)
+        ts = np.sort(now - rng.uniform(0, 1, 15))
+        px = price * (1 + rng.normal(0, 0.0003, 15))
+        tr = ev.trades([trade(t, p, int(rng.integers(0, 3)), 0.5 * p, int(rng.choice([1, -1])))
+                        for t, p in zip(ts, px)])
+        oi *= 1 + rng.normal(0.001, 0.002)
+        o = ev.open_interest([(now, oi, oi * price, price, 0)])
+        lq = ev.liquidations([liq(now - 0.5, price * 0.999, price, LONG)]) if i % 7 == 0 else ev.make("liq", n=0)
+        for kind, rows in (("trade", tr), ("oi", o), ("liq", lq)):
+            m.add(kind, "BTC", rows)
+        model.update(oi=o, trades=tr, liqs=lq)
+        model.advance(now)
+        got, ref = state.update(now), build_view(m, spec, now, model)
+        scale = max(1.0, float(ref.values.max()))
+        np.testing.assert_allclose(got.values, ref.values, rtol=1e-5, atol=1e-6 * scale)
+        np.testing.assert_allclose(got.real, ref.real, rtol=1e-5, atol=1e-6 * scale)
+        np.testing.assert_array_equal(got.profile_long, ref.profile_long)
+    assert (ref.values - ref.real).sum() > 0 and ref.real.sum() > 0 and state.rebuilds == 1

@@ -27,7 +27,9 @@ random event streams. How the pieces stay exact:
   thing as in a rebuild (latest time; ties go to the later venue in the view's venue order, then to the
   later append).
 - The synthetic layers: closed columns are frozen (a column's profile is the model's state when the column
-  closed); each update re-reads the column that was open at the previous update and every newer one.
+  closed, ``SyntheticModel.column_profiles`` replays its history exactly); each update re-reads the column
+  that was open at the previous update, the one before it (in case the model's clock lagged the view's by
+  a column) and every newer one.
 
 Not equal: if a ring overflows between two updates the rows it overwrote are lost to both paths, but the
 state keeps what it had already counted while a rebuild cannot see it any more.
@@ -316,7 +318,9 @@ class GridState:
     # -- synthetic ----------------------------------------------------------------------------------
     def _refresh_model(self) -> None:
         win = self._win
-        lo_col = win.col0 if self._open_col is None else max(self._open_col, win.col0)
+        # Re-read from the column *before* the one open last time: a model whose clock lagged the view by up
+        # to a column showed that column live last time and has closed it since.
+        lo_col = win.col0 if self._open_col is None else max(self._open_col - 1, win.col0)
         lo, sh = model_layers(self.model, self._spec.timeframe, win, self._spec.venues, col_lo=lo_col)
         j = lo_col - win.col0
         self._syn[LONG_PLANE, :, j:] = lo
