@@ -49,7 +49,7 @@ class Health:
     connected_since: float | None = None
     lag_last: float | None = None
     lag_ewma: float | None = None
-    lag_max: float = 0.0
+    lag_max: float | None = None
     implausible_lags: int = 0
     last_error: str = ""
     dead: bool = False  # a feed task ended for good (retries exhausted) and is not being restarted
@@ -83,7 +83,7 @@ class Health:
             return
         self.lag_last = lag
         self.lag_ewma = lag if self.lag_ewma is None else self.lag_ewma + self.ewma_alpha * (lag - self.lag_ewma)
-        if lag > self.lag_max:
+        if self.lag_max is None or lag > self.lag_max:
             self.lag_max = lag
 
     def on_events(self, kind: str, n: int) -> None:
@@ -132,7 +132,7 @@ class Health:
             "last_message_age": None if age is None else round(age, 3),
             "lag_last": None if self.lag_last is None else round(self.lag_last, 4),
             "lag_ewma": None if self.lag_ewma is None else round(self.lag_ewma, 4),
-            "lag_max": round(self.lag_max, 4),
+            "lag_max": None if self.lag_max is None else round(self.lag_max, 4),
             "frames": self.frames,
             "rest_frames": self.rest_frames,
             "events": dict(self.events),

@@ -356,28 +356,30 @@ def _read_hftbacktest(path: str) -> Iterator[Frame]:
     n = 0
     for line in _open_lines(path):
         n += 1
-        if not line.strip():
-            continue
-        m = _HFT_LINE.match(line)
-        if not m:
+        sp = line.find(b" ")
+        if sp < 10 or sp > 20 or not line[:sp].isdigit():
+            if not line.strip():
+                continue
             raise RecordingError(path, f"line {n}: not a '<receipt_ns> <json>' line")
-        raw_b = line[m.end():].rstrip(b"\r\n")
+        raw_b = line[sp + 1:].rstrip(b"\r\n")
         if not line.endswith(b"\n"):
             try:
                 orjson.loads(raw_b)
             except orjson.JSONDecodeError:
                 raise RecordingError(path, f"truncated: line {n} is cut off") from None
-        t = int(m.group(1)) / 1e9
+        t = int(line[:sp]) / 1e9
         try:
             raw = raw_b.decode("utf-8")
         except UnicodeDecodeError:
             raise RecordingError(path, f"line {n}: not UTF-8 text") from None
-        if raw.startswith('{"stream"'):
-            s = _STREAM_SYMBOL.match(raw_b)
-            if s:
-                symbol = s.group(1).decode().upper()
+        head = raw[:10]
+        if head == '{"stream":':
+            if not symbol or not raw.startswith(symbol.lower() + "@", 11):
+                s = _STREAM_SYMBOL.match(raw_b)
+                if s:
+                    symbol = s.group(1).decode().upper()
             yield Frame(t, "binance", "hftbacktest.ws", raw)
-        elif raw.startswith('{"topic"'):
+        elif head.startswith('{"topic"'):
             yield Frame(t, "bybit", "hftbacktest.ws", raw)
         elif '"lastUpdateId"' in raw[:40]:
             url = f"https://fapi.binance.com/fapi/v1/depth?symbol={symbol}&limit=1000"

@@ -1,0 +1,450 @@
+"""Replay: a recording pushed through the same venue parsers as live (``FrameParser`` drives the live feed
+classes' own ``message_handler``), into a ``Market`` and L2 books — only the socket differs.
+
+Two uses:
+
+- ``replay_headless(path, cfg)`` processes the whole file as fast as possible and, when the engine is
+  there, steps it in recording time (``Engine.ingest`` every ``replay.tick_seconds`` of receipt time, so the
+  synthetic model and the reports evolve as they would have live), then builds the report of
+  ``docs/replay-report.md``.
+- ``ReplaySource(path, cfg, market, speed)`` is the app's data source for ``liqmap --replay FILE``: ``run()``
+  paces frames by receipt time × ``speed`` into the parsers; ``now()`` is the recording's clock (give it to
+  the engine so the map's time axis is the recording's), ``health()`` the per-venue health, ``books(asset)``
+  the books per venue.
+
+A damaged file stops the replay at the damage with everything before it processed; the one-line
+``RecordingError`` is kept in ``.error`` (and in the report), and the commands exit 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from liqmap.core.assets import Asset, universe
+from liqmap.core.book import Book
+from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
+from liqmap.core.market import Market
+
+from .collector import BatchSink
+from .health import Health
+from .recording import Frame, Recording, RecordingError, is_rest, open_recording
+
+REPORT_KEY = "liqmap_replay_report"
+REPORT_VERSION = 1
+
+
+def replay_setting(cfg: dict | None, key: str, default: Any) -> Any:
+    return ((cfg or {}).get("replay") or {}).get(key, default)
+
+
+class Replayer:
+    """Frames in, parsed events out: one ``FrameParser`` per venue (made on the venue's first frame),
+    a ``Health`` per venue on the recording's clock, and the books by asset and venue."""
+
+    def __init__(self, cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
+                 on_book: Callable[[str, str, Book], None] | None = None) -> None:
+        self.cfg = cfg
+        self.market = market
+        if assets is None:
+            assets = list(market.assets)
+        self.assets: dict[str, Asset] = dict(assets) if isinstance(assets, dict) else universe(list(assets))
+        self.on_book = on_book
+        self.parsers: dict[str, Any] = {}
+        self.now = 0.0  # receipt time of the newest frame pushed
+        self.first_ts: float | None = None
+        self.frames = 0
+        self.touched: set[str] = set()  # assets that received any event
+        self.book_updates: Counter = Counter()
+        self.skipped_venues: Counter = Counter()  # frames of venues with no adapter / not in the market
+        self.addresses: dict[str, str] = {}
+        self.batch = BatchSink(market)
+        self.trade_usd: Counter = Counter()  # asset → traded USD (every parsed trade, ring size aside)
+        self.trade_count: Counter = Counter()
+        self._liqs: dict[str, list[np.ndarray]] = {}  # asset → every parsed liquidation
+        stale = float(((cfg or {}).get("feeds") or {}).get("stale_seconds", 30.0))
+        self._health: dict[str, Health] = {}
+        self._stale = stale
+        self._receipt = 0.0
+
+    def health_of(self, venue: str) -> Health:
+        h = self._health.get(venue)
+        if h is None:
+            h = self._health[venue] = Health(venue, stale_seconds=self._stale, clock=lambda: self.now)
+            h.open_connections = 1  # a recording is "connected" while it plays
+        return h
+
+    def _parser(self, venue: str):
+        p = self.parsers.get(venue)
+        if p is not None or venue in self.skipped_venues:
+            return p
+        from .parser import FrameParser
+        from .venues import VENUE_CLASSES
+
+        if venue not in VENUE_CLASSES or venue not in self.market.venues:
+            return None
+        h = self.health_of(venue)
+        add = self.batch.add
+        known = set(self.market.assets)
+
+        def sink(kind: str, asset: str, rows: np.ndarray) -> None:
+            add(kind, asset, rows)
+            n = len(rows)
+            h.on_events(kind, n)
+            if not n or asset not in known:
+                return
+            self.touched.add(asset)
+            h.on_lag(self._receipt - float(rows["ts"].max()))
+            if kind == "trade":
+                self.trade_count[asset] += n
+                self.trade_usd[asset] += float(rows["usd"].sum())
+            elif kind == "liq":
+                self._liqs.setdefault(asset, []).append(rows)
+
+        def book_sink(asset: str, v: str, book: Book) -> None:
+            self.book_updates[v] += 1
+            self.touched.add(asset)
+            if self.on_book is not None:
+                self.on_book(asset, v, book)
+
+        p = self.parsers[venue] = FrameParser(venue, self.assets, sink, book_sink, self.cfg)
+        return p
+
+    async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
+        t, venue, conn, raw = fr
+        self.frames += 1
+        if self.first_ts is None:
+            self.first_ts = t
+        if t > self.now:
+            self.now = t
+        p = self._parser(venue)
+        if p is None:
+            self.skipped_venues[venue] += 1
+            return
+        rest = is_rest(conn)
+        self.health_of(venue).on_frame(t, rest)
+        self._receipt = t
+        await p.feed(raw, t, conn if rest else (addresses or self.addresses).get(conn, ""))
+
+    def liquidations(self, asset: str) -> np.ndarray:
+        """Every liquidation parsed for ``asset`` (not bounded by the ring), time-sorted."""
+        from liqmap.core.events import LIQ_DTYPE
+
+        parts = self._liqs.get(asset)
+        if not parts:
+            return np.zeros(0, dtype=LIQ_DTYPE)
+        rows = np.concatenate(parts)
+        return rows[np.argsort(rows["ts"], kind="stable")]
+
+    def flush(self) -> int:
+        """Hand the gathered rows to the market (before the engine reads it)."""
+        return self.batch.flush()
+
+    def books(self, asset: str) -> dict[str, Book]:
+        """Books of ``asset`` per venue (what the engine's ``books_provider`` wants)."""
+        out = {}
+        for v, p in self.parsers.items():
+            b = p.books.get(asset)
+            if b is not None and len(b):
+                out[v] = b
+        return out
+
+    def health(self) -> dict[str, dict]:
+        out = {}
+        for venue, h in self._health.items():
+            d = h.as_dict(self.now)
+            p = self.parsers.get(venue)
+            if p is not None:
+                errs = {":".join(k) if isinstance(k, tuple) else str(k): n for k, n in p.errors.items()}
+                d["parse_errors"] = sum(errs.values())
+                d["errors_by_kind"] = errs
+            out[venue] = d
+        return out
+
+
+# ---------------------------------------------------------------------------------------------- headless
+
+
+def _engine(cfg: dict, market: Market, replayer: Replayer):
+    """The engine on the recording's clock, or None while it is not built (the report then has no
+    synthetic levels and no reports: ``"synthetic": null``, ``"reports": null``)."""
+    try:
+        from liqmap.core.engine import Engine
+    except ImportError:
+        return None
+    return Engine(cfg, market, books_provider=replayer.books, source="REPLAY", clock=lambda: replayer.now)
+
+
+def _venue_report(replayer: Replayer, market: Market) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    health = replayer.health()
+    for venue in sorted(set(replayer.parsers) | set(health)):
+        h = health.get(venue, {})
+        p = replayer.parsers.get(venue)
+        stats = dict(p.stats) if p is not None else {}
+        events = {k: int(n) for k, n in sorted((p.events if p is not None else {}).items())}
+        out[venue] = {
+            "frames": int(h.get("frames", 0)),
+            "rest_frames": int(h.get("rest_frames", 0)),
+            "events": events,
+            "accepted": {k: int(n) for k, n in sorted(h.get("events", {}).items())},
+            "book_updates": int(replayer.book_updates.get(venue, 0)),
+            "errors": int(h.get("parse_errors", 0)),
+            "errors_by_kind": dict(sorted(h.get("errors_by_kind", {}).items())),
+            "parser": {k: int(v) for k, v in sorted(stats.items()) if isinstance(v, (int, np.integer))},
+            "lag_ewma_s": h.get("lag_ewma"),
+            "lag_max_s": h.get("lag_max"),
+        }
+    for venue, n in sorted(replayer.skipped_venues.items()):
+        out.setdefault(venue, {"frames": 0})
+        out[venue]["skipped_frames"] = int(n)
+    return out
+
+
+def _book_report(book: Book, depth: int) -> dict[str, Any]:
+    bp, bq = book.levels(BID, depth)
+    ap, aq = book.levels(ASK, depth)
+    return {
+        "ts": float(book.ts),
+        "levels": {"bids": len(book.bids), "asks": len(book.asks)},
+        "bids": [[float(p), float(q)] for p, q in zip(bp, bq)],
+        "asks": [[float(p), float(q)] for p, q in zip(ap, aq)],
+    }
+
+
+def _liq_rows(liqs: np.ndarray, limit: int) -> list[dict[str, Any]]:
+    rows = liqs[-limit:] if limit and len(liqs) > limit else liqs
+    return [
+        {
+            "ts": float(r["ts"]),
+            "venue": VENUES[int(r["venue"])],
+            "side": "long" if int(r["side"]) > 0 else "short",
+            "price": float(r["price"]),
+            "qty": float(r["qty"]),
+            "usd": float(r["usd"]),
+            "price_kind": PRICE_KIND_NAMES[int(r["price_kind"])] if int(r["price_kind"]) < len(PRICE_KIND_NAMES) else "",
+        }
+        for r in rows
+    ]
+
+
+def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, engine) -> dict[str, Any]:
+    depth = int(replay_setting(cfg, "report_book_levels", 20))
+    limit = int(replay_setting(cfg, "report_max_liquidations", 5000))
+    trades = market.gather("trade", asset)
+    liqs = replayer.liquidations(asset)
+    oi = market.gather("oi", asset)
+    books = replayer.books(asset)
+    last_price = float(trades["price"][-1]) if len(trades) else None
+    if last_price is None:
+        mids = [b.mid() for b in books.values() if b.mid()]
+        last_price = float(np.median(mids)) if mids else (float(oi["mark"][-1]) if len(oi) else None)
+    step = None
+    synthetic = None
+    reports = None
+    if engine is not None:
+        st = engine.state(asset)
+        step = st.step
+        if st.model is not None:
+            idx, lo, sh = st.model.levels()
+            synthetic = {
+                "levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
+                           for i, a, b in zip(idx, lo, sh)],
+                "total_long_usd": float(np.sum(lo)),
+                "total_short_usd": float(np.sum(sh)),
+            }
+        reports = st.report_dicts or None
+    if step is None and last_price:
+        from liqmap.core.buckets import bucket_step
+
+        a = replayer.assets.get(asset)
+        step = bucket_step(last_price, a.tick if a else 0.0, float(cfg.get("buckets", {}).get("target_bp", 5.0)))
+    oi_last = {}
+    for v in VENUES:
+        sel = oi[oi["venue"] == VENUES.index(v)] if len(oi) else oi
+        if len(sel):
+            oi_last[v] = {"ts": float(sel["ts"][-1]), "oi": float(sel["oi"][-1]), "oi_usd": float(sel["oi_usd"][-1])}
+    return {
+        "step": step,
+        "last_price": last_price,
+        "trades": {"count": int(replayer.trade_count[asset]), "usd": float(replayer.trade_usd[asset])},
+        "open_interest": oi_last,
+        "books": {v: _book_report(b, depth) for v, b in sorted(books.items())},
+        "liquidations": _liq_rows(liqs, limit),
+        "liquidation_totals": {
+            "count": int(len(liqs)),
+            "long_usd": float(liqs["usd"][liqs["side"] > 0].sum()) if len(liqs) else 0.0,
+            "short_usd": float(liqs["usd"][liqs["side"] < 0].sum()) if len(liqs) else 0.0,
+        },
+        "synthetic": synthetic,
+        "reports": _plain(reports),
+    }
+
+
+def _plain(x: Any) -> Any:
+    """JSON-ready: numpy scalars/arrays and dataclass-likes turned into plain values."""
+    if x is None or isinstance(x, (str, bool, int)):
+        return x
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, np.generic):
+        return _plain(x.item())
+    if isinstance(x, np.ndarray):
+        return [_plain(v) for v in x.tolist()]
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [_plain(v) for v in x]
+    if hasattr(x, "to_dict"):
+        return _plain(x.to_dict())
+    return str(x)
+
+
+async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = None,
+                          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Replay the whole file and return the report (``docs/replay-report.md``); never raises for file
+    damage — ``report["error"]`` holds the one-line message and ``report["complete"]`` is False."""
+    t0 = time.perf_counter()
+    try:
+        rec: Recording | None = open_recording(path)
+    except RecordingError as e:
+        rec = None
+        error = str(e)
+    names = list(assets) if assets is not None else (rec.assets if rec is not None and rec.assets else None)
+    names = names or list(cfg["universe"]["assets"])
+    venues = tuple(v for v in cfg["universe"]["venues"] if v in VENUES) or VENUES
+    market = Market(names, venues, capacity=_capacities(cfg))
+    replayer = Replayer(cfg, market, names)
+    engine = _engine(cfg, market, replayer) if rec is not None else None
+    tick = float(replay_setting(cfg, "tick_seconds", 1.0))
+    next_tick = None
+    error = None if rec is not None else error
+    if rec is not None:
+        try:
+            for fr in rec:
+                if next_tick is None:
+                    next_tick = math.floor(fr.t / tick) * tick + tick
+                while fr.t >= next_tick:
+                    _ingest(engine, replayer, next_tick)
+                    next_tick += tick
+                await replayer.push(fr, rec.addresses)
+                if progress is not None and replayer.frames % 50000 == 0:
+                    progress(replayer.frames)
+        except RecordingError as e:
+            error = str(e)
+        _ingest(engine, replayer, replayer.now)
+    assets_out = {a: _asset_report(a, cfg, market, replayer, engine) for a in sorted(replayer.touched)}
+    return {
+        REPORT_KEY: REPORT_VERSION,
+        "file": str(path),
+        "format": rec.format if rec is not None else None,
+        "complete": error is None,
+        "error": error,
+        "frames": replayer.frames,
+        "first_ts": replayer.first_ts,
+        "last_ts": replayer.now or None,
+        "duration_s": (replayer.now - replayer.first_ts) if replayer.first_ts is not None else 0.0,
+        "engine": engine is not None,
+        "venues": _venue_report(replayer, market),
+        "rejected": {f"{k}:{r}": int(n) for (k, r), n in sorted(market.rejects.counts.items())},
+        "assets": assets_out,
+        "elapsed_s": round(time.perf_counter() - t0, 3),
+    }
+
+
+def _ingest(engine, replayer: Replayer, now: float) -> None:
+    replayer.flush()
+    if engine is None:
+        return
+    for a in sorted(replayer.touched):
+        engine.ingest(a, now)
+
+
+def _capacities(cfg: dict) -> dict[str, int] | None:
+    try:
+        from liqmap.core.engine import ring_capacities
+    except ImportError:
+        return None
+    return ring_capacities(cfg)
+
+
+# ------------------------------------------------------------------------------------------ app source
+
+
+class ReplaySource:
+    """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the parsers and ``market``.
+
+    ``speed`` ≤ 0 or infinite means as fast as possible. The loop is yielded to at least every
+    ``yield_every`` frames so the UI keeps painting however dense the file is.
+    """
+
+    def __init__(self, path: str, cfg: dict, market: Market, speed: float | None = 1.0,
+                 on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512) -> None:
+        self.path = str(path)
+        self.cfg = cfg
+        self.market = market
+        self.speed = 1.0 if speed is None else float(speed)
+        self.replayer = Replayer(cfg, market, list(market.assets), on_book=on_book)
+        self.yield_every = max(1, int(yield_every))
+        self.error: str | None = None
+        self.done = False
+        self._stop = asyncio.Event()
+        self._start_wall: float | None = None
+        self._start_rec: float | None = None
+
+    def now(self) -> float:
+        """The recording's clock: the receipt time replay has reached (wall time before the first frame)."""
+        return self.replayer.now or time.time()
+
+    def health(self) -> dict[str, dict]:
+        return self.replayer.health()
+
+    def books(self, asset: str) -> dict[str, Book]:
+        return self.replayer.books(asset)
+
+    @property
+    def frames(self) -> int:
+        return self.replayer.frames
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Play the file once; returns at its end (or at damage: ``.error`` says why)."""
+        try:
+            rec = open_recording(self.path)
+            paced = self.speed > 0 and math.isfinite(self.speed)
+            n = 0
+            for fr in rec:
+                if self._stop.is_set():
+                    break
+                if self._start_rec is None:
+                    self._start_rec, self._start_wall = fr.t, time.monotonic()
+                if paced:
+                    due = self._start_wall + (fr.t - self._start_rec) / self.speed
+                    delay = due - time.monotonic()
+                    if delay > 0.002:
+                        self.replayer.flush()
+                        await asyncio.sleep(delay)
+                        n = 0
+                await self.replayer.push(fr, rec.addresses)
+                n += 1
+                if n >= self.yield_every:
+                    n = 0
+                    self.replayer.flush()
+                    await asyncio.sleep(0)
+        except RecordingError as e:
+            self.error = str(e)
+        finally:
+            self.replayer.flush()
+            self.done = True
+
+
+# The UI's run.py looks for ``ReplayFeeder`` (cfg, market, path, speed) with ``run()``/``stop()``.
+ReplayFeeder = ReplaySource
