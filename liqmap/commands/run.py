@@ -15,9 +15,7 @@ Start-up order matters for the 1.5 s first-frame target and for colours:
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import inspect
 import os
 import sys
 import time
@@ -34,77 +32,145 @@ def _missing(*modules: str) -> str | None:
     return None
 
 
-def _call(fn, /, **kwargs):
-    """Call ``fn`` with the keyword arguments it accepts (the engine and feeds APIs are still settling)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(**kwargs)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(**kwargs)
-    return fn(**{k: v for k, v in kwargs.items() if k in params})
+class MarketRunner:
+    """Market + engine + one frame source (demo, replay or live collectors), run on the app's loop.
 
+    Built in a worker thread (construction does the heavy imports and the demo market's set-up); ``run()``
+    then runs on the UI loop: feeds and the engine's own loop are asyncio tasks, grid work happens in the
+    engine's thread pool, so the UI never blocks on data work.
+    """
 
-def build_source(kind: str, cfg: dict[str, Any], args) -> Any:
-    """The engine over the chosen market, wrapped as the UI's ``SnapshotSource``. Runs off the UI loop."""
-    from ..core.market import Market
-    from ..ui.source import EngineSource
+    def __init__(self, kind: str, cfg: dict[str, Any], args) -> None:
+        from ..core.engine import Engine, ring_capacities
+        from ..core.market import Market
 
-    engine_mod = importlib.import_module("liqmap.core.engine")
-    Engine = getattr(engine_mod, "Engine")
-    market = Market(cfg["universe"]["assets"], tuple(cfg["universe"]["venues"]))
-    label = {"demo": "DEMO", "replay": "REPLAY", "live": "LIVE"}[kind]
-    feeder = None
-    if kind == "demo":
-        demo = importlib.import_module("liqmap.feeds.demo")
-        make = getattr(demo, "start_demo", None) or getattr(demo, "DemoFeeder", None) or getattr(demo, "DemoMarket")
-        feeder = _call(make, cfg=cfg, market=market, seed=getattr(args, "seed", None),
-                       speed=getattr(args, "speed", None))
-    elif kind == "replay":
-        rec = importlib.import_module("liqmap.feeds.replay")
-        make = getattr(rec, "ReplayFeeder", None) or getattr(rec, "start_replay")
-        feeder = _call(make, cfg=cfg, market=market, path=args.replay, speed=getattr(args, "speed", None))
-    else:
-        col = importlib.import_module("liqmap.feeds.collector")
-        make = getattr(col, "Collector", None) or getattr(col, "start_collectors")
-        feeder = _call(make, cfg=cfg, market=market)
-    engine = _call(Engine, cfg=cfg, market=market, feeder=feeder, source=label)
+        self.kind = kind
+        self.cfg = cfg
+        self.label = {"demo": "DEMO", "replay": "REPLAY", "live": "LIVE"}[kind]
+        self.assets = list(cfg["universe"]["assets"])
+        self.venues = tuple(cfg["universe"]["venues"])
+        self.books: dict[str, dict[str, Any]] = {}
+        self.health_by_venue: dict[str, Any] = {}
+        self.store = None
+        self.stop_event = None
+        clock = time.time
+        self.demo = self.replay = self.collector = None
+        if kind == "demo":
+            from ..feeds.demo.source import DemoSource
 
-    async def run_all():
+            self.demo = DemoSource(cfg, assets=self.assets, seed=getattr(args, "seed", None),
+                                   speed=getattr(args, "speed", None))
+            demo = self.demo
+            clock = lambda: max(demo.now(), 0.0) or time.time()  # noqa: E731 - simulated time drives the map
+        self.clock = clock
+        self.market = Market(self.assets, self.venues, capacity=ring_capacities(cfg), clock=clock)
+        if kind == "replay":
+            from ..feeds.replay import ReplaySource
+
+            self.replay = ReplaySource(args.replay, cfg, self.market, speed=getattr(args, "speed", None) or 1.0,
+                                       on_book=self.on_book)
+            rp = self.replay
+            self.clock = clock = rp.now
+        if kind == "live":
+            from ..core.store import Store
+
+            self.store = Store(cfg, clock=clock)
+        self.engine = Engine(cfg, self.market, books_provider=self.books_for, source=self.label, clock=clock,
+                             store=self.store)
+        self.engine.health_provider = self.health
+        app = cfg["app"]
+        self.engine.set_view(app["asset"], app["mode"], app["timeframe"], None, 120, None)
+
+    def books_for(self, asset: str) -> dict:
+        return self.books.get(asset, {})
+
+    def on_book(self, asset: str, venue: str, book) -> None:
+        self.books.setdefault(asset, {})[venue] = book
+
+    def health(self) -> dict:
+        if self.collector is not None:
+            return self.collector.health()
+        if self.replay is not None:
+            return self.replay.health()
+        now = self.clock()
+        return {v: h.as_dict(now) for v, h in self.health_by_venue.items()}
+
+    async def _demo_feed(self) -> None:
+        from ..core.assets import universe
+        from ..feeds.health import Health
+        from ..feeds.parser import FrameParser
+
+        metas = universe(self.assets)
+        stale = float(self.cfg["feeds"]["stale_seconds"])
+        parsers = {}
+        for v in self.venues:
+            parsers[v] = FrameParser(v, metas, self.market.add, self.on_book, self.cfg)
+            h = self.health_by_venue[v] = Health(v, stale_seconds=stale, clock=self.clock)
+            h.on_connect(f"demo-{v}", self.clock())
+            h.open_connections = 1  # the simulated venue's one stand-in connection (the collector counts its own)
+        async for receipt_ts, venue, conn, raw in self.demo.frames():
+            p = parsers.get(venue)
+            if p is not None:
+                await p.feed(raw, receipt_ts, conn)
+                h = self.health_by_venue[venue]
+                h.on_frame(receipt_ts)
+                h.on_lag(max(self.clock() - receipt_ts, 0.0))
+            if self.stop_event.is_set():
+                return
+
+    async def _live_feed(self) -> None:
+        from ..feeds.collector import Collector
+
+        self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book)
+        await self.collector.start()
+        try:
+            await self.stop_event.wait()
+        finally:
+            await self.collector.stop()
+
+    async def run(self) -> None:
         import asyncio
 
-        tasks = []
-        for obj in (feeder, engine):
-            run = getattr(obj, "run", None)
-            if run is not None:
-                res = run()
-                if inspect.isawaitable(res):
-                    tasks.append(asyncio.ensure_future(res))
-        if tasks:
+        self.stop_event = asyncio.Event()
+        if self.kind == "live":
+            await asyncio.to_thread(self.engine.restore)  # a full map at once from the last run's snapshots
+        if self.kind == "demo":
+            feed = self._demo_feed()
+        elif self.kind == "replay":
+            feed = self.replay.run()
+        else:
+            feed = self._live_feed()
+        tasks = [asyncio.ensure_future(feed), asyncio.ensure_future(self.engine.run(self.stop_event))]
+        if self.store is not None:
+            tasks.append(asyncio.ensure_future(self.store.run(self.stop_event)))
+        try:
             await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
 
-    async def stop_all():
-        for obj in (feeder, engine):
-            stop = getattr(obj, "stop", None) or getattr(obj, "close", None)
-            if stop is not None:
-                res = stop()
-                if inspect.isawaitable(res):
-                    await res
+    async def stop(self) -> None:
+        import asyncio
 
-    src = EngineSource(engine, label=label, stop=stop_all)
-    src.engine = _Proxy(engine, run_all)
+        if self.stop_event is not None:
+            self.stop_event.set()
+        if self.replay is not None:
+            await self.replay.stop()
+        if self.store is not None:
+            await asyncio.to_thread(self.store.flush)
+            await asyncio.to_thread(self.engine.save_snapshots)
+
+
+def build_source(kind: str, cfg: dict[str, Any], args):
+    """The UI's ``SnapshotSource`` over a ``MarketRunner`` (called off the UI loop)."""
+    from ..ui.source import EngineSource
+
+    runner = MarketRunner(kind, cfg, args)
+    src = EngineSource(runner.engine, label=runner.label, stop=runner.stop, run=runner.run)
+    src.runner = runner
+    if runner.demo is not None:
+        src.on_view = lambda view: runner.demo.set_focus([view.asset, *cfg["universe"]["focus_extra"]])
     return src
-
-
-class _Proxy:
-    """The engine with ``run`` replaced by "run the feeder and the engine together"."""
-
-    def __init__(self, engine, run_all) -> None:
-        self._engine = engine
-        self.run = run_all
-
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
 
 
 def main(args, cfg: dict[str, Any]) -> int:
@@ -121,7 +187,7 @@ def main(args, cfg: dict[str, Any]) -> int:
         return 2
 
     kind = "demo" if getattr(args, "demo", False) else "replay" if getattr(args, "replay", None) else "live"
-    needs = {"demo": ("liqmap.core.engine", "liqmap.feeds.demo"),
+    needs = {"demo": ("liqmap.core.engine", "liqmap.feeds.demo.source", "liqmap.feeds.parser"),
              "replay": ("liqmap.core.engine", "liqmap.feeds.replay"),
              "live": ("liqmap.core.engine", "liqmap.feeds.collector")}[kind]
     missing = _missing(*needs)

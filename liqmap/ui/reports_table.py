@@ -64,11 +64,12 @@ def record_ts(rec: dict) -> float | None:
 
 def record_price(rec: dict) -> float | None:
     v = first(rec, "price", "level", "mid")
-    if v is None and "low" in rec and "high" in rec:
-        try:
-            return (float(rec["low"]) + float(rec["high"])) / 2
-        except (TypeError, ValueError):
-            return None
+    for lo, hi in (("low", "high"), ("price_lo", "price_hi")):
+        if v is None and rec.get(lo) is not None and rec.get(hi) is not None:
+            try:
+                return (float(rec[lo]) + float(rec[hi])) / 2
+            except (TypeError, ValueError):
+                return None
     try:
         return float(v) if v is not None else None
     except (TypeError, ValueError):
@@ -94,7 +95,9 @@ def side_text(rec: dict, section: str) -> str:
     sign = side_sign(s)
     if section == "walls" or section == "absorptions":
         return {1: "bid", -1: "ask"}.get(sign, str(s))
-    return {1: "long", -1: "short"}.get(sign, str(s))
+    if isinstance(s, str):
+        return s  # sweeps say which way they went (buy / sell) in their own words
+    return {1: "buy", -1: "sell"}.get(sign, str(s))
 
 
 def fmt_price(p: float | None, step: float) -> str:
@@ -106,10 +109,27 @@ def format_record(section: str, rec: dict, step: float) -> str:
     p = fmt_price(record_price(rec), step)
     if section == "walls":
         parts = [side_text(rec, section), p, usd(first(rec, "usd", "size_usd", "size"))]
-        d = first(rec, "distance_pct", "distance")
+        d = first(rec, "distance_pct")
+        if d is None and rec.get("distance_bp") is not None:
+            try:
+                d = float(rec["distance_bp"]) / 100.0
+            except (TypeError, ValueError):
+                d = None
         if d is not None:
             try:
                 parts.append(f"{float(d):+.2f}%")
+            except (TypeError, ValueError):
+                pass
+        dens = first(rec, "density")
+        if dens is not None:
+            try:
+                parts.append(f"{float(dens):.0f}×")
+            except (TypeError, ValueError):
+                pass
+        age = first(rec, "age_s", "age")
+        if age is not None:
+            try:
+                parts.append(f"{float(age):.0f}s" if float(age) < 120 else f"{float(age) / 60:.0f}m")
             except (TypeError, ValueError):
                 pass
         parts.append(str(first(rec, "status") or ""))
@@ -117,7 +137,7 @@ def format_record(section: str, rec: dict, step: float) -> str:
     elif section == "sweeps":
         ts = record_ts(rec)
         t = time.strftime("%H:%M:%S", time.gmtime(ts)) if ts else "--:--:--"
-        parts = [t, side_text(rec, section), usd(first(rec, "usd", "magnitude", "size_usd")), p]
+        parts = [t, side_text(rec, section), usd(first(rec, "usd", "total_usd", "magnitude", "size_usd")), p]
         n = first(rec, "levels", "levels_crossed")
         if n is not None:
             parts.append(f"{n}lv")
@@ -154,6 +174,12 @@ def asymmetry_text(a: Any) -> str:
         read = first(a, "read", "text", "label", "dominant")
         ratio = first(a, "ratio", "bid_ask_ratio", "imbalance")
         bits = []
+        share = first(a, "bid_share")
+        if share is not None and ratio is None:
+            try:
+                bits.append(f"bid share {float(share) * 100:.0f}%")
+            except (TypeError, ValueError):
+                pass
         if ratio is not None:
             try:
                 bits.append(f"bid/ask {float(ratio):.2f}")

@@ -61,10 +61,12 @@ class SnapshotSource(Protocol):
 class EngineSource:
     """A ``SnapshotSource`` over the engine. ``start()`` runs the engine as a task on the app's loop."""
 
-    def __init__(self, engine: Any, label: str = "LIVE", stop=None) -> None:
+    def __init__(self, engine: Any, label: str = "LIVE", stop=None, run=None) -> None:
         self.engine = engine
         self.label = label
         self._stop = stop
+        self._run = run  # what to run on the loop (feeds + engine); default: engine.run()
+        self.on_view = None  # called with each new view (e.g. the demo market's focus set)
         self._keys: dict[tuple, Any] = {}
         self._task = None
         self._error = ""
@@ -79,7 +81,12 @@ class EngineSource:
         return key
 
     def set_view(self, view: View) -> None:
-        self._engine_key(view)
+        # Always tell the engine: going back to a view seen before must make it the screen's view again.
+        key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+        if key is not None:
+            self._keys[view.key] = key
+        if self.on_view is not None:
+            self.on_view(view)
 
     def latest(self, view: View) -> Snapshot | None:
         return self.engine.latest(self._engine_key(view))
@@ -100,7 +107,7 @@ class EngineSource:
     def start(self) -> None:
         import asyncio
 
-        run = getattr(self.engine, "run", None)
+        run = self._run or getattr(self.engine, "run", None)
         if run is None:
             return
         res = run()

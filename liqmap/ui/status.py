@@ -38,7 +38,7 @@ def venue_state(h: Any) -> tuple[str, float | None, float | None]:
         h = getattr(h, "__dict__", {}) or {}
     state = str(h.get("state") or h.get("status") or "connecting").lower()
     age = _num(h.get("age", h.get("last_age", h.get("last_message_age", h.get("age_s")))))
-    lag = _num(h.get("lag", h.get("lag_s")))
+    lag = _num(h.get("lag", h.get("lag_s", h.get("lag_ewma", h.get("lag_last")))))
     if lag is None and h.get("lag_ms") is not None:
         lag = (_num(h.get("lag_ms")) or 0.0) / 1000.0
     return state, age, lag
