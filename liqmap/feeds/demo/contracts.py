@@ -5,10 +5,10 @@ base units for linear contracts, USD for inverse ones), quantized to a lot, so e
 simulator prints in a frame is exactly the number it holds and open interest can be compared to the sum
 of positions without rounding doubt.
 
-The liquidation-price formulas are those of ``reference/methods.md`` §2.2 (Binance isolated margin
-equation for linear contracts with the tier's ``cum``; the Bybit inverse form for inverse contracts).
-When ``liqmap.core.tiers`` exists its functions are used; otherwise the private copies below (same
-formulas) are.
+True liquidation prices come from the core (``liqmap.core.tiers.liq_price_tiered``: linear or inverse,
+MMR and ``cum`` of the tier the position is in at its liquidation price) with each asset's tier table
+(``table_for``), exactly the formulas the synthetic model uses; leverage is capped by the tier the
+position's notional falls in. Bankruptcy prices (what OKX, Bybit and BitMEX report) are computed here.
 """
 
 from __future__ import annotations
@@ -21,52 +21,10 @@ import numpy as np
 from liqmap.core.assets import Asset
 from liqmap.core.buckets import nice_step
 from liqmap.core.events import VENUES
+from liqmap.core.tiers import TierTable, liq_price_tiered, table_for
 
 # Share of simulated flow per venue (renormalized over the venues that list an asset).
 VENUE_SHARE = {"binance": 0.38, "bybit": 0.25, "okx": 0.20, "bitmex": 0.07, "deribit": 0.10}
-
-# Binance BTCUSDT brackets (reference/venues.md §5.2): notional cap USD, maintenance margin rate.
-# Other assets use the same rates with caps scaled down by their activity weight (alts have smaller
-# brackets); ``cum`` is derived so the maintenance amount is continuous across brackets.
-_BTC_BRACKETS = ((50e3, 0.004), (600e3, 0.005), (3e6, 0.0065), (12e6, 0.01), (70e6, 0.02),
-                 (100e6, 0.025), (230e6, 0.05), (480e6, 0.10), (600e6, 0.125), (800e6, 0.15),
-                 (1.2e9, 0.25), (math.inf, 0.5))
-
-
-@dataclass(frozen=True)
-class Brackets:
-    caps: np.ndarray  # upper notional bound of each bracket (USD)
-    mmr: np.ndarray
-    cum: np.ndarray
-
-    @classmethod
-    def scaled(cls, scale: float) -> "Brackets":
-        caps = np.array([c * scale for c, _ in _BTC_BRACKETS])
-        mmr = np.array([m for _, m in _BTC_BRACKETS])
-        cum = np.zeros(len(caps))
-        for i in range(1, len(caps)):
-            cum[i] = cum[i - 1] + caps[i - 1] * (mmr[i] - mmr[i - 1])
-        return cls(caps, mmr, cum)
-
-    def lookup(self, notional: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        i = np.searchsorted(self.caps, notional, side="left")
-        i = np.minimum(i, len(self.caps) - 1)
-        return self.mmr[i], self.cum[i]
-
-
-def liq_price_linear(entry, lev, side, mmr, cum_per_qty):
-    """Binance isolated one-way margin equation with WB = Q·E/L (methods §2.2), per unit of size."""
-    entry = np.asarray(entry, dtype=float)
-    long_ = (entry * (1 - 1 / lev) - cum_per_qty) / (1 - mmr)
-    short = (entry * (1 + 1 / lev) + cum_per_qty) / (1 + mmr)
-    return np.where(np.asarray(side) > 0, long_, short)
-
-
-def liq_price_inverse(entry, lev, side, mmr):
-    """Bybit inverse isolated form (methods §2.2): long E/(1+1/L−m), short E/(1−1/L+m)."""
-    entry = np.asarray(entry, dtype=float)
-    return np.where(np.asarray(side) > 0, entry / (1 + 1 / lev - mmr), entry / (1 - 1 / lev + mmr))
-
 
 def bankruptcy_price(entry, lev, side, inverse):
     """Price at which the position's margin is exactly gone: what OKX/Bybit/BitMEX report."""
@@ -97,7 +55,7 @@ class Contract:
     price_dp: int
     max_lev: float
     share: float
-    brackets: Brackets
+    table: TierTable
 
     # --- unit conversions: ``qty`` is in venue contracts, ``price`` in real USD per base unit
     def venue_price(self, price: float) -> float:
@@ -134,14 +92,20 @@ class Contract:
         """Real price rounded to the venue tick (what the venue would print), back in real units."""
         return float(self.fmt_price(price)) / self.mult
 
+    def notional(self, qty, entry):
+        return np.asarray(self.usd(qty, entry), dtype=float)
+
+    def max_leverage_for(self, notional) -> np.ndarray:
+        """The venue cap and the tier's cap for a position of this USD notional."""
+        return np.minimum(self.max_lev, np.asarray(self.table.max_leverage_for(notional), dtype=float))
+
     def liq_price(self, entry, lev, side, qty):
-        """True liquidation price (real USD) of positions, with the bracket for their notional."""
-        notional = self.usd(qty, entry)
-        mmr, cum = self.brackets.lookup(np.asarray(notional, dtype=float))
-        if self.inverse:
-            return liq_price_inverse(entry, lev, side, mmr), mmr
-        base = self.base_qty(qty, entry)
-        return liq_price_linear(entry, lev, side, mmr, cum / np.maximum(base, 1e-300)), mmr
+        """True liquidation price (real USD) of positions, with the tier at that price (core formula)."""
+        notional = self.notional(qty, entry)
+        lp = np.asarray(liq_price_tiered(entry, lev, side, notional, self.table, inverse=self.inverse), float)
+        # nan = nothing at risk (cannot happen for ≥ 2x, but never let a nan reach a comparison)
+        lp = np.where(np.isnan(lp), np.where(np.asarray(side) > 0, 0.0, np.inf), lp)
+        return lp, np.asarray(self.table.mmr_for(notional), dtype=float)
 
 
 def _max_leverage(venue: str, rank: int) -> float:
@@ -162,7 +126,7 @@ def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]
         m = asset.markets[v]
         mult = m.price_multiplier or 1.0
         if m.inverse:
-            lot = m.contract_size
+            lot = 1.0  # whole contracts (of contract_size USD each)
         else:
             # A lot worth $1–10 (prints cleanly); BitMEX linear trades whole contracts.
             per_contract_usd = asset.ref_price * m.contract_size * mult
@@ -178,6 +142,6 @@ def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]
             venue=v, vid=VENUES.index(v), symbol=m.symbol, inverse=m.inverse,
             contract_size=m.contract_size, mult=mult, lot=lot, qty_dp=_decimals(lot),
             price_tick=price_tick, price_dp=_decimals(price_tick), max_lev=_max_leverage(v, rank),
-            share=VENUE_SHARE[v] / total, brackets=Brackets.scaled(max(weight, 0.02)),
+            share=VENUE_SHARE[v] / total, table=table_for(asset.name, v),
         )
     return out

@@ -133,6 +133,7 @@ class AssetSim:
         for v, c in self.by_vid.items():
             self._lot[v] = c.lot
         self.next_id = 1
+        self._shock: float | None = None
         self.walls: list[Wall] = []
         self.liq_log: list[np.ndarray] = []
         self.walls_log: list[Wall] = []
@@ -161,7 +162,7 @@ class AssetSim:
         entry = np.maximum(np.round(entry / tick), 1) * tick
         out["id"] = np.arange(self.next_id, self.next_id + k)
         self.next_id += k
-        out["venue"], out["side"], out["entry"], out["lev"] = vids, side, entry, lev
+        out["venue"], out["side"], out["entry"] = vids, side, entry
         out["opened"] = now
         out["close_at"] = np.asarray(now) + rng.exponential(self.hold_s, k)
         tp = np.exp(rng.standard_normal(k) * 0.6)  # take profit: median +100% on margin
@@ -170,10 +171,12 @@ class AssetSim:
             m = vids == v
             c = self.by_vid[int(v)]
             qty = c.qty_for_usd(usd[m], entry[m])
+            lev[m] = np.maximum(np.minimum(lev[m], np.floor(c.max_leverage_for(c.notional(qty, entry[m])))), 1.0)
             liq, mmr = c.liq_price(entry[m], lev[m], side[m], qty)
             out["qty"][m], out["liq"][m], out["mmr"][m] = qty, liq, mmr
             out["lots"][m] = np.rint(qty / c.lot).astype(np.int64)
             out["bk"][m] = bankruptcy_price(entry[m], lev[m], side[m], c.inverse)
+        out["lev"] = lev
         long_ = side > 0
         tp_px = entry * (1 + np.where(long_, tp, -np.minimum(tp, 0.95 * lev)) / lev)
         with np.errstate(invalid="ignore"):
@@ -344,6 +347,8 @@ class AssetSim:
         dlog -= (math.log(p0) - self.log_ref) * dt / (cfg["mean_revert_hours"] * 3600.0)
         if rng.random() < cfg["jump_rate_per_hour"] / 3600.0 * dt:
             dlog += (1 if rng.random() < 0.5 else -1) * rng.exponential(cfg["jump_pct"] / 100.0)
+        if self._shock is not None:
+            dlog, self._shock = math.log1p(self._shock / 100.0), None
         p1 = self._walls_clamp(p0, p0 * math.exp(dlog))
 
         # liquidations and the cascade they feed
@@ -432,25 +437,36 @@ class AssetSim:
             lo, hi = min(lo, p1), max(hi, p1)
         return p1, liq_rows, trades
 
-    # ------------------------------------------------------------------ forced shocks (tests, demos)
-    def shock(self, pct: float, cascade: bool = True) -> TickResult:
-        """Move price by ``pct`` percent at once (a news jump) and let the cascade run (or not)."""
-        p0 = self.price
-        p1 = p0 * (1 + pct / 100.0)
-        if cascade:
-            p1, liq_rows, trades = self._cascade(p0, p1)
-        else:
-            saved, self.cfg = self.cfg, {**self.cfg, "cascade_strength": 0.0}
-            try:
-                p1, liq_rows, trades = self._cascade(p0, p1)
-            finally:
-                self.cfg = saved
-        self.price = p1
-        tr = np.concatenate(trades) if trades else np.zeros(0, SIM_TRADE_DTYPE)
-        lq = np.concatenate(liq_rows) if liq_rows else np.zeros(0, TRUTH_LIQ_DTYPE)
-        if len(lq):
-            self.liq_log.append(lq)
-        return TickResult(self.now, p1, tr, lq)
+    # ------------------------------------------------------------------ forced events (tests, demos)
+    def shock_next(self, pct: float) -> None:
+        """Make the next step a news jump of ``pct`` percent (instead of its random move); the cascade
+        that follows runs as usual."""
+        self._shock = pct
+
+    def inject(self, venue: str, side, entry, leverage, usd, hold: bool = True) -> np.ndarray:
+        """Open positions by hand (a crowded leverage band for a test or a scripted demo). With ``hold``
+        they never exit on their own (no planned exit, no stop, no take-profit): only liquidation ends
+        them. Returns their rows (with ids and true liquidation prices)."""
+        c = self.contracts[venue]
+        side, entry, lev, usd = np.broadcast_arrays(*(np.asarray(x, dtype=float) for x in (side, entry, leverage, usd)))
+        k = len(side)
+        out = np.zeros(k, POS_DTYPE)
+        out["id"] = np.arange(self.next_id, self.next_id + k)
+        self.next_id += k
+        out["venue"], out["side"], out["lev"], out["opened"] = c.vid, side, lev, self.now
+        out["entry"] = np.maximum(np.round(entry / self._tick[c.vid]), 1) * self._tick[c.vid]
+        qty = c.qty_for_usd(usd, out["entry"])
+        out["qty"], out["lots"] = qty, np.rint(qty / c.lot).astype(np.int64)
+        out["liq"], out["mmr"] = c.liq_price(out["entry"], lev, side, qty)
+        out["bk"] = bankruptcy_price(out["entry"], lev, side, c.inverse)
+        out["close_at"] = np.inf if hold else self.now + self.hold_s
+        long_ = side > 0
+        out["up"] = np.where(long_, np.inf, out["liq"])
+        out["dn"] = np.where(long_, out["liq"], -np.inf)
+        out["up_liq"], out["dn_liq"] = ~long_, long_
+        out["alive"] = True
+        self._append(out)
+        return out
 
     # ------------------------------------------------------------------ truth
     def open_interest(self, vid: int) -> float:

@@ -155,6 +155,21 @@ class DemoSource:
         self.frames_out += len(out)
         return out
 
+    def oi_frames(self) -> list[Frame]:
+        """Every asset's open interest on every venue right now (a poll of all of them), as frames."""
+        t = self._t_ms
+        out = []
+        for sim in self.sims.values():
+            for v, c in sim.contracts.items():
+                for conn, body in self.emitters[v].oi(c, t, sim.open_interest(c.vid), sim.price):
+                    out.append(((t + LATENCY_MS[v]) / 1000.0, v, conn, body))
+        out.sort(key=lambda f: f[0])
+        return out
+
+    def shock(self, asset: str, pct: float) -> None:
+        """The asset's next step is a ``pct`` percent jump; its liquidations come out as frames."""
+        self.sims[asset].shock_next(pct)
+
     def run_for(self, seconds: float) -> Iterator[Frame]:
         """Frames of the next ``seconds`` of simulated time, unpaced."""
         end = self._t_ms + int(round(seconds * 1000))

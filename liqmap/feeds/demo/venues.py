@@ -482,6 +482,9 @@ class Deribit(Emitter):
         self.tseq: dict[str, int] = {}
 
     def _amt(self, c, qty):
+        """Deribit amounts: USD for inverse perpetuals (contracts × contract size), coin for linear."""
+        if c.inverse:
+            return int(round(float(qty) * c.contract_size))
         return int(round(qty)) if c.qty_dp == 0 else round(float(qty), c.qty_dp)
 
     def _sub(self, channel: str, data) -> str:
