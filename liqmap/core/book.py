@@ -47,23 +47,33 @@ class Book:
             self.ts = ts
         self.version += 1
 
-    def apply_raw(self, side: int, levels, ts: float = 0.0, mult: float = 1.0) -> None:
+    def apply_raw(self, side: int, levels, ts: float = 0.0, mult: float = 1.0, size_scale: float = 1.0) -> None:
         """Apply venue level lists ``[price, size, ...]`` (strings or numbers) to one side.
 
-        ``mult`` converts a venue lot (1000PEPE) to coins: price / mult, size × mult.
+        ``mult`` converts a venue lot (1000PEPE) to coins: price / mult, size × mult; ``size_scale``
+        multiplies sizes further (contracts → coins, e.g. OKX ctVal).
         """
         book = self.bids if side == BID else self.asks
         pop = book.pop
-        if mult == 1.0:
-            for lv in levels:
-                q = float(lv[1])
-                if q:
-                    book[float(lv[0])] = q
-                else:
-                    pop(float(lv[0]), None)
+        if mult == 1.0 and size_scale == 1.0:
+            try:  # [price, size] pairs (Binance, Bybit): tuple unpacking is the fastest loop
+                for p, q in levels:
+                    q = float(q)
+                    if q:
+                        book[float(p)] = q
+                    else:
+                        pop(float(p), None)
+            except ValueError:  # longer level lists (OKX [px, sz, 0, n]); re-applying is idempotent
+                for lv in levels:
+                    q = float(lv[1])
+                    if q:
+                        book[float(lv[0])] = q
+                    else:
+                        pop(float(lv[0]), None)
         else:
+            qm = mult * size_scale
             for lv in levels:
-                q = float(lv[1]) * mult
+                q = float(lv[1]) * qm
                 if q:
                     book[float(lv[0]) / mult] = q
                 else:
@@ -79,12 +89,12 @@ class Book:
         self.ts = ts or self.ts
         self.version += 1
 
-    def replace_raw(self, bids, asks, ts: float = 0.0, mult: float = 1.0) -> None:
+    def replace_raw(self, bids, asks, ts: float = 0.0, mult: float = 1.0, size_scale: float = 1.0) -> None:
         """Replace the whole book from venue level lists (see ``apply_raw``)."""
         self.bids = {}
         self.asks = {}
-        self.apply_raw(BID, bids, ts, mult)
-        self.apply_raw(ASK, asks, ts, mult)
+        self.apply_raw(BID, bids, ts, mult, size_scale)
+        self.apply_raw(ASK, asks, ts, mult, size_scale)
 
     def levels(self, side: int, depth: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(prices, sizes) best first: bids descending, asks ascending."""

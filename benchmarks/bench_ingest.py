@@ -1,0 +1,187 @@
+"""Benchmarks ``ingest`` and ``book`` (DESIGN §11) on the real Binance BTCUSDT recording.
+
+- ``book``: µs per price level applied by liqmap's float ``Book`` (string levels straight from the JSON
+  decoder, float conversion included), against cryptofeed 2.4.1's own ``OrderBook`` fed exactly as its
+  Binance ``_book`` does (``Decimal`` keys in a sorted dict), same levels, same run.
+- ``ingest``: frames/s of the whole recording through the full pipeline (``FrameParser`` → the Binance
+  feed class → normalized rows → ``Market.add`` validation and rings, depth into the float ``Book``),
+  against bare cryptofeed parsing of the same frames (``BinanceFutures.message_handler`` with no
+  callbacks; its depth snapshot installed from the recording so it makes no REST call; its logger
+  silenced so warnings about the ``@trade`` events it does not know do not count against it).
+
+The pipeline routes depth frames to the float Book (orjson + float path) instead of cryptofeed's Decimal
+book; trades, liquidations and open interest are normalized in the venue feed's own handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import logging
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RECORDING = ROOT / "tests" / "data" / "real" / "binance-usdm" / "hftbacktest_usdm_btcusdt_20240808.gz"
+if not RECORDING.exists():
+    RECORDING = Path("/work/shared/data/real/binance-usdm/hftbacktest_usdm_btcusdt_20240808.gz")
+
+
+def _frames() -> list[tuple[float, str]]:
+    out = []
+    with gzip.open(RECORDING, "rt") as f:
+        for line in f:
+            ns, _, body = line.partition(" ")
+            out.append((int(ns) / 1e9, body.rstrip("\n")))
+    return out
+
+
+def _depth(frames):
+    snap, diffs = None, []
+    for _, body in frames:
+        if body.startswith('{"lastUpdateId"'):
+            snap = orjson.loads(body)
+        elif "depthUpdate" in body:
+            diffs.append(orjson.loads(body)["data"])
+    last = snap["lastUpdateId"]
+    return snap, [d for d in diffs if d["u"] >= last]
+
+
+def bench_book() -> dict:
+    from cryptofeed.defines import ASK as CF_ASK, BID as CF_BID
+    from cryptofeed.types import OrderBook
+
+    from liqmap.core.book import ASK, BID, Book
+
+    snap, diffs = _depth(_frames())
+    levels = sum(len(d["b"]) + len(d["a"]) for d in diffs)
+
+    def ours() -> float:
+        book = Book()
+        book.replace_raw(snap["bids"], snap["asks"])
+        t = time.perf_counter()
+        for d in diffs:
+            book.apply_raw(BID, d["b"])
+            book.apply_raw(ASK, d["a"])
+        return time.perf_counter() - t
+
+    def cryptofeeds() -> float:
+        ob = OrderBook("BINANCE_FUTURES", "BTC-USDT-PERP",
+                       bids={Decimal(p): Decimal(q) for p, q in snap["bids"]},
+                       asks={Decimal(p): Decimal(q) for p, q in snap["asks"]})
+        t = time.perf_counter()
+        for d in diffs:  # exactly cryptofeed.exchanges.binance.Binance._book's loop
+            for s, side in (("b", CF_BID), ("a", CF_ASK)):
+                book_side = ob.book[side]
+                for update in d[s]:
+                    price = Decimal(update[0])
+                    amount = Decimal(update[1])
+                    if amount == 0:
+                        if price in book_side:
+                            del book_side[price]
+                    else:
+                        book_side[price] = amount
+        return time.perf_counter() - t
+
+    t_ours = min(ours() for _ in range(3))
+    t_cf = min(cryptofeeds() for _ in range(3))
+    us, us_cf = t_ours / levels * 1e6, t_cf / levels * 1e6
+    return {"value": round(us, 3), "unit": "us/level", "target": 1.0, "ok": us <= 1.0,
+            "detail": {"levels": levels, "frames": len(diffs), "cryptofeed_decimal_us_per_level": round(us_cf, 3),
+                       "speedup_vs_cryptofeed": round(us_cf / us, 2)}}
+
+
+async def _pipeline(frames) -> tuple[float, dict]:
+    from liqmap.core.assets import universe
+    from liqmap.core.market import Market
+    from liqmap.feeds.parser import FrameParser
+
+    assets = universe(["BTC"])
+    market = Market(list(assets))
+    parser = FrameParser("binance", assets, market.add)
+    await parser.subscribe()
+    feed = parser.feed
+    t = time.perf_counter()
+    for ts, body in frames:
+        await feed(body, ts)
+    dt = time.perf_counter() - t
+    book = parser.books["BTC"]
+    return dt, {"events": dict(parser.events), "errors": sum(parser.errors.values()),
+                "book_levels": len(book), "market_rejects": market.rejects.total(),
+                "trades_in_ring": len(market.gather("trade", "BTC"))}
+
+
+async def _bare(frames) -> float:
+    from cryptofeed.connection import WSAsyncConn
+    from cryptofeed.defines import BINANCE_FUTURES, L2_BOOK, TRADES
+    from cryptofeed.exchanges.binance_futures import BinanceFutures
+    from cryptofeed.symbols import Symbols
+    from cryptofeed.types import OrderBook
+
+    if not Symbols.populated(BINANCE_FUTURES):
+        Symbols.set(BINANCE_FUTURES, {"BTC-USDT-PERP": "BTCUSDT"}, {"instrument_type": {"BTC-USDT-PERP": "perpetual"}})
+    else:
+        n, i = Symbols.get(BINANCE_FUTURES)
+        n["BTC-USDT-PERP"] = "BTCUSDT"
+    feed = BinanceFutures(symbols=["BTC-USDT-PERP"], channels=[TRADES, L2_BOOK])
+    conn = WSAsyncConn("wss://fstream.binance.com/stream", BINANCE_FUTURES)
+    async def no_network(pair):  # a resync would fetch over the network: never here
+        raise RuntimeError("bare cryptofeed asked for a REST snapshot")
+
+    feed._snapshot = no_network
+    handler = feed.message_handler
+    std = "BTC-USDT-PERP"
+    have_snapshot = False
+    early: list[tuple[float, str]] = []
+    t = time.perf_counter()
+    for ts, body in frames:
+        if body.startswith('{"lastUpdateId"'):
+            # what cryptofeed's _snapshot() does with the REST body it would have fetched, then the diffs
+            # that arrived while it was in flight (as a real client buffers them)
+            snap = orjson.loads(body)
+            feed.last_update_id[std] = snap["lastUpdateId"]
+            feed._l2_book[std] = OrderBook(feed.id, std, bids={Decimal(p): Decimal(q) for p, q in snap["bids"]},
+                                           asks={Decimal(p): Decimal(q) for p, q in snap["asks"]})
+            have_snapshot = True
+            for ts0, b0 in early:
+                await handler(b0, conn, ts0)
+            continue
+        if not have_snapshot and "depthUpdate" in body:
+            early.append((ts, body))
+            continue
+        await handler(body, conn, ts)
+    return time.perf_counter() - t
+
+
+def bench_ingest() -> dict:
+    frames = _frames()
+    cf_log = logging.getLogger("feedhandler")
+    old = cf_log.level
+    cf_log.setLevel(logging.CRITICAL)
+    try:
+        pipe = [asyncio.run(_pipeline(frames)) for _ in range(2)]
+        bare = [asyncio.run(_bare(frames)) for _ in range(2)]
+    finally:
+        cf_log.setLevel(old)
+    t_pipe, info = min(pipe, key=lambda x: x[0])
+    t_bare = min(bare)
+    rate, rate_bare = len(frames) / t_pipe, len(frames) / t_bare
+    ratio = rate / rate_bare
+    return {"value": round(rate), "unit": "frames/s", "target": ">= 0.67x bare cryptofeed",
+            "ok": ratio >= 0.67,
+            "detail": {"frames": len(frames), "bare_cryptofeed_frames_per_s": round(rate_bare),
+                       "ratio": round(ratio, 2), "pipeline": info,
+                       "note": "depth frames go to liqmap's float Book (orjson + float), not cryptofeed's Decimal book"}}
+
+
+BENCHMARKS = {"book": bench_book, "ingest": bench_ingest}
+
+if __name__ == "__main__":
+    import json
+    for name, fn in BENCHMARKS.items():
+        print(json.dumps({"name": name, **fn()}))
