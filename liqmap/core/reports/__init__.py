@@ -26,8 +26,8 @@ import numpy as np
 
 from ..assets import default_universe
 from ..book import Book
-from ..events import LIQ_DTYPE, TRADE_DTYPE
-from ._common import bucket_books, params, reference_mid
+from ..events import LIQ_DTYPE
+from ._common import bucket_books, columns, ncols, params, reference_mid
 from .absorptions import Absorption, AbsorptionDetector
 from .asymmetry import Asymmetry, asymmetry
 from .convergence import Convergence, ConvergenceDetector, converge
@@ -44,7 +44,6 @@ __all__ = [
     "verdict", "magnets",
 ]
 
-_NO_TRADES = np.zeros(0, dtype=TRADE_DTYPE)
 _NO_LIQS = np.zeros(0, dtype=LIQ_DTYPE)
 
 
@@ -109,6 +108,7 @@ class Reports:
         self._range = max(float(wp["range_pct"]), max((float(x) for x in ap["ranges_pct"]), default=0.0))
         self.step: float | None = None
         self._records = ReportRecords()
+        self._result: dict[str, Any] | None = None
         self._history = _History()
 
     def update(self, now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
@@ -123,7 +123,7 @@ class Reports:
             self.absorptions.reset()
             self.convergence.reset()
         self.step = step
-        trades = _NO_TRADES if trades is None else trades
+        trades = columns(trades)  # once, shared by every report (packed records are slow to copy)
         liqs = _NO_LIQS if liqs is None else liqs
         mid = reference_mid(books)
         bb = bucket_books(books, step, self._range, mid)
@@ -135,9 +135,10 @@ class Reports:
         self._history.absorptions.extend(self.absorptions.settled)
         self.absorptions.settled.clear()
         abs_list = self.absorptions.absorptions()
-        if mid is None and len(trades):
+        if mid is None and ncols(trades):
             mid = float(trades["price"][np.argmax(trades["ts"])])
         conv = self.convergence.update(now, mid, step, wall_list, self.sweeps.sweeps, abs_list, synth)
+        self._result = None
         self._records = ReportRecords(
             walls=tuple(wall_list),
             asymmetry=asym,
@@ -155,8 +156,12 @@ class Reports:
         return self._records
 
     def result(self) -> dict[str, Any]:
-        """JSON-ready: {"walls", "asymmetry", "sweeps", "absorptions", "convergence", "verdict"}."""
-        return self._records.to_dict()
+        """JSON-ready: {"walls", "asymmetry", "sweeps", "absorptions", "convergence", "verdict"}.
+
+        Built once per update and shared: treat it as read-only."""
+        if self._result is None:
+            self._result = self._records.to_dict()
+        return self._result
 
     def drain_history(self) -> dict[str, list]:
         """Sweeps found and absorptions settled (held/broke) since the last call, for the history store."""

@@ -17,44 +17,53 @@ import numpy as np
 from ...config import DEFAULTS
 from ..book import Book
 from ..buckets import index
-from ..events import ASK, BID, BUY, VENUE_ID, VENUES
+from ..events import ASK, BID, BUY, TRADE_DTYPE, VENUE_ID, VENUES
 
 SIDE_NAME = {BID: "bid", ASK: "ask"}
 TAKER_NAME = {BUY: "buy", -BUY: "sell"}
 
 
 class Record:
-    """Mixin for the frozen result records: JSON-ready ``to_dict`` and its inverse ``from_dict``."""
+    """Mixin for the frozen result records: JSON-ready ``to_dict`` and its inverse ``from_dict``.
+
+    Records never change after construction, so the dict is built once and cached on the record (reports
+    re-serialize the same sweeps and absorptions every tick). Treat the returned dict as read-only.
+    """
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = _jsonable(getattr(self, f.name))
-        return out
+        d = self.__dict__.get("_json")
+        if d is None:
+            d = {k: _jsonable(v) for k, v in self.__dict__.items() if k != "_json"}
+            d.update(self._json_extra())
+            object.__setattr__(self, "_json", d)
+        return d
+
+    def _json_extra(self) -> dict[str, Any]:
+        """Derived fields a subclass adds to its JSON form (ignored by ``from_dict``)."""
+        return {}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]):
-        kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in d:
-                v = d[f.name]
-                kwargs[f.name] = _from_json(v)
-        return cls(**kwargs)
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: _from_json(v) for k, v in d.items() if k in names})
 
 
 def _jsonable(v: Any) -> Any:
+    t = type(v)
+    if t is float:
+        return v if math.isfinite(v) else None
+    if t in (int, str, bool) or v is None:
+        return v
     if isinstance(v, Record):
         return v.to_dict()
-    if isinstance(v, (tuple, list)):
+    if t in (tuple, list):
         return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
+    if t is dict:
         return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (np.floating,)):
-        v = float(v)
-    if isinstance(v, (np.integer,)):
+    if isinstance(v, np.floating):
+        return _jsonable(float(v))
+    if isinstance(v, np.integer):
         return int(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
     return v
 
 
@@ -183,6 +192,46 @@ def bucket_books(books: Mapping[str, Book | None], step: float, range_pct: float
             usd[side] += per
             levels[side][name] = SideLevels(p, u, bi)
     return BookBuckets(mid, step, lo, n, usd, venue_usd, levels)
+
+
+def median_positive(a: np.ndarray) -> float:
+    """Median of the positive entries (0.0 when none); ``np.partition`` is ~5× cheaper than ``np.median``."""
+    nz = a[a > 0]
+    n = len(nz)
+    if not n:
+        return 0.0
+    k = n // 2
+    if n % 2:
+        return float(np.partition(nz, k)[k])
+    part = np.partition(nz, (k - 1, k))
+    return float(part[k - 1] + part[k]) / 2.0
+
+
+TRADE_COLUMNS = ("ts", "price", "qty", "usd", "side", "venue")
+Cols = dict  # column name → contiguous 1-D array; all the same length
+
+
+def columns(rows: Any) -> Cols:
+    """Trades as contiguous columns. The packed TRADE_DTYPE records are slow to copy or mask as a whole
+    (≈ 60 ns per row, field by field), while plain column arrays are ~100× cheaper; the detectors keep
+    buffers and carried runs in this form. Accepts a TRADE_DTYPE array, an existing Cols, or None."""
+    if rows is None:
+        return {n: np.zeros(0, dtype=TRADE_DTYPE[n]) for n in TRADE_COLUMNS}
+    if isinstance(rows, dict):
+        return rows
+    return {n: np.ascontiguousarray(rows[n]) for n in TRADE_COLUMNS}
+
+
+def ncols(c: Cols) -> int:
+    return len(c["ts"])
+
+
+def take(c: Cols, sel: Any) -> Cols:
+    return {k: v[sel] for k, v in c.items()}
+
+
+def concat(a: Cols, b: Cols) -> Cols:
+    return {k: np.concatenate([a[k], b[k]]) for k in a}
 
 
 def venue_ids(names) -> list[int]:

@@ -24,8 +24,15 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..buckets import index
-from ..events import ASK, BID, BUY, SELL, TRADE_DTYPE
-from ._common import SIDE_NAME, BookBuckets, Record, floor_usd, params, venue_name
+from ..events import ASK, BID, BUY, SELL
+from ._common import (SIDE_NAME, BookBuckets, Cols, Record, columns, concat, floor_usd, ncols,
+                      params, take, venue_name)
+
+
+def _empty() -> Cols:
+    c = dict(columns(None))
+    c["bucket"] = np.zeros(0, dtype=np.int64)
+    return c
 
 
 @dataclass(frozen=True)
@@ -81,7 +88,7 @@ class AbsorptionDetector:
         self.asset = asset
         self.tick = float(tick)
         self.floor = floor_usd(self.p, asset)
-        self._trades = np.zeros(0, dtype=TRADE_DTYPE)
+        self._trades: Cols = _empty()  # the last window_s of trades (arrival order) + their "bucket"
         self._book: deque[tuple[float, int, np.ndarray, np.ndarray]] = deque()
         self._samples: deque[tuple[float, np.ndarray]] = deque()
         self._last_sample: float | None = None
@@ -90,6 +97,7 @@ class AbsorptionDetector:
         self.version = 0
 
     def reset(self) -> None:
+        self._trades = _empty()
         self._book.clear()
         self._events.clear()
         self.version += 1
@@ -102,21 +110,22 @@ class AbsorptionDetector:
         allv = np.concatenate(vals)
         return max(self.floor, float(allv.mean() + float(self.p["k_sigma"]) * allv.std()))
 
-    def update(self, now: float, trades: np.ndarray | None, bb: BookBuckets | None, step: float) -> list[Absorption]:
+    def update(self, now: float, trades: np.ndarray | Cols | None, bb: BookBuckets | None, step: float) -> list[Absorption]:
         p = self.p
         win = float(p["window_s"])
         if bb is not None:
             self._book.append((now, bb.lo, bb.usd[BID], bb.usd[ASK]))
         while self._book and self._book[0][0] < now - win:
             self._book.popleft()
-        if trades is not None and len(trades):
-            trades = trades[np.argsort(trades["ts"], kind="stable")]
-            self._trades = np.concatenate([self._trades, trades])
-        else:
-            trades = np.zeros(0, dtype=TRADE_DTYPE)
-        if len(self._trades) and self._trades["ts"][0] < now - win:
-            self._trades = self._trades[self._trades["ts"] >= now - win]
-        changed = self._follow(now, trades, bb, step)
+        trades = dict(columns(trades))
+        trades["bucket"] = index(trades["price"], step)  # computed once, on arrival
+        if ncols(trades):
+            self._trades = concat(self._trades, trades)
+        if ncols(self._trades):
+            keep = self._trades["ts"] >= now - win
+            if not keep.all():
+                self._trades = take(self._trades, keep)
+        changed = self._follow(now, trades, trades["bucket"], bb)
         thr = self.threshold()
         found = self._detect(now, thr, step)
         self._sample(now, step)
@@ -132,16 +141,15 @@ class AbsorptionDetector:
         return [e.record() for e in sorted(self._events, key=lambda e: -e.last)]
 
     # -- internals -------------------------------------------------------------------------------
-    def _follow(self, now: float, trades: np.ndarray, bb: BookBuckets | None, step: float) -> bool:
+    def _follow(self, now: float, trades: Cols, b: np.ndarray, bb: BookBuckets | None) -> bool:
         """Grow live events with this tick's aggression, and settle outcomes."""
         changed = False
         win = float(self.p["window_s"])
         horizon = float(self.p["horizon_s"])
-        b = index(trades["price"], step) if len(trades) else None
         for e in self._events:
             if e.outcome != "pending":
                 continue
-            if len(trades):
+            if len(b):
                 live = now - e.last <= win
                 if live:
                     m = (b == e.bucket) & (trades["side"] == -e.side)
@@ -170,9 +178,9 @@ class AbsorptionDetector:
 
     def _window_volumes(self, now: float, step: float):
         t = self._trades
-        if not len(t):
+        if not ncols(t):
             return None
-        b = index(t["price"], step)
+        b = t["bucket"]
         lo = int(b.min())
         out = {}
         for taker in (SELL, BUY):
@@ -187,16 +195,29 @@ class AbsorptionDetector:
         lo, b, vols = wv
         t = self._trades
         p = self.p
+        win, ratio = float(p["window_s"]), float(p["refill_ratio"])
         found: list[_Event] = []
         for taker in (SELL, BUY):
             side = -taker  # the book side that absorbs: bids absorb sells
-            for i in np.flatnonzero(vols[taker] >= thr):
-                bucket = lo + int(i)
-                if any(e.bucket == bucket and e.side == side and (e.outcome == "pending" or e.last >= now - float(p["window_s"]))
+            cand = np.flatnonzero(vols[taker] >= thr)
+            if not len(cand):
+                continue
+            buckets = cand + lo
+            # Refill first (cheap, from the bucketed book history): more traded than was ever visible.
+            peak = np.zeros(len(buckets))
+            for _, blo, bid, ask in self._book:
+                arr = bid if side == BID else ask
+                j = buckets - blo
+                ok = (j >= 0) & (j < len(arr))
+                peak[ok] = np.maximum(peak[ok], arr[j[ok]])
+            v = vols[taker][cand]
+            keep = (peak > 0) & (v >= ratio * peak)
+            for bucket, pk in zip(buckets[keep].tolist(), peak[keep].tolist()):
+                if any(e.bucket == bucket and e.side == side and (e.outcome == "pending" or e.last >= now - win)
                        for e in self._events):
                     continue  # already an event here (live, or its aggression is still in the window)
                 m = (b == bucket) & (t["side"] == taker)
-                sub = t[m]
+                sub = take(t, m)
                 prices, inv = np.unique(sub["price"], return_inverse=True)
                 level = float(prices[int(np.argmax(np.bincount(inv, weights=sub["usd"])))])
                 first = float(sub["ts"].min())
@@ -206,21 +227,12 @@ class AbsorptionDetector:
                 exc = max(0.0, float(beyond.max()))
                 if exc > allowed + 1e-12:
                     continue  # price went through: not absorbed
-                peak = 0.0
-                for _, blo, bid, ask in self._book:
-                    arr = bid if side == BID else ask
-                    j = bucket - blo
-                    if 0 <= j < len(arr):
-                        peak = max(peak, float(arr[j]))
-                v = float(sub["usd"].sum())
-                if peak <= 0 or v / peak < float(p["refill_ratio"]):
-                    continue
                 vu: dict[int, float] = {}
                 for vid, u in zip(sub["venue"].tolist(), sub["usd"].tolist()):
                     vu[vid] = vu.get(vid, 0.0) + u
                 e = _Event(side=side, bucket=bucket, price=level, allowed=allowed, start=first,
-                           last=float(sub["ts"].max()), usd=v, peak=peak, excursion=exc, venue_usd=vu,
-                           threshold=thr)
+                           last=float(sub["ts"].max()), usd=float(sub["usd"].sum()), peak=pk, excursion=exc,
+                           venue_usd=vu, threshold=thr)
                 self._events.append(e)
                 found.append(e)
         return found

@@ -38,29 +38,25 @@ class Convergence(Record):
     since: float  # when this chip first fired
 
 
-@dataclass
-class _Item:
-    kind: int
-    lo: int
-    hi: int
-    strength: float
-    age: float | None
-
-
-def _items(now: float, walls, sweeps, absorptions, synth, window: float, pct: float) -> list[_Item]:
-    items: list[_Item] = []
+def _components(now: float, walls, sweeps, absorptions, synth, window: float, pct: float):
+    """Per kind present: (kind, lo buckets, hi buckets, strengths, ages (NaN = none)) as arrays."""
+    out = []
     act = [w for w in walls if w.status == "active"]
     if act:
-        top = max(w.usd for w in act) or 1.0
-        items += [_Item(0, w.bucket, w.bucket, w.usd / top, w.age_s) for w in act]
-    sw = [s for s in sweeps if now - s.end_ts <= window]
+        b = np.array([w.bucket for w in act], dtype=np.int64)
+        u = np.array([w.usd for w in act], dtype=float)
+        out.append((0, b, b, u / (u.max() or 1.0), np.array([w.age_s for w in act], dtype=float)))
+    sw = [x for x in sweeps if now - x.end_ts <= window]
     if sw:
-        top = max(s.usd for s in sw) or 1.0
-        items += [_Item(1, s.bucket_lo, s.bucket_hi, s.usd / top, max(0.0, now - s.end_ts)) for s in sw]
+        u = np.array([x.usd for x in sw], dtype=float)
+        out.append((1, np.array([x.bucket_lo for x in sw], dtype=np.int64),
+                    np.array([x.bucket_hi for x in sw], dtype=np.int64), u / (u.max() or 1.0),
+                    np.array([max(0.0, now - x.end_ts) for x in sw], dtype=float)))
     ab = [a for a in absorptions if now - a.last <= window]
     if ab:
-        top = max(a.usd for a in ab) or 1.0
-        items += [_Item(2, a.bucket, a.bucket, a.usd / top, max(0.0, now - a.last)) for a in ab]
+        b = np.array([a.bucket for a in ab], dtype=np.int64)
+        u = np.array([a.usd for a in ab], dtype=float)
+        out.append((2, b, b, u / (u.max() or 1.0), np.array([max(0.0, now - a.last) for a in ab], dtype=float)))
     if synth is not None:
         idx, lng, sht = synth
         dens = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
@@ -69,11 +65,12 @@ def _items(now: float, walls, sweeps, absorptions, synth, window: float, pct: fl
             vals = np.sort(dens[nz])
             cut = float(np.percentile(vals, pct))
             # ≥ the percentile and above the median: a flat profile has no clusters at all.
-            sel = nz & (dens >= cut) & (dens > float(np.median(vals)))
-            for b, d in zip(np.asarray(idx)[sel].tolist(), dens[sel].tolist()):
-                rank = float(np.searchsorted(vals, d, side="right")) / len(vals)
-                items.append(_Item(3, int(b), int(b), rank, None))
-    return items
+            sel = nz & (dens >= cut) & (dens > float(vals[len(vals) // 2]))
+            if sel.any():
+                b = np.asarray(idx, dtype=np.int64)[sel]
+                rank = np.searchsorted(vals, dens[sel], side="right") / len(vals)
+                out.append((3, b, b, rank.astype(float), np.full(len(b), np.nan)))
+    return out
 
 
 def converge(now: float, mid: float | None, step: float, walls: Sequence = (), sweeps: Sequence = (),
@@ -82,32 +79,35 @@ def converge(now: float, mid: float | None, step: float, walls: Sequence = (), s
     p = params(cfg, "convergence")
     nb = int(p["buckets"])
     w = np.asarray(p["weights"], dtype=float)
-    items = _items(now, walls, sweeps, absorptions, synth, float(p["window_s"]), float(p["synthetic_pct"]))
-    if not items:
+    comps = _components(now, walls, sweeps, absorptions, synth, float(p["window_s"]), float(p["synthetic_pct"]))
+    if len(comps) < int(p["min_components"]):
         return []
-    lo = min(it.lo for it in items) - nb
-    hi = max(it.hi for it in items) + nb
+    lo = min(int(c[1].min()) for c in comps) - nb
+    hi = max(int(c[2].max()) for c in comps) + nb
     n = hi - lo + 1
     best = np.zeros((4, n))  # best strength per kind of an item within ±nb of each bucket
     dist = np.full((4, n), float(nb + 1))  # distance (buckets) to the nearest item of each kind
-    pos = np.arange(lo, hi + 1)
-    for it in items:
-        a, b = it.lo - nb - lo, it.hi + nb - lo + 1
-        np.maximum(best[it.kind, a:b], it.strength if it.strength > 0 else 1e-9, out=best[it.kind, a:b])
-        d = np.maximum(np.maximum(it.lo - pos[a:b], pos[a:b] - it.hi), 0)
-        np.minimum(dist[it.kind, a:b], d, out=dist[it.kind, a:b])
+    for kind, klo, khi, st, _ in comps:
+        # Every bucket each item reaches (its range widened by ±nb), flattened.
+        span = khi - klo + 1 + 2 * nb
+        item = np.repeat(np.arange(len(klo)), span)
+        pos = klo[item] - nb + (np.arange(int(span.sum())) - np.repeat(np.cumsum(span) - span, span))
+        d = np.maximum(np.maximum(klo[item] - pos, pos - khi[item]), 0)
+        np.maximum.at(best[kind], pos - lo, np.maximum(st[item], 1e-9))
+        np.minimum.at(dist[kind], pos - lo, d.astype(float))
     fired = best > 0
     count = fired.sum(axis=0)
-    score = (w[:, None] * best).sum(axis=0) / max(w.sum(), 1e-12)
     cand = np.flatnonzero(count >= int(p["min_components"]))
     if not len(cand):
         return []
+    score = (w[:, None] * best).sum(axis=0) / max(w.sum(), 1e-12)
     # Best level first: most kinds, then score, then where the components sit closest together, then
     # nearest to mid; its neighbours within ±2·buckets are the same chip.
     ref = mid if mid else 0.0
-    spread = np.where(best > 0, dist, 0.0).sum(axis=0)
+    spread = np.where(fired, dist, 0.0).sum(axis=0)
     order = sorted(cand.tolist(), key=lambda i: (-count[i], -round(float(score[i]), 9), spread[i],
                                                  abs((lo + i + 0.5) * step - ref)))
+    by_kind = {c[0]: c for c in comps}
     taken: list[int] = []
     out: list[Convergence] = []
     for i in order:
@@ -115,19 +115,21 @@ def converge(now: float, mid: float | None, step: float, walls: Sequence = (), s
             continue
         taken.append(i)
         bucket = lo + i
-        comps, ages, strengths = [], {}, {}
+        comps_fired, ages, strengths = [], {}, {}
         for k in range(4):
             if not fired[k, i]:
                 continue
-            comps.append(KINDS[k])
-            near = [it for it in items if it.kind == k and it.lo - nb <= bucket <= it.hi + nb]
+            comps_fired.append(KINDS[k])
+            _, klo, khi, _, age = by_kind[k]
+            near = (klo - nb <= bucket) & (bucket <= khi + nb)
+            a = age[near]
+            a = a[~np.isnan(a)]
             strengths[KINDS[k]] = float(best[k, i])
-            ag = [it.age for it in near if it.age is not None]
-            ages[KINDS[k]] = min(ag) if ag else None
+            ages[KINDS[k]] = float(a.min()) if len(a) else None
         price = float(price_of(bucket, step))
         out.append(Convergence(
             bucket=bucket, price=price, distance_bp=(price / mid - 1.0) * 1e4 if mid else 0.0,
-            score=float(score[i]), count=int(count[i]), components=tuple(comps), ages=ages,
+            score=float(score[i]), count=int(count[i]), components=tuple(comps_fired), ages=ages,
             strengths=strengths, since=now,
         ))
     return out

@@ -25,8 +25,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..buckets import index
-from ..events import ASK, BID, BUY, LIQ_DTYPE, TRADE_DTYPE, VENUE_ID
-from ._common import TAKER_NAME, Record, floor_usd, params, venue_name
+from ..events import ASK, BID, BUY, LIQ_DTYPE, VENUE_ID
+from ._common import TAKER_NAME, Cols, Record, columns, concat, floor_usd, ncols, params, take, venue_name
 
 
 @dataclass(frozen=True)
@@ -56,15 +56,8 @@ class Sweep(Record):
     def liq_driven(self) -> bool:
         return self.liq_count > 0
 
-    def to_dict(self) -> dict[str, Any]:
-        d = super().to_dict()
-        d["liq_driven"] = self.liq_driven
-        d["cross_venue"] = bool(self.cross_venues)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]):
-        return super().from_dict({k: v for k, v in d.items() if k not in ("liq_driven", "cross_venue")})
+    def _json_extra(self) -> dict[str, Any]:
+        return {"liq_driven": self.liq_driven, "cross_venue": bool(self.cross_venues)}
 
 
 @dataclass(frozen=True)
@@ -139,11 +132,13 @@ class SweepDetector:
         self.asset = asset
         self.tick = float(tick)
         self.floor = floor_usd(self.p, asset)
-        self._tail: dict[int, np.ndarray] = {}
+        self._tail: dict[int, Cols] = {}  # per venue: the run still open at the end of the last tick
         self._stats: dict[int, SecondNotional] = {}
         self._liqs = np.zeros(0, dtype=LIQ_DTYPE)
         self.sweeps: list[Sweep] = []
         self.version = 0
+        self._clusters: tuple[int, list[SweepCluster]] | None = None
+        self._thr_cache: dict[tuple[int, int], float] = {}  # (venue, second) → threshold, per update
 
     def reset(self) -> None:
         """Drop bucket-indexed state (the bucket step changed); the notional statistics stay valid."""
@@ -151,32 +146,41 @@ class SweepDetector:
         self.version += 1
 
     def threshold(self, venue: int, now: float) -> float:
+        key = (venue, math.floor(now))
+        hit = self._thr_cache.get(key)
+        if hit is None:
+            hit = self._thr_cache[key] = self._threshold(venue, now)
+        return hit
+
+    def _threshold(self, venue: int, now: float) -> float:
         st = self._stats.get(venue)
         mu, sd, span = st.stats(now) if st else (0.0, 0.0, 0.0)
         if span < float(self.p["warmup_s"]):
             return self.floor * float(self.p["warmup_factor"])
         return max(self.floor, mu + float(self.p["k_sigma"]) * sd)
 
-    def update(self, now: float, trades: np.ndarray | None, liqs: np.ndarray | None, step: float,
+    def update(self, now: float, trades: np.ndarray | Cols | None, liqs: np.ndarray | None, step: float,
                walls: Callable[[int], list[tuple[int, float]]] | None = None) -> list[Sweep]:
         """Process only this tick's new rows; return the sweeps found in this tick."""
         p = self.p
         new: list[Sweep] = []
+        self._thr_cache.clear()  # the per-second series changes below
         if liqs is not None and len(liqs):
             self._liqs = np.concatenate([self._liqs, liqs])
         if len(self._liqs):
             self._liqs = self._liqs[self._liqs["ts"] >= now - max(120.0, 4 * float(p["liq_pad_s"]))]
-        trades = trades if trades is not None else np.zeros(0, dtype=TRADE_DTYPE)
+        trades = columns(trades)
+        nt = ncols(trades)
         venues = set(np.unique(trades["venue"]).tolist()) | set(self._tail)
         for v in sorted(venues):
-            nv = trades[trades["venue"] == v] if len(trades) else trades
+            nv = take(trades, trades["venue"] == v) if nt else trades
             tail = self._tail.pop(v, None)
-            arr = nv if tail is None else np.concatenate([tail, nv])
-            if len(arr) > 1 and (np.diff(arr["ts"]) < 0).any():
-                arr = arr[np.argsort(arr["ts"], kind="stable")]
-            if len(nv):
+            arr = nv if tail is None else concat(tail, nv)
+            if ncols(arr) > 1 and (np.diff(arr["ts"]) < 0).any():
+                arr = take(arr, np.argsort(arr["ts"], kind="stable"))
+            if ncols(nv):
                 self._stats.setdefault(v, SecondNotional(int(p["stats_window_s"]))).add(nv["ts"], nv["usd"])
-            if len(arr):
+            if ncols(arr):
                 new.extend(self._runs(now, v, arr, step))
         new = [self._decorate(s, walls) for s in new]
         for s in new:
@@ -186,16 +190,17 @@ class SweepDetector:
         keep = now - float(p["keep_s"])
         if self.sweeps and (self.sweeps[0].end_ts < keep or len(self.sweeps) > int(p["max_kept"])):
             self.sweeps = [s for s in self.sweeps if s.end_ts >= keep][-int(p["max_kept"]):]
+            self.version += 1
         if new:
             self.version += 1
         return new
 
     # -- internals -------------------------------------------------------------------------------
-    def _runs(self, now: float, v: int, arr: np.ndarray, step: float) -> list[Sweep]:
+    def _runs(self, now: float, v: int, arr: Cols, step: float) -> list[Sweep]:
         p = self.p
         gap = float(p["gap_ms"]) / 1000.0
         ts, side, price = arr["ts"], arr["side"], arr["price"]
-        n = len(arr)
+        n = ncols(arr)
         brk = np.ones(n, dtype=bool)
         if n > 1:
             brk[1:] = (side[1:] != side[:-1]) | (np.diff(ts) > gap)
@@ -203,7 +208,7 @@ class SweepDetector:
         ends = np.append(starts[1:], n)
         # The last run stays open while another trade could still join it.
         if now - ts[-1] <= gap + float(p["close_grace_ms"]) / 1000.0:
-            self._tail[v] = arr[starts[-1]:]
+            self._tail[v] = take(arr, slice(int(starts[-1]), None))
             starts, ends = starts[:-1], ends[:-1]
         if not len(starts):
             return []
@@ -284,8 +289,13 @@ class SweepDetector:
                     ss[i] = replace(o, cross_venues=tuple(sorted({*o.cross_venues, s.venue})))
         ss.append(replace(s, cross_venues=tuple(sorted(mine))) if mine else s)
 
-    def clusters(self, step: float) -> list[SweepCluster]:
-        return cluster(self.sweeps, float(self.p["cluster_window_s"]), int(self.p["cluster_buckets"]))
+    def clusters(self, step: float | None = None) -> list[SweepCluster]:
+        """Clustered for display; recomputed only when the sweeps changed (so records and their cached
+        JSON are reused from tick to tick)."""
+        if self._clusters is None or self._clusters[0] != self.version:
+            self._clusters = (self.version, cluster(self.sweeps, float(self.p["cluster_window_s"]),
+                                                    int(self.p["cluster_buckets"])))
+        return self._clusters[1]
 
 
 def cluster(sweeps: list[Sweep], window_s: float, near_buckets: int) -> list[SweepCluster]:

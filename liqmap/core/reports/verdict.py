@@ -26,29 +26,32 @@ def _pct(x: float) -> str:
 
 def magnets(mid: float, step: float, walls: Sequence = (), synth=None,
             range_pct: float = 3.0) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
-    """((bucket, usd) below mid, (bucket, usd) above mid), each the largest within range, or None."""
-    mass: dict[int, float] = {}
-    if synth is not None:
-        idx, lng, sht = synth
-        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
-        for b, u in zip(np.asarray(idx).tolist(), tot.tolist()):
-            if u > 0:
-                mass[int(b)] = mass.get(int(b), 0.0) + u
-    for w in walls:
-        if w.status == "active":
-            mass[w.bucket] = mass.get(w.bucket, 0.0) + w.usd
+    """((bucket, usd) below mid, (bucket, usd) above mid), each the largest within range, or None.
+
+    The bucket holding mid counts on the side of mid its centre lies on."""
     lo = int(index(mid * (1 - range_pct / 100.0), step))
     hi = int(index(mid * (1 + range_pct / 100.0), step))
+    mass = np.zeros(hi - lo + 1)
+    if synth is not None:
+        idx, lng, sht = synth
+        idx = np.asarray(idx, dtype=np.int64)
+        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
+        m = (idx >= lo) & (idx <= hi) & (tot > 0)
+        np.add.at(mass, idx[m] - lo, tot[m])
+    for w in walls:
+        if w.status == "active" and lo <= w.bucket <= hi:
+            mass[w.bucket - lo] += w.usd
     mb = int(index(mid, step))
-    below = [(u, b) for b, u in mass.items() if lo <= b < mb]
-    above = [(u, b) for b, u in mass.items() if mb < b <= hi]
-    # The bucket holding mid counts on the side of mid its centre lies on.
-    if mb in mass:
-        centre = (mb + 0.5) * step
-        (below if centre < mid else above).append((mass[mb], mb))
-    dn = max(below) if below else None
-    up = max(above) if above else None
-    return ((dn[1], dn[0]) if dn else None, (up[1], up[0]) if up else None)
+    split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
+    split = min(max(split, 0), len(mass))
+
+    def pick(part: np.ndarray, off: int) -> tuple[int, float] | None:
+        if not len(part) or not part.max() > 0:
+            return None
+        j = int(np.argmax(part))
+        return lo + off + j, float(part[j])
+
+    return pick(mass[:split], 0), pick(mass[split:], split)
 
 
 def verdict(mid: float | None, step: float, walls: Sequence = (), asym=None, convergence: Sequence = (),

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..buckets import index
 from ..events import ASK, BID
-from ._common import SIDE_NAME, BookBuckets, Record, floor_usd, params
+from ._common import SIDE_NAME, BookBuckets, Record, floor_usd, median_positive, params
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ class WallTracker:
     # -- per tick -------------------------------------------------------------------------------
     def add_trades(self, trades: np.ndarray, step: float) -> None:
         """Count traded USD at tracked wall buckets: taker sells hit bid walls, taker buys lift asks."""
-        if not len(trades) or not self._states:
+        if not len(trades["ts"]) or not self._states:
             return
         # One pass: USD per (bucket, taker side), then a dict lookup per tracked wall.
         key = index(trades["price"], step) * 2 + (trades["side"] > 0)
@@ -104,14 +104,14 @@ class WallTracker:
         seen_now: set[tuple[int, int]] = set()
         for side in (BID, ASK):
             usd = bb.usd[side]
-            med = _median_nonzero(usd[near])
+            med = median_positive(usd[near])
             self.median[side] = med
             cand = np.zeros(bb.n, dtype=bool)
             if med > 0:
                 cand |= (usd >= k * med) & (usd >= floor) & near
             if p["per_venue"]:
                 for vu in bb.venue_usd[side].values():
-                    vmed = _median_nonzero(vu[near])
+                    vmed = median_positive(vu[near])
                     if vmed > 0:
                         cand |= (vu >= k * vmed) & (vu >= floor) & near
             for i in np.flatnonzero(cand):
@@ -216,11 +216,6 @@ class WallTracker:
         """(bucket, price) of walls on ``side`` (active or recently ended): sweeps check if they cleared one."""
         return [(st.bucket, st.price) for st in self._states.values()
                 if st.side == side and (st.confirmed or include_unconfirmed)]
-
-
-def _median_nonzero(a: np.ndarray) -> float:
-    nz = a[a > 0]
-    return float(np.median(nz)) if len(nz) else 0.0
 
 
 def _venues(bb: BookBuckets, side: int, i: int, total: float, share: float) -> tuple[str, ...]:
