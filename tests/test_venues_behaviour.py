@@ -1,0 +1,149 @@
+"""Adapter behaviour that the recordings do not exercise: partial fills, stale pushes, reconnect
+replays, deltas before snapshots, routing of connections and endpoints from config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from liqmap.config import DEFAULTS
+from liqmap.core.assets import default_universe, universe
+from liqmap.core.events import LONG, SHORT
+from liqmap.feeds.parser import FrameParser
+from liqmap.feeds.venues import VENUE_CLASSES, asset_for, make_feed, symbol_for
+from venue_helpers import Collector, market, parse_lines
+
+
+def bitmex_liq(action, **row):
+    return json.dumps({"table": "liquidation", "action": action, "data": [row]})
+
+
+def test_bitmex_partial_fills_emit_filled_deltas():
+    assets = market("bitmex", BTC=("XBTUSD", True, 1.0))
+    frames = [
+        bitmex_liq("insert", orderID="a", symbol="XBTUSD", side="Sell", price=30000, leavesQty=10000),
+        bitmex_liq("update", orderID="a", symbol="XBTUSD", leavesQty=6000),  # 4000 filled
+        bitmex_liq("update", orderID="a", symbol="XBTUSD", leavesQty=6000),  # nothing new
+        bitmex_liq("update", orderID="a", symbol="XBTUSD", price=29990, leavesQty=1000),  # 5000 at the new price
+        bitmex_liq("delete", orderID="a", symbol="XBTUSD"),  # the last 1000
+        bitmex_liq("insert", orderID="a", symbol="XBTUSD", side="Sell", price=30000, leavesQty=10000),  # replay
+        bitmex_liq("delete", orderID="a", symbol="XBTUSD"),
+    ]
+    p, col = parse_lines("bitmex", assets, frames, receipt=100.0)
+    liq = col.get("liq", "BTC")
+    assert list(liq["usd"]) == [4000, 5000, 1000]  # never more than the order's 10000
+    assert list(liq["price"]) == [30000, 29990, 29990]
+    assert list(liq["ts"]) == [101.0, 103.0, 104.0]  # receipt times of the frames that filled
+    assert (liq["side"] == LONG).all()  # a forced Sell closes a long
+    assert p.stats["duplicates"] == 1
+
+
+def test_okx_first_liquidation_push_is_skipped():
+    assets = market("okx", BTC=("BTC-USDT-SWAP", False, 0.01))
+
+    def push(ts, sz):
+        return json.dumps({"arg": {"channel": "liquidation-orders", "instType": "SWAP"}, "data": [
+            {"details": [{"bkLoss": "0", "bkPx": "60000", "ccy": "", "posSide": "net", "side": "sell", "sz": sz,
+                          "ts": ts}], "instFamily": "BTC-USDT", "instId": "BTC-USDT-SWAP", "instType": "SWAP"},
+            {"details": [{"bkPx": "1", "posSide": "net", "side": "buy", "sz": "5", "ts": ts}],
+             "instId": "IOST-USDT-SWAP", "instType": "SWAP"}]})
+
+    p, col = parse_lines("okx", assets, [push("1700000000000", "3"), push("1700000001000", "7"),
+                                         push("1700000001000", "7")])
+    liq = col.get("liq", "BTC")
+    assert len(liq) == 1 and p.stats["skipped_stale"] == 1 and p.stats["duplicates"] == 1
+    assert liq["qty"][0] == pytest.approx(0.07) and liq["side"][0] == LONG  # net mode: a forced sell → long
+    sent = json.loads(p.connections[0].sent[0])
+    assert {"channel": "liquidation-orders", "instType": "SWAP"} in sent["args"]
+
+
+def test_bybit_ticker_delta_before_snapshot_counted_then_merged():
+    assets = market("bybit", BTC=("BTCUSDT", False, 1.0))
+    delta = json.dumps({"topic": "tickers.BTCUSDT", "type": "delta", "ts": 2000,
+                        "data": {"symbol": "BTCUSDT", "openInterest": "11"}})
+    snap = json.dumps({"topic": "tickers.BTCUSDT", "type": "snapshot", "ts": 1000,
+                       "data": {"symbol": "BTCUSDT", "markPrice": "50000", "openInterest": "10",
+                                "openInterestValue": "500000"}})
+    p, col = parse_lines("bybit", assets, [delta, snap, delta])
+    assert p.errors[("oi", "delta_before_snapshot")] == 1
+    oi = col.get("oi", "BTC")
+    assert list(oi["oi"]) == [10, 11] and list(oi["mark"]) == [50000, 50000] and list(oi["ts"]) == [1.0, 2.0]
+
+
+def test_bybit_all_liquidation_replay_dropped_and_1000_lots_converted():
+    assets = {"PEPE": universe(["PEPE"])["PEPE"]}
+    frame = json.dumps({"topic": "allLiquidation.1000PEPEUSDT", "type": "snapshot", "ts": 1, "data": [
+        {"T": 1739502302929, "s": "1000PEPEUSDT", "S": "Buy", "v": "2000", "p": "0.012"},
+        {"T": 1739502302930, "s": "1000PEPEUSDT", "S": "Sell", "v": "1000", "p": "0.011"}]})
+    p, col = parse_lines("bybit", assets, [frame, frame])
+    liq = col.get("liq", "PEPE")
+    assert list(liq["side"]) == [LONG, SHORT]
+    assert liq["qty"][0] == pytest.approx(2_000_000) and liq["price"][0] == pytest.approx(0.000012)
+    assert liq["usd"][0] == pytest.approx(24.0)
+    assert p.stats["duplicates"] == 2
+
+
+def test_venue_error_and_garbage_frames_counted_per_venue():
+    for venue, err in (("bybit", '{"success":false,"ret_msg":"bad topic","op":"subscribe"}'),
+                       ("okx", '{"event":"error","code":"60018","msg":"bad channel"}'),
+                       ("bitmex", '{"status":400,"error":"Unknown table","request":{}}'),
+                       ("deribit", '{"jsonrpc":"2.0","id":1,"error":{"code":13778,"message":"raw_subscriptions"}}')):
+        assets = {"BTC": default_universe()["BTC"]}
+        p, col = parse_lines(venue, assets, [err, "not json", "[1,2]", ""])
+        assert p.errors[("frame", "venue_error")] == 1, venue
+        assert sum(p.errors.values()) == 4, (venue, p.errors)
+
+
+def test_binance_connections_routed_by_path_from_config():
+    cfg = {"feeds": {"endpoints": {"binance_market": "wss://127.0.0.1:9443/market",
+                                   "binance_public": "wss://127.0.0.1:9443/public",
+                                   "binance_rest": "https://127.0.0.1:9443"}}}
+    feed = make_feed("binance", universe(["BTC", "PEPE"]), cfg=cfg, book_assets=["BTC"])
+    conns = feed.connect()
+    addrs = [c[0].address for c in conns]
+    rest = [a for a in addrs if isinstance(a, list)][0]
+    assert rest == ["https://127.0.0.1:9443/fapi/v1/openInterest?symbol=BTCUSDT",
+                    "https://127.0.0.1:9443/fapi/v1/openInterest?symbol=1000PEPEUSDT"]
+    market_url = [a for a in addrs if isinstance(a, str) and "/market/" in a][0]
+    public_url = [a for a in addrs if isinstance(a, str) and "/public/" in a][0]
+    assert market_url.startswith("wss://127.0.0.1:9443/market/stream?streams=!forceOrder@arr/")
+    assert "btcusdt@aggTrade" in market_url and "1000pepeusdt@markPrice@1s" in market_url
+    assert public_url == "wss://127.0.0.1:9443/public/stream?streams=btcusdt@depth@100ms"  # focus set only
+    assert "depth" not in market_url and "forceOrder" not in public_url
+
+
+def test_deribit_needs_no_keys_and_subscribes_public_100ms():
+    p = FrameParser("deribit", {"BTC": default_universe()["BTC"]}, Collector())
+    asyncio.run(p.subscribe())
+    sent = json.loads(p.connections[0].sent[0])
+    assert sent["method"] == "public/subscribe"
+    assert set(sent["params"]["channels"]) == {"trades.BTC-PERPETUAL.100ms", "ticker.BTC-PERPETUAL.100ms",
+                                               "book.BTC-PERPETUAL.100ms"}
+    assert p.connections[0].address == DEFAULTS["feeds"]["endpoints"]["deribit_ws"]
+
+
+def test_every_venue_builds_without_network_and_maps_symbols():
+    assets = universe(["BTC", "ETH", "PEPE"])
+    for venue, cls in VENUE_CLASSES.items():
+        feed = make_feed(venue, assets)
+        assert isinstance(feed, cls) and feed.connect()
+    assert set(VENUE_CLASSES) == {"binance", "bybit", "okx", "bitmex", "deribit"}
+    assert symbol_for("binance", "PEPE") == "1000PEPEUSDT" and symbol_for("bitmex", "BTC") == "XBTUSD"
+    assert asset_for("okx", "ETH-USDT-SWAP") == "ETH" and asset_for("deribit", "NOPE-PERPETUAL") is None
+    assert symbol_for("deribit", "PEPE") is None
+
+
+def test_rows_pass_market_validation():
+    from liqmap.core.market import Market
+
+    m = Market(["BTC"])
+    col = Collector()
+    p = FrameParser("deribit", {"BTC": default_universe()["BTC"]}, lambda k, a, r: (col(k, a, r), m.add(k, a, r)))
+    frame = ('{"jsonrpc":"2.0","method":"subscription","params":{"channel":"trades.BTC-PERPETUAL.100ms","data":'
+             '[{"trade_id":"1","timestamp":1584058044032,"price":4469.5,"liquidation":"T",'
+             '"instrument_name":"BTC-PERPETUAL","direction":"sell","amount":1120}]}}')
+    asyncio.run(p.feed(frame, 1.6e9))
+    assert m.rejects.total() == 0
+    assert len(m.gather("liq", "BTC")) == 1 and len(m.gather("trade", "BTC")) == 1
