@@ -10,6 +10,7 @@ same parsers into the same events. No address but 127.0.0.1 is ever used.
 from __future__ import annotations
 
 import asyncio
+import io
 import copy
 import gzip
 import importlib.util
@@ -215,3 +216,48 @@ async def test_one_venue_down_never_stalls_another(server):
     if "bybit" in venues:
         assert h["bybit"]["state"] == "down"
         assert h["bybit"]["failed_connects"] >= 1 and "refused" in h["bybit"]["last_error"]
+
+
+async def test_record_live_writes_every_frame(server, tmp_path):
+    """`liqmap record` (live) against the loopback venue: websocket and REST frames land in the file."""
+    from liqmap.commands.record import record_live
+
+    trades, depth, snapshot, _liq = binance_frames()
+    server.script("/market/stream", [*[("send", f) for f in trades[:30]], ("hold",)])
+    server.script("/public/stream", [*[("send", f) for f in depth[:40]], ("hold",)])
+    server.rest["/fapi/v1/depth"] = snapshot
+    server.rest["/fapi/v1/openInterest"] = '{"openInterest":"1.5","symbol":"BTCUSDT","time":1723161300000}'
+    cfg = test_config(watchdog=30.0)
+    cfg["universe"]["assets"] = ["BTC"]
+    cfg["universe"]["venues"] = ["binance"]
+    out = tmp_path / "live.jsonl.gz"
+    err = io.StringIO()
+    rc = await record_live(str(out), cfg, duration=2.0, status_every=0.5, endpoints=binance_endpoints(server),
+                           err=err)
+    assert rc == 0, err.getvalue()
+    rec = open_recording(out)
+    assert rec.header["meta"] == {"source": "live"} and rec.venues == ["binance"]
+    frames = list(rec)
+    ws = [f for f in frames if not f.conn.startswith("http")]
+    rest = [f for f in frames if f.conn.startswith("https://127.0.0.1")]
+    assert {f.raw for f in ws} >= set(trades[:30]) | set(depth[:40])
+    assert any("lastUpdateId" in f.raw for f in rest) and any("openInterest" in f.raw for f in rest)
+    assert set(rec.addresses.values()) >= {f"wss://{server.base}/market/stream?streams=" + "/".join(
+        ["!forceOrder@arr", "btcusdt@aggTrade", "btcusdt@markPrice@1s"])}
+    assert "record " in err.getvalue() and "recorded" in err.getvalue()
+
+
+async def test_record_live_with_nothing_reachable_exits_1(tmp_path):
+    from liqmap.commands.record import record_live
+
+    port = loopback.free_port()
+    cfg = test_config(watchdog=30.0)
+    cfg["universe"]["assets"] = ["BTC"]
+    cfg["universe"]["venues"] = ["binance"]
+    eps = {"binance": {"market": f"wss://127.0.0.1:{port}/market", "public": f"wss://127.0.0.1:{port}/public",
+                       "rest": f"https://127.0.0.1:{port}"}}
+    err = io.StringIO()
+    rc = await record_live(str(tmp_path / "none.gz"), cfg, duration=1.0, endpoints=eps, err=err)
+    assert rc == 1
+    assert "binance: down" in err.getvalue() and "refused" in err.getvalue()
+    assert "no frames received" in err.getvalue()

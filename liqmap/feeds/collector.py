@@ -38,7 +38,7 @@ from liqmap.core.assets import Asset, universe
 from liqmap.core.book import Book
 from liqmap.core.market import Market
 
-from .health import Health, classify_error
+from .health import Health, HealthFan, classify_error
 
 LOG = logging.getLogger("liqmap.feeds")
 
@@ -138,6 +138,7 @@ class Slot:
     guard_errors: int = 0
     build_error: str = ""
     stopped: bool = False
+    health: Health | None = None  # this feed's own record (the venue's sums all its feeds)
 
     def connections(self) -> list[AsyncConnection]:
         return [h.conn for h in self.handlers]
@@ -166,6 +167,9 @@ class Collector:
         focus: Iterable[str] | None = None,
         book_kinds: tuple[str, ...] = BOOK_KINDS,
         clock: Callable[[], float] = time.time,
+        plan: Iterable[tuple[str, str, tuple[str, ...], Iterable[str] | None]] | None = None,
+        open_timeout: float = 10.0,
+        exception_handler: bool = True,
     ) -> None:
         self.cfg = cfg
         self.market = market
@@ -183,7 +187,7 @@ class Collector:
         self.clock = clock
         names = list(self.assets)
         self.focus: tuple[str, ...] = tuple(focus_set(cfg, names, list(focus) if focus is not None else None))
-        stale = float(feeds_setting(cfg, "stale_seconds", 30.0))
+        stale = self._stale = float(feeds_setting(cfg, "stale_seconds", 30.0))
         self._health: dict[str, Health] = {v: Health(v, stale_seconds=stale, clock=clock) for v in self.venues}
         self._slots: dict[tuple[str, str], Slot] = {}
         self._running = False
@@ -197,6 +201,11 @@ class Collector:
         self.restart_seconds = float(feeds_setting(cfg, "restart_seconds", 30.0))
         self.close_timeout = float(feeds_setting(cfg, "close_timeout_seconds", 2.0))
         self.build_timeout = float(feeds_setting(cfg, "build_timeout_seconds", 30.0))
+        self.open_timeout = float(open_timeout)
+        self.install_exception_handler = exception_handler
+        # An explicit list of feeds (venue, group, kinds, book assets or None) instead of the load budget's
+        # flow + focus-book pair per venue; ``liqmap doctor`` runs one feed per venue and channel.
+        self.plan = [(v, g, tuple(k), tuple(b) if b is not None else None) for v, g, k, b in plan] if plan else None
         self.batch_seconds = float(feeds_setting(cfg, "batch_ms", 50.0)) / 1000.0
         self.batch = BatchSink(market)
         self._flusher: asyncio.Task | None = None
@@ -208,14 +217,18 @@ class Collector:
             return
         self._running = True
         self._loop = asyncio.get_running_loop()
-        self._prev_exception_handler = self._loop.get_exception_handler()
-        self._loop.set_exception_handler(self._exception_handler)
+        if self.install_exception_handler:
+            self._prev_exception_handler = self._loop.get_exception_handler()
+            self._loop.set_exception_handler(self._exception_handler)
         plans = []
-        for venue in self.venues:
-            plans.append(Slot(venue, "flow", FLOW_KINDS))
-            book_assets = self._book_assets(venue)
-            if book_assets:
-                plans.append(Slot(venue, "book", self.book_kinds, tuple(book_assets)))
+        if self.plan is not None:
+            plans = [Slot(v, g, k, b) for v, g, k, b in self.plan if v in self._health]
+        else:
+            for venue in self.venues:
+                plans.append(Slot(venue, "flow", FLOW_KINDS))
+                book_assets = self._book_assets(venue)
+                if book_assets:
+                    plans.append(Slot(venue, "book", self.book_kinds, tuple(book_assets)))
         await asyncio.gather(*(self._launch(slot) for slot in plans))
         self._watchdog = asyncio.create_task(self._watchdog_loop(), name="liqmap-watchdog")
         self._flusher = asyncio.create_task(self._flush_loop(), name="liqmap-batch-flush")
@@ -261,7 +274,7 @@ class Collector:
         if new == self.focus:
             return None
         self.focus = new
-        if not self._running:
+        if not self._running or self.plan is not None:
             return None
         if self._focus_task is not None and not self._focus_task.done():
             self._focus_task.cancel()
@@ -320,6 +333,32 @@ class Collector:
             out[venue] = d
         return out
 
+    def _fan(self, slot: Slot) -> HealthFan:
+        return HealthFan(self._health[slot.venue], slot.health)
+
+    def slot_health(self) -> dict[tuple[str, str], dict]:
+        """Per feed ((venue, group) → the same record as ``health()``), e.g. one row per channel in
+        ``liqmap doctor``."""
+        now = self.clock()
+        out = {}
+        for key, s in self._slots.items():
+            h = s.health
+            if h is None:
+                continue
+            h.open_connections = sum(1 for c in s.connections() if isinstance(c, WSAsyncConn) and c.is_open)
+            d = h.as_dict(now)
+            errs = dict(h.errors_by_kind)
+            for k, n in (getattr(s.feed, "errors", None) or {}).items():
+                name = ":".join(k) if isinstance(k, tuple) else str(k)
+                errs[name] = errs.get(name, 0) + n
+            d["parse_errors"] = sum(errs.values())
+            d["errors_by_kind"] = errs
+            d["kinds"] = list(s.kinds)
+            d["addresses"] = [getattr(c, "address", "") for c in s.connections()]
+            d["build_error"] = s.build_error
+            out[key] = d
+        return out
+
     def venue_health(self, venue: str) -> Health:
         return self._health[venue]
 
@@ -361,7 +400,9 @@ class Collector:
 
     async def _launch(self, slot: Slot) -> None:
         """Build the slot's feed off the loop and start its connections; on failure, retry later."""
-        h = self._health[slot.venue]
+        if slot.health is None:
+            slot.health = Health(slot.venue, stale_seconds=self._stale, clock=self.clock, log_errors=False)
+        h = self._fan(slot)
         self._slots[(slot.venue, slot.group)] = slot
         try:
             slot.feed = await asyncio.wait_for(asyncio.to_thread(self._build, slot), self.build_timeout)
@@ -411,7 +452,7 @@ class Collector:
         if task.cancelled() or slot.stopped or not self._running:
             return
         exc = task.exception()
-        h = self._health[slot.venue]
+        h = self._fan(slot)
         if isinstance(exc, ExhaustedRetries):
             why = f"{ch.conn.id}: gave up after {self.retries} retries ({h.last_error or 'no detail'})"
         else:
@@ -455,12 +496,12 @@ class Collector:
     def _instrument(self, slot: Slot, conn: AsyncConnection, tap) -> None:
         """Per-connection hooks (instance attributes; cryptofeed's classes are untouched): the raw tap,
         connect success/failure with its cause, read errors, and bounded websocket timeouts."""
-        h = self._health[slot.venue]
+        h = self._fan(slot)
         venue = slot.venue
         conn.raw_data_callback = tap
         if isinstance(conn, WSAsyncConn):
             conn.ws_kwargs.setdefault("close_timeout", self.close_timeout)
-            conn.ws_kwargs.setdefault("open_timeout", max(self.close_timeout, 10.0))
+            conn.ws_kwargs.setdefault("open_timeout", self.open_timeout)
         orig_open = conn._open
         orig_read = conn.read
         recorder = self.recorder
@@ -499,7 +540,7 @@ class Collector:
         conn.read = read
 
     def _tap_for(self, slot: Slot):
-        h = self._health[slot.venue]
+        h = self._fan(slot)
         venue = slot.venue
         collector = self
 
@@ -517,7 +558,7 @@ class Collector:
     def _guard(self, slot: Slot, handler):
         """The feed's message handler, made unable to kill its connection: a frame that raises is
         counted per venue and exception kind, the first of each kind logged, and dropped."""
-        h = self._health[slot.venue]
+        h = self._fan(slot)
 
         async def guarded(msg, conn, timestamp) -> None:
             slot.receipt = timestamp or self.clock()
@@ -532,7 +573,7 @@ class Collector:
         return guarded
 
     def _sink_for(self, slot: Slot):
-        h = self._health[slot.venue]
+        h = self._fan(slot)
         add = self.batch.add
 
         def sink(kind: str, asset: str, rows: np.ndarray) -> None:
@@ -544,7 +585,7 @@ class Collector:
         return sink
 
     def _book_sink_for(self, slot: Slot):
-        h = self._health[slot.venue]
+        h = self._fan(slot)
 
         def book_sink(asset: str, venue: str, book: Book) -> None:
             h.on_events("book_update", 1)
@@ -572,10 +613,10 @@ class Collector:
                     ref = max(conn.last_message or 0.0, slot.opened_at.get(conn.id, 0.0))
                     limit = slot.timeouts.get(conn.id, 30.0)
                     if ref and now - ref > limit:
-                        h = self._health[slot.venue]
-                        h.last_error = f"watchdog: {conn.id} silent for {now - ref:.1f} s"
-                        h.stalls += 1
-                        LOG.warning("%s: %s, reconnecting", slot.venue, h.last_error)
+                        h = self._fan(slot)
+                        why = f"watchdog: {conn.id} silent for {now - ref:.1f} s"
+                        h.on_stall(why)
+                        LOG.warning("%s: %s, reconnecting", slot.venue, why)
                         slot.opened_at[conn.id] = now  # do not fire again while the close runs
                         t = asyncio.get_running_loop().create_task(conn.close())
                         self._background.add(t)

@@ -53,6 +53,7 @@ class Health:
     implausible_lags: int = 0
     last_error: str = ""
     dead: bool = False  # a feed task ended for good (retries exhausted) and is not being restarted
+    log_errors: bool = True  # log the first malformed frame of each kind (off for per-feed records)
     _seen_conns: set = field(default_factory=set)
     _logged_kinds: set = field(default_factory=set)
 
@@ -95,12 +96,16 @@ class Health:
         self.parse_errors += 1
         self.errors_by_kind[kind] += 1
         self.last_error = f"{kind}: {detail}" if detail else kind
-        if kind not in self._logged_kinds:
+        if self.log_errors and kind not in self._logged_kinds:
             self._logged_kinds.add(kind)
             sample = raw[:200] if isinstance(raw, (str, bytes)) else raw
             LOG.warning("%s: malformed frame (%s) dropped: %s; frame: %r", self.venue, kind, detail, sample)
             return True
         return False
+
+    def on_stall(self, error: str) -> None:
+        self.stalls += 1
+        self.last_error = error
 
     def on_dead(self, error: str) -> None:
         self.dead = True
@@ -147,6 +152,33 @@ class Health:
         }
 
 
+class HealthFan:
+    """The same updates to several ``Health`` records at once (a venue's and one of its feeds')."""
+
+    __slots__ = ("targets",)
+
+    def __init__(self, *targets: Health) -> None:
+        object.__setattr__(self, "targets", tuple(t for t in targets if t is not None))
+
+    def __getattr__(self, name: str):
+        first = getattr(self.targets[0], name)
+        if not callable(first):
+            return first
+
+        def call(*args, **kwargs):
+            out = None
+            for t in self.targets:
+                r = getattr(t, name)(*args, **kwargs)
+                out = r if out is None else (out or r)
+            return out
+
+        return call
+
+    def __setattr__(self, name: str, value) -> None:
+        for t in self.targets:
+            setattr(t, name, value)
+
+
 # ------------------------------------------------------------------------------------ failure causes
 
 DNS, TLS, REFUSED, TIMEOUT, HTTP, CLOSED, UNREACHABLE, OTHER = (
@@ -184,9 +216,9 @@ def classify_error(exc: BaseException | None) -> tuple[str, str]:
             return TIMEOUT, text
         if name == "InvalidStatus":  # websockets: the server answered the upgrade with an HTTP error
             status = getattr(getattr(e, "response", None), "status_code", "?")
-            return HTTP, f"HTTP {status} at the websocket upgrade"
+            return HTTP, f"{status} at the websocket upgrade"
         if name in ("ClientResponseError",):
-            return HTTP, f"HTTP {getattr(e, 'status', '?')}: {getattr(e, 'message', '')}"
+            return HTTP, f"{getattr(e, 'status', '?')} {getattr(e, 'message', '')}".strip()
         if name.startswith("ConnectionClosed") or isinstance(e, (ConnectionResetError, ConnectionAbortedError)):
             return CLOSED, text
         if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):

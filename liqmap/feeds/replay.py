@@ -130,7 +130,11 @@ class Replayer:
         rest = is_rest(conn)
         self.health_of(venue).on_frame(t, rest)
         self._receipt = t
-        await p.feed(raw, t, conn if rest else (addresses or self.addresses).get(conn, ""))
+        if not rest:
+            # a recorded connection id → its address (liqmap "open" lines); an address as such (demo
+            # recordings) is passed on; anything else (cryptofeed/hftbacktest ids) means "the websocket"
+            conn = (addresses or self.addresses).get(conn) or (conn if conn.startswith("wss://") else "")
+        await p.feed(raw, t, conn)
 
     def liquidations(self, asset: str) -> np.ndarray:
         """Every liquidation parsed for ``asset`` (not bounded by the ring), time-sorted."""

@@ -11,6 +11,9 @@ A websocket *session* is a list of steps run for one accepted connection, in ord
   ("stall",)          go silent: neither send nor read, until the client gives up
   ("hold",)           stay open and keep reading (the client's close is answered)
 Sessions for a path are consumed one per connection; when they run out the connection is held open.
+A script key may carry a query filter, ``"/market/stream?aggTrade"``: it then serves only connections whose
+query string contains that text (keys with a filter are tried first, in the order scripted). Paths in
+``reject`` answer every request, websocket upgrades included, with HTTP 404.
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class LoopbackServer:
         self.received: dict[str, list[str]] = defaultdict(list)
         self.rest_hits: dict[str, int] = defaultdict(int)
         self.queries: dict[str, list[str]] = defaultdict(list)
+        self.reject: set[str] = set()
         self._runner: web.AppRunner | None = None
         self._open: set[web.WebSocketResponse] = set()
         self.port = 0
@@ -125,6 +129,8 @@ class LoopbackServer:
 
     async def _dispatch(self, request: web.Request):
         path = request.path
+        if path in self.reject:
+            return web.Response(status=404, text="no such stream")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._ws(request, path)
         self.rest_hits[path] += 1
@@ -140,7 +146,13 @@ class LoopbackServer:
         self.connections[path] += 1
         self.queries[path].append(request.query_string)
         self._open.add(ws)
-        steps = self.sessions[path].pop(0) if self.sessions[path] else [("hold",)]
+        steps = [("hold",)]
+        query = request.query_string
+        for key in [k for k in self.sessions if "?" in k] + [path]:
+            kpath, _, kq = key.partition("?")
+            if kpath == path and kq in query and self.sessions.get(key):
+                steps = self.sessions[key].pop(0)
+                break
         reader = asyncio.create_task(self._read(ws, path))
         try:
             for step in steps:
@@ -176,3 +188,39 @@ class LoopbackServer:
                 self.received[path].append(msg.data)
             elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                 break
+
+
+class SilentTCPServer:
+    """Accepts TCP on 127.0.0.1 and never says a word (not even TLS): a connect that times out."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: list = []
+
+    async def start(self) -> None:
+        async def handle(reader, writer) -> None:
+            self._writers.append(writer)
+            try:
+                await reader.read()  # until the client gives up
+            except Exception:  # noqa: BLE001
+                pass
+
+        self._server = await asyncio.start_server(handle, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        for w in self._writers:
+            w.close()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]

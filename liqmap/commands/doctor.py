@@ -1,0 +1,219 @@
+"""``liqmap doctor [--seconds S]``: is each venue and channel delivering, and if not, why.
+
+First a DNS probe of every endpoint host (``doctor.dns_timeout_seconds``, in daemon threads so a hung
+resolver cannot hold the exit): if no host resolves, there is no network — say so in one line and exit 1
+at once instead of waiting for connections that cannot happen. Then one feed per venue × channel
+(liquidations, trades, open interest, book — the same feed classes and collector as the app, endpoints from
+``feeds.endpoints``) runs for ``--seconds``, and a table says per row: the endpoint, whether the channel
+delivered normalized data, its message rate, its lag (receipt − exchange time) and, when it failed, why:
+
+    DNS        the host name does not resolve
+    TLS        the TLS handshake failed (certificate, protocol)
+    refused    nothing listens on that port
+    timeout    no answer in time (connect or TLS or upgrade)
+    HTTP       the server answered the websocket upgrade / REST call with an HTTP error
+    closed     the connection dropped
+    subscribed-but-silent   connected and subscribed, but no data arrived (acks only, or nothing)
+
+Exit 0 when every channel delivered, 1 otherwise (no network included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import sys
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..core.events import VENUES
+
+CHANNELS = ("liq", "trade", "oi", "book")
+CHANNEL_NAMES = {"liq": "liquidations", "trade": "trades", "oi": "open interest", "book": "book"}
+DELIVERED_BY = {"liq": "liq", "trade": "trade", "oi": "oi", "book": "book_update"}
+
+
+def venue_endpoints(cfg: dict, venue: str) -> dict[str, str]:
+    pre = f"{venue}_"
+    eps = ((cfg.get("feeds") or {}).get("endpoints") or {})
+    return {k[len(pre):]: v for k, v in eps.items() if k.startswith(pre)}
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+async def resolve(host: str, port: int, timeout: float) -> str | None:
+    """None when ``host`` resolves within ``timeout``, else the reason. The lookup runs in a daemon
+    thread: a resolver that hangs is abandoned, never waited for at exit."""
+    if _is_ip(host):
+        return None
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future = loop.create_future()
+
+    def work() -> None:
+        try:
+            socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            res: str | None = None
+        except OSError as e:
+            res = f"{type(e).__name__}: {e}"
+        try:
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(res))
+        except RuntimeError:  # loop closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=work, name=f"dns-{host}", daemon=True).start()
+    try:
+        return await asyncio.wait_for(fut, timeout)
+    except asyncio.TimeoutError:
+        return f"no answer in {timeout:g} s"
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    u = urlsplit(url)
+    port = u.port or (443 if u.scheme in ("wss", "https") else 80)
+    return u.hostname or "", port
+
+
+def _short(addr: str) -> str:
+    return addr.split("?", 1)[0]
+
+
+def verdict(d: dict[str, Any], kind: str, seconds: float) -> tuple[bool, str]:
+    """(delivered?, what to say) for one venue × channel."""
+    delivered = d.get("events", {}).get(DELIVERED_BY[kind], 0) > 0
+    if d.get("build_error"):
+        return False, f"error: {d['build_error']}"
+    if delivered:
+        note = f"ok ({d['parse_errors']} bad frames dropped)" if d.get("parse_errors") else "ok"
+        return True, note
+    last = d.get("last_error") or ""
+    if d.get("connects", 0) == 0:
+        if d.get("failed_connects") and last:
+            return False, last
+        return False, f"timeout: no connection within {seconds:g} s"
+    if d.get("failed_connects") and last and not last.startswith(("closed", "watchdog")):
+        return False, last  # a REST poll failing beside an open websocket
+    if d.get("frames", 0) == 0:
+        return False, f"subscribed-but-silent: connected, no frames in {seconds:g} s"
+    if d.get("parse_errors"):
+        kinds = ", ".join(sorted(d.get("errors_by_kind", {})))
+        return False, f"frames not understood: {d['parse_errors']} dropped ({kinds})"
+    hint = " (liquidations are sporadic: try --seconds 60)" if kind == "liq" else ""
+    return False, f"subscribed-but-silent: {d['frames']} frames (acks/control), no data in {seconds:g} s{hint}"
+
+
+def table(rows: list[list[str]]) -> str:
+    head = ["venue", "channel", "endpoint", "delivered", "msgs/s", "lag", "result"]
+    allrows = [head] + rows
+    widths = [max(len(r[i]) for r in allrows) for i in range(len(head) - 1)]
+    out = []
+    for r in allrows:
+        out.append("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+    out.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
+    return "\n".join(out)
+
+
+async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
+                   asset: str | None = None, channels: tuple[str, ...] = CHANNELS) -> int:
+    from ..feeds.venues import VENUE_CLASSES
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    doc = cfg.get("doctor") or {}
+    dns_timeout = float(doc.get("dns_timeout_seconds", 2.0))
+    connect_timeout = float(doc.get("connect_timeout_seconds", 5.0))
+    venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
+    asset = (asset or (cfg.get("app") or {}).get("asset") or "BTC").upper()
+
+    # 1. DNS, all hosts at once
+    hosts: dict[str, list[tuple[str, int]]] = {}
+    for v in venues:
+        for url in venue_endpoints(cfg, v).values():
+            hp = _host_port(url)
+            if hp[0] and hp not in hosts.setdefault(v, []):
+                hosts[v].append(hp)
+    unique = sorted({hp for hps in hosts.values() for hp in hps})
+    t0 = time.monotonic()
+    answers = await asyncio.gather(*(resolve(h, p, dns_timeout) for h, p in unique))
+    dns = dict(zip(unique, answers))
+    looked_up = [hp for hp in unique if not _is_ip(hp[0])]
+    if looked_up and all(dns[hp] for hp in looked_up):
+        h = looked_up[0][0]
+        print(f"liqmap: doctor: no network: DNS lookup of {h} failed ({dns[looked_up[0]]}); "
+              f"{len(looked_up)} venue hosts checked in {time.monotonic() - t0:.1f} s", file=err)
+        return 1
+
+    # 2. one feed per venue × channel, all at once
+    rows: list[list[str]] = []
+    plan = []
+    dns_failed: dict[str, str] = {}
+    for v in venues:
+        bad = [(h, dns[(h, p)]) for h, p in hosts.get(v, []) if dns.get((h, p))]
+        if v not in VENUE_CLASSES:
+            for k in channels:
+                rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: venue adapter not built"])
+            continue
+        if bad:
+            dns_failed[v] = f"DNS: {bad[0][0]}: {bad[0][1]}"
+            continue
+        for k in channels:
+            plan.append((v, k, (k,), [asset] if k == "book" else None))
+    slots: dict = {}
+    if plan:
+        from ..core.market import Market
+        from ..feeds.collector import Collector
+
+        market = Market([asset], tuple(venues))
+        col = Collector(cfg, market, [asset], [v for v in venues if v in VENUE_CLASSES], plan=plan,
+                        open_timeout=connect_timeout, focus=[asset])
+        print(f"liqmap: doctor: listening to {len(plan)} venue channels for {seconds:g} s ...", file=err, flush=True)
+        started = time.monotonic()
+        await col.start()
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        col.batch.flush()
+        slots = col.slot_health()
+        await col.stop()
+    for v in venues:
+        if v not in VENUE_CLASSES:
+            continue
+        for k in channels:
+            if v in dns_failed:
+                url = next(iter(venue_endpoints(cfg, v).values()), "")
+                rows.append([v, CHANNEL_NAMES[k], _short(url), "no", "", "", dns_failed[v]])
+                continue
+            d = slots.get((v, k))
+            if d is None:
+                rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: feed did not start"])
+                continue
+            ok, what = verdict(d, k, seconds)
+            addrs = [a for a in d.get("addresses", []) if isinstance(a, str)]
+            rest = any(not isinstance(a, str) for a in d.get("addresses", []))
+            ep = _short(addrs[0]) if addrs else ""
+            if len(addrs) > 1:
+                ep += f" (+{len(addrs) - 1})"
+            if rest:
+                ep += " +REST"
+            rate = d["frames"] / seconds if seconds > 0 else 0.0
+            lag = d.get("lag_ewma")
+            rows.append([v, CHANNEL_NAMES[k], ep, "yes" if ok else "no", f"{rate:.1f}",
+                         "" if lag is None else f"{lag * 1000:.0f} ms", what])
+    print(table(rows), file=out)
+    good = sum(1 for r in rows if r[3] == "yes")
+    print(f"{good}/{len(rows)} venue channels delivered data in {seconds:g} s", file=out)
+    return 0 if rows and good == len(rows) else 1
+
+
+def main(args, cfg: dict[str, Any]) -> int:
+    seconds = float(getattr(args, "seconds", 10.0) or 10.0)
+    if not seconds > 0:
+        print("liqmap: doctor: --seconds must be positive", file=sys.stderr)
+        return 2
+    return asyncio.run(diagnose(cfg, seconds, asset=getattr(args, "asset", None)))

@@ -1,0 +1,147 @@
+"""``liqmap record OUT [--demo] [--duration S]``: every raw frame — websocket and REST, with receipt time,
+venue and connection — into one recording (``docs/recording.md``).
+
+Live, the collectors run as they do in the app, with the raw tap writing every frame the venues send; a
+status line per venue goes to stderr every ``--status-every`` seconds (default 10). ``--duration`` stops
+after that many seconds; Ctrl-C / SIGTERM stop cleanly (the file is closed and complete either way).
+
+``--demo`` records the simulated market instead (deterministic with ``--seed``): with ``--duration`` it
+writes that many seconds of *simulated* market as fast as the CPU allows; without, it runs paced by the
+wall clock until stopped.
+
+Exit 0 when frames were recorded; 1 when live collection received nothing (every venue's failure is
+printed); 2 for a bad output path or when the demo market is not built.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import time
+from typing import Any
+
+from ..core.events import VENUES
+
+
+def _open_writer(out: str, venues, assets, cfg, meta):
+    from ..feeds.recording import RecordingWriter
+
+    flush = float((cfg.get("recording") or {}).get("flush_seconds", 2.0))
+    return RecordingWriter(out, venues, assets, flush_seconds=flush, meta=meta)
+
+
+def _install_stop(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+            pass
+
+
+async def record_live(out: str, cfg: dict[str, Any], duration: float | None, status_every: float = 10.0,
+                      stop: asyncio.Event | None = None, endpoints: dict | None = None, err=None) -> int:
+    from ..core.market import Market
+
+    err = err or sys.stderr
+    from ..feeds.collector import Collector
+
+    assets = list(cfg["universe"]["assets"])
+    venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
+    writer = _open_writer(out, venues, assets, cfg, {"source": "live"})
+    market = Market(assets, tuple(venues))
+    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints)
+    stop = stop or asyncio.Event()
+    _install_stop(stop)
+    t0 = time.monotonic()
+    await col.start()
+    next_status = t0 + status_every
+    try:
+        while not stop.is_set():
+            now = time.monotonic()
+            if duration is not None and now - t0 >= duration:
+                break
+            writer.maybe_flush()
+            if now >= next_status:
+                next_status = now + status_every
+                print(_status(col, writer, now - t0), file=err, flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), 0.25)
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        await col.stop()
+        writer.close()
+    health = col.health()
+    print(_status(col, writer, time.monotonic() - t0), file=err, flush=True)
+    if writer.frames == 0:
+        for venue, h in health.items():
+            print(f"liqmap: record: {venue}: {h['state']}, {h['last_error'] or 'no frames'}", file=err)
+        print(f"liqmap: record: no frames received; {out} holds only the header", file=err)
+        return 1
+    print(f"liqmap: recorded {writer.frames:,} frames ({writer.rest_frames:,} REST) to {out}", file=err)
+    return 0
+
+
+def _status(col, writer, elapsed: float) -> str:
+    parts = []
+    for venue, h in col.health().items():
+        age = h["last_message_age"]
+        parts.append(f"{venue} {h['state']} {h['frames']:,}f" + (f" {age:.0f}s ago" if age is not None else ""))
+    return f"record {elapsed:,.0f}s · {writer.frames:,} frames · " + " · ".join(parts)
+
+
+async def record_demo(out: str, cfg: dict[str, Any], duration: float | None, seed: int | None,
+                      speed: float | None, stop: asyncio.Event | None = None, err=None) -> int:
+    err = err or sys.stderr
+    try:
+        from ..feeds.demo import DemoSource
+    except ImportError:
+        print("liqmap: record: demo market not built yet", file=err)
+        return 2
+    assets = list(cfg["universe"]["assets"])
+    src = DemoSource(cfg, assets=assets, seed=seed, speed=speed)
+    venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
+    keep = set(venues)
+    writer = _open_writer(out, venues, list(src.assets), cfg, {"source": "demo", "seed": src.seed})
+    n = 0
+    try:
+        if duration is not None:
+            # Simulated seconds as fast as the CPU allows: deterministic for a seed and start.
+            for t, venue, conn, raw in src.run_for(duration):
+                if venue in keep:
+                    writer.frame(t, venue, conn, raw)
+                n += 1
+                if n % 20000 == 0:
+                    await asyncio.sleep(0)
+        else:
+            stop = stop or asyncio.Event()
+            _install_stop(stop)
+            async for t, venue, conn, raw in src.frames():
+                if stop.is_set():
+                    break
+                if venue in keep:
+                    writer.frame(t, venue, conn, raw)
+                writer.maybe_flush()
+    finally:
+        writer.close()
+    print(f"liqmap: recorded {writer.frames:,} demo frames ({writer.rest_frames:,} REST, seed {src.seed}) to {out}",
+          file=err)
+    return 0
+
+
+def main(args, cfg: dict[str, Any]) -> int:
+    out = args.out
+    try:
+        open(out, "ab").close()
+    except OSError as e:
+        print(f"liqmap: {out}: cannot write: {e.strerror or e}", file=sys.stderr)
+        return 2
+    duration = getattr(args, "duration", None)
+    if duration is not None and not duration > 0:
+        print("liqmap: record: --duration must be positive", file=sys.stderr)
+        return 2
+    if getattr(args, "demo", False):
+        return asyncio.run(record_demo(out, cfg, duration, getattr(args, "seed", None), getattr(args, "speed", None)))
+    return asyncio.run(record_live(out, cfg, duration, float(getattr(args, "status_every", 10.0) or 10.0)))

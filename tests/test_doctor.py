@@ -1,0 +1,137 @@
+"""``liqmap doctor``: the no-network path (unresolvable ``.invalid`` hosts: only the local resolver is
+asked) and a loopback run where each venue channel fails in its own way — delivered, silent, refused,
+TLS, timeout, HTTP 404 — and the table says which is which. Only 127.0.0.1 is ever contacted."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import io
+import time
+from pathlib import Path
+
+import pytest
+
+from liqmap.cli import main as cli_main
+from liqmap.commands.doctor import diagnose, verdict
+from liqmap.config import DEFAULTS
+
+HERE = Path(__file__).parent
+_spec = importlib.util.spec_from_file_location("liqmap_test_loopback_doctor", HERE / "tls" / "loopback.py")
+loopback = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(loopback)
+
+
+def real(name: str) -> Path:
+    hits = sorted((HERE / "data").rglob(name))
+    assert hits, f"tests/data lacks {name}"
+    return hits[0]
+
+
+INVALID = {
+    "binance_market": "wss://fstream.liqmap-test.invalid/market",
+    "binance_public": "wss://fstream.liqmap-test.invalid/public",
+    "binance_rest": "https://fapi.liqmap-test.invalid",
+    "bybit_ws": "wss://stream.liqmap-test.invalid/v5/public/linear",
+    "okx_ws": "wss://ws.liqmap-test.invalid:8443/ws/v5/public",
+    "bitmex_ws": "wss://ws.liqmap-test.invalid/realtime",
+    "deribit_ws": "wss://www.liqmap-test.invalid/ws/api/v2",
+}
+
+
+def test_no_network_says_so_at_once(tmp_path, capsys):
+    conf = tmp_path / "config.toml"
+    conf.write_text("[feeds.endpoints]\n" + "".join(f'{k} = "{v}"\n' for k, v in INVALID.items()))
+    rc = cli_main(["doctor", "--config", str(conf), "--seconds", "30"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("liqmap: doctor: no network: DNS lookup of ")
+    assert ".liqmap-test.invalid failed" in err[0]
+    # it returned without listening for the 30 s asked: the feeds were never started
+    assert "listening" not in " ".join(err)
+
+
+def test_verdicts():
+    base = {"events": {}, "connects": 1, "failed_connects": 0, "frames": 0, "parse_errors": 0,
+            "errors_by_kind": {}, "last_error": "", "build_error": ""}
+    assert verdict({**base, "events": {"trade": 3}, "frames": 3}, "trade", 5) == (True, "ok")
+    assert verdict({**base, "events": {"book_update": 1}}, "book", 5)[0]
+    assert verdict(base, "liq", 5)[1].startswith("subscribed-but-silent: connected, no frames")
+    assert "sporadic" in verdict({**base, "frames": 2}, "liq", 5)[1]
+    assert verdict({**base, "connects": 0, "failed_connects": 2, "last_error": "refused: x"}, "oi", 5) == \
+        (False, "refused: x")
+    assert verdict({**base, "connects": 0}, "oi", 5)[1].startswith("timeout")
+    assert verdict({**base, "frames": 4, "parse_errors": 4, "errors_by_kind": {"frame:JSONDecodeError": 4}},
+                   "trade", 5)[1].startswith("frames not understood")
+
+
+@pytest.fixture
+async def servers(tmp_path, monkeypatch):
+    cert, key = loopback.make_cert(tmp_path / "trusted")
+    loopback.trust_cert(cert, monkeypatch)
+    good = loopback.LoopbackServer(cert, key)
+    await good.start()
+    # a second server whose certificate nobody trusts
+    ucert, ukey = loopback.make_cert(tmp_path / "untrusted")
+    untrusted = loopback.LoopbackServer(ucert, ukey)
+    await untrusted.start()
+    silent = loopback.SilentTCPServer()
+    await silent.start()
+    yield good, untrusted, silent
+    for s in (good, untrusted, silent):
+        await s.stop()
+
+
+async def test_loopback_table_classifies_each_failure(servers):
+    from liqmap.feeds.venues import VENUE_CLASSES
+
+    good, untrusted, silent = servers
+    binance = [line for line in real("binance_futures_messages.jsonl").read_text().splitlines()]
+    agg = next(x for x in binance if "@aggTrade" in x)
+    mark = next(x for x in binance if '"markPriceUpdate"' in x and '"s":"BTCUSDT"' in x)
+    good.script("/market/stream?aggTrade", [*[("send", agg), ("sleep", 0.05)] * 3, ("hold",)])
+    good.script("/market/stream?forceOrder", [("hold",)])  # subscribed, never a liquidation
+    good.script("/market/stream?markPrice", [("send", mark), ("hold",)])
+    good.rest["/fapi/v1/openInterest"] = '{"openInterest":"70000.5","symbol":"BTCUSDT","time":1723161300000}'
+    good.reject.add("/public/stream")  # the book's endpoint answers HTTP 404
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["doctor"]["connect_timeout_seconds"] = 1.0
+    cfg["feeds"]["retries"] = 1
+    eps = cfg["feeds"]["endpoints"]
+    eps["binance_market"] = f"wss://{good.base}/market"
+    eps["binance_public"] = f"wss://{good.base}/public"
+    eps["binance_rest"] = f"https://{good.base}"
+    expect = {"binance": None}
+    if "bybit" in VENUE_CLASSES:
+        eps["bybit_ws"] = f"wss://127.0.0.1:{loopback.free_port()}/v5/public/linear"
+        expect["bybit"] = "refused"
+    if "okx" in VENUE_CLASSES:
+        eps["okx_ws"] = f"wss://{untrusted.base}/ws/v5/public"
+        expect["okx"] = "TLS"
+    if "bitmex" in VENUE_CLASSES:
+        eps["bitmex_ws"] = f"wss://127.0.0.1:{silent.port}/realtime"
+        expect["bitmex"] = "timeout"
+    cfg["universe"]["venues"] = list(expect)
+    out, err = io.StringIO(), io.StringIO()
+    t0 = time.monotonic()
+    rc = await diagnose(cfg, 2.5, out=out, err=err, asset="BTC")
+    assert time.monotonic() - t0 < 20  # bounded (the listening window plus shutdown)
+    text = out.getvalue()
+    rows = {tuple(line.split()[:2]): line for line in text.splitlines()[2:-1]}
+    assert rc == 1  # not everything delivered
+    b_trades = rows[("binance", "trades")]
+    assert " yes " in b_trades and b_trades.rstrip().endswith("ok")
+    assert f"wss://{good.base}/market/stream" in b_trades
+    b_oi = [line for k, line in rows.items() if k[0] == "binance" and k[1] == "open"][0]
+    assert " yes " in b_oi and "+REST" in b_oi
+    assert "subscribed-but-silent" in rows[("binance", "liquidations")]
+    assert "HTTP: 404" in rows[("binance", "book")]
+    for venue, why in expect.items():
+        if why is None:
+            continue
+        for k, line in rows.items():
+            if k[0] == venue:
+                assert " no " in line and why in line, line
+    assert text.splitlines()[-1].startswith("2/")
