@@ -147,3 +147,16 @@ def test_rows_pass_market_validation():
     asyncio.run(p.feed(frame, 1.6e9))
     assert m.rejects.total() == 0
     assert len(m.gather("liq", "BTC")) == 1 and len(m.gather("trade", "BTC")) == 1
+
+
+def test_open_interest_waits_for_a_first_price():
+    assets = market("binance", BTC=("BTCUSDT", False, 1.0))
+    oi = '{"openInterest":"100.5","symbol":"BTCUSDT","time":1700000000000}'
+    trade = ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"50000",'
+             '"q":"1","f":1,"l":1,"T":1700000001000,"m":false}}')
+    p, col = parse_lines("binance", assets, [oi])
+    assert col.get("oi", "BTC").size == 0  # no price yet: held, not emitted with a made-up one
+    p, col = parse_lines("binance", assets, [oi, trade])
+    row = col.get("oi", "BTC")
+    assert len(row) == 1 and row["mark"][0] == 50000 and row["oi_usd"][0] == 100.5 * 50000
+    assert row["ts"][0] == 1700000000.0

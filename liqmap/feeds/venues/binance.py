@@ -163,7 +163,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         asset, vm = hit
         p = float(d["p"])
         px, qty, usd = to_base(vm, float(d["q"]), p)
-        self._last_px[sym] = p
+        self.note_price(sym, p)
         self.trade(asset, d["T"] / 1000.0, px, qty, usd, SELL if d["m"] else BUY)
 
     def _liquidation(self, d: dict) -> None:

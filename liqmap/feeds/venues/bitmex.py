@@ -135,7 +135,7 @@ class BitmexFeed(VenueFeed, Bitmex):
                 qty, usd, px = float(r["homeNotional"]), float(r["foreignNotional"]), p
             else:
                 px, qty, usd = to_base(vm, float(r["size"]), p)
-            self._last_px[sym] = p
+            self.note_price(sym, p)
             self.trade(asset, _iso(r["timestamp"]), px, qty, usd, BUY if r["side"] == "Buy" else SELL)
 
     def _instrument(self, rows: list, timestamp: float) -> None:

@@ -109,7 +109,7 @@ class BybitFeed(VenueFeed, Bybit):
             asset, vm = hit
             p = float(r["p"])
             px, qty, usd = to_base(vm, float(r["v"]), p)
-            self._last_px[sym] = p
+            self.note_price(sym, p)
             self.trade(asset, float(r["T"]) / 1000.0, px, qty, usd, BUY if r["S"] == "Buy" else SELL)
 
     def _ticker(self, m: dict, timestamp: float) -> None:

@@ -88,7 +88,7 @@ class DeribitFeed(VenueFeed, Deribit):
             px, qty, usd = self._amount(vm, float(t["amount"]), price)
             ts = t["timestamp"] / 1000.0
             direction = t["direction"]
-            self._last_px[sym] = price
+            self.note_price(sym, price)
             if want_trades:
                 self.trade(asset, ts, px, qty, usd, BUY if direction == "buy" else SELL)
             flag = t.get("liquidation")

@@ -136,7 +136,7 @@ class OkxFeed(VenueFeed, OKX):
             asset, vm = hit
             p = float(r["px"])
             px, qty, usd = to_base(vm, float(r["sz"]), p)
-            self._last_px[inst] = p
+            self.note_price(inst, p)
             self.trade(asset, float(r["ts"]) / 1000.0, px, qty, usd, BUY if r["side"] == "buy" else SELL)
 
     def _book(self, m: dict, timestamp: float) -> None:
