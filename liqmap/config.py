@@ -59,6 +59,10 @@ DEFAULTS: dict[str, Any] = {
         "heatmap_clip_pct": 99.0,  # Synthetic Heatmap: cells at/above this percentile read as full
         "heatmap_decades": 3.0,  # ... and this many orders of magnitude below it fade to ~0.1
         "range_pct": 15.0,  # price range around the last price that the model tracks
+        "typical_position_usd": 20000.0,  # position size used to pick the margin tier (MMR, cum) of a level
+        "track_pct": 35.0,  # the model keeps levels within ± this % of price (a 5x level sits ~20 % away)
+        "max_buckets": 8192,  # ... but never more buckets than this per asset
+        "entry_mode": "profile",  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
     },
     "engine": {
         "columns": 240,  # time columns kept per view
@@ -254,6 +258,7 @@ VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("app", "mode"): ("raw", "synthetic", "heatmap", "hybrid"),
     ("app", "timeframe"): ("1m", "5m", "15m", "1h", "4h"),
     ("app", "color"): ("auto", "truecolor", "256", "16"),
+    ("model", "entry_mode"): ("profile", "highlow"),
 }
 
 

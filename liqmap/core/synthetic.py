@@ -1,0 +1,946 @@
+"""The synthetic liquidation model (reference/methods.md §2.4): where open positions would be liquidated.
+
+Per asset, fed by normalized events from any of the five venues. For each venue the model follows the
+open-interest series; every accepted OI step between two samples of that venue is one *interval*:
+
+1. ``ΔN = ΔOI × VWAP`` (USD) of the venue's trades since the interval began. Steps smaller than
+   ``max(min_delta_rel·OI·P, min_delta_usd)`` are not applied yet: the interval keeps growing (its anchor
+   stays), so slow steady growth is not lost and noise cancels. ``|ΔN|`` is capped at ``cap_rel·OI·P``.
+2. Side split by taker flow ``φ = B/(B+S)``: ``ΔN_long = ΔN·(α·φ + (1−α)/2)``, the rest short.
+3. Entries spread over the interval's traded-price profile (per-bucket VWAP as the entry, weight = traded
+   notional). ``entry_mode = "highlow"`` puts longs at the interval low and shorts at the high instead. With no
+   trades from the venue, entries sit at the mark (or the last traded price).
+4. Leverage tiers ``W(L)`` renormalized after dropping tiers above the venue's max leverage (tier table).
+5. Exact liquidation prices (:func:`liqmap.core.tiers.liq_price_tiered`: linear or inverse per venue market,
+   MMR and ``cum`` of the tier at the liquidation price, for a position of ``typical_position_usd`` — or
+   the largest notional that tier's leverage allows, if smaller).
+6. Closes (``ΔN < 0``) remove ``|ΔN|·φ`` from that venue's shorts and the rest from its longs,
+   proportionally across the side's buckets (never below zero).
+7. Consumption: a trade (any venue) at or below a long level's bucket, or at or above a short level's
+   bucket, liquidates it: the level moves to the ``consumed`` ledger and is zeroed.
+8. Decay ``V ← V·2^(−Δt/τ)``, ``τ = half_life_hours``.
+9. Reconciliation: a real liquidation of ``q`` USD on venue v subtracts up to ``q`` from v's same-side
+   levels within ``±reconcile_buckets`` of its price, nearest bucket first.
+
+State is dense: ``base[venue, tier, side, bucket]`` over a window of buckets around the price, times a
+per-(venue, side) multiplier held as a log (``_lm``): decay and proportional closes only change that
+number, so they cost nothing per bucket. A level's USD = ``base · exp(_lm − _ref)``; ``_ref`` is re-folded
+into ``base`` when the multiplier gets extreme.
+
+Column history (what the Synthetic mode draws, columns = time): for every timeframe the model keeps a
+sparse keyframe plus one small delta per column boundary — the per-(venue, side) ratio of multipliers and
+the exact values of the buckets that changed otherwise. Past columns are reconstructed exactly from that,
+and memory stays proportional to activity, not to columns × buckets.
+
+Event-time order: within one update, events are processed by timestamp; trades and real liquidations
+between two OI samples are handled as one batch per 1-minute column (reconciliation before consumption,
+so a real liquidation explains the level it hit before the rest of a swept level is recorded as consumed).
+Events older than the model clock are processed at the clock (the clock never goes back).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import buckets
+from .assets import VenueMarket, default_universe
+from .events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
+from .tiers import TierTable, liq_price_tiered, table_for
+from .timeframes import TIMEFRAMES
+
+LN2 = math.log(2.0)
+NV = len(VENUES)
+LONG_I, SHORT_I = 0, 1  # index of a side in the state arrays
+_CODE_BITS = 4  # history keys: bucket << 4 | (venue·2 + side)
+_FOLD_AT = -300.0  # fold the multiplier into base once it is below e^-300
+_ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
+EPS_USD = 1e-9  # levels below this are treated as empty
+MAX_INDEX = float(2**50)  # bucket indices above this are refused (keys are index << 4 in int64)
+
+MODEL_DEFAULTS: dict = {
+    "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
+    "leverage_weights": [0.15, 0.30, 0.25, 0.20, 0.10],
+    "taker_alpha": 1.0,
+    "min_delta_rel": 2e-5,
+    "min_delta_usd": 25000.0,
+    "cap_rel": 0.03,
+    "half_life_hours": 48.0,
+    "reconcile_buckets": 3,
+    "typical_position_usd": 20000.0,
+    "track_pct": 35.0,
+    "max_buckets": 8192,
+    "entry_mode": "profile",
+}
+
+CONSUMED_DTYPE = np.dtype(
+    [
+        ("ts", "f8"),  # time of the first trade that reached the bucket
+        ("bucket", "i8"),  # bucket index in the step in force at the time
+        ("price", "f8"),  # bucket centre
+        ("side", "i1"),  # LONG = +1 / SHORT = -1 (the side of the positions liquidated)
+        ("usd", "f8"),
+        ("venues", "u1"),  # bit i set = venue VENUES[i] contributed
+    ]
+)
+CONSUMED_CAPACITY = 100_000
+
+
+def lev_label(lev: float) -> str:
+    return f"{lev:g}x"
+
+
+@dataclass
+class _Flow:
+    """One venue's traded flow since its OI anchor (the interval being built)."""
+
+    prices: list = field(default_factory=list)
+    usds: list = field(default_factory=list)
+    n: int = 0
+    buy: float = 0.0
+    sell: float = 0.0
+    low: float = math.inf
+    high: float = -math.inf
+
+    def add(self, price: np.ndarray, usd: np.ndarray, side: np.ndarray) -> None:
+        if len(price) == 0:
+            return
+        self.prices.append(price)
+        self.usds.append(usd)
+        self.n += len(price)
+        self.buy += float(usd[side > 0].sum())
+        self.sell += float(usd[side < 0].sum())
+        self.low = min(self.low, float(price.min()))
+        self.high = max(self.high, float(price.max()))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.prices:
+            return np.empty(0), np.empty(0)
+        p, u = np.concatenate(self.prices), np.concatenate(self.usds)
+        self.prices, self.usds = [p], [u]
+        return p, u
+
+    def compact(self, step: float) -> None:
+        """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
+        p, u = self.arrays()
+        if len(p) == 0:
+            return
+        b = buckets.index(p, step)
+        keys, inv = np.unique(b, return_inverse=True)
+        usd = np.bincount(inv, weights=u, minlength=len(keys))
+        pv = np.bincount(inv, weights=p * u, minlength=len(keys))
+        vw = np.where(usd > 0, pv / np.where(usd > 0, usd, 1.0), (keys + 0.5) * step)
+        self.prices, self.usds, self.n = [vw], [usd], len(keys)
+
+
+class _History:
+    """One timeframe's column history: a sparse keyframe at boundary ``kb`` and one delta per later boundary.
+
+    Boundary ``b`` is time ``b·period``: the end of column ``b − 1``. A delta is (ratio per venue·side code,
+    keys of buckets that changed other than by that ratio, their USD at the boundary).
+    """
+
+    def __init__(self, period: int, capacity: int):
+        self.period = period
+        self.capacity = capacity
+        self.kb: int | None = None
+        self.key_keys = np.empty(0, np.int64)
+        self.key_vals = np.empty(0, np.float64)
+        self.deltas: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
+        self.lm_last = np.zeros(2 * NV)
+        self.pending: list[np.ndarray] = []
+
+    @property
+    def last(self) -> int:
+        return (self.kb or 0) + len(self.deltas)
+
+    def push(self, ratio: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> None:
+        self.deltas.append((ratio, keys, vals.astype(np.float32)))
+        while len(self.deltas) > self.capacity:
+            self._evict()
+
+    def _evict(self) -> None:
+        ratio, keys, vals = self.deltas.popleft()
+        kk = self.key_keys
+        kv = self.key_vals * ratio[kk & 15]
+        if len(keys):
+            pos = np.searchsorted(kk, keys)
+            pos_c = np.minimum(pos, max(len(kk) - 1, 0))
+            hit = (pos < len(kk)) & (kk[pos_c] == keys) if len(kk) else np.zeros(len(keys), bool)
+            kv[pos_c[hit]] = vals[hit]
+            kk = np.concatenate([kk, keys[~hit]])
+            kv = np.concatenate([kv, vals[~hit].astype(np.float64)])
+            order = np.argsort(kk, kind="stable")
+            kk, kv = kk[order], kv[order]
+        keep = kv > EPS_USD
+        self.key_keys, self.key_vals = kk[keep], kv[keep]
+        self.kb = (self.kb or 0) + 1
+
+    def skip_empty(self, n: int, ratio: np.ndarray) -> None:
+        """Append ``n`` deltas that only apply ``ratio``; beyond capacity, fold them straight into the keyframe."""
+        if n <= 0:
+            return
+        overflow = n - self.capacity
+        if overflow > 0:
+            while self.deltas:
+                self._evict()
+            self.key_vals = self.key_vals * (ratio[self.key_keys & 15] ** overflow)
+            keep = self.key_vals > EPS_USD
+            self.key_keys, self.key_vals = self.key_keys[keep], self.key_vals[keep]
+            self.kb = (self.kb or 0) + overflow
+            n = self.capacity
+        empty_k, empty_v = np.empty(0, np.int64), np.empty(0, np.float32)
+        for _ in range(n):
+            self.push(ratio, empty_k, empty_v)
+
+    def nbytes(self) -> int:
+        return int(self.key_keys.nbytes + self.key_vals.nbytes
+                   + sum(r.nbytes + k.nbytes + v.nbytes for r, k, v in self.deltas))
+
+
+def _merged_params(params: dict | None) -> dict:
+    p = dict(MODEL_DEFAULTS)
+    for k, v in (params or {}).items():
+        p[k] = v
+    return p
+
+
+class SyntheticModel:
+    """Estimated liquidation notional at risk per price bucket, for one asset across venues.
+
+    ``step`` is the asset's bucket step (liqmap.core.buckets); ``params`` the config ``model`` section;
+    ``tiers`` per-venue tier tables (default: :func:`liqmap.core.tiers.table_for`); ``markets`` per-venue
+    contracts (default: the asset's markets in the default universe; decides linear vs inverse);
+    ``columns`` how many columns of each timeframe the history keeps (``engine.columns``; taken from
+    ``cfg`` when given).
+    """
+
+    def __init__(self, asset: str, step: float, params: dict | None = None,
+                 tiers: dict[str, TierTable] | None = None, markets: dict[str, VenueMarket] | None = None,
+                 columns: int | None = None, cfg: dict | None = None):
+        if not (step > 0 and math.isfinite(step)):
+            raise ValueError(f"{asset}: bucket step must be positive, got {step!r}")
+        self.asset = asset.upper()
+        self.step = float(step)
+        p = self.params = _merged_params(params)
+        if columns is None:
+            columns = int((cfg or {}).get("engine", {}).get("columns", 240))
+        self.columns = max(1, int(columns))
+        if markets is None:
+            a = default_universe().get(self.asset)
+            markets = dict(a.markets) if a else {}
+        self.markets = markets
+        self.tiers = {v: (tiers or {}).get(v) or table_for(self.asset, v) for v in VENUES}
+        self._inverse = np.array([bool(markets.get(v) and markets[v].inverse) for v in VENUES])
+
+        lev = np.asarray(p["leverage_tiers"], dtype=np.float64)
+        w = np.asarray(p["leverage_weights"], dtype=np.float64)
+        if lev.ndim != 1 or len(lev) == 0 or len(lev) != len(w):
+            raise ValueError("model: leverage_tiers and leverage_weights need the same, non-zero length")
+        if not (np.all(np.isfinite(lev)) and np.all(lev > 1.0) and np.all(np.isfinite(w)) and np.all(w >= 0)
+                and w.sum() > 0):
+            raise ValueError("model: leverage tiers must be > 1x and weights non-negative, not all zero")
+        self.leverage = lev
+        self.K = len(lev)
+        self._lev_eff = np.zeros((NV, self.K))
+        self._w_eff = np.zeros((NV, self.K))
+        self._notional = np.zeros((NV, self.K))
+        typical = float(p["typical_position_usd"])
+        for v, name in enumerate(VENUES):
+            t = self.tiers[name]
+            ok = lev <= t.max_leverage + 1e-9
+            le = lev.copy()
+            ww = np.where(ok, w, 0.0)
+            if ww.sum() <= 0:
+                # every configured tier is above this venue's cap: all weight on the lowest tier, at the cap
+                k0 = int(np.argmin(lev))
+                ww = np.zeros_like(w)
+                ww[k0] = 1.0
+                le[k0] = t.max_leverage
+            self._lev_eff[v] = le
+            self._w_eff[v] = ww / ww.sum()
+            cap = np.asarray(t.max_notional_at(le), dtype=np.float64)
+            self._notional[v] = np.clip(np.minimum(typical, cap * (1 - 1e-9)), 1e-6, None)
+
+        self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
+        hl = float(p["half_life_hours"])
+        self._k_decay = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
+        self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+
+        # dense state, allocated at the first price
+        self._W = 0
+        self._b0 = 0
+        self._base = np.zeros((NV, self.K, 2, 0))
+        self._oldest = np.zeros((2, 0))
+        self._newest = np.zeros((2, 0))
+        self._occ = np.zeros((2, 0), bool)  # side × bucket may hold something (a cheap filter for consumption)
+        self._lm = np.zeros((NV, 2))
+        self._ref = np.zeros((NV, 2))
+        self._t: float | None = None
+        self.last_price: float | None = None
+
+        self._anchor_oi = np.full(NV, np.nan)
+        self._anchor_ts = np.full(NV, np.nan)
+        self._flow = [_Flow() for _ in VENUES]
+
+        self._consumed_parts: list[np.ndarray] = []
+        self._consumed_n = 0
+        self._consumed_cache: np.ndarray | None = None
+
+        self._mut: list[np.ndarray] = []  # history keys touched since the last 1m boundary
+        self._hist = {tf: _History(per, self.columns + 1) for tf, per in TIMEFRAMES.items()}
+        self._cache: dict = {}
+
+        self.stats = {k: 0.0 for k in ("added_usd", "closed_usd", "consumed_usd", "reconciled_usd",
+                                       "dropped_usd", "unplaced_usd", "intervals", "skipped", "capped",
+                                       "rejected_rows")}
+
+    # --- public API ----------------------------------------------------------------------------------
+
+    def update(self, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
+               liqs: np.ndarray | None = None) -> None:
+        """Feed new events (any venues; each array in time order). Empty input changes nothing."""
+        oi = self._clean(oi, OI_DTYPE, ("oi",))
+        trades = self._clean(trades, TRADE_DTYPE, ("price", "qty", "usd"))
+        liqs = self._clean(liqs, LIQ_DTYPE, ("price", "qty", "usd"))
+        if len(oi) == 0 and len(trades) == 0 and len(liqs) == 0:
+            return
+        if self._W == 0:
+            p0 = trades["price"][0] if len(trades) else (liqs["price"][0] if len(liqs) else 0.0)
+            if p0 <= 0:
+                marks = oi["mark"][oi["mark"] > 0]
+                p0 = marks[0] if len(marks) else 0.0
+            if p0 > 0:
+                self._allocate(float(p0))
+        if self._t is None:
+            starts = [a["ts"][0] for a in (oi, trades, liqs) if len(a)]
+            self._start_clock(float(min(starts)))
+        ti = li = 0
+        t_ts, l_ts = trades["ts"], liqs["ts"]
+        for r in range(len(oi) + 1):
+            t_end = oi["ts"][r] if r < len(oi) else math.inf
+            j = int(np.searchsorted(t_ts, t_end, side="right"))
+            k = int(np.searchsorted(l_ts, t_end, side="right"))
+            if j > ti or k > li:
+                self._flow_batch(trades[ti:j], liqs[li:k])
+                ti, li = j, k
+            if r < len(oi):
+                self._apply_oi(oi[r])
+
+    def advance(self, now: float) -> None:
+        """Decay (and record column boundaries) up to ``now``."""
+        if self._t is not None and math.isfinite(now):
+            self._clock_to(float(now))
+
+    def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Current (bucket index int64, long USD, short USD) of every nonzero bucket."""
+        if self._W == 0:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        act = self._actual_by_venue()[self._venue_mask(venues)].sum(axis=0)  # (2, W)
+        nz = np.flatnonzero((act[LONG_I] > EPS_USD) | (act[SHORT_I] > EPS_USD))
+        lo = np.where(act[LONG_I, nz] > EPS_USD, act[LONG_I, nz], 0.0)
+        sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
+        return (nz + self._b0).astype(np.int64), lo, sh
+
+    def provenance(self, bucket: int) -> dict:
+        """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""
+        out = {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {}, "oldest": None, "newest": None}
+        j = int(bucket) - self._b0
+        if not (0 <= j < self._W):
+            return out
+        vals = self._base[:, :, :, j] * np.exp(self._lm - self._ref)[:, None, :]  # (V, K, 2)
+        vals = np.where(vals > EPS_USD, vals, 0.0)
+        out["long_usd"] = float(vals[:, :, LONG_I].sum())
+        out["short_usd"] = float(vals[:, :, SHORT_I].sum())
+        per_v = vals.sum(axis=(1, 2))
+        out["venues"] = {VENUES[v]: float(per_v[v]) for v in range(NV) if per_v[v] > 0}
+        per_k = vals.sum(axis=(0, 2))
+        out["leverage"] = {lev_label(self.leverage[k]): float(per_k[k]) for k in range(self.K) if per_k[k] > 0}
+        if out["long_usd"] + out["short_usd"] > 0:
+            sides = [s for s in (LONG_I, SHORT_I) if vals[:, :, s].sum() > 0]
+            old = min(self._oldest[s, j] for s in sides)
+            new = max(self._newest[s, j] for s in sides)
+            out["oldest"] = float(old) if math.isfinite(old) else None
+            out["newest"] = float(new) if math.isfinite(new) else None
+        return out
+
+    @property
+    def consumed(self) -> np.ndarray:
+        """Ledger of swept levels (CONSUMED_DTYPE rows, oldest first; the newest CONSUMED_CAPACITY kept)."""
+        if self._consumed_cache is None:
+            self._consumed_cache = (np.concatenate(self._consumed_parts) if self._consumed_parts
+                                    else np.empty(0, CONSUMED_DTYPE))
+            self._consumed_parts = [self._consumed_cache] if len(self._consumed_cache) else []
+        return self._consumed_cache
+
+    def total_long(self, venues: tuple[str, ...] | None = None) -> float:
+        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) if self._W else 0.0
+
+    def total_short(self, venues: tuple[str, ...] | None = None) -> float:
+        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) if self._W else 0.0
+
+    def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
+                        venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(long, short) float32 arrays of shape (nrows, col_hi − col_lo): the level profile as it stood at the
+        end of each column of ``tf`` (the current column: as it stands now; later columns and columns before
+        the model had data: zero). Row ``i`` is bucket ``row0 + i``."""
+        ncols = max(0, int(col_hi) - int(col_lo))
+        nrows = max(0, int(nrows))
+        out_l = np.zeros((nrows, ncols), np.float32)
+        out_s = np.zeros((nrows, ncols), np.float32)
+        h = self._hist.get(tf)
+        if h is None:
+            raise ValueError(f"unknown timeframe {tf!r}")
+        if self._t is None or ncols == 0 or nrows == 0 or h.kb is None:
+            return out_l, out_s
+        vmask = self._venue_mask(venues)
+        codes_l = np.array([2 * v for v in range(NV) if vmask[v]], np.int64)
+        codes_s = codes_l + 1
+        cur = int(math.floor(self._t / h.period))
+
+        # past columns (their end boundary recorded): replay keyframe + deltas. The replay state at the last
+        # boundary reached is cached per (tf, rows), so a caller asking only for new columns pays only for those.
+        first_b = max(col_lo + 1, h.kb)
+        last_b = min(col_hi, h.last)
+        if first_b <= last_b:
+            ck = (tf, int(row0), nrows)
+            cache = self._cache.get(ck)
+            if cache is not None and h.kb <= cache[0] <= first_b:
+                b, work = cache
+            else:
+                b, work = h.kb, np.zeros((2 * NV, nrows))
+                self._scatter(work, h.key_keys, h.key_vals, row0, nrows)
+
+            def emit(bb: int) -> None:
+                if bb >= first_b:
+                    out_l[:, bb - 1 - col_lo] = work[codes_l].sum(axis=0)
+                    out_s[:, bb - 1 - col_lo] = work[codes_s].sum(axis=0)
+
+            emit(b)
+            while b < last_b:
+                ratio, keys, vals = h.deltas[b - h.kb]
+                work *= ratio[:, None]
+                self._scatter(work, keys, vals, row0, nrows)
+                b += 1
+                emit(b)
+            self._cache.pop(ck, None)
+            self._cache[ck] = (b, work)
+            while len(self._cache) > 6:
+                self._cache.pop(next(iter(self._cache)))
+        # the current column: the live state
+        if col_lo <= cur < col_hi and self._W:
+            act = self._actual_by_venue()[vmask].sum(axis=0)  # (2, W)
+            lo_j, hi_j = int(row0) - self._b0, int(row0) + nrows - self._b0
+            a, z = max(lo_j, 0), min(hi_j, self._W)
+            if a < z:
+                out_l[a - lo_j:z - lo_j, cur - col_lo] = act[LONG_I, a:z]
+                out_s[a - lo_j:z - lo_j, cur - col_lo] = act[SHORT_I, a:z]
+        np.maximum(out_l, 0, out=out_l)
+        np.maximum(out_s, 0, out=out_s)
+        return out_l, out_s
+
+    def rebucket(self, new_step: float) -> None:
+        """Re-bin the state and the column history into ``new_step`` (price moved more than 2× off the step)."""
+        if not (new_step > 0 and math.isfinite(new_step)) or new_step == self.step:
+            return
+        old = self.step
+
+        def remap(idx: np.ndarray) -> np.ndarray:
+            return buckets.index((np.asarray(idx, dtype=np.float64) + 0.5) * old, new_step)
+
+        # history first (it reads bucket keys in the old step)
+        for h in self._hist.values():
+            self._rebin_history(h, remap)
+        self._mut = [self._remap_keys(np.concatenate(self._mut), remap)] if self._mut else []
+        for h in self._hist.values():
+            h.pending = [self._remap_keys(np.concatenate(h.pending), remap)] if h.pending else []
+        self._cache.clear()
+        if self._W:
+            new_idx = remap(np.arange(self._W) + self._b0)
+            base, oldest, newest = self._base, self._oldest, self._newest
+            self.step = float(new_step)
+            price = self.last_price or float((self._b0 + self._W / 2) * old)
+            self._allocate(price)
+            j = new_idx - self._b0
+            ok = (j >= 0) & (j < self._W)
+            lost = base[..., ~ok].sum(axis=1)  # (V, 2, n)
+            self.stats["dropped_usd"] += float((lost * np.exp(self._lm - self._ref)[:, :, None]).sum())
+            np.add.at(self._base, (slice(None), slice(None), slice(None), j[ok]),
+                      base[..., ok])
+            for s in (0, 1):
+                np.minimum.at(self._oldest[s], j[ok], oldest[s, ok])
+                np.maximum.at(self._newest[s], j[ok], newest[s, ok])
+            self._occ = self._base.sum(axis=(0, 1)) > 0
+        else:
+            self.step = float(new_step)
+        for f in self._flow:
+            f.compact(self.step)
+
+    def memory_bytes(self) -> int:
+        """Approximate bytes held (state + column history + ledger)."""
+        n = self._base.nbytes + self._oldest.nbytes + self._newest.nbytes
+        n += sum(h.nbytes() for h in self._hist.values())
+        n += sum(x.nbytes for x in self._consumed_parts)
+        return int(n)
+
+    # --- input hygiene ---------------------------------------------------------------------------------
+
+    def _clean(self, a: np.ndarray | None, dtype: np.dtype, positive: tuple[str, ...]) -> np.ndarray:
+        if a is None or len(a) == 0:
+            return np.empty(0, dtype)
+        a = np.asarray(a)
+        ok = np.isfinite(a["ts"]) & (a["venue"] < NV)
+        for f in positive:
+            ok &= np.isfinite(a[f]) & (a[f] > 0)
+        # prices whose bucket index would not fit the int64 history keys are not prices of this asset
+        pf = "mark" if dtype == OI_DTYPE else "price"
+        with np.errstate(over="ignore", invalid="ignore"):
+            ok &= np.isfinite(a[pf]) & (a[pf] >= 0) & (a[pf] / self.step < MAX_INDEX)
+        bad = int((~ok).sum())
+        if bad:
+            self.stats["rejected_rows"] += bad
+            a = a[ok]
+        if len(a) > 1 and np.any(np.diff(a["ts"]) < 0):
+            a = a[np.argsort(a["ts"], kind="stable")]
+        return a
+
+    # --- state window ----------------------------------------------------------------------------------
+
+    def _allocate(self, price: float) -> None:
+        """(Re)size the dense window around ``price``: ± track_pct of price, capped at max_buckets."""
+        track = max(float(self.params["track_pct"]), 1.0) / 100.0
+        half = int(math.ceil(track * price / self.step)) + 8
+        w = int(min(max(2 * half + 1, 64), int(self.params["max_buckets"])))
+        self._W = w
+        self._b0 = int(buckets.index(price, self.step)) - w // 2
+        self._base = np.zeros((NV, self.K, 2, w))
+        self._oldest = np.full((2, w), np.inf)
+        self._newest = np.full((2, w), -np.inf)
+        self._occ = np.zeros((2, w), bool)
+
+    def _recenter(self) -> None:
+        """Move the window to centre the last price; levels falling outside are dropped (and counted)."""
+        if self.last_price is None:
+            return
+        nb0 = int(buckets.index(self.last_price, self.step)) - self._W // 2
+        shift = nb0 - self._b0
+        if shift == 0:
+            return
+        w = self._W
+        keep_old = slice(max(shift, 0), min(w, w + shift))
+        keep_new = slice(max(-shift, 0), min(w, w - shift))
+        lost = self._base.copy()
+        lost[..., keep_old] = 0.0
+        mult = np.exp(self._lm - self._ref)
+        self.stats["dropped_usd"] += float((lost.sum(axis=1) * mult[:, :, None]).sum())
+        self._touch_nonzero(lost.sum(axis=1), self._b0)
+        for name, fill in (("_base", 0.0), ("_oldest", np.inf), ("_newest", -np.inf), ("_occ", False)):
+            arr = getattr(self, name)
+            new = np.full_like(arr, fill)
+            if keep_old.start < keep_old.stop:
+                new[..., keep_new] = arr[..., keep_old]
+            setattr(self, name, new)
+        self._b0 = nb0
+
+    # --- clock, decay, history -------------------------------------------------------------------------
+
+    def _start_clock(self, t: float) -> None:
+        self._t = t
+        for h in self._hist.values():
+            h.kb = int(math.floor(t / h.period))
+            h.lm_last = self._lm.reshape(-1).copy()
+
+    def _clock_to(self, t: float) -> None:
+        if self._t is None:
+            self._start_clock(t)
+            return
+        if t <= self._t:
+            return
+        t0 = self._t
+        m0, m1 = int(math.floor(t0 / 60.0)), int(math.floor(t / 60.0))
+        if m1 > m0:
+            self._flush_mutations()
+            for h in self._hist.values():
+                b_from = int(math.floor(t0 / h.period)) + 1
+                b_to = int(math.floor(t / h.period))
+                if b_to < b_from:
+                    continue
+                # first boundary: the changes since the last one; the rest only decay
+                lm_b = self._lm - self._k_decay * (b_from * h.period - t0)
+                keys = np.unique(np.concatenate(h.pending)) if h.pending else np.empty(0, np.int64)
+                h.pending = []
+                ratio = np.exp(lm_b.reshape(-1) - h.lm_last)
+                vals = self._values_at_keys(keys, lm_b)
+                h.push(ratio, keys, vals)
+                n_rest = b_to - b_from
+                if n_rest > 0:
+                    h.skip_empty(n_rest, np.full(2 * NV, math.exp(-self._k_decay * h.period)))
+                h.lm_last = (self._lm - self._k_decay * (b_to * h.period - t0)).reshape(-1)
+        self._lm -= self._k_decay * (t - t0)
+        self._t = t
+        if self._k_decay and np.any(self._lm - self._ref < _FOLD_AT):
+            self._fold()
+
+    def _fold(self) -> None:
+        for v in range(NV):
+            for s in (0, 1):
+                if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
+                    self._base[v, :, s, :] *= math.exp(self._lm[v, s] - self._ref[v, s])
+                    self._ref[v, s] = self._lm[v, s]
+
+    def _flush_mutations(self) -> None:
+        if not self._mut:
+            return
+        keys = np.unique(np.concatenate(self._mut))
+        self._mut = []
+        for h in self._hist.values():
+            h.pending.append(keys)
+            if len(h.pending) > 64:
+                h.pending = [np.unique(np.concatenate(h.pending))]
+
+    def _touch(self, v: int | np.ndarray, s: int | np.ndarray, idx: np.ndarray) -> None:
+        """Record that these (venue, side, absolute bucket) values changed other than by decay/close ratio."""
+        idx = np.asarray(idx, dtype=np.int64)
+        if idx.size:
+            code = np.asarray(v, dtype=np.int64) * 2 + np.asarray(s, dtype=np.int64)
+            self._mut.append(((idx << _CODE_BITS) | code).ravel())
+
+    def _touch_nonzero(self, vs_w: np.ndarray, b0: int) -> None:
+        """Touch every nonzero (venue, side, bucket) of a (V, 2, W) array."""
+        v, s, j = np.nonzero(vs_w > 0)
+        if len(j):
+            self._touch(v, s, j + b0)
+
+    def _values_at_keys(self, keys: np.ndarray, lm: np.ndarray) -> np.ndarray:
+        if len(keys) == 0:
+            return np.empty(0)
+        idx = keys >> _CODE_BITS
+        code = keys & 15
+        v, s = code // 2, code % 2
+        j = idx - self._b0
+        ok = (j >= 0) & (j < self._W)
+        out = np.zeros(len(keys))
+        if ok.any():
+            sums = self._base[v[ok], :, s[ok], j[ok]].sum(axis=-1)
+            out[ok] = sums * np.exp(lm[v[ok], s[ok]] - self._ref[v[ok], s[ok]])
+        return np.where(out > EPS_USD, out, 0.0)
+
+    @staticmethod
+    def _scatter(work: np.ndarray, keys: np.ndarray, vals: np.ndarray, row0: int, nrows: int) -> None:
+        if len(keys) == 0:
+            return
+        r = (keys >> _CODE_BITS) - row0
+        ok = (r >= 0) & (r < nrows)
+        if ok.any():
+            work[(keys[ok] & 15), r[ok]] = vals[ok]
+
+    @staticmethod
+    def _remap_keys(keys: np.ndarray, remap) -> np.ndarray:
+        if len(keys) == 0:
+            return keys
+        return np.unique((remap(keys >> _CODE_BITS) << _CODE_BITS) | (keys & 15))
+
+    def _rebin_history(self, h: _History, remap) -> None:
+        """Reconstruct every recorded boundary densely, re-bin it, and re-encode keyframe + deltas."""
+        if h.kb is None:
+            return
+        all_keys = [h.key_keys] + [k for _, k, _ in h.deltas]
+        cat = np.concatenate(all_keys) if all_keys else np.empty(0, np.int64)
+        if len(cat) == 0:
+            return
+        idx = cat >> _CODE_BITS
+        lo, hi = int(idx.min()), int(idx.max())
+        n = hi - lo + 1
+        new_of_row = remap(np.arange(lo, hi + 1))
+        nlo = int(new_of_row.min())
+        nn = int(new_of_row.max()) - nlo + 1
+
+        def rebin(work: np.ndarray) -> np.ndarray:
+            out = np.zeros((2 * NV, nn))
+            np.add.at(out, (slice(None), new_of_row - nlo), work)
+            return out
+
+        def sparse(dense: np.ndarray, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            code, j = np.nonzero(dense > EPS_USD) if only is None else only
+            keys = ((j.astype(np.int64) + nlo) << _CODE_BITS) | code
+            vals = dense[code, j]
+            order = np.argsort(keys)
+            return keys[order], vals[order]
+
+        work = np.zeros((2 * NV, n))
+        self._scatter(work, h.key_keys, h.key_vals, lo, n)
+        kk, kv = sparse(rebin(work))
+        new_deltas = deque()
+        for ratio, keys, vals in h.deltas:
+            work *= ratio[:, None]
+            self._scatter(work, keys, vals, lo, n)
+            dense = rebin(work)
+            if len(keys):
+                t_code = keys & 15
+                t_j = remap(keys >> _CODE_BITS) - nlo
+                pair = np.unique((t_j << _CODE_BITS) | t_code)
+                nk, nv_ = sparse(dense, ((pair & 15), (pair >> _CODE_BITS)))
+            else:
+                nk, nv_ = np.empty(0, np.int64), np.empty(0)
+            new_deltas.append((ratio, nk, nv_.astype(np.float32)))
+        h.key_keys, h.key_vals = kk, kv
+        h.deltas = new_deltas
+
+    # --- per-venue state helpers -----------------------------------------------------------------------
+
+    def _actual_by_venue(self) -> np.ndarray:
+        """(V, 2, W) USD."""
+        return self._base.sum(axis=1) * np.exp(self._lm - self._ref)[:, :, None]
+
+    def _venue_mask(self, venues: tuple[str, ...] | None) -> np.ndarray:
+        if venues is None:
+            return np.ones(NV, bool)
+        names = set(venues)
+        return np.array([v in names for v in VENUES])
+
+    # --- events ----------------------------------------------------------------------------------------
+
+    def _flow_batch(self, tr: np.ndarray, lq: np.ndarray) -> None:
+        """Trades and liquidations between two OI samples, one 1-minute column at a time."""
+        if len(tr) == 0 and len(lq) == 0:
+            return
+        ts = np.concatenate([tr["ts"], lq["ts"]])
+        cols = np.floor(ts / 60.0)
+        edges = np.unique(cols)
+        if len(edges) == 1:
+            self._flow_column(tr, lq)
+            return
+        tc, lc = np.floor(tr["ts"] / 60.0), np.floor(lq["ts"] / 60.0)
+        for c in edges:
+            self._flow_column(tr[tc == c], lq[lc == c])
+
+    def _flow_column(self, tr: np.ndarray, lq: np.ndarray) -> None:
+        t_last = max(float(tr["ts"][-1]) if len(tr) else -math.inf, float(lq["ts"][-1]) if len(lq) else -math.inf)
+        self._clock_to(t_last)
+        if len(tr):
+            self.last_price = float(tr["price"][-1])
+            for v in np.unique(tr["venue"]):
+                sel = tr[tr["venue"] == v]
+                f = self._flow[int(v)]
+                if np.isfinite(self._anchor_oi[int(v)]):
+                    f.add(sel["price"].astype(np.float64), sel["usd"].astype(np.float64), sel["side"])
+                    if f.n > 50_000:
+                        f.compact(self.step)
+        elif self.last_price is None and len(lq):
+            self.last_price = float(lq["price"][-1])
+        if self._W == 0:
+            if self.last_price:
+                self._allocate(self.last_price)
+            else:
+                return
+        for row in lq:
+            self._reconcile(row)
+        if len(tr):
+            self._consume(tr)
+
+    def _apply_oi(self, row) -> None:
+        ts = float(row["ts"])
+        v = int(row["venue"])
+        self._clock_to(ts)
+        oi = float(row["oi"])
+        f = self._flow[v]
+        if not np.isfinite(self._anchor_oi[v]):
+            self._anchor_oi[v], self._anchor_ts[v] = oi, ts
+            self._flow[v] = _Flow()
+            return
+        prices, usds = f.arrays()
+        vol = float(usds.sum()) if len(usds) else 0.0
+        if vol > 0:
+            vwap = float((prices * usds).sum() / vol)
+        elif row["mark"] > 0:
+            vwap = float(row["mark"])
+        elif self.last_price:
+            vwap = self.last_price
+        else:
+            return  # cannot price the step yet; keep the anchor and wait
+        if self._W == 0:
+            self._allocate(vwap)
+        if self.last_price is None:
+            self.last_price = vwap
+        d_n = (oi - self._anchor_oi[v]) * vwap
+        oi_usd = oi * vwap
+        p = self.params
+        if abs(d_n) < max(float(p["min_delta_rel"]) * oi_usd, float(p["min_delta_usd"])) or d_n == 0:
+            self.stats["skipped"] += 1
+            return
+        cap = float(p["cap_rel"]) * oi_usd
+        if abs(d_n) > cap:
+            d_n = math.copysign(cap, d_n)
+            self.stats["capped"] += 1
+        tot = f.buy + f.sell
+        phi = f.buy / tot if tot > 0 else 0.5
+        phi_a = self.alpha * phi + (1.0 - self.alpha) / 2.0
+        self.stats["intervals"] += 1
+        if d_n > 0:
+            long_amt = d_n * phi_a
+            short_amt = d_n - long_amt
+            if p["entry_mode"] == "highlow" and f.n:
+                self._open(v, ts, LONG_I, np.array([f.low]), np.ones(1), long_amt)
+                self._open(v, ts, SHORT_I, np.array([f.high]), np.ones(1), short_amt)
+            else:
+                entries, w = self._entry_profile(prices, usds, vwap)
+                self._open(v, ts, LONG_I, entries, w, long_amt)
+                self._open(v, ts, SHORT_I, entries, w, short_amt)
+        else:
+            r = -d_n
+            self._close(v, LONG_I, r * (1.0 - phi_a))
+            self._close(v, SHORT_I, r * phi_a)
+        self._anchor_oi[v], self._anchor_ts[v] = oi, ts
+        self._flow[v] = _Flow()
+
+    def _entry_profile(self, prices: np.ndarray, usds: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per-bucket VWAP entries weighted by traded notional."""
+        if len(prices) == 0 or usds.sum() <= 0:
+            return np.array([fallback]), np.ones(1)
+        b = buckets.index(prices, self.step)
+        keys, inv = np.unique(b, return_inverse=True)
+        usd = np.bincount(inv, weights=usds, minlength=len(keys))
+        pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
+        ok = usd > 0
+        entries = pv[ok] / usd[ok]
+        return entries, usd[ok] / usd[ok].sum()
+
+    def _open(self, v: int, ts: float, s: int, entries: np.ndarray, w: np.ndarray, amount: float) -> None:
+        if amount <= 0 or not math.isfinite(amount):
+            return
+        side = 1.0 if s == LONG_I else -1.0
+        lev, wk, notional = self._lev_eff[v], self._w_eff[v], self._notional[v]
+        use = wk > 0
+        lp = liq_price_tiered(entries[:, None], lev[None, use], side, notional[None, use],
+                              self.tiers[VENUES[v]], inverse=bool(self._inverse[v]))
+        lp = np.atleast_2d(lp)
+        amt = amount * w[:, None] * wk[None, use]  # (n, k_used)
+        ok = np.isfinite(lp) & (lp > 0)
+        if not ok.all():
+            self.stats["unplaced_usd"] += float(amt[~ok].sum())
+        kk = np.broadcast_to(np.flatnonzero(use)[None, :], lp.shape)[ok]
+        idx = buckets.index(lp[ok], self.step)
+        a = amt[ok]
+        if len(idx) == 0:
+            return
+        j = idx - self._b0
+        if np.any((j < 0) | (j >= self._W)):
+            self._recenter()
+            j = idx - self._b0
+        inside = (j >= 0) & (j < self._W)
+        if not inside.all():
+            self.stats["dropped_usd"] += float(a[~inside].sum())
+            kk, j, a, idx = kk[inside], j[inside], a[inside], idx[inside]
+        if len(j) == 0:
+            return
+        gain = math.exp(self._ref[v, s] - self._lm[v, s])
+        np.add.at(self._base[v, :, s, :], (kk, j), a * gain)
+        np.minimum.at(self._oldest[s], j, ts)
+        np.maximum.at(self._newest[s], j, ts)
+        self._occ[s, j] = True
+        self._touch(v, s, idx)
+        self.stats["added_usd"] += float(a.sum())
+
+    def _close(self, v: int, s: int, usd: float) -> None:
+        if usd <= 0:
+            return
+        mult = math.exp(self._lm[v, s] - self._ref[v, s])
+        total = float(self._base[v, :, s, :].sum()) * mult
+        if total <= EPS_USD:
+            return
+        factor = max(0.0, 1.0 - usd / total)
+        self.stats["closed_usd"] += total * (1.0 - factor)
+        if factor < _ZERO_FACTOR:
+            j = np.flatnonzero(self._base[v, :, s, :].sum(axis=0) > 0)
+            self._base[v, :, s, :] = 0.0
+            self._touch(v, s, j + self._b0)
+            self._ref[v, s] = self._lm[v, s]
+            return
+        self._lm[v, s] += math.log(factor)
+        if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
+            self._fold()
+
+    def _consume(self, tr: np.ndarray) -> None:
+        """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
+        tb = buckets.index(tr["price"], self.step) - self._b0
+        ts = tr["ts"]
+        run_min = np.minimum.accumulate(tb)
+        lo = max(int(run_min[-1]), 0)
+        if lo < self._W:
+            cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
+            if len(cand):
+                first = np.searchsorted(-run_min, -cand, side="left")
+                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+        run_max = np.maximum.accumulate(tb)
+        hi = min(int(run_max[-1]), self._W - 1)
+        if hi >= 0:
+            cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
+            if len(cand):
+                first = np.searchsorted(run_max, cand, side="left")
+                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+
+    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
+        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD."""
+        per_all = self._base[:, :, s, :][:, :, cand].sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
+        self._occ[s, cand] = False
+        keep = per_all.sum(axis=0) > EPS_USD
+        j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
+        self._base[:, :, s, cand] = 0.0
+        self._oldest[s, cand] = np.inf
+        self._newest[s, cand] = -np.inf
+        if len(j) == 0:
+            return np.empty(0, CONSUMED_DTYPE)
+        self._oldest[s, j] = np.inf
+        self._newest[s, j] = -np.inf
+        vv, jj = np.nonzero(per_venue > 0)
+        self._touch(vv, s, j[jj] + self._b0)
+        out = np.zeros(len(j), CONSUMED_DTYPE)
+        out["ts"] = when
+        out["bucket"] = j + self._b0
+        out["price"] = (j + self._b0 + 0.5) * self.step
+        out["side"] = 1 if s == LONG_I else -1
+        out["usd"] = per_venue.sum(axis=0)
+        bits = (1 << np.arange(NV, dtype=np.int64))[:, None]
+        out["venues"] = ((per_venue > EPS_USD) * bits).sum(axis=0).astype(np.uint8)
+        self.stats["consumed_usd"] += float(out["usd"].sum())
+        return out
+
+    def _ledger(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        rows = rows[np.argsort(rows["ts"], kind="stable")]
+        self._consumed_parts.append(rows)
+        self._consumed_n += len(rows)
+        self._consumed_cache = None
+        if self._consumed_n > CONSUMED_CAPACITY * 1.5:
+            allrows = np.concatenate(self._consumed_parts)[-CONSUMED_CAPACITY:]
+            self._consumed_parts, self._consumed_n = [allrows], len(allrows)
+
+    def _reconcile(self, row) -> None:
+        """A real liquidation removes up to its USD from the same venue's same-side levels, nearest first."""
+        q = float(row["usd"])
+        v = int(row["venue"])
+        s = LONG_I if int(row["side"]) > 0 else SHORT_I
+        b = int(buckets.index(float(row["price"]), self.step)) - self._b0
+        k = self.reconcile_k
+        cand = np.arange(b - k, b + k + 1)
+        cand = cand[(cand >= 0) & (cand < self._W)]
+        if len(cand) == 0 or q <= 0:
+            return
+        cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
+        mult = math.exp(self._lm[v, s] - self._ref[v, s])
+        have = self._base[v, :, s, cand].sum(axis=-1) * mult  # (n,)
+        before = np.concatenate([[0.0], np.cumsum(have)[:-1]])
+        take = np.clip(q - before, 0.0, have)
+        sel = take > 0
+        if not sel.any():
+            return
+        c, tk, hv = cand[sel], take[sel], have[sel]
+        keep = np.where(hv > 0, 1.0 - tk / hv, 0.0)
+        keep = np.where(keep < 1e-12, 0.0, keep)
+        self._base[v, :, s, c] *= keep[:, None]
+        self._touch(v, s, c + self._b0)
+        self.stats["reconciled_usd"] += float(tk.sum())
