@@ -50,3 +50,14 @@ def test_bad_report_settings_name_the_key(tmp_path, body, needle):
     with pytest.raises(config.ConfigError) as e:
         config.load(p, environ={})
     assert needle in str(e.value) and str(p) in str(e.value)
+
+
+@pytest.mark.parametrize("section, key, value", [
+    ("walls", "pull_drop", 1.5), ("walls", "k_median", 0.5), ("sweeps", "min_levels", 0),
+    ("convergence", "min_components", 5), ("absorptions", "window_s", 0.0), ("convergence", "weights", [1.0, 1.0]),
+])
+def test_out_of_range_values_are_refused(section, key, value):
+    from liqmap.core.reports import check_params
+    with pytest.raises(ValueError, match=f"reports.{section}.{key}"):
+        Reports("BTC", {"reports": {section: {key: value}}})
+    check_params(None)  # the defaults themselves pass

@@ -27,7 +27,7 @@ import numpy as np
 from ..assets import default_universe
 from ..book import Book
 from ..events import LIQ_DTYPE
-from ._common import bucket_books, columns, ncols, params, reference_mid
+from ._common import bucket_books, check_params, columns, ncols, params, reference_mid
 from .absorptions import Absorption, AbsorptionDetector
 from .asymmetry import Asymmetry, asymmetry
 from .convergence import Convergence, ConvergenceDetector, converge
@@ -36,7 +36,7 @@ from .verdict import magnets, verdict
 from .walls import Wall, WallTracker
 
 __all__ = [
-    "Reports", "ReportRecords", "compute_reports",
+    "Reports", "ReportRecords", "compute_reports", "check_params",
     "Wall", "WallTracker", "Asymmetry", "asymmetry",
     "Sweep", "SweepCluster", "SweepDetector", "cluster",
     "Absorption", "AbsorptionDetector",
@@ -96,6 +96,7 @@ class Reports:
     def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float | None = None) -> None:
         self.asset = asset.upper()
         self.cfg = cfg
+        check_params(cfg)
         if tick is None:
             a = default_universe().get(self.asset)
             tick = a.tick if a else 0.0

@@ -84,6 +84,50 @@ def params(cfg: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
     return out
 
 
+# (section, key) → (lowest, highest) allowed; None = unbounded. Checked by :func:`check_params`.
+_BOUNDS: dict[tuple[str, str], tuple[float | None, float | None]] = {
+    ("walls", "k_median"): (1.0, None), ("walls", "range_pct"): (0.01, 50.0), ("walls", "min_usd"): (0.0, None),
+    ("walls", "min_age_s"): (0.0, None), ("walls", "min_seen_share"): (0.0, 1.0),
+    ("walls", "venue_share"): (0.0, 1.0), ("walls", "pull_drop"): (0.01, 1.0), ("walls", "traded_share"): (0.0, 1.0),
+    ("walls", "keep_ended_s"): (0.0, None), ("walls", "max_per_side"): (1, None),
+    ("asymmetry", "lambda_bp"): (0.1, None), ("asymmetry", "dominance"): (0.0, 1.0),
+    ("sweeps", "gap_ms"): (0.0, None), ("sweeps", "close_grace_ms"): (0.0, None), ("sweeps", "min_ticks"): (0, None),
+    ("sweeps", "min_bp"): (0.0, None), ("sweeps", "min_levels"): (1, None), ("sweeps", "k_sigma"): (0.0, None),
+    ("sweeps", "stats_window_s"): (1.0, None), ("sweeps", "min_usd"): (0.0, None), ("sweeps", "warmup_s"): (0.0, None),
+    ("sweeps", "warmup_factor"): (1.0, None), ("sweeps", "cluster_window_s"): (0.0, None),
+    ("sweeps", "cluster_buckets"): (0, None), ("sweeps", "cross_venue_ms"): (0.0, None),
+    ("sweeps", "liq_pad_s"): (0.0, None), ("sweeps", "keep_s"): (0.0, None), ("sweeps", "max_kept"): (1, None),
+    ("absorptions", "window_s"): (0.1, None), ("absorptions", "k_sigma"): (0.0, None),
+    ("absorptions", "stats_window_s"): (1.0, None), ("absorptions", "min_usd"): (0.0, None),
+    ("absorptions", "warmup_samples"): (0, None), ("absorptions", "warmup_factor"): (1.0, None),
+    ("absorptions", "max_ticks"): (0, None), ("absorptions", "max_bp"): (0.0, None),
+    ("absorptions", "refill_ratio"): (0.0, None), ("absorptions", "horizon_s"): (0.0, None),
+    ("absorptions", "keep_s"): (0.0, None), ("absorptions", "max_kept"): (1, None),
+    ("convergence", "buckets"): (0, None), ("convergence", "window_s"): (0.0, None),
+    ("convergence", "min_components"): (1, 4), ("convergence", "synthetic_pct"): (0.0, 100.0),
+    ("verdict", "range_pct"): (0.01, 50.0),
+}
+
+
+def check_params(cfg: Mapping[str, Any] | None, source: str = "reports") -> None:
+    """Range checks for the ``reports`` settings (types are checked by ``liqmap.config``); raises
+    ``ValueError`` with one line naming the key. ``liqmap.config.validate`` may call this too."""
+    for (sec, key), (lo, hi) in _BOUNDS.items():
+        v = params(cfg, sec)[key]
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
+            raise ValueError(f"{source}: reports.{sec}.{key}: {v!r} must be {rng}")
+    for sec in ("walls", "sweeps", "absorptions"):
+        for asset, v in params(cfg, sec).get("min_usd_by_asset", {}).items():
+            if not v >= 0:
+                raise ValueError(f"{source}: reports.{sec}.min_usd_by_asset.{asset}: must be at least 0")
+    w = params(cfg, "convergence")["weights"]
+    if len(w) != 4 or any(x < 0 for x in w) or sum(w) <= 0:
+        raise ValueError(f"{source}: reports.convergence.weights: four non-negative weights, not all zero")
+    if any(not x > 0 for x in params(cfg, "asymmetry")["ranges_pct"]):
+        raise ValueError(f"{source}: reports.asymmetry.ranges_pct: every range must be positive")
+
+
 def floor_usd(p: Mapping[str, Any], asset: str) -> float:
     """The USD floor for ``asset``: its ``min_usd_by_asset`` entry, else ``min_usd``."""
     return float(p.get("min_usd_by_asset", {}).get(asset.upper(), p["min_usd"]))
