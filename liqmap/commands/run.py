@@ -10,7 +10,9 @@ Start-up order matters for the 1.5 s first-frame target and for colours:
    market, engine) in a worker thread, so the first frame never waits for it.
 
 ``LIQMAP_FIRST_FRAME_FILE``: when set, the app writes the wall-clock time of its first full frame there
-(the ``startup`` benchmark reads it).
+(the ``startup`` benchmark reads it). ``LIQMAPUI_NAIVE=1``: the full-refresh baseline renderer (one
+segment per cell, every row repainted on every update, no separate live column) that the ``ssh_bytes``
+benchmark compares against in the same run.
 """
 
 from __future__ import annotations
@@ -78,6 +80,18 @@ class MarketRunner:
         self.engine = Engine(cfg, self.market, books_provider=self.books_for, source=self.label, clock=clock,
                              store=self.store)
         self.engine.health_provider = self.health
+        self.parsers: dict[str, Any] = {}
+        if kind == "demo":
+            from ..core.assets import universe
+            from ..feeds.health import Health
+            from ..feeds.parser import FrameParser
+
+            metas = universe(self.assets)
+            stale = float(cfg["feeds"]["stale_seconds"])
+            for v in self.venues:
+                self.parsers[v] = FrameParser(v, metas, self.market.add, self.on_book, cfg)
+                self.health_by_venue[v] = Health(v, stale_seconds=stale, clock=self.clock)
+        self.on_update = None  # set by the UI source: called after the first build
         app = cfg["app"]
         self.engine.set_view(app["asset"], app["mode"], app["timeframe"], None, 120, None)
 
@@ -96,16 +110,8 @@ class MarketRunner:
         return {v: h.as_dict(now) for v, h in self.health_by_venue.items()}
 
     async def _demo_feed(self) -> None:
-        from ..core.assets import universe
-        from ..feeds.health import Health
-        from ..feeds.parser import FrameParser
-
-        metas = universe(self.assets)
-        stale = float(self.cfg["feeds"]["stale_seconds"])
-        parsers = {}
-        for v in self.venues:
-            parsers[v] = FrameParser(v, metas, self.market.add, self.on_book, self.cfg)
-            h = self.health_by_venue[v] = Health(v, stale_seconds=stale, clock=self.clock)
+        parsers = self.parsers
+        for v, h in self.health_by_venue.items():
             h.on_connect(f"demo-{v}", self.clock())
             h.open_connections = 1  # the simulated venue's one stand-in connection (the collector counts its own)
         async for receipt_ts, venue, conn, raw in self.demo.frames():
@@ -140,7 +146,9 @@ class MarketRunner:
             feed = self.replay.run()
         else:
             feed = self._live_feed()
-        tasks = [asyncio.ensure_future(feed), asyncio.ensure_future(self.engine.run(self.stop_event))]
+        feed_task = asyncio.ensure_future(feed)
+        await self._first_build(feed_task)
+        tasks = [feed_task, asyncio.ensure_future(self.engine.run(self.stop_event))]
         if self.store is not None:
             tasks.append(asyncio.ensure_future(self.store.run(self.stop_event)))
         try:
@@ -148,6 +156,32 @@ class MarketRunner:
         finally:
             for t in tasks:
                 t.cancel()
+
+    async def _first_build(self, feed_task, limit: float = 1.5) -> None:
+        """Build the screen's view as soon as its asset has a trade, before the engine's 1 Hz loop starts:
+        the first full frame should not wait for the loop's second tick (start-up target 1.5 s)."""
+        import asyncio
+
+        app = self.cfg["app"]
+        asset = app["asset"].upper()
+        end = time.monotonic() + limit
+        while time.monotonic() < end and not feed_task.done():
+            if asset in self.market.assets and self.market.rings("trade", asset):
+                from ..ui.app import trace
+
+                trace("first-trade")
+                await asyncio.sleep(0.05)  # let the first burst of frames land
+                scr = getattr(self.engine, "_screen", None)
+                fast = getattr(self.engine, "_fast_work", None)
+                if scr is not None and fast is not None:  # ingest + build the one view on screen
+                    await asyncio.to_thread(fast, scr, self.clock())
+                else:
+                    await asyncio.to_thread(self.engine.step, None, False)
+                trace("engine-first-build")
+                if self.on_update is not None:
+                    self.on_update()
+                return
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         import asyncio
@@ -168,6 +202,7 @@ def build_source(kind: str, cfg: dict[str, Any], args):
     runner = MarketRunner(kind, cfg, args)
     src = EngineSource(runner.engine, label=runner.label, stop=runner.stop, run=runner.run)
     src.runner = runner
+    runner.on_update = lambda: src.on_update() if src.on_update is not None else None
     if runner.demo is not None:
         src.on_view = lambda view: runner.demo.set_focus([view.asset, *cfg["universe"]["focus_extra"]])
     return src
@@ -175,6 +210,9 @@ def build_source(kind: str, cfg: dict[str, Any], args):
 
 def main(args, cfg: dict[str, Any]) -> int:
     t_start = time.time()
+    if os.environ.get("LIQMAPUI_STARTUP_TRACE"):
+        with open(os.environ["LIQMAPUI_STARTUP_TRACE"], "a") as f:
+            f.write(f"{t_start:.4f} run-main\n")
     from ..ui.palettes import detect_color_system, textual_color_system
     from ..ui.themes import ThemeError, resolve
 
@@ -208,6 +246,7 @@ def main(args, cfg: dict[str, Any]) -> int:
                 f.write(f"{time.time():.6f} {time.time() - t_start:.6f}\n")
 
     app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system=system,
-                    source_factory=lambda: build_source(kind, cfg, args), first_frame=first_frame)
+                    source_factory=lambda: build_source(kind, cfg, args), first_frame=first_frame,
+                    naive=os.environ.get("LIQMAPUI_NAIVE") == "1")
     app.run(mouse=bool(cfg["app"]["mouse"]))
     return int(app.return_code or 0)

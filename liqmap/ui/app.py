@@ -10,6 +10,7 @@ Every binding has an id; ``cfg["keys"]`` (id → key) remaps them through Textua
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from functools import partial
@@ -39,6 +40,13 @@ from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
+_TRACE = os.environ.get("LIQMAPUI_STARTUP_TRACE")  # file: start-up phases with wall times (benchmarks)
+
+
+def trace(event: str) -> None:
+    if _TRACE:
+        with open(_TRACE, "a") as f:
+            f.write(f"{time.time():.4f} {event}\n")
 COMPACT_WIDTH = 100
 
 
@@ -168,6 +176,7 @@ class LiqmapApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
+        trace("mount")
         for spec in self.themes_by_name.values():
             self.register_theme(to_textual(spec))
         self.register_theme(to_textual(self.theme_spec))
@@ -187,6 +196,8 @@ class LiqmapApp(App):
         if self.source is None and self._source_factory is not None:
             self.run_worker(self._build_source, thread=True, exclusive=True, name="source")
         else:
+            if hasattr(self.source, "on_update"):
+                self.source.on_update = self._tick
             self._start_source()
         self.set_interval(1.0 / self.hz, self._tick, name="ui-tick")
         self.set_interval(1.0, self._refresh_status, name="status-tick")
@@ -201,7 +212,9 @@ class LiqmapApp(App):
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
         try:
+            trace("source-build-start")
             src = self._source_factory()
+            trace("source-built")
         except Exception as e:  # shown on screen; the app stays up so the user can read it and quit
             self._source_error = f"{type(e).__name__}: {e}"
             return
@@ -209,6 +222,8 @@ class LiqmapApp(App):
 
     def _set_source(self, src: SnapshotSource) -> None:
         self.source = src
+        if hasattr(src, "on_update"):
+            src.on_update = self._tick
         self._start_source()
         self._tick()
 
@@ -288,6 +303,8 @@ class LiqmapApp(App):
             self._view = view
             self.source.set_view(view)
         snap = self.source.latest(view)
+        if snap is not None and self._snap is None:
+            trace("first-snapshot")
         if snap is None or not self._snap_fits(snap, view):
             snap = self._snap if self._snap_fits(self._snap, view) else None
         if snap is None:
@@ -377,6 +394,7 @@ class LiqmapApp(App):
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
+            trace("first-frame")
             if self._first_frame_cb is not None:
                 self._first_frame_cb()
         self._refresh_status()

@@ -67,6 +67,7 @@ class EngineSource:
         self._stop = stop
         self._run = run  # what to run on the loop (feeds + engine); default: engine.run()
         self.on_view = None  # called with each new view (e.g. the demo market's focus set)
+        self.on_update = None  # set by the app: "a snapshot is ready, tick now" (first frame fast)
         self._keys: dict[tuple, Any] = {}
         self._task = None
         self._error = ""

@@ -1,0 +1,197 @@
+"""UI benchmarks (DESIGN §8, §11): ``render_cpu``, ``ssh_bytes``, ``startup``.
+
+- ``render_cpu``: CPU ms per UI tick at 200×60 while data flows: a new snapshot every tick (real trades
+  arriving in the live column, the window shifting once per column), the tick's own work plus Textual's
+  compositing and output of what it marked dirty. Snapshots are built before timing, so the source's cost
+  is not counted. Baseline in the same run: the naive renderer (full refresh, one segment per cell, no
+  separate live column) on the same snapshots.
+- ``ssh_bytes``: bytes/s reaching a 256-colour 200×60 pty under tmux (``pipe-pane``) while ``liqmap --demo``
+  runs (same seed), against ``LIQMAPUI_NAIVE=1`` (the full-refresh renderer) in the same run.
+- ``startup``: ``liqmap --demo`` spawned in a pty to its first full frame (``LIQMAP_FIRST_FRAME_FILE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+RENDER_TARGET_MS = 5.0
+SSH_TARGET_BPS = 20_000.0
+STARTUP_TARGET_S = 1.5
+
+
+# ------------------------------------------------------------------------------------------ render_cpu
+class _ListSource:
+    """Hands out prebuilt snapshots, one new one per ``advance()``."""
+
+    def __init__(self, snaps) -> None:
+        self.snaps = snaps
+        self.i = 0
+
+    def set_view(self, view) -> None:
+        pass
+
+    def latest(self, view):
+        return self.snaps[self.i % len(self.snaps)]
+
+    def status(self):
+        from liqmap.ui.source import SourceStatus
+
+        return SourceStatus("running", "REPLAY")
+
+    def advance(self) -> None:
+        self.i += 1
+
+
+def _flow_snapshots(n: int, rows: int, tick_s: float = 0.25):
+    """``n`` snapshots of BTC Hybrid 1m, each ``tick_s`` later with the real trades of that interval added."""
+    import numpy as np
+    from ui_fixtures import FixtureSource
+
+    from liqmap.ui.source import View
+
+    now0 = float(int(time.time() // 60) * 60 + 5)  # a few seconds into a column: shifts happen in the run
+    src = FixtureSource(("BTC",), now=now0, flow=True)
+    live = src._pending["BTC"]
+    view = View("BTC", "hybrid", "1m", None, rows * 2, None, 240)
+    snaps = []
+    src.flow = False
+    for i in range(n):
+        src.now = now0 + i * tick_s
+        k = int(np.searchsorted(live["ts"], src.now, side="right"))
+        if k:
+            src._add("BTC", live[:k])
+            live = live[k:]
+        src._version += 1
+        snaps.append(src.latest(view))
+    return snaps
+
+
+async def _time_ticks(snaps, naive: bool, size=(200, 60)) -> dict:
+    from liqmap.config import DEFAULTS
+    from liqmap.ui.app import LiqmapApp
+    from liqmap.ui.themes import resolve
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["app"]["hz"] = 0.5  # the benchmark drives the ticks itself
+    spec, themes = resolve("dark", environ={})
+    src = _ListSource(snaps)
+    app = LiqmapApp(cfg, source=src, theme_spec=spec, themes=themes, color_system="256", naive=naive)
+    cpu: list[float] = []
+    async with app.run_test(size=size) as pilot:
+        for _ in range(20):
+            await pilot.pause()
+            if app.draws:
+                break
+        await pilot.pause()
+        for _ in range(len(snaps) - 1):
+            src.advance()
+            c0 = time.process_time()
+            app._tick()
+            await pilot.pause()  # Textual composes and writes the dirty regions
+            cpu.append((time.process_time() - c0) * 1000)
+    return {"median_ms": statistics.median(cpu), "p90_ms": sorted(cpu)[int(len(cpu) * 0.9)],
+            "ticks": len(cpu), "draws": app.draws}
+
+
+def bench_render_cpu() -> dict:
+    snaps = _flow_snapshots(81, 56)
+    ours = asyncio.run(_time_ticks(snaps, naive=False))
+    naive = asyncio.run(_time_ticks(snaps, naive=True))
+    v = ours["median_ms"]
+    return {"value": round(v, 3), "unit": "ms/tick", "target": RENDER_TARGET_MS, "ok": v <= RENDER_TARGET_MS,
+            "detail": {"ours": ours, "naive_full_refresh": naive,
+                       "speedup_vs_naive": round(naive["median_ms"] / max(v, 1e-9), 1),
+                       "size": "200x60", "snapshot_per_tick": True}}
+
+
+# ------------------------------------------------------------------------------------------ ssh_bytes
+def _tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+
+
+def _spawn(cmd: str, env: dict, size=(200, 60)) -> str:
+    name = f"liqmap-bench-{uuid.uuid4().hex[:8]}"
+    envs = " ".join(f"{k}={v}" for k, v in env.items())
+    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]),
+          f"cd {ROOT} && env {envs} {cmd}; sleep 30")
+    return name
+
+
+def _kill(name: str) -> None:
+    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def _measure_bytes(naive: bool, warmup: float, seconds: float, tmp: Path) -> dict:
+    env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_DATA_HOME": str(tmp / "data"), "PYTHONPATH": str(ROOT),
+           "TERM": "xterm-256color", "LIQMAPUI_NAIVE": "1" if naive else "0"}
+    out = tmp / f"pty-{'naive' if naive else 'ours'}.bin"
+    name = _spawn(f"{sys.executable} -m liqmap --demo --color 256 --seed 7", env)
+    try:
+        time.sleep(warmup)
+        _tmux("pipe-pane", "-o", "-t", name, f"cat >> {out}")
+        time.sleep(seconds)
+        _tmux("pipe-pane", "-t", name)  # stop piping
+        time.sleep(0.2)
+        n = out.stat().st_size if out.exists() else 0
+        screen = _tmux("capture-pane", "-p", "-t", name)
+    finally:
+        _kill(name)
+    return {"bytes": n, "seconds": seconds, "bytes_per_s": round(n / seconds, 1),
+            "map_drawn": "▶" in screen and "DEMO" in screen}
+
+
+def bench_ssh_bytes() -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        ours = _measure_bytes(False, 8.0, 20.0, tmp)
+        naive = _measure_bytes(True, 8.0, 20.0, tmp)
+    v = ours["bytes_per_s"]
+    return {"value": v, "unit": "B/s", "target": SSH_TARGET_BPS, "ok": v <= SSH_TARGET_BPS and ours["map_drawn"],
+            "detail": {"ours": ours, "naive_full_refresh": naive,
+                       "ratio_naive_over_ours": round(naive["bytes_per_s"] / max(v, 1e-9), 1),
+                       "pty": "tmux 200x60, TERM=xterm-256color, --color 256, liqmap --demo --seed 7"}}
+
+
+# ------------------------------------------------------------------------------------------ startup
+def _startup_once(tmp: Path, i: int) -> float | None:
+    probe = tmp / f"first-frame-{i}"
+    env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_DATA_HOME": str(tmp / "data"), "PYTHONPATH": str(ROOT),
+           "TERM": "xterm-256color", "LIQMAP_FIRST_FRAME_FILE": str(probe)}
+    t0 = time.time()
+    name = _spawn(f"{sys.executable} -m liqmap --demo --color 256", env, size=(120, 40))
+    try:
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            if probe.exists() and probe.stat().st_size:
+                return float(probe.read_text().split()[0]) - t0
+            time.sleep(0.02)
+        return None
+    finally:
+        _kill(name)
+
+
+def bench_startup() -> dict:
+    with tempfile.TemporaryDirectory() as d:
+        runs = [_startup_once(Path(d), i) for i in range(3)]
+    ok_runs = [r for r in runs if r is not None]
+    v = statistics.median(ok_runs) if ok_runs else None
+    return {"value": None if v is None else round(v, 3), "unit": "s", "target": STARTUP_TARGET_S,
+            "ok": v is not None and v <= STARTUP_TARGET_S,
+            "detail": {"runs_s": [None if r is None else round(r, 3) for r in runs],
+                       "measured": "tmux spawn of `python -m liqmap --demo` to the app's first drawn frame"}}
+
+
+BENCHMARKS = {"render_cpu": bench_render_cpu, "ssh_bytes": bench_ssh_bytes, "startup": bench_startup}
