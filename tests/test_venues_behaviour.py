@@ -160,3 +160,18 @@ def test_open_interest_waits_for_a_first_price():
     row = col.get("oi", "BTC")
     assert len(row) == 1 and row["mark"][0] == 50000 and row["oi_usd"][0] == 100.5 * 50000
     assert row["ts"][0] == 1700000000.0
+
+
+def test_bybit_inverse_book_sizes_in_coins():
+    assets = market("bybit", BTC=("BTCUSD", True, 1.0))
+    snap = json.dumps({"topic": "orderbook.50.BTCUSD", "type": "snapshot", "ts": 1680673821591,
+                       "data": {"s": "BTCUSD", "b": [["28000.0", "56000"]], "a": [["28001.0", "28001"]],
+                                "u": 1, "seq": 1}})
+    delta = json.dumps({"topic": "orderbook.50.BTCUSD", "type": "delta", "ts": 1680673821651,
+                        "data": {"s": "BTCUSD", "b": [["28000.0", "0"]], "a": [["28002.0", "2800200"]],
+                                 "u": 2, "seq": 2}})
+    p, col = parse_lines("bybit", assets, [delta, snap, delta])
+    assert p.errors[("book", "delta_before_snapshot")] == 1
+    book = p.books["BTC"]
+    assert book.bids == {} and book.asks == {28001.0: 1.0, 28002.0: 100.0}  # USD contracts / price
+    assert p.venue_feed.last_exchange_ts == 0.0  # books emit no rows; rows update it

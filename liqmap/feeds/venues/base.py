@@ -107,6 +107,7 @@ class VenueFeed:
         self._last_px: dict[str, float] = {}  # venue symbol → last mark/trade price, venue units
         self._held_oi: dict[str, tuple] = {}  # OI waiting for a first price (venue symbol → args)
         self.live_rest = True  # False when driven offline: never start REST fetches then
+        self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
 
         # venue symbol → (asset name, VenueMarket)
@@ -190,6 +191,7 @@ class VenueFeed:
 
     # --- emission ------------------------------------------------------------------------------
     def _emit(self, kind: str, asset: str, row: tuple) -> None:
+        self.last_exchange_ts = row[0]  # every dtype starts with ts: the collector's lag = receipt − this
         key = (kind, asset)
         rows = self._pending.get(key)
         if rows is None:
@@ -258,6 +260,15 @@ class VenueFeed:
             for kind in rev.get(chan, ()):
                 if kind in self.kinds:
                     out.setdefault(kind, []).extend(s for s in syms if s in self.markets)
+        return out
+
+    @staticmethod
+    def inverse_levels(levels, contract_size: float) -> list[tuple[float, float]]:
+        """USD-contract book levels → (price, coins): n × contract_size / price, level by level."""
+        out = []
+        for lv in levels:
+            p = float(lv[0])
+            out.append((p, float(lv[1]) * contract_size / p))
         return out
 
     def book(self, asset: str) -> Book:

@@ -147,12 +147,17 @@ class BybitFeed(VenueFeed, Bybit):
         asset, vm = hit
         ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp
         book = self.book(asset)
+        bids, asks = d["b"], d["a"]
+        mult, scale = vm.price_multiplier, vm.contract_size
+        if vm.inverse:  # BTCUSD & co: sizes are USD contracts
+            bids, asks = self.inverse_levels(bids, scale), self.inverse_levels(asks, scale)
+            scale = 1.0
         if m.get("type") == "snapshot":
-            book.replace_raw(d["b"], d["a"], ts, vm.price_multiplier, vm.contract_size)
+            book.replace_raw(bids, asks, ts, mult, scale)
             self._book_ready.add(sym)
         else:
             if sym not in self._book_ready:
                 raise FrameError("book", "delta_before_snapshot")
-            book.apply_raw(BID, d["b"], ts, vm.price_multiplier, vm.contract_size)
-            book.apply_raw(ASK, d["a"], ts, vm.price_multiplier, vm.contract_size)
+            book.apply_raw(BID, bids, ts, mult, scale)
+            book.apply_raw(ASK, asks, ts, mult, scale)
         self.book_changed(asset)

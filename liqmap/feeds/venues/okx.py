@@ -151,9 +151,8 @@ class OkxFeed(VenueFeed, OKX):
             ts = float(d["ts"]) / 1000.0 if d.get("ts") else timestamp
             bids, asks = d.get("bids", ()), d.get("asks", ())
             if vm.inverse:  # sizes are USD contracts: coins = n × ctVal / price, level by level
-                cs = vm.contract_size
-                bids = [(float(lv[0]), float(lv[1]) * cs / float(lv[0])) for lv in bids]
-                asks = [(float(lv[0]), float(lv[1]) * cs / float(lv[0])) for lv in asks]
+                bids = self.inverse_levels(bids, vm.contract_size)
+                asks = self.inverse_levels(asks, vm.contract_size)
             if m.get("action", "snapshot") == "snapshot":
                 book.replace_raw(bids, asks, ts, 1.0, 1.0 if vm.inverse else vm.contract_size)
             else:
