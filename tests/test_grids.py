@@ -251,14 +251,20 @@ def test_build_all_matches_build_view_for_every_asset_and_timeframe():
                                        dtype=ev.TRADE_DTYPE))
     rows = {"BTC": AssetRows(25.0, *rows_around(66000.0, 25.0, 64)),
             "ETH": AssetRows(1.0, *rows_around(3000.0, 1.0, 64))}
-    grids = build_all(m, rows, NOW, ncols=30)
-    assert len(grids) == 10
-    for (asset, tf), g in grids.items():
-        spec = ViewSpec(asset, "raw", tf, rows[asset].step, rows[asset].row0, rows[asset].nrows, 30)
-        ref = build_view(m, spec, NOW)
-        np.testing.assert_array_equal(g.values, ref.values)
-        np.testing.assert_array_equal(g.trace, ref.trace)
-    assert grids[("BTC", "4h")].values.sum() > grids[("BTC", "1m")].values.sum() > 0
+    models = {"BTC": FakeModel(), "ETH": FakeModel(0.5)}
+    params = GridParams(raw_half_life_s=3600.0)
+    for mode in ("raw", "synthetic", "heatmap", "hybrid"):
+        grids = build_all(m, rows, NOW, ncols=30, mode=mode, models=models, params=params)
+        assert len(grids) == 10
+        for (asset, tf), g in grids.items():
+            spec = ViewSpec(asset, mode, tf, rows[asset].step, rows[asset].row0, rows[asset].nrows, 30)
+            ref = build_view(m, spec, NOW, models[asset], params)
+            for name in ("values", "long", "short", "real", "profile_long", "profile_short", "trace"):
+                np.testing.assert_array_equal(getattr(g, name), getattr(ref, name), err_msg=f"{mode} {name}")
+            assert (g.mode, g.timeframe, g.col0, g.row0) == (mode, tf, ref.col0, ref.row0)
+    raw = build_all(m, rows, NOW, ncols=30)
+    assert raw[("BTC", "4h")].values.sum() > raw[("BTC", "1m")].values.sum() > 0
+    assert (~np.isnan(raw[("BTC", "1h")].trace)).sum() == 25  # 24 h of trades touch 25 hour columns
 
 
 def test_gridstate_shifts_instead_of_rebuilding_and_rebuilds_on_view_change():
@@ -457,3 +463,32 @@ def test_incremental_hybrid_equals_rebuild_with_the_real_synthetic_model():
         np.testing.assert_allclose(got.real, ref.real, rtol=1e-5, atol=1e-6 * scale)
         np.testing.assert_array_equal(got.profile_long, ref.profile_long)
     assert (ref.values - ref.real).sum() > 0 and ref.real.sum() > 0 and state.rebuilds == 1
+
+
+def test_dense_and_sparse_binning_give_identical_grids():
+    rng = np.random.default_rng(5)
+    n = 200  # > ncells/8 for the 8×4 window: dense path; a 3-event subset takes the sparse path
+    liqs = ev.liquidations([liq(NOW - rng.uniform(0, 230), rng.uniform(65_900, 66_100), rng.uniform(1, 1e5),
+                                LONG if rng.random() < 0.5 else SHORT) for _ in range(n)])
+    big = Window(STEP, ROW0, NROWS, COL_NOW - 3, 40, 60)  # 320 cells: the 200 events are sparse here
+    for w in (WIN, big):
+        g = build_raw("BTC", "1m", w, liqs)
+        ls = liquidation_layers(liqs, w)
+        np.testing.assert_array_equal(g.long, ls[0].astype(np.float32))
+        np.testing.assert_array_equal(g.short, ls[1].astype(np.float32))
+        np.testing.assert_array_equal(g.values, g.long + g.short)
+
+
+@given(st.integers(0, 4), st.integers(-3, 3), st.sampled_from(["1m", "5m", "15m", "1h", "4h"]))
+@settings(max_examples=200, deadline=None)
+def test_column_edges_agree_with_the_floor_rule(k, ulps, tf):
+    from liqmap.core import timeframes
+    from liqmap.core.grids.window import col_float, column_thresholds
+
+    w = make_window(NOW, tf, 5, STEP, ROW0, NROWS)
+    t = float(w.col0 + k) * w.period
+    for _ in range(abs(ulps)):
+        t = float(np.nextafter(t, np.inf if ulps > 0 else -np.inf))
+    thr = column_thresholds(w)
+    by_search = int(np.searchsorted(thr, t, side="right")) - 1
+    assert by_search == int(col_float(np.array([t]), w)[0]) == int(timeframes.column(t, tf)) - w.col0

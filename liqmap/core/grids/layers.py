@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .window import Window, cells, col_float, in_columns
+from .window import Window, cells, col_float, column_thresholds, in_columns
 
 MAX_EVENT_USD = 1e30
 
@@ -29,7 +29,9 @@ LONG_PLANE, SHORT_PLANE = 0, 1
 def clean_usd(usd: np.ndarray) -> np.ndarray:
     """Finite, non-negative, capped float64 copy of a USD array (NaN/−x → 0, +inf → cap)."""
     w = np.array(usd, dtype=np.float64, copy=True)
-    np.nan_to_num(w, copy=False, nan=0.0, posinf=MAX_EVENT_USD, neginf=0.0)
+    bad = ~np.isfinite(w)
+    if bad.any():  # rare: only a caller bypassing Market's validation gets here
+        w[bad] = np.where(w[bad] > 0, MAX_EVENT_USD, 0.0)
     np.clip(w, 0.0, MAX_EVENT_USD, out=w)
     return w
 
@@ -92,6 +94,52 @@ def liquidation_layers(
     return bin_flat(flat, w, 2 * win.ncells).reshape(2, win.nrows, win.ncols)
 
 
+def split_f32(flat: np.ndarray, weights: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Side-split flat cells (see ``liquidation_cells``) summed straight into float32 (long, short, values).
+
+    The three grids are views of one (3, nrows, ncols) allocation: fresh memory costs page faults, and
+    one block per grid instead of three is what keeps the 325-grid rebuild in budget. Liquidations are
+    sparse (a few per column at most, most cells empty), so when there are far fewer events than cells the
+    sums are taken per occupied cell (sort + bincount over the occupied ones) and scattered into the zeroed
+    block, instead of a dense float64 bincount and dense conversions. ``values`` is ``long + short`` added
+    in float32 either way, so both paths give identical grids.
+    """
+    nc = win.ncells
+    out = np.zeros((3, nc), dtype=np.float32)
+    if len(flat) * 8 < nc:
+        if len(flat):
+            occupied, inverse = np.unique(flat, return_inverse=True)
+            both = out[:2].reshape(-1)
+            both[occupied] = np.bincount(inverse, weights=weights)
+            k = int(np.searchsorted(occupied, nc))
+            lc, sc = occupied[:k], occupied[k:] - nc
+            values = out[2]
+            values[lc] = out[0, lc]
+            values[sc] += out[1, sc]
+    else:
+        out[:2] = bin_flat(flat, weights, 2 * nc).reshape(2, nc)
+        np.add(out[0], out[1], out=out[2])
+    out = out.reshape(3, win.nrows, win.ncols)
+    return out[0], out[1], out[2]
+
+
+def liquidation_grids(
+    liqs: np.ndarray,
+    win: Window,
+    *,
+    now: float | None = None,
+    half_life_s: float = 0.0,
+    since_ts: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``liquidation_layers`` as float32 (long, short, values) grids, the Raw mode's output."""
+    idx, flat, w = liquidation_cells(liqs, win, since_ts)
+    if half_life_s > 0 and len(idx):
+        if now is None:
+            raise ValueError("a decayed liquidation layer needs `now`")
+        w = w * decay_factor(now - liqs["ts"][idx], half_life_s)
+    return split_f32(flat, w, win)
+
+
 @dataclass(frozen=True)
 class ColumnPrices:
     """Per column of a window: last trade price (NaN if none), its time, high and low (NaN if none)."""
@@ -119,42 +167,49 @@ def sorted_by_time(rows: np.ndarray) -> np.ndarray:
     return rows[np.argsort(ts, kind="stable")]
 
 
+def prices_sorted(ts: np.ndarray, price: np.ndarray, win: Window, *, with_range: bool = True,
+                  edges: np.ndarray | None = None) -> ColumnPrices:
+    """``column_prices`` for contiguous, time-sorted, valid ``ts``/``price`` arrays.
+
+    Column boundaries come from binary searches of the exact float column edges (``edges``: the window's
+    ``column_thresholds``, computed here when not given), so the cost is O(ncols·log n) plus, for
+    high/low, one pass over the window's trades.
+    """
+    n = win.ncols
+    if len(ts) == 0:
+        return _empty_prices(n)
+    bounds = np.searchsorted(ts, column_thresholds(win) if edges is None else edges, side="left")
+    starts, ends = bounds[:-1], bounds[1:]
+    has = ends > starts
+    last = np.full(n, np.nan)
+    last_ts = np.full(n, np.nan)
+    last_i = ends[has] - 1
+    last[has] = price[last_i]
+    last_ts[has] = ts[last_i]
+    high = np.full(n, np.nan)
+    low = np.full(n, np.nan)
+    if with_range and has.any():
+        lo, hi = int(bounds[0]), int(bounds[-1])
+        seg = price[lo:hi]
+        s = starts[has] - lo
+        high[has] = np.maximum.reduceat(seg, s)
+        low[has] = np.minimum.reduceat(seg, s)
+    return ColumnPrices(last, last_ts, high, low)
+
+
 def column_prices(trades: np.ndarray, win: Window, *, with_range: bool = True) -> ColumnPrices:
     """Last trade price per column plus high/low. "Last" is the greatest ``ts``; equal times resolve to
     the row that comes later in ``trades`` (``Market.gather`` order: venues in order, then append order).
     Trades outside the columns are dropped; the row range does not matter (the trace may leave the view).
     """
-    n = win.ncols
     if len(trades) == 0:
-        return _empty_prices(n)
+        return _empty_prices(win.ncols)
     good = np.isfinite(trades["price"]) & (trades["price"] > 0) & np.isfinite(trades["ts"])
     if not good.all():
         trades = trades[good]
     trades = sorted_by_time(trades)
-    cf = col_float(trades["ts"], win)
-    # Time-sorted, so the window's trades are one contiguous run; cut it with two binary searches.
-    lo = int(np.searchsorted(cf, 0.0, side="left"))
-    hi = int(np.searchsorted(cf, float(n), side="left"))
-    if hi <= lo:
-        return _empty_prices(n)
-    cols = cf[lo:hi].astype(np.int64)
-    price = trades["price"][lo:hi]
-    ts = trades["ts"][lo:hi]
-    edges = np.arange(n + 1)
-    bounds = np.searchsorted(cols, edges, side="left")
-    starts, ends = bounds[:-1], bounds[1:]
-    has = ends > starts
-    last = np.full(n, np.nan)
-    last_ts = np.full(n, np.nan)
-    last[has] = price[ends[has] - 1]
-    last_ts[has] = ts[ends[has] - 1]
-    high = np.full(n, np.nan)
-    low = np.full(n, np.nan)
-    if with_range and has.any():
-        s = starts[has]
-        high[has] = np.maximum.reduceat(price, s)
-        low[has] = np.minimum.reduceat(price, s)
-    return ColumnPrices(last, last_ts, high, low)
+    return prices_sorted(np.ascontiguousarray(trades["ts"]), np.ascontiguousarray(trades["price"]), win,
+                         with_range=with_range)
 
 
 def price_trace(trades: np.ndarray, win: Window) -> np.ndarray:

@@ -30,6 +30,7 @@ from .layers import (
     SHORT_PLANE,
     clean_layer,
     column_prices,
+    liquidation_grids,
     liquidation_layers,
     normalize,
     profile_rows,
@@ -97,10 +98,11 @@ class ViewSpec:
 
 
 def f32(a: np.ndarray) -> np.ndarray:
-    """float32 copy of a non-negative float64 layer (tiny negative float residue is clamped to 0)."""
+    """A float32 layer: float64 layers are converted (tiny negative float residue clamped to 0); float32
+    arrays are taken as they are (they are fresh arrays made for this grid)."""
+    if isinstance(a, np.ndarray) and a.dtype == np.float32:
+        return a
     out = np.asarray(a, dtype=np.float32)
-    if out is a:
-        out = out.copy()
     np.maximum(out, 0.0, out=out)
     return out
 
@@ -109,9 +111,9 @@ def assemble(asset: str, mode: str, tf: str, win: Window, trace: np.ndarray, *, 
              short: np.ndarray, values: np.ndarray | None = None, real: np.ndarray | None = None,
              profile: tuple[np.ndarray, np.ndarray] | None = None,
              venues: tuple[str, ...] = ()) -> MapGrid:
-    """Wrap float64 layers into a MapGrid (float32 copies; ``values`` defaults to long + short)."""
+    """Wrap layers into a MapGrid (float64 → float32 copies; ``values`` defaults to long + short)."""
     lo, sh = f32(long), f32(short)
-    vals = lo + sh if values is None else np.asarray(values, dtype=np.float32)
+    vals = lo + sh if values is None else f32(values)
     return MapGrid(
         asset=asset, mode=mode, timeframe=tf, step=win.step, row0=win.row0, col0=win.col0,
         period=win.period, values=vals, trace=np.asarray(trace, dtype=np.float64), long=lo, short=sh,
@@ -136,9 +138,8 @@ def _layers(syn_long, syn_short, win: Window) -> tuple[np.ndarray, np.ndarray]:
 def build_raw(asset: str, tf: str, win: Window, liqs: np.ndarray, trades: np.ndarray | None = None, *,
               now: float | None = None, half_life_s: float = 0.0, venues: tuple[str, ...] = ()) -> MapGrid:
     """Raw: real liquidations per cell, long and short apart (exact USD sums unless a half-life is set)."""
-    ls = liquidation_layers(liqs, win, now=now, half_life_s=half_life_s)
-    return assemble(asset, "raw", tf, win, _trace(trades, win), long=ls[LONG_PLANE], short=ls[SHORT_PLANE],
-                    venues=venues)
+    lo, sh, vals = liquidation_grids(liqs, win, now=now, half_life_s=half_life_s)
+    return assemble(asset, "raw", tf, win, _trace(trades, win), long=lo, short=sh, values=vals, venues=venues)
 
 
 def build_synthetic(asset: str, tf: str, win: Window, syn_long, syn_short, trades: np.ndarray | None = None,

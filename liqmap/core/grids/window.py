@@ -115,3 +115,22 @@ def cells(prices: np.ndarray, ts: np.ndarray, win: Window) -> tuple[np.ndarray, 
     ok = in_rows(rf, win) & in_columns(cf, win)
     flat = rf[ok].astype(np.int64) * win.ncols + cf[ok].astype(np.int64)
     return ok, flat
+
+
+def column_thresholds(win: Window) -> np.ndarray:
+    """Float times ``thr`` (ncols + 1) with ``thr[k] <= ts < thr[k+1]`` exactly when ``col_float(ts) == k``.
+
+    ``c·period`` is the mathematical edge, but ``floor(ts / period)`` rounds the division, so a time a few
+    ulps below the edge can already count as the next column. Stepping each edge down ulp by ulp while
+    the division still says "next column" gives the exact float edge of the rule every other path uses;
+    then a binary search over time-sorted trades finds each column without touching every trade.
+    """
+    p = float(win.period)
+    cols = np.arange(win.col0, win.col1 + 1, dtype=np.float64)
+    thr = cols * p
+    while True:
+        lower = np.nextafter(thr, -np.inf)
+        move = np.floor(lower / p) >= cols
+        if not move.any():
+            return thr
+        thr[move] = lower[move]
