@@ -264,6 +264,15 @@ class SyntheticModel:
             self._w_eff[v] = ww / ww.sum()
             cap = np.asarray(t.max_notional_at(le), dtype=np.float64)
             self._notional[v] = np.clip(np.minimum(typical, cap * (1 - 1e-9)), 1e-6, None)
+        # Liquidation price / entry for each (venue, side, tier). With the position notional N fixed at entry,
+        # LP/E = ((1 − s/L) − s·cum/N)/(1 − s·m) (linear) or 1/(1 + s(1/L − m + cum/N)) (inverse), and the
+        # tier at the liquidation price (notional N·LP/E) does not depend on E either: so it is one number.
+        self._ratio = np.full((NV, 2, self.K), np.nan)
+        for v, name in enumerate(VENUES):
+            for s, side in ((LONG_I, 1.0), (SHORT_I, -1.0)):
+                self._ratio[v, s] = liq_price_tiered(1.0, self._lev_eff[v], side, self._notional[v],
+                                                     self.tiers[name], inverse=bool(self._inverse[v]))
+        self._ratio[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -492,19 +501,20 @@ class SyntheticModel:
         if a is None or len(a) == 0:
             return np.empty(0, dtype)
         a = np.asarray(a)
-        ok = np.isfinite(a["ts"]) & (a["venue"] < NV)
+        ts = a["ts"]
+        ok = np.isfinite(ts) & (a["venue"] < NV)
         for f in positive:
-            ok &= np.isfinite(a[f]) & (a[f] > 0)
+            x = a[f]
+            ok &= np.isfinite(x) & (x > 0)
         # prices whose bucket index would not fit the int64 history keys are not prices of this asset
-        pf = "mark" if dtype == OI_DTYPE else "price"
-        with np.errstate(over="ignore", invalid="ignore"):
-            ok &= np.isfinite(a[pf]) & (a[pf] >= 0) & (a[pf] / self.step < MAX_INDEX)
-        bad = int((~ok).sum())
-        if bad:
-            self.stats["rejected_rows"] += bad
+        x = a["mark" if dtype == OI_DTYPE else "price"]
+        ok &= (x >= 0) & (x < MAX_INDEX * self.step)  # NaN and inf fail these too
+        if not ok.all():
+            self.stats["rejected_rows"] += int((~ok).sum())
             a = a[ok]
-        if len(a) > 1 and np.any(np.diff(a["ts"]) < 0):
-            a = a[np.argsort(a["ts"], kind="stable")]
+            ts = a["ts"]
+        if len(a) > 1 and (ts[1:] < ts[:-1]).any():
+            a = a[np.argsort(ts, kind="stable")]
         return a
 
     # --- state window ----------------------------------------------------------------------------------
@@ -783,12 +793,11 @@ class SyntheticModel:
             long_amt = d_n * phi_a
             short_amt = d_n - long_amt
             if p["entry_mode"] == "highlow" and f.n:
-                self._open(v, ts, LONG_I, np.array([f.low]), np.ones(1), long_amt)
-                self._open(v, ts, SHORT_I, np.array([f.high]), np.ones(1), short_amt)
+                one = np.ones(1)
+                self._open(v, ts, (np.array([f.low]), np.array([f.high])), (one, one), (long_amt, short_amt))
             else:
                 entries, w = self._entry_profile(prices, usds, vwap)
-                self._open(v, ts, LONG_I, entries, w, long_amt)
-                self._open(v, ts, SHORT_I, entries, w, short_amt)
+                self._open(v, ts, (entries, entries), (w, w), (long_amt, short_amt))
         else:
             r = -d_n
             self._close(v, LONG_I, r * (1.0 - phi_a))
@@ -808,40 +817,47 @@ class SyntheticModel:
         entries = pv[ok] / usd[ok]
         return entries, usd[ok] / usd[ok].sum()
 
-    def _open(self, v: int, ts: float, s: int, entries: np.ndarray, w: np.ndarray, amount: float) -> None:
-        if amount <= 0 or not math.isfinite(amount):
+    def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
+              amounts: tuple[float, float]) -> None:
+        """Place new positions of venue ``v``: per side, entries × leverage tiers at their liquidation buckets."""
+        parts_s, parts_k, parts_idx, parts_a = [], [], [], []
+        for s in (LONG_I, SHORT_I):
+            amount = amounts[s]
+            if not (amount > 0 and math.isfinite(amount)):
+                continue
+            rho = self._ratio[v, s]  # (K,)
+            wk = self._w_eff[v]
+            lp = entries[s][:, None] * rho[None, :]  # (n, K)
+            amt = amount * weights[s][:, None] * wk[None, :]
+            ok = np.isfinite(lp) & (lp > 0) & (wk[None, :] > 0)
+            if not ok.all():
+                self.stats["unplaced_usd"] += float(amt[~ok & (wk[None, :] > 0)].sum())
+            kk = np.broadcast_to(np.arange(self.K)[None, :], lp.shape)[ok]
+            parts_s.append(np.full(len(kk), s))
+            parts_k.append(kk)
+            parts_idx.append(buckets.index(lp[ok], self.step))
+            parts_a.append(amt[ok])
+        if not parts_s:
             return
-        side = 1.0 if s == LONG_I else -1.0
-        lev, wk, notional = self._lev_eff[v], self._w_eff[v], self._notional[v]
-        use = wk > 0
-        lp = liq_price_tiered(entries[:, None], lev[None, use], side, notional[None, use],
-                              self.tiers[VENUES[v]], inverse=bool(self._inverse[v]))
-        lp = np.atleast_2d(lp)
-        amt = amount * w[:, None] * wk[None, use]  # (n, k_used)
-        ok = np.isfinite(lp) & (lp > 0)
-        if not ok.all():
-            self.stats["unplaced_usd"] += float(amt[~ok].sum())
-        kk = np.broadcast_to(np.flatnonzero(use)[None, :], lp.shape)[ok]
-        idx = buckets.index(lp[ok], self.step)
-        a = amt[ok]
+        ss, kk, idx, a = (np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
         if len(idx) == 0:
             return
         j = idx - self._b0
         if np.any((j < 0) | (j >= self._W)):
             self._recenter()
             j = idx - self._b0
-        inside = (j >= 0) & (j < self._W)
-        if not inside.all():
-            self.stats["dropped_usd"] += float(a[~inside].sum())
-            kk, j, a, idx = kk[inside], j[inside], a[inside], idx[inside]
-        if len(j) == 0:
-            return
-        gain = math.exp(self._ref[v, s] - self._lm[v, s])
-        np.add.at(self._base[v, :, s, :], (kk, j), a * gain)
-        np.minimum.at(self._oldest[s], j, ts)
-        np.maximum.at(self._newest[s], j, ts)
-        self._occ[s, j] = True
-        self._touch(v, s, idx)
+            inside = (j >= 0) & (j < self._W)
+            if not inside.all():
+                self.stats["dropped_usd"] += float(a[~inside].sum())
+                ss, kk, j, a, idx = ss[inside], kk[inside], j[inside], a[inside], idx[inside]
+            if len(j) == 0:
+                return
+        gain = np.exp(self._ref[v, ss] - self._lm[v, ss])
+        np.add.at(self._base[v], (kk, ss, j), a * gain)
+        np.minimum.at(self._oldest, (ss, j), ts)
+        np.maximum.at(self._newest, (ss, j), ts)
+        self._occ[ss, j] = True
+        self._touch(v, ss, idx)
         self.stats["added_usd"] += float(a.sum())
 
     def _close(self, v: int, s: int, usd: float) -> None:
