@@ -4,8 +4,9 @@ Realistic load: five venues with 1000 levels per side each (BTC around 66,000, l
 every book touched each tick (100 level changes per venue, so every sorted view is rebuilt), one second of
 trades per tick (≈ 1000 trades across the venues, with bursts that make sweeps and absorptions), a few
 liquidations, and a synthetic model profile of 1200 buckets. The timed part is ``Reports.update`` +
-``result()`` (what the engine pays per tick). The same run also times the unavoidable part, sorting the ten
-changed book sides (``Book.levels``), as a baseline.
+``result()`` (what the engine pays per tick). As a reference the same run times what merely sorting the ten
+changed book sides costs (``Book.levels``, what any reader of a full book pays; the reports themselves
+bucket the unsorted levels).
 
 ``value`` is the median CPU time of the process per tick (``time.process_time``): the machine is shared
 (2 cores, other jobs), and CPU time is the cost that does not depend on who else is running. The wall-clock

@@ -213,24 +213,19 @@ def bucket_books(books: Mapping[str, Book | None], step: float, range_pct: float
         if book is None or not len(book):
             continue
         for side in (BID, ASK):
-            prices, sizes = book.levels(side)
-            if not len(prices):
+            # No sorting needed: bucketing is a bincount. ``dict.copy`` is one C call (atomic under the
+            # GIL), so keys and values stay paired even if a feed thread updates the live book meanwhile.
+            d = (book.bids if side == BID else book.asks).copy()
+            if not d:
                 continue
-            # Best-first order: bids descend, asks ascend; slice the window with a binary search.
-            if side == BID:
-                a = int(np.searchsorted(-prices, -hi_p, side="left"))
-                b = int(np.searchsorted(-prices, -lo_p, side="right"))
-            else:
-                a = int(np.searchsorted(prices, lo_p, side="left"))
-                b = int(np.searchsorted(prices, hi_p, side="right"))
-            p, q = prices[a:b], sizes[a:b]
+            prices = np.fromiter(d.keys(), dtype=np.float64, count=len(d))
+            sizes = np.fromiter(d.values(), dtype=np.float64, count=len(d))
+            bi = index(prices, step)
+            keep = (bi >= lo) & (bi <= hi)
+            p, q, bi = prices[keep], sizes[keep], bi[keep]
             if not len(p):
                 continue
             u = p * q
-            bi = index(p, step)
-            keep = (bi >= lo) & (bi <= hi)
-            if not keep.all():
-                p, u, bi = p[keep], u[keep], bi[keep]
             per = np.bincount(bi - lo, weights=u, minlength=n)
             venue_usd[side][name] = per
             usd[side] += per

@@ -68,16 +68,22 @@ class _Event:
     threshold: float
     outcome: str = "pending"
     outcome_ts: float | None = None
+    _rec: tuple | None = None  # (state signature, record): the record and its JSON are reused until it changes
 
     def record(self) -> Absorption:
+        sig = (self.usd, self.last, self.peak, self.excursion, self.outcome, self.outcome_ts)
+        if self._rec is not None and self._rec[0] == sig:
+            return self._rec[1]
         venues = tuple(venue_name(v) for v, _ in sorted(self.venue_usd.items(), key=lambda kv: -kv[1]))
-        return Absorption(
+        rec = Absorption(
             side=SIDE_NAME[self.side], price=self.price, bucket=self.bucket, usd=self.usd, start=self.start,
             last=self.last, duration_s=self.last - self.start, peak_visible_usd=self.peak,
             refill=self.usd / self.peak if self.peak > 0 else math.inf,
             excursion_bp=self.excursion / self.price * 1e4, venues=venues, threshold_usd=self.threshold,
             outcome=self.outcome, outcome_ts=self.outcome_ts,
         )
+        self._rec = (sig, rec)
+        return rec
 
 
 class AbsorptionDetector:
@@ -88,7 +94,9 @@ class AbsorptionDetector:
         self.asset = asset
         self.tick = float(tick)
         self.floor = floor_usd(self.p, asset)
-        self._trades: Cols = _empty()  # the last window_s of trades (arrival order) + their "bucket"
+        # Recent trades (arrival order) + their "bucket"; pruned lazily (kept up to 2 × window_s) because
+        # compacting the buffer every tick cost more than masking it.
+        self._trades: Cols = _empty()
         self._book: deque[tuple[float, int, np.ndarray, np.ndarray]] = deque()
         self._samples: deque[tuple[float, np.ndarray]] = deque()
         self._last_sample: float | None = None
@@ -121,14 +129,13 @@ class AbsorptionDetector:
         trades["bucket"] = index(trades["price"], step)  # computed once, on arrival
         if ncols(trades):
             self._trades = concat(self._trades, trades)
-        if ncols(self._trades):
-            keep = self._trades["ts"] >= now - win
-            if not keep.all():
-                self._trades = take(self._trades, keep)
+        if ncols(self._trades) and self._trades["ts"][0] < now - 2 * win:
+            self._trades = take(self._trades, self._trades["ts"] >= now - win)
+        inwin = self._trades["ts"] >= now - win
         changed = self._follow(now, trades, trades["bucket"], bb)
         thr = self.threshold()
-        found = self._detect(now, thr, step)
-        self._sample(now, step)
+        found = self._detect(now, thr, inwin)
+        self._sample(now, inwin)
         keep = now - float(p["keep_s"])
         self._events = [e for e in self._events
                         if e.outcome == "pending" or (e.outcome_ts or e.last) >= keep][-int(p["max_kept"]):]
@@ -176,20 +183,20 @@ class AbsorptionDetector:
                 changed = True
         return changed
 
-    def _window_volumes(self, now: float, step: float):
+    def _window_volumes(self, inwin: np.ndarray):
         t = self._trades
-        if not ncols(t):
+        if not inwin.any():
             return None
         b = t["bucket"]
-        lo = int(b.min())
+        lo, hi = int(b[inwin].min()), int(b[inwin].max())
         out = {}
         for taker in (SELL, BUY):
-            m = t["side"] == taker
-            out[taker] = np.bincount(b[m] - lo, weights=t["usd"][m], minlength=int(b.max()) - lo + 1)
+            m = inwin & (t["side"] == taker)
+            out[taker] = np.bincount(b[m] - lo, weights=t["usd"][m], minlength=hi - lo + 1)
         return lo, b, out
 
-    def _detect(self, now: float, thr: float, step: float) -> list[_Event]:
-        wv = self._window_volumes(now, step)
+    def _detect(self, now: float, thr: float, inwin: np.ndarray) -> list[_Event]:
+        wv = self._window_volumes(inwin)
         if wv is None:
             return []
         lo, b, vols = wv
@@ -216,7 +223,7 @@ class AbsorptionDetector:
                 if any(e.bucket == bucket and e.side == side and (e.outcome == "pending" or e.last >= now - win)
                        for e in self._events):
                     continue  # already an event here (live, or its aggression is still in the window)
-                m = (b == bucket) & (t["side"] == taker)
+                m = (b == bucket) & (t["side"] == taker) & inwin
                 sub = take(t, m)
                 prices, inv = np.unique(sub["price"], return_inverse=True)
                 level = float(prices[int(np.argmax(np.bincount(inv, weights=sub["usd"])))])
@@ -237,13 +244,13 @@ class AbsorptionDetector:
                 found.append(e)
         return found
 
-    def _sample(self, now: float, step: float) -> None:
+    def _sample(self, now: float, inwin: np.ndarray) -> None:
         """Every ``window_s``: the non-zero per-level window volumes become samples for μ + kσ."""
         win = float(self.p["window_s"])
         if self._last_sample is not None and now - self._last_sample < win:
             return
         self._last_sample = now
-        wv = self._window_volumes(now, step)
+        wv = self._window_volumes(inwin)
         if wv is not None:
             _, _, vols = wv
             v = np.concatenate([vols[SELL], vols[BUY]])
