@@ -118,20 +118,24 @@ def bench_render_cpu() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ ssh_bytes
+SOCKET = f"liqmap-bench-{os.getpid()}"  # a private tmux server: never touches anyone else's sessions
+
+
 def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], check=True, capture_output=True, text=True).stdout
 
 
 def _spawn(cmd: str, env: dict, size=(200, 60)) -> str:
     name = f"liqmap-bench-{uuid.uuid4().hex[:8]}"
     envs = " ".join(f"{k}={v}" for k, v in env.items())
-    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]),
-          f"cd {ROOT} && env {envs} {cmd}; sleep 30")
+    # The window exists at its size before liqmap starts (a fresh tmux server may start at 80×24 first).
+    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), "sleep 300")
+    _tmux("respawn-pane", "-k", "-t", name, f"cd {ROOT} && env -u COLUMNS -u LINES {envs} {cmd}; sleep 30")
     return name
 
 
 def _kill(name: str) -> None:
-    subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", name], capture_output=True)
 
 
 def _measure_bytes(naive: bool, warmup: float, seconds: float, tmp: Path) -> dict:

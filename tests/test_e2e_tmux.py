@@ -18,8 +18,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SOCKET = f"liqmap-e2e-{os.getpid()}"  # a private tmux server: never touches anyone else's sessions
+
+
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], check=True, capture_output=True, text=True).stdout
 
 
 def capture(session: str) -> str:
@@ -52,13 +55,17 @@ def session(tmp_path):
         "TERM": "xterm-256color",
     }
     envs = " ".join(f"{k}={v}" for k, v in env.items())
-    cmd = (f"cd {ROOT} && env {envs} {sys.executable} -m liqmap --demo --color 256 --seed 7; "
+    # COLUMNS/LINES (exported by some shells and CI runners) would override the pty's real size.
+    cmd = (f"cd {ROOT} && env -u COLUMNS -u LINES {envs} {sys.executable} -m liqmap --demo --color 256 --seed 7; "
            f"echo LIQMAP_EXIT=$?; sleep 30")
-    tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd)
+    # Create the 120×40 window first, then start liqmap in it: a brand-new tmux server can hand the first
+    # process its 80×24 default before applying -x/-y.
+    tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", "sleep 120")
+    tmux("respawn-pane", "-k", "-t", name, cmd)
     try:
         yield name
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)  # our private server only
 
 
 def test_demo_in_tmux_keys_and_quit(session):
