@@ -15,8 +15,8 @@ NOW = 10_000.0
 
 
 def wall(bucket, usd=3e6, status="active", age=30.0, side="bid"):
-    return Wall(side=side, price=bucket * STEP, bucket=bucket, usd=usd, peak_usd=usd, density=10.0,
-                distance_bp=0.0, age_s=age, first_seen=NOW - age, venues=("binance",), status=status)
+    return Wall(side=side, price=bucket * STEP, bucket=bucket, usd=usd, peak_usd=usd, peak_ts=NOW - age,
+                density=10.0, distance_bp=0.0, age_s=age, first_seen=NOW - age, venues=("binance",), status=status)
 
 
 def sweep(blo, bhi, end_ago, usd=1e6, side="sell"):

@@ -52,6 +52,8 @@ def replay():
     next_tick = None
     ticks = 0
     gaps = 0
+    per_tick: list[tuple[float, list]] = []  # (tick time, the trade rows handed to that tick)
+    ended: list[tuple[dict, float]] = []
 
     def apply(d):
         for side, key in ((BID, "b"), (ASK, "a")):
@@ -68,6 +70,14 @@ def replay():
         nonlocal batch, ticks
         rows = trades(batch) if batch else None
         rep.update(now, {"binance": book}, rows, None, step)
+        per_tick.append((now, batch))
+        # Walls that ended in this tick, with the rebuilt book's USD in their bucket at this moment.
+        for w in rep.result()["walls"]:
+            if w["status"] != "active" and w["ended"] == now:
+                side = BID if w["side"] == "bid" else ASK
+                usd = sum(float(p) * float(q) for p, q in ref[side].items()
+                          if int(index(float(p), step)) == w["bucket"])
+                ended.append((w, usd))
         batch = []
         ticks += 1
 
@@ -124,7 +134,7 @@ def replay():
             tick(next_tick)
             next_tick += 1.0
     tick(next_tick)
-    return {"rep": rep, "t_start": t_start, "t_end": next_tick, "ref": ref, "raw": sorted(raw_trades), "step": step, "ticks": ticks, "gaps": gaps,
+    return {"rep": rep, "per_tick": per_tick, "ended": ended, "t_start": t_start, "t_end": next_tick, "ref": ref, "raw": sorted(raw_trades), "step": step, "ticks": ticks, "gaps": gaps,
             "book": book}
 
 
@@ -165,6 +175,22 @@ def test_every_wall_exists_in_the_rebuilt_book(replay):
         assert w["venues"] == ["binance"]
         assert w["distance_bp"] == pytest.approx((w["price"] / mid - 1) * 1e4)
         assert (w["distance_bp"] < 0) == (side == BID)
+
+
+def test_pulled_and_consumed_walls_match_the_book_and_the_trades(replay):
+    """Each wall that ended: its last size is the rebuilt book's, it fell ≥ 70% from its peak, and its
+    traded USD is exactly the trades on its side in its bucket handed to the ticks after the peak."""
+    ended, step = replay["ended"], replay["step"]
+    assert ended, "the recording has walls that end"
+    for w, ref_usd in ended:
+        assert w["usd"] == pytest.approx(ref_usd, rel=1e-9, abs=1e-6)
+        assert w["usd"] <= 0.3 * w["peak_usd"] + 1e-6
+        hitting = SELL if w["side"] == "bid" else BUY  # sells hit bids, buys lift asks
+        traded = sum(r[3] for now, rows in replay["per_tick"] if w["peak_ts"] < now <= w["ended"]
+                     for r in rows if r[4] == hitting and int(index(r[1], step)) == w["bucket"])
+        assert w["traded_usd"] == pytest.approx(traded, rel=1e-9, abs=1e-6)
+        fall = w["peak_usd"] - w["usd"]
+        assert w["status"] == ("consumed" if traded >= 0.3 * fall else "pulled")
 
 
 def _runs(raw):

@@ -31,6 +31,7 @@ class Wall(Record):
     bucket: int  # canonical bucket index (price ∈ [bucket·step, (bucket+1)·step))
     usd: float  # all-venue USD resting in the bucket (current, or last seen for ended walls)
     peak_usd: float
+    peak_ts: float  # when it was largest (the pulled/consumed verdict counts trades after this)
     density: float  # usd ÷ median bucket USD of that side within the range
     distance_bp: float  # signed: (price / mid − 1) × 1e4, bids negative
     age_s: float
@@ -50,6 +51,7 @@ class _WallState:
     seen: int = 1
     snaps: int = 1
     peak: float = 0.0
+    peak_ts: float = 0.0
     usd: float = 0.0
     density: float = 0.0
     price: float = 0.0
@@ -120,7 +122,7 @@ class WallTracker:
                 seen_now.add(key)
                 st = self._states.get(key)
                 if st is None or st.status != "active":
-                    st = _WallState(side, bucket, now, now, peak=float(usd[i]))
+                    st = _WallState(side, bucket, now, now, peak=float(usd[i]), peak_ts=now)
                     self._states[key] = st
                     st.snaps = 0  # counted below with the others
                     st.seen = 0
@@ -151,7 +153,7 @@ class WallTracker:
             med = self.median[side]
             st.density = usd / med if med > 0 else 0.0
             if usd > st.peak:
-                st.peak = usd
+                st.peak, st.peak_ts = usd, now
                 st.traded_at_peak = st.traded
             if usd > 0:
                 st.price = bb.top_price(side, bucket) or st.price
@@ -202,6 +204,7 @@ class WallTracker:
             bucket=st.bucket,
             usd=st.usd,
             peak_usd=st.peak,
+            peak_ts=st.peak_ts,
             density=st.density,
             distance_bp=(price / mid - 1.0) * 1e4 if mid > 0 and price > 0 else 0.0,
             age_s=(st.ended or now) - st.first_seen,
