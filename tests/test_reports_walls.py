@@ -181,3 +181,21 @@ def test_reports_result_is_json_and_round_trips():
     assert back.to_dict() == d
     assert d["asymmetry"]["dominant"] in ("bids", "asks", "even")
     assert d["walls"][0]["side"] == "bid" and ASK != BID
+
+
+def test_bad_levels_in_a_book_are_ignored():
+    good = ladder({59900.0: 50.0})
+    bad = ladder({59900.0: 50.0})
+    bad.bids[59890.0] = float("nan")
+    bad.bids[float("nan")] = 5.0
+    bad.asks[60100.0] = float("inf")
+    bad.asks[60110.0] = -3.0
+    bad.version += 1
+    a = bucket_books({"binance": good}, STEP, 1.0)
+    b = bucket_books({"binance": bad}, STEP, 1.0)
+    for side in (BID, ASK):
+        assert np.all(np.isfinite(b.usd[side]))
+    assert np.allclose(a.usd[BID][a.usd[BID] > 0].sum() - 59890.0, b.usd[BID].sum())  # 59,890 level dropped
+    rep = Reports("BTC", CFG, tick=0.1)
+    run(rep, 0, 10, lambda t: {"binance": bad})
+    assert [w["price"] for w in rep.result()["walls"]] == [59900.0]

@@ -15,6 +15,22 @@ liquidations are ``TRADE_DTYPE`` / ``LIQ_DTYPE`` rows of this asset (any venues,
 ``(bucket_idx int64, long_usd, short_usd)`` from the synthetic model, or None. The reports are stateful
 (wall age, run carry-over, adaptive thresholds, outcomes), so always reuse the same object per asset; a
 change of bucket step resets the bucket-indexed state. Not thread-safe: one worker per asset at a time.
+
+``result()`` (JSON; every record also has ``to_dict``/``from_dict``):
+
+- ``walls``: [{side bid|ask, price, bucket, usd, peak_usd, peak_ts, density, distance_bp (signed), age_s,
+  first_seen, venues, status active|pulled|consumed, ended, traded_usd}] — active (largest first), then ended
+- ``asymmetry``: {mid, weighted, bid_share, plain [[range %, I], ...], walls, dominant bids|asks|even, lambda_bp}
+- ``sweeps``: clusters, newest first: {side buy|sell, count, total_usd, ts, last_ts, price_lo, price_hi, bp,
+  levels, venues, cross_venue, cleared_wall, liq_usd, members: [{ts, end_ts, side, venue, usd, qty, trades,
+  price_first, price_last, price_lo, price_hi, bp, levels, bucket_lo, bucket_hi, threshold_usd, cleared_wall,
+  liq_usd, liq_count, cross_venues, liq_driven, cross_venue}]}
+- ``absorptions``: newest first: {side bid|ask (the absorbing side), price, bucket, usd, start, last,
+  duration_s, peak_visible_usd, refill, excursion_bp, venues, threshold_usd, outcome pending|held|broke,
+  outcome_ts}
+- ``convergence``: {bucket, price, distance_bp, score 0..1, count, components, ages {kind: s | None},
+  strengths, since}
+- ``verdict``: "▼ 65,800 −0.6% $42M · ▲ 67,100 +1.4% $18M · book: bids 62% · CONVERGENCE 66,000"
 """
 
 from __future__ import annotations

@@ -220,6 +220,9 @@ def bucket_books(books: Mapping[str, Book | None], step: float, range_pct: float
                 continue
             prices = np.fromiter(d.keys(), dtype=np.float64, count=len(d))
             sizes = np.fromiter(d.values(), dtype=np.float64, count=len(d))
+            # Whole buckets of the window; a non-finite or non-positive level (a feed bug) is ignored.
+            ok = (prices >= lo * step - step) & (prices < (hi + 2) * step) & (sizes > 0) & np.isfinite(sizes)
+            prices, sizes = prices[ok], sizes[ok]
             bi = index(prices, step)
             keep = (bi >= lo) & (bi <= hi)
             p, q, bi = prices[keep], sizes[keep], bi[keep]
