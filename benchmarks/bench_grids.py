@@ -1,5 +1,7 @@
 """Grid benchmarks (DESIGN §11): ``grid_full`` and ``grid_1m``.
 
+Both report CPU time of this process as the value (see the note at ``NOW``), wall time in the detail.
+
 grid_full: the engine's full rebuild of Raw + price trace for 65 assets × 5 timeframes (240 columns,
 256 rows each) from 1e6 events (950k trades + 50k liquidations over the last 24 h, spread over the
 universe with a Zipf-like share per asset and over each asset's venues), read from a real ``Market``.
@@ -16,6 +18,7 @@ model, fed outside the timed region). Baseline, same run: a full rebuild of the 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -28,6 +31,10 @@ from liqmap.core.grids import AssetRows, GridState, ViewSpec, build_all, build_v
 from liqmap.core.market import Market
 from liqmap.core import timeframes
 
+# Timing: the machine is shared (2 cores, other jobs running), so wall time mostly measures how long this
+# process waited for a core. The headline is CPU time of this (single-threaded) process per run, which is
+# what "on one core" means; wall time, the load average and the same numbers for the baselines are in
+# the detail.
 NOW = 1_767_225_630.0  # a fixed clock: 2026-01-01 00:00:30 UTC
 NROWS, NCOLS = 256, 240
 N_TRADES, N_LIQS = 950_000, 50_000
@@ -99,6 +106,13 @@ def _anchor_bincount(rng) -> float:
     return best * 1e3
 
 
+def _timed(fn) -> tuple[float, float]:
+    """(wall s, CPU s of this process) for one call."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w0, time.process_time() - c0
+
+
 def bench_grid_full() -> dict:
     rng = np.random.default_rng(42)
     uni, rows, venues = _universe_rows()
@@ -115,25 +129,30 @@ def bench_grid_full() -> dict:
     market = _market_with(per_asset)
     tfs = timeframes.ORDER
     ours, base = [], []
-    grids = None
-    for _ in range(5):
-        t0 = time.perf_counter()
-        grids = build_all(market, rows, NOW, timeframes=tfs, ncols=NCOLS)
-        ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        _hist_baseline(market, rows, tfs)
-        base.append(time.perf_counter() - t0)
-    ms = statistics.median(ours) * 1e3
-    base_ms = statistics.median(base) * 1e3
+    grids = {}
+
+    def ours_once():
+        grids.clear()
+        grids.update(build_all(market, rows, NOW, timeframes=tfs, ncols=NCOLS))
+
+    for _ in range(7):
+        ours.append(_timed(ours_once))
+        base.append(_timed(lambda: _hist_baseline(market, rows, tfs)))
+    cpu = statistics.median(c for _, c in ours) * 1e3
+    wall = statistics.median(w for w, _ in ours) * 1e3
+    base_cpu = statistics.median(c for _, c in base) * 1e3
+    base_wall = statistics.median(w for w, _ in base) * 1e3
     binned = sum(float(g.values.sum(dtype=np.float64)) for g in grids.values())
     return {
-        "value": round(ms, 1), "unit": "ms", "target": 250, "ok": ms <= 250,
+        "value": round(cpu, 1), "unit": "ms", "target": 250, "ok": cpu <= 250,
         "detail": {
+            "value_is": "median CPU ms of 7 full rebuilds (Raw + trace, every asset × timeframe)",
             "grids": len(grids), "rows": NROWS, "cols": NCOLS, "trades": N_TRADES, "liquidations": N_LIQS,
-            "best_ms": round(min(ours) * 1e3, 1),
-            "baseline_histogram2d_ms": round(base_ms, 1),
-            "speedup_vs_histogram2d": round(base_ms / ms, 2),
+            "cpu_best_ms": round(min(c for _, c in ours) * 1e3, 1), "wall_median_ms": round(wall, 1),
+            "baseline_histogram2d_cpu_ms": round(base_cpu, 1), "baseline_histogram2d_wall_ms": round(base_wall, 1),
+            "speedup_vs_histogram2d_cpu": round(base_cpu / cpu, 2),
             "anchor_bincount_1e6_into_2000x1440_ms": round(_anchor_bincount(rng), 1),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
             "usd_binned_all_grids": round(binned),
         },
     }
@@ -182,9 +201,9 @@ def bench_grid_1m() -> dict:
             if mdl is not None:
                 mdl.update(trades=nt, liqs=nl)
                 mdl.advance(now)
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             state.update(now)
-            lat.append(time.perf_counter() - t0)
+            lat.append((time.perf_counter() - w0, time.process_time() - c0))
         return lat, state, spec
 
     raw_lat, _, raw_spec = run("raw", None)
@@ -195,34 +214,34 @@ def bench_grid_1m() -> dict:
     c0, c1 = timeframes.window(now, "1m", NCOLS)
     redges = (row0 + np.arange(nrows + 1)) * step
     cedges = np.arange(c0, c1 + 1) * 60.0
-    hist_t, view_t = [], []
-    for _ in range(20):
-        t0 = time.perf_counter()
+    def hist_once():
         lq = market.gather("liq", "BTC")
         tr = market.gather("trade", "BTC")
         for ev in (lq[lq["side"] > 0], lq[lq["side"] < 0], tr):
             np.histogram2d(ev["price"], ev["ts"], bins=(redges, cedges), weights=ev["usd"])
-        hist_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        build_view(market, raw_spec, now)
-        view_t.append(time.perf_counter() - t0)
 
-    def q(xs, p):
-        return round(float(np.percentile(xs, p)) * 1e3, 3)
+    hist_t = [_timed(hist_once) for _ in range(15)]
+    view_t = [_timed(lambda: build_view(market, raw_spec, now)) for _ in range(15)]
 
-    med = max(statistics.median(raw_lat), statistics.median(hyb_lat)) * 1e3
-    base_ms = statistics.median(hist_t) * 1e3
+    def q(xs, p, i=1):
+        return round(float(np.percentile([x[i] for x in xs], p)) * 1e3, 3)
+
+    med = max(q(raw_lat, 50), q(hyb_lat, 50))
+    base_ms = q(hist_t, 50)
     return {
-        "value": round(med, 3), "unit": "ms", "target": 2, "ok": med <= 2,
+        "value": med, "unit": "ms", "target": 2, "ok": med <= 2,
         "detail": {
-            "value_is": "median update, worse of raw and hybrid",
-            "raw_median_ms": q(raw_lat, 50), "raw_p99_ms": q(raw_lat, 99), "raw_max_ms": q(raw_lat, 100),
-            "hybrid_median_ms": q(hyb_lat, 50), "hybrid_p99_ms": q(hyb_lat, 99), "hybrid_max_ms": q(hyb_lat, 100),
+            "value_is": "median CPU ms per update, worse of raw and hybrid (600 updates each, 10 window shifts)",
+            "raw_cpu_median_ms": q(raw_lat, 50), "raw_cpu_p99_ms": q(raw_lat, 99),
+            "raw_wall_median_ms": q(raw_lat, 50, 0), "raw_wall_max_ms": q(raw_lat, 100, 0),
+            "hybrid_cpu_median_ms": q(hyb_lat, 50), "hybrid_cpu_p99_ms": q(hyb_lat, 99),
+            "hybrid_wall_median_ms": q(hyb_lat, 50, 0), "hybrid_wall_max_ms": q(hyb_lat, 100, 0),
             "rebuilds": hyb_state.rebuilds, "rows": nrows, "cols": NCOLS,
             "history_trades": len(trades), "history_liqs": len(liqs), "new_per_update": "50 trades + 2 liqs",
-            "baseline_histogram2d_full_ms": round(base_ms, 2),
-            "speedup_vs_histogram2d": round(base_ms / med, 1),
-            "build_view_full_ms": round(statistics.median(view_t) * 1e3, 2),
+            "baseline_histogram2d_full_cpu_ms": base_ms, "baseline_histogram2d_full_wall_ms": q(hist_t, 50, 0),
+            "speedup_vs_histogram2d_cpu": round(base_ms / med, 1),
+            "build_view_full_cpu_ms": q(view_t, 50),
+            "loadavg_1m": round(os.getloadavg()[0], 2),
         },
     }
 
