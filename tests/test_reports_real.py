@@ -250,3 +250,26 @@ def test_result_is_json(replay):
     back = orjson.loads(orjson.dumps(d))
     assert back["verdict"] == d["verdict"] and "book:" in d["verdict"]
     assert len(back["sweeps"]) == len(d["sweeps"])
+
+
+def test_absorptions_match_the_raw_trades(replay):
+    """Absorbed USD is exactly the taker flow into the level's bucket over its life; a break is a real print
+    beyond the level by more than the allowed excursion (max(2 ticks, 2 bp))."""
+    raw, step = replay["raw"], replay["step"]
+    absorptions = replay["rep"].result()["absorptions"]
+    assert absorptions, "the recording has an absorption"
+    for a in absorptions:
+        taker = SELL if a["side"] == "bid" else BUY
+        flow = [r for r in raw if a["start"] <= r[0] / 1000.0 <= a["last"] and r[4] == taker
+                and int(index(r[2], step)) == a["bucket"]]
+        assert sum(r[2] * r[3] for r in flow) == pytest.approx(a["usd"], rel=1e-9)
+        assert flow[0][0] / 1000.0 == a["start"] and flow[-1][0] / 1000.0 == a["last"]
+        assert a["refill"] == pytest.approx(a["usd"] / a["peak_visible_usd"]) and a["refill"] >= 1.5
+        allowed = max(2 * 0.1, 2.0 * a["price"] / 1e4)
+        beyond = [(r[0] / 1000.0, (a["price"] - r[2]) if a["side"] == "bid" else (r[2] - a["price"])) for r in raw]
+        if a["outcome"] == "broke":
+            assert any(t == a["outcome_ts"] and d > allowed for t, d in beyond)
+            # ... and nothing broke it between its start and that print
+            assert all(d <= allowed + 1e-9 for t, d in beyond if a["start"] <= t < a["outcome_ts"])
+        elif a["outcome"] == "held":
+            assert all(d <= allowed + 1e-9 for t, d in beyond if a["start"] <= t <= a["outcome_ts"])
