@@ -187,3 +187,16 @@ def test_cluster_function_respects_side_window_and_distance():
     ss[1] = mk(30, "buy", 103, 103)  # within ±2 of 101 → clustered
     cl = cluster(ss, 60.0, 2)
     assert sorted((c.side, c.ts, c.count) for c in cl)[0] == ("buy", 0, 2)
+
+
+def test_a_wall_pulled_before_the_sweep_was_not_cleared_by_it():
+    d = detector()
+    walls = {(-1): [(6000, 60002.0, 5.0)], 1: []}  # an ask wall at 60,002 that ended (pulled) at t = 5
+    d.update(11.0, trades(five_level_buy(10.0)), None, STEP, walls=lambda side: walls.get(side, []))
+    assert d.sweeps[0].cleared_wall is None
+    walls[-1] = [(6000, 60002.0, None)]  # still standing: cleared
+    d.update(21.0, trades(five_level_buy(20.0)), None, STEP, walls=lambda side: walls.get(side, []))
+    assert d.sweeps[1].cleared_wall == 60002.0
+    walls[-1] = [(6001, 60012.0, None)]  # standing, but above the sweep's range: not cleared
+    d.update(31.0, trades(five_level_buy(30.0)), None, STEP, walls=lambda side: walls.get(side, []))
+    assert d.sweeps[2].cleared_wall is None

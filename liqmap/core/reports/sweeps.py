@@ -86,6 +86,9 @@ class SweepCluster(Record):
                                           for m in obj.members))
 
 
+MAX_OPEN_RUN = 50_000  # trades; a run this long is closed at the tick boundary
+
+
 class SecondNotional:
     """A venue's traded USD per whole second over a sliding window, for μ + kσ thresholds."""
 
@@ -160,7 +163,7 @@ class SweepDetector:
         return max(self.floor, mu + float(self.p["k_sigma"]) * sd)
 
     def update(self, now: float, trades: np.ndarray | Cols | None, liqs: np.ndarray | None, step: float,
-               walls: Callable[[int], list[tuple[int, float]]] | None = None) -> list[Sweep]:
+               walls: Callable[[int], list[tuple[int, float, float | None]]] | None = None) -> list[Sweep]:
         """Process only this tick's new rows; return the sweeps found in this tick."""
         p = self.p
         new: list[Sweep] = []
@@ -206,8 +209,9 @@ class SweepDetector:
             brk[1:] = (side[1:] != side[:-1]) | (np.diff(ts) > gap)
         starts = np.flatnonzero(brk)
         ends = np.append(starts[1:], n)
-        # The last run stays open while another trade could still join it.
-        if now - ts[-1] <= gap + float(p["close_grace_ms"]) / 1000.0:
+        # The last run stays open while another trade could still join it (bounded, so an endless drip of
+        # same-side trades cannot grow the carried tail forever).
+        if now - ts[-1] <= gap + float(p["close_grace_ms"]) / 1000.0 and n - starts[-1] < MAX_OPEN_RUN:
             self._tail[v] = take(arr, slice(int(starts[-1]), None))
             starts, ends = starts[:-1], ends[:-1]
         if not len(starts):
@@ -247,7 +251,10 @@ class SweepDetector:
         cleared = None
         if walls is not None:
             book_side = ASK if s.side == "buy" else BID  # buys lift asks, sells hit bids
-            hit = [price for bucket, price in walls(book_side) if s.bucket_lo <= bucket <= s.bucket_hi]
+            # A wall in its range that was still standing when the sweep began (one that ended before it,
+            # e.g. pulled, was not cleared by it). Walls end on the tick after the trades that ate them.
+            hit = [price for bucket, price, ended in walls(book_side)
+                   if s.bucket_lo <= bucket <= s.bucket_hi and (ended is None or ended >= s.ts)]
             if hit:
                 cleared = max(hit) if s.side == "buy" else min(hit)  # the farthest one it went through
         usd, cnt = self._liqs_for(s)

@@ -215,10 +215,11 @@ class WallTracker:
             traded_usd=st.traded - st.traded_at_peak,
         )
 
-    def tracked_buckets(self, side: int, include_unconfirmed: bool = False) -> list[tuple[int, float]]:
-        """(bucket, price) of walls on ``side`` (active or recently ended): sweeps check if they cleared one."""
-        return [(st.bucket, st.price) for st in self._states.values()
-                if st.side == side and (st.confirmed or include_unconfirmed)]
+    def tracked_buckets(self, side: int) -> list[tuple[int, float, float | None]]:
+        """(bucket, price, ended) of confirmed walls on ``side``, active (ended None) or recently ended:
+        sweeps check whether they went through one."""
+        return [(st.bucket, st.price, st.ended) for st in self._states.values()
+                if st.side == side and st.confirmed]
 
 
 def _venues(bb: BookBuckets, side: int, i: int, total: float, share: float) -> tuple[str, ...]:
