@@ -492,3 +492,18 @@ def test_column_edges_agree_with_the_floor_rule(k, ulps, tf):
     thr = column_thresholds(w)
     by_search = int(np.searchsorted(thr, t, side="right")) - 1
     assert by_search == int(col_float(np.array([t]), w)[0]) == int(timeframes.column(t, tf)) - w.col0
+
+
+def test_build_all_trace_ties_across_venues_match_a_gather():
+    """Equal timestamps on several venues: the later venue in view order wins, as in Market.gather."""
+    m = _market(NOW)
+    t = t_of(COL_NOW, 10)
+    m.add("trade", "BTC", ev.trades([trade(t, 66000.0, VENUE_ID["okx"]), trade(t - 5, 66300.0, VENUE_ID["okx"])]))
+    m.add("trade", "BTC", ev.trades([trade(t, 66010.0, VENUE_ID["binance"]), trade(t, 66020.0, VENUE_ID["binance"])]))
+    m.add("trade", "BTC", ev.trades([trade(t - 1, 66500.0, VENUE_ID["bybit"])]))
+    rows = {"BTC": AssetRows(STEP, ROW0, NROWS)}
+    for venues, want in ((None, 66000.0), (("okx", "binance"), 66020.0), (("bybit",), 66500.0)):
+        g = build_all(m, rows, NOW, timeframes=("1m",), ncols=4, venues=venues)[("BTC", "1m")]
+        spec = ViewSpec("BTC", "raw", "1m", STEP, ROW0, NROWS, 4, venues=venues)
+        assert g.trace[3] == want == build_view(m, spec, NOW).trace[3]
+        assert GridState(m, spec).update(NOW).trace[3] == want

@@ -264,28 +264,30 @@ def smooth_rows(a: np.ndarray, sigma_buckets: float) -> np.ndarray:
 def normalize(values: np.ndarray, clip_pct: float = 99.0, decades: float = 3.0) -> np.ndarray:
     """Scale a USD grid to 0–1 for at-a-glance reading: log scale with a percentile clip.
 
-    ``hi`` is the ``clip_pct`` percentile of the non-empty cells (cells above it read as full, so one
-    monster cell cannot wash out the rest); values ``decades`` orders of magnitude below ``hi`` fade to
-    ~0.1 and an empty cell is exactly 0. Always finite, in [0, 1], also for an all-zero grid (all zeros).
+    ``hi`` is the ``clip_pct`` percentile (nearest rank) of the non-empty cells: cells above it read as
+    full, so one monster cell cannot wash out the rest; values ``decades`` orders of magnitude below ``hi``
+    fade to ~0.1 and an empty cell is exactly 0. Only the non-empty cells are touched (the heatmap is
+    renormalized on every 1m update). Always finite, in [0, 1], also for an all-zero grid (all zeros);
+    NaN and negative cells count as empty, +inf as full.
     """
-    v = np.array(values, dtype=np.float64, copy=True)
-    np.nan_to_num(v, copy=False, nan=0.0, posinf=MAX_EVENT_USD, neginf=0.0)
-    np.maximum(v, 0.0, out=v)
-    pos = v[v > 0]
+    v = np.asarray(values, dtype=np.float64)
     out = np.zeros(v.shape, dtype=np.float32)
-    if pos.size == 0:
+    with np.errstate(invalid="ignore"):
+        nz = np.flatnonzero(v > 0)
+    if nz.size == 0:
         return out
-    hi = float(np.percentile(pos, min(max(clip_pct, 0.0), 100.0)))
-    if not hi > 0:
-        hi = float(pos.max())
-    floor = hi * 10.0 ** (-max(decades, 0.1))
+    vals = np.minimum(v.reshape(-1)[nz], MAX_EVENT_USD)
+    pct = min(max(float(clip_pct), 0.0), 100.0) if np.isfinite(clip_pct) else 99.0
+    k = int(round(pct / 100.0 * (vals.size - 1)))
+    hi = float(np.partition(vals, k)[k])
+    floor = hi * 10.0 ** (-min(max(float(decades), 0.1), 300.0) if np.isfinite(decades) else -3.0)
     if not floor > 0:
         floor = np.finfo(np.float64).tiny
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        scaled = np.log1p(v / floor) / np.log1p(hi / floor)
+        scaled = np.log1p(vals / floor) / np.log1p(hi / floor)
     np.nan_to_num(scaled, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
     np.clip(scaled, 0.0, 1.0, out=scaled)
-    out[...] = scaled
+    out.reshape(-1)[nz] = scaled
     return out
 
 
