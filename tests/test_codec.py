@@ -33,7 +33,7 @@ def _assert_close(decoded: np.ndarray, original: np.ndarray) -> None:
     assert (decoded[~nz] == 0).all()
     if nz.any():
         mag = np.abs(original[nz])
-        _, meta = codec.quantize_log16(original)
+        _, meta = codec.quantize(original)
         tol = codec.quant_step(meta) + 2e-7  # + float32 rounding of the decoded value
         rel = np.abs(decoded[nz] - original[nz]) / mag
         assert rel.max() <= tol, (rel.max(), tol)
@@ -169,3 +169,83 @@ def test_error_message_is_one_line():
         assert "\n" not in str(e)
     else:  # pragma: no cover
         raise AssertionError("truncated file decoded")
+
+
+# ---------------------------------------------------------------- layers derived instead of stored
+
+
+def test_disjoint_sides_store_one_layer_and_a_mask():
+    rng = np.random.default_rng(3)
+    long = np.zeros((60, 50))
+    short = np.zeros((60, 50))
+    long[:30] = rng.lognormal(10, 1, (30, 50))  # longs below price, shorts above: no shared cell
+    short[30:] = rng.lognormal(10, 1, (30, 50))
+    long32, short32 = long.astype(np.float32), short.astype(np.float32)
+    g = _grid(long32 + short32, long=long32, short=short32)
+    blob = encode(g)
+    head = codec.header_only(blob)
+    assert head["derive"] == {"sides": "values"} and set(head["arrays"]) == {"values", "side", "trace"}
+    out = decode(blob)
+    _assert_close(out.long, long32)
+    _assert_close(out.short, short32)
+    assert (out.long[30:] == 0).all() and (out.short[:30] == 0).all()
+
+
+def test_overlapping_sides_derive_values_as_sum():
+    rng = np.random.default_rng(4)
+    long = rng.lognormal(10, 1, (20, 30)).astype(np.float32)
+    short = rng.lognormal(9, 1, (20, 30)).astype(np.float32)
+    g = _grid(long + short, long=long, short=short)
+    blob = encode(g)
+    assert codec.header_only(blob)["derive"] == {"values": "sum"}
+    out = decode(blob)
+    _assert_close(out.long, long)
+    _assert_close(out.short, short)
+    rel = np.abs(out.values - (long + short)) / (long + short)
+    assert rel.max() <= 0.0101
+
+
+def test_heatmap_values_and_source_are_derived():
+    from liqmap.core.grids.layers import normalize, smooth_rows
+
+    rng = np.random.default_rng(5)
+    lo = np.zeros((80, 40))
+    sh = np.zeros((80, 40))
+    lo[:40] = rng.lognormal(11, 1.5, (40, 40)) * (rng.random((40, 40)) < 0.6)
+    sh[40:] = rng.lognormal(11, 1.5, (40, 40)) * (rng.random((40, 40)) < 0.6)
+    sm = smooth_rows(np.stack((lo, sh)), 1.5)
+    vals = normalize(sm[0] + sm[1], 99.0, 3.0)
+    g = _grid(vals, mode="heatmap", long=sm[0].astype(np.float32), short=sm[1].astype(np.float32))
+    plain = encode(g)
+    derived = encode(g, heatmap=(99.0, 3.0), heatmap_source=(lo, sh, 1.5))
+    head = codec.header_only(derived)
+    assert head["derive"]["values"] == "normalize" and head["derive"]["sides"] == "source"
+    assert len(derived) < len(plain)
+    out = decode(derived)
+    _assert_close(out.long, g.long)  # smoothing with positive weights keeps the relative precision
+    _assert_close(out.short, g.short)
+    assert np.abs(out.values - vals).max() < 0.01  # a 0-1 display value, far below one colour level
+    # A source that does not reproduce the grid is not used.
+    wrong = encode(g, heatmap=(99.0, 3.0), heatmap_source=(lo * 2, sh, 1.5))
+    assert codec.header_only(wrong)["derive"].get("sides") != "source"
+
+
+@pytest.mark.parametrize("precision", [0.001, 0.005, 0.02])
+def test_precision_is_the_relative_error_bound(precision):
+    rng = np.random.default_rng(6)
+    v = rng.lognormal(8, 3, (50, 50)) * (rng.random((50, 50)) < 0.5)
+    out = decode(encode(_grid(v), precision=precision))
+    nz = v != 0
+    rel = np.abs(out.values[nz] - v[nz]) / v[nz]
+    assert rel.max() <= precision * 1.0001 + 1e-7
+    assert (out.values[~nz] == 0).all()
+    with pytest.raises(ValueError):
+        encode(_grid(v), precision=0.0)
+
+
+def test_zlib_body_round_trip():
+    v = np.zeros((10, 10))
+    v[2, 3] = 5.0
+    blob = encode(_grid(v), compressor="zlib")
+    assert codec.header_only(blob)["compressor"] == "zlib"
+    _assert_close(decode(blob).values, v)

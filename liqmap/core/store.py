@@ -346,13 +346,14 @@ class Store:
     def snapshot_name(asset: str, mode: str, tf: str, venues: Iterable[str]) -> str:
         return _safe(f"{asset}_{mode}_{tf}_{'+'.join(venues) or 'all'}") + SNAPSHOT_SUFFIX
 
-    def save_snapshot(self, snap: Snapshot) -> Path:
+    def save_snapshot(self, snap: Snapshot, **codec_kw) -> Path:
+        """Write the view's snapshot file (``codec_kw`` go to ``codec.encode``: heatmap parameters)."""
         g = snap.grid
         self.snapshot_dir.mkdir(parents=True, exist_ok=True)
         path = self.snapshot_dir / self.snapshot_name(g.asset, g.mode, g.timeframe, g.venues)
         # Snapshots are a start-up cache rebuilt within seconds, and decode refuses a damaged one, so they
         # skip the fsyncs (hundreds of views saved at exit would otherwise take seconds).
-        atomic_write(path, codec.encode(snap), durable=False)
+        atomic_write(path, codec.encode(snap, **codec_kw), durable=False)
         return path
 
     def load_snapshots(self) -> list[Snapshot]:

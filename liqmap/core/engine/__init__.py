@@ -75,6 +75,7 @@ class _Built:
     full_builds: int = 0
     incremental: int = 0
     syn: tuple[np.ndarray, np.ndarray] | None = None  # the model's per-column layers for ``win``
+    version: int = 0  # snapshot version built from ``syn`` (the heatmap's snapshot file stores ``syn``)
     open_col: int | None = None  # newest column when ``syn`` was read: it and newer ones are re-read
 
 
@@ -371,8 +372,9 @@ class Engine:
             self.stats[kind] += 1
             built.win, built.data_version, built.built_at = win, st.data_version, now
             reports, verdict, last_price = st.report_dicts, st.verdict, st.last_price
-        snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports, verdict=verdict,
-                        health=self.health(), source=self.source, last_price=last_price)
+            snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports,
+                            verdict=verdict, health=self.health(), source=self.source, last_price=last_price)
+            built.version = snap.version
         self._latest[view.key] = snap
         self.version = max(self.version, snap.version)
         return snap
@@ -387,11 +389,12 @@ class Engine:
             col_lo = max(prev.open_col, win.col0)
             j = col_lo - win.col0
             nlo, nsh = model_layers(st.model, view.tf, win, venues, col_lo=col_lo)
-            lo, sh = lo.copy(), sh.copy()  # the previous arrays may still back a published grid
+            lo, sh = lo.astype(np.float64), sh.astype(np.float64)  # copies: never touch a cached array
             lo[:, j:], sh[:, j:] = nlo, nsh
         else:
             lo, sh = model_layers(st.model, view.tf, win, venues)
-        built.syn, built.open_col = (lo, sh), win.col1 - 1
+        # Kept as float32 (what the grid holds anyway): half the memory over hundreds of background views.
+        built.syn, built.open_col = (lo.astype(np.float32), sh.astype(np.float32)), win.col1 - 1
         return lo, sh
 
     def _grid(self, view: EngineView, st: AssetState, win: Window, now: float,
@@ -450,11 +453,17 @@ class Engine:
         if self.store is None:
             return 0
         n = 0
+        heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
         for key, snap in list(self._latest.items()):
-            if key[5] is None and self._saved.get(key) != snap.version:
-                self.store.save_snapshot(snap)
-                self._saved[key] = snap.version
-                n += 1
+            if key[5] is not None or self._saved.get(key) == snap.version:
+                continue
+            source = None
+            built = self._built.get(key)
+            if key[1] == "heatmap" and built is not None and built.version == snap.version and built.syn:
+                source = (*built.syn, self.params.heatmap_sigma_buckets)
+            self.store.save_snapshot(snap, heatmap=heat, heatmap_source=source)
+            self._saved[key] = snap.version
+            n += 1
         return n
 
     def restore(self) -> int:
