@@ -138,35 +138,48 @@ def _kill(name: str) -> None:
     subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", name], capture_output=True)
 
 
-def _measure_bytes(naive: bool, warmup: float, seconds: float, tmp: Path) -> dict:
-    env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_DATA_HOME": str(tmp / "data"), "PYTHONPATH": str(ROOT),
-           "TERM": "xterm-256color", "LIQMAPUI_NAIVE": "1" if naive else "0"}
-    out = tmp / f"pty-{'naive' if naive else 'ours'}.bin"
-    name = _spawn(f"{sys.executable} -m liqmap --demo --color 256 --seed 7", env)
+def _measure_bytes(warmup: float, seconds: float, tmp: Path) -> dict:
+    """Ours and the naive renderer side by side (same seed, same second, so the same simulated market),
+    measured over the same window, which is placed to contain a 1m column boundary (the body shift)."""
+    runs = {}
+    for label, naive in (("ours", False), ("naive", True)):
+        env = {"XDG_CONFIG_HOME": str(tmp / f"cfg-{label}"), "XDG_DATA_HOME": str(tmp / f"data-{label}"),
+               "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "LIQMAPUI_NAIVE": "1" if naive else "0"}
+        runs[label] = (_spawn(f"{sys.executable} -m liqmap --demo --color 256 --seed 7", env), tmp / f"{label}.bin")
     try:
         time.sleep(warmup)
-        _tmux("pipe-pane", "-o", "-t", name, f"cat >> {out}")
+        while not (35 <= time.time() % 60 < 45):  # the window then crosses a minute boundary
+            time.sleep(0.2)
+        for name, out in runs.values():
+            _tmux("pipe-pane", "-o", "-t", name, f"cat >> {out}")
+        t0 = time.time()
         time.sleep(seconds)
-        _tmux("pipe-pane", "-t", name)  # stop piping
+        for name, _ in runs.values():
+            _tmux("pipe-pane", "-t", name)  # stop piping
         time.sleep(0.2)
-        n = out.stat().st_size if out.exists() else 0
-        screen = _tmux("capture-pane", "-p", "-t", name)
+        res = {}
+        for label, (name, out) in runs.items():
+            n = out.stat().st_size if out.exists() else 0
+            screen = _tmux("capture-pane", "-p", "-t", name)
+            res[label] = {"bytes": n, "seconds": seconds, "bytes_per_s": round(n / seconds, 1),
+                          "map_drawn": "▶" in screen and "DEMO" in screen}
+        res["window"] = [round(t0, 1), round(t0 + seconds, 1)]
+        return res
     finally:
-        _kill(name)
-    return {"bytes": n, "seconds": seconds, "bytes_per_s": round(n / seconds, 1),
-            "map_drawn": "▶" in screen and "DEMO" in screen}
+        for name, _ in runs.values():
+            _kill(name)
 
 
 def bench_ssh_bytes() -> dict:
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
-        ours = _measure_bytes(False, 8.0, 20.0, tmp)
-        naive = _measure_bytes(True, 8.0, 20.0, tmp)
+        r = _measure_bytes(8.0, 30.0, Path(d))
+    ours, naive = r["ours"], r["naive"]
     v = ours["bytes_per_s"]
     return {"value": v, "unit": "B/s", "target": SSH_TARGET_BPS, "ok": v <= SSH_TARGET_BPS and ours["map_drawn"],
             "detail": {"ours": ours, "naive_full_refresh": naive,
                        "ratio_naive_over_ours": round(naive["bytes_per_s"] / max(v, 1e-9), 1),
-                       "pty": "tmux 200x60, TERM=xterm-256color, --color 256, liqmap --demo --seed 7"}}
+                       "window_includes_column_shift": True,
+                       "pty": "tmux 200x60, TERM=xterm-256color, --color 256, liqmap --demo --seed 7, side by side"}}
 
 
 # ------------------------------------------------------------------------------------------ startup
