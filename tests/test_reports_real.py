@@ -134,7 +134,8 @@ def replay():
             tick(next_tick)
             next_tick += 1.0
     tick(next_tick)
-    return {"rep": rep, "per_tick": per_tick, "ended": ended, "t_start": t_start, "t_end": next_tick, "ref": ref, "raw": sorted(raw_trades), "step": step, "ticks": ticks, "gaps": gaps,
+    return {"rep": rep, "per_tick": per_tick, "ended": ended, "t_start": t_start, "t_end": next_tick, "ref": ref,
+            "raw": sorted(raw_trades), "step": step, "ticks": ticks, "gaps": gaps,
             "book": book}
 
 

@@ -118,7 +118,8 @@ class AbsorptionDetector:
         allv = np.concatenate(vals)
         return max(self.floor, float(allv.mean() + float(self.p["k_sigma"]) * allv.std()))
 
-    def update(self, now: float, trades: np.ndarray | Cols | None, bb: BookBuckets | None, step: float) -> list[Absorption]:
+    def update(self, now: float, trades: np.ndarray | Cols | None, bb: BookBuckets | None,
+               step: float) -> list[Absorption]:
         p = self.p
         win = float(p["window_s"])
         if bb is not None:
