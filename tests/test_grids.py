@@ -323,7 +323,7 @@ def liq_rows(draw, n_max=40, price=st.floats(65_800, 66_200), usd=st.floats(0.01
 
 
 @given(liq_rows())
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_notional_is_conserved_through_bucketing(liqs):
     g = build_raw("BTC", "1m", WIN, liqs)
     inwin = ((liqs["price"] >= 65_900.0) & (liqs["price"] < 66_100.0) & (liqs["ts"] >= WIN.t0)

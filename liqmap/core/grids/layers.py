@@ -1,15 +1,16 @@
 """The numeric layers every mode is made of, each a whole-array numpy operation (no per-event Python).
 
-- ``liquidation_layers``: real liquidations binned by (bucket, column), USD summed, long and short apart,
-  optionally decayed with age and cut at a horizon.
+- ``liquidation_layers`` / ``liquidation_grids``: real liquidations binned by (bucket, column), USD summed,
+  long and short apart, optionally decayed with age and cut at a horizon (float64 planes / the float32
+  long, short and values grids of the Raw mode).
 - ``column_prices``: last trade price per column (the price trace) and each column's high and low.
 - ``smooth_rows`` / ``normalize``: the Synthetic Heatmap's Gaussian along price and its 0–1 scaling.
 - ``profile_rows``: the model's current levels (bucket index, long USD, short USD) binned onto the rows.
 
 Safety: every event weight is made finite, non-negative and capped at ``MAX_EVENT_USD`` before it is
 summed, and every model array is cleaned the same way, so no NaN or inf can ever reach a grid whatever
-finite (or non-finite) numbers come in. The cap is far above any real notional (1e30 USD) and keeps any
-float64 sum of up to billions of events finite and any float32 cast of it finite too.
+finite (or non-finite) numbers come in. The cap is far above any real notional (1e30 USD) and keeps a
+cell's sum finite in float64 and in float32 (3.4e38) unless one cell held over 10^8 capped events.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .window import Window, cells, col_float, column_thresholds, in_columns
+from .window import Window, cells, column_thresholds
 
 MAX_EVENT_USD = 1e30
 
@@ -321,10 +322,3 @@ def profile_rows(levels, win: Window) -> tuple[np.ndarray, np.ndarray]:
     lu = clean_usd(np.asarray(lu, dtype=np.float64)[ok])
     su = clean_usd(np.asarray(su, dtype=np.float64)[ok])
     return bin_flat(r, lu, win.nrows), bin_flat(r, su, win.nrows)
-
-
-def columns_of(ts: np.ndarray, win: Window) -> tuple[np.ndarray, np.ndarray]:
-    """(mask in the window's columns, absolute column index of those)."""
-    cf = col_float(ts, win)
-    ok = in_columns(cf, win)
-    return ok, cf[ok].astype(np.int64) + win.col0
