@@ -260,16 +260,16 @@ def test_column_profiles_appear_and_disappear():
     row = 2168 - 2160
     col = {c: lo[row, c + 2] for c in range(-2, 10)}
     assert col[-2] == col[-1] == col[0] == 0.0  # before the model had data / before the increase
-    assert col[1] == col[2] == col[3] == pytest.approx(450_000.0)
+    assert col[1] == col[2] == col[3] == pytest.approx(450_000.0, rel=1e-3)
     assert col[4] == col[5] == col[6] == col[7] == 0.0  # consumed in column 4; column 7 is live
     assert col[8] == col[9] == 0.0  # the future
-    assert lo[:, 2:].sum(axis=0)[1:4] == pytest.approx([450_000.0] * 3)  # nothing else in those rows
+    assert lo[:, 2:].sum(axis=0)[1:4] == pytest.approx([450_000.0] * 3, rel=1e-3)  # nothing else in those rows
     # the short level (bucket 2629) persists from column 1 through the live column
     lo2, sh2 = m.column_profiles("1m", 0, 8, 2629, 1)
-    assert list(sh2[0]) == [0.0] + [pytest.approx(150_000.0)] * 7
+    assert list(sh2[0]) == [0.0] + [pytest.approx(150_000.0, rel=1e-3)] * 7  # history: float16 precision
     # 5m: column 0 (0–300 s) ends after the sweep, so only the short survives; column 1 is live
     lo5, sh5 = m.column_profiles("5m", 0, 2, 2160, 500)
-    assert lo5.sum() == 0.0 and sh5[2629 - 2160, 0] == pytest.approx(150_000.0)
+    assert lo5.sum() == 0.0 and sh5[2629 - 2160, 0] == pytest.approx(150_000.0, rel=1e-3)
     # incremental calls give the same answer as a full one
     full_l, _ = m.column_profiles("1m", -2, 10, 2160, 20)
     part_l, _ = m.column_profiles("1m", 5, 10, 2160, 20)
@@ -290,12 +290,13 @@ def test_column_history_with_decay_closes_and_long_gaps():
     kept = lo[0, 20:30]
     assert np.all(kept > 0)
     np.testing.assert_allclose(kept[1:] / kept[:-1], 2 ** (-60 / 3600), rtol=1e-5)
-    assert lo[0, 29] == pytest.approx(450_000 * 2 ** (-(30 * 60 - 30) / 3600), rel=1e-5)
+    # (history values are kept to float16 precision, ~5e-4 relative)
+    assert lo[0, 29] == pytest.approx(450_000 * 2 ** (-(30 * 60 - 30) / 3600), rel=1e-3)
     # a close (ratio only) shows in the next column
     m.update(oi_rows((30.0 * 60 + 10, 1005.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # −5 BTC, φ = .5 (no flow)
     m.advance(32.0 * 60)
     lo, _ = m.column_profiles("1m", 29, 32, 2168, 1)
-    assert lo[0, 1] == pytest.approx(lo[0, 0] * 2 ** (-60 / 3600) - 150_000 * 2 ** (-50 / 3600), rel=1e-5)
+    assert lo[0, 1] == pytest.approx(lo[0, 0] * 2 ** (-60 / 3600) - 150_000 * 2 ** (-50 / 3600), rel=1e-3)
     assert m.memory_bytes() < 2_000_000
 
 
@@ -382,8 +383,10 @@ def test_notional_is_conserved_through_bucketing(steps):
     assert float(cl.sum() + cs.sum()) == pytest.approx(expected, rel=1e-5)
     m.advance((col + 3) * 60.0)
     hl, hs = m.column_profiles("1m", col, col + 1, *rows)
-    np.testing.assert_allclose(hl, cl, rtol=1e-6)
-    np.testing.assert_allclose(hs, cs, rtol=1e-6)
+    # history keeps float16 precision relative to the largest value changed in that column
+    top = max(float(cl.max()), float(cs.max()))
+    np.testing.assert_allclose(hl, cl, rtol=1e-3, atol=1e-3 * top)
+    np.testing.assert_allclose(hs, cs, rtol=1e-3, atol=1e-3 * top)
 
 
 @settings(max_examples=60, deadline=None)

@@ -59,7 +59,9 @@ _CODE_BITS = 4  # history keys: bucket << 4 | (venue·2 + side)
 _FOLD_AT = -300.0  # fold the multiplier into base once it is below e^-300
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
 EPS_USD = 1e-9  # levels below this are treated as empty
-MAX_INDEX = float(2**50)  # bucket indices above this are refused (keys are index << 4 in int64)
+MAX_INDEX = float(2**50)
+_NO_KEYS32 = np.empty(0, np.int32)
+_NO_VALS16 = np.empty(0, np.float16)  # bucket indices above this are refused (keys are index << 4 in int64)
 
 MODEL_DEFAULTS: dict = {
     "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
@@ -140,7 +142,10 @@ class _History:
     """One timeframe's column history: a sparse keyframe at boundary ``kb`` and one delta per later boundary.
 
     Boundary ``b`` is time ``b·period``: the end of column ``b − 1``. A delta is (ratio per venue·side code,
-    keys of buckets that changed other than by that ratio, their USD at the boundary).
+    keys of buckets that changed other than by that ratio, their USD at the boundary). Deltas are stored
+    compactly — keys as int32 offsets from the smallest, values as float16 times a per-delta scale (three
+    significant digits: the map's colour ramp needs far less) — so a column costs 6 bytes per changed bucket.
+    Untouched buckets are carried by the exact float64 ratios, so rounding never accumulates.
     """
 
     def __init__(self, period: int, capacity: int):
@@ -158,12 +163,29 @@ class _History:
         return (self.kb or 0) + len(self.deltas)
 
     def push(self, ratio: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> None:
-        self.deltas.append((ratio, keys, vals.astype(np.float32)))
+        self.deltas.append(self._encode(ratio, keys, vals))
         while len(self.deltas) > self.capacity:
             self._evict()
 
+    @staticmethod
+    def _encode(ratio: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> tuple:
+        if len(keys) == 0:
+            return (ratio, 0, _NO_KEYS32, 1.0, _NO_VALS16)
+        k0 = int(keys.min())
+        rel = keys - k0
+        rel = rel.astype(np.int32) if int(rel.max()) < 2**31 else rel
+        top = float(np.max(vals))
+        scale = top / 32768.0 if top > 0 else 1.0
+        return (ratio, k0, rel, scale, (vals / scale).astype(np.float16))
+
+    def delta(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ratio, keys int64, USD float64) of delta ``i`` (boundary kb + i → kb + i + 1)."""
+        ratio, k0, rel, scale, q = self.deltas[i]
+        return ratio, rel.astype(np.int64) + k0, q.astype(np.float64) * scale
+
     def _evict(self) -> None:
-        ratio, keys, vals = self.deltas.popleft()
+        ratio, keys, vals = self.delta(0)
+        self.deltas.popleft()
         kk = self.key_keys
         kv = self.key_vals * ratio[kk & 15]
         if len(keys):
@@ -192,13 +214,13 @@ class _History:
             self.key_keys, self.key_vals = self.key_keys[keep], self.key_vals[keep]
             self.kb = (self.kb or 0) + overflow
             n = self.capacity
-        empty_k, empty_v = np.empty(0, np.int64), np.empty(0, np.float32)
+        empty_k, empty_v = np.empty(0, np.int64), np.empty(0, np.float64)
         for _ in range(n):
             self.push(ratio, empty_k, empty_v)
 
     def nbytes(self) -> int:
         return int(self.key_keys.nbytes + self.key_vals.nbytes
-                   + sum(r.nbytes + k.nbytes + v.nbytes for r, k, v in self.deltas))
+                   + sum(d[0].nbytes + d[2].nbytes + d[4].nbytes + 16 for d in self.deltas))
 
 
 def _merged_params(params: dict | None) -> dict:
@@ -328,11 +350,11 @@ class SyntheticModel:
             starts = [a["ts"][0] for a in (oi, trades, liqs) if len(a)]
             self._start_clock(float(min(starts)))
         ti = li = 0
-        t_ts, l_ts = trades["ts"], liqs["ts"]
+        o_ts = np.append(oi["ts"], math.inf)
+        t_cut = np.searchsorted(np.ascontiguousarray(trades["ts"]), o_ts, side="right").tolist()
+        l_cut = np.searchsorted(np.ascontiguousarray(liqs["ts"]), o_ts, side="right").tolist()
         for r in range(len(oi) + 1):
-            t_end = oi["ts"][r] if r < len(oi) else math.inf
-            j = int(np.searchsorted(t_ts, t_end, side="right"))
-            k = int(np.searchsorted(l_ts, t_end, side="right"))
+            j, k = t_cut[r], l_cut[r]
             if j > ti or k > li:
                 self._flow_batch(trades[ti:j], liqs[li:k])
                 ti, li = j, k
@@ -430,7 +452,7 @@ class SyntheticModel:
 
             emit(b)
             while b < last_b:
-                ratio, keys, vals = h.deltas[b - h.kb]
+                ratio, keys, vals = h.delta(b - h.kb)
                 work *= ratio[:, None]
                 self._scatter(work, keys, vals, row0, nrows)
                 b += 1
@@ -657,7 +679,8 @@ class SyntheticModel:
         """Reconstruct every recorded boundary densely, re-bin it, and re-encode keyframe + deltas."""
         if h.kb is None:
             return
-        all_keys = [h.key_keys] + [k for _, k, _ in h.deltas]
+        decoded = [h.delta(i) for i in range(len(h.deltas))]
+        all_keys = [h.key_keys] + [k for _, k, _ in decoded]
         cat = np.concatenate(all_keys) if all_keys else np.empty(0, np.int64)
         if len(cat) == 0:
             return
@@ -684,7 +707,7 @@ class SyntheticModel:
         self._scatter(work, h.key_keys, h.key_vals, lo, n)
         kk, kv = sparse(rebin(work))
         new_deltas = deque()
-        for ratio, keys, vals in h.deltas:
+        for ratio, keys, vals in decoded:
             work *= ratio[:, None]
             self._scatter(work, keys, vals, lo, n)
             dense = rebin(work)
@@ -695,7 +718,7 @@ class SyntheticModel:
                 nk, nv_ = sparse(dense, ((pair & 15), (pair >> _CODE_BITS)))
             else:
                 nk, nv_ = np.empty(0, np.int64), np.empty(0)
-            new_deltas.append((ratio, nk, nv_.astype(np.float32)))
+            new_deltas.append(h._encode(ratio, nk, nv_))
         h.key_keys, h.key_vals = kk, kv
         h.deltas = new_deltas
 
