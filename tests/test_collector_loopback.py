@@ -123,8 +123,7 @@ async def test_feed_that_cannot_be_built_is_retried(server):
             raise RuntimeError("metadata unavailable")
         return make_feed(*args, **kwargs)
 
-    trades = [x for x in fixture_lines("binance_futures_messages.jsonl") if "@aggTrade" in x]
-    server.script("/market/stream", [("send", trades[0]), ("hold",)])
+    server.script("/market/stream", [("send", gz_trades(1)[0]), ("hold",)])
     market = Market(["BTC"])
     col = Collector(config(), market, ["BTC"], ["binance"], endpoints=binance_eps(server), focus=[],
                     feed_factory=factory)

@@ -5,6 +5,7 @@ TLS, timeout, HTTP 404 — and the table says which is which. Only 127.0.0.1 is 
 from __future__ import annotations
 
 import copy
+import gzip
 import importlib.util
 import io
 import time
@@ -88,9 +89,16 @@ async def test_loopback_table_classifies_each_failure(servers):
 
     good, untrusted, silent = servers
     binance = [line for line in real("binance_futures_messages.jsonl").read_text().splitlines()]
-    agg = next(x for x in binance if "@aggTrade" in x)
     mark = next(x for x in binance if '"markPriceUpdate"' in x and '"s":"BTCUSDT"' in x)
-    good.script("/market/stream?aggTrade", [*[("send", agg), ("sleep", 0.05)] * 3, ("hold",)])
+    trades = []  # real 2024 BTCUSDT trades (hftbacktest recording)
+    with gzip.open(real("hftbacktest_usdm_btcusdt_20240808.gz"), "rt") as fh:
+        for line in fh:
+            raw = line.split(" ", 1)[1].rstrip("\n")
+            if raw.startswith('{"stream":"btcusdt@trade"'):
+                trades.append(raw)
+                if len(trades) == 3:
+                    break
+    good.script("/market/stream?aggTrade", [*[x for t in trades for x in (("send", t), ("sleep", 0.05))], ("hold",)])
     good.script("/market/stream?forceOrder", [("hold",)])  # subscribed, never a liquidation
     good.script("/market/stream?markPrice", [("send", mark), ("hold",)])
     good.rest["/fapi/v1/openInterest"] = '{"openInterest":"70000.5","symbol":"BTCUSDT","time":1723161300000}'

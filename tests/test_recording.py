@@ -87,7 +87,8 @@ def test_flushed_but_unclosed_file_replays_then_reports_truncation(tmp_path):
     w = RecordingWriter(p, ["bybit"], ["BTC"], flush_seconds=0.0)
     for i in range(50):
         w.frame(float(i), "bybit", "BYBIT.ws.1", f'{{"i":{i}}}')
-    assert w.maybe_flush()
+    assert w.maybe_flush()  # a sync point handed to the writer thread ...
+    w.flush()  # ... and one waited for
     frames, err = collect(p)  # the writer is still open: no gzip trailer yet
     assert [f.raw for f in frames] == [f'{{"i":{i}}}' for i in range(50)]
     assert err is not None and str(err).startswith(str(p)) and "truncated" in str(err)

@@ -18,7 +18,9 @@ import base64
 import gzip
 import heapq
 import os
+import queue
 import re
+import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
@@ -89,11 +91,17 @@ def is_rest(conn: str) -> bool:
 class RecordingWriter:
     """Writes liqmap's own format: gzip JSON lines, one header then one line per frame.
 
-    Writes go to an in-process gzip stream (cheap enough for the event loop: a few µs per frame);
-    ``maybe_flush`` pushes a sync-flush point to disk every ``flush_seconds`` so a killed recorder loses
-    at most that interval and the file up to the last flush stays readable (its reader then reports the
-    missing end as a truncation, after replaying everything flushed).
+    ``frame`` runs inside the collectors' raw tap, on the event loop, so it only serializes the line
+    (orjson, ~1 µs) and appends it to a buffer; compression and disk writes happen on a writer thread in
+    chunks (zlib releases the GIL, so they overlap with parsing). ``maybe_flush`` (every
+    ``flush_seconds``) pushes a gzip sync point to disk, so a killed recorder loses at most that interval and
+    the file up to the last sync point stays readable (its reader then reports the missing end as a
+    truncation, after replaying everything flushed). A write error (disk full) is kept in ``error``; the
+    writer then drops frames rather than raise into the socket reader.
     """
+
+    CHUNK_BYTES = 256 * 1024
+    QUEUE_CHUNKS = 256  # back-pressure: at most this many chunks (64 MB) wait for the writer thread
 
     def __init__(
         self,
@@ -111,8 +119,15 @@ class RecordingWriter:
         self.frames = 0
         self.rest_frames = 0
         self.closed = False
+        self.error: str | None = None
         self._raw_fh = open(self.path, "wb")  # noqa: SIM115 — closed in close()
         self._gz = gzip.GzipFile(fileobj=self._raw_fh, mode="wb", compresslevel=compresslevel, mtime=0)
+        self._buf: list[bytes] = []
+        self._buf_bytes = 0
+        self._q: queue.Queue = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        self._thread = threading.Thread(target=self._run, name=f"recording-writer:{os.path.basename(self.path)}",
+                                        daemon=True)
+        self._thread.start()
         header: dict[str, Any] = {
             FORMAT_KEY: FORMAT_VERSION,
             "created": clock(),
@@ -121,10 +136,44 @@ class RecordingWriter:
         }
         if meta:
             header["meta"] = meta
-        self._gz.write(orjson.dumps(header) + b"\n")
+        self._emit(orjson.dumps(header) + b"\n")
         self._last_flush = clock()
         self.flush()
 
+    # -- the writer thread -------------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            try:
+                if item is None:
+                    return
+                chunk, sync = item
+                if self.error is None:
+                    try:
+                        if chunk:
+                            self._gz.write(chunk)
+                        if sync:
+                            self._gz.flush()  # Z_SYNC_FLUSH: everything so far is decodable
+                            self._raw_fh.flush()
+                    except OSError as e:
+                        self.error = f"{self.path}: cannot write: {e.strerror or e}"
+            finally:
+                self._q.task_done()
+
+    def _emit(self, line: bytes) -> None:
+        self._buf.append(line)
+        self._buf_bytes += len(line)
+        if self._buf_bytes >= self.CHUNK_BYTES:
+            self._handoff(False)
+
+    def _handoff(self, sync: bool) -> None:
+        chunk = b"".join(self._buf)
+        self._buf.clear()
+        self._buf_bytes = 0
+        if chunk or sync:
+            self._q.put((chunk, sync))
+
+    # -- the API -----------------------------------------------------------------------------------
     def frame(self, t: float, venue: str, conn: str, raw: str | bytes, kind: str | None = None) -> None:
         """One received frame. ``kind`` is ``ws`` or ``rest`` (default: ``rest`` when conn is a URL)."""
         if self.closed:
@@ -142,7 +191,7 @@ class RecordingWriter:
                 line["e"] = "b64"
         else:
             line["d"] = raw
-        self._gz.write(orjson.dumps(line) + b"\n")
+        self._emit(orjson.dumps(line) + b"\n")
         self.frames += 1
         if kind == "rest":
             self.rest_frames += 1
@@ -151,28 +200,37 @@ class RecordingWriter:
         """A (re)connect of ``conn`` to ``address``: lets a reader map connection ids to endpoints."""
         if self.closed:
             return
-        self._gz.write(orjson.dumps({"t": t, "v": venue, "c": conn, "k": "open", "d": address}) + b"\n")
+        self._emit(orjson.dumps({"t": t, "v": venue, "c": conn, "k": "open", "d": address}) + b"\n")
 
     def maybe_flush(self, now: float | None = None) -> bool:
+        """A sync point every ``flush_seconds`` (handed to the writer thread; does not wait for it)."""
         now = self.clock() if now is None else now
         if now - self._last_flush >= self.flush_seconds:
-            self.flush()
+            self.flush(wait=False)
             return True
         return False
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = True) -> None:
+        """Everything written so far to disk as a gzip sync point; ``wait`` until it is there."""
         if self.closed:
             return
-        self._gz.flush()  # Z_SYNC_FLUSH: everything so far is decodable
-        self._raw_fh.flush()
+        self._handoff(True)
         self._last_flush = self.clock()
+        if wait:
+            self._q.join()
 
     def close(self) -> None:
         if self.closed:
             return
-        self._gz.close()
-        self._raw_fh.close()
+        self._handoff(False)
+        self._q.put(None)
+        self._thread.join()
         self.closed = True
+        try:
+            self._gz.close()
+            self._raw_fh.close()
+        except OSError as e:
+            self.error = self.error or f"{self.path}: cannot write: {e.strerror or e}"
 
     def __enter__(self) -> RecordingWriter:
         return self
