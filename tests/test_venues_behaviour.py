@@ -175,3 +175,14 @@ def test_bybit_inverse_book_sizes_in_coins():
     book = p.books["BTC"]
     assert book.bids == {} and book.asks == {28001.0: 1.0, 28002.0: 100.0}  # USD contracts / price
     assert p.venue_feed.last_exchange_ts == 0.0  # books emit no rows; rows update it
+
+
+def test_two_feeds_naming_one_symbol_differently_both_get_trades():
+    trade = json.dumps({"topic": "publicTrade.BTCUSDT", "type": "snapshot", "ts": 1, "data": [
+        {"T": 1680688979983, "s": "BTCUSDT", "S": "Sell", "v": "0.4", "p": "30000", "i": "x1", "BT": False}]})
+    _, col_a = parse_lines("bybit", market("bybit", BTC=("BTCUSDT", False, 1.0)), [trade])
+    _, col_b = parse_lines("bybit", market("bybit", XBT=("BTCUSDT", False, 1.0)), [trade])
+    _, col_c = parse_lines("bybit", market("bybit", BTC=("BTCUSDT", False, 1.0)), [trade])
+    for col, name in ((col_a, "BTC"), (col_b, "XBT"), (col_c, "BTC")):
+        rows = col.get("trade", name)
+        assert len(rows) == 1 and rows["usd"][0] == 12000.0 and rows["side"][0] == -1

@@ -37,7 +37,10 @@ def test_binance_force_order_and_open_interest():
     # generated REST body {"openInterest":"26286.181"}; last BTCUSDT trade before it was 7627.60
     assert o["oi"] == approx(26286.181) and o["mark"] == approx(7627.60)
     assert o["oi_usd"] == approx(26286.181 * 7627.60)
-    assert len(col.get("trade", "BTC")) == 3 and len(col.get("trade", "ETH")) == 1
+    # @trade rows 4 and 11 (ours) and ETH row 10; row 1's aggTrade goes through cryptofeed's parser, and
+    # tardis's copy of it lacks the aggregate id "a": counted and dropped, not guessed
+    assert len(col.get("trade", "BTC")) == 2 and len(col.get("trade", "ETH")) == 1
+    assert p.errors[("frame", "KeyError")] == 1
 
 
 def test_bybit_liquidations_all_variants_flip_position_side():

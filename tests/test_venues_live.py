@@ -58,8 +58,9 @@ async def test_binance_live_routing_snapshot_and_oi_poll(server):
                                 "rest": f"https://{base}"}, retries=1)
     feed.start(asyncio.get_running_loop())
     try:
-        for _ in range(100):
-            if col.get("oi", "BTC").size and len(books) >= 2 and col.get("liq", "BTC").size:
+        for _ in range(300):  # up to 15 s on a loaded 2-core CI box; normally well under 1 s
+            if (col.get("oi", "BTC").size and len(books) >= 2 and col.get("liq", "BTC").size
+                    and col.get("trade", "BTC").size):
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -68,7 +69,7 @@ async def test_binance_live_routing_snapshot_and_oi_poll(server):
         await server.stop()
     liq = col.get("liq", "BTC")
     assert len(liq) == 1 and liq["side"][0] == LONG and liq["usd"][0] == pytest.approx(0.5 * 60010)
-    assert len(col.get("trade", "BTC")) == 1
+    assert len(col.get("trade", "BTC")) == 1, (feed.errors, feed.stats)
     oi = col.get("oi", "BTC")
     assert oi["oi"][0] == pytest.approx(12345.678) and oi["mark"][0] == pytest.approx(60005.5)
     # the snapshot was fetched by the adapter itself, then DIFF1 (buffered) and DIFF2 applied in sequence

@@ -29,9 +29,9 @@ from cryptofeed.symbols import Symbols
 
 from liqmap.core.assets import Asset, VenueMarket
 from liqmap.core.book import Book
-from liqmap.core.events import KINDS, VENUE_ID
+from liqmap.core.events import BUY, KINDS, SELL, VENUE_ID
 
-from .normalize import SeenLRU
+from .normalize import CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
 
@@ -132,6 +132,14 @@ class VenueFeed:
         super().__init__(subscription=subscription or {TRADES: []}, callbacks=callbacks,
                          timeout=int(self.fcfg.get("watchdog_seconds", 30)), **kwargs)
         self.websocket_endpoints = self._ws_endpoints()
+        # cryptofeed's per-instance maps must name our symbols our way even if another feed seeded others
+        self.exchange_symbol_mapping.update({sym: std for sym, std in self.std_of.items()})
+        self.normalized_symbol_mapping.update({std: sym for sym, std in self.std_of.items()})
+        # Trades go through cryptofeed's own parser where it is correct (Binance aggTrade, Bybit, OKX,
+        # Deribit); its Trade objects are normalized by _cryptofeed_trade, first in the callback list.
+        self.sym_of_std = {std: sym for sym, std in self.std_of.items()}
+        user = [cb for cb in self.callbacks[TRADES] if getattr(cb, "callback", cb) is not None]
+        self.callbacks[TRADES] = [self._cryptofeed_trade, *user]
 
     # --- configuration -------------------------------------------------------------------------
     def _endpoints(self, override: dict[str, str] | None) -> dict[str, str]:
@@ -152,9 +160,11 @@ class VenueFeed:
         """Fill cryptofeed's global symbol map so constructing the feed never makes a REST call."""
         norm: dict[str, str] = {}
         info: dict[str, dict] = {"tick_size": {}, "instrument_type": {}}
+        ours = set(self.std_of)
         if Symbols.populated(self.id):
             n0, i0 = Symbols.get(self.id)
-            norm.update(n0)
+            # keep other feeds' entries, but not a different name for one of our venue symbols
+            norm.update({std: sym for std, sym in n0.items() if sym not in ours})
             for k, v in i0.items():
                 info.setdefault(k, {}).update(v)
         for sym, std in self.std_of.items():
@@ -281,6 +291,26 @@ class VenueFeed:
         self.stats["book_frames"] += 1
         if self.book_sink is not None:
             self.book_sink(asset, self.venue, self.books[asset])
+
+    def trade_unit(self, vm: VenueMarket) -> str:
+        """The unit of a trade amount on this venue (contracts unless a venue says otherwise)."""
+        return CONTRACTS
+
+    async def _cryptofeed_trade(self, t, receipt_ts: float) -> None:
+        """A cryptofeed ``Trade`` (Decimal amount/price, float-second timestamp) → a liqmap trade row."""
+        sym = self.sym_of_std.get(t.symbol)
+        hit = self.markets.get(sym) if sym is not None else None
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        if not self._seen_trades.add((sym, t.id)):
+            self.stats["duplicates"] += 1
+            return
+        asset, vm = hit
+        p = float(t.price)
+        px, qty, usd = to_base(vm, float(t.amount), p, self.trade_unit(vm))
+        self.note_price(sym, p)
+        self.trade(asset, float(t.timestamp), px, qty, usd, BUY if t.side == "buy" else SELL)
 
     def lookup(self, symbol: str):
         """(asset, VenueMarket) for a venue symbol, or None when it is not one of ours."""

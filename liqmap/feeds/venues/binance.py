@@ -129,8 +129,13 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         e = d.get("e")
         if e == "depthUpdate":
             self._depth_update(d, timestamp)
-        elif e == "trade" or e == "aggTrade":
-            self._trade(d, e)
+        elif e == "aggTrade":
+            if d.get("s") in self.markets:
+                await BinanceFutures._trade(self, d, timestamp)  # cryptofeed's parser → _cryptofeed_trade
+            else:
+                self.stats["filtered"] += 1
+        elif e == "trade":  # the raw @trade stream: cryptofeed 2.4.1 has no parser for it
+            self._trade(d)
         elif e == "forceOrder":
             self._liquidation(d)
         elif e == "markPriceUpdate":
@@ -150,14 +155,13 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         else:
             raise FrameError("frame", "unknown_event")
 
-    def _trade(self, d: dict, e: str) -> None:
+    def _trade(self, d: dict) -> None:
         sym = d["s"]
         hit = self.markets.get(sym)
         if hit is None:
             self.stats["filtered"] += 1
             return
-        tid = d["t"] if e == "trade" else d.get("a", (d.get("f"), d.get("l")))
-        if not self._seen_trades.add((sym, e, tid)):
+        if not self._seen_trades.add((sym, "t", d["t"])):
             self.stats["duplicates"] += 1
             return
         asset, vm = hit

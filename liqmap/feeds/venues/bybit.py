@@ -14,7 +14,7 @@ from __future__ import annotations
 import orjson
 from cryptofeed.exchanges.bybit import Bybit
 
-from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
+from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import to_base
@@ -59,7 +59,10 @@ class BybitFeed(VenueFeed, Bybit):
         if head == self.chan("liquidations") or head in ("allLiquidation", "liquidation"):
             self._liquidations(m, timestamp)
         elif head == self.chan("trades") or head == "publicTrade":
-            self._trades(m)
+            if topic.rsplit(".", 1)[-1] in self.markets:
+                await Bybit._trade(self, m, timestamp, "linear")  # cryptofeed's parser → _cryptofeed_trade
+            else:
+                self.stats["filtered"] += 1
         elif head == self.chan("tickers") or head == "tickers":
             self._ticker(m, timestamp)
         elif head == "orderbook":
@@ -95,22 +98,6 @@ class BybitFeed(VenueFeed, Bybit):
             px, base, usd = to_base(vm, qty, price)
             # Bybit reports the position side: Buy = a long position was liquidated.
             self.liq(asset, ts, px, base, usd, LONG if side == "Buy" else SHORT, PRICE_BANKRUPTCY)
-
-    def _trades(self, m: dict) -> None:
-        for r in m["data"]:
-            sym = r["s"]
-            hit = self.markets.get(sym)
-            if hit is None:
-                self.stats["filtered"] += 1
-                continue
-            if not self._seen_trades.add((sym, r["i"])):
-                self.stats["duplicates"] += 1
-                continue
-            asset, vm = hit
-            p = float(r["p"])
-            px, qty, usd = to_base(vm, float(r["v"]), p)
-            self.note_price(sym, p)
-            self.trade(asset, float(r["T"]) / 1000.0, px, qty, usd, BUY if r["S"] == "Buy" else SELL)
 
     def _ticker(self, m: dict, timestamp: float) -> None:
         upd = m["data"]

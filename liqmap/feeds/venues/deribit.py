@@ -15,7 +15,7 @@ from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.deribit import Deribit
 
-from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, SELL, SHORT
+from liqmap.core.events import ASK, BID, LONG, PRICE_FILL, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import BASE, USD, to_base
@@ -61,7 +61,13 @@ class DeribitFeed(VenueFeed, Deribit):
         channel = params.get("channel", "")
         head = channel.split(".", 1)[0]
         if head == "trades":
-            self._trades(params["data"])
+            parts = channel.split(".")
+            if len(parts) > 1 and parts[1] not in self.markets:
+                self.stats["filtered"] += 1
+                return
+            if "trade" in self.kinds:  # cryptofeed's own trade parser → _cryptofeed_trade
+                await Deribit._trade(self, m, timestamp)
+            self._liquidations(params["data"])
         elif head == "ticker":
             self._ticker(params["data"], timestamp)
         elif head == "book":
@@ -70,40 +76,37 @@ class DeribitFeed(VenueFeed, Deribit):
             self.stats["ignored"] += 1
 
     def _amount(self, vm, amount: float, price: float) -> tuple[float, float, float]:
-        return to_base(vm, amount, price, USD if vm.inverse else BASE)
+        return to_base(vm, amount, price, self.trade_unit(vm))
 
-    def _trades(self, rows: list) -> None:
-        want_trades = "trade" in self.kinds
+    def trade_unit(self, vm) -> str:
+        return USD if vm.inverse else BASE
+
+    def _liquidations(self, rows: list) -> None:
+        """Trades flagged ``liquidation``: T = the taker was liquidated, M = the maker, MT = both.
+
+        cryptofeed's parser also emits these as LIQUIDATIONS, but with ``direction`` taken as the side
+        (wrong for M); liqmap ignores those and derives the position side here.
+        """
         for t in rows:
+            flag = t.get("liquidation")
+            if not flag:
+                continue
             sym = t["instrument_name"]
             hit = self.markets.get(sym)
             if hit is None:
                 self.stats["filtered"] += 1
                 continue
-            if not self._seen_trades.add(t["trade_id"]):
+            if not self._seen_liqs.add((sym, t["trade_id"])):
                 self.stats["duplicates"] += 1
                 continue
             asset, vm = hit
-            price = float(t["price"])
-            px, qty, usd = self._amount(vm, float(t["amount"]), price)
-            ts = t["timestamp"] / 1000.0
-            direction = t["direction"]
-            self.note_price(sym, price)
-            if want_trades:
-                self.trade(asset, ts, px, qty, usd, BUY if direction == "buy" else SELL)
-            flag = t.get("liquidation")
-            if not flag:
-                continue
-            taker_side = LONG if direction == "sell" else SHORT  # the taker's order closes its position
-            sides = []
-            if "T" in flag:
-                sides.append(taker_side)
-            if "M" in flag:
-                sides.append(-taker_side)
+            px, qty, usd = self._amount(vm, float(t["amount"]), float(t["price"]))
+            taker_side = LONG if t["direction"] == "sell" else SHORT  # the taker's order closes its position
+            sides = ([taker_side] if "T" in flag else []) + ([-taker_side] if "M" in flag else [])
             if not sides:
                 self._error("liq", "bad_flag")
             for side in sides:
-                self.liq(asset, ts, px, qty, usd, side, PRICE_FILL)
+                self.liq(asset, t["timestamp"] / 1000.0, px, qty, usd, side, PRICE_FILL)
 
     def _ticker(self, d: dict, timestamp: float) -> None:
         sym = d["instrument_name"]

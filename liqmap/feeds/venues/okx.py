@@ -13,7 +13,7 @@ from __future__ import annotations
 import orjson
 from cryptofeed.exchanges.okx import OKX
 
-from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
+from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import to_base
@@ -80,7 +80,10 @@ class OkxFeed(VenueFeed, OKX):
                 if r["instId"] in self.markets:
                     self.note_price(r["instId"], float(r["markPx"]))
         elif ch == self.chan("trades") or ch in ("trades", "trades-all"):
-            self._trades(m)
+            if arg.get("instId") in self.markets:
+                await OKX._trade(self, m, timestamp)  # cryptofeed's parser → _cryptofeed_trade
+            else:
+                self.stats["filtered"] += 1
         elif ch.startswith("books") or ch == "bbo-tbt":
             self._book(m, timestamp)
         else:
@@ -122,22 +125,6 @@ class OkxFeed(VenueFeed, OKX):
             base = float(r["oiCcy"]) if r.get("oiCcy") not in (None, "") else None
             usd = float(r["oiUsd"]) if r.get("oiUsd") not in (None, "") else None
             self.open_interest(inst, ts, base, usd, contracts=float(r["oi"]))
-
-    def _trades(self, m: dict) -> None:
-        for r in m["data"]:
-            inst = r["instId"]
-            hit = self.markets.get(inst)
-            if hit is None:
-                self.stats["filtered"] += 1
-                continue
-            if not self._seen_trades.add((inst, r["tradeId"])):
-                self.stats["duplicates"] += 1
-                continue
-            asset, vm = hit
-            p = float(r["px"])
-            px, qty, usd = to_base(vm, float(r["sz"]), p)
-            self.note_price(inst, p)
-            self.trade(asset, float(r["ts"]) / 1000.0, px, qty, usd, BUY if r["side"] == "buy" else SELL)
 
     def _book(self, m: dict, timestamp: float) -> None:
         inst = m["arg"]["instId"]
