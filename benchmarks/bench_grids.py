@@ -178,9 +178,7 @@ def bench_grid_1m() -> dict:
     oi = np.zeros(len(oi_ts), dtype=[("ts", "f8"), ("oi", "f8"), ("oi_usd", "f8"), ("mark", "f8"), ("venue", "u1")])
     oi["ts"], oi["oi"], oi["mark"] = oi_ts, 80_000.0 * np.exp(np.cumsum(rng.normal(2e-5, 3e-4, len(oi_ts)))), a.ref_price
     oi["oi_usd"] = oi["oi"] * oi["mark"]
-    # 3.5 h of it: the model keeps `columns` (240) 1m columns of history, and this run adds 10 minutes.
-    recent = NOW - 3.5 * 3600.0
-    model.update(oi=oi[oi["ts"] >= recent], trades=trades[trades["ts"] >= recent], liqs=liqs[liqs["ts"] >= recent])
+    model.update(oi=oi, trades=trades, liqs=liqs)
     model.advance(NOW)
     row0, nrows = rows_around(a.ref_price, step, NROWS)
 
