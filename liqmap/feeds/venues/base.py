@@ -1,9 +1,11 @@
 """What every liqmap venue feed shares, mixed in front of a cryptofeed Feed class.
 
 A venue class is ``class BinanceFeed(VenueFeed, cryptofeed.exchanges.BinanceFutures)``: cryptofeed keeps
-the connection machinery (``connect()``, websockets, REST polls, retries, watchdog), and this mixin
-replaces what is out of date or too slow in 2.4.1 — subscriptions, message parsing and normalization —
-with one code path that the live collector and the offline ``FrameParser`` both drive.
+the connection machinery (``connect()``, websockets, REST polls, retries, watchdog), the symbol map, and
+its own trade parsers where they are right (Binance aggTrade, Bybit, OKX, Deribit: their ``Trade`` objects
+are normalized by ``_cryptofeed_trade``). This mixin replaces what is out of date or too slow in 2.4.1 —
+subscriptions, liquidations, open interest, the L2 book (a float book instead of Decimal) — with one code
+path that the live collector and the offline ``FrameParser`` both drive.
 
 Each frame goes through ``message_handler`` → the venue's ``_handle`` → ``_emit(kind, asset, row)``; the
 rows of one frame are grouped per (kind, asset) and handed to ``sink(kind, asset, ndarray)`` when the frame
