@@ -40,6 +40,11 @@ class PriceAxis(CachedLines):
     def draw(self, frame: Frame, last_price: float | None, highlight: float | None,
              styles: dict[str, Style]) -> int:
         width = max(self.size.width, 1)
+        memo = (width, frame.height, frame.bottom, frame.zoom, frame.sub, frame.step, last_price, highlight,
+                id(styles))
+        if memo == getattr(self, "_memo", None):
+            return 0  # same rows, same labels: nothing to do
+        self._memo = memo
         ls = label_step(frame)
         step = frame.step
         last_y = frame.row_of_price(last_price) if last_price and math.isfinite(last_price) else None
@@ -82,6 +87,10 @@ class TimeAxis(CachedLines):
     def draw(self, frame: Frame, cursor_x: int | None, offset: int, styles: dict[str, Style]) -> int:
         width = max(self.size.width, 1)
         g = frame.snap.grid
+        memo = (width, frame.width, g.col0 + frame.body_c0, g.period, cursor_x, offset, id(styles))
+        if memo == getattr(self, "_memo", None):
+            return 0
+        self._memo = memo
         every = LABEL_EVERY.get(g.period, 12)
         cells = [" "] * width
         for x in range(0, frame.width):

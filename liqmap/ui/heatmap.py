@@ -35,6 +35,7 @@ class HeatmapView(CachedLines):
         self.frame: Frame | None = None
         self.levels: np.ndarray | None = None  # (height, width) uint16 codes of the last draw
         self._pair_styles: dict[int, Style] = {}
+        self._over_styles: dict[tuple, Style] = {}
         self._palette: Palette | None = None
 
     def draw(self, frame: Frame, palette: Palette, scale: float, cursor_x: int | None,
@@ -43,6 +44,7 @@ class HeatmapView(CachedLines):
         if palette is not self._palette:
             self._palette = palette
             self._pair_styles = {}
+            self._over_styles = {}
             self.invalidate()
         self.frame = frame
         n = palette.n
@@ -97,9 +99,13 @@ class HeatmapView(CachedLines):
         return st
 
     def _over(self, code, fg, sub: int, bold: bool = False) -> Style:
-        p = self._palette
+        """Overlay glyph style on a cell's background; cached (Style construction is the hot spot)."""
         lvl = int(code) if sub == 1 else max(divmod(int(code), 64))
-        return Style(bgcolor=p.colors[lvl], color=fg, bold=bold)
+        key = (lvl, fg, bold)
+        st = self._over_styles.get(key)
+        if st is None:
+            st = self._over_styles[key] = Style(bgcolor=self._palette.colors[lvl], color=fg, bold=bold)
+        return st
 
     def _row_strip(self, row: np.ndarray, overlays: dict, palette: Palette, sub: int, naive: bool) -> Strip:
         w = len(row)

@@ -28,6 +28,7 @@ class CachedLines(Widget):
         self._strips: list[Strip] = []
         self._width = -1
         self.naive = naive  # benchmark baseline: repaint everything on every update
+        self._memo = None
         self.rows_refreshed = 0  # rows marked dirty since start (tests and benchmarks read it)
         self.updates = 0
 
@@ -72,6 +73,7 @@ class CachedLines(Widget):
     def invalidate(self) -> None:
         """Forget the cached keys: the next ``set_lines`` rebuilds and repaints every row."""
         self._keys = []
+        self._memo = None  # subclasses that skip identical draws keep their inputs here
 
     def render_line(self, y: int) -> Strip:
         if 0 <= y < len(self._strips):

@@ -34,15 +34,17 @@ class LiveColumn(CachedLines):
         trow = frame.live_trace_row // frame.sub if frame.live_trace_row >= 0 else -1
         keys = [(int(lv[y]), y == trow, walls.get(y, 0)) for y in range(frame.height)]
         empty = palette.levels[0]
+        if getattr(self, "_palette", None) is not palette:
+            self._palette = palette
+            self._trace_st = [palette.cell(i, palette.trace, True) for i in range(len(palette.levels))]
+            self._wall_st = {1: Style(color=palette.wall_bid, bgcolor=palette.colors[0]),
+                             -1: Style(color=palette.wall_ask, bgcolor=palette.colors[0])}
+        trace_st, wall_st = self._trace_st, self._wall_st
 
         def build(y: int) -> Strip:
             lvl, tr, wall = keys[y]
-            cell = Segment(TRACE, palette.cell(lvl, palette.trace, True)) if tr else Segment(" ", palette.levels[lvl])
-            if wall:
-                w = Segment(WALL, Style(color=palette.wall_bid if wall > 0 else palette.wall_ask,
-                                        bgcolor=palette.colors[0]))
-            else:
-                w = Segment(" ", empty)
+            cell = Segment(TRACE, trace_st[lvl]) if tr else Segment(" ", palette.levels[lvl])
+            w = Segment(WALL, wall_st[wall]) if wall else Segment(" ", empty)
             return Strip([cell, w], 2)
 
         return self.set_lines(keys, build)
@@ -73,13 +75,16 @@ class ProfileColumn(CachedLines):
             b = min(int(ns[y]), width - 1 - a)
             keys.append((a, b))
         bg = palette.colors[0]
-        long_st = Style(color=palette.long, bgcolor=bg)
-        short_st = Style(color=palette.short, bgcolor=bg)
+        if getattr(self, "_palette", None) is not palette:
+            self._palette = palette
+            self._st = (Style(color=palette.long, bgcolor=bg), Style(color=palette.short, bgcolor=bg),
+                        Style(color=palette.cursor, bgcolor=bg, dim=True))
+        long_st, short_st, edge_st = self._st
         empty = palette.levels[0]
 
         def build(y: int) -> Strip:
             a, b = keys[y]
-            segs = [Segment("│", Style(color=palette.cursor, bgcolor=bg, dim=True))]
+            segs = [Segment("│", edge_st)]
             if a:
                 segs.append(Segment("█" * a, long_st))
             if b:
