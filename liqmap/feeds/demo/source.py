@@ -41,8 +41,9 @@ class DemoSource:
 
     def __init__(self, cfg: dict | None = None, assets=None, seed: int | None = None,
                  speed: float | None = None, start: float | None = None, focus=None,
-                 prehistory: bool = True) -> None:
+                 prehistory: bool = True, books: bool = True) -> None:
         self.cfg = cfg or {}
+        self.emit_books = books  # False: no book frames at all (headless uses that need no L2)
         d = self.demo = _demo_cfg(cfg)
         self.seed = int(d["seed"] if seed is None else seed)
         self.speed = float(d["speed"] if speed is None else speed)
@@ -123,7 +124,7 @@ class DemoSource:
                 for v, c in sim.contracts.items():
                     add(v, self.emitters[v].start(c, t, res.price))
             tr, lq = res.trades, res.liqs
-            book_due = fine or self._due((name, "book"), t, int(self.demo["offscreen_book_s"] * 1000))
+            book_due = self.emit_books and (fine or self._due((name, "book"), t, int(self.demo["offscreen_book_s"] * 1000)))
             mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
             for v, c in sim.contracts.items():
                 em = self.emitters[v]

@@ -1,0 +1,200 @@
+"""forecast_skill: does the synthetic model know where liquidations will happen? (DESIGN §4, §11)
+
+The demo market runs unpaced for several seeds; every frame goes through the real venue parsers into a
+``Market`` and from there to one ``SyntheticModel`` per asset — the model sees only what venues publish
+(open interest, trades, the liquidations each venue lets through), never the simulator's positions. At
+checkpoints (every 10 simulated minutes after a 30-minute warm-up) the price buckets within ±5 % of the
+last traded price are ranked twice:
+
+- by the model's estimated liquidation notional (long + short USD) at that bucket;
+- by distance from price alone (the baseline: "liquidations happen near price").
+
+Each ranking's top 10 % of buckets is scored against the ground truth: the share of the liquidation
+notional that actually happened in the next hour (the simulator's full log, not the throttled feeds)
+inside the ±5 % range that fell into those buckets. value = model share ÷ baseline share, target ≥ 1.5.
+Buckets the model leaves at zero are ordered by distance, so an empty model degrades to the baseline.
+
+The simulator's trader population is its own (config ``demo``: a lognormal leverage mixture clipped by
+venue and tier, lognormal + Pareto sizes, stops and take-profits); nothing here tunes it to the model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+
+import numpy as np
+
+from liqmap.config import DEFAULTS
+from liqmap.core import buckets
+from liqmap.core.market import Market
+from liqmap.core.synthetic import SyntheticModel
+from liqmap.feeds.demo import DemoSource, make_parsers
+
+START = 1_700_000_000.0
+SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3").split(","))
+ASSETS = ("BTC", "ETH", "SOL")
+HOURS = float(os.environ.get("LIQMAP_BENCH_FORECAST_HOURS", "2.5"))
+WARMUP_S = 1800.0
+EVERY_S = 600.0
+HORIZON_S = 3600.0
+RANGE_PCT = 5.0
+TOP_SHARE = 0.10
+UPDATE_S = 10.0
+RANGES = (RANGE_PCT, 2.0)  # the headline range first; a narrower one for reference
+# The simulated market starts in steady state (positions opened before the start, which the model never
+# saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
+PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"  # how often the model is fed (like the engine's ingest loop)
+
+
+def _top_buckets(price: float, step: float, scores: dict[int, float] | None,
+                 range_pct: float = RANGE_PCT) -> tuple[np.ndarray, np.ndarray]:
+    """(all buckets in range, the top 10 % of them) ranked by score, ties and zeros by distance."""
+    lo = int(buckets.index(price * (1 - range_pct / 100), step))
+    hi = int(buckets.index(price * (1 + range_pct / 100), step))
+    idx = np.arange(lo, hi + 1)
+    centre = (idx + 0.5) * step
+    dist = np.abs(centre - price)
+    n_top = max(1, int(math.ceil(TOP_SHARE * len(idx))))
+    if scores is None:
+        order = np.argsort(dist, kind="stable")
+    else:
+        s = np.array([scores.get(int(b), 0.0) for b in idx])
+        order = np.lexsort((dist, -s))  # by score descending, then nearest first
+    return idx, idx[order[:n_top]]
+
+
+def _scores(b: np.ndarray, usd: np.ndarray) -> dict[int, float]:
+    u, inv = np.unique(b, return_inverse=True)
+    return dict(zip(u.tolist(), np.bincount(inv, weights=usd).tolist()))
+
+
+async def _run_seed(seed: int, hours: float) -> dict:
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    # No L2 books: the model never reads them, and they are most of the frames.
+    src = DemoSource(cfg, assets=list(ASSETS), seed=seed, start=START, focus=[], books=False,
+                     prehistory=PREHISTORY)
+    market = Market(list(ASSETS), clock=src.now)
+    fresh: dict[str, dict[str, list]] = {a: {"oi": [], "trade": [], "liq": []} for a in ASSETS}
+
+    def sink(kind: str, asset: str, rows) -> None:
+        if market.add(kind, asset, rows) == len(rows) and kind in fresh[asset]:
+            fresh[asset][kind].append(rows)
+
+    parsers = make_parsers(src, sink, None, cfg)
+    steps = {a: buckets.bucket_step(src.assets[a].ref_price, src.assets[a].tick, cfg["buckets"]["target_bp"])
+             for a in ASSETS}
+    models = {a: SyntheticModel(a, steps[a], params=cfg["model"], markets=dict(src.assets[a].markets), cfg=cfg)
+              for a in ASSETS}
+    last_px = {a: src.assets[a].ref_price for a in ASSETS}
+    checkpoints: list[tuple] = []
+    end = src.now() + hours * 3600.0
+    next_update = src.now() + UPDATE_S
+    next_cp = src.now() + WARMUP_S
+    frames = 0
+    while src.now() < end:
+        for ts, venue, conn, raw in src.step():
+            await parsers[venue].feed(raw, ts, conn)
+            frames += 1
+        now = src.now()
+        if now >= next_update:
+            next_update += UPDATE_S
+            for a in ASSETS:
+                parts = fresh[a]
+                arrs = {}
+                for kind in ("oi", "trade", "liq"):
+                    if parts[kind]:
+                        x = np.concatenate(parts[kind])
+                        arrs[kind] = x[np.argsort(x["ts"], kind="stable")]
+                        parts[kind] = []
+                if "trade" in arrs and len(arrs["trade"]):
+                    last_px[a] = float(arrs["trade"]["price"][-1])
+                if arrs:
+                    models[a].update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
+                models[a].advance(now)
+        if now >= next_cp and now + HORIZON_S <= end + 1e-9:
+            next_cp += EVERY_S
+            for a in ASSETS:
+                b, lu, su = models[a].levels()
+                model = dict(zip(b.tolist(), (lu + su).tolist()))
+                # reference only (never shown to the model): the same ranking on the TRUE open positions
+                tr = src.truth(a)
+                oracle = _scores(buckets.index(tr["liq_price"], steps[a]), tr["usd"])
+                for rp in RANGES:
+                    idx, top_m = _top_buckets(last_px[a], steps[a], model, rp)
+                    _, top_b = _top_buckets(last_px[a], steps[a], None, rp)
+                    _, top_o = _top_buckets(last_px[a], steps[a], oracle, rp)
+                    checkpoints.append((a, now, rp, idx, {"model": top_m, "baseline": top_b, "oracle": top_o}))
+    # score every checkpoint against the ground truth: liquidations of the next hour, in range
+    acc: dict[tuple, float] = {}
+    for a, t, rp, idx, tops in checkpoints:
+        log = src.liquidations(a, since=t)
+        log = log[log["ts"] <= t + HORIZON_S]
+        bi = buckets.index(log["price"], steps[a])
+        inside = (bi >= idx[0]) & (bi <= idx[-1])
+        usd = log["usd"]
+        acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
+        for name, top in tops.items():
+            acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + float(usd[inside & np.isin(bi, top)].sum())
+    errors = sum(sum(p.errors.values()) for p in parsers.values())
+    return {"seed": seed, "checkpoints": len(checkpoints) // len(RANGES), "frames": frames, "parse_errors": errors,
+            "rejects": market.rejects.total(), "acc": acc,
+            "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS}}
+
+
+def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
+    tot = sum(acc.get((rp, a, "realized"), 0.0) for a in assets)
+    return round(sum(acc.get((rp, a, name), 0.0) for a in assets) / tot, 4) if tot else None
+
+
+def forecast_skill() -> dict:
+    t0 = time.perf_counter()
+    runs = [asyncio.run(_run_seed(s, HOURS)) for s in SEEDS]
+    acc: dict[tuple, float] = {}
+    for r in runs:
+        for k, v in r["acc"].items():
+            acc[k] = acc.get(k, 0.0) + v
+    model_share = _share(acc, RANGE_PCT, "model") or 0.0
+    base_share = _share(acc, RANGE_PCT, "baseline") or 0.0
+    ratio = model_share / base_share if base_share > 0 else None
+    variants = {}
+    for rp in RANGES:
+        m, b, o = (_share(acc, rp, n) for n in ("model", "baseline", "oracle"))
+        variants[f"±{rp:g}%"] = {
+            "model_share": m, "baseline_share": b, "oracle_share": o,
+            "ratio": round(m / b, 3) if m is not None and b else None,
+            "oracle_ratio": round(o / b, 3) if o is not None and b else None,
+            "realized_usd": round(sum(acc.get((rp, a, "realized"), 0.0) for a in ASSETS)),
+            "per_asset": {a: {n: _share(acc, rp, n, (a,)) for n in ("model", "baseline", "oracle")} for a in ASSETS},
+        }
+    return {
+        "value": round(ratio, 3) if ratio is not None else None,
+        "unit": "× baseline",
+        "target": 1.5,
+        "ok": ratio is not None and ratio >= 1.5,
+        "detail": {
+            "model_share": model_share,
+            "baseline_share": base_share,
+            "range": f"±{RANGE_PCT:g}%",
+            # oracle = the same top-10 % ranking on the simulator's TRUE open positions (liquidation price,
+            # USD): what a perfect at-risk map would score under this metric; never shown to the model
+            "variants": variants,
+            "per_seed": [{"seed": r["seed"], "model_share": _share(r["acc"], RANGE_PCT, "model"),
+                          "baseline_share": _share(r["acc"], RANGE_PCT, "baseline"),
+                          "checkpoints": r["checkpoints"], "frames": r["frames"],
+                          "parse_errors": r["parse_errors"], "rejects": r["rejects"]} for r in runs],
+            "assets": list(ASSETS),
+            "seeds": list(SEEDS),
+            "simulated_hours_per_seed": HOURS,
+            "prehistory": PREHISTORY,
+            "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
+                          f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",
+            "model_stats_seed0": runs[0]["model_stats"],
+            "run_s": round(time.perf_counter() - t0, 1),
+        },
+    }
+
+
+BENCHMARKS = {"forecast_skill": forecast_skill}
