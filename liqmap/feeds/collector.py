@@ -11,9 +11,10 @@ wraps every message handler so one bad frame is counted and dropped, and install
 handler so any other cryptofeed task that dies is reported instead of vanishing.
 
 Load budget (DESIGN §6): per venue one *flow* feed — liquidations, trades and open interest for every
-asset — and one *book* feed with full L2 books for the focus set only (the asset on screen plus
-``universe.focus_extra``). ``set_focus`` moves the book subscription by rebuilding that venue's book feed;
-flow keeps running untouched.
+asset — one *book* feed with full L2 books for the focus set only (the asset on screen plus
+``universe.focus_extra``), and, where the venue adapter parses the light ``depth`` kind (top-N snapshots),
+one *depth* feed for every other asset. ``set_focus`` moves the book (and depth) subscriptions by
+rebuilding those feeds; flow keeps running untouched.
 
 Feeds are built in a worker thread (``asyncio.to_thread``): building one seeds cryptofeed's symbol map and
 may read metadata, and nothing that can block may run on the UI loop. One venue failing to build, connect
@@ -44,6 +45,20 @@ LOG = logging.getLogger("liqmap.feeds")
 
 FLOW_KINDS = ("liq", "trade", "oi")
 BOOK_KINDS = ("book",)
+LIGHT_KINDS = ("depth",)  # top-N book snapshots for the assets out of focus (when the adapter has them)
+
+
+def light_depth_supported(venue: str, factory_kinds: Iterable[str] | None = None) -> bool:
+    """Whether the venue's adapter offers the light ``depth`` kind (top-N snapshots). Adapters declare
+    what they can parse in ``SUPPORTED_KINDS`` (default: liqmap.feeds.venues.ALL_KINDS)."""
+    if factory_kinds is not None:
+        return "depth" in factory_kinds
+    try:
+        from .venues import ALL_KINDS, VENUE_CLASSES
+    except ImportError:
+        return False
+    cls = VENUE_CLASSES.get(venue)
+    return cls is not None and "depth" in getattr(cls, "SUPPORTED_KINDS", ALL_KINDS)
 
 
 def feeds_setting(cfg: dict | None, key: str, default: Any) -> Any:
@@ -201,6 +216,8 @@ class Collector:
         self.restart_seconds = float(feeds_setting(cfg, "restart_seconds", 30.0))
         self.close_timeout = float(feeds_setting(cfg, "close_timeout_seconds", 2.0))
         self.build_timeout = float(feeds_setting(cfg, "build_timeout_seconds", 30.0))
+        self.light_depth = bool(feeds_setting(cfg, "light_depth", True))
+        self.factory_kinds = getattr(feed_factory, "SUPPORTED_KINDS", None) if feed_factory is not None else None
         self.open_timeout = float(open_timeout)
         self.install_exception_handler = exception_handler
         # An explicit list of feeds (venue, group, kinds, book assets or None) instead of the load budget's
@@ -229,6 +246,9 @@ class Collector:
                 book_assets = self._book_assets(venue)
                 if book_assets:
                     plans.append(Slot(venue, "book", self.book_kinds, tuple(book_assets)))
+                light = self._light_assets(venue)
+                if light:
+                    plans.append(Slot(venue, "depth", LIGHT_KINDS, tuple(light)))
         await asyncio.gather(*(self._launch(slot) for slot in plans))
         self._watchdog = asyncio.create_task(self._watchdog_loop(), name="liqmap-watchdog")
         self._flusher = asyncio.create_task(self._flush_loop(), name="liqmap-batch-flush")
@@ -266,6 +286,14 @@ class Collector:
     def _book_assets(self, venue: str) -> list[str]:
         return [a for a in self.focus if venue in self.assets.get(a, Asset(a, 1.0, 1e-6)).markets]
 
+    def _light_assets(self, venue: str) -> list[str]:
+        """The assets out of focus that get light depth: none unless ``feeds.light_depth`` is on and the
+        venue's adapter parses the ``depth`` kind (``health()[venue]["light_depth"]`` says which)."""
+        if not self.light_depth or not light_depth_supported(venue, self.factory_kinds):
+            return []
+        focus = set(self.focus)
+        return [a for a, meta in self.assets.items() if a not in focus and venue in meta.markets]
+
     def set_focus(self, assets: Iterable[str] | str) -> asyncio.Task | None:
         """Full books for ``assets`` (plus ``universe.focus_extra``). Moves each venue's book subscription
         by rebuilding its book feed; flow feeds are untouched. Returns the task doing it (None when the
@@ -284,17 +312,21 @@ class Collector:
     async def _apply_focus(self) -> None:
         await asyncio.sleep(0.2)  # let a burst of asset switches settle
 
-        async def move(venue: str) -> None:
-            want = tuple(self._book_assets(venue))
-            old = self._slots.get((venue, "book"))
+        async def move(venue: str, group: str, kinds: tuple[str, ...], want: tuple[str, ...]) -> None:
+            old = self._slots.get((venue, group))
             if old is not None and old.book_assets == want:
                 return
             if old is not None:
                 await self._stop_slot(old)
             if want:
-                await self._launch(Slot(venue, "book", self.book_kinds, want))
+                await self._launch(Slot(venue, group, kinds, want))
 
-        await asyncio.gather(*(move(v) for v in self.venues))
+        moves = []
+        for v in self.venues:
+            moves.append(move(v, "book", self.book_kinds, tuple(self._book_assets(v))))
+            if self.light_depth:
+                moves.append(move(v, "depth", LIGHT_KINDS, tuple(self._light_assets(v))))
+        await asyncio.gather(*moves)
 
     # --------------------------------------------------------------------------------------- health
     def health(self) -> dict[str, dict]:
@@ -330,6 +362,10 @@ class Collector:
                 for s in slots
             }
             d["focus"] = list(self.focus)
+            d["light_depth"] = ("on" if (venue, "depth") in self._slots else
+                                "off" if not self.light_depth else
+                                "on" if light_depth_supported(venue, self.factory_kinds) else
+                                "unsupported by the venue adapter")
             out[venue] = d
         return out
 
@@ -485,7 +521,11 @@ class Collector:
 
     def _later(self, delay: float, coro) -> None:
         async def run() -> None:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                coro.close()  # stopped before it was due: never started, never awaited
+                raise
             await coro
 
         t = asyncio.get_running_loop().create_task(run())
