@@ -93,6 +93,7 @@ DEFAULTS: dict[str, Any] = {
         "close_timeout_seconds": 2.0,  # websocket close handshake limit (a stalled peer never answers)
         "build_timeout_seconds": 30.0,  # building a venue's feeds (symbol maps, metadata) off the loop
         "batch_ms": 50.0,  # parsed rows are handed to the market rings in batches this often
+        "light_depth": True,  # top-N depth for assets out of focus, where the venue adapter parses it
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
         "endpoints": {
             "binance_market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
