@@ -58,7 +58,12 @@ def feeds_cfg(cfg: dict | None) -> dict:
     from liqmap.config import DEFAULTS
 
     base = DEFAULTS["feeds"]
-    got = (cfg or {}).get("feeds", cfg or {}) if cfg else {}
+    if not cfg:
+        got = {}
+    elif "feeds" in cfg:  # the whole settings dict
+        got = cfg["feeds"]
+    else:  # just the feeds section, or a settings dict that has none
+        got = {k: v for k, v in cfg.items() if k in base}
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in (got or {}).items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
