@@ -63,6 +63,9 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
             if duration is not None and now - t0 >= duration:
                 break
             writer.maybe_flush()
+            if writer.error:
+                print(f"liqmap: {writer.error}", file=err, flush=True)
+                break
             if now >= next_status:
                 next_status = now + status_every
                 print(_status(col, writer, now - t0), file=err, flush=True)
@@ -75,6 +78,9 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
         writer.close()
     health = col.health()
     print(_status(col, writer, time.monotonic() - t0), file=err, flush=True)
+    if writer.error:
+        print(f"liqmap: record: {writer.error}", file=err)
+        return 1
     if writer.frames == 0:
         for venue, h in health.items():
             print(f"liqmap: record: {venue}: {h['state']}, {h['last_error'] or 'no frames'}", file=err)
@@ -126,6 +132,9 @@ async def record_demo(out: str, cfg: dict[str, Any], duration: float | None, see
                 writer.maybe_flush()
     finally:
         writer.close()
+    if writer.error:
+        print(f"liqmap: record: {writer.error}", file=err)
+        return 1
     print(f"liqmap: recorded {writer.frames:,} demo frames ({writer.rest_frames:,} REST, seed {src.seed}) to {out}",
           file=err)
     return 0

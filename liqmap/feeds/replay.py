@@ -323,8 +323,13 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     names = list(assets) if assets is not None else (rec.assets if rec is not None and rec.assets else None)
     names = names or list(cfg["universe"]["assets"])
     venues = tuple(v for v in cfg["universe"]["venues"] if v in VENUES) or VENUES
-    market = Market(names, venues, capacity=_capacities(cfg))
+    # The market's "now" is the recording's clock, so its future-timestamp check means "ahead of the
+    # receipt time" — a recording of the demo market made faster than real time is not in the future.
+    box: list[Replayer] = []
+    market = Market(names, venues, capacity=_capacities(cfg),
+                    clock=lambda: box[0].now if box and box[0].now else time.time())
     replayer = Replayer(cfg, market, names)
+    box.append(replayer)
     engine = _engine(cfg, market, replayer) if rec is not None else None
     tick = float(replay_setting(cfg, "tick_seconds", 1.0))
     next_tick = None
