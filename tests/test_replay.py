@@ -230,3 +230,25 @@ async def test_replay_source_unpaced_and_damaged(tmp_path):
     await asyncio.wait_for(src.run(), 10)  # unpaced: an hour of recording does not take an hour
     assert src.done and src.error and str(cut) in src.error
     assert 0 < len(market.gather("trade", "BTC")) <= 40
+
+
+async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
+    """90 simulated seconds recorded in ~1 s run ahead of the wall clock; replay judges "future"
+    timestamps against the recording's clock, so nothing is rejected and the whole pipeline (five venues'
+    parsers, engine, model, reports) produces a report."""
+    import io
+
+    from liqmap.commands.record import record_demo
+
+    c = cfg()
+    c["universe"]["assets"] = ["BTC"]
+    out = tmp_path / "demo90.jsonl.gz"
+    assert await record_demo(str(out), c, 90.0, seed=1, speed=None, err=io.StringIO()) == 0
+    rep = await replay_headless(str(out), c)
+    assert rep["complete"] and rep["rejected"] == {}
+    assert rep["last_ts"] > time.time() + 60  # it really is ahead of the wall clock
+    assert set(rep["venues"]) == set(VENUES)
+    assert all(v["errors"] == 0 and v["events"].get("trade") for v in rep["venues"].values())
+    btc = rep["assets"]["BTC"]
+    assert btc["trades"]["count"] == sum(v["events"]["trade"] for v in rep["venues"].values())
+    assert set(btc["books"]) == set(VENUES)
