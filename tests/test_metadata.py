@@ -149,3 +149,11 @@ def test_binance_tiers_from_bundled_table(tmp_path):
     md = Metadata(tmp_path, fetch=lambda v, a: {})
     rows = md.tier_rows("binance", default_universe()["BTC"])
     assert rows and rows[0][2] == pytest.approx(0.004)  # tier 1 MMR 0.40 % (venues.md §5.2)
+
+
+def test_from_config_uses_data_dir_and_ttl(tmp_path, monkeypatch):
+    from liqmap.config import load
+
+    monkeypatch.setenv("LIQMAP_DATA_DIR", str(tmp_path))
+    md = Metadata.from_config(load(environ={"LIQMAP_FEEDS__METADATA_TTL_HOURS": "2"}))
+    assert md.path == tmp_path / "metadata.json" and md.ttl == 7200.0

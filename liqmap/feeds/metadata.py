@@ -207,6 +207,14 @@ class Metadata:
         self.errors: dict[str, str] = {}
         self.load()
 
+    @classmethod
+    def from_config(cls, cfg: dict, data_dir: str | Path | None = None) -> Metadata:
+        """The cache under ``$LIQMAP_DATA_DIR`` (or the XDG data dir) with ``feeds.metadata_ttl_hours``."""
+        from liqmap.config import default_data_dir
+
+        d = data_dir or os.environ.get("LIQMAP_DATA_DIR") or default_data_dir()
+        return cls(d, ttl_hours=float((cfg.get("feeds") or {}).get("metadata_ttl_hours", 24.0)))
+
     def load(self) -> bool:
         """Read the cache (stale or not); a corrupt file is set aside, never fatal."""
         try:
