@@ -356,6 +356,13 @@ class Store:
         atomic_write(path, codec.encode(snap, **codec_kw), durable=False)
         return path
 
+    def save_snapshot_bytes(self, asset: str, mode: str, tf: str, venues: Iterable[str], blob: bytes) -> Path:
+        """Write an already encoded snapshot (the engine keeps background views encoded)."""
+        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshot_dir / self.snapshot_name(asset, mode, tf, venues)
+        atomic_write(path, blob, durable=False)
+        return path
+
     def load_snapshots(self) -> list[Snapshot]:
         """Every readable snapshot file; unreadable ones are set aside with a warning."""
         out: list[Snapshot] = []

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import buckets
+from .. import buckets, codec
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
 from ..grids.modes import GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers
@@ -41,6 +41,8 @@ from .tape import LiqTape, TradeTape
 
 __all__ = ["Engine", "EngineView", "ring_capacities"]
 
+# Decoded background snapshots kept for quick re-reads (the UI flipping between a few assets).
+HOT_DECODED = 16
 # Background cadence per timeframe (seconds between rebuilds of a view that is not on screen).
 BACKGROUND_EVERY = {"1m": 5.0, "5m": 15.0, "15m": 30.0, "1h": 60.0, "4h": 120.0}
 # A view with no new data is still re-published this often (decay, health, the clock moves on).
@@ -63,6 +65,19 @@ class EngineView:
     @property
     def key(self) -> tuple:
         return (self.asset, self.mode, self.tf, self.venues, self.rows, self.center)
+
+
+@dataclass(frozen=True)
+class PackedSnapshot:
+    """A background view's snapshot kept encoded (``liqmap.core.codec``): ~15 kB instead of ~0.5 MB of
+    float32 layers, decoded on the first ``latest()`` (a few ms) and written to disk as is."""
+
+    version: int
+    blob: bytes
+    asset: str
+    mode: str
+    timeframe: str
+    venues: tuple[str, ...]
 
 
 @dataclass
@@ -138,13 +153,15 @@ class Engine:
         self.max_queue = max(1, int(e.get("max_queue", 16)))
         self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
         self.params = GridParams.from_config(cfg)
+        self._heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
         self.assets = tuple(market.assets)
         self._meta = universe(list(self.assets))
         self._states: dict[str, AssetState] = {}
         self._versions = itertools.count(1)
         self.version = 0
         self._latest: dict[tuple, Snapshot] = {}
-        self._restored: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
+        self._restored: dict[tuple, Snapshot] = {}
+        self._hot: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
         self._views: dict[tuple, EngineView] = {}
         self._built: dict[tuple, _Built] = {}
         self._screen: EngineView | None = None
@@ -171,7 +188,6 @@ class Engine:
             raise ValueError(f"unknown timeframe {tf!r}")
         view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
         self._screen = view
-        self._views[view.key] = view
         return view.key
 
     def add_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
@@ -196,12 +212,32 @@ class Engine:
                 out.setdefault(k, v)
         return list(out.values())
 
+    def is_hot(self, key: tuple) -> bool:
+        """Views kept decoded: the one on screen and those added with ``add_view``; the rest are packed."""
+        return (self._screen is not None and key == self._screen.key) or key in self._views
+
     def latest(self, key: tuple) -> Snapshot | None:
-        """The newest snapshot of a view (lock-free), or the one restored from disk until it is rebuilt."""
+        """The newest snapshot of a view (lock-free), or the one restored from disk until it is rebuilt.
+
+        A packed background snapshot is decoded here on first read and kept in a small cache, so switching
+        to another asset or timeframe shows its map at once.
+        """
         snap = self._latest.get(key)
-        if snap is not None:
+        if snap is None:
+            return self._restored.get(key[:4])
+        if isinstance(snap, Snapshot):
             return snap
-        return self._restored.get(key[:4])
+        hot = self._hot.get(key)
+        if hot is not None and hot.version == snap.version:
+            return hot
+        out = codec.decode(snap.blob)
+        self._hot[key] = out
+        while len(self._hot) > HOT_DECODED:
+            try:
+                self._hot.pop(next(iter(self._hot)))
+            except (StopIteration, KeyError, RuntimeError):  # another reader trimmed it first
+                break
+        return out
 
     def health(self) -> dict:
         if self.health_provider is None:
@@ -366,7 +402,7 @@ class Engine:
             prev = built.win
             incremental = (prev is not None and prev.row0 == win.row0 and prev.nrows == win.nrows
                            and prev.step == win.step and prev.ncols == win.ncols and win.col0 >= prev.col0)
-            grid = self._grid(view, st, win, now, built if incremental else None)
+            grid, syn = self._grid(view, st, win, now, built if incremental else None)
             kind = "incremental" if incremental else "full_builds"
             setattr(built, kind, getattr(built, kind) + 1)
             self.stats[kind] += 1
@@ -375,7 +411,18 @@ class Engine:
             snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports,
                             verdict=verdict, health=self.health(), source=self.source, last_price=last_price)
             built.version = snap.version
-        self._latest[view.key] = snap
+            hot = self.is_hot(view.key)
+            if not hot and view.tf != "1m":
+                built.syn = None  # cheap to rebuild in full; not worth its memory for hundreds of views
+        if hot:
+            self._latest[view.key] = snap
+        else:
+            source = None
+            if view.mode == "heatmap" and syn is not None:
+                source = (*syn, self.params.heatmap_sigma_buckets)
+            blob = codec.encode(snap, compressor="zlib", heatmap=self._heat, heatmap_source=source)
+            self._latest[view.key] = PackedSnapshot(snap.version, blob, view.asset, view.mode, view.tf,
+                                                    view.venues)
         self.version = max(self.version, snap.version)
         return snap
 
@@ -393,12 +440,12 @@ class Engine:
             lo[:, j:], sh[:, j:] = nlo, nsh
         else:
             lo, sh = model_layers(st.model, view.tf, win, venues)
-        # Kept as float32 (what the grid holds anyway): half the memory over hundreds of background views.
+        # Kept as float32 (what the grid holds anyway): half the memory over the views that keep it.
         built.syn, built.open_col = (lo.astype(np.float32), sh.astype(np.float32)), win.col1 - 1
         return lo, sh
 
     def _grid(self, view: EngineView, st: AssetState, win: Window, now: float,
-              prev: _Built | None) -> MapGrid:
+              prev: _Built | None) -> tuple[MapGrid, tuple[np.ndarray, np.ndarray] | None]:
         built = self._built[view.key]
         vids = None
         if set(view.venues) != set(self.market.venues):
@@ -408,15 +455,16 @@ class Engine:
         model_venues = None if vids is None else venues
         if view.mode == "raw":
             return build_raw(view.asset, view.tf, win, st.liqs[view.tf].select(vids), trades, now=now,
-                             half_life_s=self.params.raw_half_life_s, venues=venues)
+                             half_life_s=self.params.raw_half_life_s, venues=venues), None
         lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
         if view.mode == "synthetic":
-            return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues)
+            return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues), (lo, sh)
         if view.mode == "heatmap":
-            return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params, venues=venues)
+            return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params,
+                                 venues=venues), (lo, sh)
         levels = st.model.levels(model_venues) if st.model is not None else None
         return build_hybrid(view.asset, view.tf, win, st.liqs[view.tf].select(vids), lo, sh, trades, levels,
-                            now=now, params=self.params, venues=venues)
+                            now=now, params=self.params, venues=venues), (lo, sh)
 
     # ------------------------------------------------------------ synchronous stepping
 
@@ -449,19 +497,22 @@ class Engine:
         self.save_snapshots()
 
     def save_snapshots(self) -> int:
-        """Write the latest snapshot of every follow-the-price view (the ones a restart shows at once)."""
+        """Write the latest snapshot of every follow-the-price view (the ones a restart shows at once);
+        packed background snapshots are written as they are, without decoding."""
         if self.store is None:
             return 0
         n = 0
-        heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
         for key, snap in list(self._latest.items()):
             if key[5] is not None or self._saved.get(key) == snap.version:
                 continue
-            source = None
-            built = self._built.get(key)
-            if key[1] == "heatmap" and built is not None and built.version == snap.version and built.syn:
-                source = (*built.syn, self.params.heatmap_sigma_buckets)
-            self.store.save_snapshot(snap, heatmap=heat, heatmap_source=source)
+            if isinstance(snap, PackedSnapshot):
+                self.store.save_snapshot_bytes(snap.asset, snap.mode, snap.timeframe, snap.venues, snap.blob)
+            else:
+                source = None
+                built = self._built.get(key)
+                if key[1] == "heatmap" and built is not None and built.version == snap.version and built.syn:
+                    source = (*built.syn, self.params.heatmap_sigma_buckets)
+                self.store.save_snapshot(snap, heatmap=self._heat, heatmap_source=source)
             self._saved[key] = snap.version
             n += 1
         return n

@@ -23,7 +23,7 @@ from ..timeframes import TIMEFRAMES
 
 # events per second per (asset, venue) that a ring must absorb without loss
 PEAK_RATE = {"trade": 60.0, "liq": 0.25, "oi": 0.5, "book": 50.0}
-INGEST_HORIZON_S = 120.0  # the engine ingests every asset at least this often, even when shedding
+INGEST_HORIZON_S = 60.0  # the engine ingests every asset at least twice this often, even when shedding
 
 
 def horizons(columns: int) -> dict[str, float]:
