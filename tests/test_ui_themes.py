@@ -1,0 +1,141 @@
+"""Themes and palettes: every built-in theme file parses and registers with Textual; a user theme from the
+config dir is found; a bad file is refused with one line naming the file and the field; ``liqmap`` exits 2
+on it; palettes give one precomputed style per level for truecolor, 256 and 16 colours."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.color import ColorType
+
+from liqmap.config import DEFAULTS
+from liqmap.ui.palettes import Scale, build_palette, detect_color_system, level_of, textual_color_system
+from liqmap.ui.themes import ThemeError, builtin_dir, discover, parse_theme, resolve, to_textual
+
+GOOD = (builtin_dir() / "dark.toml").read_text()
+
+
+def test_builtin_themes_parse_and_register():
+    themes = discover(environ={})
+    assert {"dark", "light", "colorblind", "mono"} <= set(themes)
+    for spec in themes.values():
+        t = to_textual(spec)
+        assert t.name == f"liqmap-{spec.name}"
+        assert len(spec.ramp) >= 8 and len(spec.ramp16) >= 4
+    assert themes["light"].dark is False
+
+
+def test_colorblind_theme_avoids_red_green_sides():
+    cb = discover(environ={})["colorblind"]
+    assert cb.heat["long"] != cb.heat["short"]
+    for c in (cb.heat["long"], cb.heat["short"]):
+        assert c.lower() not in ("#ff0000", "#00ff00", "red", "green")
+
+
+def test_user_theme_from_config_dir(tmp_path):
+    d = tmp_path / "liqmap" / "themes"
+    d.mkdir(parents=True)
+    (d / "mine.toml").write_text(GOOD.replace('name = "dark"', 'name = "mine"'))
+    spec, themes = resolve("mine", environ={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert spec.name == "mine" and "dark" in themes
+
+
+@pytest.mark.parametrize("mutate,field", [
+    (lambda s: s.replace('primary = "#4ea1ff"', 'primary = "not-a-colour"'), "ui.primary"),
+    (lambda s: s.replace('ramp = [', 'ramp = ["#000000"]\nxramp = ['), "heatmap.ramp"),
+    (lambda s: s.replace('trace = "#ffffff"\n', ''), "heatmap.trace"),
+    (lambda s: s.replace('[ui]', '[uix]'), "ui"),
+    (lambda s: s + "\n[[[", "not valid TOML"),
+    (lambda s: s.replace('name = "dark"', 'name = 3'), "name"),
+])
+def test_bad_theme_file_one_line_naming_file_and_field(tmp_path, mutate, field):
+    p = tmp_path / "bad.toml"
+    p.write_text(mutate(GOOD))
+    with pytest.raises(ThemeError) as e:
+        resolve(str(p), environ={})
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert str(p) in msg and field in msg
+
+
+def test_bad_user_theme_is_reported_even_when_another_is_chosen(tmp_path):
+    d = tmp_path / "liqmap" / "themes"
+    d.mkdir(parents=True)
+    (d / "broken.toml").write_text(GOOD.replace('empty = "#0c0e14"', 'empty = 12'))
+    with pytest.raises(ThemeError, match=r"broken\.toml: heatmap\.empty"):
+        discover(environ={"XDG_CONFIG_HOME": str(tmp_path)})
+
+
+def test_unknown_theme_name_lists_the_known_ones():
+    with pytest.raises(ThemeError, match="have: .*dark"):
+        resolve("nope", environ={})
+
+
+def test_run_exits_2_on_bad_theme(tmp_path, capsys, monkeypatch):
+    from liqmap.commands import run
+
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "auto")  # run.main pins it; restore afterwards
+    p = tmp_path / "bad.toml"
+    p.write_text(GOOD.replace('accent = "#ffb347"', 'accent = "#zz"'))
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["app"]["theme"] = str(p)
+    rc = run.main(argparse.Namespace(demo=True, replay=None), cfg)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert err.count("\n") == 0 and str(p) in err and "ui.accent" in err
+
+
+def test_run_reports_missing_replay_file(tmp_path, capsys):
+    from liqmap.commands import run
+
+    cfg = copy.deepcopy(DEFAULTS)
+    rc = run.main(argparse.Namespace(demo=False, replay=str(tmp_path / "nope.gz")), cfg)
+    assert rc == 2 and "nope.gz: file not found" in capsys.readouterr().err
+
+
+def test_missing_module_is_named():
+    from liqmap.commands.run import _missing
+
+    assert _missing("liqmap.core.market", "liqmap.nonexistent_module") == "liqmap.nonexistent_module"
+    assert _missing("liqmap.core.market") is None
+
+
+@pytest.mark.parametrize("system", ["truecolor", "256", "16"])
+def test_palettes_per_colour_system(system):
+    spec = discover(environ={})["dark"]
+    p = build_palette(spec, system)
+    assert len(p.levels) == len(spec.ramp) + 1 if system != "16" else len(spec.ramp16) + 1
+    types = {c.type for c in p.colors}
+    if system == "truecolor":
+        assert types == {ColorType.TRUECOLOR}
+    elif system == "256":
+        assert types == {ColorType.EIGHT_BIT}
+    else:
+        assert types <= {ColorType.STANDARD}
+    assert all(st.bgcolor is not None for st in p.levels)  # one ready Style per level
+
+
+def test_colour_system_detection_and_textual_names():
+    assert detect_color_system({"LIQMAP_COLOR_SYSTEM": "16", "COLORTERM": "truecolor"}) == "16"
+    assert detect_color_system({"LIQMAP_COLOR_SYSTEM": "auto", "COLORTERM": "truecolor"}) == "truecolor"
+    assert detect_color_system({"TERM": "xterm-256color"}) == "256"
+    assert detect_color_system({"TERM": "xterm"}) == "16"
+    assert textual_color_system("16") == "standard"
+    assert textual_color_system("256") == "256"
+
+
+def test_levels_monotonic_and_scale_hysteresis():
+    v = np.array([0, 1, 10, 100, 1000, 1e4, 1e5], dtype=np.float32)
+    lv = level_of(v, 1e5, 10)
+    assert lv[0] == 0 and lv[1] >= 1 and lv[-1] == 10
+    assert np.all(np.diff(lv.astype(int)) >= 0)
+    s = Scale()
+    assert s.update(1000.0) and s.value == 1024.0
+    assert not s.update(900.0)  # small moves keep the scale (no whole-map recolour)
+    assert not s.update(300.0)
+    assert s.update(2000.0) and s.value == 2048.0
+    assert s.update(100.0) and s.value == 128.0

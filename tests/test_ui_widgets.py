@@ -1,0 +1,131 @@
+"""Widget-level checks: the viewport maps rows to the right prices, the heatmap merges equal cells into one
+segment and repaints only changed rows, reports render the engine's real record shapes, the status line
+tells DEMO apart and reads venue health."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ui_fixtures import FixtureSource  # noqa: E402
+
+from liqmap.core.buckets import index  # noqa: E402
+from liqmap.ui.reports_table import build_rows, format_record, record_price, record_ts  # noqa: E402
+from liqmap.ui.source import View  # noqa: E402
+from liqmap.ui.status import status_line, venue_state  # noqa: E402
+from liqmap.ui.viewport import Viewport, make_frame  # noqa: E402
+
+NOW = 1_763_900_000.0
+
+
+def snapshot(mode="raw", rows=60):
+    return FixtureSource(("BTC",), now=NOW).latest(View("BTC", mode, "1m", None, rows, None, 240))
+
+
+def test_frame_rows_cover_the_right_prices_and_sum_zoomed_buckets():
+    snap = snapshot()
+    g = snap.grid
+    for zoom in (1, 2, 4):
+        f = make_frame(snap, Viewport(zoom=zoom), 20, 100)
+        # Every grid cell shown lands in the row whose price range holds it, with its value summed.
+        y = 7
+        lo, hi = f.row_range(y)
+        r0, r1 = int(index(lo, g.step)) - g.row0, int(index(hi - g.step / 2, g.step)) - g.row0 + 1
+        expect = g.values[max(r0, 0):max(r1, 0), f.body_c0:f.body_c0 + 100].sum(axis=0) if r1 > 0 else 0
+        assert np.allclose(f.body[y], expect, rtol=1e-5)
+        assert f.row_of_price((lo + hi) / 2) == y
+        assert abs((hi - lo) - zoom * g.step) < 1e-9
+
+
+def test_live_column_holds_the_newest_grid_column():
+    snap = snapshot()
+    f = make_frame(snap, Viewport(), 30, 80)
+    assert f.live_c == snap.grid.values.shape[1] - 1
+    assert f.body_c0 + 80 == f.live_c  # the body ends right before it
+    naive = make_frame(snap, Viewport(), 30, 80, live=False)
+    assert naive.body_c0 + 80 == snap.grid.values.shape[1]
+
+
+def test_hires_doubles_price_resolution():
+    snap = snapshot()
+    f1 = make_frame(snap, Viewport(), 20, 50)
+    f2 = make_frame(snap, Viewport(hires=True), 20, 50)
+    lo1, hi1 = f1.row_range(5)
+    lo2, hi2 = f2.row_range(5)
+    assert abs((hi2 - lo2) - 2 * (hi1 - lo1)) < 1e-9
+    assert f2.body.shape[0] == 40
+
+
+async def test_heatmap_merges_runs_and_repaints_only_changed_rows():
+    from textual.app import App
+
+    from liqmap.ui.heatmap import HeatmapView
+    from liqmap.ui.palettes import Scale, build_palette
+    from liqmap.ui.themes import discover
+
+    pal = build_palette(discover(environ={})["dark"], "truecolor")
+
+    class One(App):
+        def compose(self):
+            yield HeatmapView()
+
+    snap = snapshot("hybrid", 80)
+    app = One()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        hm = app.query_one(HeatmapView)
+        f = make_frame(snap, Viewport(), hm.size.height, hm.size.width)
+        sc = Scale()
+        sc.update(float(f.body.max()))
+        n = hm.draw(f, pal, sc.value, None, None, True)
+        assert n == hm.size.height  # first draw: everything
+        segs = sum(len(list(s)) for s in hm._strips)
+        cells = hm.size.width * hm.size.height
+        assert segs < cells / 4  # equal neighbours merged into one segment
+        assert all(s.cell_length == hm.size.width for s in hm._strips)
+        # Same frame again: nothing to repaint.
+        assert hm.draw(f, pal, sc.value, None, None, True) == 0
+        # A cursor column: every row changes; a highlighted level: one row.
+        assert hm.draw(f, pal, sc.value, None, 5, True) == 1
+        assert hm.draw(f, pal, sc.value, 10, 5, True) == hm.size.height
+
+
+def test_reports_render_engine_record_shapes():
+    # Shapes as liqmap.core.reports emits them (walls: distance_bp/age_s; sweeps: total_usd + price_lo/hi).
+    wall = {"side": "bid", "price": 65800.0, "bucket": 2632, "usd": 4.2e6, "peak_usd": 5e6, "density": 6.1,
+            "distance_bp": -31.0, "age_s": 95.0, "first_seen": NOW - 95, "venues": ["binance", "okx"],
+            "status": "active"}
+    sweep = {"side": "sell", "count": 2, "total_usd": 28134535.0, "ts": NOW - 30, "price_lo": 65865.5,
+             "price_hi": 65942.4, "levels": 5, "venues": ["binance", "okx"]}
+    absn = {"side": "bid", "price": 65865.5, "usd": 44.7e6, "start": NOW - 20, "duration_s": 5.25,
+            "outcome": "held", "venues": ["binance"]}
+    text = format_record("walls", wall, 25.0)
+    assert "bid" in text and "65,800" in text and "$4.2M" in text and "-0.31%" in text and "active" in text
+    assert "bin,okx" in text
+    s = format_record("sweeps", sweep, 25.0)
+    assert "sell" in s and "$28.1M" in s and "5lv" in s and "×2" in s
+    assert record_price(sweep) == (65865.5 + 65942.4) / 2 and record_ts(sweep) == NOW - 30
+    assert record_ts(absn) == NOW - 20
+    a = format_record("absorptions", absn, 25.0)
+    assert "65,866" in a or "65,865" in a
+    assert "$44.7M" in a and "5s" in a and "held" in a
+    rows = build_rows({"walls": [wall], "sweeps": [sweep], "absorptions": [absn], "convergence": [],
+                       "asymmetry": {"bid_share": 0.61, "dominant": "bids"}}, 25.0)
+    kinds = [(r.kind, r.section) for r in rows]
+    assert ("header", "convergence") in kinds and ("empty", "convergence") in kinds
+    assert any("bid share 61%" in r.text and "bids" in r.text for r in rows)
+
+
+def test_status_line_demo_label_and_health():
+    health = {"binance": {"state": "connected", "last_message_age": 0.3, "lag_ewma": 0.12},
+              "okx": {"state": "stale", "last_message_age": 45.0},
+              "bybit": {"state": "down"}}
+    t = status_line("BTC", "heatmap", "5m", health, "DEMO", None).plain
+    assert "DEMO (simulated market)" in t and "Synthetic Heatmap" in t and " 5m " in t
+    assert "●binance <1s" in t and "◐okx 45s" in t and "○bybit" in t and "lag 120ms" in t
+    assert venue_state({"state": "connected", "lag_ms": 250})[2] == 0.25
+    assert "LIVE" in status_line("ETH", "raw", "1m", {}, "LIVE", None).plain
