@@ -143,3 +143,33 @@ async def test_loopback_table_classifies_each_failure(servers):
             if k[0] == venue:
                 assert " no " in line and why in line, line
     assert text.splitlines()[-1].startswith("2/")
+
+
+async def test_one_venue_without_dns_while_another_answers(servers):
+    """A host that does not resolve is that venue's problem (DNS rows), not "no network", when another
+    venue's host resolves (localhost, from the hosts file: no packet leaves the machine)."""
+    good, _untrusted, _silent = servers
+    trades = []
+    with gzip.open(real("hftbacktest_usdm_btcusdt_20240808.gz"), "rt") as fh:
+        for line in fh:
+            raw = line.split(" ", 1)[1].rstrip("\n")
+            if raw.startswith('{"stream":"btcusdt@trade"'):
+                trades.append(raw)
+                if len(trades) == 2:
+                    break
+    good.script("/market/stream?aggTrade", [*[("send", t) for t in trades], ("hold",)])
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["doctor"]["connect_timeout_seconds"] = 1.0
+    eps = cfg["feeds"]["endpoints"]
+    eps["binance_market"] = f"wss://localhost:{good.port}/market"
+    eps["binance_public"] = f"wss://localhost:{good.port}/public"
+    eps["binance_rest"] = f"https://localhost:{good.port}"
+    eps["bybit_ws"] = INVALID["bybit_ws"]
+    cfg["universe"]["venues"] = ["binance", "bybit"]
+    out, err = io.StringIO(), io.StringIO()
+    rc = await diagnose(cfg, 1.5, out=out, err=err, asset="BTC", channels=("trade",))
+    text = out.getvalue()
+    assert rc == 1 and "no network" not in err.getvalue()
+    lines = {line.split()[0]: line for line in text.splitlines()[2:-1]}
+    assert " yes " in lines["binance"] and lines["binance"].rstrip().endswith("ok")
+    assert " no " in lines["bybit"] and "DNS: stream.liqmap-test.invalid" in lines["bybit"]
