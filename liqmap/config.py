@@ -134,6 +134,7 @@ DEFAULTS: dict[str, Any] = {
         "oi_poll_seconds": 10.0,  # Binance open interest is REST-only: poll interval per symbol round
         "dedup_size": 50000,  # remembered trade ids / liquidation keys per venue (drops reconnect replays)
         "okx_skip_first_liquidation": True,  # the first liquidation-orders push after subscribing is stale
+        "okx_checksum": True,  # verify OKX books' CRC32 (top 25 levels); a mismatch resyncs the book
         "metadata_ttl_hours": 24.0,  # ccxt markets/tiers cache lifetime before a background refetch
     },
     "reports": {

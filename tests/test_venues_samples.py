@@ -100,3 +100,20 @@ def test_okx_books_and_trades():
     raw = [json.loads(b) for _, b in lines if '"trades","instId":"UNI' in b and '"data"' in b]
     assert len(uni) == 1 and uni["usd"][0] == pytest.approx(float(raw[0]["data"][0]["sz"]) * 10.0)  # 10 USD each
     assert ("UNI", "okx") in seen
+
+
+def test_okx_checksums_verified_on_real_frames_and_corruption_detected():
+    lines = cryptofeed_sample_lines(OKX)
+    assets = {"UNI": Asset("UNI", 5.0, 0.001, {"okx": VenueMarket("UNI-USD-SWAP", True, 10.0)})}
+    parser, _, _ = run("okx", assets, lines)
+    n_books = sum(1 for _, b in lines if '"books","instId":"UNI-USD-SWAP"' in b and '"checksum"' in b)
+    assert n_books == 93 and parser.stats["checksum_ok"] == n_books and not parser.errors
+    # change one size in the 10th update: the CRC32 no longer matches, the book is no longer trusted
+    hit = [i for i, (_, b) in enumerate(lines) if '"books","instId":"UNI-USD-SWAP"' in b and '"update"' in b][9]
+    m = json.loads(lines[hit][1])
+    side = "asks" if m["data"][0]["asks"] else "bids"
+    m["data"][0][side][0][1] = str(float(m["data"][0][side][0][1]) + 1)
+    bad = lines[:hit] + [(lines[hit][0], json.dumps(m))] + lines[hit + 1:]
+    parser, _, _ = run("okx", assets, bad)
+    assert parser.errors[("book", "checksum_mismatch")] == 1
+    assert parser.errors[("book", "update_before_snapshot")] > 0  # later updates wait for a new snapshot

@@ -10,7 +10,10 @@ the first push after subscribing is a stale snapshot and is skipped (as tardis d
 
 from __future__ import annotations
 
+import zlib
+
 import orjson
+from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.okx import OKX
 
 from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
@@ -26,6 +29,8 @@ class OkxFeed(VenueFeed, OKX):
 
     def __init__(self, *args, **kwargs) -> None:
         self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
+        self._synced: set[str] = set()  # instIds whose book has had its snapshot
+        self._shadow: dict[str, tuple[dict, dict]] = {}  # instId → (bids, asks) as the venue's strings
         super().__init__(*args, **kwargs)
 
     async def subscribe(self, conn) -> None:
@@ -44,6 +49,8 @@ class OkxFeed(VenueFeed, OKX):
             args.append({"channel": self.chan("trades"), "instId": s})
         for s in by_kind.get("book", ()):
             args.append({"channel": self.chan("book"), "instId": s})
+            self._synced.discard(s)
+            self._shadow.pop(s, None)
         for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
             await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
 
@@ -134,18 +141,59 @@ class OkxFeed(VenueFeed, OKX):
             return
         asset, vm = hit
         book = self.book(asset)
+        checking = self.fcfg.get("okx_checksum", True)
         for d in m["data"]:
             ts = float(d["ts"]) / 1000.0 if d.get("ts") else timestamp
-            bids, asks = d.get("bids", ()), d.get("asks", ())
+            raw_bids, raw_asks = d.get("bids", ()), d.get("asks", ())
+            bids, asks = raw_bids, raw_asks
             if vm.inverse:  # sizes are USD contracts: coins = n × ctVal / price, level by level
                 bids = self.inverse_levels(bids, vm.contract_size)
                 asks = self.inverse_levels(asks, vm.contract_size)
-            if m.get("action", "snapshot") == "snapshot":
+            snapshot = m.get("action", "snapshot") == "snapshot"
+            if snapshot:
                 book.replace_raw(bids, asks, ts, 1.0, 1.0 if vm.inverse else vm.contract_size)
+                self._synced.add(inst)
             else:
-                if not book.version:
+                if inst not in self._synced:
                     raise FrameError("book", "update_before_snapshot")
                 scale = 1.0 if vm.inverse else vm.contract_size
                 book.apply_raw(BID, bids, ts, 1.0, scale)
                 book.apply_raw(ASK, asks, ts, 1.0, scale)
+            if checking and "checksum" in d:
+                self._check(inst, snapshot, raw_bids, raw_asks, d["checksum"])
         self.book_changed(asset)
+
+    def _check(self, inst: str, snapshot: bool, bids, asks, expected: int) -> None:
+        """OKX's CRC32 over the top 25 levels, on the venue's own strings (kept in a shadow book).
+
+        A mismatch means a lost or misapplied update: counted, the book marked unsynced until the next
+        snapshot, and live the connection is recycled so the resubscribe brings one.
+        """
+        shadow = self._shadow.get(inst)
+        if snapshot or shadow is None:
+            shadow = self._shadow[inst] = ({}, {})
+        for side, levels in ((shadow[0], bids), (shadow[1], asks)):
+            for lv in levels:
+                if float(lv[1]):
+                    side[lv[0]] = lv[1]
+                else:
+                    side.pop(lv[0], None)
+        top_b = sorted(shadow[0], key=float, reverse=True)[:25]
+        top_a = sorted(shadow[1], key=float)[:25]
+        parts = []
+        for i in range(max(len(top_b), len(top_a))):
+            if i < len(top_b):
+                parts.append(f"{top_b[i]}:{shadow[0][top_b[i]]}")
+            if i < len(top_a):
+                parts.append(f"{top_a[i]}:{shadow[1][top_a[i]]}")
+        crc = zlib.crc32(":".join(parts).encode())
+        if crc >= 1 << 31:
+            crc -= 1 << 32
+        if crc == int(expected):
+            self.stats["checksum_ok"] += 1
+        else:
+            self._synced.discard(inst)
+            self._shadow.pop(inst, None)
+            self._error("book", "checksum_mismatch")
+            if self.live_rest:
+                raise MissingSequenceNumber
