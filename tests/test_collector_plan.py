@@ -92,3 +92,20 @@ async def test_light_depth_can_be_switched_off():
         assert col.health()["binance"]["light_depth"] == "off"
     finally:
         await col.stop()
+
+
+async def test_set_focus_from_another_thread():
+    import asyncio
+
+    f = Factory()
+    col = Collector(cfg(), Market(ASSETS), ASSETS, ["binance"], feed_factory=f)
+    await col.start()
+    try:
+        assert await asyncio.to_thread(col.set_focus, "PEPE") is None  # scheduled, not run, off-loop
+        for _ in range(200):
+            if f.built("binance", ("book",))[-1][2] == ("ETH", "PEPE"):
+                break
+            await asyncio.sleep(0.01)
+        assert f.built("binance", ("book",))[-1] == ("binance", ("book",), ("ETH", "PEPE"))
+    finally:
+        await col.stop()

@@ -297,7 +297,14 @@ class Collector:
     def set_focus(self, assets: Iterable[str] | str) -> asyncio.Task | None:
         """Full books for ``assets`` (plus ``universe.focus_extra``). Moves each venue's book subscription
         by rebuilding its book feed; flow feeds are untouched. Returns the task doing it (None when the
-        focus did not change). Rapid calls coalesce: only the last focus is applied."""
+        focus did not change). Rapid calls coalesce: only the last focus is applied. Safe to call from
+        another thread (it is then scheduled on the collector's loop and returns None)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # called from another thread (a UI worker): hop onto the collector's loop
+            if self._loop is not None and self._running:
+                self._loop.call_soon_threadsafe(self.set_focus, assets)
+            return None
         new = tuple(focus_set(self.cfg, list(self.assets), [assets] if isinstance(assets, str) else list(assets)))
         if new == self.focus:
             return None
