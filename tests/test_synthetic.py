@@ -465,3 +465,31 @@ def test_no_nan_or_inf_for_any_finite_input(step, rows, half_life):
         assert np.all(np.isfinite(cl)) and np.all(np.isfinite(cs)) and np.all(cl >= 0)
         p = m.provenance(int(b[0]))
         assert all(math.isfinite(x) for x in p["venues"].values())
+
+
+def test_highlow_entries_and_mark_fallback():
+    m = model({"entry_mode": "highlow", "leverage_tiers": [10.0], "leverage_weights": [1.0]})
+    m.update(oi_rows((0.0, 1000.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    m.update(EMPTY_O, trade_rows((5.0, 59_000.0, 1e5, 1, BIN), (6.0, 61_000.0, 1e5, -1, BIN),
+                                 (7.0, 60_000.0, 2e5, 1, BIN)), EMPTY_L)
+    m.update(oi_rows((10.0, 1010.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    # VWAP 60,000 → ΔN 600k; φ = 300k/400k: longs 450k at the low (59,000), shorts 150k at the high (61,000)
+    got = as_dict(m)
+    assert got == {int(index(59_000 * 0.9 / 0.996, STEP)): (pytest.approx(450_000.0), 0.0),
+                   int(index(61_000 * 1.1 / 1.004, STEP)): (0.0, pytest.approx(150_000.0))}
+    # a venue with no trades: entries at its mark price, split evenly
+    m2 = model({"leverage_tiers": [10.0], "leverage_weights": [1.0]})
+    m2.update(oi_rows((0.0, 1000.0, 62_000.0, BYB)), EMPTY_T, EMPTY_L)
+    m2.update(oi_rows((10.0, 1010.0, 62_000.0, BYB)), EMPTY_T, EMPTY_L)
+    assert as_dict(m2) == {int(index(62_000 * 0.9 / 0.996, STEP)): (pytest.approx(310_000.0), 0.0),
+                           int(index(62_000 * 1.1 / 1.004, STEP)): (0.0, pytest.approx(310_000.0))}
+
+
+def test_trades_before_first_oi_sample_do_not_count():
+    m = model({"leverage_tiers": [10.0], "leverage_weights": [1.0]})
+    # flow before the venue's first OI sample belongs to positions the model never saw open
+    m.update(EMPTY_O, trade_rows((1.0, 60_000.0, 1e6, 1, BIN)), EMPTY_L)
+    m.update(oi_rows((2.0, 1000.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    m.update(EMPTY_O, trade_rows((3.0, 60_000.0, 1e5, -1, BIN)), EMPTY_L)
+    m.update(oi_rows((4.0, 1010.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    assert m.total_short() == pytest.approx(600_000.0) and m.total_long() == 0.0
