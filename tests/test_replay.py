@@ -252,3 +252,9 @@ async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
     btc = rep["assets"]["BTC"]
     assert btc["trades"]["count"] == sum(v["events"]["trade"] for v in rep["venues"].values())
     assert set(btc["books"]) == set(VENUES)
+    # the app's source too: a wall-clock market is put on the recording's clock
+    market = Market(["BTC"], VENUES)
+    src = ReplaySource(str(out), c, market, speed=0)
+    await src.run()
+    assert src.error is None and market.rejects.total() == 0
+    assert len(market.gather("liq", "BTC")) == btc["liquidation_totals"]["count"]

@@ -390,7 +390,8 @@ class ReplaySource:
     """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the parsers and ``market``.
 
     ``speed`` ≤ 0 or infinite means as fast as possible. The loop is yielded to at least every
-    ``yield_every`` frames so the UI keeps painting however dense the file is.
+    ``yield_every`` frames so the UI keeps painting however dense the file is. The market's clock is set to
+    the recording's (``now``).
     """
 
     def __init__(self, path: str, cfg: dict, market: Market, speed: float | None = 1.0,
@@ -400,6 +401,9 @@ class ReplaySource:
         self.market = market
         self.speed = 1.0 if speed is None else float(speed)
         self.replayer = Replayer(cfg, market, list(market.assets), on_book=on_book)
+        # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
+        # the receipt time", also for a recording made faster than real time (the demo market's).
+        market.clock = self.now
         self.yield_every = max(1, int(yield_every))
         self.error: str | None = None
         self.done = False
