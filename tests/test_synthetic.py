@@ -493,3 +493,23 @@ def test_trades_before_first_oi_sample_do_not_count():
     m.update(EMPTY_O, trade_rows((3.0, 60_000.0, 1e5, -1, BIN)), EMPTY_L)
     m.update(oi_rows((4.0, 1010.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
     assert m.total_short() == pytest.approx(600_000.0) and m.total_long() == 0.0
+
+
+def test_window_follows_price_and_counts_what_falls_off():
+    m = model({"leverage_tiers": [10.0], "leverage_weights": [1.0], "track_pct": 20.0})
+    opened(m)  # long at ~54,217, short at ~65,737, around 60,000
+    # price doubles over time (trades above the shorts consume them); new positions open near 120,000
+    m.update(EMPTY_O, trade_rows((100.0, 120_000.0, 1e4, 1, BIN)), EMPTY_L)
+    assert m.total_short() == 0.0 and m.total_long() == pytest.approx(450_000.0)
+    m.update(oi_rows((200.0, 1000.0, 120_000.0, BYB)), EMPTY_T, EMPTY_L)
+    m.update(EMPTY_O, trade_rows((210.0, 120_000.0, 1e5, 1, BYB)), EMPTY_L)
+    m.update(oi_rows((220.0, 1010.0, 120_000.0, BYB)), EMPTY_T, EMPTY_L)
+    # the new levels sit far outside the first window: it re-centred on 120,000 and the old long
+    # (55 % below price, beyond track_pct) fell off, counted
+    assert m.total_long() == pytest.approx(1_200_000.0)
+    assert m.stats["dropped_usd"] == pytest.approx(450_000.0)
+    assert set(as_dict(m)) == {int(index(120_000 * 0.9 / 0.996, STEP))}
+    lo, _ = m.column_profiles("1m", 0, 4, int(index(120_000 * 0.9 / 0.996, STEP)), 1)
+    assert lo[0, 3] == pytest.approx(1_200_000.0)
+    lo_old, _ = m.column_profiles("1m", 0, 4, 2168, 1)
+    assert lo_old[0, 0] == pytest.approx(450_000.0, rel=1e-3) and lo_old[0, 3] == 0.0
