@@ -361,3 +361,19 @@ async def test_run_stops_and_saves(tmp_path):
     await asyncio.wait_for(task, 5)
     assert list((tmp_path / "snapshots").glob("BTC_hybrid_1m_*.lqs"))
     assert threading.active_count() < 10  # executors were shut down
+
+
+def test_panning_does_not_accumulate_views():
+    rng = np.random.default_rng(10)
+    clock = Clock(T0)
+    m = _market(clock, assets=("BTC",))
+    m.add("trade", "BTC", _trades(rng, 100, T0 - 60, T0))
+    eng = Engine(_cfg(), m, clock=clock)
+    for i in range(30):  # the user pans: a new centre every step
+        eng.set_view("BTC", "raw", "1m", None, 40, 66000.0 + i * 25)
+        eng.step(T0 + i, background=False)
+    assert len(eng._latest) <= 1 + 4 + 4  # screen + recent screens (+ background built earlier)
+    assert len(eng._built) <= 1 + 4 + 5
+    # Going back to a recent view is instant: its snapshot is still there.
+    back = eng.set_view("BTC", "raw", "1m", None, 40, 66000.0 + 28 * 25)
+    assert eng.latest(back) is not None

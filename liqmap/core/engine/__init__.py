@@ -41,6 +41,7 @@ from .tape import LiqTape, TradeTape
 
 __all__ = ["Engine", "EngineView", "ring_capacities"]
 
+RECENT_SCREENS = 4  # previous screen views kept (going back to one is instant)
 # Decoded background snapshots kept for quick re-reads (the UI flipping between a few assets).
 HOT_DECODED = 16
 # Background cadence per timeframe (seconds between rebuilds of a view that is not on screen).
@@ -161,7 +162,8 @@ class Engine:
         self.version = 0
         self._latest: dict[tuple, Snapshot] = {}
         self._restored: dict[tuple, Snapshot] = {}
-        self._hot: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
+        self._hot: dict[tuple, Snapshot] = {}
+        self._recent: list[tuple] = []  # previous screen views, newest last  # snapshots loaded from disk, by (asset, mode, tf, venues)
         self._views: dict[tuple, EngineView] = {}
         self._built: dict[tuple, _Built] = {}
         self._screen: EngineView | None = None
@@ -187,8 +189,22 @@ class Engine:
         if tf not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {tf!r}")
         view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        if self._screen is not None and self._screen.key != view.key:
+            self._recent.append(self._screen.key)
+            del self._recent[:-RECENT_SCREENS]
         self._screen = view
+        self._prune()
         return view.key
+
+    def _prune(self) -> None:
+        """Forget views that are neither on screen, nor background, nor one of the last few screens: panning
+        and zooming make a new view per step, and each would otherwise keep its grid forever."""
+        keep = {v.key for v in self.background_views()} | set(self._recent)
+        if self._screen is not None:
+            keep.add(self._screen.key)
+        for d in (self._latest, self._built, self._hot, self._saved):
+            for k in [k for k in list(d) if k not in keep]:
+                d.pop(k, None)
 
     def add_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
                  center: float | None = None) -> tuple:
