@@ -6,12 +6,25 @@ trade tape and liquidation tape (``tape.py``) that the grid builders read. Per v
 venues, rows, centre) it publishes the newest ``Snapshot``; ``latest(key)`` is one dict lookup, no lock,
 no copy — snapshots are immutable and replaced whole.
 
+Views: the one on screen (``set_view``) and any added with ``add_view`` are kept decoded ("hot"). Every other
+asset × timeframe in the screen's mode, venues and rows is a background view, kept *packed* (the snapshot
+codec's bytes, ~15 kB instead of ~0.5 MB of float32 layers: 325 of them would otherwise be most of the
+process's memory); ``latest`` decodes one on first read (a few ms) so switching asset or timeframe shows a
+full map at once, and the fast loop makes it hot within a second. Snapshot files are written from the same
+bytes. Panning and zooming make a new view per step; views that are neither on screen, background nor one of
+the last few screens are forgotten.
+
+Builds: incremental when the rows are unchanged and time only moved forward (the model's closed columns are
+kept and only the open column onwards is re-read; the real liquidations and the trace are re-binned from
+the compact tapes), full otherwise.
+
 Scheduling (``run``): the view on screen is refreshed at ``engine.fast_hz`` (≥ 1 Hz) on its own one-thread
 executor, so background work can never queue in front of it; every other asset and the higher timeframes
-go to a worker pool at slower cadences. When the background queue is deeper than the pool can clear in a
-tick, or the fast tick overruns, new background work is shed (counted, and said in ``status``) — the view
-on screen keeps its cadence. ``step(now)`` does the same work synchronously and deterministically (replay,
-tests, benchmarks).
+go to a worker pool at slower cadences (``BACKGROUND_EVERY``), one job per asset (ingest, then its due
+views). When more than ``engine.max_queue`` jobs are waiting, or the fast tick overran its period, new
+background work is shed (counted in ``stats["shed"]`` and said in ``status``: "shedding background work:
+N views behind") — the view on screen keeps its cadence. ``step(now)`` does the same work synchronously and
+deterministically (replay, tests, benchmarks).
 """
 
 from __future__ import annotations
