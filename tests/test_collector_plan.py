@@ -109,3 +109,45 @@ async def test_set_focus_from_another_thread():
         assert f.built("binance", ("book",))[-1] == ("binance", ("book",), ("ETH", "PEPE"))
     finally:
         await col.stop()
+
+
+async def test_metadata_applied_then_refreshed_in_the_background(tmp_path):
+    import asyncio
+
+    from liqmap.feeds.metadata import Metadata
+
+    fetched = []
+
+    def fetch(venue, assets):
+        fetched.append(venue)
+        if venue == "okx":  # a ctVal unlike the built-in cold-start table: the feed must be rebuilt
+            return {"BTC-USDT-SWAP": {"symbol": "BTC-USDT-SWAP", "asset": "BTC", "contract_size": 0.001,
+                                      "tick": 0.1, "inverse": False}}
+        raise OSError("offline")
+
+    md = Metadata(tmp_path, fetch=fetch)
+    seen = []
+
+    class Recording(Factory):
+        def __call__(self, venue, assets, *a, **k):
+            seen.append((venue, assets["BTC"].markets[venue].contract_size))
+            return super().__call__(venue, assets, *a, **k)
+
+    f = Recording()
+    col = Collector(cfg(), Market(["BTC"]), ["BTC"], ["okx", "bybit"], feed_factory=f, metadata=md)
+    await col.start()
+    try:
+        assert ("okx", 0.01) in seen  # cold start: the OKX ctVal table, not 1.0
+        for _ in range(300):
+            if ("okx", 0.001) in seen and len([s for s in seen if s[0] == "okx"]) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        assert sorted(fetched) == ["bybit", "okx"]
+        okx_builds = [s for s in seen if s[0] == "okx"]
+        assert okx_builds[-2:] == [("okx", 0.001), ("okx", 0.001)]  # flow and book rebuilt with the new size
+        assert all(s[1] == 1.0 for s in seen if s[0] == "bybit")  # bybit: fetch failed, not rebuilt
+        assert len([s for s in seen if s[0] == "bybit"]) == 2
+        assert "offline" in col.health()["bybit"]["metadata_error"]
+    finally:
+        await col.stop()
+    assert (tmp_path / "metadata.json").exists()  # the cache a restart will use

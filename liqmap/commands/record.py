@@ -41,7 +41,8 @@ def _install_stop(stop: asyncio.Event) -> None:
 
 
 async def record_live(out: str, cfg: dict[str, Any], duration: float | None, status_every: float = 10.0,
-                      stop: asyncio.Event | None = None, endpoints: dict | None = None, err=None) -> int:
+                      stop: asyncio.Event | None = None, endpoints: dict | None = None, err=None,
+                      metadata=None) -> int:
     from ..core.market import Market
 
     err = err or sys.stderr
@@ -51,7 +52,7 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
     venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
     writer = _open_writer(out, venues, assets, cfg, {"source": "live"})
     market = Market(assets, tuple(venues))
-    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints)
+    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints, metadata=metadata)
     stop = stop or asyncio.Event()
     _install_stop(stop)
     t0 = time.monotonic()
@@ -153,4 +154,8 @@ def main(args, cfg: dict[str, Any]) -> int:
         return 2
     if getattr(args, "demo", False):
         return asyncio.run(record_demo(out, cfg, duration, getattr(args, "seed", None), getattr(args, "speed", None)))
-    return asyncio.run(record_live(out, cfg, duration, float(getattr(args, "status_every", 10.0) or 10.0)))
+    from ..feeds.metadata import Metadata
+
+    metadata = Metadata.from_config(cfg, getattr(args, "data_dir", None) or cfg.get("_data_dir"))
+    return asyncio.run(record_live(out, cfg, duration, float(getattr(args, "status_every", 10.0) or 10.0),
+                                   metadata=metadata))

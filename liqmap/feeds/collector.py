@@ -185,6 +185,7 @@ class Collector:
         plan: Iterable[tuple[str, str, tuple[str, ...], Iterable[str] | None]] | None = None,
         open_timeout: float = 10.0,
         exception_handler: bool = True,
+        metadata: Any = None,
     ) -> None:
         self.cfg = cfg
         self.market = market
@@ -220,6 +221,11 @@ class Collector:
         self.factory_kinds = getattr(feed_factory, "SUPPORTED_KINDS", None) if feed_factory is not None else None
         self.open_timeout = float(open_timeout)
         self.install_exception_handler = exception_handler
+        # Contract metadata (liqmap.feeds.metadata.Metadata): contract sizes, inverse flags, ticks. Applied
+        # from its disk cache before the feeds are built; a missing or stale venue is refetched in the
+        # background and that venue's feeds rebuilt once if its contracts changed. None: built-in defaults.
+        self.metadata = metadata
+        self._base_assets = dict(self.assets)
         # An explicit list of feeds (venue, group, kinds, book assets or None) instead of the load budget's
         # flow + focus-book pair per venue; ``liqmap doctor`` runs one feed per venue and channel.
         self.plan = [(v, g, tuple(k), tuple(b) if b is not None else None) for v, g, k, b in plan] if plan else None
@@ -237,6 +243,16 @@ class Collector:
         if self.install_exception_handler:
             self._prev_exception_handler = self._loop.get_exception_handler()
             self._loop.set_exception_handler(self._exception_handler)
+        if self.metadata is not None:
+            try:
+                self.assets = await asyncio.to_thread(self.metadata.apply, self._base_assets)
+            except Exception as e:  # noqa: BLE001 — a bad cache means defaults, never no feeds
+                LOG.warning("metadata not applied: %s", e)
+            stale = [v for v in self.venues if not self.metadata.fresh(v)]
+            if stale:
+                t = asyncio.get_running_loop().create_task(self._refresh_metadata(stale), name="liqmap-metadata")
+                self._background.add(t)
+                t.add_done_callback(self._background.discard)
         plans = []
         if self.plan is not None:
             plans = [Slot(v, g, k, b) for v, g, k, b in self.plan if v in self._health]
@@ -261,6 +277,23 @@ class Collector:
                 await asyncio.sleep(0.5)
         finally:
             await self.stop()
+
+    async def _refresh_metadata(self, venues: list[str]) -> None:
+        """Fetch missing/stale metadata off the loop; rebuild the feeds of venues whose contracts changed
+        (sizes are applied when rows are normalized, so a feed built on defaults must be replaced)."""
+        fetched = await self.metadata.refresh(venues, self._base_assets)
+        if not fetched or not self._running:
+            return
+        new = await asyncio.to_thread(self.metadata.apply, self._base_assets)
+        changed = [v for v in fetched
+                   if any(new[a].markets.get(v) != self.assets.get(a, new[a]).markets.get(v) for a in new)]
+        self.assets = new
+        for venue in changed:
+            LOG.info("%s: contract metadata changed; rebuilding its feeds", venue)
+            for (v, group), old in list(self._slots.items()):
+                if v == venue and not old.stopped:
+                    await self._stop_slot(old)
+                    await self._launch(Slot(venue, group, old.kinds, old.book_assets))
 
     async def _flush_loop(self) -> None:
         while self._running:
@@ -369,6 +402,8 @@ class Collector:
                 for s in slots
             }
             d["focus"] = list(self.focus)
+            if self.metadata is not None and getattr(self.metadata, "errors", {}).get(venue):
+                d["metadata_error"] = self.metadata.errors[venue]
             d["light_depth"] = ("on" if (venue, "depth") in self._slots else
                                 "off" if not self.light_depth else
                                 "on" if light_depth_supported(venue, self.factory_kinds) else
