@@ -192,7 +192,7 @@ def bench_ssh_bytes() -> dict:
     return {"value": v, "unit": "B/s", "target": SSH_TARGET_BPS, "ok": v <= SSH_TARGET_BPS and ours["map_drawn"],
             "detail": {"ours": ours, "naive_full_refresh": naive,
                        "ratio_naive_over_ours": round(naive["bytes_per_s"] / max(v, 1e-9), 1),
-                       "window_includes_column_shift": True,
+                       "window_includes_column_shift": True, "loadavg_1m": round(os.getloadavg()[0], 2),
                        "pty": "tmux 200x60, TERM=xterm-256color, --color 256, liqmap --demo --seed 7, side by side"}}
 
 
@@ -222,6 +222,7 @@ def bench_startup() -> dict:
     return {"value": None if v is None else round(v, 3), "unit": "s", "target": STARTUP_TARGET_S,
             "ok": v is not None and v <= STARTUP_TARGET_S,
             "detail": {"runs_s": [None if r is None else round(r, 3) for r in runs],
+                       "loadavg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
                        "measured": "tmux spawn of `python -m liqmap --demo` to the app's first drawn frame"}}
 
 

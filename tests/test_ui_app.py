@@ -113,19 +113,22 @@ async def test_first_frame_draws_map_axes_status_reports(source_factory):
         assert int(hm.levels.max()) > 0
 
 
-@pytest.mark.parametrize("key,label", [("1", "Raw"), ("2", "Synthetic"), ("3", "Synthetic Heatmap"),
-                                       ("4", "Hybrid")])
-async def test_mode_keys(source_factory, key, label):
-    app = make_app(source_factory(), mode="raw" if key == "4" else "hybrid")
+async def test_mode_keys(source_factory):
+    app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
-        await pilot.press(key)
-        await settle(pilot)
-        first = status(app)
-        assert f" {label} " in first
-        assert app.frame.snap.grid.mode == app.mode
-        # The forward profile strip is a Hybrid-only element.
-        assert app.query_one(ProfileColumn).display == (label == "Hybrid")
+        for i, (key, label) in enumerate([("1", "Raw"), ("2", "Synthetic"), ("3", "Synthetic Heatmap"),
+                                          ("4", "Hybrid")]):
+            before = app.draws
+            await pilot.press(key)
+            await settle(pilot, before + 1)
+            first = status(app)
+            assert f" {label} " in first
+            assert app.frame.snap.grid.mode == app.mode  # the map shows that mode's grid
+            # The forward profile strip is a Hybrid-only element.
+            assert app.query_one(ProfileColumn).display == (label == "Hybrid")
+            if label == "Hybrid":
+                assert "█" in app.query_one(ProfileColumn).text()
 
 
 async def test_mode_cycle_m(source_factory):

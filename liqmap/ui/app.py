@@ -463,7 +463,11 @@ class LiqmapApp(App):
             self.vp.cursor_ts = None
             self.vp.highlight = None
             self._auto_center = None
-        self._q("#profile").set_class(self.mode == "hybrid", "shown")
+        prof = self._q("#profile")
+        if prof.has_class("shown") != (self.mode == "hybrid"):
+            prof.set_class(self.mode == "hybrid", "shown")
+            # The map's width changes with the profile strip: draw again once the layout has settled.
+            self.call_after_refresh(self._redraw)
         self._drawn_key = None
         self._tick()
         self._refresh_status()
