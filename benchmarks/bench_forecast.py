@@ -36,7 +36,7 @@ from liqmap.feeds.demo import DemoSource, make_parsers
 START = 1_700_000_000.0
 SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3").split(","))
 ASSETS = ("BTC", "ETH", "SOL")
-HOURS = float(os.environ.get("LIQMAP_BENCH_FORECAST_HOURS", "2.5"))
+HOURS = float(os.environ.get("LIQMAP_BENCH_FORECAST_HOURS", "2.0"))
 WARMUP_S = 1800.0
 EVERY_S = 600.0
 HORIZON_S = 3600.0

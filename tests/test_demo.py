@@ -297,3 +297,24 @@ def test_paced_source_follows_speed():
     elapsed, n = asyncio.run(go())
     assert n > 0
     assert 0.3 < elapsed < 3.0  # 10 simulated seconds at 20× ≈ 0.5 s of wall time
+
+
+def test_demo_feeder_fills_a_market_through_the_parsers():
+    from liqmap.feeds.demo import DemoFeeder
+
+    market = Market(["BTC", "ETH"])
+    feeder = DemoFeeder({}, market, seed=3, speed=40.0)
+
+    async def go():
+        task = asyncio.create_task(feeder.run())
+        await asyncio.sleep(1.0)
+        feeder.stop()
+        await asyncio.wait_for(task, 5)
+
+    asyncio.run(go())
+    assert feeder.parse_errors() == 0
+    assert market.rejects.total() == 0
+    for a in ("BTC", "ETH"):
+        assert len(market.gather("trade", a)) > 0
+        assert len(market.gather("oi", a)) > 0
+        assert set(feeder.books_for(a)) == set(VENUES)

@@ -30,6 +30,8 @@ import numpy as np
 from liqmap.core.assets import DEFAULT_ASSETS, Asset
 from liqmap.core.events import VENUES
 
+from liqmap.core.tiers import liq_price_tiered
+
 from .contracts import Contract, bankruptcy_price, contracts_for
 
 POS_DTYPE = np.dtype([
@@ -132,6 +134,18 @@ class AssetSim:
         self._lot = np.ones(len(VENUES))
         for v, c in self.by_vid.items():
             self._lot[v] = c.lot
+        # venues sharing a tier table and contract type get their liquidation prices in one call
+        self._groups: list[tuple] = []
+        self._group_of = np.full(len(VENUES), -1, np.int64)
+        for v, c in sorted(self.by_vid.items()):
+            key = (c.table, c.inverse)
+            for g, (t, inv) in enumerate(self._groups):
+                if t is c.table and inv == c.inverse:
+                    self._group_of[v] = g
+                    break
+            else:
+                self._groups.append(key)
+                self._group_of[v] = len(self._groups) - 1
         self.next_id = 1
         self._shock: float | None = None
         self.walls: list[Wall] = []
@@ -167,15 +181,31 @@ class AssetSim:
         out["close_at"] = np.asarray(now) + rng.exponential(self.hold_s, k)
         tp = np.exp(rng.standard_normal(k) * 0.6)  # take profit: median +100% on margin
         sl = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)  # 40% use a stop
-        for v in np.unique(vids):
-            m = vids == v
-            c = self.by_vid[int(v)]
-            qty = c.qty_for_usd(usd[m], entry[m])
-            lev[m] = np.maximum(np.minimum(lev[m], np.floor(c.max_leverage_for(c.notional(qty, entry[m])))), 1.0)
-            liq, mmr = c.liq_price(entry[m], lev[m], side[m], qty)
-            out["qty"][m], out["liq"][m], out["mmr"][m] = qty, liq, mmr
-            out["lots"][m] = np.rint(qty / c.lot).astype(np.int64)
-            out["bk"][m] = bankruptcy_price(entry[m], lev[m], side[m], c.inverse)
+        # sizes in whole lots of each venue's contract; leverage capped by the tier of the notional;
+        # true liquidation prices from the core formula, one call per (tier table, linear/inverse) group
+        unit = np.where(self._inv[vids], self._cs[vids], self._cs[vids] * self._mult[vids] * entry)
+        lot = self._lot[vids]
+        lots = np.maximum(np.rint(usd / unit / lot), 1.0)
+        qty = np.round(lots * lot, 10)
+        notional = qty * unit
+        liq = np.empty(k)
+        mmr = np.empty(k)
+        gid = self._group_of[vids]
+        for g, (table, inverse) in enumerate(self._groups):
+            m = gid == g
+            if not m.any():
+                continue
+            cap = np.floor(np.asarray(table.max_leverage_for(notional[m]), dtype=float))
+            lev[m] = np.maximum(np.minimum(lev[m], cap), 1.0)
+            lp = np.asarray(liq_price_tiered(entry[m], lev[m], side[m], notional[m], table, inverse=inverse), float)
+            liq[m] = np.where(np.isnan(lp), np.where(side[m] > 0, 0.0, np.inf), lp)
+            mmr[m] = table.mmr_for(notional[m])
+        out["qty"], out["lots"], out["liq"], out["mmr"] = qty, lots.astype(np.int64), liq, mmr
+        long_ = side > 0
+        with np.errstate(divide="ignore"):
+            out["bk"] = np.where(self._inv[vids],
+                                 np.where(long_, entry / (1 + 1 / lev), entry / np.maximum(1 - 1 / lev, 1e-12)),
+                                 np.where(long_, entry * (1 - 1 / lev), entry * (1 + 1 / lev)))
         out["lev"] = lev
         long_ = side > 0
         tp_px = entry * (1 + np.where(long_, tp, -np.minimum(tp, 0.95 * lev)) / lev)
