@@ -213,6 +213,12 @@ async def test_zoom_keys(source_factory):
         await settle(pilot, 3)
         assert "zoom 1×25/row" in status2(app)
         assert axis_labels(app) == l1
+        # Half-block hires (an option): two price buckets per terminal row.
+        assert "▀" not in app.query_one(HeatmapView).text()
+        await pilot.press("h")
+        await settle(pilot, 4)
+        assert "▀" in app.query_one(HeatmapView).text()
+        assert app.frame.sub == 2
 
 
 async def test_pan_and_recentre(source_factory):
@@ -461,3 +467,33 @@ async def test_new_data_in_live_column_repaints_only_the_live_column():
         await pilot.pause()
         assert live.updates > live_updates
         assert hm.rows_refreshed == body_rows  # the body did not repaint a single row
+
+
+async def test_empty_state_says_why():
+    down = {v: {"state": "down", "last_error": "refused"} for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    src = FixtureSource(("BTC",), now=NOW, health=down, empty_assets=("XRP",))
+    app = make_app(src, asset="XRP")
+    async with app.run_test(size=(140, 45)) as pilot:
+        for _ in range(6):
+            await pilot.pause()
+        text = screen_text(app)
+        assert "no data for XRP" in text and "down" in text
+        assert "○binance" in text.splitlines()[0]  # venue health on the status bar
+        await pilot.press("v")
+        for _ in range(3):
+            await pilot.pause()
+        assert "binance down" in screen_text(app)
+
+
+def test_no_mouse_reaches_textual(monkeypatch):
+    import argparse
+
+    from liqmap.commands import run
+    from liqmap.ui import app as app_mod
+
+    seen = {}
+    monkeypatch.setattr(app_mod.LiqmapApp, "run", lambda self, **kw: seen.update(kw))
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "auto")
+    cfg = make_cfg(mouse=False)
+    assert run.main(argparse.Namespace(demo=True, replay=None), cfg) == 0
+    assert seen == {"mouse": False}

@@ -159,9 +159,13 @@ def format_record(section: str, rec: dict, step: float) -> str:
         if isinstance(what, (list, tuple)):
             what = "+".join(str(x)[0].upper() for x in what)
         parts = [f"[{p} {what or ''}".rstrip() + "]"]
-        sc = first(rec, "score", "usd")
-        if sc is not None:
-            parts.append(usd(sc) if "usd" in rec else f"{sc}")
+        if rec.get("usd") is not None:
+            parts.append(usd(rec["usd"]))
+        elif rec.get("score") is not None:
+            try:
+                parts.append(f"score {float(rec['score']):.2f}")
+            except (TypeError, ValueError):
+                parts.append(str(rec["score"]))
     return " ".join(x for x in parts if x)
 
 

@@ -79,7 +79,7 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
             t.append(f" {a}", style="dim")
         t.append(" ")
         if lag is not None and state in ("connected", "ok", "live", "stale"):
-            lags.append(lag)
+            lags.append(max(lag, 0.0))  # a venue clock ahead of ours is skew, not negative lag
     if lags:
         t.append("│ ", style="dim")
         t.append(f"lag {max(lags) * 1000:.0f}ms ", style="yellow" if max(lags) > 1 else "")
