@@ -243,6 +243,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "recording": {
         "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often
+        "metadata_wait_seconds": 15.0,  # live record: wait this long for contract metadata before starting
     },
     "replay": {
         "tick_seconds": 1.0,  # headless replay steps the engine this often in recording time

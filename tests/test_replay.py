@@ -258,3 +258,32 @@ async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
     await src.run()
     assert src.error is None and market.rejects.total() == 0
     assert len(market.gather("liq", "BTC")) == btc["liquidation_totals"]["count"]
+
+
+async def test_contract_specs_in_the_header_govern_the_conversion(tmp_path):
+    """A real OKX BTC-USDT-SWAP trade of 5 contracts: with the header's ctVal 0.01 it is 0.05 BTC, exactly
+    as the recording session's parsers saw it, whatever this machine's defaults are."""
+    from dataclasses import replace
+
+    from liqmap.core.assets import universe
+    from liqmap.feeds.recording import assets_from_contracts, contracts_of
+
+    line = next(x for x in real("okx_swap_messages.jsonl").read_text().splitlines()
+                if '"channel":"trades","instId":"BTC-USDT-SWAP"' in x)
+    assets = universe(["BTC"])
+    okx = replace(assets["BTC"].markets["okx"], contract_size=0.01)
+    assets["BTC"] = replace(assets["BTC"], markets={**assets["BTC"].markets, "okx": okx})
+    spec = contracts_of(assets)
+    assert assets_from_contracts(spec, ["BTC"])["BTC"].markets["okx"].contract_size == 0.01
+    reports = {}
+    for name, contracts in (("with", spec), ("without", None)):
+        p = tmp_path / f"{name}.jsonl.gz"
+        with RecordingWriter(p, ["okx"], ["BTC"], contracts=contracts) as w:
+            w.frame(1_640_131_236.1, "okx", "OKX.ws.1", line)
+        c = cfg()
+        c["universe"]["assets"] = ["BTC"]
+        reports[name] = await replay_headless(str(p), c)
+    t = reports["with"]["assets"]["BTC"]["trades"]
+    assert t["count"] == 1 and t["usd"] == pytest.approx(5 * 0.01 * 48938.5)
+    assert reports["without"]["assets"]["BTC"]["trades"]["usd"] == pytest.approx(
+        5 * universe(["BTC"])["BTC"].markets["okx"].contract_size * 48938.5)

@@ -24,11 +24,11 @@ from typing import Any
 from ..core.events import VENUES
 
 
-def _open_writer(out: str, venues, assets, cfg, meta):
+def _open_writer(out: str, venues, assets, cfg, meta, contracts=None):
     from ..feeds.recording import RecordingWriter
 
     flush = float((cfg.get("recording") or {}).get("flush_seconds", 2.0))
-    return RecordingWriter(out, venues, assets, flush_seconds=flush, meta=meta)
+    return RecordingWriter(out, venues, assets, flush_seconds=flush, meta=meta, contracts=contracts)
 
 
 def _install_stop(stop: asyncio.Event) -> None:
@@ -48,11 +48,25 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
     err = err or sys.stderr
     from ..feeds.collector import Collector
 
-    assets = list(cfg["universe"]["assets"])
+    from ..core.assets import universe
+    from ..feeds.recording import contracts_of
+
+    names = list(cfg["universe"]["assets"])
     venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
-    writer = _open_writer(out, venues, assets, cfg, {"source": "live"})
-    market = Market(assets, tuple(venues))
-    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints, metadata=metadata)
+    assets = universe(names)
+    if metadata is not None:
+        # Contract specs are settled before the first frame and written into the header, so replay
+        # converts sizes exactly as this session's parsers did.
+        wait = float((cfg.get("recording") or {}).get("metadata_wait_seconds", 15.0))
+        try:
+            await asyncio.wait_for(metadata.refresh(venues, assets), wait)
+        except asyncio.TimeoutError:
+            print(f"liqmap: record: contract metadata not fetched in {wait:g} s; using the cache/defaults",
+                  file=err)
+        assets = await asyncio.to_thread(metadata.apply, assets)
+    writer = _open_writer(out, venues, names, cfg, {"source": "live"}, contracts_of(assets))
+    market = Market(names, tuple(venues))
+    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints)
     stop = stop or asyncio.Event()
     _install_stop(stop)
     t0 = time.monotonic()
@@ -111,7 +125,10 @@ async def record_demo(out: str, cfg: dict[str, Any], duration: float | None, see
     src = DemoSource(cfg, assets=assets, seed=seed, speed=speed)
     venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
     keep = set(venues)
-    writer = _open_writer(out, venues, list(src.assets), cfg, {"source": "demo", "seed": src.seed})
+    from ..feeds.recording import contracts_of
+
+    writer = _open_writer(out, venues, list(src.assets), cfg, {"source": "demo", "seed": src.seed},
+                          contracts_of(src.assets))
     n = 0
     try:
         if duration is not None:

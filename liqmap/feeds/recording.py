@@ -64,6 +64,45 @@ _CF_ANY_NAME = re.compile(r"(?:^|[^A-Za-z0-9])([A-Z][A-Z0-9_]+)\.(?:(?:ws|http)\
 _HFT_LINE = re.compile(rb"^(\d{10,20}) ")
 
 
+def contracts_of(assets: dict) -> dict[str, Any]:
+    """The contract specs the parsers used, for a recording's header: replay must convert contracts to
+    coins exactly as the live parsers did (OKX ctVal, inverse sizes, 1000-lots), whatever the defaults or
+    the metadata cache say on the replaying machine."""
+    out: dict[str, Any] = {}
+    for name, a in assets.items():
+        out[name] = {
+            "tick": a.tick,
+            "markets": {v: {"symbol": m.symbol, "inverse": m.inverse, "contract_size": m.contract_size,
+                            "price_multiplier": m.price_multiplier} for v, m in a.markets.items()},
+        }
+    return out
+
+
+def assets_from_contracts(contracts: dict[str, Any] | None, names: Iterable[str]) -> dict:
+    """``{name: Asset}`` for ``names``: the header's contract specs where it has them, defaults elsewhere."""
+    from dataclasses import replace
+
+    from liqmap.core.assets import VenueMarket, universe
+
+    base = universe(list(names))
+    if not contracts:
+        return base
+    out = {}
+    for name, a in base.items():
+        spec = contracts.get(name)
+        if not isinstance(spec, dict):
+            out[name] = a
+            continue
+        try:
+            markets = {v: VenueMarket(str(m["symbol"]), bool(m.get("inverse", False)),
+                                      float(m.get("contract_size", 1.0)), float(m.get("price_multiplier", 1.0)))
+                       for v, m in (spec.get("markets") or {}).items()}
+            out[name] = replace(a, tick=float(spec.get("tick", a.tick)), markets=markets or a.markets)
+        except (KeyError, TypeError, ValueError):
+            out[name] = a  # a malformed entry: defaults (the parsers count what does not fit)
+    return out
+
+
 class RecordingError(Exception):
     """A recording that cannot be read (further). ``str(e)`` is one line: ``FILE: problem``."""
 
@@ -112,6 +151,7 @@ class RecordingWriter:
         clock=time.time,
         meta: dict[str, Any] | None = None,
         compresslevel: int = 5,
+        contracts: dict[str, Any] | None = None,
     ) -> None:
         self.path = str(path)
         self.flush_seconds = flush_seconds
@@ -136,6 +176,8 @@ class RecordingWriter:
         }
         if meta:
             header["meta"] = meta
+        if contracts:
+            header["contracts"] = contracts
         self._emit(orjson.dumps(header) + b"\n")
         self._last_flush = clock()
         self.flush()
@@ -572,6 +614,8 @@ __all__ = [
     "Recording",
     "RecordingError",
     "RecordingWriter",
+    "assets_from_contracts",
+    "contracts_of",
     "cryptofeed_file_set",
     "detect",
     "is_rest",

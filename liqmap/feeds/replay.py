@@ -34,7 +34,7 @@ from liqmap.core.market import Market
 
 from .collector import BatchSink
 from .health import Health
-from .recording import Frame, Recording, RecordingError, is_rest, open_recording
+from .recording import Frame, Recording, RecordingError, assets_from_contracts, is_rest, open_recording
 
 REPORT_KEY = "liqmap_replay_report"
 REPORT_VERSION = 1
@@ -323,12 +323,13 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     names = list(assets) if assets is not None else (rec.assets if rec is not None and rec.assets else None)
     names = names or list(cfg["universe"]["assets"])
     venues = tuple(v for v in cfg["universe"]["venues"] if v in VENUES) or VENUES
+    contracts = assets_from_contracts(rec.header.get("contracts") if rec is not None else None, names)
     # The market's "now" is the recording's clock, so its future-timestamp check means "ahead of the
     # receipt time" — a recording of the demo market made faster than real time is not in the future.
     box: list[Replayer] = []
     market = Market(names, venues, capacity=_capacities(cfg),
                     clock=lambda: box[0].now if box and box[0].now else time.time())
-    replayer = Replayer(cfg, market, names)
+    replayer = Replayer(cfg, market, contracts)
     box.append(replayer)
     engine = _engine(cfg, market, replayer) if rec is not None else None
     tick = float(replay_setting(cfg, "tick_seconds", 1.0))
@@ -400,7 +401,11 @@ class ReplaySource:
         self.cfg = cfg
         self.market = market
         self.speed = 1.0 if speed is None else float(speed)
-        self.replayer = Replayer(cfg, market, list(market.assets), on_book=on_book)
+        try:
+            head = open_recording(self.path).header.get("contracts")
+        except RecordingError:
+            head = None  # run() reports the damage
+        self.replayer = Replayer(cfg, market, assets_from_contracts(head, list(market.assets)), on_book=on_book)
         # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
         # the receipt time", also for a recording made faster than real time (the demo market's).
         market.clock = self.now
