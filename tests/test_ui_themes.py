@@ -139,3 +139,12 @@ def test_levels_monotonic_and_scale_hysteresis():
     assert not s.update(300.0)
     assert s.update(2000.0) and s.value == 2048.0
     assert s.update(100.0) and s.value == 128.0
+
+
+def test_overlay_glyph_never_the_colour_of_its_cell():
+    light = discover(environ={})["light"]
+    p = build_palette(light, "16")
+    top = p.n
+    assert p.colors[top] == p.trace  # light's 16-colour ramp tops out in black, its trace is black
+    st = p.cell(top, p.trace, True)
+    assert st.color != st.bgcolor

@@ -104,7 +104,10 @@ class HeatmapView(CachedLines):
         key = (lvl, fg, bold)
         st = self._over_styles.get(key)
         if st is None:
-            st = self._over_styles[key] = Style(bgcolor=self._palette.colors[lvl], color=fg, bold=bold)
+            bg = self._palette.colors[lvl]
+            if fg == bg:  # a glyph the colour of its cell (e.g. a black trace on a 16-colour black top level)
+                fg = self._palette.colors[0]
+            st = self._over_styles[key] = Style(bgcolor=bg, color=fg, bold=bold)
         return st
 
     def _row_strip(self, row: np.ndarray, overlays: dict, palette: Palette, sub: int, naive: bool) -> Strip:

@@ -72,8 +72,12 @@ class Palette:
         return len(self.levels) - 1
 
     def cell(self, level: int, fg: Color | None = None, bold: bool = False) -> Style:
-        """A cell background of ``level`` with a foreground glyph colour (overlays)."""
-        return Style(bgcolor=self.colors[level], color=fg, bold=bold)
+        """A cell background of ``level`` with a foreground glyph colour (overlays); a glyph that would be
+        the colour of its own cell takes the empty-cell colour instead, so it stays visible."""
+        bg = self.colors[level]
+        if fg is not None and fg == bg:
+            fg = self.colors[0]
+        return Style(bgcolor=bg, color=fg, bold=bold)
 
 
 def build_palette(theme: ThemeSpec, system: str) -> Palette:
