@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
         "track_pct": 35.0,  # the model keeps levels within ± this % of price (a 5x level sits ~20 % away)
         "max_buckets": 8192,  # ... but never more buckets than this per asset
         "entry_mode": "profile",  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
+        "leverage_spread": 0.0,  # 0 = each tier at its exact liq price; 1 = each tier spread over the band of
+        # leverages between it and its neighbours (geometric midpoints), evenly in price
     },
     "engine": {
         "columns": 240,  # time columns kept per view

@@ -513,3 +513,22 @@ def test_window_follows_price_and_counts_what_falls_off():
     assert lo[0, 3] == pytest.approx(1_200_000.0)
     lo_old, _ = m.column_profiles("1m", 0, 4, 2168, 1)
     assert lo_old[0, 0] == pytest.approx(450_000.0, rel=1e-3) and lo_old[0, 3] == 0.0
+
+
+def test_leverage_spread_covers_the_band_between_tiers():
+    m = model({"leverage_spread": 1.0})
+    opened(m)
+    b, lo, sh = m.levels()
+    assert lo.sum() == pytest.approx(450_000.0) and sh.sum() == pytest.approx(150_000.0)
+    # the 10x tier stands for leverages √(5·10) ≈ 7.07x … √(10·25) ≈ 15.8x: its long mass is spread evenly
+    # in price between those leverages' liquidation prices
+    lo_p = liq_price_linear(60_000.0, math.sqrt(50.0), 0.004, +1)
+    hi_p = liq_price_linear(60_000.0, math.sqrt(250.0), 0.004, +1)
+    inside = [int(i) for i in range(int(index(lo_p, STEP)) + 1, int(index(hi_p, STEP)))]
+    per_bucket = 450_000 * 0.30 * STEP / (hi_p - lo_p)
+    for i in inside:
+        assert m.provenance(i)["leverage"] == {"10x": pytest.approx(per_bucket)}
+    # longs fill one contiguous run of buckets below price, shorts one above
+    long_b = b[lo > 0]
+    assert np.all(np.diff(long_b) == 1) and long_b.max() < 2400
+    assert np.all(np.diff(b[sh > 0]) == 1) and b[sh > 0].min() >= 2400

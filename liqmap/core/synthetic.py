@@ -76,6 +76,7 @@ MODEL_DEFAULTS: dict = {
     "track_pct": 35.0,
     "max_buckets": 8192,
     "entry_mode": "profile",
+    "leverage_spread": 0.0,
 }
 
 CONSUMED_DTYPE = np.dtype(
@@ -295,6 +296,33 @@ class SyntheticModel:
                 self._ratio[v, s] = liq_price_tiered(1.0, self._lev_eff[v], side, self._notional[v],
                                                      self.tiers[name], inverse=bool(self._inverse[v]))
         self._ratio[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
+        # Optional leverage spread: tier k stands for the leverages between the geometric midpoints to its
+        # neighbours (raised to ``leverage_spread``); its mass is spread evenly in price over the matching
+        # band of liquidation prices. 0 (default) = every slice at its tier's exact liquidation price.
+        self.spread = float(min(max(float(p["leverage_spread"]), 0.0), 1.0))
+        self._ratio_band = None
+        if self.spread > 0:
+            order = np.argsort(lev)
+            ls = lev[order]
+            mids = np.sqrt(ls[1:] * ls[:-1]) if len(ls) > 1 else np.empty(0)
+            lo_edge = np.concatenate([[ls[0] ** 2 / mids[0]] if len(mids) else [ls[0] / 1.5], mids])
+            hi_edge = np.concatenate([mids, [ls[-1] ** 2 / mids[-1]] if len(mids) else [ls[-1] * 1.5]])
+            inv = np.empty_like(order)
+            inv[order] = np.arange(len(order))
+            lo_edge, hi_edge = lo_edge[inv], hi_edge[inv]
+            band = np.full((NV, 2, self.K, 2), np.nan)
+            for v, name in enumerate(VENUES):
+                t = self.tiers[name]
+                le = self._lev_eff[v]
+                l_lo = np.maximum(le * (lo_edge / lev) ** self.spread, 1.0 + 1e-6)
+                l_hi = np.minimum(le * (hi_edge / lev) ** self.spread,
+                                  np.maximum(np.asarray(t.max_leverage_for(self._notional[v])), le))
+                for s, side in ((LONG_I, 1.0), (SHORT_I, -1.0)):
+                    for e, l_e in enumerate((l_lo, l_hi)):
+                        band[v, s, :, e] = liq_price_tiered(1.0, l_e, side, self._notional[v], t,
+                                                            inverse=bool(self._inverse[v]))
+            band[~np.isfinite(band)] = np.nan
+            self._ratio_band = np.sort(band, axis=-1)
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -863,6 +891,8 @@ class SyntheticModel:
         if not parts_s:
             return
         ss, kk, idx, a = (np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
+        if self._ratio_band is not None and len(idx):
+            ss, kk, idx, a = self._spread_bands(v, entries, weights, amounts)
         if len(idx) == 0:
             return
         j = idx - self._b0
@@ -882,6 +912,37 @@ class SyntheticModel:
         self._occ[ss, j] = True
         self._touch(v, ss, idx)
         self.stats["added_usd"] += float(a.sum())
+
+    def _spread_bands(self, v: int, entries, weights, amounts):
+        """(side, tier, bucket, USD) with each (entry, tier) slice spread evenly over its band of prices."""
+        out_s, out_k, out_b, out_a = [], [], [], []
+        for s in (LONG_I, SHORT_I):
+            amount = amounts[s]
+            if not (amount > 0 and math.isfinite(amount)):
+                continue
+            wk = self._w_eff[v]
+            band = self._ratio_band[v, s]  # (K, 2)
+            lo = entries[s][:, None] * band[None, :, 0]
+            hi = entries[s][:, None] * band[None, :, 1]
+            amt = amount * weights[s][:, None] * wk[None, :]
+            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
+            kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
+            lo, hi, amt = lo[ok], hi[ok], amt[ok]
+            b_lo = buckets.index(lo, self.step)
+            b_hi = np.maximum(buckets.index(hi, self.step), b_lo)
+            n = b_hi - b_lo + 1
+            seg = np.repeat(np.arange(len(lo)), n)
+            off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+            b = b_lo[seg] + off
+            width = hi - lo
+            ov = np.minimum(hi[seg], (b + 1) * self.step) - np.maximum(lo[seg], b * self.step)
+            frac = np.where(width[seg] > 0, np.clip(ov, 0.0, None) / np.where(width[seg] > 0, width[seg], 1.0),
+                            1.0 / n[seg])
+            out_s.append(np.full(len(b), s))
+            out_k.append(kk[seg])
+            out_b.append(b)
+            out_a.append(amt[seg] * frac)
+        return tuple(np.concatenate(x) for x in (out_s, out_k, out_b, out_a))
 
     def _close(self, v: int, s: int, usd: float) -> None:
         if usd <= 0:
