@@ -405,17 +405,35 @@ class Bitmex(Emitter):
             self.n_orders += 1
             oid = _uuid(self.n_orders, 5)
             # the liquidation engine's order: bankruptcy price, full size; Sell closes a long
+            leaves = self._num(c, r["qty"])
             data.append({"orderID": oid, "symbol": c.symbol, "side": "Sell" if r["side"] > 0 else "Buy",
-                         "price": self._px(c, r["bk"]), "leavesQty": self._num(c, r["qty"])})
-            self.live_liqs.append((oid, c.symbol))
+                         "price": self._px(c, r["bk"]), "leavesQty": leaves})
+            # big orders fill in two steps (an update shrinking leavesQty, then the delete)
+            big = float(c.usd(r["qty"], r["price"])) >= 50_000 and float(r["qty"]) >= 2 * c.lot
+            self.live_liqs.append([oid, c.symbol, leaves, c, 1 if big else 0])
         return [(self.ws, _dumps({"table": self.ch["bitmex_liquidations"], "action": "insert", "data": data}))]
 
     def flush(self, ts) -> Frames:
         if not self.live_liqs:
             return []
-        data = [{"orderID": oid, "symbol": sym} for oid, sym in self.live_liqs]
-        self.live_liqs = []
-        return [(self.ws, _dumps({"table": self.ch["bitmex_liquidations"], "action": "delete", "data": data}))]
+        upd, dele, keep = [], [], []
+        for o in self.live_liqs:
+            oid, sym, leaves, c, partial = o
+            if partial:
+                half = round(leaves / 2 / c.lot) * c.lot
+                o[2], o[4] = self._num(c, half), 0
+                upd.append({"orderID": oid, "symbol": sym, "leavesQty": o[2]})
+                keep.append(o)
+            else:
+                dele.append({"orderID": oid, "symbol": sym})
+        self.live_liqs = keep
+        tbl = self.ch["bitmex_liquidations"]
+        out = []
+        if upd:
+            out.append((self.ws, _dumps({"table": tbl, "action": "update", "data": upd})))
+        if dele:
+            out.append((self.ws, _dumps({"table": tbl, "action": "delete", "data": dele})))
+        return out
 
     def oi(self, c, ts, oi, price) -> Frames:
         row = {"symbol": c.symbol, "openInterest": self._num(c, oi), "markPrice": self._px(c, price),
@@ -501,7 +519,13 @@ class Deribit(Emitter):
                  "index_price": float(c.fmt_price(price_now)), "instrument_name": c.symbol,
                  "direction": "buy" if r["side"] > 0 else "sell", "amount": self._amt(c, r["qty"])}
             if r["liq"]:
-                t["liquidation"] = "T"  # the liquidated party was the taker; direction closes its position
+                if n % 3 == 0:
+                    # the liquidation order rested and was hit: the liquidated party is the maker, so the
+                    # trade's direction is the other side's
+                    t["liquidation"] = "M"
+                    t["direction"] = "sell" if r["side"] > 0 else "buy"
+                else:
+                    t["liquidation"] = "T"  # the liquidated party was the taker; direction closes its position
             data.append(t)
         return data
 
