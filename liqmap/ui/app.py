@@ -272,8 +272,10 @@ class LiqmapApp(App):
         sub = 2 if self.vp.hires else 1
         height = hm.size.height or max(self.size.height - 5, 1)  # hidden while empty: estimate
         # Following the price, the screen centre is sticky (see _draw) and may sit up to 30% of a screen
-        # away from the engine's centre (the last price): ask for twice the rows.
-        rows = height * sub * self.vp.zoom * (2 if self.vp.center is None else 1)
+        # away from the engine's centre (the last price): ask for 1.6× the rows so the screen stays covered.
+        rows = height * sub * self.vp.zoom
+        if self.vp.center is None:
+            rows = -(-rows * 8 // 5)
         venues = (self.venue_filter,) if self.venue_filter else None
         return View(self.asset, self.mode, self.timeframe, venues, rows, self.vp.center,
                     int(self.cfg["engine"]["columns"]))
@@ -329,8 +331,8 @@ class LiqmapApp(App):
             return f"data source error: {st.message}"
         venues = [self.venue_filter] if self.venue_filter else self.venue_list
         health = st.health or {}
-        down = [v for v in venues if str((health.get(v) or {}).get("state", "")).lower() in ("down", "error")
-                if isinstance(health.get(v), dict)]
+        down = [v for v in venues if isinstance(health.get(v), dict)
+                and str(health[v].get("state", "")).lower() in ("down", "error")]
         if health and len(down) == len(venues):
             return f"{', '.join(down)} down — no data for {self.asset}"
         if st.state == "connecting":

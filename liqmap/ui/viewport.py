@@ -16,7 +16,8 @@ import numpy as np
 
 from ..core.snapshot import Snapshot
 
-ZOOMS = (1, 2, 4, 8, 16, 32)  # price buckets per screen row (per half-row in hires)
+ZOOMS = (1, 2, 4, 8, 16)  # price buckets per screen row (per half-row in hires); the engine builds every
+# background view with the screen's rows, so the widest zoom is kept moderate
 
 
 @dataclass
