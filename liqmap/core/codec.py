@@ -104,21 +104,26 @@ def _predict(q: np.ndarray, pred: str) -> np.ndarray:
 
 
 def _unpredict(r: np.ndarray, pred: str) -> np.ndarray:
-    """Inverse of ``_predict``: within each run of non-zero cells, a cumulative sum modulo 65535."""
+    """Inverse of ``_predict``: within each run of non-zero cells, a cumulative sum modulo 65535.
+
+    Every step is first made non-negative (adding 65535 changes nothing modulo 65535), so the running sum is
+    non-decreasing and "the sum just before this run began" is a plain running maximum — no index gathers.
+    """
     if pred == "none" or r.ndim != 2:
         return r.astype(np.int64)
-    a = (r if pred == "time" else r.T).astype(np.int64)
+    a = (r if pred == "time" else r.T).astype(np.int32)
     m = a > 0
     start = m.copy()
     start[:, 1:] &= ~m[:, :-1]  # first cell of each run: an absolute code
     z = a - 1
-    d = np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
-    step = np.where(start, a - 1, np.where(m, d, 0))  # 0-based absolute at run starts, deltas after
-    cs = np.cumsum(step, axis=1)
-    csp = np.concatenate((np.zeros((a.shape[0], 1), dtype=np.int64), cs), axis=1)
-    last_start = np.maximum.accumulate(np.where(start, np.arange(a.shape[1]), 0), axis=1)
-    base = np.take_along_axis(csp, last_start, axis=1)  # cumulative sum just before the run began
-    q = np.where(m, np.mod(cs - base, _M) + 1, 0)
+    d = (z >> 1) ^ -(z & 1)  # zigzag back to a signed difference
+    d += (d < 0) * np.int32(_M)
+    step = np.where(start, z, d)
+    step[~m] = 0
+    cs = np.cumsum(step, axis=1, dtype=np.int32)  # ≤ 240 × 65534: fits
+    base = np.maximum.accumulate(np.where(start, cs - step, 0), axis=1)
+    q = (cs - base) % _M + 1
+    q[~m] = 0
     return q if pred == "time" else q.T
 
 
