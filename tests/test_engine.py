@@ -19,6 +19,7 @@ from liqmap.core.grids.layers import column_prices, liquidation_layers
 from liqmap.core.grids.modes import ViewSpec, build_view
 from liqmap.core.grids.window import make_window
 from liqmap.core.market import Market
+from liqmap.core.snapshot import Snapshot
 from liqmap.core.store import Store
 from liqmap.core.timeframes import TIMEFRAMES
 
@@ -377,3 +378,30 @@ def test_panning_does_not_accumulate_views():
     # Going back to a recent view is instant: its snapshot is still there.
     back = eng.set_view("BTC", "raw", "1m", None, 40, 66000.0 + 28 * 25)
     assert eng.latest(back) is not None
+
+
+def test_background_views_are_packed_and_decode_on_read():
+    rng = np.random.default_rng(11)
+    clock = Clock(T0)
+    m = _market(clock)
+    m.add("liq", "ETH", _liqs(rng, 80, T0 - 3000, T0, price=3000.0, spread=10.0))
+    m.add("trade", "ETH", _trades(rng, 500, T0 - 3000, T0, price=3000.0))
+    eng = Engine(_cfg(), m, clock=clock)
+    eng.set_view("BTC", "raw", "1m", None, 60, None)
+    eng.step(T0)
+    key = ("ETH", "raw", "1m", tuple(m.venues), 60, None)
+    packed = eng._latest[key]
+    assert not isinstance(packed, Snapshot) and len(packed.blob) < 60 * 240 * 4 / 10
+    snap = eng.latest(key)
+    assert isinstance(snap, Snapshot) and snap.version == packed.version and eng.latest(key) is snap
+    # Put it on screen: built hot, and equal to the packed one within the codec's precision.
+    hot_key = eng.set_view("ETH", "raw", "1m", None, 60, None)
+    assert hot_key == key
+    eng.step(T0, background=False)
+    eng.build(eng._screen, T0, force=True)
+    hot = eng.latest(key)
+    assert isinstance(eng._latest[key], Snapshot)
+    nz = hot.grid.values != 0
+    assert nz.any()
+    np.testing.assert_allclose(snap.grid.values[nz], hot.grid.values[nz], rtol=0.0101)
+    assert (snap.grid.values[~nz] == 0).all()
