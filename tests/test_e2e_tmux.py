@@ -89,6 +89,20 @@ def test_demo_in_tmux_keys_and_quit(session):
              and any(1000 < float(m.replace(",", "")) < 10000 for m in re.findall(r"([\d,]+(?:\.\d+)?)─", t)),
              timeout=10)
 
+    # Keys that differ between a real terminal and Pilot: shifted letters and punctuation.
+    tmux("send-keys", "-t", session, "t")
+    wait_for(session, lambda t: " 5m " in status_line(t), timeout=3)
+    tmux("send-keys", "-t", session, "T")
+    wait_for(session, lambda t: " 1m " in status_line(t), timeout=3)
+    tmux("send-keys", "-t", session, "-")
+    wait_for(session, lambda t: "zoom 2×" in t.splitlines()[1], timeout=3)
+    tmux("send-keys", "-t", session, "+")
+    wait_for(session, lambda t: "zoom 1×" in t.splitlines()[1], timeout=3)
+    tmux("send-keys", "-t", session, "?")
+    wait_for(session, lambda t: "timeframe_prev" in t and "leverage_tiers" in t, timeout=3)
+    tmux("send-keys", "-t", session, "Escape")
+    wait_for(session, lambda t: "leverage_tiers" not in t, timeout=3)
+
     t0 = time.monotonic()
     tmux("send-keys", "-t", session, "q")
     text = wait_for(session, lambda t: "LIQMAP_EXIT=" in t, timeout=5)

@@ -356,6 +356,7 @@ async def test_help_screen_lists_keys_and_model(source_factory):
         assert "Keys" in text and "mode_raw" in text and "asset_next" in text
         assert "half_life_hours" in text and "48" in text
         assert "leverage_tiers" in text
+        assert "config [keys]" in text and "config [model]" in text
         await pilot.press("escape")
         await pilot.pause()
         assert "half_life_hours" not in screen_text(app)

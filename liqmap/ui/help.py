@@ -39,14 +39,14 @@ def bindings_table(rows: list[tuple[str, str, str]]) -> Table:
     t = Table(title="Keys", title_justify="left", expand=False, box=None, padding=(0, 2))
     t.add_column("key", style="bold")
     t.add_column("action")
-    t.add_column("id (config [keys])", style="dim")
+    t.add_column("id (config \\[keys])", style="dim")
     for key, desc, bid in rows:
         t.add_row(key_display(key), desc, bid)
     return t
 
 
 def model_table(model: dict[str, Any]) -> Table:
-    t = Table(title="Synthetic model (config [model])", title_justify="left", box=None, padding=(0, 2))
+    t = Table(title="Synthetic model (config \\[model])", title_justify="left", box=None, padding=(0, 2))
     t.add_column("parameter", style="bold")
     t.add_column("value")
     t.add_column("meaning", style="dim")
