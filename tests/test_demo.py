@@ -326,3 +326,19 @@ def test_demo_feeder_fills_a_market_through_the_parsers():
         assert len(market.gather("trade", a)) > 0
         assert len(market.gather("oi", a)) > 0
         assert set(feeder.books_for(a)) == set(VENUES)
+
+
+def test_truth_dump_lists_every_open_position(tmp_path):
+    from liqmap.feeds.demo.truth import dump
+
+    src = DemoSource(assets=["ETH", "DOGE"], seed=8, start=START)
+    list(src.run_for(10))
+    out = tmp_path / "truth.csv"
+    n = dump(src, out)
+    lines = out.read_text().splitlines()
+    assert n == len(lines) - 1 == len(src.truth("ETH")) + len(src.truth("DOGE"))
+    eth = src.truth("ETH")
+    longs = eth[eth["side"] == LONG]
+    assert (longs["liq_price"] < longs["entry"]).all() and (longs["bk_price"] < longs["liq_price"]).all()
+    shorts = eth[eth["side"] == SHORT]
+    assert (shorts["liq_price"] > shorts["entry"]).all() and (shorts["bk_price"] > shorts["liq_price"]).all()

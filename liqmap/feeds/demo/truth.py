@@ -58,3 +58,20 @@ def liquidation_log(source, asset: str | None = None, since: float | None = None
         return np.zeros(0, LIQ_LOG_DTYPE)
     out = np.concatenate(parts)
     return out[np.argsort(out["ts"], kind="stable")]
+
+
+def dump(source, path, asset: str | None = None) -> int:
+    """Write the open positions (every asset, or one) as CSV: asset, venue, side, entry, leverage,
+    size_base, usd, liq_price, bk_price. Returns the number of rows written."""
+    from liqmap.core.events import VENUES
+
+    names = [asset] if asset else list(source.sims)
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("asset,venue,side,entry,leverage,size_base,usd,liq_price,bk_price\n")
+        for a in names:
+            for r in positions(source, a):
+                f.write(f"{a},{VENUES[r['venue']]},{'long' if r['side'] > 0 else 'short'},{r['entry']!r},"
+                        f"{r['leverage']:g},{r['size_base']!r},{r['usd']:.2f},{r['liq_price']!r},{r['bk_price']!r}\n")
+                n += 1
+    return n
