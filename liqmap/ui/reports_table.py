@@ -83,9 +83,10 @@ def venues_text(rec: dict) -> str:
     if isinstance(v, str):
         v = [v]
     try:
-        return ",".join(VENUE_SHORT.get(str(x), str(x)[:3]) for x in v)
+        names = [VENUE_SHORT.get(str(x), str(x)[:3]) for x in v]
     except TypeError:
         return str(v)
+    return ",".join(names) if len(names) <= 2 else f"{names[0]}+{len(names) - 1}"  # the panel is narrow
 
 
 def side_text(rec: dict, section: str) -> str:
