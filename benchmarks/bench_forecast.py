@@ -34,7 +34,8 @@ from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
 
 START = 1_700_000_000.0
-SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3").split(","))
+SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3,4,5").split(","))
+WORKERS = int(os.environ.get("LIQMAP_BENCH_FORECAST_WORKERS", "2"))  # seeds run in parallel processes
 ASSETS = ("BTC", "ETH", "SOL")
 HOURS = float(os.environ.get("LIQMAP_BENCH_FORECAST_HOURS", "2.0"))
 WARMUP_S = 1800.0
@@ -149,9 +150,29 @@ def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
     return round(sum(acc.get((rp, a, name), 0.0) for a in assets) / tot, 4) if tot else None
 
 
+def _seed_job(seed: int) -> dict:
+    return asyncio.run(_run_seed(seed, HOURS))
+
+
 def forecast_skill() -> dict:
     t0 = time.perf_counter()
-    runs = [asyncio.run(_run_seed(s, HOURS)) for s in SEEDS]
+    if WORKERS > 1 and len(SEEDS) > 1:
+        import multiprocessing
+        import sys
+        import types
+        from concurrent.futures import ProcessPoolExecutor
+
+        # benchmarks/run.py loads this file without registering it; forked workers find the job here
+        if getattr(sys.modules.get(__name__), "_seed_job", None) is not _seed_job:
+            mod = types.ModuleType(__name__)
+            mod._seed_job = _seed_job
+            sys.modules[__name__] = mod
+
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(WORKERS, len(SEEDS)), mp_context=ctx) as pool:
+            runs = list(pool.map(_seed_job, SEEDS))
+    else:
+        runs = [_seed_job(s) for s in SEEDS]
     acc: dict[tuple, float] = {}
     for r in runs:
         for k, v in r["acc"].items():
