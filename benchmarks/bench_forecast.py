@@ -43,11 +43,11 @@ EVERY_S = 600.0
 HORIZON_S = 3600.0
 RANGE_PCT = 5.0
 TOP_SHARE = 0.10
-UPDATE_S = 10.0
+UPDATE_S = 10.0  # how often the model is fed (like the engine's ingest loop)
 RANGES = (RANGE_PCT, 2.0)  # the headline range first; a narrower one for reference
 # The simulated market starts in steady state (positions opened before the start, which the model never
 # saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
-PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"  # how often the model is fed (like the engine's ingest loop)
+PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
 
 
 def _top_buckets(price: float, step: float, scores: dict[int, float] | None,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from liqmap.core.assets import Asset
-from liqmap.core.buckets import nice_step
 from liqmap.core.events import VENUES
 from liqmap.core.tiers import TierTable, liq_price_tiered, table_for
 

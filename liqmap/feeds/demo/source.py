@@ -58,6 +58,7 @@ class DemoSource:
         self._t_ms = int(round(self.start * 1000))
         self.tick_ms = int(d["tick_ms"])
         self._off_levels = int(d["offscreen_book_levels"])
+        self._off_book_ms = int(d["offscreen_book_s"] * 1000)
         self.coarse_ms = max(self.tick_ms, int(d["coarse_tick_ms"]) // self.tick_ms * self.tick_ms)
         self.sims: dict[str, AssetSim] = {
             name: AssetSim(a, d, self.seed, self.start, prehistory=prehistory) for name, a in self.assets.items()}
@@ -124,7 +125,7 @@ class DemoSource:
                 for v, c in sim.contracts.items():
                     add(v, self.emitters[v].start(c, t, res.price))
             tr, lq = res.trades, res.liqs
-            book_due = self.emit_books and (fine or self._due((name, "book"), t, int(self.demo["offscreen_book_s"] * 1000)))
+            book_due = self.emit_books and (fine or self._due((name, "book"), t, self._off_book_ms))
             mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
             for v, c in sim.contracts.items():
                 em = self.emitters[v]

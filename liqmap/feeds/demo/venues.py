@@ -552,10 +552,12 @@ class Deribit(Emitter):
             cid = 30_000_000_000 + zlib.crc32(sym.encode()) % 1_000_000
             self.change[sym] = cid
             self.book_keys[sym] = (set(vb.bids), set(vb.asks))
+            bids = self._levels(c, vb, vb.top(1, vb.levels))
+            asks = self._levels(c, vb, vb.top(-1, vb.levels))
             return [(self.ws, self._sub(chan, {
                 "type": "snapshot", "timestamp": ts, "instrument_name": sym, "change_id": cid,
-                "bids": [["new", float(p), self._amt(c, float(q))] for p, q in self._levels(c, vb, vb.top(1, vb.levels))],
-                "asks": [["new", float(p), self._amt(c, float(q))] for p, q in self._levels(c, vb, vb.top(-1, vb.levels))],
+                "bids": [["new", float(p), self._amt(c, float(q))] for p, q in bids],
+                "asks": [["new", float(p), self._amt(c, float(q))] for p, q in asks],
             }))]
         if not bids and not asks:
             return []
