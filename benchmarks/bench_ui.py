@@ -132,24 +132,23 @@ def bench_render_cpu() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ ssh_bytes
-SOCKET = f"liqmap-bench-{os.getpid()}"  # a private tmux server: never touches anyone else's sessions
-
-
-def _tmux(*args: str) -> str:
-    return subprocess.run(["tmux", "-L", SOCKET, *args], check=True, capture_output=True, text=True).stdout
+def _tmux(*args: str, sock: str) -> str:
+    """tmux on a private server per session (``-L``): never touches anyone else's sessions."""
+    return subprocess.run(["tmux", "-L", sock, *args], check=True, capture_output=True, text=True).stdout
 
 
 def _spawn(cmd: str, env: dict, size=(200, 60)) -> str:
-    name = f"liqmap-bench-{uuid.uuid4().hex[:8]}"
+    name = f"liqmap-bench-{uuid.uuid4().hex[:8]}"  # also the name of its private tmux server
     envs = " ".join(f"{k}={v}" for k, v in env.items())
     # The window exists at its size before liqmap starts (a fresh tmux server may start at 80×24 first).
-    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), "sleep 300")
-    _tmux("respawn-pane", "-k", "-t", name, f"cd {ROOT} && env -u COLUMNS -u LINES {envs} {cmd}; sleep 30")
+    _tmux("new-session", "-d", "-s", name, "-x", str(size[0]), "-y", str(size[1]), "sleep 300", sock=name)
+    _tmux("respawn-pane", "-k", "-t", name, f"cd {ROOT} && env -u COLUMNS -u LINES {envs} {cmd}; sleep 30",
+          sock=name)
     return name
 
 
 def _kill(name: str) -> None:
-    subprocess.run(["tmux", "-L", SOCKET, "kill-session", "-t", name], capture_output=True)
+    subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)  # its own private server
 
 
 def _measure_bytes(warmup: float, seconds: float, tmp: Path) -> dict:
@@ -165,16 +164,16 @@ def _measure_bytes(warmup: float, seconds: float, tmp: Path) -> dict:
         while not (35 <= time.time() % 60 < 45):  # the window then crosses a minute boundary
             time.sleep(0.2)
         for name, out in runs.values():
-            _tmux("pipe-pane", "-o", "-t", name, f"cat >> {out}")
+            _tmux("pipe-pane", "-o", "-t", name, f"cat >> {out}", sock=name)
         t0 = time.time()
         time.sleep(seconds)
         for name, _ in runs.values():
-            _tmux("pipe-pane", "-t", name)  # stop piping
+            _tmux("pipe-pane", "-t", name, sock=name)  # stop piping
         time.sleep(0.2)
         res = {}
         for label, (name, out) in runs.items():
             n = out.stat().st_size if out.exists() else 0
-            screen = _tmux("capture-pane", "-p", "-t", name)
+            screen = _tmux("capture-pane", "-p", "-t", name, sock=name)
             res[label] = {"bytes": n, "seconds": seconds, "bytes_per_s": round(n / seconds, 1),
                           "map_drawn": "▶" in screen and "DEMO" in screen}
         res["window"] = [round(t0, 1), round(t0 + seconds, 1)]
