@@ -196,31 +196,40 @@ def bench_ssh_bytes() -> dict:
 
 
 # ------------------------------------------------------------------------------------------ startup
-def _startup_once(tmp: Path, i: int) -> float | None:
+def _startup_once(tmp: Path, i: int) -> tuple[float | None, dict]:
     probe = tmp / f"first-frame-{i}"
+    trace = tmp / f"trace-{i}"
     env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_DATA_HOME": str(tmp / "data"), "PYTHONPATH": str(ROOT),
-           "TERM": "xterm-256color", "LIQMAP_FIRST_FRAME_FILE": str(probe)}
+           "TERM": "xterm-256color", "LIQMAP_FIRST_FRAME_FILE": str(probe), "LIQMAPUI_STARTUP_TRACE": str(trace)}
     t0 = time.time()
     name = _spawn(f"{sys.executable} -m liqmap --demo --color 256", env, size=(120, 40))
     try:
         end = time.monotonic() + 20
         while time.monotonic() < end:
             if probe.exists() and probe.stat().st_size:
-                return float(probe.read_text().split()[0]) - t0
+                phases = {}
+                if trace.exists():
+                    for line in trace.read_text().splitlines():
+                        ts, ev = line.split(" ", 1)
+                        phases.setdefault(ev, round(float(ts) - t0, 3))
+                return float(probe.read_text().split()[0]) - t0, phases
             time.sleep(0.02)
-        return None
+        return None, {}
     finally:
         _kill(name)
 
 
 def bench_startup() -> dict:
     with tempfile.TemporaryDirectory() as d:
-        runs = [_startup_once(Path(d), i) for i in range(3)]
+        results = [_startup_once(Path(d), i) for i in range(3)]
+    runs = [r for r, _ in results]
     ok_runs = [r for r in runs if r is not None]
+    phases = results[runs.index(statistics.median(ok_runs))][1] if len(ok_runs) == 3 else results[0][1]
     v = statistics.median(ok_runs) if ok_runs else None
     return {"value": None if v is None else round(v, 3), "unit": "s", "target": STARTUP_TARGET_S,
             "ok": v is not None and v <= STARTUP_TARGET_S,
             "detail": {"runs_s": [None if r is None else round(r, 3) for r in runs],
+                       "phases_s_since_spawn_median_run": phases,
                        "loadavg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
                        "measured": "tmux spawn of `python -m liqmap --demo` to the app's first drawn frame"}}
 
