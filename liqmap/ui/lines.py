@@ -77,7 +77,11 @@ class CachedLines(Widget):
 
     def render_line(self, y: int) -> Strip:
         if 0 <= y < len(self._strips):
-            return self._strips[y]
+            strip = self._strips[y]
+            # Between a resize and the app's redraw, show the old row cut/padded to the new width rather
+            # than a blank or a ragged line (no flicker on resize).
+            w = self.size.width
+            return strip if strip.cell_length == w else strip.adjust_cell_length(w)
         return Strip.blank(self.size.width)
 
     def line_text(self, y: int) -> str:
