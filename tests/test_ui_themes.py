@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from rich.color import ColorType
 
 from liqmap.config import DEFAULTS
 from liqmap.ui.palettes import Scale, build_palette, detect_color_system, level_of, textual_color_system
-from liqmap.ui.themes import ThemeError, builtin_dir, discover, parse_theme, resolve, to_textual
+from liqmap.ui.themes import ThemeError, builtin_dir, discover, resolve, to_textual
 
 GOOD = (builtin_dir() / "dark.toml").read_text()
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rich.style import Style
-from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
