@@ -129,3 +129,36 @@ def test_status_line_demo_label_and_health():
     assert "●binance <1s" in t and "◐okx 45s" in t and "○bybit" in t and "lag 120ms" in t
     assert venue_state({"state": "connected", "lag_ms": 250})[2] == 0.25
     assert "LIVE" in status_line("ETH", "raw", "1m", {}, "LIVE", None).plain
+
+
+def test_engine_source_over_the_real_engine():
+    """The adapter the app uses in production, over liqmap.core.engine with real trades in a Market."""
+    import copy
+
+    from liqmap.config import DEFAULTS
+    from liqmap.core.engine import Engine
+    from liqmap.core.market import Market
+    from liqmap.ui.source import EngineSource
+
+    from ui_fixtures import scaled
+
+    trades, _, _, _ = scaled("BTC")
+    now = float(trades["ts"][-1]) + 1.0
+    market = Market(["BTC", "ETH"], clock=lambda: now)
+    market.add("trade", "BTC", trades)
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"]["assets"] = ["BTC", "ETH"]
+    engine = Engine(cfg, market, clock=lambda: now)
+    src = EngineSource(engine, label="REPLAY")
+    seen = []
+    src.on_view = seen.append
+    view = View("BTC", "raw", "1m", None, 60, None, 240)
+    src.set_view(view)
+    assert seen == [view]
+    assert src.latest(view) is None  # nothing built yet
+    engine.step(now, background=False)
+    snap = src.latest(view)
+    assert snap is not None and snap.grid.asset == "BTC" and snap.grid.mode == "raw"
+    assert np.isfinite(snap.grid.trace).any()
+    assert src.has_data("BTC") is True and src.has_data("ETH") is False
+    assert src.status().label == "REPLAY"

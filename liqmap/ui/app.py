@@ -336,7 +336,11 @@ class LiqmapApp(App):
             return f"{', '.join(down)} down — no data for {self.asset}"
         if st.state == "connecting":
             return f"connecting to {', '.join(venues)}… ({self.asset})"
-        msg = f"no data yet for {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}"
+        what = f"{self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}"
+        has = getattr(self.source, "has_data", None)
+        if callable(has) and has(self.asset):
+            return f"computing {what}…"
+        msg = f"no data yet for {what}"
         if self.venue_filter:
             msg += f" on {self.venue_filter}"
         if down:

@@ -92,6 +92,16 @@ class EngineSource:
     def latest(self, view: View) -> Snapshot | None:
         return self.engine.latest(self._engine_key(view))
 
+    def has_data(self, asset: str) -> bool | None:
+        """Whether the market holds any trade or liquidation for ``asset`` (None: cannot tell)."""
+        market = getattr(self.engine, "market", None)
+        if market is None or not hasattr(market, "rings"):
+            return None
+        try:
+            return any(len(r) for kind in ("trade", "liq") for r in market.rings(kind, asset))
+        except Exception:  # a probe for a message, never a reason to fail drawing
+            return None
+
     def status(self) -> SourceStatus:
         if self._error:
             return SourceStatus("error", self.label, self._error)
