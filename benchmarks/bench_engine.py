@@ -285,10 +285,12 @@ def memory_child(hours: float = 24.0, chunk_s: float = 300.0) -> dict:
         peak = next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM")), None)
     rings = market.nbytes() / 2**20
     tapes = sum(t.nbytes for st in eng._states.values() for t in (*st.trades.values(), *st.liqs.values())) / 2**20
-    snaps = sum(sum(a.nbytes for a in _f32_layers(s.grid)) for s in eng._latest.values()) / 2**20
+    snaps = sum(len(s.blob) if hasattr(s, "blob") else sum(a.nbytes for a in _f32_layers(s.grid))
+                for s in eng._latest.values()) / 2**20
+    syn = sum(sum(a.nbytes for a in b.syn) for b in eng._built.values() if b.syn) / 2**20
     models = sum(getattr(st.model, "memory_bytes", lambda: 0)() for st in eng._states.values()) / 2**20
     return {"rss_mb": round(rss, 1), "peak_mb": round(peak, 1) if peak else None, "baseline_mb": round(base, 1),
-            "rings_mb": round(rings, 1), "tapes_mb": round(tapes, 1), "snapshots_mb": round(snaps, 1),
+            "rings_mb": round(rings, 1), "tapes_mb": round(tapes, 1), "snapshots_mb": round(snaps, 1), "model_layer_cache_mb": round(syn, 1),
             "models_mb": round(models, 1), "views": len(eng._latest), "rows_pushed": rows_total,
             "ring_capacities": ring_capacities(cfg), "simulated_hours": hours,
             "wall_s": round(time.perf_counter() - t0, 1)}
