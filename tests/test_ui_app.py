@@ -422,6 +422,23 @@ async def test_terminal_too_small_and_compact(source_factory):
         assert "SWEEPS" in screen_text(app)
 
 
+async def test_resize_to_too_small_and_back(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.resize_terminal(50, 14)
+        for _ in range(4):
+            await pilot.pause()
+        assert "terminal too small: 50×14" in screen_text(app)
+        await pilot.resize_terminal(130, 30)
+        await settle(pilot, 2)
+        for _ in range(4):
+            await pilot.pause()
+        text = screen_text(app)
+        assert "terminal too small" not in text
+        assert " BTC " in text.splitlines()[0] and "━" in app.query_one(HeatmapView).text()
+
+
 async def test_resize_redraws_without_losing_state(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:

@@ -441,12 +441,13 @@ class LiqmapApp(App):
 
     # ---- size ---------------------------------------------------------------------------------------
     def on_resize(self, event) -> None:
-        self._layout_for_size()
+        # The event's size, not self.size: this handler can run before the app records the new size.
+        self._layout_for_size(tuple(event.size))
         self._drawn_key = None
         self.call_after_refresh(self._tick)
 
-    def _layout_for_size(self) -> None:
-        w, h = self.size
+    def _layout_for_size(self, size: tuple[int, int] | None = None) -> None:
+        w, h = size if size is not None else self.size
         scr = self._main
         small = w < MIN_WIDTH or h < MIN_HEIGHT
         scr.set_class(small, "toosmall")

@@ -104,7 +104,8 @@ def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cu
 
 class StatusBar(Static):
     DEFAULT_CSS = """
-    StatusBar { height: 2; width: 1fr; background: $panel; color: $foreground; }
+    StatusBar { height: 2; width: 1fr; background: $panel; color: $foreground; text-wrap: nowrap;
+                text-overflow: ellipsis; }
     """
 
     def __init__(self, *args, **kwargs) -> None:
@@ -117,7 +118,9 @@ class StatusBar(Static):
         if key == self._last:
             return False
         self._last = key
-        self.update(Text("\n").join([line1, line2]))
+        both = Text("\n", no_wrap=True, overflow="ellipsis").join([line1, line2])
+        both.no_wrap, both.overflow = True, "ellipsis"  # a narrow terminal cuts the line, never wraps it
+        self.update(both)
         return True
 
     @property
