@@ -92,6 +92,10 @@ async def test_heatmap_merges_runs_and_repaints_only_changed_rows():
         # A cursor column: every row changes; a highlighted level: one row.
         assert hm.draw(f, pal, sc.value, None, 5, True) == 1
         assert hm.draw(f, pal, sc.value, 10, 5, True) >= hm.size.height - 3  # the cursor column (trace cells keep their glyph)
+        # Hires re-encodes every row (two price buckets per cell): all rows repaint, even empty ones.
+        f2 = make_frame(snap, Viewport(hires=True), hm.size.height, hm.size.width)
+        assert hm.draw(f2, pal, sc.value, None, None, True) == hm.size.height
+        assert all("▀" in s.text for s in hm._strips)
 
 
 def test_reports_render_engine_record_shapes():

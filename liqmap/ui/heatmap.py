@@ -80,7 +80,8 @@ class HeatmapView(CachedLines):
             ov = overlays[highlight_y]
             for x in range(0, w, 2):
                 ov.setdefault(x, (HILITE, self._over(codes[highlight_y, x], palette.highlight, sub, bold=True)))
-        keys = [(codes[y].tobytes(), tuple(sorted((x, c) for x, (c, _) in overlays[y].items())))
+        # ``sub`` is part of the key: the same codes mean different cells in hires (top*64+bottom).
+        keys = [(sub, codes[y].tobytes(), tuple(sorted((x, c) for x, (c, _) in overlays[y].items())))
                 for y in range(h)]
         naive = self.naive
 
