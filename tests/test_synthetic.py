@@ -461,7 +461,8 @@ def test_no_nan_or_inf_for_any_finite_input(step, rows, half_life):
     assert math.isfinite(m.total_long()) and math.isfinite(m.total_short())
     if len(b):
         r0 = int(b.min())
-        cl, cs = m.column_profiles("1m", int(rows[0][1] // 60) - 2, int(m._t // 60) + 2, r0, min(int(b.max()) - r0 + 1, 4096))
+        nrows = min(int(b.max()) - r0 + 1, 4096)
+        cl, cs = m.column_profiles("1m", int(rows[0][1] // 60) - 2, int(m._t // 60) + 2, r0, nrows)
         assert np.all(np.isfinite(cl)) and np.all(np.isfinite(cs)) and np.all(cl >= 0)
         p = m.provenance(int(b[0]))
         assert all(math.isfinite(x) for x in p["venues"].values())
