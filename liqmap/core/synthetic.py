@@ -13,7 +13,9 @@ open-interest series; every accepted OI step between two samples of that venue i
 4. Leverage tiers ``W(L)`` renormalized after dropping tiers above the venue's max leverage (tier table).
 5. Exact liquidation prices (:func:`liqmap.core.tiers.liq_price_tiered`: linear or inverse per venue market,
    MMR and ``cum`` of the tier at the liquidation price, for a position of ``typical_position_usd`` — or
-   the largest notional that tier's leverage allows, if smaller).
+   the largest notional that tier's leverage allows, if smaller). Optional ``leverage_spread`` > 0 makes each
+   tier stand for the band of leverages up to the geometric midpoints with its neighbours and spreads its
+   mass evenly in price over that band's liquidation prices (0, the default, keeps exact tier prices).
 6. Closes (``ΔN < 0``) remove ``|ΔN|·φ`` from that venue's shorts and the rest from its longs,
    proportionally across the side's buckets (never below zero).
 7. Consumption: a trade (any venue) at or below a long level's bucket, or at or above a short level's
@@ -31,6 +33,8 @@ Column history (what the Synthetic mode draws, columns = time): for every timefr
 sparse keyframe plus one small delta per column boundary — the per-(venue, side) ratio of multipliers and
 the exact values of the buckets that changed otherwise. Past columns are reconstructed exactly from that,
 and memory stays proportional to activity, not to columns × buckets.
+
+Not thread-safe: one caller at a time (the engine holds the asset's lock around update/advance/reads).
 
 Event-time order: within one update, events are processed by timestamp; trades and real liquidations
 between two OI samples are handled as one batch per 1-minute column (reconciliation before consumption,
