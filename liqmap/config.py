@@ -81,7 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "store": {
         "flush_seconds": 5.0,  # history is written this often (a kill -9 loses at most this much)
         "retention_days": 7.0,  # history partitions older than this are deleted
-        "compact_after_seconds": 3600.0,  # small flush files older than this are merged per UTC day
+        "compact_after_seconds": 600.0,  # small flush files older than this are merged per UTC day
+        "oi_every_seconds": 60.0,  # open-interest history keeps one sample per venue per this many seconds
     },
     "feeds": {
         "stale_seconds": 30.0,  # a venue with no message for this long is shown stale

@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import polars as pl
 import pytest
 
 from liqmap.config import DEFAULTS
@@ -405,3 +406,27 @@ def test_background_views_are_packed_and_decode_on_read():
     assert nz.any()
     np.testing.assert_allclose(snap.grid.values[nz], hot.grid.values[nz], rtol=0.0101)
     assert (snap.grid.values[~nz] == 0).all()
+
+
+def test_open_interest_history_is_thinned_per_venue(tmp_path):
+    clock = Clock(T0)
+    cfg = _cfg()
+    cfg["_data_dir"] = str(tmp_path)
+    m = _market(clock, assets=("BTC",))
+    store = Store(cfg, clock=clock)
+    eng = Engine(cfg, m, clock=clock, store=store)
+    # 10 minutes of 1-second samples from two venues, delivered in two batches.
+    rows = [(T0 - 600 + i, 1000.0 + i, (1000.0 + i) * 66000, 66000.0, v) for i in range(600) for v in (0, 2)]
+    oi = ev.open_interest(rows)
+    m.add("oi", "BTC", oi[: len(oi) // 2])
+    eng.ingest("BTC", T0)
+    m.add("oi", "BTC", oi[len(oi) // 2:])
+    eng.ingest("BTC", T0)
+    store.flush()
+    df = store.load("open_interest", "BTC")
+    ts = T0 - 600 + np.arange(600)
+    slots = np.floor(ts / 60)
+    first_of_slot = ts[np.r_[True, slots[1:] != slots[:-1]]].tolist()
+    assert df.height == 2 * len(first_of_slot)  # one per venue per minute (store.oi_every_seconds = 60)
+    assert df.filter(pl.col("venue") == "okx")["ts"].to_list() == first_of_slot
+    assert eng.state("BTC").rows_ingested == 1200  # the model still saw every sample

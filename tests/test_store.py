@@ -47,7 +47,7 @@ def test_flush_and_reload_round_trip(tmp_path):
     st.append_events("liquidations", "BTC", _liqs(np.arange(10, 15), venue=3))
     st.append_events("liquidations", "ETH", _liqs(np.arange(3)))
     assert st.pending_rows == 18
-    assert st.flush() == 2  # one file per (table, asset)
+    assert st.flush() == 1  # one file per table per flush, every asset in it
     assert st.pending_rows == 0 and st.flush() == 0
     df = Store(CFG, tmp_path).load("liquidations", "BTC")
     assert df.height == 15
@@ -96,7 +96,7 @@ def test_corrupt_parquet_is_set_aside_and_rest_loads(tmp_path):
         st.append_events("liquidations", "BTC", _liqs(np.arange(i * 10, i * 10 + 10)))
         st.flush()
         clock.t += 5
-    files = sorted((tmp_path / "history" / "liquidations" / "BTC").glob("*.parquet"))
+    files = sorted((tmp_path / "history" / "liquidations").glob("*.parquet"))
     assert len(files) == 3
     data = files[1].read_bytes()
     files[1].write_bytes(data[: len(data) // 2])  # truncated mid-file
@@ -116,7 +116,7 @@ def test_leftover_temp_file_is_removed(tmp_path):
     st = Store(CFG, tmp_path)
     st.append_events("liquidations", "BTC", _liqs(np.arange(5)))
     st.flush()
-    d = tmp_path / "history" / "liquidations" / "BTC"
+    d = tmp_path / "history" / "liquidations"
     stale = d / ".1700000000000-0000.parquet.tmp-12345"
     stale.write_bytes(b"PAR1 half written")
     assert st.load("liquidations", "BTC").height == 5
@@ -143,7 +143,7 @@ def test_compaction_merges_and_survives_leftovers(tmp_path):
         st.append_events("liquidations", "BTC", _liqs(np.arange(i * 4, i * 4 + 4)))
         st.flush()
         clock.t += 60
-    d = tmp_path / "history" / "liquidations" / "BTC"
+    d = tmp_path / "history" / "liquidations"
     keep = sorted(d.glob("*.parquet"))[0].read_bytes()
     clock.t += 7200
     assert st.compact() == 6

@@ -2,12 +2,14 @@
 
 Layout under the data dir::
 
-    history/<table>/<asset>/<flush_ms>-<seq>.parquet      one small file per flush (append-only)
-    history/<table>/<asset>/c<yyyymmdd>-<max_ms>.parquet  a compacted UTC day (optional, see ``compact``)
-    snapshots/<asset>_<mode>_<tf>_<venues>.lqs            the latest snapshot per view (``liqmap.core.codec``)
+    history/<table>/<flush_ms>-<seq>.parquet      one small file per table per flush (append-only), every asset
+    history/<table>/c<yyyymmdd>-<max_ms>.parquet  a compacted UTC day (see ``compact``)
+    snapshots/<asset>_<mode>_<tf>_<venues>.lqs    the latest snapshot per view (``liqmap.core.codec``)
 
 Why one new file per flush instead of rewriting a table: a flush then costs only the new rows, and a
-kill -9 can only ever lose the flush in progress. Each file is written to a temp name in the same
+kill -9 can only ever lose the flush in progress. Why not one file per asset: 65 assets flushed every few
+seconds would make hundreds of thousands of files a day; rows carry an ``asset`` column instead, and a
+read for one asset filters with parquet's row-group statistics. Each file is written to a temp name in the same
 directory, fsynced, then ``os.replace``d into place (atomic on POSIX), so a reader sees either the
 whole file or none of it; leftover temp files from a killed process are removed on the next start.
 
@@ -137,7 +139,7 @@ class Store:
         scfg = cfg.get("store", {})
         self.flush_seconds = float(scfg.get("flush_seconds", 5.0))
         self.retention_days = float(scfg.get("retention_days", 7.0))
-        self.compact_after = float(scfg.get("compact_after_seconds", 3600.0))
+        self.compact_after = float(scfg.get("compact_after_seconds", 600.0))
         self.clock = clock
         self.warn = warn
         self._lock = threading.Lock()  # guards the pending buffers (appends come from engine workers)
@@ -198,9 +200,13 @@ class Store:
                 return 0
             name = self._next_name()
             written = 0
+            by_table: dict[str, list[tuple[str, list[pl.DataFrame]]]] = defaultdict(list)
             for (table, asset), frames in pending.items():
+                by_table[table].append((asset, frames))
+            for table, groups in by_table.items():
+                frames = [f for _, fs in groups for f in fs]
                 df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-                d = self.history_dir / table / _safe(asset)
+                d = self.history_dir / table
                 d.mkdir(parents=True, exist_ok=True)
                 try:
                     atomic_write(d / name, lambda f, df=df: df.write_parquet(f, compression="zstd"))
@@ -208,7 +214,8 @@ class Store:
                     # Disk full or read-only: keep the rows for the next attempt rather than lose them.
                     self.warn(f"cannot write {d / name}: {e.strerror or e}")
                     with self._lock:
-                        self._pending[(table, asset)][:0] = frames
+                        for asset, fs in groups:
+                            self._pending[(table, asset)][:0] = fs
                         self._pending_rows += df.height
                     continue
                 written += 1
@@ -217,9 +224,10 @@ class Store:
             return written
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Flush every ``store.flush_seconds`` off the event loop; apply retention hourly; flush on exit."""
+        """Flush every ``store.flush_seconds`` off the event loop; compact and apply retention every
+        ``compact_after`` seconds; flush on exit."""
         loop = asyncio.get_running_loop()
-        last_retain = 0.0
+        last_retain = time.monotonic()
         try:
             while stop is None or not stop.is_set():
                 try:
@@ -230,7 +238,7 @@ class Store:
                 except asyncio.TimeoutError:
                     pass
                 await loop.run_in_executor(None, self.flush)
-                if time.monotonic() - last_retain > 3600:
+                if time.monotonic() - last_retain > self.compact_after:
                     last_retain = time.monotonic()
                     await loop.run_in_executor(None, self.maintain)
         finally:
@@ -251,7 +259,7 @@ class Store:
         self.warn(f"set aside unreadable file {path}: {problem}")
 
     def _partitions(self, table: str, asset_dir: Path) -> list[Path]:
-        """The files that hold a table's rows for one asset, leftovers of killed work removed."""
+        """The files that hold a table's rows, leftovers of killed work removed."""
         small: list[tuple[int, Path]] = []
         compacted: dict[str, list[tuple[int, Path]]] = defaultdict(list)
         for p in asset_dir.iterdir():
@@ -282,16 +290,11 @@ class Store:
             out.append(p)
         return out
 
-    def files(self, table: str, asset: str | None = None) -> list[Path]:
+    def files(self, table: str) -> list[Path]:
         base = self.history_dir / table
         if not base.is_dir():
             return []
-        dirs = [base / _safe(asset)] if asset else sorted(x for x in base.iterdir() if x.is_dir())
-        out: list[Path] = []
-        for d in dirs:
-            if d.is_dir():
-                out.extend(self._partitions(table, d))
-        return out
+        return self._partitions(table, base)
 
     def load(self, table: str, asset: str | None = None, since: float | None = None,
              until: float | None = None, include_pending: bool = False) -> pl.DataFrame:
@@ -299,12 +302,15 @@ class Store:
         if table not in TABLES:
             raise ValueError(f"unknown history table {table!r}")
         frames: list[pl.DataFrame] = []
-        for p in self.files(table, asset):
+        for p in self.files(table):
             m = _SMALL.match(p.name)
             if m and since is not None and int(m.group(1)) / 1000.0 < since - FUTURE_SLACK_S:
                 continue  # every row in a file is older than its flush (give or take clock drift)
             try:
-                frames.append(pl.read_parquet(p))
+                lf = pl.scan_parquet(p)
+                if asset is not None:
+                    lf = lf.filter(pl.col("asset") == asset)
+                frames.append(lf.collect())
             except Exception as e:  # noqa: BLE001 - polars raises several types for bad files
                 self._set_aside(p, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
         if include_pending:
@@ -395,16 +401,15 @@ class Store:
         deleted = 0
         if not self.history_dir.is_dir():
             return 0
-        for table_dir in self.history_dir.iterdir():
-            for asset_dir in (x for x in table_dir.iterdir() if x.is_dir()):
-                for p in asset_dir.iterdir():
-                    m = _SMALL.match(p.name)
-                    # A small file's rows are no newer than its flush time; a day file's than the day's end.
-                    if m and int(m.group(1)) / 1000.0 < cutoff:
-                        deleted += _remove(p)
-                    m = _COMPACT.match(p.name)
-                    if m and _day_end_s(m.group(1)) < cutoff:
-                        deleted += _remove(p)
+        for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir()):
+            for p in table_dir.iterdir():
+                m = _SMALL.match(p.name)
+                # A small file's rows are no newer than its flush time; a day file's than the day's end.
+                if m and int(m.group(1)) / 1000.0 < cutoff:
+                    deleted += _remove(p)
+                m = _COMPACT.match(p.name)
+                if m and _day_end_s(m.group(1)) < cutoff:
+                    deleted += _remove(p)
         return deleted
 
     def compact(self, now: float | None = None) -> int:
@@ -415,38 +420,40 @@ class Store:
         if not self.history_dir.is_dir():
             return 0
         with self._flush_lock:
-            for table_dir in self.history_dir.iterdir():
-                for asset_dir in (x for x in table_dir.iterdir() if x.is_dir()):
-                    parts = self._partitions(table_dir.name, asset_dir)
-                    by_day: dict[str, list[Path]] = defaultdict(list)
-                    current: dict[str, Path] = {}
-                    for p in parts:
-                        m = _SMALL.match(p.name)
-                        if m and int(m.group(1)) <= limit_ms:
-                            by_day[_utc_day(int(m.group(1)))].append(p)
-                        m = _COMPACT.match(p.name)
-                        if m:
-                            current[m.group(1)] = p
-                    for day, smalls in by_day.items():
-                        if len(smalls) < 2 and day not in current:
-                            continue
-                        srcs = ([current[day]] if day in current else []) + smalls
-                        frames = []
-                        for p in srcs:
-                            try:
-                                frames.append(pl.read_parquet(p))
-                            except Exception as e:  # noqa: BLE001
-                                self._set_aside(p, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                        if not frames:
-                            continue
-                        df = pl.concat(frames, how="diagonal_relaxed")
-                        max_ms = max(int(_SMALL.match(p.name).group(1)) for p in smalls)
-                        target = asset_dir / f"c{day}-{max_ms:013d}.parquet"
-                        atomic_write(target, lambda f, df=df: df.write_parquet(f, compression="zstd"))
-                        for p in srcs:
-                            if p != target:
-                                _remove(p)
-                        merged += len(smalls)
+            for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir()):
+                parts = self._partitions(table_dir.name, table_dir)
+                by_day: dict[str, list[Path]] = defaultdict(list)
+                current: dict[str, Path] = {}
+                for p in parts:
+                    m = _SMALL.match(p.name)
+                    if m and int(m.group(1)) <= limit_ms:
+                        by_day[_utc_day(int(m.group(1)))].append(p)
+                    m = _COMPACT.match(p.name)
+                    if m:
+                        current[m.group(1)] = p
+                for day, smalls in by_day.items():
+                    if len(smalls) < 2 and day not in current:
+                        continue
+                    srcs = ([current[day]] if day in current else []) + smalls
+                    frames = []
+                    for p in srcs:
+                        try:
+                            frames.append(pl.read_parquet(p))
+                        except Exception as e:  # noqa: BLE001
+                            self._set_aside(p, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+                    if not frames:
+                        continue
+                    df = pl.concat(frames, how="diagonal_relaxed")
+                    if "asset" in df.columns and "ts" in df.columns:
+                        df = df.sort(["asset", "ts"])  # row groups per asset: one-asset reads skip the rest
+                    max_ms = max(int(_SMALL.match(p.name).group(1)) for p in smalls)
+                    target = table_dir / f"c{day}-{max_ms:013d}.parquet"
+                    atomic_write(target, lambda f, df=df: df.write_parquet(f, compression="zstd",
+                                                                           row_group_size=65536))
+                    for p in srcs:
+                        if p != target:
+                            _remove(p)
+                    merged += len(smalls)
         return merged
 
     def maintain(self) -> None:

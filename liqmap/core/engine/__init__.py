@@ -127,6 +127,7 @@ class AssetState:
     rows_ingested: int = 0
     last_ingest: float = -math.inf
     wall_status: dict[tuple, str] = field(default_factory=dict)
+    oi_slot: dict[int, int] = field(default_factory=dict)  # venue → last OI time slot written to history
 
 
 def _call_with_accepted(fn: Callable, **kw) -> Any:
@@ -165,6 +166,7 @@ class Engine:
         self.workers = max(1, int(e.get("workers", 2)))
         self.fast_hz = max(1.0, float(e.get("fast_hz", 1.0)))
         self.max_queue = max(1, int(e.get("max_queue", 16)))
+        self.oi_every = float(cfg.get("store", {}).get("oi_every_seconds", 60.0))
         self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
         self.params = GridParams.from_config(cfg)
         self._heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
@@ -368,11 +370,33 @@ class Engine:
             if len(liqs):
                 self.store.append_events("liquidations", st.name, liqs)
             if len(oi):
-                self.store.append_events("open_interest", st.name, oi)
+                kept = self._thin_oi(st, oi)
+                if len(kept):
+                    self.store.append_events("open_interest", st.name, kept)
         if n:
             st.data_version += 1
             st.rows_ingested += n
         return n
+
+    def _thin_oi(self, st: AssetState, oi: np.ndarray) -> np.ndarray:
+        """One open-interest sample per venue per ``store.oi_every_seconds`` for the history: venues send one
+        every second or three, which for 325 pairs would be millions of rows a day that no chart needs."""
+        every = self.oi_every
+        if not every > 0:
+            return oi
+        slot = np.floor(oi["ts"] / every).astype(np.int64)
+        keep = np.zeros(len(oi), dtype=bool)
+        for vid in np.unique(oi["venue"]):
+            idx = np.flatnonzero(oi["venue"] == vid)
+            s = slot[idx]
+            last = st.oi_slot.get(int(vid), -1)
+            first = np.ones(len(s), dtype=bool)
+            first[1:] = s[1:] != s[:-1]  # rows are time-sorted: the first row of each slot
+            ok = first & (s > last)
+            keep[idx[ok]] = True
+            if ok.any():
+                st.oi_slot[int(vid)] = int(s[ok].max())
+        return oi[keep]
 
     def _persist_reports(self, st: AssetState, now: float) -> None:
         """Finished sweeps and settled absorptions once each; a wall row whenever a wall's status changes."""
