@@ -229,3 +229,16 @@ def test_kill_9_mid_flush_loses_nothing_flushed(tmp_path):
         assert len(ids) % 4000 == 0
         assert st.load("liquidations", "ETH").height > 0
     assert not list(data.rglob(".*.tmp-*"))  # leftovers from the killed writes were cleaned on load
+
+
+def test_load_events_by_asset_in_one_pass(tmp_path):
+    st = Store(CFG, tmp_path)
+    st.append_events("liquidations", "BTC", _liqs(np.arange(10)))
+    st.append_events("liquidations", "ETH", _liqs(np.arange(3), venue=4))
+    st.flush()
+    st.append_events("liquidations", "BTC", _liqs(np.arange(10, 12)))
+    st.flush()
+    got = st.load_events_by_asset("liquidations", since=1.7e9 + 1)
+    assert set(got) == {"BTC", "ETH"}
+    np.testing.assert_array_equal(got["BTC"]["ts"], 1.7e9 + np.arange(1, 12))
+    assert (got["ETH"]["venue"] == 4).all() and len(got["ETH"]) == 2

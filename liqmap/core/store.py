@@ -330,21 +330,17 @@ class Store:
         return df
 
     def load_events(self, table: str, asset: str, since: float | None = None) -> np.ndarray:
-        """Stored liquidations / OI samples as the numpy event dtype, ready for ``Market.add``."""
-        from .events import KINDS, VENUE_ID
+        """Stored liquidations / OI samples of one asset as the numpy event dtype, ready for ``Market.add``."""
+        return _events_array(EVENT_TABLES[table], self.load(table, asset, since=since))
 
+    def load_events_by_asset(self, table: str, since: float | None = None) -> dict[str, np.ndarray]:
+        """Every asset's stored events in one pass over the files (what a start-up restore wants)."""
+        df = self.load(table, since=since)
+        if df.height == 0 or "asset" not in df.columns:
+            return {}
         kind = EVENT_TABLES[table]
-        df = self.load(table, asset, since=since)
-        dtype = KINDS[kind]
-        out = np.zeros(df.height, dtype=dtype)
-        if df.height == 0:
-            return out
-        for name in dtype.names:
-            if name == "venue":
-                out["venue"] = np.array([VENUE_ID.get(v, 255) for v in df["venue"].to_list()], dtype=np.uint8)
-            elif name in df.columns:
-                out[name] = df[name].to_numpy()
-        return out
+        return {str(key[0]): _events_array(kind, part)
+                for key, part in df.partition_by("asset", as_dict=True, maintain_order=True).items()}
 
     # ------------------------------------------------------------ snapshots
 
@@ -472,3 +468,19 @@ def _remove(p: Path) -> int:
         return 1
     except FileNotFoundError:
         return 0
+
+
+def _events_array(kind: str, df: pl.DataFrame) -> np.ndarray:
+    from .events import KINDS, VENUE_ID
+
+    dtype = KINDS[kind]
+    out = np.zeros(df.height, dtype=dtype)
+    if df.height == 0:
+        return out
+    for name in dtype.names:
+        if name == "venue":
+            codes = {v: VENUE_ID.get(v, 255) for v in df["venue"].unique().to_list()}
+            out["venue"] = df["venue"].replace_strict(codes, return_dtype=pl.UInt8).to_numpy()
+        elif name in df.columns:
+            out[name] = df[name].to_numpy()
+    return out

@@ -581,9 +581,10 @@ class Engine:
             n += 1
         now = self.clock()
         horizon = self.columns * TIMEFRAMES["4h"]
+        by_asset = self.store.load_events_by_asset("liquidations", since=now - horizon)
         for a in self.assets:
-            liqs = self.store.load_events("liquidations", a, since=now - horizon)
-            if len(liqs):
+            liqs = by_asset.get(a)
+            if liqs is not None and len(liqs):
                 st = self.state(a)
                 with st.lock:
                     self._ensure_step(st, float(liqs["price"][-1]))
