@@ -76,14 +76,14 @@ def test_demo_in_tmux_keys_and_quit(session):
     assert "WALLS" in text and "SWEEPS" in text  # 120 columns: the reports panel is on
 
     tmux("send-keys", "-t", session, "1")
-    wait_for(session, lambda t: " Raw " in status_line(t), timeout=3)
+    wait_for(session, lambda t: " Raw " in status_line(t), timeout=6)
     tmux("send-keys", "-t", session, "3")
-    wait_for(session, lambda t: " Synthetic Heatmap " in status_line(t), timeout=3)
+    wait_for(session, lambda t: " Synthetic Heatmap " in status_line(t), timeout=6)
     tmux("send-keys", "-t", session, "m")
-    wait_for(session, lambda t: " Hybrid " in status_line(t), timeout=3)
+    wait_for(session, lambda t: " Hybrid " in status_line(t), timeout=6)
 
     tmux("send-keys", "-t", session, "]")
-    text = wait_for(session, lambda t: " ETH " in status_line(t), timeout=3)
+    text = wait_for(session, lambda t: " ETH " in status_line(t), timeout=6)
     # ETH's own price scale on the axis once its snapshot arrives (ref ~3,000; BTC's would be ~66,000).
     wait_for(session, lambda t: " ETH " in status_line(t)
              and any(1000 < float(m.replace(",", "")) < 10000 for m in re.findall(r"([\d,]+(?:\.\d+)?)─", t)),
@@ -91,17 +91,17 @@ def test_demo_in_tmux_keys_and_quit(session):
 
     # Keys that differ between a real terminal and Pilot: shifted letters and punctuation.
     tmux("send-keys", "-t", session, "t")
-    wait_for(session, lambda t: " 5m " in status_line(t), timeout=3)
+    wait_for(session, lambda t: " 5m " in status_line(t), timeout=6)
     tmux("send-keys", "-t", session, "T")
-    wait_for(session, lambda t: " 1m " in status_line(t), timeout=3)
+    wait_for(session, lambda t: " 1m " in status_line(t), timeout=6)
     tmux("send-keys", "-t", session, "-")
-    wait_for(session, lambda t: "zoom 2×" in t.splitlines()[1], timeout=3)
+    wait_for(session, lambda t: "zoom 2×" in t.splitlines()[1], timeout=6)
     tmux("send-keys", "-t", session, "+")
-    wait_for(session, lambda t: "zoom 1×" in t.splitlines()[1], timeout=3)
+    wait_for(session, lambda t: "zoom 1×" in t.splitlines()[1], timeout=6)
     tmux("send-keys", "-t", session, "?")
-    wait_for(session, lambda t: "timeframe_prev" in t and "leverage_tiers" in t, timeout=3)
+    wait_for(session, lambda t: "timeframe_prev" in t and "leverage_tiers" in t, timeout=6)
     tmux("send-keys", "-t", session, "Escape")
-    wait_for(session, lambda t: "leverage_tiers" not in t, timeout=3)
+    wait_for(session, lambda t: "leverage_tiers" not in t, timeout=6)
 
     t0 = time.monotonic()
     tmux("send-keys", "-t", session, "q")
