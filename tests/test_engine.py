@@ -430,3 +430,15 @@ def test_open_interest_history_is_thinned_per_venue(tmp_path):
     assert df.height == 2 * len(first_of_slot)  # one per venue per minute (store.oi_every_seconds = 60)
     assert df.filter(pl.col("venue") == "okx")["ts"].to_list() == first_of_slot
     assert eng.state("BTC").rows_ingested == 1200  # the model still saw every sample
+
+
+def test_liq_tape_row_guard_keeps_newest_columns(monkeypatch):
+    from liqmap.core.engine import tape as tape_mod
+
+    monkeypatch.setattr(tape_mod, "MAX_LIQ_ROWS", 500)
+    rng = np.random.default_rng(12)
+    t = LiqTape(14400, 240)
+    lq = _liqs(rng, 4000, T0 - 30 * 86400, T0, spread=2000.0)  # spread over very many buckets
+    t.merge(lq, T0, step=25.0)
+    assert len(t) <= 500 and t.dropped_columns_before is not None
+    assert t.rows["ts"].max() == lq["ts"].max()  # the newest events are the ones kept

@@ -9,12 +9,14 @@ exactly that resolution:
   trade time) and the last (its own time, total qty/USD of the column). ``grids.layers.column_prices`` over a
   condensed tape gives the same last/high/low per column as over the full tape, for this timeframe and any
   coarser one.
-- ``LiqTape``: per (column, bucket, side, venue, price kind) one liquidation row with the summed qty/USD,
-  stamped with the newest event's time and priced at the bucket's middle. Binning it gives exactly the raw
-  grid's sums; a Hybrid age decay sees each cell at its newest event's age (≤ one column off).
+- ``LiqTape``: per (column, bucket, side, venue) one liquidation row with the summed qty/USD, stamped with
+  the newest event's time and priced at the bucket's middle (the price kind of the group's first event is
+  kept; grids do not use it). Binning it gives exactly the raw grid's sums; a Hybrid age decay sees each
+  cell at its newest event's age (≤ one column off).
 
 Rows older than the window are dropped on every merge, so a tape's size is bounded by
-columns × venues × (3 | occupied buckets). New rows merge only with the newest columns (the condensed head
+columns × venues × (3 | occupied buckets); ``MAX_LIQ_ROWS`` is a last guard for a flood spread over very many
+buckets (a 4h tape spans 40 days): past it the oldest columns go first. New rows merge only with the newest columns (the condensed head
 before the first touched column is kept as is), so a merge costs the size of the new batch, not the tape.
 """
 
@@ -24,6 +26,8 @@ import numpy as np
 
 from ..buckets import index as bucket_index
 from ..events import LIQ_DTYPE, TRADE_DTYPE
+
+MAX_LIQ_ROWS = 32768  # ~1.1 MB per (asset, timeframe)
 
 
 def _cols(ts: np.ndarray, period: int) -> np.ndarray:
@@ -44,6 +48,7 @@ class _Tape:
     dtype: np.dtype
 
     def __init__(self, period: int, columns: int) -> None:
+        self.dropped_columns_before: int | None = None  # set when the row guard cut old columns
         self.period = int(period)
         self.columns = int(columns)
         self.rows = np.zeros(0, dtype=self.dtype)  # sorted by (column, ...), condensed
@@ -126,16 +131,23 @@ class LiqTape(_Tape):
 
     def merge(self, new: np.ndarray, now: float | None = None, step: float = 1.0) -> None:  # type: ignore[override]
         super().merge(new, now, step=step)
+        if len(self._col) > MAX_LIQ_ROWS:
+            cut = int(self._col[len(self._col) - MAX_LIQ_ROWS])  # keep whole columns from this one on
+            k = int(np.searchsorted(self._col, cut, side="left"))
+            if k == 0:
+                k = len(self._col) - MAX_LIQ_ROWS
+            self.rows, self._col = self.rows[k:], self._col[k:]
+            self.dropped_columns_before = cut
 
     def _condense(self, rows: np.ndarray, cols: np.ndarray, step: float = 1.0):
         bucket = bucket_index(rows["price"], step)
         side = rows["side"].astype(np.int64)
         venue = rows["venue"].astype(np.int64)
         kind = rows["price_kind"].astype(np.int64)
-        order = np.lexsort((kind, venue, side, bucket, cols))
+        order = np.lexsort((venue, side, bucket, cols))
         rows, cols, bucket = rows[order], cols[order], bucket[order]
         side, venue, kind = side[order], venue[order], kind[order]
-        starts = _group_starts([cols, bucket, side, venue, kind])
+        starts = _group_starts([cols, bucket, side, venue])
         out = np.zeros(len(starts), dtype=LIQ_DTYPE)
         out["ts"] = np.maximum.reduceat(rows["ts"], starts)
         out["price"] = (bucket[starts] + 0.5) * step
