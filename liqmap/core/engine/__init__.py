@@ -175,10 +175,10 @@ class Engine:
         self._states: dict[str, AssetState] = {}
         self._versions = itertools.count(1)
         self.version = 0
-        self._latest: dict[tuple, Snapshot] = {}
-        self._restored: dict[tuple, Snapshot] = {}
-        self._hot: dict[tuple, Snapshot] = {}
-        self._recent: list[tuple] = []  # previous screen views, newest last  # snapshots loaded from disk, by (asset, mode, tf, venues)
+        self._latest: dict[tuple, Snapshot | PackedSnapshot] = {}  # view key → newest snapshot
+        self._restored: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
+        self._hot: dict[tuple, Snapshot] = {}  # packed background snapshots decoded on read (bounded)
+        self._recent: list[tuple] = []  # previous screen views, newest last
         self._views: dict[tuple, EngineView] = {}
         self._built: dict[tuple, _Built] = {}
         self._screen: EngineView | None = None
