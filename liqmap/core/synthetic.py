@@ -106,32 +106,45 @@ class _Flow:
 
     prices: list = field(default_factory=list)
     usds: list = field(default_factory=list)
+    sides: list = field(default_factory=list)
     n: int = 0
-    buy: float = 0.0
-    sell: float = 0.0
-    low: float = math.inf
-    high: float = -math.inf
+    # taker buy/sell USD and the price range of flow already folded in (by ``compact``)
+    buy0: float = 0.0
+    sell0: float = 0.0
+    low0: float = math.inf
+    high0: float = -math.inf
 
     def add(self, price: np.ndarray, usd: np.ndarray, side: np.ndarray) -> None:
+        """Keep the arrays; the sums are taken once per interval (``summary``), not per batch."""
         if len(price) == 0:
             return
         self.prices.append(price)
         self.usds.append(usd)
+        self.sides.append(side)
         self.n += len(price)
-        self.buy += float(usd[side > 0].sum())
-        self.sell += float(usd[side < 0].sum())
-        self.low = min(self.low, float(price.min()))
-        self.high = max(self.high, float(price.max()))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         if not self.prices:
             return np.empty(0), np.empty(0)
-        p, u = np.concatenate(self.prices), np.concatenate(self.usds)
-        self.prices, self.usds = [p], [u]
-        return p, u
+        if len(self.prices) > 1:
+            self.prices = [np.concatenate(self.prices)]
+            self.usds = [np.concatenate(self.usds)]
+            self.sides = [np.concatenate(self.sides)]
+        return self.prices[0], self.usds[0]
+
+    def summary(self) -> tuple[float, float, float, float]:
+        """(taker buy USD, taker sell USD, low, high) of the whole interval."""
+        p, u = self.arrays()
+        if len(p) == 0:
+            return self.buy0, self.sell0, self.low0, self.high0
+        sd = self.sides[0]
+        buy = float(u[sd > 0].sum())
+        sell = float(u[sd < 0].sum())
+        return (self.buy0 + buy, self.sell0 + sell, min(self.low0, float(p.min())), max(self.high0, float(p.max())))
 
     def compact(self, step: float) -> None:
         """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
+        self.buy0, self.sell0, self.low0, self.high0 = self.summary()
         p, u = self.arrays()
         if len(p) == 0:
             return
@@ -140,7 +153,8 @@ class _Flow:
         usd = np.bincount(inv, weights=u, minlength=len(keys))
         pv = np.bincount(inv, weights=p * u, minlength=len(keys))
         vw = np.where(usd > 0, pv / np.where(usd > 0, usd, 1.0), (keys + 0.5) * step)
-        self.prices, self.usds, self.n = [vw], [usd], len(keys)
+        # pseudo-trades carry side 0: their taker flow and range are already in buy0/sell0/low0/high0
+        self.prices, self.usds, self.sides, self.n = [vw], [usd], [np.zeros(len(keys), np.int8)], len(keys)
 
 
 class _History:
@@ -840,8 +854,9 @@ class SyntheticModel:
         if abs(d_n) > cap:
             d_n = math.copysign(cap, d_n)
             self.stats["capped"] += 1
-        tot = f.buy + f.sell
-        phi = f.buy / tot if tot > 0 else 0.5
+        buy, sell, low, high = f.summary()
+        tot = buy + sell
+        phi = buy / tot if tot > 0 else 0.5
         phi_a = self.alpha * phi + (1.0 - self.alpha) / 2.0
         self.stats["intervals"] += 1
         if d_n > 0:
@@ -849,7 +864,7 @@ class SyntheticModel:
             short_amt = d_n - long_amt
             if p["entry_mode"] == "highlow" and f.n:
                 one = np.ones(1)
-                self._open(v, ts, (np.array([f.low]), np.array([f.high])), (one, one), (long_amt, short_amt))
+                self._open(v, ts, (np.array([low]), np.array([high])), (one, one), (long_amt, short_amt))
             else:
                 entries, w = self._entry_profile(prices, usds, vwap)
                 self._open(v, ts, (entries, entries), (w, w), (long_amt, short_amt))
