@@ -243,6 +243,12 @@ DEFAULTS: dict[str, Any] = {
         "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
         "wall_mult": 25.0,  # wall size relative to a normal level
         "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding
+        # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
+        # the real parsers (the asset on screen first, the others in the background), so the map is full.
+        "preroll_minutes": 90.0,
+        "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
+        "preroll_oi_seconds": 10.0,  # open interest frames per venue at most this often in history
+        "preroll_mark_seconds": 60.0,  # mark price frames per venue at most this often in history
     },
     "recording": {
         "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often

@@ -43,8 +43,14 @@ class MarketRunner:
     """
 
     def __init__(self, kind: str, cfg: dict[str, Any], args) -> None:
+        from ..core import reports  # noqa: F401 - imported here, off the loop, not on the first ingest
         from ..core.engine import Engine, ring_capacities
         from ..core.market import Market
+
+        try:
+            from ..core import synthetic  # noqa: F401 - same (optional until it lands)
+        except ImportError:
+            pass
 
         self.kind = kind
         self.cfg = cfg
@@ -56,12 +62,19 @@ class MarketRunner:
         self.store = None
         self.stop_event = None
         clock = time.time
-        self.demo = self.replay = self.collector = None
+        self.demo = self.replay = self.collector = self.preroll = None
+        app = cfg["app"]
+        self.screen_asset = str(app["asset"]).upper()
+        self.focus_extra = list(cfg["universe"].get("focus_extra", []))
         if kind == "demo":
             from ..feeds.demo.source import DemoSource
 
+            d = cfg.get("demo", {})
+            # Lazy: only the asset on screen is simulated before the first frame; the others are built
+            # by the pre-roll in the background (start-up target). Pre-roll: the market starts with history.
             self.demo = DemoSource(cfg, assets=self.assets, seed=getattr(args, "seed", None),
-                                   speed=getattr(args, "speed", None))
+                                   speed=getattr(args, "speed", None), focus=[self.screen_asset, *self.focus_extra],
+                                   preroll=float(d.get("preroll_minutes", 0.0)) * 60.0, lazy=True)
             demo = self.demo
             clock = lambda: max(demo.now(), 0.0) or time.time()  # noqa: E731 - simulated time drives the map
         self.clock = clock
@@ -81,8 +94,10 @@ class MarketRunner:
                              store=self.store)
         self.engine.health_provider = self.health
         self.parsers: dict[str, Any] = {}
+        self._screen_chunks = 0  # pre-roll chunks of the screen asset ingested so far
         if kind == "demo":
             from ..core.assets import universe
+            from ..feeds.demo.preroll import Preroll
             from ..feeds.health import Health
             from ..feeds.parser import FrameParser
 
@@ -91,8 +106,14 @@ class MarketRunner:
             for v in self.venues:
                 self.parsers[v] = FrameParser(v, metas, self.market.add, self.on_book, cfg)
                 self.health_by_venue[v] = Health(v, stale_seconds=stale, clock=self.clock)
+            if self.screen_asset in self.demo.assets:
+                self.demo.sim(self.screen_asset)  # its simulator now, off the loop (the rest: in the pre-roll)
+            pending = self.demo.pending()
+            if pending:
+                self.engine.hold(pending)  # their past is still to come: the engine must not run ahead of it
+                self.preroll = Preroll(self.demo, self.parsers, order=[self.screen_asset, *self.focus_extra],
+                                       on_chunk=self._preroll_chunk, on_done=self._preroll_done)
         self.on_update = None  # set by the UI source: called after the first build
-        app = cfg["app"]
         self.engine.set_view(app["asset"], app["mode"], app["timeframe"], None, 120, None)
 
     def books_for(self, asset: str) -> dict:
@@ -108,6 +129,39 @@ class MarketRunner:
             return self.replay.health()
         now = self.clock()
         return {v: h.as_dict(now) for v, h in self.health_by_venue.items()}
+
+    def _preroll_chunk(self, asset: str, t: float) -> None:
+        """A chunk of history is in the market: the engine takes it at the history's own time."""
+        self.engine.ingest(asset, t)
+        if asset == self.screen_asset:
+            self._screen_chunks += 1
+
+    def _preroll_done(self, asset: str) -> None:
+        self.engine.release(asset)
+        if asset == self.screen_asset:
+            import asyncio
+
+            from ..ui.app import trace
+
+            trace(f"preroll-done-{asset}")
+
+            asyncio.ensure_future(self._build_now())  # the whole history on screen at once
+
+    async def _build_now(self) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.engine.build_screen, self.clock())
+        if self.on_update is not None:
+            self.on_update()
+
+    def on_view(self, asset: str) -> None:
+        """The user put ``asset`` on screen: fine ticks and full books for it (and the focus extras), and its
+        history written next if it is not complete yet."""
+        self.screen_asset = asset.upper()
+        if self.demo is not None:
+            self.demo.set_focus([self.screen_asset, *self.focus_extra])
+        if self.preroll is not None:
+            self.preroll.prioritize(self.screen_asset)
 
     async def _demo_feed(self) -> None:
         parsers = self.parsers
@@ -147,8 +201,11 @@ class MarketRunner:
         else:
             feed = self._live_feed()
         feed_task = asyncio.ensure_future(feed)
+        tasks = [feed_task]
+        if self.preroll is not None:
+            tasks.append(asyncio.ensure_future(self.preroll.run(self.stop_event)))
         await self._first_build(feed_task)
-        tasks = [feed_task, asyncio.ensure_future(self.engine.run(self.stop_event))]
+        tasks.append(asyncio.ensure_future(self.engine.run(self.stop_event)))
         if self.store is not None:
             tasks.append(asyncio.ensure_future(self.store.run(self.stop_event)))
         try:
@@ -158,30 +215,27 @@ class MarketRunner:
                 t.cancel()
 
     async def _first_build(self, feed_task, limit: float = 1.5) -> None:
-        """Build the screen's view as soon as its asset has a trade, before the engine's 1 Hz loop starts:
-        the first full frame should not wait for the loop's second tick (start-up target 1.5 s)."""
+        """Build the screen's view as soon as its asset has data, before the engine's 1 Hz loop starts:
+        the first full frame should not wait for the loop's second tick (start-up target 1.5 s). In the
+        demo that is the first chunk of the screen asset's pre-roll."""
         import asyncio
 
-        app = self.cfg["app"]
-        asset = app["asset"].upper()
+        asset = self.screen_asset
         end = time.monotonic() + limit
         while time.monotonic() < end and not feed_task.done():
-            if asset in self.market.assets and self.market.rings("trade", asset):
+            has_trade = asset in self.market.assets and any(len(r) for r in self.market.rings("trade", asset))
+            if has_trade and (not self.engine.held(asset) or self._screen_chunks):
                 from ..ui.app import trace
 
                 trace("first-trade")
-                await asyncio.sleep(0.05)  # let the first burst of frames land
-                scr = getattr(self.engine, "_screen", None)
-                fast = getattr(self.engine, "_fast_work", None)
-                if scr is not None and fast is not None:  # ingest + build the one view on screen
-                    await asyncio.to_thread(fast, scr, self.clock())
-                else:
-                    await asyncio.to_thread(self.engine.step, None, False)
+                if not self.engine.held(asset):
+                    await asyncio.sleep(0.05)  # live: let the first burst of frames land
+                await asyncio.to_thread(self.engine.build_screen, self.clock())
                 trace("engine-first-build")
                 if self.on_update is not None:
                     self.on_update()
                 return
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
 
     async def stop(self) -> None:
         import asyncio
@@ -204,8 +258,25 @@ def build_source(kind: str, cfg: dict[str, Any], args):
     src.runner = runner
     runner.on_update = lambda: src.on_update() if src.on_update is not None else None
     if runner.demo is not None:
-        src.on_view = lambda view: runner.demo.set_focus([view.asset, *cfg["universe"]["focus_extra"]])
+        src.on_view = lambda view: runner.on_view(view.asset)
     return src
+
+
+def _start_build(kind: str, cfg: dict[str, Any], args):
+    """``build_source`` in a daemon thread, started now; returns a Future of the source."""
+    import concurrent.futures
+    import threading
+
+    fut: concurrent.futures.Future = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            fut.set_result(build_source(kind, cfg, args))
+        except BaseException as e:  # noqa: BLE001 - handed to the app, which shows it on screen
+            fut.set_exception(e)
+
+    threading.Thread(target=work, name="liqmap-source-build", daemon=True).start()
+    return fut
 
 
 def main(args, cfg: dict[str, Any]) -> int:
@@ -236,6 +307,11 @@ def main(args, cfg: dict[str, Any]) -> int:
         print(f"liqmap: {args.replay}: file not found", file=sys.stderr)
         return 2
 
+    # The data path (cryptofeed and aiohttp imports, the demo market, the engine) is built in its own thread
+    # from here on, while Textual is imported and the app mounts: the first full frame waits for both, not
+    # for one after the other. The app's source worker just collects it.
+    early = _start_build(kind, cfg, args)
+
     from ..ui.app import LiqmapApp
 
     probe = os.environ.get("LIQMAP_FIRST_FRAME_FILE")
@@ -246,7 +322,7 @@ def main(args, cfg: dict[str, Any]) -> int:
                 f.write(f"{time.time():.6f} {time.time() - t_start:.6f}\n")
 
     app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system=system,
-                    source_factory=lambda: build_source(kind, cfg, args), first_frame=first_frame,
+                    source_factory=early.result, first_frame=first_frame,
                     naive=os.environ.get("LIQMAPUI_NAIVE") == "1")
     app.run(mouse=bool(cfg["app"]["mouse"]))
     return int(app.return_code or 0)

@@ -186,6 +186,7 @@ class Engine:
         self.stats = {"full_builds": 0, "incremental": 0, "skipped": 0, "shed": 0, "fast_ticks": 0,
                       "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0}
         self._inflight: set[tuple] = set()
+        self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
         self._last_saved = -math.inf
         self._saved: dict[tuple, int] = {}  # view key → version last written to disk
 
@@ -277,6 +278,38 @@ class Engine:
             return dict(self.health_provider())
         except Exception as e:  # a health probe must never stop the engine
             return {"error": repr(e)}
+
+    # ------------------------------------------------------------ history being written
+
+    def hold(self, assets) -> None:
+        """Assets whose past is still being written into the market (the demo's pre-roll): the engine's own
+        loop neither ingests nor background-builds them, because ingesting with the present as ``now``
+        would move the model's clock past history that has not arrived yet. Whoever holds an asset feeds it
+        with ``ingest(asset, t)`` at the history's own times; its builds are full (closed columns may still
+        change) until ``release``."""
+        self._held.update(assets)
+
+    def release(self, asset: str) -> None:
+        """The asset's history is complete: back to normal scheduling; its next build of every view is full."""
+        st = self.state(asset)
+        with st.lock:
+            self._held.discard(asset)
+            for k in [k for k in list(self._built) if k[0] == asset]:
+                self._built.pop(k, None)
+
+    def held(self, asset: str) -> bool:
+        return asset in self._held
+
+    def build_screen(self, now: float | None = None) -> Snapshot | None:
+        """Ingest the asset on screen (unless held) and build its view at once, off the 1 Hz cadence (the first
+        frame, or right after its history arrived). Returns the new snapshot, or None (no view, unchanged)."""
+        scr = self._screen
+        if scr is None:
+            return None
+        now = self.clock() if now is None else now
+        if scr.asset not in self._held:
+            self.ingest(scr.asset, now)
+        return self.build(scr, now, force=True)
 
     # ------------------------------------------------------------ per-asset state
 
@@ -454,7 +487,8 @@ class Engine:
                 return None
             prev = built.win
             incremental = (prev is not None and prev.row0 == win.row0 and prev.nrows == win.nrows
-                           and prev.step == win.step and prev.ncols == win.ncols and win.col0 >= prev.col0)
+                           and prev.step == win.step and prev.ncols == win.ncols and win.col0 >= prev.col0
+                           and view.asset not in self._held)
             grid, syn = self._grid(view, st, win, now, built if incremental else None)
             kind = "incremental" if incremental else "full_builds"
             setattr(built, kind, getattr(built, kind) + 1)
@@ -532,13 +566,14 @@ class Engine:
         """Ingest every asset, then build every due view (screen first). Deterministic; returns builds."""
         now = self.clock() if now is None else now
         for a in self.assets:
-            self.ingest(a, now)
+            if a not in self._held:
+                self.ingest(a, now)
         built = 0
         if self._screen is not None and self._due(self._screen, now, True):
             built += self.build(self._screen, now) is not None
         if background:
             for v in self.background_views():
-                if self._due(v, now, False):
+                if v.asset not in self._held and self._due(v, now, False):
                     built += self.build(v, now) is not None
         self._maybe_save(now)
         return built
@@ -634,7 +669,8 @@ class Engine:
             self._maybe_save(self.clock(), force=True)
 
     def _fast_work(self, scr: EngineView, now: float) -> None:
-        self.ingest(scr.asset, now)
+        if scr.asset not in self._held:
+            self.ingest(scr.asset, now)
         self.build(scr, now)
         self._maybe_save(now)
 
@@ -642,12 +678,13 @@ class Engine:
         """Queue due background work, at most ``workers`` jobs deep; count and report what is shed."""
         screen_asset = scr.asset if scr is not None else None
         due_by_asset: dict[str, list[EngineView]] = {}
+        held = self._held
         for v in self.background_views():
-            if (v.key not in self._inflight) and self._due(v, now, False):
+            if v.asset not in held and (v.key not in self._inflight) and self._due(v, now, False):
                 due_by_asset.setdefault(v.asset, []).append(v)
         # Assets with nothing due are still ingested now and then, so their ring cursors keep up.
         for a in self.assets:
-            if a != screen_asset and a not in due_by_asset and self._ingest_stale(a, now):
+            if a != screen_asset and a not in held and a not in due_by_asset and self._ingest_stale(a, now):
                 due_by_asset[a] = []
         capacity = self.max_queue - len(pending)
         overloaded = self.stats["last_fast_ms"] > 1000.0 / self.fast_hz

@@ -41,7 +41,7 @@ class DemoSource:
 
     def __init__(self, cfg: dict | None = None, assets=None, seed: int | None = None,
                  speed: float | None = None, start: float | None = None, focus=None,
-                 prehistory: bool = True, books: bool = True) -> None:
+                 prehistory: bool = True, books: bool = True, preroll: float = 0.0, lazy: bool = False) -> None:
         self.cfg = cfg or {}
         self.emit_books = books  # False: no book frames at all (headless uses that need no L2)
         d = self.demo = _demo_cfg(cfg)
@@ -56,23 +56,27 @@ class DemoSource:
         # Start on a whole second of wall time unless told otherwise (tests pass a fixed start).
         self.start = float(int(time.time()) if start is None else start)
         self._t_ms = int(round(self.start * 1000))
+        # Pre-roll: every asset's simulation begins this many (whole) seconds before ``start`` and is brought
+        # up to the live clock by ``catch_up`` (past timestamps, unpaced) before ``step`` includes it.
+        self.preroll = float(int(max(0.0, float(preroll))))
+        self.history_start = self.start - self.preroll
         self.tick_ms = int(d["tick_ms"])
         self._off_levels = int(d["offscreen_book_levels"])
         self._off_book_ms = int(d["offscreen_book_s"] * 1000)
         self.coarse_ms = max(self.tick_ms, int(d["coarse_tick_ms"]) // self.tick_ms * self.tick_ms)
-        self.sims: dict[str, AssetSim] = {
-            name: AssetSim(a, d, self.seed, self.start, prehistory=prehistory) for name, a in self.assets.items()}
+        self.preroll_tick_ms = max(self.tick_ms, int(d.get("preroll_tick_ms", 5000)))
+        self._preroll_oi_ms = int(float(d.get("preroll_oi_seconds", 10.0)) * 1000)
+        self._preroll_mark_ms = int(float(d.get("preroll_mark_seconds", 60.0)) * 1000)
+        self._prehistory = prehistory
+        self.names: list[str] = list(self.assets)
+        self._stagger = {name: i for i, name in enumerate(self.names)}
+        self.sims: dict[str, AssetSim] = {}  # built so far (all of them unless ``lazy``)
         self.books: dict[tuple[str, str], VenueBook] = {}
-        for name, sim in self.sims.items():
-            grid = grid_step(sim.asset.ref_price, sim.asset.tick, d["book_step_bp"])
-            for v, c in sim.contracts.items():
-                rng = np.random.default_rng([self.seed, asset_seed(name), 2, c.vid])
-                self.books[(name, v)] = VenueBook(c, grid, int(d["book_levels"]), sim.level_usd(), rng)
+        self._live: list[str] = []  # assets ``step`` advances, in universe order
         self.emitters = make_emitters(self.cfg)
         self._lat_rng = np.random.default_rng([self.seed, 3])
         self._oi_poll_ms = int(float(self.emitters["binance"].f["oi_poll_seconds"]) * 1000)
         self._last: dict[tuple[str, str], int] = {}  # (asset, what) → last emission ms
-        self._stagger = {name: i for i, name in enumerate(self.sims)}
         self._started = False
         if focus is None:
             app = (self.cfg.get("app") or {}).get("asset", DEFAULTS["app"]["asset"])
@@ -81,6 +85,32 @@ class DemoSource:
         self.focus: set[str] = set()
         self.set_focus(focus)
         self.frames_out = 0
+        if not lazy:
+            for name in self.names:
+                self.sim(name)
+        if not self.preroll and not lazy:
+            self._live = list(self.names)  # no history to write: everything is live from the start
+
+    def sim(self, name: str) -> AssetSim:
+        """The asset's simulator, built on first use (at the history start) with its venue books."""
+        sim = self.sims.get(name)
+        if sim is None:
+            d = self.demo
+            sim = self.sims[name] = AssetSim(self.assets[name], d, self.seed, self.history_start,
+                                             prehistory=self._prehistory)
+            grid = grid_step(sim.asset.ref_price, sim.asset.tick, d["book_step_bp"])
+            for v, c in sim.contracts.items():
+                rng = np.random.default_rng([self.seed, asset_seed(name), 2, c.vid])
+                self.books[(name, v)] = VenueBook(c, grid, int(d["book_levels"]), sim.level_usd(), rng)
+        return sim
+
+    def pending(self) -> list[str]:
+        """Assets not yet in the live stream (their history still to be written by ``catch_up``)."""
+        live = set(self._live)
+        return [n for n in self.names if n not in live]
+
+    def is_live(self, name: str) -> bool:
+        return name in self._live
 
     # ------------------------------------------------------------------ clock and focus
     def now(self) -> float:
@@ -89,7 +119,7 @@ class DemoSource:
 
     def set_focus(self, names) -> None:
         """Assets stepped finely and with full book updates (the one on screen and a few more)."""
-        self.focus = {n.upper() for n in names if n and n.upper() in self.sims}
+        self.focus = {n.upper() for n in names if n and n.upper() in self.assets}
 
     # ------------------------------------------------------------------ stepping
     def _due(self, key: tuple[str, str], t: int, every: int) -> bool:
@@ -98,6 +128,43 @@ class DemoSource:
             self._last[key] = t
             return True
         return False
+
+    def _emit_asset(self, name: str, sim: AssetSim, t: int, res, book_due: bool, mark_due: bool,
+                    fine: bool, oi_min_ms: int, add) -> None:
+        """Turn one step of one asset into its venues' frames (``add(venue, frames)``)."""
+        if not self._started:
+            for v, c in sim.contracts.items():
+                add(v, self.emitters[v].start(c, t, res.price))
+        tr, lq = res.trades, res.liqs
+        for v, c in sim.contracts.items():
+            em = self.emitters[v]
+            vt = tr[tr["venue"] == c.vid] if len(tr) else tr
+            if len(vt):
+                add(v, em.trades(c, t, vt))
+            if len(lq):
+                vl = lq[lq["venue"] == c.vid]
+                if len(vl):
+                    add(v, em.liquidations(c, t, vl))
+            if book_due:
+                vb = self.books[(name, v)]
+                bids, asks = vb.refresh(res.price, sim.walls, levels=None if fine else self._off_levels)
+                add(v, em.book(c, t, bids, asks, vb))
+            if mark_due:
+                add(v, em.mark(c, t, res.price))
+            every = max(self._oi_poll_ms if v == "binance" else OI_EVERY_MS[v], oi_min_ms)
+            if self._due((name, "oi:" + v), t, every):
+                add(v, em.oi(c, t, sim.open_interest(c.vid), res.price))
+        self._started = True
+
+    @staticmethod
+    def _stamp(raw: list, rng) -> list[Frame]:
+        # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
+        # insert-before-update) exactly as a single connection would deliver them.
+        jit = rng.integers(0, 20, len(VENUES))
+        lat = {v: LATENCY_MS[v] + int(jit[i]) for i, v in enumerate(VENUES)}
+        out = [((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
+        out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
+        return out
 
     def step(self) -> list[Frame]:
         """Advance one base tick; the frames it produced, sorted by receipt time."""
@@ -113,7 +180,9 @@ class DemoSource:
 
         for v, em in self.emitters.items():
             add(v, em.flush(t))
-        for name, sim in self.sims.items():
+        sims = self.sims
+        for name in self._live:
+            sim = sims[name]
             fine = name in self.focus
             if not fine and (tick_idx + self._stagger[name]) % ratio:
                 continue
@@ -121,47 +190,76 @@ class DemoSource:
             if dt <= 0:
                 continue
             res = sim.step(dt)
-            if not self._started:
-                for v, c in sim.contracts.items():
-                    add(v, self.emitters[v].start(c, t, res.price))
-            tr, lq = res.trades, res.liqs
             book_due = self.emit_books and (fine or self._due((name, "book"), t, self._off_book_ms))
             mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
-            for v, c in sim.contracts.items():
-                em = self.emitters[v]
-                vt = tr[tr["venue"] == c.vid] if len(tr) else tr
-                if len(vt):
-                    add(v, em.trades(c, t, vt))
-                if len(lq):
-                    vl = lq[lq["venue"] == c.vid]
-                    if len(vl):
-                        add(v, em.liquidations(c, t, vl))
-                if book_due:
-                    vb = self.books[(name, v)]
-                    bids, asks = vb.refresh(res.price, sim.walls, levels=None if fine else self._off_levels)
-                    add(v, em.book(c, t, bids, asks, vb))
-                if mark_due:
-                    add(v, em.mark(c, t, res.price))
-                every = self._oi_poll_ms if v == "binance" else OI_EVERY_MS[v]
-                if self._due((name, "oi:" + v), t, every):
-                    add(v, em.oi(c, t, sim.open_interest(c.vid), res.price))
-            self._started = True
+            self._emit_asset(name, sim, t, res, book_due, mark_due, fine, 0, add)
         if not raw:
             return []
-        # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
-        # insert-before-update) exactly as a single connection would deliver them.
-        jit = self._lat_rng.integers(0, 20, len(VENUES))
-        lat = {v: LATENCY_MS[v] + int(jit[i]) for i, v in enumerate(VENUES)}
-        out = [((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
-        out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
+        out = self._stamp(raw, self._lat_rng)
         self.frames_out += len(out)
         return out
+
+    def catch_up(self, name: str, chunk_seconds: float = 60.0) -> Iterator[list[Frame]]:
+        """Write a pending asset's history: step it unpaced from where it is up to the live clock, one
+        ``chunk_seconds`` chunk of simulated time per item yielded (its frames, sorted, past timestamps),
+        then make it live (``step`` includes it from the next tick).
+
+        The live clock may move between chunks (the caller yields to the loop); the catch-up follows it.
+        History is stepped every ``demo.preroll_tick_ms`` (the same per-unit-time statistics as any tick) with
+        the venues' trades, liquidations and flushes as live, open interest every ``demo.preroll_oi_seconds``
+        and marks every ``demo.preroll_mark_seconds`` at most, and no book frames (a book is current state:
+        the first live step sends each venue's snapshot). Deterministic: the frames of [history start,
+        start] depend only on the seed, the start, the assets and the config.
+        """
+        if name in self._live:
+            return
+        sim = self.sim(name)
+        tick = self.preroll_tick_ms
+        rng = np.random.default_rng([self.seed, asset_seed(name), 4])
+        chunk_ms = max(tick, int(chunk_seconds * 1000))
+        while True:
+            now_ms = int(round(sim.now * 1000))
+            # Up to the live start first (fixed: deterministic), then after the moving live clock.
+            start_ms = int(round(self.start * 1000))
+            target = start_ms if now_ms < start_ms else self._t_ms
+            if target - now_ms < tick and now_ms >= start_ms:
+                break
+            end = min(now_ms + chunk_ms, target)
+            raw: list[tuple[int, str, str, str]] = []
+            t = now_ms
+            while t < end:
+                t = min(t + tick, end)
+                step_raw: list[tuple[int, str, str, str]] = []
+
+                def add(venue: str, frames, t=t, step_raw=step_raw) -> None:
+                    for conn, body in frames:
+                        step_raw.append((t, venue, conn, body))
+
+                for v, em in self.emitters.items():
+                    add(v, em.flush(t))
+                res = sim.step((t - int(round(sim.now * 1000))) / 1000.0)
+                mark_due = self._due((name, "mark"), t, self._preroll_mark_ms)
+                self._emit_asset(name, sim, t, res, False, mark_due, False, self._preroll_oi_ms, add)
+                if step_raw:
+                    raw.extend(self._stamp(step_raw, rng))
+            frames = [(f[0], f[1], f[2], f[3]) for f in raw]
+            self.frames_out += len(frames)
+            yield frames
+        self._live.append(name)
+        self._live.sort(key=self._stagger.__getitem__)
+
+    def preroll_all(self, order=None) -> Iterator[list[Frame]]:
+        """``catch_up`` every pending asset, in ``order`` first (then universe order): chunks of frames."""
+        names = [n for n in (order or []) if n in self.assets] + self.names
+        for n in dict.fromkeys(names):
+            yield from self.catch_up(n)
 
     def oi_frames(self) -> list[Frame]:
         """Every asset's open interest on every venue right now (a poll of all of them), as frames."""
         t = self._t_ms
         out = []
-        for sim in self.sims.values():
+        for name in self._live:
+            sim = self.sims[name]
             for v, c in sim.contracts.items():
                 for conn, body in self.emitters[v].oi(c, t, sim.open_interest(c.vid), sim.price):
                     out.append(((t + LATENCY_MS[v]) / 1000.0, v, conn, body))
@@ -170,7 +268,7 @@ class DemoSource:
 
     def shock(self, asset: str, pct: float) -> None:
         """The asset's next step is a ``pct`` percent jump; its liquidations come out as frames."""
-        self.sims[asset].shock_next(pct)
+        self.sim(asset).shock_next(pct)
 
     def run_for(self, seconds: float) -> Iterator[Frame]:
         """Frames of the next ``seconds`` of simulated time, unpaced."""
@@ -205,4 +303,4 @@ class DemoSource:
         return liquidation_log(self, asset, since)
 
     def venues_of(self, asset: str) -> list[str]:
-        return [v for v in VENUES if v in self.sims[asset].contracts]
+        return [v for v in VENUES if v in self.sim(asset).contracts]

@@ -29,7 +29,7 @@ LIQ_LOG_DTYPE = np.dtype([
 
 
 def positions(source, asset: str) -> np.ndarray:
-    sim = source.sims[asset]
+    sim = source.sim(asset)
     p = sim.pos
     out = np.zeros(len(p), TRUTH_POS_DTYPE)
     out["venue"], out["side"], out["entry"], out["leverage"] = p["venue"], p["side"], p["entry"], p["lev"]
@@ -43,7 +43,7 @@ def liquidation_log(source, asset: str | None = None, since: float | None = None
     names = [asset] if asset else list(source.sims)
     parts = []
     for n in names:
-        log = source.sims[n].liq_log
+        log = source.sim(n).liq_log
         if not log:
             continue
         rows = np.concatenate(log)

@@ -1,0 +1,84 @@
+"""The demo's pre-roll: history written into the app's market before (and while) the live stream runs.
+
+A trader who starts ``liqmap --demo`` expects a map with a past, as a live start restored from disk shows.
+So every simulated asset begins ``demo.preroll_minutes`` before the wall clock and is brought up to it
+unpaced (``DemoSource.catch_up``), through the same real venue frame parsers into the same ``Market`` — the
+engine and the model see exactly what live data would have produced, with event timestamps in the past
+so the map's columns line up with the wall clock.
+
+Order and fairness: the asset on screen first (``prioritize`` moves an asset the user switches to to the
+front), then the focus assets, then the rest of the universe. Work is done in chunks of simulated time on
+the event loop — the parsers are asyncio code and the source's venue emitters are shared with the live
+stream, so a thread would race them — and every chunk yields to the loop (background assets also pause a
+little), so the UI never waits for it. ``on_chunk(asset, t)`` runs after each chunk (the app ingests the
+asset into its engine at the history's own time ``t``); ``on_done(asset)`` once the asset has joined the
+live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+from .source import DemoSource, Frame
+
+BACKGROUND_PAUSE_S = 0.002  # between background chunks: leave the loop (UI, live feed) room to breathe
+
+
+class Preroll:
+    def __init__(self, source: DemoSource, parsers: dict, order=None,
+                 on_chunk: Callable[[str, float], None] | None = None,
+                 on_done: Callable[[str], None] | None = None, chunk_seconds: float = 60.0) -> None:
+        self.source = source
+        self.parsers = parsers
+        self.on_chunk = on_chunk
+        self.on_done = on_done
+        self.chunk_seconds = chunk_seconds
+        first = [n for n in (order or []) if n in source.assets]
+        self.queue: list[str] = [n for n in dict.fromkeys(first + source.pending()) if not source.is_live(n)]
+        self.urgent: str | None = self.queue[0] if self.queue else None
+        self._gens: dict[str, Iterator[list[Frame]]] = {}
+        self.done: list[str] = []  # assets whose history is complete, in the order they completed
+        self.frames = 0
+
+    def prioritize(self, name: str) -> None:
+        """Write this asset's history next (the user just put it on screen)."""
+        name = (name or "").upper()
+        if name in self.queue:
+            self.queue.remove(name)
+            self.queue.insert(0, name)
+            self.urgent = name
+
+    def pending(self) -> list[str]:
+        return list(self.queue)
+
+    async def run(self, stop: asyncio.Event | None = None) -> int:
+        """Write every pending asset's history; returns the frames fed."""
+        while self.queue and not (stop is not None and stop.is_set()):
+            name = self.queue[0]
+            gen = self._gens.get(name)
+            if gen is None:
+                gen = self._gens[name] = self.source.catch_up(name, self.chunk_seconds)
+            chunk = next(gen, None)
+            if chunk is None:  # caught up: the asset is in the live stream now
+                self.queue.remove(name)
+                self._gens.pop(name, None)
+                self.done.append(name)
+                if self.urgent == name:
+                    self.urgent = None
+                if self.on_done is not None:
+                    self.on_done(name)
+                continue
+            await self.feed(chunk)
+            if self.on_chunk is not None:
+                self.on_chunk(name, self.source.sim(name).now)
+            await asyncio.sleep(0 if name == self.urgent else BACKGROUND_PAUSE_S)
+        return self.frames
+
+    async def feed(self, frames: list[Frame]) -> None:
+        parsers = self.parsers
+        for receipt_ts, venue, conn, raw in frames:
+            p = parsers.get(venue)
+            if p is not None:
+                await p.feed(raw, receipt_ts, conn)
+        self.frames += len(frames)

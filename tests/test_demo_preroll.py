@@ -1,0 +1,111 @@
+"""The demo's pre-roll: history written through the real parsers, in the past, deterministic, screen first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from liqmap.config import DEFAULTS
+from liqmap.core.market import Market
+from liqmap.feeds.demo import DemoSource, make_parsers
+from liqmap.feeds.demo.preroll import Preroll
+
+START = 1_700_000_000.0
+PREROLL = 600.0
+
+
+def _source(seed: int = 7, assets=("BTC", "ETH", "SOL")) -> DemoSource:
+    return DemoSource(assets=list(assets), seed=seed, start=START, preroll=PREROLL, lazy=True, focus=["BTC"])
+
+
+def test_lazy_preroll_source_starts_with_every_asset_pending_and_builds_sims_on_demand():
+    src = _source()
+    assert src.pending() == ["BTC", "ETH", "SOL"]
+    assert src.sims == {}  # nothing simulated before it is needed (start-up)
+    assert src.history_start == START - PREROLL
+    assert src.step() == []  # nothing live yet: the live stream is empty, not wrong
+    sim = src.sim("ETH")
+    assert sim.now == START - PREROLL and list(src.sims) == ["ETH"]
+
+
+def test_catch_up_writes_history_in_the_past_then_joins_the_live_stream():
+    src = _source()
+    chunks = list(src.catch_up("ETH", chunk_seconds=60))
+    frames = [f for c in chunks for f in c]
+    assert len(chunks) == PREROLL / 60
+    assert src.is_live("ETH") and src.pending() == ["BTC", "SOL"]
+    ts = [f[0] for f in frames]
+    assert min(ts) >= START - PREROLL and max(ts) <= START + 1.0  # receipt times: history, not the future
+    # through the real venue parsers into a Market whose clock is the live start: nothing rejected
+    market = Market(["BTC", "ETH", "SOL"], clock=lambda: START)
+    parsers = make_parsers(src, market.add)
+
+    async def feed():
+        for t, venue, conn, raw in frames:
+            await parsers[venue].feed(raw, t, conn)
+
+    asyncio.run(feed())
+    assert sum(sum(p.errors.values()) for p in parsers.values()) == 0
+    assert market.rejects.total() == 0
+    trades = market.gather("trade", "ETH")
+    oi = market.gather("oi", "ETH")
+    assert len(trades) > 100 and len(oi) > 20
+    # the history covers the pre-roll window: first minute to last minute
+    assert trades["ts"].min() < START - PREROLL + 60 and trades["ts"].max() > START - 60
+    assert set(np.unique(trades["venue"])) >= {0, 1, 2}  # several venues, each in its own shape
+    assert len(market.gather("trade", "BTC")) == 0  # only the asset asked for
+    # once live, the asset is stepped by the paced stream, after its history
+    live = [f for _ in range(8) for f in src.step()]
+    assert live and min(f[0] for f in live) > START
+
+
+def test_preroll_is_deterministic_for_a_seed():
+    def run(seed):
+        src = _source(seed)
+        return [f for name in ("BTC", "ETH") for c in src.catch_up(name) for f in c]
+
+    a, b, c = run(7), run(7), run(8)
+    assert len(a) > 200
+    assert a == b
+    assert a != c
+
+
+def test_plain_source_unchanged_by_the_preroll_machinery():
+    """Without pre-roll every asset is live from the first tick (tests, benchmarks, record, collect)."""
+    src = DemoSource(assets=["BTC", "ETH"], seed=3, start=START)
+    assert src.pending() == [] and src.history_start == START
+    assert list(src.sims) == ["BTC", "ETH"]
+    frames = list(src.run_for(5))
+    assert frames and min(f[0] for f in frames) > START
+
+
+def test_preroll_driver_screen_asset_first_then_the_rest_and_prioritize():
+    src = _source(assets=("BTC", "ETH", "SOL", "XRP"))
+    market = Market(list(src.assets), clock=lambda: max(src.now(), START))
+    parsers = make_parsers(src, market.add)
+    seen: list[tuple[str, float]] = []
+    pr = Preroll(src, parsers, order=["SOL"], on_chunk=lambda a, t: seen.append((a, t)))
+
+    def chunk_hook(asset, t):
+        seen.append((asset, t))
+        if asset == "SOL" and len(seen) == 3:
+            pr.prioritize("XRP")  # the user switched to XRP while SOL's history was being written
+
+    pr.on_chunk = chunk_hook
+    asyncio.run(pr.run())
+    order = list(dict.fromkeys(a for a, _ in seen))
+    assert order == ["SOL", "XRP", "BTC", "ETH"]
+    assert pr.done == ["XRP", "SOL", "BTC", "ETH"]
+    for name in ("BTC", "ETH", "SOL", "XRP"):
+        ts = [t for a, t in seen if a == name]
+        assert ts == sorted(ts) and ts[-1] >= START  # in time order, up to the live clock
+        assert src.is_live(name)
+        assert market.gather("trade", name)["ts"].min() < START - PREROLL + 60
+    assert pr.frames > 0 and sum(sum(p.errors.values()) for p in parsers.values()) == 0
+
+
+def test_preroll_config_keys_exist():
+    d = DEFAULTS["demo"]
+    assert d["preroll_minutes"] >= 60
+    assert d["preroll_tick_ms"] >= d["tick_ms"]

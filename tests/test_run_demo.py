@@ -1,0 +1,101 @@
+"""``liqmap --demo``'s data side (``MarketRunner``): pre-roll into the engine, the demo clock, focus on view change."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+import types
+
+import numpy as np
+
+from liqmap.commands.run import MarketRunner, build_source
+from liqmap.config import DEFAULTS
+from liqmap.ui.source import View
+
+ASSETS = ["BTC", "ETH", "SOL", "XRP"]
+
+
+def _cfg(preroll_minutes: float = 4.0, **demo) -> dict:
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"]["assets"] = list(ASSETS)
+    cfg["demo"].update(preroll_minutes=preroll_minutes, **demo)
+    cfg["engine"]["workers"] = 1
+    return cfg
+
+
+async def _until(cond, limit: float = 20.0) -> bool:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if cond():
+            return True
+        await asyncio.sleep(0.05)
+    return cond()
+
+
+def test_preroll_fills_market_and_engine_before_live_screen_asset_first():
+    cfg = _cfg()
+    runner = MarketRunner("demo", cfg, types.SimpleNamespace(seed=5, speed=None))
+    start = runner.demo.start
+    assert runner.demo.pending() == ASSETS
+    assert all(runner.engine.held(a) for a in ASSETS)  # the engine waits for each asset's past
+
+    async def go():
+        task = asyncio.ensure_future(runner.run())
+        try:
+            assert await _until(lambda: runner.preroll is not None and not runner.preroll.queue)
+            assert await _until(lambda: runner.engine.version > 0)
+        finally:
+            await runner.stop()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(go())
+    assert runner.preroll.done[0] == "BTC"  # cfg app.asset: the screen asset's history first
+    assert runner.preroll.done[1:3] == ["ETH", "SOL"]  # then universe.focus_extra
+    assert not any(runner.engine.held(a) for a in ASSETS)
+    assert runner.market.rejects.total() == 0
+    for a in ASSETS:
+        trades = runner.market.gather("trade", a)
+        # history from the start of the pre-roll window, in the past of the live start
+        assert trades["ts"].min() < start - 4 * 60 + 30, a
+        assert (trades["ts"] < start).sum() > 10, a
+    # the engine took the history at its own times: the model's 1m columns go back over the pre-roll
+    st = runner.engine.state("BTC")
+    assert st.rows_ingested > 100
+    snap = runner.engine.build_screen(runner.clock())
+    assert snap is not None and snap.grid.asset == "BTC"
+    tape = st.trades["1m"].rows
+    assert len(np.unique(np.floor(tape["ts"] / 60))) >= 4  # several past minutes, not one burst
+
+
+def test_engine_clock_is_the_demo_clock_at_speed():
+    runner = MarketRunner("demo", _cfg(preroll_minutes=0.0), types.SimpleNamespace(seed=1, speed=30.0))
+    assert runner.engine.clock is runner.clock and runner.market.clock is runner.clock
+
+    async def go():
+        task = asyncio.ensure_future(runner.run())
+        try:
+            await asyncio.sleep(1.5)
+        finally:
+            await runner.stop()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(go())
+    # at 30x the simulated clock runs well ahead of the wall clock, and the engine follows it
+    assert runner.clock() == runner.demo.now()
+    assert runner.engine.clock() - time.time() > 10.0
+    assert runner.market.rejects.total() == 0  # nothing "from the future" rejected
+
+
+def test_view_change_reaches_the_demo_focus_and_the_preroll_order():
+    cfg = _cfg()
+    src = build_source("demo", cfg, types.SimpleNamespace(seed=2, speed=None))
+    runner = src.runner
+    assert runner.demo.focus == {"BTC", "ETH", "SOL"}
+    src.set_view(View("XRP", "hybrid", "1m", None, 60, None))
+    assert runner.demo.focus == {"XRP", "ETH", "SOL"}  # fine ticks and full books for the screen asset
+    assert runner.preroll.queue[0] == "XRP"  # and its history is written next
+    assert runner.screen_asset == "XRP"
+    src.set_view(View("ETH", "raw", "5m", None, 60, None))
+    assert runner.demo.focus == {"ETH", "SOL"}
+    assert runner.preroll.queue[0] == "ETH"
