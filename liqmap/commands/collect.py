@@ -119,7 +119,13 @@ class Collect:
     async def _live_feed(self) -> None:
         from ..feeds.collector import Collector
 
-        self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book)
+        from ..feeds.metadata import Metadata
+
+        # Live contract specs (OKX ctVal, inverse flags, ticks): the cache applies at once and stale venues
+        # refresh in the background; without it OKX sizes would be off by the contract value.
+        metadata = Metadata.from_config(self.cfg, self.cfg.get("_data_dir"))
+        self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book,
+                                   metadata=metadata)
         self.engine.health_provider = self.collector.health
         await self.collector.start()
         try:
