@@ -163,6 +163,14 @@ class MarketRunner:
         if self.preroll is not None:
             self.preroll.prioritize(self.screen_asset)
 
+    async def _run_preroll(self) -> None:
+        try:
+            await self.preroll.run(self.stop_event)
+        except Exception as e:  # the live demo goes on without the rest of the history; say why
+            self.engine.status = f"demo pre-roll stopped: {e!r}"
+            for a in self.preroll.pending():
+                self.engine.release(a)
+
     async def _demo_feed(self) -> None:
         parsers = self.parsers
         for v, h in self.health_by_venue.items():
@@ -203,7 +211,7 @@ class MarketRunner:
         feed_task = asyncio.ensure_future(feed)
         tasks = [feed_task]
         if self.preroll is not None:
-            tasks.append(asyncio.ensure_future(self.preroll.run(self.stop_event)))
+            tasks.append(asyncio.ensure_future(self._run_preroll()))
         await self._first_build(feed_task)
         tasks.append(asyncio.ensure_future(self.engine.run(self.stop_event)))
         if self.store is not None:

@@ -9,6 +9,7 @@ path of live data: only the socket differs. Modules:
 - ``venues.py``    the frame emitters per venue (sequencing, checksums, publishing limits)
 - ``source.py``    ``DemoSource``: stepping, receipt times, paced/unpaced iteration
 - ``truth.py``     open positions' true liquidation prices and the log of every real liquidation
+- ``preroll.py``   the app's pre-roll: history written through the parsers, the asset on screen first
 
 Feeding it into a ``liqmap.core.market.Market`` (what ``--demo``, ``collect --demo`` and the benchmark do)::
 

@@ -5,6 +5,12 @@
 (``venues.py``) and stamps receipt times (exchange time + a per-venue latency). ``run_for`` yields
 simulated time as fast as the CPU allows (tests, benchmarks, headless recording); ``frames()`` paces the
 same stream to the wall clock × ``speed`` and runs forever.
+
+Pre-roll (``preroll`` seconds, what ``liqmap --demo`` uses): every asset's simulation starts that long before
+``start`` and is *pending* until ``catch_up(asset)`` has written its history (unpaced, past timestamps) up to
+the live clock; only then does ``step`` include it. With ``lazy`` an asset's simulator is only built when
+first needed, so start-up pays for the asset on screen alone (``preroll.py`` drives both for the app).
+Without either, every asset is live from the first tick and the stream is what it always was.
 """
 
 from __future__ import annotations
@@ -242,17 +248,10 @@ class DemoSource:
                 self._emit_asset(name, sim, t, res, False, mark_due, False, self._preroll_oi_ms, add)
                 if step_raw:
                     raw.extend(self._stamp(step_raw, rng))
-            frames = [(f[0], f[1], f[2], f[3]) for f in raw]
-            self.frames_out += len(frames)
-            yield frames
+            self.frames_out += len(raw)
+            yield raw
         self._live.append(name)
         self._live.sort(key=self._stagger.__getitem__)
-
-    def preroll_all(self, order=None) -> Iterator[list[Frame]]:
-        """``catch_up`` every pending asset, in ``order`` first (then universe order): chunks of frames."""
-        names = [n for n in (order or []) if n in self.assets] + self.names
-        for n in dict.fromkeys(names):
-            yield from self.catch_up(n)
 
     def oi_frames(self) -> list[Frame]:
         """Every asset's open interest on every venue right now (a poll of all of them), as frames."""
