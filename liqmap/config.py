@@ -115,6 +115,12 @@ DEFAULTS: dict[str, Any] = {
             "binance_depth": "depth@100ms",
             "binance_oi_path": "/fapi/v1/openInterest?symbol={}",
             "binance_depth_path": "/fapi/v1/depth?symbol={}&limit=1000",
+            # Light depth (top-N snapshots, each replacing the book) for the assets out of focus:
+            "binance_light_depth": "depth20@500ms",  # partial book stream, on /public
+            "bybit_light_depth": "orderbook.50",  # snapshot then deltas, 50 levels
+            "okx_light_depth": "books5",  # 5-level snapshot every 100 ms, no checksum
+            "bitmex_light_depth": "orderBook10",  # top-10 snapshot per push
+            "deribit_light_depth": "book.{}.none.20.100ms",  # grouped [price, amount] snapshot, 20 levels
             "bybit_liquidations": "allLiquidation",
             "bybit_tickers": "tickers",
             "bybit_book": "orderbook.200",

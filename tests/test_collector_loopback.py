@@ -68,7 +68,7 @@ def binance_eps(srv) -> dict:
 
 
 async def test_focus_switch_moves_only_the_book_subscription(server):
-    cfg = config()
+    cfg = config(light_depth=False)  # the full book alone; the light-depth move is in test_collector_depth.py
     market = Market(["BTC", "ETH", "SOL"])
     col = Collector(cfg, market, ["BTC", "ETH", "SOL"], ["binance"], endpoints=binance_eps(server))
     await col.start()
@@ -125,8 +125,8 @@ async def test_feed_that_cannot_be_built_is_retried(server):
 
     server.script("/market/stream", [("send", gz_trades(1)[0]), ("hold",)])
     market = Market(["BTC"])
-    col = Collector(config(), market, ["BTC"], ["binance"], endpoints=binance_eps(server), focus=[],
-                    feed_factory=factory)
+    col = Collector(config(light_depth=False), market, ["BTC"], ["binance"], endpoints=binance_eps(server),
+                    focus=[], feed_factory=factory)  # one flow feed only (no light-depth feed to build)
     await col.start()
     try:
         h = col.health()["binance"]
@@ -201,7 +201,8 @@ async def test_bybit_all_liquidation_and_a_stall_that_stalls_nobody_else(server)
                   [("send", orjson.dumps(again).decode()), ("hold",)])
     trades = gz_trades(80)  # 4 s of Binance trades, 50 ms apart
     server.script("/market/stream", [*[x for t in trades for x in (("send", t), ("sleep", 0.05))], ("hold",)])
-    cfg = config(watchdog_seconds=0.6, watchdog_by_kind={"trade": 0.0, "book": 0.0, "oi": 0.0, "liq": 0.0})
+    cfg = config(watchdog_seconds=0.6, watchdog_by_kind={"trade": 0.0, "book": 0.0, "oi": 0.0, "liq": 0.0},
+                 light_depth=False)  # one connection per venue: the counts below are the flow feeds'
     cfg["feeds"]["watchdog_seconds"] = 0.6
     market = Market(["BTC", "LTC", "PIPPIN"])
     eps = binance_eps(server)

@@ -441,13 +441,16 @@ class Collector:
         return self._health[venue]
 
     def books(self, asset: str) -> dict[str, Book]:
-        """The live L2 books of ``asset`` per venue (the engine's ``books_provider``)."""
+        """The live L2 books of ``asset`` per venue (the engine's ``books_provider``): the full book for
+        the focus set, the light top-N snapshot book for the other assets."""
         out = {}
-        for (venue, group), s in self._slots.items():
-            if group == "book" and s.feed is not None:
-                b = getattr(s.feed, "books", {}).get(asset)
-                if b is not None and len(b):
-                    out[venue] = b
+        # full books first; a light-depth (top-N) book only where the venue has no full one for the asset
+        for want in ("book", "depth"):
+            for (venue, group), s in self._slots.items():
+                if group == want and s.feed is not None and venue not in out:
+                    b = getattr(s.feed, "books", {}).get(asset)
+                    if b is not None and len(b):
+                        out[venue] = b
         return out
 
     def feeds(self) -> dict[tuple[str, str], Any]:

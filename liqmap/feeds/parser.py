@@ -51,6 +51,12 @@ class FrameParser:
     book)`` is called after every book change. ``conn`` in ``feed()`` names where a frame came from (a
     websocket or REST URL); REST bodies such as a Binance depth snapshot need it to know their symbol
     (with no URL, the one symbol waiting for a snapshot gets it).
+
+    Light-depth frames (top-N snapshots: Binance ``@depth20``, Bybit ``orderbook.50``, OKX ``books5``,
+    BitMEX ``orderBook10``, Deribit ``book.{inst}.none.20.100ms``) are recognised by their stream, topic,
+    channel or table whatever ``channels`` says, so a recording of the collector's light ``depth`` feeds
+    replays through the default parser; ``channels=("depth",)`` (with ``book_assets``) only changes what
+    the stand-in subscribe sends.
     """
 
     def __init__(
@@ -61,11 +67,12 @@ class FrameParser:
         book_sink: Callable[[str, str, Book], None] | None = None,
         cfg: dict | None = None,
         channels: tuple[str, ...] = ALL_KINDS,
+        book_assets: list[str] | tuple[str, ...] | None = None,
     ) -> None:
         self.venue = venue
         self._sink = sink
         self.venue_feed = make_feed(venue, assets, channels=channels, sink=self._count_sink, book_sink=book_sink,
-                              cfg=cfg, retries=0)
+                                    cfg=cfg, book_assets=book_assets, retries=0)
         self.venue_feed.live_rest = False
         self.connections: list[StandInConnection] = []
         self._subscribed = False

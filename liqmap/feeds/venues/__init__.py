@@ -11,7 +11,7 @@ import importlib
 
 from liqmap.core.assets import Asset, default_universe
 
-from .base import ALL_KINDS, BookSink, FrameError, Sink, VenueFeed
+from .base import ALL_KINDS, SUPPORTED_KINDS, BookSink, FrameError, Sink, VenueFeed
 
 _MODULES = {
     "binance": ("binance", "BinanceFeed"),
@@ -50,8 +50,9 @@ def make_feed(
 ) -> VenueFeed:
     """A configured live feed for ``venue``.
 
-    ``channels`` are liqmap kinds ("liq", "trade", "oi", "book"); ``book_assets`` limits the L2 book to
-    those assets (None = all). ``endpoints`` overrides ``feeds.endpoints`` for this venue, keyed without
+    ``channels`` are liqmap kinds ("liq", "trade", "oi", "book", "depth"); ``book_assets`` limits the L2
+    book — or, for "depth", the light top-N snapshots (``feeds.channels.<venue>_light_depth``) — to those
+    assets (None = all). "book" and "depth" need separate feeds (they share cryptofeed's L2 channel). ``endpoints`` overrides ``feeds.endpoints`` for this venue, keyed without
     the venue prefix (binance: market/public/rest; others: ws). Extra keyword arguments go to
     cryptofeed's Feed (``retries``, ``timeout``, ``timeout_interval``, ...). Add the result to a
     cryptofeed ``FeedHandler`` or call ``feed.start(loop)``.
@@ -85,4 +86,5 @@ def asset_for(venue: str, symbol: str, assets: dict[str, Asset] | None = None) -
     return None
 
 
-__all__ = ["VENUE_CLASSES", "make_feed", "symbol_for", "asset_for", "VenueFeed", "FrameError", "ALL_KINDS"]
+__all__ = ["VENUE_CLASSES", "make_feed", "symbol_for", "asset_for", "VenueFeed", "FrameError", "ALL_KINDS",
+           "SUPPORTED_KINDS"]

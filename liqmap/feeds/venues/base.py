@@ -37,8 +37,12 @@ from .normalize import CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
 
-KIND_CHANNEL = {"liq": LIQUIDATIONS, "trade": TRADES, "oi": OPEN_INTEREST, "book": L2_BOOK}
+# "depth" is the light book (top-N snapshots for assets out of focus, DESIGN §6); on the cryptofeed side it
+# rides the same L2_BOOK channel as the full book, so one feed carries one of the two, never both.
+KIND_CHANNEL = {"liq": LIQUIDATIONS, "trade": TRADES, "oi": OPEN_INTEREST, "book": L2_BOOK, "depth": L2_BOOK}
 ALL_KINDS = ("liq", "trade", "oi", "book")
+SUPPORTED_KINDS = ALL_KINDS + ("depth",)
+BOOKISH = ("book", "depth")
 
 Sink = Callable[[str, str, np.ndarray], None]
 BookSink = Callable[[str, str, Book], None]
@@ -86,7 +90,8 @@ class VenueFeed:
     """Mixin: put it before the cryptofeed class in the bases."""
 
     venue: str = ""
-    # cryptofeed exchange id used for the global symbol map (the parent class's ``id``)
+    # What the adapter parses; the collector plans a light ``depth`` feed only where "depth" is listed.
+    SUPPORTED_KINDS: tuple[str, ...] = SUPPORTED_KINDS
 
     def __init__(
         self,
@@ -116,6 +121,12 @@ class VenueFeed:
         self.live_rest = True  # False when driven offline: never start REST fetches then
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
+        unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
+        if unknown:
+            raise ValueError(f"{self.venue}: unsupported kinds {unknown} (have {', '.join(self.SUPPORTED_KINDS)})")
+        if "book" in self.kinds and "depth" in self.kinds:
+            raise ValueError(f"{self.venue}: 'book' and 'depth' share the L2 channel; give them separate feeds")
+        self.light = "depth" in self.kinds  # this feed carries top-N snapshots, not the full book
 
         # venue symbol → (asset name, VenueMarket)
         self.markets: dict[str, tuple[str, VenueMarket]] = {}
@@ -132,7 +143,7 @@ class VenueFeed:
         for kind in self.kinds:
             chan = KIND_CHANNEL[kind]
             syms = [self.std_of[s] for s, (name, _) in self.markets.items()
-                    if kind != "book" or book_set is None or name in book_set]
+                    if kind not in BOOKISH or book_set is None or name in book_set]
             if syms:
                 subscription[chan] = syms
         self.endpoints = self._endpoints(endpoints)
@@ -267,7 +278,7 @@ class VenueFeed:
     def subscribed(self, conn) -> dict[str, list[str]]:
         """liqmap kind → venue symbols subscribed on ``conn`` (from cryptofeed's per-connection split)."""
         rev = {}
-        for kind in ALL_KINDS:
+        for kind in SUPPORTED_KINDS:
             try:
                 rev.setdefault(self.std_channel_to_exchange(KIND_CHANNEL[kind]), []).append(kind)
             except Exception:
@@ -293,6 +304,34 @@ class VenueFeed:
         if b is None:
             b = self.books[asset] = Book()
         return b
+
+    def snapshot_book(self, asset: str, bids, asks, ts: float, mult: float = 1.0, size_scale: float = 1.0,
+                      raw: bool = True) -> None:
+        """Replace ``asset``'s book with a top-N snapshot (the light ``depth`` kind) and announce it.
+
+        The levels are converted into a scratch book first, so a malformed snapshot raises
+        ``FrameError`` (kind "depth" on a light feed, else "book") and leaves the previous snapshot standing instead of half a book.
+        ``raw``: venue level lists (``[price, size, ...]``, strings or numbers, see ``Book.replace_raw``);
+        otherwise already-converted (price, base size) pairs.
+        """
+        kind = "depth" if self.light else "book"
+        if not isinstance(bids, (list, tuple)) or not isinstance(asks, (list, tuple)):
+            raise FrameError(kind, "bad_levels")
+        tmp = Book()
+        try:
+            if raw:
+                tmp.replace_raw(bids, asks, ts, mult, size_scale)
+            else:
+                tmp.replace(bids, asks, ts)
+        except (TypeError, ValueError, IndexError):
+            raise FrameError(kind, "bad_levels") from None
+        book = self.book(asset)
+        book.bids, book.asks = tmp.bids, tmp.asks
+        if ts:
+            book.ts = ts
+        book.version += 1
+        self.stats["book_snapshots"] += 1
+        self.book_changed(asset)
 
     def book_changed(self, asset: str) -> None:
         self.stats["book_frames"] += 1

@@ -4,7 +4,9 @@ cryptofeed 2.4.1 subscribes everything on ``wss://fstream.binance.com/stream`` w
 liquidations and aggTrade on 2026-04-23 (venues.md §2.1, cryptofeed #1128). Here:
 
 - ``/market``: ``!forceOrder@arr`` (or ``<sym>@forceOrder``), ``<sym>@aggTrade``, ``<sym>@markPrice@1s``;
-- ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured);
+- ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured); for the light ``depth`` kind the
+  partial book stream ``<sym>@depth20@500ms`` — a top-20 snapshot per push that replaces the book (same
+  ``depthUpdate`` payload as the diff stream, told apart by its stream name);
 - REST: open interest polled with cryptofeed's ``HTTPPoll``; the depth snapshot fetched once per (re)sync.
 
 The book is rebuilt with the documented futures sequencing: buffer diffs until the REST snapshot, drop
@@ -31,6 +33,7 @@ from .normalize import to_base
 _WS_OPTIONS = {"ping_interval": 10, "ping_timeout": None, "max_size": None, "max_queue": None,
                "compression": None}
 _SYMBOL_IN_URL = re.compile(r"[?&]symbol=([A-Za-z0-9_]+)")
+_PARTIAL_STREAM = re.compile(r"@depth\d+")  # <sym>@depth5|10|20[@speed]: partial book (snapshots)
 STREAMS_PER_CONNECTION = 200
 BUFFER_LIMIT = 5000  # depth diffs held while waiting for a snapshot
 
@@ -87,6 +90,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             market += [f"{s}@{ch['binance_mark']}" for s in syms]
         if "book" in self.kinds:
             public += [f"{s.lower()}@{ch['binance_depth']}" for s in self._book_symbols()]
+        if "depth" in self.kinds:
+            public += [f"{s.lower()}@{ch['binance_light_depth']}" for s in self._book_symbols()]
         return market, public
 
     def _book_symbols(self) -> list[str]:
@@ -116,7 +121,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         # Streams are in the URL; a (re)connect of a depth connection must rebuild its books.
         streams = (getattr(conn, "subscription", None) or {}).get("streams", [])
         for s in streams:
-            if "@depth" in s:
+            if "@depth" in s and not _PARTIAL_STREAM.search(s):
                 sym = s.split("@", 1)[0].upper()
                 self._depth[sym] = _DepthState()
 
@@ -125,9 +130,15 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         m = orjson.loads(msg)
         if not isinstance(m, dict):
             raise FrameError("frame", "not_an_object")
-        d = m.get("data", m) if "stream" in m else m
+        stream = m.get("stream")
+        d = m.get("data", m) if stream is not None else m
+        if not isinstance(d, dict):
+            raise FrameError("frame", "not_an_object")
         e = d.get("e")
-        if e == "depthUpdate":
+        if (stream is not None and _PARTIAL_STREAM.search(stream)) or (
+                stream is None and self.light and (e == "depthUpdate" or "bids" in d)):
+            self._partial_depth(d, stream, timestamp)
+        elif e == "depthUpdate":
             self._depth_update(d, timestamp)
         elif e == "aggTrade":
             if d.get("s") in self.markets:
@@ -204,6 +215,25 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         self.open_interest(sym, ts, None, None, contracts=float(d["openInterest"]))
 
     # --- book ----------------------------------------------------------------------------------
+    def _partial_depth(self, d: dict, stream: str | None, timestamp: float) -> None:
+        """A partial-book push: the venue's top N levels, replacing the book (no sequencing needed).
+
+        USD-M sends it as a ``depthUpdate`` event (``s``, ``E``, ``b``/``a``); the spot-style shape
+        (``lastUpdateId``, ``bids``/``asks``, symbol only in the stream name) is read too.
+        """
+        sym = d.get("s") or (stream.split("@", 1)[0].upper() if stream else None)
+        hit = self.markets.get(sym) if sym else None
+        if hit is None:
+            if sym is None:
+                raise FrameError("depth", "no_symbol")
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        bids = d["b"] if "b" in d else d.get("bids")
+        asks = d["a"] if "a" in d else d.get("asks")
+        t = d.get("T") or d.get("E")
+        self.snapshot_book(asset, bids, asks, t / 1000.0 if t else timestamp, vm.price_multiplier)
+
     def _depth_update(self, d: dict, timestamp: float) -> None:
         sym = d["s"]
         hit = self.markets.get(sym)

@@ -8,6 +8,10 @@ difference, and a delete emits whatever was still open (BitMEX removes a liquida
 engine has closed it). Rows carry no time, so the receipt time is used. ``orderBookL2`` update/delete
 rows may lack ``price``, so an id → price map is kept from the partial/insert rows. Sizes are contracts
 (USD for XBTUSD), converted to coins at the row's price.
+
+Light depth (the ``depth`` kind, assets out of focus): ``orderBook10:{symbol}`` — every push (``partial``
+or ``update``) is one row per symbol holding the top 10 ``bids``/``asks`` as ``[price, size]``, which
+replaces the book; sizes are contracts, converted level by level like ``orderBookL2``.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ class BitmexFeed(VenueFeed, Bitmex):
     async def subscribe(self, conn) -> None:
         self._reset()
         names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("oi"),
-                 "book": self.chan("book")}
+                 "book": self.chan("book"), "depth": self.chan("light_depth")}
         args = [f"{names[k]}:{s}" for k, syms in self.subscribed(conn).items() for s in syms]
         for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
             await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
@@ -65,6 +69,8 @@ class BitmexFeed(VenueFeed, Bitmex):
             self._trades(m["data"])
         elif table == "instrument":
             self._instrument(m["data"], timestamp)
+        elif table == self.chan("light_depth") or table == "orderBook10":
+            self._book10(m.get("data"), timestamp)
         elif table.startswith("orderBookL2"):
             self._book(action, m, timestamp)
         elif table == "quote":
@@ -153,6 +159,28 @@ class BitmexFeed(VenueFeed, Bitmex):
             self.open_interest(sym, ts, None, None, contracts=float(r["openInterest"]))
 
     # --- book ----------------------------------------------------------------------------------
+    def _book10(self, rows, timestamp: float) -> None:
+        """``orderBook10`` rows: each is a whole top-10 book for its symbol; it replaces the book."""
+        if not isinstance(rows, list):
+            raise FrameError("depth", "no_data")
+        for r in rows:
+            hit = self.markets.get(r.get("symbol")) if isinstance(r, dict) else None
+            if hit is None:
+                if not isinstance(r, dict) or "symbol" not in r:
+                    raise FrameError("depth", "no_symbol")
+                self.stats["filtered"] += 1
+                continue
+            asset, vm = hit
+            try:
+                sides = []
+                for key in ("bids", "asks"):
+                    levels = r[key]
+                    sides.append([to_base(vm, float(lv[1]), float(lv[0]))[:2] for lv in levels])
+            except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+                raise FrameError("depth", "bad_levels") from None
+            ts = _iso(r["timestamp"]) if r.get("timestamp") else timestamp
+            self.snapshot_book(asset, sides[0], sides[1], ts, raw=False)
+
     def _book(self, action: str, m: dict, timestamp: float) -> None:
         rows = m["data"]
         touched: set[str] = set()

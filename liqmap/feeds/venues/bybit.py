@@ -7,6 +7,10 @@ Fixes over cryptofeed 2.4.1 (venues.md §2.2, §3.1): liquidations come from ``a
 deltas (which omit unchanged fields) are merged into the cached snapshot, and a delta before any snapshot
 is counted instead of raising KeyError. The legacy ``liquidation`` payloads (v5 object, v2 list) are still
 read so old recordings replay.
+
+Light depth (the ``depth`` kind, assets out of focus): ``orderbook.50.{symbol}`` — a 50-level snapshot,
+then deltas, parsed by the same book code as the full ``orderbook.200`` (a new snapshot, e.g. the ``u=1``
+one after a service restart, resets the book).
 """
 
 from __future__ import annotations
@@ -34,10 +38,10 @@ class BybitFeed(VenueFeed, Bybit):
         topics: list[str] = []
         by_kind = self.subscribed(conn)
         names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("tickers"),
-                 "book": self.chan("book")}
+                 "book": self.chan("book"), "depth": self.chan("light_depth")}
         for kind, syms in by_kind.items():
             topics += [f"{names[kind]}.{s}" for s in syms]
-            if kind == "book":
+            if kind in ("book", "depth"):
                 self._book_ready.difference_update(syms)
         self._tickers = {s: v for s, v in self._tickers.items() if s not in by_kind.get("oi", ())}
         for i in range(0, len(topics), ARGS_PER_SUBSCRIBE):
@@ -139,12 +143,12 @@ class BybitFeed(VenueFeed, Bybit):
         if vm.inverse:  # BTCUSD & co: sizes are USD contracts
             bids, asks = self.inverse_levels(bids, scale), self.inverse_levels(asks, scale)
             scale = 1.0
-        if m.get("type") == "snapshot":
-            book.replace_raw(bids, asks, ts, mult, scale)
+        if m.get("type") == "snapshot":  # replaces the book; a malformed one leaves the last standing
+            self.snapshot_book(asset, bids, asks, ts, mult, scale)
             self._book_ready.add(sym)
-        else:
-            if sym not in self._book_ready:
-                raise FrameError("book", "delta_before_snapshot")
-            book.apply_raw(BID, bids, ts, mult, scale)
-            book.apply_raw(ASK, asks, ts, mult, scale)
+            return
+        if sym not in self._book_ready:
+            raise FrameError("book", "delta_before_snapshot")
+        book.apply_raw(BID, bids, ts, mult, scale)
+        book.apply_raw(ASK, asks, ts, mult, scale)
         self.book_changed(asset)

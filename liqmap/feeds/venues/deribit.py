@@ -6,6 +6,10 @@ them; venues.md §2.5, §3.1). Here the public ``trades.{inst}.100ms``, ``ticker
 is one — ``T`` means the taker was liquidated (its order side ``direction``: sell closes a long), ``M`` the
 maker (the opposite side), ``MT`` both; cryptofeed takes ``direction`` as is and ignores M. Amounts and
 open interest are USD on inverse perpetuals and coins on the linear USDC ones.
+
+Light depth (the ``depth`` kind, assets out of focus): ``book.{inst}.none.20.100ms`` — the grouped book,
+a snapshot of the top 20 levels as ``[price, amount]`` pairs (no change type, no ``prev_change_id``) every
+100 ms; each replaces the book (amounts USD on inverse perpetuals, coins on linear ones).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ class DeribitFeed(VenueFeed, Deribit):
         for s in by_kind.get("book", ()):
             chans.append(self.chan("book").format(s))
             self._change_id[s] = None
+        chans += [self.chan("light_depth").format(s) for s in by_kind.get("depth", ())]
         if chans:
             await conn.write(orjson.dumps({"jsonrpc": "2.0", "id": 101, "method": "public/subscribe",
                                            "params": {"channels": chans}}).decode())
@@ -71,7 +76,10 @@ class DeribitFeed(VenueFeed, Deribit):
         elif head == "ticker":
             self._ticker(params["data"], timestamp)
         elif head == "book":
-            self._book(params["data"], timestamp)
+            if channel.count(".") >= 4:  # book.{inst}.{group}.{depth}.{interval}: grouped snapshots
+                self._grouped_book(params.get("data"), timestamp)
+            else:
+                self._book(params["data"], timestamp)
         else:
             self.stats["ignored"] += 1
 
@@ -125,6 +133,27 @@ class DeribitFeed(VenueFeed, Deribit):
             self.open_interest(sym, ts, None, float(oi), float(mark) if mark else None)
         else:
             self.open_interest(sym, ts, float(oi) * vm.price_multiplier, None, float(mark) if mark else None)
+
+    def _grouped_book(self, d, timestamp: float) -> None:
+        """A grouped-book push: ``[price, amount]`` pairs for the top levels; it replaces the book."""
+        if not isinstance(d, dict):
+            raise FrameError("depth", "no_data")
+        sym = d.get("instrument_name")
+        hit = self.markets.get(sym)
+        if hit is None:
+            if sym is None:
+                raise FrameError("depth", "no_symbol")
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        try:
+            sides = []
+            for key in ("bids", "asks"):
+                sides.append([self._amount(vm, float(lv[1]), float(lv[0]))[:2] for lv in d[key]])
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+            raise FrameError("depth", "bad_levels") from None
+        ts = d["timestamp"] / 1000.0 if d.get("timestamp") else timestamp
+        self.snapshot_book(asset, sides[0], sides[1], ts, raw=False)
 
     def _book(self, d: dict, timestamp: float) -> None:
         sym = d["instrument_name"]

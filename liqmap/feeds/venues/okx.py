@@ -6,6 +6,9 @@ REST poll of 100 rows; ``sz`` is converted from contracts with ``ctVal``; the pr
 the first push after subscribing is a stale snapshot and is skipped (as tardis does); the side is
 ``posSide`` in hedge mode and the opposite of the order ``side`` in net mode. Open interest prefers
 ``oiCcy`` (coin) and ``oiUsd``; ``mark-price`` is subscribed as the price for USD conversion.
+
+Light depth (the ``depth`` kind, assets out of focus): ``books5`` — a 5-level snapshot every 100 ms with no
+``action`` and no checksum; each push replaces the book (sizes in contracts × ctVal, like ``books``).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ class OkxFeed(VenueFeed, OKX):
             args.append({"channel": self.chan("book"), "instId": s})
             self._synced.discard(s)
             self._shadow.pop(s, None)
+        for s in by_kind.get("depth", ()):
+            args.append({"channel": self.chan("light_depth"), "instId": s})
         for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
             await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
 
@@ -91,7 +96,9 @@ class OkxFeed(VenueFeed, OKX):
                 await OKX._trade(self, m, timestamp)  # cryptofeed's parser → _cryptofeed_trade
             else:
                 self.stats["filtered"] += 1
-        elif ch.startswith("books") or ch == "bbo-tbt":
+        elif ch == self.chan("light_depth") or ch in ("books5", "bbo-tbt"):
+            self._snapshots(m, timestamp)
+        elif ch.startswith("books"):
             self._book(m, timestamp)
         else:
             self.stats["ignored"] += 1
@@ -132,6 +139,32 @@ class OkxFeed(VenueFeed, OKX):
             base = float(r["oiCcy"]) if r.get("oiCcy") not in (None, "") else None
             usd = float(r["oiUsd"]) if r.get("oiUsd") not in (None, "") else None
             self.open_interest(inst, ts, base, usd, contracts=float(r["oi"]))
+
+    def _snapshots(self, m: dict, timestamp: float) -> None:
+        """``books5`` / ``bbo-tbt``: every push is the venue's top levels; each replaces the book."""
+        inst = m["arg"].get("instId")
+        hit = self.markets.get(inst)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        asset, vm = hit
+        data = m.get("data")
+        if not isinstance(data, list) or not data:
+            raise FrameError("depth", "no_data")
+        d = data[-1]  # one entry per push; if several, the newest stands
+        if not isinstance(d, dict):
+            raise FrameError("depth", "bad_levels")
+        ts = float(d["ts"]) / 1000.0 if d.get("ts") else timestamp
+        bids, asks = d.get("bids"), d.get("asks")
+        if vm.inverse:  # USD contracts: coins = n × ctVal / price, level by level
+            try:
+                bids = self.inverse_levels(bids, vm.contract_size)
+                asks = self.inverse_levels(asks, vm.contract_size)
+            except (TypeError, ValueError, IndexError, ZeroDivisionError):
+                raise FrameError("depth", "bad_levels") from None
+            self.snapshot_book(asset, bids, asks, ts, 1.0, 1.0, raw=False)
+        else:
+            self.snapshot_book(asset, bids, asks, ts, 1.0, vm.contract_size)
 
     def _book(self, m: dict, timestamp: float) -> None:
         inst = m["arg"]["instId"]
