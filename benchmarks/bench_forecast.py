@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import pickle
 import time
 
 import numpy as np
@@ -72,7 +73,21 @@ def _scores(b: np.ndarray, usd: np.ndarray) -> dict[int, float]:
     return dict(zip(u.tolist(), np.bincount(inv, weights=usd).tolist()))
 
 
-async def _run_seed(seed: int, hours: float) -> dict:
+def _cache_path(seed: int, hours: float) -> str | None:
+    """Recorded market of one seed (``LIQMAP_BENCH_FORECAST_CACHE`` = a directory; unset = no cache).
+
+    Only for iterating on the model: the recording holds what the model is fed and the ground truth the
+    checkpoints are scored on, so a model change can be re-scored without re-simulating the market. A
+    change to the demo market needs a fresh directory (the key is seed, hours and prehistory only)."""
+    d = os.environ.get("LIQMAP_BENCH_FORECAST_CACHE")
+    if not d:
+        return None
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}.pkl")
+
+
+async def _record_seed(seed: int, hours: float) -> dict:
+    """Run the demo market for one seed: what the model would be fed, when, and the checkpoints' truth."""
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     # No L2 books: the model never reads them, and they are most of the frames.
     src = DemoSource(cfg, assets=list(ASSETS), seed=seed, start=START, focus=[], books=False,
@@ -87,10 +102,9 @@ async def _run_seed(seed: int, hours: float) -> dict:
     parsers = make_parsers(src, sink, None, cfg)
     steps = {a: buckets.bucket_step(src.assets[a].ref_price, src.assets[a].tick, cfg["buckets"]["target_bp"])
              for a in ASSETS}
-    models = {a: SyntheticModel(a, steps[a], params=cfg["model"], markets=dict(src.assets[a].markets), cfg=cfg)
-              for a in ASSETS}
     last_px = {a: src.assets[a].ref_price for a in ASSETS}
-    checkpoints: list[tuple] = []
+    feed: list[tuple] = []  # (now, {asset: {kind: rows}}) one per model update
+    cps: list[tuple] = []  # (asset, now, last price, {range: (idx, baseline top, oracle top)})
     end = src.now() + hours * 3600.0
     next_update = src.now() + UPDATE_S
     next_cp = src.now() + WARMUP_S
@@ -102,6 +116,7 @@ async def _run_seed(seed: int, hours: float) -> dict:
         now = src.now()
         if now >= next_update:
             next_update += UPDATE_S
+            batch = {}
             for a in ASSETS:
                 parts = fresh[a]
                 arrs = {}
@@ -112,36 +127,79 @@ async def _run_seed(seed: int, hours: float) -> dict:
                         parts[kind] = []
                 if "trade" in arrs and len(arrs["trade"]):
                     last_px[a] = float(arrs["trade"]["price"][-1])
-                if arrs:
-                    models[a].update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
-                models[a].advance(now)
+                batch[a] = arrs
+            feed.append((now, batch))
         if now >= next_cp and now + HORIZON_S <= end + 1e-9:
             next_cp += EVERY_S
             for a in ASSETS:
-                b, lu, su = models[a].levels()
-                model = dict(zip(b.tolist(), (lu + su).tolist()))
                 # reference only (never shown to the model): the same ranking on the TRUE open positions
                 tr = src.truth(a)
                 oracle = _scores(buckets.index(tr["liq_price"], steps[a]), tr["usd"])
+                per_range = {}
                 for rp in RANGES:
-                    idx, top_m = _top_buckets(last_px[a], steps[a], model, rp)
-                    _, top_b = _top_buckets(last_px[a], steps[a], None, rp)
+                    idx, top_b = _top_buckets(last_px[a], steps[a], None, rp)
                     _, top_o = _top_buckets(last_px[a], steps[a], oracle, rp)
-                    checkpoints.append((a, now, rp, idx, {"model": top_m, "baseline": top_b, "oracle": top_o}))
-    # score every checkpoint against the ground truth: liquidations of the next hour, in range
-    acc: dict[tuple, float] = {}
-    for a, t, rp, idx, tops in checkpoints:
+                    per_range[rp] = (idx, top_b, top_o)
+                cps.append((a, now, last_px[a], per_range, len(feed)))
+    truth = {}
+    for a, t, _, _, _ in cps:
         log = src.liquidations(a, since=t)
-        log = log[log["ts"] <= t + HORIZON_S]
-        bi = buckets.index(log["price"], steps[a])
-        inside = (bi >= idx[0]) & (bi <= idx[-1])
-        usd = log["usd"]
-        acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
-        for name, top in tops.items():
-            acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + float(usd[inside & np.isin(bi, top)].sum())
+        truth[(a, t)] = log[log["ts"] <= t + HORIZON_S][["ts", "price", "usd"]].copy()
     errors = sum(sum(p.errors.values()) for p in parsers.values())
-    return {"seed": seed, "checkpoints": len(checkpoints) // len(RANGES), "frames": frames, "parse_errors": errors,
-            "rejects": market.rejects.total(), "acc": acc,
+    return {"seed": seed, "frames": frames, "parse_errors": errors, "rejects": market.rejects.total(),
+            "steps": steps, "markets": {a: dict(src.assets[a].markets) for a in ASSETS}, "feed": feed,
+            "checkpoints": cps, "truth": truth}
+
+
+def _recorded(seed: int, hours: float) -> dict:
+    path = _cache_path(seed, hours)
+    if path and os.path.exists(path):
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    rec = asyncio.run(_record_seed(seed, hours))
+    if path:
+        with open(path + ".tmp", "wb") as fh:
+            pickle.dump(rec, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path + ".tmp", path)
+    return rec
+
+
+def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
+    """Feed one recorded seed to a fresh model per asset and score every checkpoint's top buckets."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}  # the model's, as of now
+    params = dict(cfg["model"])
+    params.update(model_params or {})
+    steps = rec["steps"]
+    models = {a: SyntheticModel(a, steps[a], params=params, markets=rec["markets"][a], cfg=cfg) for a in ASSETS}
+    feed, cps = rec["feed"], rec["checkpoints"]
+    acc: dict[tuple, float] = {}
+    ovl: dict[tuple, float] = {}
+    done = 0
+    for a, t, px, per_range, upto in cps:
+        while done < upto:
+            now, batch = feed[done]
+            for name in ASSETS:
+                arrs = batch[name]
+                if arrs:
+                    models[name].update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
+                models[name].advance(now)
+            done += 1
+        b, lu, su = models[a].levels()
+        model = dict(zip(b.tolist(), (lu + su).tolist()))
+        log = rec["truth"][(a, t)]
+        bi = buckets.index(log["price"], steps[a])
+        usd = log["usd"]
+        for rp, (idx, top_b, top_o) in per_range.items():
+            _, top_m = _top_buckets(px, steps[a], model, rp)
+            inside = (bi >= idx[0]) & (bi <= idx[-1])
+            acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
+            for name, top in (("model", top_m), ("baseline", top_b), ("oracle", top_o)):
+                acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + float(usd[inside & np.isin(bi, top)].sum())
+            # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
+            ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
+    return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"],
+            "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
+            "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS}}
 
 
@@ -151,7 +209,7 @@ def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
 
 
 def _seed_job(seed: int) -> dict:
-    return asyncio.run(_run_seed(seed, HOURS))
+    return _score_seed(_recorded(seed, HOURS))
 
 
 def forecast_skill() -> dict:

@@ -65,6 +65,12 @@ DEFAULTS: dict[str, Any] = {
         "entry_mode": "profile",  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
         "leverage_spread": 0.0,  # 0 = each tier at its exact liq price; 1 = each tier spread over the band of
         # leverages between it and its neighbours (geometric midpoints), evenly in price
+        # Cold-start prior (methods §2.4 step 10): at each venue's first OI sample, this share of the OI already
+        # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
+        # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).
+        "prior_weight": 0.0,
+        "prior_entry_sigma_pct": 0.0,  # prior entries spread log-normally around the price with this σ (%)
+        "prior_half_life_hours": 6.0,  # the prior fades with this half-life (its own; 0 = no fade)
     },
     "engine": {
         "columns": 240,  # time columns kept per view

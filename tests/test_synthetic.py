@@ -244,7 +244,7 @@ def test_venue_filter_and_provenance_sums():
     p = m.provenance(both[0])
     assert p["oldest"] == 30.0 and p["newest"] == 130.0
     assert m.provenance(10**9) == {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {},
-                                   "oldest": None, "newest": None}
+                                   "prior_usd": 0.0, "oldest": None, "newest": None}
 
 
 def test_column_profiles_appear_and_disappear():
@@ -418,7 +418,7 @@ def test_removing_more_than_opened_never_goes_negative(opens, closes, alpha, buy
         tot = buy + sell
         phi = buy / tot if tot > 0 else 0.5
         phi_a = alpha * phi + (1 - alpha) / 2
-        r = d * 60_000.0
+        r = min(d, o) * 60_000.0  # |ΔN| is capped at cap_rel (1.0 here) × the new OI's notional
         assert m.total_long() == pytest.approx(max(0.0, lo0 - r * (1 - phi_a)), rel=1e-9, abs=1e-6)
         assert m.total_short() == pytest.approx(max(0.0, sh0 - r * phi_a), rel=1e-9, abs=1e-6)
         b, lo, sh = m.levels()
@@ -533,3 +533,70 @@ def test_leverage_spread_covers_the_band_between_tiers():
     long_b = b[lo > 0]
     assert np.all(np.diff(long_b) == 1) and long_b.max() < 2400
     assert np.all(np.diff(b[sh > 0]) == 1) and b[sh > 0].min() >= 2400
+
+
+# --- cold-start prior (methods §2.4 step 10) ---------------------------------------------------------------
+
+PRIOR = {"prior_weight": 0.5, "prior_entry_sigma_pct": 0.0, "prior_half_life_hours": 1.0}
+
+
+def test_cold_start_prior_places_weighted_oi_at_tier_prices_and_is_labelled():
+    # a continuous 0.4 % MMR table, so every tier's liquidation price is the plain formula
+    flat = TierTable.continuous([(0, 1e12, 0.004, 125)], name="flat")
+    m = model({**PRIOR, "prior_half_life_hours": 0.0}, tiers={"binance": flat})
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # first sample: 100 BTC at 60,000
+    # 0.5 × 100 × 60,000 = 3,000,000 USD: half long, half short, over the tiers by weight
+    assert m.total_long() == pytest.approx(1_500_000.0) and m.total_short() == pytest.approx(1_500_000.0)
+    assert m.stats["prior_usd"] == pytest.approx(3_000_000.0)
+    got = as_dict(m)
+    for lev, w in zip(LEVS, WEIGHTS, strict=True):
+        bl = int(math.floor(liq_price_linear(60_000.0, lev, 0.004, 1) / STEP))
+        bs = int(math.floor(liq_price_linear(60_000.0, lev, 0.004, -1) / STEP))
+        assert got[bl][0] == pytest.approx(1_500_000.0 * w) and got[bs][1] == pytest.approx(1_500_000.0 * w)
+        p = m.provenance(bl)
+        assert p["prior_usd"] == pytest.approx(1_500_000.0 * w)  # labelled: all of it is prior
+        assert p["venues"] == {"binance": pytest.approx(1_500_000.0 * w)}
+        assert p["leverage"] == {f"{lev:g}x": pytest.approx(1_500_000.0 * w)}
+    assert len(got) == 2 * len(LEVS)
+    # an observed OI step is not prior
+    m.update(EMPTY_O, trade_rows((10.0, 60_000.0, 300_000.0, 1, BIN)), EMPTY_L)
+    m.update(oi_rows((20.0, 110.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    b10 = int(math.floor(liq_price_linear(60_000.0, 10.0, 0.004, 1) / STEP))
+    p = m.provenance(b10)
+    assert p["prior_usd"] == pytest.approx(1_500_000.0 * 0.30)
+    assert p["long_usd"] == pytest.approx(1_500_000.0 * 0.30 + 600_000.0 * 0.30)
+
+
+def test_cold_start_prior_fades_with_its_own_half_life():
+    flat = TierTable.continuous([(0, 1e12, 0.004, 125)], name="flat")
+    m = model({**PRIOR, "half_life_hours": 0.0}, tiers={"binance": flat})  # observed levels never decay
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    m.update(EMPTY_O, trade_rows((10.0, 60_000.0, 300_000.0, 1, BIN)), EMPTY_L)
+    m.update(oi_rows((20.0, 110.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # +600,000 USD observed, all long
+    m.advance(3600.0)  # one prior half-life after the prior was placed
+    assert m.total_long() == pytest.approx(1_500_000.0 / 2 + 600_000.0)
+    assert m.total_short() == pytest.approx(1_500_000.0 / 2)
+    m.advance(3 * 3600.0)
+    assert m.total_short() == pytest.approx(1_500_000.0 / 8)
+    # the column history carries the prior's own decay too: the 1h column [0, 3600) ended at half a life
+    b = m.levels()[0]
+    _, short = m.column_profiles("1h", 0, 3, int(b.min()), int(b.max() - b.min()) + 1)
+    assert short.sum(axis=0)[0] == pytest.approx(1_500_000.0 / 2 ** (3600.0 / 3600.0), rel=1e-3)
+    assert short.sum(axis=0)[2] == pytest.approx(1_500_000.0 / 8, rel=1e-3)
+
+
+def test_cold_start_prior_off_by_weight_zero_and_closes_reduce_it():
+    m = model({**PRIOR, "prior_weight": 0.0})
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    assert m.total_long() + m.total_short() == 0.0
+    # closes take from the prior and the observed levels of the venue in proportion
+    m = model({**PRIOR, "prior_half_life_hours": 0.0})
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # prior 1.5M per side
+    m.update(EMPTY_O, trade_rows((10.0, 60_000.0, 100_000.0, 1, BIN), (11.0, 60_000.0, 100_000.0, -1, BIN)),
+             EMPTY_L)
+    m.update(oi_rows((20.0, 90.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # −600,000 USD, φ = ½: 300k per side
+    assert m.total_long() == pytest.approx(1_200_000.0) and m.total_short() == pytest.approx(1_200_000.0)
+    # another venue's first sample places that venue's own prior
+    m.update(oi_rows((30.0, 10.0, 60_000.0, BYB)), EMPTY_T, EMPTY_L)
+    assert m.total_long(("bybit",)) == pytest.approx(0.5 * 10 * 60_000.0 / 2)
+    assert m.total_long(("binance",)) == pytest.approx(1_200_000.0)

@@ -23,14 +23,20 @@ open-interest series; every accepted OI step between two samples of that venue i
 8. Decay ``V ← V·2^(−Δt/τ)``, ``τ = half_life_hours``.
 9. Reconciliation: a real liquidation of ``q`` USD on venue v subtracts up to ``q`` from v's same-side
    levels within ``±reconcile_buckets`` of its price, nearest bucket first.
+10. Cold start (optional, ``prior_weight`` > 0): at a venue's first OI sample, ``prior_weight`` of its OI
+   (at the mark) is placed as that venue's *prior*: half long, half short, entries around the price
+   (``prior_entry_sigma_pct``), the usual tiers. It is a separate source with its own half-life
+   (``prior_half_life_hours``), closed, consumed and reconciled like the venue's other levels, and
+   reported as ``prior_usd`` by :meth:`SyntheticModel.provenance`.
 
-State is dense: ``base[venue, tier, side, bucket]`` over a window of buckets around the price, times a
-per-(venue, side) multiplier held as a log (``_lm``): decay and proportional closes only change that
+State is dense: ``base[source, tier, side, bucket]`` over a window of buckets around the price (source
+``v`` = venue v's observed OI steps, ``NV + v`` = venue v's cold-start prior), times a per-(source, side)
+multiplier held as a log (``_lm``): decay and proportional closes only change that
 number, so they cost nothing per bucket. A level's USD = ``base · exp(_lm − _ref)``; ``_ref`` is re-folded
 into ``base`` when the multiplier gets extreme.
 
 Column history (what the Synthetic mode draws, columns = time): for every timeframe the model keeps a
-sparse keyframe plus one small delta per column boundary — the per-(venue, side) ratio of multipliers and
+sparse keyframe plus one small delta per column boundary — the per-(source, side) ratio of multipliers and
 the exact values of the buckets that changed otherwise. Past columns are reconstructed exactly from that,
 and memory stays proportional to activity, not to columns × buckets.
 
@@ -58,8 +64,10 @@ from .timeframes import TIMEFRAMES
 
 LN2 = math.log(2.0)
 NV = len(VENUES)
+NS = 2 * NV  # sources of a level: 0..NV-1 = venue v's OI flow, NV+v = venue v's cold-start prior
 LONG_I, SHORT_I = 0, 1  # index of a side in the state arrays
-_CODE_BITS = 4  # history keys: bucket << 4 | (venue·2 + side)
+_CODE_BITS = 5  # history keys: bucket << 5 | (source·2 + side)
+_CODE_MASK = (1 << _CODE_BITS) - 1
 _FOLD_AT = -300.0  # fold the multiplier into base once it is below e^-300
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
 EPS_USD = 1e-9  # levels below this are treated as empty
@@ -81,6 +89,9 @@ MODEL_DEFAULTS: dict = {
     "max_buckets": 8192,
     "entry_mode": "profile",
     "leverage_spread": 0.0,
+    "prior_weight": 0.0,
+    "prior_entry_sigma_pct": 0.0,
+    "prior_half_life_hours": 6.0,
 }
 
 CONSUMED_DTYPE = np.dtype(
@@ -174,7 +185,7 @@ class _History:
         self.key_keys = np.empty(0, np.int64)
         self.key_vals = np.empty(0, np.float64)
         self.deltas: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
-        self.lm_last = np.zeros(2 * NV)
+        self.lm_last = np.zeros(2 * NS)
         self.pending: list[np.ndarray] = []
 
     @property
@@ -206,7 +217,7 @@ class _History:
         ratio, keys, vals = self.delta(0)
         self.deltas.popleft()
         kk = self.key_keys
-        kv = self.key_vals * ratio[kk & 15]
+        kv = self.key_vals * ratio[kk & _CODE_MASK]
         if len(keys):
             pos = np.searchsorted(kk, keys)
             pos_c = np.minimum(pos, max(len(kk) - 1, 0))
@@ -228,7 +239,7 @@ class _History:
         if overflow > 0:
             while self.deltas:
                 self._evict()
-            self.key_vals = self.key_vals * (ratio[self.key_keys & 15] ** overflow)
+            self.key_vals = self.key_vals * (ratio[self.key_keys & _CODE_MASK] ** overflow)
             keep = self.key_vals > EPS_USD
             self.key_keys, self.key_vals = self.key_keys[keep], self.key_vals[keep]
             self.kb = (self.kb or 0) + overflow
@@ -344,18 +355,26 @@ class SyntheticModel:
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
-        self._k_decay = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
+        k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
+        # Cold-start prior (methods §2.4 step 10): at a venue's first OI sample the OI already open is placed
+        # around the price as a labelled "prior" source that fades with its own half-life.
+        self.prior_weight = max(float(p["prior_weight"]), 0.0)
+        self.prior_sigma = max(float(p["prior_entry_sigma_pct"]), 0.0) / 100.0
+        phl = float(p["prior_half_life_hours"])
+        k_prior = LN2 / (phl * 3600.0) if phl > 0 and math.isfinite(phl) else 0.0
+        self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
+        self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
 
         # dense state, allocated at the first price
         self._W = 0
         self._b0 = 0
-        self._base = np.zeros((NV, self.K, 2, 0))
+        self._base = np.zeros((NS, self.K, 2, 0))
         self._oldest = np.zeros((2, 0))
         self._newest = np.zeros((2, 0))
         self._occ = np.zeros((2, 0), bool)  # side × bucket may hold something (a cheap filter for consumption)
-        self._lm = np.zeros((NV, 2))
-        self._ref = np.zeros((NV, 2))
+        self._lm = np.zeros((NS, 2))
+        self._ref = np.zeros((NS, 2))
         self._t: float | None = None
         self.last_price: float | None = None
 
@@ -373,7 +392,7 @@ class SyntheticModel:
 
         self.stats = {k: 0.0 for k in ("added_usd", "closed_usd", "consumed_usd", "reconciled_usd",
                                        "dropped_usd", "unplaced_usd", "intervals", "skipped", "capped",
-                                       "rejected_rows")}
+                                       "rejected_rows", "prior_usd")}
 
     # --- public API ----------------------------------------------------------------------------------
 
@@ -424,15 +443,19 @@ class SyntheticModel:
 
     def provenance(self, bucket: int) -> dict:
         """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""
-        out = {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {}, "oldest": None, "newest": None}
+        out = {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {}, "prior_usd": 0.0,
+               "oldest": None, "newest": None}
         j = int(bucket) - self._b0
         if not (0 <= j < self._W):
             return out
-        vals = self._base[:, :, :, j] * np.exp(self._lm - self._ref)[:, None, :]  # (V, K, 2)
+        vals = self._base[:, :, :, j] * np.exp(self._lm - self._ref)[:, None, :]  # (NS, K, 2)
         vals = np.where(vals > EPS_USD, vals, 0.0)
         out["long_usd"] = float(vals[:, :, LONG_I].sum())
         out["short_usd"] = float(vals[:, :, SHORT_I].sum())
-        per_v = vals.sum(axis=(1, 2))
+        # "prior": the part that is the cold-start prior (an assumption about OI opened before the model
+        # started), not something an observed OI step placed here; it is included in long/short/venues/leverage
+        out["prior_usd"] = float(vals[NV:].sum())
+        per_v = vals[:NV].sum(axis=(1, 2)) + vals[NV:].sum(axis=(1, 2))
         out["venues"] = {VENUES[v]: float(per_v[v]) for v in range(NV) if per_v[v] > 0}
         per_k = vals.sum(axis=(0, 2))
         out["leverage"] = {lev_label(self.leverage[k]): float(per_k[k]) for k in range(self.K) if per_k[k] > 0}
@@ -474,7 +497,7 @@ class SyntheticModel:
         if self._t is None or ncols == 0 or nrows == 0 or h.kb is None:
             return out_l, out_s
         vmask = self._venue_mask(venues)
-        codes_l = np.array([2 * v for v in range(NV) if vmask[v]], np.int64)
+        codes_l = np.array([2 * v for v in range(NS) if vmask[v]], np.int64)
         codes_s = codes_l + 1
         cur = int(math.floor(self._t / h.period))
 
@@ -488,7 +511,7 @@ class SyntheticModel:
             if cache is not None and h.kb <= cache[0] <= first_b:
                 b, work = cache
             else:
-                b, work = h.kb, np.zeros((2 * NV, nrows))
+                b, work = h.kb, np.zeros((2 * NS, nrows))
                 self._scatter(work, h.key_keys, h.key_vals, row0, nrows)
 
             def emit(bb: int) -> None:
@@ -594,7 +617,7 @@ class SyntheticModel:
         w = int(min(max(2 * half + 1, 64), int(self.params["max_buckets"])))
         self._W = w
         self._b0 = int(buckets.index(price, self.step)) - w // 2
-        self._base = np.zeros((NV, self.K, 2, w))
+        self._base = np.zeros((NS, self.K, 2, w))
         self._oldest = np.full((2, w), np.inf)
         self._newest = np.full((2, w), -np.inf)
         self._occ = np.zeros((2, w), bool)
@@ -655,15 +678,15 @@ class SyntheticModel:
                 h.push(ratio, keys, vals)
                 n_rest = b_to - b_from
                 if n_rest > 0:
-                    h.skip_empty(n_rest, np.full(2 * NV, math.exp(-self._k_decay * h.period)))
+                    h.skip_empty(n_rest, np.broadcast_to(np.exp(-self._k_decay * h.period), (NS, 2)).reshape(-1))
                 h.lm_last = (self._lm - self._k_decay * (b_to * h.period - t0)).reshape(-1)
         self._lm -= self._k_decay * (t - t0)
         self._t = t
-        if self._k_decay and np.any(self._lm - self._ref < _FOLD_AT):
+        if self._decays and np.any(self._lm - self._ref < _FOLD_AT):
             self._fold()
 
     def _fold(self) -> None:
-        for v in range(NV):
+        for v in range(NS):
             for s in (0, 1):
                 if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
                     self._base[v, :, s, :] *= math.exp(self._lm[v, s] - self._ref[v, s])
@@ -696,7 +719,7 @@ class SyntheticModel:
         if len(keys) == 0:
             return np.empty(0)
         idx = keys >> _CODE_BITS
-        code = keys & 15
+        code = keys & _CODE_MASK
         v, s = code // 2, code % 2
         j = idx - self._b0
         ok = (j >= 0) & (j < self._W)
@@ -713,13 +736,13 @@ class SyntheticModel:
         r = (keys >> _CODE_BITS) - row0
         ok = (r >= 0) & (r < nrows)
         if ok.any():
-            work[(keys[ok] & 15), r[ok]] = vals[ok]
+            work[(keys[ok] & _CODE_MASK), r[ok]] = vals[ok]
 
     @staticmethod
     def _remap_keys(keys: np.ndarray, remap) -> np.ndarray:
         if len(keys) == 0:
             return keys
-        return np.unique((remap(keys >> _CODE_BITS) << _CODE_BITS) | (keys & 15))
+        return np.unique((remap(keys >> _CODE_BITS) << _CODE_BITS) | (keys & _CODE_MASK))
 
     def _rebin_history(self, h: _History, remap) -> None:
         """Reconstruct every recorded boundary densely, re-bin it, and re-encode keyframe + deltas."""
@@ -738,7 +761,7 @@ class SyntheticModel:
         nn = int(new_of_row.max()) - nlo + 1
 
         def rebin(work: np.ndarray) -> np.ndarray:
-            out = np.zeros((2 * NV, nn))
+            out = np.zeros((2 * NS, nn))
             np.add.at(out, (slice(None), new_of_row - nlo), work)
             return out
 
@@ -749,7 +772,7 @@ class SyntheticModel:
             order = np.argsort(keys)
             return keys[order], vals[order]
 
-        work = np.zeros((2 * NV, n))
+        work = np.zeros((2 * NS, n))
         self._scatter(work, h.key_keys, h.key_vals, lo, n)
         kk, kv = sparse(rebin(work))
         new_deltas = deque()
@@ -758,10 +781,10 @@ class SyntheticModel:
             self._scatter(work, keys, vals, lo, n)
             dense = rebin(work)
             if len(keys):
-                t_code = keys & 15
+                t_code = keys & _CODE_MASK
                 t_j = remap(keys >> _CODE_BITS) - nlo
                 pair = np.unique((t_j << _CODE_BITS) | t_code)
-                nk, nv_ = sparse(dense, ((pair & 15), (pair >> _CODE_BITS)))
+                nk, nv_ = sparse(dense, ((pair & _CODE_MASK), (pair >> _CODE_BITS)))
             else:
                 nk, nv_ = np.empty(0, np.int64), np.empty(0)
             new_deltas.append(h._encode(ratio, nk, nv_))
@@ -775,10 +798,12 @@ class SyntheticModel:
         return self._base.sum(axis=1) * np.exp(self._lm - self._ref)[:, :, None]
 
     def _venue_mask(self, venues: tuple[str, ...] | None) -> np.ndarray:
+        """(NS,) mask of the sources (flow and prior) of these venues."""
         if venues is None:
-            return np.ones(NV, bool)
+            return np.ones(NS, bool)
         names = set(venues)
-        return np.array([v in names for v in VENUES])
+        m = np.array([v in names for v in VENUES])
+        return np.concatenate([m, m])
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -829,6 +854,7 @@ class SyntheticModel:
         if not np.isfinite(self._anchor_oi[v]):
             self._anchor_oi[v], self._anchor_ts[v] = oi, ts
             self._flow[v] = _Flow()
+            self._place_prior(v, ts, oi, float(row["mark"]))
             return
         prices, usds = f.arrays()
         vol = float(usds.sum()) if len(usds) else 0.0
@@ -875,6 +901,29 @@ class SyntheticModel:
         self._anchor_oi[v], self._anchor_ts[v] = oi, ts
         self._flow[v] = _Flow()
 
+    def _place_prior(self, v: int, ts: float, oi: float, mark: float) -> None:
+        """Cold-start prior (methods §2.4 step 10): the OI open at venue ``v``'s first sample was opened before
+        the model saw anything. Place ``prior_weight`` of it (USD at the mark, or the last traded price) as
+        source ``NV + v``: half long, half short (no flow to split it by), entries spread log-normally around
+        the price with ``prior_entry_sigma_pct`` (0 = all at the price) and the usual leverage tiers. It
+        fades with ``prior_half_life_hours``, closes and is consumed like any level, and provenance reports
+        it as ``prior_usd``."""
+        price = mark if mark > 0 else (self.last_price or 0.0)
+        amount = self.prior_weight * oi * price
+        if not (amount > 0 and math.isfinite(amount)):
+            return
+        if self._W == 0:
+            self._allocate(price)
+        if self.prior_sigma > 0:
+            z = np.linspace(-3.0, 3.0, 25)
+            entries = price * np.exp(z * self.prior_sigma)
+            w = np.exp(-0.5 * z * z)
+            w /= w.sum()
+        else:
+            entries, w = np.array([price]), np.ones(1)
+        self._open(NV + v, ts, (entries, entries), (w, w), (amount / 2.0, amount / 2.0))
+        self.stats["prior_usd"] += amount
+
     def _entry_profile(self, prices: np.ndarray, usds: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-bucket VWAP entries weighted by traded notional."""
         if len(prices) == 0 or usds.sum() <= 0:
@@ -890,6 +939,7 @@ class SyntheticModel:
     def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
               amounts: tuple[float, float]) -> None:
         """Place new positions of venue ``v``: per side, entries × leverage tiers at their liquidation buckets."""
+        src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         parts_s, parts_k, parts_idx, parts_a = [], [], [], []
         for s in (LONG_I, SHORT_I):
             amount = amounts[s]
@@ -924,12 +974,12 @@ class SyntheticModel:
                 ss, kk, j, a, idx = ss[inside], kk[inside], j[inside], a[inside], idx[inside]
             if len(j) == 0:
                 return
-        gain = np.exp(self._ref[v, ss] - self._lm[v, ss])
-        np.add.at(self._base[v], (kk, ss, j), a * gain)
+        gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
+        np.add.at(self._base[src], (kk, ss, j), a * gain)
         np.minimum.at(self._oldest, (ss, j), ts)
         np.maximum.at(self._newest, (ss, j), ts)
         self._occ[ss, j] = True
-        self._touch(v, ss, idx)
+        self._touch(src, ss, idx)
         self.stats["added_usd"] += float(a.sum())
 
     def _spread_bands(self, v: int, entries, weights, amounts):
@@ -964,23 +1014,29 @@ class SyntheticModel:
         return tuple(np.concatenate(x) for x in (out_s, out_k, out_b, out_a))
 
     def _close(self, v: int, s: int, usd: float) -> None:
+        """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:
+        a position opened before the model started closes as readily as one it saw open)."""
         if usd <= 0:
             return
-        mult = math.exp(self._lm[v, s] - self._ref[v, s])
-        total = float(self._base[v, :, s, :].sum()) * mult
+        srcs = (v, NV + v)
+        totals = [float(self._base[x, :, s, :].sum()) * math.exp(self._lm[x, s] - self._ref[x, s]) for x in srcs]
+        total = sum(totals)
         if total <= EPS_USD:
             return
         factor = max(0.0, 1.0 - usd / total)
         self.stats["closed_usd"] += total * (1.0 - factor)
-        if factor < _ZERO_FACTOR:
-            j = np.flatnonzero(self._base[v, :, s, :].sum(axis=0) > 0)
-            self._base[v, :, s, :] = 0.0
-            self._touch(v, s, j + self._b0)
-            self._ref[v, s] = self._lm[v, s]
-            return
-        self._lm[v, s] += math.log(factor)
-        if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
-            self._fold()
+        for x, tot in zip(srcs, totals):
+            if tot <= 0:
+                continue
+            if factor < _ZERO_FACTOR:
+                j = np.flatnonzero(self._base[x, :, s, :].sum(axis=0) > 0)
+                self._base[x, :, s, :] = 0.0
+                self._touch(x, s, j + self._b0)
+                self._ref[x, s] = self._lm[x, s]
+                continue
+            self._lm[x, s] += math.log(factor)
+            if self._lm[x, s] - self._ref[x, s] < _FOLD_AT:
+                self._fold()
 
     def _consume(self, tr: np.ndarray) -> None:
         """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
@@ -1022,8 +1078,9 @@ class SyntheticModel:
         out["price"] = (j + self._b0 + 0.5) * self.step
         out["side"] = 1 if s == LONG_I else -1
         out["usd"] = per_venue.sum(axis=0)
+        by_venue = per_venue[:NV] + per_venue[NV:]
         bits = (1 << np.arange(NV, dtype=np.int64))[:, None]
-        out["venues"] = ((per_venue > EPS_USD) * bits).sum(axis=0).astype(np.uint8)
+        out["venues"] = ((by_venue > EPS_USD) * bits).sum(axis=0).astype(np.uint8)
         self.stats["consumed_usd"] += float(out["usd"].sum())
         return out
 
@@ -1050,8 +1107,10 @@ class SyntheticModel:
         if len(cand) == 0 or q <= 0:
             return
         cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
-        mult = math.exp(self._lm[v, s] - self._ref[v, s])
-        have = self._base[v, :, s, cand].sum(axis=-1) * mult  # (n,)
+        srcs = (v, NV + v)  # the venue's observed levels and its prior, bucket by bucket
+        have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
+                             for x in srcs])  # (2, n)
+        have = have_src.sum(axis=0)
         before = np.concatenate([[0.0], np.cumsum(have)[:-1]])
         take = np.clip(q - before, 0.0, have)
         sel = take > 0
@@ -1060,6 +1119,8 @@ class SyntheticModel:
         c, tk, hv = cand[sel], take[sel], have[sel]
         keep = np.where(hv > 0, 1.0 - tk / hv, 0.0)
         keep = np.where(keep < 1e-12, 0.0, keep)
-        self._base[v, :, s, c] *= keep[:, None]
-        self._touch(v, s, c + self._b0)
+        for i, x in enumerate(srcs):
+            if have_src[i, sel].any():
+                self._base[x, :, s, c] *= keep[:, None]
+                self._touch(x, s, c + self._b0)
         self.stats["reconciled_usd"] += float(tk.sum())
