@@ -364,3 +364,36 @@ def test_deribit_malformed_grouped_book_counted_not_fatal_and_full_book_unaffect
     p, _ = run("deribit", assets, [full], channels=("book",))
     assert_levels(p.books["BTC"], [(40000.0, 1.0)], [(40001.0, 2.0)])
     assert not p.errors
+
+
+# ------------------------------------------------------------------------------------ replay routing
+
+REPLAY = {  # venue → (assets, one light-depth frame, expected (bids, asks)) — all hand-checked above
+    "binance": (dict(BTC=("BTCUSDT", False, 1.0)),
+                wrap("btcusdt@depth20@500ms", dict(BINANCE_PARTIAL, b=[["7404.00", "1.000"]], a=[["7406.00", "2.0"]])),
+                ([(7404.0, 1.0)], [(7406.0, 2.0)])),
+    "bybit": (dict(BTC=("BTCPERP", False, 1.0)), None, ([(28555.20, 0.597)], [(28555.30, 0.225)])),
+    "okx": (dict(BTC=("BTC-USDT-SWAP", False, 0.01)),
+            okx_books5("BTC-USDT-SWAP", [["8446", "95", "0", "3"]], [["8444", "4", "0", "1"]]),
+            ([(8444.0, 0.04)], [(8446.0, 0.95)])),
+    "bitmex": (dict(BTC=("XBTUSD", True, 1.0)),
+               orderbook10("update", [{"symbol": "XBTUSD", "bids": [[50000, 100000]], "asks": [[50001, 50001]]}]),
+               ([(50000.0, 2.0)], [(50001.0, 1.0)])),
+    "deribit": (dict(BTC=("BTC-PERPETUAL", True, 10.0)),
+                grouped("BTC-PERPETUAL", [[50000.0, 100000.0]], [[50001.0, 50001.0]]),
+                ([(50000.0, 2.0)], [(50001.0, 1.0)])),
+}
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_light_depth_frames_replay_through_the_default_parser(venue):
+    """``liqmap replay`` builds FrameParser with the default kinds (no "depth"): a recording of the
+    collector's light feeds must still land in the books."""
+    spec, frame, (bids, asks) = REPLAY[venue]
+    if frame is None:
+        frame = bybit_book_lines()[0]
+    col = Collector()
+    parser = FrameParser(venue, market(venue, **spec), col)  # channels = ALL_KINDS
+    asyncio.run(parser.feed(frame if isinstance(frame, str) else orjson.dumps(frame).decode(), 1.7e9))
+    assert_levels(parser.books["BTC"], bids, asks)
+    assert not parser.errors
