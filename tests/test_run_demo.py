@@ -140,3 +140,25 @@ def test_engine_hold_keeps_its_loop_off_an_asset_until_release():
     assert snap is not None and engine.latest(key) is snap
     engine.step(start + 4.0)
     assert engine.state("ETH").rows_ingested == 0  # still held
+
+
+def test_a_failing_preroll_leaves_a_running_demo_and_says_why():
+    runner = MarketRunner("demo", _cfg(), types.SimpleNamespace(seed=6, speed=None))
+
+    def broken(asset, t):
+        raise RuntimeError("history writer broke")
+
+    runner.preroll.on_chunk = broken
+
+    async def go():
+        task = asyncio.ensure_future(runner.run())
+        try:
+            assert await _until(lambda: "pre-roll stopped" in runner.engine.status)
+            assert await _until(lambda: len(runner.market.gather("trade", "XRP")) > 0)
+        finally:
+            await runner.stop()
+            await asyncio.wait_for(task, 10)
+
+    asyncio.run(go())
+    assert "history writer broke" in runner.engine.status
+    assert runner.demo.pending() == [] and not any(runner.engine.held(a) for a in ASSETS)

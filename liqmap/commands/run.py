@@ -169,6 +169,7 @@ class MarketRunner:
         except Exception as e:  # the live demo goes on without the rest of the history; say why
             self.engine.status = f"demo pre-roll stopped: {e!r}"
             for a in self.preroll.pending():
+                self.demo.join(a)
                 self.engine.release(a)
 
     async def _demo_feed(self) -> None:

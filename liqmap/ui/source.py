@@ -113,7 +113,8 @@ class EngineSource:
             except Exception:  # a health probe must never break drawing
                 health = {}
         state = "running" if getattr(self.engine, "version", 0) else "connecting"
-        return SourceStatus(state, self.label, "", health)
+        message = getattr(self.engine, "status", "")  # e.g. shedding background work, a stopped pre-roll
+        return SourceStatus(state, self.label, message if isinstance(message, str) else "", health)
 
     def start(self) -> None:
         import asyncio

@@ -118,6 +118,16 @@ class DemoSource:
     def is_live(self, name: str) -> bool:
         return name in self._live
 
+    def join(self, name: str) -> None:
+        """Put a pending asset into the live stream at once, without (the rest of) its history: the fallback
+        when its history cannot be written, so the demo still runs."""
+        if name in self._live:
+            return
+        sim = self.sim(name)
+        sim.now = max(sim.now, self._t_ms / 1000.0)
+        self._live.append(name)
+        self._live.sort(key=self._stagger.__getitem__)
+
     # ------------------------------------------------------------------ clock and focus
     def now(self) -> float:
         """Simulated time (seconds since the epoch) of the last completed step."""
