@@ -109,3 +109,10 @@ def test_preroll_config_keys_exist():
     d = DEFAULTS["demo"]
     assert d["preroll_minutes"] >= 60
     assert d["preroll_tick_ms"] >= d["tick_ms"]
+
+
+def test_chunking_never_changes_the_history():
+    """A short first chunk (the screen asset's first frame) writes the same frames as plain chunks."""
+    a = [f for c in _source().catch_up("BTC", 60) for f in c]
+    b = [f for c in _source().catch_up("BTC", 60, first_chunk_seconds=10) for f in c]
+    assert a == b and len(a) > 100

@@ -6,8 +6,11 @@ Start-up order matters for the 1.5 s first-frame target and for colours:
    reads it once at import, and over ssh ``COLORTERM`` is usually lost;
 2. load the theme files (a bad file: one line naming the file and the field, exit 2);
 3. check that the data path's modules exist (a missing one: "liqmap: <X> is not built yet", exit 2);
-4. start the app at once with an empty map ("connecting…") and build the data source (imports, demo
-   market, engine) in a worker thread, so the first frame never waits for it.
+4. start building the data source (cryptofeed/aiohttp imports, demo market, engine) in its own thread before
+   Textual is even imported, and start the app at once with an empty map ("connecting…"); the app's source
+   worker collects the source when it is ready, so neither waits for the other;
+5. demo: the market starts with ``demo.preroll_minutes`` of history (``feeds/demo/preroll.py``): the first
+   chunk of the screen asset's history gives the first full frame, the rest fills in behind it.
 
 ``LIQMAP_FIRST_FRAME_FILE``: when set, the app writes the wall-clock time of its first full frame there
 (the ``startup`` benchmark reads it). ``LIQMAPUI_NAIVE=1``: the full-refresh baseline renderer (one
@@ -95,6 +98,7 @@ class MarketRunner:
         self.engine.health_provider = self.health
         self.parsers: dict[str, Any] = {}
         self._screen_chunks = 0  # pre-roll chunks of the screen asset ingested so far
+        self._tasks: set = set()
         if kind == "demo":
             from ..core.assets import universe
             from ..feeds.demo.preroll import Preroll
@@ -145,7 +149,9 @@ class MarketRunner:
 
             trace(f"preroll-done-{asset}")
 
-            asyncio.ensure_future(self._build_now())  # the whole history on screen at once
+            task = asyncio.ensure_future(self._build_now())  # the whole history on screen at once
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
 
     async def _build_now(self) -> None:
         import asyncio

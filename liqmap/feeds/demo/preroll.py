@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 
 from .source import DemoSource, Frame
 
+FIRST_CHUNK_S = 10.0  # the urgent asset's first chunk of history (enough for a first frame)
 BACKGROUND_PAUSE_S = 0.002  # between background chunks: leave the loop (UI, live feed) room to breathe
 
 
@@ -58,7 +59,8 @@ class Preroll:
             name = self.queue[0]
             gen = self._gens.get(name)
             if gen is None:
-                gen = self._gens[name] = self.source.catch_up(name, self.chunk_seconds)
+                first = FIRST_CHUNK_S if name == self.urgent else None  # the screen's first frame: soon
+                gen = self._gens[name] = self.source.catch_up(name, self.chunk_seconds, first)
             chunk = next(gen, None)
             if chunk is None:  # caught up: the asset is in the live stream now
                 self.queue.remove(name)

@@ -215,10 +215,12 @@ class DemoSource:
         self.frames_out += len(out)
         return out
 
-    def catch_up(self, name: str, chunk_seconds: float = 60.0) -> Iterator[list[Frame]]:
+    def catch_up(self, name: str, chunk_seconds: float = 60.0,
+                 first_chunk_seconds: float | None = None) -> Iterator[list[Frame]]:
         """Write a pending asset's history: step it unpaced from where it is up to the live clock, one
         ``chunk_seconds`` chunk of simulated time per item yielded (its frames, sorted, past timestamps),
-        then make it live (``step`` includes it from the next tick).
+        then make it live (``step`` includes it from the next tick). ``first_chunk_seconds``: a shorter first
+        chunk (the screen asset's first frame needs some data, not a whole chunk of it).
 
         The live clock may move between chunks (the caller yields to the loop); the catch-up follows it.
         History is stepped every ``demo.preroll_tick_ms`` (the same per-unit-time statistics as any tick) with
@@ -233,6 +235,7 @@ class DemoSource:
         tick = self.preroll_tick_ms
         rng = np.random.default_rng([self.seed, asset_seed(name), 4])
         chunk_ms = max(tick, int(chunk_seconds * 1000))
+        size_ms = chunk_ms if first_chunk_seconds is None else max(tick, int(first_chunk_seconds * 1000))
         while True:
             now_ms = int(round(sim.now * 1000))
             # Up to the live start first (fixed: deterministic), then after the moving live clock.
@@ -240,7 +243,8 @@ class DemoSource:
             target = start_ms if now_ms < start_ms else self._t_ms
             if target - now_ms < tick and now_ms >= start_ms:
                 break
-            end = min(now_ms + chunk_ms, target)
+            end = min(now_ms + size_ms, target)
+            size_ms = chunk_ms
             raw: list[tuple[int, str, str, str]] = []
             t = now_ms
             while t < end:
