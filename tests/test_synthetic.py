@@ -16,7 +16,8 @@ from liqmap.core.synthetic import CONSUMED_DTYPE, SyntheticModel
 from liqmap.core.tiers import TierTable, binance_tiers, liq_price_inverse, liq_price_linear
 
 STEP = 25.0
-OPEN = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0}
+# exact tier prices (leverage_spread 0) so the hand-computed formulas apply bucket by bucket
+OPEN = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0, "leverage_spread": 0.0}
 BIN, BYB, MEX = VENUE_ID["binance"], VENUE_ID["bybit"], VENUE_ID["bitmex"]
 LEVS = (5.0, 10.0, 25.0, 50.0, 100.0)
 WEIGHTS = (0.15, 0.30, 0.25, 0.20, 0.10)
@@ -442,10 +443,14 @@ finite = st.floats(-1e12, 1e12, allow_nan=False, allow_infinity=False)
     rows=st.lists(st.tuples(st.integers(0, 2), st.floats(0, 1e6), finite, finite, st.sampled_from([1, -1]),
                             st.integers(0, 4)), min_size=1, max_size=40),
     half_life=st.sampled_from([0.0, 0.01, 48.0]),
+    prior=st.sampled_from([0.0, 0.5]),
+    spread=st.sampled_from([0.0, 1.0]),
 )
-def test_no_nan_or_inf_for_any_finite_input(step, rows, half_life):
+def test_no_nan_or_inf_for_any_finite_input(step, rows, half_life, prior, spread):
     m = SyntheticModel("BTC", step, {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 0.5,
-                                     "half_life_hours": half_life, "max_buckets": 4096})
+                                     "half_life_hours": half_life, "max_buckets": 4096,
+                                     "prior_weight": prior, "prior_entry_sigma_pct": prior,
+                                     "leverage_spread": spread})
     rows = sorted(rows, key=lambda r: r[1])
     for kind, ts, a, b, side, venue in rows:
         a, b = abs(a) + 1e-9, abs(b) + 1e-9

@@ -15,7 +15,7 @@ open-interest series; every accepted OI step between two samples of that venue i
    MMR and ``cum`` of the tier at the liquidation price, for a position of ``typical_position_usd`` — or
    the largest notional that tier's leverage allows, if smaller). Optional ``leverage_spread`` > 0 makes each
    tier stand for the band of leverages up to the geometric midpoints with its neighbours and spreads its
-   mass evenly in price over that band's liquidation prices (0, the default, keeps exact tier prices).
+   mass evenly in price over that band's liquidation prices (1, the default; 0 keeps exact tier prices).
 6. Closes (``ΔN < 0``) remove ``|ΔN|·φ`` from that venue's shorts and the rest from its longs,
    proportionally across the side's buckets (never below zero).
 7. Consumption: a trade (any venue) at or below a long level's bucket, or at or above a short level's
@@ -88,7 +88,7 @@ MODEL_DEFAULTS: dict = {
     "track_pct": 35.0,
     "max_buckets": 8192,
     "entry_mode": "profile",
-    "leverage_spread": 0.0,
+    "leverage_spread": 1.0,
     "prior_weight": 0.0,
     "prior_entry_sigma_pct": 0.0,
     "prior_half_life_hours": 6.0,
@@ -327,7 +327,7 @@ class SyntheticModel:
         self._ratio[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
         # Optional leverage spread: tier k stands for the leverages between the geometric midpoints to its
         # neighbours (raised to ``leverage_spread``); its mass is spread evenly in price over the matching
-        # band of liquidation prices. 0 (default) = every slice at its tier's exact liquidation price.
+        # band of liquidation prices. 0 = every slice at its tier's exact liquidation price.
         self.spread = float(min(max(float(p["leverage_spread"]), 0.0), 1.0))
         self._ratio_band = None
         if self.spread > 0:
@@ -997,8 +997,23 @@ class SyntheticModel:
             ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
             kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
             lo, hi, amt = lo[ok], hi[ok], amt[ok]
-            b_lo = buckets.index(lo, self.step)
-            b_hi = np.maximum(buckets.index(hi, self.step), b_lo)
+            # a band can be far wider than the window in buckets (tiny steps): only the window's part is
+            # spread, the rest is counted as dropped (as a level outside the window would be)
+            win_lo, win_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+            off_centre = (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
+                                                              - (self._b0 + self._W // 2)) > self._W // 8)
+            if len(lo) and (lo.min() < win_lo or hi.max() >= win_hi) and off_centre:
+                self._recenter()
+                win_lo, win_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+            width0 = hi - lo
+            lo_c, hi_c = np.clip(lo, win_lo, win_hi), np.clip(hi, win_lo, win_hi)
+            inside_share = np.where(width0 > 0, (hi_c - lo_c) / np.where(width0 > 0, width0, 1.0),
+                                    ((lo >= win_lo) & (lo < win_hi)).astype(np.float64))
+            self.stats["dropped_usd"] += float((amt * (1.0 - inside_share)).sum())
+            keep = inside_share > 0
+            kk, lo, hi, amt = kk[keep], lo_c[keep], hi_c[keep], (amt * inside_share)[keep]
+            b_lo = np.clip(buckets.index(lo, self.step), self._b0, self._b0 + self._W - 1)
+            b_hi = np.clip(np.maximum(buckets.index(hi, self.step), b_lo), self._b0, self._b0 + self._W - 1)
             n = b_hi - b_lo + 1
             seg = np.repeat(np.arange(len(lo)), n)
             off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
