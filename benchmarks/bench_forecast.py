@@ -52,6 +52,10 @@ RANGES = (RANGE_PCT, 2.0)  # the headline range first; a narrower one for refere
 # The simulated market starts in steady state (positions opened before the start, which the model never
 # saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
 PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
+# Back-fill variant (methods §2.4 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
+# this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
+# 0 (the headline) = a cold start: the model sees nothing from before the run.
+PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
 
 
 def _top_buckets(price: float, step: float, scores: dict[int, float] | None,
@@ -86,7 +90,7 @@ def _cache_path(seed: int, hours: float) -> str | None:
     if not d:
         return None
     os.makedirs(d, exist_ok=True)
-    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}.pkl")
+    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}.pkl")
 
 
 async def _record_seed(seed: int, hours: float) -> dict:
@@ -94,7 +98,7 @@ async def _record_seed(seed: int, hours: float) -> dict:
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     # No L2 books: the model never reads them, and they are most of the frames.
     src = DemoSource(cfg, assets=list(ASSETS), seed=seed, start=START, focus=[], books=False,
-                     prehistory=PREHISTORY)
+                     prehistory=PREHISTORY, preroll=PREROLL_S)
     market = Market(list(ASSETS), clock=src.now)
     fresh: dict[str, dict[str, list]] = {a: {"oi": [], "trade": [], "liq": []} for a in ASSETS}
 
@@ -107,6 +111,26 @@ async def _record_seed(seed: int, hours: float) -> dict:
              for a in ASSETS}
     last_px = {a: src.assets[a].ref_price for a in ASSETS}
     feed: list[tuple] = []  # (now, {asset: {kind: rows}}) one per model update
+
+    def take(a: str) -> dict:
+        parts = fresh[a]
+        arrs = {}
+        for kind in ("oi", "trade", "liq"):
+            if parts[kind]:
+                x = np.concatenate(parts[kind])
+                arrs[kind] = x[np.argsort(x["ts"], kind="stable")]
+                parts[kind] = []
+        if "trade" in arrs and len(arrs["trade"]):
+            last_px[a] = float(arrs["trade"]["price"][-1])
+        return arrs
+
+    if PREROLL_S > 0:  # the history first, one model update per minute of it
+        for a in ASSETS:
+            for chunk in src.catch_up(a):
+                for ts, venue, conn, raw in chunk:
+                    await parsers[venue].feed(raw, ts, conn)
+                if chunk:
+                    feed.append((chunk[-1][0], {x: (take(x) if x == a else {}) for x in ASSETS}))
     cps: list[tuple] = []  # (asset, now, last price, {range: (idx, baseline top, oracle top)})
     end = src.now() + hours * 3600.0
     next_update = src.now() + UPDATE_S
@@ -119,19 +143,7 @@ async def _record_seed(seed: int, hours: float) -> dict:
         now = src.now()
         if now >= next_update:
             next_update += UPDATE_S
-            batch = {}
-            for a in ASSETS:
-                parts = fresh[a]
-                arrs = {}
-                for kind in ("oi", "trade", "liq"):
-                    if parts[kind]:
-                        x = np.concatenate(parts[kind])
-                        arrs[kind] = x[np.argsort(x["ts"], kind="stable")]
-                        parts[kind] = []
-                if "trade" in arrs and len(arrs["trade"]):
-                    last_px[a] = float(arrs["trade"]["price"][-1])
-                batch[a] = arrs
-            feed.append((now, batch))
+            feed.append((now, {a: take(a) for a in ASSETS}))
         if now >= next_cp and now + HORIZON_S <= end + 1e-9:
             next_cp += EVERY_S
             for a in ASSETS:
@@ -299,6 +311,7 @@ def forecast_skill() -> dict:
             "seeds": list(SEEDS),
             "simulated_hours_per_seed": HOURS,
             "prehistory": PREHISTORY,
+            "preroll_s": PREROLL_S,
             "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
                           f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",
             "holdout": _holdout(held),
