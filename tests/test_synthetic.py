@@ -540,6 +540,17 @@ def test_leverage_spread_covers_the_band_between_tiers():
     assert np.all(np.diff(b[sh > 0]) == 1) and b[sh > 0].min() >= 2400
 
 
+def test_leverage_spread_band_wider_than_the_window_is_clipped_and_counted():
+    # a 1 % window of 1-USD buckets: the 5x band (liquidations 13-28 % away) lies wholly outside it, the
+    # 100x band partly inside; nothing is placed outside the window and what was not placed is counted
+    m = SyntheticModel("BTC", 1.0, {**OPEN, "leverage_spread": 1.0, "track_pct": 1.0, "max_buckets": 2000})
+    opened(m)
+    b, lo, sh = m.levels()
+    assert b.min() >= m._b0 and b.max() < m._b0 + m._W
+    assert lo.sum() + sh.sum() + m.stats["dropped_usd"] == pytest.approx(600_000.0)
+    assert m.stats["dropped_usd"] > 0.5 * 600_000.0 and lo.sum() > 0
+
+
 # --- cold-start prior (methods §2.4 step 10) ---------------------------------------------------------------
 
 PRIOR = {"prior_weight": 0.5, "prior_entry_sigma_pct": 0.0, "prior_half_life_hours": 1.0}
