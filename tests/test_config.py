@@ -82,3 +82,25 @@ def test_cli_exits_2_with_one_line_on_bad_config(tmp_path):
 def test_data_dir_default_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     assert config.default_data_dir() == tmp_path / "liqmap"
+
+
+def test_readme_config_example_is_valid(tmp_path):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"```toml\n(.*?)```", readme, re.S).group(1)
+    cfg = load(write(tmp_path, example), environ={})
+    assert cfg["model"]["half_life_hours"] == 24.0
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    setup = readme.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    cmds = re.findall(r"```sh\n(.*?)\n```", setup, re.S)
+    assert len(cmds) == 2 and cmds[0].endswith("liqmap --demo")
+    assert cmds[1] in (root / ".ci" / "run").read_text()
