@@ -378,7 +378,7 @@ def test_notional_is_conserved_through_bucketing(steps):
     assert m.stats["consumed_usd"] == 0.0 and m.stats["dropped_usd"] == 0.0
     # the column history agrees with the live state: the live column, and (after the clock moves on) that
     # same column replayed from the history
-    col = int(t // 60)
+    col = int((t - 1.0) // 60)  # the column of the last event (t was stepped past it)
     rows = (int(b.min()), int(b.max() - b.min() + 1))
     cl, cs = m.column_profiles("1m", col, col + 1, *rows)
     assert float(cl.sum() + cs.sum()) == pytest.approx(expected, rel=1e-5)

@@ -941,7 +941,7 @@ class SyntheticModel:
         """Place new positions of venue ``v``: per side, entries × leverage tiers at their liquidation buckets."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         parts_s, parts_k, parts_idx, parts_a = [], [], [], []
-        for s in (LONG_I, SHORT_I):
+        for s in ((LONG_I, SHORT_I) if self._ratio_band is None else ()):
             amount = amounts[s]
             if not (amount > 0 and math.isfinite(amount)):
                 continue
@@ -957,13 +957,19 @@ class SyntheticModel:
             parts_k.append(kk)
             parts_idx.append(buckets.index(lp[ok], self.step))
             parts_a.append(amt[ok])
-        if not parts_s:
-            return
-        ss, kk, idx, a = (np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
-        if self._ratio_band is not None and len(idx):
+        if self._ratio_band is not None:
             ss, kk, idx, a = self._spread_bands(v, entries, weights, amounts)
+        elif not parts_s:
+            return
+        else:
+            ss, kk, idx, a = (np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
         if len(idx) == 0:
             return
+        if len(idx) > 64:  # many slices per bucket: sum them first (np.add.at is slow per element)
+            key = (kk.astype(np.int64) * 2 + ss) * (1 << 40) + (idx - idx.min())
+            u, inv = np.unique(key, return_inverse=True)
+            a = np.bincount(inv, weights=a, minlength=len(u))
+            kk, ss, idx = (u >> 40) // 2, (u >> 40) % 2, (u & ((1 << 40) - 1)) + idx.min()
         j = idx - self._b0
         if np.any((j < 0) | (j >= self._W)):
             self._recenter()
@@ -976,8 +982,8 @@ class SyntheticModel:
                 return
         gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
         np.add.at(self._base[src], (kk, ss, j), a * gain)
-        np.minimum.at(self._oldest, (ss, j), ts)
-        np.maximum.at(self._newest, (ss, j), ts)
+        self._oldest[ss, j] = np.minimum(self._oldest[ss, j], ts)  # one ts for all: duplicates agree
+        self._newest[ss, j] = np.maximum(self._newest[ss, j], ts)
         self._occ[ss, j] = True
         self._touch(src, ss, idx)
         self.stats["added_usd"] += float(a.sum())
@@ -995,6 +1001,9 @@ class SyntheticModel:
             hi = entries[s][:, None] * band[None, :, 1]
             amt = amount * weights[s][:, None] * wk[None, :]
             ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
+            bad = ~ok & (wk[None, :] > 0)
+            if bad.any():
+                self.stats["unplaced_usd"] += float(amt[bad].sum())
             kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
             lo, hi, amt = lo[ok], hi[ok], amt[ok]
             # a band can be far wider than the window in buckets (tiny steps): only the window's part is
@@ -1026,6 +1035,8 @@ class SyntheticModel:
             out_k.append(kk[seg])
             out_b.append(b)
             out_a.append(amt[seg] * frac)
+        if not out_s:
+            return (np.empty(0, np.int64),) * 3 + (np.empty(0),)
         return tuple(np.concatenate(x) for x in (out_s, out_k, out_b, out_a))
 
     def _close(self, v: int, s: int, usd: float) -> None:
