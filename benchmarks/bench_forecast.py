@@ -14,6 +14,12 @@ notional that actually happened in the next hour (the simulator's full log, not 
 inside the ±5 % range that fell into those buckets. value = model share ÷ baseline share, target ≥ 1.5.
 Buckets the model leaves at zero are ordered by distance, so an empty model degrades to the baseline.
 
+Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-5),
+``LIQMAP_BENCH_FORECAST_HOLDOUT`` (seeds scored the same way and reported under ``detail.holdout``, to check
+a model parameter on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
+fed to the model before the run: the back-fill variant; default 0 = cold start), ``LIQMAP_BENCH_FORECAST_CACHE``
+(a directory: each seed's recorded market is kept there, so re-scoring a model change skips the simulation).
+
 The simulator's trader population is its own (config ``demo``: a lognormal leverage mixture clipped by
 venue and tier, lognormal + Pareto sizes, stops and take-profits); nothing here tunes it to the model.
 """
