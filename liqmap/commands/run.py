@@ -166,6 +166,10 @@ class MarketRunner:
         self.screen_asset = asset.upper()
         if self.demo is not None:
             self.demo.set_focus([self.screen_asset, *self.focus_extra])
+        if self.collector is not None:
+            # Live: the full L2 book subscription follows the asset on screen (the collector adds the
+            # configured focus extras and debounces rapid switches; safe from any thread).
+            self.collector.set_focus(self.screen_asset)
         if self.preroll is not None:
             self.preroll.prioritize(self.screen_asset)
 
@@ -196,7 +200,13 @@ class MarketRunner:
     async def _live_feed(self) -> None:
         from ..feeds.collector import Collector
 
-        self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book)
+        from ..feeds.metadata import Metadata
+
+        # Live contract specs (OKX ctVal, inverse flags, ticks): the cache applies at once, stale venues
+        # refresh in the background; without them OKX sizes would be off by the contract value.
+        metadata = Metadata.from_config(self.cfg, self.cfg.get("_data_dir"))
+        self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book,
+                                   metadata=metadata, focus=[self.screen_asset])
         await self.collector.start()
         try:
             await self.stop_event.wait()

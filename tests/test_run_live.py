@@ -1,0 +1,29 @@
+"""Live mode wiring of ``MarketRunner`` (no network: the collector is built but never started)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import types
+
+from liqmap.commands.run import MarketRunner
+from liqmap.config import DEFAULTS
+from liqmap.feeds.collector import Collector
+
+
+def test_asset_switch_moves_the_full_book_focus(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"]["assets"] = ["BTC", "ETH", "SOL"]
+    cfg["universe"]["focus_extra"] = []
+    runner = MarketRunner("live", cfg, types.SimpleNamespace(seed=None, speed=None))
+    runner.collector = Collector(cfg, runner.market, ["BTC", "ETH", "SOL"], ("binance",),
+                                 focus=[runner.screen_asset])
+    assert runner.collector.focus == ("BTC",)
+
+    async def switch():
+        runner.on_view("eth")
+
+    asyncio.run(switch())
+    assert runner.screen_asset == "ETH"
+    assert runner.collector.focus == ("ETH",)
