@@ -432,6 +432,12 @@ def validate(cfg: dict, source: str) -> None:
     if bad:
         raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
     cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
+    from .core.reports import check_params  # range checks owned by the reports package
+
+    try:
+        check_params(cfg, source)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def load(

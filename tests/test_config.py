@@ -104,3 +104,10 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one():
     cmds = re.findall(r"```sh\n(.*?)\n```", setup, re.S)
     assert len(cmds) == 2 and cmds[0].endswith("liqmap --demo")
     assert cmds[1] in (root / ".ci" / "run").read_text()
+
+
+def test_report_parameter_out_of_range_is_refused_at_load(tmp_path):
+    p = write(tmp_path, "[reports.walls]\nk_median = -1.0\n")
+    with pytest.raises(ConfigError) as e:
+        load(p, environ={})
+    assert str(p) in str(e.value) and "reports.walls.k_median" in str(e.value)
