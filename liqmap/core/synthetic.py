@@ -199,18 +199,42 @@ class _History:
 
     @staticmethod
     def _encode(ratio: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> tuple:
+        """(ratio, k0, rel, scale, q, runs). Spread bands touch long runs of adjacent buckets per venue·side
+        code, so when that is smaller the keys are stored as runs instead: ``runs`` = (start bucket offset
+        int32, code uint8, length int32) per run of consecutive buckets of one code, ``rel`` empty and ``q``
+        in run order (code-major). Otherwise ``runs`` is None and ``rel`` holds one int32 offset per key.
+        ``keys`` must be sorted and unique."""
         if len(keys) == 0:
-            return (ratio, 0, _NO_KEYS32, 1.0, _NO_VALS16)
+            return (ratio, 0, _NO_KEYS32, 1.0, _NO_VALS16, None)
+        top = float(np.max(vals))
+        scale = top / 32768.0 if top > 0 else 1.0
+        b = keys >> _CODE_BITS
+        b0 = int(b[0])
+        if len(keys) > 8 and int(b[-1]) - b0 < 2**31:
+            code = (keys & _CODE_MASK).astype(np.uint8)
+            order = np.argsort(code, kind="stable")  # keys are sorted by bucket: now code-major, bucket-minor
+            bo, co = b[order] - b0, code[order]
+            brk = np.flatnonzero((np.diff(bo) != 1) | (np.diff(co) != 0)) + 1
+            if (len(brk) + 1) * 9 < len(keys) * 4:
+                starts = np.concatenate([[0], brk])
+                lens = np.diff(np.append(starts, len(keys))).astype(np.int32)
+                runs = (bo[starts].astype(np.int32), co[starts], lens)
+                return (ratio, b0, _NO_KEYS32, scale, (vals[order] / scale).astype(np.float16), runs)
         k0 = int(keys.min())
         rel = keys - k0
         rel = rel.astype(np.int32) if int(rel.max()) < 2**31 else rel
-        top = float(np.max(vals))
-        scale = top / 32768.0 if top > 0 else 1.0
-        return (ratio, k0, rel, scale, (vals / scale).astype(np.float16))
+        return (ratio, k0, rel, scale, (vals / scale).astype(np.float16), None)
 
     def delta(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ratio, keys int64, USD float64) of delta ``i`` (boundary kb + i → kb + i + 1)."""
-        ratio, k0, rel, scale, q = self.deltas[i]
+        """(ratio, keys int64, USD float64) of delta ``i`` (boundary kb + i → kb + i + 1); keys unique, not
+        necessarily sorted."""
+        ratio, k0, rel, scale, q, runs = self.deltas[i]
+        if runs is not None:
+            start, code, length = runs
+            first = np.cumsum(length) - length
+            b = np.repeat(start.astype(np.int64) + k0 - first, length) + np.arange(len(q), dtype=np.int64)
+            keys = (b << _CODE_BITS) | np.repeat(code.astype(np.int64), length)
+            return ratio, keys, q.astype(np.float64) * scale
         return ratio, rel.astype(np.int64) + k0, q.astype(np.float64) * scale
 
     def _evict(self) -> None:
@@ -250,7 +274,8 @@ class _History:
 
     def nbytes(self) -> int:
         return int(self.key_keys.nbytes + self.key_vals.nbytes
-                   + sum(d[0].nbytes + d[2].nbytes + d[4].nbytes + 16 for d in self.deltas))
+                   + sum(d[0].nbytes + d[2].nbytes + d[4].nbytes + 16
+                         + (sum(x.nbytes for x in d[5]) if d[5] is not None else 0) for d in self.deltas))
 
 
 def _merged_params(params: dict | None) -> dict:
@@ -965,12 +990,22 @@ class SyntheticModel:
             ss, kk, idx, a = (np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
         if len(idx) == 0:
             return
-        if len(idx) > 64:  # many slices per bucket: sum them first (np.add.at is slow per element)
+        j = idx - self._b0
+        if len(idx) > 64 and int(j.min()) >= 0 and int(j.max()) < self._W:
+            # many slices per bucket (spread bands): sum them per (tier, side, bucket) with a dense bincount
+            # over the window — no sort; same order of additions as summing per unique key
+            key = (kk.astype(np.int64) * 2 + ss) * self._W + j
+            size = self.K * 2 * self._W
+            hit = np.flatnonzero(np.bincount(key, minlength=size))
+            a = np.bincount(key, weights=a, minlength=size)[hit]
+            kk, ss, j = hit // (2 * self._W), (hit // self._W) % 2, hit % self._W
+            idx = j + self._b0
+        elif len(idx) > 64:  # many slices per bucket: sum them first (np.add.at is slow per element)
             key = (kk.astype(np.int64) * 2 + ss) * (1 << 40) + (idx - idx.min())
             u, inv = np.unique(key, return_inverse=True)
             a = np.bincount(inv, weights=a, minlength=len(u))
             kk, ss, idx = (u >> 40) // 2, (u >> 40) % 2, (u & ((1 << 40) - 1)) + idx.min()
-        j = idx - self._b0
+            j = idx - self._b0
         if np.any((j < 0) | (j >= self._W)):
             self._recenter()
             j = idx - self._b0
