@@ -1016,7 +1016,10 @@ class SyntheticModel:
             if len(j) == 0:
                 return
         gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
-        np.add.at(self._base[src], (kk, ss, j), a * gain)
+        if len(idx) > 64:  # summed per (tier, side, bucket) above: no duplicates, plain indexing adds
+            self._base[src][kk, ss, j] += a * gain
+        else:
+            np.add.at(self._base[src], (kk, ss, j), a * gain)
         self._oldest[ss, j] = np.minimum(self._oldest[ss, j], ts)  # one ts for all: duplicates agree
         self._newest[ss, j] = np.maximum(self._newest[ss, j], ts)
         self._occ[ss, j] = True
@@ -1024,8 +1027,11 @@ class SyntheticModel:
         self.stats["added_usd"] += float(a.sum())
 
     def _spread_bands(self, v: int, entries, weights, amounts):
-        """(side, tier, bucket, USD) with each (entry, tier) slice spread evenly over its band of prices."""
-        out_s, out_k, out_b, out_a = [], [], [], []
+        """(side, tier, bucket, USD) with each (entry, tier) slice spread evenly over its band of prices.
+
+        The window clipping is per side (a side may recenter the window); the per-bucket expansion — the
+        part proportional to the band widths — runs once over both sides' slices."""
+        sl_s, sl_k, sl_lo, sl_hi, sl_a, sl_blo, sl_bhi = [], [], [], [], [], [], []
         for s in (LONG_I, SHORT_I):
             amount = amounts[s]
             if not (amount > 0 and math.isfinite(amount)):
@@ -1058,21 +1064,27 @@ class SyntheticModel:
             kk, lo, hi, amt = kk[keep], lo_c[keep], hi_c[keep], (amt * inside_share)[keep]
             b_lo = np.clip(buckets.index(lo, self.step), self._b0, self._b0 + self._W - 1)
             b_hi = np.clip(np.maximum(buckets.index(hi, self.step), b_lo), self._b0, self._b0 + self._W - 1)
-            n = b_hi - b_lo + 1
-            seg = np.repeat(np.arange(len(lo)), n)
-            off = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
-            b = b_lo[seg] + off
-            width = hi - lo
-            ov = np.minimum(hi[seg], (b + 1) * self.step) - np.maximum(lo[seg], b * self.step)
-            frac = np.where(width[seg] > 0, np.clip(ov, 0.0, None) / np.where(width[seg] > 0, width[seg], 1.0),
-                            1.0 / n[seg])
-            out_s.append(np.full(len(b), s))
-            out_k.append(kk[seg])
-            out_b.append(b)
-            out_a.append(amt[seg] * frac)
-        if not out_s:
+            sl_s.append(np.full(len(lo), s))
+            sl_k.append(kk)
+            sl_lo.append(lo)
+            sl_hi.append(hi)
+            sl_a.append(amt)
+            sl_blo.append(b_lo)
+            sl_bhi.append(b_hi)
+        if not sl_s:
             return (np.empty(0, np.int64),) * 3 + (np.empty(0),)
-        return tuple(np.concatenate(x) for x in (out_s, out_k, out_b, out_a))
+        ss, kk, lo, hi, amt, b_lo, b_hi = (np.concatenate(x) if len(x) > 1 else x[0]
+                                           for x in (sl_s, sl_k, sl_lo, sl_hi, sl_a, sl_blo, sl_bhi))
+        n = b_hi - b_lo + 1
+        total = int(n.sum())
+        first = np.cumsum(n) - n
+        b = np.repeat(b_lo - first, n) + np.arange(total)  # bucket of each (slice, bucket) pair
+        width = hi - lo
+        pos = width > 0
+        w_safe = np.where(pos, width, 1.0)
+        ov = np.minimum(np.repeat(hi, n), (b + 1) * self.step) - np.maximum(np.repeat(lo, n), b * self.step)
+        frac = np.where(np.repeat(pos, n), np.clip(ov, 0.0, None) / np.repeat(w_safe, n), np.repeat(1.0 / n, n))
+        return np.repeat(ss, n), np.repeat(kk, n), b, np.repeat(amt, n) * frac
 
     def _close(self, v: int, s: int, usd: float) -> None:
         """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:
