@@ -1031,50 +1031,57 @@ class SyntheticModel:
 
         The window clipping is per side (a side may recenter the window); the per-bucket expansion — the
         part proportional to the band widths — runs once over both sides' slices."""
-        sl_s, sl_k, sl_lo, sl_hi, sl_a, sl_blo, sl_bhi = [], [], [], [], [], [], []
-        for s in (LONG_I, SHORT_I):
-            amount = amounts[s]
-            if not (amount > 0 and math.isfinite(amount)):
-                continue
-            wk = self._w_eff[v]
-            band = self._ratio_band[v, s]  # (K, 2)
-            lo = entries[s][:, None] * band[None, :, 0]
-            hi = entries[s][:, None] * band[None, :, 1]
-            amt = amount * weights[s][:, None] * wk[None, :]
-            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
-            bad = ~ok & (wk[None, :] > 0)
-            if bad.any():
-                self.stats["unplaced_usd"] += float(amt[bad].sum())
-            kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
-            lo, hi, amt = lo[ok], hi[ok], amt[ok]
-            # a band can be far wider than the window in buckets (tiny steps): only the window's part is
-            # spread, the rest is counted as dropped (as a level outside the window would be)
-            win_lo, win_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+        sides = [s for s in (LONG_I, SHORT_I) if amounts[s] > 0 and math.isfinite(amounts[s])]
+        if not sides:
+            return (np.empty(0, np.int64),) * 3 + (np.empty(0),)
+        # both sides' (entry, tier) slices as one (rows, K) table, rows side-major
+        row_s = np.concatenate([np.full(len(entries[s]), s) for s in sides])
+        ent = np.concatenate([entries[s] for s in sides]) if len(sides) > 1 else entries[sides[0]]
+        wgt = np.concatenate([weights[s] for s in sides]) if len(sides) > 1 else weights[sides[0]]
+        row_amt = np.array([amounts[s] for s in sides])[np.searchsorted(sides, row_s)]
+        wk = self._w_eff[v]
+        band = self._ratio_band[v][row_s]  # (rows, K, 2)
+        lo = ent[:, None] * band[:, :, 0]
+        hi = ent[:, None] * band[:, :, 1]
+        amt = row_amt[:, None] * wgt[:, None] * wk[None, :]
+        ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
+        bad = ~ok & (wk[None, :] > 0)
+        if bad.any():
+            for s in sides:
+                r = row_s == s
+                self.stats["unplaced_usd"] += float(amt[r][bad[r]].sum())
+        kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
+        ss = np.broadcast_to(row_s[:, None], lo.shape)[ok]
+        lo, hi, amt = lo[ok], hi[ok], amt[ok]
+        edges = [0, *np.searchsorted(ss, sides[1:]).tolist(), len(ss)]  # each side's elements: contiguous
+        parts = [slice(edges[i], edges[i + 1]) for i in range(len(sides))]
+        # a band can be far wider than the window in buckets (tiny steps): only the window's part is
+        # spread, the rest is counted as dropped (as a level outside the window would be). Each side checks
+        # the window in turn (the first may recenter it for the second).
+        win_lo = np.empty(len(lo))
+        win_hi = np.empty(len(lo))
+        b_min = np.empty(len(lo), np.int64)
+        for part in parts:
+            w_lo, w_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+            lo_p, hi_p = lo[part], hi[part]
             off_centre = (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
                                                               - (self._b0 + self._W // 2)) > self._W // 8)
-            if len(lo) and (lo.min() < win_lo or hi.max() >= win_hi) and off_centre:
+            if len(lo_p) and (lo_p.min() < w_lo or hi_p.max() >= w_hi) and off_centre:
                 self._recenter()
-                win_lo, win_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
-            width0 = hi - lo
-            lo_c, hi_c = np.clip(lo, win_lo, win_hi), np.clip(hi, win_lo, win_hi)
-            inside_share = np.where(width0 > 0, (hi_c - lo_c) / np.where(width0 > 0, width0, 1.0),
-                                    ((lo >= win_lo) & (lo < win_hi)).astype(np.float64))
-            self.stats["dropped_usd"] += float((amt * (1.0 - inside_share)).sum())
-            keep = inside_share > 0
-            kk, lo, hi, amt = kk[keep], lo_c[keep], hi_c[keep], (amt * inside_share)[keep]
-            b_lo = np.clip(buckets.index(lo, self.step), self._b0, self._b0 + self._W - 1)
-            b_hi = np.clip(np.maximum(buckets.index(hi, self.step), b_lo), self._b0, self._b0 + self._W - 1)
-            sl_s.append(np.full(len(lo), s))
-            sl_k.append(kk)
-            sl_lo.append(lo)
-            sl_hi.append(hi)
-            sl_a.append(amt)
-            sl_blo.append(b_lo)
-            sl_bhi.append(b_hi)
-        if not sl_s:
-            return (np.empty(0, np.int64),) * 3 + (np.empty(0),)
-        ss, kk, lo, hi, amt, b_lo, b_hi = (np.concatenate(x) if len(x) > 1 else x[0]
-                                           for x in (sl_s, sl_k, sl_lo, sl_hi, sl_a, sl_blo, sl_bhi))
+                w_lo, w_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+            win_lo[part], win_hi[part], b_min[part] = w_lo, w_hi, self._b0
+        width0 = hi - lo
+        lo_c, hi_c = np.clip(lo, win_lo, win_hi), np.clip(hi, win_lo, win_hi)
+        inside_share = np.where(width0 > 0, (hi_c - lo_c) / np.where(width0 > 0, width0, 1.0),
+                                ((lo >= win_lo) & (lo < win_hi)).astype(np.float64))
+        lost = amt * (1.0 - inside_share)
+        for part in parts:
+            self.stats["dropped_usd"] += float(lost[part].sum())
+        keep = inside_share > 0
+        ss, kk, lo, hi, amt = ss[keep], kk[keep], lo_c[keep], hi_c[keep], (amt * inside_share)[keep]
+        b_min, b_max = b_min[keep], b_min[keep] + self._W - 1
+        b_lo = np.clip(buckets.index(lo, self.step), b_min, b_max)
+        b_hi = np.clip(np.maximum(buckets.index(hi, self.step), b_lo), b_min, b_max)
         n = b_hi - b_lo + 1
         total = int(n.sum())
         first = np.cumsum(n) - n
