@@ -616,3 +616,45 @@ def test_cold_start_prior_off_by_weight_zero_and_closes_reduce_it():
     m.update(oi_rows((30.0, 10.0, 60_000.0, BYB)), EMPTY_T, EMPTY_L)
     assert m.total_long(("bybit",)) == pytest.approx(0.5 * 10 * 60_000.0 / 2)
     assert m.total_long(("binance",)) == pytest.approx(1_200_000.0)
+
+
+@pytest.mark.parametrize("runs", [True, False])
+def test_history_delta_encoding_round_trips(runs):
+    """Column-history deltas keep every (bucket, venue·side) key and its value (to float16 precision), whether
+    the keys are stored as runs of adjacent buckets (spread bands) or one offset per key (scattered levels)."""
+    from liqmap.core.synthetic import _History
+
+    rng = np.random.default_rng(3)
+    if runs:  # two codes over long runs of adjacent buckets, one gap
+        b = np.concatenate([np.arange(1000, 1300), np.arange(1310, 1700)])
+        keys = np.unique(np.concatenate([(b << 5) | 0, (b[:200] << 5) | 7]))
+    else:
+        keys = np.unique((rng.choice(10**6, 500, replace=False).astype(np.int64) << 5) | rng.integers(0, 20, 500))
+    vals = rng.uniform(1.0, 1e6, len(keys))
+    h = _History(60, 4)
+    h.kb = 0
+    h.push(np.ones(20), keys, vals)
+    assert (h.deltas[0][5] is not None) is runs
+    if runs:  # runs take a few bytes per run instead of 4 per key
+        assert h.nbytes() < len(keys) * 2 + 400
+    _, k2, v2 = h.delta(0)
+    order = np.argsort(k2)
+    np.testing.assert_array_equal(k2[order], keys)
+    np.testing.assert_allclose(v2[order], vals, rtol=1e-3)
+
+
+def test_spread_history_costs_little_more_than_its_values():
+    """With leverage bands every open touches hundreds of adjacent buckets per venue·side; an hour of such
+    opens must keep the column history small (runs, not one key per bucket)."""
+    m = model({"leverage_spread": 1.0}, columns=60)
+    t = 0.0
+    for i in range(60):
+        t = 60.0 * i + 30
+        px = 60_000.0 * (1 + 0.001 * math.sin(i))
+        m.update(oi_rows((t, 1000.0 + 10 * i, px, BIN)),
+                 trade_rows((t - 1, px, 300_000.0, 1, BIN), (t - 0.5, px * 1.0005, 200_000.0, -1, BIN)), EMPTY_L)
+    m.advance(t + 60)
+    hist = sum(h.nbytes() for h in m._hist.values())
+    keys = sum(len(h.delta(i)[1]) for h in m._hist.values() for i in range(len(h.deltas)))
+    assert m.total_long() > 0 and keys > 10_000
+    assert hist < 3 * keys  # float16 value + a share of a run; one int32 offset per key would be > 6
