@@ -174,7 +174,9 @@ class _History:
     Boundary ``b`` is time ``b·period``: the end of column ``b − 1``. A delta is (ratio per venue·side code,
     keys of buckets that changed other than by that ratio, their USD at the boundary). Deltas are stored
     compactly — keys as int32 offsets from the smallest, values as float16 times a per-delta scale (three
-    significant digits: the map's colour ramp needs far less) — so a column costs 6 bytes per changed bucket.
+    significant digits: the map's colour ramp needs far less) — so a column costs 6 bytes per changed bucket,
+    or ~2 when the changed buckets form runs of adjacent buckets per venue·side (leverage-spread bands), which
+    are then stored as runs.
     Untouched buckets are carried by the exact float64 ratios, so rounding never accumulates.
     """
 
