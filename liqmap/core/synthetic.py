@@ -840,10 +840,10 @@ class SyntheticModel:
             return
         ts = np.concatenate([tr["ts"], lq["ts"]])
         cols = np.floor(ts / 60.0)
-        edges = np.unique(cols)
-        if len(edges) == 1:
+        if cols.min() == cols.max():  # the usual case: one column (cheaper than np.unique)
             self._flow_column(tr, lq)
             return
+        edges = np.unique(cols)
         tc, lc = np.floor(tr["ts"] / 60.0), np.floor(lq["ts"] / 60.0)
         for c in edges:
             self._flow_column(tr[tc == c], lq[lc == c])
@@ -853,7 +853,7 @@ class SyntheticModel:
         self._clock_to(t_last)
         if len(tr):
             self.last_price = float(tr["price"][-1])
-            for v in np.unique(tr["venue"]):
+            for v in np.flatnonzero(np.bincount(tr["venue"], minlength=NV)):  # venues present, ascending
                 sel = tr[tr["venue"] == v]
                 f = self._flow[int(v)]
                 if np.isfinite(self._anchor_oi[int(v)]):
