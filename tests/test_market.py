@@ -77,3 +77,15 @@ def test_nothing_bad_is_ever_stored(raw):
     for f in ("price", "qty", "usd"):
         assert np.isfinite(stored[f]).all()
     assert (stored["price"] > 0).all() and (stored["qty"] > 0).all()
+
+
+def test_take_new_returns_only_new_rows_time_sorted_and_advances_cursors():
+    m = market()
+    cur: dict = {}
+    b, o = ev.VENUE_ID["binance"], ev.VENUE_ID["okx"]
+    m.add("trade", "BTC", ev.trades([(NOW - 3, 1.0, 1.0, 1.0, 1, b), (NOW - 1, 2.0, 1.0, 2.0, 1, o)]))
+    assert m.take_new("trade", "BTC", cur)["ts"].tolist() == [NOW - 3, NOW - 1]
+    assert m.take_new("trade", "BTC", cur).size == 0
+    m.add("trade", "BTC", ev.trades([(NOW - 0.5, 3.0, 1.0, 3.0, 1, o), (NOW - 2, 4.0, 1.0, 4.0, 1, b)]))
+    assert m.take_new("trade", "BTC", cur)["price"].tolist() == [4.0, 3.0]
+    assert cur == {("trade", "binance"): 2, ("trade", "okx"): 2}

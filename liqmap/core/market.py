@@ -159,15 +159,33 @@ class Market:
                since_ts: float | None = None) -> np.ndarray:
         """All held rows of a kind for an asset across venues, sorted by time."""
         parts = [r.view() if since_ts is None else r.since_ts(since_ts) for r in self.rings(kind, asset, venues)]
-        if not parts:
-            return np.zeros(0, dtype=KINDS[kind])
-        out = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if len(parts) > 1:
-            out = out[np.argsort(out["ts"], kind="stable")]
-        return out
+        return _merge_by_time(kind, parts)
+
+    def take_new(self, kind: str, asset: str, cursors: dict[tuple[str, str], int]) -> np.ndarray:
+        """Rows of a kind for an asset appended since the reader's ``cursors`` ((kind, venue) → write count),
+        time-sorted across venues; advances the cursors. Only new rows are copied (incremental readers)."""
+        parts = []
+        for venue in self.venues:
+            ring = self._rings.get((kind, asset, venue))
+            if ring is None:
+                continue
+            cur = cursors.get((kind, venue), 0)
+            if ring.written > cur:
+                parts.append(ring.since_count(cur))
+                cursors[(kind, venue)] = ring.written
+        return _merge_by_time(kind, parts)
 
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self._rings.values())
+
+
+def _merge_by_time(kind: str, parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return np.zeros(0, dtype=KINDS[kind])
+    if len(parts) == 1:
+        return parts[0]
+    out = np.concatenate(parts)
+    return out[np.argsort(out["ts"], kind="stable")]
 
 
 def venue_id(name: str) -> int:

@@ -347,23 +347,8 @@ class Engine:
         return Reports(st.name, self.cfg, tick=st.tick or None)
 
     def _new_rows(self, st: AssetState, kind: str) -> np.ndarray:
-        """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted (a copy of
-        only the new rows: ``RingBuffer.since_count``)."""
-        parts = []
-        for venue in self.market.venues:
-            ring = self.market._rings.get((kind, st.name, venue))
-            if ring is None:
-                continue
-            cur = st.cursors.get((kind, venue), 0)
-            if ring.written > cur:
-                parts.append(ring.since_count(cur))
-                st.cursors[(kind, venue)] = ring.written
-        if not parts:
-            return np.zeros(0, dtype=KINDS[kind])
-        rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if len(parts) > 1:
-            rows = rows[np.argsort(rows["ts"], kind="stable")]
-        return rows
+        """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted."""
+        return self.market.take_new(kind, st.name, st.cursors)
 
     def ingest(self, asset: str, now: float) -> int:
         """Feed new ring rows into the tapes, the model, the reports and the store. Returns rows taken."""
