@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import statistics
@@ -149,6 +150,9 @@ def _spawn(cmd: str, env: dict, size=(200, 60)) -> str:
 
 def _kill(name: str) -> None:
     subprocess.run(["tmux", "-L", name, "kill-server"], capture_output=True)  # its own private server
+    sock = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", name)
+    with contextlib.suppress(OSError):
+        os.unlink(sock)  # tmux leaves the socket file behind
 
 
 def _measure_bytes(warmup: float, seconds: float, tmp: Path) -> dict:

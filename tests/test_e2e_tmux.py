@@ -4,6 +4,7 @@ exits within two seconds. Config and data dirs point at a temp dir so a user's f
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -66,6 +67,10 @@ def session(tmp_path):
         yield name
     finally:
         subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)  # our private server only
+        # tmux leaves the socket file behind; remove ours so repeated runs do not litter the tmux dir.
+        sock = os.path.join(os.environ.get("TMUX_TMPDIR", "/tmp"), f"tmux-{os.getuid()}", SOCKET)
+        with contextlib.suppress(OSError):
+            os.unlink(sock)
 
 
 def test_demo_in_tmux_keys_and_quit(session):
