@@ -241,6 +241,14 @@ class VenueFeed:
     def trade(self, asset: str, ts: float, price: float, qty: float, usd: float, side: int) -> None:
         self._emit("trade", asset, (ts, price, qty, usd, side, self.vid))
 
+    def market_of(self, symbol):
+        """(asset, VenueMarket) for a venue symbol we follow, or None — counting the frame as filtered,
+        since every venue pushes symbols outside the configured universe (OKX liquidations, all of them)."""
+        hit = self.markets.get(symbol)
+        if hit is None:
+            self.stats["filtered"] += 1
+        return hit
+
     def note_price(self, symbol: str, px: float) -> None:
         """Remember a venue price for ``symbol``; releases an open-interest sample held for want of one."""
         self._last_px[symbol] = px

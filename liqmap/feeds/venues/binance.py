@@ -168,9 +168,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     def _trade(self, d: dict) -> None:
         sym = d["s"]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         if not self._seen_trades.add((sym, "t", d["t"])):
             self.stats["duplicates"] += 1
@@ -184,9 +183,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
     def _liquidation(self, d: dict) -> None:
         o = d["o"]
         sym = o["s"]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         ap = float(o.get("ap") or 0.0)
@@ -236,9 +234,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     def _depth_update(self, d: dict, timestamp: float) -> None:
         sym = d["s"]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         st = self._depth.get(sym)
         if st is None:
@@ -293,9 +290,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             if len(waiting) != 1:
                 raise FrameError("book", "snapshot_symbol_unknown")
             sym = waiting[0]
-        mk = self.markets.get(sym)
+        mk = self.market_of(sym)
         if mk is None:
-            self.stats["filtered"] += 1
             return
         st = self._depth.get(sym)
         if st is None:

@@ -115,9 +115,8 @@ class BitmexFeed(VenueFeed, Bitmex):
 
     def _emit_liq(self, o: list, qty: float, timestamp: float) -> None:
         sym, side, price = o[0], o[1], o[2]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         px, base, usd = to_base(vm, qty, price)

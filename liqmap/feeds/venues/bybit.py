@@ -131,9 +131,8 @@ class BybitFeed(VenueFeed, Bybit):
     def _book(self, m: dict, timestamp: float) -> None:
         d = m["data"]
         sym = d["s"]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp

@@ -157,9 +157,8 @@ class DeribitFeed(VenueFeed, Deribit):
 
     def _book(self, d: dict, timestamp: float) -> None:
         sym = d["instrument_name"]
-        hit = self.markets.get(sym)
+        hit = self.market_of(sym)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         ts = d["timestamp"] / 1000.0 if d.get("timestamp") else timestamp

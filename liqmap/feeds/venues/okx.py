@@ -143,9 +143,8 @@ class OkxFeed(VenueFeed, OKX):
     def _snapshots(self, m: dict, timestamp: float) -> None:
         """``books5`` / ``bbo-tbt``: every push is the venue's top levels; each replaces the book."""
         inst = m["arg"].get("instId")
-        hit = self.markets.get(inst)
+        hit = self.market_of(inst)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         data = m.get("data")
@@ -168,9 +167,8 @@ class OkxFeed(VenueFeed, OKX):
 
     def _book(self, m: dict, timestamp: float) -> None:
         inst = m["arg"]["instId"]
-        hit = self.markets.get(inst)
+        hit = self.market_of(inst)
         if hit is None:
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         book = self.book(asset)
