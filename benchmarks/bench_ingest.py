@@ -19,7 +19,6 @@ book; trades, liquidations and open interest are normalized in the venue feed's 
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import sys
 import time
@@ -36,12 +35,11 @@ if not RECORDING.exists():
 
 
 def _frames() -> list[tuple[float, str]]:
-    out = []
-    with gzip.open(RECORDING, "rt") as f:
-        for line in f:
-            ns, _, body = line.partition(" ")
-            out.append((int(ns) / 1e9, body.rstrip("\n")))
-    return out
+    """(receipt ts, raw body) of every frame, via the project's own recording reader (read once, outside
+    the timed loops)."""
+    from liqmap.feeds.recording import read_frames
+
+    return [(f.t, f.raw) for f in read_frames(RECORDING)]
 
 
 def _depth(frames):
