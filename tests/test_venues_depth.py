@@ -8,9 +8,14 @@ Sources of the shapes:
   ``depthUpdate`` event (``E``, ``T``, ``s``, ``U``, ``u``, ``pu``, ``b``, ``a``) holding the whole top N.
   The numbers below are those of that page's response example as we recall it (the docs search here only
   returned the diff-stream page, so they are not checked verbatim; the hand-checked arithmetic is ours).
-- Bybit v5 "Orderbook" (bybit-exchange.github.io/docs/v5/websocket/public/orderbook): real
-  ``orderbook.50.BTCPERP`` snapshot + delta from tests/data/tardis-node-fixtures/bybit_messages.jsonl
-  (lines 43–44); the second snapshot is ours in the same shape (``u`` = 1: a service restart).
+- Bybit v5 "Orderbook" (https://bybit-exchange.github.io/docs/v5/websocket/public/orderbook): topic
+  ``orderbook.{depth}.{symbol}``, linear depths 1/50/200/1000 pushed every 10/20/100/200 ms; a snapshot
+  first, then deltas (size "0" deletes, an unknown price inserts, a known one updates); a new snapshot
+  (``u`` = 1 after a service restart) resets the book. Frame: ``{"topic","type","ts","data":{"s","b","a",
+  "u","seq"},"cts"}``, bids best (highest) first, asks lowest first. The light default is
+  ``orderbook.200`` (5x fewer pushes than ``orderbook.50``). Real ``orderbook.50.BTCPERP`` snapshot + delta
+  from tests/data/tardis-node-fixtures/bybit_messages.jsonl (lines 43–44) — the parser does not depend on
+  the depth in the topic; the ``orderbook.200`` frames and the restart snapshots are ours in that shape.
 - OKX v5 "Order book channel" (``books5``): ``{"arg":{"channel":"books5","instId":..},"data":[{"asks":
   [[px, sz, "0", n],..],"bids":..,"instId":..,"ts":..,"seqId":..}]}``, no ``action``, no checksum.
 - BitMEX ``orderBook10`` (bitmex.com/app/wsAPI): ``{"table":"orderBook10","action":"partial"|"update",
@@ -89,7 +94,7 @@ SUBS = {
     "binance": (dict(BTC=("BTCUSDT", False, 1.0), ETH=("ETHUSDT", False, 1.0)),
                 "ethusdt@depth20@500ms", "btcusdt@depth"),
     "bybit": (dict(BTC=("BTCUSDT", False, 1.0), ETH=("ETHUSDT", False, 1.0)),
-              "orderbook.50.ETHUSDT", "BTCUSDT"),
+              "orderbook.200.ETHUSDT", "BTCUSDT"),
     "okx": (dict(BTC=("BTC-USDT-SWAP", False, 0.01), ETH=("ETH-USDT-SWAP", False, 0.1)),
             '{"channel":"books5","instId":"ETH-USDT-SWAP"}', "BTC-USDT-SWAP"),
     "bitmex": (dict(BTC=("XBTUSD", True, 1.0), ETH=("ETHUSD", False, 1e-6)), "orderBook10:ETHUSD", "XBTUSD"),
@@ -106,10 +111,15 @@ def test_light_subscription_names_the_configured_channel_for_its_assets_only(ven
     wire = " ".join([c.address for c in parser.connections] + [m for c in parser.connections for m in c.sent])
     assert want in wire
     assert not_btc not in wire
-    # the full-book channel is not what a light feed asks for
-    full = {"binance": "ethusdt@depth@100ms", "bybit": "orderbook.200.", "okx": '"books"',
+    # the full-book channel is not what a light feed asks for (on Bybit the light default is the same
+    # 200-level topic as the full book: the light feed differs only in the assets it carries)
+    full = {"binance": "ethusdt@depth@100ms", "bybit": None, "okx": '"books"',
             "bitmex": "orderBookL2", "deribit": "book.ETH-PERPETUAL.100ms"}[venue]
-    assert full not in wire
+    if full is not None:
+        assert full not in wire
+    else:
+        sent = [orjson.loads(m) for c in parser.connections for m in c.sent]
+        assert sent == [{"op": "subscribe", "args": ["orderbook.200.ETHUSDT"]}]
 
 
 def test_light_channel_names_come_from_config():
@@ -217,6 +227,50 @@ def test_bybit_orderbook50_snapshot_then_delta_then_a_new_snapshot_replaces():
     assert len(announced) == 3 and not p.errors
 
 
+def bybit200(kind: str, bids, asks, ts: int, u: int, seq: int) -> dict:
+    """An ``orderbook.200.ETHUSDT`` push in the documented v5 shape (``cts``: the matching-engine time)."""
+    return {"topic": "orderbook.200.ETHUSDT", "type": kind, "ts": ts,
+            "data": {"s": "ETHUSDT", "b": bids, "a": asks, "u": u, "seq": seq}, "cts": ts - 2}
+
+
+def test_bybit_default_light_depth_is_orderbook200_snapshot_then_deltas():
+    assets = market("bybit", BTC=("BTCUSDT", False, 1.0), ETH=("ETHUSDT", False, 1.0))
+    # the default configuration subscribes the 200-level topic, for the assets out of focus only
+    parser = FrameParser("bybit", assets, Collector(), channels=("depth",), book_assets=["ETH"])
+    asyncio.run(parser.subscribe())
+    assert [orjson.loads(m) for c in parser.connections for m in c.sent] == \
+        [{"op": "subscribe", "args": ["orderbook.200.ETHUSDT"]}]
+
+    snap = bybit200("snapshot", [["3000.10", "5.20"], ["3000.00", "1.00"], ["2999.90", "12.50"]],
+                    [["3000.20", "0.80"], ["3000.30", "4.00"], ["3000.50", "20.00"]],
+                    1732400000100, 400123, 81234567890)
+    # delta 1: delete bid 3000.00 (size "0"), insert a new best bid 3000.15, update ask 3000.20
+    d1 = bybit200("delta", [["3000.00", "0"], ["3000.15", "2.00"]], [["3000.20", "0.30"]],
+                  1732400000200, 400124, 81234567901)
+    # delta 2: the best ask is taken out, 3000.40 appears; a "0" for a price we never had is a no-op
+    d2 = bybit200("delta", [["2990.00", "0"]], [["3000.20", "0"], ["3000.40", "7.50"]],
+                  1732400000300, 400125, 81234567950)
+    p, announced = run("bybit", assets, [snap], book_assets=["ETH"])
+    assert_levels(p.books["ETH"], [(3000.10, 5.2), (3000.00, 1.0), (2999.90, 12.5)],
+                  [(3000.20, 0.8), (3000.30, 4.0), (3000.50, 20.0)])
+    p, announced = run("bybit", assets, [snap, d1, d2], book_assets=["ETH"])
+    assert_levels(p.books["ETH"], [(3000.15, 2.0), (3000.10, 5.2), (2999.90, 12.5)],
+                  [(3000.30, 4.0), (3000.40, 7.5), (3000.50, 20.0)])
+    assert p.books["ETH"].ts == pytest.approx(1732400000.300)
+    assert [a for a, _, _ in announced] == ["ETH", "ETH", "ETH"] and not p.errors
+    # a service restart: a snapshot with u=1 replaces everything; the deltas after it build on it
+    restart = bybit200("snapshot", [["2990.00", "1.00"]], [["2991.00", "3.00"]], 1732400001000, 1, 81234568000)
+    d3 = bybit200("delta", [["2989.50", "4.00"]], [], 1732400001100, 2, 81234568010)
+    p, announced = run("bybit", assets, [snap, d1, d2, restart, d3], book_assets=["ETH"])
+    assert_levels(p.books["ETH"], [(2990.0, 1.0), (2989.5, 4.0)], [(2991.0, 3.0)])
+    assert len(announced) == 5 and not p.errors
+    # a delta before any snapshot (say, right after a reconnect) is counted and dropped, the snapshot
+    # after it starts the book
+    p, announced = run("bybit", assets, [d1, snap], book_assets=["ETH"])
+    assert p.errors == {("depth", "delta_before_snapshot"): 1}
+    assert len(p.books["ETH"]) == 6 and len(announced) == 1
+
+
 def test_bybit_inverse_light_depth_converts_usd_contracts():
     assets = market("bybit", BTC=("BTCUSD", True, 1.0))
     snap = {"topic": "orderbook.50.BTCUSD", "type": "snapshot", "ts": 1, "data": {
@@ -233,7 +287,7 @@ def test_bybit_malformed_light_depth_is_counted_not_fatal():
                     "data": {"s": "BTCPERP", "b": [["x", "1"]], "a": []}}
     p, _ = run("bybit", assets, [real[1], real[0], bad_snapshot, '{"topic":"orderbook.50.BTCPERP"}'])
     # the delta before any snapshot, the bad snapshot and the frame without data: counted, dropped
-    assert p.errors[("book", "delta_before_snapshot")] == 1
+    assert p.errors[("depth", "delta_before_snapshot")] == 1  # a light feed counts under "depth"
     assert p.errors[("depth", "bad_levels")] == 1
     assert sum(p.errors.values()) == 3
     assert_levels(p.books["BTC"], [(28555.20, 0.597)], [(28555.30, 0.225)])

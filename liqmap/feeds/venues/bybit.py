@@ -8,9 +8,13 @@ deltas (which omit unchanged fields) are merged into the cached snapshot, and a 
 is counted instead of raising KeyError. The legacy ``liquidation`` payloads (v5 object, v2 list) are still
 read so old recordings replay.
 
-Light depth (the ``depth`` kind, assets out of focus): ``orderbook.50.{symbol}`` — a 50-level snapshot,
-then deltas, parsed by the same book code as the full ``orderbook.200`` (a new snapshot, e.g. the ``u=1``
-one after a service restart, resets the book).
+Light depth (the ``depth`` kind, assets out of focus): ``feeds.channels.bybit_light_depth``, by default
+``orderbook.200.{symbol}``. Bybit v5 pushes linear books at 1 level / 10 ms, 50 / 20 ms, 200 / 100 ms and
+1000 / 200 ms (bybit-exchange.github.io/docs/v5/websocket/public/orderbook); ``orderbook.50`` meant up to 50
+frames/s per asset across every asset out of focus, 200 levels every 100 ms is a fifth of that and still
+shows the walls. Every depth is a snapshot, then deltas (size "0" deletes a level, an unknown price inserts
+it, a known one is replaced), parsed by the same book code as the full book; a new snapshot (e.g. the
+``u=1`` one after a service restart) resets the book. On a light feed, errors count under kind "depth".
 """
 
 from __future__ import annotations
@@ -147,7 +151,7 @@ class BybitFeed(VenueFeed, Bybit):
             self._book_ready.add(sym)
             return
         if sym not in self._book_ready:
-            raise FrameError("book", "delta_before_snapshot")
+            raise FrameError("depth" if self.light else "book", "delta_before_snapshot")
         book.apply_raw(BID, bids, ts, mult, scale)
         book.apply_raw(ASK, asks, ts, mult, scale)
         self.book_changed(asset)
