@@ -1,6 +1,7 @@
 """``liqmap doctor``: the no-network path (unresolvable ``.invalid`` hosts: only the local resolver is
 asked) and a loopback run where each venue channel fails in its own way — delivered, silent, refused,
-TLS, timeout, HTTP 404 — and the table says which is which. Only 127.0.0.1 is ever contacted."""
+TLS, timeout, HTTP 404 — and the table says which is which, light-depth channels (named from
+``feeds.channels.*_light_depth``) included. Only 127.0.0.1 is ever contacted."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from liqmap.cli import main as cli_main
-from liqmap.commands.doctor import diagnose, verdict
+from liqmap.commands.doctor import channel_label, diagnose, venue_channels, verdict
 from liqmap.config import DEFAULTS
 
 HERE = Path(__file__).parent
@@ -65,6 +66,29 @@ def test_verdicts():
     assert verdict({**base, "connects": 0}, "oi", 5)[1].startswith("timeout")
     assert verdict({**base, "frames": 4, "parse_errors": 4, "errors_by_kind": {"frame:JSONDecodeError": 4}},
                    "trade", 5)[1].startswith("frames not understood")
+    assert verdict({**base, "events": {"book_update": 2}, "frames": 2}, "depth", 5) == (True, "ok")
+    silent_depth = verdict({**base, "frames": 1}, "depth", 5)[1]
+    assert silent_depth.startswith("subscribed-but-silent") and "sporadic" not in silent_depth
+
+
+def test_light_depth_rows_come_from_the_config():
+    cfg = copy.deepcopy(DEFAULTS)
+    ch = cfg["feeds"]["channels"]
+    # one row per venue whose adapter parses light depth, named by its configured wire channel
+    for venue in ("binance", "bybit", "okx", "bitmex", "deribit"):
+        assert venue_channels(cfg, venue, ("trade", "depth")) == ["trade", "depth"]
+        assert channel_label(cfg, venue, "depth", "BTC").startswith("light depth ")
+    assert channel_label(cfg, "binance", "depth", "BTC") == f"light depth {ch['binance_light_depth']}"
+    assert channel_label(cfg, "bybit", "depth", "BTC") == "light depth orderbook.200"
+    # Deribit's channel embeds the instrument, filled in as the adapter does
+    assert channel_label(cfg, "deribit", "depth", "BTC") == "light depth " + \
+        ch["deribit_light_depth"].format("BTC-PERPETUAL")
+    assert channel_label(cfg, "binance", "trade", "BTC") == "trades"
+    ch["okx_light_depth"] = "bbo-tbt"
+    assert channel_label(cfg, "okx", "depth", "BTC") == "light depth bbo-tbt"
+    # light depth off: the app subscribes none, so doctor checks none
+    cfg["feeds"]["light_depth"] = False
+    assert venue_channels(cfg, "bybit", ("trade", "book", "depth")) == ["trade", "book"]
 
 
 @pytest.fixture
@@ -102,11 +126,19 @@ async def test_loopback_table_classifies_each_failure(servers):
     good.script("/market/stream?forceOrder", [("hold",)])  # subscribed, never a liquidation
     good.script("/market/stream?markPrice", [("send", mark), ("hold",)])
     good.rest["/fapi/v1/openInterest"] = '{"openInterest":"70000.5","symbol":"BTCUSDT","time":1723161300000}'
-    good.reject.add("/public/stream")  # the book's endpoint answers HTTP 404
+    good.reject.add("/public/stream?depth@100ms")  # the full book's stream answers HTTP 404 ...
+    # ... while the light depth, on the same /public path, delivers a top-10 partial book (USD-M
+    # ``depthUpdate`` payload on the stream named by feeds.channels.binance_light_depth, set below)
+    now_ms = int(time.time() * 1000)
+    partial = ('{"stream":"btcusdt@depth10@100ms","data":{"e":"depthUpdate","E":%d,"T":%d,"s":"BTCUSDT",'
+               '"U":390497796,"u":390497878,"pu":390497794,"b":[["60000.10","0.002"],["59999.90","3.906"]],'
+               '"a":[["60000.20","3.340"],["60000.50","4.525"]]}}' % (now_ms, now_ms))
+    good.script("/public/stream?depth10@100ms", [("send", partial), ("hold",)])
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["doctor"]["connect_timeout_seconds"] = 1.0
     cfg["feeds"]["retries"] = 1
+    cfg["feeds"]["channels"]["binance_light_depth"] = "depth10@100ms"  # not the default: read from config
     eps = cfg["feeds"]["endpoints"]
     eps["binance_market"] = f"wss://{good.base}/market"
     eps["binance_public"] = f"wss://{good.base}/public"
@@ -136,13 +168,20 @@ async def test_loopback_table_classifies_each_failure(servers):
     assert " yes " in b_oi and "+REST" in b_oi
     assert "subscribed-but-silent" in rows[("binance", "liquidations")]
     assert "HTTP: 404" in rows[("binance", "book")]
+    light = rows[("binance", "light")]
+    assert light.startswith("binance  light depth depth10@100ms ")
+    assert " yes " in light and light.rstrip().endswith("ok") and f"wss://{good.base}/public/stream" in light
+    assert "streams=btcusdt@depth10@100ms" in good.queries["/public/stream"]
+    wire = {"bybit": "orderbook.200", "okx": "books5", "bitmex": "orderBook10"}
     for venue, why in expect.items():
         if why is None:
             continue
+        assert f"light depth {wire[venue]}" in rows[(venue, "light")]
         for k, line in rows.items():
             if k[0] == venue:
                 assert " no " in line and why in line, line
-    assert text.splitlines()[-1].startswith("2/")
+    assert len(rows) == 5 * len(expect)  # liquidations, trades, open interest, book, light depth
+    assert text.splitlines()[-1].startswith(f"3/{5 * len(expect)} ")
 
 
 async def test_one_venue_without_dns_while_another_answers(servers):

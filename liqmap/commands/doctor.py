@@ -3,8 +3,9 @@
 First a DNS probe of every endpoint host (``doctor.dns_timeout_seconds``, in daemon threads so a hung
 resolver cannot hold the exit): if no host resolves, there is no network — say so in one line and exit 1
 at once instead of waiting for connections that cannot happen. Then one feed per venue × channel
-(liquidations, trades, open interest, book — the same feed classes and collector as the app, endpoints from
-``feeds.endpoints``) runs for ``--seconds``, and a table says per row: the endpoint, whether the channel
+(liquidations, trades, open interest, book, and the light depth the app subscribes for assets out of focus
+— the same feed classes and collector as the app, endpoints from ``feeds.endpoints``, wire channel names from
+``feeds.channels``) runs for ``--seconds``, and a table says per row: the endpoint, whether the channel
 delivered normalized data, its message rate, its lag (receipt − exchange time) and, when it failed, why:
 
     DNS        the host name does not resolve
@@ -14,6 +15,10 @@ delivered normalized data, its message rate, its lag (receipt − exchange time)
     HTTP       the server answered the websocket upgrade / REST call with an HTTP error
     closed     the connection dropped
     subscribed-but-silent   connected and subscribed, but no data arrived (acks only, or nothing)
+
+Light depth rows (``light depth <channel>``, the channel from ``feeds.channels.<venue>_light_depth``)
+appear for the venues whose adapter parses the ``depth`` kind, unless ``feeds.light_depth`` is off (then
+the app never subscribes them, so there is nothing to check).
 
 Exit 0 when every channel delivered, 1 otherwise (no network included).
 """
@@ -31,15 +36,45 @@ from urllib.parse import urlsplit
 
 from ..core.events import VENUES
 
-CHANNELS = ("liq", "trade", "oi", "book")
-CHANNEL_NAMES = {"liq": "liquidations", "trade": "trades", "oi": "open interest", "book": "book"}
-DELIVERED_BY = {"liq": "liq", "trade": "trade", "oi": "oi", "book": "book_update"}
+CHANNELS = ("liq", "trade", "oi", "book", "depth")
+CHANNEL_NAMES = {"liq": "liquidations", "trade": "trades", "oi": "open interest", "book": "book",
+                 "depth": "light depth"}
+DELIVERED_BY = {"liq": "liq", "trade": "trade", "oi": "oi", "book": "book_update", "depth": "book_update"}
+BOOKISH = ("book", "depth")  # feeds limited to the one asset checked (as the app limits them to its focus)
 
 
 def venue_endpoints(cfg: dict, venue: str) -> dict[str, str]:
     pre = f"{venue}_"
     eps = ((cfg.get("feeds") or {}).get("endpoints") or {})
     return {k[len(pre):]: v for k, v in eps.items() if k.startswith(pre)}
+
+
+def venue_channels(cfg: dict, venue: str, channels: tuple[str, ...]) -> list[str]:
+    """The channels to check for ``venue``: light depth only where the app would subscribe it (the
+    adapter parses the ``depth`` kind and ``feeds.light_depth`` is on)."""
+    from ..feeds.collector import light_depth_supported
+
+    out = []
+    for k in channels:
+        if k == "depth" and not (((cfg.get("feeds") or {}).get("light_depth", True))
+                                 and light_depth_supported(venue)):
+            continue
+        out.append(k)
+    return out
+
+
+def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
+    """The table's channel cell; light depth names its wire channel from ``feeds.channels`` (read through
+    the same defaults the adapters use), with ``{}`` filled by the venue symbol as the adapter does."""
+    if kind != "depth":
+        return CHANNEL_NAMES[kind]
+    from ..feeds.venues import symbol_for
+    from ..feeds.venues.base import feeds_cfg
+
+    wire = str(feeds_cfg(cfg)["channels"].get(f"{venue}_light_depth", ""))
+    if "{}" in wire:
+        wire = wire.format(symbol_for(venue, asset) or "{}")
+    return f"{CHANNEL_NAMES[kind]} {wire}".rstrip()
 
 
 def _is_ip(host: str) -> bool:
@@ -155,17 +190,19 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
     rows: list[list[str]] = []
     plan = []
     dns_failed: dict[str, str] = {}
+    chans = {v: venue_channels(cfg, v, channels) for v in venues}
     for v in venues:
         bad = [(h, dns[(h, p)]) for h, p in hosts.get(v, []) if dns.get((h, p))]
         if v not in VENUE_CLASSES:
             for k in channels:
-                rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: venue adapter not built"])
+                if k != "depth":
+                    rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: venue adapter not built"])
             continue
         if bad:
             dns_failed[v] = f"DNS: {bad[0][0]}: {bad[0][1]}"
             continue
-        for k in channels:
-            plan.append((v, k, (k,), [asset] if k == "book" else None))
+        for k in chans[v]:
+            plan.append((v, k, (k,), [asset] if k in BOOKISH else None))
     slots: dict = {}
     if plan:
         from ..core.market import Market
@@ -184,14 +221,15 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
     for v in venues:
         if v not in VENUE_CLASSES:
             continue
-        for k in channels:
+        for k in chans[v]:
+            label = channel_label(cfg, v, k, asset)
             if v in dns_failed:
                 url = next(iter(venue_endpoints(cfg, v).values()), "")
-                rows.append([v, CHANNEL_NAMES[k], _short(url), "no", "", "", dns_failed[v]])
+                rows.append([v, label, _short(url), "no", "", "", dns_failed[v]])
                 continue
             d = slots.get((v, k))
             if d is None:
-                rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: feed did not start"])
+                rows.append([v, label, "", "no", "", "", "error: feed did not start"])
                 continue
             ok, what = verdict(d, k, seconds)
             addrs = [a for a in d.get("addresses", []) if isinstance(a, str)]
@@ -203,7 +241,7 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
                 ep += " +REST"
             rate = d["frames"] / seconds if seconds > 0 else 0.0
             lag = d.get("lag_ewma")
-            rows.append([v, CHANNEL_NAMES[k], ep, "yes" if ok else "no", f"{rate:.1f}",
+            rows.append([v, label, ep, "yes" if ok else "no", f"{rate:.1f}",
                          "" if lag is None else f"{lag * 1000:.0f} ms", what])
     print(table(rows), file=out)
     good = sum(1 for r in rows if r[3] == "yes")

@@ -13,7 +13,8 @@ A websocket *session* is a list of steps run for one accepted connection, in ord
 Sessions for a path are consumed one per connection; when they run out the connection is held open.
 A script key may carry a query filter, ``"/market/stream?aggTrade"``: it then serves only connections whose
 query string contains that text (keys with a filter are tried first, in the order scripted). Paths in
-``reject`` answer every request, websocket upgrades included, with HTTP 404.
+``reject`` answer every request, websocket upgrades included, with HTTP 404; a ``reject`` entry may carry
+the same kind of query filter (``"/public/stream?depth@100ms"``) to refuse only those connections.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class LoopbackServer:
 
     async def _dispatch(self, request: web.Request):
         path = request.path
-        if path in self.reject:
+        if self._rejected(path, request.query_string):
             return web.Response(status=404, text="no such stream")
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await self._ws(request, path)
@@ -139,6 +140,13 @@ class LoopbackServer:
         if body is None:
             return web.Response(status=404, text="{}")
         return web.Response(text=body, content_type="application/json")
+
+    def _rejected(self, path: str, query: str) -> bool:
+        for key in self.reject:
+            kpath, sep, kq = key.partition("?")
+            if kpath == path and (not sep or kq in query):
+                return True
+        return False
 
     async def _ws(self, request: web.Request, path: str):
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
