@@ -25,6 +25,17 @@ views). When more than ``engine.max_queue`` jobs are waiting, or the fast tick o
 background work is shed (counted in ``stats["shed"]`` and said in ``status``: "shedding background work:
 N views behind") — the view on screen keeps its cadence. ``step(now)`` does the same work synchronously and
 deterministically (replay, tests, benchmarks).
+
+Bucket step: fixed per asset at its first price, until price moves so far that the step is off its target
+by more than 2× (``buckets.needs_rebucket``; decided on the median of a batch's last trades): then the
+asset switches to the new canonical step in the middle of an ingest — the model re-bins its levels and
+history, the liquidation tapes are rebuilt from the rings (re-binned where only condensed rows are left),
+and every view of the asset is rebuilt in full (``rebucket.py``; each switch is recorded in
+``AssetState.rebuckets``).
+
+Margin tiers: ``tiers`` (a ``TierSource``, built by the command layer from the fetched venue ladders) gives
+each new model its per-venue tables; venues without one keep the model's fallback (``tiers.table_for``).
+A model keeps the tables it was built with.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -47,12 +58,22 @@ from ..events import KINDS, VENUE_ID
 from ..grids.modes import GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers
 from ..grids.window import Window, make_window
 from ..snapshot import MODES, MapGrid, Snapshot
+from ..tiers import TierTable
 from ..timeframes import ORDER as TF_ORDER
 from ..timeframes import TIMEFRAMES
 from .capacity import ring_capacities
+from .rebucket import decision_price, new_step_for, taken_rows
 from .tape import LiqTape, TradeTape
 
-__all__ = ["Engine", "EngineView", "ring_capacities"]
+__all__ = ["Engine", "EngineView", "TierSource", "ring_capacities"]
+
+#: Where the engine gets each venue's margin tiers for a new synthetic model: ``fn(asset, venue, price)`` or a
+#: mapping ``{(asset, venue): ...}``, giving a :class:`~liqmap.core.tiers.TierTable`, rows of
+#: (floor, cap, mmr, max_leverage, cum) with notionals in USD, or None (no table: the model's fallback,
+#: ``tiers.table_for``). ``price`` is the asset's price when the model is built (a ladder in contracts
+#: of a linear contract needs it to become USD). Built by the command layer from the feeds' metadata, so
+#: the core never imports the feeds.
+TierSource = Callable[[str, str, float], Any] | Mapping[tuple[str, str], Any]
 
 RECENT_SCREENS = 4  # previous screen views kept (going back to one is instant)
 # Decoded background snapshots kept for quick re-reads (the UI flipping between a few assets).
@@ -128,6 +149,11 @@ class AssetState:
     last_ingest: float = -math.inf
     wall_status: dict[tuple, str] = field(default_factory=dict)
     oi_slot: dict[int, int] = field(default_factory=dict)  # venue → last OI time slot written to history
+    # The liquidation tapes before this time may hold rows the rings never had (history restored from the
+    # store): a rebucket re-bins those columns instead of rebuilding them from the rings.
+    exact_since: float = -math.inf
+    rebuckets: list[dict] = field(default_factory=list)  # step changes (``Engine._rebucket``), oldest first
+    step_kept_at: float = math.nan  # last price where a step change was ruled out (tick-limited step)
 
 
 def _call_with_accepted(fn: Callable, **kw) -> Any:
@@ -153,8 +179,12 @@ def _to_dict(x: Any) -> Any:
 
 class Engine:
     def __init__(self, cfg: dict, market, books_provider: Callable[[str], dict] | None = None,
-                 source: str = "LIVE", clock: Callable[[], float] = time.time, store=None) -> None:
+                 source: str = "LIVE", clock: Callable[[], float] = time.time, store=None,
+                 tiers: TierSource | None = None) -> None:
         self.cfg = cfg
+        self.tiers = tiers
+        # (asset, venue) → where its model's tier table came from: "provided" or why the fallback is used.
+        self.tier_origin: dict[tuple[str, str], str] = {}
         self.market = market
         self.books_provider = books_provider
         self.source = source
@@ -184,7 +214,7 @@ class Engine:
         self._screen: EngineView | None = None
         self.status = ""
         self.stats = {"full_builds": 0, "incremental": 0, "skipped": 0, "shed": 0, "fast_ticks": 0,
-                      "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0}
+                      "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0, "rebuckets": 0}
         self._inflight: set[tuple] = set()
         self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
         self._last_saved = -math.inf
@@ -329,17 +359,41 @@ class Engine:
         for tf, period in TIMEFRAMES.items():
             st.trades[tf] = TradeTape(period, self.columns)
             st.liqs[tf] = LiqTape(period, self.columns)
-        st.model = self._make_model(st)
+        st.model = self._make_model(st, p)
         st.reports = self._make_reports(st)
 
-    def _make_model(self, st: AssetState):
+    def _make_model(self, st: AssetState, price: float):
         try:
             from ..synthetic import SyntheticModel  # built by a colleague; optional until it lands
         except ImportError:
             return None
         m = self._meta.get(st.name)
         return _call_with_accepted(SyntheticModel, asset=st.name, step=st.step, params=self.cfg.get("model", {}),
-                                   markets=m.markets if m else None, cfg=self.cfg)
+                                   markets=m.markets if m else None, cfg=self.cfg,
+                                   tiers=self.venue_tiers(st.name, price) or None)
+
+    def venue_tiers(self, asset: str, price: float) -> dict[str, TierTable]:
+        """The tier tables the ``tiers`` source provides for ``asset`` at ``price``, by venue. A venue it has
+        no table for, or whose table is unusable (bad rows, the source failing), is left out, so the model
+        falls back to its default for that venue; ``tier_origin`` says which and why."""
+        src = self.tiers
+        out: dict[str, TierTable] = {}
+        if src is None:
+            return out
+        for venue in self.market.venues:
+            key = (asset, venue)
+            try:
+                got = src.get(key) if isinstance(src, Mapping) else src(asset, venue, price)
+                if got is None:
+                    self.tier_origin[key] = "fallback: no table provided"
+                    continue
+                table = got if isinstance(got, TierTable) else TierTable.from_rows(got, name=f"{venue}:{asset}")
+            except Exception as e:  # a bad ladder costs that venue its own table, never the model
+                self.tier_origin[key] = f"fallback: {type(e).__name__}: {e}"
+                continue
+            out[venue] = table
+            self.tier_origin[key] = "provided"
+        return out
 
     def _make_reports(self, st: AssetState):
         from ..reports import Reports
@@ -372,9 +426,11 @@ class Engine:
         for tf in TF_ORDER:
             st.trades[tf].merge(trades, now)
             st.liqs[tf].merge(liqs, now, step=st.step)
+        if st.model is not None and n:
+            _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=liqs)
+        if len(trades) and buckets.needs_rebucket(st.step, st.last_price, self.target_bp):
+            self._maybe_rebucket(st, trades, now)
         if st.model is not None:
-            if n:
-                _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=liqs)
             st.model.advance(now)
         books = self.books_provider(st.name) if self.books_provider is not None else None
         if st.reports is not None:
@@ -395,6 +451,56 @@ class Engine:
             st.data_version += 1
             st.rows_ingested += n
         return n
+
+    def _maybe_rebucket(self, st: AssetState, trades: np.ndarray, now: float) -> bool:
+        """Switch the asset to a new bucket step if price has moved so far that its step is off by more
+        than 2× (``buckets.needs_rebucket``, checked by the caller on the last price). A tick-limited step
+        stays off its target for good: it is re-examined only once price has moved 1 % since."""
+        price = decision_price(trades)
+        if price is None:
+            return False
+        kept = st.step_kept_at
+        if kept == kept and abs(price / kept - 1.0) < 0.01:
+            return False
+        new = new_step_for(st.step, st.tick, price, self.target_bp)
+        if new is None:
+            st.step_kept_at = price
+            return False
+        self._rebucket(st, new, price, now)
+        return True
+
+    def _rebucket(self, st: AssetState, new_step: float, price: float, now: float) -> None:
+        """Move everything bucket-indexed of one asset to ``new_step`` (caller holds the asset's lock).
+
+        The model re-bins its levels and column history (``SyntheticModel.rebucket``); the liquidation tapes
+        are rebuilt from the rings where the rings still hold every row and re-binned before that
+        (``LiqTape.rebin``); every built view of the asset is forgotten, so its next build is full at the new
+        step (the last snapshots stay readable until then); the reports reset their bucket-indexed state
+        themselves when the next update brings the new step. Trade tapes hold prices, not buckets.
+        """
+        old = st.step
+        rec: dict[str, Any] = {"ts": now, "asset": st.name, "old_step": old, "new_step": new_step,
+                               "price": price}
+        model = st.model
+        if model is not None:
+            dropped = float(model.stats.get("dropped_usd", 0.0))
+            rec["model_usd_before"] = model.total_long() + model.total_short()
+            model.rebucket(new_step)
+            rec["model_usd_after"] = model.total_long() + model.total_short()
+            rec["model_dropped_usd"] = float(model.stats.get("dropped_usd", 0.0)) - dropped
+        st.step = new_step
+        exact, since = taken_rows(self.market, "liq", st.name, st.cursors)
+        since = max(since, st.exact_since)
+        rec["liq_exact_since"] = since
+        for tf in TF_ORDER:
+            st.liqs[tf].rebin(new_step, now, exact, since)
+        for d in (self._built, self._hot):
+            for k in [k for k in list(d) if k[0] == st.name]:
+                d.pop(k, None)
+        st.step_kept_at = math.nan
+        st.data_version += 1
+        st.rebuckets.append(rec)
+        self.stats["rebuckets"] += 1
 
     def _thin_oi(self, st: AssetState, oi: np.ndarray) -> np.ndarray:
         """One open-interest sample per venue per ``store.oi_every_seconds`` for the history: venues send one
@@ -610,6 +716,7 @@ class Engine:
                     self._ensure_step(st, float(liqs["price"][-1]))
                     for tf in TF_ORDER:
                         st.liqs[tf].merge(liqs, now, step=st.step)
+                    st.exact_since = max(st.exact_since, now)  # these rows are in no ring
                     st.data_version += 1
         return n
 

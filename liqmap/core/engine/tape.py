@@ -139,6 +139,30 @@ class LiqTape(_Tape):
             self.rows, self._col = self.rows[k:], self._col[k:]
             self.dropped_columns_before = cut
 
+    def rebin(self, step: float, now: float | None = None, exact: np.ndarray | None = None,
+              exact_from: float = float("inf")) -> None:
+        """Re-condense the tape at a new bucket step (the asset was rebucketed).
+
+        Columns that start at or after ``exact_from`` are rebuilt from ``exact`` — the raw rows the tape was
+        built from (the rings still hold them), so they bin exactly as if the new step had always been in
+        force. Older columns only exist condensed: their rows (priced at the old bucket's middle) are re-binned,
+        which keeps every USD and moves a row by at most half an old bucket. Either way no row is lost.
+        """
+        first_exact = float(np.ceil(exact_from / self.period))  # first column wholly after exact_from (±inf ok)
+        if exact is None:
+            first_exact = float("inf")
+        keep = self._col < first_exact
+        rows, cols = self.rows[keep], self._col[keep]
+        if exact is not None and len(exact) and first_exact < float("inf"):
+            ecol = _cols(exact["ts"], self.period)
+            sel = ecol >= first_exact
+            rows, cols = np.concatenate((rows, exact[sel])), np.concatenate((cols, ecol[sel]))
+        if len(rows):
+            self.rows, self._col = self._condense(rows, cols, step=step)
+        else:
+            self.rows, self._col = np.zeros(0, dtype=self.dtype), np.zeros(0, dtype=np.int64)
+        self.merge(self.rows[:0], now, step=step)  # trim to the window and apply the row guard
+
     def _condense(self, rows: np.ndarray, cols: np.ndarray, step: float = 1.0):
         bucket = bucket_index(rows["price"], step)
         side = rows["side"].astype(np.int64)
