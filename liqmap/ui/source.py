@@ -7,12 +7,18 @@ side. ``status`` says why there is nothing to draw yet (connecting, no data for 
 ``EngineSource`` adapts ``liqmap.core.engine.Engine`` (``set_view(asset, mode, tf, venues, rows, center)``,
 ``latest(view_key)``, ``version``, ``async run()``) to this protocol; tests use small sources that hand out
 real ``Snapshot`` objects.
+
+Venue filter: the engine filters the map to the view's venues but (today) computes the reports and the
+verdict over every venue. ``EngineSource`` therefore hands out a filtered view's snapshot with its reports
+and verdict restated for those venues by ``liqmap.core.reports.for_venues`` (the core does the arithmetic;
+this adapter only supplies the model's levels for the same venues). A snapshot whose reports already say
+which venues they speak for (``reports["venues"]``) is passed through untouched.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..core.snapshot import Snapshot
@@ -71,6 +77,8 @@ class EngineSource:
         self._keys: dict[tuple, Any] = {}
         self._task = None
         self._error = ""
+        self._filtered: tuple[Any, tuple, Snapshot] | None = None  # (engine snapshot, venues, restated)
+        self._levels: dict[tuple, Any] = {}  # (asset, venues) → the model's levels last read for them
 
     def _engine_key(self, view: View) -> Any:
         key = self._keys.get(view.key)
@@ -90,7 +98,52 @@ class EngineSource:
             self.on_view(view)
 
     def latest(self, view: View) -> Snapshot | None:
-        return self.engine.latest(self._engine_key(view))
+        snap = self.engine.latest(self._engine_key(view))
+        if snap is None or not view.venues or not snap.reports:
+            return snap
+        venues = tuple(view.venues)
+        every = tuple(getattr(getattr(self.engine, "market", None), "venues", ()) or ())
+        if every and set(venues) >= set(every):
+            return snap
+        said = snap.reports.get("venues")
+        if said is not None and set(said) == set(venues):
+            return snap  # the engine restated them itself
+        f = self._filtered
+        if f is not None and f[0] is snap and f[1] == venues:
+            return f[2]
+        out = self._restate(snap, view.asset, venues)
+        self._filtered = (snap, venues, out)
+        return out
+
+    def _restate(self, snap: Snapshot, asset: str, venues: tuple[str, ...]) -> Snapshot:
+        """The snapshot with reports and verdict for ``venues`` only (once per engine snapshot)."""
+        from ..core.reports import for_venues
+
+        cfg = getattr(self.engine, "cfg", None)
+        try:
+            reports = for_venues(snap.reports, venues, now=snap.created, step=snap.grid.step,
+                                 mid=snap.last_price, synth=self._model_levels(asset, venues), cfg=cfg)
+        except Exception as e:  # never lie: without a restated read, show no verdict rather than all venues'
+            return replace(snap, verdict=f"verdict unavailable for {', '.join(venues)}: {type(e).__name__}")
+        return replace(snap, reports=reports, verdict=reports["verdict"])
+
+    def _model_levels(self, asset: str, venues: tuple[str, ...]):
+        """The synthetic model's current levels for ``venues``. The model belongs to the engine's worker, so it
+        is read under the asset's lock, waiting at most a few ms; when the worker holds it longer, the levels
+        read last time for this view are used (they move slowly)."""
+        key = (asset, venues)
+        state = getattr(self.engine, "state", None)
+        st = state(asset) if callable(state) else None
+        model = getattr(st, "model", None)
+        lock = getattr(st, "lock", None)
+        if model is None or lock is None or not hasattr(model, "levels"):
+            return None
+        if lock.acquire(timeout=0.005):
+            try:
+                self._levels[key] = model.levels(venues)
+            finally:
+                lock.release()
+        return self._levels.get(key)
 
     def has_data(self, asset: str) -> bool | None:
         """Whether the market holds any trade or liquidation for ``asset`` (None: cannot tell)."""

@@ -19,8 +19,10 @@ change of bucket step resets the bucket-indexed state. Not thread-safe: one work
 ``result()`` (JSON; every record also has ``to_dict``/``from_dict``):
 
 - ``walls``: [{side bid|ask, price, bucket, usd, peak_usd, peak_ts, density, distance_bp (signed), age_s,
-  first_seen, venues, status active|pulled|consumed, ended, traded_usd}] — active (largest first), then ended
-- ``asymmetry``: {mid, weighted, bid_share, plain [[range %, I], ...], walls, dominant bids|asks|even, lambda_bp}
+  first_seen, venues, status active|pulled|consumed, ended, traded_usd, venue_usd {venue: USD}}] — active
+  (largest first), then ended
+- ``asymmetry``: {mid, weighted, bid_share, plain [[range %, I], ...], walls, dominant bids|asks|even, lambda_bp,
+  by_venue {venue: {bid, ask, plain_bid [...], plain_ask [...]}}}
 - ``sweeps``: clusters, newest first: {side buy|sell, count, total_usd, ts, last_ts, price_lo, price_hi, bp,
   levels, venues, cross_venue, cleared_wall, liq_usd, members: [{ts, end_ts, side, venue, usd, qty, trades,
   price_first, price_last, price_lo, price_hi, bp, levels, bucket_lo, bucket_hi, threshold_usd, cleared_wall,
@@ -31,6 +33,8 @@ change of bucket step resets the bucket-indexed state. Not thread-safe: one work
 - ``convergence``: {bucket, price, distance_bp, score 0..1, count, components, ages {kind: s | None},
   strengths, since}
 - ``verdict``: "▼ 65,800 −0.6% $42M · ▲ 67,100 +1.4% $18M · book: bids 62% · CONVERGENCE 66,000"
+
+A view filtered to some venues gets all of these restated for them by :func:`for_venues` (``venue_view.py``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from .absorptions import Absorption, AbsorptionDetector
 from .asymmetry import Asymmetry, asymmetry
 from .convergence import Convergence, ConvergenceDetector, converge
 from .sweeps import Sweep, SweepCluster, SweepDetector, cluster
+from .venue_view import for_venues
 from .verdict import magnets, verdict
 from .walls import Wall, WallTracker
 
@@ -57,7 +62,7 @@ __all__ = [
     "Sweep", "SweepCluster", "SweepDetector", "cluster",
     "Absorption", "AbsorptionDetector",
     "Convergence", "ConvergenceDetector", "converge",
-    "verdict", "magnets",
+    "verdict", "magnets", "for_venues",
 ]
 
 _NO_LIQS = np.zeros(0, dtype=LIQ_DTYPE)

@@ -40,6 +40,9 @@ class Wall(Record):
     status: str  # "active" | "pulled" | "consumed"
     ended: float | None = None  # when it was pulled / consumed
     traded_usd: float = 0.0  # traded on its side at its bucket since its peak
+    # venue → USD in the bucket at the last sighting with size (sums to ``usd`` while active): lets a view
+    # filtered to some venues restate the wall for them (``venue_view.for_venues``).
+    venue_usd: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -62,6 +65,7 @@ class _WallState:
     ended: float | None = None
     out_since: float | None = None
     venues: tuple[str, ...] = field(default_factory=tuple)
+    venue_usd: dict[str, float] = field(default_factory=dict)
 
 
 class WallTracker:
@@ -157,7 +161,8 @@ class WallTracker:
                 st.traded_at_peak = st.traded
             if usd > 0:
                 st.price = bb.top_price(side, bucket) or st.price
-                st.venues = _venues(bb, side, i, usd, float(p["venue_share"]))
+                st.venue_usd = {name: float(v[i]) for name, v in bb.venue_usd[side].items() if v[i] > 0}
+                st.venues = _venues(st.venue_usd, usd, float(p["venue_share"]))
             elif not st.price:
                 st.price = bucket * bb.step
             if st.confirmed and usd <= (1.0 - drop) * st.peak:
@@ -213,6 +218,7 @@ class WallTracker:
             status=st.status,
             ended=st.ended,
             traded_usd=st.traded - st.traded_at_peak,
+            venue_usd=st.venue_usd,
         )
 
     def tracked_buckets(self, side: int) -> list[tuple[int, float, float | None]]:
@@ -222,7 +228,6 @@ class WallTracker:
                 if st.side == side and st.confirmed]
 
 
-def _venues(bb: BookBuckets, side: int, i: int, total: float, share: float) -> tuple[str, ...]:
-    parts = [(float(v[i]), name) for name, v in bb.venue_usd[side].items() if v[i] > 0]
-    parts.sort(reverse=True)
+def _venues(venue_usd: Mapping[str, float], total: float, share: float) -> tuple[str, ...]:
+    parts = sorted(((u, name) for name, u in venue_usd.items()), reverse=True)
     return tuple(name for u, name in parts if u >= share * total)
