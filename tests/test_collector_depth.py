@@ -5,24 +5,17 @@ light depth; ``health()`` reports light depth as on."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import importlib.util
 import time
-from pathlib import Path
 
 import orjson
-import pytest
 
 from liqmap.config import DEFAULTS
 from liqmap.core.events import ASK, BID
 from liqmap.core.market import Market
 from liqmap.feeds.collector import Collector
-
-HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("liqmap_test_loopback_depth", HERE / "tls" / "loopback.py")
-loopback = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(loopback)
+from tls import loopback
+from tls.loopback import server, until  # noqa: F401  (server: the shared loopback TLS fixture)
 
 
 def config() -> dict:
@@ -33,25 +26,6 @@ def config() -> dict:
                          "restart_seconds": 0.3, "oi_poll_seconds": 5.0, "stale_seconds": 5.0,
                          "light_depth": True})
     return cfg
-
-
-async def until(cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-async def server(tmp_path, monkeypatch):
-    cert, key = loopback.make_cert(tmp_path / "tls")
-    loopback.trust_cert(cert, monkeypatch)
-    srv = loopback.LoopbackServer(cert, key)
-    await srv.start()
-    yield srv
-    await srv.stop()
 
 
 def partial(sym: str, bids, asks, t: int) -> str:
@@ -81,8 +55,7 @@ async def test_light_depth_fills_books_out_of_focus_and_follows_the_focus(server
 
     announced = []
     market = Market(["BTC", "ETH"])
-    eps = {"binance": {"market": f"wss://{server.base}/market", "public": f"wss://{server.base}/public",
-                       "rest": f"https://{server.base}"}}
+    eps = loopback.endpoints(server.base, "binance")
     col = Collector(config(), market, ["BTC", "ETH"], ["binance"], endpoints=eps,
                     on_book=lambda a, v, b: announced.append((a, v)))
     await col.start()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import importlib.util
 import time
 from pathlib import Path
 
@@ -19,11 +18,10 @@ from liqmap.config import DEFAULTS
 from liqmap.core.events import LONG, SHORT
 from liqmap.core.market import Market
 from liqmap.feeds.collector import Collector
+from tls import loopback
+from tls.loopback import server, until  # noqa: F401  (server: the shared loopback TLS fixture)
 
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("liqmap_test_loopback_col", HERE / "tls" / "loopback.py")
-loopback = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(loopback)
 
 
 def fixture_lines(name: str) -> list[str]:
@@ -43,34 +41,11 @@ def config(**feeds) -> dict:
     return cfg
 
 
-async def until(cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-async def server(tmp_path, monkeypatch):
-    cert, key = loopback.make_cert(tmp_path / "tls")
-    loopback.trust_cert(cert, monkeypatch)
-    srv = loopback.LoopbackServer(cert, key)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-def binance_eps(srv) -> dict:
-    return {"binance": {"market": f"wss://{srv.base}/market", "public": f"wss://{srv.base}/public",
-                        "rest": f"https://{srv.base}"}}
-
-
 async def test_focus_switch_moves_only_the_book_subscription(server):
     cfg = config(light_depth=False)  # the full book alone; the light-depth move is in test_collector_depth.py
     market = Market(["BTC", "ETH", "SOL"])
-    col = Collector(cfg, market, ["BTC", "ETH", "SOL"], ["binance"], endpoints=binance_eps(server))
+    eps = loopback.endpoints(server.base, "binance")
+    col = Collector(cfg, market, ["BTC", "ETH", "SOL"], ["binance"], endpoints=eps)
     await col.start()
     try:
         await until(lambda: server.connections["/public/stream"] == 1 and server.connections["/market/stream"] == 1,
@@ -99,8 +74,7 @@ async def test_venue_that_gives_up_is_down_then_restarted():
     port = loopback.free_port()  # nothing listens: every connect is refused
     cfg = config(retries=0, restart_seconds=0.3)
     market = Market(["BTC"])
-    eps = {"binance": {"market": f"wss://127.0.0.1:{port}/market", "public": f"wss://127.0.0.1:{port}/public",
-                       "rest": f"https://127.0.0.1:{port}"}}
+    eps = loopback.endpoints(f"127.0.0.1:{port}", "binance")
     col = Collector(cfg, market, ["BTC"], ["binance"], endpoints=eps, focus=[])
     await col.start()
     try:
@@ -125,7 +99,8 @@ async def test_feed_that_cannot_be_built_is_retried(server):
 
     server.script("/market/stream", [("send", gz_trades(1)[0]), ("hold",)])
     market = Market(["BTC"])
-    col = Collector(config(light_depth=False), market, ["BTC"], ["binance"], endpoints=binance_eps(server),
+    eps = loopback.endpoints(server.base, "binance")
+    col = Collector(config(light_depth=False), market, ["BTC"], ["binance"], endpoints=eps,
                     focus=[], feed_factory=factory)  # one flow feed only (no light-depth feed to build)
     await col.start()
     try:
@@ -157,7 +132,8 @@ async def test_handler_exception_is_counted_not_fatal(server):
     server.script("/market/stream", [*[("send", t) for t in trades[:5]], ("send", '{"BOOM":1}'),
                                      *[("send", t) for t in trades[5:]], ("hold",)])
     market = Market(["BTC"])
-    col = Collector(config(), market, ["BTC"], ["binance"], endpoints=binance_eps(server), focus=[],
+    eps = loopback.endpoints(server.base, "binance")
+    col = Collector(config(), market, ["BTC"], ["binance"], endpoints=eps, focus=[],
                     feed_factory=factory)
     await col.start()
     try:
@@ -205,8 +181,7 @@ async def test_bybit_all_liquidation_and_a_stall_that_stalls_nobody_else(server)
                  light_depth=False)  # one connection per venue: the counts below are the flow feeds'
     cfg["feeds"]["watchdog_seconds"] = 0.6
     market = Market(["BTC", "LTC", "PIPPIN"])
-    eps = binance_eps(server)
-    eps["bybit"] = {"ws": f"wss://{server.base}/v5/public/linear"}
+    eps = loopback.endpoints(server.base, "binance", "bybit")
     col = Collector(cfg, market, ["BTC", "LTC", "PIPPIN"], ["binance", "bybit"], endpoints=eps, focus=[])
     await col.start()
     try:

@@ -5,9 +5,9 @@ TLS, timeout, HTTP 404 — and the table says which is which, light-depth channe
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gzip
-import importlib.util
 import io
 import time
 from pathlib import Path
@@ -17,11 +17,9 @@ import pytest
 from liqmap.cli import main as cli_main
 from liqmap.commands.doctor import channel_label, diagnose, venue_channels, verdict
 from liqmap.config import DEFAULTS
+from tls import loopback
 
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("liqmap_test_loopback_doctor", HERE / "tls" / "loopback.py")
-loopback = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(loopback)
 
 
 def real(name: str) -> Path:
@@ -93,19 +91,15 @@ def test_light_depth_rows_come_from_the_config():
 
 @pytest.fixture
 async def servers(tmp_path, monkeypatch):
-    cert, key = loopback.make_cert(tmp_path / "trusted")
-    loopback.trust_cert(cert, monkeypatch)
-    good = loopback.LoopbackServer(cert, key)
-    await good.start()
-    # a second server whose certificate nobody trusts
-    ucert, ukey = loopback.make_cert(tmp_path / "untrusted")
-    untrusted = loopback.LoopbackServer(ucert, ukey)
-    await untrusted.start()
-    silent = loopback.SilentTCPServer()
-    await silent.start()
-    yield good, untrusted, silent
-    for s in (good, untrusted, silent):
-        await s.stop()
+    async with contextlib.AsyncExitStack() as stack:
+        good = await stack.enter_async_context(loopback.serving(tmp_path / "trusted", monkeypatch))
+        # a second server whose certificate nobody trusts
+        untrusted = await stack.enter_async_context(
+            loopback.serving(tmp_path / "untrusted", monkeypatch, trusted=False))
+        silent = loopback.SilentTCPServer()
+        await silent.start()
+        stack.push_async_callback(silent.stop)
+        yield good, untrusted, silent
 
 
 async def test_loopback_table_classifies_each_failure(servers):
@@ -140,18 +134,16 @@ async def test_loopback_table_classifies_each_failure(servers):
     cfg["feeds"]["retries"] = 1
     cfg["feeds"]["channels"]["binance_light_depth"] = "depth10@100ms"  # not the default: read from config
     eps = cfg["feeds"]["endpoints"]
-    eps["binance_market"] = f"wss://{good.base}/market"
-    eps["binance_public"] = f"wss://{good.base}/public"
-    eps["binance_rest"] = f"https://{good.base}"
+    eps.update(loopback.config_endpoints(good.base, "binance"))
     expect = {"binance": None}
     if "bybit" in VENUE_CLASSES:
-        eps["bybit_ws"] = f"wss://127.0.0.1:{loopback.free_port()}/v5/public/linear"
+        eps.update(loopback.config_endpoints(f"127.0.0.1:{loopback.free_port()}", "bybit"))
         expect["bybit"] = "refused"
     if "okx" in VENUE_CLASSES:
-        eps["okx_ws"] = f"wss://{untrusted.base}/ws/v5/public"
+        eps.update(loopback.config_endpoints(untrusted.base, "okx"))
         expect["okx"] = "TLS"
     if "bitmex" in VENUE_CLASSES:
-        eps["bitmex_ws"] = f"wss://127.0.0.1:{silent.port}/realtime"
+        eps.update(loopback.config_endpoints(f"127.0.0.1:{silent.port}", "bitmex"))
         expect["bitmex"] = "timeout"
     cfg["universe"]["venues"] = list(expect)
     out, err = io.StringIO(), io.StringIO()
@@ -200,9 +192,7 @@ async def test_one_venue_without_dns_while_another_answers(servers):
     cfg = copy.deepcopy(DEFAULTS)
     cfg["doctor"]["connect_timeout_seconds"] = 1.0
     eps = cfg["feeds"]["endpoints"]
-    eps["binance_market"] = f"wss://localhost:{good.port}/market"
-    eps["binance_public"] = f"wss://localhost:{good.port}/public"
-    eps["binance_rest"] = f"https://localhost:{good.port}"
+    eps.update(loopback.config_endpoints(f"localhost:{good.port}", "binance"))
     eps["bybit_ws"] = INVALID["bybit_ws"]
     cfg["universe"]["venues"] = ["binance", "bybit"]
     out, err = io.StringIO(), io.StringIO()

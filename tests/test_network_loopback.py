@@ -13,24 +13,20 @@ import asyncio
 import io
 import copy
 import gzip
-import importlib.util
-import time
 from pathlib import Path
 
 import numpy as np
 import orjson
-import pytest
 
 from liqmap.config import DEFAULTS
 from liqmap.core.market import Market
 from liqmap.feeds.collector import Collector
 from liqmap.feeds.parser import FrameParser
 from liqmap.feeds.recording import RecordingWriter, open_recording
+from tls import loopback
+from tls.loopback import server, until  # noqa: F401  (server: the shared loopback TLS fixture)
 
 HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("liqmap_test_loopback", HERE / "tls" / "loopback.py")
-loopback = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(loopback)
 
 DATA = HERE / "data"
 
@@ -66,15 +62,6 @@ def trade_ids(market: Market) -> set[float]:
     return {round(float(p), 2) for p in rows["price"]} if len(rows) else set()
 
 
-async def wait_for(cond, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_config(watchdog: float, book_watchdog: float | None = None) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     cfg["app"]["asset"] = "BTC"
@@ -91,21 +78,6 @@ def test_config(watchdog: float, book_watchdog: float | None = None) -> dict:
 
 
 test_config.__test__ = False  # a helper, not a test
-
-
-@pytest.fixture
-async def server(tmp_path, monkeypatch):
-    cert, key = loopback.make_cert(tmp_path / "tls")
-    loopback.trust_cert(cert, monkeypatch)
-    srv = loopback.LoopbackServer(cert, key)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-def binance_endpoints(srv) -> dict:
-    return {"binance": {"market": f"wss://{srv.base}/market", "public": f"wss://{srv.base}/public",
-                        "rest": f"https://{srv.base}"}}
 
 
 async def test_close_abort_stall_each_reconnect_and_data_after_arrives(server, tmp_path):
@@ -132,13 +104,13 @@ async def test_close_abort_stall_each_reconnect_and_data_after_arrives(server, t
     rec_path = tmp_path / "rec.jsonl.gz"
     recorder = RecordingWriter(rec_path, ["binance"], ["BTC"])
     col = Collector(cfg, market, ["BTC"], ["binance"], on_book=lambda a, v, b: books.append((a, v, len(b))),
-                    recorder=recorder, endpoints=binance_endpoints(server))
+                    recorder=recorder, endpoints=loopback.endpoints(server.base, "binance"))
     await col.start()
     try:
         expected = {round(float(orjson.loads(f)["data"]["p"]), 2) for s in t[:5] for f in s}
         await asyncio.wait_for(_wait_all(market, expected), 20)
-        await wait_for(lambda: len(market.gather("oi", "BTC")) > 0, 10, "open interest from the REST poll")
-        await wait_for(lambda: bool(books) and books[-1][2] > 1000, 10, "the book rebuilt from the snapshot")
+        await until(lambda: len(market.gather("oi", "BTC")) > 0, 10, "open interest from the REST poll")
+        await until(lambda: bool(books) and books[-1][2] > 1000, 10, "the book rebuilt from the snapshot")
         h = col.health()["binance"]
         live_book = col.feeds()[("binance", "book")].books["BTC"]
         live_bids, live_asks = dict(live_book.bids), dict(live_book.asks)
@@ -197,7 +169,7 @@ async def test_one_venue_down_never_stalls_another(server):
     cfg = test_config(watchdog=30.0)
     cfg["universe"]["focus_extra"] = []
     market = Market(["BTC"])
-    eps = binance_endpoints(server)
+    eps = loopback.endpoints(server.base, "binance")
     eps["binance"]["public"] = f"wss://{server.base}/public"
     venues = ["binance"]
     from liqmap.feeds.venues import VENUE_CLASSES
@@ -208,7 +180,7 @@ async def test_one_venue_down_never_stalls_another(server):
     col = Collector(cfg, market, ["BTC"], venues, endpoints=eps, focus=[])
     await col.start()
     try:
-        await wait_for(lambda: len(market.gather("trade", "BTC")) == 20, 10, "binance trades")
+        await until(lambda: len(market.gather("trade", "BTC")) == 20, 10, "binance trades")
         h = col.health()
     finally:
         await col.stop()
@@ -232,8 +204,8 @@ async def test_record_live_writes_every_frame(server, tmp_path):
     cfg["universe"]["venues"] = ["binance"]
     out = tmp_path / "live.jsonl.gz"
     err = io.StringIO()
-    rc = await record_live(str(out), cfg, duration=2.0, status_every=0.5, endpoints=binance_endpoints(server),
-                           err=err)
+    eps = loopback.endpoints(server.base, "binance")
+    rc = await record_live(str(out), cfg, duration=2.0, status_every=0.5, endpoints=eps, err=err)
     assert rc == 0, err.getvalue()
     rec = open_recording(out)
     assert rec.header["meta"] == {"source": "live"} and rec.venues == ["binance"]
@@ -254,8 +226,7 @@ async def test_record_live_with_nothing_reachable_exits_1(tmp_path):
     cfg = test_config(watchdog=30.0)
     cfg["universe"]["assets"] = ["BTC"]
     cfg["universe"]["venues"] = ["binance"]
-    eps = {"binance": {"market": f"wss://127.0.0.1:{port}/market", "public": f"wss://127.0.0.1:{port}/public",
-                       "rest": f"https://127.0.0.1:{port}"}}
+    eps = loopback.endpoints(f"127.0.0.1:{port}", "binance")
     err = io.StringIO()
     rc = await record_live(str(tmp_path / "none.gz"), cfg, duration=1.0, endpoints=eps, err=err)
     assert rc == 1

@@ -3,6 +3,15 @@ TLS server on 127.0.0.1 that plays scripted websocket sessions and answers REST 
 
 Nothing here ever listens on or connects to anything but 127.0.0.1.
 
+The one set-up every loopback test shares (``from tls import loopback``; pytest puts tests/ on sys.path):
+  ``server``            a pytest fixture: a started, trusted LoopbackServer (cert in ``tmp_path/"tls"``);
+                        use it with ``server = loopback.server`` in the test module
+  ``serving(dir, mp)``  the same as an async context manager (``trusted=False``: a certificate nobody trusts)
+  ``endpoints(base, *venues)``         the venues' default endpoints (``feeds.endpoints``) moved to
+                                       ``base`` ("127.0.0.1:port"), per venue, as ``Collector(endpoints=)`` takes
+  ``config_endpoints(base, *venues)``  the same as flat ``feeds.endpoints`` keys (``<venue>_<name>``)
+  ``until(cond, timeout, what)``       poll until ``cond()``; an AssertionError naming ``what`` if never
+
 A websocket *session* is a list of steps run for one accepted connection, in order:
   ("send", text)      send a text frame
   ("sleep", seconds)  pause
@@ -20,13 +29,18 @@ the same kind of query filter (``"/public/stream?depth@100ms"``) to refuse only 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import os
 import ssl
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import AsyncIterator, Callable
+from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from aiohttp import WSMsgType, web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -232,3 +246,68 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serving(cert_dir: str | os.PathLike, monkeypatch, trusted: bool = True) -> AsyncIterator[LoopbackServer]:
+    """A started LoopbackServer with a fresh certificate in ``cert_dir``, stopped on exit. ``trusted``: this
+    process's TLS clients trust the certificate (``trust_cert``); False gives a server whose handshake
+    fails certificate verification."""
+    cert, key = make_cert(cert_dir)
+    if trusted:
+        trust_cert(cert, monkeypatch)
+    srv = LoopbackServer(cert, key)
+    await srv.start()
+    try:
+        yield srv
+    finally:
+        await srv.stop()
+
+
+@pytest.fixture
+async def server(tmp_path, monkeypatch):
+    """A started loopback TLS server whose certificate (in ``tmp_path/"tls"``) this process trusts."""
+    async with serving(tmp_path / "tls", monkeypatch) as srv:
+        yield srv
+
+
+def _default_endpoints() -> dict[str, str]:
+    from liqmap.config import DEFAULTS
+
+    return DEFAULTS["feeds"]["endpoints"]
+
+
+def _moved(url: str, base: str) -> str:
+    """``url`` with its host (and port) replaced by ``base``; scheme, path and query kept."""
+    u = urlsplit(url)
+    return urlunsplit((u.scheme, base, u.path, u.query, u.fragment))
+
+
+def endpoints(base: str, *venues: str) -> dict[str, dict[str, str]]:
+    """Per venue, its default endpoints moved to ``base`` ("127.0.0.1:port"): e.g. binance →
+    {"market": "wss://base/market", "public": "wss://base/public", "rest": "https://base"}."""
+    out: dict[str, dict[str, str]] = {}
+    for key, url in _default_endpoints().items():
+        venue, _, name = key.partition("_")
+        if venue in venues:
+            out.setdefault(venue, {})[name] = _moved(url, base)
+    missing = set(venues) - set(out)
+    if missing:
+        raise KeyError(f"no default endpoints for {sorted(missing)}")
+    return out
+
+
+def config_endpoints(base: str, *venues: str) -> dict[str, str]:
+    """``endpoints`` as flat ``feeds.endpoints`` keys (``binance_market``, ``bybit_ws``, ...)."""
+    return {f"{v}_{name}": url for v, eps in endpoints(base, *venues).items() for name, url in eps.items()}
+
+
+async def until(cond: Callable[[], object], timeout: float, what: str) -> None:
+    """Poll ``cond`` every 20 ms; fail with "timed out waiting for <what>" after ``timeout`` seconds (a hang
+    guard, not a speed assertion)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
