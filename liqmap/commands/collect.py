@@ -58,8 +58,18 @@ class Collect:
         self.clock = clock
         self.market = Market(self.assets, self.venues, capacity=ring_capacities(cfg), clock=clock)
         self.store = Store(cfg, clock=clock)
+        self.metadata = None
+        tiers = None
+        if not demo:
+            from ..feeds.metadata import Metadata
+            from .run import metadata_tiers
+
+            # Contract specs and public margin ladders from the disk cache (the collector refreshes stale
+            # venues): each venue's synthetic levels use its own ladder.
+            self.metadata = Metadata.from_config(cfg, cfg.get("_data_dir"))
+            tiers = metadata_tiers(self.metadata, self.assets)
         self.engine = Engine(cfg, self.market, books_provider=self.books_for, source=self.label, clock=clock,
-                             store=self.store)
+                             store=self.store, tiers=tiers)
         app = cfg["app"]
         self.engine.set_view(app["asset"], app["mode"], app["timeframe"], None, 120, None)
         self.stop = asyncio.Event()
@@ -119,13 +129,11 @@ class Collect:
     async def _live_feed(self) -> None:
         from ..feeds.collector import Collector
 
-        from ..feeds.metadata import Metadata
-
         # Live contract specs (OKX ctVal, inverse flags, ticks): the cache applies at once and stale venues
-        # refresh in the background; without it OKX sizes would be off by the contract value.
-        metadata = Metadata.from_config(self.cfg, self.cfg.get("_data_dir"))
+        # refresh in the background; without it OKX sizes would be off by the contract value. The same
+        # object feeds the engine's margin tiers.
         self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book,
-                                   metadata=metadata)
+                                   metadata=self.metadata)
         self.engine.health_provider = self.collector.health
         await self.collector.start()
         try:

@@ -27,6 +27,25 @@ import time
 from typing import Any
 
 
+def metadata_tiers(metadata, assets):
+    """The engine's ``tiers`` source over the feeds' contract metadata: ``fn(asset, venue, price)`` → the
+    venue's public ladder as (floor, cap, mmr, max_leverage, cum) rows in USD (OKX's ladder in contracts
+    converted with its contract value at ``price``; BitMEX's risk limit likewise), or None where the venue
+    publishes none (Deribit) or nothing is cached yet. Binance is left to the engine's bundled table.
+    Read on each call, so models built after a background refresh use the refreshed ladders."""
+    from ..core.assets import universe
+
+    by_name = universe(list(assets))
+
+    def tiers(asset: str, venue: str, price: float):
+        a = by_name.get(asset)
+        if a is None or venue == "binance":
+            return None
+        return metadata.tier_rows(venue, a, price)
+
+    return tiers
+
+
 def _missing(*modules: str) -> str | None:
     for m in modules:
         try:
@@ -89,12 +108,19 @@ class MarketRunner:
                                        on_book=self.on_book)
             rp = self.replay
             self.clock = clock = rp.now
+        self.metadata = None
+        tiers = None
         if kind == "live":
             from ..core.store import Store
+            from ..feeds.metadata import Metadata
 
             self.store = Store(cfg, clock=clock)
+            # Contract specs and public margin ladders from the disk cache (stale venues are refreshed in the
+            # background by the collector): the synthetic model places each venue's levels with its own ladder.
+            self.metadata = Metadata.from_config(cfg, cfg.get("_data_dir"))
+            tiers = metadata_tiers(self.metadata, self.assets)
         self.engine = Engine(cfg, self.market, books_provider=self.books_for, source=self.label, clock=clock,
-                             store=self.store)
+                             store=self.store, tiers=tiers)
         self.engine.health_provider = self.health
         self.parsers: dict[str, Any] = {}
         self._screen_chunks = 0  # pre-roll chunks of the screen asset ingested so far
@@ -200,13 +226,11 @@ class MarketRunner:
     async def _live_feed(self) -> None:
         from ..feeds.collector import Collector
 
-        from ..feeds.metadata import Metadata
-
         # Live contract specs (OKX ctVal, inverse flags, ticks): the cache applies at once, stale venues
-        # refresh in the background; without them OKX sizes would be off by the contract value.
-        metadata = Metadata.from_config(self.cfg, self.cfg.get("_data_dir"))
+        # refresh in the background; without them OKX sizes would be off by the contract value. The same
+        # object feeds the engine's margin tiers.
         self.collector = Collector(self.cfg, self.market, self.assets, self.venues, on_book=self.on_book,
-                                   metadata=metadata, focus=[self.screen_asset])
+                                   metadata=self.metadata, focus=[self.screen_asset])
         await self.collector.start()
         try:
             await self.stop_event.wait()
