@@ -196,9 +196,14 @@ async def test_one_venue_without_dns_while_another_answers(servers):
     eps["bybit_ws"] = INVALID["bybit_ws"]
     cfg["universe"]["venues"] = ["binance", "bybit"]
     out, err = io.StringIO(), io.StringIO()
-    rc = await diagnose(cfg, 1.5, out=out, err=err, asset="BTC", channels=("trade",))
+    rc = await diagnose(cfg, 1.5, out=out, err=err, asset="BTC", channels=("trade", "depth"))
     text = out.getvalue()
     assert rc == 1 and "no network" not in err.getvalue()
-    lines = {line.split()[0]: line for line in text.splitlines()[2:-1]}
-    assert " yes " in lines["binance"] and lines["binance"].rstrip().endswith("ok")
-    assert " no " in lines["bybit"] and "DNS: stream.liqmap-test.invalid" in lines["bybit"]
+    lines = {tuple(line.split()[:2]): line for line in text.splitlines()[2:-1]}
+    assert len(lines) == 4
+    assert " yes " in lines[("binance", "trades")] and lines[("binance", "trades")].rstrip().endswith("ok")
+    # Binance's light-depth stream connects (nothing scripted: held open) but never pushes
+    assert "subscribed-but-silent: connected, no frames" in lines[("binance", "light")]
+    for k in ("trades", "light"):
+        assert " no " in lines[("bybit", k)] and "DNS: stream.liqmap-test.invalid" in lines[("bybit", k)]
+    assert lines[("bybit", "light")].split()[2:4] == ["depth", "orderbook.200"]
