@@ -52,15 +52,10 @@ def venue_endpoints(cfg: dict, venue: str) -> dict[str, str]:
 def venue_channels(cfg: dict, venue: str, channels: tuple[str, ...]) -> list[str]:
     """The channels to check for ``venue``: light depth only where the app would subscribe it (the
     adapter parses the ``depth`` kind and ``feeds.light_depth`` is on)."""
-    from ..feeds.collector import light_depth_supported
+    from ..feeds.collector import feeds_setting, light_depth_supported
 
-    out = []
-    for k in channels:
-        if k == "depth" and not (((cfg.get("feeds") or {}).get("light_depth", True))
-                                 and light_depth_supported(venue)):
-            continue
-        out.append(k)
-    return out
+    light = bool(feeds_setting(cfg, "light_depth", True)) and light_depth_supported(venue)
+    return [k for k in channels if k != "depth" or light]
 
 
 def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
