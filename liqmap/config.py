@@ -73,6 +73,12 @@ DEFAULTS: dict[str, Any] = {
         "prior_weight": 0.0,
         "prior_entry_sigma_pct": 0.0,  # prior entries spread log-normally around the price with this σ (%)
         "prior_half_life_hours": 6.0,  # the prior fades with this half-life (its own; 0 = no fade)
+        # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
+        # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
+        "forecast_horizon_hours": 1.0,
+        "forecast_vol_window_minutes": 60,  # realized volatility over this many minutes of trades ...
+        "forecast_default_vol_hour_pct": 1.0,  # ... or this (% per hour) until ten minutes have been seen
+        "forecast_tails": "t3",  # t3 = fat tails (Student-t, 3 dof); gauss = thin tails
     },
     "engine": {
         "columns": 240,  # time columns kept per view

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import buckets
+from .forecast import TAILS, RealizedVol, reach_probability
 from .assets import VenueMarket, default_universe
 from .events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from .tiers import TierTable, liq_price_tiered, table_for
@@ -92,6 +93,10 @@ MODEL_DEFAULTS: dict = {
     "prior_weight": 0.0,
     "prior_entry_sigma_pct": 0.0,
     "prior_half_life_hours": 6.0,
+    "forecast_horizon_hours": 1.0,
+    "forecast_vol_window_minutes": 60,
+    "forecast_default_vol_hour_pct": 1.0,
+    "forecast_tails": "t3",
 }
 
 CONSUMED_DTYPE = np.dtype(
@@ -392,6 +397,13 @@ class SyntheticModel:
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # next-hour forecast (liqmap.core.forecast): realized volatility of the trades seen, and the horizon
+        self.horizon_hours = max(float(p["forecast_horizon_hours"]), 0.0)
+        self.tails = str(p["forecast_tails"])
+        if self.tails not in TAILS:
+            raise ValueError(f"model: forecast_tails must be one of {', '.join(TAILS)}, got {self.tails!r}")
+        self._vol = RealizedVol(int(p["forecast_vol_window_minutes"]),
+                                float(p["forecast_default_vol_hour_pct"]) / 100.0)
 
         # dense state, allocated at the first price
         self._W = 0
@@ -467,6 +479,27 @@ class SyntheticModel:
         lo = np.where(act[LONG_I, nz] > EPS_USD, act[LONG_I, nz], 0.0)
         sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
         return (nz + self._b0).astype(np.int64), lo, sh
+
+    @property
+    def sigma_hour(self) -> float:
+        """Realized volatility per hour (log returns) of the trades the model has seen (the default if few)."""
+        return self._vol.sigma_hour()
+
+    def forecast(self, horizon_hours: float | None = None, venues: tuple[str, ...] | None = None,
+                 price: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Expected liquidations over the horizon: (bucket, long USD, short USD, reach probability).
+
+        Each level's USD at risk times the chance that price reaches the bucket centre from ``price`` (default:
+        the last traded price) within ``horizon_hours`` (default ``forecast_horizon_hours``), given the
+        realized volatility (:mod:`liqmap.core.forecast`). Same buckets as :meth:`levels`."""
+        b, lo, sh = self.levels(venues)
+        px = self.last_price if price is None else float(price)
+        if len(b) == 0 or not px or px <= 0:
+            return b, lo, sh, np.zeros(len(b))
+        h = self.horizon_hours if horizon_hours is None else max(float(horizon_hours), 0.0)
+        d = np.log((b + 0.5) * self.step / px)
+        p = reach_probability(d, self.sigma_hour, h, self.tails)
+        return b, lo * p, sh * p, p
 
     def provenance(self, bucket: int) -> dict:
         """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""
@@ -853,6 +886,7 @@ class SyntheticModel:
         self._clock_to(t_last)
         if len(tr):
             self.last_price = float(tr["price"][-1])
+            self._vol.add(int(math.floor(t_last / 60.0)), self.last_price)
             for v in np.flatnonzero(np.bincount(tr["venue"], minlength=NV)):  # venues present, ascending
                 sel = tr[tr["venue"] == v]
                 f = self._flow[int(v)]
