@@ -291,3 +291,28 @@ def test_taken_rows_stop_at_the_cursor_and_say_where_rings_are_complete():
     rows, since = taken_rows(m, "liq", "BTC", cursors)
     assert len(rows) == 64 and since == rows["ts"].min() == lq["ts"][len(lq) - 64]
     assert cfg  # (config unused beyond the ring sizes)
+
+
+def test_tick_limited_asset_keeps_its_step_until_the_tick_allows_a_nearer_one():
+    """EOS at 0.5 with a 0.001 tick: the step (one tick) is 4× its 5 bp target for good; the engine must not
+    re-examine it on every batch, nor switch — until price has risen so far that a coarser step fits."""
+    cfg = _cfg()
+    clock = Clock(T0)
+    m = Market(["EOS"], capacity=ring_capacities(cfg), clock=clock)
+    eng = Engine(cfg, m, clock=clock)
+    rng = np.random.default_rng(9)
+    path = [0.5, 0.52, 0.49, 0.51] + list(np.geomspace(0.51, 5.0, 12))
+    t, steps = T0, []
+    for p0, p1 in zip(path[:-1], path[1:]):
+        clock.t = t + BATCH
+        ts, px = _path(t, clock.t, p0, p1, 200, rng)
+        tr = np.zeros(len(ts), ev.TRADE_DTYPE)
+        tr["ts"], tr["price"], tr["qty"], tr["side"] = ts, px, 100.0, 1
+        tr["usd"] = tr["price"] * tr["qty"]
+        m.add("trade", "EOS", tr)
+        eng.step(clock.t)
+        steps.append(eng.state("EOS").step)
+        t = clock.t
+    st = eng.state("EOS")
+    assert steps[:3] == [0.001] * 3 and st.step == 0.002 == buckets.bucket_step(5.0, 0.001)
+    assert [(r["old_step"], r["new_step"]) for r in st.rebuckets] == [(0.001, 0.002)]

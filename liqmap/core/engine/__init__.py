@@ -456,11 +456,11 @@ class Engine:
         """Switch the asset to a new bucket step if price has moved so far that its step is off by more
         than 2× (``buckets.needs_rebucket``, checked by the caller on the last price). A tick-limited step
         stays off its target for good: it is re-examined only once price has moved 1 % since."""
+        kept = st.step_kept_at
+        if kept == kept and abs(st.last_price / kept - 1.0) < 0.01:
+            return False
         price = decision_price(trades)
         if price is None:
-            return False
-        kept = st.step_kept_at
-        if kept == kept and abs(price / kept - 1.0) < 0.01:
             return False
         new = new_step_for(st.step, st.tick, price, self.target_bp)
         if new is None:
