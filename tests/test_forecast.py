@@ -111,3 +111,29 @@ def test_model_forecast_is_levels_times_reach_from_its_own_volatility():
     assert len(m.forecast(venues=("okx",))[0]) == 0
     with pytest.raises(ValueError):
         SyntheticModel("BTC", 25.0, {"forecast_tails": "normal"})
+
+
+def test_clusters_group_adjacent_buckets_per_side_and_rank_by_expected_usd():
+    from liqmap.core.forecast import clusters
+
+    step, price = 10.0, 1000.0
+    # longs below: a run 960–990 (buckets 96..98) and a lone bucket 900; shorts above: 1010 and 1030 (gap of 1
+    # empty bucket: still one cluster), and a speck at 1100
+    b = np.array([90, 96, 97, 98, 101, 103, 110])
+    at_lo = np.array([5e6, 1e6, 2e6, 1e6, 0, 0, 0])
+    at_sh = np.array([0, 0, 0, 0, 3e6, 1e6, 1e3])
+    reach = reach_probability(np.log((b + 0.5) * step / price), 0.01, 1.0)
+    got = clusters(b, at_lo * reach, at_sh * reach, reach, step, price, top=5)
+    sides = [(c["side"], c["price_lo"], c["price_hi"]) for c in got]
+    assert ("long", 960.0, 990.0) in sides and ("short", 1010.0, 1040.0) in sides
+    # the far 5 M$ long cluster at 900 (−9.5 %) is less likely to be hit than the nearer, smaller ones
+    run = next(c for c in got if c["price_lo"] == 960.0)
+    assert run["at_risk_usd"] == pytest.approx(4e6) and run["expected_usd"] == pytest.approx(
+        float((at_lo[1:4] * reach[1:4]).sum()))
+    assert run["reach"] == pytest.approx(reach[3]) and -4 < run["distance_pct"] < -1
+    assert [c["expected_usd"] for c in got] == sorted((c["expected_usd"] for c in got), reverse=True)
+    assert all(c["price_lo"] != 1100.0 for c in got)  # under 2 % of the total: noise
+    far = [c for c in got if c["price_lo"] == 900.0]
+    assert not far or got.index(far[0]) > got.index(run)
+    assert clusters(b, at_lo * reach, at_sh * reach, reach, step, price, top=1) == got[:1]
+    assert clusters(b[:0], at_lo[:0], at_sh[:0], reach[:0], step, price) == []

@@ -252,6 +252,19 @@ async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
     btc = rep["assets"]["BTC"]
     assert btc["trades"]["count"] == sum(v["events"]["trade"] for v in rep["venues"].values())
     assert set(btc["books"]) == set(VENUES)
+    # the next-hour forecast: clusters of the model's own levels, expected ≤ at risk, best first
+    fc = btc["synthetic"]["forecast"]
+    assert fc["horizon_hours"] == 1.0 and 0 < fc["sigma_hour"] < 1
+    levels = {round(x["price"], 6): x for x in btc["synthetic"]["levels"]}
+    assert levels and fc["clusters"]
+    for cl in fc["clusters"]:
+        assert 0 < cl["reach"] <= 1 and 0 < cl["expected_usd"] <= cl["at_risk_usd"] * (1 + 1e-9)
+        side = "long_usd" if cl["side"] == "long" else "short_usd"
+        inside = sum(x[side] for p, x in levels.items() if cl["price_lo"] <= p < cl["price_hi"])
+        assert cl["at_risk_usd"] == pytest.approx(inside, rel=1e-6)
+        assert (cl["side"] == "long") == (cl["price"] < btc["last_price"])
+    assert [c["expected_usd"] for c in fc["clusters"]] == sorted((c["expected_usd"] for c in fc["clusters"]),
+                                                                  reverse=True)
     # the app's source too: a wall-clock market is put on the recording's clock
     market = Market(["BTC"], VENUES)
     src = ReplaySource(str(out), c, market, speed=0)

@@ -84,3 +84,50 @@ class RealizedVol:
         minutes = np.diff(m)
         var_per_minute = r2.sum() / minutes.sum()
         return float(math.sqrt(var_per_minute * 60.0))
+
+
+def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
+             price: float, top: int = 3, gap: int = 1, min_share: float = 0.02) -> list[dict]:
+    """The ``top`` liquidation clusters most likely to be hit next, best first.
+
+    Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
+    Runs of same-side buckets at most ``gap`` empty buckets apart form one cluster (a trader reads "longs
+    63,700–63,900", not three buckets). Each cluster: ``side`` ("long" = longs liquidated below price,
+    "short" above), ``price_lo``/``price_hi`` (bucket edges), ``price`` (expected-weighted centre),
+    ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd`` and ``reach`` (the chance
+    price gets to the cluster's nearest bucket). Clusters under ``min_share`` of the total expected USD are
+    left out: noise is not a forecast."""
+    out: list[dict] = []
+    if len(bucket) == 0 or not (price > 0):
+        return out
+    bucket = np.asarray(bucket, np.int64)
+    total = float(np.sum(long_usd) + np.sum(short_usd))
+    if total <= 0:
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, exp in (("long", np.asarray(long_usd, float)), ("short", np.asarray(short_usd, float))):
+            nz = np.flatnonzero(exp > 0)
+            if not len(nz):
+                continue
+            b = bucket[nz]
+            breaks = np.flatnonzero(np.diff(b) > gap + 1) + 1
+            for part in np.split(np.arange(len(nz)), breaks):
+                sel = nz[part]
+                e = exp[sel]
+                r = np.asarray(reach, float)[sel]
+                exp_usd = float(e.sum())
+                if exp_usd < min_share * total:
+                    continue
+                centre = float(((bucket[sel] + 0.5) * step * e).sum() / exp_usd)
+                out.append({
+                    "side": name,
+                    "price_lo": float(bucket[sel].min() * step),
+                    "price_hi": float((bucket[sel].max() + 1) * step),
+                    "price": centre,
+                    "distance_pct": (centre / price - 1.0) * 100.0,
+                    "at_risk_usd": float(np.where(r > 0, e / np.where(r > 0, r, 1.0), 0.0).sum()),
+                    "expected_usd": exp_usd,
+                    "reach": float(r.max()),
+                })
+    out.sort(key=lambda c: -c["expected_usd"])
+    return out[:max(0, int(top))]

@@ -262,6 +262,7 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, eng
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
+                "forecast": _forecast_report(st.model, step, last_price),
             }
         reports = st.report_dicts or None
     if step is None and last_price:
@@ -289,6 +290,15 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, eng
         "synthetic": synthetic,
         "reports": _plain(reports),
     }
+
+
+def _forecast_report(model, step: float, price: float | None) -> dict[str, Any]:
+    """The model's next-hour forecast at the end of the replay: the clusters most likely to be hit."""
+    from liqmap.core.forecast import clusters
+
+    b, lo, sh, reach = model.forecast(price=price)
+    return {"horizon_hours": model.horizon_hours, "sigma_hour": model.sigma_hour,
+            "clusters": clusters(b, lo, sh, reach, step, price or 0.0, top=5)}
 
 
 def _plain(x: Any) -> Any:
