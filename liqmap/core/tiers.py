@@ -278,9 +278,11 @@ def binance_tiers_header() -> dict:
 def table_for(asset: str, venue: str = "binance") -> TierTable:
     """The table the model uses for ``asset`` on ``venue``.
 
-    Binance uses its bundled table. Other venues have no bundled table yet (Bybit/OKX publish theirs and
-    should be fetched at runtime): they use the asset's Binance table as a proxy, because the venues' ladders
-    are similar for the same asset (BTC tier 1 ≈ 0.4–0.5 % everywhere). Assets Binance does not list use
+    Binance uses its bundled table. Other venues have no bundled table: a live run gives the model the
+    ladders the venues publish (Bybit, OKX, BitMEX; fetched and cached by ``liqmap.feeds.metadata``, passed in
+    through the engine's ``tiers`` source), and this is the fallback where none was fetched (Deribit, demo,
+    replay, an offline first start): the asset's Binance table as a proxy, because the venues' ladders are
+    similar for the same asset (BTC tier 1 ≈ 0.4–0.5 % everywhere). Assets Binance does not list use
     :data:`GENERIC_TIERS`.
     """
     return binance_tiers().get(asset.upper(), GENERIC_TIERS)
