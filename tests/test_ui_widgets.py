@@ -108,7 +108,7 @@ def test_reports_render_engine_record_shapes():
     absn = {"side": "bid", "price": 65865.5, "usd": 44.7e6, "start": NOW - 20, "duration_s": 5.25,
             "outcome": "held", "venues": ["binance"]}
     text = format_record("walls", wall, 25.0)
-    assert "bid" in text and "65,800" in text and "$4.2M" in text and "-0.31%" in text and "active" in text
+    assert "bid" in text and "65,800" in text and "$4.2M" in text and "−0.31%" in text and "active" in text
     assert "bin,okx" in text
     s = format_record("sweeps", sweep, 25.0)
     assert "sell" in s and "$28.1M" in s and "5lv" in s and "×2" in s

@@ -47,6 +47,7 @@ def trace(event: str) -> None:
         with open(_TRACE, "a") as f:
             f.write(f"{time.time():.4f} {event}\n")
 COMPACT_WIDTH = 100
+WIDE_WIDTH = 160  # from here the reports panel gets room for every column (venues spelled out, age, density)
 
 
 class AssetProvider(Provider):
@@ -457,6 +458,7 @@ class LiqmapApp(App):
             return
         compact = w < COMPACT_WIDTH
         scr.set_class(compact, "compact")
+        scr.set_class(w >= WIDE_WIDTH, "wide")
         show = self._reports_user_choice if self._reports_user_choice is not None else not compact
         self.show_reports = show
         self._q(ReportsTable).set_class(not show, "hidden")

@@ -60,7 +60,7 @@ def model_table(model: dict[str, Any]) -> Table:
 class HelpScreen(ModalScreen):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 96; max-width: 100%; height: auto; max-height: 90%;
+    HelpScreen > VerticalScroll { width: 120; max-width: 100%; height: auto; max-height: 90%;
         background: $surface; border: round $primary; padding: 0 1; }
     """
     BINDINGS = [

@@ -28,23 +28,53 @@ from .live_column import side_sign
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
             ("convergence", "CONVERGENCE"))
 VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
+KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
+KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
+MINUS = "\u2212"  # the verdict's minus sign: −0.59%, not -0.59%
+
+# Columns per section in display order: (name, align "<" | ">"). When the panel is too narrow for all of
+# them in their long form, the section's ``SHRINK`` steps are applied in order until the lines fit: a short
+# form ("bin+2" for three venues, "act" for active) or a column dropped, least important first, so what
+# matters (side, price, size, distance) is never cut.
+COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
+    "walls": (("side", "<"), ("price", ">"), ("usd", ">"), ("dist", ">"), ("age", ">"), ("dens", ">"),
+              ("status", "<"), ("venues", "<")),
+    "sweeps": (("time", "<"), ("side", "<"), ("usd", ">"), ("price", ">"), ("levels", ">"), ("count", ">"),
+               ("liq", ">"), ("venues", "<")),
+    "absorptions": (("price", ">"), ("side", "<"), ("usd", ">"), ("dur", ">"), ("outcome", "<"),
+                    ("venues", "<")),
+    "convergence": (("price", ">"), ("dist", ">"), ("parts", "<"), ("score", ">")),
+}
+SHRINK: dict[str, tuple[tuple[str, str], ...]] = {
+    "walls": (("short", "venues"), ("drop", "dens"), ("drop", "age"), ("short", "status"), ("drop", "venues"),
+              ("drop", "status"), ("drop", "dist")),
+    "sweeps": (("short", "venues"), ("drop", "liq"), ("drop", "levels"), ("drop", "count"), ("drop", "venues"),
+               ("drop", "price")),
+    "absorptions": (("short", "venues"), ("drop", "dur"), ("short", "outcome"), ("drop", "venues"),
+                    ("drop", "outcome")),
+    "convergence": (("short", "parts"), ("drop", "score"), ("drop", "dist")),
+}
+STATUS_SHORT = {"active": "act", "pulled": "pull", "consumed": "cons", "pending": "pend"}
 
 
 def usd(v: Any) -> str:
+    """Compact USD, at most 6 characters: $1.2B, $42.5M, $123M, $850k, $8.5k, $900."""
     try:
         x = float(v)
     except (TypeError, ValueError):
         return str(v)
     if not math.isfinite(x):
         return "-"
-    a = abs(x)
-    if a >= 1e9:
-        return f"${x / 1e9:.1f}B"
-    if a >= 1e6:
-        return f"${x / 1e6:.1f}M"
-    if a >= 1e3:
-        return f"${x / 1e3:.0f}k"
-    return f"${x:.0f}"
+    sign, a = ("-" if x < 0 else ""), abs(x)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div * 0.9995:  # $999,700 is "$1.0M", never "$1000k"
+            v = a / div
+            if v >= 99.95:
+                return f"{sign}${v:.0f}{suf}"
+            if suf == "k" and v >= 9.95:
+                return f"{sign}${v:.0f}k"  # $850k, not $850.0k
+            return f"{sign}${v:.1f}{suf}"
+    return f"{sign}${a:.0f}"
 
 
 def first(rec: dict, *names: str) -> Any:
@@ -76,17 +106,24 @@ def record_price(rec: dict) -> float | None:
         return None
 
 
-def venues_text(rec: dict) -> str:
+def _venue_names(rec: dict) -> list[str]:
     v = first(rec, "venues", "venue")
     if v is None:
-        return ""
+        return []
     if isinstance(v, str):
         v = [v]
     try:
-        names = [VENUE_SHORT.get(str(x), str(x)[:3]) for x in v]
+        return [VENUE_SHORT.get(str(x), str(x)[:3]) for x in v]
     except TypeError:
-        return str(v)
-    return ",".join(names) if len(names) <= 2 else f"{names[0]}+{len(names) - 1}"  # the panel is narrow
+        return [str(v)]
+
+
+def venues_text(rec: dict, short: bool = True) -> str:
+    """Short venue names: all of them ("bin,byb,okx"), or ``short``: at most two ("bin+2")."""
+    names = _venue_names(rec)
+    if not short or len(names) <= 2:
+        return ",".join(names)
+    return f"{names[0]}+{len(names) - 1}"
 
 
 def side_text(rec: dict, section: str) -> str:
@@ -105,72 +142,149 @@ def fmt_price(p: float | None, step: float) -> str:
     return "-" if p is None else label(p, step)
 
 
-def format_record(section: str, rec: dict, step: float) -> str:
-    """One line for a record; known fields first, then nothing else (the panel is narrow)."""
+def _num(v: Any) -> float | None:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def pct(x: float) -> str:
+    s = f"{abs(x):.2f}%" if abs(x) < 10 else f"{abs(x):.1f}%"
+    return (MINUS if x < 0 else "+") + s
+
+
+def duration(s: float) -> str:
+    if s < 120:
+        return f"{s:.0f}s"
+    if s < 7200:
+        return f"{s / 60:.0f}m"
+    return f"{s / 3600:.0f}h"
+
+
+def _distance_pct(rec: dict) -> float | None:
+    d = _num(first(rec, "distance_pct"))
+    if d is None and rec.get("distance_bp") is not None:
+        bp = _num(rec["distance_bp"])
+        d = bp / 100.0 if bp is not None else None
+    return d
+
+
+def cells(section: str, rec: dict, step: float) -> dict[str, tuple[str, str]]:
+    """Column name → (long form, short form) of one record's cells."""
+    out: dict[str, tuple[str, str]] = {}
+
+    def put(name: str, long: str, short: str | None = None) -> None:
+        out[name] = (long, long if short is None else short)
+
     p = fmt_price(record_price(rec), step)
     if section == "walls":
-        parts = [side_text(rec, section), p, usd(first(rec, "usd", "size_usd", "size"))]
-        d = first(rec, "distance_pct")
-        if d is None and rec.get("distance_bp") is not None:
-            try:
-                d = float(rec["distance_bp"]) / 100.0
-            except (TypeError, ValueError):
-                d = None
-        if d is not None:
-            try:
-                parts.append(f"{float(d):+.2f}%")
-            except (TypeError, ValueError):
-                pass
-        dens = first(rec, "density")
-        if dens is not None:
-            try:
-                parts.append(f"{float(dens):.0f}×")
-            except (TypeError, ValueError):
-                pass
-        age = first(rec, "age_s", "age")
-        if age is not None:
-            try:
-                parts.append(f"{float(age):.0f}s" if float(age) < 120 else f"{float(age) / 60:.0f}m")
-            except (TypeError, ValueError):
-                pass
-        parts.append(str(first(rec, "status") or ""))
-        parts.append(venues_text(rec))
+        put("side", side_text(rec, section))
+        put("price", p)
+        put("usd", usd(first(rec, "usd", "size_usd", "size")))
+        d = _distance_pct(rec)
+        put("dist", pct(d) if d is not None else "")
+        dens = _num(first(rec, "density"))
+        put("dens", f"{dens:.0f}×" if dens is not None else "")
+        age = _num(first(rec, "age_s", "age"))
+        put("age", duration(age) if age is not None else "")
+        st = str(first(rec, "status") or "")
+        put("status", st, STATUS_SHORT.get(st, st))
+        put("venues", venues_text(rec, short=False), venues_text(rec))
     elif section == "sweeps":
         ts = record_ts(rec)
-        t = time.strftime("%H:%M:%S", time.gmtime(ts)) if ts else "--:--:--"
-        parts = [t, side_text(rec, section), usd(first(rec, "usd", "total_usd", "magnitude", "size_usd")), p]
+        put("time", time.strftime("%H:%M:%S", time.gmtime(ts)) if ts else "--:--:--")
+        put("side", side_text(rec, section))
+        put("usd", usd(first(rec, "usd", "total_usd", "magnitude", "size_usd")))
+        put("price", p)
         n = first(rec, "levels", "levels_crossed")
-        if n is not None:
-            parts.append(f"{n}lv")
+        put("levels", f"{n}lv" if n is not None else "")
         c = first(rec, "count", "repeats")
-        if c and c != 1:
-            parts.append(f"×{c}")
-        parts.append(venues_text(rec))
+        put("count", f"×{c}" if c and c != 1 else "")
+        liq = _num(first(rec, "liq_usd"))
+        put("liq", f"liq {usd(liq)}" if liq else "")
+        put("venues", venues_text(rec, short=False), venues_text(rec))
     elif section == "absorptions":
-        parts = [p, side_text(rec, section), usd(first(rec, "usd", "absorbed_usd", "absorbed"))]
-        d = first(rec, "duration", "duration_s")
-        if d is not None:
-            try:
-                parts.append(f"{float(d):.0f}s")
-            except (TypeError, ValueError):
-                pass
-        parts.append(str(first(rec, "outcome", "status") or ""))
+        put("price", p)
+        put("side", side_text(rec, section))
+        put("usd", usd(first(rec, "usd", "absorbed_usd", "absorbed")))
+        d = _num(first(rec, "duration", "duration_s"))
+        put("dur", duration(d) if d is not None else "")
+        oc = str(first(rec, "outcome", "status") or "")
+        put("outcome", oc, STATUS_SHORT.get(oc, oc))
+        put("venues", venues_text(rec, short=False), venues_text(rec))
     else:  # convergence chip
+        put("price", p)
+        d = _distance_pct(rec)
+        put("dist", pct(d) if d is not None else "")
         what = first(rec, "parts", "kinds", "components", "what")
         if isinstance(what, (list, tuple)):
-            what = "+".join(str(x)[0].upper() for x in what)
-        parts = [f"[{p} {what or ''}".rstrip() + "]"]
+            put("parts", "+".join(KIND_SHORT.get(str(x), str(x)[:4]) for x in what),
+                "+".join(KIND_LETTERS.get(str(x), str(x)[:2]) for x in what))
+        else:
+            put("parts", str(what or ""))
         if rec.get("usd") is not None:
-            parts.append(usd(rec["usd"]))
-        elif rec.get("score") is not None:
-            try:
-                parts.append(f"score {float(rec['score']):.2f}")
-            except (TypeError, ValueError):
-                parts.append(str(rec["score"]))
-    return " ".join(x for x in parts if x)
+            put("score", usd(rec["usd"]))
+        else:
+            sc = _num(rec.get("score"))
+            put("score", f"score {sc:.2f}" if sc is not None else "", f"{sc:.2f}" if sc is not None else "")
+    return out
 
 
-def asymmetry_text(a: Any) -> str:
+def layout(section: str, recs: list[dict], step: float, width: int | None = None) -> list[str]:
+    """One line per record, columns aligned across the section and shrunk to fit ``width`` (None: all).
+
+    Every line starts with one space (the panel's margin) and is at most ``width`` characters long."""
+    spec = COLUMNS.get(section, ())
+    table = [cells(section, r, step) for r in recs]
+    if not table:
+        return []
+    form = {n: 0 for n, _ in spec}  # 0 = long form, 1 = short form
+    names = [n for n, _ in spec]
+
+    def widths() -> dict[str, int]:
+        return {n: max(len(row.get(n, ("", ""))[form[n]]) for row in table) for n in names}
+
+    def total() -> int:
+        w = [x for x in widths().values() if x > 0]
+        return 1 + sum(w) + max(len(w) - 1, 0)
+
+    if width is not None:
+        for how, n in SHRINK.get(section, ()):
+            if total() <= width:
+                break
+            if how == "short":
+                form[n] = 1
+            elif n in names:
+                names.remove(n)
+        for n in [n for n in names if form[n]]:  # a later drop may have made room for a long form again
+            form[n] = 0
+            if total() > width:
+                form[n] = 1
+    w = widths()
+    names = [n for n in names if w[n] > 0]
+    align = dict(spec)
+    lines = []
+    for row in table:
+        parts = []
+        for n in names:
+            text = row.get(n, ("", ""))[form[n]]
+            parts.append(text.rjust(w[n]) if align[n] == ">" else text.ljust(w[n]))
+        line = (" " + " ".join(parts)).rstrip()
+        if width is not None and len(line) > width:  # even the essentials are wider than the panel
+            line = line[: max(width - 1, 0)] + "…"
+        lines.append(line)
+    return lines
+
+
+def format_record(section: str, rec: dict, step: float, width: int | None = None) -> str:
+    """One record on its own (columns sized to it alone); the panel lays out whole sections instead."""
+    lines = layout(section, [rec], step, width)
+    return lines[0].strip() if lines else ""
+
+
+def asymmetry_text(a: Any, width: int | None = None) -> str:
     if a is None:
         return ""
     if isinstance(a, str):
@@ -179,20 +293,24 @@ def asymmetry_text(a: Any) -> str:
         read = first(a, "read", "text", "label", "dominant")
         ratio = first(a, "ratio", "bid_ask_ratio", "imbalance")
         bits = []
-        share = first(a, "bid_share")
+        share = _num(first(a, "bid_share"))
         if share is not None and ratio is None:
-            try:
-                bits.append(f"bid share {float(share) * 100:.0f}%")
-            except (TypeError, ValueError):
-                pass
+            bits.append(f"bid share {share * 100:.0f}%")
         if ratio is not None:
-            try:
-                bits.append(f"bid/ask {float(ratio):.2f}")
-            except (TypeError, ValueError):
-                bits.append(str(ratio))
+            r = _num(ratio)
+            bits.append(f"bid/ask {r:.2f}" if r is not None else str(ratio))
         if read:
             bits.append(str(read))
-        return " · ".join(bits) if bits else ", ".join(f"{k}={v}" for k, v in list(a.items())[:3])
+        walls = _num(a.get("walls"))
+        if walls:  # (Σ bid walls − Σ ask walls) / sum, as the bid share of wall USD
+            bits.append(f"walls: bids {(1 + walls) / 2 * 100:.0f}%")
+        if not bits:
+            return ", ".join(f"{k}={v}" for k, v in list(a.items())[:3])
+        text = " · ".join(bits)
+        while width is not None and len(text) + 1 > width and len(bits) > 1:
+            bits.pop()  # the least important read goes first
+            text = " · ".join(bits)
+        return text
     return str(a)
 
 
@@ -204,7 +322,8 @@ class Row:
     record: dict | None = None
 
 
-def build_rows(reports: dict, step: float, limit: int = 8) -> list[Row]:
+def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = None) -> list[Row]:
+    """The panel's rows; with ``width``, record lines are laid out in columns that fit it."""
     rows: list[Row] = []
     for key, title in SECTIONS:
         recs = reports.get(key) or []
@@ -212,14 +331,14 @@ def build_rows(reports: dict, step: float, limit: int = 8) -> list[Row]:
             recs = list(recs.values())
         rows.append(Row(f"{title} ({len(recs)})", "header", key))
         if key == "walls":
-            a = asymmetry_text(reports.get("asymmetry"))
+            a = asymmetry_text(reports.get("asymmetry"), width)
             if a:
-                rows.append(Row(a, "info", key))
+                rows.append(Row(" " + a, "info", key))
         if not recs:
             rows.append(Row("  none yet", "empty", key))
-        for rec in list(recs)[:limit]:
-            if isinstance(rec, dict):
-                rows.append(Row(" " + format_record(key, rec, step), "rec", key, rec))
+        shown = [r for r in list(recs)[:limit] if isinstance(r, dict)]
+        for rec, line in zip(shown, layout(key, shown, step, width)):
+            rows.append(Row(line, "rec", key, rec))
     return rows
 
 
@@ -246,17 +365,25 @@ class ReportsTable(CachedLines, can_focus=True):
         self.rows: list[Row] = []
         self.selected = 0  # index among selectable rows
         self._styles: dict[str, Style] = {}
-        self._reports_id = None
+        self._reports: dict = {}
+        self._step = 0.0
+        self._laid_out_for = -1  # the width the rows were laid out for
 
     def selectable(self) -> list[int]:
         return [i for i, r in enumerate(self.rows) if r.kind == "rec" and r.section != "convergence"]
 
     def update_reports(self, reports: dict, step: float, styles: dict[str, Style]) -> None:
         self._styles = styles
-        self.rows = build_rows(reports or {}, step)
+        self._reports, self._step = reports or {}, step
+        self._layout()
+        self.redraw()
+
+    def _layout(self) -> None:
+        width = max(self.size.width, 1) if self.size.width else None
+        self.rows = build_rows(self._reports, self._step, width=width)
+        self._laid_out_for = self.size.width
         n = len(self.selectable())
         self.selected = min(self.selected, max(n - 1, 0))
-        self.redraw()
 
     def redraw(self) -> None:
         if not self._styles:
@@ -281,12 +408,14 @@ class ReportsTable(CachedLines, can_focus=True):
             style = st.get(kind, st["text"])
             if is_sel:
                 style = st["selected"] if sel_focus else st["selected_blur"]
-            t = text[:width].ljust(width)
+            t = (text if len(text) <= width else text[: width - 1] + "…").ljust(width)
             return Strip([Segment(t, style)], width)
 
         self.set_lines(keys, build)
 
     def on_resize(self) -> None:
+        if self.size.width != self._laid_out_for:
+            self._layout()  # columns are chosen for the width
         self.invalidate()
         self.redraw()
 
