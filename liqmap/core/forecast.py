@@ -86,6 +86,30 @@ class RealizedVol:
         return float(math.sqrt(var_per_minute * 60.0))
 
 
+def expected(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, step: float, price: float,
+             sigma_hour: float, horizon_hours: float, tails: str = "t3") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(expected long USD, expected short USD, reach probability) per bucket: USD at risk × chance of reach
+    from ``price`` to the bucket centre within the horizon."""
+    bucket = np.asarray(bucket)
+    if len(bucket) == 0 or not (price > 0):
+        z = np.zeros(len(bucket))
+        return z, z.copy(), z.copy()
+    p = reach_probability(np.log((bucket + 0.5) * step / price), sigma_hour, horizon_hours, tails)
+    return np.asarray(long_usd) * p, np.asarray(short_usd) * p, p
+
+
+def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, price: float | None,
+            sigma_hour: float, horizon_hours: float, tails: str = "t3", top: int = 3) -> dict:
+    """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters."""
+    out = {"horizon_hours": float(horizon_hours), "sigma_hour": float(sigma_hour), "tails": tails,
+           "price": float(price) if price else None, "clusters": []}
+    b, lo, sh = levels
+    if price and price > 0 and len(b):
+        el, es, p = expected(b, lo, sh, step, price, sigma_hour, horizon_hours, tails)
+        out["clusters"] = clusters(b, el, es, p, step, price, top=top)
+    return out
+
+
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
              price: float, top: int = 3, gap: int = 1, min_share: float = 0.02) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.

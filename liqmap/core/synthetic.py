@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import buckets
-from .forecast import TAILS, RealizedVol, reach_probability
+from .forecast import TAILS, RealizedVol, expected
 from .assets import VenueMarket, default_universe
 from .events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from .tiers import TierTable, liq_price_tiered, table_for
@@ -497,9 +497,8 @@ class SyntheticModel:
         if len(b) == 0 or not px or px <= 0:
             return b, lo, sh, np.zeros(len(b))
         h = self.horizon_hours if horizon_hours is None else max(float(horizon_hours), 0.0)
-        d = np.log((b + 0.5) * self.step / px)
-        p = reach_probability(d, self.sigma_hour, h, self.tails)
-        return b, lo * p, sh * p, p
+        el, es, p = expected(b, lo, sh, self.step, px, self.sigma_hour, h, self.tails)
+        return b, el, es, p
 
     def provenance(self, bucket: int) -> dict:
         """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""

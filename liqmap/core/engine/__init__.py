@@ -52,7 +52,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import buckets, codec
+from .. import buckets, codec, forecast
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
 from ..grids.modes import GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers
@@ -437,6 +437,10 @@ class Engine:
             synth = st.model.levels() if st.model is not None else None
             st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
             st.report_dicts = st.reports.result()
+            m = st.model
+            if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast (core/forecast.py)
+                st.report_dicts = {**st.report_dicts, "forecast": forecast.summary(
+                    synth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails)}
             st.verdict = str(st.report_dicts.get("verdict") or "")
             if self.store is not None:
                 self._persist_reports(st, now)

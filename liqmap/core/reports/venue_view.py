@@ -16,6 +16,8 @@ venue too, so :func:`for_venues` derives them from the all-venue result without 
   ``since`` when the all-venue read had one at that level);
 - verdict: recomputed from the above and ``synth``, which must be the synthetic model's levels for the same
   venues (``SyntheticModel.levels(venues)``); None leaves the model out of the magnets.
+- forecast (the next-hour clusters the engine adds, ``liqmap.core.forecast``): recomputed from ``synth`` with
+  the same volatility, horizon and price; without ``synth`` it is left out rather than shown for all venues.
 
 The result is the same JSON shape as ``Reports.result()`` plus ``"venues"``: the venue set it speaks for.
 """
@@ -79,7 +81,16 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
             if prev:
                 conv[i] = replace(c, since=min(prev))
 
+    out_forecast = None
+    fc = reports.get("forecast")
+    if fc and synth is not None:
+        from ..forecast import summary
+
+        out_forecast = summary(synth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
+                               str(fc.get("tails", "t3")), top=max(3, len(fc.get("clusters") or ())))
+
     return {
+        "forecast": out_forecast,
         "walls": walls,
         "asymmetry": asym.to_dict() if asym else {},
         "sweeps": [c.to_dict() for c in clusters],
