@@ -2,11 +2,13 @@
 
 Where themes come from (later wins on a name clash):
 
-1. the built-in files in the repository's top-level ``themes/`` directory. It is the single source: the
-   loader finds it next to the ``liqmap`` package (``<package parent>/themes``), which is right for a clone
-   and for ``pip install -e .``. A non-editable wheel does not carry ``themes/`` (pyproject's package-data
-   lists only ``ui/*.tcss``); then the embedded copy of ``dark`` below keeps the app usable and the others
-   are simply not offered.
+1. the built-in files. Their single source is the repository's top-level ``themes/`` directory (the
+   product layout keeps it there). ``liqmap/ui/bundled_themes`` is a symlink to it, listed in pyproject's
+   package-data, so a regular (non-editable) wheel carries real copies inside the package: the loader
+   reads them as package resources (``importlib.resources``), which works wherever the package is
+   installed. A clone or ``pip install -e .`` reads the same files through the symlink; where the symlink
+   did not survive (a checkout without symlink support), ``<package parent>/themes`` is read directly.
+   Should neither be there (a broken install), the embedded copy of ``dark`` below keeps the app usable.
 2. the user's files in ``$XDG_CONFIG_HOME/liqmap/themes/*.toml``.
 
 A file that is not valid TOML, lacks a field, or holds a colour Rich cannot parse is refused with one
@@ -19,6 +21,8 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +89,32 @@ highlight = "#ffb347"
 """
 
 
-def builtin_dir() -> Path:
-    """``themes/`` next to the package (a clone or an editable install)."""
+BUNDLED = "bundled_themes"  # the package resource folder inside ``liqmap.ui`` (see the module docstring)
+
+
+def _has_themes(d: Traversable) -> bool:
+    try:
+        return d.is_dir() and any(p.name.endswith(".toml") for p in d.iterdir())
+    except OSError:
+        return False
+
+
+def builtin_dir() -> Traversable:
+    """Where the built-in theme files are: the package's resources (an installed wheel, or a clone through
+    the symlink), else the top-level ``themes/`` next to the package (a clone without the symlink)."""
+    try:
+        bundled = resources.files(__package__ or "liqmap.ui") / BUNDLED
+    except (ModuleNotFoundError, TypeError):
+        bundled = None
+    if bundled is not None and _has_themes(bundled):
+        return bundled
     return Path(__file__).resolve().parent.parent.parent / "themes"
+
+
+def builtin_names() -> list[str]:
+    """The names of the built-in themes (what ``--theme`` accepts without a user file)."""
+    return sorted(n for n, t in discover(environ={"XDG_CONFIG_HOME": os.devnull}).items()
+                  if not t.path.startswith("<"))
 
 
 def user_dir(environ: dict[str, str] | None = None) -> Path:
@@ -153,7 +180,7 @@ def parse_theme(text: str, path: str) -> ThemeSpec:
                      empty16=empty16, trace16=trace16, path=path)
 
 
-def load_theme_file(path: Path) -> ThemeSpec:
+def load_theme_file(path: Path | Traversable) -> ThemeSpec:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -161,12 +188,13 @@ def load_theme_file(path: Path) -> ThemeSpec:
     return parse_theme(text, str(path))
 
 
-def discover(environ: dict[str, str] | None = None, builtin: Path | None = None) -> dict[str, ThemeSpec]:
+def discover(environ: dict[str, str] | None = None,
+             builtin: Path | Traversable | None = None) -> dict[str, ThemeSpec]:
     """All themes by name: built-in, then the user's (a bad file raises ThemeError)."""
     themes: dict[str, ThemeSpec] = {}
     bdir = builtin if builtin is not None else builtin_dir()
     if bdir.is_dir():
-        for p in sorted(bdir.glob("*.toml")):
+        for p in sorted((p for p in bdir.iterdir() if p.name.endswith(".toml")), key=lambda p: p.name):
             t = load_theme_file(p)
             themes[t.name] = t
     if "dark" not in themes:
