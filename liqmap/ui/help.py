@@ -25,6 +25,22 @@ MODEL_NOTES = {
     "heatmap_sigma_buckets": "Synthetic Heatmap smoothing",
     "hybrid_real_hours": "real liquidations shown in Hybrid",
     "range_pct": "price range the model tracks",
+    "hybrid_half_life_hours": "fade of real liquidations in Hybrid",
+    "raw_half_life_hours": "Raw recency fade (0 = exact USD sums)",
+    "heatmap_clip_pct": "Synthetic Heatmap: percentile read as full",
+    "heatmap_decades": "Synthetic Heatmap: decades shown below it",
+    "typical_position_usd": "position size that picks the margin tier",
+    "track_pct": "levels kept within ± this % of price",
+    "max_buckets": "most buckets per asset",
+    "entry_mode": "profile: entries over traded prices",
+    "leverage_spread": "1 = tiers spread over neighbouring leverages",
+    "prior_weight": "cold-start prior share of open OI (0 = off)",
+    "prior_entry_sigma_pct": "prior entries spread (σ, %)",
+    "prior_half_life_hours": "fade of the prior",
+    "forecast_horizon_hours": "next-hour forecast horizon",
+    "forecast_vol_window_minutes": "realized volatility window",
+    "forecast_default_vol_hour_pct": "volatility (%/h) until 10 min seen",
+    "forecast_tails": "t3 = fat tails, gauss = thin",
 }
 
 
