@@ -4,19 +4,26 @@ The demo market runs unpaced for several seeds; every frame goes through the rea
 ``Market`` and from there to one ``SyntheticModel`` per asset — the model sees only what venues publish
 (open interest, trades, the liquidations each venue lets through), never the simulator's positions. At
 checkpoints (every 10 simulated minutes after a 30-minute warm-up) the price buckets within ±5 % of the
-last traded price are ranked twice:
+last traded price are ranked:
 
-- by the model's estimated liquidation notional (long + short USD) at that bucket;
-- by distance from price alone (the baseline: "liquidations happen near price").
+- ``model`` (the headline): by the model's next-hour forecast, the USD at risk in the bucket times the chance
+  that price reaches it within the hour (``SyntheticModel.forecast``, ``liqmap/core/forecast.py``: realized
+  volatility of the trades the model saw, fat-tailed reach probability);
+- ``at_risk``: by the model's USD at risk alone (what the Synthetic map draws; reported beside it);
+- ``baseline``: by distance from price alone ("liquidations happen near price");
+- ``oracle`` / ``oracle_forecast``: the simulator's TRUE open positions, raw and weighted by the same chance of
+  reach (never shown to the model): what a perfect at-risk map would score.
 
 Each ranking's top 10 % of buckets is scored against the ground truth: the share of the liquidation
 notional that actually happened in the next hour (the simulator's full log, not the throttled feeds)
 inside the ±5 % range that fell into those buckets. value = model share ÷ baseline share, target ≥ 1.5.
-Buckets the model leaves at zero are ordered by distance, so an empty model degrades to the baseline.
+Buckets a ranking leaves at zero are ordered by distance, so an empty model degrades to the baseline. The
+baseline is the forecast of a model that knows nothing (the same chance of reach on a flat map), so the
+ratio measures what the model's levels add.
 
-Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-5),
-``LIQMAP_BENCH_FORECAST_HOLDOUT`` (seeds scored the same way and reported under ``detail.holdout``, to check
-a model parameter on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
+Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-10),
+``LIQMAP_BENCH_FORECAST_HOLDOUT`` (default 11-20: seeds scored the same way and reported under
+``detail.holdout``, to check a model choice on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
 fed to the model before the run: the back-fill variant; default 0 = cold start), ``LIQMAP_BENCH_FORECAST_CACHE``
 (a directory: each seed's recorded market is kept there, so re-scoring a model change skips the simulation).
 
@@ -37,14 +44,16 @@ import numpy as np
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets
 from liqmap.core.market import Market
+from liqmap.core.forecast import reach_probability
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
 
 START = 1_700_000_000.0
-SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3,4,5").split(","))
+SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_SEEDS", "1,2,3,4,5,6,7,8,9,10").split(","))
 # Hold-out seeds (not the headline value): scored the same way and reported beside it, so a model parameter
-# chosen on SEEDS can be checked on markets it was not chosen on. Empty = none (the default: it doubles the run).
-HOLDOUT = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_HOLDOUT", "").split(",") if s.strip())
+# chosen on SEEDS is checked on markets it was not chosen on. Set it empty to halve the run.
+HOLDOUT = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_HOLDOUT", "11,12,13,14,15,16,17,18,19,20")
+                .split(",") if s.strip())
 WORKERS = int(os.environ.get("LIQMAP_BENCH_FORECAST_WORKERS", "2"))  # seeds run in parallel processes
 ASSETS = ("BTC", "ETH", "SOL")
 HOURS = float(os.environ.get("LIQMAP_BENCH_FORECAST_HOURS", "2.0"))
@@ -96,7 +105,7 @@ def _cache_path(seed: int, hours: float) -> str | None:
     if not d:
         return None
     os.makedirs(d, exist_ok=True)
-    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}.pkl")
+    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}_v2.pkl")
 
 
 async def _record_seed(seed: int, hours: float) -> dict:
@@ -159,8 +168,7 @@ async def _record_seed(seed: int, hours: float) -> dict:
                 per_range = {}
                 for rp in RANGES:
                     idx, top_b = _top_buckets(last_px[a], steps[a], None, rp)
-                    _, top_o = _top_buckets(last_px[a], steps[a], oracle, rp)
-                    per_range[rp] = (idx, top_b, top_o)
+                    per_range[rp] = (idx, top_b, np.array([oracle.get(int(b), 0.0) for b in idx]))
                 cps.append((a, now, last_px[a], per_range, len(feed)))
     truth = {}
     for a, t, _, _, _ in cps:
@@ -205,16 +213,26 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                     models[name].update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
                 models[name].advance(now)
             done += 1
-        b, lu, su = models[a].levels()
-        model = dict(zip(b.tolist(), (lu + su).tolist()))
+        m = models[a]
+        b, lu, su, _ = m.forecast(price=px)  # expected next-hour liquidations: at risk × chance of reach
+        forecast = dict(zip(b.tolist(), (lu + su).tolist()))
+        b, lu, su = m.levels()  # at risk alone (what the Synthetic map draws)
+        at_risk = dict(zip(b.tolist(), (lu + su).tolist()))
+        sigma = m.sigma_hour
         log = rec["truth"][(a, t)]
         bi = buckets.index(log["price"], steps[a])
         usd = log["usd"]
-        for rp, (idx, top_b, top_o) in per_range.items():
-            _, top_m = _top_buckets(px, steps[a], model, rp)
+        for rp, (idx, top_b, o_scores) in per_range.items():
+            _, top_m = _top_buckets(px, steps[a], forecast, rp)
+            _, top_r = _top_buckets(px, steps[a], at_risk, rp)
+            _, top_o = _top_buckets(px, steps[a], dict(zip(idx.tolist(), o_scores.tolist())), rp)
+            # the oracle weighted by the same chance of reach (the model's own volatility estimate)
+            reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails)
+            _, top_of = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_scores * reach).tolist())), rp)
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
-            for name, top in (("model", top_m), ("baseline", top_b), ("oracle", top_o)):
+            for name, top in (("model", top_m), ("at_risk", top_r), ("baseline", top_b), ("oracle", top_o),
+                              ("oracle_forecast", top_of)):
                 acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + float(usd[inside & np.isin(bi, top)].sum())
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
@@ -222,6 +240,9 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS}}
+
+
+RANKINGS = ("model", "at_risk", "baseline", "oracle", "oracle_forecast")
 
 
 def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
@@ -233,32 +254,39 @@ def _seed_job(seed: int) -> dict:
     return _score_seed(_recorded(seed, HOURS))
 
 
+def _ratio(x: float | None, base: float | None) -> float | None:
+    return round(x / base, 3) if x is not None and base else None
+
+
+def _summary(acc: dict, rp: float = RANGE_PCT) -> dict:
+    """Shares of every ranking and their ratios to the baseline, overall and per asset."""
+    sh = {n: _share(acc, rp, n) for n in RANKINGS}
+    out = {f"{n}_share": sh[n] for n in RANKINGS}
+    out.update({f"{n}_ratio": _ratio(sh[n], sh["baseline"]) for n in RANKINGS if n != "baseline"})
+    out["ratio"] = out.pop("model_ratio")
+    out["per_asset"] = {a: {n: _share(acc, rp, n, (a,)) for n in RANKINGS} for a in ASSETS}
+    return out
+
+
+def _sum_acc(runs: list[dict]) -> dict:
+    acc: dict[tuple, float] = {}
+    for r in runs:
+        for k, v in r["acc"].items():
+            acc[k] = acc.get(k, 0.0) + v
+    return acc
+
+
 def _per_seed(r: dict) -> dict:
-    m, b = _share(r["acc"], RANGE_PCT, "model"), _share(r["acc"], RANGE_PCT, "baseline")
-    return {"seed": r["seed"], "model_share": m, "baseline_share": b,
-            "ratio": round(m / b, 3) if m is not None and b else None,
-            "oracle_share": _share(r["acc"], RANGE_PCT, "oracle"),
+    acc = r["acc"]
+    b = _share(acc, RANGE_PCT, "baseline")
+    return {"seed": r["seed"], "ratio": _ratio(_share(acc, RANGE_PCT, "model"), b),
+            "at_risk_ratio": _ratio(_share(acc, RANGE_PCT, "at_risk"), b),
+            "oracle_ratio": _ratio(_share(acc, RANGE_PCT, "oracle"), b),
+            "oracle_forecast_ratio": _ratio(_share(acc, RANGE_PCT, "oracle_forecast"), b),
             "checkpoints": r["checkpoints"], "frames": r["frames"],
             "parse_errors": r["parse_errors"], "rejects": r["rejects"],
             # diagnostic: share of the oracle's top buckets also in the model's top (mean over checkpoints)
             "oracle_overlap": {a: round(r["oracle_overlap"].get((RANGE_PCT, a), 0.0), 3) for a in ASSETS}}
-
-
-def _holdout(held: list[dict]) -> dict | None:
-    """The hold-out seeds' aggregate (same metric), per asset and per seed."""
-    if not held:
-        return None
-    acc: dict[tuple, float] = {}
-    for r in held:
-        for k, v in r["acc"].items():
-            acc[k] = acc.get(k, 0.0) + v
-    m, b, o = (_share(acc, RANGE_PCT, n) for n in ("model", "baseline", "oracle"))
-    return {"seeds": [r["seed"] for r in held], "model_share": m, "baseline_share": b, "oracle_share": o,
-            "ratio": round(m / b, 3) if m is not None and b else None,
-            "oracle_ratio": round(o / b, 3) if o is not None and b else None,
-            "per_asset": {a: {n: _share(acc, RANGE_PCT, n, (a,)) for n in ("model", "baseline", "oracle")}
-                          for a in ASSETS},
-            "per_seed": [_per_seed(r) for r in held]}
 
 
 def forecast_skill() -> dict:
@@ -283,35 +311,29 @@ def forecast_skill() -> dict:
         every = [_seed_job(s) for s in all_seeds]
     runs = [r for r in every if r["seed"] in SEEDS]
     held = [r for r in every if r["seed"] in HOLDOUT]
-    acc: dict[tuple, float] = {}
-    for r in runs:
-        for k, v in r["acc"].items():
-            acc[k] = acc.get(k, 0.0) + v
-    model_share = _share(acc, RANGE_PCT, "model") or 0.0
-    base_share = _share(acc, RANGE_PCT, "baseline") or 0.0
-    ratio = model_share / base_share if base_share > 0 else None
-    variants = {}
-    for rp in RANGES:
-        m, b, o = (_share(acc, rp, n) for n in ("model", "baseline", "oracle"))
-        variants[f"±{rp:g}%"] = {
-            "model_share": m, "baseline_share": b, "oracle_share": o,
-            "ratio": round(m / b, 3) if m is not None and b else None,
-            "oracle_ratio": round(o / b, 3) if o is not None and b else None,
-            "realized_usd": round(sum(acc.get((rp, a, "realized"), 0.0) for a in ASSETS)),
-            "per_asset": {a: {n: _share(acc, rp, n, (a,)) for n in ("model", "baseline", "oracle")} for a in ASSETS},
-        }
+    acc = _sum_acc(runs)
+    head = _summary(acc)
+    ratio = head["ratio"]
+    holdout = None
+    if held:
+        holdout = {"seeds": [r["seed"] for r in held], **_summary(_sum_acc(held)),
+                   "per_seed": [_per_seed(r) for r in held]}
     return {
-        "value": round(ratio, 3) if ratio is not None else None,
+        "value": ratio,
         "unit": "× baseline",
         "target": 1.5,
         "ok": ratio is not None and ratio >= 1.5,
         "detail": {
-            "model_share": model_share,
-            "baseline_share": base_share,
+            # model = the model's next-hour forecast (liqmap.core.forecast: USD at risk × chance that price
+            # reaches the bucket within the hour, from the realized volatility of the trades it saw);
+            # at_risk = the model's levels alone (what the Synthetic map draws), ranked by USD at risk
+            **{k: v for k, v in head.items() if k != "per_asset"},
             "range": f"±{RANGE_PCT:g}%",
-            # oracle = the same top-10 % ranking on the simulator's TRUE open positions (liquidation price,
-            # USD): what a perfect at-risk map would score under this metric; never shown to the model
-            "variants": variants,
+            "per_asset": head["per_asset"],
+            # oracle = the same top-10 % rankings on the simulator's TRUE open positions (liquidation price,
+            # USD), raw and weighted by the same chance of reach: what a perfect at-risk map would score
+            "variants": {f"±{rp:g}%": {**_summary(acc, rp), "realized_usd": round(sum(
+                acc.get((rp, a, "realized"), 0.0) for a in ASSETS))} for rp in RANGES},
             "per_seed": [_per_seed(r) for r in runs],
             "assets": list(ASSETS),
             "seeds": list(SEEDS),
@@ -320,7 +342,7 @@ def forecast_skill() -> dict:
             "preroll_s": PREROLL_S,
             "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
                           f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",
-            "holdout": _holdout(held),
+            "holdout": holdout,
             "model_stats_seed0": runs[0]["model_stats"],
             "run_s": round(time.perf_counter() - t0, 1),
         },
