@@ -113,27 +113,34 @@ def test_model_forecast_is_levels_times_reach_from_its_own_volatility():
         SyntheticModel("BTC", 25.0, {"forecast_tails": "normal"})
 
 
-def test_clusters_group_adjacent_buckets_per_side_and_rank_by_expected_usd():
+def test_clusters_are_the_peaks_of_expected_usd_grown_over_their_neighbours():
     from liqmap.core.forecast import clusters
 
     step, price = 10.0, 1000.0
-    # longs below: a run 960–990 (buckets 96..98) and a lone bucket 900; shorts above: 1010 and 1030 (gap of 1
-    # empty bucket: still one cluster), and a speck at 1100
-    b = np.array([90, 96, 97, 98, 101, 103, 110])
-    at_lo = np.array([5e6, 1e6, 2e6, 1e6, 0, 0, 0])
-    at_sh = np.array([0, 0, 0, 0, 3e6, 1e6, 1e3])
+    # longs below: an unbroken run 900..999 (as spread bands make it) with a bump at 960-980 and a big far
+    # block at 900-909; shorts above: a peak at 1010-1020, a gap, and a speck at 1100
+    b = np.concatenate([np.arange(90, 100), [101, 102, 103, 110]])
+    at_lo = np.concatenate([[5e6], np.full(5, 2e5), [3e6, 4e6, 3e6], [2e5], np.zeros(4)])
+    at_sh = np.concatenate([np.zeros(10), [3e6, 3e6, 2e5, 1e3]])
     reach = reach_probability(np.log((b + 0.5) * step / price), 0.01, 1.0)
-    got = clusters(b, at_lo * reach, at_sh * reach, reach, step, price, top=5)
-    sides = [(c["side"], c["price_lo"], c["price_hi"]) for c in got]
-    assert ("long", 960.0, 990.0) in sides and ("short", 1010.0, 1040.0) in sides
-    # the far 5 M$ long cluster at 900 (−9.5 %) is less likely to be hit than the nearer, smaller ones
-    run = next(c for c in got if c["price_lo"] == 960.0)
-    assert run["at_risk_usd"] == pytest.approx(4e6) and run["expected_usd"] == pytest.approx(
-        float((at_lo[1:4] * reach[1:4]).sum()))
-    assert run["reach"] == pytest.approx(reach[3]) and -4 < run["distance_pct"] < -1
+    el, es = at_lo * reach, at_sh * reach
+    got = clusters(b, el, es, reach, step, price, top=5)
+    spans = [(c["side"], c["price_lo"], c["price_hi"]) for c in got]
+    assert ("short", 1010.0, 1030.0) in spans  # 101-102 hold ≥ half the peak; 103 (2e5) does not
+    assert ("long", 960.0, 990.0) in spans  # the bump, not the whole unbroken run down to 900
+    bump = next(c for c in got if c["price_lo"] == 960.0)
+    assert bump["at_risk_usd"] == pytest.approx(1e7) and bump["expected_usd"] == pytest.approx(el[6:9].sum())
+    assert bump["reach"] == pytest.approx(reach[8]) and -4 < bump["distance_pct"] < -1
+    assert 960 < bump["price"] < 990
+    # best first; no bucket in two clusters; the speck (under 2 % of the total) is never reported
     assert [c["expected_usd"] for c in got] == sorted((c["expected_usd"] for c in got), reverse=True)
-    assert all(c["price_lo"] != 1100.0 for c in got)  # under 2 % of the total: noise
+    cover = [x for c in got for x in range(int(c["price_lo"] // step), int(c["price_hi"] // step))]
+    assert len(cover) == len(set(cover))
+    assert all(c["price_lo"] != 1100.0 for c in got)
+    # the far 5 M$ block (−9.5 %) ranks below the nearer, smaller bump: it is rarely reached within the hour
     far = [c for c in got if c["price_lo"] == 900.0]
-    assert not far or got.index(far[0]) > got.index(run)
-    assert clusters(b, at_lo * reach, at_sh * reach, reach, step, price, top=1) == got[:1]
-    assert clusters(b[:0], at_lo[:0], at_sh[:0], reach[:0], step, price) == []
+    assert not far or got.index(far[0]) > got.index(bump)
+    assert clusters(b, el, es, reach, step, price, top=1) == got[:1]
+    one = clusters(b, el, es, reach, step, price, top=5, max_buckets=1)
+    assert all(c["price_hi"] - c["price_lo"] == step for c in one)
+    assert clusters(b[:0], el[:0], es[:0], reach[:0], step, price) == []

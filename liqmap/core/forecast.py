@@ -111,47 +111,61 @@ def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, pric
 
 
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
-             price: float, top: int = 3, gap: int = 1, min_share: float = 0.02) -> list[dict]:
+             price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.
 
     Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
-    Runs of same-side buckets at most ``gap`` empty buckets apart form one cluster (a trader reads "longs
-    63,700–63,900", not three buckets). Each cluster: ``side`` ("long" = longs liquidated below price,
-    "short" above), ``price_lo``/``price_hi`` (bucket edges), ``price`` (expected-weighted centre),
-    ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd`` and ``reach`` (the chance
-    price gets to the cluster's nearest bucket). Clusters under ``min_share`` of the total expected USD are
-    left out: noise is not a forecast."""
+    The model's levels are spread over bands, so a side is often one unbroken run of buckets from price to
+    the window's edge; a trader wants the peaks. Each cluster is grown from the largest expected bucket
+    left, over adjacent buckets of the same side that still hold at least ``frac`` of its USD at risk (at
+    most ``max_buckets`` wide), then removed before the next is looked for. Each cluster: ``side`` ("long" =
+    longs liquidated, below price; "short" above), ``price_lo``/``price_hi`` (bucket edges), ``price``
+    (expected-weighted centre), ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd``
+    and ``reach`` (the best chance of reach inside it). Clusters under ``min_share`` of the total expected
+    USD are not reported: noise is not a forecast."""
     out: list[dict] = []
     if len(bucket) == 0 or not (price > 0):
         return out
     bucket = np.asarray(bucket, np.int64)
+    reach = np.asarray(reach, float)
     total = float(np.sum(long_usd) + np.sum(short_usd))
     if total <= 0:
         return out
+    left = {"long": np.array(long_usd, float), "short": np.array(short_usd, float)}
     with np.errstate(divide="ignore", invalid="ignore"):
-        for name, exp in (("long", np.asarray(long_usd, float)), ("short", np.asarray(short_usd, float))):
-            nz = np.flatnonzero(exp > 0)
-            if not len(nz):
-                continue
-            b = bucket[nz]
-            breaks = np.flatnonzero(np.diff(b) > gap + 1) + 1
-            for part in np.split(np.arange(len(nz)), breaks):
-                sel = nz[part]
-                e = exp[sel]
-                r = np.asarray(reach, float)[sel]
-                exp_usd = float(e.sum())
-                if exp_usd < min_share * total:
-                    continue
-                centre = float(((bucket[sel] + 0.5) * step * e).sum() / exp_usd)
-                out.append({
-                    "side": name,
-                    "price_lo": float(bucket[sel].min() * step),
-                    "price_hi": float((bucket[sel].max() + 1) * step),
-                    "price": centre,
-                    "distance_pct": (centre / price - 1.0) * 100.0,
-                    "at_risk_usd": float(np.where(r > 0, e / np.where(r > 0, r, 1.0), 0.0).sum()),
-                    "expected_usd": exp_usd,
-                    "reach": float(r.max()),
-                })
+        risk = {k: np.where(reach > 0, v / np.where(reach > 0, reach, 1.0), 0.0) for k, v in left.items()}
+    top = max(0, int(top))
+    while len(out) < 2 * top:  # a few more candidates than asked: a wide cluster may outweigh a sharp peak
+        name = max(left, key=lambda k: float(left[k].max()) if len(left[k]) else 0.0)
+        exp, at = left[name], risk[name]
+        i = int(np.argmax(exp))
+        if exp[i] <= 0:
+            break
+        peak = at[i]
+        lo = hi = i
+        while (hi - lo + 1 < max_buckets and lo > 0 and bucket[lo] - bucket[lo - 1] == 1
+               and exp[lo - 1] > 0 and at[lo - 1] >= frac * peak):
+            lo -= 1
+        while (hi - lo + 1 < max_buckets and hi + 1 < len(exp) and bucket[hi + 1] - bucket[hi] == 1
+               and exp[hi + 1] > 0 and at[hi + 1] >= frac * peak):
+            hi += 1
+        sel = slice(lo, hi + 1)
+        e, r = exp[sel].copy(), reach[sel]
+        exp_usd = float(e.sum())
+        exp[sel] = 0.0  # taken: the next peak is looked for among the rest
+        if exp_usd < min_share * total:
+            continue
+        centre = float(((bucket[sel] + 0.5) * step * e).sum() / exp_usd)
+        at_risk = float(at[sel].sum())
+        out.append({
+            "side": name,
+            "price_lo": float(bucket[lo] * step),
+            "price_hi": float((bucket[hi] + 1) * step),
+            "price": centre,
+            "distance_pct": (centre / price - 1.0) * 100.0,
+            "at_risk_usd": at_risk,
+            "expected_usd": exp_usd,
+            "reach": float(r.max()),
+        })
     out.sort(key=lambda c: -c["expected_usd"])
-    return out[:max(0, int(top))]
+    return out[:top]

@@ -1,4 +1,5 @@
-"""The reports panel: Walls (with the asymmetry read), Sweeps, Absorptions, Convergence chips.
+"""The reports panel: Walls (with the asymmetry read), Sweeps, Absorptions, Convergence chips, and the next
+hour's forecast (the liquidation clusters most likely to be hit, ``liqmap.core.forecast``).
 
 A small custom Line-API table instead of DataTable, which resends the whole table on every update: rows
 are plain text with a style, keyed by their text, so a report update repaints only the rows that changed.
@@ -26,7 +27,7 @@ from .lines import CachedLines
 from .live_column import side_sign
 
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
-            ("convergence", "CONVERGENCE"))
+            ("convergence", "CONVERGENCE"), ("forecast", "NEXT 1H"))
 VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
 KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
 KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
@@ -44,6 +45,8 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "absorptions": (("price", ">"), ("side", "<"), ("usd", ">"), ("dur", ">"), ("outcome", "<"),
                     ("venues", "<")),
     "convergence": (("price", ">"), ("dist", ">"), ("parts", "<"), ("score", ">")),
+    # forecast cluster: which side gets liquidated, where, USD at risk, chance price gets there, expected USD
+    "forecast": (("side", "<"), ("price", ">"), ("dist", ">"), ("usd", ">"), ("reach", ">"), ("exp", ">")),
 }
 SHRINK: dict[str, tuple[tuple[str, str], ...]] = {
     "walls": (("short", "venues"), ("drop", "dens"), ("drop", "age"), ("short", "status"), ("drop", "venues"),
@@ -53,6 +56,7 @@ SHRINK: dict[str, tuple[tuple[str, str], ...]] = {
     "absorptions": (("short", "venues"), ("drop", "dur"), ("short", "outcome"), ("drop", "venues"),
                     ("drop", "outcome")),
     "convergence": (("short", "parts"), ("drop", "score"), ("drop", "dist")),
+    "forecast": (("short", "price"), ("drop", "exp"), ("short", "side"), ("drop", "dist")),
 }
 STATUS_SHORT = {"active": "act", "pulled": "pull", "consumed": "cons", "pending": "pend"}
 
@@ -214,6 +218,18 @@ def cells(section: str, rec: dict, step: float) -> dict[str, tuple[str, str]]:
         oc = str(first(rec, "outcome", "status") or "")
         put("outcome", oc, STATUS_SHORT.get(oc, oc))
         put("venues", venues_text(rec, short=False), venues_text(rec))
+    elif section == "forecast":  # a cluster of the next-hour forecast
+        long_side = str(rec.get("side")) == "long"
+        put("side", "▼ longs" if long_side else "▲ shorts", "▼ L" if long_side else "▲ S")
+        lo, hi = _num(rec.get("price_lo")), _num(rec.get("price_hi"))
+        rng = f"{fmt_price(lo, step)}–{fmt_price(hi, step)}" if lo is not None and hi is not None else p
+        put("price", rng if hi is None or lo is None or hi - lo > step * 1.5 else p, p)
+        d = _distance_pct(rec)
+        put("dist", pct(d) if d is not None else "")
+        put("usd", usd(first(rec, "at_risk_usd")))
+        r = _num(rec.get("reach"))
+        put("reach", f"{r * 100:.0f}%" if r is not None else "")
+        put("exp", f"≈{usd(first(rec, 'expected_usd'))}")
     else:  # convergence chip
         put("price", p)
         d = _distance_pct(rec)
@@ -327,9 +343,21 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
     rows: list[Row] = []
     for key, title in SECTIONS:
         recs = reports.get(key) or []
-        if isinstance(recs, dict):
+        info = ""
+        if key == "forecast":
+            fc = recs if isinstance(recs, dict) else {}
+            recs = fc.get("clusters") or []
+            h, sig = _num(fc.get("horizon_hours")), _num(fc.get("sigma_hour"))
+            if h is not None:
+                title = f"NEXT {h:g}H" if h >= 1 else f"NEXT {h * 60:.0f}M"
+            if sig is not None:  # what the chance of reach is based on
+                info = f" at risk × reach · vol {sig * 100:.2f}%/h"
+        elif isinstance(recs, dict):
             recs = list(recs.values())
         rows.append(Row(f"{title} ({len(recs)})", "header", key))
+        if info and recs:
+            rows.append(Row(info if width is None or len(info) <= width else info[: max(width - 1, 0)] + "…",
+                            "info", key))
         if key == "walls":
             a = asymmetry_text(reports.get("asymmetry"), width)
             if a:
@@ -370,7 +398,7 @@ class ReportsTable(CachedLines, can_focus=True):
         self._laid_out_for = -1  # the width the rows were laid out for
 
     def selectable(self) -> list[int]:
-        return [i for i, r in enumerate(self.rows) if r.kind == "rec" and r.section != "convergence"]
+        return [i for i, r in enumerate(self.rows) if r.kind == "rec" and r.section not in ("convergence", "forecast")]
 
     def update_reports(self, reports: dict, step: float, styles: dict[str, Style]) -> None:
         self._styles = styles
