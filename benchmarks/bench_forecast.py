@@ -231,9 +231,14 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             _, top_of = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_scores * reach).tolist())), rp)
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
+            got = {}
             for name, top in (("model", top_m), ("at_risk", top_r), ("baseline", top_b), ("oracle", top_o),
                               ("oracle_forecast", top_of)):
-                acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + float(usd[inside & np.isin(bi, top)].sum())
+                got[name] = float(usd[inside & np.isin(bi, top)].sum())
+                acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + got[name]
+            if rp == RANGE_PCT and usd[inside].sum() > 0:  # one checkpoint's verdict (robustness, not the metric)
+                verdict = "won" if got["model"] > got["baseline"] else "lost" if got["model"] < got["baseline"] else "tied"
+                acc[("checkpoints", verdict)] = acc.get(("checkpoints", verdict), 0.0) + 1
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
     return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"],
@@ -265,6 +270,8 @@ def _summary(acc: dict, rp: float = RANGE_PCT) -> dict:
     out.update({f"{n}_ratio": _ratio(sh[n], sh["baseline"]) for n in RANKINGS if n != "baseline"})
     out["ratio"] = out.pop("model_ratio")
     out["per_asset"] = {a: {n: _share(acc, rp, n, (a,)) for n in RANKINGS} for a in ASSETS}
+    if rp == RANGE_PCT:  # checkpoints (with liquidations in range) where the model's top beat the baseline's
+        out["checkpoints_vs_baseline"] = {v: int(acc.get(("checkpoints", v), 0)) for v in ("won", "tied", "lost")}
     return out
 
 
