@@ -5,6 +5,7 @@ TLS, timeout, HTTP 404 — and the table says which is which, light-depth channe
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import gzip
@@ -147,9 +148,8 @@ async def test_loopback_table_classifies_each_failure(servers):
         expect["bitmex"] = "timeout"
     cfg["universe"]["venues"] = list(expect)
     out, err = io.StringIO(), io.StringIO()
-    t0 = time.monotonic()
-    rc = await diagnose(cfg, 2.5, out=out, err=err, asset="BTC")
-    assert time.monotonic() - t0 < 20  # bounded (the listening window plus shutdown)
+    # a hang guard, not a speed check: the probe is bounded by its listening window plus shutdown
+    rc = await asyncio.wait_for(diagnose(cfg, 2.5, out=out, err=err, asset="BTC"), 60)
     text = out.getvalue()
     rows = {tuple(line.split()[:2]): line for line in text.splitlines()[2:-1]}
     assert rc == 1  # not everything delivered
