@@ -288,23 +288,42 @@ def test_walls_get_pulled_or_absorbed_and_flow_sweeps_levels():
     assert big_deletes > 0
 
 
-def test_paced_source_follows_speed():
+def test_paced_source_follows_speed(monkeypatch):
+    """10 simulated seconds at 20× are paced to 0.5 s of wall time: the source sleeps until each step is due.
+    The wall clock is a fake that the (fake) sleep advances, so this checks the pacing, not the machine."""
+    import types
+
+    from liqmap.feeds.demo import source as source_mod
+
+    wall = [1000.0]
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(delay: float) -> None:
+        slept.append(delay)
+        wall[0] += max(delay, 0.0)
+        await real_sleep(0)
+
+    import time as real_time
+
+    monkeypatch.setattr(source_mod, "time", types.SimpleNamespace(**{**vars(real_time), "monotonic": lambda: wall[0]}))
+    monkeypatch.setattr(source_mod, "asyncio", types.SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep}))
     src = DemoSource(assets=["XRP"], seed=1, speed=20.0, focus=["XRP"])
 
     async def go():
-        import time
-
-        t0 = time.monotonic()
         n = 0
-        async for f in src.frames():
+        async for _ in src.frames():
             n += 1
             if src.now() - src.start >= 10.0:
                 break
-        return time.monotonic() - t0, n
+        return n
 
-    elapsed, n = asyncio.run(go())
+    n = asyncio.run(go())
     assert n > 0
-    assert 0.3 < elapsed < 3.0  # 10 simulated seconds at 20× ≈ 0.5 s of wall time
+    simulated = src.now() - src.start
+    assert wall[0] - 1000.0 == pytest.approx(simulated / 20.0, abs=0.26)  # within one 250 ms step at 20×
+    assert 0.4 <= wall[0] - 1000.0 <= 0.55
+    assert all(d > 0 for d in slept if d != 0)
 
 
 def test_demo_feeder_fills_a_market_through_the_parsers():
