@@ -25,6 +25,7 @@ from textual.strip import Strip
 from ..core.buckets import label
 from .lines import CachedLines
 from .live_column import side_sign
+from .status import finite as _num
 
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
             ("convergence", "CONVERGENCE"), ("forecast", "NEXT 1H"))
@@ -144,14 +145,6 @@ def side_text(rec: dict, section: str) -> str:
 
 def fmt_price(p: float | None, step: float) -> str:
     return "-" if p is None else label(p, step)
-
-
-def _num(v: Any) -> float | None:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def pct(x: float) -> str:

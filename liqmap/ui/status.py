@@ -22,7 +22,8 @@ DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "
 VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER"}
 
 
-def _num(v: Any) -> float | None:
+def finite(v: Any) -> float | None:
+    """``v`` as a finite float, or None (records of unknown exact shape: strings, None, NaN)."""
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -37,10 +38,10 @@ def venue_state(h: Any) -> tuple[str, float | None, float | None]:
     if not isinstance(h, dict):
         h = getattr(h, "__dict__", {}) or {}
     state = str(h.get("state") or h.get("status") or "connecting").lower()
-    age = _num(h.get("age", h.get("last_age", h.get("last_message_age", h.get("age_s")))))
-    lag = _num(h.get("lag", h.get("lag_s", h.get("lag_ewma", h.get("lag_last")))))
+    age = finite(h.get("age", h.get("last_age", h.get("last_message_age", h.get("age_s")))))
+    lag = finite(h.get("lag", h.get("lag_s", h.get("lag_ewma", h.get("lag_last")))))
     if lag is None and h.get("lag_ms") is not None:
-        lag = (_num(h.get("lag_ms")) or 0.0) / 1000.0
+        lag = (finite(h.get("lag_ms")) or 0.0) / 1000.0
     return state, age, lag
 
 
