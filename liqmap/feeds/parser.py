@@ -52,7 +52,7 @@ class FrameParser:
     websocket or REST URL); REST bodies such as a Binance depth snapshot need it to know their symbol
     (with no URL, the one symbol waiting for a snapshot gets it).
 
-    Light-depth frames (top-N snapshots: Binance ``@depth20``, Bybit ``orderbook.50``, OKX ``books5``,
+    Light-depth frames (top-N snapshots: Binance ``@depth20``, Bybit ``orderbook.200`` (the full book's topic, for the assets out of focus), OKX ``books5``,
     BitMEX ``orderBook10``, Deribit ``book.{inst}.none.20.100ms``) are recognised by their stream, topic,
     channel or table whatever ``channels`` says, so a recording of the collector's light ``depth`` feeds
     replays through the default parser; ``channels=("depth",)`` (with ``book_assets``) only changes what

@@ -281,9 +281,9 @@ def venue_ids(names) -> list[int]:
 
 
 def fmt_usd(x: float) -> str:
-    """$42M, $1.2B, $850K, $900 — compact for a status line."""
+    """$42M, $1.2B, $850k, $900 — compact for a status line (k as in the reports panel)."""
     a = abs(x)
-    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
         if a >= div:
             v = x / div
             return f"${v:.1f}{suf}" if abs(v) < 10 else f"${v:.0f}{suf}"
