@@ -18,7 +18,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core.events import trades
 from liqmap.core.market import Market
 from liqmap.feeds.collector import BatchSink, focus_set, watchdog_for
-from liqmap.feeds.health import CONNECTED, DOWN, STALE, Health, HealthFan, classify_error
+from liqmap.feeds.health import CONNECTED, CONNECTING, DOWN, STALE, Health, HealthFan, classify_error
 
 
 class Clock:
@@ -32,7 +32,10 @@ class Clock:
 def test_states_connected_stale_down():
     clk = Clock()
     h = Health("binance", stale_seconds=10.0, clock=clk)
-    assert h.state() == DOWN  # never connected
+    assert h.state() == CONNECTING  # nothing tried yet: connecting, not down
+    failed = Health("okx", clock=clk)
+    failed.on_connect_failed("refused")
+    assert failed.state() == DOWN  # tried and failed before ever connecting
     h.on_connect("c1")
     h.open_connections = 1
     assert h.state() == CONNECTED  # just connected, no frame yet

@@ -523,3 +523,33 @@ def test_no_mouse_reaches_textual(monkeypatch):
     cfg = make_cfg(mouse=False)
     assert run.main(argparse.Namespace(demo=True, replay=None), cfg) == 0
     assert seen == {"mouse": False}
+
+
+async def test_before_the_source_is_built_the_screen_says_what_it_will_be_and_venues_are_connecting():
+    """A demo never reads LIVE, not even during the first second while its source is still being built, and
+    venues nobody has tried to reach yet are 'connecting', not 'down'."""
+    import threading
+
+    release = threading.Event()
+
+    def slow_factory():
+        release.wait(10)
+        raise RuntimeError("test over")
+
+    cfg = make_cfg()
+    spec, themes = resolve(cfg["app"]["theme"], environ={})
+    app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system="truecolor", source_factory=slow_factory,
+                    source_label="DEMO")
+    try:
+        async with app.run_test(size=(140, 30)) as pilot:
+            for _ in range(5):
+                await pilot.pause()
+            app._refresh_status()
+            await pilot.pause()
+            text = screen_text(app)
+            first = text.splitlines()[0]
+            assert "DEMO (simulated market)" in first and "LIVE" not in first
+            assert "◌binance" in first and "down" not in text
+            assert "connecting" in text
+    finally:
+        release.set()

@@ -372,6 +372,7 @@ def main(args, cfg: dict[str, Any]) -> int:
 
     app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system=system,
                     source_factory=early.result, first_frame=first_frame,
+                    source_label={"demo": "DEMO", "replay": "REPLAY"}.get(kind, "LIVE"),
                     naive=os.environ.get("LIQMAPUI_NAIVE") == "1")
     app.run(mouse=bool(cfg["app"]["mouse"]))
     return int(app.return_code or 0)

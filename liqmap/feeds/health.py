@@ -21,7 +21,7 @@ from typing import Any
 
 LOG = logging.getLogger("liqmap.feeds")
 
-CONNECTED, STALE, DOWN = "connected", "stale", "down"
+CONNECTED, STALE, DOWN, CONNECTING = "connected", "stale", "down", "connecting"
 
 # Lags beyond this are clock or replay artefacts (an old recording), not backlog; they are counted
 # apart so one bogus exchange timestamp cannot poison the average.
@@ -114,6 +114,8 @@ class Health:
     # -- reading ------------------------------------------------------------------------------------
     def state(self, now: float | None = None) -> str:
         now = self.clock() if now is None else now
+        if self.open_connections <= 0 and not self.dead and self.connects == 0 and self.failed_connects == 0:
+            return CONNECTING  # nothing tried yet (start-up): not "down", which would alarm for no reason
         if self.open_connections <= 0 or self.dead:
             return DOWN
         ref = self.last_frame if self.last_frame is not None else self.connected_since

@@ -110,9 +110,12 @@ class LiqmapApp(App):
         source_factory: Callable[[], SnapshotSource] | None = None,
         naive: bool = False,
         first_frame: Callable[[], None] | None = None,
+        source_label: str = "LIVE",
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        # what the source will be (LIVE / REPLAY / DEMO), shown until it is built: a demo never reads LIVE
+        self.source_label = source_label
         app_cfg = cfg["app"]
         self.assets: list[str] = list(cfg["universe"]["assets"])
         self.venue_list: list[str] = list(cfg["universe"]["venues"])
@@ -145,6 +148,7 @@ class LiqmapApp(App):
         self.ticks = 0
         self.draws = 0
         self.first_frame_at: float | None = None
+        self._redraw_scheduled = False
         self.show_reports = True
         self._reports_user_choice: bool | None = None
         self._auto_center: float | None = None
@@ -270,7 +274,7 @@ class LiqmapApp(App):
     def current_view(self) -> View:
         hm = self._q(HeatmapView)
         sub = 2 if self.vp.hires else 1
-        height = hm.size.height or max(self.size.height - 5, 1)  # hidden while empty: estimate
+        height = hm.size.height or max(self.size.height - 5, 1)  # before the first layout: estimate
         # Following the price, the screen centre is sticky (see _draw) and may sit up to 30% of a screen
         # away from the engine's centre (the last price): ask for 1.6× the rows so the screen stays covered.
         rows = height * sub * self.vp.zoom
@@ -320,6 +324,7 @@ class LiqmapApp(App):
         self._drawn_key = key
 
     def _redraw(self) -> None:
+        self._redraw_scheduled = False
         self._drawn_key = None
         for w in self._main.query(CachedLines):
             w.invalidate()
@@ -361,16 +366,15 @@ class LiqmapApp(App):
     def _draw(self, snap: Snapshot) -> None:
         row = self._q("#maprow")
         if row.has_class("empty"):
-            row.remove_class("empty")
-            # The widgets get their size in the next layout; draw then.
-            self._snap = snap
-            self.call_after_refresh(self._redraw)
-            return
+            row.remove_class("empty")  # the map's widgets were laid out under the message all along
         prev = self._snap
         self._snap = snap
         hm = self._q(HeatmapView)
         h, w = hm.size.height, hm.size.width
-        if h <= 0 or w <= 0:
+        if h <= 0 or w <= 0:  # not laid out yet (the very first refresh): draw after it, once
+            if not self._redraw_scheduled:
+                self._redraw_scheduled = True
+                self.call_after_refresh(self._redraw)
             return
         if prev is None or prev.grid.asset != snap.grid.asset or prev.grid.mode != snap.grid.mode \
                 or prev.grid.timeframe != snap.grid.timeframe:
@@ -427,7 +431,7 @@ class LiqmapApp(App):
         if not self._ui_ready() or self._main.has_class("toosmall"):
             return
         snap = self._snap if (self._view is not None and self._snap_fits(self._snap, self._view)) else None
-        st = self.source.status() if self.source is not None else SourceStatus()
+        st = self.source.status() if self.source is not None else SourceStatus(label=self.source_label)
         health = (snap.health if snap is not None and snap.health else st.health) or {}
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
         label = snap.source if snap is not None else st.label
