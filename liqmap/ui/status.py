@@ -93,7 +93,7 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
 
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(f" zoom {zoom}×{step:g}/row ", style="dim")
+    t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
     t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
