@@ -127,6 +127,7 @@ class _Built:
     syn: tuple[np.ndarray, np.ndarray] | None = None  # the model's per-column layers for ``win``
     version: int = 0  # snapshot version built from ``syn`` (the heatmap's snapshot file stores ``syn``)
     open_col: int | None = None  # newest column when ``syn`` was read: it and newer ones are re-read
+    reports: Any = None  # the reports dict the snapshot carries (a new one means the books or reports moved)
 
 
 @dataclass
@@ -576,8 +577,11 @@ class Engine:
                 self._ensure_step(st, None)
             built = self._built.setdefault(view.key, _Built())
             win = self._window(view, st, now, built.win)
+            # Nothing new to draw: same window, same rows, and (for the view on screen) the same reports —
+            # a wall pulled from a book with no trade since must still reach the screen at once.
             if (not force and built.win == win and built.data_version == st.data_version
-                    and now - built.built_at < IDLE_EVERY and view.key in self._latest):
+                    and now - built.built_at < IDLE_EVERY and view.key in self._latest
+                    and (built.reports is st.report_dicts or not self.is_hot(view.key))):
                 self.stats["skipped"] += 1
                 return None
             prev = built.win
@@ -589,6 +593,7 @@ class Engine:
             setattr(built, kind, getattr(built, kind) + 1)
             self.stats[kind] += 1
             built.win, built.data_version, built.built_at = win, st.data_version, now
+            built.reports = st.report_dicts
             reports, verdict, last_price = st.report_dicts, st.verdict, st.last_price
             snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports,
                             verdict=verdict, health=self.health(), source=self.source, last_price=last_price)
