@@ -111,6 +111,10 @@ DEFAULTS: dict[str, Any] = {
         "build_timeout_seconds": 30.0,  # building a venue's feeds (symbol maps, metadata) off the loop
         "batch_ms": 50.0,  # parsed rows are handed to the market rings in batches this often
         "light_depth": True,  # top-N depth for assets out of focus, where the venue adapter parses it
+        # Live start: this many hours of Binance open-interest history and 1-minute klines are replayed through
+        # the synthetic model first (methods §2.4 step 10), so the Synthetic map is not empty for hours. 0 = off.
+        "backfill_hours": 6.0,
+        "backfill_timeout_seconds": 10.0,  # per request; a failure costs that asset its history, nothing else
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
         "endpoints": {
             "binance_market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice

@@ -109,6 +109,7 @@ class MarketRunner:
             rp = self.replay
             self.clock = clock = rp.now
         self.metadata = None
+        self.backfill_result: dict[str, str] | None = None  # live: asset → "ok (N rows)" or why it has no history
         tiers = None
         if kind == "live":
             from ..core.store import Store
@@ -237,6 +238,18 @@ class MarketRunner:
         finally:
             await self.collector.stop()
 
+    async def _backfill(self) -> None:
+        """Binance OI history and klines through the synthetic models (feeds/backfill.py), screen asset first."""
+        from ..core.assets import universe
+        from ..feeds.backfill import backfill
+
+        if "binance" not in self.venues:
+            self.backfill_result = {}
+            return
+        symbols = {a: m.markets["binance"].symbol for a, m in universe(self.assets).items() if "binance" in m.markets}
+        self.backfill_result = await backfill(self.engine, self.cfg, self.assets, symbols, first=self.screen_asset,
+                                              now=self.clock)
+
     async def run(self) -> None:
         import asyncio
 
@@ -249,8 +262,11 @@ class MarketRunner:
             feed = self.replay.run()
         else:
             feed = self._live_feed()
+        tasks = []
+        if self.kind == "live":  # the model's history first (held assets: live rows wait in the rings)
+            tasks.append(asyncio.ensure_future(self._backfill()))
         feed_task = asyncio.ensure_future(feed)
-        tasks = [feed_task]
+        tasks.append(feed_task)
         if self.preroll is not None:
             tasks.append(asyncio.ensure_future(self._run_preroll()))
         await self._first_build(feed_task)

@@ -411,6 +411,28 @@ class Engine:
         with st.lock:
             return self._ingest_locked(st, now)
 
+    def backfill(self, asset: str, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
+                 now: float | None = None) -> int:
+        """History for the synthetic model only (methods §2.4 step 10: a live start replays public OI history
+        and klines through the model). Nothing goes into the rings, tapes or reports — those show what was
+        observed — and the asset should be held meanwhile (``hold``) so live rows reach the model after its
+        history. Returns the rows fed."""
+        st = self.state(asset)
+        n = (len(oi) if oi is not None else 0) + (len(trades) if trades is not None else 0)
+        if n == 0:
+            return 0
+        with st.lock:
+            price = (float(trades["price"][-1]) if trades is not None and len(trades) else
+                     float(oi["mark"][-1]) if oi is not None and len(oi) else None)
+            self._ensure_step(st, price)
+            if st.model is None:
+                return 0
+            _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=None)
+            if now is not None:
+                st.model.advance(now)
+            st.data_version += 1
+        return n
+
     def _ingest_locked(self, st: AssetState, now: float) -> int:
         trades = self._new_rows(st, "trade")
         liqs = self._new_rows(st, "liq")
