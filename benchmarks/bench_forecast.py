@@ -71,6 +71,10 @@ PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
 # 0 (the headline) = a cold start: the model sees nothing from before the run.
 PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
+# With a pre-roll: "klines" gives the model that history only as live mode's back-fill would have it
+# (liqmap/feeds/backfill.py): Binance's 1-minute klines and 5-minute open-interest samples, nothing else;
+# "none" scores the same market with its history unseen (a cold start there, the back-fill's baseline).
+BACKFILL = os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL", "")
 
 
 def _top_buckets(price: float, step: float, scores: dict[int, float] | None,
@@ -204,6 +208,15 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     acc: dict[tuple, float] = {}
     ovl: dict[tuple, float] = {}
     done = 0
+    if BACKFILL in ("klines", "none") and cps:
+        run_start = cps[0][1] - WARMUP_S
+        n_hist = sum(1 for now, _ in feed if now <= run_start)
+        for name in (ASSETS if BACKFILL == "klines" else ()):  # "none": the same market, history unseen
+            oi, trades = _as_backfill([feed[i][1][name] for i in range(n_hist)])
+            if len(oi) or len(trades):
+                models[name].update(oi=oi, trades=trades)
+                models[name].advance(run_start)
+        done = n_hist
     for a, t, px, per_range, upto in cps:
         while done < upto:
             now, batch = feed[done]
@@ -245,6 +258,37 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS}}
+
+
+def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The history's Binance rows as the live back-fill fetches them: 1-minute klines (Binance's array shape,
+    through ``trades_from_klines``) and the last open-interest sample of each 5 minutes."""
+    from liqmap.feeds.backfill import oi_from_history, trades_from_klines
+
+    def cat(kind: str) -> np.ndarray:
+        parts = [b[kind] for b in batches if b and kind in b and len(b[kind])]
+        x = np.concatenate(parts) if parts else np.zeros(0)
+        return x[x["venue"] == 0] if len(x) else x
+
+    tr, oi = cat("trade"), cat("oi")
+    klines, hist = [], []
+    if len(tr):
+        tr = tr[np.argsort(tr["ts"], kind="stable")]
+        minute = np.floor(tr["ts"] / 60.0).astype(np.int64)
+        for mi in np.unique(minute):
+            k = tr[minute == mi]
+            quote = float(k["usd"].sum())
+            buy = float(k["usd"][k["side"] > 0].sum())
+            p = k["price"]
+            klines.append([int(mi * 60_000), p[0], p.max(), p.min(), p[-1], quote / p[-1], int(mi * 60_000 + 59_999),
+                           quote, len(k), buy / p[-1], buy, "0"])
+    if len(oi):
+        oi = oi[np.argsort(oi["ts"], kind="stable")]
+        five = np.floor(oi["ts"] / 300.0).astype(np.int64)
+        last = np.r_[five[1:] != five[:-1], True]
+        hist = [{"sumOpenInterest": float(r["oi"]), "sumOpenInterestValue": float(r["oi_usd"]),
+                 "timestamp": float(r["ts"]) * 1000.0} for r in oi[last]]
+    return oi_from_history(hist), trades_from_klines(klines)
 
 
 RANKINGS = ("model", "at_risk", "baseline", "oracle", "oracle_forecast")
@@ -347,6 +391,7 @@ def forecast_skill() -> dict:
             "simulated_hours_per_seed": HOURS,
             "prehistory": PREHISTORY,
             "preroll_s": PREROLL_S,
+            "backfill": BACKFILL or None,
             "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
                           f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",
             "holdout": holdout,
