@@ -10,6 +10,7 @@ import contextlib
 import copy
 import gzip
 import io
+import json
 import time
 from pathlib import Path
 
@@ -121,6 +122,15 @@ async def test_loopback_table_classifies_each_failure(servers):
     good.script("/market/stream?forceOrder", [("hold",)])  # subscribed, never a liquidation
     good.script("/market/stream?markPrice", [("send", mark), ("hold",)])
     good.rest["/fapi/v1/openInterest"] = '{"openInterest":"70000.5","symbol":"BTCUSDT","time":1723161300000}'
+    # the live start's back-fill history, in Binance's documented shapes (two minutes, one OI sample)
+    good.rest["/fapi/v1/klines"] = json.dumps(
+        [[1723161240000, "60000.1", "60010.0", "59990.0", "60005.0", "10.5", 1723161299999, "630052.5", 120,
+          "6.1", "366030.5", "0"],
+         [1723161300000, "60005.0", "60020.0", "60001.0", "60015.0", "8.25", 1723161359999, "495123.75", 95,
+          "3.0", "180045.0", "0"]])
+    good.rest["/futures/data/openInterestHist"] = json.dumps(
+        [{"symbol": "BTCUSDT", "sumOpenInterest": "70000.5", "sumOpenInterestValue": "4200030000.0",
+          "timestamp": 1723161300000}])
     good.reject.add("/public/stream?depth@100ms")  # the full book's stream answers HTTP 404 ...
     # ... while the light depth, on the same /public path, delivers a top-10 partial book (USD-M
     # ``depthUpdate`` payload on the stream named by feeds.channels.binance_light_depth, set below)
@@ -172,8 +182,13 @@ async def test_loopback_table_classifies_each_failure(servers):
         for k, line in rows.items():
             if k[0] == venue:
                 assert " no " in line and why in line, line
-    assert len(rows) == 5 * len(expect)  # liquidations, trades, open interest, book, light depth
-    assert text.splitlines()[-1].startswith(f"3/{5 * len(expect)} ")
+    history = rows[("binance", "back-fill")]
+    assert " yes " in history and "ok: 1 open-interest samples, 2 klines" in history
+    assert "symbol=BTCUSDT" in good.queries["/fapi/v1/klines"][0]
+    assert not any(k[1] == "back-fill" for k in rows if k[0] != "binance")  # Binance's history only
+    # liquidations, trades, open interest, book, light depth per venue; Binance's back-fill history
+    assert len(rows) == 5 * len(expect) + 1
+    assert text.splitlines()[-1].startswith(f"4/{5 * len(expect) + 1} ")
 
 
 async def test_one_venue_without_dns_while_another_answers(servers):

@@ -36,9 +36,10 @@ from urllib.parse import urlsplit
 
 from ..core.events import VENUES
 
-CHANNELS = ("liq", "trade", "oi", "book", "depth")
+CHANNELS = ("liq", "trade", "oi", "book", "depth", "backfill")
+FEED_KINDS = ("liq", "trade", "oi", "book", "depth")  # what a collector feed delivers (backfill is REST only)
 CHANNEL_NAMES = {"liq": "liquidations", "trade": "trades", "oi": "open interest", "book": "book",
-                 "depth": "light depth"}
+                 "depth": "light depth", "backfill": "back-fill history"}
 DELIVERED_BY = {"liq": "liq", "trade": "trade", "oi": "oi", "book": "book_update", "depth": "book_update"}
 BOOKISH = ("book", "depth")  # feeds limited to the one asset checked (as the app limits them to its focus)
 
@@ -55,7 +56,9 @@ def venue_channels(cfg: dict, venue: str, channels: tuple[str, ...]) -> list[str
     from ..feeds.collector import feeds_setting, light_depth_supported
 
     light = bool(feeds_setting(cfg, "light_depth", True)) and light_depth_supported(venue)
-    return [k for k in channels if k != "depth" or light]
+    # the live start's back-fill (feeds/backfill.py) fetches Binance history only, when it is on
+    backfill = venue == "binance" and float(feeds_setting(cfg, "backfill_hours", 6.0) or 0.0) > 0
+    return [k for k in channels if (k != "depth" or light) and (k != "backfill" or backfill)]
 
 
 def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
@@ -190,14 +193,15 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
         bad = [(h, dns[(h, p)]) for h, p in hosts.get(v, []) if dns.get((h, p))]
         if v not in VENUE_CLASSES:
             for k in channels:
-                if k != "depth":
+                if k in FEED_KINDS and k != "depth":
                     rows.append([v, CHANNEL_NAMES[k], "", "no", "", "", "error: venue adapter not built"])
             continue
         if bad:
             dns_failed[v] = f"DNS: {bad[0][0]}: {bad[0][1]}"
             continue
         for k in chans[v]:
-            plan.append((v, k, (k,), [asset] if k in BOOKISH else None))
+            if k in FEED_KINDS:
+                plan.append((v, k, (k,), [asset] if k in BOOKISH else None))
     slots: dict = {}
     if plan:
         from ..core.market import Market
@@ -209,10 +213,14 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
         print(f"liqmap: doctor: listening to {len(plan)} venue channels for {seconds:g} s ...", file=err, flush=True)
         started = time.monotonic()
         await col.start()
+        history = asyncio.ensure_future(_backfill_probe(cfg, asset, connect_timeout)) \
+            if "backfill" in chans.get("binance", ()) and "binance" not in dns_failed else None
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         col.batch.flush()
         slots = col.slot_health()
         await col.stop()
+        if history is not None:
+            slots[("binance", "backfill")] = await history
     for v in venues:
         if v not in VENUE_CLASSES:
             continue
@@ -225,6 +233,9 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
             d = slots.get((v, k))
             if d is None:
                 rows.append([v, label, "", "no", "", "", "error: feed did not start"])
+                continue
+            if k == "backfill":  # a REST fetch, not a feed: (address, delivered?, what)
+                rows.append([v, label, d[0], "yes" if d[1] else "no", "", "", d[2]])
                 continue
             ok, what = verdict(d, k, seconds)
             addrs = [a for a in d.get("addresses", []) if isinstance(a, str)]
@@ -242,6 +253,26 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
     good = sum(1 for r in rows if r[3] == "yes")
     print(f"{good}/{len(rows)} venue channels delivered data in {seconds:g} s", file=out)
     return 0 if rows and good == len(rows) else 1
+
+
+async def _backfill_probe(cfg: dict[str, Any], asset: str, timeout: float) -> tuple[str, bool, str]:
+    """One hour of the live start's back-fill for ``asset`` (Binance klines and OI history), as the app
+    fetches it: (REST address, delivered?, what to say)."""
+    import aiohttp
+
+    from ..core.assets import universe
+    from ..feeds.backfill import BackfillError, fetch_binance
+
+    rest = str(venue_endpoints(cfg, "binance").get("rest", ""))
+    a = universe([asset]).get(asset)
+    if a is None or "binance" not in a.markets:
+        return rest, False, f"error: {asset} is not listed on binance"
+    try:
+        async with aiohttp.ClientSession() as session:
+            oi, trades = await fetch_binance(session, rest, a.markets["binance"].symbol, 1.0, timeout)
+    except BackfillError as e:
+        return rest, False, f"error: {e}"
+    return rest, True, f"ok: {len(oi)} open-interest samples, {len(trades) // 4} klines"
 
 
 def main(args, cfg: dict[str, Any]) -> int:
