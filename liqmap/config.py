@@ -228,6 +228,8 @@ DEFAULTS: dict[str, Any] = {
             "min_components": 3,  # of wall, sweep, absorption, synthetic cluster
             "synthetic_pct": 90.0,  # a synthetic cluster is a bucket ≥ this percentile of model density
             "weights": [1.0, 1.0, 1.0, 1.0],  # score weights: wall, sweep, absorption, synthetic
+            "history_hours": 24.0,  # a wall/sweep/absorption's strength: its USD's percentile over this window
+            "history_min": 20,  # ... once this many of its kind were seen (before: ÷ the largest present now)
         },
         "verdict": {
             "range_pct": 3.0,  # magnets (synthetic clusters and walls) looked for within ± this %

@@ -149,3 +149,42 @@ def test_end_to_end_convergence_through_reports():
     assert chip["bucket"] in (5998, 5999, 6000)
     assert "CONVERGENCE" in res["verdict"]
     assert res["verdict"].startswith("▼ 59,990 −0.05% $52M · ")  # model $50M + the $1.8M wall
+
+
+def test_strength_is_the_percentile_over_the_last_day_once_there_is_history():
+    """Methods §3.5: a component's strength is its percentile among the same kind over the last 24 h. A $3M
+    wall alone on screen is not strong if this asset's walls were $5–14M all day."""
+    det = ConvergenceDetector()
+    h = det.history
+    # before any history: USD ÷ the largest present (one item each: strength 1)
+    first = det.update(NOW, 60050.0, STEP, [wall(6000)], [sweep(5999, 6001, 60.0)], [absorption(6001, 300.0)],
+                       synth({6002: 5e7}))
+    assert first[0].strengths["wall"] == pytest.approx(1.0)
+    # a day of big walls, sampled every 5 minutes each (one new wall per sample here)
+    for i in range(40):
+        t = NOW + 600.0 * i
+        big = Wall(side="ask", price=7000 * STEP, bucket=7000 + i, usd=5e6 + 2.5e5 * i, peak_usd=1e7, peak_ts=t,
+                   density=10.0, distance_bp=0.0, age_s=0.0, first_seen=t, venues=("binance",), status="active")
+        h.observe(t, [big])
+    assert len(h._samples[0]) == 41  # the $3M wall once, then forty big ones
+    t_now = NOW + 600.0 * 40
+    r = h.ranks(0, np.array([3e6, 8e6, 2e7]))
+    assert r[0] == pytest.approx(1 / 41) and r[1] == pytest.approx(14 / 41) and r[2] == 1.0
+    small = Wall(side="bid", price=6000 * STEP, bucket=6000, usd=3e6, peak_usd=3e6, peak_ts=t_now,
+                 density=10.0, distance_bp=0.0, age_s=30.0, first_seen=t_now - 30, venues=("binance",),
+                 status="active")
+    sw = sweep(5999, 6001, 60.0)
+    sw = type(sw)(**{**sw.__dict__, "ts": t_now - 60.1, "end_ts": t_now - 60.0})
+    ab = absorption(6001, 300.0)
+    ab = type(ab)(**{**ab.__dict__, "start": t_now - 305, "last": t_now - 300})
+    chips = det.update(t_now, 60050.0, STEP, [small], [sw], [ab], synth({6002: 5e7}))
+    # the wall on screen joins the history first (42 samples; two of $3M): rank 2/42, not 1 as the largest now
+    assert chips and chips[0].strengths["wall"] == pytest.approx(2 / 42)
+    # sweeps and absorptions have too little history (2 each < history_min): still relative, strength 1
+    assert chips[0].strengths["sweep"] == pytest.approx(1.0)
+    # the same wall seen again within 5 minutes is not sampled twice; a day later the old samples are gone
+    assert len(h._samples[0]) == 42
+    h.observe(t_now + 60.0, [small])
+    assert len(h._samples[0]) == 42
+    h.observe(t_now + 90_000.0, [])
+    assert len(h._samples[0]) == 0 and h.ranks(0, np.array([1.0])) is None

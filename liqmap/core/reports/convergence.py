@@ -1,10 +1,12 @@
 """Convergence (methods §3.5): several independent reads landing on the same level.
 
 Components, each a bucket range with a strength in [0, 1]:
-- *wall*: an active wall (strength = its USD ÷ the largest active wall's);
-- *sweep*: a sweep whose bucket range touches the level and that ended within ``window_s``
-  (strength = USD ÷ the largest such sweep's);
-- *absorption*: an absorption at the level whose last aggression is within ``window_s`` (same normalisation);
+- *wall*: an active wall;
+- *sweep*: a sweep whose bucket range touches the level and that ended within ``window_s``;
+- *absorption*: an absorption at the level whose last aggression is within ``window_s``;
+  for these three the strength is the USD's percentile rank among the same kind over the last
+  ``history_hours`` for this asset (methods §3.5; :class:`StrengthHistory`, kept by the detector), or — until
+  ``history_min`` samples exist, and in the stateless :func:`converge` — USD ÷ the largest one present now;
 - *synthetic*: a model bucket whose long + short USD is ≥ the ``synthetic_pct`` percentile of the model's
   non-empty buckets (strength = its percentile rank).
 A level fires when ≥ ``min_components`` kinds have an item within ±``buckets`` of it. The score is the
@@ -14,6 +16,7 @@ collapse into one chip (the best-scoring level), which keeps its ``since`` while
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
@@ -38,25 +41,94 @@ class Convergence(Record):
     since: float  # when this chip first fired
 
 
-def _components(now: float, walls, sweeps, absorptions, synth, window: float, pct: float):
+class StrengthHistory:
+    """The sizes walls, sweeps and absorptions have had over the last ``horizon_s`` for one asset, so a
+    component's strength can be its percentile rank there: a wall is strong when it is large for this asset
+    today, not merely the largest on screen now. Walls are sampled once per ``wall_every_s`` each (they
+    last), sweeps once each, absorptions once settled; at most ``max_samples`` per kind (the newest)."""
+
+    def __init__(self, horizon_s: float = 86_400.0, min_samples: int = 20, wall_every_s: float = 300.0,
+                 max_samples: int = 4096) -> None:
+        self.horizon_s = float(horizon_s)
+        self.min_samples = max(1, int(min_samples))
+        self.wall_every_s = float(wall_every_s)
+        self._samples = [deque(maxlen=int(max_samples)) for _ in range(3)]  # (ts, usd) per kind
+        self._seen: list[dict] = [{}, {}, {}]  # item key → when it was last sampled
+        self._sorted: list[np.ndarray | None] = [None, None, None]
+        self._last = -np.inf  # the previous observe
+
+    def observe(self, now: float, walls=(), sweeps=(), absorptions=()) -> None:
+        # sweeps: those ended since the last look (a second of slack; the keys drop repeats); absorptions:
+        # once settled (their USD is final then)
+        since = self._last - 1.0
+        self._last = now
+        items = ([(0, (w.side, w.bucket, w.first_seen), w.usd) for w in walls if w.status == "active"]
+                 + [(1, (x.ts, x.venue, x.bucket_lo, x.bucket_hi), x.usd) for x in _members(sweeps)
+                    if x.end_ts >= since]
+                 + [(2, (a.side, a.bucket, a.start), a.usd) for a in absorptions if a.outcome != "pending"])
+        for kind, key, usd in items:
+            seen = self._seen[kind]
+            last = seen.get(key)
+            if last is not None and (kind != 0 or now - last < self.wall_every_s):
+                continue
+            seen[key] = now
+            if usd > 0:
+                self._samples[kind].append((now, float(usd)))
+                self._sorted[kind] = None
+        cut = now - self.horizon_s
+        for kind in range(3):
+            q = self._samples[kind]
+            while q and q[0][0] < cut:
+                q.popleft()
+                self._sorted[kind] = None
+            if len(self._seen[kind]) > 4 * (q.maxlen or 4096):
+                self._seen[kind] = {k: t for k, t in self._seen[kind].items() if t >= cut}
+
+    def ranks(self, kind: int, usd: np.ndarray) -> np.ndarray | None:
+        """Percentile ranks (0..1] of ``usd`` among this kind's history; None while it is too short."""
+        q = self._samples[kind]
+        if len(q) < self.min_samples:
+            return None
+        if self._sorted[kind] is None:
+            self._sorted[kind] = np.sort(np.fromiter((v for _, v in q), float, len(q)))
+        hist = self._sorted[kind]
+        return np.maximum(np.searchsorted(hist, usd, side="right") / len(hist), 1e-9)
+
+
+def _members(sweeps) -> list:
+    """Single-venue sweeps out of clusters (the detector hands either)."""
+    out = []
+    for x in sweeps:
+        out.extend(getattr(x, "members", None) or [x])
+    return out
+
+
+def _strength(history: StrengthHistory | None, kind: int, u: np.ndarray) -> np.ndarray:
+    r = history.ranks(kind, u) if history is not None else None
+    return r if r is not None else u / (u.max() or 1.0)
+
+
+def _components(now: float, walls, sweeps, absorptions, synth, window: float, pct: float,
+                history: StrengthHistory | None = None):
     """Per kind present: (kind, lo buckets, hi buckets, strengths, ages (NaN = none)) as arrays."""
     out = []
     act = [w for w in walls if w.status == "active"]
     if act:
         b = np.array([w.bucket for w in act], dtype=np.int64)
         u = np.array([w.usd for w in act], dtype=float)
-        out.append((0, b, b, u / (u.max() or 1.0), np.array([w.age_s for w in act], dtype=float)))
+        out.append((0, b, b, _strength(history, 0, u), np.array([w.age_s for w in act], dtype=float)))
     sw = [x for x in sweeps if now - x.end_ts <= window]
     if sw:
         u = np.array([x.usd for x in sw], dtype=float)
         out.append((1, np.array([x.bucket_lo for x in sw], dtype=np.int64),
-                    np.array([x.bucket_hi for x in sw], dtype=np.int64), u / (u.max() or 1.0),
+                    np.array([x.bucket_hi for x in sw], dtype=np.int64), _strength(history, 1, u),
                     np.array([max(0.0, now - x.end_ts) for x in sw], dtype=float)))
     ab = [a for a in absorptions if now - a.last <= window]
     if ab:
         b = np.array([a.bucket for a in ab], dtype=np.int64)
         u = np.array([a.usd for a in ab], dtype=float)
-        out.append((2, b, b, u / (u.max() or 1.0), np.array([max(0.0, now - a.last) for a in ab], dtype=float)))
+        out.append((2, b, b, _strength(history, 2, u),
+                    np.array([max(0.0, now - a.last) for a in ab], dtype=float)))
     if synth is not None:
         idx, lng, sht = synth
         dens = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
@@ -74,12 +146,15 @@ def _components(now: float, walls, sweeps, absorptions, synth, window: float, pc
 
 
 def converge(now: float, mid: float | None, step: float, walls: Sequence = (), sweeps: Sequence = (),
-             absorptions: Sequence = (), synth=None, cfg: Mapping[str, Any] | None = None) -> list[Convergence]:
-    """Stateless: the chips firing now (``since`` = ``now``). :class:`ConvergenceDetector` keeps ``since``."""
+             absorptions: Sequence = (), synth=None, cfg: Mapping[str, Any] | None = None,
+             history: StrengthHistory | None = None) -> list[Convergence]:
+    """Stateless: the chips firing now (``since`` = ``now``). :class:`ConvergenceDetector` keeps ``since``
+    and the strength history."""
     p = params(cfg, "convergence")
     nb = int(p["buckets"])
     w = np.asarray(p["weights"], dtype=float)
-    comps = _components(now, walls, sweeps, absorptions, synth, float(p["window_s"]), float(p["synthetic_pct"]))
+    comps = _components(now, walls, sweeps, absorptions, synth, float(p["window_s"]), float(p["synthetic_pct"]),
+                        history)
     if len(comps) < int(p["min_components"]):
         return []
     lo = min(int(c[1].min()) for c in comps) - nb
@@ -140,15 +215,18 @@ class ConvergenceDetector:
 
     def __init__(self, cfg: Mapping[str, Any] | None = None) -> None:
         self.cfg = cfg
-        self.nb = int(params(cfg, "convergence")["buckets"])
+        p = params(cfg, "convergence")
+        self.nb = int(p["buckets"])
         self.chips: list[Convergence] = []
+        self.history = StrengthHistory(float(p["history_hours"]) * 3600.0, int(p["history_min"]))
 
     def reset(self) -> None:
         self.chips = []
 
     def update(self, now: float, mid: float | None, step: float, walls=(), sweeps=(), absorptions=(),
                synth=None) -> list[Convergence]:
-        new = converge(now, mid, step, walls, sweeps, absorptions, synth, self.cfg)
+        self.history.observe(now, walls, sweeps, absorptions)
+        new = converge(now, mid, step, walls, sweeps, absorptions, synth, self.cfg, self.history)
         out = []
         for c in new:
             prev = [o for o in self.chips if abs(o.bucket - c.bucket) <= self.nb]
