@@ -166,7 +166,7 @@ def test_strength_is_the_percentile_over_the_last_day_once_there_is_history():
         big = Wall(side="ask", price=7000 * STEP, bucket=7000 + i, usd=5e6 + 2.5e5 * i, peak_usd=1e7, peak_ts=t,
                    density=10.0, distance_bp=0.0, age_s=0.0, first_seen=t, venues=("binance",), status="active")
         h.observe(t, [big])
-    assert len(h._samples[0]) == 41  # the $3M wall once, then forty big ones
+    assert h.count(0) == 41  # the $3M wall once, then forty big ones
     t_now = NOW + 600.0 * 40
     r = h.ranks(0, np.array([3e6, 8e6, 2e7]))
     assert r[0] == pytest.approx(1 / 41) and r[1] == pytest.approx(14 / 41) and r[2] == 1.0
@@ -183,8 +183,8 @@ def test_strength_is_the_percentile_over_the_last_day_once_there_is_history():
     # sweeps and absorptions have too little history (2 each < history_min): still relative, strength 1
     assert chips[0].strengths["sweep"] == pytest.approx(1.0)
     # the same wall seen again within 5 minutes is not sampled twice; a day later the old samples are gone
-    assert len(h._samples[0]) == 42
+    assert h.count(0) == 42
     h.observe(t_now + 60.0, [small])
-    assert len(h._samples[0]) == 42
+    assert h.count(0) == 42
     h.observe(t_now + 90_000.0, [])
-    assert len(h._samples[0]) == 0 and h.ranks(0, np.array([1.0])) is None
+    assert h.count(0) == 0 and h.ranks(0, np.array([1.0])) is None

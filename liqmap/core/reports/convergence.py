@@ -16,7 +16,6 @@ collapse into one chip (the best-scoring level), which keeps its ``since`` while
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
@@ -45,27 +44,35 @@ class StrengthHistory:
     """The sizes walls, sweeps and absorptions have had over the last ``horizon_s`` for one asset, so a
     component's strength can be its percentile rank there: a wall is strong when it is large for this asset
     today, not merely the largest on screen now. Walls are sampled once per ``wall_every_s`` each (they
-    last), sweeps once each, absorptions once settled; at most ``max_samples`` per kind (the newest)."""
+    last), sweeps once each, absorptions once settled; the newest ``max_samples`` per kind are kept in numpy
+    rings (16 bytes a sample: 65 assets cost at most ~13 MB)."""
 
     def __init__(self, horizon_s: float = 86_400.0, min_samples: int = 20, wall_every_s: float = 300.0,
                  max_samples: int = 4096) -> None:
         self.horizon_s = float(horizon_s)
         self.min_samples = max(1, int(min_samples))
         self.wall_every_s = float(wall_every_s)
-        self._samples = [deque(maxlen=int(max_samples)) for _ in range(3)]  # (ts, usd) per kind
+        cap = max(1, int(max_samples))
+        self._ts = np.full((3, cap), -np.inf)  # sample times per kind (ring)
+        self._usd = np.zeros((3, cap))
+        self._n = [0, 0, 0]  # samples ever written per kind
         self._seen: list[dict] = [{}, {}, {}]  # item key → when it was last sampled
         self._sorted: list[np.ndarray | None] = [None, None, None]
         self._last = -np.inf  # the previous observe
+        self._oldest = [np.inf, np.inf, np.inf]  # oldest sample time in each sorted copy
 
     def observe(self, now: float, walls=(), sweeps=(), absorptions=()) -> None:
         # sweeps: those ended since the last look (a second of slack; the keys drop repeats); absorptions:
         # once settled (their USD is final then)
         since = self._last - 1.0
+        if now < self._last - self.horizon_s:  # a clock that went far back (a new replay): start over
+            self.__init__(self.horizon_s, self.min_samples, self.wall_every_s, self._ts.shape[1])
         self._last = now
         items = ([(0, (w.side, w.bucket, w.first_seen), w.usd) for w in walls if w.status == "active"]
                  + [(1, (x.ts, x.venue, x.bucket_lo, x.bucket_hi), x.usd) for x in _members(sweeps)
                     if x.end_ts >= since]
                  + [(2, (a.side, a.bucket, a.start), a.usd) for a in absorptions if a.outcome != "pending"])
+        cap = self._ts.shape[1]
         for kind, key, usd in items:
             seen = self._seen[kind]
             last = seen.get(key)
@@ -73,25 +80,29 @@ class StrengthHistory:
                 continue
             seen[key] = now
             if usd > 0:
-                self._samples[kind].append((now, float(usd)))
+                i = self._n[kind] % cap
+                self._ts[kind, i], self._usd[kind, i] = now, float(usd)
+                self._n[kind] += 1
                 self._sorted[kind] = None
         cut = now - self.horizon_s
         for kind in range(3):
-            q = self._samples[kind]
-            while q and q[0][0] < cut:
-                q.popleft()
-                self._sorted[kind] = None
-            if len(self._seen[kind]) > 4 * (q.maxlen or 4096):
+            if len(self._seen[kind]) > 4 * cap:  # forget keys of items long gone
                 self._seen[kind] = {k: t for k, t in self._seen[kind].items() if t >= cut}
+            if self._sorted[kind] is not None and self._oldest[kind] < cut:
+                self._sorted[kind] = None  # something aged out
+
+    def count(self, kind: int) -> int:
+        return int(np.count_nonzero(self._ts[kind] >= self._last - self.horizon_s))
 
     def ranks(self, kind: int, usd: np.ndarray) -> np.ndarray | None:
         """Percentile ranks (0..1] of ``usd`` among this kind's history; None while it is too short."""
-        q = self._samples[kind]
-        if len(q) < self.min_samples:
-            return None
         if self._sorted[kind] is None:
-            self._sorted[kind] = np.sort(np.fromiter((v for _, v in q), float, len(q)))
+            m = self._ts[kind] >= self._last - self.horizon_s
+            self._sorted[kind] = np.sort(self._usd[kind][m])
+            self._oldest[kind] = float(self._ts[kind][m].min()) if m.any() else np.inf
         hist = self._sorted[kind]
+        if len(hist) < self.min_samples:
+            return None
         return np.maximum(np.searchsorted(hist, usd, side="right") / len(hist), 1e-9)
 
 
