@@ -45,10 +45,10 @@ class StrengthHistory:
     component's strength can be its percentile rank there: a wall is strong when it is large for this asset
     today, not merely the largest on screen now. Walls are sampled once per ``wall_every_s`` each (they
     last), sweeps once each, absorptions once settled; the newest ``max_samples`` per kind are kept in numpy
-    rings (16 bytes a sample: 65 assets cost at most ~13 MB)."""
+    rings (16 bytes a sample: 65 assets cost at most ~6.4 MB)."""
 
     def __init__(self, horizon_s: float = 86_400.0, min_samples: int = 20, wall_every_s: float = 300.0,
-                 max_samples: int = 4096) -> None:
+                 max_samples: int = 2048) -> None:
         self.horizon_s = float(horizon_s)
         self.min_samples = max(1, int(min_samples))
         self.wall_every_s = float(wall_every_s)
