@@ -819,9 +819,14 @@ class SyntheticModel:
         nlo = int(new_of_row.min())
         nn = int(new_of_row.max()) - nlo + 1
 
+        # remap is monotone: each new bucket gathers one run of consecutive old rows, so a reduceat over the
+        # runs does what np.add.at would, without its per-element cost (a rebucket runs under the asset lock)
+        starts = np.flatnonzero(np.r_[True, np.diff(new_of_row) != 0])
+        cols = new_of_row[starts] - nlo
+
         def rebin(work: np.ndarray) -> np.ndarray:
             out = np.zeros((2 * NS, nn))
-            np.add.at(out, (slice(None), new_of_row - nlo), work)
+            out[:, cols] = np.add.reduceat(work, starts, axis=1)
             return out
 
         def sparse(dense: np.ndarray, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -840,10 +845,9 @@ class SyntheticModel:
             self._scatter(work, keys, vals, lo, n)
             dense = rebin(work)
             if len(keys):
-                t_code = keys & _CODE_MASK
-                t_j = remap(keys >> _CODE_BITS) - nlo
-                pair = np.unique((t_j << _CODE_BITS) | t_code)
-                nk, nv_ = sparse(dense, ((pair & _CODE_MASK), (pair >> _CODE_BITS)))
+                touched = np.zeros((2 * NS, nn), bool)  # the re-binned cells this delta changed (no hashing)
+                touched[keys & _CODE_MASK, remap(keys >> _CODE_BITS) - nlo] = True
+                nk, nv_ = sparse(dense, np.nonzero(touched))
             else:
                 nk, nv_ = np.empty(0, np.int64), np.empty(0)
             new_deltas.append(h._encode(ratio, nk, nv_))
