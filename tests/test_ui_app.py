@@ -553,3 +553,39 @@ async def test_before_the_source_is_built_the_screen_says_what_it_will_be_and_ve
             assert "connecting" in text
     finally:
         release.set()
+
+
+async def test_an_empty_snapshot_shows_why_not_a_blank_map_at_a_made_up_price():
+    """Live with no network: the engine still builds an empty grid around the asset's reference price; the app
+    says every venue is down and why (the first venue's error) instead of drawing it."""
+    from liqmap.core.snapshot import MapGrid, Snapshot
+    from liqmap.ui.source import SourceStatus
+
+    down = {v: {"state": "down", "last_error": "DNS: ClientConnectorDNSError: Cannot connect to host "
+                                                "fapi.binance.com:443"} for v in ("binance", "bybit")}
+
+    class EmptySource:
+        def set_view(self, view):
+            self.view = view
+
+        def latest(self, view):
+            grid = MapGrid(asset=view.asset, mode=view.mode, timeframe=view.timeframe, step=25.0, row0=2600,
+                           col0=0, period=60, values=np.zeros((view.rows, 240), np.float32),
+                           trace=np.full(240, np.nan))
+            return Snapshot(version=1, created=NOW, grid=grid, health=down, source="LIVE", last_price=None)
+
+        def status(self):
+            return SourceStatus("running", "LIVE", "", down)
+
+    cfg = make_cfg()
+    cfg["universe"]["venues"] = ["binance", "bybit"]
+    spec, themes = resolve(cfg["app"]["theme"], environ={})
+    app = LiqmapApp(cfg, source=EmptySource(), theme_spec=spec, themes=themes, color_system="truecolor")
+    async with app.run_test(size=(140, 30)) as pilot:
+        for _ in range(6):
+            await pilot.pause()
+        text = screen_text(app)
+        assert app.query_one("#maprow").has_class("empty") and app.draws == 0
+        assert "binance, bybit down — no data for BTC" in text
+        assert "binance: DNS: ClientConnectorDNSError: Cannot connect to host" in text
+        assert not re.search(r"\d─", text)  # no price axis around a price nobody traded

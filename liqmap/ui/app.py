@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -48,6 +49,13 @@ def trace(event: str) -> None:
             f.write(f"{time.time():.4f} {event}\n")
 COMPACT_WIDTH = 100
 WIDE_WIDTH = 160  # from here the reports panel gets room for every column (venues spelled out, age, density)
+
+
+def _no_data(snap: Snapshot) -> bool:
+    """Nothing observed yet for this view: no price, no trace, no value in the grid."""
+    g = snap.grid
+    return (snap.last_price is None and not np.isfinite(g.trace).any()
+            and not (g.values.size and np.any(g.values)))
 
 
 class AssetProvider(Provider):
@@ -313,7 +321,9 @@ class LiqmapApp(App):
             trace("first-snapshot")
         if snap is None or not self._snap_fits(snap, view):
             snap = self._snap if self._snap_fits(self._snap, view) else None
-        if snap is None:
+        if snap is None or _no_data(snap):
+            # an engine builds views before any data (an empty grid around the asset's reference price): a
+            # blank map at a made-up price would mislead; say why there is nothing instead
             self._show_empty(self._empty_reason())
             return
         hm = self._q(HeatmapView)
@@ -339,7 +349,10 @@ class LiqmapApp(App):
         down = [v for v in venues if isinstance(health.get(v), dict)
                 and str(health[v].get("state", "")).lower() in ("down", "error")]
         if health and len(down) == len(venues):
-            return f"{', '.join(down)} down — no data for {self.asset}"
+            why = next((str(health[v].get("last_error")) for v in down if health[v].get("last_error")), "")
+            why = why if len(why) <= 64 else why[:63] + "…"
+            why = f"\n{down[0]}: {why}" if why else ""  # e.g. no network: the DNS error says so
+            return f"{', '.join(down)} down — no data for {self.asset}{why}"
         if st.state == "connecting":
             return f"connecting to {', '.join(venues)}… ({self.asset})"
         what = f"{self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}"
