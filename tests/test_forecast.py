@@ -144,3 +144,18 @@ def test_clusters_are_the_peaks_of_expected_usd_grown_over_their_neighbours():
     one = clusters(b, el, es, reach, step, price, top=5, max_buckets=1)
     assert all(c["price_hi"] - c["price_lo"] == step for c in one)
     assert clusters(b[:0], el[:0], es[:0], reach[:0], step, price) == []
+
+
+def test_one_long_slope_gives_distinct_clusters_not_consecutive_slices():
+    from liqmap.core.forecast import clusters
+
+    step, price = 10.0, 10_000.0
+    b = np.arange(1001, 1061)  # shorts from +0.1 % to +6 %, flat USD at risk: one unbroken run
+    at_sh = np.full(len(b), 1e6)
+    reach = reach_probability(np.log((b + 0.5) * step / price), 0.02, 1.0)
+    got = clusters(b, np.zeros(len(b)), at_sh * reach, reach, step, price, top=3, max_buckets=12)
+    assert len(got) >= 2
+    spans = sorted((c["price_lo"], c["price_hi"]) for c in got)
+    assert spans[0][0] == 10_010.0  # the nearest slice is one of them (the likeliest to be reached)
+    for (_, hi), (lo, _) in zip(spans, spans[1:]):
+        assert lo - hi >= 6 * step  # at least half a cluster's width between two clusters

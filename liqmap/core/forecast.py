@@ -118,7 +118,8 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
     The model's levels are spread over bands, so a side is often one unbroken run of buckets from price to
     the window's edge; a trader wants the peaks. Each cluster is grown from the largest expected bucket
     left, over adjacent buckets of the same side that still hold at least ``frac`` of its USD at risk (at
-    most ``max_buckets`` wide), then removed before the next is looked for. Each cluster: ``side`` ("long" =
+    most ``max_buckets`` wide), then removed — with half that width around it — before the next is looked for,
+    so the clusters are distinct places rather than slices of one slope. Each cluster: ``side`` ("long" =
     longs liquidated, below price; "short" above), ``price_lo``/``price_hi`` (bucket edges), ``price``
     (expected-weighted centre), ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd``
     and ``reach`` (the best chance of reach inside it). Clusters under ``min_share`` of the total expected
@@ -152,7 +153,10 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
         sel = slice(lo, hi + 1)
         e, r = exp[sel].copy(), reach[sel]
         exp_usd = float(e.sum())
-        exp[sel] = 0.0  # taken: the next peak is looked for among the rest
+        # taken, and its neighbours within half a cluster's width too: the next peak is somewhere else, not
+        # the next slice of the same slope (a trader wants distinct places, not one run cut in three)
+        b_lo, b_hi = bucket[lo] - max_buckets // 2, bucket[hi] + max_buckets // 2
+        exp[(bucket >= b_lo) & (bucket <= b_hi)] = 0.0
         if exp_usd < min_share * total:
             continue
         centre = float(((bucket[sel] + 0.5) * step * e).sum() / exp_usd)
