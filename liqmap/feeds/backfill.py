@@ -36,7 +36,12 @@ BINANCE = VENUE_ID["binance"]
 
 
 class BackfillError(Exception):
-    """One line: what went wrong fetching or reading an asset's history."""
+    """One line: what went wrong fetching or reading an asset's history. ``unreachable``: the venue could not
+    be reached at all (no network, refused, timeout) — the same answer awaits every other asset."""
+
+    def __init__(self, message: str, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 def trades_from_klines(rows: list, venue: int = BINANCE) -> np.ndarray:
@@ -90,8 +95,10 @@ async def _get_json(session, url: str, params: dict, timeout: float) -> Any:
     except BackfillError:
         raise
     except asyncio.TimeoutError:
-        raise BackfillError(f"timeout after {timeout:g} s: {url}") from None
-    except (aiohttp.ClientError, OSError, ValueError) as e:
+        raise BackfillError(f"timeout after {timeout:g} s: {url}", unreachable=True) from None
+    except (aiohttp.ClientConnectionError, OSError) as e:
+        raise BackfillError(f"{type(e).__name__}: {e} ({url})", unreachable=True) from None
+    except (aiohttp.ClientError, ValueError) as e:
         raise BackfillError(f"{type(e).__name__}: {e} ({url})") from None
 
 
@@ -140,7 +147,7 @@ async def backfill(engine, cfg: dict, assets: list[str], symbols: dict[str, str]
             except BackfillError as e:
                 result[a] = str(e)
                 LOG.warning("back-fill %s: %s", a, e)
-                if len(result) == 1 and "Error" in str(e):  # the first failure is most likely "no network":
+                if len(result) == 1 and e.unreachable:  # the first asset found no venue to talk to:
                     for rest_a in order[1:]:  # do not wait a timeout per asset for the same answer
                         result[rest_a] = f"skipped after {a}: {e}"
                     break

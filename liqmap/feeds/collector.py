@@ -150,7 +150,6 @@ class Slot:
     opened_at: dict[str, float] = field(default_factory=dict)
     timeouts: dict[str, float] = field(default_factory=dict)
     receipt: float = 0.0  # receipt time of the frame being parsed (for lag)
-    guard_errors: int = 0
     build_error: str = ""
     stopped: bool = False
     health: Health | None = None  # this feed's own record (the venue's sums all its feeds)
@@ -268,15 +267,6 @@ class Collector:
         await asyncio.gather(*(self._launch(slot) for slot in plans))
         self._watchdog = asyncio.create_task(self._watchdog_loop(), name="liqmap-watchdog")
         self._flusher = asyncio.create_task(self._flush_loop(), name="liqmap-batch-flush")
-
-    async def run(self) -> None:
-        """Start, then run until cancelled or ``stop()`` (the app's data-source protocol)."""
-        await self.start()
-        try:
-            while self._running:
-                await asyncio.sleep(0.5)
-        finally:
-            await self.stop()
 
     async def _refresh_metadata(self, venues: list[str]) -> None:
         """Fetch missing/stale metadata off the loop; rebuild the feeds of venues whose contracts changed
@@ -652,7 +642,6 @@ class Collector:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # noqa: BLE001
-                slot.guard_errors += 1
                 h.on_parse_error(type(e).__name__, str(e)[:120], msg)
 
         return guarded

@@ -262,7 +262,7 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, eng
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
-                "forecast": _forecast_report(st.model, step, last_price),
+                "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
             }
         reports = st.report_dicts or None
     if step is None and last_price:
@@ -292,13 +292,12 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, eng
     }
 
 
-def _forecast_report(model, step: float, price: float | None) -> dict[str, Any]:
-    """The model's next-hour forecast at the end of the replay: the clusters most likely to be hit."""
-    from liqmap.core.forecast import clusters
+def _forecast_report(model, levels, step: float, price: float | None) -> dict[str, Any]:
+    """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters)."""
+    from liqmap.core.forecast import summary
 
-    b, lo, sh, reach = model.forecast(price=price)
-    return {"horizon_hours": model.horizon_hours, "sigma_hour": model.sigma_hour,
-            "clusters": clusters(b, lo, sh, reach, step, price or 0.0, top=5)}
+    fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5)
+    return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "clusters": fc["clusters"]}
 
 
 def _plain(x: Any) -> Any:

@@ -52,24 +52,23 @@ async def pump(source: DemoSource, parsers: dict, seconds: float | None = None, 
     """Feed the source's frames through ``parsers`` (venue → FrameParser). Paced and endless when
     ``seconds`` is None; otherwise ``seconds`` of simulated time unpaced. ``tap(frame)`` sees every frame
     (a recorder). Returns the number of frames fed."""
-    n = 0
-    if seconds is not None:
-        for i, f in enumerate(source.run_for(seconds)):
-            if tap is not None:
-                tap(f)
-            p = parsers.get(f[1])
-            if p is not None:
-                await p.feed(f[3], f[0], f[2])
-            n += 1
-            if i % 2000 == 1999:
-                await asyncio.sleep(0)
-        return n
-    async for f in source.frames():
+    async def one(f) -> None:
         if tap is not None:
             tap(f)
         p = parsers.get(f[1])
         if p is not None:
             await p.feed(f[3], f[0], f[2])
+
+    n = 0
+    if seconds is not None:
+        for f in source.run_for(seconds):
+            await one(f)
+            n += 1
+            if n % 2000 == 0:
+                await asyncio.sleep(0)
+        return n
+    async for f in source.frames():
+        await one(f)
         n += 1
         if stop is not None and stop.is_set():
             break
@@ -113,6 +112,3 @@ class DemoFeeder:
     def stop(self) -> None:
         self._stop.set()
 
-
-def start_demo(cfg: dict | None, market, seed: int | None = None, speed: float | None = None) -> DemoFeeder:
-    return DemoFeeder(cfg, market, seed=seed, speed=speed)

@@ -18,7 +18,6 @@ handler tears the connection down.
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from typing import Callable
 
@@ -366,10 +365,4 @@ class VenueFeed:
         self.note_price(sym, p)
         self.trade(asset, float(t.timestamp), px, qty, usd, BUY if t.side == "buy" else SELL)
 
-    def lookup(self, symbol: str):
-        """(asset, VenueMarket) for a venue symbol, or None when it is not one of ours."""
-        return self.markets.get(symbol)
 
-
-def now() -> float:
-    return time.time()

@@ -63,7 +63,3 @@ class SeenLRU:
     def __len__(self) -> int:
         return len(self._d)
 
-
-def ms(v) -> float:
-    """Milliseconds (int, float or numeric string) → float seconds."""
-    return float(v) / 1000.0
