@@ -259,21 +259,22 @@ async def _backfill_probe(cfg: dict[str, Any], asset: str, timeout: float) -> tu
     """One hour of the live start's back-fill for ``asset`` (Binance klines and OI history), as the app
     fetches it: (REST address, delivered?, what to say)."""
     import aiohttp
+    import numpy as np
 
-    from ..core.assets import universe
     from ..feeds.backfill import BackfillError, fetch_binance
+    from ..feeds.venues import symbol_for
 
     rest = str(venue_endpoints(cfg, "binance").get("rest", ""))
-    a = universe([asset]).get(asset)
-    if a is None or "binance" not in a.markets:
+    symbol = symbol_for("binance", asset)
+    if symbol is None:
         return rest, False, f"error: {asset} is not listed on binance"
     try:
         async with aiohttp.ClientSession() as session:
-            oi, trades = await fetch_binance(session, rest, a.markets["binance"].symbol, 1.0, timeout)
+            oi, trades = await fetch_binance(session, rest, symbol, 1.0, timeout)
     except BackfillError as e:
         return rest, False, f"error: {e}"
-    return rest, True, f"ok: {len(oi)} open-interest samples, {len(trades) // 4} klines"
-
+    klines = len(np.unique(trades["ts"]))  # every kline's rows share its close time
+    return rest, True, f"ok: {len(oi)} open-interest samples, {klines} klines"
 
 def main(args, cfg: dict[str, Any]) -> int:
     seconds = float(getattr(args, "seconds", 10.0) or 10.0)

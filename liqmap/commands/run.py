@@ -240,14 +240,12 @@ class MarketRunner:
 
     async def _backfill(self) -> None:
         """Binance OI history and klines through the synthetic models (feeds/backfill.py), screen asset first."""
-        from ..core.assets import universe
         from ..feeds.backfill import backfill
 
         if "binance" not in self.venues:
             self.backfill_result = {}
             return
-        symbols = {a: m.markets["binance"].symbol for a, m in universe(self.assets).items() if "binance" in m.markets}
-        self.backfill_result = await backfill(self.engine, self.cfg, self.assets, symbols, first=self.screen_asset,
+        self.backfill_result = await backfill(self.engine, self.cfg, self.assets, first=self.screen_asset,
                                               now=self.clock)
 
     async def run(self) -> None:

@@ -119,17 +119,22 @@ async def fetch_binance(session, rest: str, symbol: str, hours: float, timeout: 
     return oi_from_history(hist), trades_from_klines(klines)
 
 
-async def backfill(engine, cfg: dict, assets: list[str], symbols: dict[str, str], first: str | None = None,
-                   session=None, now=None) -> dict[str, str]:
+async def backfill(engine, cfg: dict, assets: list[str], symbols: dict[str, str] | None = None,
+                   first: str | None = None, session=None, now=None) -> dict[str, str]:
     """Fetch each asset's Binance history and feed it to its model, the asset on screen first; every asset in
-    ``symbols`` is held by the engine until its own history is in (or failed). Returns asset → "ok (N rows)"
+    ``symbols`` (default: each asset's Binance symbol, ``venues.symbol_for``) is held by the engine until its own history is in (or failed). Returns asset → "ok (N rows)"
     or the reason it has none; the engine's status line says how many failed."""
     import aiohttp
 
-    f = cfg.get("feeds", {})
-    hours = float(f.get("backfill_hours", 6.0))
-    rest = str(f.get("endpoints", {}).get("binance_rest", "https://fapi.binance.com"))
-    timeout = float(f.get("backfill_timeout_seconds", 10.0))
+    from .venues import symbol_for
+    from .venues.base import feeds_cfg
+
+    f = feeds_cfg(cfg)  # the config's defaults for anything left out
+    hours = float(f["backfill_hours"])
+    rest = str(f["endpoints"]["binance_rest"])
+    timeout = float(f["backfill_timeout_seconds"])
+    if symbols is None:
+        symbols = {a: s for a in assets if (s := symbol_for("binance", a))}
     order = [a for a in dict.fromkeys(([first] if first else []) + list(assets)) if a in symbols]
     result: dict[str, str] = {}
     if hours <= 0 or not order:
