@@ -65,14 +65,9 @@ class MarketRunner:
     """
 
     def __init__(self, kind: str, cfg: dict[str, Any], args) -> None:
-        from ..core import reports  # noqa: F401 - imported here, off the loop, not on the first ingest
+        from ..core import reports, synthetic  # noqa: F401 - imported here, off the loop, not on the first ingest
         from ..core.engine import Engine, ring_capacities
         from ..core.market import Market
-
-        try:
-            from ..core import synthetic  # noqa: F401 - same (optional until it lands)
-        except ImportError:
-            pass
 
         self.kind = kind
         self.cfg = cfg

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import inspect
 import itertools
 import math
 import threading
@@ -55,7 +54,8 @@ import numpy as np
 from .. import buckets, codec, forecast
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
-from ..grids.modes import GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers
+from ..grids.modes import (GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers,
+                           model_levels)
 from ..grids.window import Window, make_window
 from ..snapshot import MODES, MapGrid, Snapshot
 from ..tiers import TierTable
@@ -155,17 +155,7 @@ class AssetState:
     exact_since: float = -math.inf
     rebuckets: list[dict] = field(default_factory=list)  # step changes (``Engine._rebucket``), oldest first
     step_kept_at: float = math.nan  # last price where a step change was ruled out (tick-limited step)
-
-
-def _call_with_accepted(fn: Callable, **kw) -> Any:
-    """Call ``fn`` with the keyword arguments it declares (collaborators' signatures evolve)."""
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return fn(**kw)
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return fn(**kw)
-    return fn(**{k: v for k, v in kw.items() if k in params})
+    synth: Any = None  # the model's all-venue levels as of the last ingest (the model changes only there)
 
 
 def _to_dict(x: Any) -> Any:
@@ -364,14 +354,11 @@ class Engine:
         st.reports = self._make_reports(st)
 
     def _make_model(self, st: AssetState, price: float):
-        try:
-            from ..synthetic import SyntheticModel  # built by a colleague; optional until it lands
-        except ImportError:
-            return None
+        from ..synthetic import SyntheticModel
+
         m = self._meta.get(st.name)
-        return _call_with_accepted(SyntheticModel, asset=st.name, step=st.step, params=self.cfg.get("model", {}),
-                                   markets=m.markets if m else None, cfg=self.cfg,
-                                   tiers=self.venue_tiers(st.name, price) or None)
+        return SyntheticModel(st.name, st.step, params=self.cfg.get("model", {}), markets=m.markets if m else None,
+                              cfg=self.cfg, tiers=self.venue_tiers(st.name, price) or None)
 
     def venue_tiers(self, asset: str, price: float) -> dict[str, TierTable]:
         """The tier tables the ``tiers`` source provides for ``asset`` at ``price``, by venue. A venue it has
@@ -427,9 +414,10 @@ class Engine:
             self._ensure_step(st, price)
             if st.model is None:
                 return 0
-            _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=None)
+            st.model.update(oi=oi, trades=trades, liqs=None)
             if now is not None:
                 st.model.advance(now)
+            st.synth = None  # read again at the next ingest
             st.data_version += 1
         return n
 
@@ -450,14 +438,14 @@ class Engine:
             st.trades[tf].merge(trades, now)
             st.liqs[tf].merge(liqs, now, step=st.step)
         if st.model is not None and n:
-            _call_with_accepted(st.model.update, oi=oi, trades=trades, liqs=liqs)
+            st.model.update(oi=oi, trades=trades, liqs=liqs)
         if len(trades) and buckets.needs_rebucket(st.step, st.last_price, self.target_bp):
             self._maybe_rebucket(st, trades, now)
         if st.model is not None:
             st.model.advance(now)
         books = self.books_provider(st.name) if self.books_provider is not None else None
+        synth = st.synth = st.model.levels() if st.model is not None else None
         if st.reports is not None:
-            synth = st.model.levels() if st.model is not None else None
             st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
             st.report_dicts = st.reports.result()
             m = st.model
@@ -516,6 +504,7 @@ class Engine:
             rec["model_usd_after"] = model.total_long() + model.total_short()
             rec["model_dropped_usd"] = float(model.stats.get("dropped_usd", 0.0)) - dropped
         st.step = new_step
+        st.synth = None  # re-binned: read again
         exact, since = taken_rows(self.market, "liq", st.name, st.cursors)
         since = max(since, st.exact_since)
         rec["liq_exact_since"] = since
@@ -671,7 +660,8 @@ class Engine:
         if view.mode == "heatmap":
             return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params,
                                  venues=venues), (lo, sh)
-        levels = st.model.levels(model_venues) if st.model is not None else None
+        # all venues: the levels read at the last ingest (the model has not changed since)
+        levels = st.synth if model_venues is None and st.synth is not None else model_levels(st.model, model_venues)
         return build_hybrid(view.asset, view.tf, win, st.liqs[view.tf].select(vids), lo, sh, trades, levels,
                             now=now, params=self.params, venues=venues), (lo, sh)
 
