@@ -159,7 +159,7 @@ class Market:
                since_ts: float | None = None) -> np.ndarray:
         """All held rows of a kind for an asset across venues, sorted by time."""
         parts = [r.view() if since_ts is None else r.since_ts(since_ts) for r in self.rings(kind, asset, venues)]
-        return _merge_by_time(kind, parts)
+        return merge_by_time(kind, parts)
 
     def take_new(self, kind: str, asset: str, cursors: dict[tuple[str, str], int]) -> np.ndarray:
         """Rows of a kind for an asset appended since the reader's ``cursors`` ((kind, venue) → write count),
@@ -173,13 +173,13 @@ class Market:
             if ring.written > cur:
                 parts.append(ring.since_count(cur))
                 cursors[(kind, venue)] = ring.written
-        return _merge_by_time(kind, parts)
+        return merge_by_time(kind, parts)
 
     def nbytes(self) -> int:
         return sum(r.nbytes for r in self._rings.values())
 
 
-def _merge_by_time(kind: str, parts: list[np.ndarray]) -> np.ndarray:
+def merge_by_time(kind: str, parts: list[np.ndarray]) -> np.ndarray:
     if not parts:
         return np.zeros(0, dtype=KINDS[kind])
     if len(parts) == 1:

@@ -72,9 +72,9 @@ _CODE_MASK = (1 << _CODE_BITS) - 1
 _FOLD_AT = -300.0  # fold the multiplier into base once it is below e^-300
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
 EPS_USD = 1e-9  # levels below this are treated as empty
-MAX_INDEX = float(2**50)
+MAX_INDEX = float(2**50)  # bucket indices above this are refused (keys are index << _CODE_BITS in int64)
 _NO_KEYS32 = np.empty(0, np.int32)
-_NO_VALS16 = np.empty(0, np.float16)  # bucket indices above this are refused (keys are index << 4 in int64)
+_NO_VALS16 = np.empty(0, np.float16)
 
 MODEL_DEFAULTS: dict = {
     "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
@@ -1187,8 +1187,6 @@ class SyntheticModel:
         self._newest[s, cand] = -np.inf
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
-        self._oldest[s, j] = np.inf
-        self._newest[s, j] = -np.inf
         vv, jj = np.nonzero(per_venue > 0)
         self._touch(vv, s, j[jj] + self._b0)
         out = np.zeros(len(j), CONSUMED_DTYPE)

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from .. import buckets
-from ..events import KINDS
+from ..market import merge_by_time
 
 DECISION_TRADES = 9  # the median of the batch's last this-many trade prices decides a step change
 
@@ -72,7 +72,4 @@ def taken_rows(market, kind: str, asset: str, cursors: dict[tuple[str, str], int
             since = max(since, float(take["ts"].min()) if len(take) else math.inf)
         if len(take):
             parts.append(take)
-    if not parts:
-        return np.zeros(0, dtype=KINDS[kind]), since
-    out = np.concatenate(parts)
-    return out[np.argsort(out["ts"], kind="stable")], since
+    return merge_by_time(kind, parts), since

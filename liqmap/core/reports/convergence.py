@@ -69,7 +69,7 @@ class StrengthHistory:
             self.__init__(self.horizon_s, self.min_samples, self.wall_every_s, self._ts.shape[1])
         self._last = now
         items = ([(0, (w.side, w.bucket, w.first_seen), w.usd) for w in walls if w.status == "active"]
-                 + [(1, (x.ts, x.venue, x.bucket_lo, x.bucket_hi), x.usd) for x in _members(sweeps)
+                 + [(1, (x.ts, x.venue, x.bucket_lo, x.bucket_hi), x.usd) for x in sweeps
                     if x.end_ts >= since]
                  + [(2, (a.side, a.bucket, a.start), a.usd) for a in absorptions if a.outcome != "pending"])
         cap = self._ts.shape[1]
@@ -104,14 +104,6 @@ class StrengthHistory:
         if len(hist) < self.min_samples:
             return None
         return np.maximum(np.searchsorted(hist, usd, side="right") / len(hist), 1e-9)
-
-
-def _members(sweeps) -> list:
-    """Single-venue sweeps out of clusters (the detector hands either)."""
-    out = []
-    for x in sweeps:
-        out.extend(getattr(x, "members", None) or [x])
-    return out
 
 
 def _strength(history: StrengthHistory | None, kind: int, u: np.ndarray) -> np.ndarray:
@@ -221,6 +213,16 @@ def converge(now: float, mid: float | None, step: float, walls: Sequence = (), s
     return out
 
 
+def keep_since(chips: list[Convergence], before: Sequence[Convergence], nb: int) -> list[Convergence]:
+    """``chips`` with the ``since`` of any chip ``before`` within ± ``nb`` buckets (a chip that keeps firing
+    keeps the time it first fired)."""
+    out = []
+    for c in chips:
+        prev = [o.since for o in before if abs(o.bucket - c.bucket) <= nb]
+        out.append(replace(c, since=min(prev)) if prev else c)
+    return out
+
+
 class ConvergenceDetector:
     """:func:`converge` each tick, remembering since when each chip (± ``buckets``) has been firing."""
 
@@ -238,11 +240,5 @@ class ConvergenceDetector:
                synth=None) -> list[Convergence]:
         self.history.observe(now, walls, sweeps, absorptions)
         new = converge(now, mid, step, walls, sweeps, absorptions, synth, self.cfg, self.history)
-        out = []
-        for c in new:
-            prev = [o for o in self.chips if abs(o.bucket - c.bucket) <= self.nb]
-            if prev:
-                c = replace(c, since=min(o.since for o in prev))
-            out.append(c)
-        self.chips = out
-        return out
+        self.chips = keep_since(new, self.chips, self.nb)
+        return self.chips

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Mapping
 
 from .absorptions import Absorption
 from .asymmetry import Asymmetry, read
-from .convergence import Convergence, converge
+from .convergence import Convergence, converge, keep_since
 from .sweeps import Sweep, SweepCluster, cluster
 from .verdict import verdict
 from .walls import Wall
@@ -73,13 +73,9 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
 
     conv: list[Convergence] = []
     if mid and step > 0:
-        conv = converge(now, mid, step, wall_recs, members, abs_recs, synth, cfg)
-        nb = int(params(cfg, "convergence")["buckets"])
         before = [Convergence.from_dict(c) for c in reports.get("convergence") or ()]
-        for i, c in enumerate(conv):
-            prev = [o.since for o in before if abs(o.bucket - c.bucket) <= nb]
-            if prev:
-                conv[i] = replace(c, since=min(prev))
+        conv = keep_since(converge(now, mid, step, wall_recs, members, abs_recs, synth, cfg), before,
+                          int(params(cfg, "convergence")["buckets"]))
 
     out_forecast = None
     fc = reports.get("forecast")
@@ -87,7 +83,7 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
         from ..forecast import summary
 
         out_forecast = summary(synth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
-                               str(fc.get("tails", "t3")), top=max(3, len(fc.get("clusters") or ())))
+                               str(fc.get("tails", "t3")))
 
     return {
         "forecast": out_forecast,
