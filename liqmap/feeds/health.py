@@ -162,6 +162,19 @@ class HealthFan:
     def __init__(self, *targets: Health) -> None:
         object.__setattr__(self, "targets", tuple(t for t in targets if t is not None))
 
+    # the per-frame updates, written out: ``__getattr__`` would build a closure on every call
+    def on_frame(self, receipt_ts: float, rest: bool = False) -> None:
+        for t in self.targets:
+            t.on_frame(receipt_ts, rest)
+
+    def on_events(self, kind: str, n: int) -> None:
+        for t in self.targets:
+            t.on_events(kind, n)
+
+    def on_lag(self, lag: float) -> None:
+        for t in self.targets:
+            t.on_lag(lag)
+
     def __getattr__(self, name: str):
         first = getattr(self.targets[0], name)
         if not callable(first):
