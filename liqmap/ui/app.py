@@ -215,11 +215,11 @@ class LiqmapApp(App):
         self.set_interval(1.0, self._refresh_status, name="status-tick")
         self.call_after_refresh(self._tick)
 
-    def _all_bindings(self) -> list[Binding]:
-        out = [b for b in self.BINDINGS if isinstance(b, Binding)]
-        out += [b for b in ReportsTable.BINDINGS if isinstance(b, Binding)]
-        out += [b for b in HelpScreen.BINDINGS if isinstance(b, Binding)]
-        return out
+    @classmethod
+    def _all_bindings(cls) -> list[Binding]:
+        """The app's, the reports panel's and the help screen's bindings (all remappable by id)."""
+        return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS) for b in bs
+                if isinstance(b, Binding)]
 
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
@@ -610,10 +610,7 @@ class LiqmapApp(App):
 
 def keymap_ids() -> list[str]:
     """Every binding id (for docs and config validation)."""
-    ids = [b.id for b in LiqmapApp.BINDINGS if isinstance(b, Binding)]
-    ids += [b.id for b in ReportsTable.BINDINGS if isinstance(b, Binding)]
-    ids += [b.id for b in HelpScreen.BINDINGS if isinstance(b, Binding)]
-    return [i for i in ids if i]
+    return [b.id for b in LiqmapApp._all_bindings() if b.id]
 
 
 def tcss_path() -> Path:

@@ -23,6 +23,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
+from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
 from .lines import CachedLines
 from .live_column import side_sign
 from .status import finite as _num
@@ -32,7 +33,6 @@ SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIO
 VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
 KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
 KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
-MINUS = "\u2212"  # the verdict's minus sign: −0.59%, not -0.59%
 
 # Columns per section in display order: (name, align "<" | ">"). When the panel is too narrow for all of
 # them in their long form, the section's ``SHRINK`` steps are applied in order until the lines fit: a short
