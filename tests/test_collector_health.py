@@ -19,18 +19,12 @@ from liqmap.core.events import trades
 from liqmap.core.market import Market
 from liqmap.feeds.collector import BatchSink, focus_set, watchdog_for
 from liqmap.feeds.health import CONNECTED, CONNECTING, DOWN, STALE, Health, HealthFan, classify_error
+from common import Clock
 
-
-class Clock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def test_states_connected_stale_down():
-    clk = Clock()
+    clk = Clock(1000.0)
     h = Health("binance", stale_seconds=10.0, clock=clk)
     assert h.state() == CONNECTING  # nothing tried yet: connecting, not down
     failed = Health("okx", clock=clk)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -20,14 +19,12 @@ from liqmap.core.market import Market
 from liqmap.feeds.collector import Collector
 from tls import loopback
 from tls.loopback import server, until  # noqa: F401  (server: the shared loopback TLS fixture)
+from common import gz_trades, real
 
-HERE = Path(__file__).parent
 
 
 def fixture_lines(name: str) -> list[str]:
-    hits = sorted((HERE / "data").rglob(name))
-    assert hits, f"tests/data lacks {name}"
-    return hits[0].read_text().splitlines()
+    return real(name).read_text().splitlines()
 
 
 def config(**feeds) -> dict:
@@ -144,20 +141,6 @@ async def test_handler_exception_is_counted_not_fatal(server):
     finally:
         await col.stop()
 
-
-def gz_trades(n: int) -> list[str]:
-    import gzip
-
-    hits = sorted((HERE / "data").rglob("hftbacktest_usdm_btcusdt_20240808.gz"))
-    out = []
-    with gzip.open(hits[0], "rt") as fh:
-        for line in fh:
-            raw = line.split(" ", 1)[1].rstrip("\n")
-            if raw.startswith('{"stream":"btcusdt@trade"'):
-                out.append(raw)
-                if len(out) == n:
-                    break
-    return out
 
 
 async def test_bybit_all_liquidation_and_a_stall_that_stalls_nobody_else(server):

@@ -8,11 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
-import gzip
 import io
 import json
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +18,9 @@ from liqmap.cli import main as cli_main
 from liqmap.commands.doctor import channel_label, diagnose, venue_channels, verdict
 from liqmap.config import DEFAULTS
 from tls import loopback
+from common import gz_trades, real
 
-HERE = Path(__file__).parent
 
-
-def real(name: str) -> Path:
-    hits = sorted((HERE / "data").rglob(name))
-    assert hits, f"tests/data lacks {name}"
-    return hits[0]
 
 
 INVALID = {
@@ -110,14 +103,7 @@ async def test_loopback_table_classifies_each_failure(servers):
     good, untrusted, silent = servers
     binance = [line for line in real("binance_futures_messages.jsonl").read_text().splitlines()]
     mark = next(x for x in binance if '"markPriceUpdate"' in x and '"s":"BTCUSDT"' in x)
-    trades = []  # real 2024 BTCUSDT trades (hftbacktest recording)
-    with gzip.open(real("hftbacktest_usdm_btcusdt_20240808.gz"), "rt") as fh:
-        for line in fh:
-            raw = line.split(" ", 1)[1].rstrip("\n")
-            if raw.startswith('{"stream":"btcusdt@trade"'):
-                trades.append(raw)
-                if len(trades) == 3:
-                    break
+    trades = gz_trades(3)  # real 2024 BTCUSDT trades (hftbacktest recording)
     good.script("/market/stream?aggTrade", [*[x for t in trades for x in (("send", t), ("sleep", 0.05))], ("hold",)])
     good.script("/market/stream?forceOrder", [("hold",)])  # subscribed, never a liquidation
     good.script("/market/stream?markPrice", [("send", mark), ("hold",)])
@@ -195,14 +181,7 @@ async def test_one_venue_without_dns_while_another_answers(servers):
     """A host that does not resolve is that venue's problem (DNS rows), not "no network", when another
     venue's host resolves (localhost, from the hosts file: no packet leaves the machine)."""
     good, _untrusted, _silent = servers
-    trades = []
-    with gzip.open(real("hftbacktest_usdm_btcusdt_20240808.gz"), "rt") as fh:
-        for line in fh:
-            raw = line.split(" ", 1)[1].rstrip("\n")
-            if raw.startswith('{"stream":"btcusdt@trade"'):
-                trades.append(raw)
-                if len(trades) == 2:
-                    break
+    trades = gz_trades(2)
     good.script("/market/stream?aggTrade", [*[("send", t) for t in trades], ("hold",)])
     cfg = copy.deepcopy(DEFAULTS)
     cfg["doctor"]["connect_timeout_seconds"] = 1.0

@@ -23,6 +23,7 @@ from liqmap.core.market import Market
 from liqmap.core.snapshot import Snapshot
 from liqmap.core.store import Store
 from liqmap.core.timeframes import TIMEFRAMES
+from common import Clock
 
 T0 = 1_700_000_000.0
 
@@ -55,13 +56,6 @@ def _liqs(rng, n, t0, t1, price=66000.0, spread=150.0):
     rows["price_kind"] = rng.integers(0, 3, n)
     return rows
 
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 # ---------------------------------------------------------------- tapes

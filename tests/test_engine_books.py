@@ -12,16 +12,10 @@ from liqmap.core.book import Book
 from liqmap.core.engine import Engine
 from liqmap.core.events import ASK, BID
 from liqmap.core.market import Market
+from common import Clock
 
 T0 = 1_700_000_000.0
 
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def test_a_pulled_bid_reaches_the_screen_without_a_trade():

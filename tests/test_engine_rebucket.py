@@ -17,17 +17,11 @@ from liqmap.core.engine.tape import LiqTape
 from liqmap.core.grids.modes import ViewSpec, build_view
 from liqmap.core.market import Market
 from liqmap.core.store import Store
+from common import Clock
 
 T0 = 1_700_000_000.0
 BATCH = 600.0  # seconds of flow between two engine steps
 
-
-class Clock:
-    def __init__(self, t):
-        self.t = t
-
-    def __call__(self):
-        return self.t
 
 
 def _cfg():

@@ -13,7 +13,6 @@ import asyncio
 import io
 import copy
 import gzip
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -25,16 +24,10 @@ from liqmap.feeds.parser import FrameParser
 from liqmap.feeds.recording import RecordingWriter, open_recording
 from tls import loopback
 from tls.loopback import server, until  # noqa: F401  (server: the shared loopback TLS fixture)
-
-HERE = Path(__file__).parent
-
-DATA = HERE / "data"
+from common import real
 
 
-def real(name: str) -> Path:
-    hits = sorted(DATA.rglob(name))
-    assert hits, f"tests/data lacks {name}"
-    return hits[0]
+
 
 
 def binance_frames():

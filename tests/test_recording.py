@@ -21,16 +21,7 @@ from liqmap.feeds.recording import (
     open_recording,
     read_frames,
 )
-
-DATA = Path(__file__).parent / "data"
-
-
-def real(name: str) -> Path:
-    """A real sample file copied into tests/data (found by name wherever it was put)."""
-    hits = sorted(DATA.rglob(name))
-    assert hits, f"tests/data lacks {name}"
-    return hits[0]
-
+from common import real
 
 HFT = "hftbacktest_usdm_btcusdt_20240808.gz"
 BITMEX_WS = "cryptofeed_sample_BITMEX.ws.1.0"

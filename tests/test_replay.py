@@ -20,14 +20,7 @@ from liqmap.core.events import VENUES
 from liqmap.core.market import Market
 from liqmap.feeds.recording import RecordingWriter, read_frames
 from liqmap.feeds.replay import REPORT_KEY, ReplaySource, replay_headless
-
-DATA = Path(__file__).parent / "data"
-
-
-def real(name: str) -> Path:
-    hits = sorted(DATA.rglob(name))
-    assert hits, f"tests/data lacks {name}"
-    return hits[0]
+from common import real
 
 
 def cfg() -> dict:

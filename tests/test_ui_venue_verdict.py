@@ -25,6 +25,7 @@ from liqmap.ui.app import LiqmapApp  # noqa: E402
 from liqmap.ui.reports_table import ReportsTable  # noqa: E402
 from liqmap.ui.source import EngineSource  # noqa: E402
 from liqmap.ui.themes import resolve  # noqa: E402
+from common import Clock
 
 T0 = 1_763_900_000.0
 MID = 60000.0
@@ -44,13 +45,6 @@ def book(bid_size: float, ask_size: float, walls: dict[float, float]) -> Book:
 
 BOOKS = {"binance": book(2.0, 0.5, {BID_WALL: 60.0}), "okx": book(0.5, 2.0, {ASK_WALL: 50.0})}
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.t = T0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 def make_engine(clock: Clock) -> tuple[Engine, dict]:
@@ -103,7 +97,7 @@ async def step_and_draw(pilot, engine, clock, seconds: int = 1) -> None:
 
 
 async def test_verdict_walls_and_book_read_follow_the_venue_filter():
-    clock = Clock()
+    clock = Clock(T0)
     engine, cfg = make_engine(clock)
     source = EngineSource(engine, label="REPLAY", run=lambda: None)
     spec, themes = resolve("dark", environ={})

@@ -14,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from tls.loopback import LoopbackServer, make_cert, trust_cert  # noqa: E402
 
-from liqmap.core.events import ASK, BID, LONG  # noqa: E402
+from liqmap.core.events import LONG  # noqa: E402
 from liqmap.feeds.venues import make_feed  # noqa: E402
 from venue_helpers import Collector, market  # noqa: E402
 
