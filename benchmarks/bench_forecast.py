@@ -328,12 +328,8 @@ def _sum_acc(runs: list[dict]) -> dict:
 
 
 def _per_seed(r: dict) -> dict:
-    acc = r["acc"]
-    b = _share(acc, RANGE_PCT, "baseline")
-    return {"seed": r["seed"], "ratio": _ratio(_share(acc, RANGE_PCT, "model"), b),
-            "at_risk_ratio": _ratio(_share(acc, RANGE_PCT, "at_risk"), b),
-            "oracle_ratio": _ratio(_share(acc, RANGE_PCT, "oracle"), b),
-            "oracle_forecast_ratio": _ratio(_share(acc, RANGE_PCT, "oracle_forecast"), b),
+    sm = _summary(r["acc"])
+    return {"seed": r["seed"], **{k: sm[k] for k in ("ratio", "at_risk_ratio", "oracle_ratio", "oracle_forecast_ratio")},
             "checkpoints": r["checkpoints"], "frames": r["frames"],
             "parse_errors": r["parse_errors"], "rejects": r["rejects"],
             # diagnostic: share of the oracle's top buckets also in the model's top (mean over checkpoints)
@@ -383,7 +379,7 @@ def forecast_skill() -> dict:
             "per_asset": head["per_asset"],
             # oracle = the same top-10 % rankings on the simulator's TRUE open positions (liquidation price,
             # USD), raw and weighted by the same chance of reach: what a perfect at-risk map would score
-            "variants": {f"±{rp:g}%": {**_summary(acc, rp), "realized_usd": round(sum(
+            "variants": {f"±{rp:g}%": {**(head if rp == RANGE_PCT else _summary(acc, rp)), "realized_usd": round(sum(
                 acc.get((rp, a, "realized"), 0.0) for a in ASSETS))} for rp in RANGES},
             "per_seed": [_per_seed(r) for r in runs],
             "assets": list(ASSETS),
