@@ -86,14 +86,21 @@ class EngineSource:
             key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
             if key is None:  # an engine that keys views by their arguments
                 key = (view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
-            self._keys[view.key] = key
+            self._remember(view.key, key)
         return key
+
+    def _remember(self, view_key, key) -> None:
+        """Every pan or zoom is a new view: keep the newest few (the engine itself keeps a few screens)."""
+        self._keys.pop(view_key, None)
+        self._keys[view_key] = key
+        while len(self._keys) > 64:
+            self._keys.pop(next(iter(self._keys)))
 
     def set_view(self, view: View) -> None:
         # Always tell the engine: going back to a view seen before must make it the screen's view again.
         key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
         if key is not None:
-            self._keys[view.key] = key
+            self._remember(view.key, key)
         if self.on_view is not None:
             self.on_view(view)
 
