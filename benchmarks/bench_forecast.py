@@ -329,7 +329,8 @@ def _sum_acc(runs: list[dict]) -> dict:
 
 def _per_seed(r: dict) -> dict:
     sm = _summary(r["acc"])
-    return {"seed": r["seed"], **{k: sm[k] for k in ("ratio", "at_risk_ratio", "oracle_ratio", "oracle_forecast_ratio")},
+    ratios = ("ratio", "at_risk_ratio", "oracle_ratio", "oracle_forecast_ratio")
+    return {"seed": r["seed"], **{k: sm[k] for k in ratios},
             "checkpoints": r["checkpoints"], "frames": r["frames"],
             "parse_errors": r["parse_errors"], "rejects": r["rejects"],
             # diagnostic: share of the oracle's top buckets also in the model's top (mean over checkpoints)

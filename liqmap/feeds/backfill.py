@@ -122,7 +122,8 @@ async def fetch_binance(session, rest: str, symbol: str, hours: float, timeout: 
 async def backfill(engine, cfg: dict, assets: list[str], symbols: dict[str, str] | None = None,
                    first: str | None = None, session=None, now=None) -> dict[str, str]:
     """Fetch each asset's Binance history and feed it to its model, the asset on screen first; every asset in
-    ``symbols`` (default: each asset's Binance symbol, ``venues.symbol_for``) is held by the engine until its own history is in (or failed). Returns asset → "ok (N rows)"
+    ``symbols`` (default: each asset's Binance symbol, ``venues.symbol_for``) is held by the engine until its
+    own history is in (or failed). Returns asset → "ok (N rows)"
     or the reason it has none; the engine's status line says how many failed."""
     import aiohttp
 

@@ -133,6 +133,14 @@ def floor_usd(p: Mapping[str, Any], asset: str) -> float:
     return float(p.get("min_usd_by_asset", {}).get(asset.upper(), p["min_usd"]))
 
 
+def adaptive_threshold(p: Mapping[str, Any], floor: float, warming: bool, mu: float = 0.0, sd: float = 0.0) -> float:
+    """The sweep/absorption USD threshold: ``floor × warmup_factor`` while the statistics warm up, then
+    ``max(floor, μ + k_sigma·σ)``."""
+    if warming:
+        return floor * float(p["warmup_factor"])
+    return max(floor, mu + float(p["k_sigma"]) * sd)
+
+
 def venue_name(vid: int) -> str:
     return VENUES[vid] if 0 <= vid < len(VENUES) else str(vid)
 

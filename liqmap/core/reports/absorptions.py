@@ -25,7 +25,7 @@ import numpy as np
 
 from ..buckets import index
 from ..events import ASK, BID, BUY, SELL
-from ._common import (SIDE_NAME, BookBuckets, Cols, Record, columns, concat, floor_usd, ncols,
+from ._common import (SIDE_NAME, BookBuckets, Cols, Record, adaptive_threshold, columns, concat, floor_usd, ncols,
                       params, take, venue_name)
 
 
@@ -91,7 +91,6 @@ class AbsorptionDetector:
 
     def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float = 0.0) -> None:
         self.p = params(cfg, "absorptions")
-        self.asset = asset
         self.tick = float(tick)
         self.floor = floor_usd(self.p, asset)
         # Recent trades (arrival order) + their "bucket"; pruned lazily (kept up to 2 × window_s) because
@@ -112,11 +111,10 @@ class AbsorptionDetector:
 
     def threshold(self) -> float:
         vals = [v for _, v in self._samples]
-        n = sum(len(v) for v in vals)
-        if n < int(self.p["warmup_samples"]):
-            return self.floor * float(self.p["warmup_factor"])
+        if sum(len(v) for v in vals) < int(self.p["warmup_samples"]):
+            return adaptive_threshold(self.p, self.floor, True)
         allv = np.concatenate(vals)
-        return max(self.floor, float(allv.mean() + float(self.p["k_sigma"]) * allv.std()))
+        return adaptive_threshold(self.p, self.floor, False, float(allv.mean()), float(allv.std()))
 
     def update(self, now: float, trades: np.ndarray | Cols | None, bb: BookBuckets | None,
                step: float) -> list[Absorption]:

@@ -26,7 +26,8 @@ import numpy as np
 
 from ..buckets import index
 from ..events import ASK, BID, BUY, LIQ_DTYPE, VENUE_ID
-from ._common import TAKER_NAME, Cols, Record, columns, concat, floor_usd, ncols, params, take, venue_name
+from ._common import (TAKER_NAME, Cols, Record, adaptive_threshold, columns, concat, floor_usd, ncols, params, take,
+                      venue_name)
 
 
 @dataclass(frozen=True)
@@ -132,7 +133,6 @@ class SweepDetector:
 
     def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float = 0.0) -> None:
         self.p = params(cfg, "sweeps")
-        self.asset = asset
         self.tick = float(tick)
         self.floor = floor_usd(self.p, asset)
         self._tail: dict[int, Cols] = {}  # per venue: the run still open at the end of the last tick
@@ -158,9 +158,7 @@ class SweepDetector:
     def _threshold(self, venue: int, now: float) -> float:
         st = self._stats.get(venue)
         mu, sd, span = st.stats(now) if st else (0.0, 0.0, 0.0)
-        if span < float(self.p["warmup_s"]):
-            return self.floor * float(self.p["warmup_factor"])
-        return max(self.floor, mu + float(self.p["k_sigma"]) * sd)
+        return adaptive_threshold(self.p, self.floor, span < float(self.p["warmup_s"]), mu, sd)
 
     def update(self, now: float, trades: np.ndarray | Cols | None, liqs: np.ndarray | None, step: float,
                walls: Callable[[int], list[tuple[int, float, float | None]]] | None = None) -> list[Sweep]:
