@@ -116,3 +116,26 @@ def test_chunking_never_changes_the_history():
     a = [f for c in _source().catch_up("BTC", 60) for f in c]
     b = [f for c in _source().catch_up("BTC", 60, first_chunk_seconds=10) for f in c]
     assert a == b and len(a) > 100
+
+
+def test_live_stream_never_publishes_a_pending_assets_held_back_liquidations():
+    """The venues' emitters are shared by the live stream and the pre-roll; liquidations a venue batches
+    (BitMEX's open liquidation orders, Bybit's 500 ms push, Binance's 1 s window) held back during an asset's
+    history must go out in that history, never with a live timestamp: one such frame moved the model's clock
+    to the wall clock in the middle of the history, and every later minute of history was drawn in the live
+    column (a bright live column beside a dark, frozen map)."""
+    src = DemoSource(assets=["BTC", "ETH"], seed=3, start=START, preroll=1800.0, lazy=True, focus=["BTC"])
+    list(src.catch_up("ETH", chunk_seconds=300))  # ETH live: the live stream runs from now on
+    btc_syms = {c.symbol for c in src.sim("BTC").contracts.values()}
+    live_frames, history = [], []
+    for chunk in src.catch_up("BTC", chunk_seconds=60):  # BTC's history, the live stream ticking between chunks
+        history.extend(chunk)
+        for _ in range(3):
+            live_frames.extend(src.step())
+    assert live_frames and history
+    leaked = [raw for ts, venue, conn, raw in live_frames if any(s in raw for s in btc_syms)]
+    # once BTC is live (after its catch-up) it may appear: only the frames from before count
+    assert not leaked, leaked[:2]
+    # and the history carried BTC's batched liquidations itself, at history times
+    liq_frames = [f for f in history if '"liquidation"' in f[3] or "forceOrder" in f[3] or "allLiquidation" in f[3]]
+    assert liq_frames and max(f[0] for f in liq_frames) <= START + 1.0
