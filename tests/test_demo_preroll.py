@@ -139,3 +139,14 @@ def test_live_stream_never_publishes_a_pending_assets_held_back_liquidations():
     # and the history carried BTC's batched liquidations itself, at history times
     liq_frames = [f for f in history if '"liquidation"' in f[3] or "forceOrder" in f[3] or "allLiquidation" in f[3]]
     assert liq_frames and max(f[0] for f in liq_frames) <= START + 1.0
+
+
+def test_preroll_fills_the_start_views_window():
+    """Item 4 of the levels issue: the pre-roll covers the visible window of the default view (no empty left
+    quarter at 200 columns), at least the configured minutes, and never days of history on a coarse timeframe."""
+    from liqmap.feeds.demo.preroll import MAX_WINDOW_PREROLL_S, preroll_seconds
+
+    assert preroll_seconds(90.0, "1m", 200) == 200 * 60.0  # 200 columns of 1m > 90 minutes
+    assert preroll_seconds(90.0, "1m", 80) == 90 * 60.0  # a narrow terminal keeps the configured minimum
+    assert preroll_seconds(90.0, "4h", 200) == MAX_WINDOW_PREROLL_S
+    assert preroll_seconds(90.0, "1m", 0) == 90 * 60.0
