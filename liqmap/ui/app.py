@@ -31,11 +31,11 @@ from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
 from .help import HelpScreen
 from .lines import CachedLines
-from .live_column import LiveColumn, ProfileColumn, wall_rows
-from .palettes import Palette, Scale, build_palette, detect_color_system
+from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
+from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell
 from .reports_table import ReportsTable, record_price, record_ts
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, status_line, view_line
+from .status import StatusBar, legend, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -397,14 +397,15 @@ class LiqmapApp(App):
         vmax = float(frame.body.max()) if frame.body.size else 0.0
         if len(frame.live):
             vmax = max(vmax, float(frame.live.max()))
-        self._scale.update(vmax)
-        scale = self._scale.value
+        self._scale.update(vmax, typical_cell(frame.body, frame.live))
+        scale, floor = self._scale.value, self._scale.floor
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
-        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid")
         reports = snap.reports or {}
+        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid",
+                walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
         if not self.naive:
-            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []))
+            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor)
         prof = self._q(ProfileColumn)
         if self.mode == "hybrid":
             prof.draw(frame, self.palette)
@@ -454,7 +455,9 @@ class LiqmapApp(App):
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)
         step = snap.grid.step if snap is not None else 0.0
-        l2 = view_line(snap.verdict if snap is not None else "", self.vp.zoom, step, self.venue_filter, cursor)
+        key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
+                     "½row" if self.vp.hires else "row", self._scale.floor)
+        l2 = view_line(snap.verdict if snap is not None else "", self.vp.zoom, step, self.venue_filter, cursor, key)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------
