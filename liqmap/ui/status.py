@@ -115,9 +115,6 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
               key: Text | None = None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
-    if key is not None and key.plain:
-        t.append(" ")
-        t.append_text(key)
     t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
     t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
@@ -125,6 +122,9 @@ def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cu
     if verdict:
         t.append("│ ", style="dim")
         t.append(verdict)
+    if key is not None and key.plain:  # last: a narrow terminal cuts the legend before the verdict
+        t.append(" │ ", style="dim")
+        t.append_text(key)
     return t
 
 
