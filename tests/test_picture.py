@@ -37,6 +37,7 @@ from liqmap.ui.themes import discover, resolve
 
 N_LEVELS = 10
 MODES = {"synthetic": "2", "heatmap": "3", "hybrid": "4"}
+ASSETS = ("BTC", "ETH", "PENDLE")  # the two largest and a small one (the demo's universe order)
 
 
 def ramp_stats(levels: np.ndarray, n: int = N_LEVELS) -> dict:
@@ -51,7 +52,7 @@ def ramp_stats(levels: np.ndarray, n: int = N_LEVELS) -> dict:
 
 def _cfg() -> dict:
     cfg = copy.deepcopy(DEFAULTS)
-    cfg["universe"]["assets"] = ["BTC", "ETH", "PENDLE"]
+    cfg["universe"]["assets"] = list(ASSETS)
     cfg["universe"]["focus_extra"] = []
     cfg["demo"].update(preroll_minutes=150.0, preroll_fill_window=False)
     cfg["app"].update(asset="BTC", mode="hybrid", timeframe="1m")
@@ -91,20 +92,23 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
 
     async def run() -> None:
         async with app.run_test(size=(200, 60)) as pilot:
-            assert await _until(pilot, lambda: runner.preroll is not None and "BTC" in runner.preroll.done)
-            for mode, key in MODES.items():
-                await pilot.press(key)
-                t_key = runner.clock()
-                # a snapshot of this mode built after the key, drawn on the screen
-                ok = await _until(pilot, lambda: app._snap is not None and app._snap.grid.mode == mode
-                                  and app._snap.created >= t_key and app.frame is not None
-                                  and app.frame.snap is app._snap)
-                assert ok, mode
-                await pilot.pause(0.5)
-                body, live = _drawn_levels(app)
-                snap = app._snap
-                clusters = (snap.reports or {}).get("forecast", {}).get("clusters", [])
-                results[mode] = (body, live, clusters, app.frame)
+            for i, asset in enumerate(ASSETS):
+                if i:
+                    await pilot.press("right_square_bracket")  # the next asset
+                assert await _until(pilot, lambda: runner.preroll is not None and asset in runner.preroll.done)
+                for mode, key in MODES.items():
+                    await pilot.press(key)
+                    t_key = runner.clock()
+                    # a snapshot of this asset and mode built after the key, drawn on the screen
+                    ok = await _until(pilot, lambda: app._snap is not None and app._snap.grid.mode == mode
+                                      and app._snap.grid.asset == asset and app._snap.created >= t_key
+                                      and app.frame is not None and app.frame.snap is app._snap)
+                    assert ok, (asset, mode)
+                    await pilot.pause(0.5)
+                    body, live = _drawn_levels(app)
+                    snap = app._snap
+                    clusters = (snap.reports or {}).get("forecast", {}).get("clusters", [])
+                    results[(asset, mode)] = (body, live, clusters, app.frame)
 
     asyncio.run(run())
     problems = []  # every mode is checked before failing: the message shows the whole picture
