@@ -116,3 +116,37 @@ def test_chunking_never_changes_the_history():
     a = [f for c in _source().catch_up("BTC", 60) for f in c]
     b = [f for c in _source().catch_up("BTC", 60, first_chunk_seconds=10) for f in c]
     assert a == b and len(a) > 100
+
+
+def test_live_stream_never_publishes_a_pending_assets_held_back_liquidations():
+    """The venues' emitters are shared by the live stream and the pre-roll; liquidations a venue batches
+    (BitMEX's open liquidation orders, Bybit's 500 ms push, Binance's 1 s window) held back during an asset's
+    history must go out in that history, never with a live timestamp: one such frame moved the model's clock
+    to the wall clock in the middle of the history, and every later minute of history was drawn in the live
+    column (a bright live column beside a dark, frozen map)."""
+    src = DemoSource(assets=["BTC", "ETH"], seed=3, start=START, preroll=1800.0, lazy=True, focus=["BTC"])
+    list(src.catch_up("ETH", chunk_seconds=300))  # ETH live: the live stream runs from now on
+    btc_syms = {c.symbol for c in src.sim("BTC").contracts.values()}
+    live_frames, history = [], []
+    for chunk in src.catch_up("BTC", chunk_seconds=60):  # BTC's history, the live stream ticking between chunks
+        history.extend(chunk)
+        for _ in range(3):
+            live_frames.extend(src.step())
+    assert live_frames and history
+    leaked = [raw for ts, venue, conn, raw in live_frames if any(s in raw for s in btc_syms)]
+    # once BTC is live (after its catch-up) it may appear: only the frames from before count
+    assert not leaked, leaked[:2]
+    # and the history carried BTC's batched liquidations itself, at history times
+    liq_frames = [f for f in history if '"liquidation"' in f[3] or "forceOrder" in f[3] or "allLiquidation" in f[3]]
+    assert liq_frames and max(f[0] for f in liq_frames) <= START + 1.0
+
+
+def test_preroll_fills_the_start_views_window():
+    """Item 4 of the levels issue: the pre-roll covers the visible window of the default view (no empty left
+    quarter at 200 columns), at least the configured minutes, and never days of history on a coarse timeframe."""
+    from liqmap.feeds.demo.preroll import MAX_WINDOW_PREROLL_S, preroll_seconds
+
+    assert preroll_seconds(90.0, "1m", 200) == 200 * 60.0  # 200 columns of 1m > 90 minutes
+    assert preroll_seconds(90.0, "1m", 80) == 90 * 60.0  # a narrow terminal keeps the configured minimum
+    assert preroll_seconds(90.0, "4h", 200) == MAX_WINDOW_PREROLL_S
+    assert preroll_seconds(90.0, "1m", 0) == 90 * 60.0

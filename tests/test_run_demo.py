@@ -20,7 +20,7 @@ ASSETS = ["BTC", "ETH", "SOL", "XRP"]
 def _cfg(preroll_minutes: float = 4.0, **demo) -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"]["assets"] = list(ASSETS)
-    cfg["demo"].update(preroll_minutes=preroll_minutes, **demo)
+    cfg["demo"].update(preroll_minutes=preroll_minutes, preroll_fill_window=False, **demo)
     cfg["engine"]["workers"] = 1
     return cfg
 

@@ -84,14 +84,22 @@ class MarketRunner:
         self.screen_asset = str(app["asset"]).upper()
         self.focus_extra = list(cfg["universe"].get("focus_extra", []))
         if kind == "demo":
+            import shutil
+
+            from ..feeds.demo.preroll import preroll_seconds
             from ..feeds.demo.source import DemoSource
 
             d = cfg.get("demo", {})
+            minutes = float(d.get("preroll_minutes", 0.0))  # 0: no history at all (tests, benchmarks)
+            columns = 0
+            if d.get("preroll_fill_window", True):  # the map is narrower than the terminal: an upper bound
+                columns = shutil.get_terminal_size(fallback=(200, 60)).columns
+            preroll = preroll_seconds(minutes, str(app["timeframe"]), columns) if minutes > 0 else 0.0
             # Lazy: only the asset on screen is simulated before the first frame; the others are built
             # by the pre-roll in the background (start-up target). Pre-roll: the market starts with history.
             self.demo = DemoSource(cfg, assets=self.assets, seed=getattr(args, "seed", None),
                                    speed=getattr(args, "speed", None), focus=[self.screen_asset, *self.focus_extra],
-                                   preroll=float(d.get("preroll_minutes", 0.0)) * 60.0, lazy=True)
+                                   preroll=preroll, lazy=True)
             demo = self.demo
             clock = lambda: max(demo.now(), 0.0) or time.time()  # noqa: E731 - simulated time drives the map
         self.clock = clock

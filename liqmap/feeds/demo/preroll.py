@@ -22,6 +22,19 @@ from collections.abc import Callable, Iterator
 
 from .source import DemoSource, Frame
 
+MAX_WINDOW_PREROLL_S = 6 * 3600.0  # a wide terminal on a coarse timeframe would ask for days of history
+
+
+def preroll_seconds(minutes: float, timeframe: str, columns: int) -> float:
+    """History to write before the live start: at least ``demo.preroll_minutes``, and enough to fill the
+    visible window of the start view (``columns`` of ``timeframe``; the terminal's width bounds the map's
+    columns), so the map has no empty left part at start. Capped at six hours."""
+    from ...core.timeframes import period
+
+    window = max(int(columns), 0) * period(timeframe)
+    return max(float(minutes) * 60.0, min(float(window), MAX_WINDOW_PREROLL_S))
+
+
 FIRST_CHUNK_S = 10.0  # the urgent asset's first chunk of history (enough for a first frame)
 BACKGROUND_PAUSE_S = 0.002  # between background chunks: leave the loop (UI, live feed) room to breathe
 

@@ -80,6 +80,7 @@ class DemoSource:
         self.books: dict[tuple[str, str], VenueBook] = {}
         self._live: list[str] = []  # assets ``step`` advances, in universe order
         self.emitters = make_emitters(self.cfg)
+        self._live_syms: tuple[int, frozenset[str]] = (-1, frozenset())
         self._lat_rng = np.random.default_rng([self.seed, 3])
         self._oi_poll_ms = int(float(self.emitters["binance"].f["oi_poll_seconds"]) * 1000)
         self._last: dict[tuple[str, str], int] = {}  # (asset, what) → last emission ms
@@ -194,8 +195,11 @@ class DemoSource:
             for conn, body in frames:
                 raw.append((t, venue, conn, body))
 
+        if self._live_syms[0] != len(self._live):  # assets only ever join the live stream
+            self._live_syms = (len(self._live), self._symbols(self._live))
+        live_syms = self._live_syms[1]
         for v, em in self.emitters.items():
-            add(v, em.flush(t))
+            add(v, em.flush(t, live_syms))
         sims = self.sims
         for name in self._live:
             sim = sims[name]
@@ -215,6 +219,10 @@ class DemoSource:
         self.frames_out += len(out)
         return out
 
+    def _symbols(self, names) -> frozenset[str]:
+        """The venue symbols of these assets (what the emitters key their held-back liquidations by)."""
+        return frozenset(c.symbol for n in names for c in self.sim(n).contracts.values())
+
     def catch_up(self, name: str, chunk_seconds: float = 60.0,
                  first_chunk_seconds: float | None = None) -> Iterator[list[Frame]]:
         """Write a pending asset's history: step it unpaced from where it is up to the live clock, one
@@ -232,6 +240,7 @@ class DemoSource:
         if name in self._live:
             return
         sim = self.sim(name)
+        own_syms = self._symbols([name])
         tick = self.preroll_tick_ms
         rng = np.random.default_rng([self.seed, asset_seed(name), 4])
         chunk_ms = max(tick, int(chunk_seconds * 1000))
@@ -256,7 +265,7 @@ class DemoSource:
                         step_raw.append((t, venue, conn, body))
 
                 for v, em in self.emitters.items():
-                    add(v, em.flush(t))
+                    add(v, em.flush(t, own_syms))
                 res = sim.step((t - int(round(sim.now * 1000))) / 1000.0)
                 mark_due = self._due((name, "mark"), t, self._preroll_mark_ms)
                 self._emit_asset(name, sim, t, res, False, mark_due, False, self._preroll_oi_ms, add)

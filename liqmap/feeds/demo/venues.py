@@ -72,7 +72,11 @@ class Emitter:
     def liquidations(self, c: Contract, ts: int, rows) -> Frames:
         return []
 
-    def flush(self, ts: int) -> Frames:
+    def flush(self, ts: int, symbols: frozenset[str] | None = None) -> Frames:
+        """What is due for publishing at ``ts`` (liquidations a venue batches), only for ``symbols`` (None:
+        all). The live stream and an asset's pre-roll share the emitters but run on different clocks, so each
+        flushes only its own assets' symbols: a liquidation held back during history must not go out with a
+        live timestamp (it would move that asset's model clock to now in the middle of its history)."""
         return []
 
     def book(self, c: Contract, ts: int, bids, asks, vb) -> Frames:
@@ -137,10 +141,10 @@ class Binance(Emitter):
                                              int(r["side"])))
         return out
 
-    def flush(self, ts) -> Frames:
+    def flush(self, ts, symbols=None) -> Frames:
         out: Frames = []
         w = ts // 1000
-        for sym in [s for s, (win, _) in self.liq_window.items() if win < w]:
+        for sym in [s for s, (win, _) in self.liq_window.items() if win < w and (symbols is None or s in symbols)]:
             out.append(self._force_order(*self.liq_window.pop(sym)[1]))
         return out
 
@@ -220,11 +224,11 @@ class Bybit(Emitter):
                         "v": c.fmt_qty(r["qty"]), "p": c.fmt_price(r["bk"])})
         return []
 
-    def flush(self, ts) -> Frames:
+    def flush(self, ts, symbols=None) -> Frames:
         # everything liquidated in a 500 ms window goes out in one push at the window's end
         out = []
         w = ts // 500
-        for sym in sorted(s for s, win in self.window.items() if win < w):
+        for sym in sorted(s for s, win in self.window.items() if win < w and (symbols is None or s in symbols)):
             push = (self.window.pop(sym) + 1) * 500
             items = self.pending.pop(sym, [])
             if items:
@@ -413,13 +417,15 @@ class Bitmex(Emitter):
             self.live_liqs.append([oid, c.symbol, leaves, c, 1 if big else 0])
         return [(self.ws, _dumps({"table": self.ch["bitmex_liquidations"], "action": "insert", "data": data}))]
 
-    def flush(self, ts) -> Frames:
+    def flush(self, ts, symbols=None) -> Frames:
         if not self.live_liqs:
             return []
         upd, dele, keep = [], [], []
         for o in self.live_liqs:
             oid, sym, leaves, c, partial = o
-            if partial:
+            if symbols is not None and sym not in symbols:
+                keep.append(o)
+            elif partial:
                 half = round(leaves / 2 / c.lot) * c.lot
                 o[2], o[4] = self._num(c, half), 0
                 upd.append({"orderID": oid, "symbol": sym, "leavesQty": o[2]})
