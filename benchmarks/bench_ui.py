@@ -1,4 +1,4 @@
-"""UI benchmarks (DESIGN §8, §11): ``render_cpu``, ``ssh_bytes``, ``startup``.
+"""UI benchmarks (DESIGN §8, §11): ``render_cpu``, ``ssh_bytes``, ``startup``, ``quit``.
 
 - ``render_cpu``: CPU ms per UI tick at 200×60 while data flows: a new snapshot every tick (real trades
   arriving in the live column, the window shifting once per column), the tick's own work plus Textual's
@@ -9,6 +9,7 @@
 - ``ssh_bytes``: bytes/s reaching a 256-colour 200×60 pty under tmux (``pipe-pane``) while ``liqmap --demo``
   runs (same seed), against ``LIQMAPUI_NAIVE=1`` (the full-refresh renderer) in the same run.
 - ``startup``: ``liqmap --demo`` spawned in a pty to its first full frame (``LIQMAP_FIRST_FRAME_FILE``).
+- ``quit``: ``q`` to process exit in the same pty set-up; baseline: a key's round trip in the same process.
 """
 
 from __future__ import annotations
@@ -238,4 +239,54 @@ def bench_startup() -> dict:
                        "measured": "tmux spawn of `python -m liqmap --demo` to the app's first drawn frame"}}
 
 
-BENCHMARKS = {"render_cpu": bench_render_cpu, "ssh_bytes": bench_ssh_bytes, "startup": bench_startup}
+# ------------------------------------------------------------------------------------------ quit
+QUIT_TARGET_S = 2.0
+
+
+def _wait_screen(name: str, pred, limit: float) -> float | None:
+    """Seconds until the pane's text satisfies ``pred`` (polled every 20 ms), None after ``limit``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        if pred(_tmux("capture-pane", "-p", "-t", name, sock=name)):
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
+def _quit_once(tmp: Path, i: int) -> tuple[float | None, float | None]:
+    """(key round trip, q to exit) in one ``liqmap --demo`` at 120×40, both while the pre-roll runs."""
+    env = {"XDG_CONFIG_HOME": str(tmp / "cfg"), "XDG_DATA_HOME": str(tmp / f"data-{i}"), "PYTHONPATH": str(ROOT),
+           "TERM": "xterm-256color"}
+    name = _spawn(f"{sys.executable} -m liqmap --demo --color 256 --seed 7; echo LIQMAP_EXIT=$?", env, size=(120, 40))
+    try:
+        if _wait_screen(name, lambda t: "DEMO (simulated market)" in t and "▶" in t, 30) is None:
+            return None, None
+        time.sleep(2.0)  # into the pre-roll of the other assets
+        _tmux("send-keys", "-t", name, "1", sock=name)
+        key = _wait_screen(name, lambda t: " Raw " in t.splitlines()[0] if t else False, 20)
+        _tmux("send-keys", "-t", name, "q", sock=name)
+        quit_s = _wait_screen(name, lambda t: "LIQMAP_EXIT=" in t, 20)
+        return key, quit_s
+    finally:
+        _kill(name)
+
+
+def bench_quit() -> dict:
+    """``q`` to process exit in ``liqmap --demo`` (the e2e test only checks that it exits, with status 0).
+    Baseline in the same run and process: a key's round trip (``1`` until the status bar says Raw)."""
+    with tempfile.TemporaryDirectory() as d:
+        runs = [_quit_once(Path(d), i) for i in range(3)]
+    quits = [q for _, q in runs if q is not None]
+    keys = [k for k, _ in runs if k is not None]
+    v = statistics.median(quits) if quits else None
+    return {"value": None if v is None else round(v, 3), "unit": "s", "target": QUIT_TARGET_S,
+            "ok": v is not None and len(quits) == len(runs) and v <= QUIT_TARGET_S,
+            "detail": {"runs_s": [None if q is None else round(q, 3) for _, q in runs],
+                       "baseline_key_round_trip_s": None if not keys else round(statistics.median(keys), 3),
+                       "loadavg_1m": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+                       "measured": "tmux 120x40, liqmap --demo --seed 7, 2 s after the first frame (pre-roll "
+                                   "running): send-keys q until the shell prints the exit status"}}
+
+
+BENCHMARKS = {"render_cpu": bench_render_cpu, "ssh_bytes": bench_ssh_bytes, "startup": bench_startup,
+              "quit": bench_quit}

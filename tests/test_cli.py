@@ -19,10 +19,14 @@ def test_help_lists_whole_command_surface():
 
 
 def test_console_script_is_installed():
-    import shutil
-    exe = shutil.which("liqmap")
-    assert exe, "the liqmap console script is not on PATH"
-    res = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    """pip puts the ``liqmap`` script beside the interpreter that installed it (the venv's bin/), whether or
+    not that directory is on PATH (``venv/bin/python -m pytest`` without activating the venv)."""
+    import sysconfig
+    from pathlib import Path
+
+    exe = Path(sysconfig.get_path("scripts")) / "liqmap"
+    assert exe.is_file(), f"the liqmap console script is not installed in {exe.parent}"
+    res = subprocess.run([str(exe), "--version"], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0 and "liqmap" in res.stdout
 
 

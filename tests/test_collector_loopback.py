@@ -169,14 +169,12 @@ async def test_bybit_all_liquidation_and_a_stall_that_stalls_nobody_else(server)
     await col.start()
     try:
         await until(lambda: len(market.gather("liq", "PIPPIN")) == 1, 10, "the Bybit liquidation")
-        t_stall = time.monotonic()
         n_binance = len(market.gather("trade", "BTC"))
         await until(lambda: server.connections["/v5/public/linear"] >= 2, 10, "Bybit's reconnect")
         # Binance went on delivering while Bybit was silent, and was never itself taken for stalled
         assert len(market.gather("trade", "BTC")) > n_binance
         assert col.health()["binance"]["stalls"] == 0
         await until(lambda: len(market.gather("trade", "LTC")) == 2, 10, "Bybit data after the reconnect")
-        assert time.monotonic() - t_stall < 10
         h = col.health()
         assert h["bybit"]["stalls"] >= 1 and h["bybit"]["reconnects"] >= 1
     finally:

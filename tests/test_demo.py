@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -332,11 +333,17 @@ def test_demo_feeder_fills_a_market_through_the_parsers():
     market = Market(["BTC", "ETH"])
     feeder = DemoFeeder({}, market, seed=3, speed=40.0)
 
+    def filled() -> bool:
+        return all(len(market.gather("trade", a)) and len(market.gather("oi", a))
+                   and set(feeder.books_for(a)) == set(VENUES) for a in ("BTC", "ETH"))
+
     async def go():
         task = asyncio.create_task(feeder.run())
-        await asyncio.sleep(1.0)
+        end = time.monotonic() + 60  # a hang guard: the loop ends as soon as the market is filled
+        while not filled() and time.monotonic() < end:
+            await asyncio.sleep(0.05)
         feeder.stop()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 30)
 
     asyncio.run(go())
     assert feeder.parse_errors() == 0

@@ -150,3 +150,51 @@ def test_preroll_fills_the_start_views_window():
     assert preroll_seconds(90.0, "1m", 80) == 90 * 60.0  # a narrow terminal keeps the configured minimum
     assert preroll_seconds(90.0, "4h", 200) == MAX_WINDOW_PREROLL_S
     assert preroll_seconds(90.0, "1m", 0) == 90 * 60.0
+
+
+def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
+    """The app's screen, keys and live stream share the loop with the pre-roll: it must not hold the loop for a
+    whole chunk (simulate + parse + ingest, ~0.3 s on a busy machine: the UI painted half a frame and sat
+    there). Another task gets the loop after a chunk is simulated, while it is parsed (every SLICE_S of
+    parsing; 0 here, so every frame) and before the engine ingests it — counted in turns, not timed."""
+    from liqmap.feeds.demo import preroll as preroll_mod
+
+    monkeypatch.setattr(preroll_mod, "SLICE_S", 0.0)
+    src = _source(assets=("BTC",))
+    market = Market(list(src.assets), clock=lambda: max(src.now(), START))
+    parsers = make_parsers(src, market.add)
+    turns = [0]  # how many times the other task has run
+    at_ingest: list[int] = []
+    pr = Preroll(src, parsers, order=["BTC"], on_chunk=lambda a, t: at_ingest.append(turns[0]))
+    fed_at: list[tuple[int, int]] = []  # (turns, frames fed) seen by the other task
+    made: list[int] = []  # turns when each chunk had been simulated
+    catch_up = src.catch_up
+
+    def counted(*a, **k):
+        for chunk in catch_up(*a, **k):
+            made.append(turns[0])
+            yield chunk
+
+    monkeypatch.setattr(src, "catch_up", counted)
+
+    async def other(done: asyncio.Event):
+        while not done.is_set():
+            turns[0] += 1
+            fed_at.append((turns[0], len(market.gather("trade", "BTC"))))
+            await asyncio.sleep(0)
+
+    async def go():
+        done = asyncio.Event()
+        task = asyncio.ensure_future(other(done))
+        await pr.run()
+        done.set()
+        await task
+
+    asyncio.run(go())
+    assert len(made) == len(at_ingest) > 5
+    # between simulating a chunk and ingesting it, the other task ran more than once (after the simulation,
+    # during the parse, before the ingest) ...
+    assert all(ing - mk >= 3 for mk, ing in zip(made, at_ingest))
+    # ... and saw the market part-way through a chunk's trades, not only at chunk boundaries
+    rows = sorted({n for _, n in fed_at})
+    assert len(rows) > 2 * len(made)

@@ -11,6 +11,7 @@ import numpy as np
 
 from liqmap.commands.run import MarketRunner, build_source
 from liqmap.config import DEFAULTS
+from liqmap.core.market import FUTURE_TOLERANCE_S
 from liqmap.ui.source import View
 
 ASSETS = ["BTC", "ETH", "SOL", "XRP"]
@@ -68,23 +69,40 @@ def test_preroll_fills_market_and_engine_before_live_screen_asset_first():
     assert len(np.unique(np.floor(tape["ts"] / 60))) >= 4  # several past minutes, not one burst
 
 
-def test_engine_clock_is_the_demo_clock_at_speed():
-    runner = MarketRunner("demo", _cfg(preroll_minutes=0.0), types.SimpleNamespace(seed=1, speed=30.0))
+def test_engine_clock_is_the_demo_clock_when_it_runs_ahead_of_the_wall_clock():
+    """At ``--speed`` > 1 the simulated clock runs ahead of the wall clock; the market and the engine must take
+    it as their "now" (with the wall clock, demo rows more than FUTURE_TOLERANCE_S ahead would be rejected as
+    "from the future", and the engine's newest column would end before the newest data).
+
+    The demo's own stream is written unpaced (what ``frames()`` yields at any speed, without the pacing), so the
+    simulated clock ends at exactly start + AHEAD however fast or busy the machine is: nothing here is timed."""
+    cfg = _cfg(preroll_minutes=0.0, tick_ms=1000)  # one asset, 1 s steps: a few seconds of work
+    cfg["universe"].update(assets=["BTC"], focus_extra=[])
+    runner = MarketRunner("demo", cfg, types.SimpleNamespace(seed=1, speed=30.0))
     assert runner.engine.clock is runner.clock and runner.market.clock is runner.clock
+    demo = runner.demo
+    ahead = 3 * FUTURE_TOLERANCE_S  # well past the market's tolerance for clocks that run ahead
 
     async def go():
-        task = asyncio.ensure_future(runner.run())
-        try:
-            await asyncio.sleep(1.5)
-        finally:
-            await runner.stop()
-            await asyncio.wait_for(task, 10)
+        await runner.preroll.run()  # no history to write: every asset joins the live stream at once
+        for receipt_ts, venue, conn, raw in demo.run_for(ahead):
+            await runner.parsers[venue].feed(raw, receipt_ts, conn)
 
     asyncio.run(go())
-    # at 30x the simulated clock runs well ahead of the wall clock, and the engine follows it
-    assert runner.clock() == runner.demo.now()
-    assert runner.engine.clock() - time.time() > 10.0
-    assert runner.market.rejects.total() == 0  # nothing "from the future" rejected
+    assert not runner.engine.held("BTC")
+    end = demo.start + ahead
+    assert demo.now() == end
+    assert runner.clock() == runner.engine.clock() == runner.market.clock() == end
+    # the newest rows carry simulated times more than the tolerance past the start, and none was rejected
+    trades = runner.market.gather("trade", "BTC")
+    assert trades["ts"].max() > demo.start + FUTURE_TOLERANCE_S
+    assert runner.market.rejects.total() == 0
+    # the engine builds at the simulated "now" (its own clock, no time passed in)
+    snap = runner.engine.build_screen()
+    assert snap is not None and snap.created == end
+    last_col = snap.grid.col0 + snap.grid.shape[1] - 1
+    assert last_col == int(end // snap.grid.period)  # the newest column is the simulated minute
+    assert np.isfinite(snap.grid.trace[-1])  # and it holds the newest trades
 
 
 def test_view_change_reaches_the_demo_focus_and_the_preroll_order():

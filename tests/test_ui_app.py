@@ -489,7 +489,10 @@ async def test_new_data_in_live_column_repaints_only_the_live_column():
         t["usd"] = t["price"] * t["qty"]
         src.market.add("trade", "BTC", t)
         src._version += 1
-        await pilot.pause(0.4)
+        for _ in range(200):  # the app's next tick draws it: wait for that tick, not a fixed time
+            await pilot.pause(0.05)
+            if live.updates > live_updates:
+                break
         await pilot.pause()
         assert live.updates > live_updates
         assert hm.rows_refreshed == body_rows  # the body did not repaint a single row

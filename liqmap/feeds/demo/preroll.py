@@ -18,6 +18,7 @@ live stream.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator
 
 from .source import DemoSource, Frame
@@ -37,6 +38,11 @@ def preroll_seconds(minutes: float, timeframe: str, columns: int) -> float:
 
 FIRST_CHUNK_S = 10.0  # the urgent asset's first chunk of history (enough for a first frame)
 BACKGROUND_PAUSE_S = 0.002  # between background chunks: leave the loop (UI, live feed) room to breathe
+# The longest the pre-roll holds the event loop at a stretch while it feeds frames: the app's screen, keys and
+# live stream share this loop. A 60 s chunk takes ~0.1 s to simulate, ~0.1 s to parse and ~0.1 s to ingest on
+# a busy 2-core machine; held as one step, the UI painted only between chunks (a map drawn without its reports
+# panel for up to a second, keys answered as late).
+SLICE_S = 0.01
 
 
 class Preroll:
@@ -84,16 +90,23 @@ class Preroll:
                 if self.on_done is not None:
                     self.on_done(name)
                 continue
+            await asyncio.sleep(0)  # simulated: let the UI paint before the chunk is parsed
             await self.feed(chunk)
             if self.on_chunk is not None:
+                await asyncio.sleep(0)  # parsed: and again before the engine ingests it
                 self.on_chunk(name, self.source.sim(name).now)
             await asyncio.sleep(0 if name == self.urgent else BACKGROUND_PAUSE_S)
         return self.frames
 
     async def feed(self, frames: list[Frame]) -> None:
         parsers = self.parsers
+        clock = time.perf_counter
+        until = clock() + SLICE_S
         for receipt_ts, venue, conn, raw in frames:
             p = parsers.get(venue)
             if p is not None:
-                await p.feed(raw, receipt_ts, conn)
+                await p.feed(raw, receipt_ts, conn)  # (parsers never suspend: yielding is up to us)
+            if clock() > until:
+                await asyncio.sleep(0)
+                until = clock() + SLICE_S
         self.frames += len(frames)
