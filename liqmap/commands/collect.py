@@ -100,10 +100,11 @@ class Collect:
         elif self.parsers:
             errs = sum(sum(p.errors.values()) for p in self.parsers.values())
             health = f" · {errs} parse errors"
+        store = self.store.status()
         return (f"collect {self.label} {_fmt_dur(now - self.started)} · {ev:,} events ({rate:,.0f}/s) · "
                 f"{self.market.rejects.total():,} rejected · {views} views v{self.engine.version} · store "
                 f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · "
-                f"{self.engine.status or 'ok'}")
+                f"{store or self.engine.status or 'ok'}")
 
     async def _status_loop(self) -> None:
         while not self.stop.is_set():
