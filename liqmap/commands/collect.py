@@ -99,7 +99,8 @@ class Collect:
             health = f" · venues {up}/{len(h)} up"
         elif self.parsers:
             errs = sum(sum(p.errors.values()) for p in self.parsers.values())
-            health = f" · {errs} parse errors"
+            implausible = sum(sum(p.rejected.values()) for p in self.parsers.values())
+            health = f" · {errs} parse errors · {implausible} implausible"
         store = self.store.status()
         return (f"collect {self.label} {_fmt_dur(now - self.started)} · {ev:,} events ({rate:,.0f}/s) · "
                 f"{self.market.rejects.total():,} rejected · {views} views v{self.engine.version} · store "

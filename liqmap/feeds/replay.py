@@ -202,6 +202,8 @@ def _venue_report(replayer: Replayer, market: Market) -> dict[str, Any]:
             "errors": int(h.get("parse_errors", 0)),
             "errors_by_kind": dict(sorted(h.get("errors_by_kind", {}).items())),
             "parser": {k: int(v) for k, v in sorted(stats.items()) if isinstance(v, (int, np.integer))},
+            "implausible": ({f"{k}:{r}": int(n) for (k, r), n in sorted(p.rejected.items())}
+                            if p is not None else {}),
             "lag_ewma_s": h.get("lag_ewma"),
             "lag_max_s": h.get("lag_max"),
         }
