@@ -40,6 +40,10 @@ def write_report(report: dict[str, Any], path: str) -> None:
 def summary(report: dict[str, Any]) -> list[str]:
     lines = [f"replay {report['file']} ({report.get('format') or '?'}): {report['frames']:,} frames over "
              f"{report.get('duration_s') or 0.0:,.1f} s of recording in {report.get('elapsed_s', 0)} s"]
+    gaps = report.get("gaps") or {}
+    if gaps.get("count"):
+        lines.append(f"  {gaps['count']} quiet gap(s) skipped, {gaps['skipped_s'] / 3600:.2f} h in all "
+                     f"(longest {gaps['longest']['seconds'] / 3600:.2f} h)")
     for venue, v in report.get("venues", {}).items():
         ev = ", ".join(f"{n:,} {k}" for k, n in v.get("events", {}).items()) or "no events"
         lines.append(f"  {venue}: {v.get('frames', 0):,} frames, {ev}, {v.get('book_updates', 0):,} book updates, "
