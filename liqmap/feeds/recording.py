@@ -290,7 +290,7 @@ class RecordingWriter:
 MAX_LINE_BYTES = 16 * 1024 * 1024
 MAX_EXPANSION = 250
 MAX_EXPANSION_SLACK = 256 * 1024 * 1024
-# Receipt times must be times: (0, MAX_TIME] seconds (a frame with "t": 1e300 once made replay spin forever).
+# Receipt times must be times: [0, MAX_TIME] seconds (a frame with "t": 1e300 once made replay spin forever).
 MAX_TIME = 4.1e9
 
 
@@ -331,7 +331,7 @@ def _open_lines(path: str, first_only: bool = False) -> Iterator[bytes]:
 
 
 def _check_time(path: str, n: int, t: float) -> float:
-    if not (0.0 < t <= MAX_TIME):  # NaN fails too
+    if not (0.0 <= t <= MAX_TIME):  # NaN fails too
         raise RecordingError(path, f"line {n}: receipt time {t!r} is not a time")
     return t
 
