@@ -305,3 +305,60 @@ def test_kill_9_loses_at_most_one_flush_interval(tmp_path):
         assert not list(data.rglob("*.corrupt"))
     print("kill -9 runs (alive s, seen at kill, seen ≥1.5 s before kill, on disk):", runs)
     assert any(must > 0 for _, _, must, _ in runs)  # the runs did see liquidations to lose
+
+
+# --------------------------------------------------------------------------------------------- export
+
+
+def _history(data: Path) -> None:
+    st = Store({}, data)
+    st.append_events("liquidations", "BTC", _liqs(5))
+    st.flush()
+
+
+@pytest.mark.parametrize("target", ["device", "symlink", "dir", "fifo"])
+def test_export_replaces_only_regular_files(tmp_path, capsys, target):
+    data = tmp_path / "data"
+    _history(data)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    out = tmp_path / "out.parquet"
+    if target == "device":
+        out = Path("/dev/null")  # as root this was replaced by a regular file
+    elif target == "symlink":
+        out.symlink_to(victim)
+    elif target == "dir":
+        out.mkdir()
+    else:
+        os.mkfifo(out)
+    before = os.lstat(out)
+    assert cli_main(["export", str(out), "--data-dir", str(data)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0], err
+    after = os.lstat(out)
+    assert (before.st_mode, before.st_ino) == (after.st_mode, after.st_ino)
+    assert victim.read_text() == "keep"
+    assert not list(out.parent.glob(f".{out.name}.tmp-*"))
+
+
+def test_export_never_writes_through_a_planted_temp_symlink(tmp_path, capsys):
+    data = tmp_path / "data"
+    _history(data)
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    out = tmp_path / "out.csv"
+    (tmp_path / f".out.csv.tmp-{os.getpid()}").symlink_to(victim)
+    assert cli_main(["export", str(out), "--format", "csv", "--data-dir", str(data)]) == 0
+    assert victim.read_text() == "keep" and out.read_text().startswith("ts,")
+    assert not out.is_symlink()
+
+
+def test_replay_report_refuses_a_device(tmp_path, capsys):
+    from liqmap.feeds.recording import RecordingWriter
+
+    rec = tmp_path / "r.gz"
+    with RecordingWriter(rec, ["binance"], ["BTC"]) as w:
+        w.frame(1.7e9, "binance", "x", "{}")
+    assert cli_main(["replay", str(rec), "--headless", "--report", "/dev/null", "--data-dir", str(tmp_path)]) == 2
+    assert "only a regular file is replaced" in capsys.readouterr().err
+    assert Path("/dev/null").is_char_device()
