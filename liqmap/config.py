@@ -390,10 +390,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "demo.depth_usd_1pct": (0.0, 1e15, True),
     "demo.cascade_strength": (0.0, 100.0, False),
     "demo.mean_revert_hours": (0.0, 1e6, True),
-    "demo.book_levels": (1, 5000, False),
+    "demo.book_levels": (1, 400, False),  # OKX books carry at most 400 levels (its parser refuses more)
     "demo.book_step_bp": (0.01, 1000.0, False),
     "demo.offscreen_book_s": (0.0, 86400.0, False),
-    "demo.offscreen_book_levels": (1, 5000, False),
+    "demo.offscreen_book_levels": (1, 400, False),
     "demo.wall_rate_per_hour": (0.0, 3600.0, False),
     "demo.wall_mult": (0.0, 1e6, False),
     "demo.wall_pull_prob": (0.0, 1.0, False),

@@ -146,7 +146,7 @@ def write(df: pl.DataFrame, out: Path, fmt: str) -> None:
     check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    fd = _open_new(tmp)
+    fd = _open_new(tmp, 0o666)  # an export is for sharing: the umask decides, as for any new file
     try:
         with open(fd, "wb", closefd=True) as f:
             if fmt == "parquet":

@@ -21,13 +21,18 @@ from .events import ASK, BID
 _OPEN = (0.0, math.inf, math.inf)
 
 
+class TooManyLevels(ValueError):
+    """One frame carried more levels for one side than ``Book.max_levels`` (the venue's documented depth):
+    refused whole, because applying it would hold the event loop (a 100k-level OKX frame took 3.3 s)."""
+
+
 class Book:
     """``band`` = (lowest price, highest price, largest price × size) a level may have: set by the venue parser from
     its last good price (``liqmap.feeds.plausible``); a level outside it (or NaN, inf, negative) is not
     applied and counted in ``rejected``. Deletes (size 0) always apply, so a level inserted before the band
     moved can still be removed."""
 
-    __slots__ = ("bids", "asks", "ts", "version", "_cache", "band", "rejected")
+    __slots__ = ("bids", "asks", "ts", "version", "_cache", "band", "rejected", "max_levels")
 
     def __init__(self) -> None:
         self.bids: dict[float, float] = {}
@@ -37,6 +42,7 @@ class Book:
         self._cache: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
         self.band: tuple[float, float, float] = _OPEN
         self.rejected = 0
+        self.max_levels = 1 << 30  # levels per side per frame; the venue parser sets its documented depth
 
     def clear(self) -> None:
         self.bids.clear()
@@ -48,6 +54,8 @@ class Book:
 
     def apply(self, side: int, levels, ts: float = 0.0) -> None:
         """Apply (price, size) pairs to one side; size 0 deletes the level."""
+        if len(levels) > self.max_levels:
+            raise TooManyLevels(len(levels))
         book = self._side(side)
         pop = book.pop
         lo, hi, qmax = self.band
@@ -68,6 +76,8 @@ class Book:
         ``mult`` converts a venue lot (1000PEPE) to coins: price / mult, size × mult; ``size_scale``
         multiplies sizes further (contracts → coins, e.g. OKX ctVal).
         """
+        if len(levels) > self.max_levels:
+            raise TooManyLevels(len(levels))
         book = self.bids if side == BID else self.asks
         pop = book.pop
         lo, hi, qmax = self.band
@@ -112,6 +122,8 @@ class Book:
 
     def replace(self, bids, asks, ts: float = 0.0) -> None:
         """Replace the whole book with a snapshot."""
+        if len(bids) > self.max_levels or len(asks) > self.max_levels:
+            raise TooManyLevels(max(len(bids), len(asks)))
         self.bids = {}
         self.asks = {}
         self.apply(BID, bids)
@@ -120,6 +132,8 @@ class Book:
 
     def replace_raw(self, bids, asks, ts: float = 0.0, mult: float = 1.0, size_scale: float = 1.0) -> None:
         """Replace the whole book from venue level lists (see ``apply_raw``)."""
+        if len(bids) > self.max_levels or len(asks) > self.max_levels:
+            raise TooManyLevels(max(len(bids), len(asks)))
         self.bids = {}
         self.asks = {}
         self.apply_raw(BID, bids, ts, mult, size_scale)
@@ -166,4 +180,4 @@ class Book:
         return len(self.bids) + len(self.asks)
 
 
-__all__ = ["Book", "BID", "ASK"]
+__all__ = ["Book", "BID", "ASK", "TooManyLevels"]

@@ -97,7 +97,7 @@ def records_frame(asset: str, records: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(flat, infer_schema_length=None)
 
 
-def _open_new(path: Path) -> int:
+def _open_new(path: Path, mode: int = 0o600) -> int:
     """Create ``path`` for writing, never through a symlink or over something already there.
 
     A leftover of our own (same pid, a crashed earlier run) or a planted entry (symlink, fifo) at the temp
@@ -105,10 +105,10 @@ def _open_new(path: Path) -> int:
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        return os.open(path, flags, 0o600)
+        return os.open(path, flags, mode)
     except FileExistsError:
         os.unlink(path)
-        return os.open(path, flags, 0o600)
+        return os.open(path, flags, mode)
 
 
 def atomic_write(path: Path, data: bytes | Callable[[Any], None], durable: bool = True) -> None:
@@ -266,7 +266,9 @@ class Store:
 
     def _table_dir(self, table: str) -> Path:
         d = self.history_dir / table
-        d.mkdir(parents=True, exist_ok=True)
+        if not d.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # history is the user's own business
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
         if d.is_symlink() or not _inside(d, self.dir):
             raise OSError(errno.ELOOP, f"{d} leads out of the data dir (symlink); not writing through it")
         return d
@@ -522,7 +524,9 @@ class Store:
         """A snapshot is a cache: a full or read-only disk costs it (one warning per run), never the exit."""
         path = self.snapshot_dir / name
         try:
-            self.snapshot_dir.mkdir(parents=True, exist_ok=True)
+            if not self.snapshot_dir.is_dir():
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.snapshot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             if self.snapshot_dir.is_symlink() or not _inside(self.snapshot_dir, self.dir):
                 raise OSError(errno.ELOOP, f"{self.snapshot_dir} leads out of the data dir (symlink)")
             atomic_write(path, blob(), durable=False)

@@ -10,8 +10,8 @@ Every row a venue parser emits, and every book level it applies, is checked here
   (fixtures and old recordings restamped on purpose: the first row fixes the offset, ``REANCHOR``
   agreeing rows move it; live, the offset is 0);
 - prices: finite, within [``MIN_PRICE``, ``MAX_PRICE``] and within a factor ``BAND`` of this venue's last good
-  price of the asset (its trades, liquidations, marks; ``BOOK_BAND`` for book levels); a venue's first price
-  has only the absolute bounds;
+  price of the asset (its trades and marks; ``BOOK_BAND`` for book levels); a venue's first price has only the
+  absolute bounds;
 - sizes: finite, positive (open interest and book deletes may be 0), and the USD notional of one trade or
   liquidation at most ``MAX_EVENT_USD``, of open interest at most ``MAX_OI_USD``; ``usd`` = price × qty;
 - sides are ±1.
@@ -123,7 +123,7 @@ class Plausibility:
             with np.errstate(invalid="ignore"):
                 inband = (price >= ref / BAND) & (price <= ref * BAND)
             out = ok & ~inband
-            if out.any():
+            if out.any() and kind == "trade":
                 self._reanchor(asset, price[out])
             drop(inband, "price_off_band")
         size = rows[_SIZE_FIELD.get(kind, "qty")]
@@ -140,7 +140,10 @@ class Plausibility:
                 drop(np.abs(usd - price * size) <= 1e-2 * np.abs(usd), "usd_mismatch")
                 drop(np.isin(rows["side"], (-1, 1)), "bad_side")
         good = rows if ok.all() else rows[ok]
-        if len(good) and kind in ("trade", "liq", "oi"):
+        # Trades (and marks, ``price_ok``) move the reference; liquidations and open interest are checked
+        # against it but do not move it: they are rarer, and a liquidation's bankruptcy price sits away
+        # from the market by design.
+        if len(good) and kind == "trade":
             self.ref[asset] = float(good[_PRICE_FIELD.get(kind, "price")][-1])
             self._outliers.pop(asset, None)
         return good

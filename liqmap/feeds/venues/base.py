@@ -29,7 +29,7 @@ from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.symbols import Symbols
 
 from liqmap.core.assets import Asset, VenueMarket
-from liqmap.core.book import Book
+from liqmap.core.book import Book, TooManyLevels
 from liqmap.core.events import BUY, KINDS, SELL, VENUE_ID
 
 from ..plausible import Plausibility, has_non_ascii_number, suspicious_text
@@ -92,6 +92,12 @@ class VenueFeed:
     venue: str = ""
     # What the adapter parses; the collector plans a light ``depth`` feed only where "depth" is listed.
     SUPPORTED_KINDS: tuple[str, ...] = SUPPORTED_KINDS
+    # Levels per side one book frame may carry (the venue's documented depth, with room): more is refused
+    # and counted as book:too_many_levels, never applied (per-frame cost stays bounded).
+    MAX_LEVELS: int = 25_000
+    # Bytes one frame may have before it is even decoded (decoding a 5.6 MB frame holds the loop ~0.5 s);
+    # the largest real frames are BitMEX orderBookL2 partials (~0.7 MB in the 2021 sample).
+    MAX_FRAME_BYTES: int = 8 << 20
 
     def __init__(
         self,
@@ -197,11 +203,15 @@ class VenueFeed:
         self.stats["frames"] += 1
         self._receipt = timestamp
         try:
+            if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
+                raise FrameError("frame", "too_large")
             if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
                 raise FrameError("frame", "non_ascii_number")
             await self._handle(msg, conn, timestamp)
         except FrameError as e:
             self._error(e.kind, e.reason, msg)
+        except TooManyLevels:
+            self._error("depth" if self.light else "book", "too_many_levels", msg)
         except MissingSequenceNumber:  # live resync: let cryptofeed reconnect and resubscribe
             self._pending.clear()
             raise
@@ -314,9 +324,10 @@ class VenueFeed:
                     out.setdefault(kind, []).extend(s for s in syms if s in self.markets)
         return out
 
-    @staticmethod
-    def inverse_levels(levels, contract_size: float) -> list[tuple[float, float]]:
+    def inverse_levels(self, levels, contract_size: float) -> list[tuple[float, float]]:
         """USD-contract book levels → (price, coins): n × contract_size / price, level by level."""
+        if len(levels) > self.MAX_LEVELS:
+            raise TooManyLevels(len(levels))
         out = []
         for lv in levels:
             p = float(lv[0])
@@ -328,6 +339,7 @@ class VenueFeed:
         if b is None:
             b = self.books[asset] = Book()
         b.band = self.plausible.band(asset)  # levels beyond the venue's price band are not applied
+        b.max_levels = self.MAX_LEVELS
         return b
 
     def snapshot_book(self, asset: str, bids, asks, ts: float, mult: float = 1.0, size_scale: float = 1.0,
@@ -344,11 +356,14 @@ class VenueFeed:
             raise FrameError(kind, "bad_levels")
         tmp = Book()
         tmp.band = self.plausible.band(asset)
+        tmp.max_levels = self.MAX_LEVELS
         try:
             if raw:
                 tmp.replace_raw(bids, asks, ts, mult, size_scale)
             else:
                 tmp.replace(bids, asks, ts)
+        except TooManyLevels:
+            raise
         except (TypeError, ValueError, IndexError):
             raise FrameError(kind, "bad_levels") from None
         book = self.book(asset)
