@@ -42,15 +42,17 @@ def _pct(xs: list[float], q: float) -> float:
 
 
 def _watch_draws(app) -> dict:
-    """Record when the app last finished drawing a snapshot into its widgets, and of which view."""
+    """Record when the app first finished drawing a view into its widgets (reset ``view`` to watch again)."""
     seen: dict = {"at": None, "view": None}
     draw = app._draw
 
-    def timed(snap):
-        draw(snap)
+    def timed(snap, *args):
+        draw(snap, *args)
         if app.frame is not None and app.frame.snap is snap:  # drawn, not deferred to after a layout
             g = snap.grid
-            seen["at"], seen["view"] = time.perf_counter(), (g.asset, g.mode, g.timeframe)
+            view = (g.asset, g.mode, g.timeframe)
+            if seen["view"] != view:  # the first draw of a view counts, not the next snapshot's
+                seen["at"], seen["view"] = time.perf_counter(), view
 
     app._draw = timed
     return seen
