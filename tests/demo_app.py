@@ -28,6 +28,7 @@ def demo_cfg(assets=ASSETS, preroll_minutes: float = 5.0, **app) -> dict:
     cfg["universe"]["assets"] = list(assets)
     cfg["universe"]["focus_extra"] = [a for a in assets[1:3]]
     cfg["demo"]["preroll_minutes"] = preroll_minutes
+    cfg["demo"]["preroll_fill_window"] = False  # the short pre-roll asked for, not the terminal's width of it
     cfg["app"].update(app)
     return cfg
 
