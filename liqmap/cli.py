@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
 import sys
 from typing import Any
@@ -131,6 +132,58 @@ def apply_color_env(color: str) -> None:
     os.environ["LIQMAP_COLOR_SYSTEM"] = color  # read by the UI's palette selection
 
 
+# Flags with a numeric range: name → (low, high, low inclusive). NaN and ±inf are always refused: a NaN speed
+# once made the demo spin at 100 % CPU ignoring --duration and every signal.
+FLAG_RANGES: dict[str, tuple[float, float, bool]] = {
+    "hz": (0.1, 60.0, True),
+    "speed": (0.0, 10000.0, False),
+    "duration": (0.0, 10 * 365 * 86400.0, False),
+    "status_every": (0.1, 86400.0, True),
+    "seconds": (0.5, 3600.0, True),
+    "seed": (0, 2**32 - 1, True),
+}
+
+
+def check_flags(args: argparse.Namespace) -> str | None:
+    """The first out-of-range numeric flag as one line (``--speed nan: must be a finite number ...``)."""
+    for name, (lo, hi, lo_inclusive) in FLAG_RANGES.items():
+        v = getattr(args, name, None)
+        if v is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if not math.isfinite(v):
+            return f"{flag} {v}: must be a finite number"
+        if v > hi or v < lo or (v == lo and not lo_inclusive):
+            low = f">= {lo:g}" if lo_inclusive else f"> {lo:g}"
+            return f"{flag} {v:g}: must be {low} and <= {hi:g}"
+    return None
+
+
+def choose_data_dir(args: argparse.Namespace, command: str, cfg: dict[str, Any]) -> None:
+    """``cfg["_data_dir"]``: ``--data-dir``, else $LIQMAP_DATA_DIR, else the XDG default — and for the demo
+    market and replays a ``demo``/``replay`` directory under it, so simulated or replayed history never mixes
+    with the live history (a live run once restored 325 simulated snapshots)."""
+    from .config import default_data_dir
+
+    explicit = getattr(args, "data_dir", None) or os.environ.get("LIQMAP_DATA_DIR")
+    if explicit:
+        cfg["_data_dir"] = explicit
+        return
+    base = default_data_dir()
+    if getattr(args, "demo", False):
+        base = base / "demo"
+    elif getattr(args, "replay", None) or command == "replay":
+        base = base / "replay"
+    cfg["_data_dir"] = str(base)
+
+
+def writes_data_dir(args: argparse.Namespace, command: str) -> bool:
+    """Commands that write history/snapshots hold the data-dir lock: collect, and the live app."""
+    if command == "collect":
+        return True
+    return command == "run" and not getattr(args, "demo", False) and not getattr(args, "replay", None)
+
+
 def not_built(what: str) -> int:
     print(f"liqmap: {what} is not built yet", file=sys.stderr)
     return 2
@@ -142,13 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     command = args.command or "run"
+    bad = check_flags(args)
+    if bad:
+        print(f"liqmap: {bad}", file=sys.stderr)
+        return 2
     try:
         cfg = load(getattr(args, "config", None), overrides=flag_overrides(args))
     except ConfigError as e:
         print(f"liqmap: {e}", file=sys.stderr)
         return 2
-    if getattr(args, "data_dir", None):
-        cfg["_data_dir"] = args.data_dir
+    choose_data_dir(args, command, cfg)
     apply_color_env(cfg["app"]["color"])
     try:
         module = importlib.import_module(f"liqmap.commands.{command}")
@@ -156,10 +212,25 @@ def main(argv: list[str] | None = None) -> int:
         if e.name and e.name.startswith("liqmap.commands"):
             return not_built(f"'{command}'")
         raise
+    lock = None
+    if writes_data_dir(args, command):
+        from .core.datalock import DataDirBusy, DataDirLock, describe
+
+        try:
+            lock = DataDirLock(cfg["_data_dir"], f"liqmap {command}").acquire()
+        except DataDirBusy as e:
+            print(f"liqmap: {e}", file=sys.stderr)
+            return 2
+        if lock.stale:
+            print(f"liqmap: took over the stale data-dir lock of {describe(lock.stale)}: it is no longer "
+                  "running", file=sys.stderr)
     try:
         return int(module.main(args, cfg) or 0)
     except KeyboardInterrupt:
         return 130
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def entry() -> None:

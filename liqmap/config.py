@@ -14,6 +14,7 @@ and so on; to add a parameter, add it here with its default and a comment that s
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -97,6 +98,9 @@ DEFAULTS: dict[str, Any] = {
         "retention_days": 7.0,  # history partitions older than this are deleted
         "compact_after_seconds": 600.0,  # small flush files older than this are merged per UTC day
         "oi_every_seconds": 60.0,  # open-interest history keeps one sample per venue per this many seconds
+        # Rows kept in memory while the disk refuses them (full, read-only); past this the oldest are dropped
+        # and counted in the status line (~100 bytes a row: the default bounds it to ~200 MB).
+        "max_pending_rows": 2000000,
     },
     "feeds": {
         "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
@@ -303,6 +307,111 @@ VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+# Every numeric setting's valid range: (low, high, low excluded). A value outside is refused with one line
+# naming the source and key (NaN and ±inf are refused for every number, listed here or not). A list's range
+# applies to each item. The ``reports`` section's ranges live with the reports (core.reports.check_params).
+_POS = (0.0, None, True)  # strictly positive, no upper bound
+_NONNEG = (0.0, None, False)
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "app.hz": (0.1, 60.0, False),
+    "buckets.target_bp": (0.01, 1000.0, False),
+    "model.leverage_tiers": (1.0, 1000.0, False),
+    "model.leverage_weights": (0.0, 1e6, False),
+    "model.taker_alpha": (0.0, 1.0, False),
+    "model.min_delta_rel": (0.0, 1.0, False),
+    "model.min_delta_usd": _NONNEG,
+    "model.cap_rel": (0.0, 1.0, True),
+    "model.half_life_hours": (0.0, 87600.0, True),
+    "model.reconcile_buckets": (0, 1000, False),
+    "model.heatmap_sigma_buckets": (0.0, 1000.0, True),
+    "model.hybrid_real_hours": (0.0, 8760.0, True),
+    "model.hybrid_half_life_hours": (0.0, 87600.0, False),
+    "model.raw_half_life_hours": (0.0, 87600.0, False),
+    "model.heatmap_clip_pct": (1.0, 100.0, False),
+    "model.heatmap_decades": (0.1, 20.0, False),
+    "model.range_pct": (0.1, 95.0, False),
+    "model.typical_position_usd": _POS,
+    "model.track_pct": (0.1, 95.0, False),
+    "model.max_buckets": (16, 1_000_000, False),
+    "model.leverage_spread": (0.0, 1.0, False),
+    "model.prior_weight": (0.0, 1.0, False),
+    "model.prior_entry_sigma_pct": (0.0, 100.0, False),
+    "model.prior_half_life_hours": (0.0, 87600.0, False),
+    "model.forecast_horizon_hours": (0.0, 168.0, True),
+    "model.forecast_vol_window_minutes": (1, 10080, False),
+    "model.forecast_default_vol_hour_pct": (0.0, 100.0, True),
+    "engine.columns": (10, 100_000, False),
+    "engine.workers": (1, 64, False),
+    "engine.fast_hz": (0.05, 60.0, False),
+    "engine.max_queue": (1, 100_000, False),
+    "engine.ring_capacity_liq": (16, 1 << 26, False),
+    "engine.ring_capacity_trade": (16, 1 << 26, False),
+    "engine.ring_capacity_oi": (16, 1 << 26, False),
+    "engine.ring_capacity_book": (16, 1 << 26, False),
+    "store.flush_seconds": (0.1, 3600.0, False),
+    "store.retention_days": (0.01, 36500.0, False),
+    "store.compact_after_seconds": (1.0, 30 * 86400.0, False),
+    "store.oi_every_seconds": (0.0, 86400.0, False),
+    "store.max_pending_rows": (1000, 1_000_000_000, False),
+    "feeds.stale_seconds": (0.5, 86400.0, False),
+    "feeds.watchdog_seconds": (1.0, 86400.0, False),
+    "feeds.watchdog_by_kind": (0.0, 86400.0, False),
+    "feeds.retries": (0, 1000, False),
+    "feeds.restart_seconds": (0.1, 86400.0, False),
+    "feeds.close_timeout_seconds": (0.0, 600.0, True),
+    "feeds.build_timeout_seconds": (0.1, 3600.0, False),
+    "feeds.batch_ms": (1.0, 10_000.0, False),
+    "feeds.backfill_hours": (0.0, 720.0, False),
+    "feeds.backfill_timeout_seconds": (0.1, 600.0, False),
+    "feeds.oi_poll_seconds": (0.1, 86400.0, False),
+    "feeds.dedup_size": (0, 100_000_000, False),
+    "feeds.metadata_ttl_hours": (0.0, 87600.0, False),
+    "demo.seed": (0, 2**32 - 1, False),
+    "demo.speed": (0.0, 10000.0, True),
+    "demo.tick_ms": (10, 60_000, False),
+    "demo.coarse_tick_ms": (10, 600_000, False),
+    "demo.open_rate": (0.0, 10_000.0, False),
+    "demo.rate_decay": (0.0, 10.0, False),
+    "demo.hold_minutes": (0.0, 1e6, True),
+    "demo.size_median_usd": (0.0, 1e9, True),
+    "demo.size_sigma": (0.0, 10.0, False),
+    "demo.whale_share": (0.0, 1.0, False),
+    "demo.whale_alpha": (0.1, 10.0, False),
+    "demo.leverage_medians": (1.0, 1000.0, False),
+    "demo.leverage_weights": (0.0, 1e6, False),
+    "demo.leverage_sigma": (0.0, 10.0, False),
+    "demo.entry_jitter_bp": (0.0, 10_000.0, False),
+    "demo.momentum_tilt": (0.0, 1.0, False),
+    "demo.noise_rate": (0.0, 10_000.0, False),
+    "demo.vol_hour_pct": (0.0, 100.0, False),
+    "demo.alt_vol_mult": (0.0, 100.0, False),
+    "demo.jump_rate_per_hour": (0.0, 3600.0, False),
+    "demo.jump_pct": (0.0, 50.0, False),
+    "demo.depth_usd_1pct": (0.0, 1e15, True),
+    "demo.cascade_strength": (0.0, 100.0, False),
+    "demo.mean_revert_hours": (0.0, 1e6, True),
+    "demo.book_levels": (1, 400, False),  # OKX books carry at most 400 levels (its parser refuses more)
+    "demo.book_step_bp": (0.01, 1000.0, False),
+    "demo.offscreen_book_s": (0.0, 86400.0, False),
+    "demo.offscreen_book_levels": (1, 400, False),
+    "demo.wall_rate_per_hour": (0.0, 3600.0, False),
+    "demo.wall_mult": (0.0, 1e6, False),
+    "demo.wall_pull_prob": (0.0, 1.0, False),
+    "demo.preroll_minutes": (0.0, 7 * 1440.0, False),
+    "demo.preroll_tick_ms": (10, 600_000, False),
+    "demo.preroll_oi_seconds": (0.1, 86400.0, False),
+    "demo.preroll_mark_seconds": (0.1, 86400.0, False),
+    "recording.flush_seconds": (0.05, 3600.0, False),
+    "recording.metadata_wait_seconds": (0.0, 3600.0, False),
+    "replay.tick_seconds": (0.01, 86400.0, False),
+    "replay.report_book_levels": (0, 100_000, False),
+    "replay.report_max_liquidations": (0, 100_000_000, False),
+    "doctor.dns_timeout_seconds": (0.1, 600.0, False),
+    "doctor.connect_timeout_seconds": (0.1, 600.0, False),
+}
+_URL_SCHEMES = {"ws": ("ws://", "wss://"), "rest": ("http://", "https://")}
+
+
 class ConfigError(Exception):
     """A bad setting: the message is one line naming the source, the key and the problem."""
 
@@ -420,10 +529,71 @@ def _env_overrides(cfg: dict, environ: dict[str, str]) -> None:
         if leaf not in node or isinstance(node[leaf], dict):
             raise ConfigError(f"environment {name}: {'.'.join(path)}: unknown setting")
         node[leaf] = _parse_env_value(f"environment {name}", ".".join(path), node[leaf], raw)
+        problem = _range_problem(".".join(path), node[leaf])
+        if problem:
+            raise ConfigError(f"environment {name}: {'.'.join(path)}: {problem}")
+
+
+def _numbers(node: Any, key: str):
+    """(key, number) for every number under ``node`` (lists item by item, tables key by key)."""
+    if isinstance(node, bool):
+        return
+    if isinstance(node, (int, float)):
+        yield key, node
+    elif isinstance(node, list):
+        for x in node:
+            yield from _numbers(x, key)
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from _numbers(v, f"{key}.{k}" if key else str(k))
+
+
+def _range_problem(key: str, val: Any) -> str | None:
+    """Why ``val`` (a number, list or table of numbers) is not valid for ``key``, or None."""
+    for _, v in _numbers(val, ""):
+        if not math.isfinite(v):
+            return f"{v!r} is not a finite number"
+    if key not in RANGES:
+        return None
+    lo, hi, lo_open = RANGES[key]
+    items = val.values() if isinstance(val, dict) else val if isinstance(val, list) else [val]
+    for v in items:
+        if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and v > hi):
+            low = "" if lo is None else (f"> {lo:g}" if lo_open else f">= {lo:g}")
+            rng = low if hi is None else (f"between {lo:g} and {hi:g}" if not lo_open else f"{low} and <= {hi:g}")
+            return f"{v!r} is out of range (must be {rng})"
+    return None
+
+
+def _check_ranges(cfg: dict, source: str) -> None:
+    for key, v in _numbers({k: v for k, v in cfg.items() if not k.startswith("_")}, ""):
+        if not math.isfinite(v):
+            raise ConfigError(f"{source}: {key}: {v!r} is not a finite number")
+    for key in RANGES:
+        sec, name = key.split(".", 1)
+        problem = _range_problem(key, cfg[sec][name])
+        if problem:
+            raise ConfigError(f"{source}: {key}: {problem}")
+    for name, url in cfg["feeds"]["endpoints"].items():
+        kind = "rest" if name.endswith("_rest") else "ws"
+        if not isinstance(url, str) or not url.startswith(_URL_SCHEMES[kind]):
+            raise ConfigError(f"{source}: feeds.endpoints.{name}: {url!r} must start with "
+                              f"{' or '.join(_URL_SCHEMES[kind])}")
+    for kind in cfg["feeds"]["watchdog_by_kind"]:
+        if kind not in ("trade", "book", "oi", "liq", "depth"):
+            raise ConfigError(f"{source}: feeds.watchdog_by_kind.{kind}: unknown kind (trade, book, oi, liq, depth)")
+    d = cfg["demo"]
+    if len(d["leverage_medians"]) != len(d["leverage_weights"]) or not d["leverage_medians"] \
+            or sum(d["leverage_weights"]) <= 0:
+        raise ConfigError(f"{source}: demo.leverage_weights: one non-negative weight per leverage median, "
+                          "not all zero")
+    if len(set(cfg["universe"]["venues"])) != len(cfg["universe"]["venues"]) or not cfg["universe"]["venues"]:
+        raise ConfigError(f"{source}: universe.venues: list each venue once, at least one")
 
 
 def validate(cfg: dict, source: str) -> None:
-    """Checks that need more than a type: choices, weights, positive values."""
+    """Checks that need more than a type: choices, weights, ranges (``RANGES``), finite numbers."""
+    _check_ranges(cfg, source)
     for (sec, key), choices in VALID_CHOICES.items():
         if cfg[sec][key] not in choices:
             raise ConfigError(f"{source}: {sec}.{key}: {cfg[sec][key]!r} is not one of {', '.join(choices)}")

@@ -132,12 +132,21 @@ def test_levels_monotonic_and_scale_hysteresis():
     lv = level_of(v, 1e5, 10)
     assert lv[0] == 0 and lv[1] >= 1 and lv[-1] == 10
     assert np.all(np.diff(lv.astype(int)) >= 0)
+    # Peaks, not the bulk, reach the top: a tenth of the scale sits in the lowest fifth of the ramp,
+    # half of it mid-ramp (a log curve put both in the upper half).
+    mid = level_of(np.array([1e4, 5e4], dtype=np.float32), 1e5, 10)
+    assert mid[0] <= 2 and 5 <= mid[1] <= 6
     s = Scale()
-    assert s.update(1000.0) and s.value == 1024.0
-    assert not s.update(900.0)  # small moves keep the scale (no whole-map recolour)
-    assert not s.update(300.0)
-    assert s.update(2000.0) and s.value == 2048.0
-    assert s.update(100.0) and s.value == 128.0
+    assert s.update(1000.0) and 1000.0 <= s.value < 1000.0 * 2 ** (1 / 8)
+    top = s.value
+    assert not s.update(0.9 * top)  # small moves keep the scale (no whole-map recolour)
+    assert s.update(0.5 * top) and 0.5 * top <= s.value < 0.5 * top * 2 ** (1 / 8) * 1.0001  # a fallen peak: down
+    assert s.update(2000.0) and 2000.0 <= s.value < 2000.0 * 2 ** (1 / 8)
+    # The view's peak is always within two steps of the scale: the top one or two levels of the ramp.
+    for vmax in (2000.0, 1900.0, 1800.0, 1700.0, 1500.0, 1200.0, 800.0):
+        s.update(vmax)
+        assert vmax <= s.value <= vmax * 2 ** (3 / 8)
+        assert level_of(np.array([vmax], dtype=np.float32), s.value, 10)[0] >= 8
 
 
 def test_overlay_glyph_never_the_colour_of_its_cell():

@@ -42,10 +42,13 @@ class Collector:
         return np.concatenate(parts)
 
 
-def parse_lines(venue: str, assets: dict[str, Asset], lines, cfg: dict | None = None, receipt: float = 1.7e9):
-    """Feed raw lines through a fresh FrameParser; returns (parser, collector)."""
+def parse_lines(venue: str, assets: dict[str, Asset], lines, cfg: dict | None = None, receipt: float = 1.7e9,
+                clock_check: bool = True):
+    """Feed raw lines through a fresh FrameParser; returns (parser, collector). ``clock_check=False`` for
+    lines gathered from several years (the tardis fixtures) that have no receipt times of their own."""
     col = Collector()
     parser = FrameParser(venue, assets, col, cfg=cfg)
+    parser.venue_feed.plausible.clock_check = clock_check
 
     async def go():
         for i, line in enumerate(lines):

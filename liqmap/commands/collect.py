@@ -26,6 +26,23 @@ from ..core.market import Market
 from ..core.store import Store
 
 
+class _EngineStore:
+    """The store as the engine sees it: everything but liquidations, which ``Collect`` queues itself the
+    moment the market accepts them. Through the engine they would wait for its next ingest of the asset
+    (seconds for background assets) before even reaching the flush queue, and a kill -9 lost up to 10.7 s
+    of them against the documented one flush interval."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def append_events(self, table: str, asset: str, rows) -> None:
+        if table != "liquidations":
+            self._store.append_events(table, asset, rows)
+
+
 def _fmt_dur(s: float) -> str:
     s = int(s)
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
@@ -35,12 +52,12 @@ class Collect:
     """Wiring of market, engine, store and a frame source; ``run()`` until stopped."""
 
     def __init__(self, cfg: dict, demo: bool, duration: float | None, status_every: float,
-                 seed: int | None = None, speed: float | None = None, out=sys.stderr) -> None:
+                 seed: int | None = None, speed: float | None = None, out=None) -> None:
         self.cfg = cfg
         self.demo = demo
         self.duration = duration
         self.status_every = max(0.1, float(status_every))
-        self.out = out
+        self.out = out if out is not None else sys.stderr  # looked up now: tests swap sys.stderr
         self.label = "DEMO" if demo else "LIVE"
         self.assets = list(cfg["universe"]["assets"])
         self.venues = tuple(cfg["universe"]["venues"])
@@ -58,6 +75,8 @@ class Collect:
         self.clock = clock
         self.market = Market(self.assets, self.venues, capacity=ring_capacities(cfg), clock=clock)
         self.store = Store(cfg, clock=clock)
+        self.liqs_seen = 0
+        self.market.on_accept = self._on_accept
         self.metadata = None
         tiers = None
         if not demo:
@@ -69,13 +88,18 @@ class Collect:
             self.metadata = Metadata.from_config(cfg, cfg.get("_data_dir"))
             tiers = metadata_tiers(self.metadata, self.assets)
         self.engine = Engine(cfg, self.market, books_provider=self.books_for, source=self.label, clock=clock,
-                             store=self.store, tiers=tiers)
+                             store=_EngineStore(self.store), tiers=tiers)
         app = cfg["app"]
         self.engine.set_view(app["asset"], app["mode"], app["timeframe"], None, 120, None)
         self.stop = asyncio.Event()
         self.started = time.monotonic()
         self._last_events = 0
         self._last_t = time.monotonic()
+
+    def _on_accept(self, kind: str, asset: str, rows) -> None:
+        if kind == "liq":
+            self.liqs_seen += len(rows)
+            self.store.append_events("liquidations", asset, rows)
 
     def books_for(self, asset: str) -> dict:
         return self.books.get(asset, {})
@@ -99,11 +123,14 @@ class Collect:
             health = f" · venues {up}/{len(h)} up"
         elif self.parsers:
             errs = sum(sum(p.errors.values()) for p in self.parsers.values())
-            health = f" · {errs} parse errors"
+            implausible = sum(sum(p.rejected.values()) for p in self.parsers.values())
+            health = f" · {errs} parse errors · {implausible} implausible"
+        store = self.store.status()
         return (f"collect {self.label} {_fmt_dur(now - self.started)} · {ev:,} events ({rate:,.0f}/s) · "
+                f"{self.liqs_seen:,} liquidations · "
                 f"{self.market.rejects.total():,} rejected · {views} views v{self.engine.version} · store "
                 f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · "
-                f"{self.engine.status or 'ok'}")
+                f"{store or self.engine.status or 'ok'}")
 
     async def _status_loop(self) -> None:
         while not self.stop.is_set():

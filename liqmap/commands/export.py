@@ -13,6 +13,7 @@ file under the name asked for. Nothing to export is an error (exit 1) with one l
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from ..core.snapshot import MapGrid, Snapshot
-from ..core.store import Store
+from ..core.store import Store, _open_new
 
 HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
 
@@ -119,21 +120,45 @@ def _flat_for_text(df: pl.DataFrame) -> pl.DataFrame:
     return df.with_columns(out) if out else df
 
 
+class OutputRefused(ExportError):
+    """OUT names something export must not replace (exit 2)."""
+
+
+def check_target(out: Path) -> None:
+    """Only a regular file (or nothing) is replaced: run as root, ``export /dev/full`` once replaced the
+    device node with a regular file; a symlink at OUT is refused rather than written through or replaced."""
+    try:
+        st = os.lstat(out)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise OutputRefused(f"{out} is a symlink; refusing to replace it (give the real path)")
+    if not stat.S_ISREG(st.st_mode):
+        what = ("a directory" if stat.S_ISDIR(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a pipe" if stat.S_ISFIFO(st.st_mode) else "not a regular file")
+        raise OutputRefused(f"{out} is {what}; only a regular file is replaced")
+
+
 def write(df: pl.DataFrame, out: Path, fmt: str) -> None:
+    """Temp file beside OUT (created O_EXCL|O_NOFOLLOW, so never through a planted link), then renamed."""
+    if fmt not in ("parquet", "csv", "ndjson"):
+        raise ExportError(f"--format {fmt!r} is not parquet, csv or ndjson")
+    check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    fd = _open_new(tmp, 0o666)  # an export is for sharing: the umask decides, as for any new file
     try:
-        if fmt == "parquet":
-            df.write_parquet(tmp)
-        elif fmt == "csv":
-            _flat_for_text(df).write_csv(tmp)
-        elif fmt == "ndjson":
-            df.write_ndjson(tmp)
-        else:
-            raise ExportError(f"--format {fmt!r} is not parquet, csv or ndjson")
+        with open(fd, "wb", closefd=True) as f:
+            if fmt == "parquet":
+                df.write_parquet(f)
+            elif fmt == "csv":
+                _flat_for_text(df).write_csv(f)
+            else:
+                df.write_ndjson(f)
+        check_target(out)  # nothing swapped in meanwhile
         os.replace(tmp, out)
     finally:
-        if tmp.exists():
+        if os.path.lexists(tmp):
             tmp.unlink()
 
 
@@ -149,10 +174,14 @@ def main(args, cfg) -> int:
     fmt = getattr(args, "format", "parquet")
     out = Path(args.out)
     try:
+        check_target(out)  # before any reading: a refused OUT costs nothing
         since = parse_time(getattr(args, "since", None), "since")
         until = parse_time(getattr(args, "until", None), "until")
         df = collect_frame(store, what, asset, mode, tf, since, until)
         write(df, out, fmt)
+    except OutputRefused as e:
+        print(f"liqmap: export: {e}", file=sys.stderr)
+        return 2
     except ExportError as e:
         print(f"liqmap: export: {e}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import asyncio
 import os
 import sys
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,6 +23,9 @@ def write_report(report: dict[str, Any], path: str) -> None:
     """Atomically (temp file + rename), so a reader never sees half a report."""
     from ..feeds.replay import _plain
 
+    from .export import check_target
+
+    check_target(Path(path))  # only a regular file is replaced (never a device, pipe or symlink)
     data = orjson.dumps(_plain(report), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".replay-report-", dir=directory)
@@ -40,6 +44,10 @@ def write_report(report: dict[str, Any], path: str) -> None:
 def summary(report: dict[str, Any]) -> list[str]:
     lines = [f"replay {report['file']} ({report.get('format') or '?'}): {report['frames']:,} frames over "
              f"{report.get('duration_s') or 0.0:,.1f} s of recording in {report.get('elapsed_s', 0)} s"]
+    gaps = report.get("gaps") or {}
+    if gaps.get("count"):
+        lines.append(f"  {gaps['count']} quiet gap(s) skipped, {gaps['skipped_s'] / 3600:.2f} h in all "
+                     f"(longest {gaps['longest']['seconds'] / 3600:.2f} h)")
     for venue, v in report.get("venues", {}).items():
         ev = ", ".join(f"{n:,} {k}" for k, n in v.get("events", {}).items()) or "no events"
         lines.append(f"  {venue}: {v.get('frames', 0):,} frames, {ev}, {v.get('book_updates', 0):,} book updates, "
@@ -69,8 +77,13 @@ def main(args, cfg: dict[str, Any]) -> int:
 
     report = asyncio.run(replay_headless(path, cfg))
     if report_path:
+        from .export import ExportError
+
         try:
             write_report(report, report_path)
+        except ExportError as e:
+            print(f"liqmap: --report {e}", file=sys.stderr)
+            return 2
         except OSError as e:
             print(f"liqmap: {report_path}: cannot write the report: {e.strerror or e}", file=sys.stderr)
             return 2

@@ -372,6 +372,14 @@ def main(args, cfg: dict[str, Any]) -> int:
     if kind == "replay" and not os.path.isfile(args.replay):
         print(f"liqmap: {args.replay}: file not found", file=sys.stderr)
         return 2
+    if kind == "replay":
+        from ..feeds.recording import RecordingError, open_recording
+
+        try:  # a file that is no recording at all: one line before the map starts, not a frozen map
+            open_recording(args.replay)
+        except RecordingError as e:
+            print(f"liqmap: {e}", file=sys.stderr)
+            return 2
 
     # The data path (cryptofeed and aiohttp imports, the demo market, the engine) is built in its own thread
     # from here on, while Textual is imported and the app mounts: the first full frame waits for both, not
@@ -392,4 +400,11 @@ def main(args, cfg: dict[str, Any]) -> int:
                     source_label={"demo": "DEMO", "replay": "REPLAY"}.get(kind, "LIVE"),
                     naive=os.environ.get("LIQMAPUI_NAIVE") == "1")
     app.run(mouse=bool(cfg["app"]["mouse"]))
-    return int(app.return_code or 0)
+    rc = int(app.return_code or 0)
+    # Damage found mid-replay (the map showed everything before it): the same one line and exit 2 as headless.
+    runner = getattr(early.result(), "runner", None) if early.done() and not early.exception() else None
+    err = getattr(getattr(runner, "replay", None), "error", None)
+    if err:
+        print(f"liqmap: {err}", file=sys.stderr)
+        return rc or 2
+    return rc

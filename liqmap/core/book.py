@@ -11,13 +11,28 @@ depth frame is applied without building intermediate tuples.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .events import ASK, BID
 
 
+_OPEN = (0.0, math.inf, math.inf)
+
+
+class TooManyLevels(ValueError):
+    """One frame carried more levels for one side than ``Book.max_levels`` (the venue's documented depth):
+    refused whole, because applying it would hold the event loop (a 100k-level OKX frame took 3.3 s)."""
+
+
 class Book:
-    __slots__ = ("bids", "asks", "ts", "version", "_cache")
+    """``band`` = (lowest price, highest price, largest price × size) a level may have: set by the venue parser from
+    its last good price (``liqmap.feeds.plausible``); a level outside it (or NaN, inf, negative) is not
+    applied and counted in ``rejected``. Deletes (size 0) always apply, so a level inserted before the band
+    moved can still be removed."""
+
+    __slots__ = ("bids", "asks", "ts", "version", "_cache", "band", "rejected", "max_levels")
 
     def __init__(self) -> None:
         self.bids: dict[float, float] = {}
@@ -25,6 +40,9 @@ class Book:
         self.ts = 0.0
         self.version = 0
         self._cache: dict[int, tuple[int, np.ndarray, np.ndarray]] = {}
+        self.band: tuple[float, float, float] = _OPEN
+        self.rejected = 0
+        self.max_levels = 1 << 30  # levels per side per frame; the venue parser sets its documented depth
 
     def clear(self) -> None:
         self.bids.clear()
@@ -36,13 +54,18 @@ class Book:
 
     def apply(self, side: int, levels, ts: float = 0.0) -> None:
         """Apply (price, size) pairs to one side; size 0 deletes the level."""
+        if len(levels) > self.max_levels:
+            raise TooManyLevels(len(levels))
         book = self._side(side)
         pop = book.pop
+        lo, hi, qmax = self.band
         for price, size in levels:
-            if size:
+            if size == 0:
+                pop(price, None)
+            elif lo <= price <= hi and 0.0 < size and price * size <= qmax:  # NaN fails every comparison
                 book[price] = size
             else:
-                pop(price, None)
+                self.rejected += 1
         if ts:
             self.ts = ts
         self.version += 1
@@ -53,44 +76,64 @@ class Book:
         ``mult`` converts a venue lot (1000PEPE) to coins: price / mult, size × mult; ``size_scale``
         multiplies sizes further (contracts → coins, e.g. OKX ctVal).
         """
+        if len(levels) > self.max_levels:
+            raise TooManyLevels(len(levels))
         book = self.bids if side == BID else self.asks
         pop = book.pop
+        lo, hi, qmax = self.band
+        bad = 0
         if mult == 1.0 and size_scale == 1.0:
             try:  # [price, size] pairs (Binance, Bybit): tuple unpacking is the fastest loop
                 for p, q in levels:
+                    p = float(p)
                     q = float(q)
-                    if q:
-                        book[float(p)] = q
+                    if q == 0:
+                        pop(p, None)
+                    elif lo <= p <= hi and 0.0 < q and p * q <= qmax:  # NaN fails every comparison
+                        book[p] = q
                     else:
-                        pop(float(p), None)
+                        bad += 1
             except ValueError:  # longer level lists (OKX [px, sz, 0, n]); re-applying is idempotent
+                bad = 0
                 for lv in levels:
+                    p = float(lv[0])
                     q = float(lv[1])
-                    if q:
-                        book[float(lv[0])] = q
+                    if q == 0:
+                        pop(p, None)
+                    elif lo <= p <= hi and 0.0 < q and p * q <= qmax:
+                        book[p] = q
                     else:
-                        pop(float(lv[0]), None)
+                        bad += 1
         else:
             qm = mult * size_scale
             for lv in levels:
+                p = float(lv[0]) / mult
                 q = float(lv[1]) * qm
-                if q:
-                    book[float(lv[0]) / mult] = q
+                if q == 0:
+                    pop(p, None)
+                elif lo <= p <= hi and 0.0 < q and p * q <= qmax:
+                    book[p] = q
                 else:
-                    pop(float(lv[0]) / mult, None)
+                    bad += 1
+        self.rejected += bad
         if ts:
             self.ts = ts
         self.version += 1
 
     def replace(self, bids, asks, ts: float = 0.0) -> None:
         """Replace the whole book with a snapshot."""
-        self.bids = {p: q for p, q in bids if q}
-        self.asks = {p: q for p, q in asks if q}
+        if len(bids) > self.max_levels or len(asks) > self.max_levels:
+            raise TooManyLevels(max(len(bids), len(asks)))
+        self.bids = {}
+        self.asks = {}
+        self.apply(BID, bids)
+        self.apply(ASK, asks)
         self.ts = ts or self.ts
-        self.version += 1
 
     def replace_raw(self, bids, asks, ts: float = 0.0, mult: float = 1.0, size_scale: float = 1.0) -> None:
         """Replace the whole book from venue level lists (see ``apply_raw``)."""
+        if len(bids) > self.max_levels or len(asks) > self.max_levels:
+            raise TooManyLevels(max(len(bids), len(asks)))
         self.bids = {}
         self.asks = {}
         self.apply_raw(BID, bids, ts, mult, size_scale)
@@ -137,4 +180,4 @@ class Book:
         return len(self.bids) + len(self.asks)
 
 
-__all__ = ["Book", "BID", "ASK"]
+__all__ = ["Book", "BID", "ASK", "TooManyLevels"]

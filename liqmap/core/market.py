@@ -120,6 +120,9 @@ class Market:
         self._rings: dict[tuple[str, str, str], RingBuffer] = {}
         self._asset_set = set(self.assets)
         self.version = 0  # bumps on every accepted batch; the engine compares it to skip idle work
+        # on_accept(kind, asset, rows): every accepted batch as it is stored (``liqmap collect`` queues
+        # liquidations for the history store here, at parse time, so a kill -9 loses at most one flush)
+        self.on_accept = None
 
     def ring(self, kind: str, asset: str, venue: str) -> RingBuffer:
         """The ring for (kind, asset, venue), created on first use so unused pairs cost nothing."""
@@ -153,6 +156,8 @@ class Market:
             for vid in np.unique(venue_ids):
                 self.ring(kind, asset, VENUES[int(vid)]).append(good[venue_ids == vid])
         self.version += 1
+        if self.on_accept is not None:
+            self.on_accept(kind, asset, good)
         return len(good)
 
     def gather(self, kind: str, asset: str, venues: tuple[str, ...] | None = None,

@@ -41,6 +41,7 @@ class MapGrid:
     long: np.ndarray | None = None  # float32 (rows, cols): long-side part where the mode has one
     short: np.ndarray | None = None
     real: np.ndarray | None = None  # hybrid: the real-liquidation layer, for markers
+    real_long: np.ndarray | None = None  # hybrid: the part of ``real`` that liquidated longs (marks by side)
     profile_long: np.ndarray | None = None  # hybrid forward profile at the right edge, USD per row
     profile_short: np.ndarray | None = None
     venues: tuple[str, ...] = ()

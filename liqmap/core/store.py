@@ -24,6 +24,8 @@ warning and everything else loads.
 from __future__ import annotations
 
 import asyncio
+import errno
+import math
 import os
 import re
 import sys
@@ -95,22 +97,46 @@ def records_frame(asset: str, records: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(flat, infer_schema_length=None)
 
 
+def _open_new(path: Path, mode: int = 0o600) -> int:
+    """Create ``path`` for writing, never through a symlink or over something already there.
+
+    A leftover of our own (same pid, a crashed earlier run) or a planted entry (symlink, fifo) at the temp
+    name is unlinked — unlinking a symlink removes the link, never its target — and the create retried.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(path, flags, mode)
+    except FileExistsError:
+        os.unlink(path)
+        return os.open(path, flags, mode)
+
+
 def atomic_write(path: Path, data: bytes | Callable[[Any], None], durable: bool = True) -> None:
     """Write ``path`` so that it is either fully there or not at all (temp + fsync + rename + dir fsync).
 
     ``durable=False`` skips the fsyncs: still atomic for readers and across a kill -9 (the rename is), but a
     power loss may leave an empty file — fine for caches whose reader checks them (snapshot files).
+    The temp file is created with O_EXCL|O_NOFOLLOW and renamed over ``path`` (a rename replaces a symlink
+    at ``path`` itself, never its target), so no write follows a symlink out of the directory.
     """
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        if callable(data):
-            data(f)
-        else:
-            f.write(data)
-        f.flush()
-        if durable:
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd = _open_new(tmp)
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     if not durable:
         return
     try:
@@ -123,8 +149,26 @@ def atomic_write(path: Path, data: bytes | Callable[[Any], None], durable: bool 
         os.close(fd)
 
 
+def _inside(path: Path, root: Path) -> bool:
+    """``path`` (a directory we are about to write into) resolves inside ``root``: a symlinked table or
+    snapshot directory pointing elsewhere is refused rather than written through."""
+    try:
+        return path.resolve().is_relative_to(root.resolve())
+    except OSError:
+        return False
+
+
 class Store:
-    """Append in memory, flush partitions atomically, load everything back on start."""
+    """Append in memory, flush partitions atomically, load everything back on start.
+
+    A flush that fails (disk full, read-only dir, dir removed) loses nothing: the rows go back in front of
+    the queue, ``failure`` says why (the collect status line and the app's status bar show it), and
+    ``run`` retries with backoff (1, 2, 4 … ``MAX_BACKOFF_S`` s) until the disk has room again. Memory
+    stays bounded: past ``store.max_pending_rows`` the oldest queued rows are dropped and counted in
+    ``dropped_rows`` (said in ``failure`` too) — the only way rows are ever lost, and never silently.
+    """
+
+    MAX_BACKOFF_S = 30.0
 
     def __init__(self, cfg: dict, data_dir: str | Path | None = None, clock=time.time, warn: Warn = _stderr_warn):
         if data_dir is None:
@@ -137,9 +181,10 @@ class Store:
         self.history_dir = self.dir / "history"
         self.snapshot_dir = self.dir / "snapshots"
         scfg = cfg.get("store", {})
-        self.flush_seconds = float(scfg.get("flush_seconds", 5.0))
+        self.flush_seconds = _positive(scfg.get("flush_seconds", 5.0), 5.0)
         self.retention_days = float(scfg.get("retention_days", 7.0))
         self.compact_after = float(scfg.get("compact_after_seconds", 600.0))
+        self.max_pending_rows = int(_positive(scfg.get("max_pending_rows", 2_000_000), 2_000_000))
         self.clock = clock
         self.warn = warn
         self._lock = threading.Lock()  # guards the pending buffers (appends come from engine workers)
@@ -151,6 +196,11 @@ class Store:
         self.flushes = 0
         self.rows_written = 0
         self.set_aside: list[Path] = []
+        self.failure: str | None = None  # why the last flush failed; None once a flush succeeds again
+        self.failed_flushes = 0
+        self.dropped_rows = 0  # rows dropped past max_pending_rows while the disk refused them
+        self._backoff = 0.0
+        self._snapshot_warned = False
 
     # ------------------------------------------------------------ appending
 
@@ -173,10 +223,34 @@ class Store:
         with self._lock:
             self._pending[(table, asset)].append(df)
             self._pending_rows += df.height
+            if self._pending_rows > self.max_pending_rows:
+                self._drop_oldest_locked()
+
+    def _drop_oldest_locked(self) -> None:
+        """Over the memory bound (the disk has refused rows for a long time): drop the oldest batches."""
+        while self._pending_rows > self.max_pending_rows:
+            key = min((k for k, fs in self._pending.items() if fs), default=None,
+                      key=lambda k: _first_ts(self._pending[k][0]))
+            if key is None:
+                break
+            df = self._pending[key].pop(0)
+            self._pending_rows -= df.height
+            self.dropped_rows += df.height
 
     @property
     def pending_rows(self) -> int:
         return self._pending_rows
+
+    def status(self) -> str:
+        """'' while flushes succeed; else one short phrase for a status line (why, what waits, what was lost)."""
+        if self.failure is None and not self.dropped_rows:
+            return ""
+        parts = []
+        if self.failure is not None:
+            parts.append(f"history not saved ({self.failure}), {self._pending_rows:,} rows waiting, retrying")
+        if self.dropped_rows:
+            parts.append(f"{self.dropped_rows:,} rows dropped (memory bound)")
+        return "; ".join(parts)
 
     # ------------------------------------------------------------ flushing
 
@@ -190,8 +264,20 @@ class Store:
         self._last_ms = ms
         return f"{ms:013d}-{self._seq:04d}.parquet"
 
+    def _table_dir(self, table: str) -> Path:
+        d = self.history_dir / table
+        if not d.is_dir():
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # history is the user's own business
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if d.is_symlink() or not _inside(d, self.dir):
+            raise OSError(errno.ELOOP, f"{d} leads out of the data dir (symlink); not writing through it")
+        return d
+
     def flush(self) -> int:
-        """Write everything queued as new partition files. Returns files written. Safe from any thread."""
+        """Write everything queued as new partition files. Returns files written. Safe from any thread.
+
+        Never raises: a table whose write fails keeps its rows queued (in front, so order is kept) and
+        ``failure`` says why."""
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, defaultdict(list)
@@ -200,49 +286,87 @@ class Store:
                 return 0
             name = self._next_name()
             written = 0
+            failed: str | None = None
             by_table: dict[str, list[tuple[str, list[pl.DataFrame]]]] = defaultdict(list)
             for (table, asset), frames in pending.items():
                 by_table[table].append((asset, frames))
             for table, groups in by_table.items():
                 frames = [f for _, fs in groups for f in fs]
-                df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
-                d = self.history_dir / table
-                d.mkdir(parents=True, exist_ok=True)
+                rows = sum(f.height for f in frames)
                 try:
+                    df = frames[0] if len(frames) == 1 else pl.concat(frames, how="diagonal_relaxed")
+                    d = self._table_dir(table)
                     atomic_write(d / name, lambda f, df=df: df.write_parquet(f, compression="zstd"))
-                except OSError as e:
-                    # Disk full or read-only: keep the rows for the next attempt rather than lose them.
-                    self.warn(f"cannot write {d / name}: {e.strerror or e}")
+                except Exception as e:  # noqa: BLE001 - disk full, read-only, removed dir, odd schema
+                    failed = _why(e)
                     with self._lock:
                         for asset, fs in groups:
                             self._pending[(table, asset)][:0] = fs
-                        self._pending_rows += df.height
+                        self._pending_rows += rows
+                        if self._pending_rows > self.max_pending_rows:
+                            self._drop_oldest_locked()
                     continue
                 written += 1
-                self.rows_written += df.height
-            self.flushes += 1
+                self.rows_written += rows
+            if failed is not None:
+                if self.failure is None or self.failure != failed:
+                    self.warn(f"cannot save history under {self.history_dir}: {failed}; "
+                              f"{self._pending_rows:,} rows kept in memory, retrying")
+                self.failure = failed
+                self.failed_flushes += 1
+            else:
+                if self.failure is not None:
+                    self.warn(f"history saved again under {self.history_dir} (the disk has room)")
+                self.failure = None
+                self.flushes += 1
             return written
 
+    def next_wait(self) -> float:
+        """Seconds until the next flush attempt: the flush interval, or the backoff while failing."""
+        if self.failure is None:
+            self._backoff = 0.0
+            return self.flush_seconds
+        self._backoff = min(self.MAX_BACKOFF_S, max(1.0, self._backoff * 2))
+        return self._backoff
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Flush every ``store.flush_seconds`` off the event loop; compact and apply retention every
-        ``compact_after`` seconds; flush on exit."""
-        loop = asyncio.get_running_loop()
-        last_retain = time.monotonic()
+        """Flush every ``store.flush_seconds`` until ``stop``; flush on exit.
+
+        The flushes run on their own thread on a fixed schedule, not on the event loop: a loop busy with a
+        flood of frames (or a slow engine step) once stretched the interval and a kill -9 lost up to 10.7 s
+        of events against the documented 5 s. Failures are retried with backoff (``next_wait``); retention
+        and compaction run every ``compact_after`` seconds on the same thread."""
+        done = threading.Event()
+        th = threading.Thread(target=self._flush_loop, args=(done,), name="liqmap-store-flush", daemon=True)
+        th.start()
         try:
-            while stop is None or not stop.is_set():
-                try:
-                    if stop is None:
-                        await asyncio.sleep(self.flush_seconds)
-                    else:
-                        await asyncio.wait_for(stop.wait(), self.flush_seconds)
-                except asyncio.TimeoutError:
-                    pass
-                await loop.run_in_executor(None, self.flush)
-                if time.monotonic() - last_retain > self.compact_after:
-                    last_retain = time.monotonic()
-                    await loop.run_in_executor(None, self.maintain)
+            if stop is None:
+                await asyncio.Event().wait()  # until cancelled
+            else:
+                await stop.wait()
         finally:
+            done.set()
+            th.join(timeout=30.0)  # at most the flush in progress
             self.flush()
+
+    def _flush_loop(self, done: threading.Event) -> None:
+        last_maintain = time.monotonic()
+        due = time.monotonic() + self.flush_seconds
+        while not done.wait(max(0.0, due - time.monotonic())):
+            try:
+                self.flush()
+            except Exception as e:  # noqa: BLE001 - flush never raises; this only guards the thread
+                self.warn(f"history flush failed: {_why(e)}")
+            wait = self.next_wait()
+            # Fixed deadlines while healthy (the time a flush takes does not stretch the interval); from
+            # now while backing off.
+            due = max(due + wait, time.monotonic()) if self.failure is None else time.monotonic() + wait
+            if time.monotonic() - last_maintain > self.compact_after:
+                last_maintain = time.monotonic()
+                try:
+                    self.maintain()
+                except Exception as e:  # noqa: BLE001 - maintenance must never stop the flushes
+                    self.warn(f"history maintenance failed: {_why(e)}")
 
     def close(self) -> None:
         self.flush()
@@ -250,22 +374,32 @@ class Store:
     # ------------------------------------------------------------ reading
 
     def _set_aside(self, path: Path, problem: str) -> None:
+        """Rename a damaged file to ``*.corrupt`` (never deleted: a human may want it) with one line."""
         target = path.with_name(path.name + ".corrupt")
+        n = 1
+        while target.exists():
+            target = path.with_name(f"{path.name}.corrupt{n}")
+            n += 1
         try:
             os.replace(path, target)
         except OSError:
             target = path
         self.set_aside.append(target)
-        self.warn(f"set aside unreadable file {path}: {problem}")
+        self.warn(f"set aside unreadable file {path} as {target.name}: {problem}")
 
-    def _partitions(self, table: str, asset_dir: Path) -> list[Path]:
-        """The files that hold a table's rows, leftovers of killed work removed."""
+    def _scan(self, table_dir: Path) -> tuple[list[Path], list[Path]]:
+        """(files that hold a table's rows, leftovers a readable compacted file already covers).
+
+        Nothing is deleted here: a small file is only known to be redundant once its compacted day file
+        has been read successfully (``compact`` deletes leftovers then); if that file turns out damaged, it
+        is set aside and the small files it claimed to cover are read again (``load``)."""
         small: list[tuple[int, Path]] = []
         compacted: dict[str, list[tuple[int, Path]]] = defaultdict(list)
-        for p in asset_dir.iterdir():
+        for p in table_dir.iterdir():
             n = p.name
             if n.startswith(".") and ".tmp-" in n:
-                _remove(p)  # a write that never reached its rename
+                if p.is_symlink() or p.is_file():
+                    _remove(p)  # a write that never reached its rename (or a planted link: the link goes)
                 continue
             m = _SMALL.match(n)
             if m:
@@ -276,19 +410,22 @@ class Store:
                 compacted[m.group(1)].append((int(m.group(2)), p))
         covered: dict[str, int] = {}
         out: list[Path] = []
+        redundant: list[Path] = []
         for day, files in compacted.items():
             files.sort()
-            for _, stale in files[:-1]:
-                _remove(stale)  # an older compaction of the same day that a newer one superseded
+            redundant.extend(p for _, p in files[:-1])  # older compactions a newer one superseded
             covered[day] = files[-1][0]
             out.append(files[-1][1])
         for ms, p in sorted(small):
             day = _utc_day(ms)
             if day in covered and ms <= covered[day]:
-                _remove(p)  # already inside the compacted day file
+                redundant.append(p)  # already inside the compacted day file
                 continue
             out.append(p)
-        return out
+        return out, redundant
+
+    def _partitions(self, table: str, asset_dir: Path) -> list[Path]:
+        return self._scan(asset_dir)[0]
 
     def files(self, table: str) -> list[Path]:
         base = self.history_dir / table
@@ -296,23 +433,46 @@ class Store:
             return []
         return self._partitions(table, base)
 
+    def _read(self, p: Path, table: str, asset: str | None) -> pl.DataFrame | None:
+        """One partition, checked: a file polars cannot read, or whose ``ts`` is not a number (a foreign
+        or damaged file), is set aside and None returned."""
+        try:
+            lf = pl.scan_parquet(p)
+            schema = lf.collect_schema()
+            if "ts" not in schema or not schema["ts"].is_numeric():
+                raise ValueError(f"column ts is {schema.get('ts', 'missing')}, not a number")
+            if table in EVENT_TABLES and ("asset" not in schema or "venue" not in schema):
+                raise ValueError("no asset/venue column")
+            if asset is not None:
+                lf = lf.filter(pl.col("asset") == asset)
+            return lf.collect()
+        except Exception as e:  # noqa: BLE001 - polars raises several types for bad files
+            self._set_aside(p, _why(e))
+            return None
+
     def load(self, table: str, asset: str | None = None, since: float | None = None,
              until: float | None = None, include_pending: bool = False) -> pl.DataFrame:
         """Every stored row of ``table`` (optionally one asset, ``since <= ts < until``), sorted by time."""
         if table not in TABLES:
             raise ValueError(f"unknown history table {table!r}")
         frames: list[pl.DataFrame] = []
-        for p in self.files(table):
-            m = _SMALL.match(p.name)
-            if m and since is not None and int(m.group(1)) / 1000.0 < since - FUTURE_SLACK_S:
-                continue  # every row in a file is older than its flush (give or take clock drift)
-            try:
-                lf = pl.scan_parquet(p)
-                if asset is not None:
-                    lf = lf.filter(pl.col("asset") == asset)
-                frames.append(lf.collect())
-            except Exception as e:  # noqa: BLE001 - polars raises several types for bad files
-                self._set_aside(p, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else 'unreadable'}")
+        done: set[Path] = set()
+        for _ in range(3):  # again after a damaged compacted file was set aside: its small files count again
+            again = False
+            for p in self.files(table):
+                if p in done:
+                    continue
+                done.add(p)
+                m = _SMALL.match(p.name)
+                if m and since is not None and int(m.group(1)) / 1000.0 < since - FUTURE_SLACK_S:
+                    continue  # every row in a file is older than its flush (give or take clock drift)
+                df = self._read(p, table, asset)
+                if df is None:
+                    again = again or bool(_COMPACT.match(p.name))
+                    continue
+                frames.append(df)
+            if not again:
+                break
         if include_pending:
             with self._lock:
                 for (t, a), fs in self._pending.items():
@@ -348,21 +508,33 @@ class Store:
     def snapshot_name(asset: str, mode: str, tf: str, venues: Iterable[str]) -> str:
         return _safe(f"{asset}_{mode}_{tf}_{'+'.join(venues) or 'all'}") + SNAPSHOT_SUFFIX
 
-    def save_snapshot(self, snap: Snapshot, **codec_kw) -> Path:
+    def save_snapshot(self, snap: Snapshot, **codec_kw) -> Path | None:
         """Write the view's snapshot file (``codec_kw`` go to ``codec.encode``: heatmap parameters)."""
         g = snap.grid
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        path = self.snapshot_dir / self.snapshot_name(g.asset, g.mode, g.timeframe, g.venues)
         # Snapshots are a start-up cache rebuilt within seconds, and decode refuses a damaged one, so they
         # skip the fsyncs (hundreds of views saved at exit would otherwise take seconds).
-        atomic_write(path, codec.encode(snap, **codec_kw), durable=False)
-        return path
+        return self._write_snapshot(self.snapshot_name(g.asset, g.mode, g.timeframe, g.venues),
+                                    lambda: codec.encode(snap, **codec_kw))
 
-    def save_snapshot_bytes(self, asset: str, mode: str, tf: str, venues: Iterable[str], blob: bytes) -> Path:
+    def save_snapshot_bytes(self, asset: str, mode: str, tf: str, venues: Iterable[str], blob: bytes) -> Path | None:
         """Write an already encoded snapshot (the engine keeps background views encoded)."""
-        self.snapshot_dir.mkdir(parents=True, exist_ok=True)
-        path = self.snapshot_dir / self.snapshot_name(asset, mode, tf, venues)
-        atomic_write(path, blob, durable=False)
+        return self._write_snapshot(self.snapshot_name(asset, mode, tf, venues), lambda: blob)
+
+    def _write_snapshot(self, name: str, blob: Callable[[], bytes]) -> Path | None:
+        """A snapshot is a cache: a full or read-only disk costs it (one warning per run), never the exit."""
+        path = self.snapshot_dir / name
+        try:
+            if not self.snapshot_dir.is_dir():
+                self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self.snapshot_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if self.snapshot_dir.is_symlink() or not _inside(self.snapshot_dir, self.dir):
+                raise OSError(errno.ELOOP, f"{self.snapshot_dir} leads out of the data dir (symlink)")
+            atomic_write(path, blob(), durable=False)
+        except OSError as e:
+            if not self._snapshot_warned:
+                self._snapshot_warned = True
+                self.warn(f"cannot save snapshots under {self.snapshot_dir}: {_why(e)}")
+            return None
         return path
 
     def load_snapshots(self) -> list[Snapshot]:
@@ -378,11 +550,11 @@ class Store:
                 continue
             try:
                 snap = codec.decode(p.read_bytes())
-            except codec.CodecError as e:
-                self._set_aside(p, str(e))
-                continue
             except OSError as e:
                 self.warn(f"cannot read {p}: {e.strerror or e}")
+                continue
+            except Exception as e:  # noqa: BLE001 - CodecError, and whatever a damaged header provokes
+                self._set_aside(p, str(e) if isinstance(e, codec.CodecError) else _why(e))
                 continue
             if isinstance(snap, Snapshot):
                 out.append(snap)
@@ -393,11 +565,16 @@ class Store:
     def retain(self, now: float | None = None) -> int:
         """Delete partitions whose rows are all older than ``retention_days``. Returns files deleted."""
         now = self.clock() if now is None else now
-        cutoff = now - self.retention_days * 86400.0
+        days = self.retention_days
+        if not (math.isfinite(days) and days > 0) or not (math.isfinite(now) and now > 0):
+            # Config validation refuses such values; a Store built by hand must not delete history on them.
+            self.warn(f"retention skipped: retention_days={days!r} is not a positive number of days")
+            return 0
+        cutoff = now - days * 86400.0
         deleted = 0
         if not self.history_dir.is_dir():
             return 0
-        for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir()):
+        for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir() and not x.is_symlink()):
             for p in table_dir.iterdir():
                 m = _SMALL.match(p.name)
                 # A small file's rows are no newer than its flush time; a day file's than the day's end.
@@ -409,15 +586,31 @@ class Store:
         return deleted
 
     def compact(self, now: float | None = None) -> int:
-        """Merge each UTC day's small files older than ``compact_after`` into one file. Returns merged."""
+        """Merge each UTC day's small files older than ``compact_after`` into one file. Returns merged.
+
+        Files are deleted only after everything they hold is inside a compacted file that was written and
+        read back; a damaged source is set aside (renamed), never deleted."""
         now = self.clock() if now is None else now
         limit_ms = int((now - self.compact_after) * 1000)
         merged = 0
         if not self.history_dir.is_dir():
             return 0
         with self._flush_lock:
-            for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir()):
-                parts = self._partitions(table_dir.name, table_dir)
+            for table_dir in (x for x in self.history_dir.iterdir() if x.is_dir() and not x.is_symlink()):
+                parts, redundant = self._scan(table_dir)
+                # Day files first: a damaged one is set aside, and the small files it claimed to cover
+                # become ordinary partitions again (rescan) instead of being deleted as leftovers.
+                cache: dict[Path, pl.DataFrame] = {}
+                bad = False
+                for p in parts:
+                    if _COMPACT.match(p.name):
+                        df = self._read(p, table_dir.name, None)
+                        if df is None:
+                            bad = True
+                        else:
+                            cache[p] = df
+                if bad:
+                    parts, redundant = self._scan(table_dir)
                 by_day: dict[str, list[Path]] = defaultdict(list)
                 current: dict[str, Path] = {}
                 for p in parts:
@@ -427,29 +620,42 @@ class Store:
                     m = _COMPACT.match(p.name)
                     if m:
                         current[m.group(1)] = p
+                # Leftovers of an interrupted compaction: deleted now that their day file read back whole.
+                for p in redundant:
+                    day = _day_of(p)
+                    if day in current and current[day] in cache:
+                        _remove(p)
                 for day, smalls in by_day.items():
                     if len(smalls) < 2 and day not in current:
                         continue
                     srcs = ([current[day]] if day in current else []) + smalls
-                    frames = []
+                    frames, read_ok = [], []
                     for p in srcs:
-                        try:
-                            frames.append(pl.read_parquet(p))
-                        except Exception as e:  # noqa: BLE001
-                            self._set_aside(p, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-                    if not frames:
+                        df = cache[p] if p in cache else self._read(p, table_dir.name, None)
+                        if df is not None:
+                            frames.append(df)
+                            read_ok.append(p)
+                    if not frames or not any(_SMALL.match(p.name) for p in read_ok):
                         continue
                     df = pl.concat(frames, how="diagonal_relaxed")
                     if "asset" in df.columns and "ts" in df.columns:
                         df = df.sort(["asset", "ts"])  # row groups per asset: one-asset reads skip the rest
-                    max_ms = max(int(_SMALL.match(p.name).group(1)) for p in smalls)
+                    max_ms = max(int(_SMALL.match(p.name).group(1)) for p in read_ok if _SMALL.match(p.name))
                     target = table_dir / f"c{day}-{max_ms:013d}.parquet"
-                    atomic_write(target, lambda f, df=df: df.write_parquet(f, compression="zstd",
-                                                                           row_group_size=65536))
-                    for p in srcs:
+                    try:
+                        atomic_write(target, lambda f, df=df: df.write_parquet(f, compression="zstd",
+                                                                               row_group_size=65536))
+                        back = pl.scan_parquet(target).select(pl.len()).collect().item()
+                    except Exception as e:  # noqa: BLE001 - disk full: keep the sources, try next time
+                        self.warn(f"cannot compact {table_dir.name} {day}: {_why(e)}")
+                        continue
+                    if back != df.height:
+                        self.warn(f"compacted {target} reads back {back} rows, not {df.height}; sources kept")
+                        continue
+                    for p in read_ok:
                         if p != target:
                             _remove(p)
-                    merged += len(smalls)
+                    merged += sum(1 for p in read_ok if _SMALL.match(p.name))
         return merged
 
     def maintain(self) -> None:
@@ -460,6 +666,37 @@ class Store:
         if not self.dir.is_dir():
             return 0
         return sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file())
+
+
+def _positive(v: Any, default: float) -> float:
+    """A positive finite number or ``default`` (config validation refuses others; this guards direct use)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return f if math.isfinite(f) and f > 0 else default
+
+
+def _first_ts(df: pl.DataFrame) -> float:
+    try:
+        return float(df["ts"][0]) if "ts" in df.columns and df.height else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError):
+        return e.strerror or str(e)
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _day_of(p: Path) -> str | None:
+    m = _SMALL.match(p.name)
+    if m:
+        return _utc_day(int(m.group(1)))
+    m = _COMPACT.match(p.name)
+    return m.group(1) if m else None
 
 
 def _remove(p: Path) -> int:

@@ -368,6 +368,7 @@ class Collector:
             ws_open = 0
             errors_by_kind = dict(h.errors_by_kind)
             adapter_errors = 0
+            implausible: dict[str, int] = {}
             for s in slots:
                 for c in s.connections():
                     if isinstance(c, WSAsyncConn) and c.is_open:
@@ -377,10 +378,14 @@ class Collector:
                         name = ":".join(key) if isinstance(key, tuple) else str(key)
                         errors_by_kind[name] = errors_by_kind.get(name, 0) + n
                         adapter_errors += n
+                    plaus = getattr(s.feed, "plausible", None)
+                    for (kind, reason), n in (plaus.rejected.items() if plaus is not None else ()):
+                        implausible[f"{kind}:{reason}"] = implausible.get(f"{kind}:{reason}", 0) + n
             h.open_connections = ws_open
             d = h.as_dict(now)
             d["parse_errors"] = h.parse_errors + adapter_errors
             d["errors_by_kind"] = errors_by_kind
+            d["implausible"] = implausible  # values refused at the parser boundary (feeds/plausible.py)
             d["feeds"] = {
                 s.group: {
                     "kinds": list(s.kinds),

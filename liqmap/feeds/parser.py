@@ -118,6 +118,11 @@ class FrameParser:
         return self.venue_feed.errors
 
     @property
+    def rejected(self) -> Counter:
+        """Values refused as implausible, (kind, reason) → count (``liqmap.feeds.plausible``)."""
+        return self.venue_feed.plausible.rejected
+
+    @property
     def stats(self) -> Counter:
         """frames, events per kind, and the venue's own counters (filtered, duplicates, ignored, ...)."""
         out = Counter(self.venue_feed.stats)

@@ -284,23 +284,56 @@ class RecordingWriter:
 # --------------------------------------------------------------------------------------------- readers
 
 
-def _open_lines(path: str) -> Iterator[bytes]:
-    """Lines of a file, gunzipped when it is gzip; decompression damage → RecordingError."""
+# Bounds on what a recording may make us hold or do (a 2 MB gzip bomb once took 4.3 GB of RAM): one line
+# (frame) at most MAX_LINE_BYTES — the largest real frames, 1000-level depth snapshots, are ~100 kB — and the
+# whole file at most MAX_EXPANSION × its size on disk (JSON frames gzip 10-30×) plus MAX_EXPANSION_SLACK.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_EXPANSION = 250
+MAX_EXPANSION_SLACK = 256 * 1024 * 1024
+# Receipt times must be times: [0, MAX_TIME] seconds (a frame with "t": 1e300 once made replay spin forever).
+MAX_TIME = 4.1e9
+
+
+def _open_lines(path: str, first_only: bool = False) -> Iterator[bytes]:
+    """Lines of a file, gunzipped when it is gzip; decompression damage, an over-long line or an
+    expansion beyond the bounds above → RecordingError (after every good line before it)."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
+    size = os.path.getsize(path)
+    budget = size * MAX_EXPANSION + MAX_EXPANSION_SLACK
     if magic == GZIP_MAGIC:
         fh = gzip.open(path, "rb")
     else:
         fh = open(path, "rb")  # noqa: SIM115
+    total = 0
+    n = 0
     with fh:
         try:
-            yield from fh
+            while True:
+                line = fh.readline(MAX_LINE_BYTES + 1)
+                if not line:
+                    return
+                n += 1
+                if len(line) > MAX_LINE_BYTES:
+                    raise RecordingError(path, f"line {n} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB: "
+                                               "not a recording frame")
+                total += len(line)
+                if total > budget:
+                    raise RecordingError(path, f"decompresses to more than {budget // (1024 * 1024):,} MB "
+                                               f"({MAX_EXPANSION}× its size): not a recording (a gzip bomb?)")
+                yield line
         except EOFError:
             raise RecordingError(path, "truncated: the gzip stream ends early (file cut off)") from None
         except (gzip.BadGzipFile, zlib.error) as e:
             raise RecordingError(path, f"corrupt gzip data ({e})") from None
         except OSError as e:
             raise RecordingError(path, f"cannot read ({e})") from None
+
+
+def _check_time(path: str, n: int, t: float) -> float:
+    if not (0.0 <= t <= MAX_TIME):  # NaN fails too
+        raise RecordingError(path, f"line {n}: receipt time {t!r} is not a time")
+    return t
 
 
 def _first_line(path: str) -> bytes:
@@ -402,10 +435,16 @@ def read_frames(path: str | os.PathLike) -> Iterator[Frame]:
 def _liqmap_header(path: str) -> dict[str, Any]:
     head = orjson.loads(_first_line(path))
     version = head.get(FORMAT_KEY)
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise RecordingError(path, f"bad header: {FORMAT_KEY} is {version!r}, expected a format version")
     if version > FORMAT_VERSION:
         raise RecordingError(path, f"recording format {version} is newer than this liqmap reads ({FORMAT_VERSION})")
+    for key in ("venues", "assets"):
+        v = head.get(key)
+        if v is not None and not (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            raise RecordingError(path, f"bad header: {key} is not a list of names")
+    if head.get("contracts") is not None and not isinstance(head["contracts"], dict):
+        raise RecordingError(path, "bad header: contracts is not a table")
     return head
 
 
@@ -428,6 +467,8 @@ def _read_liqmap(path: str, addresses: dict[str, str] | None = None) -> Iterator
             venue = rec["v"]
             conn = rec.get("c", "")
             raw = rec["d"]
+            if not isinstance(conn, str):
+                raise TypeError("conn")
             if rec.get("e") == "b64":
                 raw = base64.b64decode(raw)
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
@@ -438,7 +479,7 @@ def _read_liqmap(path: str, addresses: dict[str, str] | None = None) -> Iterator
             raise RecordingError(path, f"line {n}: not a recording frame")
         if kind == "rest" and not is_rest(conn):
             conn = f"http:{conn}"  # keep the "REST conn starts with http" invariant
-        yield Frame(t, venue, conn, raw)
+        yield Frame(_check_time(path, n, t), venue, conn, raw)
 
 
 # hftbacktest -------------------------------------------------------------------------------------------
@@ -467,7 +508,7 @@ def _read_hftbacktest(path: str) -> Iterator[Frame]:
                 orjson.loads(raw_b)
             except orjson.JSONDecodeError:
                 raise RecordingError(path, f"truncated: line {n} is cut off") from None
-        t = int(line[:sp]) / 1e9
+        t = _check_time(path, n, int(line[:sp]) / 1e9)
         try:
             raw = raw_b.decode("utf-8")
         except UnicodeDecodeError:
@@ -596,7 +637,7 @@ def _read_cryptofeed_file(path: str) -> Iterator[Frame]:
                 orjson.loads(data)
             except orjson.JSONDecodeError:
                 raise RecordingError(path, f"truncated: line {n} is cut off") from None
-        t = float(m.group(3) if kind_conn != conn else m.group(1))
+        t = _check_time(path, n, float(m.group(3) if kind_conn != conn else m.group(1)))
         yield Frame(t, venue, kind_conn, data)
 
 

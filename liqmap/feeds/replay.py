@@ -38,6 +38,10 @@ from .recording import Frame, Recording, RecordingError, assets_from_contracts, 
 
 REPORT_KEY = "liqmap_replay_report"
 REPORT_VERSION = 1
+# A quiet stretch longer than this (recording seconds) is skipped: headless replay steps the engine once
+# across it instead of once per tick (a 6 h gap took over 300 s), and the paced app jumps it instead of
+# waiting (a 1 h gap was 1 h of a frozen map). Skipped gaps are counted and shown.
+GAP_S = 30.0
 
 
 def replay_setting(cfg: dict | None, key: str, default: Any) -> Any:
@@ -202,6 +206,8 @@ def _venue_report(replayer: Replayer, market: Market) -> dict[str, Any]:
             "errors": int(h.get("parse_errors", 0)),
             "errors_by_kind": dict(sorted(h.get("errors_by_kind", {}).items())),
             "parser": {k: int(v) for k, v in sorted(stats.items()) if isinstance(v, (int, np.integer))},
+            "implausible": ({f"{k}:{r}": int(n) for (k, r), n in sorted(p.rejected.items())}
+                            if p is not None else {}),
             "lag_ewma_s": h.get("lag_ewma"),
             "lag_max_s": h.get("lag_max"),
         }
@@ -344,11 +350,17 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     tick = float(replay_setting(cfg, "tick_seconds", 1.0))
     next_tick = None
     error = None if rec is not None else error
+    gaps: list[dict[str, float]] = []
     if rec is not None:
         try:
             for fr in rec:
                 if next_tick is None:
                     next_tick = math.floor(fr.t / tick) * tick + tick
+                if fr.t - replayer.now > GAP_S and replayer.now:
+                    # Quiet hours: one step at the gap's start, then on at the next frame's tick.
+                    gaps.append({"from": replayer.now, "to": fr.t, "seconds": fr.t - replayer.now})
+                    _ingest(engine, replayer, next_tick)
+                    next_tick = math.floor(fr.t / tick) * tick
                 while fr.t >= next_tick:
                     _ingest(engine, replayer, next_tick)
                     next_tick += tick
@@ -369,6 +381,8 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
         "first_ts": replayer.first_ts,
         "last_ts": replayer.now or None,
         "duration_s": (replayer.now - replayer.first_ts) if replayer.first_ts is not None else 0.0,
+        "gaps": {"count": len(gaps), "skipped_s": float(sum(g["seconds"] for g in gaps)), "longest": gaps and
+                 max(gaps, key=lambda g: g["seconds"]) or None},
         "engine": engine is not None,
         "venues": _venue_report(replayer, market),
         "rejected": {f"{k}:{r}": int(n) for (k, r), n in sorted(market.rejects.counts.items())},
@@ -421,6 +435,8 @@ class ReplaySource:
         self.yield_every = max(1, int(yield_every))
         self.error: str | None = None
         self.done = False
+        self.gaps = 0  # quiet stretches longer than GAP_S jumped instead of waited out
+        self.skipped_s = 0.0
         self._stop = asyncio.Event()
         self._start_wall: float | None = None
         self._start_rec: float | None = None
@@ -434,6 +450,15 @@ class ReplaySource:
 
     def books(self, asset: str) -> dict[str, Book]:
         return self.replayer.books(asset)
+
+    @property
+    def status(self) -> str:
+        """One phrase for a status line: the damage that stopped the replay, or the gaps jumped."""
+        if self.error:
+            return f"replay stopped: {self.error}"
+        if self.gaps:
+            return f"{self.gaps} quiet gap{'s' if self.gaps > 1 else ''} skipped ({self.skipped_s / 3600:.1f} h)"
+        return ""
 
     @property
     def frames(self) -> int:
@@ -453,6 +478,11 @@ class ReplaySource:
                     break
                 if self._start_rec is None:
                     self._start_rec, self._start_wall = fr.t, time.monotonic()
+                elif fr.t - self.replayer.now > GAP_S and self.replayer.now:
+                    gap = fr.t - self.replayer.now
+                    self.gaps += 1
+                    self.skipped_s += gap
+                    self._start_rec += gap  # the clock jumps the quiet stretch
                 if paced:
                     due = self._start_wall + (fr.t - self._start_rec) / self.speed
                     delay = due - time.monotonic()

@@ -31,11 +31,11 @@ from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
 from .help import HelpScreen
 from .lines import CachedLines
-from .live_column import LiveColumn, ProfileColumn, wall_rows
-from .palettes import Palette, Scale, build_palette, detect_color_system
+from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
+from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell
 from .reports_table import ReportsTable, record_price, record_ts
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, status_line, view_line
+from .status import StatusBar, legend, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -149,6 +149,7 @@ class LiqmapApp(App):
         self._styles = self._make_styles(theme_spec)
         self._scale = Scale()
         self._snap: Snapshot | None = None
+        self._snap_tag: tuple | None = None  # the map tag (``_map_tag``) ``_snap`` was drawn for
         self._view: View | None = None
         self._drawn_key: tuple | None = None
         self._reports_obj: Any = None
@@ -292,13 +293,31 @@ class LiqmapApp(App):
         return View(self.asset, self.mode, self.timeframe, venues, rows, self.vp.center,
                     int(self.cfg["engine"]["columns"]))
 
+    # Every panel shows one view's data or says it is loading, never another view's (issue 20): the map,
+    # both axes, the live column and the profile are tagged with ``_map_tag``, the reports panel with
+    # ``_reports_tag``, and the status bar's verdict comes only from a snapshot of the current map tag.
+    def _venues(self) -> tuple[str, ...]:
+        return (self.venue_filter,) if self.venue_filter else tuple(self.venue_list)
+
+    def _map_tag(self) -> tuple:
+        """What the map shows: a snapshot drawn under one tag is never kept on screen under another (a pan
+        or a resize keeps the tag: the same data, placed elsewhere)."""
+        return (self.asset, self.mode, self.timeframe, self._venues(), self.vp.zoom, self.vp.hires)
+
+    def _reports_tag(self) -> tuple:
+        """What the reports panel speaks for: the asset's reports, restated for the venue filter (the
+        same for every mode and timeframe)."""
+        return (self.asset, self._venues())
+
     def _snap_fits(self, snap: Snapshot | None, view: View) -> bool:
+        """The snapshot's own grid says it is this view's asset, mode, timeframe and venues."""
         if snap is None:
             return False
         g = snap.grid
         if g.asset != view.asset or g.mode != view.mode or g.timeframe != view.timeframe:
             return False
-        if view.venues and g.venues and tuple(g.venues) != tuple(view.venues):
+        want = tuple(view.venues) if view.venues else tuple(self.venue_list)
+        if g.venues and set(g.venues) != set(want):
             return False
         return True
 
@@ -319,8 +338,10 @@ class LiqmapApp(App):
         snap = self.source.latest(view)
         if snap is not None and self._snap is None:
             trace("first-snapshot")
+        tag = self._map_tag()
         if snap is None or not self._snap_fits(snap, view):
-            snap = self._snap if self._snap_fits(self._snap, view) else None
+            # the snapshot on screen may stay while the new one is built only if it is of the same map tag
+            snap = self._snap if self._snap_tag == tag and self._snap_fits(self._snap, view) else None
         if snap is None or _no_data(snap):
             # an engine builds views before any data (an empty grid around the asset's reference price): a
             # blank map at a made-up price would mislead; say why there is nothing instead
@@ -330,7 +351,7 @@ class LiqmapApp(App):
         key = (snap.version, id(snap), self.vp.key(), tuple(hm.size), self.palette.system, id(self.palette))
         if key == self._drawn_key:
             return
-        self._draw(snap)
+        self._draw(snap, tag)
         self._drawn_key = key
 
     def _redraw(self) -> None:
@@ -367,6 +388,9 @@ class LiqmapApp(App):
         return msg
 
     def _show_empty(self, reason: str) -> None:
+        """The map's loading state: the message covers the map, the live column and the price axis; the
+        time axis is hidden; the reports panel says it is loading unless it already shows this asset's
+        reports for these venues (they do not depend on mode or timeframe)."""
         row = self._q("#maprow")
         empty = self._q("#empty", Static)
         if str(empty.content) != reason:
@@ -374,14 +398,22 @@ class LiqmapApp(App):
         if not row.has_class("empty"):
             row.add_class("empty")
             self._drawn_key = None
+        self._q(TimeAxis).visible = False
+        table = self._q(ReportsTable)
+        rtag = self._reports_tag()
+        if table.view != rtag:
+            where = f" on {self.venue_filter}" if self.venue_filter else ""
+            table.show_loading(rtag, f"loading {self.asset} reports{where}…", self._styles)
+            self._reports_obj = None
         self._refresh_status()
 
-    def _draw(self, snap: Snapshot) -> None:
+    def _draw(self, snap: Snapshot, tag: tuple | None = None) -> None:
         row = self._q("#maprow")
         if row.has_class("empty"):
             row.remove_class("empty")  # the map's widgets were laid out under the message all along
         prev = self._snap
         self._snap = snap
+        self._snap_tag = tag if tag is not None else self._map_tag()
         hm = self._q(HeatmapView)
         h, w = hm.size.height, hm.size.width
         if h <= 0 or w <= 0:  # not laid out yet (the very first refresh): draw after it, once
@@ -397,23 +429,28 @@ class LiqmapApp(App):
         vmax = float(frame.body.max()) if frame.body.size else 0.0
         if len(frame.live):
             vmax = max(vmax, float(frame.live.max()))
-        self._scale.update(vmax)
-        scale = self._scale.value
+        self._scale.update(vmax, typical_cell(frame.body, frame.live))
+        scale, floor = self._scale.value, self._scale.floor
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
-        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid")
         reports = snap.reports or {}
+        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid",
+                walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
         if not self.naive:
-            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []))
+            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor)
         prof = self._q(ProfileColumn)
         if self.mode == "hybrid":
             prof.draw(frame, self.palette)
         self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
                                        self._styles)
-        self._q(TimeAxis).draw(frame, cursor_x, self.vp.offset, self._styles)
-        if reports is not self._reports_obj:
+        taxis = self._q(TimeAxis)
+        taxis.draw(frame, cursor_x, self.vp.offset, self._styles)
+        taxis.visible = True
+        table = self._q(ReportsTable)
+        rtag = self._reports_tag()
+        if reports is not self._reports_obj or table.view != rtag:
             self._reports_obj = reports
-            self._q(ReportsTable).update_reports(reports, snap.grid.step, self._styles)
+            table.update_reports(reports, snap.grid.step, self._styles, view=rtag)
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
@@ -443,7 +480,8 @@ class LiqmapApp(App):
     def _refresh_status(self) -> None:
         if not self._ui_ready() or self._main.has_class("toosmall"):
             return
-        snap = self._snap if (self._view is not None and self._snap_fits(self._snap, self._view)) else None
+        snap = self._snap if (self._view is not None and self._snap_tag == self._map_tag()
+                              and self._snap_fits(self._snap, self._view)) else None
         st = self.source.status() if self.source is not None else SourceStatus(label=self.source_label)
         health = (snap.health if snap is not None and snap.health else st.health) or {}
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
@@ -454,7 +492,12 @@ class LiqmapApp(App):
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)
         step = snap.grid.step if snap is not None else 0.0
-        l2 = view_line(snap.verdict if snap is not None else "", self.vp.zoom, step, self.venue_filter, cursor)
+        verdict = snap.verdict if snap is not None else ""
+        if snap is None and self.source is not None and st.state == "running":
+            verdict = f"loading {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}…"
+        key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
+                     "½row" if self.vp.hires else "row", self._scale.floor)
+        l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------
@@ -536,8 +579,8 @@ class LiqmapApp(App):
     def action_pan(self, dy: int, dx: int) -> None:
         hm = self._q(HeatmapView)
         snap = self._snap
-        if snap is None:
-            return
+        if snap is None or self._snap_tag != self._map_tag():
+            return  # nothing of this view on screen yet: nothing to pan from
         if dy:
             sub = 2 if self.vp.hires else 1
             rows = max(hm.size.height // 4, 1)
@@ -588,8 +631,8 @@ class LiqmapApp(App):
     def on_reports_table_jump(self, msg: ReportsTable.Jump) -> None:
         """Move the time cursor to the event's moment and highlight its level, panning to show both."""
         snap = self._snap
-        if snap is None:
-            return
+        if snap is None or self._snap_tag != self._map_tag():
+            return  # the map is loading another view: there is no time axis to move the cursor on
         ts = record_ts(msg.record)
         price = record_price(msg.record)
         hm = self._q(HeatmapView)

@@ -1,8 +1,11 @@
 """The heatmap body: price rows × time columns, drawn with Textual's Line API.
 
 Per row: palette levels (uint8) → runs of equal cells merged into one Segment with a precomputed Style,
-plus sparse overlays (the price trace, real-liquidation dots in Hybrid, the time cursor, the highlighted
-level). A row's key is its level bytes plus its overlays; only rows whose key changed are repainted. The
+plus sparse overlays: the price trace (``━`` at each column's last price, joined to the previous column's by
+``│`` so it reads as one line), real liquidations in Hybrid (``·`` ``•`` ``●`` by USD against the largest in
+view, red where longs were liquidated, green for shorts), order-book walls (``▬`` in the side's colour from
+the moment the wall was first seen to now, so a wall reads as a bar at its price, not a dot in the live column),
+the time cursor and the highlighted level. A row's key is its level bytes plus its overlays; only rows whose key changed are repainted. The
 newest column is not here — it lives in ``LiveColumn`` — so while a column fills up, this body does not
 change at all; it shifts once per column period.
 
@@ -21,7 +24,11 @@ from .palettes import Palette, level_of
 from .viewport import Frame
 
 TRACE = "━"
-REAL = "•"
+TRACE_JOIN = "│"
+REAL_MARKS = ("·", "•", "●")  # real liquidations: < 8 %, < 35 %, ≥ 35 % of the largest in view
+REAL_STEPS = (0.08, 0.35)
+WALL = "▬"
+REAL = REAL_MARKS[1]
 CURSOR = "┊"
 HILITE = "╌"
 HALF = "▀"
@@ -39,8 +46,10 @@ class HeatmapView(CachedLines):
         self._palette: Palette | None = None
 
     def draw(self, frame: Frame, palette: Palette, scale: float, cursor_x: int | None,
-             highlight_y: int | None, show_real: bool) -> int:
-        """Paint ``frame``; returns the number of rows repainted."""
+             highlight_y: int | None, show_real: bool, walls: list[tuple] | None = None,
+             floor: float = 0.0) -> int:
+        """Paint ``frame``; returns the number of rows repainted. ``walls``: ``live_column.wall_bars`` (screen
+        row, first x, last x, side +1 bid / -1 ask, still standing)."""
         if palette is not self._palette:
             self._palette = palette
             self._pair_styles = {}
@@ -48,7 +57,7 @@ class HeatmapView(CachedLines):
             self.invalidate()
         self.frame = frame
         n = palette.n
-        lv = level_of(frame.body, scale, n)  # (rows_total, width)
+        lv = level_of(frame.body, scale, n, floor=floor)  # (rows_total, width)
         h, w, sub = frame.height, frame.width, frame.sub
         if sub == 2:
             codes = lv[0::2].astype(np.uint16) * 64 + lv[1::2].astype(np.uint16)
@@ -56,32 +65,28 @@ class HeatmapView(CachedLines):
             codes = lv.astype(np.uint16)
         self.levels = codes
         tr = frame.trace_rows // sub
-        real = None
-        if show_real and frame.real_body is not None:
-            rb = frame.real_body > 0
-            real = rb[0::2] | rb[1::2] if sub == 2 else rb
         overlays: list[dict[int, tuple[str, Style]]] = [dict() for _ in range(h)]
+        for y, x0, x1, side, active in walls or ():
+            if 0 <= y < h:
+                color = palette.wall_bid if side > 0 else palette.wall_ask
+                ov = overlays[y]
+                for x in range(max(x0, 0), min(x1 + 1, w)):
+                    ov[x] = (WALL, self._over(codes[y, x], color, sub, bold=active))
+        if show_real and frame.real_body is not None:
+            self._real_marks(frame, codes, overlays, palette)
         hl_style = None
         for y in range(h):
-            ov = overlays[y]
             if highlight_y == y:
                 hl_style = True
-            if real is not None:
-                for x in np.flatnonzero(real[y]).tolist():
-                    ov[x] = (REAL, self._over(codes[y, x], palette.highlight, sub))
             if cursor_x is not None and 0 <= cursor_x < w:
-                ov.setdefault(cursor_x, (CURSOR, self._over(codes[y, cursor_x], palette.cursor, sub)))
-        xs = np.flatnonzero(tr >= 0)
-        for x in xs.tolist():
-            y = int(tr[x])
-            if 0 <= y < h:
-                overlays[y][x] = (TRACE, self._over(codes[y, x], palette.trace, sub, bold=True))
+                overlays[y].setdefault(cursor_x, (CURSOR, self._over(codes[y, cursor_x], palette.cursor, sub)))
+        self._trace(tr, h, codes, overlays, palette, sub)
         if hl_style and highlight_y is not None and 0 <= highlight_y < h:
             ov = overlays[highlight_y]
             for x in range(0, w, 2):
                 ov.setdefault(x, (HILITE, self._over(codes[highlight_y, x], palette.highlight, sub, bold=True)))
         # ``sub`` is part of the key: the same codes mean different cells in hires (top*64+bottom).
-        keys = [(sub, codes[y].tobytes(), tuple(sorted((x, c) for x, (c, _) in overlays[y].items())))
+        keys = [(sub, codes[y].tobytes(), tuple(sorted((x, c, st) for x, (c, st) in overlays[y].items())))
                 for y in range(h)]
         naive = self.naive
 
@@ -89,6 +94,43 @@ class HeatmapView(CachedLines):
             return self._row_strip(codes[y], overlays[y], palette, sub, naive)
 
         return self.set_lines(keys, build)
+
+    def _trace(self, tr: np.ndarray, h: int, codes: np.ndarray, overlays: list, palette: Palette,
+               sub: int) -> None:
+        """The price trace: ``━`` on each column's row, and ``│`` on the rows between it and the previous
+        traded column's row, so a move of several rows in one column is a continuous line, not a jump."""
+        prev = -1
+        for x in np.flatnonzero(tr >= 0).tolist():
+            y = int(tr[x])
+            if not 0 <= y < h:
+                prev = -1
+                continue
+            if prev >= 0 and abs(y - prev) > 1:
+                lo, hi = (prev + 1, y) if y > prev else (y + 1, prev)
+                for yy in range(lo, hi):
+                    overlays[yy][x] = (TRACE_JOIN, self._over(codes[yy, x], palette.trace, sub))
+            overlays[y][x] = (TRACE, self._over(codes[y, x], palette.trace, sub, bold=True))
+            prev = y
+
+    def _real_marks(self, frame: Frame, codes: np.ndarray, overlays: list, palette: Palette) -> None:
+        """Hybrid's real liquidations: one mark per cell, its size by USD against the largest in view, its
+        colour by the side that was liquidated (the larger part of the cell's USD)."""
+        sub = frame.sub
+        rb = frame.real_body
+        rl = frame.real_long_body if frame.real_long_body is not None else rb
+        if sub == 2:
+            rb = rb[0::2] + rb[1::2]
+            rl = rl[0::2] + rl[1::2]
+        ys, xs = np.nonzero(rb > 0)
+        if not len(ys):
+            return
+        usd = rb[ys, xs]
+        share = usd / float(usd.max())
+        size = np.searchsorted(np.asarray(REAL_STEPS), share, side="right")
+        longish = rl[ys, xs] * 2 >= usd
+        for y, x, k, lg in zip(ys.tolist(), xs.tolist(), size.tolist(), longish.tolist()):
+            overlays[y][x] = (REAL_MARKS[k], self._over(codes[y, x], palette.long if lg else palette.short, sub,
+                                                        bold=k > 0))
 
     def _style(self, code: int, palette: Palette, sub: int) -> Style:
         if sub == 1:

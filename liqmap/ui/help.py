@@ -44,6 +44,33 @@ MODEL_NOTES = {
 }
 
 
+# Every mark the map draws, in the order a trader meets them (glyphs from ui/heatmap.py, ui/live_column.py).
+MAP_LEGEND = (
+    ("cell colour", "USD at risk (Synthetic, Heatmap, Hybrid) or liquidated (Raw) per row and column; the "
+                    "status bar's swatch says what the dimmest and brightest colours are worth"),
+    ("━ │", "price: the last trade of each column, joined to the previous column's"),
+    ("· • ●", "Hybrid: real liquidations, small / medium / large against the largest in view; red = longs "
+              "liquidated, green = shorts"),
+    ("▬", "order-book wall at its price from when it was first seen to when it was pulled or consumed "
+          "(green bid, red ask; bright while it stands)"),
+    ("▐", "live column: a wall resting in the book now"),
+    ("█ right edge", "Hybrid forward profile: where liquidations would hit if price got there (red longs "
+                     "below, green shorts above)"),
+    ("┊", "time cursor (Enter on a sweep or absorption)"),
+    ("╌", "the selected event's price level"),
+    ("▶", "last price on the price axis"),
+)
+
+
+def legend_table() -> Table:
+    t = Table(title="Map", title_justify="left", expand=False, box=None, padding=(0, 2))
+    t.add_column("mark", style="bold")
+    t.add_column("meaning")
+    for mark, meaning in MAP_LEGEND:
+        t.add_row(mark, meaning)
+    return t
+
+
 def key_display(key: str) -> str:
     names = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?", "plus": "+",
              "minus": "-", "equals_sign": "=", "slash": "/", "enter": "Enter", "up": "↑", "down": "↓",
@@ -94,6 +121,7 @@ class HelpScreen(ModalScreen):
             yield Static(Text("liqmap — help  (Esc or ? closes)", style="bold"), id="help-title")
             yield Static(bindings_table(self.rows), id="help-keys")
             yield Static(model_table(self.model), id="help-model")
+            yield Static(legend_table(), id="help-legend")
             yield Static(Text("Tab moves focus to the reports panel: ↑/↓ select, Enter jumps the map to the "
                               "event. Ctrl+P opens the command palette. Colours: --color, --theme.",
                               style="dim"))

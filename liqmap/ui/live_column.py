@@ -26,9 +26,9 @@ TRACE = "━"
 class LiveColumn(CachedLines):
     DEFAULT_CSS = "LiveColumn { width: 2; height: 1fr; }"
 
-    def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int]) -> int:
+    def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int], floor: float = 0.0) -> int:
         """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger)."""
-        lv = level_of(frame.live, scale, palette.n)
+        lv = level_of(frame.live, scale, palette.n, floor=floor)
         if frame.sub == 2:
             lv = np.maximum(lv[0::2], lv[1::2])
         trow = frame.live_trace_row // frame.sub if frame.live_trace_row >= 0 else -1
@@ -115,6 +115,47 @@ def wall_rows(frame: Frame, walls: list[dict]) -> dict[int, int]:
         if y not in best or usd > best[y][0]:
             best[y] = (usd, side)
     return {y: s for y, (_, s) in best.items() if s}
+
+
+def wall_bars(frame: Frame, walls: list[dict]) -> list[tuple[int, int, int, int, bool]]:
+    """Walls as bars on the body: (screen row, first x, last x, side +1 bid / -1 ask, still standing) from
+    the column it was first seen to the column it ended (or the right edge while it stands). Walls that
+    began before the window start at its left edge; a wall whose life is all in the live column has no bar
+    (the live column marks it). The largest wall per row wins its row."""
+    best: dict[int, tuple[float, tuple]] = {}
+    width = frame.width
+    for w in walls or ():
+        try:
+            price = float(w.get("price"))
+            usd = float(w.get("usd", 0) or 0)
+            first = float(w.get("first_seen"))
+        except (TypeError, ValueError):
+            continue
+        if not (math.isfinite(price) and math.isfinite(first)):
+            continue
+        side = side_sign(w.get("side"))
+        y = frame.row_of_price(price)
+        if not side or y is None:
+            continue
+        status = str(w.get("status", "active"))
+        active = status in ("active", "holding", "")
+        end = None if active else w.get("ended")
+        x0 = _x_clamped(frame, first)
+        x1 = width - 1 if end is None else _x_clamped(frame, float(end))
+        if x0 is None or x1 is None or x0 > x1 or x1 < 0 or x0 >= width:
+            continue
+        if y not in best or usd > best[y][0]:
+            best[y] = (usd, (y, max(x0, 0), min(x1, width - 1), side, active))
+    return [bar for _, bar in best.values()]
+
+
+def _x_clamped(frame: Frame, ts: float) -> int | None:
+    """Body column of ``ts``: −1 before the body's first column, ``width`` after its last."""
+    if not math.isfinite(ts):
+        return None
+    g = frame.snap.grid
+    x = int(ts // g.period) - g.col0 - frame.body_c0
+    return min(max(x, -1), frame.width)
 
 
 def side_sign(side) -> int:

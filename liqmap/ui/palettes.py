@@ -6,8 +6,14 @@ a colour. For 256 colours the ramp is downgraded here (once) rather than by the 
 most of its steps into two or three.
 
 Levels: 0 is an empty cell; 1..N map onto the ramp. ``level_of`` turns values into levels against a
-scale that only moves in powers of two with hysteresis (see ``Scale``), so a growing live column does not
-repaint the whole map every tick.
+scale that follows the view's strongest cell in small steps with hysteresis (see ``Scale``), so a growing
+live column does not repaint the whole map every tick, and the top of the ramp always means "the strongest
+levels in view". The curve is a mild gamma on the value's share of that scale, not a logarithm: a log curve
+puts everything within a decade of the peak in the upper third of the ramp, so a smooth field reads as one
+bright wash and the peaks a trader is looking for do not stand out (the issue on the map's levels measured
+58 % of the map in the brightest colour). With the gamma, a cell at half the peak is mid-ramp, a cell at a
+tenth of it is in the lowest fifth, and any non-empty cell is at least level 1, so small clusters stay
+visible as a dim trace next to the big ones.
 """
 
 from __future__ import annotations
@@ -96,35 +102,81 @@ def build_palette(theme: ThemeSpec, system: str) -> Palette:
                    wall_bid=h["wall_bid"], wall_ask=h["wall_ask"], cursor=h["cursor"], highlight=h["highlight"])
 
 
-class Scale:
-    """The value that maps to the top of the ramp, moved in powers of two with hysteresis.
+STEPS_PER_OCTAVE = 8  # the scale moves in steps of 2^(1/8) ≈ 9 %
+FALL_STEPS = 2  # ... and falls only when the peak is two steps (≈ 16 %) below it
+GAMMA = 0.8  # level = ceil(n · share^GAMMA): 0.5 → 58 % of the ramp, 0.1 → 16 %, 0.01 → 3 % (level 1)
+FLOOR_QUANTILE = 50.0  # the typical heat cell (the median of the non-empty ones) ...
+FLOOR_MAX_SHARE = 0.5  # ... is the ramp's bottom, but never above half the peak
 
-    It rises as soon as the visible maximum exceeds it and falls only when the maximum drops below a
-    quarter of it: small changes in the data never recolour the whole map.
+
+def _quantize(v: float) -> float:
+    k = STEPS_PER_OCTAVE
+    return 2.0 ** (math.ceil(math.log2(v) * k - 1e-9) / k)
+
+
+class Scale:
+    """The values that map to the bottom and the top of the ramp.
+
+    Top: the view's peak, rounded up to a step of 2^(1/8). It rises as soon as the visible maximum exceeds it
+    and falls only when the maximum drops two steps below it, so the strongest cell in view is always within
+    the top ~16 % of the scale (the top one or two levels of the ramp).
+
+    Floor: the typical heat cell of the view (the median non-empty cell), at most half the peak; cells at or
+    below it are the ramp's first level. A field where every price holds some USD at risk (the synthetic
+    model's estimate is never zero near price) would otherwise light up as a whole in proportion to its mean,
+    and the levels that stand out of it — what a trader is looking for — would be a shade brighter at most.
+    Capped at half the peak so a flat field is not stretched into stripes: a level needs at least twice the
+    typical cell's USD to reach the top. Both move only by whole steps with hysteresis, so small changes in
+    the data never recolour the whole map.
     """
 
     def __init__(self) -> None:
         self.value = 0.0
+        self.floor = 0.0
 
-    def update(self, vmax: float) -> bool:
-        """Track ``vmax``; True when the scale changed (the whole map must be recoloured)."""
+    def update(self, vmax: float, typical: float = 0.0) -> bool:
+        """Track ``vmax`` and the ``typical`` cell; True when either end moved (recolour the whole map)."""
         if not (vmax > 0 and math.isfinite(vmax)):
             return False
-        if self.value <= 0 or vmax > self.value or vmax < self.value / 4:
-            new = 2.0 ** math.ceil(math.log2(vmax))
-            if new != self.value:
-                self.value = new
-                return True
-        return False
+        changed = False
+        k = STEPS_PER_OCTAVE
+        if self.value <= 0 or vmax > self.value or vmax < self.value * 2.0 ** (-FALL_STEPS / k):
+            new = _quantize(vmax)
+            changed = new != self.value
+            self.value = new
+        want = min(typical, self.value * FLOOR_MAX_SHARE) if typical > 0 and math.isfinite(typical) else 0.0
+        if want <= 0:
+            changed |= self.floor != 0.0
+            self.floor = 0.0
+        elif self.floor <= 0 or abs(math.log2(want / self.floor)) * k > FALL_STEPS:
+            new = min(_quantize(want), self.value * FLOOR_MAX_SHARE)
+            changed |= new != self.floor
+            self.floor = new
+        if self.floor > self.value * FLOOR_MAX_SHARE:  # the top fell under the floor's cap
+            self.floor = self.value * FLOOR_MAX_SHARE
+            changed = True
+        return changed
 
 
-def level_of(values: np.ndarray, scale: float, n: int, log_k: float = 40.0) -> np.ndarray:
-    """Values → uint8 levels 0..n. Log-like compression so small clusters stay visible next to big ones."""
+def typical_cell(*layers: np.ndarray) -> float:
+    """The median of the non-empty cells of the layers (the Scale's floor), 0 when all are empty."""
+    parts = [np.asarray(a, dtype=np.float32).reshape(-1) for a in layers if a is not None and np.size(a)]
+    if not parts:
+        return 0.0
+    v = np.concatenate(parts)
+    v = v[v > 0]
+    return float(np.percentile(v, FLOOR_QUANTILE)) if len(v) else 0.0
+
+
+def level_of(values: np.ndarray, scale: float, n: int, gamma: float = GAMMA, floor: float = 0.0) -> np.ndarray:
+    """Values → uint8 levels 0..n: ``ceil(n · ((value − floor)/(scale − floor))^gamma)``, any positive value
+    at least 1 (a cell at or below the floor is the ramp's first level: present, dim)."""
     v = np.asarray(values, dtype=np.float32)
-    if scale <= 0:
+    if not scale > 0:
         return np.zeros(v.shape, dtype=np.uint8)
-    x = np.clip(v / np.float32(scale), 0.0, 1.0)
-    y = np.log1p(x * np.float32(log_k)) / np.float32(math.log1p(log_k))
+    floor = floor if 0 <= floor < scale else 0.0
+    x = np.clip((v - np.float32(floor)) / np.float32(scale - floor), 0.0, 1.0)
+    y = np.power(x, np.float32(gamma)) if gamma != 1.0 else x
     lv = np.ceil(y * n).astype(np.uint8)
     lv[v <= 0] = 0
     return np.minimum(lv, n)

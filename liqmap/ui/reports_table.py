@@ -389,19 +389,35 @@ class ReportsTable(CachedLines, can_focus=True):
         self._reports: dict = {}
         self._step = 0.0
         self._laid_out_for = -1  # the width the rows were laid out for
+        # The view (asset, venue filter) the rows speak for: the app never leaves one asset's reports under
+        # another's header; while the new view's reports are not there it shows ``_message`` instead.
+        self.view: tuple | None = None
+        self._message: str | None = None
 
     def selectable(self) -> list[int]:
         return [i for i, r in enumerate(self.rows) if r.kind == "rec" and r.section not in ("convergence", "forecast")]
 
-    def update_reports(self, reports: dict, step: float, styles: dict[str, Style]) -> None:
+    def update_reports(self, reports: dict, step: float, styles: dict[str, Style], view: tuple | None = None) -> None:
         self._styles = styles
         self._reports, self._step = reports or {}, step
+        self.view, self._message = view, None
+        self._layout()
+        self.redraw()
+
+    def show_loading(self, view: tuple | None, message: str, styles: dict[str, Style]) -> None:
+        """Blank the panel for ``view`` with one line saying what is coming (no record of another view)."""
+        self._styles = styles
+        self._reports, self._step = {}, 0.0
+        self.view, self._message = view, message
         self._layout()
         self.redraw()
 
     def _layout(self) -> None:
         width = max(self.size.width, 1) if self.size.width else None
-        self.rows = build_rows(self._reports, self._step, width=width)
+        if self._message is not None:
+            self.rows = [Row(" " + self._message, "empty")]
+        else:
+            self.rows = build_rows(self._reports, self._step, width=width)
         self._laid_out_for = self.size.width
         n = len(self.selectable())
         self.selected = min(self.selected, max(n - 1, 0))

@@ -79,6 +79,12 @@ class EngineSource:
         self._error = ""
         self._filtered: tuple[Any, tuple, Snapshot] | None = None  # (engine snapshot, venues, restated)
         self._levels: dict[tuple, Any] = {}  # (asset, venues) → the model's levels last read for them
+        if hasattr(engine, "on_screen"):
+            engine.on_screen = self._screen_built  # the view on screen has a new snapshot: draw it now
+
+    def _screen_built(self) -> None:
+        if self.on_update is not None:
+            self.on_update()
 
     def _engine_key(self, view: View) -> Any:
         key = self._keys.get(view.key)

@@ -91,7 +91,29 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
     return t
 
 
-def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str) -> Text:
+def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -> Text:
+    """What a colour is worth: the dimmest colour's USD (the view's typical cell: everything up to it is
+    dim), the ramp as a swatch, dim to bright, and the USD the brightest colour stands for (the strongest
+    cell in view, rounded up a little)."""
+    from rich.style import Style
+
+    from .reports_table import usd
+
+    t = Text(no_wrap=True)
+    if not (top_usd > 0 and math.isfinite(top_usd)) or len(colors) < 2:
+        return t
+    ramp = list(colors[1:])
+    picks = [ramp[min(len(ramp) - 1, round(i * (len(ramp) - 1) / 4))] for i in range(5)]
+    if floor_usd > 0:
+        t.append(f"{usd(floor_usd)} ", style="dim")
+    for c in picks:
+        t.append(" ", style=Style(bgcolor=c))
+    t.append(f" {usd(top_usd)}/{unit} ", style="dim")
+    return t
+
+
+def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
+              key: Text | None = None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
     t.append(f"venues: {venue_filter or 'all'} ", style="dim")
@@ -100,6 +122,9 @@ def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cu
     if verdict:
         t.append("│ ", style="dim")
         t.append(verdict)
+    if key is not None and key.plain:  # last: a narrow terminal cuts the legend before the verdict
+        t.append(" │ ", style="dim")
+        t.append_text(key)
     return t
 
 

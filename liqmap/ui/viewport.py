@@ -60,6 +60,7 @@ class Frame:
     body: np.ndarray = field(repr=False)  # (height*sub, width) float32, top sub-row first
     live: np.ndarray = field(repr=False)  # (height*sub,)
     real_body: np.ndarray | None = field(default=None, repr=False)
+    real_long_body: np.ndarray | None = field(default=None, repr=False)  # the long side's part of real_body
     trace_rows: np.ndarray = field(default=None, repr=False)  # (width,) sub-row of the trace, -1 none
     live_trace_row: int = -1
     profile_long: np.ndarray | None = field(default=None, repr=False)  # (height*sub,)
@@ -123,6 +124,28 @@ def _rows(layer: np.ndarray | None, grid_rows: int, bottom_r: int, total: int, z
     return out[::-1]
 
 
+def _body(layer: np.ndarray, nrows: int, bottom_r: int, total: int, zoom: int, shape, lo: int, hi: int,
+          c0: int) -> np.ndarray:
+    """A grid layer placed on the body like the heat (rows aggregated by zoom, grid columns [lo, hi))."""
+    rr = _rows(layer, nrows, bottom_r, total, zoom)
+    out = np.zeros(shape, dtype=np.float32)
+    if hi > lo and shape[1] > 0:
+        out[:, lo - c0:hi - c0] = rr[:, lo:hi]
+    return out
+
+
+def heat_layer(g) -> np.ndarray:
+    """The USD layer the heat cells show: the mode's values, except that the Synthetic Heatmap shows its
+    smoothed USD (``long + short``; its ``values`` are the engine's 0–1 normalization, which would be scaled
+    twice) and Hybrid shows only the forward estimate (real liquidations are marks of their own, sized by
+    USD, so one big liquidation cannot darken the whole background)."""
+    if g.mode == "heatmap" and g.long is not None and g.short is not None:
+        return g.long + g.short
+    if g.mode == "hybrid" and g.real is not None and g.real.shape == g.values.shape:
+        return np.maximum(g.values - g.real, 0.0)
+    return g.values
+
+
 def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool = True) -> Frame:
     """Place ``snap`` on a body of ``height`` × ``width`` cells. With ``live`` the newest grid column goes
     to the separate live column; without it (the naive baseline) the body ends with the newest column."""
@@ -138,18 +161,17 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
     live_c = ncols - 1
     end = (ncols if not live else ncols - 1) - max(vp.offset, 0)  # body shows grid columns [end-width, end)
     c0 = end - width
-    rows = _rows(g.values, nrows, bottom_r, total, zoom)  # (total, ncols)
+    rows = _rows(heat_layer(g), nrows, bottom_r, total, zoom)  # (total, ncols)
     body = np.zeros((total, max(width, 0)), dtype=np.float32)
     lo, hi = max(c0, 0), min(end, ncols)
     if hi > lo and width > 0:
         body[:, lo - c0:hi - c0] = rows[:, lo:hi]
     live_vals = rows[:, live_c] if ncols else np.zeros(total, np.float32)
-    real_body = None
+    real_body = real_long_body = None
     if g.real is not None and g.real.shape == g.values.shape:
-        rr = _rows(g.real, nrows, bottom_r, total, zoom)
-        real_body = np.zeros_like(body)
-        if hi > lo and width > 0:
-            real_body[:, lo - c0:hi - c0] = rr[:, lo:hi]
+        real_body = _body(g.real, nrows, bottom_r, total, zoom, body.shape, lo, hi, c0)
+        if g.real_long is not None and g.real_long.shape == g.values.shape:
+            real_long_body = _body(g.real_long, nrows, bottom_r, total, zoom, body.shape, lo, hi, c0)
     # The trace: the sub-row holding each column's price.
     trace_rows = np.full(max(width, 0), -1, dtype=np.int32)
     if width > 0 and hi > lo:
@@ -168,6 +190,7 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
                 live_trace_row = total - 1 - s
     frame = Frame(snap=snap, height=height, width=width, sub=sub, zoom=zoom, bottom=bottom, body_c0=c0,
                   live_c=live_c, center=center, body=body, live=live_vals, real_body=real_body,
+                  real_long_body=real_long_body,
                   trace_rows=trace_rows, live_trace_row=live_trace_row)
     if g.profile_long is not None or g.profile_short is not None:
         pl = g.profile_long if g.profile_long is not None else np.zeros(nrows, np.float32)

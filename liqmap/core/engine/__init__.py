@@ -7,7 +7,8 @@ venues, rows, centre) it publishes the newest ``Snapshot``; ``latest(key)`` is o
 no copy — snapshots are immutable and replaced whole.
 
 Views: the one on screen (``set_view``) and any added with ``add_view`` are kept decoded ("hot"). Every other
-asset × timeframe in the screen's mode, venues and rows is a background view, kept *packed* (the snapshot
+asset × timeframe in the screen's mode, venues and rows, and every other mode × timeframe of the screen's asset
+(so a mode key finds its map built too), is a background view, kept *packed* (the snapshot
 codec's bytes, ~15 kB instead of ~0.5 MB of float32 layers: 325 of them would otherwise be most of the
 process's memory); ``latest`` decodes one on first read (a few ms) so switching asset or timeframe shows a
 full map at once, and the fast loop makes it hot within a second. Snapshot files are written from the same
@@ -19,7 +20,9 @@ kept and only the open column onwards is re-read; the real liquidations and the 
 the compact tapes), full otherwise.
 
 Scheduling (``run``): the view on screen is refreshed at ``engine.fast_hz`` (≥ 1 Hz) on its own one-thread
-executor, so background work can never queue in front of it; every other asset and the higher timeframes
+executor, so background work can never queue in front of it; a new view on screen wakes the loop at once
+(``set_view``), and ``on_screen`` tells the UI each time the view on screen has a new snapshot, so a switch
+does not wait for either side's next tick. Every other asset and the higher timeframes
 go to a worker pool at slower cadences (``BACKGROUND_EVERY``), one job per asset (ingest, then its due
 views). When more than ``engine.max_queue`` jobs are waiting, or the fast tick overran its period, new
 background work is shed (counted in ``stats["shed"]`` and said in ``status``: "shedding background work:
@@ -207,6 +210,12 @@ class Engine:
         self.stats = {"full_builds": 0, "incremental": 0, "skipped": 0, "shed": 0, "fast_ticks": 0,
                       "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0, "rebuckets": 0}
         self._inflight: set[tuple] = set()
+        # Switching (issue 20): ``set_view`` wakes the fast loop, so a new screen view is built at once instead
+        # of at the loop's next 1 Hz tick; ``on_screen`` (set by the UI's source) is called on the loop after
+        # each new snapshot of the view on screen, so the UI draws it without waiting for its own tick.
+        self.on_screen: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
         self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
         self._last_saved = -math.inf
         self._saved: dict[tuple, int] = {}  # view key → version last written to disk
@@ -226,12 +235,25 @@ class Engine:
         if tf not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {tf!r}")
         view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
-        if self._screen is not None and self._screen.key != view.key:
+        changed = self._screen is None or self._screen.key != view.key
+        if self._screen is not None and changed:
             self._recent.append(self._screen.key)
             del self._recent[:-RECENT_SCREENS]
         self._screen = view
         self._prune()
+        if changed:
+            self._kick()
         return view.key
+
+    def _kick(self) -> None:
+        """Wake the fast loop now (from any thread): the view on screen changed."""
+        loop, wake = self._loop, self._wake
+        if loop is None or wake is None:
+            return
+        try:
+            loop.call_soon_threadsafe(wake.set)
+        except RuntimeError:  # the loop is closed: nothing to wake
+            pass
 
     def _prune(self) -> None:
         """Forget views that are neither on screen, nor background, nor one of the last few screens: panning
@@ -251,7 +273,8 @@ class Engine:
         return view.key
 
     def background_views(self) -> list[EngineView]:
-        """Every asset × timeframe in the screen's mode/venues/rows (following the price), plus added views."""
+        """Every asset × timeframe in the screen's mode/venues/rows (following the price), every mode × timeframe
+        of the screen's asset (a mode key shows a built map at once, issue 20), plus added views."""
         out: dict[tuple, EngineView] = {}
         scr = self._screen
         if scr is not None:
@@ -260,6 +283,12 @@ class Engine:
                     v = EngineView(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns)
                     if v.key != scr.key:
                         out[v.key] = v
+            for mode in MODES:
+                if mode == scr.mode:
+                    continue
+                for tf in TF_ORDER:
+                    v = EngineView(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns)
+                    out[v.key] = v
         for k, v in self._views.items():
             if scr is None or k != scr.key:
                 out.setdefault(k, v)
@@ -746,6 +775,7 @@ class Engine:
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Fast loop for the view on screen + background pool; never blocks the event loop."""
         loop = asyncio.get_running_loop()
+        self._loop, self._wake = loop, asyncio.Event()
         fast = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="liqmap-fast")
         pool = concurrent.futures.ThreadPoolExecutor(self.workers, thread_name_prefix="liqmap-bg")
         period = 1.0 / self.fast_hz
@@ -755,11 +785,18 @@ class Engine:
                 t0 = time.perf_counter()
                 now = self.clock()
                 scr = self._screen
+                self._wake.clear()
                 if scr is not None:
                     try:
-                        await loop.run_in_executor(fast, self._fast_work, scr, now)
+                        snap = await loop.run_in_executor(fast, self._fast_work, scr, now)
                     except Exception as e:  # one bad tick must not kill the loop; say it
+                        snap = None
                         self.status = f"engine error on {scr.asset} {scr.tf}: {e!r}"
+                    if snap is not None and self.on_screen is not None:
+                        try:
+                            self.on_screen()
+                        except Exception as e:  # the UI's hook must never stop the engine
+                            self.status = f"screen update hook failed: {e!r}"
                 pending = {f for f in pending if not f.done()}
                 self._schedule_background(loop, pool, pending, now, scr)
                 elapsed = time.perf_counter() - t0
@@ -767,25 +804,32 @@ class Engine:
                 self.stats["last_fast_ms"] = elapsed * 1000
                 if elapsed > period:
                     self.stats["fast_overruns"] += 1
-                if stop is None:
-                    await asyncio.sleep(max(0.0, period - elapsed))
-                else:
-                    try:
-                        await asyncio.wait_for(stop.wait(), max(0.001, period - elapsed))
-                    except asyncio.TimeoutError:
-                        pass
+                await self._pause(max(0.001, period - elapsed), stop)
         finally:
+            self._loop = self._wake = None
             for f in pending:
                 f.cancel()
             fast.shutdown(wait=True, cancel_futures=True)
             pool.shutdown(wait=True, cancel_futures=True)
             self._maybe_save(self.clock(), force=True)
 
-    def _fast_work(self, scr: EngineView, now: float) -> None:
+    async def _pause(self, seconds: float, stop: asyncio.Event | None) -> None:
+        """Sleep until the next fast tick, a new view on screen (``_kick``) or ``stop``, whichever comes first."""
+        waits = [asyncio.ensure_future(self._wake.wait())]
+        if stop is not None:
+            waits.append(asyncio.ensure_future(stop.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    def _fast_work(self, scr: EngineView, now: float) -> Snapshot | None:
         if scr.asset not in self._held:
             self.ingest(scr.asset, now)
-        self.build(scr, now)
+        snap = self.build(scr, now)
         self._maybe_save(now)
+        return snap
 
     def _schedule_background(self, loop, pool, pending: set, now: float, scr: EngineView | None) -> None:
         """Queue due background work, at most ``workers`` jobs deep; count and report what is shed."""

@@ -11,7 +11,8 @@ What each mode's grid holds (float32 USD unless said):
 - synthetic: the model's per-column long/short profile, ``values`` = long + short.
 - heatmap: ``long``/``short`` = the synthetic layers smoothed along price (USD), ``values`` = their sum
   normalized per view to 0–1 (log scale, percentile clip).
-- hybrid: ``real`` = real liquidations of the last ``hybrid_real_hours``, decayed with age; ``long``/``short``
+- hybrid: ``real`` = real liquidations of the last ``hybrid_real_hours``, decayed with age (``real_long`` its
+  long side, so the map can colour each mark by side); ``long``/``short``
   = real + synthetic per side; ``values`` = long + short; ``profile_long``/``profile_short`` = the model's
   current levels binned onto the rows (the forward profile for the right edge).
 """
@@ -109,7 +110,7 @@ def f32(a: np.ndarray) -> np.ndarray:
 
 def assemble(asset: str, mode: str, tf: str, win: Window, trace: np.ndarray, *, long: np.ndarray,
              short: np.ndarray, values: np.ndarray | None = None, real: np.ndarray | None = None,
-             profile: tuple[np.ndarray, np.ndarray] | None = None,
+             real_long: np.ndarray | None = None, profile: tuple[np.ndarray, np.ndarray] | None = None,
              venues: tuple[str, ...] = ()) -> MapGrid:
     """Wrap layers into a MapGrid (float64 → float32 copies; ``values`` defaults to long + short)."""
     lo, sh = f32(long), f32(short)
@@ -118,6 +119,7 @@ def assemble(asset: str, mode: str, tf: str, win: Window, trace: np.ndarray, *, 
         asset=asset, mode=mode, timeframe=tf, step=win.step, row0=win.row0, col0=win.col0,
         period=win.period, values=vals, trace=np.asarray(trace, dtype=np.float64), long=lo, short=sh,
         real=None if real is None else f32(real),
+        real_long=None if real_long is None else f32(real_long),
         profile_long=None if profile is None else f32(profile[0]),
         profile_short=None if profile is None else f32(profile[1]),
         venues=tuple(venues),
@@ -182,7 +184,8 @@ def build_hybrid(asset: str, tf: str, win: Window, liqs: np.ndarray, syn_long, s
     lo += real[LONG_PLANE]
     sh += real[SHORT_PLANE]
     return assemble(asset, "hybrid", tf, win, _trace(trades, win), long=lo, short=sh,
-                    real=real[LONG_PLANE] + real[SHORT_PLANE], profile=profile_rows(levels, win),
+                    real=real[LONG_PLANE] + real[SHORT_PLANE], real_long=real[LONG_PLANE],
+                    profile=profile_rows(levels, win),
                     venues=venues)
 
 

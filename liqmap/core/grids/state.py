@@ -355,7 +355,8 @@ class GridState:
         real = self._decayed_liq(now)
         return assemble(*a, long=self._syn[LONG_PLANE] + real[LONG_PLANE],
                         short=self._syn[SHORT_PLANE] + real[SHORT_PLANE],
-                        real=real[LONG_PLANE] + real[SHORT_PLANE], profile=self._profile, venues=self._venues)
+                        real=real[LONG_PLANE] + real[SHORT_PLANE], real_long=real[LONG_PLANE],
+                        profile=self._profile, venues=self._venues)
 
 
 class _RealEvents:

@@ -29,9 +29,10 @@ from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.symbols import Symbols
 
 from liqmap.core.assets import Asset, VenueMarket
-from liqmap.core.book import Book
+from liqmap.core.book import Book, TooManyLevels
 from liqmap.core.events import BUY, KINDS, SELL, VENUE_ID
 
+from ..plausible import Plausibility, has_non_ascii_number, suspicious_text
 from .normalize import CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
@@ -91,6 +92,12 @@ class VenueFeed:
     venue: str = ""
     # What the adapter parses; the collector plans a light ``depth`` feed only where "depth" is listed.
     SUPPORTED_KINDS: tuple[str, ...] = SUPPORTED_KINDS
+    # Levels per side one book frame may carry (the venue's documented depth, with room): more is refused
+    # and counted as book:too_many_levels, never applied (per-frame cost stays bounded).
+    MAX_LEVELS: int = 25_000
+    # Bytes one frame may have before it is even decoded (decoding a 5.6 MB frame holds the loop ~0.5 s);
+    # the largest real frames are BitMEX orderBookL2 partials (~0.7 MB in the 2021 sample).
+    MAX_FRAME_BYTES: int = 8 << 20
 
     def __init__(
         self,
@@ -118,6 +125,8 @@ class VenueFeed:
         self._last_px: dict[str, float] = {}  # venue symbol → last mark/trade price, venue units
         self._held_oi: dict[str, tuple] = {}  # OI waiting for a first price (venue symbol → args)
         self.live_rest = True  # False when driven offline: never start REST fetches then
+        self.plausible = Plausibility()  # rows and book levels checked before they leave (feeds/plausible.py)
+        self._receipt = 0.0
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
         unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
@@ -192,10 +201,17 @@ class VenueFeed:
     # --- frame entry point ---------------------------------------------------------------------
     async def message_handler(self, msg, conn, timestamp: float) -> None:
         self.stats["frames"] += 1
+        self._receipt = timestamp
         try:
+            if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
+                raise FrameError("frame", "too_large")
+            if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
+                raise FrameError("frame", "non_ascii_number")
             await self._handle(msg, conn, timestamp)
         except FrameError as e:
             self._error(e.kind, e.reason, msg)
+        except TooManyLevels:
+            self._error("depth" if self.light else "book", "too_many_levels", msg)
         except MissingSequenceNumber:  # live resync: let cryptofeed reconnect and resubscribe
             self._pending.clear()
             raise
@@ -229,10 +245,14 @@ class VenueFeed:
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
         sink = self.sink
+        check = self.plausible.rows
         for (kind, asset), rows in pending.items():
-            self.stats[kind] += len(rows)
+            good = check(kind, asset, np.array(rows, dtype=KINDS[kind]), self._receipt)
+            if not len(good):
+                continue
+            self.stats[kind] += len(good)
             if sink is not None:
-                sink(kind, asset, np.array(rows, dtype=KINDS[kind]))
+                sink(kind, asset, good)
 
     def liq(self, asset: str, ts: float, price: float, qty: float, usd: float, side: int, kind: int) -> None:
         self._emit("liq", asset, (ts, price, qty, usd, side, self.vid, kind))
@@ -249,7 +269,14 @@ class VenueFeed:
         return hit
 
     def note_price(self, symbol: str, px: float) -> None:
-        """Remember a venue price for ``symbol``; releases an open-interest sample held for want of one."""
+        """Remember a venue price for ``symbol``; releases an open-interest sample held for want of one.
+        An implausible price (feeds/plausible.py) is counted and forgotten."""
+        hit = self.markets.get(symbol)
+        if hit is not None:
+            mult = hit[1].price_multiplier or 1.0
+            if not self.plausible.price_ok(hit[0], px / mult):
+                self.plausible.rejected[("price", "implausible")] += 1
+                return
         self._last_px[symbol] = px
         if self._held_oi and symbol in self._held_oi:
             args = self._held_oi.pop(symbol)
@@ -297,9 +324,10 @@ class VenueFeed:
                     out.setdefault(kind, []).extend(s for s in syms if s in self.markets)
         return out
 
-    @staticmethod
-    def inverse_levels(levels, contract_size: float) -> list[tuple[float, float]]:
+    def inverse_levels(self, levels, contract_size: float) -> list[tuple[float, float]]:
         """USD-contract book levels → (price, coins): n × contract_size / price, level by level."""
+        if len(levels) > self.MAX_LEVELS:
+            raise TooManyLevels(len(levels))
         out = []
         for lv in levels:
             p = float(lv[0])
@@ -310,6 +338,8 @@ class VenueFeed:
         b = self.books.get(asset)
         if b is None:
             b = self.books[asset] = Book()
+        b.band = self.plausible.band(asset)  # levels beyond the venue's price band are not applied
+        b.max_levels = self.MAX_LEVELS
         return b
 
     def snapshot_book(self, asset: str, bids, asks, ts: float, mult: float = 1.0, size_scale: float = 1.0,
@@ -325,14 +355,19 @@ class VenueFeed:
         if not isinstance(bids, (list, tuple)) or not isinstance(asks, (list, tuple)):
             raise FrameError(kind, "bad_levels")
         tmp = Book()
+        tmp.band = self.plausible.band(asset)
+        tmp.max_levels = self.MAX_LEVELS
         try:
             if raw:
                 tmp.replace_raw(bids, asks, ts, mult, size_scale)
             else:
                 tmp.replace(bids, asks, ts)
+        except TooManyLevels:
+            raise
         except (TypeError, ValueError, IndexError):
             raise FrameError(kind, "bad_levels") from None
         book = self.book(asset)
+        book.rejected += tmp.rejected
         book.bids, book.asks = tmp.bids, tmp.asks
         if ts:
             book.ts = ts
@@ -342,6 +377,10 @@ class VenueFeed:
 
     def book_changed(self, asset: str) -> None:
         self.stats["book_frames"] += 1
+        b = self.books.get(asset)
+        if b is not None and b.rejected:
+            self.plausible.rejected[("book", "level_implausible")] += b.rejected
+            b.rejected = 0
         if self.book_sink is not None:
             self.book_sink(asset, self.venue, self.books[asset])
 

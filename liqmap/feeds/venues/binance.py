@@ -59,6 +59,8 @@ class _RestConn:
 
 class BinanceFeed(VenueFeed, BinanceFutures):
     venue = "binance"
+    MAX_LEVELS = 5000  # REST snapshots are ≤ 1000 levels; diff frames carry far fewer
+    MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
     def __init__(self, *args, **kwargs) -> None:
         self._depth: dict[str, _DepthState] = {}

@@ -32,6 +32,8 @@ ARGS_PER_SUBSCRIBE = 10
 
 class BybitFeed(VenueFeed, Bybit):
     venue = "bybit"
+    MAX_LEVELS = 1000  # the deepest orderbook topic (orderbook.1000)
+    MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
     def __init__(self, *args, **kwargs) -> None:
         self._tickers: dict[str, dict] = {}

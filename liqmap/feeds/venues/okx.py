@@ -29,6 +29,8 @@ ARGS_PER_SUBSCRIBE = 100
 
 class OkxFeed(VenueFeed, OKX):
     venue = "okx"
+    MAX_LEVELS = 400  # the `books` channel's full depth (OKX v5 docs: 400 levels)
+    MAX_FRAME_BYTES = 1 << 20  # ~30× its largest documented frame
 
     def __init__(self, *args, **kwargs) -> None:
         self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
