@@ -79,6 +79,6 @@ grep -E '^(FAILED|ERROR) ' "$venv/pytest.log" || true
 tail -n 1 "$venv/pytest.log"
 if [ "$rc" != 0 ]; then
   echo "== broken (exit $rc): the first error in full"
-  sed -n '/^=* FAILURES =*$/,/^_____/p' "$venv/pytest.log" | head -n 60
+  sed -n '/^=* FAILURES =*$/,$p' "$venv/pytest.log" | head -n 60
 fi
 exit "$rc"
