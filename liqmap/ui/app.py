@@ -47,6 +47,8 @@ def trace(event: str) -> None:
     if _TRACE:
         with open(_TRACE, "a") as f:
             f.write(f"{time.time():.4f} {event}\n")
+
+
 COMPACT_WIDTH = 100
 WIDE_WIDTH = 160  # from here the reports panel gets room for every column (venues spelled out, age, density)
 
