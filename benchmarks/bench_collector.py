@@ -3,7 +3,7 @@
 - ``collector_ingest``: frames/s through exactly what the ``Collector`` runs per websocket frame — the raw
   tap (health frame count, optional recorder), the guarded message handler (the Binance feed class's own
   parser), the sink (health lag + ``BatchSink``) and the periodic batch flush into ``Market`` — with only
-  the socket left out. Baselines in the same run: bare cryptofeed parsing of the same frames (DESIGN §11
+  the socket left out. Baselines in the same run: bare cryptofeed parsing of the same frames (docs/architecture.md §11
   target ≥ 0.67×) and the same path with one ``Market.add`` per frame instead of the batch sink.
 - ``record_write``: µs per frame that ``RecordingWriter.frame`` costs the calling thread (the event loop:
   JSON line + buffer; compression runs on the writer thread) over the same frames, against gzip-writing

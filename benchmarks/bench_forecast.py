@@ -1,4 +1,4 @@
-"""forecast_skill: does the synthetic model know where liquidations will happen? (DESIGN §4, §11)
+"""forecast_skill: does the synthetic model know where liquidations will happen? (docs/architecture.md §4, §11)
 
 The demo market runs unpaced for several seeds; every frame goes through the real venue parsers into a
 ``Market`` and from there to one ``SyntheticModel`` per asset — the model sees only what venues publish
@@ -67,7 +67,7 @@ RANGES = (RANGE_PCT, 2.0)  # the headline range first; a narrower one for refere
 # The simulated market starts in steady state (positions opened before the start, which the model never
 # saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
 PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
-# Back-fill variant (methods §2.4 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
+# Back-fill variant (docs/model.md §3 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
 # 0 (the headline) = a cold start: the model sees nothing from before the run.
 PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))

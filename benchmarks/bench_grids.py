@@ -1,4 +1,4 @@
-"""Grid benchmarks (DESIGN §11): ``grid_full`` and ``grid_1m``.
+"""Grid benchmarks (docs/architecture.md §11): ``grid_full`` and ``grid_1m``.
 
 Both report CPU time of this process as the value (see the note at ``NOW``), wall time in the detail.
 
@@ -7,7 +7,7 @@ grid_full: the engine's full rebuild of Raw + price trace for 65 assets × 5 tim
 universe with a Zipf-like share per asset and over each asset's venues), read from a real ``Market``.
 Baseline, same run, same events and windows: ``np.histogram2d`` per (asset, timeframe) for long
 liquidations, short liquidations and trades (the naive binning, without any trace logic), plus the
-DESIGN anchor (bincount of 1e6 events into 2000×1440).
+docs/architecture.md §11 anchor (bincount of 1e6 events into 2000×1440).
 
 grid_1m: ``GridState.update`` for BTC's 1m view (256 rows × 240 columns) with one second of new flow
 (50 trades + 2 liquidations over 5 venues) appended before each update, over 10 simulated minutes

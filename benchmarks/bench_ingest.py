@@ -1,4 +1,4 @@
-"""Benchmarks ``ingest`` and ``book`` (DESIGN §11) on the real Binance BTCUSDT recording.
+"""Benchmarks ``ingest`` and ``book`` (docs/architecture.md §11) on the real Binance BTCUSDT recording.
 
 - ``book``: µs per price level applied by liqmap's float ``Book`` (string levels straight from the JSON
   decoder, float conversion included), against cryptofeed 2.4.1's own ``OrderBook`` fed exactly as its

@@ -1,4 +1,4 @@
-"""Benchmark ``reports``: all four reports + the verdict for one asset, one tick (DESIGN §11: ≤ 5 ms).
+"""Benchmark ``reports``: all four reports + the verdict for one asset, one tick (docs/architecture.md §11: ≤ 5 ms).
 
 Realistic load: five venues with 1000 levels per side each (BTC around 66,000, levels spread over ±2.5%),
 every book touched each tick (100 level changes per venue, so every sorted view is rebuilt), one second of

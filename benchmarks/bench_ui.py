@@ -1,4 +1,4 @@
-"""UI benchmarks (DESIGN §8, §11): ``render_cpu``, ``ssh_bytes``, ``startup``, ``quit``.
+"""UI benchmarks (docs/architecture.md §8, §11): ``render_cpu``, ``ssh_bytes``, ``startup``, ``quit``.
 
 - ``render_cpu``: CPU ms per UI tick at 200×60 while data flows: a new snapshot every tick (real trades
   arriving in the live column, the window shifting once per column), the tick's own work plus Textual's

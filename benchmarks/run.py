@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Benchmarks: ``python benchmarks/run.py [NAME...]`` prints one JSON object per line.
 
-Each line is ``{"name", "value", "unit", "target", "ok", "detail"}`` (DESIGN §10–11). Benchmarks live in
-``benchmarks/bench_*.py``; each module exposes ``BENCHMARKS = {name: fn}`` where ``fn()`` returns a dict
-with at least ``value``, ``unit``, ``target`` and ``ok``, and in ``detail`` the baseline measured in the
-same run wherever there is one. Speed is measured here, never asserted in tests.
+Each line is ``{"name", "value", "unit", "target", "ok", "detail"}`` (docs/architecture.md §10–11).
+Benchmarks live in ``benchmarks/bench_*.py``; each module exposes ``BENCHMARKS = {name: fn}`` where
+``fn()`` returns a dict with at least ``value``, ``unit``, ``target`` and ``ok``, and in ``detail`` the
+baseline measured in the same run wherever there is one. Speed is measured here, never asserted in tests.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
         "target_bp": 5.0,  # bucket step ≈ this many basis points of price, rounded to a nice number
     },
     "model": {
-        # Synthetic liquidation model (reference/methods.md §2.4). Shown in the help screen.
+        # Synthetic liquidation model (docs/model.md §3). Shown in the help screen.
         "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
         "leverage_weights": [0.15, 0.30, 0.25, 0.20, 0.10],
         "taker_alpha": 1.0,  # 1 = split new OI by taker flow; 0 = split evenly
@@ -68,7 +68,7 @@ DEFAULTS: dict[str, Any] = {
         # leverages between it and its neighbours (geometric midpoints), evenly in price. Traders use 7x, 12x,
         # 20x..., not only the tier values: 1 (the default) raised forecast_skill on the demo's seeds 1-5 and
         # hold-out seeds 6-10 alike, where exact knife-edge tier prices put the mass in too few buckets
-        # Cold-start prior (methods §2.4 step 10): at each venue's first OI sample, this share of the OI already
+        # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
         # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
         # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).
         "prior_weight": 0.0,
@@ -116,7 +116,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_ms": 50.0,  # parsed rows are handed to the market rings in batches this often
         "light_depth": True,  # top-N depth for assets out of focus, where the venue adapter parses it
         # Live start: this many hours of Binance open-interest history and 1-minute klines are replayed through
-        # the synthetic model first (methods §2.4 step 10), so the Synthetic map is not empty for hours. 0 = off.
+        # the synthetic model first (docs/model.md §3 step 10), so the Synthetic map is not empty for hours. 0 = off.
         "backfill_hours": 6.0,
         "backfill_timeout_seconds": 10.0,  # per request; a failure costs that asset its history, nothing else
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
@@ -171,7 +171,7 @@ DEFAULTS: dict[str, Any] = {
         "metadata_ttl_hours": 24.0,  # ccxt markets/tiers cache lifetime before a background refetch
     },
     "reports": {
-        # Order-flow reports (reference/methods.md §3). USD floors are per asset: ``*_by_asset`` tables
+        # Order-flow reports (docs/detectors.md). USD floors are per asset: ``*_by_asset`` tables
         # are free-form (asset name → USD) and override ``min_usd`` for the assets they name.
         "walls": {
             "k_median": 5.0,  # a bucket is a wall when its size ≥ k × median of nearby buckets ...
@@ -271,7 +271,7 @@ DEFAULTS: dict[str, Any] = {
         "book_levels": 50,  # levels per side in each venue book
         "book_step_bp": 2.0,  # book level spacing (rounded to a nice multiple of the tick)
         "offscreen_book_s": 5.0,  # book frames for assets out of focus at most this often ...
-        "offscreen_book_levels": 20,  # ... and this deep (lighter depth off screen, DESIGN §6)
+        "offscreen_book_levels": 20,  # ... and this deep (lighter depth off screen, docs/architecture.md §6)
         "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
         "wall_mult": 25.0,  # wall size relative to a normal level
         "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding

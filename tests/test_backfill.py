@@ -1,4 +1,4 @@
-"""Live start back-fill (methods §2.4 step 10): Binance OI history and klines through the synthetic model,
+"""Live start back-fill (docs/model.md §3 step 10): Binance OI history and klines through the synthetic model,
 served by a real TLS server on 127.0.0.1 in Binance's documented response shapes."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from liqmap.core.timeframes import column, next_tf, window
 
 
 def test_canonical_steps_from_design():
-    # DESIGN §3: BTC at 66,000 → 25 or 50; ETH at 3,000 → 1 or 2; an altcoin at 0.41 → 0.0002.
+    # docs/architecture.md §3: BTC at 66,000 → 25 or 50; ETH at 3,000 → 1 or 2; an altcoin at 0.41 → 0.0002.
     assert buckets.bucket_step(66000, 0.1) in (25.0, 50.0)
     assert buckets.bucket_step(3000, 0.01) in (1.0, 2.0)
     assert buckets.bucket_step(0.41, 0.0001) == 0.0002

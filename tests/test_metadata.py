@@ -148,7 +148,7 @@ def test_corrupt_cache_set_aside(tmp_path):
 def test_binance_tiers_from_bundled_table(tmp_path):
     md = Metadata(tmp_path, fetch=lambda v, a: {})
     rows = md.tier_rows("binance", default_universe()["BTC"])
-    assert rows and rows[0][2] == pytest.approx(0.004)  # tier 1 MMR 0.40 % (venues.md §5.2)
+    assert rows and rows[0][2] == pytest.approx(0.004)  # tier 1 MMR 0.40 % (docs/venues.md §5.2)
 
 
 def test_from_config_uses_data_dir_and_ttl(tmp_path, monkeypatch):

@@ -152,7 +152,7 @@ def test_end_to_end_convergence_through_reports():
 
 
 def test_strength_is_the_percentile_over_the_last_day_once_there_is_history():
-    """Methods §3.5: a component's strength is its percentile among the same kind over the last 24 h. A $3M
+    """docs/detectors.md §5: a component's strength is its percentile among the same kind over the last 24 h. A $3M
     wall alone on screen is not strong if this asset's walls were $5–14M all day."""
     det = ConvergenceDetector()
     h = det.history

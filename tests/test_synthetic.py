@@ -551,7 +551,7 @@ def test_leverage_spread_band_wider_than_the_window_is_clipped_and_counted():
     assert m.stats["dropped_usd"] > 0.5 * 600_000.0 and lo.sum() > 0
 
 
-# --- cold-start prior (methods §2.4 step 10) ---------------------------------------------------------------
+# --- cold-start prior (docs/model.md §3 step 10) ---------------------------------------------------------------
 
 PRIOR = {"prior_weight": 0.5, "prior_entry_sigma_pct": 0.0, "prior_half_life_hours": 1.0}
 

@@ -149,7 +149,7 @@ def test_bundled_table_covers_universe_and_matches_reference():
         sym = uni[a].markets["binance"].symbol
         assert sym in tables and a in tables and tables[a] is tables[sym]
     assert "1000PEPEUSDT" in tables
-    # venues.md §5.2 (freqtrade capture, Oct 2024): BTCUSDT ladder
+    # docs/venues.md §5.2 (freqtrade capture, Oct 2024): BTCUSDT ladder
     rows = BTC.rows()
     assert len(rows) == 12
     assert rows[0] == (0.0, 50_000.0, 0.004, 125.0, 0.0)

@@ -40,12 +40,16 @@ EOF
 if [ "$lift" = 1 ]; then
   echo "== caps lifted: the newest release of every dependency"
   # The project without its own requirements, then the uncapped list, upgraded to the newest.
-  "$vpy" -m pip install -q --no-deps -e . >/dev/null
   printf '%s\n' "$reqs" > "$venv/requirements.txt"
-  "$vpy" -m pip install -q --upgrade -r "$venv/requirements.txt"
+  install=(bash -c "'$vpy' -m pip install --no-deps -e . && '$vpy' -m pip install --upgrade -r '$venv/requirements.txt'")
 else
   echo "== newest versions within pyproject's caps"
-  "$vpy" -m pip install -q --upgrade -e ".[test]"
+  install=("$vpy" -m pip install --upgrade -e ".[test]")
+fi
+if ! "${install[@]}" > "$venv/pip.log" 2>&1; then  # pip's output only when it failed
+  tail -n 30 "$venv/pip.log"
+  echo "== the install failed"
+  exit 3
 fi
 
 # What was resolved, against the caps in pyproject.toml.
@@ -75,6 +79,6 @@ grep -E '^(FAILED|ERROR) ' "$venv/pytest.log" || true
 tail -n 1 "$venv/pytest.log"
 if [ "$rc" != 0 ]; then
   echo "== broken (exit $rc): the first error in full"
-  sed -n '/^=* FAILURES =*$/,/^_____/p' "$venv/pytest.log" | head -n 60
+  sed -n '/^=* FAILURES =*$/,$p' "$venv/pytest.log" | head -n 60
 fi
 exit "$rc"

@@ -1,4 +1,4 @@
-"""The synthetic liquidation model (reference/methods.md §2.4): where open positions would be liquidated.
+"""The synthetic liquidation model (docs/model.md §3): where open positions would be liquidated.
 
 Per asset, fed by normalized events from any of the five venues. For each venue the model follows the
 open-interest series; every accepted OI step between two samples of that venue is one *interval*:
@@ -388,7 +388,7 @@ class SyntheticModel:
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
-        # Cold-start prior (methods §2.4 step 10): at a venue's first OI sample the OI already open is placed
+        # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
         # around the price as a labelled "prior" source that fades with its own half-life.
         self.prior_weight = max(float(p["prior_weight"]), 0.0)
         self.prior_sigma = max(float(p["prior_entry_sigma_pct"]), 0.0) / 100.0
@@ -966,7 +966,7 @@ class SyntheticModel:
         self._flow[v] = _Flow()
 
     def _place_prior(self, v: int, ts: float, oi: float, mark: float) -> None:
-        """Cold-start prior (methods §2.4 step 10): the OI open at venue ``v``'s first sample was opened before
+        """Cold-start prior (docs/model.md §3 step 10): the OI open at venue ``v``'s first sample was opened before
         the model saw anything. Place ``prior_weight`` of it (USD at the mark, or the last traded price) as
         source ``NV + v``: half long, half short (no flow to split it by), entries spread log-normally around
         the price with ``prior_entry_sigma_pct`` (0 = all at the price) and the usual leverage tiers. It

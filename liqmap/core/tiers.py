@@ -5,7 +5,7 @@ margin rate (MMR) and may use less leverage. Binance publishes each band as (not
 leverage, ``cum``) where ``cum`` is the maintenance amount that keeps the maintenance margin continuous across
 bands: ``MM(n) = n·MMR(n) − cum(n)``.
 
-Liquidation-price forms (reference/methods.md §2.2, venues.md §5.3); ``s`` = +1 long, −1 short:
+Liquidation-price forms (docs/model.md §2, docs/venues.md §5); ``s`` = +1 long, −1 short:
 
 - linear, MM on the liquidation value (the Binance margin equation ``WB + cum − s·Q·E = Q·(MMR·LP − s·LP)``
   with an isolated wallet ``WB = E·Q/L``)::

@@ -1,4 +1,4 @@
-"""Back-fill the synthetic model from public history when live mode starts (reference/methods.md §2.4 step 10).
+"""Back-fill the synthetic model from public history when live mode starts (docs/model.md §3 step 10).
 
 A live start knows nothing of the positions opened before it: the Synthetic map would stay empty for its first
 hours. Binance publishes enough to replay the model's steps 1–9 over the recent past: open-interest history

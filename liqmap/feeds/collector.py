@@ -10,7 +10,7 @@ after a pause, runs one watchdog for all connections (per-kind timeouts from ``f
 wraps every message handler so one bad frame is counted and dropped, and installs a loop exception
 handler so any other cryptofeed task that dies is reported instead of vanishing.
 
-Load budget (DESIGN §6): per venue one *flow* feed — liquidations, trades and open interest for every
+Load budget (docs/architecture.md §6): per venue one *flow* feed — liquidations, trades and open interest for every
 asset — one *book* feed with full L2 books for the focus set only (the asset on screen plus
 ``universe.focus_extra``), and, where the venue adapter parses the light ``depth`` kind (top-N snapshots),
 one *depth* feed for every other asset. ``set_focus`` moves the book (and depth) subscriptions by

@@ -88,7 +88,7 @@ def tiers_from_ccxt(tiers: list[dict]) -> list[list[float]]:
     """ccxt leverage tiers → rows (floor, cap, mmr, max_leverage, cum).
 
     The maintenance rate is normalized defensively (Bybit's docs show percent, live frames fractions:
-    venues.md §5.1); ``cum`` comes from the venue's deduction when it publishes one (Bybit
+    docs/venues.md §5.1); ``cum`` comes from the venue's deduction when it publishes one (Bybit
     ``mmDeduction``), otherwise it is derived so maintenance margin is continuous across bands.
     """
     rows: list[list[float]] = []

@@ -1,7 +1,7 @@
 """The newest column and the right-edge strips, each its own narrow Line-API widget.
 
 The column that is still filling changes on every engine update; keeping it in a 2-cell widget means a
-tick repaints 2 cells per changed row instead of whole map rows (DESIGN §8: ~1 kB/s instead of hundreds).
+tick repaints 2 cells per changed row instead of whole map rows (docs/architecture.md §8: ~1 kB/s instead of hundreds).
 Its second cell marks order-book walls (bid / ask colour). ``ProfileColumn`` is Hybrid's forward profile:
 where liquidations would hit if price got there, long and short as a bar per row.
 """

@@ -429,7 +429,7 @@ class Engine:
 
     def backfill(self, asset: str, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
                  now: float | None = None) -> int:
-        """History for the synthetic model only (methods §2.4 step 10: a live start replays public OI history
+        """History for the synthetic model only (docs/model.md §3 step 10: a live start replays public OI history
         and klines through the model). Nothing goes into the rings, tapes or reports — those show what was
         observed — and the asset should be held meanwhile (``hold``) so live rows reach the model after its
         history. Returns the rows fed."""

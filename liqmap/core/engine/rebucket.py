@@ -1,7 +1,7 @@
 """Switching an asset to a new bucket step once price has moved so far that its step is off by more than 2×.
 
-The step is fixed while the app runs (DESIGN §3) so labels and grids stay put, but after a 2× move a 5 bp
-step has become 2.5 or 10 bp: maps get coarse or tall. ``buckets.needs_rebucket`` says when; this module
+The step is fixed while the app runs (docs/architecture.md §3) so labels and grids stay put, but after a 2×
+move a 5 bp step has become 2.5 or 10 bp: maps get coarse or tall. ``buckets.needs_rebucket`` says when; this module
 decides the new step and gathers what the engine rebuilds at it:
 
 - ``new_step_for``: the new canonical step, or None. A tick-limited asset (step already the coarsest the

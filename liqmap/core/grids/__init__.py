@@ -1,4 +1,4 @@
-"""Grid builders for the four map modes (DESIGN §4) and the price trace.
+"""Grid builders for the four map modes (docs/architecture.md §4) and the price trace.
 
 - ``window``: which cells a view covers (rows around a price, the timeframe's column window).
 - ``layers``: the numeric pieces (liquidation binning with optional decay, trace/high/low, Gaussian

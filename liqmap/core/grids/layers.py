@@ -84,7 +84,7 @@ def liquidation_layers(
 ) -> np.ndarray:
     """Real liquidations as a float64 (2, nrows, ncols) array: plane 0 long USD, plane 1 short USD.
 
-    With ``half_life_s > 0`` each event is weighted by 2^(−(now − ts)/half_life_s) (methods §2.4: Raw has a
+    With ``half_life_s > 0`` each event is weighted by 2^(−(now − ts)/half_life_s) (docs/model.md §4: Raw has a
     recency decay); with 0 the cells are exact sums of the events' USD.
     """
     idx, flat, w = liquidation_cells(liqs, win, since_ts)
@@ -238,7 +238,7 @@ def gaussian_kernel(sigma_buckets: float) -> np.ndarray:
 def smooth_rows(a: np.ndarray, sigma_buckets: float) -> np.ndarray:
     """Convolve every column of ``a`` (..., nrows, ncols) with a Gaussian along the price axis.
 
-    The map wants a Gaussian in *log*-price (methods §2.4). Buckets are linear steps, but one bucket is
+    The map wants a Gaussian in *log*-price (docs/model.md §4). Buckets are linear steps, but one bucket is
     ~5 bp of price and spans nearly the same log width everywhere in a view (across a ±15% view the log
     width of a bucket changes by ±15%), so σ in buckets is σ in log-price to within that for σ of 1–2
     buckets. Cells beyond the view are taken as empty (zero padding): mass smoothed off the edge is lost,

@@ -1,4 +1,4 @@
-"""The four map modes (DESIGN §4) as pure builders over arrays, plus the one-call ``build_view``.
+"""The four map modes (docs/architecture.md §4) as pure builders over arrays, plus the one-call ``build_view``.
 
 Every builder takes plain arrays (liquidation rows, trade rows, the synthetic model's per-column profile
 arrays, its current levels) and returns a ``MapGrid``; nothing here reads a ring or calls a model except

@@ -1,6 +1,6 @@
 """Order-flow reports for one asset: walls + asymmetry, sweeps, absorptions, convergence, the verdict.
 
-Definitions: ``reference/methods.md`` §3; parameters: ``reports.*`` in ``liqmap.config.DEFAULTS``.
+Definitions: ``docs/detectors.md``; parameters: ``reports.*`` in ``liqmap.config.DEFAULTS``.
 
 Use one :class:`Reports` per asset and feed it once per engine tick with only what is new::
 

@@ -1,4 +1,4 @@
-"""Absorptions (methods §3.4): heavy aggression into one level that does not move price.
+"""Absorptions (docs/detectors.md §4): heavy aggression into one level that does not move price.
 
 For each bucket and taker side over the trailing ``window_s``:
 - the aggressive USD there ≥ max(floor, μ + kσ of per-level window volumes over ``stats_window_s``)

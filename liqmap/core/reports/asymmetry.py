@@ -1,4 +1,4 @@
-"""The bid/ask asymmetry read (methods §3.2).
+"""The bid/ask asymmetry read (docs/detectors.md §2).
 
 ``I = (B − A)/(B + A)``. The headline number weights every level by ``e^{−d/λ}`` (d in bp from mid) so far
 levels cannot fake an imbalance (Bookmap's "illusionary imbalance"); the plain one is given at fixed ranges

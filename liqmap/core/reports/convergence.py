@@ -1,11 +1,11 @@
-"""Convergence (methods §3.5): several independent reads landing on the same level.
+"""Convergence (docs/detectors.md §5): several independent reads landing on the same level.
 
 Components, each a bucket range with a strength in [0, 1]:
 - *wall*: an active wall;
 - *sweep*: a sweep whose bucket range touches the level and that ended within ``window_s``;
 - *absorption*: an absorption at the level whose last aggression is within ``window_s``;
   for these three the strength is the USD's percentile rank among the same kind over the last
-  ``history_hours`` for this asset (methods §3.5; :class:`StrengthHistory`, kept by the detector), or — until
+  ``history_hours`` for this asset (docs/detectors.md §5; :class:`StrengthHistory`, kept by the detector), or — until
   ``history_min`` samples exist, and in the stateless :func:`converge` — USD ÷ the largest one present now;
 - *synthetic*: a model bucket whose long + short USD is ≥ the ``synthetic_pct`` percentile of the model's
   non-empty buckets (strength = its percentile rank).

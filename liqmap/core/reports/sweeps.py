@@ -1,4 +1,4 @@
-"""Sweeps (methods §3.3): runs of same-side aggressive trades that walk the book.
+"""Sweeps (docs/detectors.md §3): runs of same-side aggressive trades that walk the book.
 
 Per venue, taker trades are grouped by side while the gap between consecutive trades is ≤ ``gap_ms``. A run
 is a sweep when

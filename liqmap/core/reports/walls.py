@@ -1,4 +1,4 @@
-"""Liquidity walls (methods §3.1): buckets of resting size that stand out from their neighbourhood.
+"""Liquidity walls (docs/detectors.md §1): buckets of resting size that stand out from their neighbourhood.
 
 A bucket on one side is a wall candidate when, within ±``range_pct`` of mid,
 - its all-venue USD ≥ ``k_median`` × the median of that side's non-empty buckets and ≥ the asset's floor, or

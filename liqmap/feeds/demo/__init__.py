@@ -1,6 +1,6 @@
 """The demo market: a simulated five-venue market behind ``liqmap --demo``, and forecast-skill ground truth.
 
-It emits each venue's own raw frames (reference/venues.md §2), so the demo exercises exactly the parsing
+It emits each venue's own raw frames (docs/venues.md §2), so the demo exercises exactly the parsing
 path of live data: only the socket differs. Modules:
 
 - ``market.py``    one asset's traders, positions (true liquidation prices), order-flow price, cascades, walls

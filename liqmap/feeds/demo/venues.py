@@ -1,4 +1,4 @@
-"""Each venue's own frames for the simulated market, as raw JSON text (reference/venues.md §2).
+"""Each venue's own frames for the simulated market, as raw JSON text (docs/venues.md §2).
 
 One emitter per venue turns what the simulator did in a step (trades, liquidations, book changes, open
 interest, mark price) into exactly the messages that venue would send, on the connection it would send

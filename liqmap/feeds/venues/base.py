@@ -37,8 +37,8 @@ from .normalize import CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
 
-# "depth" is the light book (top-N snapshots for assets out of focus, DESIGN §6); on the cryptofeed side it
-# rides the same L2_BOOK channel as the full book, so one feed carries one of the two, never both.
+# "depth" is the light book (top-N snapshots for assets out of focus, docs/architecture.md §6); on the
+# cryptofeed side it rides the same L2_BOOK channel as the full book, so one feed carries one of the two, never both.
 KIND_CHANNEL = {"liq": LIQUIDATIONS, "trade": TRADES, "oi": OPEN_INTEREST, "book": L2_BOOK, "depth": L2_BOOK}
 ALL_KINDS = ("liq", "trade", "oi", "book")
 SUPPORTED_KINDS = ALL_KINDS + ("depth",)

@@ -1,7 +1,7 @@
 """Binance USD-M futures, fixed for the 2026 split of the futures websocket.
 
 cryptofeed 2.4.1 subscribes everything on ``wss://fstream.binance.com/stream`` which went silent for
-liquidations and aggTrade on 2026-04-23 (venues.md §2.1, cryptofeed #1128). Here:
+liquidations and aggTrade on 2026-04-23 (docs/venues.md §2.1, cryptofeed #1128). Here:
 
 - ``/market``: ``!forceOrder@arr`` (or ``<sym>@forceOrder``), ``<sym>@aggTrade``, ``<sym>@markPrice@1s``;
 - ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured); for the light ``depth`` kind the

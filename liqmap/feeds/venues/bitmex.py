@@ -1,6 +1,6 @@
 """BitMEX perpetuals.
 
-Fixes over cryptofeed 2.4.1 (venues.md §2.4, §3.1): the ``liquidation`` table is a table of *open*
+Fixes over cryptofeed 2.4.1 (docs/venues.md §2.4, §3.1): the ``liquidation`` table is a table of *open*
 liquidation orders — ``insert`` places one at the bankruptcy price for the full size, ``update`` shrinks
 ``leavesQty`` as it fills, ``delete`` removes it. cryptofeed emits only the insert (size = everything, no
 timestamp). Here the filled part is emitted when it fills: each shrink of ``leavesQty`` emits the

@@ -1,6 +1,6 @@
 """Bybit v5 linear (and inverse) perpetuals.
 
-Fixes over cryptofeed 2.4.1 (venues.md §2.2, §3.1): liquidations come from ``allLiquidation.{symbol}``
+Fixes over cryptofeed 2.4.1 (docs/venues.md §2.2, §3.1): liquidations come from ``allLiquidation.{symbol}``
 (a *list* of events, every liquidation, pushed every 500 ms) instead of the deprecated one-per-second
 ``liquidation.{symbol}``; Bybit's side is the *position* side (``Buy`` = a long was liquidated, cryptofeed
 #985) and its price is the bankruptcy price; timestamps are float seconds, not int milliseconds; ticker

@@ -1,7 +1,7 @@
 """Deribit perpetuals over the public ``100ms`` channels.
 
 cryptofeed 2.4.1 maps trades, ticker and book to ``raw`` channels that need API keys (error 13778 without
-them; venues.md §2.5, §3.1). Here the public ``trades.{inst}.100ms``, ``ticker.{inst}.100ms`` and
+them; docs/venues.md §2.5, §3.1). Here the public ``trades.{inst}.100ms``, ``ticker.{inst}.100ms`` and
 ``book.{inst}.100ms`` are subscribed. There is no liquidation channel: a trade with a ``liquidation`` flag
 is one — ``T`` means the taker was liquidated (its order side ``direction``: sell closes a long), ``M`` the
 maker (the opposite side), ``MT`` both; cryptofeed takes ``direction`` as is and ignores M. Amounts and

@@ -1,6 +1,6 @@
 """OKX v5 perpetual swaps.
 
-Fixes over cryptofeed 2.4.1 (venues.md §2.3, §3.1): liquidations come from the websocket
+Fixes over cryptofeed 2.4.1 (docs/venues.md §2.3, §3.1): liquidations come from the websocket
 ``liquidation-orders`` channel (instType SWAP, every swap, filtered here by instId) instead of a 60-second
 REST poll of 100 rows; ``sz`` is converted from contracts with ``ctVal``; the price is ``bkPx`` (bankruptcy);
 the first push after subscribing is a stale snapshot and is skipped (as tardis does); the side is
