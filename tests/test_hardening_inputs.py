@@ -80,7 +80,8 @@ def _good_lines(n: int = 40) -> list[bytes]:
 
 
 DAMAGE = {
-    "huge_time": lambda good: good[:30] + [b'{"t": 1e300, "v": "binance", "c": "x", "k": "ws", "d": "{}"}\n'] + good[30:],
+    "huge_time": lambda good: (good[:30] + [b'{"t": 1e300, "v": "binance", "c": "x", "k": "ws", "d": "{}"}\n']
+                               + good[30:]),
     "negative_time": lambda good: good[:30] + [b'{"t": -5, "v": "binance", "c": "x", "k": "ws", "d": "{}"}\n'],
     "text_time": lambda good: good[:30] + [b'{"t": "soon", "v": "binance", "c": "x", "k": "ws", "d": "{}"}\n'],
     "conn_not_text": lambda good: good[:30] + [b'{"t": 1790000001, "v": "binance", "c": 5, "k": "ws", "d": "{}"}\n'],

@@ -60,8 +60,11 @@ class DataDirLock:
             self.stale = prev  # we hold the flock, so whoever wrote this is gone
         record = {"pid": os.getpid(), "host": socket.gethostname(), "command": self.command,
                   "since": time.time()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+        except OSError:
+            pass  # a full disk: the flock alone still keeps a second writer out (it just cannot be named)
         self.fd = fd
         return self
 

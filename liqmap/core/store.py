@@ -688,6 +688,9 @@ def _why(e: BaseException) -> str:
     if isinstance(e, OSError):
         return e.strerror or str(e)
     text = str(e).splitlines()[0] if str(e) else ""
+    m = re.search(r"os error (\d+)", text)  # polars wraps the OS error in its own: say the OS error
+    if m:
+        return os.strerror(int(m.group(1)))
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 

@@ -47,8 +47,6 @@ BOOK_BAND = 1e6  # book levels: real books hold stub orders far from the price (
 # XBTUSD bids at 0.5 with BTC at 32,000 and asks at 1,000,000; ADAUSDT bids at 0.00001 with ADA at 1.17), so
 # their band only refuses the absurd (1e19, 1e30, 1e303 USD); the map never draws that far anyway
 
-_PRICE_FIELD = {"oi": "mark"}
-_SIZE_FIELD = {"oi": "oi"}
 
 
 class Plausibility:
@@ -84,89 +82,99 @@ class Plausibility:
             return True
         return False
 
-    def _reanchor(self, asset: str, prices: np.ndarray) -> None:
-        """Out-of-band prices that keep coming and agree with each other become the reference."""
+    # ---------------------------------------------------------------------------------------- rows
+    def rows(self, kind: str, asset: str, rows: np.ndarray, receipt: float) -> np.ndarray:
+        """The rows of a numpy batch (event dtype) that are plausible; the others counted by reason."""
+        if len(rows) == 0:
+            return rows
+        kept = self.tuples(kind, asset, rows.tolist(), receipt)
+        return rows if len(kept) == len(rows) else np.array(kept, dtype=rows.dtype)
+
+    def tuples(self, kind: str, asset: str, rows: list, receipt: float) -> list:
+        """The rows of one (kind, asset) batch — tuples in the event dtype's field order, as the venue parsers
+        build them — that are plausible; the others counted by reason. Plain Python: batches are a few rows,
+        where numpy's per-call overhead (~25 array operations) cost more than the parsing itself."""
+        rej = self.rejected
+        oi = kind == "oi"
+        pi = 3 if oi else 1  # price field: the mark for open interest
+        ref = self.ref.get(asset)
+        lo, hi = (ref / BAND, ref * BAND) if ref is not None else (MIN_PRICE, MAX_PRICE)
+        clock = self.clock_check and 0 < receipt <= MAX_TS
+        offset = self.offset.get(kind)
+        out = []
+        for r in rows:
+            try:
+                ts = r[0]
+                if not 0 < ts <= MAX_TS:  # NaN fails too
+                    rej[(kind, "bad_ts")] += 1
+                    continue
+                if clock:
+                    if offset is None:
+                        first = ts - receipt
+                        offset = self.offset[kind] = 0.0 if -PAST_S <= first <= FUTURE_S else first
+                    rel = ts - receipt - offset
+                    if not -PAST_S <= rel <= FUTURE_S:
+                        self._clock_outlier(kind, rel, offset)
+                        offset = self.offset[kind]
+                        rej[(kind, "ts_far_from_clock")] += 1
+                        continue
+                    self._ts_outliers.pop(kind, None)
+                price = r[pi]
+                if not MIN_PRICE <= price <= MAX_PRICE:
+                    rej[(kind, "price_out_of_bounds")] += 1
+                    continue
+                if not lo <= price <= hi:
+                    if kind == "trade":
+                        self._reanchor(asset, price)
+                    rej[(kind, "price_off_band")] += 1
+                    continue
+                if oi:
+                    size, usd = r[1], r[2]
+                    if not (0 <= size < math.inf and 0 <= usd <= MAX_OI_USD):
+                        rej[(kind, "size_out_of_bounds")] += 1
+                        continue
+                else:
+                    size, usd = r[2], r[3]
+                    if not (0 < size < math.inf and 0 < usd <= MAX_EVENT_USD):
+                        rej[(kind, "size_out_of_bounds")] += 1
+                        continue
+                    # usd is price × qty (normalize.to_base; BitMEX's own notionals agree to their rounding): a
+                    # row where they disagree by more than 1 % has a broken field
+                    if not abs(usd - price * size) <= 1e-2 * usd:
+                        rej[(kind, "usd_mismatch")] += 1
+                        continue
+                    if r[4] not in (-1, 1):
+                        rej[(kind, "bad_side")] += 1
+                        continue
+                out.append(r)
+            except TypeError:  # a parser handed over something that is not a number
+                rej[(kind, "bad_type")] += 1
+
+        # Trades (and marks, ``price_ok``) move the reference; liquidations and open interest are checked
+        # against it but do not move it: they are rarer, and a liquidation's bankruptcy price sits away
+        # from the market by design.
+        if out and kind == "trade":
+            self.ref[asset] = float(out[-1][1])
+            self._outliers.pop(asset, None)
+        return out
+
+    def _reanchor(self, asset: str, price: float) -> None:
+        """Out-of-band trade prices that keep coming and agree with each other become the reference."""
         got = self._outliers.setdefault(asset, [])
-        got.extend(float(p) for p in prices[-REANCHOR:])
+        got.append(float(price))
         del got[:-REANCHOR]
         if len(got) >= REANCHOR and max(got) <= 2.0 * min(got):
             self.ref[asset] = float(np.median(got))
             self._outliers.pop(asset, None)
 
-    # ---------------------------------------------------------------------------------------- rows
-    def rows(self, kind: str, asset: str, rows: np.ndarray, receipt: float) -> np.ndarray:
-        """The rows of one (kind, asset) batch that are plausible; the others counted by reason."""
-        n = len(rows)
-        if n == 0:
-            return rows
-        ok = np.ones(n, dtype=bool)
-        rej = self.rejected
-
-        def drop(mask: np.ndarray, reason: str) -> None:
-            nonlocal ok
-            bad = ok & ~mask
-            c = int(np.count_nonzero(bad))
-            if c:
-                rej[(kind, reason)] += c
-                ok &= mask
-
-        ts = rows["ts"]
-        with np.errstate(invalid="ignore"):
-            drop((ts > 0) & (ts <= MAX_TS), "bad_ts")
-        if self.clock_check and math.isfinite(receipt) and receipt > 0 and ok.any():
-            self._check_clock(kind, ts, receipt, ok, drop)
-        price = rows[_PRICE_FIELD.get(kind, "price")]
-        with np.errstate(invalid="ignore"):
-            drop((price >= MIN_PRICE) & (price <= MAX_PRICE), "price_out_of_bounds")
-        ref = self.ref.get(asset)
-        if ref is not None:
-            with np.errstate(invalid="ignore"):
-                inband = (price >= ref / BAND) & (price <= ref * BAND)
-            out = ok & ~inband
-            if out.any() and kind == "trade":
-                self._reanchor(asset, price[out])
-            drop(inband, "price_off_band")
-        size = rows[_SIZE_FIELD.get(kind, "qty")]
-        with np.errstate(invalid="ignore"):
-            if kind == "oi":
-                drop(np.isfinite(size) & (size >= 0) & np.isfinite(rows["oi_usd"]) & (rows["oi_usd"] >= 0)
-                     & (rows["oi_usd"] <= MAX_OI_USD), "size_out_of_bounds")
-            else:
-                usd = rows["usd"]
-                drop(np.isfinite(size) & (size > 0) & np.isfinite(usd) & (usd > 0) & (usd <= MAX_EVENT_USD),
-                     "size_out_of_bounds")
-                # usd is price × qty (normalize.to_base; BitMEX's own notionals agree to their rounding): a
-                # row where they disagree by more than 1 % has a broken field
-                drop(np.abs(usd - price * size) <= 1e-2 * np.abs(usd), "usd_mismatch")
-                drop(np.isin(rows["side"], (-1, 1)), "bad_side")
-        good = rows if ok.all() else rows[ok]
-        # Trades (and marks, ``price_ok``) move the reference; liquidations and open interest are checked
-        # against it but do not move it: they are rarer, and a liquidation's bankruptcy price sits away
-        # from the market by design.
-        if len(good) and kind == "trade":
-            self.ref[asset] = float(good[_PRICE_FIELD.get(kind, "price")][-1])
-            self._outliers.pop(asset, None)
-        return good
-
-    def _check_clock(self, kind: str, ts: np.ndarray, receipt: float, ok: np.ndarray, drop) -> None:
-        offset = self.offset.get(kind)
-        if offset is None:
-            first = float(ts[ok][0]) - receipt
-            offset = self.offset[kind] = 0.0 if -PAST_S <= first <= FUTURE_S else first
-        with np.errstate(invalid="ignore"):
-            rel = ts - (receipt + offset)
-            near = (rel >= -PAST_S) & (rel <= FUTURE_S)
-        far = ok & ~near
-        if far.any():
-            got = self._ts_outliers.setdefault(kind, [])
-            got.extend(float(x) for x in rel[far][-REANCHOR:])
-            del got[:-REANCHOR]
-            if len(got) >= REANCHOR and max(got) - min(got) <= PAST_S:  # a steady new offset: adopt it
-                self.offset[kind] = offset + float(np.median(got))
-                self._ts_outliers.pop(kind, None)
-        else:
+    def _clock_outlier(self, kind: str, rel: float, offset: float) -> None:
+        """Timestamps far from the clock that keep coming at one steady offset become the new offset."""
+        got = self._ts_outliers.setdefault(kind, [])
+        got.append(rel)
+        del got[:-REANCHOR]
+        if len(got) >= REANCHOR and max(got) - min(got) <= PAST_S:
+            self.offset[kind] = offset + float(np.median(got))
             self._ts_outliers.pop(kind, None)
-        drop(near, "ts_far_from_clock")
 
     def total(self) -> int:
         return sum(self.rejected.values())

@@ -17,7 +17,9 @@ handler tears the connection down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter
 from typing import Callable
 
@@ -46,6 +48,11 @@ BOOKISH = ("book", "depth")
 
 Sink = Callable[[str, str, np.ndarray], None]
 BookSink = Callable[[str, str, Book], None]
+
+
+# Parsing time shared by every venue's handlers (they interleave under a flood): [start of the current slice
+# of back-to-back parsing, end of the last handler]. See VenueFeed.YIELD_EVERY_S.
+_SLICE = [0.0, 0.0]
 
 
 class FrameError(Exception):
@@ -98,6 +105,10 @@ class VenueFeed:
     # Bytes one frame may have before it is even decoded (decoding a 5.6 MB frame holds the loop ~0.5 s);
     # the largest real frames are BitMEX orderBookL2 partials (~0.7 MB in the 2021 sample).
     MAX_FRAME_BYTES: int = 8 << 20
+    # Under a flood a websocket read returns at once (frames are already buffered), so a reader that never
+    # suspends holds the loop for as long as frames keep coming: keys, the UI and the other venues wait.
+    # After this much parsing without a pause the handler yields the loop once (0 = never).
+    YIELD_EVERY_S: float = 0.02
 
     def __init__(
         self,
@@ -127,6 +138,7 @@ class VenueFeed:
         self.live_rest = True  # False when driven offline: never start REST fetches then
         self.plausible = Plausibility()  # rows and book levels checked before they leave (feeds/plausible.py)
         self._receipt = 0.0
+        self.loop_yields = 0
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
         unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
@@ -201,6 +213,9 @@ class VenueFeed:
     # --- frame entry point ---------------------------------------------------------------------
     async def message_handler(self, msg, conn, timestamp: float) -> None:
         self.stats["frames"] += 1
+        start = time.perf_counter()
+        if start - _SLICE[1] > 0.001:  # no handler ran for a while: the readers waited, the loop had turns
+            _SLICE[0] = start
         self._receipt = timestamp
         try:
             if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
@@ -221,6 +236,11 @@ class VenueFeed:
             self._error("frame", type(e).__name__, msg)
         if self._pending:
             self._flush()
+        if self.YIELD_EVERY_S and time.perf_counter() - _SLICE[0] > self.YIELD_EVERY_S:
+            self.loop_yields += 1  # not in stats: it depends on machine speed, the stats must not
+            await asyncio.sleep(0)
+            _SLICE[0] = time.perf_counter()
+        _SLICE[1] = time.perf_counter()
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
         raise NotImplementedError
@@ -245,14 +265,14 @@ class VenueFeed:
     def _flush(self) -> None:
         pending, self._pending = self._pending, {}
         sink = self.sink
-        check = self.plausible.rows
+        check = self.plausible.tuples
         for (kind, asset), rows in pending.items():
-            good = check(kind, asset, np.array(rows, dtype=KINDS[kind]), self._receipt)
-            if not len(good):
+            good = check(kind, asset, rows, self._receipt)
+            if not good:
                 continue
             self.stats[kind] += len(good)
             if sink is not None:
-                sink(kind, asset, good)
+                sink(kind, asset, np.array(good, dtype=KINDS[kind]))
 
     def liq(self, asset: str, ts: float, price: float, qty: float, usd: float, side: int, kind: int) -> None:
         self._emit("liq", asset, (ts, price, qty, usd, side, self.vid, kind))
