@@ -103,3 +103,12 @@ def test_bad_size_is_one_line_and_exit_2(pictures, capsys):
     assert pictures.main(["--size", "200by60"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--size" in err
+
+
+def test_preroll_done_reads_the_apps_startup_trace(pictures, tmp_path):
+    assert not pictures.preroll_done(tmp_path)  # no trace yet: liqmap has not started
+    (tmp_path / "startup-trace").write_text("1764870000.1 app-mounted\n")
+    assert not pictures.preroll_done(tmp_path)
+    with open(tmp_path / "startup-trace", "a") as trace:
+        trace.write("1764870061.2 preroll-done-BTC\n")
+    assert pictures.preroll_done(tmp_path)

@@ -312,6 +312,8 @@ def start_demo(tmux: Tmux, session: str, width: int, height: int, theme: str, ho
         "PYTHONPATH": str(ROOT),
         "TERM": "xterm-256color",
         "COLORTERM": "truecolor",
+        # liqmap appends its start-up phases here; "preroll-done-BTC" says the screen asset's history is complete.
+        "LIQMAPUI_STARTUP_TRACE": str(home / "startup-trace"),
     }
     # COLUMNS/LINES (exported by some shells) would override the pty's real size.
     command = " ".join(["cd", shlex.quote(str(ROOT)), "&&", "env", "-u", "COLUMNS", "-u", "LINES",
@@ -347,6 +349,14 @@ def map_is_full(text: str) -> bool:
                for s in range(segments))
 
 
+def preroll_done(home: Path) -> bool:
+    """The demo wrote the screen asset's whole pre-roll (the app's start-up trace says so). The screen alone
+    cannot always tell: the simulated price may have drifted out of the view's price range since the window's
+    left edge, leaving that part of the map blank though its history is there."""
+    trace = home / "startup-trace"
+    return trace.exists() and "preroll-done-" in trace.read_text(errors="replace")
+
+
 def wait_until(check, timeout: float, poll: float = 1.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -366,8 +376,10 @@ def take_pictures(out: Path, width: int, height: int, wait: float, settle: float
         try:
             start_demo(tmux, session, width, height, theme, Path(home))
             started = time.monotonic()
-            full = wait_until(lambda: map_is_full(tmux.capture(session, colours=False)), timeout=wait)
+            full = wait_until(lambda: preroll_done(Path(home)) or map_is_full(tmux.capture(session, colours=False)),
+                              timeout=wait)
             waited = time.monotonic() - started
+            time.sleep(settle)  # the pre-roll's end triggers one full rebuild of the screen: let it draw
             if not full:
                 last = tmux.capture(session, colours=False).splitlines()[:1]
                 print(f"pictures: warning: the map was not full after {wait:.0f}s (status: {last}); "
