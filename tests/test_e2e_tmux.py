@@ -75,8 +75,9 @@ def session(tmp_path):
 
 def test_demo_in_tmux_keys_and_quit(session):
     # The map is drawn: round price labels on the axis, the last price marked, the trace, the DEMO label.
+    # (the reports panel in the predicate too: on a loaded machine tmux can show a frame half written)
     text = wait_for(session, lambda t: "DEMO (simulated market)" in t and "▶" in t and "━" in t
-                    and len(re.findall(r"\d─", t)) >= 4, timeout=25)
+                    and len(re.findall(r"\d─", t)) >= 4 and "WALLS" in t, timeout=25)
     assert " BTC " in status_line(text) and " Hybrid " in status_line(text)
     assert "WALLS" in text and "SWEEPS" in text  # 120 columns: the reports panel is on
 
