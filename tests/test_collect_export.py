@@ -171,8 +171,7 @@ def test_collect_demo_headless_sigterm_persist_restore(tmp_path):
     data = tmp_path / "data"
     snaps = sorted(p.name for p in (data / "snapshots").glob("*.lqs"))
     assert "BTC_hybrid_1m_binance+bybit+okx+bitmex+deribit.lqs" in snaps
-    # two assets × five timeframes in the default mode, plus the other three modes of the start asset (the
-    # engine keeps every mode × timeframe of the screen asset built so a switch is instant; a restart shows them)
+    # two assets × five timeframes in the default mode, and the screen asset's three other modes × five
     assert len(snaps) == 2 * 5 + 3 * 5
     st = Store({}, data)
     assert st.load("open_interest", "BTC").height > 0

@@ -221,7 +221,8 @@ def test_views_versions_and_background():
     key = eng.set_view("BTC", "raw", "1m", None, 50, None)
     assert eng.latest(key) is None
     built = eng.step(T0)
-    assert built == 2 * 5  # the screen view + every other asset × timeframe in the background
+    # the screen view + every other asset × timeframe in the background + the screen asset's other 3 modes
+    assert built == 2 * 5 + 3 * 5
     s1 = eng.latest(key)
     assert s1.source == "LIVE" and s1.grid.asset == "BTC" and s1.grid.values.shape == (50, 240)
     eth = eng.latest(("ETH", "raw", "4h", s1.grid.venues, 50, None))
@@ -266,7 +267,8 @@ def test_store_persistence_and_restore(tmp_path):
     m.add("oi", "BTC", ev.open_interest([(T0 - 5, 1000.0, 6.6e7, 66000.0, 0)]))
     key = eng.set_view("BTC", "raw", "1m", None, 200, None)
     eng.step(T0)  # the first step also saves the snapshots (then once a minute and at exit)
-    assert len(list((tmp_path / "snapshots").glob("*.lqs"))) == 10
+    # every follow-the-price view: 2 assets × 5 timeframes in raw + BTC's other 3 modes × 5 timeframes
+    assert len(list((tmp_path / "snapshots").glob("*.lqs"))) == 25
     assert eng.save_snapshots() == 0  # nothing changed since
     store.flush()
     assert store.load("liquidations", "BTC").height == 50
@@ -274,7 +276,7 @@ def test_store_persistence_and_restore(tmp_path):
     # A new process: the snapshot is there before anything is computed, and the history is in the tapes.
     m2 = _market(clock)
     eng2 = Engine(cfg, m2, clock=clock, store=Store(cfg, clock=clock))
-    assert eng2.restore() == 10
+    assert eng2.restore() == 25
     snap = eng2.latest(key)
     assert snap is not None and snap.source == "DEMO"
     np.testing.assert_allclose(snap.grid.values, eng.latest(key).grid.values, rtol=0.0101)  # codec precision

@@ -400,7 +400,9 @@ class LiqmapApp(App):
         if not row.has_class("empty"):
             row.add_class("empty")
             self._drawn_key = None
-        self._q(TimeAxis).visible = False
+        taxis = self._q(TimeAxis)
+        if taxis.visible:
+            taxis.visible = False  # its labels belong to the map on screen before the key
         table = self._q(ReportsTable)
         rtag = self._reports_tag()
         if table.view != rtag:
@@ -447,7 +449,8 @@ class LiqmapApp(App):
                                        self._styles)
         taxis = self._q(TimeAxis)
         taxis.draw(frame, cursor_x, self.vp.offset, self._styles)
-        taxis.visible = True
+        if not taxis.visible:
+            taxis.visible = True
         table = self._q(ReportsTable)
         rtag = self._reports_tag()
         if reports is not self._reports_obj or table.view != rtag:
