@@ -21,11 +21,18 @@ Buckets a ranking leaves at zero are ordered by distance, so an empty model degr
 baseline is the forecast of a model that knows nothing (the same chance of reach on a flat map), so the
 ratio measures what the model's levels add.
 
+Sharpness (``detail.sharpness``, issue 20): do the levels look like levels? At the same checkpoints, the share
+of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
+0.10) for the model's levels, for the last finished 1-minute column as the Synthetic map replays it, for the
+oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
+±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
+
 Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-10),
 ``LIQMAP_BENCH_FORECAST_HOLDOUT`` (default 11-20: seeds scored the same way and reported under
 ``detail.holdout``, to check a model choice on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
 fed to the model before the run: the back-fill variant; default 0 = cold start), ``LIQMAP_BENCH_FORECAST_CACHE``
-(a directory: each seed's recorded market is kept there, so re-scoring a model change skips the simulation).
+(a directory: each seed's recorded market is kept there, so re-scoring a model change skips the simulation),
+``LIQMAP_BENCH_FORECAST_MODEL`` (JSON model parameters over the defaults, e.g. ``{"leverage_spread": 0}``).
 
 The simulator's trader population is its own (config ``demo``: a lognormal leverage mixture clipped by
 venue and tier, lognormal + Pareto sizes, stops and take-profits); nothing here tunes it to the model.
@@ -34,6 +41,7 @@ venue and tier, lognormal + Pareto sizes, stops and take-profits); nothing here 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import pickle
@@ -45,6 +53,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core import buckets
 from liqmap.core.market import Market
 from liqmap.core.forecast import reach_probability
+from liqmap.core.sharpness import top_share
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
 
@@ -64,6 +73,9 @@ RANGE_PCT = 5.0
 TOP_SHARE = 0.10
 UPDATE_S = 10.0  # how often the model is fed (like the engine's ingest loop)
 RANGES = (RANGE_PCT, 2.0)  # the headline range first; a narrower one for reference
+# Sharpness of the at-risk profile (liqmap/core/sharpness.py: share of the range's USD in its top 10 % of
+# buckets) over these ranges; ±1 % (about what the map shows at 1m) is taken from the ±2 % range's buckets.
+SHARP_RANGES = (RANGE_PCT, 2.0, 1.0)
 # The simulated market starts in steady state (positions opened before the start, which the model never
 # saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
 PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
@@ -75,6 +87,9 @@ PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
 # (liqmap/feeds/backfill.py): Binance's 1-minute klines and 5-minute open-interest samples, nothing else;
 # "none" scores the same market with its history unseen (a cold start there, the back-fill's baseline).
 BACKFILL = os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL", "")
+# Model parameters over the config defaults, as JSON (e.g. '{"leverage_spread": 0}'): to score a variant
+# (the sharpness/skill trade-off of issue 20) without editing the defaults. Unset = the defaults.
+MODEL_PARAMS = json.loads(os.environ.get("LIQMAP_BENCH_FORECAST_MODEL") or "{}")
 
 
 def _top_buckets(price: float, step: float, scores: dict[int, float] | None,
@@ -207,6 +222,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     feed, cps = rec["feed"], rec["checkpoints"]
     acc: dict[tuple, float] = {}
     ovl: dict[tuple, float] = {}
+    sharp: dict[tuple, list] = {}  # (range, asset, profile) → per-checkpoint top-10 % shares
     done = 0
     if BACKFILL in ("klines", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
@@ -254,10 +270,35 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 acc[("checkpoints", verdict)] = acc.get(("checkpoints", verdict), 0.0) + 1
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
+            _sharpness(sharp, m, a, t, rp, px, steps[a], idx, at_risk, o_scores, reach)
     return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"],
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
-            "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS}}
+            "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS},
+            "sharp": sharp}
+
+
+def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: float, step: float,
+               idx: np.ndarray, at_risk: dict, o_scores: np.ndarray, reach: np.ndarray) -> None:
+    """One checkpoint's profile sharpness (top-10 % share of the range's USD) per profile:
+
+    - ``model``: the model's USD at risk now (``levels()``, the Synthetic map's live column);
+    - ``column``: the last finished 1-minute column as ``column_profiles`` replays it (what the map draws
+      for past columns: the history must keep the levels as sharp as the live state);
+    - ``oracle``: the simulator's true open positions at their liquidation prices;
+    - ``baseline``: the distance baseline's profile (the chance of reach on a flat map; a flat at-risk map
+      itself scores 0.10 by definition)."""
+    cur = int(math.floor(t / 60.0))
+    col_l, col_s = m.column_profiles("1m", cur - 1, cur, int(idx[0]), len(idx))
+    profiles = {"model": np.array([at_risk.get(int(b), 0.0) for b in idx]), "column": (col_l + col_s)[:, 0],
+                "oracle": o_scores, "baseline": reach}
+    # each sharpness range is cut from the narrowest scored range that holds it
+    for r in (r for r in SHARP_RANGES if min(x for x in RANGES if x >= r) == rp):
+        keep = np.abs((idx + 0.5) * step / px - 1.0) <= r / 100.0 if r < rp else np.ones(len(idx), bool)
+        for name, prof in profiles.items():
+            v = top_share(prof[keep])
+            if v is not None:
+                sharp.setdefault((r, a, name), []).append(v)
 
 
 def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -300,7 +341,7 @@ def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
 
 
 def _seed_job(seed: int) -> dict:
-    return _score_seed(_recorded(seed, HOURS))
+    return _score_seed(_recorded(seed, HOURS), MODEL_PARAMS)
 
 
 def _ratio(x: float | None, base: float | None) -> float | None:
@@ -327,10 +368,33 @@ def _sum_acc(runs: list[dict]) -> dict:
     return acc
 
 
+SHARP_PROFILES = ("model", "column", "oracle", "baseline")
+
+
+def _sharp_summary(runs: list[dict]) -> dict:
+    """Mean top-10 % share per profile over every checkpoint of these runs, per range (and per asset at the
+    headline range), with the model's share relative to the oracle's (target: within 20 %)."""
+    def mean(keys: list[tuple]) -> float | None:
+        xs = [x for r in runs for k in keys for x in r["sharp"].get(k, ())]
+        return round(float(np.mean(xs)), 4) if xs else None
+
+    out = {}
+    for rp in SHARP_RANGES:
+        row = {n: mean([(rp, a, n) for a in ASSETS]) for n in SHARP_PROFILES}
+        row["model_vs_oracle"] = _ratio(row["model"], row["oracle"])
+        row["within_20pct"] = row["model_vs_oracle"] is not None and abs(row["model_vs_oracle"] - 1.0) <= 0.2
+        if rp == RANGE_PCT:
+            row["per_asset"] = {a: {n: mean([(rp, a, n)]) for n in SHARP_PROFILES} for a in ASSETS}
+        out[f"±{rp:g}%"] = row
+    return out
+
+
 def _per_seed(r: dict) -> dict:
     sm = _summary(r["acc"])
     ratios = ("ratio", "at_risk_ratio", "oracle_ratio", "oracle_forecast_ratio")
+    sh = _sharp_summary([r])[f"±{RANGE_PCT:g}%"]
     return {"seed": r["seed"], **{k: sm[k] for k in ratios},
+            "sharpness": {n: sh[n] for n in ("model", "oracle")},
             "checkpoints": r["checkpoints"], "frames": r["frames"],
             "parse_errors": r["parse_errors"], "rejects": r["rejects"],
             # diagnostic: share of the oracle's top buckets also in the model's top (mean over checkpoints)
@@ -365,6 +429,7 @@ def forecast_skill() -> dict:
     holdout = None
     if held:
         holdout = {"seeds": [r["seed"] for r in held], **_summary(_sum_acc(held)),
+                   "sharpness": _sharp_summary(held),
                    "per_seed": [_per_seed(r) for r in held]}
     return {
         "value": ratio,
@@ -378,6 +443,10 @@ def forecast_skill() -> dict:
             **{k: v for k, v in head.items() if k != "per_asset"},
             "range": f"±{RANGE_PCT:g}%",
             "per_asset": head["per_asset"],
+            # top-10 % share of the at-risk USD in range (liqmap/core/sharpness.py), mean over checkpoints: the
+            # model's levels, its last finished 1m column as the map replays it, the simulator's true positions
+            # (oracle) and the distance baseline's profile; the model's within 20 % of the oracle's is the target
+            "sharpness": _sharp_summary(runs),
             # oracle = the same top-10 % rankings on the simulator's TRUE open positions (liquidation price,
             # USD), raw and weighted by the same chance of reach: what a perfect at-risk map would score
             "variants": {f"±{rp:g}%": {**(head if rp == RANGE_PCT else _summary(acc, rp)), "realized_usd": round(sum(
@@ -389,6 +458,7 @@ def forecast_skill() -> dict:
             "prehistory": PREHISTORY,
             "preroll_s": PREROLL_S,
             "backfill": BACKFILL or None,
+            "model_params": MODEL_PARAMS or None,
             "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
                           f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",
             "holdout": holdout,
