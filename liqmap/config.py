@@ -278,7 +278,8 @@ DEFAULTS: dict[str, Any] = {
         # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
         # the real parsers (the asset on screen first, the others in the background), so the map is full.
         "preroll_minutes": 90.0,
-        "preroll_fill_window": True,  # ... or more: enough to fill the start view's visible columns (max 6 h)
+        "preroll_fill_window": False,  # true: enough to fill the start view's columns (max 6 h); off: on a busy machine
+        # 200 minutes of history took over 30 s, and the map showed the past with the recent hour still empty
         "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
         "preroll_oi_seconds": 10.0,  # open interest frames per venue at most this often in history
         "preroll_mark_seconds": 60.0,  # mark price frames per venue at most this often in history

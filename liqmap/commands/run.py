@@ -92,7 +92,7 @@ class MarketRunner:
             d = cfg.get("demo", {})
             minutes = float(d.get("preroll_minutes", 0.0))  # 0: no history at all (tests, benchmarks)
             columns = 0
-            if d.get("preroll_fill_window", True):  # the map is narrower than the terminal: an upper bound
+            if d.get("preroll_fill_window", False):  # the map is narrower than the terminal: an upper bound
                 columns = shutil.get_terminal_size(fallback=(200, 60)).columns
             preroll = preroll_seconds(minutes, str(app["timeframe"]), columns) if minutes > 0 else 0.0
             # Lazy: only the asset on screen is simulated before the first frame; the others are built
