@@ -278,9 +278,10 @@ DEFAULTS: dict[str, Any] = {
         # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
         # the real parsers (the asset on screen first, the others in the background), so the map is full.
         "preroll_minutes": 90.0,
-        "preroll_fill_window": False,  # true: enough to fill the start view's columns (max 6 h); off: on a busy machine
-        # 200 minutes of history took over 30 s, and the map showed the past with the recent hour still empty
+        "preroll_fill_window": True,  # and more if the start view's columns need it (max 6 h): no empty left part
         "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
+        "preroll_warmup_minutes": 45.0,  # ... plus this before the window: the model's first half hour is near-empty
+        "preroll_far_tick_ms": 15000,  # ... for history older than preroll_minutes (only there to fill the window)
         "preroll_oi_seconds": 10.0,  # open interest frames per venue at most this often in history
         "preroll_mark_seconds": 60.0,  # mark price frames per venue at most this often in history
     },
@@ -400,6 +401,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "demo.wall_pull_prob": (0.0, 1.0, False),
     "demo.preroll_minutes": (0.0, 7 * 1440.0, False),
     "demo.preroll_tick_ms": (10, 600_000, False),
+    "demo.preroll_far_tick_ms": (10, 600_000, False),
+    "demo.preroll_warmup_minutes": (0.0, 1440.0, False),
     "demo.preroll_oi_seconds": (0.1, 86400.0, False),
     "demo.preroll_mark_seconds": (0.1, 86400.0, False),
     "recording.flush_seconds": (0.05, 3600.0, False),

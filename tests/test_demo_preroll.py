@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import numpy as np
 
@@ -150,6 +151,8 @@ def test_preroll_fills_the_start_views_window():
     assert preroll_seconds(90.0, "1m", 80) == 90 * 60.0  # a narrow terminal keeps the configured minimum
     assert preroll_seconds(90.0, "4h", 200) == MAX_WINDOW_PREROLL_S
     assert preroll_seconds(90.0, "1m", 0) == 90 * 60.0
+    assert preroll_seconds(90.0, "1m", 116, warmup_minutes=45.0) == (116 + 45) * 60.0  # the model warms up first
+    assert preroll_seconds(90.0, "1m", 0, warmup_minutes=45.0) == 90 * 60.0  # no window asked: the minimum
 
 
 def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
@@ -198,3 +201,55 @@ def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
     # ... and saw the market part-way through a chunk's trades, not only at chunk boundaries
     rows = sorted({n for _, n in fed_at})
     assert len(rows) > 2 * len(made)
+
+
+def test_far_history_is_stepped_coarser_and_stays_deterministic():
+    """History older than ``demo.preroll_minutes`` exists only to fill a wide start view: it is stepped every
+    ``preroll_far_tick_ms`` (fewer simulator steps, frames and model updates), the last ``preroll_minutes`` at
+    the usual ``preroll_tick_ms``; the frames of a seed are the same every run."""
+    from liqmap.config import DEFAULTS
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["demo"].update(preroll_minutes=10.0, preroll_tick_ms=5000, preroll_far_tick_ms=20000)
+
+    def history() -> list:
+        src = DemoSource(cfg, assets=["BTC"], seed=5, start=START, preroll=30 * 60.0, lazy=True, focus=["BTC"])
+        return [f for chunk in src.catch_up("BTC", 60.0) for f in chunk]
+
+    frames = history()
+    assert frames == history()
+    fine_from = START - 10 * 60.0
+
+    def step_times(lo: float, hi: float) -> list[int]:  # receipt = step time + latency (< 0.2 s)
+        return sorted({int(f[0]) for f in frames if lo <= f[0] < hi})
+
+    far = step_times(START - 30 * 60.0 + 60, fine_from - 60)
+    near = step_times(fine_from + 60, START - 60)
+    assert far and near
+    assert min(np.diff(far)) >= 19  # no two far steps closer than the far tick
+    assert max(np.diff(near)) <= 6  # the last minutes at the fine tick (a step with no frame is rare)
+
+
+def test_start_window_estimate_matches_the_apps_map_width():
+    """``map_columns`` (how much history the demo writes for a terminal's width) must track the app's real
+    layout: the heat map's width in a running app at 200, 120 and 80 columns."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from demo_app import demo_app, demo_cfg
+
+    from liqmap.ui.app import map_columns
+    from liqmap.ui.heatmap import HeatmapView
+
+    async def width_at(cols: int, rows: int, mode: str) -> int:
+        app, _src = demo_app(demo_cfg(("BTC", "ETH", "SOL"), preroll_minutes=0.0, mode=mode))
+        async with app.run_test(size=(cols, rows)) as pilot:
+            await pilot.pause()
+            return app.query_one(HeatmapView).size.width
+
+    for mode in ("hybrid", "synthetic"):  # Hybrid shows the profile strip
+        for cols, rows in ((80, 24), (120, 40), (200, 60)):
+            real = asyncio.run(width_at(cols, rows, mode))
+            want = map_columns(cols, profile=mode == "hybrid")
+            assert real > 0 and abs(want - real) <= 1, (mode, cols, real, want)

@@ -92,9 +92,13 @@ class MarketRunner:
             d = cfg.get("demo", {})
             minutes = float(d.get("preroll_minutes", 0.0))  # 0: no history at all (tests, benchmarks)
             columns = 0
-            if d.get("preroll_fill_window", False):  # the map is narrower than the terminal: an upper bound
-                columns = shutil.get_terminal_size(fallback=(200, 60)).columns
-            preroll = preroll_seconds(minutes, str(app["timeframe"]), columns) if minutes > 0 else 0.0
+            if d.get("preroll_fill_window", False):  # enough history for every column of the start view
+                from ..ui.app import map_columns
+
+                columns = map_columns(shutil.get_terminal_size(fallback=(200, 60)).columns,
+                                      profile=str(app["mode"]) == "hybrid")
+            warmup = float(d.get("preroll_warmup_minutes", 0.0))
+            preroll = preroll_seconds(minutes, str(app["timeframe"]), columns, warmup) if minutes > 0 else 0.0
             # Lazy: only the asset on screen is simulated before the first frame; the others are built
             # by the pre-roll in the background (start-up target). Pre-roll: the market starts with history.
             self.demo = DemoSource(cfg, assets=self.assets, seed=getattr(args, "seed", None),

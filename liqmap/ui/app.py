@@ -53,6 +53,17 @@ COMPACT_WIDTH = 100
 WIDE_WIDTH = 160  # from here the reports panel gets room for every column (venues spelled out, age, density)
 
 
+def map_columns(terminal_columns: int, profile: bool = True) -> int:
+    """How many time columns the map has in a terminal this wide (liqmap.tcss: the price axis, the live
+    column, Hybrid's profile strip and the reports panel where it shows by default): how much history the
+    demo writes at start so the first view has no empty part. ``tests/test_demo_preroll.py`` holds it to
+    the real layout."""
+    w = int(terminal_columns)
+    if w < COMPACT_WIDTH:
+        return max(w - 9 - 2 - (6 if profile else 0), 0)
+    return max(w - 12 - 2 - (10 if profile else 0) - (60 if w >= WIDE_WIDTH else 46), 0)
+
+
 def _no_data(snap: Snapshot) -> bool:
     """Nothing observed yet for this view: no price, no trace, no value in the grid."""
     g = snap.grid

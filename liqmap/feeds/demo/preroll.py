@@ -26,13 +26,16 @@ from .source import DemoSource, Frame
 MAX_WINDOW_PREROLL_S = 6 * 3600.0  # a wide terminal on a coarse timeframe would ask for days of history
 
 
-def preroll_seconds(minutes: float, timeframe: str, columns: int) -> float:
+def preroll_seconds(minutes: float, timeframe: str, columns: int, warmup_minutes: float = 0.0) -> float:
     """History to write before the live start: at least ``demo.preroll_minutes``, and enough to fill the
-    visible window of the start view (``columns`` of ``timeframe``; the terminal's width bounds the map's
-    columns), so the map has no empty left part at start. Capped at six hours."""
+    visible window of the start view (``columns`` of ``timeframe``) plus the synthetic model's warm-up
+    (``warmup_minutes``: a model that starts watching knows no positions yet, so the first half hour of its map
+    is near-empty), so the map has no empty left part at start. Capped at six hours."""
     from ...core.timeframes import period
 
-    window = max(int(columns), 0) * period(timeframe)
+    if int(columns) <= 0:
+        return float(minutes) * 60.0
+    window = int(columns) * period(timeframe) + max(float(warmup_minutes), 0.0) * 60.0
     return max(float(minutes) * 60.0, min(float(window), MAX_WINDOW_PREROLL_S))
 
 

@@ -71,6 +71,10 @@ class DemoSource:
         self._off_book_ms = int(d["offscreen_book_s"] * 1000)
         self.coarse_ms = max(self.tick_ms, int(d["coarse_tick_ms"]) // self.tick_ms * self.tick_ms)
         self.preroll_tick_ms = max(self.tick_ms, int(d.get("preroll_tick_ms", 5000)))
+        # History older than ``preroll_minutes`` (written only to fill a wide start view) is stepped coarser:
+        # it costs the simulator, the parsers and the model per step, and a 1-minute column needs only a few.
+        self.preroll_far_tick_ms = max(self.preroll_tick_ms, int(d.get("preroll_far_tick_ms", self.preroll_tick_ms)))
+        self._fine_from_ms = int(round((self.start - 60.0 * float(d.get("preroll_minutes", 0.0))) * 1000))
         self._preroll_oi_ms = int(float(d.get("preroll_oi_seconds", 10.0)) * 1000)
         self._preroll_mark_ms = int(float(d.get("preroll_mark_seconds", 60.0)) * 1000)
         self._prehistory = prehistory
@@ -231,7 +235,8 @@ class DemoSource:
         chunk (the screen asset's first frame needs some data, not a whole chunk of it).
 
         The live clock may move between chunks (the caller yields to the loop); the catch-up follows it.
-        History is stepped every ``demo.preroll_tick_ms`` (the same per-unit-time statistics as any tick) with
+        History is stepped every ``demo.preroll_tick_ms`` (the same per-unit-time statistics as any tick; every
+        ``demo.preroll_far_tick_ms`` before the last ``demo.preroll_minutes``) with
         the venues' trades, liquidations and flushes as live, open interest every ``demo.preroll_oi_seconds``
         and marks every ``demo.preroll_mark_seconds`` at most, and no book frames (a book is current state:
         the first live step sends each venue's snapshot). Deterministic: the frames of [history start,
@@ -257,7 +262,8 @@ class DemoSource:
             raw: list[tuple[int, str, str, str]] = []
             t = now_ms
             while t < end:
-                t = min(t + tick, end)
+                step_ms = tick if t >= self._fine_from_ms else self.preroll_far_tick_ms
+                t = min(t + step_ms, end)
                 step_raw: list[tuple[int, str, str, str]] = []
 
                 def add(venue: str, frames, t=t, step_raw=step_raw) -> None:
@@ -268,7 +274,8 @@ class DemoSource:
                     add(v, em.flush(t, own_syms))
                 res = sim.step((t - int(round(sim.now * 1000))) / 1000.0)
                 mark_due = self._due((name, "mark"), t, self._preroll_mark_ms)
-                self._emit_asset(name, sim, t, res, False, mark_due, False, self._preroll_oi_ms, add)
+                oi_ms = self._preroll_oi_ms if step_ms == tick else max(self._preroll_oi_ms, step_ms)
+                self._emit_asset(name, sim, t, res, False, mark_due, False, oi_ms, add)
                 if step_raw:
                     raw.extend(self._stamp(step_raw, rng))
             self.frames_out += len(raw)
