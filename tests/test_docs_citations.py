@@ -113,3 +113,19 @@ def test_the_check_catches_missing_pages_sections_steps_and_stale_references():
     # a docs page citing its own sections
     assert problems("see §2.5", "x", DOCS / "venues.md") == []
     assert "no section 7" in problems("see §7", "x", DOCS / "venues.md")[0]
+
+
+def test_readme_pictures_exist_and_are_the_tools_pngs():
+    """The README shows the map as PNGs (issue 20 item 8): every image it links is in the repository, is a PNG,
+    and has the size ``tools/pictures.py`` draws (8×18 pixels per terminal cell), one per mode."""
+    import struct
+
+    text = (ROOT / "README.md").read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    names = {Path(p).stem for p in links}
+    assert {"raw", "synthetic", "heatmap", "hybrid"} <= names, names
+    for rel in links:
+        png = (ROOT / rel).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", rel
+        width, height = struct.unpack(">II", png[16:24])
+        assert width % 8 == 0 and height % 18 == 0 and width // 8 >= 80 and height // 18 >= 24, (rel, width, height)

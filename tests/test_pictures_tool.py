@@ -85,26 +85,6 @@ def test_xterm_palette_edges(pictures):
     assert pictures.xterm_256(255) == (238, 238, 238)
 
 
-def test_map_is_full_needs_marks_across_the_whole_map(pictures):
-    status = " BTC  Hybrid 1m │ ●binance <1s │ DEMO (simulated market)"
-    axis = [f"     {p}─" + " " * 80 + "│ reports" for p in ("65,000", "64,900", "64,800")]
-
-    def screen(marks: str) -> str:
-        return "\n".join([status, " zoom", *axis, " " * 11 + marks.ljust(80) + "│", "time axis", "keys"])
-
-    # History written only up to the middle while the live price sits at the right edge: not full yet.
-    assert not pictures.map_is_full(screen("━ •━" * 10 + " " * 39 + "━"))
-    full = screen("━ •━  • " * 10)
-    assert pictures.map_is_full(full)
-    assert not pictures.map_is_full(full.replace("DEMO", "LIVE"))
-
-
-def test_bad_size_is_one_line_and_exit_2(pictures, capsys):
-    assert pictures.main(["--size", "200by60"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--size" in err
-
-
 def test_preroll_done_reads_the_apps_startup_trace(pictures, tmp_path):
     assert not pictures.preroll_done(tmp_path)  # no trace yet: liqmap has not started
     (tmp_path / "startup-trace").write_text("1764870000.1 app-mounted\n")

@@ -326,29 +326,6 @@ def start_demo(tmux: Tmux, session: str, width: int, height: int, theme: str, ho
     tmux.run("respawn-pane", "-k", "-t", session, command + "; sleep 100000")
 
 
-def map_is_full(text: str) -> bool:
-    """True when the demo's status bar reads DEMO, the map has its price axis, and marks (the price trace,
-    liquidations) reach every eighth of the map's width. The pre-roll writes history from the window's left
-    edge towards now while the live price already sits at the right edge, so marks at both ends are not enough:
-    a gap in the middle means the history is still being written (issue 20 item 4: no empty part at start)."""
-    lines = text.splitlines()
-    if len(lines) < 6 or "DEMO" not in lines[0]:
-        return False
-    body = lines[2:-2]  # between the status bar + verdict line and the time axis + key bar
-    axis_ends = [line.find("─") for line in body if re.search(r"\d─", line)]
-    if len(axis_ends) < 3:
-        return False
-    map_left = max(axis_ends) + 1
-    # The map ends at the first vertical rule right of the axis (the forecast profile or the reports panel).
-    map_right = min((line.find("│", map_left) for line in body if "│" in line[map_left:]), default=len(lines[0]))
-    width = map_right - map_left
-    segments = max(1, min(8, width // 10))
-    marked = {x - map_left for line in body for x in range(map_left, min(map_right, len(line)))
-              if not line[x].isspace()}
-    return all(any(s * width // segments <= x < (s + 1) * width // segments for x in marked)
-               for s in range(segments))
-
-
 def preroll_done(home: Path) -> bool:
     """The demo wrote the screen asset's whole pre-roll (the app's start-up trace says so). The screen alone
     cannot always tell: the simulated price may have drifted out of the view's price range since the window's
@@ -376,8 +353,9 @@ def take_pictures(out: Path, width: int, height: int, wait: float, settle: float
         try:
             start_demo(tmux, session, width, height, theme, Path(home))
             started = time.monotonic()
-            full = wait_until(lambda: preroll_done(Path(home)) or map_is_full(tmux.capture(session, colours=False)),
-                              timeout=wait)
+            # Only the app knows when the history is complete: marks at both ends of the map appear long
+            # before (the live price at the right edge, the oldest history at the left, a gap in between).
+            full = wait_until(lambda: preroll_done(Path(home)), timeout=wait)
             waited = time.monotonic() - started
             time.sleep(settle)  # the pre-roll's end triggers one full rebuild of the screen: let it draw
             if not full:
