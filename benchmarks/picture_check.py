@@ -39,7 +39,8 @@ def _cfg() -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"]["assets"] = list(ASSETS)
     cfg["universe"]["focus_extra"] = []
-    cfg["demo"].update(preroll_minutes=150.0, preroll_fill_window=False)
+    # what ``liqmap --demo`` writes at 200 columns: the map's 116 columns + the model's 45-minute warm-up
+    cfg["demo"].update(preroll_minutes=116.0 + 45.0, preroll_fill_window=False)
     cfg["app"].update(asset="BTC", mode="hybrid", timeframe="1m")
     return cfg
 
@@ -101,7 +102,9 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
         cells = np.concatenate([body.reshape(-1), live])
         st = ramp_stats(cells)
         print(mode, {k: (np.round(v, 3).tolist() if k == "hist" else v) for k, v in st.items()})
-        painted_cols = float((body > 0).any(axis=0).mean())
+        painted = (body > 0).any(axis=0)
+        painted_cols = float(painted.mean())
+        print(mode, "empty columns:", np.flatnonzero(~painted).tolist(), "of", len(painted))
         if not painted_cols >= 0.9:  # the pre-roll covers the window: heat in (nearly) every column
             problems.append((mode, "map not full", painted_cols))
         if not st["top_share"] <= 0.10:
@@ -120,6 +123,8 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
             newest = np.concatenate([body[rows, -3:].reshape(-1), live[rows]])
             if not newest.max() >= 0.75 * N_LEVELS:
                 problems.append((mode, "cluster not bright", c["price_lo"], c["price_hi"], int(newest.max())))
+    for p in problems:
+        print("PROBLEM", p)
     assert not problems, problems
 
 
