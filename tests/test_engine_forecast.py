@@ -51,7 +51,7 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
-                          synth=model.levels(one), cfg=eng.cfg)
+                          synth=model.levels(one), cfg=eng.core)
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
     want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3)
     assert restated["forecast"]["clusters"] == want1

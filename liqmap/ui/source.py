@@ -132,7 +132,7 @@ class EngineSource:
         """The snapshot with reports and verdict for ``venues`` only (once per engine snapshot)."""
         from ..core.reports import for_venues
 
-        cfg = getattr(self.engine, "cfg", None)
+        cfg = getattr(self.engine, "core", None)
         try:
             reports = for_venues(snap.reports, venues, now=snap.created, step=snap.grid.step,
                                  mid=snap.last_price, synth=self._model_levels(asset, venues), cfg=cfg)

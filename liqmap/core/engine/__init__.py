@@ -57,9 +57,10 @@ import numpy as np
 from .. import buckets, codec, forecast
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
-from ..grids.modes import (GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers,
+from ..grids.modes import (build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers,
                            model_levels)
 from ..grids.window import Window, make_window
+from ..params import CoreParams, core_params
 from ..snapshot import MODES, MapGrid, Snapshot
 from ..tiers import TierTable
 from ..timeframes import ORDER as TF_ORDER
@@ -172,10 +173,11 @@ def _to_dict(x: Any) -> Any:
 
 
 class Engine:
-    def __init__(self, cfg: dict, market, books_provider: Callable[[str], dict] | None = None,
+    def __init__(self, cfg: "CoreParams | Mapping[str, Any]", market, books_provider: Callable[[str], dict] | None = None,
                  source: str = "LIVE", clock: Callable[[], float] = time.time, store=None,
                  tiers: TierSource | None = None) -> None:
-        self.cfg = cfg
+        # Typed once (``config.core_params`` builds them; a plain settings mapping is filled from the defaults).
+        self.core = core = core_params(cfg)
         self.tiers = tiers
         # (asset, venue) → where its model's tier table came from: "provided" or why the fallback is used.
         self.tier_origin: dict[tuple[str, str], str] = {}
@@ -185,14 +187,15 @@ class Engine:
         self.clock = clock
         self.store = store
         self.health_provider: Callable[[], dict] | None = None
-        e = cfg.get("engine", {})
-        self.columns = int(e.get("columns", 240))
-        self.workers = max(1, int(e.get("workers", 2)))
-        self.fast_hz = max(1.0, float(e.get("fast_hz", 1.0)))
-        self.max_queue = max(1, int(e.get("max_queue", 16)))
-        self.oi_every = float(cfg.get("store", {}).get("oi_every_seconds", 60.0))
-        self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
-        self.params = GridParams.from_config(cfg)
+        e = core.engine
+        self.columns = int(e.columns)
+        self.workers = max(1, int(e.workers))
+        self.fast_hz = max(1.0, float(e.fast_hz))
+        self.max_queue = max(1, int(e.max_queue))
+        self.oi_every = float(core.store.oi_every_seconds)
+        self.target_bp = float(core.buckets.target_bp)
+        self.params = core.grid
+        self._model_params = core.model_dict()
         self._heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
         self.assets = tuple(market.assets)
         self._meta = universe(list(self.assets))
@@ -386,8 +389,8 @@ class Engine:
         from ..synthetic import SyntheticModel
 
         m = self._meta.get(st.name)
-        return SyntheticModel(st.name, st.step, params=self.cfg.get("model", {}), markets=m.markets if m else None,
-                              cfg=self.cfg, tiers=self.venue_tiers(st.name, price) or None)
+        return SyntheticModel(st.name, st.step, params=self._model_params, markets=m.markets if m else None,
+                              columns=self.columns, tiers=self.venue_tiers(st.name, price) or None)
 
     def venue_tiers(self, asset: str, price: float) -> dict[str, TierTable]:
         """The tier tables the ``tiers`` source provides for ``asset`` at ``price``, by venue. A venue it has
@@ -415,7 +418,7 @@ class Engine:
     def _make_reports(self, st: AssetState):
         from ..reports import Reports
 
-        return Reports(st.name, self.cfg, tick=st.tick or None)
+        return Reports(st.name, self.core.reports, tick=st.tick or None)
 
     def _new_rows(self, st: AssetState, kind: str) -> np.ndarray:
         """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted."""

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..params import GridParams
 from ..snapshot import MODES, MapGrid
 from .. import timeframes
 from .layers import (
@@ -49,31 +50,6 @@ class SyntheticModel(Protocol):
                         venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]: ...
 
     def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
-
-
-@dataclass(frozen=True)
-class GridParams:
-    """The grid knobs that live in config (``model`` section); seconds here, hours in config."""
-
-    raw_half_life_s: float = 0.0  # Raw recency decay; 0 = off, cells are exact sums
-    hybrid_real_s: float = 4.0 * HOUR  # Hybrid shows real liquidations this recent ...
-    hybrid_half_life_s: float = 2.0 * HOUR  # ... fading with this half-life
-    heatmap_sigma_buckets: float = 1.5
-    heatmap_clip_pct: float = 99.0
-    heatmap_decades: float = 3.0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "GridParams":
-        m = cfg.get("model", {})
-        d = cls()
-        return cls(
-            raw_half_life_s=float(m.get("raw_half_life_hours", d.raw_half_life_s / HOUR)) * HOUR,
-            hybrid_real_s=float(m.get("hybrid_real_hours", d.hybrid_real_s / HOUR)) * HOUR,
-            hybrid_half_life_s=float(m.get("hybrid_half_life_hours", d.hybrid_half_life_s / HOUR)) * HOUR,
-            heatmap_sigma_buckets=float(m.get("heatmap_sigma_buckets", d.heatmap_sigma_buckets)),
-            heatmap_clip_pct=float(m.get("heatmap_clip_pct", d.heatmap_clip_pct)),
-            heatmap_decades=float(m.get("heatmap_decades", d.heatmap_decades)),
-        )
 
 
 @dataclass(frozen=True)

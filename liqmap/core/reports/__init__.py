@@ -1,6 +1,6 @@
 """Order-flow reports for one asset: walls + asymmetry, sweeps, absorptions, convergence, the verdict.
 
-Definitions: ``docs/detectors.md``; parameters: ``reports.*`` in ``liqmap.config.DEFAULTS``.
+Definitions: ``docs/detectors.md``; parameters: ``reports.*``, defaults in ``defaults.py`` (:class:`ReportParams`).
 
 Use one :class:`Reports` per asset and feed it once per engine tick with only what is new::
 
@@ -50,6 +50,7 @@ from ..events import LIQ_DTYPE
 from ._common import bucket_books, check_params, columns, ncols, params, reference_mid
 from .absorptions import Absorption, AbsorptionDetector
 from .asymmetry import Asymmetry, asymmetry
+from .defaults import ReportParams, report_params
 from .convergence import Convergence, ConvergenceDetector, converge
 from .sweeps import Sweep, SweepCluster, SweepDetector, cluster
 from .venue_view import for_venues
@@ -57,7 +58,7 @@ from .verdict import magnets, verdict
 from .walls import Wall, WallTracker
 
 __all__ = [
-    "Reports", "ReportRecords", "compute_reports", "check_params",
+    "Reports", "ReportRecords", "ReportParams", "report_params", "compute_reports", "check_params",
     "Wall", "WallTracker", "Asymmetry", "asymmetry",
     "Sweep", "SweepCluster", "SweepDetector", "cluster",
     "Absorption", "AbsorptionDetector",
@@ -116,8 +117,8 @@ class Reports:
 
     def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float | None = None) -> None:
         self.asset = asset.upper()
-        self.cfg = cfg
         check_params(cfg)
+        self.cfg = cfg = report_params(cfg)  # typed once: every per-tick read is an attribute lookup
         if tick is None:
             a = default_universe().get(self.asset)
             tick = a.tick if a else 0.0
