@@ -64,8 +64,12 @@ class Snapshot:
     version: int
     created: float
     grid: MapGrid
-    reports: dict[str, Any] = field(default_factory=dict)  # walls/sweeps/absorptions/convergence/asymmetry
+    # The reports' JSON form (walls/sweeps/absorptions/convergence/asymmetry/verdict/forecast): what snapshot
+    # files, exports and the reports panel read. ``records`` is the same as typed records
+    # (``liqmap.core.reports.ReportRecords``) where the engine built the snapshot; None when decoded from bytes.
+    reports: dict[str, Any] = field(default_factory=dict)
     verdict: str = ""
     health: dict[str, Any] = field(default_factory=dict)  # venue → health record
     source: str = "LIVE"  # LIVE / REPLAY / DEMO
     last_price: float | None = None
+    records: Any = None
