@@ -2,8 +2,8 @@
 
 Every builder takes plain arrays (liquidation rows, trade rows, the synthetic model's per-column profile
 arrays, its current levels) and returns a ``MapGrid``; nothing here reads a ring or calls a model except
-the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The incremental path
-(``state.GridState``) produces the same grids without rebuilding; tests hold the two equal.
+the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The benchmarks' incremental path
+(``benchmarks/grid_paths``) produces the same grids without rebuilding; tests hold the two equal.
 
 What each mode's grid holds (float32 USD unless said):
 
