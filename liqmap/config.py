@@ -25,6 +25,7 @@ from typing import Any
 
 from .core.assets import DEFAULT_ASSETS
 from .core.events import VENUES
+from .core.modes import MODES
 from .core.params import (BucketParams, CoreParams, EngineParams, ModelParams, StoreParams, core_params as _core_params,
                           default_data_dir, section_defaults)
 from .core.reports.defaults import REPORT_DEFAULTS
@@ -183,7 +184,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("app", "mode"): ("raw", "synthetic", "heatmap", "hybrid"),
+    ("app", "mode"): MODES,
     ("app", "timeframe"): ("1m", "5m", "15m", "1h", "4h"),
     ("app", "color"): ("auto", "truecolor", "256", "16"),
     ("model", "entry_mode"): ("profile", "highlow"),

@@ -17,7 +17,7 @@ import time
 
 from demo_app import Gate, demo_app, demo_cfg
 
-from liqmap.core.snapshot import MODE_LABEL
+from liqmap.core.modes import MODE_LABEL
 from liqmap.ui.axes import PriceAxis, TimeAxis
 from liqmap.ui.reports_table import ReportsTable, _venue_names, record_price
 from liqmap.ui.status import StatusBar

@@ -11,14 +11,7 @@ from typing import Any
 
 import numpy as np
 
-MODES: tuple[str, ...] = ("raw", "synthetic", "heatmap", "hybrid")
-MODE_KEYS: dict[str, str] = {"1": "raw", "2": "synthetic", "3": "heatmap", "4": "hybrid"}
-MODE_LABEL: dict[str, str] = {
-    "raw": "Raw",
-    "synthetic": "Synthetic",
-    "heatmap": "Synthetic Heatmap",
-    "hybrid": "Hybrid",
-}
+# The modes (names, keys, labels, builders) are listed once, in ``liqmap.core.modes``.
 
 
 @dataclass(frozen=True)

@@ -57,12 +57,13 @@ import numpy as np
 from .. import buckets, codec
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
-from ..grids.modes import (build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers,
-                           model_levels)
+from ..grids.modes import model_layers, model_levels
 from ..grids.window import Window, make_window
 from ..params import CoreParams, core_params
 from ..reports.records import Forecast, restate
-from ..snapshot import MODES, MapGrid, Snapshot
+from ..modes import MODES, GridInputs
+from ..modes import spec as mode_spec
+from ..snapshot import MapGrid, Snapshot
 from ..tiers import TierTable
 from ..timeframes import ORDER as TF_ORDER
 from ..timeframes import TIMEFRAMES
@@ -690,22 +691,20 @@ class Engine:
         vids = None
         if set(view.venues) != set(self.market.venues):
             vids = np.array([VENUE_ID[v] for v in view.venues], dtype=np.uint8)
-        trades = st.trades[view.tf].select(vids)
+        mode = mode_spec(view.mode)  # what the mode reads, and its builder (``liqmap.core.modes``)
         venues = view.venues
         model_venues = None if vids is None else venues
-        if view.mode == "raw":
-            return build_raw(view.asset, view.tf, win, st.liqs[view.tf].select(vids), trades, now=now,
-                             half_life_s=self.params.raw_half_life_s, venues=venues), None
-        lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
-        if view.mode == "synthetic":
-            return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues), (lo, sh)
-        if view.mode == "heatmap":
-            return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params,
-                                 venues=venues), (lo, sh)
-        # all venues: the levels read at the last ingest (the model has not changed since)
-        levels = st.synth if model_venues is None and st.synth is not None else model_levels(st.model, model_venues)
-        return build_hybrid(view.asset, view.tf, win, st.liqs[view.tf].select(vids), lo, sh, trades, levels,
-                            now=now, params=self.params, venues=venues), (lo, sh)
+        inp = GridInputs(view.asset, view.tf, win, st.trades[view.tf].select(vids), now, self.params, venues)
+        if mode.liqs:
+            inp = replace(inp, liqs=st.liqs[view.tf].select(vids))
+        if mode.model:
+            lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
+            inp = replace(inp, lo=lo, sh=sh)
+        if mode.levels:
+            # all venues: the levels read at the last ingest (the model has not changed since)
+            inp = replace(inp, levels=st.synth if model_venues is None and st.synth is not None
+                          else model_levels(st.model, model_venues))
+        return mode.build(inp), ((inp.lo, inp.sh) if mode.model else None)
 
     # ------------------------------------------------------------ synchronous stepping
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..params import GridParams
-from ..snapshot import MODES, MapGrid
+from ..snapshot import MapGrid
 from .. import timeframes
 from .layers import (
     LONG_PLANE,
@@ -66,8 +66,9 @@ class ViewSpec:
     venues: tuple[str, ...] | None = None  # None = every venue the market has
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        from ..modes import spec  # the registry builds on this module: imported when first needed
+
+        spec(self.mode)  # an unknown mode is refused here
         timeframes.period(self.timeframe)
 
     def window(self, now: float) -> Window:
