@@ -14,6 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from ..core.buckets import label
 from ..core.snapshot import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
@@ -115,7 +116,8 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
               key: Text | None = None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
+    # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
+    t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
     t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
