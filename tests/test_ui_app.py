@@ -514,6 +514,22 @@ async def test_empty_state_says_why():
         assert "binance down" in screen_text(app)
 
 
+async def test_live_with_every_venue_down_says_no_data_with_the_error_in_full_and_a_hint():
+    error = "Cannot connect to host fapi.binance.com:443 ssl:default [Name or service not known]"
+    down = {v: {"state": "down", "last_error": error if v == "binance" else "refused"}
+            for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    src = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, health=down, label="LIVE")
+    app = make_app(src)
+    async with app.run_test(size=(200, 45)) as pilot:
+        for _ in range(6):
+            await pilot.pause()
+        app._refresh_status()
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert "NO DATA" in lines[0] and "LIVE" not in lines[0]
+        assert f"binance: {error}" in lines[1] and "liqmap --demo" in lines[1]
+
+
 def test_no_mouse_reaches_textual(monkeypatch):
     import argparse
 
