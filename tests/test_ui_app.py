@@ -356,12 +356,44 @@ async def test_help_screen_lists_keys_and_model(source_factory):
         await pilot.pause()
         text = screen_text(app)
         assert "Keys" in text and "mode_raw" in text and "asset_next" in text
+        for _ in range(4):  # the model's table is below the keys: page down to it
+            await pilot.press("pagedown")
+            await pilot.pause()
+            text += screen_text(app)
         assert "half_life_hours" in text and "48" in text
         assert "leverage_tiers" in text
         assert "config [keys]" in text and "config [model]" in text
         await pilot.press("escape")
         await pilot.pause()
         assert "half_life_hours" not in screen_text(app)
+
+
+async def test_help_scrolls_by_keyboard_on_a_small_screen(source_factory):
+    from textual.containers import VerticalScroll
+
+    app = make_app(source_factory())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        vp_before = app.vp
+        await pilot.press("question_mark")
+        await pilot.pause()
+        sc = app.screen.query_one(VerticalScroll)
+        assert sc.max_scroll_y > 0  # the help is longer than 24 rows
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert sc.scroll_y == 2
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert sc.scroll_y > 2
+        await pilot.press("end")
+        await pilot.pause()
+        assert sc.scroll_y == sc.max_scroll_y and "time cursor" in screen_text(app)  # the legend, at the end
+        await pilot.press("home")
+        await pilot.pause()
+        assert sc.scroll_y == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.vp == vp_before  # the arrows scrolled the help, they did not pan the map under it
 
 
 async def test_quit_at_once(source_factory):
