@@ -450,10 +450,16 @@ async def test_terminal_too_small_and_compact(source_factory):
         assert app.query_one(PriceAxis).size.width == 9
         assert "━" in app.query_one(HeatmapView).text()
         assert "BIN" in text.splitlines()[0]  # short venue names
+        # ... and the reports in one line above the footer, from the snapshot on screen
+        reports = app._snap.reports
+        summary = [ln for ln in text.splitlines() if "SWP " in ln]
+        assert len(summary) == 1 and f"SWP {len(reports['sweeps'])}" in summary[0]
+        assert f"WALLS {len(reports['walls'])}" in summary[0] and "r: panel" in summary[0]
         await pilot.press("r")
         await pilot.pause()
         await pilot.pause()
-        assert "SWEEPS" in screen_text(app)
+        text = screen_text(app)
+        assert "SWEEPS" in text and "SWP " not in text  # the panel replaces the line
 
 
 async def test_resize_to_too_small_and_back(source_factory):

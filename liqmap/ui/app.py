@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
@@ -33,7 +34,7 @@ from .help import HelpScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
-from .reports_table import ReportsTable, record_price, record_ts
+from .reports_table import ReportsTable, record_price, record_ts, summary_line
 from .source import SnapshotSource, SourceStatus, View
 from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
@@ -197,6 +198,7 @@ class LiqmapApp(App):
                 with Horizontal(id="timerow"):
                     yield Static("", id="time-pad")
                     yield TimeAxis(id="time-axis", naive=self.naive)
+                yield Static("", id="summary")  # the reports in one line where the panel does not fit
             yield ReportsTable(id="reports")
         yield Static("", id="toosmall")
         yield Footer()
@@ -419,6 +421,7 @@ class LiqmapApp(App):
         if table.view != rtag:
             where = f" on {self.venue_filter}" if self.venue_filter else ""
             table.show_loading(rtag, f"loading {self.asset} reports{where}…", self._styles)
+            self._q("#summary", Static).update(Text(f" loading {self.asset} reports{where}…", style="dim"))
             self._reports_obj = None
         self._refresh_status()
 
@@ -464,6 +467,7 @@ class LiqmapApp(App):
         if reports is not self._reports_obj or table.view != rtag:
             self._reports_obj = reports
             table.update_reports(reports, snap.grid.step, self._styles, view=rtag)
+            self._q("#summary", Static).update(summary_line(reports, snap.grid.step, snap.last_price))
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
@@ -539,6 +543,7 @@ class LiqmapApp(App):
         show = self._reports_user_choice if self._reports_user_choice is not None else not compact
         self.show_reports = show
         self._q(ReportsTable).set_class(not show, "hidden")
+        self._q("#summary").set_class(compact and not show, "shown")
 
     # ---- actions ------------------------------------------------------------------------------------
     def _changed(self, reset_view: bool = False) -> None:

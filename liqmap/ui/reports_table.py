@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
+from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 from textual.strip import Strip
@@ -321,6 +322,42 @@ def asymmetry_text(a: Any, width: int | None = None) -> str:
             text = " · ".join(bits)
         return text
     return str(a)
+
+
+SUMMARY_SHORT = {"walls": "WALLS", "sweeps": "SWP", "absorptions": "ABS", "convergence": "CONV"}
+
+
+def summary_line(reports: dict, step: float, last_price: float | None = None) -> Text:
+    """The reports panel in one line, for terminals too narrow for the panel (below 100 columns): the next
+    hour's nearest cluster first (what a trader acts on), then each section's count, the newest convergence
+    price. ``r`` still opens the whole panel."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    fc = reports.get("forecast") if isinstance(reports.get("forecast"), dict) else {}
+    clusters = [c for c in (fc.get("clusters") or []) if isinstance(c, dict)]
+    if clusters:
+        t.append(" NEXT 1H ", style="bold")
+        for c in clusters[:2]:
+            price = _num(first(c, "price", "center", "price_mid"))
+            if price is None:
+                lo, hi = _num(c.get("price_lo")), _num(c.get("price_hi"))
+                price = (lo + hi) / 2 if lo is not None and hi is not None else None
+            if price is None:
+                continue
+            arrow = "" if last_price is None else ("▲" if price > last_price else "▼")
+            exp = _num(first(c, "expected_usd", "usd", "at_risk_usd"))
+            t.append(f"{arrow}{label(price, step)}" + (f" {usd(exp)}" if exp else "") + " ")
+        t.append("│", style="dim")
+    for key, short in SUMMARY_SHORT.items():
+        recs = reports.get(key) or []
+        if isinstance(recs, dict):
+            recs = list(recs.values())
+        t.append(f" {short} {len(recs)}", style="bold" if recs else "dim")
+        if key == "convergence" and recs and isinstance(recs[0], dict):
+            p = _num(first(recs[0], "price", "center"))
+            if p is not None:
+                t.append(f" {label(p, step)}")
+    t.append("  r: panel", style="dim")
+    return t
 
 
 @dataclass(frozen=True)

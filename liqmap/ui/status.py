@@ -59,6 +59,7 @@ def fmt_age(age: float | None) -> str:
 
 
 DELIVERING = ("connected", "ok", "live")
+STALE_AGE_SHOWN = 5.0  # s: on a compact bar a venue's age shows from here
 
 
 def live_state(health: dict) -> tuple[str, str]:
@@ -105,8 +106,9 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         name = VENUE_SHORT.get(venue, venue[:3].upper()) if compact else venue
         t.append(f"{DOT.get(state, '?')}{name}", style=style)
         a = fmt_age(age)
-        if a and not compact:
-            t.append(f" {a}", style="dim")
+        if a and (not compact or (age is not None and age >= STALE_AGE_SHOWN)):
+            # compact: only a late venue's age (a fresh one's green dot says enough; 80 columns are tight)
+            t.append(f" {a}", style="dim" if not compact else style)
         t.append(" ")
         if lag is not None and state in ("connected", "ok", "live", "stale"):
             lags.append(max(lag, 0.0))  # a venue clock ahead of ours is skew, not negative lag
