@@ -178,3 +178,14 @@ def test_time_labels_on_hourly_columns_show_the_day_at_midnight_and_hours_otherw
     assert time_label(midnight + 4 * 3600, 14400) == "04:00"
     assert time_label(midnight + 4 * 3600, 60) == "04:00"
     assert time_label(midnight, 60) == "00:00"  # minute columns: the day is not in question
+
+
+def test_live_badge_says_what_is_true():
+    from liqmap.ui.status import live_state
+
+    assert live_state({"binance": {"state": "connected"}, "okx": {"state": "down", "last_error": "x"}}) == ("LIVE", "")
+    assert live_state({"binance": {"state": "connecting"}, "okx": {"state": "connecting"}}) == ("CONNECTING", "")
+    assert live_state({"binance": {"state": "stale"}, "okx": {"state": "down", "last_error": "HTTP 451"}}) == \
+        ("NO DATA", "okx: HTTP 451")
+    line = status_line("BTC", "raw", "1m", {"binance": {"state": "down", "last_error": "e"}}, "LIVE", None).plain
+    assert "NO DATA" in line and "LIVE" not in line

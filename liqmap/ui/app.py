@@ -35,7 +35,7 @@ from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
 from .reports_table import ReportsTable, record_price, record_ts
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, legend, status_line, view_line
+from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -511,6 +511,10 @@ class LiqmapApp(App):
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
+        if label == "LIVE":
+            state, error = live_state(health)
+            if state == "NO DATA":
+                l2 = no_data_line(error)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------

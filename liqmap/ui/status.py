@@ -58,6 +58,34 @@ def fmt_age(age: float | None) -> str:
     return f"{age / 3600:.0f}h"
 
 
+DELIVERING = ("connected", "ok", "live")
+
+
+def live_state(health: dict) -> tuple[str, str]:
+    """What a LIVE source can honestly say: ("LIVE", "") while some venue delivers, ("CONNECTING", "") while
+    all are still connecting, else ("NO DATA", "venue: its last error in full") — a green LIVE badge over five
+    dead connections once hid that nothing was arriving."""
+    states = {v: venue_state(h)[0] for v, h in (health or {}).items()}
+    if not states or any(s in DELIVERING for s in states.values()):
+        return "LIVE", ""
+    if all(s == "connecting" for s in states.values()):
+        return "CONNECTING", ""
+    for venue, h in health.items():
+        err = h.get("last_error") if isinstance(h, dict) else getattr(h, "last_error", "")
+        if err:
+            return "NO DATA", f"{venue}: {err}"
+    return "NO DATA", f"{next(iter(states))}: {next(iter(states.values()))}"
+
+
+def no_data_line(error: str) -> Text:
+    """The status bar's second line when no venue delivers: the first error, then where to go next."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" NO DATA ", style="bold white on red")
+    t.append(f" {error} ", style="red")
+    t.append("│ try liqmap --demo, or liqmap doctor to check each venue", style="bold")
+    return t
+
+
 def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
                 compact: bool = False) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
@@ -87,8 +115,12 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         t.append(f"lag {max(lags) * 1000:.0f}ms ", style="yellow" if max(lags) > 1 else "")
     t.append("│ ", style="dim")
     src = SOURCE_LABEL.get(source, source)
-    t.append(src, style="bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY"
-             else "bold black on green")
+    style = "bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY" \
+        else "bold black on green"
+    if source == "LIVE":
+        src, _ = live_state(health)
+        style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
+    t.append(src, style=style)
     return t
 
 
