@@ -325,6 +325,36 @@ async def test_enter_on_sweep_moves_time_cursor_and_highlights_level(source_fact
         assert not table.has_focus
 
 
+async def test_reports_open_on_a_sweep_jump_by_section_and_hold_the_selection(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        table = app.query_one(ReportsTable)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert table.has_focus and table.current().section == "sweeps"  # no walk past the walls
+        first = table.current().record
+        reports = app._snap.reports
+        if len(reports["sweeps"]) > 1:
+            await pilot.press("n")
+            await pilot.pause()
+            assert table.current().section == "sweeps" and table.current().record is not first
+        await pilot.press("right")
+        await pilot.pause()
+        assert table.current().section == "absorptions"
+        await pilot.press("left", "left")
+        await pilot.pause()
+        assert table.current().section == "walls"
+        await pilot.press("right")
+        await pilot.pause()
+        held = table.current().record
+        # a new snapshot re-sorts and grows the list: the selection stays on the same record
+        new = dict(reports)
+        new["sweeps"] = [dict(held, ts=held["ts"] + 1.0, price=held["price"] * 1.01)] + list(reversed(reports["sweeps"]))
+        table.update_reports(new, app._snap.grid.step, table._styles, view=table.view)
+        assert table.current().record is held or table.current().record == held
+
+
 async def test_enter_on_absorption_far_in_the_past_pans_there(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(100, 40)) as pilot:

@@ -634,6 +634,8 @@ class LiqmapApp(App):
         table = self._q(ReportsTable)
         if not self.show_reports:
             self.action_reports()
+        if table._held is None:  # nothing chosen yet: Enter opens on the newest sweep, the usual jump target
+            table.select_first("sweeps")
         table.focus()
 
     def action_hires(self) -> None:
