@@ -163,3 +163,44 @@ def test_engine_source_over_the_real_engine():
     assert np.isfinite(snap.grid.trace).any()
     assert src.has_data("BTC") is True and src.has_data("ETH") is False
     assert src.status().label == "REPLAY"
+
+
+def test_time_labels_on_hourly_columns_show_the_day_at_midnight_and_hours_otherwise():
+    import calendar
+
+    from liqmap.ui.axes import time_label
+
+    midnight = calendar.timegm((2026, 12, 17, 0, 0, 0))
+    assert time_label(midnight, 14400) == "17 Dec"  # was 17/00:00
+    assert time_label(midnight + 4 * 3600, 14400) == "04:00"
+    assert time_label(midnight + 4 * 3600, 60) == "04:00"
+    assert time_label(midnight, 60) == "00:00"  # minute columns: the day is not in question
+
+
+def test_live_badge_says_what_is_true():
+    from liqmap.ui.status import live_state
+
+    assert live_state({"binance": {"state": "connected"}, "okx": {"state": "down", "last_error": "x"}}) == ("LIVE", "")
+    assert live_state({"binance": {"state": "connecting"}, "okx": {"state": "connecting"}}) == ("CONNECTING", "")
+    assert live_state({"binance": {"state": "stale"}, "okx": {"state": "down", "last_error": "HTTP 451"}}) == \
+        ("NO DATA", "okx: HTTP 451")
+    line = status_line("BTC", "raw", "1m", {"binance": {"state": "down", "last_error": "e"}}, "LIVE", None).plain
+    assert "NO DATA" in line and "LIVE" not in line
+
+
+def test_summary_line_puts_the_next_hour_first_and_counts_each_section():
+    from liqmap.ui.reports_table import summary_line
+
+    reports = {"walls": [{"price": 1}] * 3, "sweeps": [], "absorptions": [{"price": 2}],
+               "convergence": [{"price": 64_200.0}],
+               "forecast": {"clusters": [{"price": 63_900.0, "expected_usd": 72_000.0},
+                                         {"price": 65_100.0, "expected_usd": 40_000.0}]}}
+    line = summary_line(reports, 25.0, last_price=64_500.0).plain
+    assert line.startswith(" NEXT 1H ▼63,900 $72k ▲65,100 $40k")
+    assert "WALLS 3" in line and "SWP 0" in line and "ABS 1" in line and "CONV 1 64,200" in line
+
+
+def test_compact_status_shows_only_a_late_venues_age():
+    health = {"binance": {"state": "connected", "age": 0.4}, "bybit": {"state": "stale", "age": 42.0}}
+    line = status_line("BTC", "raw", "1m", health, "LIVE", None, compact=True).plain
+    assert "●BIN ◐BYB 42s" in line

@@ -95,8 +95,8 @@ class MarketRunner:
             if d.get("preroll_fill_window", False):  # enough history for every column of the start view
                 from ..ui.app import map_columns
 
-                columns = map_columns(shutil.get_terminal_size(fallback=(200, 60)).columns,
-                                      profile=str(app["mode"]) == "hybrid")
+                # the widest mode's map (no profile strip): a switch from Hybrid to 2 or 3 shows no empty edge
+                columns = map_columns(shutil.get_terminal_size(fallback=(200, 60)).columns, profile=False)
             warmup = float(d.get("preroll_warmup_minutes", 0.0))
             preroll = preroll_seconds(minutes, str(app["timeframe"]), columns, warmup) if minutes > 0 else 0.0
             # Lazy: only the asset on screen is simulated before the first frame; the others are built

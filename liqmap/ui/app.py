@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
@@ -34,10 +35,10 @@ from .heatmap import HeatmapView
 from .help import HelpScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
-from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell
-from .reports_table import ReportsTable, record_price, record_ts
+from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
+from .reports_table import ReportsTable, record_price, record_ts, summary_line
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, legend, status_line, view_line
+from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -196,6 +197,7 @@ class LiqmapApp(App):
                 with Horizontal(id="timerow"):
                     yield Static("", id="time-pad")
                     yield TimeAxis(id="time-axis", naive=self.naive)
+                yield Static("", id="summary")  # the reports in one line where the panel does not fit
             yield ReportsTable(id="reports")
         yield Static("", id="toosmall")
         yield Footer()
@@ -418,6 +420,7 @@ class LiqmapApp(App):
         if table.view != rtag:
             where = f" on {self.venue_filter}" if self.venue_filter else ""
             table.show_loading(rtag, f"loading {self.asset} reports{where}…", self._styles)
+            self._q("#summary", Static).update(Text(f" loading {self.asset} reports{where}…", style="dim"))
             self._reports_obj = None
         self._refresh_status()
 
@@ -440,10 +443,7 @@ class LiqmapApp(App):
             self._scale = Scale()
         frame = make_frame(snap, self._effective_vp(snap, h), h, w, live=not self.naive)
         self.frame = frame
-        vmax = float(frame.body.max()) if frame.body.size else 0.0
-        if len(frame.live):
-            vmax = max(vmax, float(frame.live.max()))
-        self._scale.update(vmax, typical_cell(frame.body, frame.live))
+        self._scale.update(view_top(frame.body, frame.live), typical_cell(frame.body, frame.live))
         scale, floor = self._scale.value, self._scale.floor
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
@@ -466,6 +466,7 @@ class LiqmapApp(App):
         if reports is not self._reports_obj or table.view != rtag:
             self._reports_obj = reports
             table.update_reports(reports, snap.grid.step, self._styles, view=rtag)
+            self._q("#summary", Static).update(summary_line(reports, snap.grid.step, snap.last_price))
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
@@ -513,6 +514,10 @@ class LiqmapApp(App):
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
+        if label == "LIVE":
+            state, error = live_state(health)
+            if state == "NO DATA":
+                l2 = no_data_line(error)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------
@@ -537,6 +542,7 @@ class LiqmapApp(App):
         show = self._reports_user_choice if self._reports_user_choice is not None else not compact
         self.show_reports = show
         self._q(ReportsTable).set_class(not show, "hidden")
+        self._q("#summary").set_class(compact and not show, "shown")
 
     # ---- actions ------------------------------------------------------------------------------------
     def _changed(self, reset_view: bool = False) -> None:
@@ -628,6 +634,8 @@ class LiqmapApp(App):
         table = self._q(ReportsTable)
         if not self.show_reports:
             self.action_reports()
+        if table._held is None:  # nothing chosen yet: Enter opens on the newest sweep, the usual jump target
+            table.select_first("sweeps")
         table.focus()
 
     def action_hires(self) -> None:
