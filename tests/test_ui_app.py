@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_fixtures import FixtureSource  # noqa: E402
+from conftest import build_app, screen_text
+from ui_fixtures import FixtureSource
 
-from liqmap.config import DEFAULTS  # noqa: E402
-from liqmap.ui.app import LiqmapApp, keymap_ids  # noqa: E402
-from liqmap.ui.axes import PriceAxis, TimeAxis  # noqa: E402
-from liqmap.ui.heatmap import HeatmapView  # noqa: E402
-from liqmap.ui.live_column import LiveColumn, ProfileColumn  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable  # noqa: E402
-from liqmap.ui.themes import resolve  # noqa: E402
+from liqmap.config import DEFAULTS
+from liqmap.ui.app import LiqmapApp, keymap_ids
+from liqmap.ui.axes import PriceAxis, TimeAxis
+from liqmap.ui.heatmap import HeatmapView
+from liqmap.ui.live_column import LiveColumn, ProfileColumn
+from liqmap.ui.reports_table import ReportsTable
 
 NOW = 1_763_900_000.0  # fixed clock: deterministic columns
 
@@ -53,13 +50,7 @@ def make_app(source, **app) -> LiqmapApp:
     cfg = make_cfg(**{k: v for k, v in app.items() if k != "keys"})
     if "keys" in app:
         cfg["keys"] = app["keys"]
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    return LiqmapApp(cfg, source=source, theme_spec=spec, themes=themes, color_system="truecolor")
-
-
-def screen_text(app: LiqmapApp) -> str:
-    """The whole screen as the compositor would send it."""
-    return "\n".join(s.text for s in app.screen._compositor.render_strips())
+    return build_app(source, cfg)
 
 
 async def settle(pilot, min_draws: int = 1) -> None:
@@ -624,9 +615,7 @@ async def test_before_the_source_is_built_the_screen_says_what_it_will_be_and_ve
         raise RuntimeError("test over")
 
     cfg = make_cfg()
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system="truecolor", source_factory=slow_factory,
-                    source_label="DEMO")
+    app = build_app(None, cfg, source_factory=slow_factory, source_label="DEMO")
     try:
         async with app.run_test(size=(140, 30)) as pilot:
             for _ in range(5):
@@ -666,8 +655,7 @@ async def test_an_empty_snapshot_shows_why_not_a_blank_map_at_a_made_up_price():
 
     cfg = make_cfg()
     cfg["universe"]["venues"] = ["binance", "bybit"]
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, source=EmptySource(), theme_spec=spec, themes=themes, color_system="truecolor")
+    app = build_app(EmptySource(), cfg)
     async with app.run_test(size=(140, 30)) as pilot:
         for _ in range(6):
             await pilot.pause()

@@ -4,20 +4,17 @@ tells DEMO apart and reads venue health."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_fixtures import FixtureSource  # noqa: E402
+from ui_fixtures import FixtureSource
 
-from liqmap.core.buckets import index  # noqa: E402
-from liqmap.ui.reports_table import build_rows, format_record, record_price, record_ts  # noqa: E402
-from liqmap.ui.source import View  # noqa: E402
-from liqmap.ui.status import status_line, venue_state  # noqa: E402
-from liqmap.ui.viewport import Viewport, make_frame  # noqa: E402
+from liqmap.core.buckets import index
+from liqmap.ui.reports_table import build_rows, format_record, record_price, record_ts
+from liqmap.ui.source import View
+from liqmap.ui.status import status_line, venue_state
+from liqmap.ui.viewport import Viewport, make_frame
 
 NOW = 1_763_900_000.0
 

@@ -26,7 +26,9 @@ from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from ..core.snapshot import MODE_LABEL, MODES, Snapshot
+from ..core.modes import MODE_LABEL, MODES, REGISTRY as MODE_REGISTRY
+from ..core.modes import spec as mode_spec
+from ..core.snapshot import Snapshot
 from ..core.timeframes import ORDER as TIMEFRAMES
 from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
@@ -97,10 +99,7 @@ class LiqmapApp(App):
     AUTO_FOCUS = None  # arrows pan the map until the user moves into the reports panel (Enter / Tab)
 
     BINDINGS = [
-        Binding("1", "mode('raw')", "Raw", id="mode_raw"),
-        Binding("2", "mode('synthetic')", "Synth", id="mode_synthetic"),
-        Binding("3", "mode('heatmap')", "Synth HM", id="mode_heatmap"),
-        Binding("4", "mode('hybrid')", "Hybrid", id="mode_hybrid"),
+        *(Binding(m.key, f"mode('{m.name}')", m.short, id=f"mode_{m.name}") for m in MODE_REGISTRY),
         Binding("m", "mode_cycle", "Mode", id="mode_cycle"),
         Binding("left_square_bracket", "asset(-1)", "Prev asset", key_display="[", id="asset_prev"),
         Binding("right_square_bracket", "asset(1)", "Next asset", key_display="]", id="asset_next"),
@@ -220,7 +219,7 @@ class LiqmapApp(App):
         if self.naive:
             self._q(LiveColumn).display = False
         self._layout_for_size()
-        self._q("#profile").set_class(self.mode == "hybrid", "shown")
+        self._q("#profile").set_class(mode_spec(self.mode).profile_strip, "shown")
         if self.source is None and self._source_factory is not None:
             self.run_worker(self._build_source, thread=True, exclusive=True, name="source")
         else:
@@ -449,12 +448,12 @@ class LiqmapApp(App):
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
         reports = snap.reports or {}
-        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid",
+        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=mode_spec(self.mode).real_marks,
                 walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
         if not self.naive:
             self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor)
         prof = self._q(ProfileColumn)
-        if self.mode == "hybrid":
+        if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)
         self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
                                        self._styles)
@@ -554,8 +553,9 @@ class LiqmapApp(App):
             self.vp.highlight = None
             self._auto_center = None
         prof = self._q("#profile")
-        if prof.has_class("shown") != (self.mode == "hybrid"):
-            prof.set_class(self.mode == "hybrid", "shown")
+        strip = mode_spec(self.mode).profile_strip
+        if prof.has_class("shown") != strip:
+            prof.set_class(strip, "shown")
             # The map's width changes with the profile strip: draw again once the layout has settled.
             self.call_after_refresh(self._redraw)
         self._drawn_key = None

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.buckets import label
-from ..core.snapshot import MODE_LABEL
+from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
 DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "○", "error": "○",
