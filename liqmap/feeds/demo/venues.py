@@ -240,8 +240,12 @@ class Bybit(Emitter):
         sym = c.symbol
         self.cs += 1
         fields = {"symbol": sym, "markPrice": c.fmt_price(price), "indexPrice": c.fmt_price(price),
-                  "openInterest": c.fmt_qty(oi),
-                  "openInterestValue": f"{float(c.usd(oi, price)):.2f}" if not c.inverse else c.fmt_qty(oi / price),
+                  # Bybit's real shape: openInterest(Value) two-sided, singleOpenInterest(Value) one side
+                  "openInterest": c.fmt_qty(2 * oi), "singleOpenInterest": c.fmt_qty(oi),
+                  "openInterestValue": (f"{float(c.usd(2 * oi, price)):.2f}" if not c.inverse
+                                        else c.fmt_qty(2 * oi / price)),
+                  "singleOpenInterestValue": (f"{float(c.usd(oi, price)):.2f}" if not c.inverse
+                                              else c.fmt_qty(oi / price)),
                   "lastPrice": c.fmt_price(price)}
         if sym not in self.ticker_seen:
             self.ticker_seen.add(sym)

@@ -28,6 +28,26 @@ from .base import FrameError, VenueFeed
 from .normalize import to_base
 
 ARGS_PER_SUBSCRIBE = 10
+OI_FIELDS = frozenset(("openInterest", "singleOpenInterest"))
+
+
+def one_sided_oi(state: dict) -> tuple[float | None, float | None]:
+    """(contracts, value) of one side of the book of positions from a merged ticker.
+
+    Bybit's ticker ``openInterest`` / ``openInterestValue`` count both sides (every long and its short),
+    twice what Binance, OKX and Deribit report; Bybit moved its own displays to one-sided counting on
+    2026-06-11 and added ``singleOpenInterest`` / ``singleOpenInterestValue`` to the API for it. Those are
+    read where present; a frame without them (recordings from before) has its two-sided figures halved.
+    """
+    single = state.get("singleOpenInterest")
+    if single not in (None, ""):
+        sv = state.get("singleOpenInterestValue")
+        return float(single), (float(sv) if sv not in (None, "") else None)
+    both = state.get("openInterest")
+    if both in (None, ""):
+        return None, None
+    bv = state.get("openInterestValue")
+    return float(both) / 2.0, (float(bv) / 2.0 if bv not in (None, "") else None)
 
 
 class BybitFeed(VenueFeed, Bybit):
@@ -125,14 +145,16 @@ class BybitFeed(VenueFeed, Bybit):
         mark = state.get("markPrice")
         if mark:
             self.note_price(sym, float(mark))
-        if "openInterest" not in upd:
+        if not OI_FIELDS.intersection(upd):
             return
         _, vm = self.markets[sym]
         ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp
-        oiv = state.get("openInterestValue")
+        contracts, value = one_sided_oi(state)
+        if contracts is None:
+            raise FrameError("oi", "no_size")
         # openInterestValue is USD on linear contracts but coin on inverse ones.
-        usd = float(oiv) if (oiv and not vm.inverse) else None
-        self.open_interest(sym, ts, None, usd, float(mark) if mark else None, contracts=float(upd["openInterest"]))
+        usd = value if (value and not vm.inverse) else None
+        self.open_interest(sym, ts, None, usd, float(mark) if mark else None, contracts=contracts)
 
     def _book(self, m: dict, timestamp: float) -> None:
         d = m["data"]
