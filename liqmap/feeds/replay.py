@@ -21,20 +21,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from liqmap.core.assets import Asset, universe
+from liqmap.core.assets import Asset
 from liqmap.core.book import Book
 from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
 from liqmap.core.market import Market
 
-from .collector import BatchSink
-from .health import Health
-from .recording import Frame, Recording, RecordingError, assets_from_contracts, is_rest, open_recording
+from .ingest import Ingest
+from .recording import Recording, RecordingError, assets_from_contracts, open_recording
 
 REPORT_KEY = "liqmap_replay_report"
 REPORT_VERSION = 1
@@ -48,138 +46,17 @@ def replay_setting(cfg: dict | None, key: str, default: Any) -> Any:
     return ((cfg or {}).get("replay") or {}).get(key, default)
 
 
-class Replayer:
-    """Frames in, parsed events out: one ``FrameParser`` per venue (made on the venue's first frame),
-    a ``Health`` per venue on the recording's clock, and the books by asset and venue."""
-
-    def __init__(self, cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
-                 on_book: Callable[[str, str, Book], None] | None = None) -> None:
-        self.cfg = cfg
-        self.market = market
-        if assets is None:
-            assets = list(market.assets)
-        self.assets: dict[str, Asset] = dict(assets) if isinstance(assets, dict) else universe(list(assets))
-        self.on_book = on_book
-        self.parsers: dict[str, Any] = {}
-        self.now = 0.0  # receipt time of the newest frame pushed
-        self.first_ts: float | None = None
-        self.frames = 0
-        self.touched: set[str] = set()  # assets that received any event
-        self.book_updates: Counter = Counter()
-        self.skipped_venues: Counter = Counter()  # frames of venues with no adapter / not in the market
-        self.addresses: dict[str, str] = {}
-        self.batch = BatchSink(market)
-        self.trade_usd: Counter = Counter()  # asset → traded USD (every parsed trade, ring size aside)
-        self.trade_count: Counter = Counter()
-        self._liqs: dict[str, list[np.ndarray]] = {}  # asset → every parsed liquidation
-        stale = float(((cfg or {}).get("feeds") or {}).get("stale_seconds", 30.0))
-        self._health: dict[str, Health] = {}
-        self._stale = stale
-        self._receipt = 0.0
-
-    def health_of(self, venue: str) -> Health:
-        h = self._health.get(venue)
-        if h is None:
-            h = self._health[venue] = Health(venue, stale_seconds=self._stale, clock=lambda: self.now)
-            h.open_connections = 1  # a recording is "connected" while it plays
-        return h
-
-    def _parser(self, venue: str):
-        p = self.parsers.get(venue)
-        if p is not None or venue in self.skipped_venues:
-            return p
-        from .parser import FrameParser
-        from .venues import VENUE_CLASSES
-
-        if venue not in VENUE_CLASSES or venue not in self.market.venues:
-            return None
-        h = self.health_of(venue)
-        add = self.batch.add
-        known = set(self.market.assets)
-
-        def sink(kind: str, asset: str, rows: np.ndarray) -> None:
-            add(kind, asset, rows)
-            n = len(rows)
-            h.on_events(kind, n)
-            if not n or asset not in known:
-                return
-            self.touched.add(asset)
-            h.on_lag(self._receipt - float(rows["ts"].max()))
-            if kind == "trade":
-                self.trade_count[asset] += n
-                self.trade_usd[asset] += float(rows["usd"].sum())
-            elif kind == "liq":
-                self._liqs.setdefault(asset, []).append(rows)
-
-        def book_sink(asset: str, v: str, book: Book) -> None:
-            self.book_updates[v] += 1
-            self.touched.add(asset)
-            if self.on_book is not None:
-                self.on_book(asset, v, book)
-
-        p = self.parsers[venue] = FrameParser(venue, self.assets, sink, book_sink, self.cfg)
-        return p
-
-    async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
-        t, venue, conn, raw = fr
-        self.frames += 1
-        if self.first_ts is None:
-            self.first_ts = t
-        if t > self.now:
-            self.now = t
-        p = self._parser(venue)
-        if p is None:
-            self.skipped_venues[venue] += 1
-            return
-        rest = is_rest(conn)
-        self.health_of(venue).on_frame(t, rest)
-        self._receipt = t
-        if not rest:
-            # a recorded connection id → its address (liqmap "open" lines); an address as such (demo
-            # recordings) is passed on; anything else (cryptofeed/hftbacktest ids) means "the websocket"
-            conn = (addresses or self.addresses).get(conn) or (conn if conn.startswith("wss://") else "")
-        await p.feed(raw, t, conn)
-
-    def liquidations(self, asset: str) -> np.ndarray:
-        """Every liquidation parsed for ``asset`` (not bounded by the ring), time-sorted."""
-        from liqmap.core.events import LIQ_DTYPE
-
-        parts = self._liqs.get(asset)
-        if not parts:
-            return np.zeros(0, dtype=LIQ_DTYPE)
-        rows = np.concatenate(parts)
-        return rows[np.argsort(rows["ts"], kind="stable")]
-
-    def flush(self) -> int:
-        """Hand the gathered rows to the market (before the engine reads it)."""
-        return self.batch.flush()
-
-    def books(self, asset: str) -> dict[str, Book]:
-        """Books of ``asset`` per venue (what the engine's ``books_provider`` wants)."""
-        out = {}
-        for v, p in self.parsers.items():
-            b = p.books.get(asset)
-            if b is not None and len(b):
-                out[v] = b
-        return out
-
-    def health(self) -> dict[str, dict]:
-        out = {}
-        for venue, h in self._health.items():
-            d = h.as_dict(self.now)
-            p = self.parsers.get(venue)
-            if p is not None:
-                errs = {":".join(k) if isinstance(k, tuple) else str(k): n for k, n in p.errors.items()}
-                d["parse_errors"] = sum(errs.values())
-                d["errors_by_kind"] = errs
-            out[venue] = d
-        return out
+def Replayer(cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
+             on_book: Callable[[str, str, Book], None] | None = None) -> Ingest:
+    """A recording's ingest: the one sink (``feeds/ingest.py``) on the recording's clock, every parsed
+    liquidation kept for the report."""
+    return Ingest(cfg, market, assets, keep_liquidations=True, on_book=on_book)
 
 
 # ---------------------------------------------------------------------------------------------- headless
 
 
-def _engine(cfg: dict, market: Market, replayer: Replayer):
+def _engine(cfg: dict, market: Market, replayer: Ingest):
     """The engine on the recording's clock, or None while it is not built (the report then has no
     synthetic levels and no reports: ``"synthetic": null``, ``"reports": null``)."""
     try:
@@ -189,7 +66,7 @@ def _engine(cfg: dict, market: Market, replayer: Replayer):
     return Engine(cfg, market, books_provider=replayer.books, source="REPLAY", clock=lambda: replayer.now)
 
 
-def _venue_report(replayer: Replayer, market: Market) -> dict[str, Any]:
+def _venue_report(replayer: Ingest, market: Market) -> dict[str, Any]:
     out: dict[str, Any] = {}
     health = replayer.health()
     for venue in sorted(set(replayer.parsers) | set(health)):
@@ -244,7 +121,7 @@ def _liq_rows(liqs: np.ndarray, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, engine) -> dict[str, Any]:
+def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engine) -> dict[str, Any]:
     depth = int(replay_setting(cfg, "report_book_levels", 20))
     limit = int(replay_setting(cfg, "report_max_liquidations", 5000))
     trades = market.gather("trade", asset)
@@ -341,7 +218,7 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     contracts = assets_from_contracts(rec.header.get("contracts") if rec is not None else None, names)
     # The market's "now" is the recording's clock, so its future-timestamp check means "ahead of the
     # receipt time" — a recording of the demo market made faster than real time is not in the future.
-    box: list[Replayer] = []
+    box: list[Ingest] = []
     market = Market(names, venues, capacity=_capacities(cfg),
                     clock=lambda: box[0].now if box and box[0].now else time.time())
     replayer = Replayer(cfg, market, contracts)
@@ -391,7 +268,7 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     }
 
 
-def _ingest(engine, replayer: Replayer, now: float) -> None:
+def _ingest(engine, replayer: Ingest, now: float) -> None:
     replayer.flush()
     if engine is None:
         return
