@@ -105,7 +105,8 @@ def test_bybit_single_open_interest_read_when_present():
     two-sided openInterest(Value); the one-sided figures are read as they are, never halved again, and a
     delta carrying only the one-sided field still makes a sample."""
     assets = market("bybit", BTCT=("BTCUSDT", False, 1.0))
-    row = json.loads(next(ln for ln in fixture_lines("bybit_messages.jsonl") if ln.startswith('{"topic":"tickers.BTCUSDT"')))
+    line = next(ln for ln in fixture_lines("bybit_messages.jsonl") if ln.startswith('{"topic":"tickers.BTCUSDT"'))
+    row = json.loads(line)
     row["data"].update(singleOpenInterest="26387.264", singleOpenInterestValue="753430535.41")
     delta = {"topic": "tickers.BTCUSDT", "type": "delta", "ts": row["ts"] + 100,
              "data": {"symbol": "BTCUSDT", "singleOpenInterest": "26390", "singleOpenInterestValue": "753508000"}}

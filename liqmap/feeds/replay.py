@@ -288,27 +288,34 @@ def _capacities(cfg: dict) -> dict[str, int] | None:
 
 
 class ReplaySource:
-    """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the parsers and ``market``.
+    """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the one ingest path — the
+    runtime's ``FrameSource`` for a recording (``feeds/sources.py``).
 
     ``speed`` ≤ 0 or infinite means as fast as possible. The loop is yielded to at least every
-    ``yield_every`` frames so the UI keeps painting however dense the file is. The market's clock is set to
-    the recording's (``now``).
+    ``yield_every`` frames so the UI keeps painting however dense the file is. The map's clock is the
+    recording's (``now``). Given a ``market`` (no runtime), it keeps an ingest of its own into that market
+    and puts the market on the recording's clock.
     """
 
-    def __init__(self, path: str, cfg: dict, market: Market, speed: float | None = 1.0,
+    label = "REPLAY"
+
+    def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
                  on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512) -> None:
         self.path = str(path)
         self.cfg = cfg
-        self.market = market
         self.speed = 1.0 if speed is None else float(speed)
         try:
             head = open_recording(self.path).header.get("contracts")
         except RecordingError:
             head = None  # run() reports the damage
-        self.replayer = Replayer(cfg, market, assets_from_contracts(head, list(market.assets)), on_book=on_book)
-        # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
-        # the receipt time", also for a recording made faster than real time (the demo market's).
-        market.clock = self.now
+        names = list(market.assets) if market is not None else list(cfg["universe"]["assets"])
+        self.assets = assets_from_contracts(head, names)
+        self.replayer: Ingest | None = None
+        if market is not None:
+            self.replayer = Replayer(cfg, market, self.assets, on_book=on_book)
+            # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
+            # the receipt time", also for a recording made faster than real time (the demo market's).
+            market.clock = self.now
         self.yield_every = max(1, int(yield_every))
         self.error: str | None = None
         self.done = False
@@ -320,7 +327,18 @@ class ReplaySource:
 
     def now(self) -> float:
         """The recording's clock: the receipt time replay has reached (wall time before the first frame)."""
-        return self.replayer.now or time.time()
+        return (self.replayer.now if self.replayer is not None else 0.0) or time.time()
+
+    clock = now
+
+    def tiers(self):
+        return None
+
+    def attach(self, rt) -> None:
+        self.replayer = rt.ingest
+
+    def on_view(self, asset: str) -> None:
+        return None
 
     def health(self) -> dict[str, dict]:
         return self.replayer.health()
@@ -344,19 +362,22 @@ class ReplaySource:
     async def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
+    close = stop
+
+    async def run(self, rt=None, stop: asyncio.Event | None = None) -> None:
         """Play the file once; returns at its end (or at damage: ``.error`` says why)."""
+        ingest = self.replayer
         try:
             rec = open_recording(self.path)
             paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0
             for fr in rec:
-                if self._stop.is_set():
+                if self._stop.is_set() or (stop is not None and stop.is_set()):
                     break
                 if self._start_rec is None:
                     self._start_rec, self._start_wall = fr.t, time.monotonic()
-                elif fr.t - self.replayer.now > GAP_S and self.replayer.now:
-                    gap = fr.t - self.replayer.now
+                elif fr.t - ingest.now > GAP_S and ingest.now:
+                    gap = fr.t - ingest.now
                     self.gaps += 1
                     self.skipped_s += gap
                     self._start_rec += gap  # the clock jumps the quiet stretch
@@ -364,21 +385,17 @@ class ReplaySource:
                     due = self._start_wall + (fr.t - self._start_rec) / self.speed
                     delay = due - time.monotonic()
                     if delay > 0.002:
-                        self.replayer.flush()
+                        ingest.flush()
                         await asyncio.sleep(delay)
                         n = 0
-                await self.replayer.push(fr, rec.addresses)
+                await ingest.push(fr, rec.addresses)
                 n += 1
                 if n >= self.yield_every:
                     n = 0
-                    self.replayer.flush()
+                    ingest.flush()
                     await asyncio.sleep(0)
         except RecordingError as e:
             self.error = str(e)
         finally:
-            self.replayer.flush()
+            ingest.flush()
             self.done = True
-
-
-# The UI's run.py looks for ``ReplayFeeder`` (cfg, market, path, speed) with ``run()``/``stop()``.
-ReplayFeeder = ReplaySource
