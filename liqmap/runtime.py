@@ -97,6 +97,7 @@ class Runtime:
                                  tiers=source.tiers())
             self.engine.health_provider = self.health
         self.on_update = None  # set by the TUI's source: called after a build it should show at once
+        self.trace = lambda what: None  # the TUI's start-up trace (ui.app.trace): first-trade, first build
         self.stop_event: asyncio.Event | None = None
         self._tasks: set = set()
         source.attach(self)
@@ -126,9 +127,7 @@ class Runtime:
 
     def screen_history_done(self, asset: str) -> None:
         """The screen asset's whole pre-roll is in: build it at once (the whole history on screen)."""
-        from .ui.app import trace
-
-        trace(f"preroll-done-{asset}")
+        self.trace(f"preroll-done-{asset}")
         self._spawn(self._build_now())
 
     def _spawn(self, coro) -> None:
@@ -183,8 +182,7 @@ class Runtime:
         """Build the screen's view as soon as its asset has data, before the engine's 1 Hz loop starts:
         the first full frame should not wait for the loop's second tick (start-up target 1.5 s). In the
         demo that is the first chunk of the screen asset's pre-roll."""
-        from .ui.app import trace
-
+        trace = self.trace
         asset = self.screen_asset
         end = time.monotonic() + limit
         first_data = getattr(self.source, "first_data", None)

@@ -204,21 +204,24 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
                 plan.append((v, k, (k,), [asset] if k in BOOKISH else None))
     slots: dict = {}
     if plan:
-        from ..core.market import Market
-        from ..feeds.collector import Collector
+        from ..feeds.sources import LiveSource
+        from ..runtime import Runtime
 
-        market = Market([asset], tuple(venues))
-        col = Collector(cfg, market, [asset], [v for v in venues if v in VENUE_CLASSES], plan=plan,
-                        open_timeout=connect_timeout, focus=[asset])
+        # The runtime with one live feed per venue x channel for the one asset checked; no engine.
+        dcfg = {**cfg, "universe": {**cfg["universe"], "assets": [asset], "venues": list(venues)}}
+        source = LiveSource(dcfg, [asset], [v for v in venues if v in VENUE_CLASSES], plan=plan,
+                            open_timeout=connect_timeout, focus=[asset], backfill=False)
+        rt = Runtime(dcfg, source, engine=False)
+        col = source.collector
         print(f"liqmap: doctor: listening to {len(plan)} venue channels for {seconds:g} s ...", file=err, flush=True)
         started = time.monotonic()
         await col.start()
         history = asyncio.ensure_future(_backfill_probe(cfg, asset, connect_timeout)) \
             if "backfill" in chans.get("binance", ()) and "binance" not in dns_failed else None
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
-        col.batch.flush()
+        rt.ingest.flush()
         slots = col.slot_health()
-        await col.stop()
+        await rt.stop()
         if history is not None:
             slots[("binance", "backfill")] = await history
     for v in venues:

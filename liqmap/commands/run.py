@@ -72,9 +72,11 @@ def build_runtime(kind: str, cfg: dict[str, Any], args):
 
 def build_source(kind: str, cfg: dict[str, Any], args):
     """The UI's ``SnapshotSource`` over the app's ``Runtime`` (called off the UI loop)."""
+    from ..ui.app import trace
     from ..ui.source import EngineSource
 
     runtime = build_runtime(kind, cfg, args)
+    runtime.trace = trace
     src = EngineSource(runtime.engine, label=runtime.label, stop=runtime.stop, run=runtime.run)
     src.runner = runtime
     runtime.on_update = lambda: src.on_update() if src.on_update is not None else None

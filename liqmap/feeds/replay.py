@@ -56,16 +56,6 @@ def Replayer(cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str]
 # ---------------------------------------------------------------------------------------------- headless
 
 
-def _engine(cfg: dict, market: Market, replayer: Ingest):
-    """The engine on the recording's clock, or None while it is not built (the report then has no
-    synthetic levels and no reports: ``"synthetic": null``, ``"reports": null``)."""
-    try:
-        from liqmap.core.engine import Engine
-    except ImportError:
-        return None
-    return Engine(cfg, market, books_provider=replayer.books, source="REPLAY", clock=lambda: replayer.now)
-
-
 def _venue_report(replayer: Ingest, market: Market) -> dict[str, Any]:
     out: dict[str, Any] = {}
     health = replayer.health()
@@ -205,55 +195,38 @@ def _plain(x: Any) -> Any:
 async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = None,
                           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Replay the whole file and return the report (``docs/replay-report.md``); never raises for file
-    damage — ``report["error"]`` holds the one-line message and ``report["complete"]`` is False."""
+    damage — ``report["error"]`` holds the one-line message and ``report["complete"]`` is False.
+
+    The runtime with the recording as its source, unpaced, the engine stepped every ``replay.tick_seconds``
+    of receipt time (the report is this front end)."""
+    import copy
+
+    from liqmap.runtime import Runtime
+
     t0 = time.perf_counter()
     try:
         rec: Recording | None = open_recording(path)
-    except RecordingError as e:
-        rec = None
-        error = str(e)
+    except RecordingError:
+        rec = None  # the source says why
     names = list(assets) if assets is not None else (rec.assets if rec is not None and rec.assets else None)
-    names = names or list(cfg["universe"]["assets"])
-    venues = tuple(v for v in cfg["universe"]["venues"] if v in VENUES) or VENUES
-    contracts = assets_from_contracts(rec.header.get("contracts") if rec is not None else None, names)
-    # The market's "now" is the recording's clock, so its future-timestamp check means "ahead of the
-    # receipt time" — a recording of the demo market made faster than real time is not in the future.
-    box: list[Ingest] = []
-    market = Market(names, venues, capacity=_capacities(cfg),
-                    clock=lambda: box[0].now if box and box[0].now else time.time())
-    replayer = Replayer(cfg, market, contracts)
-    box.append(replayer)
-    engine = _engine(cfg, market, replayer) if rec is not None else None
-    tick = float(replay_setting(cfg, "tick_seconds", 1.0))
-    next_tick = None
-    error = None if rec is not None else error
-    gaps: list[dict[str, float]] = []
-    if rec is not None:
-        try:
-            for fr in rec:
-                if next_tick is None:
-                    next_tick = math.floor(fr.t / tick) * tick + tick
-                if fr.t - replayer.now > GAP_S and replayer.now:
-                    # Quiet hours: one step at the gap's start, then on at the next frame's tick.
-                    gaps.append({"from": replayer.now, "to": fr.t, "seconds": fr.t - replayer.now})
-                    _ingest(engine, replayer, next_tick)
-                    next_tick = math.floor(fr.t / tick) * tick
-                while fr.t >= next_tick:
-                    _ingest(engine, replayer, next_tick)
-                    next_tick += tick
-                await replayer.push(fr, rec.addresses)
-                if progress is not None and replayer.frames % 50000 == 0:
-                    progress(replayer.frames)
-        except RecordingError as e:
-            error = str(e)
-        _ingest(engine, replayer, replayer.now)
+    rcfg = copy.copy(cfg)
+    rcfg["universe"] = {**cfg["universe"], "assets": names or list(cfg["universe"]["assets"]),
+                        "venues": [v for v in cfg["universe"]["venues"] if v in VENUES] or list(VENUES)}
+    source = ReplaySource(path, rcfg, speed=0, tick=float(replay_setting(cfg, "tick_seconds", 1.0)),
+                          progress=progress)
+    rt = Runtime(rcfg, source, engine=rec is not None)
+    replayer, market, engine = rt.ingest, rt.market, rt.engine
+    replayer.keep_liquidations = True  # the report lists them all, ring size aside
+    source.on_tick = lambda now: _ingest(engine, replayer, now)
+    await source.run(rt)
+    gaps = source.gap_list
     assets_out = {a: _asset_report(a, cfg, market, replayer, engine) for a in sorted(replayer.touched)}
     return {
         REPORT_KEY: REPORT_VERSION,
         "file": str(path),
-        "format": rec.format if rec is not None else None,
-        "complete": error is None,
-        "error": error,
+        "format": source.format,
+        "complete": source.error is None,
+        "error": source.error,
         "frames": replayer.frames,
         "first_ts": replayer.first_ts,
         "last_ts": replayer.now or None,
@@ -276,14 +249,6 @@ def _ingest(engine, replayer: Ingest, now: float) -> None:
         engine.ingest(a, now)
 
 
-def _capacities(cfg: dict) -> dict[str, int] | None:
-    try:
-        from liqmap.core.engine import ring_capacities
-    except ImportError:
-        return None
-    return ring_capacities(cfg)
-
-
 # ------------------------------------------------------------------------------------------ app source
 
 
@@ -300,7 +265,8 @@ class ReplaySource:
     label = "REPLAY"
 
     def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
-                 on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512) -> None:
+                 on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512,
+                 tick: float | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.path = str(path)
         self.cfg = cfg
         self.speed = 1.0 if speed is None else float(speed)
@@ -317,6 +283,13 @@ class ReplaySource:
             # the receipt time", also for a recording made faster than real time (the demo market's).
             market.clock = self.now
         self.yield_every = max(1, int(yield_every))
+        # Stepped in recording time (the headless report): ``on_tick(t)`` at every ``tick`` of receipt time
+        # before the frames after it, once across a quiet gap, and at the end.
+        self.tick = tick
+        self.on_tick: Callable[[float], None] | None = None
+        self.progress = progress  # called with the frame count every 50,000 frames
+        self.format: str | None = None
+        self.gap_list: list[dict[str, float]] = []
         self.error: str | None = None
         self.done = False
         self.gaps = 0  # quiet stretches longer than GAP_S jumped instead of waited out
@@ -367,20 +340,33 @@ class ReplaySource:
     async def run(self, rt=None, stop: asyncio.Event | None = None) -> None:
         """Play the file once; returns at its end (or at damage: ``.error`` says why)."""
         ingest = self.replayer
+        tick, next_tick = self.tick, None
+        on_tick = self.on_tick if tick else None
         try:
             rec = open_recording(self.path)
+            self.format = rec.format
             paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0
             for fr in rec:
                 if self._stop.is_set() or (stop is not None and stop.is_set()):
                     break
+                if on_tick is not None and next_tick is None:
+                    next_tick = math.floor(fr.t / tick) * tick + tick
                 if self._start_rec is None:
                     self._start_rec, self._start_wall = fr.t, time.monotonic()
                 elif fr.t - ingest.now > GAP_S and ingest.now:
                     gap = fr.t - ingest.now
                     self.gaps += 1
                     self.skipped_s += gap
+                    self.gap_list.append({"from": ingest.now, "to": fr.t, "seconds": gap})
                     self._start_rec += gap  # the clock jumps the quiet stretch
+                    if on_tick is not None:  # quiet hours: one step at the gap's start, then on at the next tick
+                        on_tick(next_tick)
+                        next_tick = math.floor(fr.t / tick) * tick
+                if on_tick is not None:
+                    while fr.t >= next_tick:
+                        on_tick(next_tick)
+                        next_tick += tick
                 if paced:
                     due = self._start_wall + (fr.t - self._start_rec) / self.speed
                     delay = due - time.monotonic()
@@ -389,13 +375,18 @@ class ReplaySource:
                         await asyncio.sleep(delay)
                         n = 0
                 await ingest.push(fr, rec.addresses)
+                if self.progress is not None and ingest.frames % 50000 == 0:
+                    self.progress(ingest.frames)
                 n += 1
                 if n >= self.yield_every:
                     n = 0
-                    ingest.flush()
+                    if on_tick is None:
+                        ingest.flush()
                     await asyncio.sleep(0)
         except RecordingError as e:
             self.error = str(e)
         finally:
+            if on_tick is not None and self.format is not None:
+                on_tick(ingest.now)
             ingest.flush()
             self.done = True
