@@ -39,8 +39,8 @@ def _cfg() -> dict:
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"]["assets"] = list(ASSETS)
     cfg["universe"]["focus_extra"] = []
-    # what ``liqmap --demo`` writes at 200 columns: the map's 116 columns + the model's 45-minute warm-up
-    cfg["demo"].update(preroll_minutes=116.0 + 45.0, preroll_fill_window=False)
+    # what ``liqmap --demo`` writes at 200 columns: the widest mode's 126 columns + the model's 45-minute warm-up
+    cfg["demo"].update(preroll_minutes=126.0 + 45.0, preroll_fill_window=False)
     cfg["app"].update(asset="BTC", mode="hybrid", timeframe="1m")
     return cfg
 
@@ -95,6 +95,7 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
                     snap = app._snap
                     clusters = (snap.reports or {}).get("forecast", {}).get("clusters", [])
                     results[(asset, mode)] = (body, live, clusters, app.frame)
+                    print(asset, mode, 'scale', app._scale.value, 'floor', app._scale.floor)
 
     asyncio.run(run())
     problems = []  # every mode is checked before failing: the message shows the whole picture
@@ -102,11 +103,12 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
         cells = np.concatenate([body.reshape(-1), live])
         st = ramp_stats(cells)
         print(mode, {k: (np.round(v, 3).tolist() if k == "hist" else v) for k, v in st.items()})
-        painted = (body > 0).any(axis=0)
-        painted_cols = float(painted.mean())
-        print(mode, "empty columns:", np.flatnonzero(~painted).tolist(), "of", len(painted))
-        if not painted_cols >= 0.9:  # the pre-roll covers the window: heat in (nearly) every column
-            problems.append((mode, "map not full", painted_cols))
+        # The pre-roll covers the window: the view's oldest columns hold a traded price (a column can be
+        # empty on screen where price was off the view, or levels in view were all traded through).
+        g = frame.snap.grid
+        first = g.values.shape[1] - 1 - frame.width  # the body's first grid column (live column excluded)
+        if not (first >= 0 and np.isfinite(g.trace[first:first + 3]).all()):
+            problems.append((mode, "window starts before the data", first))
         if not st["top_share"] <= 0.10:
             problems.append((mode, "top_share", st["top_share"]))
         if not st["contrast"] >= 4:
@@ -121,6 +123,12 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
             if not rows:
                 continue  # off screen
             newest = np.concatenate([body[rows, -3:].reshape(-1), live[rows]])
+            fb = frame.body[[r * frame.sub + k for r in rows for k in range(frame.sub)]]
+            print(mode, "cluster", c["price_lo"], c["price_hi"], "usd", round(c.get("usd", 0)), "rows", rows,
+                  "last", frame.snap.last_price, "newest raw", float(fb[:, -3:].max()),
+                  "live raw", float(frame.live[[r * frame.sub for r in rows]].max()), "row max raw", float(fb.max()),
+                  "view max", float(frame.body.max()), float(frame.live.max()), "drawn", body[rows, -3:].max(),
+                  "body shape", body.shape, frame.body.shape, "sub", frame.sub)
             if not newest.max() >= 0.75 * N_LEVELS:
                 problems.append((mode, "cluster not bright", c["price_lo"], c["price_hi"], int(newest.max())))
     for p in problems:

@@ -595,6 +595,25 @@ def _check_ranges(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: universe.venues: list each venue once, at least one")
 
 
+def _check_screen_asset(cfg: dict, source: str) -> None:
+    """The asset on screen at start must be one the app collects: ``--asset FOO`` once opened BTC silently."""
+    import difflib
+
+    assets = cfg["universe"]["assets"]
+    asset = str(cfg["app"]["asset"]).strip().upper()
+    cfg["app"]["asset"] = asset
+    if asset in assets:
+        return
+    if asset == DEFAULTS["app"]["asset"]:  # not chosen, only the default: a universe without it starts on its first
+        cfg["app"]["asset"] = assets[0]
+        return
+    close = difflib.get_close_matches(asset, assets, n=4, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    where = "--asset" if source == "command line" else "app.asset"
+    raise ConfigError(f"{source}: {where} {asset!r} is not in the universe ({hint}{len(assets)} assets: "
+                      f"{', '.join(assets[:8])}{', …' if len(assets) > 8 else ''}; --assets sets the universe)")
+
+
 def validate(cfg: dict, source: str) -> None:
     """Checks that need more than a type: choices, weights, ranges (``RANGES``), finite numbers."""
     _check_ranges(cfg, source)
@@ -621,6 +640,7 @@ def validate(cfg: dict, source: str) -> None:
     if bad:
         raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
     cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
+    _check_screen_asset(cfg, source)
     from .core.reports import check_params  # range checks owned by the reports package
 
     try:

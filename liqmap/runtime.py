@@ -54,8 +54,8 @@ def demo_preroll_seconds(cfg: dict[str, Any], map_columns=None) -> float:
         return 0.0
     columns = 0
     if d.get("preroll_fill_window", False) and map_columns is not None:
-        columns = map_columns(shutil.get_terminal_size(fallback=(200, 60)).columns,
-                              profile=str(app["mode"]) == "hybrid")
+        # the widest mode's map (no profile strip): a switch from Hybrid to 2 or 3 shows no empty edge
+        columns = map_columns(shutil.get_terminal_size(fallback=(200, 60)).columns, profile=False)
     warmup = float(d.get("preroll_warmup_minutes", 0.0))
     return preroll_seconds(minutes, str(app["timeframe"]), columns, warmup)
 

@@ -204,16 +204,16 @@ async def test_zoom_keys(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
-        assert "zoom 1×25/row" in status2(app)
+        assert "zoom 1× 25/row" in status2(app)
         l1 = axis_labels(app)
         await pilot.press("minus")
         await settle(pilot, 2)
-        assert "zoom 2×25/row" in status2(app)
+        assert "zoom 2× 25/row" in status2(app)
         l2 = axis_labels(app)
         assert (max(l2) - min(l2)) > 1.6 * (max(l1) - min(l1))  # zoomed out: more price on screen
         await pilot.press("plus")
         await settle(pilot, 3)
-        assert "zoom 1×25/row" in status2(app)
+        assert "zoom 1× 25/row" in status2(app)
         assert axis_labels(app) == l1
         # Half-block hires (an option): two price buckets per terminal row.
         assert "▀" not in app.query_one(HeatmapView).text()
@@ -356,12 +356,44 @@ async def test_help_screen_lists_keys_and_model(source_factory):
         await pilot.pause()
         text = screen_text(app)
         assert "Keys" in text and "mode_raw" in text and "asset_next" in text
+        for _ in range(4):  # the model's table is below the keys: page down to it
+            await pilot.press("pagedown")
+            await pilot.pause()
+            text += screen_text(app)
         assert "half_life_hours" in text and "48" in text
         assert "leverage_tiers" in text
         assert "config [keys]" in text and "config [model]" in text
         await pilot.press("escape")
         await pilot.pause()
         assert "half_life_hours" not in screen_text(app)
+
+
+async def test_help_scrolls_by_keyboard_on_a_small_screen(source_factory):
+    from textual.containers import VerticalScroll
+
+    app = make_app(source_factory())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        vp_before = app.vp
+        await pilot.press("question_mark")
+        await pilot.pause()
+        sc = app.screen.query_one(VerticalScroll)
+        assert sc.max_scroll_y > 0  # the help is longer than 24 rows
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert sc.scroll_y == 2
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert sc.scroll_y > 2
+        await pilot.press("end")
+        await pilot.pause()
+        assert sc.scroll_y == sc.max_scroll_y and "time cursor" in screen_text(app)  # the legend, at the end
+        await pilot.press("home")
+        await pilot.pause()
+        assert sc.scroll_y == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.vp == vp_before  # the arrows scrolled the help, they did not pan the map under it
 
 
 async def test_quit_at_once(source_factory):
@@ -512,6 +544,22 @@ async def test_empty_state_says_why():
         for _ in range(3):
             await pilot.pause()
         assert "binance down" in screen_text(app)
+
+
+async def test_live_with_every_venue_down_says_no_data_with_the_error_in_full_and_a_hint():
+    error = "Cannot connect to host fapi.binance.com:443 ssl:default [Name or service not known]"
+    down = {v: {"state": "down", "last_error": error if v == "binance" else "refused"}
+            for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    src = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, health=down, label="LIVE")
+    app = make_app(src)
+    async with app.run_test(size=(200, 45)) as pilot:
+        for _ in range(6):
+            await pilot.pause()
+        app._refresh_status()
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert "NO DATA" in lines[0] and "LIVE" not in lines[0]
+        assert f"binance: {error}" in lines[1] and "liqmap --demo" in lines[1]
 
 
 def test_no_mouse_reaches_textual(monkeypatch):

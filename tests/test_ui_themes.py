@@ -12,7 +12,8 @@ import pytest
 from rich.color import ColorType
 
 from liqmap.config import DEFAULTS
-from liqmap.ui.palettes import Scale, build_palette, detect_color_system, level_of, textual_color_system
+from liqmap.ui.palettes import (Scale, build_palette, detect_color_system, level_of, textual_color_system,
+                                view_top)
 from liqmap.ui.themes import ThemeError, builtin_dir, discover, resolve, to_textual
 
 GOOD = (builtin_dir() / "dark.toml").read_text()
@@ -156,3 +157,23 @@ def test_overlay_glyph_never_the_colour_of_its_cell():
     assert p.colors[top] == p.trace  # light's 16-colour ramp tops out in black, its trace is black
     st = p.cell(top, p.trace, True)
     assert st.color != st.bgcolor
+
+
+def test_the_top_of_the_ramp_is_the_strongest_level_still_standing_not_an_old_consumed_one():
+    body = np.zeros((40, 100), np.float32)
+    body[10, :30] = 100.0  # a level consumed an hour ago, twice the size of anything left
+    body[30, :] = 45.0  # a level that still stands, up to the right edge
+    live = np.zeros(40, np.float32)
+    live[30] = 46.0
+    top = view_top(body, live)
+    assert top == 50.0  # half the old peak bounds it from below: 46 < 50
+    s = Scale()
+    s.update(top)
+    assert level_of(np.array([46.0], np.float32), s.value, 10)[0] >= 9  # the standing level is near the top
+    assert level_of(np.array([100.0], np.float32), s.value, 10)[0] == 10  # the old peak saturates, not hidden
+    # without an old peak the newest quarter and the live column set the top
+    body[10, :30] = 0.0
+    assert view_top(body, live) == 46.0
+    live[:] = 0.0
+    body[30, -25:] = 60.0  # the newest quarter (25 of 100 columns)
+    assert view_top(body, live) == 60.0

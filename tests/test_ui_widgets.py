@@ -166,3 +166,26 @@ def test_engine_source_over_the_real_engine():
     assert np.isfinite(snap.grid.trace).any()
     assert src.has_data("BTC") is True and src.has_data("ETH") is False
     assert src.status().label == "REPLAY"
+
+
+def test_time_labels_on_hourly_columns_show_the_day_at_midnight_and_hours_otherwise():
+    import calendar
+
+    from liqmap.ui.axes import time_label
+
+    midnight = calendar.timegm((2026, 12, 17, 0, 0, 0))
+    assert time_label(midnight, 14400) == "17 Dec"  # was 17/00:00
+    assert time_label(midnight + 4 * 3600, 14400) == "04:00"
+    assert time_label(midnight + 4 * 3600, 60) == "04:00"
+    assert time_label(midnight, 60) == "00:00"  # minute columns: the day is not in question
+
+
+def test_live_badge_says_what_is_true():
+    from liqmap.ui.status import live_state
+
+    assert live_state({"binance": {"state": "connected"}, "okx": {"state": "down", "last_error": "x"}}) == ("LIVE", "")
+    assert live_state({"binance": {"state": "connecting"}, "okx": {"state": "connecting"}}) == ("CONNECTING", "")
+    assert live_state({"binance": {"state": "stale"}, "okx": {"state": "down", "last_error": "HTTP 451"}}) == \
+        ("NO DATA", "okx: HTTP 451")
+    line = status_line("BTC", "raw", "1m", {"binance": {"state": "down", "last_error": "e"}}, "LIVE", None).plain
+    assert "NO DATA" in line and "LIVE" not in line

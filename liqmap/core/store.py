@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+import orjson
 import polars as pl
 
 from . import codec
@@ -82,17 +83,29 @@ def events_frame(kind: str, asset: str, rows: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
+def _flat_value(v: Any) -> Any:
+    """A scalar for a flat column: lists joined by commas, deeper nesting as JSON (never Python's repr)."""
+    if isinstance(v, (list, tuple, set)):
+        return ",".join(map(str, v))
+    if isinstance(v, dict):
+        return orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
 def records_frame(asset: str, records: list[dict[str, Any]]) -> pl.DataFrame:
-    """Report records (plain dicts) as a frame. Lists/dicts inside become strings so schemas stay flat."""
+    """Report records (plain dicts) as a flat frame: a nested record's fields become ``name_field`` columns,
+    lists comma-joined strings, so CSV readers get plain columns."""
     flat = []
     for r in records:
         d = {"asset": asset}
         for k, v in r.items():
-            if isinstance(v, (list, tuple, set, dict)):
-                v = ",".join(map(str, v)) if not isinstance(v, dict) else str(v)
-            elif isinstance(v, np.generic):
-                v = v.item()
-            d[k] = v
+            if isinstance(v, dict):  # a nested record (a sweep's cleared wall): one column per field
+                for kk, vv in v.items():
+                    d[f"{k}_{kk}"] = _flat_value(vv)
+                continue
+            d[k] = _flat_value(v)
         flat.append(d)
     return pl.DataFrame(flat, infer_schema_length=None)
 

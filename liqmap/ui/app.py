@@ -32,10 +32,10 @@ from .heatmap import HeatmapView
 from .help import HelpScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
-from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell
+from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
 from .reports_table import ReportsTable, record_price, record_ts
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, legend, status_line, view_line
+from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -441,10 +441,7 @@ class LiqmapApp(App):
             self._scale = Scale()
         frame = make_frame(snap, self._effective_vp(snap, h), h, w, live=not self.naive)
         self.frame = frame
-        vmax = float(frame.body.max()) if frame.body.size else 0.0
-        if len(frame.live):
-            vmax = max(vmax, float(frame.live.max()))
-        self._scale.update(vmax, typical_cell(frame.body, frame.live))
+        self._scale.update(view_top(frame.body, frame.live), typical_cell(frame.body, frame.live))
         scale, floor = self._scale.value, self._scale.floor
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
@@ -514,6 +511,10 @@ class LiqmapApp(App):
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
+        if label == "LIVE":
+            state, error = live_state(health)
+            if state == "NO DATA":
+                l2 = no_data_line(error)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------

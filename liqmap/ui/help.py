@@ -109,12 +109,34 @@ class HelpScreen(ModalScreen):
     BINDINGS = [
         Binding("escape,question_mark", "dismiss", "Close help", id="help_close"),
         Binding("q", "app.quit", "Quit", id="help_quit"),
+        # The screen's own keys, not the scroll container's: with --no-mouse over ssh the keyboard is the only
+        # way through a help longer than the terminal, and the app's arrows (pan) must not leak through.
+        Binding("down,j", "scroll(1)", "Scroll down", show=False, id="help_down"),
+        Binding("up,k", "scroll(-1)", "Scroll up", show=False, id="help_up"),
+        Binding("pagedown,space", "page(1)", "Page down", show=False, id="help_page_down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="help_page_up"),
+        Binding("home", "edge(0)", "Top", show=False, id="help_top"),
+        Binding("end", "edge(1)", "Bottom", show=False, id="help_bottom"),
     ]
 
     def __init__(self, rows: list[tuple[str, str, str]], model: dict[str, Any]) -> None:
         super().__init__()
         self.rows = rows
         self.model = model
+
+    def _scroller(self) -> VerticalScroll:
+        return self.query_one(VerticalScroll)
+
+    def action_scroll(self, rows: int) -> None:
+        self._scroller().scroll_relative(y=rows, animate=False)
+
+    def action_page(self, pages: int) -> None:
+        sc = self._scroller()
+        sc.scroll_relative(y=pages * max(sc.scrollable_content_region.height - 1, 1), animate=False)
+
+    def action_edge(self, end: int) -> None:
+        sc = self._scroller()
+        (sc.scroll_end if end else sc.scroll_home)(animate=False)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():

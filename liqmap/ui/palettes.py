@@ -158,6 +158,31 @@ class Scale:
         return changed
 
 
+RECENT_SHARE = 0.25  # the newest quarter of the body's columns (and the live column) set the top of the ramp ...
+OLD_PEAK_SHARE = 0.5  # ... unless an older peak is more than twice as strong: then half of it does
+
+
+def view_top(body: np.ndarray, live: np.ndarray | None = None) -> float:
+    """The value the top of the ramp should mean: the strongest cell of the newest quarter of the view.
+
+    A trader reads the map from the right edge: which levels stand *now*. A level that was consumed an hour
+    ago can be twice as large as anything left, and scaling to it would paint every level that still stands
+    (the NEXT 1H clusters) mid-ramp. Older peaks above the top saturate: they stay the brightest colour, so
+    nothing is hidden. Half the whole view's peak is the lower bound so a quiet present does not stretch
+    noise into bright bands."""
+    b = np.asarray(body, dtype=np.float32)
+    whole = float(b.max()) if b.size else 0.0
+    recent = 0.0
+    if b.ndim == 2 and b.shape[1]:
+        k = max(1, int(round(b.shape[1] * RECENT_SHARE)))
+        recent = float(b[:, -k:].max())
+    if live is not None and np.size(live):
+        lv = float(np.max(live))
+        recent = max(recent, lv)
+        whole = max(whole, lv)
+    return max(recent, OLD_PEAK_SHARE * whole)
+
+
 def typical_cell(*layers: np.ndarray) -> float:
     """The median of the non-empty cells of the layers (the Scale's floor), 0 when all are empty."""
     parts = [np.asarray(a, dtype=np.float32).reshape(-1) for a in layers if a is not None and np.size(a)]

@@ -14,6 +14,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from ..core.buckets import label
 from ..core.snapshot import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
@@ -57,6 +58,34 @@ def fmt_age(age: float | None) -> str:
     return f"{age / 3600:.0f}h"
 
 
+DELIVERING = ("connected", "ok", "live")
+
+
+def live_state(health: dict) -> tuple[str, str]:
+    """What a LIVE source can honestly say: ("LIVE", "") while some venue delivers, ("CONNECTING", "") while
+    all are still connecting, else ("NO DATA", "venue: its last error in full") — a green LIVE badge over five
+    dead connections once hid that nothing was arriving."""
+    states = {v: venue_state(h)[0] for v, h in (health or {}).items()}
+    if not states or any(s in DELIVERING for s in states.values()):
+        return "LIVE", ""
+    if all(s == "connecting" for s in states.values()):
+        return "CONNECTING", ""
+    for venue, h in health.items():
+        err = h.get("last_error") if isinstance(h, dict) else getattr(h, "last_error", "")
+        if err:
+            return "NO DATA", f"{venue}: {err}"
+    return "NO DATA", f"{next(iter(states))}: {next(iter(states.values()))}"
+
+
+def no_data_line(error: str) -> Text:
+    """The status bar's second line when no venue delivers: the first error, then where to go next."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" NO DATA ", style="bold white on red")
+    t.append(f" {error} ", style="red")
+    t.append("│ try liqmap --demo, or liqmap doctor to check each venue", style="bold")
+    return t
+
+
 def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
                 compact: bool = False) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
@@ -86,8 +115,12 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         t.append(f"lag {max(lags) * 1000:.0f}ms ", style="yellow" if max(lags) > 1 else "")
     t.append("│ ", style="dim")
     src = SOURCE_LABEL.get(source, source)
-    t.append(src, style="bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY"
-             else "bold black on green")
+    style = "bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY" \
+        else "bold black on green"
+    if source == "LIVE":
+        src, _ = live_state(health)
+        style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
+    t.append(src, style=style)
     return t
 
 
@@ -115,7 +148,8 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
               key: Text | None = None) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
+    # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
+    t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
     t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
