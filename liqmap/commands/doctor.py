@@ -45,6 +45,13 @@ BOOKISH = ("book", "depth")  # feeds limited to the one asset checked (as the ap
 
 
 def venue_endpoints(cfg: dict, venue: str) -> dict[str, str]:
+    """The venue's endpoints as its adapter connects to them (declared on the venue class, the config's
+    ``feeds.endpoints`` over them); from the config alone for a venue without an adapter."""
+    from ..feeds.venues import VENUE_CLASSES
+
+    cls = VENUE_CLASSES.get(venue)
+    if cls is not None:
+        return cls.configured("endpoints", cfg)
     pre = f"{venue}_"
     eps = ((cfg.get("feeds") or {}).get("endpoints") or {})
     return {k[len(pre):]: v for k, v in eps.items() if k.startswith(pre)}
@@ -66,10 +73,10 @@ def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
     the same defaults the adapters use), with ``{}`` filled by the venue symbol as the adapter does."""
     if kind != "depth":
         return CHANNEL_NAMES[kind]
-    from ..feeds.venues import symbol_for
-    from ..feeds.venues.base import feeds_cfg
+    from ..feeds.venues import VENUE_CLASSES, symbol_for
 
-    wire = str(feeds_cfg(cfg)["channels"].get(f"{venue}_light_depth", ""))
+    cls = VENUE_CLASSES.get(venue)
+    wire = str(cls.configured("channels", cfg).get("light_depth", "")) if cls is not None else ""
     if "{}" in wire:
         wire = wire.format(symbol_for(venue, asset) or "{}")
     return f"{CHANNEL_NAMES[kind]} {wire}".rstrip()

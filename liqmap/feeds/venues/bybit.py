@@ -19,7 +19,6 @@ it, a known one is replaced), parsed by the same book code as the full book; a n
 
 from __future__ import annotations
 
-import orjson
 from cryptofeed.exchanges.bybit import Bybit
 
 from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
@@ -27,7 +26,6 @@ from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 from .base import FrameError, VenueFeed
 from .normalize import to_base
 
-ARGS_PER_SUBSCRIBE = 10
 OI_FIELDS = frozenset(("openInterest", "singleOpenInterest"))
 
 
@@ -52,6 +50,16 @@ def one_sided_oi(state: dict) -> tuple[float | None, float | None]:
 
 class BybitFeed(VenueFeed, Bybit):
     venue = "bybit"
+    VID = 1
+    LABEL = "Bybit"
+    SHORT = "BYB"
+    CCXT_ID = "bybit"
+    ENDPOINTS = {"ws": "wss://stream.bybit.com/v5/public/linear"}
+    CHANNELS = {"liquidations": "allLiquidation", "trades": "publicTrade", "tickers": "tickers",
+                "book": "orderbook.200", "light_depth": "orderbook.200"}  # snapshot then deltas
+    KIND_CHANNELS = {"liq": "liquidations", "trade": "trades", "oi": "tickers", "book": "book",
+                     "depth": "light_depth"}
+    ARGS_PER_SUBSCRIBE = 10
     MAX_LEVELS = 1000  # the deepest orderbook topic (orderbook.1000)
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
@@ -63,20 +71,16 @@ class BybitFeed(VenueFeed, Bybit):
     async def subscribe(self, conn) -> None:
         topics: list[str] = []
         by_kind = self.subscribed(conn)
-        names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("tickers"),
-                 "book": self.chan("book"), "depth": self.chan("light_depth")}
+        names = self.wire_names()
         for kind, syms in by_kind.items():
             topics += [f"{names[kind]}.{s}" for s in syms]
             if kind in ("book", "depth"):
                 self._book_ready.difference_update(syms)
         self._tickers = {s: v for s, v in self._tickers.items() if s not in by_kind.get("oi", ())}
-        for i in range(0, len(topics), ARGS_PER_SUBSCRIBE):
-            await conn.write(orjson.dumps({"op": "subscribe", "args": topics[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+        await self.send_chunked(conn, topics, lambda chunk: {"op": "subscribe", "args": chunk})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         topic = m.get("topic")
         if topic is None:
             if m.get("success") is False or m.get("retCode"):
@@ -105,9 +109,8 @@ class BybitFeed(VenueFeed, Bybit):
         for r in data if isinstance(data, list) else (data,):
             try:
                 sym = r.get("s") or r["symbol"]
-                hit = self.markets.get(sym)
+                hit = self.market_of(sym)
                 if hit is None:
-                    self.stats["filtered"] += 1
                     continue
                 side = r.get("S") or r["side"]
                 qty_raw = r.get("v") or r.get("size") or r["qty"]
@@ -132,8 +135,7 @@ class BybitFeed(VenueFeed, Bybit):
     def _ticker(self, m: dict, timestamp: float) -> None:
         upd = m["data"]
         sym = upd["symbol"]
-        if sym not in self.markets:
-            self.stats["filtered"] += 1
+        if self.market_of(sym) is None:
             return
         if m.get("type") == "snapshot":
             state = self._tickers[sym] = dict(upd)
