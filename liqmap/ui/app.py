@@ -513,6 +513,9 @@ class LiqmapApp(App):
             verdict = f"loading {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}…"
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
+        if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \
+                and self.venue_filter in (None, "binance") and key.plain:
+            key.append("bin ≤1/s ", style="dim")  # Binance's liquidation stream is sampled: help says so
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
         if label == "LIVE":
             state, error = live_state(health)
