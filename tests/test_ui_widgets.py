@@ -204,3 +204,16 @@ def test_compact_status_shows_only_a_late_venues_age():
     health = {"binance": {"state": "connected", "age": 0.4}, "bybit": {"state": "stale", "age": 42.0}}
     line = status_line("BTC", "raw", "1m", health, "LIVE", None, compact=True).plain
     assert "●BIN ◐BYB 42s" in line
+
+
+def test_verdict_fits_80_columns_by_dropping_whole_parts_from_the_end():
+    from liqmap.ui.status import fit_verdict, view_line
+
+    v = "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M · book: asks 71% · CONVERGENCE 65,100"
+    assert fit_verdict(v, 200) == v
+    assert fit_verdict(v, 60) == "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M"
+    assert fit_verdict(v, 30) == "▼ 64,225 −1.4% liqs $72k"  # never a price cut in half
+    line = view_line(v, 1, 25.0, None, "", width=80, compact=True).plain
+    assert "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M" in line and len(line) <= 80
+    assert "CONVERGENCE" not in line and "zoom" not in line
+    assert "zoom 2×" in view_line(v, 2, 25.0, None, "", width=80, compact=True).plain

@@ -516,7 +516,8 @@ class LiqmapApp(App):
         if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \
                 and self.venue_filter in (None, "binance") and key.plain:
             key.append("bin ≤1/s ", style="dim")  # Binance's liquidation stream is sampled: help says so
-        l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
+        l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key, width=self.size.width,
+                       compact=compact)
         if label == "LIVE":
             state, error = live_state(health)
             if state == "NO DATA":
