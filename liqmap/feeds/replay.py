@@ -297,6 +297,7 @@ class ReplaySource:
         self._stop = asyncio.Event()
         self._start_wall: float | None = None
         self._start_rec: float | None = None
+        self._meter = None  # the recording's ReadMeter while it plays
 
     def now(self) -> float:
         """The recording's clock: the receipt time replay has reached (wall time before the first frame)."""
@@ -329,6 +330,18 @@ class ReplaySource:
         return ""
 
     @property
+    def badge(self) -> str:
+        """After REPLAY on the status bar: how far (share of the file, the recording's clock), or done."""
+        if self.done:
+            return "stopped" if self.error else "finished"
+        meter = self._meter
+        if meter is None:
+            return ""
+        t = self.replayer.now if self.replayer is not None else 0.0
+        clock = time.strftime(" %d %b %H:%M:%S", time.gmtime(t)) if t else ""
+        return f"{meter.share * 100:.0f}%{clock}"
+
+    @property
     def frames(self) -> int:
         return self.replayer.frames
 
@@ -344,6 +357,7 @@ class ReplaySource:
         on_tick = self.on_tick if tick else None
         try:
             rec = open_recording(self.path)
+            self._meter = rec.meter
             self.format = rec.format
             paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0

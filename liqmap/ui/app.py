@@ -503,7 +503,9 @@ class LiqmapApp(App):
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
         label = snap.source if snap is not None else st.label
         compact = self._main.has_class("compact")
-        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact)
+        badge_of = getattr(self.source, "badge", None)
+        badge = badge_of() if callable(badge_of) else ""
+        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact, badge)
         cursor = ""
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)

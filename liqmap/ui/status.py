@@ -88,7 +88,7 @@ def no_data_line(error: str) -> Text:
 
 
 def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
-                compact: bool = False) -> Text:
+                compact: bool = False, badge: str = "") -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(f" {asset} ", style="bold reverse")
     t.append(f" {MODE_LABEL.get(mode, mode)} ", style="bold")
@@ -122,7 +122,7 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
     if source == "LIVE":
         src, _ = live_state(health)
         style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
-    t.append(src, style=style)
+    t.append(src + (f" {badge}" if badge else ""), style=style)
     return t
 
 
