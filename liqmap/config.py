@@ -53,7 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "engine": section_defaults(EngineParams),
     "store": section_defaults(StoreParams),
     "feeds": {
-        "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
+        "stale_seconds": 10.0,  # a venue with no message for this long is shown stale (well before the watchdog)
+        "lagging_seconds": 2.0,  # a venue whose data runs this late (smoothed) is shown lagging, with the lag
         "watchdog_seconds": 30.0,
         # A connection silent for this long is closed and reconnected; per kind of data it carries (the
         # smallest over its kinds applies; 0 = watchdog_seconds). Liquidation-only streams are quiet for
@@ -238,6 +239,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "store.oi_every_seconds": (0.0, 86400.0, False),
     "store.max_pending_rows": (1000, 1_000_000_000, False),
     "feeds.stale_seconds": (0.5, 86400.0, False),
+    "feeds.lagging_seconds": (0.1, 3600.0, False),
     "feeds.watchdog_seconds": (1.0, 86400.0, False),
     "feeds.watchdog_by_kind": (0.0, 86400.0, False),
     "feeds.retries": (0, 1000, False),

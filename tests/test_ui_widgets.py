@@ -231,3 +231,9 @@ def test_walls_panel_shows_both_sides_dominant_first():
     assert order[0]["usd"] == 5.94e7 and order[-1] is ended[0]
     rows = [r for r in build_rows({"walls": bids + asks + ended}, 25.0) if r.section == "walls" and r.kind == "rec"]
     assert {r.record["usd"] for r in rows} >= {5.94e7, 3.7e7, 3.4e7, 3.3e7}  # every ask wall in the 8 rows
+
+
+def test_a_lagging_venue_says_how_late_it_is():
+    health = {"binance": {"state": "connected", "lag_ewma": 0.1}, "bybit": {"state": "lagging", "lag_ewma": 14.2}}
+    line = status_line("BTC", "raw", "1m", health, "LIVE", None).plain
+    assert "◑bybit" in line and "14.2s late" in line and "LIVE" in line  # late data is still data
