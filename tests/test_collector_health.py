@@ -65,6 +65,16 @@ def test_data_running_late_reads_lagging_and_a_silent_socket_stale_before_the_wa
     assert cfg["feeds"]["stale_seconds"] < cfg["feeds"]["watchdog_seconds"] / 2
 
 
+def test_history_written_behind_a_live_stream_does_not_make_the_venue_stale():
+    clk = Clock(10_000.0)
+    h = Health("okx", clock=clk)
+    h.on_connect("demo-okx")
+    h.open_connections = 1
+    h.on_frame(clk.t)  # live
+    h.on_frame(clk.t - 7200.0)  # the pre-roll of another asset, two hours back, arrives after it
+    assert h.state() == CONNECTED and h.age() == 0.0
+
+
 def test_reconnects_count_only_repeat_connections():
     h = Health("okx")
     for c in ("a", "b", "a", "a", "c"):

@@ -64,7 +64,10 @@ class Health:
         self.frames += 1
         if rest:
             self.rest_frames += 1
-        self.last_frame = receipt_ts
+        # the newest receipt, not the latest call: the demo's pre-roll writes hours-old history while the live
+        # stream runs, and every venue read "stale, 2h" under a live market
+        if self.last_frame is None or receipt_ts > self.last_frame:
+            self.last_frame = receipt_ts
 
     def on_connect(self, conn_id: str, now: float | None = None) -> None:
         now = self.clock() if now is None else now
