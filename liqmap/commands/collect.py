@@ -86,10 +86,13 @@ class Collect:
             implausible = sum(sum(p.rejected.values()) for p in parsers)
             health = f" · {errs} parse errors · {implausible} implausible"
         store = self.store.status()
+        from ..core.hitrate import pooled
+
+        hit = pooled(st.hitrate for st in self.engine.states())
         return (f"collect {self.label} {_fmt_dur(now - self.started)} · {ev:,} events ({rate:,.0f}/s) · "
                 f"{self.liqs_seen:,} liquidations · "
                 f"{self.market.rejects.total():,} rejected · {views} views v{self.engine.version} · store "
-                f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · "
+                f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · forecast {hit.text()} · "
                 f"{store or self.engine.status or 'ok'}")
 
     async def _status_loop(self) -> None:

@@ -170,6 +170,10 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
 
     # ------------------------------------------------------------ per-asset state
 
+    def states(self) -> list[AssetState]:
+        """Every asset's state made so far (a snapshot of the list: assets are added from the worker)."""
+        return list(self._states.values())
+
     def state(self, asset: str) -> AssetState:
         st = self._states.get(asset)
         if st is None:
@@ -257,6 +261,17 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             st.data_version += 1
         return n
 
+    def _score_forecast(self, st: AssetState, liqs: np.ndarray, now: float) -> dict:
+        """Score the open forecasts against the new liquidations, settle the ones whose hour passed, and
+        every 15 minutes fix a new one (``liqmap.core.hitrate``). Returns the score for the snapshot."""
+        hr = st.hitrate
+        hr.observe(liqs)
+        hr.settle(now)
+        if hr.due(now) and st.model is not None and st.last_price and st.step:
+            b, lu, su, _ = st.model.forecast(price=st.last_price)
+            hr.add_forecast(now, st.last_price, st.step, b, lu + su)
+        return hr.score().to_dict()
+
     def _ingest_locked(self, st: AssetState, now: float) -> int:
         trades = self._new_rows(st, "trade")
         liqs = self._new_rows(st, "liq")
@@ -285,8 +300,9 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
-                rec = replace(rec, forecast=Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
-                                                              m.horizon_hours, m.tails))
+                hit = self._score_forecast(st, liqs, now)
+                rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                                                                      m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.store is not None:
                 self._persist_reports(st, now)
