@@ -24,9 +24,11 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
+
+from .frame import Frame, is_rest  # noqa: F401 - the one Frame type (re-exported for readers)
 
 FORMAT_KEY = "liqmap_recording"
 FORMAT_VERSION = 1
@@ -110,18 +112,6 @@ class RecordingError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
-
-
-class Frame(NamedTuple):
-    t: float  # receipt time, float seconds since the epoch
-    venue: str  # liqmap venue name
-    conn: str  # connection id; a REST frame's is its URL
-    raw: str | bytes  # the frame as received
-
-
-def is_rest(conn: str) -> bool:
-    """A REST response (its ``conn`` is the request URL) rather than a websocket frame."""
-    return conn.startswith("http")
 
 
 # ---------------------------------------------------------------------------------------------- writer
