@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
         # Wire channel / topic names per venue ({} = the venue symbol where the venue embeds it).
         "channels": {
             "binance_liquidations": "forceOrder",  # per symbol; see binance_all_liquidations
-            "binance_trades": "aggTrade",  # or "trade" (then it goes on the /public connection)
+            "binance_trades": "aggTrade",  # or "trade" (both on the /market connection)
             "binance_mark": "markPrice@1s",
             "binance_depth": "depth@100ms",
             "binance_oi_path": "/fapi/v1/openInterest?symbol={}",
