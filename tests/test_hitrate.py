@@ -77,9 +77,9 @@ def test_the_panel_header_says_how_the_forecast_did():
     assert header == ["NEXT 1H · hit 1.6× base (1.2–2.0) n=42 (0)"]
 
 
-def test_the_engine_scores_its_forecast_on_the_demo_markets_liquidations():
+def test_the_engine_scores_its_forecast_on_the_demo_markets_liquidations(tmp_path):
     """64 simulated minutes of the demo through the runtime's ingest and the engine: the first forecast
-    settles, its score is on the snapshot's forecast record."""
+    settles, its score is on the snapshot's forecast record, and it is in the history a restart restores."""
     from liqmap.config import DEFAULTS
     from liqmap.feeds.demo import DemoFeed
     from liqmap.feeds.demo.feed import pump
@@ -87,8 +87,9 @@ def test_the_engine_scores_its_forecast_on_the_demo_markets_liquidations():
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"].update(assets=["BTC"], focus_extra=[])
+    cfg["_data_dir"] = str(tmp_path)
     feed = DemoFeed(cfg, assets=["BTC"], seed=5)
-    rt = Runtime(cfg, feed)
+    rt = Runtime(cfg, feed, store=True)
 
     async def go():
         for _ in range(64):
@@ -102,3 +103,7 @@ def test_the_engine_scores_its_forecast_on_the_demo_markets_liquidations():
     hit = st.records.forecast.hit
     assert hit["pending"] == len(hr.open) and hit["n"] == sum(1 for s in hr.settled if s.realized_usd > 0)
     assert st.report_dicts["forecast"]["hit"] == hit  # in the snapshot's JSON form too (panel, exports)
+    rt.store.flush()
+    again = Runtime(cfg, DemoFeed(cfg, assets=["BTC"], seed=5), store=True)
+    again.engine.restore()
+    assert [s.t for s in again.engine.state("BTC").hitrate.settled] == [s.t for s in hr.settled]

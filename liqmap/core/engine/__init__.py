@@ -266,7 +266,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         every 15 minutes fix a new one (``liqmap.core.hitrate``). Returns the score for the snapshot."""
         hr = st.hitrate
         hr.observe(liqs)
-        hr.settle(now)
+        settled = hr.settle(now)
+        if settled and self.store is not None:  # a live run's hit rate accumulates over days (restore())
+            self.store.append_records("forecast_scores", st.name, [
+                {"ts": s.t, "model_usd": s.model_usd, "base_usd": s.base_usd, "realized_usd": s.realized_usd}
+                for s in settled])
         if hr.due(now) and st.model is not None and st.last_price and st.step:
             b, lu, su, _ = st.model.forecast(price=st.last_price)
             hr.add_forecast(now, st.last_price, st.step, b, lu + su)
