@@ -47,6 +47,7 @@ import asyncio
 import itertools
 import math
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
@@ -100,6 +101,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self.clock = clock
         self.store = store
         self.health_provider: Callable[[], dict] | None = None
+        # Alerts (core/alerts.py): the runtime sets the evaluator from the config's rules; fired alerts wait
+        # in ``fired`` for the front ends (TUI toasts, collect lines, hooks), newest last.
+        self.alerts = None
+        self.fired: deque = deque(maxlen=1000)
+        self._venues_checked = -math.inf
         e = core.engine
         self.columns = int(e.columns)
         self.workers = max(1, int(e.workers))
@@ -261,6 +267,32 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             st.data_version += 1
         return n
 
+    def _deliver(self, alerts: list) -> None:
+        """Fired alerts to the front ends' queue and (their keys too) to the history."""
+        if not alerts:
+            return
+        self.fired.extend(alerts)
+        if self.store is not None:
+            self.store.append_records("alerts", "*", [a.to_dict() for a in alerts])
+
+    def check_venues(self, now: float, every: float = 5.0) -> None:
+        """``venue_down`` alerts from the venues' health, at most every ``every`` seconds (the engine loop)."""
+        if self.alerts is None or self.health_provider is None or now - self._venues_checked < every:
+            return
+        self._venues_checked = now
+        try:
+            health = dict(self.health_provider())
+        except Exception:  # a health probe must never stop the engine
+            return
+        self._deliver(self.alerts.evaluate_venues(now, health))
+
+    def drain_alerts(self) -> list:
+        """The alerts fired since the last call (one reader: the front end)."""
+        out = []
+        while self.fired:
+            out.append(self.fired.popleft())
+        return out
+
     def _score_forecast(self, st: AssetState, liqs: np.ndarray, now: float) -> dict:
         """Score the open forecasts against the new liquidations, settle the ones whose hour passed, and
         every 15 minutes fix a new one (``liqmap.core.hitrate``). Returns the score for the snapshot."""
@@ -308,6 +340,8 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
                                                                       m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
+            if self.alerts is not None:
+                self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs))
             if self.store is not None:
                 self._persist_reports(st, now)
         if self.store is not None:

@@ -14,6 +14,7 @@ from .state import AssetState, PackedSnapshot
 SNAPSHOT_SAVE_EVERY = 60.0
 
 
+ALERT_KEYS_KEPT_DAYS = 7  # fired alerts whose events a restart remembers (walls and clusters end within days)
 SCORES_KEPT_DAYS = 30  # the hit rate a restart restores: the last month of settled forecasts
 
 
@@ -106,6 +107,10 @@ class PersistenceMixin:
             n += 1
         now = self.clock()
         self._restore_forecast_scores(now)
+        if self.alerts is not None:  # an event alerted before the restart is not alerted again
+            df = self.store.load("alerts", None, since=now - ALERT_KEYS_KEPT_DAYS * 86400.0)
+            if df.height and "key" in df.columns:
+                self.alerts.restore(df["key"].drop_nulls().to_list())
         horizon = self.columns * TIMEFRAMES["4h"]
         by_asset = self.store.load_events_by_asset("liquidations", since=now - horizon)
         for a in self.assets:
