@@ -77,7 +77,7 @@ async def _run() -> dict:
     out: dict = {}
     async with app.run_test(size=SIZE) as pilot:
         t0 = time.monotonic()
-        ok = await _until(lambda: app.draws > 0 and runner.preroll is not None and not runner.preroll.pending()
+        ok = await _until(lambda: app.draws > 0 and (pr := runner.source.preroll) is not None and not pr.pending()
                           and not any(eng.held(a) for a in ASSETS), 300.0)
         if not ok:
             raise RuntimeError("the demo's pre-roll did not finish in 300 s")

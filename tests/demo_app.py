@@ -1,7 +1,7 @@
 """The app on the real engine over the demo market, as ``liqmap --demo`` builds it, for Pilot tests and benchmarks.
 
 ``demo_app(...)`` returns ``(app, source)``: ``source`` is the ``EngineSource`` of ``commands.run.build_source``
-(``source.runner`` the ``MarketRunner``: demo market, venue parsers, pre-roll, engine). A small universe and a
+(``source.runner`` the ``Runtime``: its ``DemoFeed`` with the pre-roll, the ingest path, the engine). A small universe and a
 short pre-roll keep start-up quick; everything else is the shipped configuration.
 
 ``Gate`` makes the engine slow deterministically: builds of views it does not let through wait on an event,

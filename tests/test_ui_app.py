@@ -417,6 +417,20 @@ async def test_help_scrolls_by_keyboard_on_a_small_screen(source_factory):
         assert app.vp == vp_before  # the arrows scrolled the help, they did not pan the map under it
 
 
+async def test_raw_legend_says_binance_liquidations_are_sampled(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(200, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        app._refresh_status()
+        assert "bin ≤1/s" in status2(app)
+        await pilot.press("2")  # Synthetic draws no real liquidations: nothing to qualify
+        await settle(pilot)
+        app._refresh_status()
+        assert "bin ≤1/s" not in status2(app)
+
+
 async def test_quit_at_once(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:

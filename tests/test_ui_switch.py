@@ -149,7 +149,7 @@ async def test_every_panel_shows_the_new_view_or_loading_after_each_switch_key()
                 app.source.on_update = tick_and_check
             runner = src.runner
             assert await _until(lambda: app.draws > 0 and not app.query_one("#maprow").has_class("empty")
-                                and not runner.preroll.pending() and not any(eng.held(a) for a in ASSETS), 120)
+                                and not runner.source.preroll.pending() and not any(eng.held(a) for a in ASSETS), 120)
             ref = {a: eng.state(a).last_price for a in ASSETS}
             assert all(p and p > 0 for p in ref.values()), ref
             # the assets are far apart in price, so a row of one can never pass for another

@@ -117,7 +117,7 @@ async def test_verdict_walls_and_book_read_follow_the_venue_filter():
         assert "▲ 60,900" not in b_line and "book: bids" in b_line
         # binance's part of the wall ($3.80M) + binance's model levels there ($0.87M): the model is read
         # for binance only (without it: $3.8M; with every venue's model: the same here, see okx below).
-        assert "▼ 59,400 −1.0% $4.7M" in b_line
+        assert "▼ 59,400 −1.0% wall $3.8M + liqs $871k" in b_line
         b_verdict = app._snap.verdict
         assert b_verdict != all_verdict
         text = table.text()
@@ -130,7 +130,7 @@ async def test_verdict_walls_and_book_read_follow_the_venue_filter():
         # No magnet below: the wall and every model level there are binance's.
         assert "▼" not in o_line and "book: asks" in o_line
         # okx's wall alone: the model's short levels at 60,900 ($0.38M, in the all-venue $3.4M) are binance's.
-        assert "▲ 60,900 +1.5% $3.0M" in o_line and "$3.4M" in all_line
+        assert "▲ 60,900 +1.5% wall $3.0M" in o_line and "wall $3.0M + liqs $0.38M" not in o_line
         text = table.text()
         assert "60,900" in text and "59,400" not in text
 

@@ -57,7 +57,7 @@ from .records import Forecast, ForecastCluster, ReportRecords, restate
 from .convergence import Convergence, ConvergenceDetector, converge
 from .sweeps import Sweep, SweepCluster, SweepDetector, cluster
 from .venue_view import for_venues
-from .verdict import magnets, verdict
+from .verdict import VerdictMemory, magnets, verdict
 from .walls import Wall, WallTracker
 
 __all__ = [
@@ -99,6 +99,7 @@ class Reports:
         self._records = ReportRecords()
         self._result: dict[str, Any] | None = None
         self._history = _History()
+        self._verdict_memory = VerdictMemory()
 
     def update(self, now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
                liqs: np.ndarray | None = None, step: float | None = None, synth=None) -> ReportRecords:
@@ -111,6 +112,7 @@ class Reports:
             self.sweeps.reset()
             self.absorptions.reset()
             self.convergence.reset()
+            self._verdict_memory.reset()
         self.step = step
         trades = columns(trades)  # once, shared by every report (packed records are slow to copy)
         liqs = _NO_LIQS if liqs is None else liqs
@@ -134,7 +136,7 @@ class Reports:
             sweeps=tuple(self.sweeps.clusters(step)),
             absorptions=tuple(abs_list),
             convergence=tuple(conv),
-            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg),
+            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg, self._verdict_memory, now),
             mid=mid,
             step=step,
             ts=now,

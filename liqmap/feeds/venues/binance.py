@@ -4,7 +4,7 @@ cryptofeed 2.4.1 subscribes everything on ``wss://fstream.binance.com/stream`` w
 liquidations and aggTrade on 2026-04-23 (docs/venues.md §2.1, cryptofeed #1128). Here:
 
 - ``/market``: ``!forceOrder@arr`` (or ``<sym>@forceOrder``), ``<sym>@aggTrade``, ``<sym>@markPrice@1s``;
-- ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured); for the light ``depth`` kind the
+- ``/public``: ``<sym>@depth@100ms``; for the light ``depth`` kind the
   partial book stream ``<sym>@depth20@500ms`` — a top-20 snapshot per push that replaces the book (same
   ``depthUpdate`` payload as the diff stream, told apart by its stream name);
 - REST: open interest polled with cryptofeed's ``HTTPPoll``; the depth snapshot fetched once per (re)sync.
@@ -21,7 +21,6 @@ import asyncio
 import re
 import time
 
-import orjson
 from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
 from cryptofeed.exchanges.binance_futures import BinanceFutures
 
@@ -59,6 +58,18 @@ class _RestConn:
 
 class BinanceFeed(VenueFeed, BinanceFutures):
     venue = "binance"
+    VID = 0
+    LABEL = "Binance USD-M"
+    SHORT = "BIN"
+    CCXT_ID = "binanceusdm"
+    ENDPOINTS = {"market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade or trade, markPrice
+                 "public": "wss://fstream.binance.com/public",  # depth
+                 "rest": "https://fapi.binance.com"}  # open-interest poll, depth snapshot
+    CHANNELS = {"liquidations": "forceOrder",  # per symbol; see feeds.binance_all_liquidations
+                "trades": "aggTrade",  # or "trade" (also on /market)
+                "mark": "markPrice@1s", "depth": "depth@100ms",
+                "oi_path": "/fapi/v1/openInterest?symbol={}", "depth_path": "/fapi/v1/depth?symbol={}&limit=1000",
+                "light_depth": "depth20@500ms"}  # partial book stream, on /public
     MAX_LEVELS = 5000  # REST snapshots are ≤ 1000 levels; diff frames carry far fewer
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
@@ -86,8 +97,9 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             else:
                 market += [f"{s}@{ch['binance_liquidations']}" for s in syms]
         if "trade" in self.kinds:
-            target = public if ch["binance_trades"] == "trade" else market
-            target += [f"{s}@{ch['binance_trades']}" for s in syms]
+            # @trade and @aggTrade both belong on /market (Binance's base-URL split mapping, checked 2026-12-05):
+            # on /public a @trade subscription is accepted and never delivers
+            market += [f"{s}@{ch['binance_trades']}" for s in syms]
         if "oi" in self.kinds or "trade" in self.kinds:
             market += [f"{s}@{ch['binance_mark']}" for s in syms]
         if "book" in self.kinds:
@@ -129,9 +141,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     # --- frames --------------------------------------------------------------------------------
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         stream = m.get("stream")
         d = m.get("data", m) if stream is not None else m
         if not isinstance(d, dict):
@@ -208,8 +218,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     def _oi(self, d: dict, timestamp: float) -> None:
         sym = d["symbol"]
-        if sym not in self.markets:
-            self.stats["filtered"] += 1
+        if self.market_of(sym) is None:
             return
         ts = d["time"] / 1000.0 if d.get("time") else timestamp
         self.open_interest(sym, ts, None, None, contracts=float(d["openInterest"]))
@@ -221,12 +230,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         USD-M sends it as a ``depthUpdate`` event (``s``, ``E``, ``b``/``a``); the spot-style shape
         (``lastUpdateId``, ``bids``/``asks``, symbol only in the stream name) is read too.
         """
-        sym = d.get("s") or (stream.split("@", 1)[0].upper() if stream else None)
-        hit = self.markets.get(sym) if sym else None
+        hit = self.light_market(d.get("s") or (stream.split("@", 1)[0].upper() if stream else None))
         if hit is None:
-            if sym is None:
-                raise FrameError("depth", "no_symbol")
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         bids = d["b"] if "b" in d else d.get("bids")

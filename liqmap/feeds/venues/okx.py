@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import zlib
 
-import orjson
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.okx import OKX
 
@@ -24,11 +23,19 @@ from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 from .base import FrameError, VenueFeed
 from .normalize import to_base
 
-ARGS_PER_SUBSCRIBE = 100
 
 
 class OkxFeed(VenueFeed, OKX):
     venue = "okx"
+    VID = 2
+    LABEL = "OKX"
+    SHORT = "OKX"
+    CCXT_ID = "okx"
+    ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public"}
+    CHANNELS = {"liquidations": "liquidation-orders", "liquidations_inst_type": "SWAP", "oi": "open-interest",
+                "book": "books", "trades": "trades", "mark": "mark-price",
+                "light_depth": "books5"}  # 5-level snapshot every 100 ms, no checksum
+    ARGS_PER_SUBSCRIBE = 100
     MAX_LEVELS = 400  # the `books` channel's full depth (OKX v5 docs: 400 levels)
     MAX_FRAME_BYTES = 1 << 20  # ~30× its largest documented frame
 
@@ -36,6 +43,7 @@ class OkxFeed(VenueFeed, OKX):
         self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
         self._synced: set[str] = set()  # instIds whose book has had its snapshot
         self._shadow: dict[str, tuple[dict, dict]] = {}  # instId → (bids, asks) as the venue's strings
+        self._seq: dict[str, int] = {}  # instId → the last books seqId (continuity since the checksum is 0)
         super().__init__(*args, **kwargs)
 
     async def subscribe(self, conn) -> None:
@@ -58,13 +66,10 @@ class OkxFeed(VenueFeed, OKX):
             self._shadow.pop(s, None)
         for s in by_kind.get("depth", ()):
             args.append({"channel": self.chan("light_depth"), "instId": s})
-        for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
-            await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+        await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         if "event" in m:
             if m["event"] == "error":
                 raise FrameError("frame", "venue_error")
@@ -134,8 +139,7 @@ class OkxFeed(VenueFeed, OKX):
     def _oi(self, m: dict, timestamp: float) -> None:
         for r in m["data"]:
             inst = r["instId"]
-            if inst not in self.markets:
-                self.stats["filtered"] += 1
+            if self.market_of(inst) is None:
                 continue
             ts = float(r["ts"]) / 1000.0 if r.get("ts") else timestamp
             base = float(r["oiCcy"]) if r.get("oiCcy") not in (None, "") else None
@@ -192,9 +196,29 @@ class OkxFeed(VenueFeed, OKX):
                 scale = 1.0 if vm.inverse else vm.contract_size
                 book.apply_raw(BID, bids, ts, 1.0, scale)
                 book.apply_raw(ASK, asks, ts, 1.0, scale)
-            if checking and "checksum" in d:
+            # OKX stopped filling the books checksum on 2026-06-23 (its notice of 2026-05-21: always 0 from then
+            # on); checking a 0 failed every push and recycled the connection. A real checksum (older
+            # recordings) is still checked; continuity now rests on seqId / prevSeqId.
+            if checking and d.get("checksum") not in (None, 0, "0"):
                 self._check(inst, snapshot, raw_bids, raw_asks, d["checksum"])
+            self._sequence(inst, snapshot, d)
         self.book_changed(asset)
+
+    def _sequence(self, inst: str, snapshot: bool, d: dict) -> None:
+        """An update whose ``prevSeqId`` is not the last ``seqId`` seen means a lost push: the book is marked
+        unsynced until the next snapshot (counted; live the connection is recycled, as for a bad checksum)."""
+        seq, prev = d.get("seqId"), d.get("prevSeqId")
+        if seq is None:
+            return
+        last = self._seq.get(inst)
+        self._seq[inst] = seq
+        if snapshot or prev is None or last is None or int(prev) == -1 or int(prev) == int(last):
+            return
+        self._synced.discard(inst)
+        self._seq.pop(inst, None)
+        self._error("book", "sequence_gap")
+        if self.live_rest:
+            raise MissingSequenceNumber
 
     def _check(self, inst: str, snapshot: bool, bids, asks, expected: int) -> None:
         """OKX's CRC32 over the top 25 levels, on the venue's own strings (kept in a shadow book).
