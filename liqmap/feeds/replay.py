@@ -137,6 +137,8 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
                 "total_short_usd": float(np.sum(sh)),
                 "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
             }
+            # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
+            synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
         reports = st.report_dicts or None
     if step is None and last_price:
         from liqmap.core.buckets import bucket_step

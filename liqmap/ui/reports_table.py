@@ -324,6 +324,17 @@ def asymmetry_text(a: Any, width: int | None = None) -> str:
     return str(a)
 
 
+def hit_text(hit: dict) -> str:
+    """``hit 1.6× base (1.2–2.0) n=42`` for the panel's narrow header, or how many forecasts are pending."""
+    ratio, n = _num(hit.get("ratio")), int(hit.get("n") or 0)
+    if ratio is None:
+        pending = int(hit.get("pending") or 0)
+        return f"hit: {pending} pending" if n == 0 else f"hit: n={n}, no base hit"
+    lo, hi = _num(hit.get("lo")), _num(hit.get("hi"))
+    ci = f" ({lo:.1f}–{hi:.1f})" if lo is not None and hi is not None else ""
+    return f"hit {ratio:.1f}× base{ci} n={n}"
+
+
 SUMMARY_SHORT = {"walls": "WALLS", "sweeps": "SWP", "absorptions": "ABS", "convergence": "CONV"}
 
 
@@ -405,6 +416,9 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
                 title = f"NEXT {h:g}H" if h >= 1 else f"NEXT {h * 60:.0f}M"
             if sig is not None:  # what the chance of reach is based on
                 info = f" at risk × reach · vol {sig * 100:.2f}%/h"
+            hit = fc.get("hit") if isinstance(fc.get("hit"), dict) else None
+            if hit is not None:  # how the past hours' forecasts did against "near price" (core/hitrate.py)
+                title += " · " + hit_text(hit)
         elif isinstance(recs, dict):
             recs = list(recs.values())
         if key == "walls":

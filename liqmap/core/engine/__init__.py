@@ -47,6 +47,7 @@ import asyncio
 import itertools
 import math
 import time
+from collections import deque
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
@@ -100,6 +101,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self.clock = clock
         self.store = store
         self.health_provider: Callable[[], dict] | None = None
+        # Alerts (core/alerts.py): the runtime sets the evaluator from the config's rules; fired alerts wait
+        # in ``fired`` for the front ends (TUI toasts, collect lines, hooks), newest last.
+        self.alerts = None
+        self.fired: deque = deque(maxlen=1000)
+        self._venues_checked = -math.inf
         e = core.engine
         self.columns = int(e.columns)
         self.workers = max(1, int(e.workers))
@@ -169,6 +175,10 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
 
 
     # ------------------------------------------------------------ per-asset state
+
+    def states(self) -> list[AssetState]:
+        """Every asset's state made so far (a snapshot of the list: assets are added from the worker)."""
+        return list(self._states.values())
 
     def state(self, asset: str) -> AssetState:
         st = self._states.get(asset)
@@ -257,6 +267,47 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             st.data_version += 1
         return n
 
+    def _deliver(self, alerts: list) -> None:
+        """Fired alerts to the front ends' queue and (their keys too) to the history."""
+        if not alerts:
+            return
+        self.fired.extend(alerts)
+        if self.store is not None:
+            self.store.append_records("alerts", "*", [a.to_dict() for a in alerts])
+
+    def check_venues(self, now: float, every: float = 5.0) -> None:
+        """``venue_down`` alerts from the venues' health, at most every ``every`` seconds (the engine loop)."""
+        if self.alerts is None or self.health_provider is None or now - self._venues_checked < every:
+            return
+        self._venues_checked = now
+        try:
+            health = dict(self.health_provider())
+        except Exception:  # a health probe must never stop the engine
+            return
+        self._deliver(self.alerts.evaluate_venues(now, health))
+
+    def drain_alerts(self) -> list:
+        """The alerts fired since the last call (one reader: the front end)."""
+        out = []
+        while self.fired:
+            out.append(self.fired.popleft())
+        return out
+
+    def _score_forecast(self, st: AssetState, liqs: np.ndarray, now: float) -> dict:
+        """Score the open forecasts against the new liquidations, settle the ones whose hour passed, and
+        every 15 minutes fix a new one (``liqmap.core.hitrate``). Returns the score for the snapshot."""
+        hr = st.hitrate
+        hr.observe(liqs)
+        settled = hr.settle(now)
+        if settled and self.store is not None:  # a live run's hit rate accumulates over days (restore())
+            self.store.append_records("forecast_scores", st.name, [
+                {"ts": s.t, "model_usd": s.model_usd, "base_usd": s.base_usd, "realized_usd": s.realized_usd}
+                for s in settled])
+        if hr.due(now) and st.model is not None and st.last_price and st.step:
+            b, lu, su, _ = st.model.forecast(price=st.last_price)
+            hr.add_forecast(now, st.last_price, st.step, b, lu + su)
+        return hr.score().to_dict()
+
     def _ingest_locked(self, st: AssetState, now: float) -> int:
         trades = self._new_rows(st, "trade")
         liqs = self._new_rows(st, "liq")
@@ -285,9 +336,12 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
-                rec = replace(rec, forecast=Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
-                                                              m.horizon_hours, m.tails))
+                hit = self._score_forecast(st, liqs, now)
+                rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                                                                      m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
+            if self.alerts is not None:
+                self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs))
             if self.store is not None:
                 self._persist_reports(st, now)
         if self.store is not None:

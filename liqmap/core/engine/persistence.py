@@ -14,6 +14,10 @@ from .state import AssetState, PackedSnapshot
 SNAPSHOT_SAVE_EVERY = 60.0
 
 
+ALERT_KEYS_KEPT_DAYS = 7  # fired alerts whose events a restart remembers (walls and clusters end within days)
+SCORES_KEPT_DAYS = 30  # the hit rate a restart restores: the last month of settled forecasts
+
+
 def _to_dict(x: Any) -> Any:
     if hasattr(x, "to_dict"):
         return x.to_dict()
@@ -131,6 +135,11 @@ class PersistenceMixin:
             self._restored[(g.asset, g.mode, g.timeframe, tuple(g.venues))] = snap
             n += 1
         now = self.clock()
+        self._restore_forecast_scores(now)
+        if self.alerts is not None:  # an event alerted before the restart is not alerted again
+            df = self.store.load("alerts", None, since=now - ALERT_KEYS_KEPT_DAYS * 86400.0)
+            if df.height and "key" in df.columns:
+                self.alerts.restore(df["key"].drop_nulls().to_list())
         horizon = self.columns * TIMEFRAMES["4h"]
         by_asset = self.store.load_events_by_asset("liquidations", since=now - horizon)
         for a in self.assets:
@@ -144,3 +153,18 @@ class PersistenceMixin:
                     st.exact_since = max(st.exact_since, now)  # these rows are in no ring
                     st.data_version += 1
         return n
+
+    def _restore_forecast_scores(self, now: float) -> None:
+        """The settled forecasts of the last ``SCORES_KEPT_DAYS`` days: the hit rate goes on after a restart."""
+        from ..hitrate import Settled
+
+        df = self.store.load("forecast_scores", None, since=now - SCORES_KEPT_DAYS * 86400.0)
+        if df.height == 0:
+            return
+        for a in self.assets:
+            rows = df.filter(df["asset"] == a) if "asset" in df.columns else df.clear()
+            if rows.height:
+                st = self.state(a)
+                with st.lock:
+                    st.hitrate.restore([Settled(float(r["ts"]), float(r["model_usd"]), float(r["base_usd"]),
+                                                float(r["realized_usd"])) for r in rows.iter_rows(named=True)])

@@ -78,6 +78,7 @@ class ScheduleMixin:
                         except Exception as e:  # the UI's hook must never stop the engine
                             self.status = f"screen update hook failed: {e!r}"
                 pending = {f for f in pending if not f.done()}
+                self.check_venues(now)
                 self._schedule_background(loop, pool, pending, now, scr)
                 elapsed = time.perf_counter() - t0
                 self.stats["fast_ticks"] += 1

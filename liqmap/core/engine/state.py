@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..grids.window import Window
+from ..hitrate import HitRate
 from .tape import LiqTape, TradeTape
 
 
@@ -70,3 +71,4 @@ class AssetState:
     rebuckets: list[dict] = field(default_factory=list)  # step changes (``Engine._rebucket``), oldest first
     step_kept_at: float = math.nan  # last price where a step change was ruled out (tick-limited step)
     synth: Any = None  # the model's all-venue levels as of the last ingest (the model changes only there)
+    hitrate: HitRate = field(default_factory=HitRate)  # the next-hour forecast scored as its hours pass
