@@ -81,7 +81,7 @@ class BusSettings:
 
     def __repr__(self) -> str:  # dataclass repr=False fields are left out; say that they were set
         secret = "set" if (self.password or self.token) else "none"
-        return f"BusSettings(servers={self.servers!r}, user={self.user!r}, secret={secret}, stream={self.stream!r})"
+        return f"BusSettings(servers={self.servers!r}, user={self.user!r}, credentials={secret}, stream={self.stream!r})"
 
 
 def _split(url: str) -> tuple[str, str, str, str]:
