@@ -11,7 +11,7 @@ In order, once connected:
 
 Each message is handled once and in order: this source keeps the stream sequence it has reached and, when
 the bus comes back after an outage, resubscribes from the next one (messages at or below it are dropped).
-While the bus is away the map keeps what it has, the status bar's badge says ``bus down``, and the venues
+While the bus is away the map keeps what it has, the status bar's badge says ``BUS DOWN: last map kept``, and the venues
 go stale on their own clocks. A venue whose collector stopped (a shard) goes stale the same way.
 """
 
@@ -91,7 +91,7 @@ class BusSource:
             return "" if self.caught_up else "catching up"
         if self.nc is None and not self.messages:
             return f"connecting to {self.settings.shown}"
-        return "bus down: last map kept, reconnecting"
+        return "DOWN: last map kept, reconnecting"
 
     def attach(self, rt) -> None:
         self.rt = rt
