@@ -60,7 +60,6 @@ class BusPublisher:
         self.resent_msgs = 0  # messages that waited in the buffer and were sent on the bus's return
         self.snapshots_sent = 0
         self.disconnects = 0
-        self.latency_probe = None  # benchmarks: fn(subject, rows, t_sent)
 
     # ------------------------------------------------------------------ taps (on the loop, cheap)
     def tap(self, kind: str, asset: str, rows: np.ndarray) -> None:
@@ -208,7 +207,9 @@ class BusPublisher:
         futs = []
         try:
             for subj, payload, msg_id, _ in items:
-                futs.append(await self.js.publish_async(subj, payload, headers={"Nats-Msg-Id": msg_id}))
+                # Liqmap-Sent: when it left (viewers and the bus_fanout benchmark read the end-to-end age)
+                hdr = {"Nats-Msg-Id": msg_id, "Liqmap-Sent": f"{time.time():.6f}"}
+                futs.append(await self.js.publish_async(subj, payload, headers=hdr))
         except Exception as e:  # noqa: BLE001 - the bus went away mid-send: the rest stays buffered
             self.error = redact_text(f"{type(e).__name__}: {e}")
         done = 0

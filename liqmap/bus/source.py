@@ -66,6 +66,7 @@ class BusSource:
         self.error = ""
         self.closed = False
         self.on_rows = None  # benchmarks: fn(kind, venue, asset, rows) after each message is added
+        self.latencies: list | None = None  # benchmarks: set to a list to collect each message's age (s)
 
     # ------------------------------------------------------------------ FrameSource
     def clock(self) -> float:
@@ -271,6 +272,10 @@ class BusSource:
         self.bytes += len(msg.data)
         self.rt.ingest.add(kind, asset, rows, venue)
         self._receipt(venue, kind, rows)
+        if self.latencies is not None and msg.headers:
+            sent = msg.headers.get("Liqmap-Sent")
+            if sent:
+                self.latencies.append(time.time() - float(sent))
         if self.on_rows is not None:
             self.on_rows(kind, venue, asset, rows)
         if not self.caught_up:
