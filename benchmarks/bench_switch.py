@@ -112,11 +112,11 @@ async def _run() -> dict:
         # Baseline 2: the engine building views it has never built (nothing cached), per kind of switch.
         now = eng.clock()
         scr = eng._screen
-        from liqmap.core.engine import EngineView
+        from liqmap.core.engine import View
 
         builds = []
         for mode in ("raw", "synthetic", "heatmap", "hybrid"):
-            v = EngineView(scr.asset, mode, scr.tf, scr.venues, scr.rows + 2, None, scr.columns)
+            v = View(scr.asset, mode, scr.tf, scr.venues, scr.rows + 2, None, scr.columns)
             a = time.perf_counter()
             eng.build(v, now, force=True)
             builds.append((time.perf_counter() - a) * 1000)

@@ -17,8 +17,7 @@ import types
 
 from liqmap.commands.run import build_source
 from liqmap.config import DEFAULTS
-from liqmap.ui.app import LiqmapApp
-from liqmap.ui.themes import resolve
+from conftest import build_app
 
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 
@@ -35,9 +34,7 @@ def demo_cfg(assets=ASSETS, preroll_minutes: float = 5.0, **app) -> dict:
 
 def demo_app(cfg: dict, seed: int = 3, color_system: str = "truecolor") -> tuple[LiqmapApp, object]:
     src = build_source("demo", cfg, types.SimpleNamespace(seed=seed, speed=None))
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, source=src, theme_spec=spec, themes=themes, color_system=color_system,
-                    source_label="DEMO")
+    app = build_app(src, cfg, color_system=color_system, source_label="DEMO")
     return app, src
 
 

@@ -234,10 +234,6 @@ def test_far_history_is_stepped_coarser_and_stays_deterministic():
 def test_start_window_estimate_matches_the_apps_map_width():
     """``map_columns`` (how much history the demo writes for a terminal's width) must track the app's real
     layout: the heat map's width in a running app at 200, 120 and 80 columns."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from demo_app import demo_app, demo_cfg
 
     from liqmap.ui.app import map_columns

@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from demo_app import Gate, demo_app, demo_cfg  # noqa: E402
+from demo_app import Gate, demo_app, demo_cfg
 
-from liqmap.core.snapshot import MODE_LABEL  # noqa: E402
-from liqmap.ui.axes import PriceAxis, TimeAxis  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable, _venue_names, record_price  # noqa: E402
-from liqmap.ui.status import StatusBar  # noqa: E402
+from liqmap.core.modes import MODE_LABEL
+from liqmap.ui.axes import PriceAxis, TimeAxis
+from liqmap.ui.reports_table import ReportsTable, _venue_names, record_price
+from liqmap.ui.status import StatusBar
 
 ASSETS = ("BTC", "ETH", "SOL")
 NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")

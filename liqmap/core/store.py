@@ -42,6 +42,7 @@ import polars as pl
 
 from . import codec
 from .events import VENUES
+from .params import CoreParams, StoreParams, core_params, default_data_dir
 from .snapshot import Snapshot
 
 TABLES: tuple[str, ...] = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
@@ -183,21 +184,19 @@ class Store:
 
     MAX_BACKOFF_S = 30.0
 
-    def __init__(self, cfg: dict, data_dir: str | Path | None = None, clock=time.time, warn: Warn = _stderr_warn):
+    def __init__(self, cfg: "CoreParams | dict", data_dir: str | Path | None = None, clock=time.time,
+                 warn: Warn = _stderr_warn):
+        params = core_params(cfg)
         if data_dir is None:
-            data_dir = cfg.get("_data_dir")
-        if data_dir is None:
-            from ..config import default_data_dir
-
-            data_dir = default_data_dir()
+            data_dir = params.data_dir or default_data_dir()
         self.dir = Path(data_dir)
         self.history_dir = self.dir / "history"
         self.snapshot_dir = self.dir / "snapshots"
-        scfg = cfg.get("store", {})
-        self.flush_seconds = _positive(scfg.get("flush_seconds", 5.0), 5.0)
-        self.retention_days = float(scfg.get("retention_days", 7.0))
-        self.compact_after = float(scfg.get("compact_after_seconds", 600.0))
-        self.max_pending_rows = int(_positive(scfg.get("max_pending_rows", 2_000_000), 2_000_000))
+        sp, dp = params.store, StoreParams()
+        self.flush_seconds = _positive(sp.flush_seconds, dp.flush_seconds)
+        self.retention_days = float(sp.retention_days)
+        self.compact_after = float(sp.compact_after_seconds)
+        self.max_pending_rows = int(_positive(sp.max_pending_rows, dp.max_pending_rows))
         self.clock = clock
         self.warn = warn
         self._lock = threading.Lock()  # guards the pending buffers (appends come from engine workers)

@@ -49,6 +49,8 @@ MAP_LEGEND = (
     ("cell colour", "USD at risk (Synthetic, Heatmap, Hybrid) or liquidated (Raw) per row and column; the "
                     "status bar's swatch says what the dimmest and brightest colours are worth"),
     ("━ │", "price: the last trade of each column, joined to the previous column's"),
+    ("bin ≤1/s", "Raw and Hybrid's real liquidations undercount Binance in bursts: its forceOrder stream sends "
+                 "at most one liquidation per symbol per second (the latest), the other venues send every one"),
     ("· • ●", "Hybrid: real liquidations, small / medium / large against the largest in view; red = longs "
               "liquidated, green = shorts"),
     ("▬", "order-book wall at its price from when it was first seen to when it was pulled or consumed "

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.buckets import label
-from ..core.snapshot import MODE_LABEL
+from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
 DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "○", "error": "○",
@@ -59,6 +59,7 @@ def fmt_age(age: float | None) -> str:
 
 
 DELIVERING = ("connected", "ok", "live")
+STALE_AGE_SHOWN = 5.0  # s: on a compact bar a venue's age shows from here
 
 
 def live_state(health: dict) -> tuple[str, str]:
@@ -105,8 +106,9 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         name = VENUE_SHORT.get(venue, venue[:3].upper()) if compact else venue
         t.append(f"{DOT.get(state, '?')}{name}", style=style)
         a = fmt_age(age)
-        if a and not compact:
-            t.append(f" {a}", style="dim")
+        if a and (not compact or (age is not None and age >= STALE_AGE_SHOWN)):
+            # compact: only a late venue's age (a fresh one's green dot says enough; 80 columns are tight)
+            t.append(f" {a}", style="dim" if not compact else style)
         t.append(" ")
         if lag is not None and state in ("connected", "ok", "live", "stale"):
             lags.append(max(lag, 0.0))  # a venue clock ahead of ours is skew, not negative lag
@@ -145,17 +147,36 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
     return t
 
 
+def fit_verdict(verdict: str, width: int) -> str:
+    """The verdict's parts (``▼ … · ▲ … · book … · CONVERGENCE …``, most important first) that fit ``width``,
+    dropped whole from the end: a cut-off "▲ 66,1…" reads as a different price."""
+    parts = verdict.split(" \u00b7 ") if verdict else []
+    while parts and len(" \u00b7 ".join(parts)) > width and len(parts) > 1:
+        parts.pop()
+    return " \u00b7 ".join(parts)
+
+
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
-              key: Text | None = None) -> Text:
+              key: Text | None = None, width: int | None = None, compact: bool = False) -> Text:
+    """Zoom, venue filter, cursor, the verdict and the colour legend. With ``width`` the verdict keeps the
+    parts that fit whole; ``compact`` (below 100 columns) leaves out the zoom and an unfiltered venue list so
+    the two magnets fit 80 columns."""
     t = Text(no_wrap=True, overflow="ellipsis")
-    # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
-    t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
-    t.append(f"venues: {venue_filter or 'all'} ", style="dim")
+    if not compact:
+        # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
+        t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
+    elif zoom != 1:
+        t.append(f" zoom {zoom}× ", style="dim")
+    if not compact or venue_filter:
+        t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
     if verdict:
-        t.append("│ ", style="dim")
-        t.append(verdict)
+        if t.plain:
+            t.append("│ ", style="dim")
+        else:
+            t.append(" ")
+        t.append(fit_verdict(verdict, width - len(t.plain) - 1) if width else verdict)
     if key is not None and key.plain:  # last: a narrow terminal cuts the legend before the verdict
         t.append(" │ ", style="dim")
         t.append_text(key)

@@ -49,26 +49,30 @@ import itertools
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .. import buckets, codec, forecast
+from .. import buckets, codec
 from ..assets import universe
 from ..events import KINDS, VENUE_ID
-from ..grids.modes import (GridParams, build_heatmap, build_hybrid, build_raw, build_synthetic, model_layers,
-                           model_levels)
+from ..grids.modes import model_layers, model_levels
 from ..grids.window import Window, make_window
-from ..snapshot import MODES, MapGrid, Snapshot
+from ..params import CoreParams, core_params
+from ..reports.records import Forecast, restate
+from ..modes import MODES, GridInputs
+from ..modes import spec as mode_spec
+from ..snapshot import MapGrid, Snapshot
 from ..tiers import TierTable
 from ..timeframes import ORDER as TF_ORDER
 from ..timeframes import TIMEFRAMES
+from ..view import View
 from .capacity import ring_capacities
 from .rebucket import decision_price, new_step_for, taken_rows
 from .tape import LiqTape, TradeTape
 
-__all__ = ["Engine", "EngineView", "TierSource", "ring_capacities"]
+__all__ = ["Engine", "View", "TierSource", "ring_capacities"]
 
 #: Where the engine gets each venue's margin tiers for a new synthetic model: ``fn(asset, venue, price)`` or a
 #: mapping ``{(asset, venue): ...}``, giving a :class:`~liqmap.core.tiers.TierTable`, rows of
@@ -86,23 +90,6 @@ BACKGROUND_EVERY = {"1m": 5.0, "5m": 15.0, "15m": 30.0, "1h": 60.0, "4h": 120.0}
 # A view with no new data is still re-published this often (decay, health, the clock moves on).
 IDLE_EVERY = 10.0
 SNAPSHOT_SAVE_EVERY = 60.0
-
-
-@dataclass(frozen=True)
-class EngineView:
-    """What a view shows. ``center`` None follows the last price; ``venues`` None means all venues."""
-
-    asset: str
-    mode: str
-    tf: str
-    venues: tuple[str, ...]
-    rows: int
-    center: float | None
-    columns: int
-
-    @property
-    def key(self) -> tuple:
-        return (self.asset, self.mode, self.tf, self.venues, self.rows, self.center)
 
 
 @dataclass(frozen=True)
@@ -146,7 +133,10 @@ class AssetState:
     liqs: dict[str, LiqTape] = field(default_factory=dict)
     model: Any = None
     reports: Any = None
-    report_dicts: dict[str, Any] = field(default_factory=dict)
+    records: Any = None  # the typed reports + forecast of the last ingest (``reports.ReportRecords``)
+    report_dicts: dict[str, Any] = field(default_factory=dict)  # their JSON form
+    # venues → (the all-venue records they were restated from, the restated records) for filtered views
+    restated: dict[tuple, tuple[Any, Any]] = field(default_factory=dict)
     verdict: str = ""
     data_version: int = 0  # bumps whenever new rows were ingested
     rows_ingested: int = 0
@@ -172,10 +162,11 @@ def _to_dict(x: Any) -> Any:
 
 
 class Engine:
-    def __init__(self, cfg: dict, market, books_provider: Callable[[str], dict] | None = None,
+    def __init__(self, cfg: "CoreParams | Mapping[str, Any]", market, books_provider: Callable[[str], dict] | None = None,
                  source: str = "LIVE", clock: Callable[[], float] = time.time, store=None,
                  tiers: TierSource | None = None) -> None:
-        self.cfg = cfg
+        # Typed once (``config.core_params`` builds them; a plain settings mapping is filled from the defaults).
+        self.core = core = core_params(cfg)
         self.tiers = tiers
         # (asset, venue) → where its model's tier table came from: "provided" or why the fallback is used.
         self.tier_origin: dict[tuple[str, str], str] = {}
@@ -185,14 +176,15 @@ class Engine:
         self.clock = clock
         self.store = store
         self.health_provider: Callable[[], dict] | None = None
-        e = cfg.get("engine", {})
-        self.columns = int(e.get("columns", 240))
-        self.workers = max(1, int(e.get("workers", 2)))
-        self.fast_hz = max(1.0, float(e.get("fast_hz", 1.0)))
-        self.max_queue = max(1, int(e.get("max_queue", 16)))
-        self.oi_every = float(cfg.get("store", {}).get("oi_every_seconds", 60.0))
-        self.target_bp = float(cfg.get("buckets", {}).get("target_bp", 5.0))
-        self.params = GridParams.from_config(cfg)
+        e = core.engine
+        self.columns = int(e.columns)
+        self.workers = max(1, int(e.workers))
+        self.fast_hz = max(1.0, float(e.fast_hz))
+        self.max_queue = max(1, int(e.max_queue))
+        self.oi_every = float(core.store.oi_every_seconds)
+        self.target_bp = float(core.buckets.target_bp)
+        self.params = core.grid
+        self._model_params = core.model_dict()
         self._heat = (self.params.heatmap_clip_pct, self.params.heatmap_decades)
         self.assets = tuple(market.assets)
         self._meta = universe(list(self.assets))
@@ -203,9 +195,9 @@ class Engine:
         self._restored: dict[tuple, Snapshot] = {}  # snapshots loaded from disk, by (asset, mode, tf, venues)
         self._hot: dict[tuple, Snapshot] = {}  # packed background snapshots decoded on read (bounded)
         self._recent: list[tuple] = []  # previous screen views, newest last
-        self._views: dict[tuple, EngineView] = {}
+        self._views: dict[tuple, View] = {}
         self._built: dict[tuple, _Built] = {}
-        self._screen: EngineView | None = None
+        self._screen: View | None = None
         self.status = ""
         self.stats = {"full_builds": 0, "incremental": 0, "skipped": 0, "shed": 0, "fast_ticks": 0,
                       "fast_overruns": 0, "last_fast_ms": 0.0, "background_done": 0, "rebuckets": 0}
@@ -234,7 +226,7 @@ class Engine:
             raise ValueError(f"unknown mode {mode!r}")
         if tf not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {tf!r}")
-        view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        view = View(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
         changed = self._screen is None or self._screen.key != view.key
         if self._screen is not None and changed:
             self._recent.append(self._screen.key)
@@ -268,26 +260,26 @@ class Engine:
     def add_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
                  center: float | None = None) -> tuple:
         """Register a view computed in the background without putting it on screen (headless, export)."""
-        view = EngineView(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        view = View(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
         self._views[view.key] = view
         return view.key
 
-    def background_views(self) -> list[EngineView]:
+    def background_views(self) -> list[View]:
         """Every asset × timeframe in the screen's mode/venues/rows (following the price), every mode × timeframe
         of the screen's asset (a mode key shows a built map at once, issue 20), plus added views."""
-        out: dict[tuple, EngineView] = {}
+        out: dict[tuple, View] = {}
         scr = self._screen
         if scr is not None:
             for a in self.assets:
                 for tf in TF_ORDER:
-                    v = EngineView(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns)
+                    v = View(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns)
                     if v.key != scr.key:
                         out[v.key] = v
             for mode in MODES:
                 if mode == scr.mode:
                     continue
                 for tf in TF_ORDER:
-                    v = EngineView(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns)
+                    v = View(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns)
                     out[v.key] = v
         for k, v in self._views.items():
             if scr is None or k != scr.key:
@@ -386,8 +378,8 @@ class Engine:
         from ..synthetic import SyntheticModel
 
         m = self._meta.get(st.name)
-        return SyntheticModel(st.name, st.step, params=self.cfg.get("model", {}), markets=m.markets if m else None,
-                              cfg=self.cfg, tiers=self.venue_tiers(st.name, price) or None)
+        return SyntheticModel(st.name, st.step, params=self._model_params, markets=m.markets if m else None,
+                              columns=self.columns, tiers=self.venue_tiers(st.name, price) or None)
 
     def venue_tiers(self, asset: str, price: float) -> dict[str, TierTable]:
         """The tier tables the ``tiers`` source provides for ``asset`` at ``price``, by venue. A venue it has
@@ -415,7 +407,7 @@ class Engine:
     def _make_reports(self, st: AssetState):
         from ..reports import Reports
 
-        return Reports(st.name, self.cfg, tick=st.tick or None)
+        return Reports(st.name, self.core.reports, tick=st.tick or None)
 
     def _new_rows(self, st: AssetState, kind: str) -> np.ndarray:
         """Rows appended to this asset's rings of ``kind`` since the last ingest, time-sorted."""
@@ -475,13 +467,12 @@ class Engine:
         books = self.books_provider(st.name) if self.books_provider is not None else None
         synth = st.synth = st.model.levels() if st.model is not None else None
         if st.reports is not None:
-            st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
-            st.report_dicts = st.reports.result()
+            rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
             m = st.model
-            if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast (core/forecast.py)
-                st.report_dicts = {**st.report_dicts, "forecast": forecast.summary(
-                    synth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails)}
-            st.verdict = str(st.report_dicts.get("verdict") or "")
+            if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
+                rec = replace(rec, forecast=Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                                                              m.horizon_hours, m.tails))
+            st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.store is not None:
                 self._persist_reports(st, now)
         if self.store is not None:
@@ -587,7 +578,7 @@ class Engine:
 
     # ------------------------------------------------------------ building
 
-    def _window(self, view: EngineView, st: AssetState, now: float, prev: Window | None) -> Window:
+    def _window(self, view: View, st: AssetState, now: float, prev: Window | None) -> Window:
         step = st.step
         if view.center is not None:
             row0 = int(buckets.index(view.center, step)) - view.rows // 2
@@ -603,7 +594,7 @@ class Engine:
                 row0 = r - view.rows // 2
         return make_window(now, view.tf, view.columns, step, row0, view.rows)
 
-    def build(self, view: EngineView, now: float, force: bool = False) -> Snapshot | None:
+    def build(self, view: View, now: float, force: bool = False) -> Snapshot | None:
         """(Re)build one view if its data or window changed; publish and return the new snapshot.
 
         Incremental when the rows are unchanged and time only moved forward: the model's closed columns
@@ -634,9 +625,10 @@ class Engine:
             self.stats[kind] += 1
             built.win, built.data_version, built.built_at = win, st.data_version, now
             built.reports = st.report_dicts
-            reports, verdict, last_price = st.report_dicts, st.verdict, st.last_price
+            records, reports, verdict = self._view_reports(view, st, now)
             snap = Snapshot(version=next(self._versions), created=now, grid=grid, reports=reports,
-                            verdict=verdict, health=self.health(), source=self.source, last_price=last_price)
+                            verdict=verdict, health=self.health(), source=self.source, last_price=st.last_price,
+                            records=records)
             built.version = snap.version
             hot = self.is_hot(view.key)
             if not hot and view.tf != "1m":
@@ -653,7 +645,29 @@ class Engine:
         self.version = max(self.version, snap.version)
         return snap
 
-    def _model_layers(self, view: EngineView, st: AssetState, win: Window, built: _Built,
+    def _view_reports(self, view: View, st: AssetState, now: float) -> tuple[Any, dict, str]:
+        """(records, their JSON, verdict) for ``view``: the asset's all-venue reports, or for a view filtered to
+        some venues those restated for them (``reports.restate``, with the model's levels for the same
+        venues), once per new all-venue read and venue set. Computed here, on the worker that holds the
+        asset's lock, so front ends only read snapshots. Caller holds ``st.lock``."""
+        rec = st.records
+        if rec is None or set(view.venues) >= set(self.market.venues):
+            return rec, st.report_dicts, st.verdict
+        cached = st.restated.get(view.venues)
+        if cached is not None and cached[0] is rec:
+            out = cached[1]
+        else:
+            try:
+                out = restate(rec, view.venues, now=now, step=st.step, mid=st.last_price,
+                              synth=model_levels(st.model, view.venues) if st.model is not None else None,
+                              params=self.core.reports)
+            except Exception as e:  # never lie: no restated read means no verdict, not the all-venue one
+                out = replace(rec, verdict=f"verdict unavailable for {', '.join(view.venues)}: {type(e).__name__}")
+                object.__setattr__(out, "_json", st.report_dicts)
+            st.restated[view.venues] = (rec, out)
+        return out, out.to_dict(), out.verdict
+
+    def _model_layers(self, view: View, st: AssetState, win: Window, built: _Built,
                       prev: _Built | None, venues) -> tuple[np.ndarray, np.ndarray]:
         if prev is not None and prev.syn is not None and prev.open_col is not None and st.model is not None:
             lo, sh = prev.syn
@@ -671,32 +685,30 @@ class Engine:
         built.syn, built.open_col = (lo.astype(np.float32), sh.astype(np.float32)), win.col1 - 1
         return lo, sh
 
-    def _grid(self, view: EngineView, st: AssetState, win: Window, now: float,
+    def _grid(self, view: View, st: AssetState, win: Window, now: float,
               prev: _Built | None) -> tuple[MapGrid, tuple[np.ndarray, np.ndarray] | None]:
         built = self._built[view.key]
         vids = None
         if set(view.venues) != set(self.market.venues):
             vids = np.array([VENUE_ID[v] for v in view.venues], dtype=np.uint8)
-        trades = st.trades[view.tf].select(vids)
+        mode = mode_spec(view.mode)  # what the mode reads, and its builder (``liqmap.core.modes``)
         venues = view.venues
         model_venues = None if vids is None else venues
-        if view.mode == "raw":
-            return build_raw(view.asset, view.tf, win, st.liqs[view.tf].select(vids), trades, now=now,
-                             half_life_s=self.params.raw_half_life_s, venues=venues), None
-        lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
-        if view.mode == "synthetic":
-            return build_synthetic(view.asset, view.tf, win, lo, sh, trades, venues=venues), (lo, sh)
-        if view.mode == "heatmap":
-            return build_heatmap(view.asset, view.tf, win, lo, sh, trades, params=self.params,
-                                 venues=venues), (lo, sh)
-        # all venues: the levels read at the last ingest (the model has not changed since)
-        levels = st.synth if model_venues is None and st.synth is not None else model_levels(st.model, model_venues)
-        return build_hybrid(view.asset, view.tf, win, st.liqs[view.tf].select(vids), lo, sh, trades, levels,
-                            now=now, params=self.params, venues=venues), (lo, sh)
+        inp = GridInputs(view.asset, view.tf, win, st.trades[view.tf].select(vids), now, self.params, venues)
+        if mode.liqs:
+            inp = replace(inp, liqs=st.liqs[view.tf].select(vids))
+        if mode.model:
+            lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
+            inp = replace(inp, lo=lo, sh=sh)
+        if mode.levels:
+            # all venues: the levels read at the last ingest (the model has not changed since)
+            inp = replace(inp, levels=st.synth if model_venues is None and st.synth is not None
+                          else model_levels(st.model, model_venues))
+        return mode.build(inp), ((inp.lo, inp.sh) if mode.model else None)
 
     # ------------------------------------------------------------ synchronous stepping
 
-    def _due(self, view: EngineView, now: float, on_screen: bool) -> bool:
+    def _due(self, view: View, now: float, on_screen: bool) -> bool:
         b = self._built.get(view.key)
         if b is None or view.key not in self._latest:
             return True
@@ -824,17 +836,17 @@ class Engine:
             for w in waits:
                 w.cancel()
 
-    def _fast_work(self, scr: EngineView, now: float) -> Snapshot | None:
+    def _fast_work(self, scr: View, now: float) -> Snapshot | None:
         if scr.asset not in self._held:
             self.ingest(scr.asset, now)
         snap = self.build(scr, now)
         self._maybe_save(now)
         return snap
 
-    def _schedule_background(self, loop, pool, pending: set, now: float, scr: EngineView | None) -> None:
+    def _schedule_background(self, loop, pool, pending: set, now: float, scr: View | None) -> None:
         """Queue due background work, at most ``workers`` jobs deep; count and report what is shed."""
         screen_asset = scr.asset if scr is not None else None
-        due_by_asset: dict[str, list[EngineView]] = {}
+        due_by_asset: dict[str, list[View]] = {}
         held = self._held
         for v in self.background_views():
             if v.asset not in held and (v.key not in self._inflight) and self._due(v, now, False):
@@ -867,7 +879,7 @@ class Engine:
         st = self._states.get(asset)
         return now - (st.last_ingest if st else -math.inf) >= 30.0
 
-    def _background_work(self, asset: str, views: list[EngineView], now: float) -> None:
+    def _background_work(self, asset: str, views: list[View], now: float) -> None:
         self.ingest(asset, now)
         for v in views:
             self.build(v, now)
