@@ -43,7 +43,7 @@ def _books(rng: np.random.Generator) -> dict[str, Book]:
         asks = np.round((PRICE + offs) / TICK) * TICK
         sz = rng.lognormal(0.0, 1.0, (2, LEVELS))
         sz[:, rng.integers(0, LEVELS, 8)] *= 60.0  # a few walls
-        b.replace(zip(bids.tolist(), sz[0].tolist()), zip(asks.tolist(), sz[1].tolist()))
+        b.replace(list(zip(bids.tolist(), sz[0].tolist())), list(zip(asks.tolist(), sz[1].tolist())))  # replace needs len()
         books[v] = b
     return books
 

@@ -53,7 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "engine": section_defaults(EngineParams),
     "store": section_defaults(StoreParams),
     "feeds": {
-        "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
+        "stale_seconds": 10.0,  # a venue with no message for this long is shown stale (well before the watchdog)
+        "lagging_seconds": 2.0,  # a venue whose data runs this late (smoothed) is shown lagging, with the lag
         "watchdog_seconds": 30.0,
         # A connection silent for this long is closed and reconnected; per kind of data it carries (the
         # smallest over its kinds applies; 0 = watchdog_seconds). Liquidation-only streams are quiet for
@@ -82,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
         # Wire channel / topic names per venue ({} = the venue symbol where the venue embeds it).
         "channels": {
             "binance_liquidations": "forceOrder",  # per symbol; see binance_all_liquidations
-            "binance_trades": "aggTrade",  # or "trade" (then it goes on the /public connection)
+            "binance_trades": "aggTrade",  # or "trade" (both on the /market connection)
             "binance_mark": "markPrice@1s",
             "binance_depth": "depth@100ms",
             "binance_oi_path": "/fapi/v1/openInterest?symbol={}",
@@ -181,6 +182,28 @@ DEFAULTS: dict[str, Any] = {
         "connect_timeout_seconds": 5.0,  # websocket open (TCP + TLS + upgrade) limit per channel
     },
     "keys": {},  # binding id → key, e.g. mode_raw = "F1"; see the help screen for ids
+    # Alert rules ([[alerts]] tables; docs/alerts.md): evaluated for every asset the engine ingests. These
+    # defaults are what a new user gets (the demo fires some within minutes); `alerts = []` turns them off.
+    "alerts": [
+        {"name": "near big cluster", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6,
+         "cooldown_s": 900.0, "severity": "warning"},
+        {"name": "big sweep", "kind": "sweep", "min_usd": 2e6, "cooldown_s": 300.0, "severity": "info"},
+        {"name": "liquidation burst", "kind": "liq_burst", "min_usd": 1e6, "window_s": 60.0, "cooldown_s": 300.0,
+         "severity": "warning"},
+        {"name": "wall pulled", "kind": "wall_gone", "status": "pulled", "min_usd": 5e6, "cooldown_s": 300.0,
+         "severity": "info"},
+        {"name": "convergence", "kind": "convergence", "cooldown_s": 900.0, "severity": "info"},
+        {"name": "venue down", "kind": "venue_down", "cooldown_s": 60.0, "severity": "critical"},
+    ],
+    "alert_delivery": {
+        "toast": True,  # a toast in the TUI
+        "bell": True,  # the terminal bell with each warning or critical alert
+        "notify_send": False,  # a desktop notification through notify-send, where it exists
+        "exec": [],  # a command run for each alert, arguments as a list (never a shell); the alert as JSON on stdin
+        "webhook": "",  # an http(s) URL: each alert POSTed as JSON
+        "webhook_timeout_s": 5.0,
+        "webhook_retries": 3,
+    },
 }
 
 VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -238,6 +261,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "store.oi_every_seconds": (0.0, 86400.0, False),
     "store.max_pending_rows": (1000, 1_000_000_000, False),
     "feeds.stale_seconds": (0.5, 86400.0, False),
+    "feeds.lagging_seconds": (0.1, 3600.0, False),
     "feeds.watchdog_seconds": (1.0, 86400.0, False),
     "feeds.watchdog_by_kind": (0.0, 86400.0, False),
     "feeds.retries": (0, 1000, False),
@@ -477,6 +501,26 @@ def _check_ranges(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: universe.venues: list each venue once, at least one")
 
 
+def _check_alerts(cfg: dict, source: str) -> None:
+    """Alert rules and their delivery: a bad rule names the file, the rule and the problem (exit 2)."""
+    from .core.alerts import RuleError, parse_rules
+
+    try:
+        parse_rules(cfg["alerts"], cfg["universe"]["assets"])
+    except RuleError as e:
+        raise ConfigError(f"{source}: {e}") from None
+    d = cfg["alert_delivery"]
+    if not all(isinstance(x, str) and x for x in d["exec"]):
+        raise ConfigError(f"{source}: alert_delivery.exec: a command as a list of non-empty strings")
+    url = d["webhook"]
+    if url and not (url.startswith("http://") or url.startswith("https://")):
+        raise ConfigError(f"{source}: alert_delivery.webhook: {url!r} is not an http(s) URL")
+    for key, lo, hi in (("webhook_timeout_s", 0.1, 300.0), ("webhook_retries", 0, 20)):
+        v = d[key]
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi):
+            raise ConfigError(f"{source}: alert_delivery.{key}: {v!r} is out of range ({lo:g} to {hi:g})")
+
+
 def _check_screen_asset(cfg: dict, source: str) -> None:
     """The asset on screen at start must be one the app collects: ``--asset FOO`` once opened BTC silently."""
     import difflib
@@ -523,6 +567,7 @@ def validate(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
     cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
     _check_screen_asset(cfg, source)
+    _check_alerts(cfg, source)
     from .core.reports import check_params  # range checks owned by the reports package
 
     try:

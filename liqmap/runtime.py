@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections import deque
+from typing import Any, Callable
 
 from liqmap.core.market import Market
 
@@ -96,6 +97,14 @@ class Runtime:
                                  clock=self.clock, store=_EngineStore(self.store) if self.store else None,
                                  tiers=source.tiers())
             self.engine.health_provider = self.health
+            from .core.alerts import AlertEvaluator, parse_rules
+
+            rules = parse_rules(cfg.get("alerts"), self.assets)
+            self.engine.alerts = AlertEvaluator(rules) if rules else None
+        # Fired alerts: kept for the front end's log, handed to its listeners and to the off-screen delivery.
+        self.alert_log: deque = deque(maxlen=500)
+        self.alert_listeners: list[Callable[[Any], None]] = []
+        self.delivery = None
         self.on_update = None  # set by the TUI's source: called after a build it should show at once
         self.trace = lambda what: None  # the TUI's start-up trace (ui.app.trace): first-trade, first build
         self.stop_event: asyncio.Event | None = None
@@ -161,7 +170,39 @@ class Runtime:
                 tasks.append(asyncio.ensure_future(self.engine.run(stop)))
         if self.store is not None:
             tasks.append(asyncio.ensure_future(self.store.run(stop)))
+        if self.engine is not None and self.engine.alerts is not None:
+            tasks.append(asyncio.ensure_future(self._alert_pump(stop)))
         return feed, tasks
+
+    async def _alert_pump(self, stop: asyncio.Event, every: float = 0.25) -> None:
+        """Fired alerts from the engine's worker threads to the listeners and the off-screen delivery."""
+        from .delivery import Delivery
+
+        self.delivery = Delivery(self.cfg)
+        try:
+            while not stop.is_set():
+                self.pump_alerts()
+                try:
+                    await asyncio.wait_for(stop.wait(), every)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self.pump_alerts()
+            await self.delivery.close()
+
+    def pump_alerts(self) -> int:
+        """Hand the alerts fired since the last call on; returns how many."""
+        fired = self.engine.drain_alerts() if self.engine is not None else []
+        for a in fired:
+            self.alert_log.append(a)
+            for cb in list(self.alert_listeners):
+                try:
+                    cb(a)
+                except Exception:  # a front end's listener must never stop the pump  # noqa: BLE001
+                    pass
+            if self.delivery is not None and self.delivery.active:
+                self.delivery.deliver(a)
+        return len(fired)
 
     async def _first_build_then_run(self, feed) -> None:
         await self._first_build(feed)

@@ -217,3 +217,23 @@ def test_verdict_fits_80_columns_by_dropping_whole_parts_from_the_end():
     assert "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M" in line and len(line) <= 80
     assert "CONVERGENCE" not in line and "zoom" not in line
     assert "zoom 2×" in view_line(v, 2, 25.0, None, "", width=80, compact=True).plain
+
+
+def test_walls_panel_shows_both_sides_dominant_first():
+    from liqmap.ui.reports_table import build_rows, panel_walls
+
+    bids = [{"side": "bid", "price": 64_000.0 - 100 * i, "usd": 5e6 + i, "status": "active"} for i in range(10)]
+    asks = [{"side": "ask", "price": 65_000.0 + 100 * i, "usd": u, "status": "active"}
+            for i, u in enumerate((3.3e7, 5.94e7, 3.7e7, 3.4e7))]
+    ended = [{"side": "bid", "price": 63_000.0, "usd": 1e6, "status": "pulled"}]
+    order = panel_walls(bids + asks + ended)  # the engine's order: bids, then asks, then ended
+    assert [w["side"] for w in order[:8]] == ["ask", "bid"] * 4  # asks hold more wall USD: first
+    assert order[0]["usd"] == 5.94e7 and order[-1] is ended[0]
+    rows = [r for r in build_rows({"walls": bids + asks + ended}, 25.0) if r.section == "walls" and r.kind == "rec"]
+    assert {r.record["usd"] for r in rows} >= {5.94e7, 3.7e7, 3.4e7, 3.3e7}  # every ask wall in the 8 rows
+
+
+def test_a_lagging_venue_says_how_late_it_is():
+    health = {"binance": {"state": "connected", "lag_ewma": 0.1}, "bybit": {"state": "lagging", "lag_ewma": 14.2}}
+    line = status_line("BTC", "raw", "1m", health, "LIVE", None).plain
+    assert "◑bybit" in line and "14.2s late" in line and "LIVE" in line  # late data is still data

@@ -113,6 +113,11 @@ def test_binance_connections_routed_by_path_from_config():
     assert "btcusdt@aggTrade" in market_url and "1000pepeusdt@markPrice@1s" in market_url
     assert public_url == "wss://127.0.0.1:9443/public/stream?streams=btcusdt@depth@100ms"  # focus set only
     assert "depth" not in market_url and "forceOrder" not in public_url
+    cfg["feeds"]["channels"] = dict(DEFAULTS["feeds"]["channels"], binance_trades="trade")
+    conns = make_feed("binance", universe(["BTC"]), cfg=cfg, book_assets=["BTC"]).connect()
+    addrs = [c[0].address for c in conns if isinstance(c[0].address, str)]
+    market_url = [a for a in addrs if "/market/" in a][0]
+    assert "btcusdt@trade" in market_url and not any("@trade" in a for a in addrs if "/public/" in a)
 
 
 def test_deribit_needs_no_keys_and_subscribes_public_100ms():

@@ -451,3 +451,25 @@ def test_light_depth_frames_replay_through_the_default_parser(venue):
     asyncio.run(parser.feed(frame if isinstance(frame, str) else orjson.dumps(frame).decode(), 1.7e9))
     assert_levels(parser.books["BTC"], bids, asks)
     assert not parser.errors
+
+
+def okx_books(action, inst, asks, bids, seq, prev, checksum=0, ts="1597026383085"):
+    return {"arg": {"channel": "books", "instId": inst}, "action": action,
+            "data": [{"asks": asks, "bids": bids, "ts": ts, "checksum": checksum, "seqId": seq, "prevSeqId": prev}]}
+
+
+def test_okx_books_with_todays_zero_checksum_apply_and_a_sequence_gap_is_caught():
+    """OKX fills ``checksum`` with 0 since 2026-06-23: every push used to fail the check. Continuity is
+    checked on seqId/prevSeqId instead."""
+    assets = market("okx", BTC=("BTC-USDT-SWAP", False, 0.01))
+    snap = okx_books("snapshot", "BTC-USDT-SWAP", [["8446", "95", "0", "3"]], [["8444", "4", "0", "1"]], 100, -1)
+    upd = okx_books("update", "BTC-USDT-SWAP", [["8446", "0", "0", "0"], ["8447", "10", "0", "1"]],
+                    [["8445", "3", "0", "1"]], 101, 100)
+    p, _ = run("okx", assets, [snap, upd], channels=("book",))
+    assert not p.errors, p.errors
+    assert_levels(p.books["BTC"], [(8445.0, 0.03), (8444.0, 0.04)], [(8447.0, 0.1)])
+    gap = okx_books("update", "BTC-USDT-SWAP", [["8448", "5", "0", "1"]], [], 105, 103)  # 102-104 lost
+    after = okx_books("update", "BTC-USDT-SWAP", [["8449", "5", "0", "1"]], [], 106, 105)
+    p, _ = run("okx", assets, [snap, upd, gap, after], channels=("book",))
+    assert sum(n for k, n in p.errors.items() if "sequence_gap" in str(k)) == 1
+    assert sum(n for k, n in p.errors.items() if "update_before_snapshot" in str(k)) == 1  # until a snapshot

@@ -57,6 +57,13 @@ class Collect:
         self.started = time.monotonic()
         self._last_events = 0
         self._last_t = time.monotonic()
+        self.alerts_fired = 0
+        rt.alert_listeners.append(self._print_alert)  # a server alerts with no TUI attached
+
+    def _print_alert(self, a) -> None:
+        self.alerts_fired += 1
+        stamp = time.strftime("%H:%M:%S", time.gmtime(a.ts))
+        print(f"ALERT {stamp} {a.severity.upper()} {a.rule}: {a.message}", file=self.out, flush=True)
 
     @property
     def collector(self):
@@ -86,10 +93,13 @@ class Collect:
             implausible = sum(sum(p.rejected.values()) for p in parsers)
             health = f" · {errs} parse errors · {implausible} implausible"
         store = self.store.status()
+        from ..core.hitrate import pooled
+
+        hit = pooled(st.hitrate for st in self.engine.states())
         return (f"collect {self.label} {_fmt_dur(now - self.started)} · {ev:,} events ({rate:,.0f}/s) · "
-                f"{self.liqs_seen:,} liquidations · "
+                f"{self.liqs_seen:,} liquidations · {self.alerts_fired} alerts · "
                 f"{self.market.rejects.total():,} rejected · {views} views v{self.engine.version} · store "
-                f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · "
+                f"{self.store.flushes} flushes, {self.store.pending_rows} pending{health} · forecast {hit.text()} · "
                 f"{store or self.engine.status or 'ok'}")
 
     async def _status_loop(self) -> None:

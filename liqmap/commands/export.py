@@ -25,7 +25,7 @@ from ..core.events import ASK, BID, BUY, LONG, PRICE_KIND_NAMES, SELL, SHORT
 from ..core.snapshot import MapGrid, Snapshot
 from ..core.store import Store, _open_new
 
-HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
+HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls", "forecast_scores", "alerts")
 
 
 class ExportError(Exception):

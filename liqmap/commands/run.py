@@ -79,6 +79,8 @@ def build_source(kind: str, cfg: dict[str, Any], args):
     runtime.trace = trace
     src = EngineSource(runtime.engine, label=runtime.label, stop=runtime.stop, run=runtime.run)
     src.runner = runtime
+    # what follows the source's badge on the status bar (the replay's progress, "finished"), if it says anything
+    src.badge = lambda: str(getattr(runtime.source, "badge", "") or "")
     runtime.on_update = lambda: src.on_update() if src.on_update is not None else None
     src.on_view = lambda view: runtime.on_view(view.asset)
     return src

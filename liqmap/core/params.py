@@ -146,16 +146,15 @@ def section_defaults(obj_or_cls) -> dict[str, Any]:
 
 
 def build(cls, section: Mapping[str, Any] | None):
-    """``cls`` from a settings section: its keys over the defaults (unknown keys are left to config to refuse;
-    here they are ignored so a partial or foreign mapping never breaks the core)."""
+    """``cls`` from a settings section: its keys over the defaults. A key the class does not have is refused
+    (``ValueError``): a setting added to ``config`` but not here would otherwise never reach the core."""
     if not section:
         return cls()
-    kw = {}
-    for f in dataclasses.fields(cls):
-        if f.name in section:
-            v = section[f.name]
-            kw[f.name] = tuple(v) if isinstance(v, list) else v
-    return cls(**kw)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(k for k in section if k not in names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no parameter {', '.join(unknown)} (add it to liqmap/core/params.py)")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
 
 
 def core_params(cfg: "CoreParams | Mapping[str, Any] | None") -> CoreParams:

@@ -45,7 +45,8 @@ from .events import VENUES
 from .params import CoreParams, StoreParams, core_params, default_data_dir
 from .snapshot import Snapshot
 
-TABLES: tuple[str, ...] = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
+TABLES: tuple[str, ...] = ("liquidations", "open_interest", "sweeps", "absorptions", "walls", "forecast_scores",
+                           "alerts")
 EVENT_TABLES = {"liquidations": "liq", "open_interest": "oi"}  # table → event kind with a numpy dtype
 SNAPSHOT_SUFFIX = ".lqs"
 FUTURE_SLACK_S = 120.0  # exchange timestamps may run ahead of our clock (Market accepts up to 60 s)

@@ -156,8 +156,10 @@ class Collector:
         self.clock = clock
         names = list(self.assets)
         self.focus: tuple[str, ...] = tuple(focus_set(cfg, names, list(focus) if focus is not None else None))
-        stale = self._stale = float(feeds_setting(cfg, "stale_seconds", 30.0))
-        self._health: dict[str, Health] = {v: Health(v, stale_seconds=stale, clock=clock) for v in self.venues}
+        stale = self._stale = float(feeds_setting(cfg, "stale_seconds", 10.0))
+        self._lagging = float(feeds_setting(cfg, "lagging_seconds", 2.0))
+        self._health: dict[str, Health] = {v: Health(v, stale_seconds=stale, lagging_seconds=self._lagging, clock=clock)
+                                              for v in self.venues}
         if ingest is not None:  # the runtime reads health from the one sink: the venues' records live there
             ingest._health.update(self._health)
         self._slots: dict[tuple[str, str], Slot] = {}
@@ -425,7 +427,8 @@ class Collector:
     async def _launch(self, slot: Slot) -> None:
         """Build the slot's feed off the loop and start its connections; on failure, retry later."""
         if slot.health is None:
-            slot.health = Health(slot.venue, stale_seconds=self._stale, clock=self.clock, log_errors=False)
+            slot.health = Health(slot.venue, stale_seconds=self._stale, lagging_seconds=self._lagging, clock=self.clock,
+                                 log_errors=False)
         h = self._fan(slot)
         self._slots[(slot.venue, slot.group)] = slot
         try:

@@ -150,7 +150,9 @@ class Ingest:
         self.trade_usd: Counter = Counter()  # asset → traded USD (every parsed trade, ring size aside)
         self.trade_count: Counter = Counter()
         self._liqs: dict[str, list[np.ndarray]] = {}  # asset → every parsed liquidation (keep_liquidations)
-        self._stale = float(((cfg or {}).get("feeds") or {}).get("stale_seconds", 30.0))
+        feeds = (cfg or {}).get("feeds") or {}
+        self._stale = float(feeds.get("stale_seconds", 10.0))
+        self._lagging = float(feeds.get("lagging_seconds", 2.0))
         self._health: dict[str, Health] = {}
         self._receipt = 0.0
         self._known = set(market.assets)
@@ -160,7 +162,7 @@ class Ingest:
         """The venue's health record (made on first use; a frame source counts as one open connection)."""
         h = self._health.get(venue)
         if h is None:
-            h = self._health[venue] = Health(venue, stale_seconds=self._stale, clock=self.clock)
+            h = self._health[venue] = Health(venue, stale_seconds=self._stale, lagging_seconds=self._lagging, clock=self.clock)
             h.open_connections = open_connections
         return h
 

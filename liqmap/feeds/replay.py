@@ -137,6 +137,8 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
                 "total_short_usd": float(np.sum(sh)),
                 "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
             }
+            # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
+            synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
         reports = st.report_dicts or None
     if step is None and last_price:
         from liqmap.core.buckets import bucket_step
@@ -297,6 +299,7 @@ class ReplaySource:
         self._stop = asyncio.Event()
         self._start_wall: float | None = None
         self._start_rec: float | None = None
+        self._meter = None  # the recording's ReadMeter while it plays
 
     def now(self) -> float:
         """The recording's clock: the receipt time replay has reached (wall time before the first frame)."""
@@ -329,6 +332,18 @@ class ReplaySource:
         return ""
 
     @property
+    def badge(self) -> str:
+        """After REPLAY on the status bar: how far (share of the file, the recording's clock), or done."""
+        if self.done:
+            return "stopped" if self.error else "finished"
+        meter = self._meter
+        if meter is None:
+            return ""
+        t = self.replayer.now if self.replayer is not None else 0.0
+        clock = time.strftime(" %d %b %H:%M:%S", time.gmtime(t)) if t else ""
+        return f"{meter.share * 100:.0f}%{clock}"
+
+    @property
     def frames(self) -> int:
         return self.replayer.frames
 
@@ -344,6 +359,7 @@ class ReplaySource:
         on_tick = self.on_tick if tick else None
         try:
             rec = open_recording(self.path)
+            self._meter = rec.meter
             self.format = rec.format
             paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0

@@ -32,7 +32,9 @@ from ..core.snapshot import Snapshot
 from ..core.timeframes import ORDER as TIMEFRAMES
 from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
+from .alerts_log import AlertsScreen
 from .help import HelpScreen
+from .screener import ScreenerScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
@@ -117,6 +119,8 @@ class LiqmapApp(App):
         Binding("r", "reports", "Reports", id="reports_toggle"),
         Binding("enter", "focus_reports", "Events", show=False, id="reports_focus"),
         Binding("h", "hires", "Hi-res", show=False, id="hires_toggle"),
+        Binding("a", "alerts", "Alerts", id="alerts_log"),
+        Binding("s", "screener", "Screener", id="screener"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -147,6 +151,7 @@ class LiqmapApp(App):
         self.vp = Viewport(hires=bool(app_cfg.get("hires", False)))
         self.hz = float(app_cfg["hz"])
         self.source = source
+        self.alerts: list = []  # alerts fired this run, oldest first (the log, key a)
         self._source_factory = source_factory
         self._source_error = ""
         self.naive = naive
@@ -233,8 +238,8 @@ class LiqmapApp(App):
     @classmethod
     def _all_bindings(cls) -> list[Binding]:
         """The app's, the reports panel's and the help screen's bindings (all remappable by id)."""
-        return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS) for b in bs
-                if isinstance(b, Binding)]
+        return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS, AlertsScreen.BINDINGS,
+                             ScreenerScreen.BINDINGS) for b in bs if isinstance(b, Binding)]
 
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
@@ -255,6 +260,9 @@ class LiqmapApp(App):
         self._tick()
 
     def _start_source(self) -> None:
+        runner = getattr(self.source, "runner", None)
+        if runner is not None and hasattr(runner, "alert_listeners"):
+            runner.alert_listeners.append(self._on_alert)
         start = getattr(self.source, "start", None)
         if callable(start):
             start()
@@ -503,7 +511,9 @@ class LiqmapApp(App):
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
         label = snap.source if snap is not None else st.label
         compact = self._main.has_class("compact")
-        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact)
+        badge_of = getattr(self.source, "badge", None)
+        badge = badge_of() if callable(badge_of) else ""
+        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact, badge)
         cursor = ""
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)
@@ -644,6 +654,38 @@ class LiqmapApp(App):
 
     def action_hires(self) -> None:
         self.vp.hires = not self.vp.hires
+        self._changed()
+
+    def _on_alert(self, alert) -> None:
+        """An alert the engine fired (for any asset): kept for the log (``a``), a toast, the bell."""
+        self.alerts.append(alert)
+        d = self.cfg.get("alert_delivery") or {}
+        if d.get("toast", True):
+            sev = {"critical": "error", "warning": "warning"}.get(alert.severity, "information")
+            self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
+        if d.get("bell", True) and alert.severity in ("warning", "critical"):
+            self.bell()
+
+    def action_screener(self) -> None:
+        engine = getattr(self.source, "engine", None)
+        if engine is None or not hasattr(engine, "screener"):
+            self.notify("the screener needs the engine's data: it is still starting", severity="warning")
+            return
+        self.push_screen(ScreenerScreen(engine.screener))
+
+    def on_screener_screen_open(self, msg: ScreenerScreen.Open) -> None:
+        self.select_asset(msg.asset)
+
+    def action_alerts(self) -> None:
+        self.push_screen(AlertsScreen(self.alerts))
+
+    def on_alerts_screen_open(self, msg: AlertsScreen.Open) -> None:
+        """Open the alert's asset with the time cursor at its moment and its price marked."""
+        a = msg.alert
+        if a.asset in self.assets:
+            self.select_asset(a.asset)
+        self.vp.cursor_ts = a.ts
+        self.vp.highlight = a.price
         self._changed()
 
     def action_help(self) -> None:

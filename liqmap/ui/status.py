@@ -18,7 +18,7 @@ from ..core.buckets import label
 from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
-DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "○", "error": "○",
+DOT = {"connected": "●", "ok": "●", "live": "●", "lagging": "◑", "stale": "◐", "down": "○", "error": "○",
        "connecting": "◌", "disconnected": "○"}
 VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER"}
 
@@ -58,7 +58,7 @@ def fmt_age(age: float | None) -> str:
     return f"{age / 3600:.0f}h"
 
 
-DELIVERING = ("connected", "ok", "live")
+DELIVERING = ("connected", "ok", "live", "lagging")
 STALE_AGE_SHOWN = 5.0  # s: on a compact bar a venue's age shows from here
 
 
@@ -88,7 +88,7 @@ def no_data_line(error: str) -> Text:
 
 
 def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
-                compact: bool = False) -> Text:
+                compact: bool = False, badge: str = "") -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(f" {asset} ", style="bold reverse")
     t.append(f" {MODE_LABEL.get(mode, mode)} ", style="bold")
@@ -100,7 +100,8 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         if venue_filter and venue != venue_filter:
             style = "dim"
         else:
-            style = {"connected": "green", "ok": "green", "live": "green", "stale": "yellow"}.get(state, "red")
+            style = {"connected": "green", "ok": "green", "live": "green", "lagging": "yellow",
+                     "stale": "yellow"}.get(state, "red")
             if state == "connecting":
                 style = "yellow"
         name = VENUE_SHORT.get(venue, venue[:3].upper()) if compact else venue
@@ -110,7 +111,9 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
             # compact: only a late venue's age (a fresh one's green dot says enough; 80 columns are tight)
             t.append(f" {a}", style="dim" if not compact else style)
         t.append(" ")
-        if lag is not None and state in ("connected", "ok", "live", "stale"):
+        if state == "lagging" and lag is not None:
+            t.append(f"{lag:.1f}s late ", style="yellow")  # how far behind, next to the venue it concerns
+        if lag is not None and state in ("connected", "ok", "live", "lagging", "stale"):
             lags.append(max(lag, 0.0))  # a venue clock ahead of ours is skew, not negative lag
     if lags:
         t.append("│ ", style="dim")
@@ -122,7 +125,7 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
     if source == "LIVE":
         src, _ = live_state(health)
         style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
-    t.append(src, style=style)
+    t.append(src + (f" {badge}" if badge else ""), style=style)
     return t
 
 

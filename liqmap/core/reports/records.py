@@ -44,6 +44,7 @@ class Forecast(Record):
     tails: str
     price: float | None
     clusters: tuple[ForecastCluster, ...] = ()
+    hit: dict | None = None  # how past forecasts did (``liqmap.core.hitrate.HitScore.to_dict``)
 
     @classmethod
     def compute(cls, levels, step: float, price: float | None, sigma_hour: float, horizon_hours: float,
@@ -55,7 +56,8 @@ class Forecast(Record):
     def from_dict(cls, d: Mapping[str, Any]) -> "Forecast":
         return cls(horizon_hours=float(d["horizon_hours"]), sigma_hour=float(d["sigma_hour"]),
                    tails=str(d.get("tails", "t3")), price=d.get("price"),
-                   clusters=tuple(ForecastCluster.from_dict(c) for c in d.get("clusters") or ()))
+                   clusters=tuple(ForecastCluster.from_dict(c) for c in d.get("clusters") or ()),
+                   hit=dict(d["hit"]) if isinstance(d.get("hit"), Mapping) else None)
 
 
 @dataclass(frozen=True)

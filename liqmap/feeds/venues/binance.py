@@ -4,7 +4,7 @@ cryptofeed 2.4.1 subscribes everything on ``wss://fstream.binance.com/stream`` w
 liquidations and aggTrade on 2026-04-23 (docs/venues.md §2.1, cryptofeed #1128). Here:
 
 - ``/market``: ``!forceOrder@arr`` (or ``<sym>@forceOrder``), ``<sym>@aggTrade``, ``<sym>@markPrice@1s``;
-- ``/public``: ``<sym>@depth@100ms`` (and ``@trade`` if configured); for the light ``depth`` kind the
+- ``/public``: ``<sym>@depth@100ms``; for the light ``depth`` kind the
   partial book stream ``<sym>@depth20@500ms`` — a top-20 snapshot per push that replaces the book (same
   ``depthUpdate`` payload as the diff stream, told apart by its stream name);
 - REST: open interest polled with cryptofeed's ``HTTPPoll``; the depth snapshot fetched once per (re)sync.
@@ -62,11 +62,11 @@ class BinanceFeed(VenueFeed, BinanceFutures):
     LABEL = "Binance USD-M"
     SHORT = "BIN"
     CCXT_ID = "binanceusdm"
-    ENDPOINTS = {"market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
-                 "public": "wss://fstream.binance.com/public",  # depth (and @trade)
+    ENDPOINTS = {"market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade or trade, markPrice
+                 "public": "wss://fstream.binance.com/public",  # depth
                  "rest": "https://fapi.binance.com"}  # open-interest poll, depth snapshot
     CHANNELS = {"liquidations": "forceOrder",  # per symbol; see feeds.binance_all_liquidations
-                "trades": "aggTrade",  # or "trade" (then it goes on the /public connection)
+                "trades": "aggTrade",  # or "trade" (also on /market)
                 "mark": "markPrice@1s", "depth": "depth@100ms",
                 "oi_path": "/fapi/v1/openInterest?symbol={}", "depth_path": "/fapi/v1/depth?symbol={}&limit=1000",
                 "light_depth": "depth20@500ms"}  # partial book stream, on /public
@@ -97,8 +97,9 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             else:
                 market += [f"{s}@{ch['binance_liquidations']}" for s in syms]
         if "trade" in self.kinds:
-            target = public if ch["binance_trades"] == "trade" else market
-            target += [f"{s}@{ch['binance_trades']}" for s in syms]
+            # @trade and @aggTrade both belong on /market (Binance's base-URL split mapping, checked 2026-12-05):
+            # on /public a @trade subscription is accepted and never delivers
+            market += [f"{s}@{ch['binance_trades']}" for s in syms]
         if "oi" in self.kinds or "trade" in self.kinds:
             market += [f"{s}@{ch['binance_mark']}" for s in syms]
         if "book" in self.kinds:

@@ -43,6 +43,7 @@ class OkxFeed(VenueFeed, OKX):
         self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
         self._synced: set[str] = set()  # instIds whose book has had its snapshot
         self._shadow: dict[str, tuple[dict, dict]] = {}  # instId → (bids, asks) as the venue's strings
+        self._seq: dict[str, int] = {}  # instId → the last books seqId (continuity since the checksum is 0)
         super().__init__(*args, **kwargs)
 
     async def subscribe(self, conn) -> None:
@@ -195,9 +196,29 @@ class OkxFeed(VenueFeed, OKX):
                 scale = 1.0 if vm.inverse else vm.contract_size
                 book.apply_raw(BID, bids, ts, 1.0, scale)
                 book.apply_raw(ASK, asks, ts, 1.0, scale)
-            if checking and "checksum" in d:
+            # OKX stopped filling the books checksum on 2026-06-23 (its notice of 2026-05-21: always 0 from then
+            # on); checking a 0 failed every push and recycled the connection. A real checksum (older
+            # recordings) is still checked; continuity now rests on seqId / prevSeqId.
+            if checking and d.get("checksum") not in (None, 0, "0"):
                 self._check(inst, snapshot, raw_bids, raw_asks, d["checksum"])
+            self._sequence(inst, snapshot, d)
         self.book_changed(asset)
+
+    def _sequence(self, inst: str, snapshot: bool, d: dict) -> None:
+        """An update whose ``prevSeqId`` is not the last ``seqId`` seen means a lost push: the book is marked
+        unsynced until the next snapshot (counted; live the connection is recycled, as for a bad checksum)."""
+        seq, prev = d.get("seqId"), d.get("prevSeqId")
+        if seq is None:
+            return
+        last = self._seq.get(inst)
+        self._seq[inst] = seq
+        if snapshot or prev is None or last is None or int(prev) == -1 or int(prev) == int(last):
+            return
+        self._synced.discard(inst)
+        self._seq.pop(inst, None)
+        self._error("book", "sequence_gap")
+        if self.live_rest:
+            raise MissingSequenceNumber
 
     def _check(self, inst: str, snapshot: bool, bids, asks, expected: int) -> None:
         """OKX's CRC32 over the top 25 levels, on the venue's own strings (kept in a shadow book).
