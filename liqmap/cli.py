@@ -23,10 +23,13 @@ COMMANDS = ("run", "record", "replay", "collect", "doctor", "export")
 EPILOG = """\
 commands:
   liqmap [--demo | --replay FILE]         the terminal map (live by default)
+  liqmap --bus nats://HOST:PORT           the map on a message bus that collectors publish to
   liqmap record OUT [--demo]              record every raw frame to OUT (gzip JSON lines)
   liqmap replay FILE --headless --report OUT.json
                                           push a recording through the parsers, write a JSON report
   liqmap collect [--demo]                 run the engine headless: collect, compute, persist
+    [--bus nats://HOST:PORT]              ... and publish rows and snapshots to the bus
+    [--from-bus nats://HOST:PORT]         ... with the bus as the source instead of the venues
   liqmap doctor                           check each venue and channel live
   liqmap export --asset A --format parquet|csv|ndjson OUT
                                           write history and grids
@@ -68,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--demo", action="store_true", help="run on the simulated five-venue market (no network)")
     src.add_argument("--replay", metavar="FILE", help="run the map on a recording instead of live data")
+    src.add_argument("--bus", metavar="URL", help="run the map on a NATS bus that `liqmap collect --bus` publishes "
+                     "to (nats://[user:pass@]HOST:PORT, tls://...; see README 'Run it across machines')")
     _common(p)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -87,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--demo", action="store_true", default=argparse.SUPPRESS, help="collect from the demo market")
     c.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     c.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines on stderr")
+    cb = c.add_mutually_exclusive_group()
+    cb.add_argument("--bus", metavar="URL", default=argparse.SUPPRESS,
+                    help="publish what is collected to this NATS JetStream bus (nats://HOST:PORT)")
+    cb.add_argument("--from-bus", metavar="URL", default=None,
+                    help="collect from this bus instead of the venues (a second store, a sharded set-up)")
     _common(c, suppress=True)
 
     d = sub.add_parser("doctor", help="check each venue and channel live")
@@ -183,7 +193,8 @@ def writes_data_dir(args: argparse.Namespace, command: str) -> bool:
     """Commands that write history/snapshots hold the data-dir lock: collect, and the live app."""
     if command == "collect":
         return True
-    return command == "run" and not getattr(args, "demo", False) and not getattr(args, "replay", None)
+    return (command == "run" and not getattr(args, "demo", False) and not getattr(args, "replay", None)
+            and not getattr(args, "bus", None))  # a viewer on the bus keeps no history of its own
 
 
 def not_built(what: str) -> int:

@@ -177,6 +177,31 @@ DEFAULTS: dict[str, Any] = {
         "report_book_levels": 20,  # levels per side of each final book in the report
         "report_max_liquidations": 5000,  # newest liquidations listed per asset (totals count all)
     },
+    # The message bus (liqmap/bus, docs/bus.md): NATS JetStream. Empty url: no bus — nothing connects, and
+    # liqmap never listens on a port either way. Credentials here or in the URL are never printed.
+    "bus": {
+        "url": "",  # nats://HOST:PORT or tls://HOST:PORT; several, comma-separated, for a cluster
+        "user": "",
+        "password": "",
+        "token": "",
+        "nkey_seed_file": "",  # a file holding an nkey seed
+        "creds_file": "",  # a NATS .creds file (JWT + nkey)
+        "tls_ca": "",  # CA file to verify the server with (tls://); tls_cert/tls_key: client certificate
+        "tls_cert": "",
+        "tls_key": "",
+        "stream": "LIQMAP",  # rows stream; the books stream is <stream>_BOOKS
+        "kv_bucket": "liqmap-snapshots",
+        "retention_hours": 0.0,  # rows kept on the bus; 0: the longest timeframe's window (columns × 4 h)
+        "catchup_hours": 0.0,  # how far back a viewer starting late replays; 0: the whole retention
+        "max_mb": 1024,  # the rows stream's size cap (oldest dropped first)
+        "replicas": 1,  # stream replicas (3 on a 3-node cluster)
+        "batch_ms": 250,  # rows gathered per (kind, venue, asset) this long, then sent as one message
+        "book_seconds": 1.0,  # changed books sent this often
+        "book_levels": 400,  # levels per side of each book snapshot
+        "snapshot_seconds": 5.0,  # changed engine snapshots put into the bucket this often
+        "buffer_mb": 64,  # messages held while the bus is away (oldest dropped first, counted)
+        "dedup_seconds": 120.0,  # the server's duplicate window for message ids
+    },
     "doctor": {
         "dns_timeout_seconds": 2.0,  # the first check: no DNS answer in this long = no network
         "connect_timeout_seconds": 5.0,  # websocket open (TCP + TLS + upgrade) limit per channel
@@ -316,6 +341,16 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "replay.tick_seconds": (0.01, 86400.0, False),
     "replay.report_book_levels": (0, 100_000, False),
     "replay.report_max_liquidations": (0, 100_000_000, False),
+    "bus.retention_hours": (0.0, 24 * 365.0, False),  # 0: the default window
+    "bus.catchup_hours": (0.0, 24 * 365.0, False),
+    "bus.max_mb": (1, 1 << 30, False),
+    "bus.replicas": (1, 5, False),
+    "bus.batch_ms": (1, 60_000, False),
+    "bus.book_seconds": (0.05, 3600.0, False),
+    "bus.book_levels": (1, 100_000, False),
+    "bus.snapshot_seconds": (0.1, 3600.0, False),
+    "bus.buffer_mb": (1, 1 << 20, False),
+    "bus.dedup_seconds": (1.0, 86400.0, False),
     "doctor.dns_timeout_seconds": (0.1, 600.0, False),
     "doctor.connect_timeout_seconds": (0.1, 600.0, False),
 }

@@ -80,11 +80,13 @@ class Runtime:
         self.clock = source.clock
         self.market = Market(self.assets, self.venues, capacity=ring_capacities(cfg), clock=self.clock)
         self.store = None
+        # Whoever wants every batch the market accepts, as (kind, asset, rows): the message bus's publisher.
+        self.row_taps: list = []
+        self.market.on_accept = self._on_accept
         if store:
             from .core.store import Store
 
             self.store = Store(cfg, clock=self.clock)
-            self.market.on_accept = self._on_accept
         self.liqs_seen = 0
         self.board = BookBoard()
         self.ingest = Ingest(cfg, self.market, source.assets, board=self.board, clock=self.clock)
@@ -124,7 +126,9 @@ class Runtime:
         return self.source.status or (self.engine.status if self.engine is not None else "")
 
     def _on_accept(self, kind: str, asset: str, rows) -> None:
-        if kind == "liq":
+        for tap in self.row_taps:
+            tap(kind, asset, rows)
+        if kind == "liq" and self.store is not None:
             self.liqs_seen += len(rows)
             self.store.append_events("liquidations", asset, rows)
 

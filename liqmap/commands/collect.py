@@ -29,7 +29,8 @@ class Collect:
     """The headless front end over a ``Runtime`` (store on) with the live or the demo source."""
 
     def __init__(self, cfg: dict, demo: bool, duration: float | None, status_every: float,
-                 seed: int | None = None, speed: float | None = None, out=None) -> None:
+                 seed: int | None = None, speed: float | None = None, out=None, bus: str | None = None,
+                 from_bus: str | None = None) -> None:
         from ..runtime import Runtime
 
         self.cfg = cfg
@@ -37,7 +38,11 @@ class Collect:
         self.duration = duration
         self.status_every = max(0.1, float(status_every))
         self.out = out if out is not None else sys.stderr  # looked up now: tests swap sys.stderr
-        if demo:
+        if from_bus:
+            from ..bus.source import BusSource
+
+            source = BusSource(cfg, from_bus)
+        elif demo:
             from ..feeds.demo.feed import DemoFeed
 
             source = DemoFeed(cfg, assets=list(cfg["universe"]["assets"]), seed=seed, speed=speed)
@@ -49,6 +54,13 @@ class Collect:
             # venues): each venue's synthetic levels use its own ladder.
             source = LiveSource(cfg, metadata=Metadata.from_config(cfg, cfg.get("_data_dir")), backfill=False)
         self.runtime = rt = Runtime(cfg, source, store=True)
+        self.publisher = None
+        if bus:
+            from ..bus.publisher import BusPublisher
+            from ..bus.settings import settings as bus_settings
+
+            self.publisher = BusPublisher(bus_settings(cfg, bus), rt)
+            rt.row_taps.append(self.publisher.tap)
         self.source = source
         self.label = rt.label
         self.market, self.engine, self.store, self.clock = rt.market, rt.engine, rt.store, rt.clock
@@ -93,6 +105,13 @@ class Collect:
             implausible = sum(sum(p.rejected.values()) for p in parsers)
             health = f" · {errs} parse errors · {implausible} implausible"
         store = self.store.status()
+        if self.publisher is not None:
+            health += f" · {self.publisher.status()}"
+        bus_in = getattr(self.source, "badge", "") if self.label == "BUS" else ""
+        if self.label == "BUS":
+            health += (f" · from bus {self.source.settings.shown}: {self.source.messages:,} msgs "
+                       f"{self.source.rows:,} rows") + (
+                f" ({bus_in})" if bus_in else "")
         from ..core.hitrate import pooled
 
         hit = pooled(st.hitrate for st in self.engine.states())
@@ -123,6 +142,9 @@ class Collect:
                   file=self.out, flush=True)
         feed, tasks = self.runtime.start()
         tasks.append(asyncio.create_task(self._status_loop(), name="collect-status"))
+        # The publisher stops after the runtime's last flush (its own event), so the last batch is sent too.
+        pub_stop = asyncio.Event()
+        pub_task = asyncio.create_task(self.publisher.run(pub_stop), name="bus-publish") if self.publisher else None
         rc = 0
         try:
             if self.duration is not None:
@@ -140,6 +162,12 @@ class Collect:
                 feed.cancel()
             await asyncio.gather(feed, *tasks, return_exceptions=True)
             await self.runtime.stop()
+            if pub_task is not None:
+                pub_stop.set()
+                try:  # the last batch gets a few seconds; a bus that does not answer cannot hold the exit
+                    await asyncio.wait_for(asyncio.gather(pub_task, return_exceptions=True), 10.0)
+                except asyncio.TimeoutError:
+                    pass
             saved = len(list(self.store.snapshot_dir.glob("*.lqs"))) if self.store.snapshot_dir.is_dir() else 0
             print(self.status_line(), file=self.out, flush=True)
             print(f"liqmap: collect: stopped; {self.store.rows_written:,} history rows written, {saved} snapshots "
@@ -149,6 +177,15 @@ class Collect:
 
 def main(args, cfg) -> int:
     demo = bool(getattr(args, "demo", False))
+    bus, from_bus = getattr(args, "bus", None), getattr(args, "from_bus", None)
+    if bus or from_bus:
+        from ..bus.settings import BusConfigError, settings as bus_settings
+
+        try:  # a bad URL: one line, credentials redacted
+            bus_settings(cfg, bus or from_bus)
+        except BusConfigError as e:
+            print(f"liqmap: collect: {e}", file=sys.stderr)
+            return 2
     c = Collect(cfg, demo, getattr(args, "duration", None), getattr(args, "status_every", 10.0),
-                seed=getattr(args, "seed", None), speed=getattr(args, "speed", None))
+                seed=getattr(args, "seed", None), speed=getattr(args, "speed", None), bus=bus, from_bus=from_bus)
     return asyncio.run(c.run())

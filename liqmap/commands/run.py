@@ -55,6 +55,10 @@ def make_source(kind: str, cfg: dict[str, Any], args):
         from ..feeds.replay import ReplaySource
 
         return ReplaySource(args.replay, cfg, speed=getattr(args, "speed", None) or 1.0)
+    if kind == "bus":
+        from ..bus.source import BusSource
+
+        return BusSource(cfg, args.bus)  # rows, books and snapshots from collectors elsewhere
     from ..feeds.metadata import Metadata
     from ..feeds.sources import LiveSource
 
@@ -119,9 +123,19 @@ def main(args, cfg: dict[str, Any]) -> int:
         print(f"liqmap: {e}", file=sys.stderr)
         return 2
 
-    kind = "demo" if getattr(args, "demo", False) else "replay" if getattr(args, "replay", None) else "live"
+    kind = ("demo" if getattr(args, "demo", False) else "replay" if getattr(args, "replay", None)
+            else "bus" if getattr(args, "bus", None) else "live")
+    if kind == "bus":
+        from ..bus.settings import BusConfigError, settings as bus_settings
+
+        try:  # a bad URL: one line (credentials redacted) before the map starts
+            bus_settings(cfg, args.bus)
+        except BusConfigError as e:
+            print(f"liqmap: {e}", file=sys.stderr)
+            return 2
     needs = {"demo": ("liqmap.core.engine", "liqmap.feeds.demo.feed", "liqmap.feeds.parser"),
              "replay": ("liqmap.core.engine", "liqmap.feeds.replay"),
+             "bus": ("liqmap.core.engine", "nats"),
              "live": ("liqmap.core.engine", "liqmap.feeds.collector")}[kind]
     missing = _missing(*needs)
     if missing:
@@ -155,7 +169,7 @@ def main(args, cfg: dict[str, Any]) -> int:
 
     app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system=system,
                     source_factory=early.result, first_frame=first_frame,
-                    source_label={"demo": "DEMO", "replay": "REPLAY"}.get(kind, "LIVE"),
+                    source_label={"demo": "DEMO", "replay": "REPLAY", "bus": "BUS"}.get(kind, "LIVE"),
                     naive=os.environ.get("LIQMAPUI_NAIVE") == "1")
     app.run(mouse=bool(cfg["app"]["mouse"]))
     rc = int(app.return_code or 0)

@@ -125,6 +125,8 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
     if source == "LIVE":
         src, _ = live_state(health)
         style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
+    if source == "BUS" and badge.startswith("DOWN"):
+        style = "bold white on red"  # the bus is away: the map on screen is the last one received
     t.append(src + (f" {badge}" if badge else ""), style=style)
     return t
 

@@ -96,6 +96,35 @@ class PersistenceMixin:
             n += 1
         return n
 
+    def encoded_snapshots(self, sent: dict[tuple, int]) -> list[tuple[str, str, str, tuple, bytes]]:
+        """The latest snapshot of every follow-the-price view not in ``sent`` at its version, encoded as a
+        snapshot file (the message bus's bucket); ``sent`` (view key → version) is updated. Packed background
+        snapshots are passed as they are. Returns (asset, mode, timeframe, venues, blob) per view."""
+        from .. import codec
+
+        out = []
+        for key, snap in list(self._latest.items()):
+            if key[5] is not None or sent.get(key) == snap.version:
+                continue
+            if isinstance(snap, PackedSnapshot):
+                what = (snap.asset, snap.mode, snap.timeframe, tuple(snap.venues), snap.blob)
+            else:
+                g = snap.grid
+                what = (g.asset, g.mode, g.timeframe, tuple(g.venues), codec.encode(snap, heatmap=self._heat))
+            sent[key] = snap.version
+            out.append(what)
+        return out
+
+    def adopt_snapshots(self, snaps) -> int:
+        """Snapshots made elsewhere (a collector's, through the bus) shown until this engine builds the view
+        itself, exactly like the ones ``restore`` reads from disk."""
+        n = 0
+        for snap in snaps:
+            g = snap.grid
+            self._restored[(g.asset, g.mode, g.timeframe, tuple(g.venues))] = snap
+            n += 1
+        return n
+
     def restore(self) -> int:
         """Load history and the latest snapshots from the store so the map is full at once."""
         if self.store is None:
