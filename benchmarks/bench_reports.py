@@ -53,7 +53,7 @@ def _touch(books: dict[str, Book], rng: np.random.Generator, mid: float) -> None
         for side in (BID, ASK):
             p, _ = b.levels(side)
             pick = rng.integers(0, len(p), 50)
-            b.apply(side, zip(p[pick].tolist(), rng.lognormal(0.0, 1.0, 50).tolist()))
+            b.apply(side, list(zip(p[pick].tolist(), rng.lognormal(0.0, 1.0, 50).tolist())))
 
 
 def _trades(rng: np.random.Generator, t0: float, mid: float) -> np.ndarray:

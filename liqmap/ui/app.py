@@ -34,6 +34,7 @@ from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
 from .alerts_log import AlertsScreen
 from .help import HelpScreen
+from .screener import ScreenerScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
@@ -119,6 +120,7 @@ class LiqmapApp(App):
         Binding("enter", "focus_reports", "Events", show=False, id="reports_focus"),
         Binding("h", "hires", "Hi-res", show=False, id="hires_toggle"),
         Binding("a", "alerts", "Alerts", id="alerts_log"),
+        Binding("s", "screener", "Screener", id="screener"),
         Binding("question_mark", "help", "Help", key_display="?", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -236,8 +238,8 @@ class LiqmapApp(App):
     @classmethod
     def _all_bindings(cls) -> list[Binding]:
         """The app's, the reports panel's and the help screen's bindings (all remappable by id)."""
-        return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS, AlertsScreen.BINDINGS)
-                for b in bs if isinstance(b, Binding)]
+        return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS, AlertsScreen.BINDINGS,
+                             ScreenerScreen.BINDINGS) for b in bs if isinstance(b, Binding)]
 
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
@@ -663,6 +665,16 @@ class LiqmapApp(App):
             self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
         if d.get("bell", True) and alert.severity in ("warning", "critical"):
             self.bell()
+
+    def action_screener(self) -> None:
+        engine = getattr(self.source, "engine", None)
+        if engine is None or not hasattr(engine, "screener"):
+            self.notify("the screener needs the engine's data: it is still starting", severity="warning")
+            return
+        self.push_screen(ScreenerScreen(engine.screener))
+
+    def on_screener_screen_open(self, msg: ScreenerScreen.Open) -> None:
+        self.select_asset(msg.asset)
 
     def action_alerts(self) -> None:
         self.push_screen(AlertsScreen(self.alerts))

@@ -176,6 +176,28 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
 
     # ------------------------------------------------------------ per-asset state
 
+    def screener(self, now: float | None = None) -> list:
+        """One ``core.screener.ScreenRow`` per asset of the universe (call off the UI thread)."""
+        from ..screener import row
+
+        now = self.clock() if now is None else now
+        out = []
+        for a in self.assets:
+            st = self._states.get(a)
+            if st is None:
+                out.append(row(a, now, None, None, None, None, None, "no data yet"))
+                continue
+            with st.lock:
+                marks = st.price_marks
+                ago = None
+                if marks:
+                    want = math.floor(now / 60.0) - 60
+                    older = [p for m, p in marks if m <= want]
+                    ago = older[-1] if older else None
+                state = "history loading" if a in self._held else "ok"
+                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state))
+        return out
+
     def states(self) -> list[AssetState]:
         """Every asset's state made so far (a snapshot of the list: assets are added from the worker)."""
         return list(self._states.values())
@@ -319,6 +341,9 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self._ensure_step(st, first_price)
         if len(trades):
             st.last_price = float(trades["price"][-1])
+            minute = math.floor(float(trades["ts"][-1]) / 60.0)
+            if not st.price_marks or st.price_marks[-1][0] != minute:
+                st.price_marks.append((minute, st.last_price))
         elif st.last_price is None and first_price:
             st.last_price = first_price
         for tf in TF_ORDER:

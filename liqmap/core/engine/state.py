@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +73,4 @@ class AssetState:
     step_kept_at: float = math.nan  # last price where a step change was ruled out (tick-limited step)
     synth: Any = None  # the model's all-venue levels as of the last ingest (the model changes only there)
     hitrate: HitRate = field(default_factory=HitRate)  # the next-hour forecast scored as its hours pass
+    price_marks: deque = field(default_factory=lambda: deque(maxlen=90))  # (minute, last price): the 1 h change

@@ -30,9 +30,7 @@ from .books import VenueBook, grid_step
 from .market import AssetSim, asset_seed
 from .venues import make_emitters
 
-LATENCY_MS = {"binance": 40, "bybit": 60, "okx": 80, "bitmex": 120, "deribit": 90}  # receipt − exchange time
 MARK_EVERY_MS = 1000
-OI_EVERY_MS = {"bybit": 1000, "okx": 3000, "bitmex": 1000, "deribit": 1000}  # binance: feeds.oi_poll_seconds
 
 
 def _demo_cfg(cfg: dict | None) -> dict:
@@ -171,17 +169,16 @@ class DemoSource:
                 add(v, em.book(c, t, bids, asks, vb))
             if mark_due:
                 add(v, em.mark(c, t, res.price))
-            every = max(self._oi_poll_ms if v == "binance" else OI_EVERY_MS[v], oi_min_ms)
+            every = max(self._oi_poll_ms if em.OI_EVERY_MS is None else em.OI_EVERY_MS, oi_min_ms)
             if self._due((name, "oi:" + v), t, every):
                 add(v, em.oi(c, t, sim.open_interest(c.vid), res.price))
         self._started = True
 
-    @staticmethod
-    def _stamp(raw: list, rng) -> list[Frame]:
+    def _stamp(self, raw: list, rng) -> list[Frame]:
         # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
         # insert-before-update) exactly as a single connection would deliver them.
         jit = rng.integers(0, 20, len(VENUES))
-        lat = {v: LATENCY_MS[v] + int(jit[i]) for i, v in enumerate(VENUES)}
+        lat = {v: self.emitters[v].LATENCY_MS + int(jit[i]) for i, v in enumerate(VENUES)}
         out = [Frame((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
         out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
         return out
@@ -290,7 +287,7 @@ class DemoSource:
             sim = self.sims[name]
             for v, c in sim.contracts.items():
                 for conn, body in self.emitters[v].oi(c, t, sim.open_interest(c.vid), sim.price):
-                    out.append(Frame((t + LATENCY_MS[v]) / 1000.0, v, conn, body))
+                    out.append(Frame((t + self.emitters[v].LATENCY_MS) / 1000.0, v, conn, body))
         out.sort(key=lambda f: f[0])
         return out
 

@@ -55,6 +55,8 @@ def _uuid(n: int, salt: int) -> str:
 
 class Emitter:
     venue = ""
+    LATENCY_MS = 50  # receipt − exchange time of the simulated connection
+    OI_EVERY_MS: int | None = 1000  # open-interest pushes (None: polled every feeds.oi_poll_seconds)
 
     def __init__(self, cfg: dict | None = None) -> None:
         f = _feeds(cfg)
@@ -115,6 +117,8 @@ class Emitter:
 # ---------------------------------------------------------------------------------------------- Binance
 class Binance(Emitter):
     venue = "binance"
+    LATENCY_MS = 40
+    OI_EVERY_MS = None  # REST only: polled
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
@@ -197,6 +201,7 @@ class Binance(Emitter):
 # ---------------------------------------------------------------------------------------------- Bybit
 class Bybit(Emitter):
     venue = "bybit"
+    LATENCY_MS = 60
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
@@ -297,6 +302,8 @@ def okx_checksum(bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> in
 
 class Okx(Emitter):
     venue = "okx"
+    LATENCY_MS = 80
+    OI_EVERY_MS = 3000
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
@@ -381,6 +388,7 @@ def _iso(ts_ms: int) -> str:
 
 class Bitmex(Emitter):
     venue = "bitmex"
+    LATENCY_MS = 120
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
@@ -508,6 +516,7 @@ class Bitmex(Emitter):
 # ---------------------------------------------------------------------------------------------- Deribit
 class Deribit(Emitter):
     venue = "deribit"
+    LATENCY_MS = 90
 
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)

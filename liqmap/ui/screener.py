@@ -1,0 +1,158 @@
+"""The screener (key ``s``): every asset in one table, sortable and filtered, refreshed at the engine's cadence.
+
+Rows come from ``Engine.screener`` (``liqmap.core.screener``), fetched in a worker thread once a second so the
+UI thread never waits on the engine. Keys: type to filter (fuzzy: ``bt`` finds BTC), ``o`` / ``O`` the next /
+previous sort column, ``r`` reverses, ↑ ↓ move, Enter opens the asset's map, Esc closes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Input, Static
+
+from ..core.buckets import label
+from ..core.screener import SORT_KEYS, ScreenRow, fuzzy, sort_rows
+from .reports_table import usd
+
+COLUMNS = tuple(SORT_KEYS)  # asset, price, 1h, below, above, next 1h, book, sweep, conv
+
+
+def _price(p: float | None) -> str:
+    if p is None:
+        return "-"
+    step = 10 ** (len(str(int(abs(p)))) - 4) if p >= 1000 else p * 1e-4  # about four significant figures
+    return label(p, step)
+
+
+def _magnet(m) -> Text:
+    if m is None:
+        return Text("-", style="dim")
+    return Text(f"{_price(m.price)} {m.distance_pct:+.1f}% {usd(m.usd)} {m.what}")
+
+
+def cells(r: ScreenRow) -> list:
+    if r.state != "ok" and r.price is None:
+        return [Text(r.asset, style="bold"), Text(r.state, style="yellow")] + [""] * (len(COLUMNS) - 2)
+    ch = r.change_1h_pct
+    return [
+        Text(r.asset, style="bold"),
+        _price(r.price),
+        Text("-" if ch is None else f"{ch:+.2f}%", style="" if ch is None else "green" if ch >= 0 else "red"),
+        _magnet(r.below),
+        _magnet(r.above),
+        usd(r.next_hour_usd) if r.next_hour_usd else "-",
+        "-" if r.bid_share is None else (f"bids {r.bid_share * 100:.0f}%" if r.bid_share >= 0.5
+                                         else f"asks {(1 - r.bid_share) * 100:.0f}%"),
+        r.sweep or "-",
+        _price(r.convergence) if r.convergence is not None else "-",
+    ]
+
+
+class ScreenerScreen(ModalScreen):
+    DEFAULT_CSS = """
+    ScreenerScreen { align: center middle; }
+    ScreenerScreen > Vertical { width: 100%; height: 100%; background: $surface; }
+    ScreenerScreen Input { height: 3; }
+    ScreenerScreen DataTable { height: 1fr; }
+    """
+    BINDINGS = [
+        Binding("escape", "dismiss", "Close", id="screener_close"),
+        Binding("o", "sort(1)", "Sort by next", id="screener_sort_next"),
+        Binding("O", "sort(-1)", "Sort by previous", id="screener_sort_prev"),
+        Binding("r", "reverse", "Reverse", id="screener_reverse"),
+        Binding("down", "table", "Rows", show=False, id="screener_rows"),
+    ]
+
+    class Open(Message):
+        def __init__(self, asset: str) -> None:
+            super().__init__()
+            self.asset = asset
+
+    def __init__(self, fetch: Callable[[], list[ScreenRow]], sort: str = "next 1h") -> None:
+        super().__init__()
+        self.fetch = fetch
+        self.sort = sort
+        self.descending = True
+        self.rows: list[ScreenRow] = []
+        self.shown: list[ScreenRow] = []
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(id="screener-title")
+            yield Input(placeholder="filter assets (fuzzy) — o/O sort column, r reverse, Enter opens, Esc closes",
+                        id="screener-filter")
+            yield DataTable(id="screener-table", cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        t = self.query_one(DataTable)
+        for c in COLUMNS:
+            t.add_column(c, key=c)
+        self.refresh_rows()
+        self.set_interval(1.0, self.refresh_rows)
+        self.query_one(Input).focus()
+
+    @work(thread=True, exclusive=True, group="screener")
+    def refresh_rows(self) -> None:
+        rows = self.fetch()
+        self.app.call_from_thread(self._set_rows, rows)
+
+    def _set_rows(self, rows: list[ScreenRow]) -> None:
+        self.rows = rows
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        q = self.query_one(Input).value
+        rows = [r for r in self.rows if fuzzy(q, r.asset)] if q.strip() else self.rows
+        self.shown = sort_rows(rows, self.sort, self.descending)
+        t = self.query_one(DataTable)
+        keep = t.cursor_row
+        selected = self.shown[keep].asset if 0 <= keep < len(self.shown) else None
+        t.clear()
+        for r in self.shown:
+            t.add_row(*cells(r), key=r.asset)
+        if selected is not None and any(r.asset == selected for r in self.shown):
+            t.move_cursor(row=[r.asset for r in self.shown].index(selected))  # the row stays under the cursor
+        arrow = "↓" if self.descending else "↑"
+        n_data = sum(1 for r in self.rows if r.price is not None)
+        self.query_one("#screener-title", Static).update(Text(
+            f" screener — {len(self.shown)} of {len(self.rows)} assets ({n_data} with data) · sorted by "
+            f"{self.sort} {arrow}", style="bold"))
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_rows()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if self.shown:
+            self._open(self.shown[max(self.query_one(DataTable).cursor_row, 0)].asset)
+
+    def action_table(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_sort(self, delta: int) -> None:
+        self.sort = COLUMNS[(COLUMNS.index(self.sort) + delta) % len(COLUMNS)]
+        self._show_rows()
+
+    def action_reverse(self) -> None:
+        self.descending = not self.descending
+        self._show_rows()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self._open(str(event.row_key.value))
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        self.descending = not self.descending if key == self.sort else True
+        self.sort = key
+        self._show_rows()
+
+    def _open(self, asset: str) -> None:
+        self.dismiss()
+        self.app.post_message(self.Open(asset))
