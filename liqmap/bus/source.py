@@ -63,6 +63,8 @@ class BusSource:
         self.bad_messages = 0
         self.skipped_duplicates = 0
         self.disconnects = 0
+        self.resubscribes = 0  # subscriptions made again by the watchdog
+        self._last_rows_at = time.monotonic()
         self.error = ""
         self.closed = False
         self.on_rows = None  # benchmarks: fn(kind, venue, asset, rows) after each message is added
@@ -134,12 +136,13 @@ class BusSource:
             return
         self.connected = True
         self.status = ""
-        self.js = self.nc.jetstream()
+        self.js = self.nc.jetstream(timeout=15.0)  # cluster: consumer creation waits out a leader election
         flusher = asyncio.ensure_future(self._flush_loop(stop))
+        watchdog = asyncio.ensure_future(self._watchdog(stop))
         try:
             await self._setup()
             await self._load_snapshots()
-            await self._subscribe()
+            await self._subscribe_retrying(stop)
             while not stop.is_set():
                 waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._resubscribe.wait())]
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -147,10 +150,11 @@ class BusSource:
                     w.cancel()
                 if self._resubscribe.is_set() and not stop.is_set():
                     self._resubscribe.clear()
-                    await self._subscribe()
+                    await self._subscribe_retrying(stop)
         finally:
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            watchdog.cancel()
+            await asyncio.gather(flusher, watchdog, return_exceptions=True)
             await self.close()
 
     async def _setup(self) -> None:
@@ -209,6 +213,21 @@ class BusSource:
         if snaps and rt.on_update is not None:
             rt.on_update()
 
+    async def _subscribe_retrying(self, stop: asyncio.Event) -> None:
+        """``_subscribe`` until it works: right after a node is lost the cluster elects new stream leaders
+        and consumer creation times out for a few seconds."""
+        while not stop.is_set():
+            try:
+                await self._subscribe()
+                self.status = ""
+                return
+            except Exception as e:  # noqa: BLE001 - said in the status, tried again
+                self.status = redact_text(f"bus: subscribing: {type(e).__name__}: {e}")
+                try:
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+
     async def _subscribe(self) -> None:
         """(Re)subscribe both streams: books newest per subject, rows from where this source is."""
         from nats.js.api import ConsumerConfig, DeliverPolicy
@@ -259,6 +278,7 @@ class BusSource:
             self.skipped_duplicates += 1
             return
         self.last_seq = seq
+        self._last_rows_at = time.monotonic()
         try:
             kind, venue, asset = parse_subject(msg.subject)
             rows = decode_rows(kind, msg.data)
@@ -337,6 +357,25 @@ class BusSource:
             await asyncio.sleep(0.1)
             if self.caught_up:
                 self.rt.ingest.flush()
+
+    async def _watchdog(self, stop: asyncio.Event, quiet: float = 3.0) -> None:
+        """A subscription that went silent while the stream moved on is made again from ``last_seq``.
+
+        Seen on a 3-node cluster with the collector's node killed: the viewer stayed connected (to another
+        node), and nats-py's own reset of its ordered consumer was refused by the server (it kept the start
+        time beside its start sequence, error 10094), so rows stopped with no disconnect to say so."""
+        while not stop.is_set():
+            await asyncio.sleep(quiet / 2)
+            if not self.connected or self.js is None or time.monotonic() - self._last_rows_at < quiet:
+                continue
+            try:
+                info = await self.js.stream_info(self.settings.stream)
+            except Exception:  # noqa: BLE001 - a leader election: ask again next round
+                continue
+            if int(info.state.last_seq or 0) > self.last_seq and self._resubscribe is not None:
+                self.resubscribes += 1
+                self._resubscribe.set()
+            self._last_rows_at = time.monotonic()
 
     async def close(self) -> None:
         self.closed = True

@@ -8,7 +8,7 @@ the book board and the engine, and asks the source to ``attach`` to them and the
 - ``ReplaySource``   a recording, paced by receipt time (``replay.py``)
 - ``DemoFeed``       the simulated market with its pre-roll (``demo/feed.py``)
 
-A message bus between machines would be one more class with these methods.
+The message bus's ``BusSource`` (``liqmap/bus/source.py``) is one more, on a NATS JetStream server.
 """
 
 from __future__ import annotations
