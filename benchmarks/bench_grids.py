@@ -27,7 +27,8 @@ import numpy as np
 from liqmap.core import buckets
 from liqmap.core.assets import default_universe
 from liqmap.core.events import LIQ_DTYPE, TRADE_DTYPE, VENUE_ID, VENUES
-from liqmap.core.grids import AssetRows, GridState, ViewSpec, build_all, build_view, rows_around
+from benchmarks.grid_paths import AssetRows, GridState, build_all
+from liqmap.core.grids import ViewSpec, build_view, rows_around
 from liqmap.core.market import Market
 from liqmap.core import timeframes
 

@@ -77,7 +77,7 @@ async def _run() -> dict:
     out: dict = {}
     async with app.run_test(size=SIZE) as pilot:
         t0 = time.monotonic()
-        ok = await _until(lambda: app.draws > 0 and runner.preroll is not None and not runner.preroll.pending()
+        ok = await _until(lambda: app.draws > 0 and (pr := runner.source.preroll) is not None and not pr.pending()
                           and not any(eng.held(a) for a in ASSETS), 300.0)
         if not ok:
             raise RuntimeError("the demo's pre-roll did not finish in 300 s")
@@ -112,11 +112,11 @@ async def _run() -> dict:
         # Baseline 2: the engine building views it has never built (nothing cached), per kind of switch.
         now = eng.clock()
         scr = eng._screen
-        from liqmap.core.engine import EngineView
+        from liqmap.core.engine import View
 
         builds = []
         for mode in ("raw", "synthetic", "heatmap", "hybrid"):
-            v = EngineView(scr.asset, mode, scr.tf, scr.venues, scr.rows + 2, None, scr.columns)
+            v = View(scr.asset, mode, scr.tf, scr.venues, scr.rows + 2, None, scr.columns)
             a = time.perf_counter()
             eng.build(v, now, force=True)
             builds.append((time.perf_counter() - a) * 1000)

@@ -81,7 +81,7 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
             for i, asset in enumerate(ASSETS):
                 if i:
                     await pilot.press("right_square_bracket")  # the next asset
-                assert await _until(pilot, lambda: runner.preroll is not None and asset in runner.preroll.done)
+                assert await _until(pilot, lambda: (pr := runner.source.preroll) is not None and asset in pr.done)
                 for mode, key in MODES.items():
                     await pilot.press(key)
                     t_key = runner.clock()

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from . import __version__
+from .core.modes import MODES
 
 COMMANDS = ("run", "record", "replay", "collect", "doctor", "export")
 
@@ -42,7 +43,7 @@ def _common(p: argparse.ArgumentParser, suppress: bool = False) -> None:
     g = p.add_argument_group("common options")
     g.add_argument("--assets", default=d, metavar="LIST", help="comma-separated assets (default: the 65 in the config)")
     g.add_argument("--venues", default=d, metavar="LIST", help="comma-separated venues: binance,bybit,okx,bitmex,deribit")
-    g.add_argument("--mode", default=d, choices=("raw", "synthetic", "heatmap", "hybrid"), help="map mode at start (default hybrid)")
+    g.add_argument("--mode", default=d, choices=MODES, help="map mode at start (default hybrid)")
     g.add_argument("--timeframe", default=d, choices=("1m", "5m", "15m", "1h", "4h"), help="column timeframe at start")
     g.add_argument("--asset", default=d, metavar="NAME", help="asset on screen at start (default BTC)")
     g.add_argument("--theme", default=d, metavar="NAME", help="colour theme (themes/ or your config dir)")

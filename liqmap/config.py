@@ -7,8 +7,11 @@ line naming the file, the key and the problem (``ConfigError``; the CLI exits 2)
 Environment variables: ``LIQMAP_<SECTION>__<KEY>`` (double underscore between levels), for example
 ``LIQMAP_MODEL__HALF_LIFE_HOURS=24`` or ``LIQMAP_APP__MODE=raw``. Lists are comma-separated.
 
-Modules own their parameters: the model reads ``cfg["model"]``, the walls report ``cfg["reports"]["walls"]``,
-and so on; to add a parameter, add it here with its default and a comment that says what it means.
+The core never reads these settings: :func:`core_params` turns them into the typed, frozen parameters of
+``liqmap.core.params`` (model, engine, store, buckets, reports) that the core is built with, and the defaults
+of those sections live there (``liqmap.core.params``, ``liqmap.core.reports.defaults``) — one place each.
+To add a parameter, add it with its default and a comment that says what it means: to the parameter class
+for the core's sections, here for the others (app, universe, feeds, demo, ...).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from typing import Any
 
 from .core.assets import DEFAULT_ASSETS
 from .core.events import VENUES
+from .core.modes import MODES
+from .core.params import (BucketParams, CoreParams, EngineParams, ModelParams, StoreParams, core_params as _core_params,
+                          default_data_dir, section_defaults)
+from .core.reports.defaults import REPORT_DEFAULTS
 
 DEFAULTS: dict[str, Any] = {
     "app": {
@@ -40,70 +47,14 @@ DEFAULTS: dict[str, Any] = {
         "venues": list(VENUES),
         "focus_extra": ["ETH", "SOL"],  # full L2 books for these besides the asset on screen
     },
-    "buckets": {
-        "target_bp": 5.0,  # bucket step ≈ this many basis points of price, rounded to a nice number
-    },
-    "model": {
-        # Synthetic liquidation model (docs/model.md §3). Shown in the help screen.
-        "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
-        "leverage_weights": [0.15, 0.30, 0.25, 0.20, 0.10],
-        "taker_alpha": 1.0,  # 1 = split new OI by taker flow; 0 = split evenly
-        "min_delta_rel": 2e-5,  # ignore |ΔOI| below this share of OI ...
-        "min_delta_usd": 25000.0,  # ... or below this many USD
-        "cap_rel": 0.03,  # cap one interval's |ΔOI| at this share of OI
-        "half_life_hours": 48.0,  # decay of unconsumed levels
-        "reconcile_buckets": 3,  # real liquidations cancel estimated levels within ±this many buckets
-        "heatmap_sigma_buckets": 1.5,  # Gaussian smoothing (in buckets) for the Synthetic Heatmap mode
-        "hybrid_real_hours": 4.0,  # real liquidations shown in Hybrid mode
-        "hybrid_half_life_hours": 2.0,  # ... fading with this half-life (0 = no fade)
-        "raw_half_life_hours": 0.0,  # Raw mode recency decay; 0 = off (cells are exact USD sums)
-        "heatmap_clip_pct": 99.0,  # Synthetic Heatmap: cells at/above this percentile read as full
-        "heatmap_decades": 3.0,  # ... and this many orders of magnitude below it fade to ~0.1
-        "range_pct": 15.0,  # price range around the last price that the model tracks
-        "typical_position_usd": 20000.0,  # position size used to pick the margin tier (MMR, cum) of a level
-        "track_pct": 35.0,  # the model keeps levels within ± this % of price (a 5x level sits ~20 % away)
-        "max_buckets": 8192,  # ... but never more buckets than this per asset
-        "entry_mode": "profile",  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
-        "leverage_spread": 1.0,  # 0 = each tier at its exact liq price; 1 = each tier spread over the band of
-        # leverages between it and its neighbours (geometric midpoints), evenly in price. Traders use 7x, 12x,
-        # 20x..., not only the tier values: 1 (the default) raised forecast_skill on the demo's seeds 1-5 and
-        # hold-out seeds 6-10 alike, where exact knife-edge tier prices put the mass in too few buckets
-        # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
-        # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
-        # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).
-        "prior_weight": 0.0,
-        "prior_entry_sigma_pct": 0.0,  # prior entries spread log-normally around the price with this σ (%)
-        "prior_half_life_hours": 6.0,  # the prior fades with this half-life (its own; 0 = no fade)
-        # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
-        # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
-        "forecast_horizon_hours": 1.0,
-        "forecast_vol_window_minutes": 60,  # realized volatility over this many minutes of trades ...
-        "forecast_default_vol_hour_pct": 1.0,  # ... or this (% per hour) until ten minutes have been seen
-        "forecast_tails": "t3",  # t3 = fat tails (Student-t, 3 dof); gauss = thin tails
-    },
-    "engine": {
-        "columns": 240,  # time columns kept per view
-        "workers": 2,
-        "fast_hz": 1.0,  # refresh of the asset on screen at 1m
-        "max_queue": 16,  # background jobs (one per asset) waiting at most; beyond that work is shed
-        # Ring capacity ceilings per (asset, venue); the engine derives smaller ones from the windows
-        # (liqmap.core.engine.capacity) and uses the smaller of the two.
-        "ring_capacity_liq": 16384,
-        "ring_capacity_trade": 262144,
-        "ring_capacity_oi": 16384,
-        "ring_capacity_book": 4096,
-    },
-    "store": {
-        "flush_seconds": 5.0,  # history is written this often (a kill -9 loses at most this much)
-        "retention_days": 7.0,  # history partitions older than this are deleted
-        "compact_after_seconds": 600.0,  # small flush files older than this are merged per UTC day
-        "oi_every_seconds": 60.0,  # open-interest history keeps one sample per venue per this many seconds
-        # Rows kept in memory while the disk refuses them (full, read-only); past this the oldest are dropped
-        # and counted in the status line (~100 bytes a row: the default bounds it to ~200 MB).
-        "max_pending_rows": 2000000,
-    },
+    # The core's sections: defaults (and what each key means) in liqmap/core/params.py.
+    "buckets": section_defaults(BucketParams),
+    "model": section_defaults(ModelParams),  # shown in the help screen
+    "engine": section_defaults(EngineParams),
+    "store": section_defaults(StoreParams),
     "feeds": {
-        "stale_seconds": 30.0,  # a venue with no message for this long is shown stale
+        "stale_seconds": 10.0,  # a venue with no message for this long is shown stale (well before the watchdog)
+        "lagging_seconds": 2.0,  # a venue whose data runs this late (smoothed) is shown lagging, with the lag
         "watchdog_seconds": 30.0,
         # A connection silent for this long is closed and reconnected; per kind of data it carries (the
         # smallest over its kinds applies; 0 = watchdog_seconds). Liquidation-only streams are quiet for
@@ -170,75 +121,7 @@ DEFAULTS: dict[str, Any] = {
         "okx_checksum": True,  # verify OKX books' CRC32 (top 25 levels); a mismatch resyncs the book
         "metadata_ttl_hours": 24.0,  # ccxt markets/tiers cache lifetime before a background refetch
     },
-    "reports": {
-        # Order-flow reports (docs/detectors.md). USD floors are per asset: ``*_by_asset`` tables
-        # are free-form (asset name → USD) and override ``min_usd`` for the assets they name.
-        "walls": {
-            "k_median": 5.0,  # a bucket is a wall when its size ≥ k × median of nearby buckets ...
-            "range_pct": 3.0,  # ... the buckets within ±this % of mid (same side)
-            "min_usd": 50000.0,  # ... and its USD size ≥ this floor (Coinglass: others $50K)
-            "min_usd_by_asset": {"BTC": 1000000.0, "ETH": 500000.0},  # Coinglass floors
-            "min_age_s": 15.0,  # ... and it has existed this long
-            "min_seen_share": 0.8,  # ... seen in at least this share of snapshots since first sighting
-            "per_venue": True,  # also find walls that stand out in one venue's own book
-            "venue_share": 0.1,  # a venue is listed for a wall when it holds ≥ this share of the USD
-            "pull_drop": 0.7,  # a wall that shrinks by ≥ this share of its peak has ended ...
-            "traded_share": 0.3,  # ... pulled if < this share of the fall traded there, else consumed
-            "keep_ended_s": 300.0,  # pulled/consumed walls stay listed this long
-            "max_per_side": 10,  # active walls listed per side (largest first)
-        },
-        "asymmetry": {
-            "lambda_bp": 35.0,  # distance weight e^(−d/λ), d in bp from mid
-            "ranges_pct": [0.5, 1.0, 2.0],  # plain (unweighted) imbalance within these ranges
-            "dominance": 0.1,  # |weighted imbalance| above this names a dominant side
-        },
-        "sweeps": {
-            "gap_ms": 100.0,  # same-side taker trades closer than this form one run
-            "close_grace_ms": 250.0,  # a run is closed this long after its gap elapsed (feed latency)
-            "min_ticks": 3,  # a run is a sweep when it moved ≥ max(min_ticks ticks, min_bp) ...
-            "min_bp": 3.0,
-            "min_levels": 3,  # ... or traded at ≥ this many distinct price levels ...
-            "k_sigma": 3.0,  # ... and its USD ≥ μ + kσ of 1-second notional (per venue) ...
-            "stats_window_s": 1800.0,  # ... over this window
-            "min_usd": 100000.0,  # USD floor, always applied
-            "min_usd_by_asset": {"BTC": 500000.0, "ETH": 250000.0},
-            "warmup_s": 120.0,  # until this much history exists the floor × warmup_factor applies
-            "warmup_factor": 2.0,
-            "cluster_window_s": 60.0,  # repeats on the same side within this window ...
-            "cluster_buckets": 2,  # ... and within ± this many buckets are clustered (count × total)
-            "cross_venue_ms": 200.0,  # same side on ≥ 2 venues within this → cross-venue
-            "liq_pad_s": 1.0,  # liquidations this close to a sweep (same venue, forced side) are inside it
-            "keep_s": 900.0,  # sweeps kept (convergence looks back 15 min)
-            "max_kept": 500,
-        },
-        "absorptions": {
-            "window_s": 15.0,  # aggressive volume at one level within this window ...
-            "k_sigma": 3.0,  # ... ≥ μ + kσ of per-level window volume over stats_window_s ...
-            "stats_window_s": 1800.0,
-            "min_usd": 100000.0,  # ... and ≥ this USD floor
-            "min_usd_by_asset": {"BTC": 1000000.0, "ETH": 500000.0},
-            "warmup_samples": 50,  # per-level samples needed before μ + kσ is trusted
-            "warmup_factor": 2.0,  # floor × this until then
-            "max_ticks": 2,  # price may go at most max(max_ticks ticks, max_bp) beyond the level
-            "max_bp": 2.0,
-            "refill_ratio": 1.5,  # aggressive volume ÷ peak visible size at the level (refill evidence)
-            "horizon_s": 60.0,  # outcome (held / broke) decided this long after the last aggression
-            "keep_s": 900.0,
-            "max_kept": 200,
-        },
-        "convergence": {
-            "buckets": 2,  # components within ± this many buckets of one level
-            "window_s": 900.0,  # sweeps and absorptions count this long
-            "min_components": 3,  # of wall, sweep, absorption, synthetic cluster
-            "synthetic_pct": 90.0,  # a synthetic cluster is a bucket ≥ this percentile of model density
-            "weights": [1.0, 1.0, 1.0, 1.0],  # score weights: wall, sweep, absorption, synthetic
-            "history_hours": 24.0,  # a wall/sweep/absorption's strength: its USD's percentile over this window
-            "history_min": 20,  # ... once this many of its kind were seen (before: ÷ the largest present now)
-        },
-        "verdict": {
-            "range_pct": 3.0,  # magnets (synthetic clusters and walls) looked for within ± this %
-        },
-    },
+    "reports": copy.deepcopy(REPORT_DEFAULTS),
     "demo": {
         # The simulated five-venue market behind --demo (liqmap/feeds/demo). Its trader population is its
         # OWN (deliberately not the synthetic model's leverage weights), so forecast skill measured on it
@@ -302,7 +185,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("app", "mode"): ("raw", "synthetic", "heatmap", "hybrid"),
+    ("app", "mode"): MODES,
     ("app", "timeframe"): ("1m", "5m", "15m", "1h", "4h"),
     ("app", "color"): ("auto", "truecolor", "256", "16"),
     ("model", "entry_mode"): ("profile", "highlow"),
@@ -336,6 +219,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.track_pct": (0.1, 95.0, False),
     "model.max_buckets": (16, 1_000_000, False),
     "model.leverage_spread": (0.0, 1.0, False),
+    "model.forecast_leverage_spread": (0.0, 1.0, False),
     "model.prior_weight": (0.0, 1.0, False),
     "model.prior_entry_sigma_pct": (0.0, 100.0, False),
     "model.prior_half_life_hours": (0.0, 87600.0, False),
@@ -356,6 +240,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "store.oi_every_seconds": (0.0, 86400.0, False),
     "store.max_pending_rows": (1000, 1_000_000_000, False),
     "feeds.stale_seconds": (0.5, 86400.0, False),
+    "feeds.lagging_seconds": (0.1, 3600.0, False),
     "feeds.watchdog_seconds": (1.0, 86400.0, False),
     "feeds.watchdog_by_kind": (0.0, 86400.0, False),
     "feeds.retries": (0, 1000, False),
@@ -426,9 +311,9 @@ def default_config_path(environ: dict[str, str] | None = None) -> Path:
     return Path(base) / "liqmap" / "config.toml"
 
 
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "liqmap"
+def core_params(cfg: dict[str, Any]) -> CoreParams:
+    """The typed, frozen parameters the core is built with (``liqmap.core.params``), from loaded settings."""
+    return _core_params(cfg)
 
 
 def _type_name(v: Any) -> str:
@@ -595,6 +480,25 @@ def _check_ranges(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: universe.venues: list each venue once, at least one")
 
 
+def _check_screen_asset(cfg: dict, source: str) -> None:
+    """The asset on screen at start must be one the app collects: ``--asset FOO`` once opened BTC silently."""
+    import difflib
+
+    assets = cfg["universe"]["assets"]
+    asset = str(cfg["app"]["asset"]).strip().upper()
+    cfg["app"]["asset"] = asset
+    if asset in assets:
+        return
+    if asset == DEFAULTS["app"]["asset"]:  # not chosen, only the default: a universe without it starts on its first
+        cfg["app"]["asset"] = assets[0]
+        return
+    close = difflib.get_close_matches(asset, assets, n=4, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    where = "--asset" if source == "command line" else "app.asset"
+    raise ConfigError(f"{source}: {where} {asset!r} is not in the universe ({hint}{len(assets)} assets: "
+                      f"{', '.join(assets[:8])}{', …' if len(assets) > 8 else ''}; --assets sets the universe)")
+
+
 def validate(cfg: dict, source: str) -> None:
     """Checks that need more than a type: choices, weights, ranges (``RANGES``), finite numbers."""
     _check_ranges(cfg, source)
@@ -621,6 +525,7 @@ def validate(cfg: dict, source: str) -> None:
     if bad:
         raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
     cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
+    _check_screen_asset(cfg, source)
     from .core.reports import check_params  # range checks owned by the reports package
 
     try:

@@ -1,7 +1,7 @@
 """The app on the real engine over the demo market, as ``liqmap --demo`` builds it, for Pilot tests and benchmarks.
 
 ``demo_app(...)`` returns ``(app, source)``: ``source`` is the ``EngineSource`` of ``commands.run.build_source``
-(``source.runner`` the ``MarketRunner``: demo market, venue parsers, pre-roll, engine). A small universe and a
+(``source.runner`` the ``Runtime``: its ``DemoFeed`` with the pre-roll, the ingest path, the engine). A small universe and a
 short pre-roll keep start-up quick; everything else is the shipped configuration.
 
 ``Gate`` makes the engine slow deterministically: builds of views it does not let through wait on an event,
@@ -17,8 +17,7 @@ import types
 
 from liqmap.commands.run import build_source
 from liqmap.config import DEFAULTS
-from liqmap.ui.app import LiqmapApp
-from liqmap.ui.themes import resolve
+from conftest import build_app
 
 ASSETS = ("BTC", "ETH", "SOL", "XRP")
 
@@ -35,9 +34,7 @@ def demo_cfg(assets=ASSETS, preroll_minutes: float = 5.0, **app) -> dict:
 
 def demo_app(cfg: dict, seed: int = 3, color_system: str = "truecolor") -> tuple[LiqmapApp, object]:
     src = build_source("demo", cfg, types.SimpleNamespace(seed=seed, speed=None))
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, source=src, theme_spec=spec, themes=themes, color_system=color_system,
-                    source_label="DEMO")
+    app = build_app(src, cfg, color_system=color_system, source_label="DEMO")
     return app, src
 
 

@@ -125,7 +125,7 @@ async def test_a_failing_fetch_costs_the_history_and_nothing_else(server):
 async def test_live_runner_backfills_the_screen_asset_first(server, tmp_path, monkeypatch):
     import types
 
-    from liqmap.commands.run import MarketRunner
+    from liqmap.commands.run import build_runtime
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     klines, hist, _ = _history(hours=1.0)
@@ -133,14 +133,14 @@ async def test_live_runner_backfills_the_screen_asset_first(server, tmp_path, mo
     server.rest[OI_HIST_PATH] = json.dumps(hist)
     cfg = _cfg(server.base, hours=1.0)
     cfg["app"]["asset"] = "ETH"
-    runner = MarketRunner("live", cfg, types.SimpleNamespace(seed=None, speed=None))
-    await runner._backfill()
-    assert list(runner.backfill_result) == ["ETH", "BTC"]
-    assert all(r.startswith("ok") for r in runner.backfill_result.values())
+    runner = build_runtime("live", cfg, types.SimpleNamespace(seed=None, speed=None))
+    await runner.source._backfill(runner)
+    assert list(runner.source.backfill_result) == ["ETH", "BTC"]
+    assert all(r.startswith("ok") for r in runner.source.backfill_result.values())
     assert "symbol=ETHUSDT" in server.queries[KLINES_PATH][0] and "symbol=BTCUSDT" in server.queries[KLINES_PATH][1]
     assert runner.engine.state("ETH").model.stats["intervals"] > 0
     # without Binance in the venue set there is nothing to fetch
     cfg["universe"]["venues"] = ["bybit"]
-    other = MarketRunner("live", cfg, types.SimpleNamespace(seed=None, speed=None))
-    await other._backfill()
-    assert other.backfill_result == {}
+    other = build_runtime("live", cfg, types.SimpleNamespace(seed=None, speed=None))
+    await other.source._backfill(other)
+    assert other.source.backfill_result == {}

@@ -53,3 +53,10 @@ def test_timeframe_columns_line_up():
     lo, hi = window(600.0, "1m", 10)
     assert (lo, hi) == (1, 11)
     assert next_tf("4h") == "1m" and next_tf("1m", -1) == "4h"
+
+
+def test_tiny_prices_fold_their_leading_zeros_so_labels_fit_the_axis():
+    assert buckets.label(0.00001234, 5e-9) == "0.0₄12340"  # PEPE: was 0.000012340 (11 characters)
+    assert buckets.label(5e-9, 5e-9) == "0.0₈5"  # the zoom's price per row, was 5e-09
+    assert buckets.label(0.0234, 1e-5) == "0.02340"  # two zeros stay as they are
+    assert len(buckets.label(0.00001234, 5e-9)) + 1 <= 12  # + the axis tick fits the 12-column axis

@@ -45,3 +45,19 @@ def test_subcommand_accepts_common_flags_after_it():
 def test_unknown_mode_is_rejected_by_argparse():
     res = run("--mode", "fancy")
     assert res.returncode == 2 and "invalid choice" in res.stderr
+
+
+def test_unknown_asset_stops_with_one_line_naming_close_matches():
+    res = run("--demo", "--asset", "PEPEE")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--asset 'PEPEE'" in lines[0] and "did you mean PEPE" in lines[0], res.stderr
+
+
+def test_a_universe_without_the_default_asset_starts_on_its_first_and_a_chosen_one_is_kept():
+    from liqmap.config import load
+
+    args = build_parser().parse_args(["collect", "--assets", "eth,sol"])
+    assert load(None, overrides=flag_overrides(args))["app"]["asset"] == "ETH"
+    args = build_parser().parse_args(["--assets", "eth,sol", "--asset", "sol"])
+    assert load(None, overrides=flag_overrides(args))["app"]["asset"] == "SOL"

@@ -50,7 +50,8 @@ def _seed_store(d: Path) -> np.ndarray:
     st.append_events("liquidations", "BTC", lq[150:])
     st.append_events("liquidations", "ETH", lq[:7])
     st.append_records("sweeps", "BTC", [{"ts": 1.7e9 + 5, "side": "buy", "usd": 2e6, "venue": "okx",
-                                         "cross_venues": ["binance", "bybit"]}])
+                                         "cross_venues": ["binance", "bybit"],
+                                         "cleared_wall": {"price": 66100.0, "usd": 3.5e6, "side": -1}}])
     st.flush()
     v = np.zeros((40, 30), dtype=np.float32)
     v[10, 3], v[20, 29], v[0, 0] = 1.5e6, 2.5e4, 7.0
@@ -72,7 +73,8 @@ def test_export_liquidations_round_trip(tmp_path, fmt, capsys):
     assert df.height == 300 and set(df["asset"].unique()) == {"BTC"}
     np.testing.assert_allclose(df["ts"].to_numpy(), lq["ts"])
     np.testing.assert_allclose(df["usd"].to_numpy(), lq["usd"], rtol=1e-12)
-    assert df["side"].to_list() == lq["side"].tolist()
+    assert df["side"].to_list() == [{1: "long", -1: "short"}[int(x)] for x in lq["side"]]  # words, not codes
+    assert set(df["price_kind"].unique()) == {"fill"}
     assert df["venue"].to_list() == [ev.VENUES[v] for v in lq["venue"]]
     assert "wrote 300 liquidations rows" in capsys.readouterr().err
 
@@ -97,6 +99,9 @@ def test_export_sweeps_csv_flattens_lists(tmp_path):
                      "--data-dir", str(tmp_path / "data")]) == 0
     df = pl.read_csv(out)
     assert df["cross_venues"][0] == "binance,bybit" and df["usd"][0] == 2e6
+    # a nested record is flat columns, never Python's dict text
+    assert df["cleared_wall_price"][0] == 66100.0 and df["cleared_wall_usd"][0] == 3.5e6
+    assert "cleared_wall" not in df.columns and not any("{" in str(v) for v in df.row(0))
 
 
 def test_export_grid_round_trip(tmp_path):

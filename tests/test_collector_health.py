@@ -18,7 +18,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core.events import trades
 from liqmap.core.market import Market
 from liqmap.feeds.collector import BatchSink, focus_set, watchdog_for
-from liqmap.feeds.health import CONNECTED, CONNECTING, DOWN, STALE, Health, HealthFan, classify_error
+from liqmap.feeds.health import CONNECTED, CONNECTING, DOWN, LAGGING, STALE, Health, HealthFan, classify_error
 from common import Clock
 
 
@@ -44,6 +44,35 @@ def test_states_connected_stale_down():
     h.open_connections = 1
     h.on_dead("gave up")
     assert h.state() == DOWN and h.last_error == "gave up"
+
+
+def test_data_running_late_reads_lagging_and_a_silent_socket_stale_before_the_watchdog():
+    clk = Clock(1000.0)
+    h = Health("bybit", clock=clk)  # the defaults: stale after 10 s, lagging beyond 2 s of smoothed lag
+    h.on_connect("c1")
+    h.open_connections = 1
+    for _ in range(60):  # a flood: every frame handled 14 s after the venue stamped it
+        h.on_frame(clk.t)
+        h.on_lag(14.0)
+    assert h.state() == LAGGING and h.as_dict()["state"] == "lagging" and h.as_dict()["lag_ewma"] > 2.0
+    for _ in range(200):  # the backlog is worked off
+        h.on_frame(clk.t)
+        h.on_lag(0.05)
+    assert h.state() == CONNECTED
+    clk.t += 10.5  # silent: stale well before the 30 s watchdog closes the socket
+    assert h.state() == STALE
+    cfg = copy.deepcopy(DEFAULTS)
+    assert cfg["feeds"]["stale_seconds"] < cfg["feeds"]["watchdog_seconds"] / 2
+
+
+def test_history_written_behind_a_live_stream_does_not_make_the_venue_stale():
+    clk = Clock(10_000.0)
+    h = Health("okx", clock=clk)
+    h.on_connect("demo-okx")
+    h.open_connections = 1
+    h.on_frame(clk.t)  # live
+    h.on_frame(clk.t - 7200.0)  # the pre-roll of another asset, two hours back, arrives after it
+    assert h.state() == CONNECTED and h.age() == 0.0
 
 
 def test_reconnects_count_only_repeat_connections():

@@ -327,31 +327,42 @@ def test_paced_source_follows_speed(monkeypatch):
     assert all(d > 0 for d in slept if d != 0)
 
 
-def test_demo_feeder_fills_a_market_through_the_parsers():
-    from liqmap.feeds.demo import DemoFeeder
+def test_demo_feed_fills_a_runtime_through_the_one_ingest_path():
+    """The app's demo: the DemoFeed's paced stream through the runtime's ingest (real parsers) into its
+    market, every venue's book on the board the engine reads."""
+    import copy
 
-    market = Market(["BTC", "ETH"])
-    feeder = DemoFeeder({}, market, seed=3, speed=40.0)
+    from liqmap.config import DEFAULTS
+    from liqmap.feeds.demo import DemoFeed
+    from liqmap.runtime import Runtime
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"].update(assets=["BTC", "ETH"], focus_extra=[])
+    rt = Runtime(cfg, DemoFeed(cfg, assets=["BTC", "ETH"], seed=3, speed=40.0))
+    market = rt.market
 
     def filled() -> bool:
         return all(len(market.gather("trade", a)) and len(market.gather("oi", a))
-                   and set(feeder.books_for(a)) == set(VENUES) for a in ("BTC", "ETH"))
+                   and set(rt.board.books(a)) == set(VENUES) for a in ("BTC", "ETH"))
 
     async def go():
-        task = asyncio.create_task(feeder.run())
+        rt.stop_event = asyncio.Event()
+        task = asyncio.create_task(rt.source.run(rt, rt.stop_event))
         end = time.monotonic() + 60  # a hang guard: the loop ends as soon as the market is filled
         while not filled() and time.monotonic() < end:
             await asyncio.sleep(0.05)
-        feeder.stop()
+        rt.stop_event.set()
         await asyncio.wait_for(task, 30)
 
     asyncio.run(go())
-    assert feeder.parse_errors() == 0
+    assert sum(sum(p.errors.values()) for p in rt.ingest.parsers.values()) == 0
     assert market.rejects.total() == 0
     for a in ("BTC", "ETH"):
         assert len(market.gather("trade", a)) > 0
         assert len(market.gather("oi", a)) > 0
-        assert set(feeder.books_for(a)) == set(VENUES)
+        assert set(rt.board.books(a)) == set(VENUES)
+    h = rt.health()
+    assert set(h) == set(VENUES) and all(d["state"] == "connected" and d["frames"] > 0 for d in h.values())
 
 
 def test_truth_dump_lists_every_open_position(tmp_path):

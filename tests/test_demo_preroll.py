@@ -10,6 +10,7 @@ import numpy as np
 from liqmap.config import DEFAULTS
 from liqmap.core.market import Market
 from liqmap.feeds.demo import DemoSource, make_parsers
+from liqmap.feeds.ingest import Ingest
 from liqmap.feeds.demo.preroll import Preroll
 
 START = 1_700_000_000.0
@@ -84,9 +85,9 @@ def test_plain_source_unchanged_by_the_preroll_machinery():
 def test_preroll_driver_screen_asset_first_then_the_rest_and_prioritize():
     src = _source(assets=("BTC", "ETH", "SOL", "XRP"))
     market = Market(list(src.assets), clock=lambda: max(src.now(), START))
-    parsers = make_parsers(src, market.add)
+    ingest = Ingest(None, market, src.assets)
     seen: list[tuple[str, float]] = []
-    pr = Preroll(src, parsers, order=["SOL"], on_chunk=lambda a, t: seen.append((a, t)))
+    pr = Preroll(src, ingest, order=["SOL"], on_chunk=lambda a, t: seen.append((a, t)))
 
     def chunk_hook(asset, t):
         seen.append((asset, t))
@@ -103,7 +104,7 @@ def test_preroll_driver_screen_asset_first_then_the_rest_and_prioritize():
         assert ts == sorted(ts) and ts[-1] >= START  # in time order, up to the live clock
         assert src.is_live(name)
         assert market.gather("trade", name)["ts"].min() < START - PREROLL + 60
-    assert pr.frames > 0 and sum(sum(p.errors.values()) for p in parsers.values()) == 0
+    assert pr.frames > 0 and sum(sum(p.errors.values()) for p in ingest.parsers.values()) == 0
 
 
 def test_preroll_config_keys_exist():
@@ -165,10 +166,10 @@ def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
     monkeypatch.setattr(preroll_mod, "SLICE_S", 0.0)
     src = _source(assets=("BTC",))
     market = Market(list(src.assets), clock=lambda: max(src.now(), START))
-    parsers = make_parsers(src, market.add)
+    ingest = Ingest(None, market, src.assets)
     turns = [0]  # how many times the other task has run
     at_ingest: list[int] = []
-    pr = Preroll(src, parsers, order=["BTC"], on_chunk=lambda a, t: at_ingest.append(turns[0]))
+    pr = Preroll(src, ingest, order=["BTC"], on_chunk=lambda a, t: at_ingest.append(turns[0]))
     fed_at: list[tuple[int, int]] = []  # (turns, frames fed) seen by the other task
     made: list[int] = []  # turns when each chunk had been simulated
     catch_up = src.catch_up
@@ -183,7 +184,7 @@ def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
     async def other(done: asyncio.Event):
         while not done.is_set():
             turns[0] += 1
-            fed_at.append((turns[0], len(market.gather("trade", "BTC"))))
+            fed_at.append((turns[0], ingest.frames))
             await asyncio.sleep(0)
 
     async def go():
@@ -198,7 +199,7 @@ def test_preroll_hands_the_loop_back_within_a_chunk(monkeypatch):
     # between simulating a chunk and ingesting it, the other task ran more than once (after the simulation,
     # during the parse, before the ingest) ...
     assert all(ing - mk >= 3 for mk, ing in zip(made, at_ingest))
-    # ... and saw the market part-way through a chunk's trades, not only at chunk boundaries
+    # ... and saw the ingest part-way through a chunk's frames, not only at chunk boundaries
     rows = sorted({n for _, n in fed_at})
     assert len(rows) > 2 * len(made)
 
@@ -233,10 +234,6 @@ def test_far_history_is_stepped_coarser_and_stays_deterministic():
 def test_start_window_estimate_matches_the_apps_map_width():
     """``map_columns`` (how much history the demo writes for a terminal's width) must track the app's real
     layout: the heat map's width in a running app at 200, 120 and 80 columns."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from demo_app import demo_app, demo_cfg
 
     from liqmap.ui.app import map_columns

@@ -129,3 +129,27 @@ def test_readme_pictures_exist_and_are_the_tools_pngs():
         assert png[:8] == b"\x89PNG\r\n\x1a\n", rel
         width, height = struct.unpack(">II", png[16:24])
         assert width % 8 == 0 and height % 18 == 0 and width // 8 >= 80 and height // 18 >= 24, (rel, width, height)
+
+
+def test_every_key_of_the_app_is_in_the_readme():
+    """The README's key table names every binding the app shows or hides (the footer overflows at 80 columns,
+    so the README and the help screen are where a user finds the rest)."""
+    import re
+
+    from liqmap.ui.app import LiqmapApp
+
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| key | action |"):]
+    table = table[:table.index("\n\n")]
+    cells = set(re.findall(r"`([^`]+)`", table))
+    aliases = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "minus": "-",
+               "plus": "+", "enter": "Enter", "slash": "/", "equals_sign": "+"}
+    missing = []
+    for b in LiqmapApp.BINDINGS:
+        if b.key in ("up", "down", "left", "right"):
+            assert "arrows" in table
+            continue
+        keys = [aliases.get(k, k) for k in b.key.split(",")]
+        if not any(k in cells or any(k in c.split() for c in cells) for k in keys):
+            missing.append(b.key)
+    assert not missing, f"keys missing from the README's key table: {missing}"

@@ -51,10 +51,44 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
-                          synth=model.levels(one), cfg=eng.cfg)
+                          synth=model.levels(one), cfg=eng.core)
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
     want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3)
     assert restated["forecast"]["clusters"] == want1
     assert sum(c["at_risk_usd"] for c in want1) < sum(c["at_risk_usd"] for c in want)
     # without the model's levels for the venues, no forecast rather than the all-venue one
     assert for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price)["forecast"] is None
+
+
+async def test_a_filtered_views_snapshot_carries_typed_restated_records_and_reading_it_takes_no_lock():
+    import threading
+
+    from liqmap.core.reports import ForecastCluster, ReportRecords
+    from liqmap.core.view import View
+    from liqmap.ui.source import EngineSource
+
+    eng, key = await _engine_on_demo(20.0)
+    st = eng.state("BTC")
+    # all venues: the typed records are the snapshot's reports, forecast included, computed once at ingest
+    snap = eng.latest(key)
+    assert isinstance(snap.records, ReportRecords) and snap.records.venues is None
+    assert snap.reports is snap.records.to_dict()  # one object: the JSON form of the typed records
+    assert snap.records.forecast.clusters and isinstance(snap.records.forecast.clusters[0], ForecastCluster)
+    assert [c.to_dict() for c in snap.records.forecast.clusters] == snap.reports["forecast"]["clusters"]
+    # one venue, through the UI's source: the engine's worker restated it while building the view
+    source = EngineSource(eng, label="REPLAY", run=lambda: None)
+    view = View("BTC", "hybrid", "1m", ("bybit",), 80, None)
+    source.set_view(view)
+    eng.step(eng.clock())
+    with st.lock:  # the worker's lock held elsewhere: the UI's read must not wait for it
+        got: list = []
+        t = threading.Thread(target=lambda: got.append(source.latest(view)))
+        t.start()
+        t.join(2.0)
+        assert not t.is_alive()
+    filtered = got[0]
+    assert filtered.records.venues == ("bybit",) and filtered.reports["venues"] == ["bybit"]
+    want = for_venues(st.report_dicts, ("bybit",), now=filtered.created, step=st.step, mid=filtered.last_price,
+                      synth=st.model.levels(("bybit",)), cfg=eng.core)
+    assert filtered.reports["forecast"] == want["forecast"] and filtered.verdict == want["verdict"]
+    assert filtered.records.forecast.to_dict() == want["forecast"]

@@ -13,7 +13,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core import events as ev
 from liqmap.core.engine import Engine, ring_capacities
 from liqmap.core.market import Market
-from liqmap.core.snapshot import MODES
+from liqmap.core.modes import MODES
 from liqmap.core.timeframes import ORDER as TF_ORDER
 
 

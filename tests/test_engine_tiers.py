@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from liqmap.commands.collect import Collect
-from liqmap.commands.run import MarketRunner, metadata_tiers
+from liqmap.commands.run import build_runtime
+from liqmap.feeds.sources import metadata_tiers
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets
 from liqmap.core import events as ev
@@ -132,7 +133,7 @@ def _lp_long(entry, lev, mmr, cum, notional) -> float:
 def _live_runner(tmp_path, monkeypatch, cfg):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setenv("LIQMAP_DATA_DIR", str(tmp_path))
-    return MarketRunner("live", cfg, types.SimpleNamespace(seed=None, speed=None))
+    return build_runtime("live", cfg, types.SimpleNamespace(seed=None, speed=None))
 
 
 def test_live_run_places_bybit_and_okx_levels_with_their_fetched_ladders(tmp_path, monkeypatch):
@@ -200,7 +201,7 @@ def test_collect_live_passes_the_same_tiers(tmp_path, monkeypatch):
     assert c.engine.tiers("BTC", "bybit", E)[1] == [2e6, 4e6, 0.01, 50.0, 10_000.0]
     assert c.engine.tiers("BTC", "deribit", E) is None and c.engine.tiers("BTC", "binance", E) is None
     assert c.engine.tiers("NOPE", "okx", E) is None
-    assert c.metadata is not None  # the collector gets the same object
+    assert c.source.metadata is not None and c.source.collector.metadata is c.source.metadata  # the collector gets the same object
     demo = Collect(cfg, demo=True, duration=0.0, status_every=10.0, seed=1)
     assert demo.engine.tiers is None  # demo keeps the bundled tables
 
@@ -208,7 +209,7 @@ def test_collect_live_passes_the_same_tiers(tmp_path, monkeypatch):
 def test_demo_keeps_bundled_tables(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     cfg = _cfg(tmp_path)
-    runner = MarketRunner("demo", cfg, types.SimpleNamespace(seed=1, speed=None))
+    runner = build_runtime("demo", cfg, types.SimpleNamespace(seed=1, speed=None))
     assert runner.engine.tiers is None
 
 

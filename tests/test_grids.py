@@ -9,13 +9,11 @@ from hypothesis import strategies as st
 
 from liqmap.core import events as ev
 from liqmap.core.events import LONG, SHORT, VENUE_ID
+from benchmarks.grid_paths import AssetRows, GridState, build_all  # the benchmarks' paths, held to build_view
 from liqmap.core.grids import (
-    AssetRows,
     GridParams,
-    GridState,
     ViewSpec,
     Window,
-    build_all,
     build_heatmap,
     build_hybrid,
     build_raw,

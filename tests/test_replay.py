@@ -293,3 +293,31 @@ async def test_contract_specs_in_the_header_govern_the_conversion(tmp_path):
     assert t["count"] == 1 and t["usd"] == pytest.approx(5 * 0.01 * 48938.5)
     assert reports["without"]["assets"]["BTC"]["trades"]["usd"] == pytest.approx(
         5 * universe(["BTC"])["BTC"].markets["okx"].contract_size * 48938.5)
+
+
+async def test_tui_replay_badge_shows_progress_then_finished(hft_slice, tmp_path):
+    market = Market(["BTC"], VENUES)
+    src = ReplaySource(str(hft_slice), cfg(), market, speed=20.0)  # ≈ 50 s of recording in ≈ 2.5 s
+    task = asyncio.create_task(src.run())
+    seen = set()
+    while not task.done():
+        b = src.badge
+        if b.endswith("UTC") or "%" in b:
+            seen.add(int(b.split("%")[0]))
+        await asyncio.sleep(0.05)
+    await task
+    assert any(0 < s < 100 for s in seen), seen  # the share of the file moved through the middle
+    assert src.badge == "finished"
+    data = hft_slice.read_bytes()
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    bad = ReplaySource(str(cut), cfg(), Market(["BTC"], VENUES), speed=0)
+    await bad.run()
+    assert bad.badge == "stopped" and bad.error
+
+
+def test_status_bar_carries_the_replay_badge():
+    from liqmap.ui.status import status_line
+
+    line = status_line("BTC", "raw", "1m", {}, "REPLAY", None, badge="42% 08 Aug 12:00:05").plain
+    assert line.rstrip().endswith("REPLAY 42% 08 Aug 12:00:05")

@@ -97,11 +97,11 @@ def test_verdict_exact():
                      lambda_bp=35.0)
     s = synth({5940: 4.2e7, 6080: 1.8e7}, base=0.0)
     line = verdict(60000.0, STEP, [], asym, [], s)
-    assert line == "▼ 59,400 −1.0% $42M · ▲ 60,800 +1.3% $18M · book: bids 62%"
+    assert line == "▼ 59,400 −1.0% liqs $42M · ▲ 60,800 +1.3% liqs $18M · book: bids 62%"
     # A wall adds to the model's USD in its bucket and can become the magnet; convergence is named.
     chips = converge(NOW, 60000.0, STEP, [wall(6010)], [sweep(6010, 6010, 5.0)], [absorption(6011, 5.0)])
     line = verdict(60000.0, STEP, [wall(6010, usd=2.5e7, side="ask")], asym, chips, s)
-    assert line == "▼ 59,400 −1.0% $42M · ▲ 60,100 +0.2% $25M · book: bids 62% · CONVERGENCE 60,100"
+    assert line == "▼ 59,400 −1.0% liqs $42M · ▲ 60,100 +0.2% wall $25M · book: bids 62% · CONVERGENCE 60,100"
     asks = Asymmetry(mid=60000.0, weighted=-0.3, bid_share=0.35, plain=(), walls=0.0, dominant="asks",
                      lambda_bp=35.0)
     assert verdict(60000.0, STEP, [], asks, [], None) == "book: asks 65%"
@@ -148,7 +148,7 @@ def test_end_to_end_convergence_through_reports():
     assert chip["components"] == ["wall", "sweep", "absorption", "synthetic"]
     assert chip["bucket"] in (5998, 5999, 6000)
     assert "CONVERGENCE" in res["verdict"]
-    assert res["verdict"].startswith("▼ 59,990 −0.05% $52M · ")  # model $50M + the $1.8M wall
+    assert res["verdict"].startswith("▼ 59,990 −0.05% liqs $50M · ")  # model $50M (+ a $1.8M wall, under 15 %: not named)
 
 
 def test_strength_is_the_percentile_over_the_last_day_once_there_is_history():

@@ -59,7 +59,7 @@ def run_reports(synth=None) -> tuple[Reports, float]:
 def test_all_venue_verdict_names_both_walls_and_records_carry_the_breakdown():
     rep, _ = run_reports()
     res = rep.result()
-    assert res["verdict"].startswith("▼ 59,400 −1.0% $3.6M · ▲ 60,900 +1.5% $3.0M · book: ")
+    assert res["verdict"].startswith("▼ 59,400 −1.0% wall $3.6M · ▲ 60,900 +1.5% wall $3.0M · book: ")
     by_side = {w["side"]: w for w in res["walls"]}
     # The wall level on binance plus okx's ordinary 0.5 BTC ladder level in the same bucket.
     assert by_side["bid"]["venue_usd"] == {"binance": BID_WALL * 60.0, "okx": BID_WALL * 0.5}
@@ -113,9 +113,9 @@ def test_model_levels_of_the_chosen_venue_drive_the_magnets():
     # binance's own model holds a $9M long cluster at 59,000 (bigger than its wall); okx's holds nothing below.
     syn_b = synth_for({59000.0: 9e6})
     b = for_venues(res, ["binance"], now=now, step=STEP, synth=syn_b)
-    assert b["verdict"].startswith("▼ 59,000 −1.7% $9.0M")
+    assert b["verdict"].startswith("▼ 59,000 −1.7% liqs $9.0M")
     o = for_venues(res, ["okx"], now=now, step=STEP, synth=synth_for({61200.0: 5e5}))
-    assert "▼" not in o["verdict"] and o["verdict"].startswith("▲ 60,900 +1.5% $3.0M")
+    assert "▼" not in o["verdict"] and o["verdict"].startswith("▲ 60,900 +1.5% wall $3.0M")
 
 
 def test_filter_to_every_venue_reproduces_the_all_venue_reports():
@@ -147,3 +147,37 @@ def test_sweeps_and_absorptions_follow_the_filter():
     b = for_venues(res, ["binance"], now=t + 15, step=STEP)
     assert [c["total_usd"] for c in o["sweeps"]] == [c["total_usd"] for c in res["sweeps"]]
     assert b["sweeps"] == []
+
+
+def test_verdict_names_what_each_magnet_is_and_does_not_flip_on_a_flickering_wall():
+    from types import SimpleNamespace
+
+    from liqmap.core.reports.verdict import VerdictMemory, verdict
+
+    step, mid = 25.0, 64_000.0
+    wall = SimpleNamespace(status="active", bucket=int(index(63_600.0, step)), usd=9e6)
+
+    def levels(d: dict) -> tuple:  # long levels below mid, at this test's step
+        idx = np.array([int(index(p, step)) for p in d], dtype=np.int64)
+        usd = np.array(list(d.values()))
+        return idx, usd, np.zeros_like(usd)
+
+    cluster = levels({63_300.0: 5e4})
+    mem = VerdictMemory(switch_ratio=1.5, hold_s=30.0)
+    t = 1_700_000_000.0
+    assert verdict(mid, step, [wall], None, [], cluster, memory=mem, now=t).startswith("▼ 63,600 −0.6% wall $9.0M")
+    gone = SimpleNamespace(status="pulled", bucket=wall.bucket, usd=9e6)
+    # pulled for a moment: still the wall, not the $50k cluster (it was 63,600 → 63,300 → 63,600 before)
+    assert verdict(mid, step, [gone], None, [], cluster, memory=mem, now=t + 5).startswith("▼ 63,600 −0.6% wall")
+    assert verdict(mid, step, [wall], None, [], cluster, memory=mem, now=t + 6).startswith("▼ 63,600 −0.6% wall")
+    # gone for longer than the hold: the cluster is named, and says it is liquidations
+    assert verdict(mid, step, [gone], None, [], cluster, memory=mem, now=t + 6 + 31).startswith(
+        "▼ 63,300 −1.1% liqs $50k")
+    # something much larger replaces a held magnet at once
+    big = levels({63_300.0: 5e4, 63_000.0: 4e7})
+    assert verdict(mid, step, [wall], None, [], big, memory=mem, now=t + 40).startswith("▼ 63,000 −1.6% liqs $40M")
+    # price trades through the named magnet: it is no longer below; the next one is named
+    below = verdict(62_900.0, step, [wall], None, [], big, memory=mem, now=t + 41)
+    assert not below.startswith("▼ 63,000") and below.startswith("▲ 63,000")  # now above: named on that side
+    # without memory (a one-off restatement) the strongest candidate is named as before
+    assert verdict(mid, step, [gone], None, [], cluster).startswith("▼ 63,300 −1.1% liqs $50k")

@@ -1,4 +1,4 @@
-"""``liqmap --demo``'s data side (``MarketRunner``): pre-roll into the engine, the demo clock, focus on view change."""
+"""``liqmap --demo``'s data side (the ``Runtime`` with the ``DemoFeed``): pre-roll into the engine, the demo clock, focus on view change."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import types
 
 import numpy as np
 
-from liqmap.commands.run import MarketRunner, build_source
+from liqmap.commands.run import build_runtime, build_source
 from liqmap.config import DEFAULTS
 from liqmap.core.market import FUTURE_TOLERANCE_S
 from liqmap.ui.source import View
@@ -36,23 +36,23 @@ async def _until(cond, limit: float = 20.0) -> bool:
 
 def test_preroll_fills_market_and_engine_before_live_screen_asset_first():
     cfg = _cfg()
-    runner = MarketRunner("demo", cfg, types.SimpleNamespace(seed=5, speed=None))
-    start = runner.demo.start
-    assert runner.demo.pending() == ASSETS
+    runner = build_runtime("demo", cfg, types.SimpleNamespace(seed=5, speed=None))
+    start = runner.source.demo.start
+    assert runner.source.demo.pending() == ASSETS
     assert all(runner.engine.held(a) for a in ASSETS)  # the engine waits for each asset's past
 
     async def go():
         task = asyncio.ensure_future(runner.run())
         try:
-            assert await _until(lambda: runner.preroll is not None and not runner.preroll.queue)
+            assert await _until(lambda: runner.source.preroll is not None and not runner.source.preroll.queue)
             assert await _until(lambda: runner.engine.version > 0)
         finally:
             await runner.stop()
             await asyncio.wait_for(task, 10)
 
     asyncio.run(go())
-    assert runner.preroll.done[0] == "BTC"  # cfg app.asset: the screen asset's history first
-    assert runner.preroll.done[1:3] == ["ETH", "SOL"]  # then universe.focus_extra
+    assert runner.source.preroll.done[0] == "BTC"  # cfg app.asset: the screen asset's history first
+    assert runner.source.preroll.done[1:3] == ["ETH", "SOL"]  # then universe.focus_extra
     assert not any(runner.engine.held(a) for a in ASSETS)
     assert runner.market.rejects.total() == 0
     for a in ASSETS:
@@ -78,15 +78,16 @@ def test_engine_clock_is_the_demo_clock_when_it_runs_ahead_of_the_wall_clock():
     simulated clock ends at exactly start + AHEAD however fast or busy the machine is: nothing here is timed."""
     cfg = _cfg(preroll_minutes=0.0, tick_ms=1000)  # one asset, 1 s steps: a few seconds of work
     cfg["universe"].update(assets=["BTC"], focus_extra=[])
-    runner = MarketRunner("demo", cfg, types.SimpleNamespace(seed=1, speed=30.0))
+    runner = build_runtime("demo", cfg, types.SimpleNamespace(seed=1, speed=30.0))
     assert runner.engine.clock is runner.clock and runner.market.clock is runner.clock
-    demo = runner.demo
+    demo = runner.source.demo
     ahead = 3 * FUTURE_TOLERANCE_S  # well past the market's tolerance for clocks that run ahead
 
     async def go():
-        await runner.preroll.run()  # no history to write: every asset joins the live stream at once
-        for receipt_ts, venue, conn, raw in demo.run_for(ahead):
-            await runner.parsers[venue].feed(raw, receipt_ts, conn)
+        await runner.source.preroll.run()  # no history to write: every asset joins the live stream at once
+        for f in demo.run_for(ahead):
+            await runner.ingest.push(f)
+        runner.ingest.flush()
 
     asyncio.run(go())
     assert not runner.engine.held("BTC")
@@ -109,14 +110,14 @@ def test_view_change_reaches_the_demo_focus_and_the_preroll_order():
     cfg = _cfg()
     src = build_source("demo", cfg, types.SimpleNamespace(seed=2, speed=None))
     runner = src.runner
-    assert runner.demo.focus == {"BTC", "ETH", "SOL"}
+    assert runner.source.demo.focus == {"BTC", "ETH", "SOL"}
     src.set_view(View("XRP", "hybrid", "1m", None, 60, None))
-    assert runner.demo.focus == {"XRP", "ETH", "SOL"}  # fine ticks and full books for the screen asset
-    assert runner.preroll.queue[0] == "XRP"  # and its history is written next
+    assert runner.source.demo.focus == {"XRP", "ETH", "SOL"}  # fine ticks and full books for the screen asset
+    assert runner.source.preroll.queue[0] == "XRP"  # and its history is written next
     assert runner.screen_asset == "XRP"
     src.set_view(View("ETH", "raw", "5m", None, 60, None))
-    assert runner.demo.focus == {"ETH", "SOL"}
-    assert runner.preroll.queue[0] == "ETH"
+    assert runner.source.demo.focus == {"ETH", "SOL"}
+    assert runner.source.preroll.queue[0] == "ETH"
 
 
 def test_engine_hold_keeps_its_loop_off_an_asset_until_release():
@@ -161,12 +162,12 @@ def test_engine_hold_keeps_its_loop_off_an_asset_until_release():
 
 
 def test_a_failing_preroll_leaves_a_running_demo_and_says_why():
-    runner = MarketRunner("demo", _cfg(), types.SimpleNamespace(seed=6, speed=None))
+    runner = build_runtime("demo", _cfg(), types.SimpleNamespace(seed=6, speed=None))
 
     def broken(asset, t):
         raise RuntimeError("history writer broke")
 
-    runner.preroll.on_chunk = broken
+    runner.source.preroll.on_chunk = broken
 
     async def go():
         task = asyncio.ensure_future(runner.run())
@@ -179,4 +180,4 @@ def test_a_failing_preroll_leaves_a_running_demo_and_says_why():
 
     asyncio.run(go())
     assert "history writer broke" in runner.engine.status
-    assert runner.demo.pending() == [] and not any(runner.engine.held(a) for a in ASSETS)
+    assert runner.source.demo.pending() == [] and not any(runner.engine.held(a) for a in ASSETS)

@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import copy
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_fixtures import FixtureSource  # noqa: E402
+from conftest import build_app, screen_text
+from ui_fixtures import FixtureSource
 
-from liqmap.config import DEFAULTS  # noqa: E402
-from liqmap.ui.app import LiqmapApp, keymap_ids  # noqa: E402
-from liqmap.ui.axes import PriceAxis, TimeAxis  # noqa: E402
-from liqmap.ui.heatmap import HeatmapView  # noqa: E402
-from liqmap.ui.live_column import LiveColumn, ProfileColumn  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable  # noqa: E402
-from liqmap.ui.themes import resolve  # noqa: E402
+from liqmap.config import DEFAULTS
+from liqmap.ui.app import LiqmapApp, keymap_ids
+from liqmap.ui.axes import PriceAxis, TimeAxis
+from liqmap.ui.heatmap import HeatmapView
+from liqmap.ui.live_column import LiveColumn, ProfileColumn
+from liqmap.ui.reports_table import ReportsTable
 
 NOW = 1_763_900_000.0  # fixed clock: deterministic columns
 
@@ -53,13 +50,7 @@ def make_app(source, **app) -> LiqmapApp:
     cfg = make_cfg(**{k: v for k, v in app.items() if k != "keys"})
     if "keys" in app:
         cfg["keys"] = app["keys"]
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    return LiqmapApp(cfg, source=source, theme_spec=spec, themes=themes, color_system="truecolor")
-
-
-def screen_text(app: LiqmapApp) -> str:
-    """The whole screen as the compositor would send it."""
-    return "\n".join(s.text for s in app.screen._compositor.render_strips())
+    return build_app(source, cfg)
 
 
 async def settle(pilot, min_draws: int = 1) -> None:
@@ -204,16 +195,16 @@ async def test_zoom_keys(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
-        assert "zoom 1×25/row" in status2(app)
+        assert "zoom 1× 25/row" in status2(app)
         l1 = axis_labels(app)
         await pilot.press("minus")
         await settle(pilot, 2)
-        assert "zoom 2×25/row" in status2(app)
+        assert "zoom 2× 25/row" in status2(app)
         l2 = axis_labels(app)
         assert (max(l2) - min(l2)) > 1.6 * (max(l1) - min(l1))  # zoomed out: more price on screen
         await pilot.press("plus")
         await settle(pilot, 3)
-        assert "zoom 1×25/row" in status2(app)
+        assert "zoom 1× 25/row" in status2(app)
         assert axis_labels(app) == l1
         # Half-block hires (an option): two price buckets per terminal row.
         assert "▀" not in app.query_one(HeatmapView).text()
@@ -325,6 +316,36 @@ async def test_enter_on_sweep_moves_time_cursor_and_highlights_level(source_fact
         assert not table.has_focus
 
 
+async def test_reports_open_on_a_sweep_jump_by_section_and_hold_the_selection(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        table = app.query_one(ReportsTable)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert table.has_focus and table.current().section == "sweeps"  # no walk past the walls
+        first = table.current().record
+        reports = app._snap.reports
+        if len(reports["sweeps"]) > 1:
+            await pilot.press("n")
+            await pilot.pause()
+            assert table.current().section == "sweeps" and table.current().record is not first
+        await pilot.press("right")
+        await pilot.pause()
+        assert table.current().section == "absorptions"
+        await pilot.press("left", "left")
+        await pilot.pause()
+        assert table.current().section == "walls"
+        await pilot.press("right")
+        await pilot.pause()
+        held = table.current().record
+        # a new snapshot re-sorts and grows the list: the selection stays on the same record
+        new = dict(reports)
+        new["sweeps"] = [dict(held, ts=held["ts"] + 1.0, price=held["price"] * 1.01)] + list(reversed(reports["sweeps"]))
+        table.update_reports(new, app._snap.grid.step, table._styles, view=table.view)
+        assert table.current().record is held or table.current().record == held
+
+
 async def test_enter_on_absorption_far_in_the_past_pans_there(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(100, 40)) as pilot:
@@ -356,12 +377,58 @@ async def test_help_screen_lists_keys_and_model(source_factory):
         await pilot.pause()
         text = screen_text(app)
         assert "Keys" in text and "mode_raw" in text and "asset_next" in text
+        for _ in range(4):  # the model's table is below the keys: page down to it
+            await pilot.press("pagedown")
+            await pilot.pause()
+            text += screen_text(app)
         assert "half_life_hours" in text and "48" in text
         assert "leverage_tiers" in text
         assert "config [keys]" in text and "config [model]" in text
         await pilot.press("escape")
         await pilot.pause()
         assert "half_life_hours" not in screen_text(app)
+
+
+async def test_help_scrolls_by_keyboard_on_a_small_screen(source_factory):
+    from textual.containers import VerticalScroll
+
+    app = make_app(source_factory())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        vp_before = app.vp
+        await pilot.press("question_mark")
+        await pilot.pause()
+        sc = app.screen.query_one(VerticalScroll)
+        assert sc.max_scroll_y > 0  # the help is longer than 24 rows
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert sc.scroll_y == 2
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert sc.scroll_y > 2
+        await pilot.press("end")
+        await pilot.pause()
+        assert sc.scroll_y == sc.max_scroll_y and "time cursor" in screen_text(app)  # the legend, at the end
+        await pilot.press("home")
+        await pilot.pause()
+        assert sc.scroll_y == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.vp == vp_before  # the arrows scrolled the help, they did not pan the map under it
+
+
+async def test_raw_legend_says_binance_liquidations_are_sampled(source_factory):
+    app = make_app(source_factory())
+    async with app.run_test(size=(200, 45)) as pilot:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        app._refresh_status()
+        assert "bin ≤1/s" in status2(app)
+        await pilot.press("2")  # Synthetic draws no real liquidations: nothing to qualify
+        await settle(pilot)
+        app._refresh_status()
+        assert "bin ≤1/s" not in status2(app)
 
 
 async def test_quit_at_once(source_factory):
@@ -418,10 +485,16 @@ async def test_terminal_too_small_and_compact(source_factory):
         assert app.query_one(PriceAxis).size.width == 9
         assert "━" in app.query_one(HeatmapView).text()
         assert "BIN" in text.splitlines()[0]  # short venue names
+        # ... and the reports in one line above the footer, from the snapshot on screen
+        reports = app._snap.reports
+        summary = [ln for ln in text.splitlines() if "SWP " in ln]
+        assert len(summary) == 1 and f"SWP {len(reports['sweeps'])}" in summary[0]
+        assert f"WALLS {len(reports['walls'])}" in summary[0] and "r: panel" in summary[0]
         await pilot.press("r")
         await pilot.pause()
         await pilot.pause()
-        assert "SWEEPS" in screen_text(app)
+        text = screen_text(app)
+        assert "SWEEPS" in text and "SWP " not in text  # the panel replaces the line
 
 
 async def test_resize_to_too_small_and_back(source_factory):
@@ -514,6 +587,22 @@ async def test_empty_state_says_why():
         assert "binance down" in screen_text(app)
 
 
+async def test_live_with_every_venue_down_says_no_data_with_the_error_in_full_and_a_hint():
+    error = "Cannot connect to host fapi.binance.com:443 ssl:default [Name or service not known]"
+    down = {v: {"state": "down", "last_error": error if v == "binance" else "refused"}
+            for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    src = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, health=down, label="LIVE")
+    app = make_app(src)
+    async with app.run_test(size=(200, 45)) as pilot:
+        for _ in range(6):
+            await pilot.pause()
+        app._refresh_status()
+        await pilot.pause()
+        lines = screen_text(app).splitlines()
+        assert "NO DATA" in lines[0] and "LIVE" not in lines[0]
+        assert f"binance: {error}" in lines[1] and "liqmap --demo" in lines[1]
+
+
 def test_no_mouse_reaches_textual(monkeypatch):
     import argparse
 
@@ -540,9 +629,7 @@ async def test_before_the_source_is_built_the_screen_says_what_it_will_be_and_ve
         raise RuntimeError("test over")
 
     cfg = make_cfg()
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system="truecolor", source_factory=slow_factory,
-                    source_label="DEMO")
+    app = build_app(None, cfg, source_factory=slow_factory, source_label="DEMO")
     try:
         async with app.run_test(size=(140, 30)) as pilot:
             for _ in range(5):
@@ -582,8 +669,7 @@ async def test_an_empty_snapshot_shows_why_not_a_blank_map_at_a_made_up_price():
 
     cfg = make_cfg()
     cfg["universe"]["venues"] = ["binance", "bybit"]
-    spec, themes = resolve(cfg["app"]["theme"], environ={})
-    app = LiqmapApp(cfg, source=EmptySource(), theme_spec=spec, themes=themes, color_system="truecolor")
+    app = build_app(EmptySource(), cfg)
     async with app.run_test(size=(140, 30)) as pilot:
         for _ in range(6):
             await pilot.pause()

@@ -4,21 +4,15 @@ order when narrow, never a line cut in the middle of a field. Asserted on the te
 
 from __future__ import annotations
 
-import copy
-import sys
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_fixtures import FixtureSource  # noqa: E402
+from conftest import build_app, screen_lines
+from ui_fixtures import FixtureSource
 
-from liqmap.config import DEFAULTS  # noqa: E402
-from liqmap.ui.app import LiqmapApp  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable, build_rows, layout, usd  # noqa: E402
-from liqmap.ui.themes import resolve  # noqa: E402
+from liqmap.ui.reports_table import ReportsTable, build_rows, layout, usd
 
 NOW = 1_763_900_000.0
 WALLS = [
@@ -53,14 +47,8 @@ def source():
     return LongReports(("BTC",), now=NOW)
 
 
-def screen_lines(app) -> list[str]:
-    return [s.text for s in app.screen._compositor.render_strips()]
-
-
 async def panel(source, size) -> tuple[list[str], int, list[str]]:
-    cfg = copy.deepcopy(DEFAULTS)
-    spec, themes = resolve("dark", environ={})
-    app = LiqmapApp(cfg, source=source, theme_spec=spec, themes=themes, color_system="truecolor")
+    app = build_app(source)
     async with app.run_test(size=size) as pilot:
         for _ in range(40):
             await pilot.pause()

@@ -12,18 +12,15 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from demo_app import Gate, demo_app, demo_cfg  # noqa: E402
+from demo_app import Gate, demo_app, demo_cfg
 
-from liqmap.core.snapshot import MODE_LABEL  # noqa: E402
-from liqmap.ui.axes import PriceAxis, TimeAxis  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable, _venue_names, record_price  # noqa: E402
-from liqmap.ui.status import StatusBar  # noqa: E402
+from liqmap.core.modes import MODE_LABEL
+from liqmap.ui.axes import PriceAxis, TimeAxis
+from liqmap.ui.reports_table import ReportsTable, _venue_names, record_price
+from liqmap.ui.status import StatusBar
 
 ASSETS = ("BTC", "ETH", "SOL")
 NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
@@ -152,7 +149,7 @@ async def test_every_panel_shows_the_new_view_or_loading_after_each_switch_key()
                 app.source.on_update = tick_and_check
             runner = src.runner
             assert await _until(lambda: app.draws > 0 and not app.query_one("#maprow").has_class("empty")
-                                and not runner.preroll.pending() and not any(eng.held(a) for a in ASSETS), 120)
+                                and not runner.source.preroll.pending() and not any(eng.held(a) for a in ASSETS), 120)
             ref = {a: eng.state(a).last_price for a in ASSETS}
             assert all(p and p > 0 for p in ref.values()), ref
             # the assets are far apart in price, so a row of one can never pass for another

@@ -9,23 +9,19 @@ test (``Engine.step``) so every frame is deterministic.
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from liqmap.config import DEFAULTS  # noqa: E402
-from liqmap.core import events as ev  # noqa: E402
-from liqmap.core.book import Book  # noqa: E402
-from liqmap.core.engine import Engine  # noqa: E402
-from liqmap.core.market import Market  # noqa: E402
-from liqmap.ui.app import LiqmapApp  # noqa: E402
-from liqmap.ui.reports_table import ReportsTable  # noqa: E402
-from liqmap.ui.source import EngineSource  # noqa: E402
-from liqmap.ui.themes import resolve  # noqa: E402
+from liqmap.config import DEFAULTS
+from liqmap.core import events as ev
+from liqmap.core.book import Book
+from liqmap.core.engine import Engine
+from liqmap.core.market import Market
+from liqmap.ui.reports_table import ReportsTable
+from liqmap.ui.source import EngineSource
 from common import Clock
+from conftest import build_app, screen_lines
 
 T0 = 1_763_900_000.0
 MID = 60000.0
@@ -73,7 +69,7 @@ def make_engine(clock: Clock) -> tuple[Engine, dict]:
 
 
 def status2(app) -> str:
-    return "\n".join(s.text for s in app.screen._compositor.render_strips()).splitlines()[1]
+    return screen_lines(app)[1]
 
 
 async def step_and_draw(pilot, engine, clock, seconds: int = 1) -> None:
@@ -100,8 +96,7 @@ async def test_verdict_walls_and_book_read_follow_the_venue_filter():
     clock = Clock(T0)
     engine, cfg = make_engine(clock)
     source = EngineSource(engine, label="REPLAY", run=lambda: None)
-    spec, themes = resolve("dark", environ={})
-    app = LiqmapApp(cfg, source=source, theme_spec=spec, themes=themes, color_system="truecolor")
+    app = build_app(source, cfg)
     async with app.run_test(size=(160, 45)) as pilot:
         await pilot.pause()
         await step_and_draw(pilot, engine, clock, seconds=8)  # past the walls' min_age_s
@@ -122,7 +117,7 @@ async def test_verdict_walls_and_book_read_follow_the_venue_filter():
         assert "▲ 60,900" not in b_line and "book: bids" in b_line
         # binance's part of the wall ($3.80M) + binance's model levels there ($0.87M): the model is read
         # for binance only (without it: $3.8M; with every venue's model: the same here, see okx below).
-        assert "▼ 59,400 −1.0% $4.7M" in b_line
+        assert "▼ 59,400 −1.0% wall $3.8M + liqs $871k" in b_line
         b_verdict = app._snap.verdict
         assert b_verdict != all_verdict
         text = table.text()
@@ -135,7 +130,7 @@ async def test_verdict_walls_and_book_read_follow_the_venue_filter():
         # No magnet below: the wall and every model level there are binance's.
         assert "▼" not in o_line and "book: asks" in o_line
         # okx's wall alone: the model's short levels at 60,900 ($0.38M, in the all-venue $3.4M) are binance's.
-        assert "▲ 60,900 +1.5% $3.0M" in o_line and "$3.4M" in all_line
+        assert "▲ 60,900 +1.5% wall $3.0M" in o_line and "wall $3.0M + liqs $0.38M" not in o_line
         text = table.text()
         assert "60,900" in text and "59,400" not in text
 

@@ -4,20 +4,17 @@ tells DEMO apart and reads venue health."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_fixtures import FixtureSource  # noqa: E402
+from ui_fixtures import FixtureSource
 
-from liqmap.core.buckets import index  # noqa: E402
-from liqmap.ui.reports_table import build_rows, format_record, record_price, record_ts  # noqa: E402
-from liqmap.ui.source import View  # noqa: E402
-from liqmap.ui.status import status_line, venue_state  # noqa: E402
-from liqmap.ui.viewport import Viewport, make_frame  # noqa: E402
+from liqmap.core.buckets import index
+from liqmap.ui.reports_table import build_rows, format_record, record_price, record_ts
+from liqmap.ui.source import View
+from liqmap.ui.status import status_line, venue_state
+from liqmap.ui.viewport import Viewport, make_frame
 
 NOW = 1_763_900_000.0
 
@@ -166,3 +163,77 @@ def test_engine_source_over_the_real_engine():
     assert np.isfinite(snap.grid.trace).any()
     assert src.has_data("BTC") is True and src.has_data("ETH") is False
     assert src.status().label == "REPLAY"
+
+
+def test_time_labels_on_hourly_columns_show_the_day_at_midnight_and_hours_otherwise():
+    import calendar
+
+    from liqmap.ui.axes import time_label
+
+    midnight = calendar.timegm((2026, 12, 17, 0, 0, 0))
+    assert time_label(midnight, 14400) == "17 Dec"  # was 17/00:00
+    assert time_label(midnight + 4 * 3600, 14400) == "04:00"
+    assert time_label(midnight + 4 * 3600, 60) == "04:00"
+    assert time_label(midnight, 60) == "00:00"  # minute columns: the day is not in question
+
+
+def test_live_badge_says_what_is_true():
+    from liqmap.ui.status import live_state
+
+    assert live_state({"binance": {"state": "connected"}, "okx": {"state": "down", "last_error": "x"}}) == ("LIVE", "")
+    assert live_state({"binance": {"state": "connecting"}, "okx": {"state": "connecting"}}) == ("CONNECTING", "")
+    assert live_state({"binance": {"state": "stale"}, "okx": {"state": "down", "last_error": "HTTP 451"}}) == \
+        ("NO DATA", "okx: HTTP 451")
+    line = status_line("BTC", "raw", "1m", {"binance": {"state": "down", "last_error": "e"}}, "LIVE", None).plain
+    assert "NO DATA" in line and "LIVE" not in line
+
+
+def test_summary_line_puts_the_next_hour_first_and_counts_each_section():
+    from liqmap.ui.reports_table import summary_line
+
+    reports = {"walls": [{"price": 1}] * 3, "sweeps": [], "absorptions": [{"price": 2}],
+               "convergence": [{"price": 64_200.0}],
+               "forecast": {"clusters": [{"price": 63_900.0, "expected_usd": 72_000.0},
+                                         {"price": 65_100.0, "expected_usd": 40_000.0}]}}
+    line = summary_line(reports, 25.0, last_price=64_500.0).plain
+    assert line.startswith(" NEXT 1H ▼63,900 $72k ▲65,100 $40k")
+    assert "WALLS 3" in line and "SWP 0" in line and "ABS 1" in line and "CONV 1 64,200" in line
+
+
+def test_compact_status_shows_only_a_late_venues_age():
+    health = {"binance": {"state": "connected", "age": 0.4}, "bybit": {"state": "stale", "age": 42.0}}
+    line = status_line("BTC", "raw", "1m", health, "LIVE", None, compact=True).plain
+    assert "●BIN ◐BYB 42s" in line
+
+
+def test_verdict_fits_80_columns_by_dropping_whole_parts_from_the_end():
+    from liqmap.ui.status import fit_verdict, view_line
+
+    v = "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M · book: asks 71% · CONVERGENCE 65,100"
+    assert fit_verdict(v, 200) == v
+    assert fit_verdict(v, 60) == "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M"
+    assert fit_verdict(v, 30) == "▼ 64,225 −1.4% liqs $72k"  # never a price cut in half
+    line = view_line(v, 1, 25.0, None, "", width=80, compact=True).plain
+    assert "▼ 64,225 −1.4% liqs $72k · ▲ 66,125 +1.5% wall $9.7M" in line and len(line) <= 80
+    assert "CONVERGENCE" not in line and "zoom" not in line
+    assert "zoom 2×" in view_line(v, 2, 25.0, None, "", width=80, compact=True).plain
+
+
+def test_walls_panel_shows_both_sides_dominant_first():
+    from liqmap.ui.reports_table import build_rows, panel_walls
+
+    bids = [{"side": "bid", "price": 64_000.0 - 100 * i, "usd": 5e6 + i, "status": "active"} for i in range(10)]
+    asks = [{"side": "ask", "price": 65_000.0 + 100 * i, "usd": u, "status": "active"}
+            for i, u in enumerate((3.3e7, 5.94e7, 3.7e7, 3.4e7))]
+    ended = [{"side": "bid", "price": 63_000.0, "usd": 1e6, "status": "pulled"}]
+    order = panel_walls(bids + asks + ended)  # the engine's order: bids, then asks, then ended
+    assert [w["side"] for w in order[:8]] == ["ask", "bid"] * 4  # asks hold more wall USD: first
+    assert order[0]["usd"] == 5.94e7 and order[-1] is ended[0]
+    rows = [r for r in build_rows({"walls": bids + asks + ended}, 25.0) if r.section == "walls" and r.kind == "rec"]
+    assert {r.record["usd"] for r in rows} >= {5.94e7, 3.7e7, 3.4e7, 3.3e7}  # every ask wall in the 8 rows
+
+
+def test_a_lagging_venue_says_how_late_it_is():
+    health = {"binance": {"state": "connected", "lag_ewma": 0.1}, "bybit": {"state": "lagging", "lag_ewma": 14.2}}
+    line = status_line("BTC", "raw", "1m", health, "LIVE", None).plain
+    assert "◑bybit" in line and "14.2s late" in line and "LIVE" in line  # late data is still data

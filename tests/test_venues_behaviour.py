@@ -69,7 +69,8 @@ def test_bybit_ticker_delta_before_snapshot_counted_then_merged():
     p, col = parse_lines("bybit", assets, [delta, snap, delta])
     assert p.errors[("oi", "delta_before_snapshot")] == 1
     oi = col.get("oi", "BTC")
-    assert list(oi["oi"]) == [10, 11] and list(oi["mark"]) == [50000, 50000] and list(oi["ts"]) == [1.0, 2.0]
+    # two-sided openInterest: one side is half of it
+    assert list(oi["oi"]) == [5, 5.5] and list(oi["mark"]) == [50000, 50000] and list(oi["ts"]) == [1.0, 2.0]
 
 
 def test_bybit_all_liquidation_replay_dropped_and_1000_lots_converted():

@@ -8,6 +8,8 @@ perpetuals, not in liqmap's universe) are asserted to be ignored/filtered, not s
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from liqmap.core.events import LONG, PRICE_BANKRUPTCY, PRICE_FILL, PRICE_ORDER, SHORT, VENUE_ID
@@ -82,18 +84,36 @@ def test_bybit_open_interest_snapshot_and_delta():
                     BTCU23=("BTCUSDU23", True, 1.0))
     p, col = parse_lines("bybit", assets, fixture_lines("bybit_messages.jsonl"))
     btc = col.get("oi", "BTC")
+    # Bybit's openInterest counts both sides (a long and its short): one side is half of it.
     # row 45 snapshot: openInterest 449736676 USD (inverse), markPrice 28560; row 46 delta: 449736674, mark kept
-    assert list(btc["oi_usd"]) == approx([449736676, 449736674])
-    assert list(btc["oi"]) == approx([449736676 / 28560, 449736674 / 28560])
+    assert list(btc["oi_usd"]) == approx([449736676 / 2, 449736674 / 2])
+    assert list(btc["oi"]) == approx([449736676 / 2 / 28560, 449736674 / 2 / 28560])
     assert list(btc["ts"]) == approx([1680673822.577, 1680673822.776])
     u23 = one(col.get("oi", "BTCU23"))  # row 47; row 48's delta has no openInterest → no second row
     assert len(col.get("oi", "BTCU23")) == 1
-    assert u23["oi_usd"] == approx(4547176) and u23["mark"] == approx(29023.60)
-    t = one(col.get("oi", "BTCT"))  # row 49 linear: 52774.528 BTC, openInterestValue 1506861070.82 USD
-    assert t["oi"] == approx(52774.528) and t["oi_usd"] == approx(1506861070.82) and t["mark"] == approx(28552.81)
+    assert u23["oi_usd"] == approx(4547176 / 2) and u23["mark"] == approx(29023.60)
+    t = one(col.get("oi", "BTCT"))  # row 49 linear: 52774.528 BTC, openInterestValue 1506861070.82 USD, two-sided
+    assert t["oi"] == approx(52774.528 / 2) and t["oi_usd"] == approx(1506861070.82 / 2)
+    assert t["mark"] == approx(28552.81)
     # rows 2, 22, 37, 38 are Bybit v2 instrument_info (retired): ignored, not parsed
     assert p.stats["ignored"] >= 4
 
+
+
+def test_bybit_single_open_interest_read_when_present():
+    """Row 49's real ticker in today's shape: Bybit added singleOpenInterest(Value) (one side) beside the
+    two-sided openInterest(Value); the one-sided figures are read as they are, never halved again, and a
+    delta carrying only the one-sided field still makes a sample."""
+    assets = market("bybit", BTCT=("BTCUSDT", False, 1.0))
+    line = next(ln for ln in fixture_lines("bybit_messages.jsonl") if ln.startswith('{"topic":"tickers.BTCUSDT"'))
+    row = json.loads(line)
+    row["data"].update(singleOpenInterest="26387.264", singleOpenInterestValue="753430535.41")
+    delta = {"topic": "tickers.BTCUSDT", "type": "delta", "ts": row["ts"] + 100,
+             "data": {"symbol": "BTCUSDT", "singleOpenInterest": "26390", "singleOpenInterestValue": "753508000"}}
+    p, col = parse_lines("bybit", assets, [json.dumps(row), json.dumps(delta)])
+    oi = col.get("oi", "BTCT")
+    assert list(oi["oi"]) == approx([26387.264, 26390]) and list(oi["oi_usd"]) == approx([753430535.41, 753508000])
+    assert not p.errors
 
 def test_okx_liquidations_contracts_times_ctval():
     assets = market("okx", XRPF=("XRP-USD-230929", True, 10.0), BTCF=("BTC-USD-220624", True, 100.0),

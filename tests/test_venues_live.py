@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tls.loopback import LoopbackServer, make_cert, trust_cert  # noqa: E402
+from tls.loopback import LoopbackServer, make_cert, trust_cert
 
-from liqmap.core.events import LONG  # noqa: E402
-from liqmap.feeds.venues import make_feed  # noqa: E402
-from venue_helpers import Collector, market  # noqa: E402
+from liqmap.core.events import LONG
+from liqmap.feeds.venues import make_feed
+from venue_helpers import Collector, market
 
 FORCE = {"stream": "!forceOrder@arr", "data": {"e": "forceOrder", "E": 1700000000100, "o": {
     "s": "BTCUSDT", "S": "SELL", "o": "LIMIT", "f": "IOC", "q": "0.5", "p": "60000", "ap": "60010", "X": "FILLED",

@@ -45,6 +45,13 @@ BOOKISH = ("book", "depth")  # feeds limited to the one asset checked (as the ap
 
 
 def venue_endpoints(cfg: dict, venue: str) -> dict[str, str]:
+    """The venue's endpoints as its adapter connects to them (declared on the venue class, the config's
+    ``feeds.endpoints`` over them); from the config alone for a venue without an adapter."""
+    from ..feeds.venues import VENUE_CLASSES
+
+    cls = VENUE_CLASSES.get(venue)
+    if cls is not None:
+        return cls.configured("endpoints", cfg)
     pre = f"{venue}_"
     eps = ((cfg.get("feeds") or {}).get("endpoints") or {})
     return {k[len(pre):]: v for k, v in eps.items() if k.startswith(pre)}
@@ -66,10 +73,10 @@ def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
     the same defaults the adapters use), with ``{}`` filled by the venue symbol as the adapter does."""
     if kind != "depth":
         return CHANNEL_NAMES[kind]
-    from ..feeds.venues import symbol_for
-    from ..feeds.venues.base import feeds_cfg
+    from ..feeds.venues import VENUE_CLASSES, symbol_for
 
-    wire = str(feeds_cfg(cfg)["channels"].get(f"{venue}_light_depth", ""))
+    cls = VENUE_CLASSES.get(venue)
+    wire = str(cls.configured("channels", cfg).get("light_depth", "")) if cls is not None else ""
     if "{}" in wire:
         wire = wire.format(symbol_for(venue, asset) or "{}")
     return f"{CHANNEL_NAMES[kind]} {wire}".rstrip()
@@ -204,21 +211,24 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
                 plan.append((v, k, (k,), [asset] if k in BOOKISH else None))
     slots: dict = {}
     if plan:
-        from ..core.market import Market
-        from ..feeds.collector import Collector
+        from ..feeds.sources import LiveSource
+        from ..runtime import Runtime
 
-        market = Market([asset], tuple(venues))
-        col = Collector(cfg, market, [asset], [v for v in venues if v in VENUE_CLASSES], plan=plan,
-                        open_timeout=connect_timeout, focus=[asset])
+        # The runtime with one live feed per venue x channel for the one asset checked; no engine.
+        dcfg = {**cfg, "universe": {**cfg["universe"], "assets": [asset], "venues": list(venues)}}
+        source = LiveSource(dcfg, [asset], [v for v in venues if v in VENUE_CLASSES], plan=plan,
+                            open_timeout=connect_timeout, focus=[asset], backfill=False)
+        rt = Runtime(dcfg, source, engine=False)
+        col = source.collector
         print(f"liqmap: doctor: listening to {len(plan)} venue channels for {seconds:g} s ...", file=err, flush=True)
         started = time.monotonic()
         await col.start()
         history = asyncio.ensure_future(_backfill_probe(cfg, asset, connect_timeout)) \
             if "backfill" in chans.get("binance", ()) and "binance" not in dns_failed else None
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
-        col.batch.flush()
+        rt.ingest.flush()
         slots = col.slot_health()
-        await col.stop()
+        await rt.stop()
         if history is not None:
             slots[("binance", "backfill")] = await history
     for v in venues:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..core.events import ASK, BID, BUY, LONG, PRICE_KIND_NAMES, SELL, SHORT
 from ..core.snapshot import MapGrid, Snapshot
 from ..core.store import Store, _open_new
 
@@ -106,7 +107,25 @@ def collect_frame(store: Store, what: str, asset: str | None, mode: str, tf: str
         scope = asset or "any asset"
         raise ExportError(f"no {what} stored for {scope} in {store.history_dir}"
                           + (" in that time range" if since is not None or until is not None else ""))
-    return df
+    return with_text_codes(what, df)
+
+
+# The store keeps sides and price kinds as small integer codes (liqmap.core.events); a file leaves as words.
+SIDE_WORDS = {"liquidations": {LONG: "long", SHORT: "short"}, "walls": {BID: "bid", ASK: "ask"},
+              "absorptions": {BID: "bid", ASK: "ask"}, "sweeps": {BUY: "buy", SELL: "sell"}}
+
+
+def with_text_codes(what: str, df: pl.DataFrame) -> pl.DataFrame:
+    """Integer ``side`` and ``price_kind`` columns as the words they stand for."""
+    out = []
+    words = SIDE_WORDS.get(what)
+    if words and "side" in df.columns and df.schema["side"].is_integer():
+        out.append(pl.col("side").replace_strict(words, default=None, return_dtype=pl.String).alias("side"))
+    if "price_kind" in df.columns and df.schema["price_kind"].is_integer():
+        names = dict(enumerate(PRICE_KIND_NAMES))
+        out.append(pl.col("price_kind").replace_strict(names, default=None, return_dtype=pl.String)
+                   .alias("price_kind"))
+    return df.with_columns(out) if out else df
 
 
 def _flat_for_text(df: pl.DataFrame) -> pl.DataFrame:

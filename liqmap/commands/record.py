@@ -43,14 +43,13 @@ def _install_stop(stop: asyncio.Event) -> None:
 async def record_live(out: str, cfg: dict[str, Any], duration: float | None, status_every: float = 10.0,
                       stop: asyncio.Event | None = None, endpoints: dict | None = None, err=None,
                       metadata=None) -> int:
-    from ..core.market import Market
-
-    err = err or sys.stderr
-    from ..feeds.collector import Collector
-
+    """The runtime with the live source and the recorder as its front end (no engine: frames only)."""
     from ..core.assets import universe
     from ..feeds.recording import contracts_of
+    from ..feeds.sources import LiveSource
+    from ..runtime import Runtime
 
+    err = err or sys.stderr
     names = list(cfg["universe"]["assets"])
     venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
     assets = universe(names)
@@ -65,15 +64,17 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
                   file=err)
         assets = await asyncio.to_thread(metadata.apply, assets)
     writer = _open_writer(out, venues, names, cfg, {"source": "live"}, contracts_of(assets))
-    market = Market(names, tuple(venues))
-    col = Collector(cfg, market, assets, venues, recorder=writer, endpoints=endpoints)
+    rt = Runtime(cfg, LiveSource(cfg, assets, venues, recorder=writer, endpoints=endpoints, backfill=False),
+                 engine=False)
+    col = rt.source.collector
     stop = stop or asyncio.Event()
+    rt.stop_event = stop
     _install_stop(stop)
     t0 = time.monotonic()
-    await col.start()
+    feed, _ = rt.start()
     next_status = t0 + status_every
     try:
-        while not stop.is_set():
+        while not stop.is_set() and not feed.done():
             now = time.monotonic()
             if duration is not None and now - t0 >= duration:
                 break
@@ -89,7 +90,9 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
             except asyncio.TimeoutError:
                 pass
     finally:
-        await col.stop()
+        stop.set()
+        await asyncio.gather(feed, return_exceptions=True)
+        await rt.stop()
         writer.close()
     health = col.health()
     print(_status(col, writer, time.monotonic() - t0), file=err, flush=True)

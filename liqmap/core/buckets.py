@@ -87,6 +87,20 @@ def decimals(step: float) -> int:
     return len(s.split(".")[1]) if "." in s else 0
 
 
+SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+ZEROS_FOLDED_FROM = 3  # 0.000012340 (11 characters) → 0.0₄12340: the zeros after the point as a subscript
+
+
 def label(price: float, step: float) -> str:
+    """``price`` with the decimals its bucket ``step`` needs. A price below 0.001 (PEPE, SHIB, BONK) folds
+    its leading zeros into a subscript count, the way DEX screens write it — ``0.0₄12340`` is 0.000012340 —
+    so an axis label fits its 12 columns and two prices differ where a reader looks first."""
     d = decimals(step)
-    return f"{price:,.{d}f}"
+    text = f"{price:,.{d}f}"
+    if 0 < abs(price) < 0.001 and text.lstrip("-").startswith("0."):
+        sign = "-" if text.startswith("-") else ""
+        frac = text.lstrip("-")[2:]
+        zeros = len(frac) - len(frac.lstrip("0"))
+        if zeros >= ZEROS_FOLDED_FROM and zeros < len(frac):
+            return f"{sign}0.0{str(zeros).translate(SUBSCRIPT)}{frac[zeros:]}"
+    return text

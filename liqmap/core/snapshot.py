@@ -11,14 +11,7 @@ from typing import Any
 
 import numpy as np
 
-MODES: tuple[str, ...] = ("raw", "synthetic", "heatmap", "hybrid")
-MODE_KEYS: dict[str, str] = {"1": "raw", "2": "synthetic", "3": "heatmap", "4": "hybrid"}
-MODE_LABEL: dict[str, str] = {
-    "raw": "Raw",
-    "synthetic": "Synthetic",
-    "heatmap": "Synthetic Heatmap",
-    "hybrid": "Hybrid",
-}
+# The modes (names, keys, labels, builders) are listed once, in ``liqmap.core.modes``.
 
 
 @dataclass(frozen=True)
@@ -64,8 +57,12 @@ class Snapshot:
     version: int
     created: float
     grid: MapGrid
-    reports: dict[str, Any] = field(default_factory=dict)  # walls/sweeps/absorptions/convergence/asymmetry
+    # The reports' JSON form (walls/sweeps/absorptions/convergence/asymmetry/verdict/forecast): what snapshot
+    # files, exports and the reports panel read. ``records`` is the same as typed records
+    # (``liqmap.core.reports.ReportRecords``) where the engine built the snapshot; None when decoded from bytes.
+    reports: dict[str, Any] = field(default_factory=dict)
     verdict: str = ""
     health: dict[str, Any] = field(default_factory=dict)  # venue → health record
     source: str = "LIVE"  # LIVE / REPLAY / DEMO
     last_price: float | None = None
+    records: Any = None

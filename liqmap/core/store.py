@@ -37,10 +37,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
+import orjson
 import polars as pl
 
 from . import codec
 from .events import VENUES
+from .params import CoreParams, StoreParams, core_params, default_data_dir
 from .snapshot import Snapshot
 
 TABLES: tuple[str, ...] = ("liquidations", "open_interest", "sweeps", "absorptions", "walls")
@@ -82,17 +84,29 @@ def events_frame(kind: str, asset: str, rows: np.ndarray) -> pl.DataFrame:
     return pl.DataFrame(cols)
 
 
+def _flat_value(v: Any) -> Any:
+    """A scalar for a flat column: lists joined by commas, deeper nesting as JSON (never Python's repr)."""
+    if isinstance(v, (list, tuple, set)):
+        return ",".join(map(str, v))
+    if isinstance(v, dict):
+        return orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
 def records_frame(asset: str, records: list[dict[str, Any]]) -> pl.DataFrame:
-    """Report records (plain dicts) as a frame. Lists/dicts inside become strings so schemas stay flat."""
+    """Report records (plain dicts) as a flat frame: a nested record's fields become ``name_field`` columns,
+    lists comma-joined strings, so CSV readers get plain columns."""
     flat = []
     for r in records:
         d = {"asset": asset}
         for k, v in r.items():
-            if isinstance(v, (list, tuple, set, dict)):
-                v = ",".join(map(str, v)) if not isinstance(v, dict) else str(v)
-            elif isinstance(v, np.generic):
-                v = v.item()
-            d[k] = v
+            if isinstance(v, dict):  # a nested record (a sweep's cleared wall): one column per field
+                for kk, vv in v.items():
+                    d[f"{k}_{kk}"] = _flat_value(vv)
+                continue
+            d[k] = _flat_value(v)
         flat.append(d)
     return pl.DataFrame(flat, infer_schema_length=None)
 
@@ -170,21 +184,19 @@ class Store:
 
     MAX_BACKOFF_S = 30.0
 
-    def __init__(self, cfg: dict, data_dir: str | Path | None = None, clock=time.time, warn: Warn = _stderr_warn):
+    def __init__(self, cfg: "CoreParams | dict", data_dir: str | Path | None = None, clock=time.time,
+                 warn: Warn = _stderr_warn):
+        params = core_params(cfg)
         if data_dir is None:
-            data_dir = cfg.get("_data_dir")
-        if data_dir is None:
-            from ..config import default_data_dir
-
-            data_dir = default_data_dir()
+            data_dir = params.data_dir or default_data_dir()
         self.dir = Path(data_dir)
         self.history_dir = self.dir / "history"
         self.snapshot_dir = self.dir / "snapshots"
-        scfg = cfg.get("store", {})
-        self.flush_seconds = _positive(scfg.get("flush_seconds", 5.0), 5.0)
-        self.retention_days = float(scfg.get("retention_days", 7.0))
-        self.compact_after = float(scfg.get("compact_after_seconds", 600.0))
-        self.max_pending_rows = int(_positive(scfg.get("max_pending_rows", 2_000_000), 2_000_000))
+        sp, dp = params.store, StoreParams()
+        self.flush_seconds = _positive(sp.flush_seconds, dp.flush_seconds)
+        self.retention_days = float(sp.retention_days)
+        self.compact_after = float(sp.compact_after_seconds)
+        self.max_pending_rows = int(_positive(sp.max_pending_rows, dp.max_pending_rows))
         self.clock = clock
         self.warn = warn
         self._lock = threading.Lock()  # guards the pending buffers (appends come from engine workers)

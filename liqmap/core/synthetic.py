@@ -60,6 +60,7 @@ from . import buckets
 from .forecast import TAILS, RealizedVol, expected
 from .assets import VenueMarket, default_universe
 from .events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
+from .params import MODEL_DEFAULTS, core_params
 from .tiers import TierTable, liq_price_tiered, table_for
 from .timeframes import TIMEFRAMES
 
@@ -76,29 +77,7 @@ MAX_INDEX = float(2**50)  # bucket indices above this are refused (keys are inde
 _NO_KEYS32 = np.empty(0, np.int32)
 _NO_VALS16 = np.empty(0, np.float16)
 
-MODEL_DEFAULTS: dict = {
-    "leverage_tiers": [5.0, 10.0, 25.0, 50.0, 100.0],
-    "leverage_weights": [0.15, 0.30, 0.25, 0.20, 0.10],
-    "taker_alpha": 1.0,
-    "min_delta_rel": 2e-5,
-    "min_delta_usd": 25000.0,
-    "cap_rel": 0.03,
-    "half_life_hours": 48.0,
-    "reconcile_buckets": 3,
-    "typical_position_usd": 20000.0,
-    "track_pct": 35.0,
-    "max_buckets": 8192,
-    "entry_mode": "profile",
-    "leverage_spread": 1.0,
-    "forecast_leverage_spread": 1.0,
-    "prior_weight": 0.0,
-    "prior_entry_sigma_pct": 0.0,
-    "prior_half_life_hours": 6.0,
-    "forecast_horizon_hours": 1.0,
-    "forecast_vol_window_minutes": 60,
-    "forecast_default_vol_hour_pct": 1.0,
-    "forecast_tails": "t3",
-}
+# MODEL_DEFAULTS: the model section of liqmap.core.params (ModelParams), the one place its defaults live.
 
 CONSUMED_DTYPE = np.dtype(
     [
@@ -312,7 +291,7 @@ class SyntheticModel:
         self.step = float(step)
         p = self.params = _merged_params(params)
         if columns is None:
-            columns = int((cfg or {}).get("engine", {}).get("columns", 240))
+            columns = core_params(cfg).engine.columns
         self.columns = max(1, int(columns))
         if markets is None:
             a = default_universe().get(self.asset)

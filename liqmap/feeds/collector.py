@@ -40,6 +40,7 @@ from liqmap.core.book import Book
 from liqmap.core.market import Market
 
 from .health import Health, HealthFan, classify_error
+from .ingest import FULL, LIGHT, BatchSink, BookBoard  # noqa: F401 - BatchSink: the one batch sink, re-exported
 
 LOG = logging.getLogger("liqmap.feeds")
 
@@ -85,57 +86,6 @@ def watchdog_for(cfg: dict | None, kinds: Iterable[str]) -> float:
     return min(vals) if vals else default
 
 
-class BatchSink:
-    """Rows from the parsers, gathered per (kind, asset) and handed to ``Market.add`` in batches.
-
-    ``Market.add`` validates with a dozen numpy operations: ~100 µs per call whatever the batch size, so
-    one call per frame would cost more than parsing the frame (and cap a cascade at ~10k frames/s). The
-    engine reads the rings at most once per second, so gathering for ``batch_ms`` loses nothing. ``flush``
-    runs from a timer task live, and before every engine tick in replay.
-    """
-
-    def __init__(self, market: Market, on_accepted: Callable[[str, str, np.ndarray, int], None] | None = None,
-                 max_rows: int = 4096) -> None:
-        self.market = market
-        self.on_accepted = on_accepted
-        self.max_rows = max_rows
-        self._parts: dict[tuple[str, str], list[np.ndarray]] = {}
-        self._rows = 0
-        self.accepted: dict[tuple[str, str], int] = {}  # (asset, kind) → rows kept by the market
-
-    def add(self, kind: str, asset: str, rows: np.ndarray) -> None:
-        if not len(rows):
-            return
-        key = (kind, asset)
-        parts = self._parts.get(key)
-        if parts is None:
-            self._parts[key] = [rows]
-        else:
-            parts.append(rows)
-        self._rows += len(rows)
-        if self._rows >= self.max_rows:
-            self.flush()
-
-    def flush(self) -> int:
-        if not self._parts:
-            return 0
-        parts, self._parts, self._rows = self._parts, {}, 0
-        total = 0
-        for (kind, asset), arrs in parts.items():
-            rows = arrs[0] if len(arrs) == 1 else np.concatenate(arrs)
-            n = self.market.add(kind, asset, rows)
-            total += n
-            key = (asset, kind)
-            self.accepted[key] = self.accepted.get(key, 0) + n
-            if self.on_accepted is not None:
-                self.on_accepted(kind, asset, rows, n)
-        return total
-
-    @property
-    def pending(self) -> int:
-        return self._rows
-
-
 @dataclass
 class Slot:
     """One feed the collector runs for a venue: a group of kinds over a set of assets."""
@@ -165,7 +115,8 @@ class Collector:
     ``on_book(asset, venue, book)`` is called after every book change; ``recorder`` (a
     ``RecordingWriter``) receives every raw websocket and REST frame. ``endpoints`` overrides
     ``feeds.endpoints`` per venue: ``{"binance": {"market": "wss://127.0.0.1:9443/market", ...}}``.
-    ``feed_factory`` defaults to ``liqmap.feeds.venues.make_feed``.
+    ``feed_factory`` defaults to ``liqmap.feeds.venues.make_feed``. ``ingest`` (a ``liqmap.feeds.ingest.Ingest``):
+    the one sink rows, books and health go to; without one the collector keeps its own batch sink and board.
     """
 
     def __init__(
@@ -185,6 +136,7 @@ class Collector:
         open_timeout: float = 10.0,
         exception_handler: bool = True,
         metadata: Any = None,
+        ingest: Any = None,
     ) -> None:
         self.cfg = cfg
         self.market = market
@@ -194,7 +146,9 @@ class Collector:
             venues = [v for v in ((cfg.get("universe") or {}).get("venues") or market.venues) if v in market.venues]
         self.assets: dict[str, Asset] = dict(assets) if isinstance(assets, dict) else universe(list(assets))
         self.venues = tuple(venues)
-        self.on_book = on_book
+        self.ingest = ingest
+        self.on_book = on_book if on_book is not None or ingest is None else ingest.book
+        self.board: BookBoard = ingest.board if ingest is not None else BookBoard()
         self.recorder = recorder
         self.endpoints = endpoints or {}
         self.feed_factory = feed_factory
@@ -202,8 +156,12 @@ class Collector:
         self.clock = clock
         names = list(self.assets)
         self.focus: tuple[str, ...] = tuple(focus_set(cfg, names, list(focus) if focus is not None else None))
-        stale = self._stale = float(feeds_setting(cfg, "stale_seconds", 30.0))
-        self._health: dict[str, Health] = {v: Health(v, stale_seconds=stale, clock=clock) for v in self.venues}
+        stale = self._stale = float(feeds_setting(cfg, "stale_seconds", 10.0))
+        self._lagging = float(feeds_setting(cfg, "lagging_seconds", 2.0))
+        self._health: dict[str, Health] = {v: Health(v, stale_seconds=stale, lagging_seconds=self._lagging, clock=clock)
+                                              for v in self.venues}
+        if ingest is not None:  # the runtime reads health from the one sink: the venues' records live there
+            ingest._health.update(self._health)
         self._slots: dict[tuple[str, str], Slot] = {}
         self._running = False
         self._watchdog: asyncio.Task | None = None
@@ -229,7 +187,7 @@ class Collector:
         # flow + focus-book pair per venue; ``liqmap doctor`` runs one feed per venue and channel.
         self.plan = [(v, g, tuple(k), tuple(b) if b is not None else None) for v, g, k, b in plan] if plan else None
         self.batch_seconds = float(feeds_setting(cfg, "batch_ms", 50.0)) / 1000.0
-        self.batch = BatchSink(market)
+        self.batch = ingest.batch if ingest is not None else BatchSink(market)
         self._flusher: asyncio.Task | None = None
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -437,16 +395,8 @@ class Collector:
 
     def books(self, asset: str) -> dict[str, Book]:
         """The live L2 books of ``asset`` per venue (the engine's ``books_provider``): the full book for
-        the focus set, the light top-N snapshot book for the other assets."""
-        out = {}
-        # full books first; a light-depth (top-N) book only where the venue has no full one for the asset
-        for want in ("book", "depth"):
-            for (venue, group), s in self._slots.items():
-                if group == want and s.feed is not None and venue not in out:
-                    b = getattr(s.feed, "books", {}).get(asset)
-                    if b is not None and len(b):
-                        out[venue] = b
-        return out
+        the focus set, the light top-N snapshot book for the other assets (``BookBoard``'s rule)."""
+        return self.board.books(asset)
 
     def feeds(self) -> dict[tuple[str, str], Any]:
         """The live feed objects per (venue, group), e.g. for their ``books``."""
@@ -477,7 +427,8 @@ class Collector:
     async def _launch(self, slot: Slot) -> None:
         """Build the slot's feed off the loop and start its connections; on failure, retry later."""
         if slot.health is None:
-            slot.health = Health(slot.venue, stale_seconds=self._stale, clock=self.clock, log_errors=False)
+            slot.health = Health(slot.venue, stale_seconds=self._stale, lagging_seconds=self._lagging, clock=self.clock,
+                                 log_errors=False)
         h = self._fan(slot)
         self._slots[(slot.venue, slot.group)] = slot
         try:
@@ -493,6 +444,8 @@ class Collector:
         if slot.stopped or not self._running:
             return
         slot.build_error = ""
+        if slot.group in (FULL, LIGHT):
+            self.board.attach(slot.venue, slot.group, getattr(slot.feed, "books", {}))
         self._start_slot(slot)
 
     async def _relaunch(self, slot: Slot) -> None:
@@ -545,6 +498,8 @@ class Collector:
 
     async def _stop_slot(self, slot: Slot) -> None:
         slot.stopped = True
+        if slot.feed is not None:
+            self.board.detach(getattr(slot.feed, "books", {}))
         for ch in slot.handlers:
             ch.running = False
         for t in list(slot.tasks):
@@ -653,7 +608,14 @@ class Collector:
 
     def _sink_for(self, slot: Slot):
         h = self._fan(slot)
-        add = self.batch.add
+        venue = slot.venue
+        if self.ingest is not None:
+            ingest_add = self.ingest.add
+
+            def add(kind: str, asset: str, rows: np.ndarray) -> None:
+                ingest_add(kind, asset, rows, venue)
+        else:
+            add = self.batch.add
 
         def sink(kind: str, asset: str, rows: np.ndarray) -> None:
             add(kind, asset, rows)

@@ -22,6 +22,7 @@ from typing import Any
 LOG = logging.getLogger("liqmap.feeds")
 
 CONNECTED, STALE, DOWN, CONNECTING = "connected", "stale", "down", "connecting"
+LAGGING = "lagging"  # data arrives, but runs late (a backlog on our side or the venue's): the map is behind
 
 # Lags beyond this are clock or replay artefacts (an old recording), not backlog; they are counted
 # apart so one bogus exchange timestamp cannot poison the average.
@@ -31,7 +32,8 @@ MAX_PLAUSIBLE_LAG_S = 3600.0
 @dataclass
 class Health:
     venue: str
-    stale_seconds: float = 30.0
+    stale_seconds: float = 10.0
+    lagging_seconds: float = 2.0  # smoothed lag beyond this reads "lagging" (a flood once ran 14 s late as "connected")
     ewma_alpha: float = 0.05
     clock: Any = time.time
 
@@ -62,7 +64,10 @@ class Health:
         self.frames += 1
         if rest:
             self.rest_frames += 1
-        self.last_frame = receipt_ts
+        # the newest receipt, not the latest call: the demo's pre-roll writes hours-old history while the live
+        # stream runs, and every venue read "stale, 2h" under a live market
+        if self.last_frame is None or receipt_ts > self.last_frame:
+            self.last_frame = receipt_ts
 
     def on_connect(self, conn_id: str, now: float | None = None) -> None:
         now = self.clock() if now is None else now
@@ -121,6 +126,8 @@ class Health:
         ref = self.last_frame if self.last_frame is not None else self.connected_since
         if ref is None or now - ref > self.stale_seconds:
             return STALE
+        if self.lag_ewma is not None and self.lag_ewma > self.lagging_seconds:
+            return LAGGING
         return CONNECTED
 
     def age(self, now: float | None = None) -> float | None:

@@ -33,7 +33,11 @@ from liqmap.core.assets import Asset, VenueMarket
 LOG = logging.getLogger("liqmap.metadata")
 
 CACHE_VERSION = 1
-CCXT_IDS = {"bybit": "bybit", "okx": "okx", "deribit": "deribit", "binance": "binanceusdm"}
+def ccxt_ids() -> dict[str, str]:
+    """venue → ccxt exchange id, as each venue module declares it (``CCXT_ID``; None: no ccxt class)."""
+    from .venues import VENUE_CLASSES
+
+    return {v: c.CCXT_ID for v, c in VENUE_CLASSES.items() if c.CCXT_ID}
 TIER_VENUES = ("bybit", "okx")  # public ladders through ccxt
 BITMEX_INSTRUMENTS = "https://www.bitmex.com/api/v1/instrument/active"
 
@@ -148,7 +152,7 @@ def fetch_ccxt(venue: str, assets: dict[str, Asset], exchange=None, tiers: bool 
     """Markets (and public tiers) for our symbols on ``venue`` through ccxt. Blocking."""
     if exchange is None:
         import ccxt
-        exchange = getattr(ccxt, CCXT_IDS[venue])({"enableRateLimit": True, "timeout": 15000})
+        exchange = getattr(ccxt, ccxt_ids()[venue])({"enableRateLimit": True, "timeout": 15000})
     markets = exchange.load_markets()
     by_id = {m["id"]: m for m in markets.values() if m.get("contract") or m.get("swap")}
     out: dict[str, dict] = {}

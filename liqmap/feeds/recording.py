@@ -24,9 +24,11 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
+
+from .frame import Frame, is_rest  # noqa: F401 - the one Frame type (re-exported for readers)
 
 FORMAT_KEY = "liqmap_recording"
 FORMAT_VERSION = 1
@@ -110,18 +112,6 @@ class RecordingError(Exception):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
-
-
-class Frame(NamedTuple):
-    t: float  # receipt time, float seconds since the epoch
-    venue: str  # liqmap venue name
-    conn: str  # connection id; a REST frame's is its URL
-    raw: str | bytes  # the frame as received
-
-
-def is_rest(conn: str) -> bool:
-    """A REST response (its ``conn`` is the request URL) rather than a websocket frame."""
-    return conn.startswith("http")
 
 
 # ---------------------------------------------------------------------------------------------- writer
@@ -294,7 +284,23 @@ MAX_EXPANSION_SLACK = 256 * 1024 * 1024
 MAX_TIME = 4.1e9
 
 
-def _open_lines(path: str, first_only: bool = False) -> Iterator[bytes]:
+class ReadMeter:
+    """How far through its files a recording's reader is, in bytes on disk (compressed): the TUI replay's
+    progress. Updated every few hundred lines, so reading it costs nothing."""
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = int(size)
+        self.done = 0
+        self._base = 0  # bytes of the files read before the current one
+        self.parts: list[ReadMeter] = []  # files read side by side (a cryptofeed set): their meters
+
+    @property
+    def share(self) -> float:
+        done = sum(p.done for p in self.parts) if self.parts else self.done
+        return min(done / self.size, 1.0) if self.size > 0 else 0.0
+
+
+def _open_lines(path: str, first_only: bool = False, meter: ReadMeter | None = None) -> Iterator[bytes]:
     """Lines of a file, gunzipped when it is gzip; decompression damage, an over-long line or an
     expansion beyond the bounds above → RecordingError (after every good line before it)."""
     with open(path, "rb") as fh:
@@ -303,8 +309,10 @@ def _open_lines(path: str, first_only: bool = False) -> Iterator[bytes]:
     budget = size * MAX_EXPANSION + MAX_EXPANSION_SLACK
     if magic == GZIP_MAGIC:
         fh = gzip.open(path, "rb")
+        raw = fh.fileobj
     else:
         fh = open(path, "rb")  # noqa: SIM115
+        raw = fh
     total = 0
     n = 0
     with fh:
@@ -312,8 +320,13 @@ def _open_lines(path: str, first_only: bool = False) -> Iterator[bytes]:
             while True:
                 line = fh.readline(MAX_LINE_BYTES + 1)
                 if not line:
+                    if meter is not None:
+                        meter._base += size
+                        meter.done = meter._base
                     return
                 n += 1
+                if meter is not None and n % 256 == 0:
+                    meter.done = meter._base + raw.tell()
                 if len(line) > MAX_LINE_BYTES:
                     raise RecordingError(path, f"line {n} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MB: "
                                                "not a recording frame")
@@ -397,6 +410,7 @@ class Recording:
         else:
             self.header = {"venues": ["binance"]}
         self.frames_read = 0
+        self.meter = ReadMeter(sum(os.path.getsize(f) for f in self.files if os.path.exists(f)))
         # connection id → websocket address, from the "open" lines seen so far (liqmap format)
         self.addresses: dict[str, str] = {}
 
@@ -410,11 +424,11 @@ class Recording:
 
     def __iter__(self) -> Iterator[Frame]:
         if self.format == "liqmap":
-            it = _read_liqmap(self.path, self.addresses)
+            it = _read_liqmap(self.path, self.addresses, self.meter)
         elif self.format == "hftbacktest":
-            it = _read_hftbacktest(self.path)
+            it = _read_hftbacktest(self.path, self.meter)
         else:
-            it = _read_cryptofeed_set(self.files)
+            it = _read_cryptofeed_set(self.files, self.meter)
         for fr in it:
             self.frames_read += 1
             yield fr
@@ -448,8 +462,9 @@ def _liqmap_header(path: str) -> dict[str, Any]:
     return head
 
 
-def _read_liqmap(path: str, addresses: dict[str, str] | None = None) -> Iterator[Frame]:
-    lines = _open_lines(path)
+def _read_liqmap(path: str, addresses: dict[str, str] | None = None,
+                 meter: ReadMeter | None = None) -> Iterator[Frame]:
+    lines = _open_lines(path, meter=meter)
     next(lines, None)  # header
     n = 1
     for line in lines:
@@ -488,14 +503,14 @@ _STREAM_SYMBOL = re.compile(rb'^\{"stream":"([a-z0-9_]+)@')
 _FILE_SYMBOL = re.compile(r"([a-z0-9]+usdt|[a-z0-9]+usdc|[a-z0-9]+busd)", re.I)
 
 
-def _read_hftbacktest(path: str) -> Iterator[Frame]:
+def _read_hftbacktest(path: str, meter: ReadMeter | None = None) -> Iterator[Frame]:
     """``<receipt_ns> <raw json>`` lines (hftbacktest's Binance collector). A REST depth snapshot line
     (``{"lastUpdateId":...}``, no envelope) becomes a REST frame whose conn is the snapshot URL of the
     symbol of the surrounding stream frames (or the file name's symbol)."""
     m = _FILE_SYMBOL.search(os.path.basename(path))
     symbol = m.group(1).upper() if m else ""
     n = 0
-    for line in _open_lines(path):
+    for line in _open_lines(path, meter=meter):
         n += 1
         sp = line.find(b" ")
         if sp < 10 or sp > 20 or not line[:sp].isdigit():
@@ -592,11 +607,11 @@ def _conn_id(path: str) -> str:
     return base.rsplit(".", 1)[0] if re.search(r"\.\d+$", base) else base
 
 
-def _read_cryptofeed_file(path: str) -> Iterator[Frame]:
+def _read_cryptofeed_file(path: str, meter: ReadMeter | None = None) -> Iterator[Frame]:
     venue = _cryptofeed_venue(path)
     conn = _conn_id(path)
     n = 0
-    for line_b in _open_lines(path):
+    for line_b in _open_lines(path, meter=meter):
         n += 1
         complete = line_b.endswith(b"\n")
         try:
@@ -641,11 +656,14 @@ def _read_cryptofeed_file(path: str) -> Iterator[Frame]:
         yield Frame(t, venue, kind_conn, data)
 
 
-def _read_cryptofeed_set(files: list[str]) -> Iterator[Frame]:
+def _read_cryptofeed_set(files: list[str], meter: ReadMeter | None = None) -> Iterator[Frame]:
     if len(files) == 1:
-        yield from _read_cryptofeed_file(files[0])
+        yield from _read_cryptofeed_file(files[0], meter)
         return
-    yield from heapq.merge(*(_read_cryptofeed_file(f) for f in files), key=lambda fr: fr.t)
+    parts = [ReadMeter(os.path.getsize(f)) for f in files]  # read side by side: one meter each, summed
+    if meter is not None:
+        meter.parts = parts
+    yield from heapq.merge(*(_read_cryptofeed_file(f, m) for f, m in zip(files, parts)), key=lambda fr: fr.t)
 
 
 __all__ = [

@@ -21,20 +21,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
-from liqmap.core.assets import Asset, universe
+from liqmap.core.assets import Asset
 from liqmap.core.book import Book
 from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
 from liqmap.core.market import Market
 
-from .collector import BatchSink
-from .health import Health
-from .recording import Frame, Recording, RecordingError, assets_from_contracts, is_rest, open_recording
+from .ingest import Ingest
+from .recording import Recording, RecordingError, assets_from_contracts, open_recording
 
 REPORT_KEY = "liqmap_replay_report"
 REPORT_VERSION = 1
@@ -48,148 +46,17 @@ def replay_setting(cfg: dict | None, key: str, default: Any) -> Any:
     return ((cfg or {}).get("replay") or {}).get(key, default)
 
 
-class Replayer:
-    """Frames in, parsed events out: one ``FrameParser`` per venue (made on the venue's first frame),
-    a ``Health`` per venue on the recording's clock, and the books by asset and venue."""
-
-    def __init__(self, cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
-                 on_book: Callable[[str, str, Book], None] | None = None) -> None:
-        self.cfg = cfg
-        self.market = market
-        if assets is None:
-            assets = list(market.assets)
-        self.assets: dict[str, Asset] = dict(assets) if isinstance(assets, dict) else universe(list(assets))
-        self.on_book = on_book
-        self.parsers: dict[str, Any] = {}
-        self.now = 0.0  # receipt time of the newest frame pushed
-        self.first_ts: float | None = None
-        self.frames = 0
-        self.touched: set[str] = set()  # assets that received any event
-        self.book_updates: Counter = Counter()
-        self.skipped_venues: Counter = Counter()  # frames of venues with no adapter / not in the market
-        self.addresses: dict[str, str] = {}
-        self.batch = BatchSink(market)
-        self.trade_usd: Counter = Counter()  # asset → traded USD (every parsed trade, ring size aside)
-        self.trade_count: Counter = Counter()
-        self._liqs: dict[str, list[np.ndarray]] = {}  # asset → every parsed liquidation
-        stale = float(((cfg or {}).get("feeds") or {}).get("stale_seconds", 30.0))
-        self._health: dict[str, Health] = {}
-        self._stale = stale
-        self._receipt = 0.0
-
-    def health_of(self, venue: str) -> Health:
-        h = self._health.get(venue)
-        if h is None:
-            h = self._health[venue] = Health(venue, stale_seconds=self._stale, clock=lambda: self.now)
-            h.open_connections = 1  # a recording is "connected" while it plays
-        return h
-
-    def _parser(self, venue: str):
-        p = self.parsers.get(venue)
-        if p is not None or venue in self.skipped_venues:
-            return p
-        from .parser import FrameParser
-        from .venues import VENUE_CLASSES
-
-        if venue not in VENUE_CLASSES or venue not in self.market.venues:
-            return None
-        h = self.health_of(venue)
-        add = self.batch.add
-        known = set(self.market.assets)
-
-        def sink(kind: str, asset: str, rows: np.ndarray) -> None:
-            add(kind, asset, rows)
-            n = len(rows)
-            h.on_events(kind, n)
-            if not n or asset not in known:
-                return
-            self.touched.add(asset)
-            h.on_lag(self._receipt - float(rows["ts"].max()))
-            if kind == "trade":
-                self.trade_count[asset] += n
-                self.trade_usd[asset] += float(rows["usd"].sum())
-            elif kind == "liq":
-                self._liqs.setdefault(asset, []).append(rows)
-
-        def book_sink(asset: str, v: str, book: Book) -> None:
-            self.book_updates[v] += 1
-            self.touched.add(asset)
-            if self.on_book is not None:
-                self.on_book(asset, v, book)
-
-        p = self.parsers[venue] = FrameParser(venue, self.assets, sink, book_sink, self.cfg)
-        return p
-
-    async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
-        t, venue, conn, raw = fr
-        self.frames += 1
-        if self.first_ts is None:
-            self.first_ts = t
-        if t > self.now:
-            self.now = t
-        p = self._parser(venue)
-        if p is None:
-            self.skipped_venues[venue] += 1
-            return
-        rest = is_rest(conn)
-        self.health_of(venue).on_frame(t, rest)
-        self._receipt = t
-        if not rest:
-            # a recorded connection id → its address (liqmap "open" lines); an address as such (demo
-            # recordings) is passed on; anything else (cryptofeed/hftbacktest ids) means "the websocket"
-            conn = (addresses or self.addresses).get(conn) or (conn if conn.startswith("wss://") else "")
-        await p.feed(raw, t, conn)
-
-    def liquidations(self, asset: str) -> np.ndarray:
-        """Every liquidation parsed for ``asset`` (not bounded by the ring), time-sorted."""
-        from liqmap.core.events import LIQ_DTYPE
-
-        parts = self._liqs.get(asset)
-        if not parts:
-            return np.zeros(0, dtype=LIQ_DTYPE)
-        rows = np.concatenate(parts)
-        return rows[np.argsort(rows["ts"], kind="stable")]
-
-    def flush(self) -> int:
-        """Hand the gathered rows to the market (before the engine reads it)."""
-        return self.batch.flush()
-
-    def books(self, asset: str) -> dict[str, Book]:
-        """Books of ``asset`` per venue (what the engine's ``books_provider`` wants)."""
-        out = {}
-        for v, p in self.parsers.items():
-            b = p.books.get(asset)
-            if b is not None and len(b):
-                out[v] = b
-        return out
-
-    def health(self) -> dict[str, dict]:
-        out = {}
-        for venue, h in self._health.items():
-            d = h.as_dict(self.now)
-            p = self.parsers.get(venue)
-            if p is not None:
-                errs = {":".join(k) if isinstance(k, tuple) else str(k): n for k, n in p.errors.items()}
-                d["parse_errors"] = sum(errs.values())
-                d["errors_by_kind"] = errs
-            out[venue] = d
-        return out
+def Replayer(cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
+             on_book: Callable[[str, str, Book], None] | None = None) -> Ingest:
+    """A recording's ingest: the one sink (``feeds/ingest.py``) on the recording's clock, every parsed
+    liquidation kept for the report."""
+    return Ingest(cfg, market, assets, keep_liquidations=True, on_book=on_book)
 
 
 # ---------------------------------------------------------------------------------------------- headless
 
 
-def _engine(cfg: dict, market: Market, replayer: Replayer):
-    """The engine on the recording's clock, or None while it is not built (the report then has no
-    synthetic levels and no reports: ``"synthetic": null``, ``"reports": null``)."""
-    try:
-        from liqmap.core.engine import Engine
-    except ImportError:
-        return None
-    return Engine(cfg, market, books_provider=replayer.books, source="REPLAY", clock=lambda: replayer.now)
-
-
-def _venue_report(replayer: Replayer, market: Market) -> dict[str, Any]:
+def _venue_report(replayer: Ingest, market: Market) -> dict[str, Any]:
     out: dict[str, Any] = {}
     health = replayer.health()
     for venue in sorted(set(replayer.parsers) | set(health)):
@@ -244,7 +111,7 @@ def _liq_rows(liqs: np.ndarray, limit: int) -> list[dict[str, Any]]:
     ]
 
 
-def _asset_report(asset: str, cfg: dict, market: Market, replayer: Replayer, engine) -> dict[str, Any]:
+def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engine) -> dict[str, Any]:
     depth = int(replay_setting(cfg, "report_book_levels", 20))
     limit = int(replay_setting(cfg, "report_max_liquidations", 5000))
     trades = market.gather("trade", asset)
@@ -328,55 +195,38 @@ def _plain(x: Any) -> Any:
 async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = None,
                           progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Replay the whole file and return the report (``docs/replay-report.md``); never raises for file
-    damage — ``report["error"]`` holds the one-line message and ``report["complete"]`` is False."""
+    damage — ``report["error"]`` holds the one-line message and ``report["complete"]`` is False.
+
+    The runtime with the recording as its source, unpaced, the engine stepped every ``replay.tick_seconds``
+    of receipt time (the report is this front end)."""
+    import copy
+
+    from liqmap.runtime import Runtime
+
     t0 = time.perf_counter()
     try:
         rec: Recording | None = open_recording(path)
-    except RecordingError as e:
-        rec = None
-        error = str(e)
+    except RecordingError:
+        rec = None  # the source says why
     names = list(assets) if assets is not None else (rec.assets if rec is not None and rec.assets else None)
-    names = names or list(cfg["universe"]["assets"])
-    venues = tuple(v for v in cfg["universe"]["venues"] if v in VENUES) or VENUES
-    contracts = assets_from_contracts(rec.header.get("contracts") if rec is not None else None, names)
-    # The market's "now" is the recording's clock, so its future-timestamp check means "ahead of the
-    # receipt time" — a recording of the demo market made faster than real time is not in the future.
-    box: list[Replayer] = []
-    market = Market(names, venues, capacity=_capacities(cfg),
-                    clock=lambda: box[0].now if box and box[0].now else time.time())
-    replayer = Replayer(cfg, market, contracts)
-    box.append(replayer)
-    engine = _engine(cfg, market, replayer) if rec is not None else None
-    tick = float(replay_setting(cfg, "tick_seconds", 1.0))
-    next_tick = None
-    error = None if rec is not None else error
-    gaps: list[dict[str, float]] = []
-    if rec is not None:
-        try:
-            for fr in rec:
-                if next_tick is None:
-                    next_tick = math.floor(fr.t / tick) * tick + tick
-                if fr.t - replayer.now > GAP_S and replayer.now:
-                    # Quiet hours: one step at the gap's start, then on at the next frame's tick.
-                    gaps.append({"from": replayer.now, "to": fr.t, "seconds": fr.t - replayer.now})
-                    _ingest(engine, replayer, next_tick)
-                    next_tick = math.floor(fr.t / tick) * tick
-                while fr.t >= next_tick:
-                    _ingest(engine, replayer, next_tick)
-                    next_tick += tick
-                await replayer.push(fr, rec.addresses)
-                if progress is not None and replayer.frames % 50000 == 0:
-                    progress(replayer.frames)
-        except RecordingError as e:
-            error = str(e)
-        _ingest(engine, replayer, replayer.now)
+    rcfg = copy.copy(cfg)
+    rcfg["universe"] = {**cfg["universe"], "assets": names or list(cfg["universe"]["assets"]),
+                        "venues": [v for v in cfg["universe"]["venues"] if v in VENUES] or list(VENUES)}
+    source = ReplaySource(path, rcfg, speed=0, tick=float(replay_setting(cfg, "tick_seconds", 1.0)),
+                          progress=progress)
+    rt = Runtime(rcfg, source, engine=rec is not None)
+    replayer, market, engine = rt.ingest, rt.market, rt.engine
+    replayer.keep_liquidations = True  # the report lists them all, ring size aside
+    source.on_tick = lambda now: _ingest(engine, replayer, now)
+    await source.run(rt)
+    gaps = source.gap_list
     assets_out = {a: _asset_report(a, cfg, market, replayer, engine) for a in sorted(replayer.touched)}
     return {
         REPORT_KEY: REPORT_VERSION,
         "file": str(path),
-        "format": rec.format if rec is not None else None,
-        "complete": error is None,
-        "error": error,
+        "format": source.format,
+        "complete": source.error is None,
+        "error": source.error,
         "frames": replayer.frames,
         "first_ts": replayer.first_ts,
         "last_ts": replayer.now or None,
@@ -391,7 +241,7 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     }
 
 
-def _ingest(engine, replayer: Replayer, now: float) -> None:
+def _ingest(engine, replayer: Ingest, now: float) -> None:
     replayer.flush()
     if engine is None:
         return
@@ -399,40 +249,47 @@ def _ingest(engine, replayer: Replayer, now: float) -> None:
         engine.ingest(a, now)
 
 
-def _capacities(cfg: dict) -> dict[str, int] | None:
-    try:
-        from liqmap.core.engine import ring_capacities
-    except ImportError:
-        return None
-    return ring_capacities(cfg)
-
-
 # ------------------------------------------------------------------------------------------ app source
 
 
 class ReplaySource:
-    """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the parsers and ``market``.
+    """``liqmap --replay FILE``: frames paced by receipt time × ``speed`` into the one ingest path — the
+    runtime's ``FrameSource`` for a recording (``feeds/sources.py``).
 
     ``speed`` ≤ 0 or infinite means as fast as possible. The loop is yielded to at least every
-    ``yield_every`` frames so the UI keeps painting however dense the file is. The market's clock is set to
-    the recording's (``now``).
+    ``yield_every`` frames so the UI keeps painting however dense the file is. The map's clock is the
+    recording's (``now``). Given a ``market`` (no runtime), it keeps an ingest of its own into that market
+    and puts the market on the recording's clock.
     """
 
-    def __init__(self, path: str, cfg: dict, market: Market, speed: float | None = 1.0,
-                 on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512) -> None:
+    label = "REPLAY"
+
+    def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
+                 on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512,
+                 tick: float | None = None, progress: Callable[[int], None] | None = None) -> None:
         self.path = str(path)
         self.cfg = cfg
-        self.market = market
         self.speed = 1.0 if speed is None else float(speed)
         try:
             head = open_recording(self.path).header.get("contracts")
         except RecordingError:
             head = None  # run() reports the damage
-        self.replayer = Replayer(cfg, market, assets_from_contracts(head, list(market.assets)), on_book=on_book)
-        # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
-        # the receipt time", also for a recording made faster than real time (the demo market's).
-        market.clock = self.now
+        names = list(market.assets) if market is not None else list(cfg["universe"]["assets"])
+        self.assets = assets_from_contracts(head, names)
+        self.replayer: Ingest | None = None
+        if market is not None:
+            self.replayer = Replayer(cfg, market, self.assets, on_book=on_book)
+            # The market's "now" becomes the recording's: its future-timestamp check then means "ahead of
+            # the receipt time", also for a recording made faster than real time (the demo market's).
+            market.clock = self.now
         self.yield_every = max(1, int(yield_every))
+        # Stepped in recording time (the headless report): ``on_tick(t)`` at every ``tick`` of receipt time
+        # before the frames after it, once across a quiet gap, and at the end.
+        self.tick = tick
+        self.on_tick: Callable[[float], None] | None = None
+        self.progress = progress  # called with the frame count every 50,000 frames
+        self.format: str | None = None
+        self.gap_list: list[dict[str, float]] = []
         self.error: str | None = None
         self.done = False
         self.gaps = 0  # quiet stretches longer than GAP_S jumped instead of waited out
@@ -440,10 +297,22 @@ class ReplaySource:
         self._stop = asyncio.Event()
         self._start_wall: float | None = None
         self._start_rec: float | None = None
+        self._meter = None  # the recording's ReadMeter while it plays
 
     def now(self) -> float:
         """The recording's clock: the receipt time replay has reached (wall time before the first frame)."""
-        return self.replayer.now or time.time()
+        return (self.replayer.now if self.replayer is not None else 0.0) or time.time()
+
+    clock = now
+
+    def tiers(self):
+        return None
+
+    def attach(self, rt) -> None:
+        self.replayer = rt.ingest
+
+    def on_view(self, asset: str) -> None:
+        return None
 
     def health(self) -> dict[str, dict]:
         return self.replayer.health()
@@ -461,47 +330,77 @@ class ReplaySource:
         return ""
 
     @property
+    def badge(self) -> str:
+        """After REPLAY on the status bar: how far (share of the file, the recording's clock), or done."""
+        if self.done:
+            return "stopped" if self.error else "finished"
+        meter = self._meter
+        if meter is None:
+            return ""
+        t = self.replayer.now if self.replayer is not None else 0.0
+        clock = time.strftime(" %d %b %H:%M:%S", time.gmtime(t)) if t else ""
+        return f"{meter.share * 100:.0f}%{clock}"
+
+    @property
     def frames(self) -> int:
         return self.replayer.frames
 
     async def stop(self) -> None:
         self._stop.set()
 
-    async def run(self) -> None:
+    close = stop
+
+    async def run(self, rt=None, stop: asyncio.Event | None = None) -> None:
         """Play the file once; returns at its end (or at damage: ``.error`` says why)."""
+        ingest = self.replayer
+        tick, next_tick = self.tick, None
+        on_tick = self.on_tick if tick else None
         try:
             rec = open_recording(self.path)
+            self._meter = rec.meter
+            self.format = rec.format
             paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0
             for fr in rec:
-                if self._stop.is_set():
+                if self._stop.is_set() or (stop is not None and stop.is_set()):
                     break
+                if on_tick is not None and next_tick is None:
+                    next_tick = math.floor(fr.t / tick) * tick + tick
                 if self._start_rec is None:
                     self._start_rec, self._start_wall = fr.t, time.monotonic()
-                elif fr.t - self.replayer.now > GAP_S and self.replayer.now:
-                    gap = fr.t - self.replayer.now
+                elif fr.t - ingest.now > GAP_S and ingest.now:
+                    gap = fr.t - ingest.now
                     self.gaps += 1
                     self.skipped_s += gap
+                    self.gap_list.append({"from": ingest.now, "to": fr.t, "seconds": gap})
                     self._start_rec += gap  # the clock jumps the quiet stretch
+                    if on_tick is not None:  # quiet hours: one step at the gap's start, then on at the next tick
+                        on_tick(next_tick)
+                        next_tick = math.floor(fr.t / tick) * tick
+                if on_tick is not None:
+                    while fr.t >= next_tick:
+                        on_tick(next_tick)
+                        next_tick += tick
                 if paced:
                     due = self._start_wall + (fr.t - self._start_rec) / self.speed
                     delay = due - time.monotonic()
                     if delay > 0.002:
-                        self.replayer.flush()
+                        ingest.flush()
                         await asyncio.sleep(delay)
                         n = 0
-                await self.replayer.push(fr, rec.addresses)
+                await ingest.push(fr, rec.addresses)
+                if self.progress is not None and ingest.frames % 50000 == 0:
+                    self.progress(ingest.frames)
                 n += 1
                 if n >= self.yield_every:
                     n = 0
-                    self.replayer.flush()
+                    if on_tick is None:
+                        ingest.flush()
                     await asyncio.sleep(0)
         except RecordingError as e:
             self.error = str(e)
         finally:
-            self.replayer.flush()
+            if on_tick is not None and self.format is not None:
+                on_tick(ingest.now)
+            ingest.flush()
             self.done = True
-
-
-# The UI's run.py looks for ``ReplayFeeder`` (cfg, market, path, speed) with ``run()``/``stop()``.
-ReplayFeeder = ReplaySource

@@ -19,13 +19,16 @@ from typing import Any, Callable
 
 import numpy as np
 from rich.style import Style
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from ..core.snapshot import MODE_LABEL, MODES, Snapshot
+from ..core.modes import MODE_LABEL, MODES, REGISTRY as MODE_REGISTRY
+from ..core.modes import spec as mode_spec
+from ..core.snapshot import Snapshot
 from ..core.timeframes import ORDER as TIMEFRAMES
 from .axes import PriceAxis, TimeAxis, time_label
 from .heatmap import HeatmapView
@@ -33,9 +36,9 @@ from .help import HelpScreen
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
-from .reports_table import ReportsTable, record_price, record_ts
+from .reports_table import ReportsTable, record_price, record_ts, summary_line
 from .source import SnapshotSource, SourceStatus, View
-from .status import StatusBar, legend, status_line, view_line
+from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
 from .viewport import ZOOMS, Viewport, center_price, make_frame
 
@@ -96,10 +99,7 @@ class LiqmapApp(App):
     AUTO_FOCUS = None  # arrows pan the map until the user moves into the reports panel (Enter / Tab)
 
     BINDINGS = [
-        Binding("1", "mode('raw')", "Raw", id="mode_raw"),
-        Binding("2", "mode('synthetic')", "Synth", id="mode_synthetic"),
-        Binding("3", "mode('heatmap')", "Synth HM", id="mode_heatmap"),
-        Binding("4", "mode('hybrid')", "Hybrid", id="mode_hybrid"),
+        *(Binding(m.key, f"mode('{m.name}')", m.short, id=f"mode_{m.name}") for m in MODE_REGISTRY),
         Binding("m", "mode_cycle", "Mode", id="mode_cycle"),
         Binding("left_square_bracket", "asset(-1)", "Prev asset", key_display="[", id="asset_prev"),
         Binding("right_square_bracket", "asset(1)", "Next asset", key_display="]", id="asset_next"),
@@ -197,6 +197,7 @@ class LiqmapApp(App):
                 with Horizontal(id="timerow"):
                     yield Static("", id="time-pad")
                     yield TimeAxis(id="time-axis", naive=self.naive)
+                yield Static("", id="summary")  # the reports in one line where the panel does not fit
             yield ReportsTable(id="reports")
         yield Static("", id="toosmall")
         yield Footer()
@@ -218,7 +219,7 @@ class LiqmapApp(App):
         if self.naive:
             self._q(LiveColumn).display = False
         self._layout_for_size()
-        self._q("#profile").set_class(self.mode == "hybrid", "shown")
+        self._q("#profile").set_class(mode_spec(self.mode).profile_strip, "shown")
         if self.source is None and self._source_factory is not None:
             self.run_worker(self._build_source, thread=True, exclusive=True, name="source")
         else:
@@ -419,6 +420,7 @@ class LiqmapApp(App):
         if table.view != rtag:
             where = f" on {self.venue_filter}" if self.venue_filter else ""
             table.show_loading(rtag, f"loading {self.asset} reports{where}…", self._styles)
+            self._q("#summary", Static).update(Text(f" loading {self.asset} reports{where}…", style="dim"))
             self._reports_obj = None
         self._refresh_status()
 
@@ -446,12 +448,12 @@ class LiqmapApp(App):
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
         reports = snap.reports or {}
-        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=self.mode == "hybrid",
+        hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=mode_spec(self.mode).real_marks,
                 walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
         if not self.naive:
             self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor)
         prof = self._q(ProfileColumn)
-        if self.mode == "hybrid":
+        if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)
         self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
                                        self._styles)
@@ -464,6 +466,7 @@ class LiqmapApp(App):
         if reports is not self._reports_obj or table.view != rtag:
             self._reports_obj = reports
             table.update_reports(reports, snap.grid.step, self._styles, view=rtag)
+            self._q("#summary", Static).update(summary_line(reports, snap.grid.step, snap.last_price))
         self.draws += 1
         if self.first_frame_at is None:
             self.first_frame_at = time.monotonic()
@@ -500,7 +503,9 @@ class LiqmapApp(App):
         health = {v: health.get(v, {"state": "connecting"}) for v in self.venue_list} if not health else health
         label = snap.source if snap is not None else st.label
         compact = self._main.has_class("compact")
-        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact)
+        badge_of = getattr(self.source, "badge", None)
+        badge = badge_of() if callable(badge_of) else ""
+        l1 = status_line(self.asset, self.mode, self.timeframe, health, label, self.venue_filter, compact, badge)
         cursor = ""
         if self.vp.cursor_ts is not None and snap is not None:
             cursor = time_label(self.vp.cursor_ts, snap.grid.period)
@@ -510,7 +515,15 @@ class LiqmapApp(App):
             verdict = f"loading {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}…"
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
-        l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key)
+        if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \
+                and self.venue_filter in (None, "binance") and key.plain:
+            key.append("bin ≤1/s ", style="dim")  # Binance's liquidation stream is sampled: help says so
+        l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key, width=self.size.width,
+                       compact=compact)
+        if label == "LIVE":
+            state, error = live_state(health)
+            if state == "NO DATA":
+                l2 = no_data_line(error)
         self._q(StatusBar).show(l1, l2)
 
     # ---- size ---------------------------------------------------------------------------------------
@@ -535,6 +548,7 @@ class LiqmapApp(App):
         show = self._reports_user_choice if self._reports_user_choice is not None else not compact
         self.show_reports = show
         self._q(ReportsTable).set_class(not show, "hidden")
+        self._q("#summary").set_class(compact and not show, "shown")
 
     # ---- actions ------------------------------------------------------------------------------------
     def _changed(self, reset_view: bool = False) -> None:
@@ -545,8 +559,9 @@ class LiqmapApp(App):
             self.vp.highlight = None
             self._auto_center = None
         prof = self._q("#profile")
-        if prof.has_class("shown") != (self.mode == "hybrid"):
-            prof.set_class(self.mode == "hybrid", "shown")
+        strip = mode_spec(self.mode).profile_strip
+        if prof.has_class("shown") != strip:
+            prof.set_class(strip, "shown")
             # The map's width changes with the profile strip: draw again once the layout has settled.
             self.call_after_refresh(self._redraw)
         self._drawn_key = None
@@ -625,6 +640,8 @@ class LiqmapApp(App):
         table = self._q(ReportsTable)
         if not self.show_reports:
             self.action_reports()
+        if table._held is None:  # nothing chosen yet: Enter opens on the newest sweep, the usual jump target
+            table.select_first("sweeps")
         table.focus()
 
     def action_hires(self) -> None:

@@ -72,10 +72,12 @@ class PriceAxis(CachedLines):
 
 
 def time_label(ts: float, period: int) -> str:
+    """``HH:MM`` (UTC); on hourly and 4-hour columns a midnight reads as the date (``17 Dec``), so a long
+    window shows where each day starts without the ambiguous ``17/00:00``."""
     t = time.gmtime(ts)
-    if period < 3600:
-        return time.strftime("%H:%M", t)
-    return time.strftime("%d/%H:%M", t)
+    if period >= 3600 and t.tm_hour == 0 and t.tm_min == 0:
+        return time.strftime("%d %b", t)
+    return time.strftime("%H:%M", t)
 
 
 LABEL_EVERY = {60: 15, 300: 12, 900: 16, 3600: 12, 14400: 12}  # columns between time labels
@@ -108,7 +110,8 @@ class TimeAxis(CachedLines):
         if cursor_x is not None and 0 <= cursor_x < frame.width:
             cells[cursor_x] = "▲"
             ts = frame.col_time(frame.body_c0 + cursor_x)
-            cursor_text = time_label(ts, g.period)
+            cursor_text = time.strftime("%d %b %H:%M", time.gmtime(ts)) if g.period >= 3600 \
+                else time_label(ts, g.period)  # the cursor's moment in full: an hourly column needs its day
         text = "".join(cells)
         key = [(text, cursor_x)]
 

@@ -33,7 +33,8 @@ MODEL_NOTES = {
     "track_pct": "levels kept within ± this % of price",
     "max_buckets": "most buckets per asset",
     "entry_mode": "profile: entries over traded prices",
-    "leverage_spread": "1 = tiers spread over neighbouring leverages",
+    "leverage_spread": "width of a tier's line (0 = exact price, 1 = to its neighbours)",
+    "forecast_leverage_spread": "the forecast spreads each tier this wide",
     "prior_weight": "cold-start prior share of open OI (0 = off)",
     "prior_entry_sigma_pct": "prior entries spread (σ, %)",
     "prior_half_life_hours": "fade of the prior",
@@ -49,6 +50,8 @@ MAP_LEGEND = (
     ("cell colour", "USD at risk (Synthetic, Heatmap, Hybrid) or liquidated (Raw) per row and column; the "
                     "status bar's swatch says what the dimmest and brightest colours are worth"),
     ("━ │", "price: the last trade of each column, joined to the previous column's"),
+    ("bin ≤1/s", "Raw and Hybrid's real liquidations undercount Binance in bursts: its forceOrder stream sends "
+                 "at most one liquidation per symbol per second (the latest), the other venues send every one"),
     ("· • ●", "Hybrid: real liquidations, small / medium / large against the largest in view; red = longs "
               "liquidated, green = shorts"),
     ("▬", "order-book wall at its price from when it was first seen to when it was pulled or consumed "
@@ -109,12 +112,34 @@ class HelpScreen(ModalScreen):
     BINDINGS = [
         Binding("escape,question_mark", "dismiss", "Close help", id="help_close"),
         Binding("q", "app.quit", "Quit", id="help_quit"),
+        # The screen's own keys, not the scroll container's: with --no-mouse over ssh the keyboard is the only
+        # way through a help longer than the terminal, and the app's arrows (pan) must not leak through.
+        Binding("down,j", "scroll(1)", "Scroll down", show=False, id="help_down"),
+        Binding("up,k", "scroll(-1)", "Scroll up", show=False, id="help_up"),
+        Binding("pagedown,space", "page(1)", "Page down", show=False, id="help_page_down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="help_page_up"),
+        Binding("home", "edge(0)", "Top", show=False, id="help_top"),
+        Binding("end", "edge(1)", "Bottom", show=False, id="help_bottom"),
     ]
 
     def __init__(self, rows: list[tuple[str, str, str]], model: dict[str, Any]) -> None:
         super().__init__()
         self.rows = rows
         self.model = model
+
+    def _scroller(self) -> VerticalScroll:
+        return self.query_one(VerticalScroll)
+
+    def action_scroll(self, rows: int) -> None:
+        self._scroller().scroll_relative(y=rows, animate=False)
+
+    def action_page(self, pages: int) -> None:
+        sc = self._scroller()
+        sc.scroll_relative(y=pages * max(sc.scrollable_content_region.height - 1, 1), animate=False)
+
+    def action_edge(self, end: int) -> None:
+        sc = self._scroller()
+        (sc.scroll_end if end else sc.scroll_home)(animate=False)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():

@@ -8,41 +8,20 @@ side. ``status`` says why there is nothing to draw yet (connecting, no data for 
 ``latest(view_key)``, ``version``, ``async run()``) to this protocol; tests use small sources that hand out
 real ``Snapshot`` objects.
 
-Venue filter: the engine filters the map to the view's venues but (today) computes the reports and the
-verdict over every venue. ``EngineSource`` therefore hands out a filtered view's snapshot with its reports
-and verdict restated for those venues by ``liqmap.core.reports.for_venues`` (the core does the arithmetic;
-this adapter only supplies the model's levels for the same venues). A snapshot whose reports already say
-which venues they speak for (``reports["venues"]``) is passed through untouched.
+Venue filter: the engine's worker restates a filtered view's reports, verdict and forecast for its venues
+while it builds the view (``liqmap.core.reports.restate``), so this adapter only reads snapshots: it never
+takes an engine lock or computes anything on the UI thread. ``View`` is the core's (``liqmap.core.view``),
+shared with the engine.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..core.snapshot import Snapshot
-
-
-@dataclass(frozen=True)
-class View:
-    """One view of the map: what the engine has to compute for the screen.
-
-    ``rows`` is how many price buckets the screen needs (screen rows × zoom) and ``center`` the price in the
-    middle (None: follow the last price). ``venues`` None means all venues.
-    """
-
-    asset: str
-    mode: str
-    timeframe: str
-    venues: tuple[str, ...] | None = None
-    rows: int = 60
-    center: float | None = None
-    columns: int = 240
-
-    @property
-    def key(self) -> tuple:
-        return (self.asset, self.mode, self.timeframe, self.venues, self.rows, self.center, self.columns)
+from ..core.view import View
 
 
 @dataclass
@@ -77,8 +56,6 @@ class EngineSource:
         self._keys: dict[tuple, Any] = {}
         self._task = None
         self._error = ""
-        self._filtered: tuple[Any, tuple, Snapshot] | None = None  # (engine snapshot, venues, restated)
-        self._levels: dict[tuple, Any] = {}  # (asset, venues) → the model's levels last read for them
         if hasattr(engine, "on_screen"):
             engine.on_screen = self._screen_built  # the view on screen has a new snapshot: draw it now
 
@@ -111,52 +88,9 @@ class EngineSource:
             self.on_view(view)
 
     def latest(self, view: View) -> Snapshot | None:
-        snap = self.engine.latest(self._engine_key(view))
-        if snap is None or not view.venues or not snap.reports:
-            return snap
-        venues = tuple(view.venues)
-        every = tuple(getattr(getattr(self.engine, "market", None), "venues", ()) or ())
-        if every and set(venues) >= set(every):
-            return snap
-        said = snap.reports.get("venues")
-        if said is not None and set(said) == set(venues):
-            return snap  # the engine restated them itself
-        f = self._filtered
-        if f is not None and f[0] is snap and f[1] == venues:
-            return f[2]
-        out = self._restate(snap, view.asset, venues)
-        self._filtered = (snap, venues, out)
-        return out
-
-    def _restate(self, snap: Snapshot, asset: str, venues: tuple[str, ...]) -> Snapshot:
-        """The snapshot with reports and verdict for ``venues`` only (once per engine snapshot)."""
-        from ..core.reports import for_venues
-
-        cfg = getattr(self.engine, "cfg", None)
-        try:
-            reports = for_venues(snap.reports, venues, now=snap.created, step=snap.grid.step,
-                                 mid=snap.last_price, synth=self._model_levels(asset, venues), cfg=cfg)
-        except Exception as e:  # never lie: without a restated read, show no verdict rather than all venues'
-            return replace(snap, verdict=f"verdict unavailable for {', '.join(venues)}: {type(e).__name__}")
-        return replace(snap, reports=reports, verdict=reports["verdict"])
-
-    def _model_levels(self, asset: str, venues: tuple[str, ...]):
-        """The synthetic model's current levels for ``venues``. The model belongs to the engine's worker, so it
-        is read under the asset's lock, waiting at most a few ms; when the worker holds it longer, the levels
-        read last time for this view are used (they move slowly)."""
-        key = (asset, venues)
-        state = getattr(self.engine, "state", None)
-        st = state(asset) if callable(state) else None
-        model = getattr(st, "model", None)
-        lock = getattr(st, "lock", None)
-        if model is None or lock is None or not hasattr(model, "levels"):
-            return None
-        if lock.acquire(timeout=0.005):
-            try:
-                self._levels[key] = model.levels(venues)
-            finally:
-                lock.release()
-        return self._levels.get(key)
+        """The engine's newest snapshot of ``view``: a lookup, no lock. A view filtered to some venues gets its
+        reports, verdict and forecast restated for them by the engine's worker (``Engine._view_reports``)."""
+        return self.engine.latest(self._engine_key(view))
 
     def has_data(self, asset: str) -> bool | None:
         """Whether the market holds any trade or liquidation for ``asset`` (None: cannot tell)."""

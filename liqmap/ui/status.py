@@ -14,10 +14,11 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from ..core.snapshot import MODE_LABEL
+from ..core.buckets import label
+from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
-DOT = {"connected": "●", "ok": "●", "live": "●", "stale": "◐", "down": "○", "error": "○",
+DOT = {"connected": "●", "ok": "●", "live": "●", "lagging": "◑", "stale": "◐", "down": "○", "error": "○",
        "connecting": "◌", "disconnected": "○"}
 VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER"}
 
@@ -57,8 +58,37 @@ def fmt_age(age: float | None) -> str:
     return f"{age / 3600:.0f}h"
 
 
+DELIVERING = ("connected", "ok", "live", "lagging")
+STALE_AGE_SHOWN = 5.0  # s: on a compact bar a venue's age shows from here
+
+
+def live_state(health: dict) -> tuple[str, str]:
+    """What a LIVE source can honestly say: ("LIVE", "") while some venue delivers, ("CONNECTING", "") while
+    all are still connecting, else ("NO DATA", "venue: its last error in full") — a green LIVE badge over five
+    dead connections once hid that nothing was arriving."""
+    states = {v: venue_state(h)[0] for v, h in (health or {}).items()}
+    if not states or any(s in DELIVERING for s in states.values()):
+        return "LIVE", ""
+    if all(s == "connecting" for s in states.values()):
+        return "CONNECTING", ""
+    for venue, h in health.items():
+        err = h.get("last_error") if isinstance(h, dict) else getattr(h, "last_error", "")
+        if err:
+            return "NO DATA", f"{venue}: {err}"
+    return "NO DATA", f"{next(iter(states))}: {next(iter(states.values()))}"
+
+
+def no_data_line(error: str) -> Text:
+    """The status bar's second line when no venue delivers: the first error, then where to go next."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(" NO DATA ", style="bold white on red")
+    t.append(f" {error} ", style="red")
+    t.append("│ try liqmap --demo, or liqmap doctor to check each venue", style="bold")
+    return t
+
+
 def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue_filter: str | None,
-                compact: bool = False) -> Text:
+                compact: bool = False, badge: str = "") -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     t.append(f" {asset} ", style="bold reverse")
     t.append(f" {MODE_LABEL.get(mode, mode)} ", style="bold")
@@ -70,24 +100,32 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
         if venue_filter and venue != venue_filter:
             style = "dim"
         else:
-            style = {"connected": "green", "ok": "green", "live": "green", "stale": "yellow"}.get(state, "red")
+            style = {"connected": "green", "ok": "green", "live": "green", "lagging": "yellow",
+                     "stale": "yellow"}.get(state, "red")
             if state == "connecting":
                 style = "yellow"
         name = VENUE_SHORT.get(venue, venue[:3].upper()) if compact else venue
         t.append(f"{DOT.get(state, '?')}{name}", style=style)
         a = fmt_age(age)
-        if a and not compact:
-            t.append(f" {a}", style="dim")
+        if a and (not compact or (age is not None and age >= STALE_AGE_SHOWN)):
+            # compact: only a late venue's age (a fresh one's green dot says enough; 80 columns are tight)
+            t.append(f" {a}", style="dim" if not compact else style)
         t.append(" ")
-        if lag is not None and state in ("connected", "ok", "live", "stale"):
+        if state == "lagging" and lag is not None:
+            t.append(f"{lag:.1f}s late ", style="yellow")  # how far behind, next to the venue it concerns
+        if lag is not None and state in ("connected", "ok", "live", "lagging", "stale"):
             lags.append(max(lag, 0.0))  # a venue clock ahead of ours is skew, not negative lag
     if lags:
         t.append("│ ", style="dim")
         t.append(f"lag {max(lags) * 1000:.0f}ms ", style="yellow" if max(lags) > 1 else "")
     t.append("│ ", style="dim")
     src = SOURCE_LABEL.get(source, source)
-    t.append(src, style="bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY"
-             else "bold black on green")
+    style = "bold black on yellow" if source == "DEMO" else "bold black on cyan" if source == "REPLAY" \
+        else "bold black on green"
+    if source == "LIVE":
+        src, _ = live_state(health)
+        style = {"LIVE": style, "CONNECTING": "bold black on yellow"}.get(src, "bold white on red")
+    t.append(src + (f" {badge}" if badge else ""), style=style)
     return t
 
 
@@ -112,16 +150,36 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
     return t
 
 
+def fit_verdict(verdict: str, width: int) -> str:
+    """The verdict's parts (``▼ … · ▲ … · book … · CONVERGENCE …``, most important first) that fit ``width``,
+    dropped whole from the end: a cut-off "▲ 66,1…" reads as a different price."""
+    parts = verdict.split(" \u00b7 ") if verdict else []
+    while parts and len(" \u00b7 ".join(parts)) > width and len(parts) > 1:
+        parts.pop()
+    return " \u00b7 ".join(parts)
+
+
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
-              key: Text | None = None) -> Text:
+              key: Text | None = None, width: int | None = None, compact: bool = False) -> Text:
+    """Zoom, venue filter, cursor, the verdict and the colour legend. With ``width`` the verdict keeps the
+    parts that fit whole; ``compact`` (below 100 columns) leaves out the zoom and an unfiltered venue list so
+    the two magnets fit 80 columns."""
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(f" zoom {zoom}×{step:g}/row " if step > 0 else f" zoom {zoom}× ", style="dim")  # no step before data
-    t.append(f"venues: {venue_filter or 'all'} ", style="dim")
+    if not compact:
+        # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
+        t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
+    elif zoom != 1:
+        t.append(f" zoom {zoom}× ", style="dim")
+    if not compact or venue_filter:
+        t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
     if verdict:
-        t.append("│ ", style="dim")
-        t.append(verdict)
+        if t.plain:
+            t.append("│ ", style="dim")
+        else:
+            t.append(" ")
+        t.append(fit_verdict(verdict, width - len(t.plain) - 1) if width else verdict)
     if key is not None and key.plain:  # last: a narrow terminal cuts the legend before the verdict
         t.append(" │ ", style="dim")
         t.append_text(key)

@@ -18,6 +18,7 @@ the ceiling.
 
 from __future__ import annotations
 
+from ..params import CoreParams, core_params
 from ..ring import capacity_for
 from ..timeframes import TIMEFRAMES
 
@@ -36,13 +37,12 @@ def horizons(columns: int) -> dict[str, float]:
     }
 
 
-def ring_capacities(cfg: dict) -> dict[str, int]:
+def ring_capacities(cfg: "CoreParams | dict") -> dict[str, int]:
     """``{kind: capacity}`` for ``Market(capacity=...)``."""
-    e = cfg.get("engine", {})
-    columns = int(e.get("columns", 240))
+    e = core_params(cfg).engine
     out = {}
-    for kind, horizon in horizons(columns).items():
+    for kind, horizon in horizons(int(e.columns)).items():
         derived = capacity_for(PEAK_RATE[kind], horizon, floor=256)
-        ceiling = int(e.get(f"ring_capacity_{kind}", derived))
+        ceiling = int(getattr(e, f"ring_capacity_{kind}"))
         out[kind] = max(16, min(derived, ceiling))
     return out

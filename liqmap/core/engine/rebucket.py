@@ -16,11 +16,14 @@ The decision price is the median of the batch's last few trades, so one stray pr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from .. import buckets
 from ..market import merge_by_time
+from ..timeframes import ORDER as TF_ORDER
+from .state import AssetState
 
 DECISION_TRADES = 9  # the median of the batch's last this-many trade prices decides a step change
 
@@ -73,3 +76,58 @@ def taken_rows(market, kind: str, asset: str, cursors: dict[tuple[str, str], int
         if len(take):
             parts.append(take)
     return merge_by_time(kind, parts), since
+
+
+class RebucketMixin:
+    """The engine's side of a step change (part of ``Engine``)."""
+
+    def _maybe_rebucket(self, st: AssetState, trades: np.ndarray, now: float) -> bool:
+        """Switch the asset to a new bucket step if price has moved so far that its step is off by more
+        than 2× (``buckets.needs_rebucket``, checked by the caller on the last price). A tick-limited step
+        stays off its target for good: it is re-examined only once price has moved 1 % since."""
+        kept = st.step_kept_at
+        if kept == kept and abs(st.last_price / kept - 1.0) < 0.01:
+            return False
+        price = decision_price(trades)
+        if price is None:
+            return False
+        new = new_step_for(st.step, st.tick, price, self.target_bp)
+        if new is None:
+            st.step_kept_at = price
+            return False
+        self._rebucket(st, new, price, now)
+        return True
+
+    def _rebucket(self, st: AssetState, new_step: float, price: float, now: float) -> None:
+        """Move everything bucket-indexed of one asset to ``new_step`` (caller holds the asset's lock).
+
+        The model re-bins its levels and column history (``SyntheticModel.rebucket``); the liquidation tapes
+        are rebuilt from the rings where the rings still hold every row and re-binned before that
+        (``LiqTape.rebin``); every built view of the asset is forgotten, so its next build is full at the new
+        step (the last snapshots stay readable until then); the reports reset their bucket-indexed state
+        themselves when the next update brings the new step. Trade tapes hold prices, not buckets.
+        """
+        old = st.step
+        rec: dict[str, Any] = {"ts": now, "asset": st.name, "old_step": old, "new_step": new_step,
+                               "price": price}
+        model = st.model
+        if model is not None:
+            dropped = float(model.stats.get("dropped_usd", 0.0))
+            rec["model_usd_before"] = model.total_long() + model.total_short()
+            model.rebucket(new_step)
+            rec["model_usd_after"] = model.total_long() + model.total_short()
+            rec["model_dropped_usd"] = float(model.stats.get("dropped_usd", 0.0)) - dropped
+        st.step = new_step
+        st.synth = None  # re-binned: read again
+        exact, since = taken_rows(self.market, "liq", st.name, st.cursors)
+        since = max(since, st.exact_since)
+        rec["liq_exact_since"] = since
+        for tf in TF_ORDER:
+            st.liqs[tf].rebin(new_step, now, exact, since)
+        for d in (self._built, self._hot):
+            for k in [k for k in list(d) if k[0] == st.name]:
+                d.pop(k, None)
+        st.step_kept_at = math.nan
+        st.data_version += 1
+        st.rebuckets.append(rec)
+        self.stats["rebuckets"] += 1

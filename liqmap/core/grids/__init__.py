@@ -4,8 +4,9 @@
 - ``layers``: the numeric pieces (liquidation binning with optional decay, trace/high/low, Gaussian
   smoothing along price, 0–1 normalization, forward profile), pure numpy.
 - ``modes``: one builder per mode over plain arrays, and ``build_view`` (one view from the market).
-- ``state``: ``GridState``, the incremental 1m path (cursors per ring, column shifting).
-- ``universe``: ``build_all``, the engine's full rebuild of every asset × timeframe.
+
+Two more paths over the rings, run only by the benchmarks, live in ``benchmarks/grid_paths`` (``GridState``,
+``build_all``).
 """
 
 from .layers import (
@@ -31,13 +32,11 @@ from .modes import (
     model_layers,
     model_levels,
 )
-from .state import GridState
-from .universe import AssetRows, build_all
 from .window import Window, make_window, rows_around, window_around
 
 __all__ = [
-    "AssetRows", "ColumnPrices", "GridParams", "GridState", "SyntheticModel", "ViewSpec", "Window",
-    "build_all", "build_heatmap", "build_hybrid", "build_raw", "build_synthetic", "build_view",
+    "ColumnPrices", "GridParams", "SyntheticModel", "ViewSpec", "Window",
+    "build_heatmap", "build_hybrid", "build_raw", "build_synthetic", "build_view",
     "column_prices", "gaussian_kernel", "liquidation_layers", "make_window", "model_layers", "model_levels",
     "normalize", "price_range", "price_trace", "profile_rows", "rows_around", "smooth_rows",
     "window_around",

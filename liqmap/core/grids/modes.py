@@ -2,8 +2,8 @@
 
 Every builder takes plain arrays (liquidation rows, trade rows, the synthetic model's per-column profile
 arrays, its current levels) and returns a ``MapGrid``; nothing here reads a ring or calls a model except
-the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The incremental path
-(``state.GridState``) produces the same grids without rebuilding; tests hold the two equal.
+the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The benchmarks' incremental path
+(``benchmarks/grid_paths``) produces the same grids without rebuilding; tests hold the two equal.
 
 What each mode's grid holds (float32 USD unless said):
 
@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..snapshot import MODES, MapGrid
+from ..params import GridParams
+from ..snapshot import MapGrid
 from .. import timeframes
 from .layers import (
     LONG_PLANE,
@@ -52,31 +53,6 @@ class SyntheticModel(Protocol):
 
 
 @dataclass(frozen=True)
-class GridParams:
-    """The grid knobs that live in config (``model`` section); seconds here, hours in config."""
-
-    raw_half_life_s: float = 0.0  # Raw recency decay; 0 = off, cells are exact sums
-    hybrid_real_s: float = 4.0 * HOUR  # Hybrid shows real liquidations this recent ...
-    hybrid_half_life_s: float = 2.0 * HOUR  # ... fading with this half-life
-    heatmap_sigma_buckets: float = 1.5
-    heatmap_clip_pct: float = 99.0
-    heatmap_decades: float = 3.0
-
-    @classmethod
-    def from_config(cls, cfg: dict[str, Any]) -> "GridParams":
-        m = cfg.get("model", {})
-        d = cls()
-        return cls(
-            raw_half_life_s=float(m.get("raw_half_life_hours", d.raw_half_life_s / HOUR)) * HOUR,
-            hybrid_real_s=float(m.get("hybrid_real_hours", d.hybrid_real_s / HOUR)) * HOUR,
-            hybrid_half_life_s=float(m.get("hybrid_half_life_hours", d.hybrid_half_life_s / HOUR)) * HOUR,
-            heatmap_sigma_buckets=float(m.get("heatmap_sigma_buckets", d.heatmap_sigma_buckets)),
-            heatmap_clip_pct=float(m.get("heatmap_clip_pct", d.heatmap_clip_pct)),
-            heatmap_decades=float(m.get("heatmap_decades", d.heatmap_decades)),
-        )
-
-
-@dataclass(frozen=True)
 class ViewSpec:
     """Everything that identifies a view; changing any of it means a full rebuild."""
 
@@ -90,8 +66,9 @@ class ViewSpec:
     venues: tuple[str, ...] | None = None  # None = every venue the market has
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown mode {self.mode!r} (choose from {', '.join(MODES)})")
+        from ..modes import spec  # the registry builds on this module: imported when first needed
+
+        spec(self.mode)  # an unknown mode is refused here
         timeframes.period(self.timeframe)
 
     def window(self, now: float) -> Window:

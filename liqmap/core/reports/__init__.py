@@ -1,6 +1,6 @@
 """Order-flow reports for one asset: walls + asymmetry, sweeps, absorptions, convergence, the verdict.
 
-Definitions: ``docs/detectors.md``; parameters: ``reports.*`` in ``liqmap.config.DEFAULTS``.
+Definitions: ``docs/detectors.md``; parameters: ``reports.*``, defaults in ``defaults.py`` (:class:`ReportParams`).
 
 Use one :class:`Reports` per asset and feed it once per engine tick with only what is new::
 
@@ -34,7 +34,9 @@ change of bucket step resets the bucket-indexed state. Not thread-safe: one work
   strengths, since}
 - ``verdict``: "▼ 65,800 −0.6% $42M · ▲ 67,100 +1.4% $18M · book: bids 62% · CONVERGENCE 66,000"
 
-A view filtered to some venues gets all of these restated for them by :func:`for_venues` (``venue_view.py``).
+A view filtered to some venues gets all of these restated for them by :func:`for_venues` (``venue_view.py``);
+the typed form the engine puts on each snapshot — these records plus the next-hour forecast, for all venues or
+restated — is :class:`ReportRecords` (``records.py``).
 """
 
 from __future__ import annotations
@@ -50,59 +52,24 @@ from ..events import LIQ_DTYPE
 from ._common import bucket_books, check_params, columns, ncols, params, reference_mid
 from .absorptions import Absorption, AbsorptionDetector
 from .asymmetry import Asymmetry, asymmetry
+from .defaults import ReportParams, report_params
+from .records import Forecast, ForecastCluster, ReportRecords, restate
 from .convergence import Convergence, ConvergenceDetector, converge
 from .sweeps import Sweep, SweepCluster, SweepDetector, cluster
 from .venue_view import for_venues
-from .verdict import magnets, verdict
+from .verdict import VerdictMemory, magnets, verdict
 from .walls import Wall, WallTracker
 
 __all__ = [
-    "Reports", "ReportRecords", "compute_reports", "check_params",
+    "Reports", "ReportRecords", "ReportParams", "report_params", "compute_reports", "check_params",
     "Wall", "WallTracker", "Asymmetry", "asymmetry",
     "Sweep", "SweepCluster", "SweepDetector", "cluster",
     "Absorption", "AbsorptionDetector",
     "Convergence", "ConvergenceDetector", "converge",
-    "verdict", "magnets", "for_venues",
+    "verdict", "magnets", "for_venues", "Forecast", "ForecastCluster", "restate",
 ]
 
 _NO_LIQS = np.zeros(0, dtype=LIQ_DTYPE)
-
-
-@dataclass(frozen=True)
-class ReportRecords:
-    """The reports as records (what :meth:`Reports.result` serializes)."""
-
-    walls: tuple[Wall, ...] = ()
-    asymmetry: Asymmetry | None = None
-    sweeps: tuple[SweepCluster, ...] = ()
-    absorptions: tuple[Absorption, ...] = ()
-    convergence: tuple[Convergence, ...] = ()
-    verdict: str = ""
-    mid: float | None = None
-    step: float | None = None
-    ts: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "walls": [w.to_dict() for w in self.walls],
-            "asymmetry": self.asymmetry.to_dict() if self.asymmetry else {},
-            "sweeps": [s.to_dict() for s in self.sweeps],
-            "absorptions": [a.to_dict() for a in self.absorptions],
-            "convergence": [c.to_dict() for c in self.convergence],
-            "verdict": self.verdict,
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ReportRecords":
-        asym = d.get("asymmetry") or None
-        return cls(
-            walls=tuple(Wall.from_dict(x) for x in d.get("walls", ())),
-            asymmetry=Asymmetry.from_dict(asym) if asym else None,
-            sweeps=tuple(SweepCluster.from_dict(x) for x in d.get("sweeps", ())),
-            absorptions=tuple(Absorption.from_dict(x) for x in d.get("absorptions", ())),
-            convergence=tuple(Convergence.from_dict(x) for x in d.get("convergence", ())),
-            verdict=d.get("verdict", ""),
-        )
 
 
 @dataclass
@@ -116,8 +83,8 @@ class Reports:
 
     def __init__(self, asset: str, cfg: Mapping[str, Any] | None = None, tick: float | None = None) -> None:
         self.asset = asset.upper()
-        self.cfg = cfg
         check_params(cfg)
+        self.cfg = cfg = report_params(cfg)  # typed once: every per-tick read is an attribute lookup
         if tick is None:
             a = default_universe().get(self.asset)
             tick = a.tick if a else 0.0
@@ -132,6 +99,7 @@ class Reports:
         self._records = ReportRecords()
         self._result: dict[str, Any] | None = None
         self._history = _History()
+        self._verdict_memory = VerdictMemory()
 
     def update(self, now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
                liqs: np.ndarray | None = None, step: float | None = None, synth=None) -> ReportRecords:
@@ -144,6 +112,7 @@ class Reports:
             self.sweeps.reset()
             self.absorptions.reset()
             self.convergence.reset()
+            self._verdict_memory.reset()
         self.step = step
         trades = columns(trades)  # once, shared by every report (packed records are slow to copy)
         liqs = _NO_LIQS if liqs is None else liqs
@@ -167,7 +136,7 @@ class Reports:
             sweeps=tuple(self.sweeps.clusters(step)),
             absorptions=tuple(abs_list),
             convergence=tuple(conv),
-            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg),
+            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg, self._verdict_memory, now),
             mid=mid,
             step=step,
             ts=now,

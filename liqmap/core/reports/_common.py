@@ -14,10 +14,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ...config import DEFAULTS
 from ..book import Book
 from ..buckets import index
 from ..events import ASK, BID, BUY, TRADE_DTYPE, VENUE_ID, VENUES
+from .defaults import REPORT_DEFAULTS, ReportParams
 
 SIDE_NAME = {BID: "bid", ASK: "ask"}
 TAKER_NAME = {BUY: "buy", -BUY: "sell"}
@@ -73,9 +73,17 @@ def _from_json(v: Any) -> Any:
     return v
 
 
-def params(cfg: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
-    """The ``reports.<section>`` settings with defaults filled in for anything missing."""
-    out = dict(DEFAULTS["reports"][section])
+def params(cfg: "ReportParams | Mapping[str, Any] | None", section: str) -> Mapping[str, Any]:
+    """The ``reports.<section>`` parameters, every key filled in (``liqmap.core.reports.defaults``).
+
+    ``cfg`` is a :class:`ReportParams` (what the engine passes: one attribute read), or for callers that have
+    only settings, the whole settings mapping, a ``CoreParams`` or just its ``reports`` table."""
+    if isinstance(cfg, ReportParams):
+        return cfg.section(section)
+    inner = getattr(cfg, "reports", None)
+    if isinstance(inner, ReportParams):
+        return inner.section(section)
+    out = dict(REPORT_DEFAULTS[section])
     if cfg:
         rep = cfg["reports"] if "reports" in cfg else cfg  # the whole settings or just ``reports``
         sub = rep.get(section)

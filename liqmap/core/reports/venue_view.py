@@ -1,4 +1,4 @@
-"""The reports restated for a view filtered to some venues (the app's ``v`` key, ``EngineView.venues``).
+"""The reports restated for a view filtered to some venues (the app's ``v`` key, ``View.venues``).
 
 The reports are computed once per tick over every venue (walls are found in the all-venue book, sweeps per
 venue, ...). A trader who filters the map to one venue expects the panel and the verdict to speak for that

@@ -1,14 +1,16 @@
 """The one-line verdict for the status bar, derived only from the reports and the model's levels.
 
-``▼ 65,800 −0.6% $42M · ▲ 67,100 +1.4% $18M · book: bids 62% · CONVERGENCE 66,000``
+``▼ 65,800 −0.6% liqs $42M · ▲ 67,100 +1.4% wall $18M · book: bids 62% · CONVERGENCE 66,000``
 
 A *magnet* is the bucket within ±``range_pct`` of mid holding the most USD of estimated liquidations (the
-model's long + short) plus active wall USD; one below mid (▼) and one above (▲). The book part is the
+model's long + short) plus active wall USD; one below mid (▼) and one above (▲), each saying which it is (wall, liqs, or both with
+their USD) and held with hysteresis (``VerdictMemory``) so a flickering wall does not make it jump. The book part is the
 distance-weighted bid share from the asymmetry read; the convergence part names the live chip nearest mid.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -24,47 +26,132 @@ def _pct(x: float) -> str:
     return (MINUS if x < 0 else "+") + s
 
 
+@dataclass(frozen=True)
+class Magnet:
+    """One side's magnet: the bucket, and what pulls there — active wall USD and estimated liquidation USD."""
+
+    bucket: int
+    wall_usd: float
+    liq_usd: float
+
+    @property
+    def usd(self) -> float:
+        return self.wall_usd + self.liq_usd
+
+    def what(self) -> str:
+        """``wall $9.7M``, ``liqs $50k`` or ``wall $3M + liqs $1.2M``: a trader must know which he is reading."""
+        w, q = self.wall_usd, self.liq_usd
+        if w >= MIXED_SHARE * self.usd and q >= MIXED_SHARE * self.usd:
+            return f"wall {fmt_usd(w)} + liqs {fmt_usd(q)}"
+        return f"wall {fmt_usd(w)}" if w >= q else f"liqs {fmt_usd(q)}"
+
+
+MIXED_SHARE = 0.15  # both named when each holds at least this share of the magnet's USD
+
+
+class _Field:
+    """Wall and liquidation USD per bucket within ±range of mid; the split between below and above mid."""
+
+    def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float) -> None:
+        self.lo = lo = int(index(mid * (1 - range_pct / 100.0), step))
+        hi = int(index(mid * (1 + range_pct / 100.0), step))
+        self.wall = np.zeros(hi - lo + 1)
+        self.liq = np.zeros(hi - lo + 1)
+        if synth is not None:
+            idx, lng, sht = synth
+            idx = np.asarray(idx, dtype=np.int64)
+            tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
+            m = (idx >= lo) & (idx <= hi) & (tot > 0)
+            np.add.at(self.liq, idx[m] - lo, tot[m])
+        for w in walls:
+            if w.status == "active" and lo <= w.bucket <= hi:
+                self.wall[w.bucket - lo] += w.usd
+        mb = int(index(mid, step))
+        split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
+        self.split = min(max(split, 0), len(self.wall))
+
+    def side(self, up: bool) -> slice:
+        return slice(self.split, len(self.wall)) if up else slice(0, self.split)
+
+    def best(self, up: bool) -> Magnet | None:
+        sl = self.side(up)
+        tot = self.wall[sl] + self.liq[sl]
+        if not len(tot) or not tot.max() > 0:
+            return None
+        j = int(np.argmax(tot)) + sl.start
+        return Magnet(self.lo + j, float(self.wall[j]), float(self.liq[j]))
+
+    def at(self, bucket: int, up: bool) -> Magnet | None:
+        """The magnet at ``bucket`` now, or None when that bucket is no longer on this side within range."""
+        sl = self.side(up)
+        j = bucket - self.lo
+        if not sl.start <= j < sl.stop:
+            return None
+        return Magnet(bucket, float(self.wall[j]), float(self.liq[j]))
+
+
 def magnets(mid: float, step: float, walls: Sequence = (), synth=None,
             range_pct: float = 3.0) -> tuple[tuple[int, float] | None, tuple[int, float] | None]:
     """((bucket, usd) below mid, (bucket, usd) above mid), each the largest within range, or None.
 
     The bucket holding mid counts on the side of mid its centre lies on."""
-    lo = int(index(mid * (1 - range_pct / 100.0), step))
-    hi = int(index(mid * (1 + range_pct / 100.0), step))
-    mass = np.zeros(hi - lo + 1)
-    if synth is not None:
-        idx, lng, sht = synth
-        idx = np.asarray(idx, dtype=np.int64)
-        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
-        m = (idx >= lo) & (idx <= hi) & (tot > 0)
-        np.add.at(mass, idx[m] - lo, tot[m])
-    for w in walls:
-        if w.status == "active" and lo <= w.bucket <= hi:
-            mass[w.bucket - lo] += w.usd
-    mb = int(index(mid, step))
-    split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
-    split = min(max(split, 0), len(mass))
+    f = _Field(mid, step, walls, synth, range_pct)
+    out = [f.best(up) for up in (False, True)]
+    return tuple((m.bucket, m.usd) if m is not None else None for m in out)  # type: ignore[return-value]
 
-    def pick(part: np.ndarray, off: int) -> tuple[int, float] | None:
-        if not len(part) or not part.max() > 0:
-            return None
-        j = int(np.argmax(part))
-        return lo + off + j, float(part[j])
 
-    return pick(mass[:split], 0), pick(mass[split:], split)
+class VerdictMemory:
+    """Hysteresis for the magnets, so the verdict does not flip as a wall flickers.
+
+    The magnet a side names stays named while it holds at least 1/``switch_ratio`` of the strongest candidate's
+    USD; one that vanishes (a wall pulled for a moment, re-placed a second later) is still named for
+    ``hold_s`` seconds with its last USD unless something ``switch_ratio`` times larger appears. A magnet
+    price has crossed is dropped at once: it is no longer on that side."""
+
+    def __init__(self, switch_ratio: float = 1.5, hold_s: float = 30.0) -> None:
+        self.switch_ratio = float(switch_ratio)
+        self.hold_s = float(hold_s)
+        self._held: dict[bool, tuple[Magnet, float]] = {}  # up → (magnet, last time it had USD)
+
+    def choose(self, f: _Field, up: bool, now: float) -> Magnet | None:
+        best = f.best(up)
+        pick, seen = best, now
+        held = self._held.get(up)
+        if held is not None:
+            prev, prev_seen = held
+            cur = f.at(prev.bucket, up)  # None: price crossed it or it left the range
+            if cur is not None and cur.usd > 0:
+                if best is None or best.usd <= self.switch_ratio * cur.usd:
+                    pick = cur
+            elif cur is not None and now - prev_seen < self.hold_s:  # gone a moment ago: hold it
+                if best is None or best.usd <= self.switch_ratio * prev.usd:
+                    pick, seen = prev, prev_seen
+        if pick is None:
+            self._held.pop(up, None)
+        else:
+            self._held[up] = (pick, seen)
+        return pick
+
+    def reset(self) -> None:
+        self._held.clear()
 
 
 def verdict(mid: float | None, step: float, walls: Sequence = (), asym=None, convergence: Sequence = (),
-            synth=None, cfg: Mapping[str, Any] | None = None) -> str:
+            synth=None, cfg: Mapping[str, Any] | None = None, memory: VerdictMemory | None = None,
+            now: float = 0.0) -> str:
+    """``▼ 65,800 −0.6% liqs $42M · ▲ 67,100 +1.4% wall $18M · book: bids 62% · CONVERGENCE 66,000``.
+
+    Parts in a fixed order of importance (the status bar drops them from the end when the line is short)."""
     if not mid or not step > 0:
         return ""
     p = params(cfg, "verdict")
     parts: list[str] = []
-    dn, up = magnets(mid, step, walls, synth, float(p["range_pct"]))
-    for arrow, m in (("\u25bc", dn), ("\u25b2", up)):
+    f = _Field(mid, step, walls, synth, float(p["range_pct"]))
+    for arrow, up in (("\u25bc", False), ("\u25b2", True)):
+        m = memory.choose(f, up, now) if memory is not None else f.best(up)
         if m is not None:
-            price = float(price_of(m[0], step))
-            parts.append(f"{arrow} {label(price, step)} {_pct((price / mid - 1.0) * 100.0)} {fmt_usd(m[1])}")
+            price = float(price_of(m.bucket, step))
+            parts.append(f"{arrow} {label(price, step)} {_pct((price / mid - 1.0) * 100.0)} {m.what()}")
     if asym is not None:
         share = asym.bid_share
         parts.append(f"book: bids {share * 100:.0f}%" if share >= 0.5 else f"book: asks {(1 - share) * 100:.0f}%")

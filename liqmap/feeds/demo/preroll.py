@@ -2,7 +2,7 @@
 
 A trader who starts ``liqmap --demo`` expects a map with a past, as a live start restored from disk shows.
 So every simulated asset begins ``demo.preroll_minutes`` before the wall clock and is brought up to it
-unpaced (``DemoSource.catch_up``), through the same real venue frame parsers into the same ``Market`` — the
+unpaced (``DemoSource.catch_up``), through the runtime's one ingest path into the same ``Market`` — the
 engine and the model see exactly what live data would have produced, with event timestamps in the past
 so the map's columns line up with the wall clock.
 
@@ -49,11 +49,11 @@ SLICE_S = 0.01
 
 
 class Preroll:
-    def __init__(self, source: DemoSource, parsers: dict, order=None,
+    def __init__(self, source: DemoSource, ingest, order=None,
                  on_chunk: Callable[[str, float], None] | None = None,
                  on_done: Callable[[str], None] | None = None, chunk_seconds: float = 60.0) -> None:
         self.source = source
-        self.parsers = parsers
+        self.ingest = ingest  # async push(frame) and flush(): liqmap.feeds.ingest.Ingest
         self.on_chunk = on_chunk
         self.on_done = on_done
         self.chunk_seconds = chunk_seconds
@@ -102,14 +102,13 @@ class Preroll:
         return self.frames
 
     async def feed(self, frames: list[Frame]) -> None:
-        parsers = self.parsers
+        push = self.ingest.push
         clock = time.perf_counter
         until = clock() + SLICE_S
-        for receipt_ts, venue, conn, raw in frames:
-            p = parsers.get(venue)
-            if p is not None:
-                await p.feed(raw, receipt_ts, conn)  # (parsers never suspend: yielding is up to us)
+        for f in frames:
+            await push(f)  # (parsing never suspends: yielding is up to us)
             if clock() > until:
                 await asyncio.sleep(0)
                 until = clock() + SLICE_S
+        self.ingest.flush()  # the chunk's rows in the market before the engine ingests them
         self.frames += len(frames)

@@ -25,11 +25,10 @@ from liqmap.config import DEFAULTS
 from liqmap.core.assets import Asset, universe
 from liqmap.core.events import VENUES
 
+from ..frame import Frame
 from .books import VenueBook, grid_step
 from .market import AssetSim, asset_seed
 from .venues import make_emitters
-
-Frame = tuple[float, str, str, str]
 
 LATENCY_MS = {"binance": 40, "bybit": 60, "okx": 80, "bitmex": 120, "deribit": 90}  # receipt − exchange time
 MARK_EVERY_MS = 1000
@@ -183,7 +182,7 @@ class DemoSource:
         # insert-before-update) exactly as a single connection would deliver them.
         jit = rng.integers(0, 20, len(VENUES))
         lat = {v: LATENCY_MS[v] + int(jit[i]) for i, v in enumerate(VENUES)}
-        out = [((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
+        out = [Frame((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
         out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
         return out
 
@@ -291,7 +290,7 @@ class DemoSource:
             sim = self.sims[name]
             for v, c in sim.contracts.items():
                 for conn, body in self.emitters[v].oi(c, t, sim.open_interest(c.vid), sim.price):
-                    out.append(((t + LATENCY_MS[v]) / 1000.0, v, conn, body))
+                    out.append(Frame((t + LATENCY_MS[v]) / 1000.0, v, conn, body))
         out.sort(key=lambda f: f[0])
         return out
 
@@ -299,14 +298,19 @@ class DemoSource:
         """The asset's next step is a ``pct`` percent jump; its liquidations come out as frames."""
         self.sim(asset).shock_next(pct)
 
-    def run_for(self, seconds: float) -> Iterator[Frame]:
-        """Frames of the next ``seconds`` of simulated time, unpaced."""
+    def run_batches(self, seconds: float) -> Iterator[list[Frame]]:
+        """The next ``seconds`` of simulated time unpaced, one list of frames per step."""
         end = self._t_ms + int(round(seconds * 1000))
         while self._t_ms < end:
-            yield from self.step()
+            yield self.step()
 
-    async def frames(self) -> AsyncIterator[Frame]:
-        """Frames paced to wall time × ``speed``, forever (receipt times are simulated time)."""
+    def run_for(self, seconds: float) -> Iterator[Frame]:
+        """Frames of the next ``seconds`` of simulated time, unpaced."""
+        for batch in self.run_batches(seconds):
+            yield from batch
+
+    async def batches(self) -> AsyncIterator[list[Frame]]:
+        """Each step's frames paced to wall time × ``speed``, forever (receipt times are simulated time)."""
         wall0 = time.monotonic()
         sim0 = self._t_ms
         while True:
@@ -315,10 +319,15 @@ class DemoSource:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            for f in batch:
-                yield f
+            yield batch
             if delay <= 0:
                 await asyncio.sleep(0)  # behind schedule: still let the loop breathe
+
+    async def frames(self) -> AsyncIterator[Frame]:
+        """Frames paced to wall time × ``speed``, forever."""
+        async for batch in self.batches():
+            for f in batch:
+                yield f
 
     # ------------------------------------------------------------------ ground truth
     def truth(self, asset: str) -> np.ndarray:

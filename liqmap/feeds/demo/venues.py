@@ -33,10 +33,16 @@ def _dumps(obj) -> str:
 
 
 def _feeds(cfg: dict | None) -> dict:
+    from liqmap.feeds.venues import VENUE_CLASSES
+
     base = DEFAULTS["feeds"]
     got = (cfg or {}).get("feeds") or {}
-    return {"endpoints": {**base["endpoints"], **got.get("endpoints", {})},
-            "channels": {**base["channels"], **got.get("channels", {})},
+    # each venue's declared endpoints and channels (its module), under the config's
+    declared = {sec: {f"{v}_{k}": x for v, c in VENUE_CLASSES.items()
+                      for k, x in (c.ENDPOINTS if sec == "endpoints" else c.CHANNELS).items()}
+                for sec in ("endpoints", "channels")}
+    return {"endpoints": {**declared["endpoints"], **base["endpoints"], **got.get("endpoints", {})},
+            "channels": {**declared["channels"], **base["channels"], **got.get("channels", {})},
             "binance_all_liquidations": got.get("binance_all_liquidations", base["binance_all_liquidations"]),
             "oi_poll_seconds": got.get("oi_poll_seconds", base["oi_poll_seconds"])}
 
@@ -240,8 +246,12 @@ class Bybit(Emitter):
         sym = c.symbol
         self.cs += 1
         fields = {"symbol": sym, "markPrice": c.fmt_price(price), "indexPrice": c.fmt_price(price),
-                  "openInterest": c.fmt_qty(oi),
-                  "openInterestValue": f"{float(c.usd(oi, price)):.2f}" if not c.inverse else c.fmt_qty(oi / price),
+                  # Bybit's real shape: openInterest(Value) two-sided, singleOpenInterest(Value) one side
+                  "openInterest": c.fmt_qty(2 * oi), "singleOpenInterest": c.fmt_qty(oi),
+                  "openInterestValue": (f"{float(c.usd(2 * oi, price)):.2f}" if not c.inverse
+                                        else c.fmt_qty(2 * oi / price)),
+                  "singleOpenInterestValue": (f"{float(c.usd(oi, price)):.2f}" if not c.inverse
+                                              else c.fmt_qty(oi / price)),
                   "lastPrice": c.fmt_price(price)}
         if sym not in self.ticker_seen:
             self.ticker_seen.add(sym)

@@ -1,4 +1,13 @@
-"""The five venue adapters: cryptofeed Feed subclasses that emit liqmap's normalized rows.
+"""The venue adapters: one module per venue, each a cryptofeed Feed subclass that emits liqmap's normalized
+rows and declares everything about its venue on its class (``base.VenueFeed``: name, id, labels, endpoints,
+channels, ccxt id, limits).
+
+The registry is derived from the modules: every module of this package (but the shared ``base`` and
+``normalize``) that defines a ``VenueFeed`` subclass with a ``venue`` name is a venue, ordered by its id.
+Adding a venue is one module here (plus its tests, and its emitter in the demo market). At build the
+registry checks each declared id against the core's venue table (``liqmap.core.events.VENUE_ID``, which
+stored rows carry) and the number of venues against what the synthetic model can pack
+(``model_venue_limit()``: 8).
 
 ``make_feed`` builds a live, configured feed (for the collector); ``liqmap.feeds.parser.FrameParser``
 drives the same classes offline. ``symbol_for`` / ``asset_for`` map between liqmap's asset names and
@@ -8,32 +17,69 @@ each venue's symbols.
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from liqmap.core.assets import Asset, default_universe
+from liqmap.core.events import VENUE_ID
 
 from .base import ALL_KINDS, SUPPORTED_KINDS, BookSink, FrameError, Sink, VenueFeed
 
-_MODULES = {
-    "binance": ("binance", "BinanceFeed"),
-    "bybit": ("bybit", "BybitFeed"),
-    "okx": ("okx", "OkxFeed"),
-    "bitmex": ("bitmex", "BitmexFeed"),
-    "deribit": ("deribit", "DeribitFeed"),
-}
+_SHARED = {"base", "normalize"}
+
+
+class VenueLimitError(ValueError):
+    """More venues than the model can pack, or a venue whose id is not the core's."""
+
+
+def model_venue_limit() -> int:
+    """How many venues the synthetic model can tell apart: a level's source code (flow or prior × venue ×
+    side) must fit its history keys' code bits, and a consumed level records its venues as bits of one
+    unsigned field (``liqmap/core/synthetic.py``; read here, never changed)."""
+    from liqmap.core import synthetic
+
+    by_code = (1 << synthetic._CODE_BITS) // 4  # codes 0 .. 4·NV−1: (source = 2·NV) × (side = 2)
+    by_mask = 8 * synthetic.CONSUMED_DTYPE["venues"].itemsize
+    return min(by_code, by_mask)
+
+
+def check_venues(classes: dict[str, type], limit: int | None = None, ids: dict[str, int] | None = None) -> None:
+    """Raise ``VenueLimitError`` when ``classes`` cannot all be told apart by the model, or a class's declared
+    ``VID`` is not the core's id for its venue (rows, stored history and recordings carry the id)."""
+    limit = model_venue_limit() if limit is None else limit
+    ids = VENUE_ID if ids is None else ids
+    if len(classes) > limit or len(ids) > limit:
+        raise VenueLimitError(f"{max(len(classes), len(ids))} venues, but the synthetic model packs at most "
+                              f"{limit} (liqmap/core/synthetic.py: history key code bits, consumed venue bits)")
+    for name, cls in classes.items():
+        if ids.get(name) != cls.VID:
+            raise VenueLimitError(f"venue {name!r} declares id {cls.VID}, the core's table "
+                                  f"(liqmap.core.events.VENUES) has {ids.get(name)}")
 
 
 def _load() -> dict[str, type]:
-    out: dict[str, type] = {}
-    for venue, (mod, cls) in _MODULES.items():
+    found: list[type] = []
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name in _SHARED or mod.name.startswith("_"):
+            continue
         try:
-            m = importlib.import_module(f"{__name__}.{mod}")
+            m = importlib.import_module(f"{__name__}.{mod.name}")
         except ModuleNotFoundError:
             continue
-        out[venue] = getattr(m, cls)
+        for obj in vars(m).values():
+            if (isinstance(obj, type) and issubclass(obj, VenueFeed) and obj is not VenueFeed
+                    and obj.__module__ == m.__name__ and obj.venue):
+                found.append(obj)
+    out = {cls.venue: cls for cls in sorted(found, key=lambda c: c.VID)}
+    check_venues(out)
     return out
 
 
 VENUE_CLASSES: dict[str, type] = _load()
+
+
+def venue_endpoints(venue: str, cfg: dict | None = None) -> dict[str, str]:
+    """The venue's endpoint URLs (declared, with ``feeds.endpoints`` over them), keyed without its prefix."""
+    return VENUE_CLASSES[venue].configured("endpoints", cfg)
 
 
 def make_feed(
@@ -86,5 +132,5 @@ def asset_for(venue: str, symbol: str, assets: dict[str, Asset] | None = None) -
     return None
 
 
-__all__ = ["VENUE_CLASSES", "make_feed", "symbol_for", "asset_for", "VenueFeed", "FrameError", "ALL_KINDS",
-           "SUPPORTED_KINDS"]
+__all__ = ["VENUE_CLASSES", "make_feed", "symbol_for", "asset_for", "venue_endpoints", "check_venues",
+           "model_venue_limit", "VenueLimitError", "VenueFeed", "FrameError", "ALL_KINDS", "SUPPORTED_KINDS"]

@@ -94,9 +94,28 @@ def _quote_of(symbol: str, vm: VenueMarket) -> str:
 
 
 class VenueFeed:
-    """Mixin: put it before the cryptofeed class in the bases."""
+    """Mixin: put it before the cryptofeed class in the bases.
+
+    A venue module declares everything about its venue on its class, and the registry
+    (``liqmap.feeds.venues``) is derived from the modules: ``venue`` (the name), ``VID`` (its id in the
+    normalized rows, fixed forever: stored history and recordings carry it; it must match
+    ``liqmap.core.events.VENUE_ID``), ``LABEL`` and ``SHORT`` (the names people read), ``ENDPOINTS`` and
+    ``CHANNELS`` (the default URLs and wire names, keyed without the venue prefix; ``feeds.endpoints`` /
+    ``feeds.channels`` ``<venue>_<name>`` keys override them), ``CCXT_ID`` (contract metadata), and the limits
+    (``MAX_LEVELS``, ``MAX_FRAME_BYTES``, ``ARGS_PER_SUBSCRIBE``, ``SUPPORTED_KINDS``).
+    """
 
     venue: str = ""
+    VID: int = -1
+    LABEL: str = ""
+    SHORT: str = ""  # three letters, for the status bar and the reports table
+    ENDPOINTS: dict[str, str] = {}
+    CHANNELS: dict[str, str] = {}
+    CCXT_ID: str | None = None  # ccxt's id for contract specs and margin ladders (None: none used)
+    # Topics per subscribe message the venue accepts (0: every topic in one message).
+    ARGS_PER_SUBSCRIBE: int = 0
+    # liqmap kind → the CHANNELS key of its wire name (``wire_names``), for venues that subscribe by name.
+    KIND_CHANNELS: dict[str, str] = {}
     # What the adapter parses; the collector plans a light ``depth`` feed only where "depth" is listed.
     SUPPORTED_KINDS: tuple[str, ...] = SUPPORTED_KINDS
     # Levels per side one book frame may carry (the venue's documented depth, with room): more is refused
@@ -180,16 +199,63 @@ class VenueFeed:
         self.callbacks[TRADES] = [self._cryptofeed_trade, *user]
 
     # --- configuration -------------------------------------------------------------------------
+    @classmethod
+    def configured(cls, section: str, cfg: dict | None) -> dict[str, str]:
+        """The venue's ``ENDPOINTS`` or ``CHANNELS`` (``section``: "endpoints" / "channels") with the
+        ``feeds.<section>.<venue>_<name>`` settings over them."""
+        pre = f"{cls.venue}_"
+        out = dict(cls.ENDPOINTS if section == "endpoints" else cls.CHANNELS)
+        out.update({k[len(pre):]: v for k, v in (feeds_cfg(cfg).get(section) or {}).items() if k.startswith(pre)})
+        return out
+
     def _endpoints(self, override: dict[str, str] | None) -> dict[str, str]:
-        """This venue's endpoint URLs from ``feeds.endpoints`` (keys ``<venue>_<name>``), then overrides."""
-        pre = f"{self.venue}_"
-        out = {k[len(pre):]: v for k, v in self.fcfg.get("endpoints", {}).items() if k.startswith(pre)}
+        """This venue's endpoint URLs: its declared ones, ``feeds.endpoints`` over them, then overrides."""
+        out = self.configured("endpoints", self.fcfg)
         out.update(override or {})
         return out
 
     def chan(self, name: str) -> str:
-        """The wire channel/topic name for ``name`` from ``feeds.channels.<venue>_<name>``."""
-        return self.fcfg["channels"][f"{self.venue}_{name}"]
+        """The wire channel/topic name for ``name``: ``feeds.channels.<venue>_<name>`` or the declared one."""
+        got = self.fcfg["channels"].get(f"{self.venue}_{name}")
+        return got if got is not None else self.CHANNELS[name]
+
+    def wire_names(self) -> dict[str, str]:
+        """liqmap kind → the wire channel name it is subscribed under (``KIND_CHANNELS``)."""
+        return {kind: self.chan(name) for kind, name in self.KIND_CHANNELS.items()}
+
+    async def send_chunked(self, conn, args: list, message: Callable[[list], dict]) -> None:
+        """Subscribe ``args`` in as few messages as ``ARGS_PER_SUBSCRIBE`` allows; ``message(chunk)`` is
+        the venue's request around one chunk. Nothing is sent for no args."""
+        n = self.ARGS_PER_SUBSCRIBE or len(args) or 1
+        for i in range(0, len(args), n):
+            await conn.write(orjson.dumps(message(args[i:i + n])).decode())
+
+    @staticmethod
+    def json_object(msg) -> dict:
+        """The frame decoded; anything but a JSON object is counted as ``frame:not_an_object``."""
+        m = orjson.loads(msg)
+        if not isinstance(m, dict):
+            raise FrameError("frame", "not_an_object")
+        return m
+
+    def light_market(self, symbol):
+        """(asset, VenueMarket) of a light-depth snapshot's symbol, or None for a symbol we do not follow
+        (counted as filtered); a snapshot naming no symbol is ``depth:no_symbol``."""
+        hit = self.markets.get(symbol) if symbol is not None else None
+        if hit is None:
+            if symbol is None:
+                raise FrameError("depth", "no_symbol")
+            self.stats["filtered"] += 1
+        return hit
+
+    @staticmethod
+    def converted_sides(d: dict, convert: Callable[[float, float], tuple], keys=("bids", "asks")) -> list[list]:
+        """A snapshot's bid and ask levels as (price, base size) pairs: ``convert(venue_size, venue_price)``
+        per ``[price, size, ...]`` level; a malformed level is ``depth:bad_levels`` (the book stays)."""
+        try:
+            return [[convert(float(lv[1]), float(lv[0]))[:2] for lv in d[key]] for key in keys]
+        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
+            raise FrameError("depth", "bad_levels") from None
 
     def _ws_endpoints(self) -> list:
         return [WebsocketEndpoint(self.endpoints["ws"], options={"compression": None})]

@@ -21,7 +21,6 @@ import asyncio
 import re
 import time
 
-import orjson
 from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
 from cryptofeed.exchanges.binance_futures import BinanceFutures
 
@@ -59,6 +58,18 @@ class _RestConn:
 
 class BinanceFeed(VenueFeed, BinanceFutures):
     venue = "binance"
+    VID = 0
+    LABEL = "Binance USD-M"
+    SHORT = "BIN"
+    CCXT_ID = "binanceusdm"
+    ENDPOINTS = {"market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
+                 "public": "wss://fstream.binance.com/public",  # depth (and @trade)
+                 "rest": "https://fapi.binance.com"}  # open-interest poll, depth snapshot
+    CHANNELS = {"liquidations": "forceOrder",  # per symbol; see feeds.binance_all_liquidations
+                "trades": "aggTrade",  # or "trade" (then it goes on the /public connection)
+                "mark": "markPrice@1s", "depth": "depth@100ms",
+                "oi_path": "/fapi/v1/openInterest?symbol={}", "depth_path": "/fapi/v1/depth?symbol={}&limit=1000",
+                "light_depth": "depth20@500ms"}  # partial book stream, on /public
     MAX_LEVELS = 5000  # REST snapshots are ≤ 1000 levels; diff frames carry far fewer
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
@@ -129,9 +140,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     # --- frames --------------------------------------------------------------------------------
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         stream = m.get("stream")
         d = m.get("data", m) if stream is not None else m
         if not isinstance(d, dict):
@@ -208,8 +217,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     def _oi(self, d: dict, timestamp: float) -> None:
         sym = d["symbol"]
-        if sym not in self.markets:
-            self.stats["filtered"] += 1
+        if self.market_of(sym) is None:
             return
         ts = d["time"] / 1000.0 if d.get("time") else timestamp
         self.open_interest(sym, ts, None, None, contracts=float(d["openInterest"]))
@@ -221,12 +229,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         USD-M sends it as a ``depthUpdate`` event (``s``, ``E``, ``b``/``a``); the spot-style shape
         (``lastUpdateId``, ``bids``/``asks``, symbol only in the stream name) is read too.
         """
-        sym = d.get("s") or (stream.split("@", 1)[0].upper() if stream else None)
-        hit = self.markets.get(sym) if sym else None
+        hit = self.light_market(d.get("s") or (stream.split("@", 1)[0].upper() if stream else None))
         if hit is None:
-            if sym is None:
-                raise FrameError("depth", "no_symbol")
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
         bids = d["b"] if "b" in d else d.get("bids")

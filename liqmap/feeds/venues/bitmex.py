@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import orjson
 from cryptofeed.exchanges.bitmex import Bitmex
 
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_ORDER, SELL, SHORT
@@ -26,7 +25,6 @@ from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_ORDER, SELL, SHORT
 from .base import FrameError, VenueFeed
 from .normalize import SeenLRU, to_base
 
-ARGS_PER_SUBSCRIBE = 10
 
 
 def _iso(ts: str) -> float:
@@ -35,6 +33,15 @@ def _iso(ts: str) -> float:
 
 class BitmexFeed(VenueFeed, Bitmex):
     venue = "bitmex"
+    VID = 3
+    LABEL = "BitMEX"
+    SHORT = "BMX"
+    CCXT_ID = None  # ccxt removed its bitmex class (4.5.84); the risk limit comes from the venue's REST
+    ENDPOINTS = {"ws": "wss://ws.bitmex.com/realtime"}
+    CHANNELS = {"liquidations": "liquidation", "trades": "trade", "oi": "instrument", "book": "orderBookL2",
+                "light_depth": "orderBook10"}  # top-10 snapshot per push
+    KIND_CHANNELS = {"liq": "liquidations", "trade": "trades", "oi": "oi", "book": "book", "depth": "light_depth"}
+    ARGS_PER_SUBSCRIBE = 10
 
     def __init__(self, *args, **kwargs) -> None:
         self._liq_open: dict[str, list] = {}  # orderID → [symbol, side, price, leavesQty]
@@ -44,16 +51,12 @@ class BitmexFeed(VenueFeed, Bitmex):
 
     async def subscribe(self, conn) -> None:
         self._reset()
-        names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("oi"),
-                 "book": self.chan("book"), "depth": self.chan("light_depth")}
+        names = self.wire_names()
         args = [f"{names[k]}:{s}" for k, syms in self.subscribed(conn).items() for s in syms]
-        for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
-            await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+        await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         table = m.get("table")
         if table is None:
             if "error" in m or m.get("success") is False:
@@ -127,9 +130,8 @@ class BitmexFeed(VenueFeed, Bitmex):
     def _trades(self, rows: list) -> None:
         for r in rows:
             sym = r["symbol"]
-            hit = self.markets.get(sym)
+            hit = self.market_of(sym)
             if hit is None:
-                self.stats["filtered"] += 1
                 continue
             if not self._seen_trades.add(r["trdMatchID"]):
                 self.stats["duplicates"] += 1
@@ -146,8 +148,7 @@ class BitmexFeed(VenueFeed, Bitmex):
     def _instrument(self, rows: list, timestamp: float) -> None:
         for r in rows:
             sym = r.get("symbol")
-            if sym not in self.markets:
-                self.stats["filtered"] += 1
+            if self.market_of(sym) is None:
                 continue
             px = r.get("markPrice") or r.get("lastPrice")
             if px:
@@ -163,20 +164,11 @@ class BitmexFeed(VenueFeed, Bitmex):
         if not isinstance(rows, list):
             raise FrameError("depth", "no_data")
         for r in rows:
-            hit = self.markets.get(r.get("symbol")) if isinstance(r, dict) else None
+            hit = self.light_market(r.get("symbol") if isinstance(r, dict) else None)
             if hit is None:
-                if not isinstance(r, dict) or "symbol" not in r:
-                    raise FrameError("depth", "no_symbol")
-                self.stats["filtered"] += 1
                 continue
             asset, vm = hit
-            try:
-                sides = []
-                for key in ("bids", "asks"):
-                    levels = r[key]
-                    sides.append([to_base(vm, float(lv[1]), float(lv[0]))[:2] for lv in levels])
-            except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
-                raise FrameError("depth", "bad_levels") from None
+            sides = self.converted_sides(r, lambda size, price, vm=vm: to_base(vm, size, price))
             ts = _iso(r["timestamp"]) if r.get("timestamp") else timestamp
             self.snapshot_book(asset, sides[0], sides[1], ts, raw=False)
 

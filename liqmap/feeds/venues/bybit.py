@@ -19,7 +19,6 @@ it, a known one is replaced), parsed by the same book code as the full book; a n
 
 from __future__ import annotations
 
-import orjson
 from cryptofeed.exchanges.bybit import Bybit
 
 from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
@@ -27,11 +26,40 @@ from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 from .base import FrameError, VenueFeed
 from .normalize import to_base
 
-ARGS_PER_SUBSCRIBE = 10
+OI_FIELDS = frozenset(("openInterest", "singleOpenInterest"))
+
+
+def one_sided_oi(state: dict) -> tuple[float | None, float | None]:
+    """(contracts, value) of one side of the book of positions from a merged ticker.
+
+    Bybit's ticker ``openInterest`` / ``openInterestValue`` count both sides (every long and its short),
+    twice what Binance, OKX and Deribit report; Bybit moved its own displays to one-sided counting on
+    2026-06-11 and added ``singleOpenInterest`` / ``singleOpenInterestValue`` to the API for it. Those are
+    read where present; a frame without them (recordings from before) has its two-sided figures halved.
+    """
+    single = state.get("singleOpenInterest")
+    if single not in (None, ""):
+        sv = state.get("singleOpenInterestValue")
+        return float(single), (float(sv) if sv not in (None, "") else None)
+    both = state.get("openInterest")
+    if both in (None, ""):
+        return None, None
+    bv = state.get("openInterestValue")
+    return float(both) / 2.0, (float(bv) / 2.0 if bv not in (None, "") else None)
 
 
 class BybitFeed(VenueFeed, Bybit):
     venue = "bybit"
+    VID = 1
+    LABEL = "Bybit"
+    SHORT = "BYB"
+    CCXT_ID = "bybit"
+    ENDPOINTS = {"ws": "wss://stream.bybit.com/v5/public/linear"}
+    CHANNELS = {"liquidations": "allLiquidation", "trades": "publicTrade", "tickers": "tickers",
+                "book": "orderbook.200", "light_depth": "orderbook.200"}  # snapshot then deltas
+    KIND_CHANNELS = {"liq": "liquidations", "trade": "trades", "oi": "tickers", "book": "book",
+                     "depth": "light_depth"}
+    ARGS_PER_SUBSCRIBE = 10
     MAX_LEVELS = 1000  # the deepest orderbook topic (orderbook.1000)
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
 
@@ -43,20 +71,16 @@ class BybitFeed(VenueFeed, Bybit):
     async def subscribe(self, conn) -> None:
         topics: list[str] = []
         by_kind = self.subscribed(conn)
-        names = {"liq": self.chan("liquidations"), "trade": self.chan("trades"), "oi": self.chan("tickers"),
-                 "book": self.chan("book"), "depth": self.chan("light_depth")}
+        names = self.wire_names()
         for kind, syms in by_kind.items():
             topics += [f"{names[kind]}.{s}" for s in syms]
             if kind in ("book", "depth"):
                 self._book_ready.difference_update(syms)
         self._tickers = {s: v for s, v in self._tickers.items() if s not in by_kind.get("oi", ())}
-        for i in range(0, len(topics), ARGS_PER_SUBSCRIBE):
-            await conn.write(orjson.dumps({"op": "subscribe", "args": topics[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+        await self.send_chunked(conn, topics, lambda chunk: {"op": "subscribe", "args": chunk})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         topic = m.get("topic")
         if topic is None:
             if m.get("success") is False or m.get("retCode"):
@@ -85,9 +109,8 @@ class BybitFeed(VenueFeed, Bybit):
         for r in data if isinstance(data, list) else (data,):
             try:
                 sym = r.get("s") or r["symbol"]
-                hit = self.markets.get(sym)
+                hit = self.market_of(sym)
                 if hit is None:
-                    self.stats["filtered"] += 1
                     continue
                 side = r.get("S") or r["side"]
                 qty_raw = r.get("v") or r.get("size") or r["qty"]
@@ -112,8 +135,7 @@ class BybitFeed(VenueFeed, Bybit):
     def _ticker(self, m: dict, timestamp: float) -> None:
         upd = m["data"]
         sym = upd["symbol"]
-        if sym not in self.markets:
-            self.stats["filtered"] += 1
+        if self.market_of(sym) is None:
             return
         if m.get("type") == "snapshot":
             state = self._tickers[sym] = dict(upd)
@@ -125,14 +147,16 @@ class BybitFeed(VenueFeed, Bybit):
         mark = state.get("markPrice")
         if mark:
             self.note_price(sym, float(mark))
-        if "openInterest" not in upd:
+        if not OI_FIELDS.intersection(upd):
             return
         _, vm = self.markets[sym]
         ts = float(m["ts"]) / 1000.0 if m.get("ts") else timestamp
-        oiv = state.get("openInterestValue")
+        contracts, value = one_sided_oi(state)
+        if contracts is None:
+            raise FrameError("oi", "no_size")
         # openInterestValue is USD on linear contracts but coin on inverse ones.
-        usd = float(oiv) if (oiv and not vm.inverse) else None
-        self.open_interest(sym, ts, None, usd, float(mark) if mark else None, contracts=float(upd["openInterest"]))
+        usd = value if (value and not vm.inverse) else None
+        self.open_interest(sym, ts, None, usd, float(mark) if mark else None, contracts=contracts)
 
     def _book(self, m: dict, timestamp: float) -> None:
         d = m["data"]

@@ -14,7 +14,6 @@ a snapshot of the top 20 levels as ``[price, amount]`` pairs (no change type, no
 
 from __future__ import annotations
 
-import orjson
 from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.deribit import Deribit
@@ -27,6 +26,14 @@ from .normalize import BASE, USD, to_base
 
 class DeribitFeed(VenueFeed, Deribit):
     venue = "deribit"
+    VID = 4
+    LABEL = "Deribit"
+    SHORT = "DER"
+    CCXT_ID = "deribit"
+    ENDPOINTS = {"ws": "wss://www.deribit.com/ws/api/v2"}
+    CHANNELS = {"trades": "trades.{}.100ms",  # carries the `liquidation` flag; `raw` needs API keys
+                "ticker": "ticker.{}.100ms", "book": "book.{}.100ms",
+                "light_depth": "book.{}.none.20.100ms"}  # grouped [price, amount] snapshot, 20 levels
 
     @classmethod
     def is_authenticated_channel(cls, channel: str) -> bool:
@@ -47,14 +54,11 @@ class DeribitFeed(VenueFeed, Deribit):
             chans.append(self.chan("book").format(s))
             self._change_id[s] = None
         chans += [self.chan("light_depth").format(s) for s in by_kind.get("depth", ())]
-        if chans:
-            await conn.write(orjson.dumps({"jsonrpc": "2.0", "id": 101, "method": "public/subscribe",
-                                           "params": {"channels": chans}}).decode())
+        await self.send_chunked(conn, chans, lambda chunk: {"jsonrpc": "2.0", "id": 101, "method": "public/subscribe",
+                                                            "params": {"channels": chunk}})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         params = m.get("params")
         if params is None:
             if "error" in m:
@@ -100,9 +104,8 @@ class DeribitFeed(VenueFeed, Deribit):
             if not flag:
                 continue
             sym = t["instrument_name"]
-            hit = self.markets.get(sym)
+            hit = self.market_of(sym)
             if hit is None:
-                self.stats["filtered"] += 1
                 continue
             if not self._seen_liqs.add((sym, t["trade_id"])):
                 self.stats["duplicates"] += 1
@@ -118,10 +121,10 @@ class DeribitFeed(VenueFeed, Deribit):
 
     def _ticker(self, d: dict, timestamp: float) -> None:
         sym = d["instrument_name"]
-        if sym not in self.markets:
-            self.stats["filtered"] += 1
+        hit = self.market_of(sym)
+        if hit is None:
             return
-        _, vm = self.markets[sym]
+        _, vm = hit
         mark = d.get("mark_price")
         if mark:
             self.note_price(sym, float(mark))
@@ -138,20 +141,11 @@ class DeribitFeed(VenueFeed, Deribit):
         """A grouped-book push: ``[price, amount]`` pairs for the top levels; it replaces the book."""
         if not isinstance(d, dict):
             raise FrameError("depth", "no_data")
-        sym = d.get("instrument_name")
-        hit = self.markets.get(sym)
+        hit = self.light_market(d.get("instrument_name"))
         if hit is None:
-            if sym is None:
-                raise FrameError("depth", "no_symbol")
-            self.stats["filtered"] += 1
             return
         asset, vm = hit
-        try:
-            sides = []
-            for key in ("bids", "asks"):
-                sides.append([self._amount(vm, float(lv[1]), float(lv[0]))[:2] for lv in d[key]])
-        except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
-            raise FrameError("depth", "bad_levels") from None
+        sides = self.converted_sides(d, lambda size, price: self._amount(vm, size, price))
         ts = d["timestamp"] / 1000.0 if d.get("timestamp") else timestamp
         self.snapshot_book(asset, sides[0], sides[1], ts, raw=False)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import zlib
 
-import orjson
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.okx import OKX
 
@@ -24,11 +23,19 @@ from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
 from .base import FrameError, VenueFeed
 from .normalize import to_base
 
-ARGS_PER_SUBSCRIBE = 100
 
 
 class OkxFeed(VenueFeed, OKX):
     venue = "okx"
+    VID = 2
+    LABEL = "OKX"
+    SHORT = "OKX"
+    CCXT_ID = "okx"
+    ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public"}
+    CHANNELS = {"liquidations": "liquidation-orders", "liquidations_inst_type": "SWAP", "oi": "open-interest",
+                "book": "books", "trades": "trades", "mark": "mark-price",
+                "light_depth": "books5"}  # 5-level snapshot every 100 ms, no checksum
+    ARGS_PER_SUBSCRIBE = 100
     MAX_LEVELS = 400  # the `books` channel's full depth (OKX v5 docs: 400 levels)
     MAX_FRAME_BYTES = 1 << 20  # ~30× its largest documented frame
 
@@ -58,13 +65,10 @@ class OkxFeed(VenueFeed, OKX):
             self._shadow.pop(s, None)
         for s in by_kind.get("depth", ()):
             args.append({"channel": self.chan("light_depth"), "instId": s})
-        for i in range(0, len(args), ARGS_PER_SUBSCRIBE):
-            await conn.write(orjson.dumps({"op": "subscribe", "args": args[i:i + ARGS_PER_SUBSCRIBE]}).decode())
+        await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})
 
     async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = orjson.loads(msg)
-        if not isinstance(m, dict):
-            raise FrameError("frame", "not_an_object")
+        m = self.json_object(msg)
         if "event" in m:
             if m["event"] == "error":
                 raise FrameError("frame", "venue_error")
@@ -134,8 +138,7 @@ class OkxFeed(VenueFeed, OKX):
     def _oi(self, m: dict, timestamp: float) -> None:
         for r in m["data"]:
             inst = r["instId"]
-            if inst not in self.markets:
-                self.stats["filtered"] += 1
+            if self.market_of(inst) is None:
                 continue
             ts = float(r["ts"]) / 1000.0 if r.get("ts") else timestamp
             base = float(r["oiCcy"]) if r.get("oiCcy") not in (None, "") else None

@@ -1,4 +1,7 @@
-"""The engine's full rebuild: every asset × timeframe in one pass over each asset's rows.
+"""A full rebuild of every asset × timeframe in one pass over each asset's rows.
+
+Benchmark-only (``benchmarks/bench_grids.py``: ``grid_full``): the app never runs it — the engine builds each
+view from its condensed tapes and the model (``liqmap.core.engine``), not from the rings.
 
 Each asset's rings are read once (in ``Market.gather`` order: venues in order, stable by time; trades as
 bare ts/price arrays) and reused for all five timeframes. Per timeframe the liquidations are one bincount
@@ -13,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import LIQ_DTYPE
-from ..snapshot import MapGrid
-from .. import timeframes as _tf
-from .layers import column_prices, liquidation_grids, prices_sorted, profile_rows
-from .modes import (
+from liqmap.core.events import LIQ_DTYPE
+from liqmap.core.snapshot import MapGrid
+from liqmap.core import timeframes as _tf
+from liqmap.core.grids.layers import column_prices, liquidation_grids, prices_sorted, profile_rows
+from liqmap.core.grids.modes import (
     GridParams,
     SyntheticModel,
     assemble,
@@ -26,7 +29,7 @@ from .modes import (
     model_layers,
     model_levels,
 )
-from .window import Window, column_thresholds, make_window
+from liqmap.core.grids.window import Window, column_thresholds, make_window
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Incremental grids: keep one view's grid alive and fold in only what arrived since the last update.
+"""Incremental grids over the rings: keep one view's grid alive and fold in only what arrived since.
 
-The fast loop (the asset on screen at 1m, refreshed every second) must not rebuild a 240-column grid
-from the whole ring every time. ``GridState`` keeps, per view:
+Benchmark-only (``benchmarks/bench_grids.py``: ``grid_1m``), kept as the reference for a ring-cursor path:
+the app never runs it. The engine's own incremental path is different — it keeps the model's closed columns
+and re-bins real liquidations and the trace from its condensed tapes (``liqmap.core.engine``). ``GridState``
+keeps, per view:
 
 - one cursor per (kind, venue) ring (``RingBuffer.written``), so an update reads only the rows appended
   since (``since_count``) and adds them into their cells (``np.add.at`` for a handful, ``np.bincount``
@@ -39,8 +41,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..snapshot import MapGrid
-from .layers import (
+from liqmap.core.snapshot import MapGrid
+from liqmap.core.grids.layers import (
     LONG_PLANE,
     SHORT_PLANE,
     decay_factor,
@@ -49,8 +51,8 @@ from .layers import (
     profile_rows,
     smooth_rows,
 )
-from .modes import GridParams, SyntheticModel, ViewSpec, assemble, model_layers, model_levels
-from .window import Window, col_float
+from liqmap.core.grids.modes import GridParams, SyntheticModel, ViewSpec, assemble, model_layers, model_levels
+from liqmap.core.grids.window import Window, col_float
 
 # Rebase the decay reference once it is this many half-lives old (2^256 ≈ 1e77: far from overflow).
 _REBASE_HALF_LIVES = 256.0

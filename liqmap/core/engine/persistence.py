@@ -1,0 +1,117 @@
+"""What the engine writes to the store and reads back: events and report history as they are ingested,
+snapshots every minute, history and snapshots on restore."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..timeframes import ORDER as TF_ORDER
+from ..timeframes import TIMEFRAMES
+from .state import AssetState, PackedSnapshot
+
+SNAPSHOT_SAVE_EVERY = 60.0
+
+
+def _to_dict(x: Any) -> Any:
+    if hasattr(x, "to_dict"):
+        return x.to_dict()
+    if isinstance(x, (list, tuple)):
+        return [_to_dict(i) for i in x]
+    if isinstance(x, dict):
+        return {k: _to_dict(v) for k, v in x.items()}
+    return x
+
+
+class PersistenceMixin:
+    """Persistence (part of ``Engine``; ``store`` may be None: nothing is written)."""
+
+    def _thin_oi(self, st: AssetState, oi: np.ndarray) -> np.ndarray:
+        """One open-interest sample per venue per ``store.oi_every_seconds`` for the history: venues send one
+        every second or three, which for 325 pairs would be millions of rows a day that no chart needs."""
+        every = self.oi_every
+        if not every > 0:
+            return oi
+        slot = np.floor(oi["ts"] / every).astype(np.int64)
+        keep = np.zeros(len(oi), dtype=bool)
+        for vid in np.unique(oi["venue"]):
+            idx = np.flatnonzero(oi["venue"] == vid)
+            s = slot[idx]
+            last = st.oi_slot.get(int(vid), -1)
+            first = np.ones(len(s), dtype=bool)
+            first[1:] = s[1:] != s[:-1]  # rows are time-sorted: the first row of each slot
+            ok = first & (s > last)
+            keep[idx[ok]] = True
+            if ok.any():
+                st.oi_slot[int(vid)] = int(s[ok].max())
+        return oi[keep]
+
+    def _persist_reports(self, st: AssetState, now: float) -> None:
+        """Finished sweeps and settled absorptions once each; a wall row whenever a wall's status changes."""
+        for table, recs in st.reports.drain_history().items():
+            rows = [_to_dict(r) for r in recs]
+            if rows:
+                self.store.append_records(table, st.name, rows)
+        changes = []
+        for w in st.report_dicts.get("walls") or ():
+            key = (w.get("side"), w.get("bucket"), w.get("first_seen"))
+            status = str(w.get("status", "active"))
+            if st.wall_status.get(key) != status:
+                st.wall_status[key] = status
+                changes.append({"ts": now, **w})
+        if len(st.wall_status) > 4000:  # walls end within minutes; forget the oldest keys
+            st.wall_status = dict(list(st.wall_status.items())[-2000:])
+        if changes:
+            self.store.append_records("walls", st.name, changes)
+
+    def _maybe_save(self, now: float, force: bool = False) -> None:
+        if self.store is None or not (force or now - self._last_saved >= SNAPSHOT_SAVE_EVERY):
+            return
+        self._last_saved = now
+        self.save_snapshots()
+
+    def save_snapshots(self) -> int:
+        """Write the latest snapshot of every follow-the-price view (the ones a restart shows at once);
+        packed background snapshots are written as they are, without decoding."""
+        if self.store is None:
+            return 0
+        n = 0
+        for key, snap in list(self._latest.items()):
+            if key[5] is not None or self._saved.get(key) == snap.version:
+                continue
+            if isinstance(snap, PackedSnapshot):
+                self.store.save_snapshot_bytes(snap.asset, snap.mode, snap.timeframe, snap.venues, snap.blob)
+            else:
+                source = None
+                built = self._built.get(key)
+                if key[1] == "heatmap" and built is not None and built.version == snap.version and built.syn:
+                    source = (*built.syn, self.params.heatmap_sigma_buckets)
+                self.store.save_snapshot(snap, heatmap=self._heat, heatmap_source=source)
+            self._saved[key] = snap.version
+            n += 1
+        return n
+
+    def restore(self) -> int:
+        """Load history and the latest snapshots from the store so the map is full at once."""
+        if self.store is None:
+            return 0
+        n = 0
+        for snap in self.store.load_snapshots():
+            g = snap.grid
+            self._restored[(g.asset, g.mode, g.timeframe, tuple(g.venues))] = snap
+            n += 1
+        now = self.clock()
+        horizon = self.columns * TIMEFRAMES["4h"]
+        by_asset = self.store.load_events_by_asset("liquidations", since=now - horizon)
+        for a in self.assets:
+            liqs = by_asset.get(a)
+            if liqs is not None and len(liqs):
+                st = self.state(a)
+                with st.lock:
+                    self._ensure_step(st, float(liqs["price"][-1]))
+                    for tf in TF_ORDER:
+                        st.liqs[tf].merge(liqs, now, step=st.step)
+                    st.exact_since = max(st.exact_since, now)  # these rows are in no ring
+                    st.data_version += 1
+        return n

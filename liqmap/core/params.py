@@ -1,0 +1,186 @@
+"""The core's parameters, typed and frozen, with their defaults in one place.
+
+``liqmap.config`` owns the user-facing settings (files, environment, flags, validation) and builds these
+objects (``config.core_params(cfg)``); the core only ever receives them, so no module under ``liqmap.core``
+imports ``liqmap.config`` (an import-linter contract holds it). The defaults written here are the defaults:
+``config.DEFAULTS`` takes its ``buckets``, ``model``, ``engine``, ``store`` and ``reports`` sections from
+these classes (``section_defaults``) and ``liqmap.core.reports.defaults``, so no default is restated.
+
+Every constructor that takes parameters also accepts a plain settings mapping (the whole settings dict or a
+partial one, as tests write them): :func:`core_params` fills what is missing from these defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from .reports.defaults import ReportParams, report_params
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class BucketParams:
+    target_bp: float = 5.0  # bucket step ≈ this many basis points of price, rounded to a nice number
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Synthetic liquidation model (docs/model.md §3). Shown in the help screen."""
+
+    leverage_tiers: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
+    leverage_weights: tuple[float, ...] = (0.15, 0.30, 0.25, 0.20, 0.10)
+    taker_alpha: float = 1.0  # 1 = split new OI by taker flow; 0 = split evenly
+    min_delta_rel: float = 2e-5  # ignore |ΔOI| below this share of OI ...
+    min_delta_usd: float = 25000.0  # ... or below this many USD
+    cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI
+    half_life_hours: float = 48.0  # decay of unconsumed levels
+    reconcile_buckets: int = 3  # real liquidations cancel estimated levels within ±this many buckets
+    heatmap_sigma_buckets: float = 1.5  # Gaussian smoothing (in buckets) for the Synthetic Heatmap mode
+    hybrid_real_hours: float = 4.0  # real liquidations shown in Hybrid mode
+    hybrid_half_life_hours: float = 2.0  # ... fading with this half-life (0 = no fade)
+    raw_half_life_hours: float = 0.0  # Raw mode recency decay; 0 = off (cells are exact USD sums)
+    heatmap_clip_pct: float = 99.0  # Synthetic Heatmap: cells at/above this percentile read as full
+    heatmap_decades: float = 3.0  # ... and this many orders of magnitude below it fade to ~0.1
+    range_pct: float = 15.0  # price range around the last price that the model tracks
+    typical_position_usd: float = 20000.0  # position size used to pick the margin tier (MMR, cum) of a level
+    track_pct: float = 35.0  # the model keeps levels within ± this % of price (a 5x level sits ~20 % away)
+    max_buckets: int = 8192  # ... but never more buckets than this per asset
+    entry_mode: str = "profile"  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
+    # 0 = each tier at its exact liq price; 1 = each tier spread over the band of leverages between it and its
+    # neighbours (geometric midpoints), evenly in price. Traders use 7x, 12x, 20x..., not only the tier values:
+    # 1 (the default) raised forecast_skill on the demo's seeds 1-5 and hold-out seeds 6-10 alike, where exact
+    # knife-edge tier prices put the mass in too few buckets
+    leverage_spread: float = 1.0
+    # the forecast spreads each tier over this share of its leverage band (same scale as leverage_spread); it
+    # only applies when wider than leverage_spread (docs/model.md §5)
+    forecast_leverage_spread: float = 1.0
+    # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
+    # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
+    # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).
+    prior_weight: float = 0.0
+    prior_entry_sigma_pct: float = 0.0  # prior entries spread log-normally around the price with this σ (%)
+    prior_half_life_hours: float = 6.0  # the prior fades with this half-life (its own; 0 = no fade)
+    # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
+    # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
+    forecast_horizon_hours: float = 1.0
+    forecast_vol_window_minutes: int = 60  # realized volatility over this many minutes of trades ...
+    forecast_default_vol_hour_pct: float = 1.0  # ... or this (% per hour) until ten minutes have been seen
+    forecast_tails: str = "t3"  # t3 = fat tails (Student-t, 3 dof); gauss = thin tails
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    columns: int = 240  # time columns kept per view
+    workers: int = 2
+    fast_hz: float = 1.0  # refresh of the asset on screen at 1m
+    max_queue: int = 16  # background jobs (one per asset) waiting at most; beyond that work is shed
+    # Ring capacity ceilings per (asset, venue); the engine derives smaller ones from the windows
+    # (liqmap.core.engine.capacity) and uses the smaller of the two.
+    ring_capacity_liq: int = 16384
+    ring_capacity_trade: int = 262144
+    ring_capacity_oi: int = 16384
+    ring_capacity_book: int = 4096
+
+
+@dataclass(frozen=True)
+class StoreParams:
+    flush_seconds: float = 5.0  # history is written this often (a kill -9 loses at most this much)
+    retention_days: float = 7.0  # history partitions older than this are deleted
+    compact_after_seconds: float = 600.0  # small flush files older than this are merged per UTC day
+    oi_every_seconds: float = 60.0  # open-interest history keeps one sample per venue per this many seconds
+    # Rows kept in memory while the disk refuses them (full, read-only); past this the oldest are dropped
+    # and counted in the status line (~100 bytes a row: the default bounds it to ~200 MB).
+    max_pending_rows: int = 2000000
+
+
+@dataclass(frozen=True)
+class GridParams:
+    """The grid knobs (from the ``model`` section); seconds here, hours in the settings."""
+
+    raw_half_life_s: float = ModelParams.raw_half_life_hours * HOUR  # Raw recency decay; 0 = off, exact sums
+    hybrid_real_s: float = ModelParams.hybrid_real_hours * HOUR  # Hybrid shows real liquidations this recent ...
+    hybrid_half_life_s: float = ModelParams.hybrid_half_life_hours * HOUR  # ... fading with this half-life
+    heatmap_sigma_buckets: float = ModelParams.heatmap_sigma_buckets
+    heatmap_clip_pct: float = ModelParams.heatmap_clip_pct
+    heatmap_decades: float = ModelParams.heatmap_decades
+
+    @classmethod
+    def from_model(cls, m: ModelParams) -> "GridParams":
+        return cls(raw_half_life_s=m.raw_half_life_hours * HOUR, hybrid_real_s=m.hybrid_real_hours * HOUR,
+                   hybrid_half_life_s=m.hybrid_half_life_hours * HOUR, heatmap_sigma_buckets=m.heatmap_sigma_buckets,
+                   heatmap_clip_pct=m.heatmap_clip_pct, heatmap_decades=m.heatmap_decades)
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """Everything the core is parameterized by: built by ``config.core_params``, passed to the engine."""
+
+    buckets: BucketParams = field(default_factory=BucketParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    engine: EngineParams = field(default_factory=EngineParams)
+    store: StoreParams = field(default_factory=StoreParams)
+    reports: ReportParams = field(default_factory=report_params)
+    data_dir: str | None = None  # where the store writes (None: ``default_data_dir()``)
+
+    @property
+    def grid(self) -> GridParams:
+        return GridParams.from_model(self.model)
+
+    def model_dict(self) -> dict[str, Any]:
+        """The model section as the plain dict ``SyntheticModel(params=...)`` reads (lists as lists)."""
+        return section_defaults(self.model)
+
+
+# ------------------------------------------------------------------ building them
+
+
+def section_defaults(obj_or_cls) -> dict[str, Any]:
+    """A parameter class's (or object's) values as a settings section: tuples become lists (the settings'
+    list type), so ``config.DEFAULTS`` can be built from the classes above."""
+    obj = obj_or_cls() if isinstance(obj_or_cls, type) else obj_or_cls
+    return {f.name: list(v) if isinstance(v := getattr(obj, f.name), tuple) else v
+            for f in dataclasses.fields(obj)}
+
+
+def build(cls, section: Mapping[str, Any] | None):
+    """``cls`` from a settings section: its keys over the defaults. A key the class does not have is refused
+    (``ValueError``): a setting added to ``config`` but not here would otherwise never reach the core."""
+    if not section:
+        return cls()
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(k for k in section if k not in names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no parameter {', '.join(unknown)} (add it to liqmap/core/params.py)")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+
+
+def core_params(cfg: "CoreParams | Mapping[str, Any] | None") -> CoreParams:
+    """``cfg`` as :class:`CoreParams`: returned as is when it already is one, else built from a (possibly
+    partial) settings mapping over the defaults."""
+    if isinstance(cfg, CoreParams):
+        return cfg
+    cfg = cfg or {}
+    return CoreParams(
+        buckets=build(BucketParams, cfg.get("buckets")),
+        model=build(ModelParams, cfg.get("model")),
+        engine=build(EngineParams, cfg.get("engine")),
+        store=build(StoreParams, cfg.get("store")),
+        reports=report_params(cfg),
+        data_dir=cfg.get("_data_dir"),
+    )
+
+
+def default_data_dir() -> Path:
+    """$XDG_DATA_HOME/liqmap (~/.local/share/liqmap): where history and snapshots go unless told otherwise."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "liqmap"
+
+
+#: The model section as a plain dict (what ``SyntheticModel`` merges its ``params`` over).
+MODEL_DEFAULTS: Mapping[str, Any] = MappingProxyType(section_defaults(ModelParams))

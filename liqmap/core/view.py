@@ -1,0 +1,31 @@
+"""One view of the map — what a front end asks for and what the engine computes — shared by both.
+
+``rows`` is how many price buckets the screen needs (screen rows × zoom) and ``center`` the price in the
+middle (None: follow the last price). ``venues`` None means all venues; the engine normalizes it to the
+market's venue tuple (``Engine.set_view``), so its views always name their venues. ``key`` identifies the
+view's grid: the same key is the same snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class View:
+    asset: str
+    mode: str
+    timeframe: str
+    venues: tuple[str, ...] | None = None
+    rows: int = 60
+    center: float | None = None
+    columns: int = 240
+
+    @property
+    def tf(self) -> str:
+        """The timeframe's short name (the engine's and the tapes' spelling)."""
+        return self.timeframe
+
+    @property
+    def key(self) -> tuple:
+        return (self.asset, self.mode, self.timeframe, self.venues, self.rows, self.center)

@@ -1,0 +1,109 @@
+"""The venue registry: derived from the venue modules, each declaring its venue on its class; the venue limit
+checked against the synthetic model's bit packing; a venue needs nothing from the config to run."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+
+import pytest
+
+from liqmap.config import DEFAULTS
+from liqmap.core import synthetic
+from liqmap.core.assets import universe
+from liqmap.core.events import VENUE_ID, VENUE_LABEL, VENUES
+from liqmap.feeds.parser import FrameParser
+from liqmap.feeds.venues import (VENUE_CLASSES, VenueFeed, VenueLimitError, check_venues, model_venue_limit,
+                                 venue_endpoints)
+
+
+def test_registry_is_every_venue_module_in_id_order():
+    assert tuple(VENUE_CLASSES) == VENUES
+    for name, cls in VENUE_CLASSES.items():
+        assert issubclass(cls, VenueFeed) and cls.venue == name
+        assert cls.__module__ == f"liqmap.feeds.venues.{name}"  # one module per venue
+        assert cls.VID == VENUE_ID[name] and cls.LABEL == VENUE_LABEL[name] and len(cls.SHORT) == 3
+        assert cls.ENDPOINTS and cls.CHANNELS  # declared on the class, not only in the config
+
+
+def test_model_venue_limit_is_the_packing_of_the_synthetic_model():
+    """A level's source code is (flow or prior) × venue × side in the history keys' low bits, and a consumed
+    level stores its venues as bits of one unsigned field: both must hold every venue."""
+    limit = model_venue_limit()
+    assert limit == 8
+    bits = 8 * synthetic.CONSUMED_DTYPE["venues"].itemsize
+    assert 4 * limit - 1 <= synthetic._CODE_MASK and limit <= bits  # the largest code and mask bit fit
+    assert 4 * (limit + 1) - 1 > synthetic._CODE_MASK or limit + 1 > bits  # one more venue would not
+    assert 4 * len(VENUES) - 1 <= synthetic._CODE_MASK  # today's venues fit
+
+
+def _fake(name: str, vid: int) -> type:
+    return type(f"{name}Feed", (), {"venue": name, "VID": vid})
+
+
+def test_a_ninth_venue_is_refused_at_registry_build():
+    nine = {f"v{i}": _fake(f"v{i}", i) for i in range(9)}
+    ids = {n: i for i, n in enumerate(nine)}
+    with pytest.raises(VenueLimitError, match="at most 8"):
+        check_venues(nine, ids=ids)
+    eight = dict(list(nine.items())[:8])
+    check_venues(eight, ids={n: ids[n] for n in eight})  # eight fit
+
+
+def test_a_declared_id_must_be_the_cores():
+    with pytest.raises(VenueLimitError, match="declares id 7"):
+        check_venues({"bybit": _fake("bybit", 7)})
+
+
+def _no_venue_config(venue: str) -> dict:
+    cfg = copy.deepcopy(DEFAULTS)
+    for sec in ("endpoints", "channels"):
+        cfg["feeds"][sec] = {k: v for k, v in cfg["feeds"][sec].items() if not k.startswith(venue + "_")}
+    return cfg
+
+
+@pytest.mark.parametrize("venue", VENUES)
+def test_a_venue_runs_on_its_declarations_alone(venue):
+    """With no ``feeds.endpoints`` / ``feeds.channels`` entries for the venue, its feed connects to the same
+    endpoints and subscribes the same channels as with the config's (which mirror the declarations and stay
+    the place to override them)."""
+    assets = universe(["BTC", "ETH"])
+
+    async def subscribed(cfg):
+        p = FrameParser(venue, assets, lambda *a: None, None, cfg)
+        await p.subscribe()
+        return [(c.address, c.sent) for c in p.connections]
+
+    full = asyncio.run(subscribed(copy.deepcopy(DEFAULTS)))
+    bare = asyncio.run(subscribed(_no_venue_config(venue)))
+    assert full and bare == full
+    assert venue_endpoints(venue, _no_venue_config(venue)) == venue_endpoints(venue, DEFAULTS)
+    # the config's defaults are the declarations (one truth; the config is where users override them)
+    for sec in ("endpoints", "channels"):
+        pre = venue + "_"
+        in_cfg = {k[len(pre):]: v for k, v in DEFAULTS["feeds"][sec].items() if k.startswith(pre)}
+        declared = VENUE_CLASSES[venue].ENDPOINTS if sec == "endpoints" else VENUE_CLASSES[venue].CHANNELS
+        assert in_cfg == declared
+
+
+def test_config_overrides_a_declared_endpoint():
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["feeds"]["endpoints"]["bybit_ws"] = "wss://127.0.0.1:9443/v5/public/linear"
+    assert venue_endpoints("bybit", cfg)["ws"] == "wss://127.0.0.1:9443/v5/public/linear"
+
+
+def test_chunked_subscribe_respects_each_venues_limit():
+    """Bybit takes 10 topics per subscribe, OKX 100, Deribit all in one request: the shared helper splits."""
+    assets = universe(["BTC", "ETH", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK"])
+
+    async def sent(venue):
+        p = FrameParser(venue, assets, lambda *a: None, None, DEFAULTS)
+        await p.subscribe()
+        return [json.loads(m) for c in p.connections for m in c.sent]
+
+    bybit = asyncio.run(sent("bybit"))
+    assert len(bybit) > 1 and all(len(m["args"]) <= 10 for m in bybit)
+    assert sum(len(m["args"]) for m in bybit) == 8 * 4  # liq, trades, tickers, book per asset
+    deribit = asyncio.run(sent("deribit"))
+    assert len(deribit) == 1 and deribit[0]["method"] == "public/subscribe"
