@@ -347,6 +347,10 @@ class SyntheticModel:
         self.forecast_spread = float(min(max(float(p["forecast_leverage_spread"]), 0.0), 1.0))
         self._forecast_band = (self._leverage_bands(self.forecast_spread)
                                if self.forecast_spread > self.spread else None)
+        # Partial consumption: a line stands for its tier's band of leverages, so price reaching the line
+        # liquidates only the band's near part; the rest (lower leverage, further away) stays as a line at the
+        # middle of the unreached part (docs/model.md §3 step 7). Needs the wider band to know the parts.
+        self._consume_band = bool(p["consume_band"]) and self._forecast_band is not None
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -1200,24 +1204,73 @@ class SyntheticModel:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
                 first = np.searchsorted(-run_min, -cand, side="left")
-                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)], lo))
         run_max = np.maximum.accumulate(tb)
         hi = min(int(run_max[-1]), self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
             if len(cand):
                 first = np.searchsorted(run_max, cand, side="left")
-                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)], hi))
 
-    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
-        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD."""
-        per_all = self._base[:, :, s, :][:, :, cand].sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
+    def _band_offsets(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """(a, z) int bucket offsets (NS, K) of each tier's whole leverage band around its line, at the current
+        price: a line at bucket j stands for buckets j+a .. j+z (a ≤ 0 ≤ z)."""
+        x = self.last_price or (self._b0 + self._W / 2) * self.step
+        rho = self._ratio[:, s, :]
+        band = self._forecast_band[:, s, :, :]
+        with np.errstate(invalid="ignore"):
+            a = np.rint(x * (band[..., 0] / rho - 1.0) / self.step)
+            z = np.rint(x * (band[..., 1] / rho - 1.0) / self.step)
+        ok = np.isfinite(a) & np.isfinite(z)
+        a = np.where(ok, np.minimum(a, 0), 0).astype(np.int64)
+        z = np.where(ok, np.maximum(z, 0), 0).astype(np.int64)
+        return np.concatenate([a, a]), np.concatenate([z, z])
+
+    def _survivors(self, s: int, cand: np.ndarray, reach: int, base: np.ndarray):
+        """Partial consumption (``consume_band``): the part of each swept line's leverage band that price has
+        not reached survives, as a line at the middle of that part. Returns (survivor base (NS, K, n), its
+        window bucket (NS, K, n), mask of survivors inside the window)."""
+        a, z = self._band_offsets(s)
+        a, z = a[:, :, None], z[:, :, None]
+        width = z - a + 1
+        j = cand[None, None, :]
+        if s == LONG_I:  # price came down to ``reach``: the band's buckets below it survive
+            c = np.clip(reach - (j + a), 0, width)
+            new_j = (j + a + reach - 1) // 2
+        else:
+            c = np.clip(j + z - reach, 0, width)
+            new_j = -((-(reach + 1 + j + z)) // 2)
+        keep = (c > 0) & (new_j >= 0) & (new_j < self._W) & (base > 0)
+        return np.where(keep, base * (c / width), 0.0), new_j, keep
+
+    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray, reach: int | None = None) -> np.ndarray:
+        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD (with
+        ``consume_band``, less the unreached part of each line's band, which moves beyond ``reach``)."""
+        base = self._base[:, :, s, :][:, :, cand]  # (NS, K, n)
+        surv = None
+        if self._consume_band and reach is not None:
+            surv, new_j, alive = self._survivors(s, cand, int(reach), base)
+            if alive.any():
+                base = base - surv
+                old_o, old_n = self._oldest[s, cand].copy(), self._newest[s, cand].copy()
+            else:
+                surv = None
+        per_all = base.sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
         self._occ[s, cand] = False
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
+        if surv is not None:
+            src, kk, col = np.nonzero(alive)
+            jj_new = new_j[src, kk, col]
+            np.add.at(self._base, (src, kk, s, jj_new), surv[src, kk, col])
+            self._occ[s, jj_new] = True
+            np.minimum.at(self._oldest[s], jj_new, old_o[col])
+            np.maximum.at(self._newest[s], jj_new, old_n[col])
+            self._touch(src, s, jj_new + self._b0)
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
         vv, jj = np.nonzero(per_venue > 0)
