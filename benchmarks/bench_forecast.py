@@ -431,6 +431,17 @@ def forecast_skill() -> dict:
         holdout = {"seeds": [r["seed"] for r in held], **_summary(_sum_acc(held)),
                    "sharpness": _sharp_summary(held),
                    "per_seed": [_per_seed(r) for r in held]}
+    # issue 20 item 2 at a glance, per seed set: the levels' sharpness against the oracle's (within 20 %),
+    # the forecast's and the at-risk ranking's ratio to the distance baseline (the at-risk one must beat it)
+    levels_check = {}
+    for name, part in (("seeds", runs), ("holdout", held)):
+        if not part:
+            continue
+        sm, sh = _summary(_sum_acc(part)), _sharp_summary(part)[f"±{RANGE_PCT:g}%"]
+        levels_check[name] = {"sharpness_model": sh["model"], "sharpness_oracle": sh["oracle"],
+                              "sharpness_model_vs_oracle": sh["model_vs_oracle"], "forecast_ratio": sm["ratio"],
+                              "at_risk_ratio": sm["at_risk_ratio"],
+                              "ok": bool(sh["within_20pct"] and (sm["at_risk_ratio"] or 0) > 1.0)}
     return {
         "value": ratio,
         "unit": "× baseline",
@@ -447,6 +458,7 @@ def forecast_skill() -> dict:
             # model's levels, its last finished 1m column as the map replays it, the simulator's true positions
             # (oracle) and the distance baseline's profile; the model's within 20 % of the oracle's is the target
             "sharpness": _sharp_summary(runs),
+            "levels_check": levels_check,
             # oracle = the same top-10 % rankings on the simulator's TRUE open positions (liquidation price,
             # USD), raw and weighted by the same chance of reach: what a perfect at-risk map would score
             "variants": {f"±{rp:g}%": {**(head if rp == RANGE_PCT else _summary(acc, rp)), "realized_usd": round(sum(

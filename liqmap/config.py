@@ -266,6 +266,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.track_pct": (0.1, 95.0, False),
     "model.max_buckets": (16, 1_000_000, False),
     "model.leverage_spread": (0.0, 1.0, False),
+    "model.forecast_leverage_spread": (0.0, 1.0, False),
     "model.prior_weight": (0.0, 1.0, False),
     "model.prior_entry_sigma_pct": (0.0, 100.0, False),
     "model.prior_half_life_hours": (0.0, 87600.0, False),

@@ -82,7 +82,7 @@ def _trades(ts, prices, venue=BIN):
 
 def test_model_forecast_is_levels_times_reach_from_its_own_volatility():
     params = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
-              "leverage_spread": 0.0, "forecast_default_vol_hour_pct": 2.0}
+              "leverage_spread": 0.0, "forecast_leverage_spread": 0.0, "forecast_default_vol_hour_pct": 2.0}
     m = SyntheticModel("BTC", 25.0, params)
     oi = lambda t, o: ev.open_interest([(t, o, o * 60_000.0, 60_000.0, BIN)])  # noqa: E731
     m.update(oi(0.0, 1000.0))
@@ -159,3 +159,38 @@ def test_one_long_slope_gives_distinct_clusters_not_consecutive_slices():
     assert spans[0][0] == 10_010.0  # the nearest slice is one of them (the likeliest to be reached)
     for (_, hi), (lo, _) in zip(spans, spans[1:]):
         assert lo - hi >= 6 * step  # at least half a cluster's width between two clusters
+
+
+def test_forecast_spreads_each_thin_tier_line_over_its_leverage_band():
+    """The map's levels are thin lines at each tier's price; the forecast weighs each line spread over its
+    tier's whole leverage band (the 10x tier stands for about 7x to 16x), with the same USD."""
+    params = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
+              "leverage_spread": 0.0, "forecast_leverage_spread": 1.0}
+    m = SyntheticModel("BTC", 25.0, params)
+    oi = lambda t, o: ev.open_interest([(t, o, o * 60_000.0, 60_000.0, BIN)])  # noqa: E731
+    m.update(oi(0.0, 1000.0))
+    m.update(trades=_trades([10.0, 20.0], [60_000.0, 60_000.0]))
+    m.update(oi(30.0, 1010.0))
+    b, lo, sh = m.levels()
+    fb, flo, fsh = m.forecast_levels()
+    assert len(b) == 10  # five tiers × two sides, one bucket each
+    assert len(fb) > 10 * len(b)  # bands, not lines
+    assert flo.sum() + fsh.sum() == pytest.approx(lo.sum() + sh.sum(), rel=1e-9)
+    # the 10x long line (about 9.6 % below) is spread from the ~7.07x to the ~15.8x liquidation price
+    tier = m.provenance(int(b[np.argsort(-lo)][0]))  # the heaviest long line is the 10x tier (weight 0.30)
+    assert set(tier["leverage"]) == {"10x"}
+    p_lo, p_hi = 60_000.0 * (1 - 1 / math.sqrt(50.0)), 60_000.0 * (1 - 1 / math.sqrt(250.0))
+    in_band = (fb * 25.0 > p_lo + 200) & (fb * 25.0 < p_hi - 200)
+    assert np.all(flo[in_band] > 0)
+    per_bucket = float(lo.max()) * 25.0 / (p_hi - p_lo)
+    assert np.median(flo[in_band]) == pytest.approx(per_bucket, rel=0.15)
+    # the forecast is the spread levels times the chance of reach; a venue filter applies before spreading
+    _, elo, esh, reach = m.forecast()
+    assert np.allclose(elo, flo * reach) and np.allclose(esh, fsh * reach)
+    assert len(m.forecast_levels(venues=("okx",))[0]) == 0
+    # no wider forecast band than the levels' own: the forecast weighs the levels themselves
+    m0 = SyntheticModel("BTC", 25.0, {**params, "forecast_leverage_spread": 0.0})
+    m0.update(oi(0.0, 1000.0))
+    m0.update(trades=_trades([10.0, 20.0], [60_000.0, 60_000.0]))
+    m0.update(oi(30.0, 1010.0))
+    assert all(np.array_equal(x, y) for x, y in zip(m0.forecast_levels(), m0.levels(), strict=True))

@@ -57,6 +57,12 @@ class ModelParams:
     # 1 (the default) raised forecast_skill on the demo's seeds 1-5 and hold-out seeds 6-10 alike, where exact
     # knife-edge tier prices put the mass in too few buckets
     leverage_spread: float = 1.0
+    # the forecast spreads each tier over this share of its leverage band (same scale as leverage_spread); it
+    # only applies when wider than leverage_spread (docs/model.md §5)
+    forecast_leverage_spread: float = 1.0
+    # price reaching a tier's line liquidates only the part of its (forecast) band it reached; the rest
+    # stays as a line further out (docs/model.md §3 step 7). False = the whole line is consumed
+    consume_band: bool = False
     # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
     # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
     # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).

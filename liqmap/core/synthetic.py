@@ -337,33 +337,20 @@ class SyntheticModel:
                 self._ratio[v, s] = liq_price_tiered(1.0, self._lev_eff[v], side, self._notional[v],
                                                      self.tiers[name], inverse=bool(self._inverse[v]))
         self._ratio[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
-        # Optional leverage spread: tier k stands for the leverages between the geometric midpoints to its
-        # neighbours (raised to ``leverage_spread``); its mass is spread evenly in price over the matching
-        # band of liquidation prices. 0 = every slice at its tier's exact liquidation price.
+        # Leverage bands (docs/model.md §3 step 4): tier k stands for the leverages between the geometric
+        # midpoints to its neighbours, narrowed by an exponent. The levels use a narrow band
+        # (``leverage_spread``: thin lines, as sharp as the simulator's true positions); the forecast spreads
+        # each tier over its whole band (``forecast_leverage_spread``: where a tier's traders really sit is
+        # uncertain, and a wider guess ranks the next hour's liquidations better). 0 = the exact tier price.
         self.spread = float(min(max(float(p["leverage_spread"]), 0.0), 1.0))
-        self._ratio_band = None
-        if self.spread > 0:
-            order = np.argsort(lev)
-            ls = lev[order]
-            mids = np.sqrt(ls[1:] * ls[:-1]) if len(ls) > 1 else np.empty(0)
-            lo_edge = np.concatenate([[ls[0] ** 2 / mids[0]] if len(mids) else [ls[0] / 1.5], mids])
-            hi_edge = np.concatenate([mids, [ls[-1] ** 2 / mids[-1]] if len(mids) else [ls[-1] * 1.5]])
-            inv = np.empty_like(order)
-            inv[order] = np.arange(len(order))
-            lo_edge, hi_edge = lo_edge[inv], hi_edge[inv]
-            band = np.full((NV, 2, self.K, 2), np.nan)
-            for v, name in enumerate(VENUES):
-                t = self.tiers[name]
-                le = self._lev_eff[v]
-                l_lo = np.maximum(le * (lo_edge / lev) ** self.spread, 1.0 + 1e-6)
-                l_hi = np.minimum(le * (hi_edge / lev) ** self.spread,
-                                  np.maximum(np.asarray(t.max_leverage_for(self._notional[v])), le))
-                for s, side in ((LONG_I, 1.0), (SHORT_I, -1.0)):
-                    for e, l_e in enumerate((l_lo, l_hi)):
-                        band[v, s, :, e] = liq_price_tiered(1.0, l_e, side, self._notional[v], t,
-                                                            inverse=bool(self._inverse[v]))
-            band[~np.isfinite(band)] = np.nan
-            self._ratio_band = np.sort(band, axis=-1)
+        self._ratio_band = self._leverage_bands(self.spread) if self.spread > 0 else None
+        self.forecast_spread = float(min(max(float(p["forecast_leverage_spread"]), 0.0), 1.0))
+        self._forecast_band = (self._leverage_bands(self.forecast_spread)
+                               if self.forecast_spread > self.spread else None)
+        # Partial consumption: a line stands for its tier's band of leverages, so price reaching the line
+        # liquidates only the band's near part; the rest (lower leverage, further away) stays as a line at the
+        # middle of the unreached part (docs/model.md §3 step 7). Needs the wider band to know the parts.
+        self._consume_band = bool(p["consume_band"]) and self._forecast_band is not None
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -413,6 +400,36 @@ class SyntheticModel:
                                        "dropped_usd", "unplaced_usd", "intervals", "skipped", "capped",
                                        "rejected_rows", "prior_usd")}
 
+    def _leverage_bands(self, spread: float) -> np.ndarray:
+        """(NV, 2, K, 2) liquidation price / entry at the low and high edge of each tier's leverage band.
+
+        Tier k stands for the leverages between the geometric midpoints to its neighbours; ``spread`` (0..1)
+        narrows that band around the tier as an exponent (1 = the whole band, 0.2 = a fifth of it in log
+        leverage). Edges are capped by the venue's max leverage for the position; NaN where a tier is unused."""
+        lev = self.leverage
+        order = np.argsort(lev)
+        ls = lev[order]
+        mids = np.sqrt(ls[1:] * ls[:-1]) if len(ls) > 1 else np.empty(0)
+        lo_edge = np.concatenate([[ls[0] ** 2 / mids[0]] if len(mids) else [ls[0] / 1.5], mids])
+        hi_edge = np.concatenate([mids, [ls[-1] ** 2 / mids[-1]] if len(mids) else [ls[-1] * 1.5]])
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        lo_edge, hi_edge = lo_edge[inv], hi_edge[inv]
+        band = np.full((NV, 2, self.K, 2), np.nan)
+        for v, name in enumerate(VENUES):
+            t = self.tiers[name]
+            le = self._lev_eff[v]
+            l_lo = np.maximum(le * (lo_edge / lev) ** spread, 1.0 + 1e-6)
+            l_hi = np.minimum(le * (hi_edge / lev) ** spread,
+                              np.maximum(np.asarray(t.max_leverage_for(self._notional[v])), le))
+            for s, side in ((LONG_I, 1.0), (SHORT_I, -1.0)):
+                for e, l_e in enumerate((l_lo, l_hi)):
+                    band[v, s, :, e] = liq_price_tiered(1.0, l_e, side, self._notional[v], t,
+                                                        inverse=bool(self._inverse[v]))
+        band[~np.isfinite(band)] = np.nan
+        band[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
+        return np.sort(band, axis=-1)
+
     # --- public API ----------------------------------------------------------------------------------
 
     def update(self, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
@@ -460,6 +477,46 @@ class SyntheticModel:
         sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
         return (nz + self._b0).astype(np.int64), lo, sh
 
+    def forecast_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The levels the forecast weighs: :meth:`levels` with each tier spread over its whole leverage band.
+
+        The map's levels are thin lines at each tier's price (``leverage_spread``); where a tier's traders
+        really are is uncertain (7x, 12x, 20x ... not only the tier values), so the forecast spreads each
+        (venue, side, tier) line over the band of ``forecast_leverage_spread`` — a box in price around the
+        line, as wide as that band's liquidation prices at the current price. Same totals as ``levels``
+        (less what the box pushes out of the window). Without a wider forecast band: ``levels`` itself."""
+        if self._forecast_band is None or self._W == 0:
+            return self.levels(venues)
+        mult = np.exp(self._lm - self._ref)  # (NS, 2)
+        vals = self._base * mult[:, None, :, None]  # (NS, K, 2, W)
+        vmask = self._venue_mask(venues)
+        per_v = np.where(vmask[:NV, None, None, None], vals[:NV], 0.0) + np.where(
+            vmask[NV:, None, None, None], vals[NV:], 0.0)  # (NV, K, 2, W)
+        used = per_v.reshape(NV, -1).max(axis=1) > EPS_USD
+        out = np.zeros((2, self._W))
+        if used.any():
+            x = self.last_price or (self._b0 + self._W / 2) * self.step
+            rho = np.transpose(self._ratio, (0, 2, 1))[used]  # (n, K, 2): exact liq price / entry
+            band = np.transpose(self._forecast_band, (0, 2, 1, 3))[used]  # (n, K, 2, 2)
+            with np.errstate(invalid="ignore"):
+                a = np.rint(x * (band[..., 0] / rho - 1.0) / self.step)
+                z = np.rint(x * (band[..., 1] / rho - 1.0) / self.step)
+            ok = np.isfinite(a) & np.isfinite(z)
+            a = np.where(ok, np.minimum(a, 0), 0).astype(np.int64)[..., None]  # a line spreads to j+a .. j+z
+            z = np.where(ok, np.maximum(z, 0), 0).astype(np.int64)[..., None]
+            pv = per_v[used]
+            cs = np.concatenate([np.zeros(pv.shape[:-1] + (1,)), np.cumsum(pv, axis=-1)], axis=-1)
+            i = np.arange(self._W)
+            hi = np.clip(i - a + 1, 0, self._W)  # bucket i gathers lines j in [i − z, i − a]
+            lo = np.clip(i - z, 0, self._W)
+            box = (np.take_along_axis(cs, np.broadcast_to(hi, pv.shape), -1)
+                   - np.take_along_axis(cs, np.broadcast_to(lo, pv.shape), -1)) / (z - a + 1)
+            out = box.sum(axis=(0, 1))
+        nz = np.flatnonzero((out[LONG_I] > EPS_USD) | (out[SHORT_I] > EPS_USD))
+        lo_usd = np.where(out[LONG_I, nz] > EPS_USD, out[LONG_I, nz], 0.0)
+        sh_usd = np.where(out[SHORT_I, nz] > EPS_USD, out[SHORT_I, nz], 0.0)
+        return (nz + self._b0).astype(np.int64), lo_usd, sh_usd
+
     @property
     def sigma_hour(self) -> float:
         """Realized volatility per hour (log returns) of the trades the model has seen (the default if few)."""
@@ -471,8 +528,8 @@ class SyntheticModel:
 
         Each level's USD at risk times the chance that price reaches the bucket centre from ``price`` (default:
         the last traded price) within ``horizon_hours`` (default ``forecast_horizon_hours``), given the
-        realized volatility (:mod:`liqmap.core.forecast`). Same buckets as :meth:`levels`."""
-        b, lo, sh = self.levels(venues)
+        realized volatility (:mod:`liqmap.core.forecast`). Same buckets as :meth:`forecast_levels`."""
+        b, lo, sh = self.forecast_levels(venues)
         px = self.last_price if price is None else float(price)
         if len(b) == 0 or not px or px <= 0:
             return b, lo, sh, np.zeros(len(b))
@@ -1147,24 +1204,73 @@ class SyntheticModel:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
                 first = np.searchsorted(-run_min, -cand, side="left")
-                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)], lo))
         run_max = np.maximum.accumulate(tb)
         hi = min(int(run_max[-1]), self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
             if len(cand):
                 first = np.searchsorted(run_max, cand, side="left")
-                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
+                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)], hi))
 
-    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
-        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD."""
-        per_all = self._base[:, :, s, :][:, :, cand].sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
+    def _band_offsets(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """(a, z) int bucket offsets (NS, K) of each tier's whole leverage band around its line, at the current
+        price: a line at bucket j stands for buckets j+a .. j+z (a ≤ 0 ≤ z)."""
+        x = self.last_price or (self._b0 + self._W / 2) * self.step
+        rho = self._ratio[:, s, :]
+        band = self._forecast_band[:, s, :, :]
+        with np.errstate(invalid="ignore"):
+            a = np.rint(x * (band[..., 0] / rho - 1.0) / self.step)
+            z = np.rint(x * (band[..., 1] / rho - 1.0) / self.step)
+        ok = np.isfinite(a) & np.isfinite(z)
+        a = np.where(ok, np.minimum(a, 0), 0).astype(np.int64)
+        z = np.where(ok, np.maximum(z, 0), 0).astype(np.int64)
+        return np.concatenate([a, a]), np.concatenate([z, z])
+
+    def _survivors(self, s: int, cand: np.ndarray, reach: int, base: np.ndarray):
+        """Partial consumption (``consume_band``): the part of each swept line's leverage band that price has
+        not reached survives, as a line at the middle of that part. Returns (survivor base (NS, K, n), its
+        window bucket (NS, K, n), mask of survivors inside the window)."""
+        a, z = self._band_offsets(s)
+        a, z = a[:, :, None], z[:, :, None]
+        width = z - a + 1
+        j = cand[None, None, :]
+        if s == LONG_I:  # price came down to ``reach``: the band's buckets below it survive
+            c = np.clip(reach - (j + a), 0, width)
+            new_j = (j + a + reach - 1) // 2
+        else:
+            c = np.clip(j + z - reach, 0, width)
+            new_j = -((-(reach + 1 + j + z)) // 2)
+        keep = (c > 0) & (new_j >= 0) & (new_j < self._W) & (base > 0)
+        return np.where(keep, base * (c / width), 0.0), new_j, keep
+
+    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray, reach: int | None = None) -> np.ndarray:
+        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD (with
+        ``consume_band``, less the unreached part of each line's band, which moves beyond ``reach``)."""
+        base = self._base[:, :, s, :][:, :, cand]  # (NS, K, n)
+        surv = None
+        if self._consume_band and reach is not None:
+            surv, new_j, alive = self._survivors(s, cand, int(reach), base)
+            if alive.any():
+                base = base - surv
+                old_o, old_n = self._oldest[s, cand].copy(), self._newest[s, cand].copy()
+            else:
+                surv = None
+        per_all = base.sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
         self._occ[s, cand] = False
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
+        if surv is not None:
+            src, kk, col = np.nonzero(alive)
+            jj_new = new_j[src, kk, col]
+            np.add.at(self._base, (src, kk, s, jj_new), surv[src, kk, col])
+            self._occ[s, jj_new] = True
+            np.minimum.at(self._oldest[s], jj_new, old_o[col])
+            np.maximum.at(self._newest[s], jj_new, old_n[col])
+            self._touch(src, s, jj_new + self._b0)
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
         vv, jj = np.nonzero(per_venue > 0)
