@@ -690,7 +690,15 @@ class LiqmapApp(App):
         d = self.cfg.get("alert_delivery") or {}
         if d.get("toast", True):
             sev = {"critical": "error", "warning": "warning"}.get(alert.severity, "information")
-            self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
+            if self._main.has_class("compact"):
+                # On a small screen a toast covers a third of the map: only this asset's alerts and warnings
+                # get one, on one line (every alert is still in the log, ``a``).
+                if alert.asset == self.asset or alert.severity in ("warning", "critical"):
+                    text = alert.message if alert.message.startswith(alert.asset) else f"{alert.asset} {alert.message}"
+                    limit = max(self.size.width - 12, 20)
+                    self.notify(text if len(text) <= limit else text[:limit - 1] + "…", severity=sev, timeout=5)
+            else:
+                self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
         if d.get("bell", True) and alert.severity in ("warning", "critical"):
             self.bell()
 
