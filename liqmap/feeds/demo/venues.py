@@ -610,7 +610,11 @@ class Deribit(Emitter):
                                            "bids": sides[0], "asks": sides[1]}))]
 
 
-EMITTERS = {"binance": Binance, "bybit": Bybit, "okx": Okx, "bitmex": Bitmex, "deribit": Deribit}
+from .hyperliquid import Hyperliquid  # noqa: E402 - it builds on Emitter above
+
+# BitMEX closed on 2026-09-23: Hyperliquid's emitter fills its slot (its ``Bitmex`` emitter above stays for
+# tests that need BitMEX-shaped frames, e.g. of an old recording).
+EMITTERS = {"binance": Binance, "bybit": Bybit, "okx": Okx, "hyperliquid": Hyperliquid, "deribit": Deribit}
 
 
 def make_emitters(cfg: dict | None = None) -> dict[str, Emitter]:
