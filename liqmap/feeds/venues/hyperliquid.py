@@ -50,6 +50,7 @@ from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
 from cryptofeed.defines import L2_BOOK, OPEN_INTEREST, PERPETUAL, TRADES
 from cryptofeed.feed import Feed
 
+from liqmap.core.book import TooManyLevels
 from liqmap.core.events import BUY, SELL
 
 from .base import FrameError, VenueFeed
@@ -148,7 +149,7 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
             return
 
     # --- frames --------------------------------------------------------------------------------
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float) -> None:
         if isinstance(msg, (bytes, bytearray)):
             msg = bytes(msg).decode("utf-8", "replace")
         if isinstance(msg, str) and msg.startswith(CONNECTED_TEXT[:20]):
@@ -224,8 +225,6 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
         if not isinstance(levels, list) or len(levels) != 2:
             raise FrameError(kind, "bad_levels")
         if any(isinstance(side, list) and len(side) > self.MAX_LEVELS for side in levels):
-            from liqmap.core.book import TooManyLevels
-
             raise TooManyLevels(max(len(s) for s in levels))
         mult = vm.price_multiplier or 1.0
         try:
@@ -259,3 +258,28 @@ def info_request(kind: str = "meta", **fields) -> bytes:
     """The body of a ``POST /info`` request (``{"type": "meta"}``, ``{"type": "clearinghouseState",
     "user": ...}``)."""
     return orjson.dumps({"type": kind, **fields})
+
+
+def tables_from_meta(meta: dict) -> dict:
+    """``meta``'s margin tables per coin: {coin: TierTable} (``liqmap.core.tiers.hyperliquid_table``). A coin's
+    ``marginTableId`` names one of ``marginTables``; ids below 50 without an entry are one tier at that
+    leverage; a coin without an id is one tier at its ``maxLeverage``. Delisted coins are left out."""
+    from liqmap.core.tiers import hyperliquid_table
+
+    tables: dict[int, list] = {}
+    for entry in meta.get("marginTables") or ():
+        tid, body = entry
+        tables[int(tid)] = [(float(t["lowerBound"]), float(t["maxLeverage"])) for t in body["marginTiers"]]
+    out = {}
+    for u in meta.get("universe") or ():
+        if u.get("isDelisted"):
+            continue
+        tid = u.get("marginTableId")
+        if tid is not None and int(tid) in tables:
+            tiers, name = tables[int(tid)], f"hyperliquid:{tid}"
+        elif tid is not None and int(tid) < 50:
+            tiers, name = [(0.0, float(tid))], f"hyperliquid:{tid}"
+        else:
+            tiers, name = [(0.0, float(u["maxLeverage"]))], f"hyperliquid:{u['name']}"
+        out[u["name"]] = hyperliquid_table(tiers, name=name)
+    return out
