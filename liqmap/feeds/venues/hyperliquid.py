@@ -228,8 +228,12 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
             raise TooManyLevels(max(len(s) for s in levels))
         mult = vm.price_multiplier or 1.0
         try:
-            # (price per coin, coins): a kPEPE level is px per 1000 PEPE and sz in 1000s
-            sides = [[(_num(lv["px"]) / mult, _num(lv["sz"]) * mult) for lv in side] for side in levels]
+            # (price per coin, coins): a kPEPE level is px per 1000 PEPE and sz in 1000s. float() takes the
+            # strings and the numbers alike (a bool or null level is refused by the book's checks or here).
+            if mult == 1.0:
+                sides = [[(float(lv["px"]), float(lv["sz"])) for lv in side] for side in levels]
+            else:
+                sides = [[(float(lv["px"]) / mult, float(lv["sz"]) * mult) for lv in side] for side in levels]
         except (KeyError, TypeError, ValueError):
             raise FrameError(kind, "bad_levels") from None
         ts = _num(d["time"]) / 1000.0 if d.get("time") is not None else timestamp
