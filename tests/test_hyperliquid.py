@@ -283,3 +283,15 @@ def test_bitmex_stays_replay_only():
     from liqmap.feeds.replay import ReplaySource
 
     assert "bitmex" in ReplaySource.extra_venues
+
+
+def test_metadata_reads_meta_into_usd_tiers():
+    from liqmap.feeds.metadata import hyperliquid_markets
+
+    meta = json.loads((DATA / "info_meta.sdk-2023.json").read_text())
+    got = hyperliquid_markets(meta, universe(["BTC", "PEPE", "MANA"]))
+    assert set(got) == {"BTC", "kPEPE"}  # MANA is not listed
+    assert got["kPEPE"]["price_multiplier"] == 1000.0 and got["kPEPE"]["tier_unit"] == "usd"
+    btc = got["BTC"]
+    lev = next(u["maxLeverage"] for u in meta["universe"] if u["name"] == "BTC")
+    assert btc["max_leverage"] == lev and btc["tiers"][0][2] == pytest.approx(1 / (2 * lev))
