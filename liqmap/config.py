@@ -124,7 +124,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "reports": copy.deepcopy(REPORT_DEFAULTS),
     "demo": {
-        # The simulated five-venue market (Hyperliquid in BitMEX's former slot) behind --demo (liqmap/feeds/demo). Its trader population is its
+        # The simulated five-venue market behind --demo (liqmap/feeds/demo; Hyperliquid in BitMEX's former
+        # slot, with that slot's simulated economics: demo/hyperliquid.py). Its trader population is its
         # OWN (deliberately not the synthetic model's leverage weights), so forecast skill measured on it
         # is not circular.
         "seed": 0,

@@ -136,13 +136,17 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
 
     async def _ping(self, conn) -> None:
         """``{"method":"ping"}`` every ``PING_SECONDS`` while the connection is open (the server closes one
-        it has sent nothing to for 60 s; the answer is a ``pong`` frame)."""
+        it has sent nothing to for 60 s; the answer is a ``pong`` frame). It looks at the connection every
+        second, so it ends within a second of the connection's close (no task outlives its feed for long)."""
         try:
-            while True:
-                await asyncio.sleep(PING_SECONDS)
-                if not conn.is_open:
-                    return
-                await conn.write('{"method":"ping"}')
+            waited = 0.0
+            while conn.is_open:
+                step = min(1.0, PING_SECONDS)
+                await asyncio.sleep(step)
+                waited += step
+                if waited >= PING_SECONDS and conn.is_open:
+                    waited = 0.0
+                    await conn.write('{"method":"ping"}')
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - a closed connection ends its pinger; cryptofeed reconnects
