@@ -252,7 +252,7 @@ async def test_venue_filter_cycles(source_factory):
         assert "venues: binance" in status2(app)
         assert app.frame.snap.grid.venues == ("binance",)
         assert float(app.frame.snap.grid.values.sum()) != all_sum
-        for v in ("bybit", "okx", "bitmex", "deribit"):
+        for v in ("bybit", "okx", "deribit", "hyperliquid"):
             await pilot.press("v")
             await pilot.pause()
             assert f"venues: {v}" in status2(app)
@@ -573,7 +573,7 @@ async def test_new_data_in_live_column_repaints_only_the_live_column():
 
 
 async def test_empty_state_says_why():
-    down = {v: {"state": "down", "last_error": "refused"} for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    down = {v: {"state": "down", "last_error": "refused"} for v in ("binance", "bybit", "okx", "deribit", "hyperliquid")}
     src = FixtureSource(("BTC",), now=NOW, health=down, empty_assets=("XRP",))
     app = make_app(src, asset="XRP")
     async with app.run_test(size=(140, 45)) as pilot:
@@ -591,7 +591,7 @@ async def test_empty_state_says_why():
 async def test_live_with_every_venue_down_says_no_data_with_the_error_in_full_and_a_hint():
     error = "Cannot connect to host fapi.binance.com:443 ssl:default [Name or service not known]"
     down = {v: {"state": "down", "last_error": error if v == "binance" else "refused"}
-            for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+            for v in ("binance", "bybit", "okx", "deribit", "hyperliquid")}
     src = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, health=down, label="LIVE")
     app = make_app(src)
     async with app.run_test(size=(200, 45)) as pilot:

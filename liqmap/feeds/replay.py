@@ -28,7 +28,7 @@ import numpy as np
 
 from liqmap.core.assets import Asset
 from liqmap.core.book import Book
-from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
+from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, REPLAY_ONLY_VENUES, VENUES
 from liqmap.core.market import Market
 
 from .ingest import Ingest
@@ -265,6 +265,8 @@ class ReplaySource:
     """
 
     label = "REPLAY"
+    # Venues no longer live (BitMEX, closed 2026-09-23) still replay: the runtime adds them to its market.
+    extra_venues = REPLAY_ONLY_VENUES
 
     def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
                  on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512,
