@@ -121,6 +121,7 @@ class PositionBook:
         self._closed: deque = deque(maxlen=max(1, int(max_segments)))
         self.detected: deque[DetectedLiquidation] = deque(maxlen=max(1, int(max_detected)))
         self._new_detected: list[DetectedLiquidation] = []
+        self.detected_by_asset: dict[str, int] = {}
         self.stats = {"answers": 0, "positions": 0, "detected": 0, "vanished": 0, "forgotten": 0}
         self.version = 0
         # Written by the poller on the event loop, read by the engine's worker threads.
@@ -163,6 +164,8 @@ class PositionBook:
             self.detected.extend(found)
             self._new_detected.extend(found)
             self.stats["detected"] += len(found)
+            for d in found:
+                self.detected_by_asset[d.asset] = self.detected_by_asset.get(d.asset, 0) + 1
         self.version += 1
         return found
 
@@ -331,12 +334,12 @@ class AccuracyScore:
         return self.model_share / self.base_share
 
     def text(self) -> str:
-        """``model 41 % vs baseline 18 % of exact USD (2.3×), n=12`` — or that none was possible yet."""
+        """``model 41 % vs base 18 % of exact $ (2.3×) n=12`` — or that none was possible yet."""
         if not self.n or self.model_share is None:
             return "accuracy: waiting for exact positions in range"
         r = self.ratio
-        return (f"model {self.model_share * 100:.0f} % vs baseline {self.base_share * 100:.0f} % of exact USD"
-                f"{f' ({r:.1f}×)' if r is not None else ''}, n={self.n}")
+        return (f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $"
+                f"{f' ({r:.1f}×)' if r is not None else ''} n={self.n}")
 
     def to_dict(self) -> dict:
         return {"n": self.n, "model_share": self.model_share, "base_share": self.base_share, "ratio": self.ratio,

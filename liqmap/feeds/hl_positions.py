@@ -429,3 +429,72 @@ class PositionPoller:
         if s.errors:
             part += f", {s.errors} errors"
         return part
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+class HLPositions:
+    """The Positions layer's moving parts in one runtime: the book, the price tape, the poller; the poller's
+    transport comes from the source (live: Hyperliquid's ``/info``; the demo: its simulated clearinghouse)."""
+
+    def __init__(self, rt, transport: Transport, cfg: dict) -> None:
+        from liqmap.core.events import VENUE_ID
+
+        p = cfg["positions"]
+        self.rt = rt
+        self.book = PositionBook(tolerance_pct=float(p["liquidation_tolerance_pct"]))
+        self.venue_id = VENUE_ID.get(VENUE)
+        self.tape = PriceTape(self.venue_id)
+        self.poller = PositionPoller(
+            self.book, transport, set(rt.assets), budget_share=float(p["budget_share"]),
+            max_wallets=int(p["max_wallets"]), refresh_s=float(p["refresh_seconds"]),
+            backoff_s=float(p["backoff_seconds"]), backoff_max_s=float(p["backoff_max_seconds"]),
+            clock=rt.clock, price_range=self.tape.range, on_liquidations=self._liquidations)
+        rt.row_taps.append(self.tape.tap)
+        if rt.engine is not None:
+            rt.engine.attach_positions(self.book, VENUE, float(p["accuracy_every_seconds"]))
+
+    def on_users(self, coin: str, users, usd: float, ts: float) -> None:
+        """The Hyperliquid trade parser's hook (``coin`` is Hyperliquid's name; the ranking needs only wallets)."""
+        self.poller.on_users(coin, users, usd, ts)
+
+    def _liquidations(self, found: list) -> None:
+        """Detected liquidations into the market through the one ingest path (Raw and Hybrid show them)."""
+        if self.venue_id is None:
+            return
+        by_asset: dict[str, list] = {}
+        for d in found:
+            by_asset.setdefault(d.asset, []).append(d)
+        for asset, ds in by_asset.items():
+            self.rt.ingest.add("liq", asset, self.book.liquidation_rows(ds, self.venue_id), venue=VENUE)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.poller.run(stop)
+
+
+def transport_for(source, cfg: dict) -> Transport | None:
+    """Where the source's positions come from: the demo's simulated clearinghouse, Hyperliquid's ``/info`` for
+    a live source; None for a replay or the bus (no wallet is polled there)."""
+    from .demo.feed import DemoFeed
+    from .sources import LiveSource
+
+    if isinstance(source, DemoFeed):
+        from .demo.clearinghouse import DemoClearinghouse
+
+        return DemoClearinghouse(source.demo, VENUE)
+    if isinstance(source, LiveSource):
+        p = cfg["positions"]
+        return HttpTransport(str(p["info_url"]), float(p["timeout_seconds"]))
+    return None
+
+
+def make_positions(rt) -> HLPositions | None:
+    """The runtime's Positions layer, or None (disabled, Hyperliquid not among the venues, no engine, or a
+    source without positions)."""
+    cfg = rt.cfg
+    p = cfg.get("positions") or {}
+    if not p.get("enabled", False) or VENUE not in rt.venues or rt.engine is None:
+        return None
+    transport = transport_for(rt.source, cfg)
+    if transport is None:
+        return None
+    return HLPositions(rt, transport, cfg)
