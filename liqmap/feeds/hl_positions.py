@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 import math
 import time
@@ -118,18 +119,41 @@ class _Wallet:
     last_trade: float = -math.inf
     last_poll: float | None = None
     polled_notional: bool = False
+    version: int = 0  # bumped whenever its rank or due-ness changes (stale queue entries are skipped)
 
 
 class WalletRanker:
-    """Wallets seen trading, ranked for polling (see the module docstring)."""
+    """Wallets seen trading, ranked for polling (see the module docstring).
+
+    A due wallet sits in a heap keyed by (notional, newest trade), largest first; polled wallets wait in a FIFO
+    (polls happen in time order) until their refresh is due, then join the heap. Entries are invalidated by
+    a version number rather than removed, so every operation is O(log n): Hyperliquid's trade stream names
+    hundreds of wallets a second in a busy market, and a scan of every wallet per request cost more CPU than
+    the HTTP request itself (benchmarks/bench_positions.py)."""
 
     def __init__(self, max_wallets: int = 2000, refresh_s: float = 120.0,
                  on_forget: Callable[[str], None] | None = None) -> None:
         self.max_wallets = max(1, int(max_wallets))
+        # eviction runs in batches: at most this many wallets above the cap, then back down to the cap
+        self.slack = max(16, self.max_wallets // 10)
         self.refresh_s = float(refresh_s)
         self.on_forget = on_forget
         self.wallets: dict[str, _Wallet] = {}
+        self._heap: list[tuple[float, float, str, int]] = []
+        self._waiting: deque[tuple[float, str, int]] = deque()  # (last poll, address, version), oldest first
         self.stats = {"seen": 0, "forgotten": 0, "bad_address": 0}
+
+    def _push(self, w: _Wallet) -> None:
+        w.version += 1
+        heapq.heappush(self._heap, (-w.notional, -w.last_trade, w.address, w.version))
+        if len(self._heap) > 4 * len(self.wallets) + 64:  # mostly stale entries: rebuild
+            self._heap = [(-x.notional, -x.last_trade, x.address, x.version) for x in self.wallets.values()
+                          if self._queued(x)]
+            heapq.heapify(self._heap)
+
+    def _queued(self, w: _Wallet) -> bool:
+        """Whether ``w`` belongs in the heap (due by an event; a refresh joins it from the FIFO)."""
+        return w.last_poll is None or w.last_trade > w.last_poll
 
     def on_users(self, coin: str, users, usd: float, ts: float) -> None:
         """The venue parser's hook: one trade's two wallets and its USD value."""
@@ -144,13 +168,13 @@ class WalletRanker:
             if not w.polled_notional:
                 w.notional += float(usd) if usd == usd and usd > 0 else 0.0
             w.last_trade = max(w.last_trade, float(ts))
-        if len(self.wallets) > self.max_wallets:
+            self._push(w)
+        if len(self.wallets) > self.max_wallets + self.slack:
             self._evict(len(self.wallets) - self.max_wallets)
 
     def _evict(self, n: int) -> None:
         """Forget the ``n`` lowest ranked wallets (smallest notional, oldest trade)."""
-        worst = sorted(self.wallets.values(), key=lambda w: (w.notional, w.last_trade))[:n]
-        for w in worst:
+        for w in heapq.nsmallest(n, self.wallets.values(), key=lambda w: (w.notional, w.last_trade)):
             del self.wallets[w.address]
             self.stats["forgotten"] += 1
             if self.on_forget is not None:
@@ -161,14 +185,18 @@ class WalletRanker:
 
     def next(self, now: float) -> str | None:
         """The due wallet to poll next: largest notional first, newest trade next; None if none is due."""
-        best, key = None, None
-        for w in self.wallets.values():
-            if not self.due(w, now):
-                continue
-            k = (w.notional, w.last_trade)
-            if key is None or k > key:
-                best, key = w, k
-        return None if best is None else best.address
+        while self._waiting and self._waiting[0][0] + self.refresh_s <= now:
+            _, addr, version = self._waiting.popleft()
+            w = self.wallets.get(addr)
+            if w is not None and w.version == version:
+                self._push(w)
+        while self._heap:
+            _, _, addr, version = self._heap[0]
+            w = self.wallets.get(addr)
+            if w is not None and w.version == version and self.due(w, now):
+                return addr
+            heapq.heappop(self._heap)  # stale: the wallet moved, was polled or forgotten
+        return None
 
     def polled(self, address: str, now: float, positions: Iterable[ExactPosition] | None) -> None:
         """An answer came (``positions`` None: no usable answer; the wallet waits for its refresh)."""
@@ -179,6 +207,14 @@ class WalletRanker:
         if positions is not None:
             w.notional = sum(abs(p.size) * p.entry for p in positions)
             w.polled_notional = True
+        w.version += 1
+        self._waiting.append((now, address, w.version))
+
+    def requeue(self, address: str) -> None:
+        """Ask again soon (a 429 or a network error: the wallet is still due)."""
+        w = self.wallets.get(address)
+        if w is not None:
+            self._push(w)
 
 
 # ---------------------------------------------------------------------------------------------- budget
@@ -358,14 +394,15 @@ class PositionPoller:
         except Exception as e:  # network trouble: counted, the wallet waits for its refresh  # noqa: BLE001
             self.stats.errors += 1
             self.stats.last_error = f"{type(e).__name__}: {e}"
-            self.ranker.polled(wallet, now, None)
+            self.ranker.requeue(wallet)  # still due once the pause is over
             self._pause(now, None)
             return True
         t = self.clock()
         if status == 429:
             self.stats.rate_limited += 1
             self._pause(t, headers.get("Retry-After") if headers else None)
-            return True  # the wallet stays due: it is asked again after the pause
+            self.ranker.requeue(wallet)  # the wallet stays due: it is asked again after the pause
+            return True
         if status != 200:
             self.stats.errors += 1
             self.stats.last_error = f"HTTP {status}"
