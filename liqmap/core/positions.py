@@ -12,7 +12,7 @@ hand each answer, parsed into :class:`ExactPosition` rows, to :meth:`PositionBoo
   cover — the map is a sample of the largest wallets, never the whole market, and must say so;
 - ``detected``: liquidations seen as a position that vanished (or shrank: Hyperliquid liquidates positions
   above 100k USDC 20 % at a time) between two polls while price traded to within ``tolerance_pct`` of its last
-  liquidation price. The only liquidations the public API shows (no market-wide stream exists, §5): a
+  liquidation price. The only liquidations the public API shows (no market-wide stream exists, docs/hyperliquid.md §5): a
   tracked wallet's, which is at most the covered share of the venue's liquidations;
 - ``segments(asset)``: each level as a band over time (from when it was first seen to when it ended), so the
   Positions mode draws exact levels like the other modes draw theirs.
