@@ -152,7 +152,7 @@ async def _accuracy_seed(seed: int, venue: str) -> dict:
     from liqmap.core.positions import PositionBook, accuracy
     from liqmap.core.synthetic import SyntheticModel
     from liqmap.feeds.demo import DemoSource, make_parsers
-    from liqmap.feeds.demo.clearinghouse import DemoClearinghouse, demo_wallet
+    from liqmap.feeds.demo.clearinghouse import DemoClearinghouse, position_wallet
     from liqmap.feeds.hl_positions import parse_clearinghouse
 
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
@@ -198,24 +198,25 @@ async def _accuracy_seed(seed: int, venue: str) -> dict:
                 alive = sim.pos
                 alive = alive[alive["venue"] == c.vid]
                 book = PositionBook()
-                notional = {}
+                held = {}
                 for pid in alive["id"].tolist():
-                    w = demo_wallet(pid)
+                    w = position_wallet(a, pid)
                     ps = [p for p in parse_clearinghouse(ch.answer({"type": "clearinghouseState", "user": w})[1],
                                                          w, now, set(ASSETS)) if p.asset == a]
                     book.apply(w, ps, now)
-                    notional[w] = sum(abs(p.size) * p.entry for p in ps)
+                    held[w] = ps
+                notional = {w: sum(abs(p.size) * p.entry for p in ps) for w, ps in held.items()}
                 big = sorted(notional, key=notional.get, reverse=True)[: max(1, len(notional) // 5)]
                 sample = PositionBook()
                 for w in big:
-                    sample.apply(w, book.positions(a) and [p for p in book.positions(a) if p.wallet == w], now)
+                    sample.apply(w, held[w], now)
                 model_levels = models[a].levels((venue,))
                 for name, bk in (("all", book), ("largest_fifth", sample)):
                     acc = accuracy(model_levels, bk.levels(a, steps[a]), last_px[a], steps[a], ts=now)
                     if acc is not None:
                         out[name].append((acc.exact_usd, acc.model_share, acc.base_share))
                 out["wallets"].append(book.wallets)
-                oi = sim.open_interest(c.vid) * c.contract_size * c.mult
+                oi = float(c.base_qty(sim.open_interest(c.vid), last_px[a]))  # one side, base units
                 out["oi_share"].append(book.coverage(a, oi).oi_share)
     return out
 

@@ -10,7 +10,7 @@ import pytest
 from liqmap.core.events import VENUE_ID
 from liqmap.core.positions import PositionBook
 from liqmap.feeds.demo import DemoSource
-from liqmap.feeds.demo.clearinghouse import DemoClearinghouse, demo_wallet
+from liqmap.feeds.demo.clearinghouse import DemoClearinghouse, position_wallet
 from liqmap.feeds.hl_positions import PositionPoller, parse_clearinghouse
 
 START = 1_700_000_000.0
@@ -38,7 +38,7 @@ def test_answers_carry_the_simulators_true_positions():
     ch = DemoClearinghouse(src, VENUE)
     c, alive = _alive(src, "BTC")
     row = alive[np.argmax(alive["qty"])]
-    w = demo_wallet(int(row["id"]))
+    w = position_wallet("BTC", int(row["id"]))
     status, body, _ = ch.answer({"type": "clearinghouseState", "user": w})
     assert status == 200
     d = orjson.loads(body)
@@ -47,6 +47,7 @@ def test_answers_carry_the_simulators_true_positions():
     btc = [p for p in ps if p.asset == "BTC"]
     assert len(btc) == 1
     p = btc[0]
+    # size in base units at entry (the demo's inverse contracts converted at entry, as ground truth does)
     assert p.size == pytest.approx(float(row["side"]) * float(c.base_qty(row["qty"], row["entry"])))
     assert p.entry == pytest.approx(float(row["entry"])) and p.liq_px == pytest.approx(float(row["liq"]))
     assert p.leverage == round(float(row["lev"])) and not p.cross
@@ -58,20 +59,20 @@ def test_answers_carry_the_simulators_true_positions():
     assert ch.answer({"type": "meta"})[0] == 422
 
 
-def test_k_coins_and_one_wallet_in_several_assets():
+def test_k_coins_in_the_coins_units_and_one_wallet_per_position():
     src = _source()
     ch = DemoClearinghouse(src, VENUE)
-    _, btc = _alive(src, "BTC")
     _, pepe = _alive(src, "PEPE")
-    both = np.intersect1d(btc["id"], pepe["id"])
-    assert len(both)  # ids are per asset: the same trader id holds positions in both
-    w = demo_wallet(int(both[0]))
+    row = pepe[np.argmax(pepe["qty"])]
+    w = position_wallet("PEPE", int(row["id"]))
     d = orjson.loads(ch.answer({"type": "clearinghouseState", "user": w})[1])
-    coins = sorted(x["position"]["coin"] for x in d["assetPositions"])
-    assert coins == ["BTC", "kPEPE"]
-    ps = {p.asset: p for p in parse_clearinghouse(orjson.dumps(d), w, 0.0, set(ASSETS))}
-    row = pepe[pepe["id"] == both[0]][0]
-    assert ps["PEPE"].liq_px == pytest.approx(float(row["liq"]))  # back in PEPE's own price units
+    assert [x["position"]["coin"] for x in d["assetPositions"]] == ["kPEPE"]
+    raw = d["assetPositions"][0]["position"]
+    assert float(raw["liquidationPx"]) == pytest.approx(float(row["liq"]) * 1000)  # kPEPE price: 1000 PEPE
+    (p,) = parse_clearinghouse(orjson.dumps(d), w, 0.0, set(ASSETS))
+    assert p.asset == "PEPE" and p.liq_px == pytest.approx(float(row["liq"]))  # back in PEPE's own units
+    # the same position id in BTC is another trader
+    assert position_wallet("BTC", int(row["id"])) != w
 
 
 def test_deterministic_per_seed_and_the_simulation_untouched():
@@ -79,7 +80,7 @@ def test_deterministic_per_seed_and_the_simulation_untouched():
     ids = _alive(a, "BTC")[1]["id"][:50]
     ca, cb = DemoClearinghouse(a, VENUE), DemoClearinghouse(b, VENUE)
     for i in ids:
-        w = demo_wallet(int(i))
+        w = position_wallet("BTC", int(i))
         assert ca.answer({"type": "clearinghouseState", "user": w}) == \
             cb.answer({"type": "clearinghouseState", "user": w})
     # b answered nothing more than a; stepping both on gives the same market
@@ -101,7 +102,7 @@ async def test_the_live_poller_reads_the_demo_within_its_budget():
     poller = PositionPoller(book, ch, set(ASSETS), clock=lambda: t[0], sleep=sleep)
     _, alive = _alive(src, "BTC")
     for i in alive["id"][:400]:
-        poller.on_users("BTC", (demo_wallet(int(i)), demo_wallet(int(i))), 1000.0, t[0])
+        poller.on_users("BTC", (position_wallet("BTC", int(i)), position_wallet("BTC", int(i))), 1000.0, t[0])
     for _ in range(5000):
         if t[0] >= START + 60.0:
             break

@@ -1,9 +1,8 @@
 """The demo's Hyperliquid ``POST /info`` for ``clearinghouseState``: each simulated trader's positions, in the
 answer's real shape, so the Positions layer and the live accuracy check run offline in ``liqmap --demo``.
 
-A demo wallet is ``demo_wallet(position id)`` (the address the demo's Hyperliquid trades carry in ``users``).
-Position ids are per asset, so one wallet can hold positions in several assets — as real wallets do. The
-answer is read from the simulator's open positions (its true entries, leverage, sizes and liquidation prices;
+A demo wallet is ``position_wallet(asset, position id)`` (``demo/hyperliquid.py``: the address the demo's
+Hyperliquid trades carry in ``users``; one wallet per simulated position). The answer is read from the simulator's open positions (its true entries, leverage, sizes and liquidation prices;
 ``market.py``), never changes the simulation, and depends only on the seed and the simulated time: the demo
 stays deterministic per seed. Shapes: docs/hyperliquid.md §3 (``leverage`` an object, numbers as decimal
 strings, ``liquidationPx`` null where a position has none).
@@ -17,12 +16,15 @@ import numpy as np
 import orjson
 
 try:  # the address the demo's Hyperliquid trades carry (the venue's demo emitter)
-    from .hyperliquid import demo_wallet
+    from .hyperliquid import position_wallet
 except ImportError:  # stand-in until the demo emits Hyperliquid frames: the same kind of deterministic address
     import hashlib
 
-    def demo_wallet(trader_id) -> str:
-        return "0x" + hashlib.sha256(f"liqmap-demo-wallet-{int(trader_id)}".encode()).hexdigest()[:40]
+    from .market import asset_seed
+
+    def position_wallet(asset: str, position_id: int) -> str:
+        tid = (asset_seed(asset) << 32) | int(position_id)
+        return "0x" + hashlib.blake2b(f"liqmap-demo-wallet:{tid}".encode(), digest_size=20).hexdigest()
 
 
 def _s(x: float) -> str:
@@ -37,39 +39,37 @@ class DemoClearinghouse:
     def __init__(self, source, venue: str = "hyperliquid") -> None:
         self.source = source
         self.venue = venue
-        self._ids: dict[str, int] = {}
-        self._mapped = 0  # ids 1 .. _mapped - 1 have their wallet in ``_ids``
+        self._owner: dict[str, tuple[str, int]] = {}  # wallet → (asset, position id)
+        self._mapped: dict[str, int] = {}  # asset → ids below this have their wallet in ``_owner``
         self.requests = 0
 
-    def _id_of(self, wallet: str) -> int | None:
-        pid = self._ids.get(wallet)
-        if pid is None:
-            top = max((s.next_id for s in self.source.sims.values()), default=1)
-            for i in range(max(self._mapped, 1), top):
-                self._ids[demo_wallet(i)] = i
-            self._mapped = max(self._mapped, top)
-            pid = self._ids.get(wallet)
-        return pid
+    def _owner_of(self, wallet: str) -> tuple[str, int] | None:
+        hit = self._owner.get(wallet)
+        if hit is None:  # positions opened since the last look: map their wallets (each id once, ever)
+            for name, sim in self.source.sims.items():
+                for pid in range(self._mapped.get(name, 1), sim.next_id):
+                    self._owner[position_wallet(name, pid)] = (name, pid)
+                self._mapped[name] = max(self._mapped.get(name, 1), sim.next_id)
+            hit = self._owner.get(wallet)
+        return hit
 
     def state(self, wallet: str) -> dict:
         """The wallet's clearinghouseState (no positions for a wallet the demo does not know)."""
-        pid = self._id_of(wallet)
+        hit = self._owner_of(wallet)
         positions = []
         ntl = margin = 0.0
         now_ms = int(round(self.source.now() * 1000))
-        if pid is not None:
-            for name, sim in self.source.sims.items():
-                c = sim.contracts.get(self.venue)
-                if c is None:
-                    continue
-                buf = sim._buf[:sim._n]
-                i = int(np.searchsorted(buf["id"], pid))  # ids grow along the buffer (compaction keeps order)
-                if i >= len(buf) or buf["id"][i] != pid or not buf["alive"][i] or buf["venue"][i] != c.vid:
-                    continue
+        if hit is not None:
+            name, pid = hit
+            sim = self.source.sims[name]
+            c = sim.contracts.get(self.venue)
+            buf = sim._buf[:sim._n]
+            i = int(np.searchsorted(buf["id"], pid))  # ids grow along the buffer (compaction keeps order)
+            if c is not None and i < len(buf) and buf["id"][i] == pid and buf["alive"][i] and buf["venue"][i] == c.vid:
                 p = buf[i]
                 positions.append(self._position(name, c, p, sim.price))
-                ntl += float(c.usd(p["qty"], sim.price))
-                margin += float(c.usd(p["qty"], p["entry"])) / float(p["lev"])
+                ntl = float(c.usd(p["qty"], sim.price))
+                margin = float(c.usd(p["qty"], p["entry"])) / float(p["lev"])
         summary = {"accountValue": _s(margin), "totalMarginUsed": _s(margin), "totalNtlPos": _s(ntl),
                    "totalRawUsd": _s(margin)}
         return {"assetPositions": positions, "marginSummary": summary,
@@ -80,17 +80,20 @@ class DemoClearinghouse:
     @staticmethod
     def _position(name: str, c, p, price: float) -> dict:
         side = 1.0 if p["side"] > 0 else -1.0
-        # Hyperliquid's coin: the asset, or k + asset for the 1000-lots (kPEPE); sizes in the coin's units
-        szi = side * float(p["qty"]) * c.contract_size
+        wire = float(getattr(c, "wire_mult", c.mult) or 1.0)  # the coin's lot on the wire (kPEPE: 1000 PEPE)
         entry, liq, lev = float(p["entry"]), float(p["liq"]), float(p["lev"])
-        value = abs(szi) * price * c.mult
-        margin = abs(szi) * entry * c.mult / lev
-        upnl = szi * (price - entry) * c.mult
+        base = float(c.base_qty(p["qty"], entry))  # base units at entry (inverse contracts: USD / entry)
+        szi = side * base / wire
+        value = base * price
+        margin = base * entry / lev
+        upnl = side * base * (price - entry)
+        coin = c.symbol if getattr(c, "wire_mult", None) is not None else (
+            name if c.mult == 1 else f"k{name}")  # the stand-in venue's symbol is not a coin name
         # the demo's margin is the position's own (its liquidation price ignores other positions): isolated
         return {"type": "oneWay", "position": {
-            "coin": name if c.mult == 1 else f"k{name}", "szi": _s(szi), "entryPx": _s(entry * c.mult),
-            "leverage": {"type": "isolated", "value": int(round(lev)), "rawUsd": _s(-szi * entry * c.mult + margin)},
-            "liquidationPx": _s(liq * c.mult) if 0 < liq and math.isfinite(liq) else None,
+            "coin": coin, "szi": _s(szi), "entryPx": _s(entry * wire),
+            "leverage": {"type": "isolated", "value": int(round(lev)), "rawUsd": _s(-szi * entry * wire + margin)},
+            "liquidationPx": _s(liq * wire) if 0 < liq and math.isfinite(liq) else None,
             "marginUsed": _s(max(margin + upnl, 0.0)), "positionValue": _s(value), "unrealizedPnl": _s(upnl),
             "returnOnEquity": _s(upnl / margin if margin else 0.0), "maxLeverage": int(c.max_lev),
             "cumFunding": {"allTime": "0.0", "sinceChange": "0.0", "sinceOpen": "0.0"}}}
