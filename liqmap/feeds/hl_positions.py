@@ -489,6 +489,30 @@ class HLPositions:
         rt.row_taps.append(self.tape.tap)
         if rt.engine is not None:
             rt.engine.attach_positions(self.book, VENUE, float(p["accuracy_every_seconds"]))
+        self._module_hook = False
+        self._attach_hook(rt)
+
+    def _attach_hook(self, rt) -> None:
+        """Hand the wallet hook to Hyperliquid's trade parser: the ingest's own feed instance (demo, replay) and,
+        for live collectors' feeds (built elsewhere), the venue module's hook."""
+        from .sources import LiveSource
+        from .venues import hyperliquid as hl
+
+        parser = rt.ingest.parser(VENUE)
+        feed = getattr(parser, "venue_feed", None)
+        if feed is not None:
+            feed.on_users = self.on_users
+        if isinstance(rt.source, LiveSource):
+            hl.on_users = self.on_users
+            self._module_hook = True
+
+    def detach(self) -> None:
+        if self._module_hook:
+            from .venues import hyperliquid as hl
+
+            if hl.on_users == self.on_users:
+                hl.on_users = None
+            self._module_hook = False
 
     def on_users(self, coin: str, users, usd: float, ts: float) -> None:
         """The Hyperliquid trade parser's hook (``coin`` is Hyperliquid's name; the ranking needs only wallets)."""
@@ -505,7 +529,10 @@ class HLPositions:
             self.rt.ingest.add("liq", asset, self.book.liquidation_rows(ds, self.venue_id), venue=VENUE)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.poller.run(stop)
+        try:
+            await self.poller.run(stop)
+        finally:
+            self.detach()
 
 
 def transport_for(source, cfg: dict) -> Transport | None:
