@@ -176,7 +176,8 @@ DEFAULTS: dict[str, Any] = {
         "info_url": "https://api.hyperliquid.xyz/info",
         "budget_share": 0.5,  # share of Hyperliquid's 1200 weight/min the polling may use (300 wallets a minute)
         "max_wallets": 2000,  # wallets tracked at most (past it the smallest notional, oldest trade is forgotten)
-        "refresh_seconds": 120.0,  # a wallet is polled again after this long (at once after it traded)
+        "refresh_seconds": 120.0,  # a wallet is polled again after this long ...
+        "min_refresh_seconds": 15.0,  # ... or this long after its last poll once it traded since
         "backoff_seconds": 2.0,  # pause after a 429 (or a network error), doubling ...
         "backoff_max_seconds": 120.0,  # ... up to this (the server's Retry-After when longer)
         "timeout_seconds": 10.0,  # per request
@@ -358,6 +359,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "positions.budget_share": (0.0, 1.0, True),
     "positions.max_wallets": (1, 1_000_000, False),
     "positions.refresh_seconds": (1.0, 86400.0, False),
+    "positions.min_refresh_seconds": (0.0, 86400.0, False),
     "positions.backoff_seconds": (0.1, 3600.0, False),
     "positions.backoff_max_seconds": (0.1, 86400.0, False),
     "positions.timeout_seconds": (0.1, 600.0, False),

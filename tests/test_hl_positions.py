@@ -153,7 +153,7 @@ def test_malformed_answers_raise(body):
 # ---------------------------------------------------------------------------------------------- ranking, budget
 def test_ranker_largest_notional_first_newest_trade_next_and_a_cap():
     forgotten = []
-    r = WalletRanker(max_wallets=3, refresh_s=60.0, on_forget=forgotten.append)
+    r = WalletRanker(max_wallets=3, refresh_s=60.0, on_forget=forgotten.append, min_refresh_s=1.0)
     r.on_users("BTC", (wallet(1), wallet(2)), 1000.0, 10.0)
     r.on_users("BTC", (wallet(3), wallet(2)), 5000.0, 11.0)
     assert r.next(11.0) == wallet(2)  # 6000 USD seen
@@ -163,9 +163,14 @@ def test_ranker_largest_notional_first_newest_trade_next_and_a_cap():
     assert r.next(11.5) == wallet(1)
     r.polled(wallet(1), 11.5, [])
     assert r.next(12.0) is None  # nothing due until a wallet trades again or its refresh comes
-    r.on_users("ETH", (wallet(1), wallet(1)), 10.0, 13.0)
-    assert r.next(13.0) == wallet(1)  # traded since its poll
+    r.on_users("ETH", (wallet(1), wallet(1)), 10.0, 12.2)
+    assert r.next(12.2) is None  # traded since its poll, but polled less than min_refresh_s ago
+    assert r.next(12.5) == wallet(1)  # traded since its poll
     r.polled(wallet(1), 13.0, [])
+    for k in range(50):  # a wallet trading all the time is asked at most once per min_refresh_s
+        r.on_users("ETH", (wallet(1), wallet(1)), 10.0, 13.0 + k * 0.02)
+    assert r.next(13.9) is None and r.next(14.0) == wallet(1)
+    r.polled(wallet(1), 14.0, [])
     assert r.next(71.0) == wallet(2) and r.next(71.4) == wallet(2)  # refresh due, oldest poll first
     # the cap: at most ``slack`` above it, then the lowest ranked are forgotten down to the cap
     for i in range(10, 10 + r.slack + 1):

@@ -7,8 +7,8 @@ decimal strings); the REST budget is 1200 weight per minute per IP and this requ
 answer is not documented (third parties report HTTP 429).
 
 - :class:`WalletRanker` — discovery from the venue parser's ``on_users(coin, users, usd, ts)`` hook. A wallet is
-  *due* when it was never polled, traded since its last poll, or its last poll is older than
-  ``positions.refresh_seconds``; among due wallets the largest notional goes first (its position's value once
+  *due* when it was never polled, traded since its last poll (and that poll is ``positions.min_refresh_seconds``
+  old), or its last poll is older than ``positions.refresh_seconds``; among due wallets the largest notional goes first (its position's value once
   polled, the USD it was seen trading before), the newest trade next. At most ``positions.max_wallets`` are
   tracked: past the cap the lowest ranked is forgotten (memory stays bounded).
 - :class:`RateBudget` — a sliding 60 s window of request weight: at most ``budget_share`` × 1200.
@@ -125,35 +125,45 @@ class _Wallet:
 class WalletRanker:
     """Wallets seen trading, ranked for polling (see the module docstring).
 
-    A due wallet sits in a heap keyed by (notional, newest trade), largest first; polled wallets wait in a FIFO
-    (polls happen in time order) until their refresh is due, then join the heap. Entries are invalidated by
-    a version number rather than removed, so every operation is O(log n): Hyperliquid's trade stream names
-    hundreds of wallets a second in a busy market, and a scan of every wallet per request cost more CPU than
-    the HTTP request itself (benchmarks/bench_positions.py)."""
+    A due wallet sits in a heap keyed by (notional, newest trade), largest first; a wallet not due yet waits in
+    a second heap keyed by the time it becomes due (its refresh, or ``min_refresh_s`` after its last poll when
+    it traded since: a market maker trading every second must not take every request). Entries are
+    invalidated by a version number rather than removed, so every operation is O(log n): Hyperliquid's trade
+    stream names hundreds of wallets a second in a busy market, and a scan of every wallet per request cost
+    more CPU than the HTTP request itself (benchmarks/bench_positions.py)."""
 
     def __init__(self, max_wallets: int = 2000, refresh_s: float = 120.0,
-                 on_forget: Callable[[str], None] | None = None) -> None:
+                 on_forget: Callable[[str], None] | None = None, min_refresh_s: float = 15.0) -> None:
         self.max_wallets = max(1, int(max_wallets))
         # eviction runs in batches: at most this many wallets above the cap, then back down to the cap
         self.slack = max(16, self.max_wallets // 10)
         self.refresh_s = float(refresh_s)
+        self.min_refresh_s = min(float(min_refresh_s), self.refresh_s)
         self.on_forget = on_forget
         self.wallets: dict[str, _Wallet] = {}
         self._heap: list[tuple[float, float, str, int]] = []
-        self._waiting: deque[tuple[float, str, int]] = deque()  # (last poll, address, version), oldest first
+        self._later: list[tuple[float, str, int]] = []  # (due at, address, version)
         self.stats = {"seen": 0, "forgotten": 0, "bad_address": 0}
 
-    def _push(self, w: _Wallet) -> None:
-        w.version += 1
-        heapq.heappush(self._heap, (-w.notional, -w.last_trade, w.address, w.version))
-        if len(self._heap) > 4 * len(self.wallets) + 64:  # mostly stale entries: rebuild
-            self._heap = [(-x.notional, -x.last_trade, x.address, x.version) for x in self.wallets.values()
-                          if self._queued(x)]
-            heapq.heapify(self._heap)
+    def _due_at(self, w: _Wallet) -> float:
+        if w.last_poll is None:
+            return -math.inf
+        if w.last_trade > w.last_poll:
+            return w.last_poll + self.min_refresh_s
+        return w.last_poll + self.refresh_s
 
-    def _queued(self, w: _Wallet) -> bool:
-        """Whether ``w`` belongs in the heap (due by an event; a refresh joins it from the FIFO)."""
-        return w.last_poll is None or w.last_trade > w.last_poll
+    def _queue(self, w: _Wallet, now: float) -> None:
+        """(Re)file ``w``: in the ranked heap if due at ``now``, else by the time it becomes due."""
+        w.version += 1
+        at = self._due_at(w)
+        if at > now:
+            heapq.heappush(self._later, (at, w.address, w.version))
+        else:
+            heapq.heappush(self._heap, (-w.notional, -w.last_trade, w.address, w.version))
+        if len(self._heap) + len(self._later) > 4 * len(self.wallets) + 64:  # mostly stale entries: rebuild
+            self._heap = [(-x.notional, -x.last_trade, x.address, x.version) for x in self.wallets.values()]
+            heapq.heapify(self._heap)  # every wallet once; those not due are refiled by ``next``
+            self._later = []
 
     def on_users(self, coin: str, users, usd: float, ts: float) -> None:
         """The venue parser's hook: one trade's two wallets and its USD value."""
@@ -167,8 +177,10 @@ class WalletRanker:
                 self.stats["seen"] += 1
             if not w.polled_notional:
                 w.notional += float(usd) if usd == usd and usd > 0 else 0.0
+            newer = float(ts) > w.last_trade
             w.last_trade = max(w.last_trade, float(ts))
-            self._push(w)
+            if w.last_poll is None or newer:
+                self._queue(w, w.last_trade)
         if len(self.wallets) > self.max_wallets + self.slack:
             self._evict(len(self.wallets) - self.max_wallets)
 
@@ -181,20 +193,25 @@ class WalletRanker:
                 self.on_forget(w.address)
 
     def due(self, w: _Wallet, now: float) -> bool:
-        return w.last_poll is None or w.last_trade > w.last_poll or now - w.last_poll >= self.refresh_s
+        return self._due_at(w) <= now
 
     def next(self, now: float) -> str | None:
         """The due wallet to poll next: largest notional first, newest trade next; None if none is due."""
-        while self._waiting and self._waiting[0][0] + self.refresh_s <= now:
-            _, addr, version = self._waiting.popleft()
+        while self._later and self._later[0][0] <= now:
+            _, addr, version = heapq.heappop(self._later)
             w = self.wallets.get(addr)
             if w is not None and w.version == version:
-                self._push(w)
+                w.version += 1
+                heapq.heappush(self._heap, (-w.notional, -w.last_trade, addr, w.version))
         while self._heap:
             _, _, addr, version = self._heap[0]
             w = self.wallets.get(addr)
-            if w is not None and w.version == version and self.due(w, now):
-                return addr
+            if w is not None and w.version == version:
+                if self.due(w, now):
+                    return addr
+                heapq.heappop(self._heap)
+                self._queue(w, now)  # not yet (polled a moment ago): back at its due time
+                continue
             heapq.heappop(self._heap)  # stale: the wallet moved, was polled or forgotten
         return None
 
@@ -207,14 +224,14 @@ class WalletRanker:
         if positions is not None:
             w.notional = sum(abs(p.size) * p.entry for p in positions)
             w.polled_notional = True
-        w.version += 1
-        self._waiting.append((now, address, w.version))
+        self._queue(w, now)
 
     def requeue(self, address: str) -> None:
         """Ask again soon (a 429 or a network error: the wallet is still due)."""
         w = self.wallets.get(address)
         if w is not None:
-            self._push(w)
+            w.version += 1
+            heapq.heappush(self._heap, (-w.notional, -w.last_trade, address, w.version))
 
 
 # ---------------------------------------------------------------------------------------------- budget
@@ -352,7 +369,8 @@ class PositionPoller:
 
     def __init__(self, book: PositionBook, transport: Transport, assets, *, budget_share: float = 0.5,
                  limit_per_minute: float = LIMIT_PER_MINUTE, weight: float = CLEARINGHOUSE_WEIGHT,
-                 max_wallets: int = 2000, refresh_s: float = 120.0, backoff_s: float = 2.0,
+                 max_wallets: int = 2000, refresh_s: float = 120.0, min_refresh_s: float = 15.0,
+                 backoff_s: float = 2.0,
                  backoff_max_s: float = 120.0, idle_s: float = 0.5,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -369,7 +387,8 @@ class PositionPoller:
         self.idle_s = float(idle_s)
         self.price_range = price_range
         self.on_liquidations = on_liquidations
-        self.ranker = WalletRanker(max_wallets, refresh_s, on_forget=lambda w: book.forget(w, self.clock()))
+        self.ranker = WalletRanker(max_wallets, refresh_s, on_forget=lambda w: book.forget(w, self.clock()),
+                                   min_refresh_s=min_refresh_s)
         self.stats = PollerStats()
         self._backoff = 0.0
         self._logged_malformed = 0
@@ -484,6 +503,7 @@ class HLPositions:
         self.poller = PositionPoller(
             self.book, transport, set(rt.assets), budget_share=float(p["budget_share"]),
             max_wallets=int(p["max_wallets"]), refresh_s=float(p["refresh_seconds"]),
+            min_refresh_s=float(p["min_refresh_seconds"]),
             backoff_s=float(p["backoff_seconds"]), backoff_max_s=float(p["backoff_max_seconds"]),
             clock=rt.clock, price_range=self.tape.range, on_liquidations=self._liquidations)
         rt.row_taps.append(self.tape.tap)
@@ -496,8 +516,11 @@ class HLPositions:
         """Hand the wallet hook to Hyperliquid's trade parser: the ingest's own feed instance (demo, replay) and,
         for live collectors' feeds (built elsewhere), the venue module's hook."""
         from .sources import LiveSource
-        from .venues import hyperliquid as hl
 
+        try:
+            from .venues import hyperliquid as hl
+        except ImportError:  # no Hyperliquid adapter: no trades, no wallets
+            return
         parser = rt.ingest.parser(VENUE)
         feed = getattr(parser, "venue_feed", None)
         if feed is not None:
