@@ -170,6 +170,23 @@ DEFAULTS: dict[str, Any] = {
         "preroll_oi_seconds": 10.0,  # open interest frames per venue at most this often in history
         "preroll_mark_seconds": 60.0,  # mark price frames per venue at most this often in history
     },
+    # Hyperliquid's exact positions (issue 12; liqmap/feeds/hl_positions.py, docs/hyperliquid.md §4): wallets seen
+    # in its trades are polled with POST /info clearinghouseState (weight 2 of 1200 a minute per IP).
+    "positions": {
+        "enabled": True,  # only where hyperliquid is one of universe.venues
+        "info_url": "https://api.hyperliquid.xyz/info",
+        "budget_share": 0.5,  # share of Hyperliquid's 1200 weight/min the polling may use (300 wallets a minute)
+        "max_wallets": 2000,  # wallets tracked at most (past it the smallest notional, oldest trade is forgotten)
+        "refresh_seconds": 120.0,  # a wallet is polled again after this long ...
+        "min_refresh_seconds": 15.0,  # ... or this long after its last poll once it traded since
+        "backoff_seconds": 2.0,  # pause after a 429 (or a network error), doubling ...
+        "backoff_max_seconds": 120.0,  # ... up to this (the server's Retry-After when longer)
+        "timeout_seconds": 10.0,  # per request
+        # a tracked position that vanished while price traded within this % of its liquidation price is a
+        # liquidation (docs/hyperliquid.md §5: no public liquidation stream exists)
+        "liquidation_tolerance_pct": 0.5,
+        "accuracy_every_seconds": 300.0,  # the model is compared with the exact map this often (docs/model.md §8)
+    },
     "recording": {
         "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often
         "metadata_wait_seconds": 15.0,  # live record: wait this long for contract metadata before starting
@@ -340,6 +357,15 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "demo.preroll_warmup_minutes": (0.0, 1440.0, False),
     "demo.preroll_oi_seconds": (0.1, 86400.0, False),
     "demo.preroll_mark_seconds": (0.1, 86400.0, False),
+    "positions.budget_share": (0.0, 1.0, True),
+    "positions.max_wallets": (1, 1_000_000, False),
+    "positions.refresh_seconds": (1.0, 86400.0, False),
+    "positions.min_refresh_seconds": (0.0, 86400.0, False),
+    "positions.backoff_seconds": (0.1, 3600.0, False),
+    "positions.backoff_max_seconds": (0.1, 86400.0, False),
+    "positions.timeout_seconds": (0.1, 600.0, False),
+    "positions.liquidation_tolerance_pct": (0.0, 50.0, False),
+    "positions.accuracy_every_seconds": (1.0, 86400.0, False),
     "recording.flush_seconds": (0.05, 3600.0, False),
     "recording.metadata_wait_seconds": (0.0, 3600.0, False),
     "replay.tick_seconds": (0.01, 86400.0, False),
@@ -533,6 +559,9 @@ def _check_ranges(cfg: dict, source: str) -> None:
         if not isinstance(url, str) or not url.startswith(_URL_SCHEMES[kind]):
             raise ConfigError(f"{source}: feeds.endpoints.{name}: {url!r} must start with "
                               f"{' or '.join(_URL_SCHEMES[kind])}")
+    url = cfg["positions"]["info_url"]
+    if not url.startswith(_URL_SCHEMES["rest"]):
+        raise ConfigError(f"{source}: positions.info_url: {url!r} must start with http:// or https://")
     for kind in cfg["feeds"]["watchdog_by_kind"]:
         if kind not in ("trade", "book", "oi", "liq", "depth"):
             raise ConfigError(f"{source}: feeds.watchdog_by_kind.{kind}: unknown kind (trade, book, oi, liq, depth)")

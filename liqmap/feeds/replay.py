@@ -125,6 +125,7 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
     step = None
     synthetic = None
     reports = None
+    exact = None
     if engine is not None:
         st = engine.state(asset)
         step = st.step
@@ -140,6 +141,8 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
         reports = st.report_dicts or None
+        # exact positions (Hyperliquid's tracked wallets) and the model's live accuracy against them
+        exact = st.exact.view.to_dict() if st.exact is not None and st.exact.view is not None else None
     if step is None and last_price:
         from liqmap.core.buckets import bucket_step
 
@@ -164,6 +167,7 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
         },
         "synthetic": synthetic,
         "reports": _plain(reports),
+        "exact": _plain(exact),
     }
 
 

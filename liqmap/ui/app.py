@@ -555,6 +555,10 @@ class LiqmapApp(App):
         verdict = snap.verdict if snap is not None else ""
         if snap is None and self.source is not None and st.state == "running":
             verdict = f"loading {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}…"
+        elif snap is not None and self.mode == "positions":  # a sample of wallets: always say how big, first
+            exact = (snap.reports or {}).get("exact") or {}
+            verdict = " \u00b7 ".join(x for x in (exact.get("label") or "exact: no Hyperliquid wallets polled",
+                                                  verdict) if x)
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
         if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \
