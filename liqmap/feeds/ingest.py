@@ -296,7 +296,12 @@ class Ingest:
                 conns.clear()
             hit = conns[addr] = self._conn(p, addr)
         rest, stand = hit
-        health.on_frame(t, rest)
+        health.frames += 1  # Health.on_frame, inline
+        if rest:
+            health.rest_frames += 1
+        last = health.last_frame
+        if last is None or t > last:
+            health.last_frame = t
         self._receipt = t
         pending = parse(raw, stand, t)
         if pending is not None:  # a venue whose handler is a coroutine

@@ -35,7 +35,7 @@ from liqmap.core.book import Book, TooManyLevels
 from liqmap.core.events import BUY, KINDS, SELL, VENUE_ID
 
 from ..plausible import Plausibility, has_non_ascii_number, suspicious_text
-from .normalize import CONTRACTS, SeenLRU, to_base
+from .normalize import BASE, CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
 
@@ -130,8 +130,8 @@ class VenueFeed:
     YIELD_EVERY_S: float = 0.02
     # With ``defer_rows`` (an ``Ingest``'s parsers) the rows of many frames go to the sink as one batch:
     # the plausibility pass, the numpy row arrays and the sink's counters cost per call, not per row.
-    # The ingest's flush hands them on; this many frames at most wait for it.
-    FLUSH_EVERY_FRAMES: int = 512
+    # The ingest's flush hands them on; this many rows of one (kind, asset) at most wait for it.
+    FLUSH_ROWS: int = 1024
 
     def __init__(
         self,
@@ -150,7 +150,9 @@ class VenueFeed:
         self.sink = sink
         self.book_sink = book_sink
         self.errors: Counter = Counter()
-        self.stats: Counter = Counter()
+        self._stats: Counter = Counter()
+        self._frames = 0  # frames parsed and not yet in ``stats`` (an int: a Counter update per frame cost more)
+        self._ignored = 0  # frames of streams nobody subscribes, likewise
         self.books: dict[str, Book] = {}
         self._pending: dict[tuple[str, str], list[tuple]] = {}
         self._logged: set = set()
@@ -163,7 +165,6 @@ class VenueFeed:
         self._receipt = 0.0
         self.loop_yields = 0
         self.defer_rows = False
-        self._unflushed = 0
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
         unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
@@ -180,6 +181,9 @@ class VenueFeed:
             if vm is not None:
                 self.markets[vm.symbol] = (name, vm)
         self.asset_of = {sym: name for sym, (name, _) in self.markets.items()}
+        # venue symbol → coins per unit of a trade's amount where that is one fixed factor at the quoted price
+        # (a linear contract with no lot multiplier); 0: to_base works it out (inverse, 1000PEPE-style)
+        self._coin_scale = {sym: self._simple_scale(vm) for sym, (_, vm) in self.markets.items()}
         self.std_of = {sym: f"{name}-{_quote_of(sym, vm)}-PERP" for sym, (name, vm) in self.markets.items()}
         self._seed_symbols()
 
@@ -308,30 +312,36 @@ class VenueFeed:
         end of ``message_handler``), its book changes are applied and announced. Never raises for a bad frame
         (counted in ``errors``). Returns None, or the coroutine of a venue whose ``_handle`` is still
         ``async`` (the caller awaits it through ``_finish``)."""
-        self.stats["frames"] += 1
+        self._frames += 1
         self._receipt = timestamp
         try:
-            if type(msg) is str:  # the common case first: an ASCII text frame with no \u escape is clean
-                if len(msg) > self.MAX_FRAME_BYTES:
-                    raise FrameError("frame", "too_large")
-                if (not msg.isascii() or "\\u" in msg) and has_non_ascii_number(orjson.loads(msg)):
-                    raise FrameError("frame", "non_ascii_number")
-            else:
-                if isinstance(msg, (bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
-                    raise FrameError("frame", "too_large")
-                if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
-                    raise FrameError("frame", "non_ascii_number")
+            # the common case in one line: an ASCII text frame under the size cap with no \u escape is clean
+            if type(msg) is not str or len(msg) > self.MAX_FRAME_BYTES or not msg.isascii() or "\\u" in msg:
+                self._screen(msg)
             pending = self._handle(msg, conn, timestamp)
         except Exception as e:  # noqa: BLE001 - never let one frame kill the connection
             self._drop(e, msg)
             return None
-        if pending is not None:
-            return pending
-        if self.defer_rows:
-            self._unflushed += 1
-            if self._unflushed >= self.FLUSH_EVERY_FRAMES:
-                self._flush()
-        return None
+        return pending
+
+    @property
+    def stats(self) -> Counter:
+        """frames, rows per kind and the venue's own counters (filtered, duplicates, ignored, ...)."""
+        st = self._stats
+        if self._frames:
+            st["frames"] += self._frames
+            self._frames = 0
+        if self._ignored:
+            st["ignored"] += self._ignored
+            self._ignored = 0
+        return st
+
+    def _screen(self, msg) -> None:
+        """Refuse a frame before it is read: over ``MAX_FRAME_BYTES``, or spelling a number in non-ASCII digits."""
+        if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
+            raise FrameError("frame", "too_large")
+        if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
+            raise FrameError("frame", "non_ascii_number")
 
     async def _finish(self, pending, msg) -> None:
         try:
@@ -356,7 +366,6 @@ class VenueFeed:
         """Hand the rows parsed so far to the sink (``defer_rows``: the ingest's flush calls this)."""
         if self._pending:
             self._flush()
-        self._unflushed = 0
 
     def _handle(self, msg, conn, timestamp: float):
         """Parse one frame (a plain function; an ``async def`` is still accepted and awaited)."""
@@ -378,9 +387,10 @@ class VenueFeed:
             self._pending[key] = [row]
         else:
             rows.append(row)
+            if len(rows) >= self.FLUSH_ROWS:
+                self._flush()
 
     def _flush(self) -> None:
-        self._unflushed = 0
         pending, self._pending = self._pending, {}
         sink = self.sink
         check = self.plausible.tuples
@@ -522,27 +532,57 @@ class VenueFeed:
         if self.book_sink is not None:
             self.book_sink(asset, self.venue, self.books[asset])
 
+    def _simple_scale(self, vm: VenueMarket) -> float:
+        if vm.inverse or vm.price_multiplier != 1.0:
+            return 0.0
+        unit = self.trade_unit(vm)
+        return vm.contract_size if unit == CONTRACTS else 1.0 if unit == BASE else 0.0
+
     def trade_unit(self, vm: VenueMarket) -> str:
         """The unit of a trade amount on this venue (contracts unless a venue says otherwise)."""
         return CONTRACTS
 
     def trade_frame(self, sym, tid, price_raw, qty_raw, ts: float, side: int) -> None:
         """One trade as the venue sends it (strings or numbers) → a liqmap trade row: filtered, deduplicated on
-        (symbol, trade id), normalized and its price noted. Read straight from the decoded frame: cryptofeed's
-        trade parsers built a Decimal ``Trade`` object per trade only for ``_cryptofeed_trade`` to turn it back
-        into floats (about a third of a trade frame's cost)."""
+        (symbol, trade id), normalized, its price kept for open interest. Read straight from the decoded frame:
+        cryptofeed's trade parsers built a Decimal ``Trade`` object per trade only for ``_cryptofeed_trade`` to
+        turn it back into floats (about a third of a trade frame's cost).
+
+        The hot path of every venue, so written out: the dedup memory's ``add`` and ``_emit`` inline, and the
+        price's plausibility is the row's (checked with the batch in ``_flush``; an implausible trade is dropped
+        there, and an open-interest row derived from its price fails the same band)."""
         hit = self.markets.get(sym)
         if hit is None:
             self.stats["filtered"] += 1
             return
-        if not self._seen_trades.add((sym, tid)):
+        seen = self._seen_trades._d
+        key = (sym, tid)
+        if key in seen:
             self.stats["duplicates"] += 1
             return
+        seen[key] = None
+        if len(seen) > self._seen_trades.maxlen:
+            del seen[next(iter(seen))]
         asset, vm = hit
         p = float(price_raw)
-        px, qty, usd = to_base(vm, float(qty_raw), p, self.trade_unit(vm))
-        self.note_price(sym, p)
-        self._emit("trade", asset, (ts, px, qty, usd, side, self.vid))
+        q = float(qty_raw)
+        scale = self._coin_scale.get(sym)
+        if scale:  # most contracts: coins = qty × a fixed scale, at the quoted price (to_base, inline)
+            lots = q * scale
+            px, qty, usd = p, lots, lots * p
+        else:
+            px, qty, usd = to_base(vm, q, p, self.trade_unit(vm))
+        self._last_px[sym] = p
+        if self._held_oi and sym in self._held_oi:
+            self.note_price(sym, p)
+        self.last_exchange_ts = ts
+        rows = self._pending.get(("trade", asset))
+        if rows is None:
+            self._pending[("trade", asset)] = [(ts, px, qty, usd, side, self.vid)]
+        else:
+            rows.append((ts, px, qty, usd, side, self.vid))
+            if len(rows) >= self.FLUSH_ROWS:
+                self._flush()
 
     async def _cryptofeed_trade(self, t, receipt_ts: float) -> None:
         """A cryptofeed ``Trade`` (Decimal amount/price, float-second timestamp) → a liqmap trade row."""
