@@ -195,11 +195,11 @@ async def test_zoom_keys(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
-        assert "zoom 1× 25/row" in status2(app)
+        assert "zoom fit 1× 25/row" in status2(app)  # the fixture's path fits at zoom 1
         l1 = axis_labels(app)
         await pilot.press("minus")
         await settle(pilot, 2)
-        assert "zoom 2× 25/row" in status2(app)
+        assert "zoom 2× 50/row" in status2(app)  # a manual zoom ends fitting
         l2 = axis_labels(app)
         assert (max(l2) - min(l2)) > 1.6 * (max(l1) - min(l1))  # zoomed out: more price on screen
         await pilot.press("plus")

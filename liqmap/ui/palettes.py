@@ -118,7 +118,11 @@ def ramp_256(ramp: tuple[str, ...], empty: str) -> tuple[int, list[int]]:
     the 240 non-system colours)."""
     idx, lab = _xterm_lab()
     want = _lab(np.array([Color.parse(c).triplet for c in ramp]))
-    e = int(np.argmin(((lab - _lab(np.array(Color.parse(empty).triplet))) ** 2).sum(-1)))
+    # The empty cell keeps Rich's downgrade: Textual paints the app's background with it, and an empty cell of
+    # another colour would draw the map's blank rows as bands against the panel's background.
+    e_num = _col(empty, "256").number or 16
+    e = (int(np.flatnonzero(idx == e_num)[0]) if e_num >= 16  # (a system colour: the nearest of the 240)
+         else int(np.argmin(((lab - _lab(np.array(Color.parse(empty).triplet))) ** 2).sum(-1))))
     sign = 1.0 if want[-1, 0] >= want[0, 0] else -1.0  # a light theme's ramp darkens as it grows
     light = lab[:, 0] * sign
     dist = ((want[:, None, :] - lab[None, :, :]) ** 2).sum(-1)
