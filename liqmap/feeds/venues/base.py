@@ -51,8 +51,13 @@ BookSink = Callable[[str, str, Book], None]
 
 
 # Parsing time shared by every venue's handlers (they interleave under a flood): [start of the current slice
-# of back-to-back parsing, end of the last handler]. See VenueFeed.YIELD_EVERY_S.
-_SLICE = [0.0, 0.0]
+# of back-to-back parsing, 1.0 once the loop had a turn since]. A turn is seen by a marker callback
+# (``_turn``), not guessed from gaps between frames. See VenueFeed.YIELD_EVERY_S.
+_SLICE = [0.0, 1.0]
+
+
+def _turn() -> None:
+    _SLICE[1] = 1.0
 
 
 class FrameError(Exception):
@@ -290,22 +295,20 @@ class VenueFeed:
     async def message_handler(self, msg, conn, timestamp: float) -> None:
         """cryptofeed's entry point (one websocket or REST frame): ``parse`` it, hand its rows on (unless
         ``defer_rows``) and give the loop a turn after ``YIELD_EVERY_S`` of back-to-back parsing."""
-        start = time.perf_counter()
-        if start - _SLICE[1] > 0.001:  # no handler ran for a while: the readers waited, the loop had turns
-            _SLICE[0] = start
+        if _SLICE[1]:  # the loop had a turn since the slice began (the readers waited): a new slice starts
+            _SLICE[1] = 0.0
+            _SLICE[0] = time.perf_counter()
+            asyncio.get_running_loop().call_soon(_turn)
         pending = self.parse(msg, conn, timestamp)
         if pending is not None:
             await self._finish(pending, msg)
         if self._pending and not self.defer_rows:
             self._flush()
-        now = time.perf_counter()
-        if self.YIELD_EVERY_S and now - _SLICE[0] > self.YIELD_EVERY_S:
+        if self.YIELD_EVERY_S and time.perf_counter() - _SLICE[0] > self.YIELD_EVERY_S:
             self.loop_yields += 1  # not in stats: it depends on machine speed, the stats must not
             if self._pending:  # rows never wait behind a yield
                 self._flush()
             await asyncio.sleep(0)
-            now = _SLICE[0] = time.perf_counter()
-        _SLICE[1] = now
 
     def parse(self, msg, conn, timestamp: float):
         """Parse one frame on the spot (no await): its rows wait in ``_pending`` for ``flush_rows`` (or the
