@@ -276,3 +276,21 @@ def test_fit_zoom_shows_the_whole_price_path_and_does_not_flap():
     # hires: twice the rows per line, so half the zoom
     assert fit_zoom(with_path(60), h, w, 1, sub=2) == 2
     assert FIT_OUT < 1.0
+
+
+def test_the_price_axis_marks_the_next_hour_magnets():
+    """Every row a NEXT 1H cluster spans carries its side's bar at the axis edge, and its middle row the
+    expected USD where no round-price label needs the room; clusters off screen are left out."""
+    from liqmap.ui.axes import magnet_marks
+
+    snap = snapshot()
+    f = make_frame(snap, Viewport(zoom=1), 20, 100)
+    lo5, hi5 = f.row_range(5)
+    lo7, _ = f.row_range(7)
+    below = {"side": "long", "price_lo": lo7, "price_hi": hi5, "price": (lo7 + hi5) / 2, "expected_usd": 654_000.0}
+    far = {"side": "short", "price_lo": hi5 + 1e6, "price_hi": hi5 + 2e6, "price": hi5 + 1.5e6, "expected_usd": 1.0}
+    marks = magnet_marks(f, [below, far])
+    assert set(marks) == {5, 6, 7}  # three rows, the far cluster off screen
+    assert all(side == "long" for side, _ in marks.values())
+    assert [t for _, t in marks.values() if t] == ["≈$654k"]  # one USD text, on the middle row
+    assert marks[6][1] == "≈$654k"

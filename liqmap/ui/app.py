@@ -30,7 +30,7 @@ from ..core.modes import MODE_LABEL, MODES, REGISTRY as MODE_REGISTRY
 from ..core.modes import spec as mode_spec
 from ..core.snapshot import Snapshot
 from ..core.timeframes import ORDER as TIMEFRAMES
-from .axes import PriceAxis, TimeAxis, time_label
+from .axes import PriceAxis, TimeAxis, magnet_marks, time_label
 from .heatmap import HeatmapView
 from .alerts_log import AlertsScreen
 from .help import HelpScreen
@@ -294,6 +294,11 @@ class LiqmapApp(App):
             "lab": Style(color=ui["foreground"], bgcolor=ui["background"]),
             "last": Style(color=ui["background"], bgcolor=heat["trace"] if bg else "white", bold=True),
             "hl": Style(color=heat["highlight"], bgcolor=ui["background"], bold=True),
+            # the NEXT 1H magnets on the price axis: longs liquidated below price in the long colour, shorts above
+            "mag_long": Style(color=heat["long"], bgcolor=ui["background"]),
+            "mag_short": Style(color=heat["short"], bgcolor=ui["background"]),
+            "bar_long": Style(color=heat["long"], bgcolor=ui["background"], bold=True),
+            "bar_short": Style(color=heat["short"], bgcolor=ui["background"], bold=True),
             "header": Style(color=ui["primary"], bgcolor=ui["background"], bold=True),
             "info": Style(color=ui["accent"], bgcolor=ui["background"]),
             "text": Style(color=ui["foreground"], bgcolor=ui["background"]),
@@ -484,8 +489,9 @@ class LiqmapApp(App):
         prof = self._q(ProfileColumn)
         if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)
+        clusters = (reports.get("forecast") or {}).get("clusters") or []
         self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
-                                       self._styles)
+                                self._styles, magnet_marks(frame, clusters))
         taxis = self._q(TimeAxis)
         taxis.draw(frame, cursor_x, self.vp.offset, self._styles)
         if not taxis.visible:
