@@ -1,15 +1,17 @@
 """What every liqmap venue feed shares, mixed in front of a cryptofeed Feed class.
 
 A venue class is ``class BinanceFeed(VenueFeed, cryptofeed.exchanges.BinanceFutures)``: cryptofeed keeps
-the connection machinery (``connect()``, websockets, REST polls, retries, watchdog), the symbol map, and
-its own trade parsers where they are right (Binance aggTrade, Bybit, OKX, Deribit: their ``Trade`` objects
-are normalized by ``_cryptofeed_trade``). This mixin replaces what is out of date or too slow in 2.4.1 —
-subscriptions, liquidations, open interest, the L2 book (a float book instead of Decimal) — with one code
-path that the live collector and the offline ``FrameParser`` both drive.
+the connection machinery (``connect()``, websockets, REST polls, retries, watchdog) and the symbol map. Every
+frame is parsed here, once: orjson straight to rows of floats (``trade_frame`` reads trades from the decoded
+dict; cryptofeed 2.4.1's trade parsers built a Decimal ``Trade`` per trade only to be turned back into floats),
+liquidations, open interest and the L2 book (a float book instead of Decimal) — one code path that the live
+collector and the offline ``FrameParser`` both drive.
 
-Each frame goes through ``message_handler`` → the venue's ``_handle`` → ``_emit(kind, asset, row)``; the
-rows of one frame are grouped per (kind, asset) and handed to ``sink(kind, asset, ndarray)`` when the frame
-is done. L2 books are kept in liqmap's float ``Book`` (``self.books[asset]``) and announced to
+Each frame goes through ``parse`` (plain code: ``message_handler`` is cryptofeed's async entry around it,
+``Ingest.push`` calls it directly) → the venue's ``_handle`` → ``_emit(kind, asset, row)``; rows wait per
+(kind, asset) and go to ``sink(kind, asset, ndarray)`` in one batch, after the plausibility checks: at the end of
+the frame, of a slice of back-to-back frames, or (``defer_rows``, an ``Ingest``'s parsers) at the ingest's flush.
+L2 books are kept in liqmap's float ``Book`` (``self.books[asset]``) and announced to
 ``book_sink(asset, venue, book)``. A frame that fails to parse is counted in ``errors[(kind, reason)]``,
 logged the first time, and dropped; the handler never raises, because in cryptofeed an exception in the
 handler tears the connection down.
@@ -207,8 +209,8 @@ class VenueFeed:
         # cryptofeed's per-instance maps must name our symbols our way even if another feed seeded others
         self.exchange_symbol_mapping.update({sym: std for sym, std in self.std_of.items()})
         self.normalized_symbol_mapping.update({std: sym for sym, std in self.std_of.items()})
-        # Trades go through cryptofeed's own parser where it is correct (Binance aggTrade, Bybit, OKX,
-        # Deribit); its Trade objects are normalized by _cryptofeed_trade, first in the callback list.
+        # Trades are read by trade_frame; a cryptofeed trade parser still called (none of ours does) reaches
+        # _cryptofeed_trade, first in the callback list.
         self.sym_of_std = {std: sym for sym, std in self.std_of.items()}
         user = [cb for cb in self.callbacks[TRADES] if getattr(cb, "callback", cb) is not None]
         self.callbacks[TRADES] = [self._cryptofeed_trade, *user]
