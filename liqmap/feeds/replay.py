@@ -171,6 +171,8 @@ def _forecast_report(model, levels, step: float, price: float | None) -> dict[st
     """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters)."""
     from liqmap.core.forecast import summary
 
+    if hasattr(model, "forecast_levels"):  # the forecast weighs each tier over its leverage band (§5)
+        levels = model.forecast_levels()
     fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5)
     return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "clusters": fc["clusters"]}
 
