@@ -58,7 +58,7 @@ class ModelParams:
     leverage_spread: float = 0.0
     # The forecast weighs each tier over this share of its leverage band (traders use 7x, 12x, 20x..., not only
     # the tier values; 1 ranks the next hour's liquidations better than lines: 1.658x vs 1.587x the baseline on
-    # seeds 1-10). Wider than leverage_spread: a second state of the model, fed the same events (§5)
+    # seeds 1-10). Wider than leverage_spread: a second state of the model, fed the same events (docs/model.md §5)
     forecast_leverage_spread: float = 1.0
     # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
     # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
