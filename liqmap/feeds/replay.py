@@ -131,12 +131,16 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
         step = st.step
         if st.model is not None:
             idx, lo, sh = st.model.levels()
+            # the forecast weighs each tier over its leverage band (docs/model.md §5), not the drawn thin lines
+            f_lv = st.model.forecast_levels() if hasattr(st.model, "forecast_levels") else (idx, lo, sh)
             synthetic = {
                 "levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
-                "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
+                "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
+                                    for i, a, b in zip(*f_lv)],
+                "forecast": _forecast_report(st.model, f_lv, step, last_price),
             }
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()

@@ -383,7 +383,9 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
                 hit = self._score_forecast(st, liqs, now)
-                rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
+                fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
+                rec = replace(rec, forecast=replace(Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour,
                                                                       m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:
