@@ -40,6 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "mouse": True,
         "hires": False,  # half-block rendering (two price rows per terminal row)
         "asset": "BTC",  # asset on screen at start
+        "zoom": "fit",  # fit: the price path of the window fills the screen | 1 | 2 | 4 | 8 | 16 price buckets per row
     },
     "universe": {
         # 65 liquid perpetuals; edit freely. Names are base assets (PEPE, not 1000PEPE).
@@ -249,6 +250,7 @@ VALID_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("app", "mode"): MODES,
     ("app", "timeframe"): ("1m", "5m", "15m", "1h", "4h"),
     ("app", "color"): ("auto", "truecolor", "256", "16"),
+    ("app", "zoom"): ("fit", "1", "2", "4", "8", "16"),
     ("model", "entry_mode"): ("profile", "highlow"),
 }
 
@@ -397,6 +399,9 @@ def core_params(cfg: dict[str, Any]) -> CoreParams:
     return _core_params(cfg)
 
 
+NUMBER_AS_CHOICE = ("zoom", "app.zoom")  # string choices that a number may spell
+
+
 def _type_name(v: Any) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string",
             list: "a list", dict: "a table"}.get(type(v), type(v).__name__)
@@ -416,6 +421,8 @@ def _coerce(source: str, key: str, default: Any, value: Any) -> Any:
     elif isinstance(default, str):
         if isinstance(value, str):
             return value
+        if key in NUMBER_AS_CHOICE and isinstance(value, int) and not isinstance(value, bool):
+            return str(value)  # zoom = 4 means zoom = "4"
     elif isinstance(default, list):
         if isinstance(value, list):
             if default and isinstance(default[0], float):

@@ -241,3 +241,29 @@ async def test_the_tui_toasts_logs_and_opens_an_alerts_asset_and_moment(source_f
         await pilot.press("enter")
         await settle(pilot)
         assert app.asset == "ETH" and app.vp.cursor_ts == ts and app.vp.highlight == 3000.0
+
+
+async def test_on_a_small_screen_only_this_assets_alerts_and_warnings_toast_on_one_line(source_factory):  # noqa: F811
+    """At 80×24 a titled toast covered a third of the map; another asset's info alert gets no toast there
+    (it is in the log), a warning gets a one-line toast without a title."""
+    from textual.widgets._toast import Toast
+
+    src = source_factory()
+    src.runner = SimpleNamespace(alert_listeners=[])
+    app = make_app(src)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        (listener,) = src.runner.alert_listeners
+        ts = app._snap.grid.col0 * app._snap.grid.period
+        listener(Alert(ts, "big sweep", "sweep", "info", "ETH", "ETH sell sweep $3.0M through 3,000", "k1", 3000.0))
+        await pilot.pause(0.3)
+        assert len(app.alerts) == 1 and not app.screen.query(Toast)  # logged, not toasted
+        listener(Alert(ts, "burst", "liq_burst", "warning", "ETH", "ETH $3.6M of shorts liquidated in 60s", "k2",
+                       None))
+        for _ in range(20):
+            await pilot.pause(0.05)
+            if app.screen.query(Toast):
+                break
+        toasts = list(app.screen.query(Toast))
+        assert len(toasts) == 1 and "ETH $3.6M of shorts" in screen_text(app)
+        assert "ETH · burst" not in screen_text(app)  # no title line

@@ -22,12 +22,12 @@ def test_every_theme_maps_ten_levels_onto_its_ramp():
 
 
 def test_every_mark_the_map_draws_has_a_help_legend_entry():
-    from liqmap.ui import heatmap, live_column
+    from liqmap.ui import axes, heatmap, live_column
     from liqmap.ui.help import MAP_LEGEND
 
     marks = " ".join(m for m, _ in MAP_LEGEND)
     drawn = [heatmap.TRACE, heatmap.TRACE_JOIN, heatmap.WALL, heatmap.CURSOR, heatmap.HILITE, live_column.WALL,
-             *heatmap.REAL_MARKS]
+             *heatmap.REAL_MARKS, axes.MAGNET_BAR]
     assert all(g in marks for g in drawn), [g for g in drawn if g not in marks]
 
 

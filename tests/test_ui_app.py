@@ -7,6 +7,7 @@ compositor (the exact cells it would send to the terminal), not from app attribu
 
 from __future__ import annotations
 
+from dataclasses import replace
 import copy
 import re
 
@@ -195,11 +196,11 @@ async def test_zoom_keys(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
-        assert "zoom 1× 25/row" in status2(app)
+        assert "zoom fit 1× 25/row" in status2(app)  # the fixture's path fits at zoom 1
         l1 = axis_labels(app)
         await pilot.press("minus")
         await settle(pilot, 2)
-        assert "zoom 2× 25/row" in status2(app)
+        assert "zoom 2× 50/row" in status2(app)  # a manual zoom ends fitting
         l2 = axis_labels(app)
         assert (max(l2) - min(l2)) > 1.6 * (max(l1) - min(l1))  # zoomed out: more price on screen
         await pilot.press("plus")
@@ -678,3 +679,30 @@ async def test_an_empty_snapshot_shows_why_not_a_blank_map_at_a_made_up_price():
         assert "binance, bybit down — no data for BTC" in text
         assert "binance: DNS: ClientConnectorDNSError: Cannot connect to host" in text
         assert not re.search(r"\d─", text)  # no price axis around a price nobody traded
+
+
+async def test_the_price_axis_marks_the_reports_next_hour_clusters(source_factory):
+    """The NEXT 1H clusters the reports panel lists are marked on the map's price axis (issue 20: the cluster
+    below that price drifts toward, found at a glance)."""
+    src = source_factory()
+    latest = src.latest
+
+    def with_forecast(view):
+        snap = latest(view)
+        if snap is None:
+            return None
+        lp = snap.last_price
+        cl = {"side": "long", "price_lo": lp * 0.996, "price_hi": lp * 0.998, "price": lp * 0.997,
+              "distance_pct": -0.3, "at_risk_usd": 2.0e6, "expected_usd": 1.3e6, "reach": 0.8}
+        reports = {**snap.reports, "forecast": {"price": lp, "sigma_hour": 0.01, "horizon_hours": 1.0,
+                                                "tails": "t3", "clusters": [cl]}}
+        return replace(snap, reports=reports)
+
+    src.latest = with_forecast
+    app = make_app(src)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await settle(pilot, 2)
+        ax = app.query_one(PriceAxis)
+        lines = [ax.line_text(y) for y in range(ax.size.height)]
+        assert any("≈$1.3M" in t for t in lines), lines
+        assert sum(t.endswith("┃") for t in lines) >= 1

@@ -9,7 +9,7 @@ import copy
 
 import numpy as np
 import pytest
-from rich.color import ColorType
+from rich.color import Color, ColorType
 
 from liqmap.config import DEFAULTS
 from liqmap.ui.palettes import (Scale, build_palette, detect_color_system, level_of, textual_color_system,
@@ -177,3 +177,22 @@ def test_the_top_of_the_ramp_is_the_strongest_level_still_standing_not_an_old_co
     live[:] = 0.0
     body[30, -25:] = 60.0  # the newest quarter (25 of 100 columns)
     assert view_top(body, live) == 60.0
+
+
+@pytest.mark.parametrize("name", ["dark", "light", "colorblind", "mono"])
+def test_256_colour_ramps_keep_every_level_distinct_and_in_order(name):
+    """Over ssh in tmux (256 colours) Rich's per-colour downgrade mapped the dark ramp's two quietest levels to
+    one saturated navy, brighter than level 3: the fitted ramp keeps every level distinct, ordered by
+    lightness like the theme's own ramp, and apart from the empty cell."""
+    from rich.color import EIGHT_BIT_PALETTE
+
+    from liqmap.ui.palettes import MIN_STEP_256, _lab
+
+    spec = discover(environ={})[name]
+    p = build_palette(spec, "256")
+    light = [float(_lab(np.array(tuple(EIGHT_BIT_PALETTE[c.number])))[0]) for c in p.colors]
+    want = [float(_lab(np.array(Color.parse(c).triplet))[0]) for c in (spec.heat["empty"], *spec.ramp)]
+    sign = 1.0 if want[-1] > want[1] else -1.0
+    steps = [sign * (b - a) for a, b in zip(light, light[1:])]
+    assert min(steps) >= MIN_STEP_256 - 1e-9, (name, [c.number for c in p.colors], steps)
+    assert len({c.number for c in p.colors}) == len(p.colors)

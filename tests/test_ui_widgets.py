@@ -237,3 +237,60 @@ def test_a_lagging_venue_says_how_late_it_is():
     health = {"binance": {"state": "connected", "lag_ewma": 0.1}, "bybit": {"state": "lagging", "lag_ewma": 14.2}}
     line = status_line("BTC", "raw", "1m", health, "LIVE", None).plain
     assert "◑bybit" in line and "14.2s late" in line and "LIVE" in line  # late data is still data
+
+
+def test_fit_zoom_shows_the_whole_price_path_and_does_not_flap():
+    """The zoom fits the visible window's price path, the screen centred on the path's middle (kept near the
+    last price): out at once when the path runs off the screen, back in only with room to spare."""
+    from dataclasses import replace
+
+    from liqmap.ui.viewport import FIT_OUT, fit_centre, fit_zoom
+
+    snap = snapshot()
+    g = snap.grid
+    last = snap.last_price
+    h, w = 40, 100  # 20 rows above and below the middle
+
+    def with_path(reach_buckets: float):
+        tr = np.full_like(g.trace, np.nan)
+        tr[-w:] = last
+        tr[-w] = last - reach_buckets * g.step  # one old dip that far below
+        return replace(snap, grid=replace(g, trace=tr))
+
+    assert fit_zoom(with_path(5), h, w, 1) == 1  # 5 buckets: fits at zoom 1
+    assert fit_zoom(with_path(60), h, w, 1) == 4  # at 2× the path takes 95 % of the half-screen: 4×
+    c = fit_centre(with_path(60), h, w, 4)
+    top, bottom = c + 4 * 20 * g.step, c - 4 * 20 * g.step
+    assert bottom < last - 60 * g.step and last < top  # the whole path on screen ...
+    assert abs(c - last) <= 0.55 * 4 * 20 * g.step + 1e-9  # ... centred near the last price
+    assert fit_zoom(with_path(2000), h, w, 1) == 16  # past every zoom: the widest
+    # the dip out of the window (older than the body's columns) no longer counts
+    old = with_path(200)
+    tr = old.grid.trace.copy()
+    tr[-w] = last
+    tr[-w - 5] = last - 200 * g.step
+    assert fit_zoom(replace(old, grid=replace(g, trace=tr)), h, w, 1) == 1
+    # hysteresis: at zoom 4, a path that would take 70 % at 2× stays at 4; one that takes 50 % comes in
+    assert fit_zoom(with_path(50), h, w, 4) == 4
+    assert fit_zoom(with_path(40), h, w, 4) == 2
+    # hires: twice the rows per line, so half the zoom
+    assert fit_zoom(with_path(60), h, w, 1, sub=2) == 2
+    assert FIT_OUT < 1.0
+
+
+def test_the_price_axis_marks_the_next_hour_magnets():
+    """Every row a NEXT 1H cluster spans carries its side's bar at the axis edge, and its middle row the
+    expected USD where no round-price label needs the room; clusters off screen are left out."""
+    from liqmap.ui.axes import magnet_marks
+
+    snap = snapshot()
+    f = make_frame(snap, Viewport(zoom=1), 20, 100)
+    lo5, hi5 = f.row_range(5)
+    lo7, _ = f.row_range(7)
+    below = {"side": "long", "price_lo": lo7, "price_hi": hi5, "price": (lo7 + hi5) / 2, "expected_usd": 654_000.0}
+    far = {"side": "short", "price_lo": hi5 + 1e6, "price_hi": hi5 + 2e6, "price": hi5 + 1.5e6, "expected_usd": 1.0}
+    marks = magnet_marks(f, [below, far])
+    assert set(marks) == {5, 6, 7}  # three rows, the far cluster off screen
+    assert all(side == "long" for side, _ in marks.values())
+    assert [t for _, t in marks.values() if t] == ["≈$654k"]  # one USD text, on the middle row
+    assert marks[6][1] == "≈$654k"

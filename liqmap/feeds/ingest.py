@@ -18,6 +18,8 @@ top-N snapshot book (the ``depth`` feeds for assets out of focus) otherwise.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -125,6 +127,10 @@ class Ingest:
     report; unbounded, so off elsewhere). ``on_book(asset, venue, book)`` is told of every book change.
     """
 
+    # Pushing frames back to back (a replay, the demo's pre-roll, a flood) holds the loop; after this much the
+    # push gives it a turn, so keys and repaints wait at most about this long (issue 18 item 5).
+    YIELD_EVERY_S = 0.02
+
     def __init__(self, cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
                  board: BookBoard | None = None, clock: Callable[[], float] | None = None,
                  keep_liquidations: bool = False, on_book: Callable[[str, str, Book], None] | None = None) -> None:
@@ -156,6 +162,9 @@ class Ingest:
         self._health: dict[str, Health] = {}
         self._receipt = 0.0
         self._known = set(market.assets)
+        self._slice_start = self._slice_end = 0.0
+        self._routes: dict[str, tuple] = {}  # venue → (feed.parse, connection lookup, health, parser)
+        self.loop_yields = 0
 
     # ------------------------------------------------------------------------------- health
     def health_of(self, venue: str, open_connections: int = 1) -> Health:
@@ -202,7 +211,10 @@ class Ingest:
             self.on_book(asset, venue, book)
 
     def flush(self) -> int:
-        """Hand the gathered rows to the market (before the engine reads it)."""
+        """Hand the gathered rows to the market (before the engine reads it): the parsers' pending rows
+        first (they batch across frames), then the batch sink's."""
+        for p in self.parsers.values():
+            p.flush()
         return self.batch.flush()
 
     def books(self, asset: str) -> dict[str, Book]:
@@ -241,27 +253,59 @@ class Ingest:
                 h.on_lag(self._receipt - float(rows["ts"].max()))
 
         p = self.parsers[venue] = FrameParser(venue, self.assets, sink, self.book, self.cfg)
+        p.defer_rows = True  # rows go on in batches at flush (every source flushes before the engine reads)
         self.board.attach(venue, FULL, p.books)
         return p
 
+    @staticmethod
+    def _conn(p, addr: str) -> tuple[bool, object]:
+        """(is REST, the parser's stand-in connection) for a frame's address (see ``push``)."""
+        if is_rest(addr):
+            return True, p._conn_for(addr)
+        # an address as such (demo frames, demo recordings, a recorded id mapped by its "open" line) is passed
+        # on; anything else (cryptofeed/hftbacktest ids) means "the websocket"
+        return False, p._conn_for(addr if addr.startswith("wss://") else "")
+
     async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
-        """Parse one frame (never raises for a bad frame: the parser counts and drops it)."""
+        """Parse one frame (never raises for a bad frame: the parser counts and drops it). Its rows wait in
+        the parser until ``flush``; its book changes are applied at once. After ``YIELD_EVERY_S`` of pushing
+        without a pause the loop gets a turn (a source replaying buffered frames never suspends otherwise).
+
+        The hot path of every replay and of the demo: one dict lookup for the venue's route (its feed's
+        ``parse``, its connection lookup, its health), the rest inline."""
         t, venue, conn, raw = fr
         self.frames += 1
-        if self.first_ts is None:
-            self.first_ts = t
         if t > self.now:
             self.now = t
-        p = self.parser(venue)
-        if p is None:
-            self.skipped_venues[venue] += 1
-            return
-        rest = is_rest(conn)
-        self.health_of(venue).on_frame(t, rest)
+            if self.first_ts is None:
+                self.first_ts = t
+        route = self._routes.get(venue)
+        if route is None:
+            p = self.parser(venue)
+            if p is None:
+                self.skipped_venues[venue] += 1
+                return
+            await p.subscribe()
+            route = self._routes[venue] = (p.venue_feed.parse, {}, self._health[venue], p)
+        parse, conns, health, p = route
+        # a recorded connection id → its address (liqmap "open" lines), then the stand-in for that address
+        addr = (addresses or self.addresses).get(conn) or conn
+        hit = conns.get(addr)
+        if hit is None:
+            if len(conns) > 1024:  # REST URLs differ per symbol; never grow without bound
+                conns.clear()
+            hit = conns[addr] = self._conn(p, addr)
+        rest, stand = hit
+        health.on_frame(t, rest)
         self._receipt = t
-        if not rest:
-            # a recorded connection id → its address (liqmap "open" lines); an address as such (demo
-            # frames, demo recordings) is passed on; anything else (cryptofeed/hftbacktest ids) means "the
-            # websocket"
-            conn = (addresses or self.addresses).get(conn) or (conn if conn.startswith("wss://") else "")
-        await p.feed(raw, t, conn)
+        pending = parse(raw, stand, t)
+        if pending is not None:  # a venue whose handler is a coroutine
+            await p.finish(pending, raw)
+        now = time.perf_counter()
+        if now - self._slice_end > 0.001:  # the caller paused: a new slice of pushing starts
+            self._slice_start = now
+        elif now - self._slice_start > self.YIELD_EVERY_S:
+            self.loop_yields += 1
+            await asyncio.sleep(0)
+            now = self._slice_start = time.perf_counter()
+        self._slice_end = now

@@ -77,6 +77,7 @@ class FrameParser:
         self.connections: list[StandInConnection] = []
         self._subscribed = False
         self._by_address: dict[str, StandInConnection] = {}
+        self._default: StandInConnection | None = None  # the websocket a frame with no address came on
         self.events: Counter = Counter()
 
     def _count_sink(self, kind: str, asset: str, rows: np.ndarray) -> None:
@@ -94,6 +95,7 @@ class FrameParser:
             await sub(stand)
             self.connections.append(stand)
             self._by_address[addr] = stand
+        self._default = None
 
     def _conn_for(self, conn: str):
         if conn:
@@ -104,14 +106,42 @@ class FrameParser:
                 if conn.startswith(addr) or addr.startswith(conn):
                     return stand
             return StandInConnection(conn, {}, conn)  # a REST URL: carries the symbol
-        ws = [c for c in self.connections if c.address.startswith("wss://")]
-        return ws[0] if ws else (self.connections[0] if self.connections else StandInConnection("", {}, "none"))
+        if self._default is None:
+            ws = [c for c in self.connections if c.address.startswith("wss://")]
+            self._default = ws[0] if ws else (self.connections[0] if self.connections else StandInConnection("", {}, "none"))
+        return self._default
 
     async def feed(self, raw: str | bytes, receipt_ts: float | None = None, conn: str = "") -> None:
-        """Parse one raw frame; never raises (bad frames are counted in ``errors``)."""
+        """Parse one raw frame; never raises (bad frames are counted in ``errors``). Its rows reach the sink
+        before this returns, unless ``defer_rows`` (then at ``flush``)."""
         if not self._subscribed:
             await self.subscribe()
         await self.venue_feed.message_handler(raw, self._conn_for(conn), time.time() if receipt_ts is None else receipt_ts)
+
+    def parse(self, raw: str | bytes, receipt_ts: float, conn: str = ""):
+        """``feed`` without the await, for a subscribed parser (``subscribed``): None, or the coroutine of a
+        venue whose handler is ``async`` (await it through ``finish``). No loop turn is given here."""
+        return self.venue_feed.parse(raw, self._conn_for(conn), receipt_ts)
+
+    async def finish(self, pending, raw) -> None:
+        await self.venue_feed._finish(pending, raw)
+
+    @property
+    def subscribed(self) -> bool:
+        return self._subscribed
+
+    @property
+    def defer_rows(self) -> bool:
+        """True: rows wait for ``flush`` (or ``FLUSH_EVERY_FRAMES`` frames) and go to the sink in batches."""
+        return self.venue_feed.defer_rows
+
+    @defer_rows.setter
+    def defer_rows(self, on: bool) -> None:
+        self.venue_feed.defer_rows = bool(on)
+
+    def flush(self) -> None:
+        """Hand the rows parsed so far to the sink."""
+        self.venue_feed.flush_rows()
 
     @property
     def errors(self) -> Counter:

@@ -30,7 +30,7 @@ from ..core.modes import MODE_LABEL, MODES, REGISTRY as MODE_REGISTRY
 from ..core.modes import spec as mode_spec
 from ..core.snapshot import Snapshot
 from ..core.timeframes import ORDER as TIMEFRAMES
-from .axes import PriceAxis, TimeAxis, time_label
+from .axes import PriceAxis, TimeAxis, magnet_marks, time_label
 from .heatmap import HeatmapView
 from .alerts_log import AlertsScreen
 from .help import HelpScreen
@@ -42,7 +42,7 @@ from .reports_table import ReportsTable, record_price, record_ts, summary_line
 from .source import SnapshotSource, SourceStatus, View
 from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec, to_textual
-from .viewport import ZOOMS, Viewport, center_price, make_frame
+from .viewport import ZOOMS, Viewport, center_price, fit_centre, fit_zoom, make_frame
 
 MIN_WIDTH, MIN_HEIGHT = 60, 16
 _TRACE = os.environ.get("LIQMAPUI_STARTUP_TRACE")  # file: start-up phases with wall times (benchmarks)
@@ -148,7 +148,9 @@ class LiqmapApp(App):
         self.mode = app_cfg["mode"]
         self.timeframe = app_cfg["timeframe"]
         self.venue_filter: str | None = None
-        self.vp = Viewport(hires=bool(app_cfg.get("hires", False)))
+        zoom = str(app_cfg.get("zoom", "fit"))
+        self.vp = Viewport(hires=bool(app_cfg.get("hires", False)), fit=zoom == "fit",
+                           zoom=1 if zoom == "fit" else int(zoom))
         self.hz = float(app_cfg["hz"])
         self.source = source
         self.alerts: list = []  # alerts fired this run, oldest first (the log, key a)
@@ -292,6 +294,11 @@ class LiqmapApp(App):
             "lab": Style(color=ui["foreground"], bgcolor=ui["background"]),
             "last": Style(color=ui["background"], bgcolor=heat["trace"] if bg else "white", bold=True),
             "hl": Style(color=heat["highlight"], bgcolor=ui["background"], bold=True),
+            # the NEXT 1H magnets on the price axis: longs liquidated below price in the long colour, shorts above
+            "mag_long": Style(color=heat["long"], bgcolor=ui["background"]),
+            "mag_short": Style(color=heat["short"], bgcolor=ui["background"]),
+            "bar_long": Style(color=heat["long"], bgcolor=ui["background"], bold=True),
+            "bar_short": Style(color=heat["short"], bgcolor=ui["background"], bold=True),
             "header": Style(color=ui["primary"], bgcolor=ui["background"], bold=True),
             "info": Style(color=ui["accent"], bgcolor=ui["background"]),
             "text": Style(color=ui["foreground"], bgcolor=ui["background"]),
@@ -370,11 +377,30 @@ class LiqmapApp(App):
             self._show_empty(self._empty_reason())
             return
         hm = self._q(HeatmapView)
+        if self._fit(snap, hm):
+            return  # a new zoom is a new view: the next tick asks for it
         key = (snap.version, id(snap), self.vp.key(), tuple(hm.size), self.palette.system, id(self.palette))
         if key == self._drawn_key:
             return
         self._draw(snap, tag)
         self._drawn_key = key
+
+    def _fit(self, snap: Snapshot, hm) -> bool:
+        """Zoom to fit the window's price path (``fit_zoom``) while following the live edge; True if it
+        changed the zoom. Only a snapshot of the view on screen decides (never a stale one)."""
+        vp = self.vp
+        if not vp.fit or vp.center is not None or vp.offset:
+            return False
+        h, w = hm.size.height, hm.size.width
+        if h <= 0 or w <= 0:
+            return False
+        z = fit_zoom(snap, h, w, vp.zoom, 2 if vp.hires else 1)
+        if z == vp.zoom:
+            return False
+        vp.zoom = z
+        self._auto_center = fit_centre(snap, h, w, z, 2 if vp.hires else 1)
+        self._changed()
+        return True
 
     def _redraw(self) -> None:
         self._redraw_scheduled = False
@@ -463,8 +489,9 @@ class LiqmapApp(App):
         prof = self._q(ProfileColumn)
         if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)
+        clusters = (reports.get("forecast") or {}).get("clusters") or []
         self._q(PriceAxis).draw(frame, snap.last_price or center_price(snap), self.vp.highlight,
-                                       self._styles)
+                                self._styles, magnet_marks(frame, clusters))
         taxis = self._q(TimeAxis)
         taxis.draw(frame, cursor_x, self.vp.offset, self._styles)
         if not taxis.visible:
@@ -494,6 +521,9 @@ class LiqmapApp(App):
         ac = self._auto_center
         if ac is None or abs(lp - ac) / per_row > height * 0.3:
             ac = lp
+            if self.vp.fit:  # the path's middle, near the last price
+                ac = fit_centre(snap, height, self._q(HeatmapView).size.width, self.vp.zoom,
+                                2 if self.vp.hires else 1) or lp
         self._auto_center = ac
         return replace(self.vp, center=ac)
 
@@ -527,7 +557,7 @@ class LiqmapApp(App):
                 and self.venue_filter in (None, "binance") and key.plain:
             key.append("bin ≤1/s ", style="dim")  # Binance's liquidation stream is sampled: help says so
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key, width=self.size.width,
-                       compact=compact)
+                       compact=compact, fit=self.vp.fit)
         if label == "LIVE":
             state, error = live_state(health)
             if state == "NO DATA":
@@ -608,9 +638,10 @@ class LiqmapApp(App):
     def action_zoom(self, delta: int) -> None:
         i = ZOOMS.index(self.vp.zoom) if self.vp.zoom in ZOOMS else 0
         j = min(max(i + delta, 0), len(ZOOMS) - 1)
+        self.vp.fit = False  # the trader chose a zoom: it stays until ``c``
         if j != i:
             self.vp.zoom = ZOOMS[j]
-            self._changed()
+        self._changed()
 
     def action_pan(self, dy: int, dx: int) -> None:
         hm = self._q(HeatmapView)
@@ -629,6 +660,9 @@ class LiqmapApp(App):
         self._changed()
 
     def action_recentre(self) -> None:
+        """Back to following: the live edge, the last price in the middle, the zoom fitted to the path (unless
+        the config fixes a zoom)."""
+        self.vp.fit = str(self.cfg["app"].get("zoom", "fit")) == "fit"
         self._changed(reset_view=True)
 
     def action_venues(self) -> None:
@@ -662,7 +696,15 @@ class LiqmapApp(App):
         d = self.cfg.get("alert_delivery") or {}
         if d.get("toast", True):
             sev = {"critical": "error", "warning": "warning"}.get(alert.severity, "information")
-            self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
+            if self._main.has_class("compact"):
+                # On a small screen a toast covers a third of the map: only this asset's alerts and warnings
+                # get one, on one line (every alert is still in the log, ``a``).
+                if alert.asset == self.asset or alert.severity in ("warning", "critical"):
+                    text = alert.message if alert.message.startswith(alert.asset) else f"{alert.asset} {alert.message}"
+                    limit = max(self.size.width - 12, 20)
+                    self.notify(text if len(text) <= limit else text[:limit - 1] + "…", severity=sev, timeout=5)
+            else:
+                self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
         if d.get("bell", True) and alert.severity in ("warning", "critical"):
             self.bell()
 

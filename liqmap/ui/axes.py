@@ -19,6 +19,7 @@ from .lines import CachedLines
 from .viewport import Frame
 
 ROWS_PER_LABEL = 4
+MAGNET_BAR = "┃"  # the NEXT 1H magnets' rows at the axis edge
 
 
 def label_step(frame: Frame) -> float:
@@ -34,14 +35,56 @@ def fit(text: str, width: int) -> str:
     return text[-width:] if len(text) > width else text.rjust(width)
 
 
+def magnet_marks(frame: Frame, clusters: list[dict]) -> dict[int, tuple[str, str]]:
+    """Screen row → (side, USD text) for the NEXT 1H clusters (``reports["forecast"]["clusters"]``): every row a
+    cluster spans gets its side's bar on the axis, the row of its centre the expected USD, so the magnets the
+    reports panel and the verdict name are found on the map at a glance. Off-screen clusters are left out."""
+    marks: dict[int, tuple[str, str]] = {}
+    for c in clusters or ():
+        try:
+            lo, hi = float(c["price_lo"]), float(c["price_hi"])
+            side = "short" if str(c.get("side")) == "short" else "long"
+            usd = float(c.get("expected_usd") or c.get("at_risk_usd") or 0.0)
+            mid = float(c.get("price") or (lo + hi) / 2)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if not (math.isfinite(lo) and math.isfinite(hi) and hi > lo):
+            continue
+        rows = [y for y in range(frame.height)
+                if (lambda r: r[1] > lo and r[0] < hi)(frame.row_range(y))]
+        y_mid = frame.row_of_price(mid)
+        for y in rows:
+            if y not in marks:
+                marks[y] = (side, "")
+        if y_mid is not None and y_mid in marks:
+            marks[y_mid] = (side, "≈" + usd_text(usd))
+    return marks
+
+
+def usd_text(v: float) -> str:
+    """$1.2M, $340k, $900 — the reports panel's way of writing USD, short enough for the axis."""
+    a = abs(v)
+    if a >= 1e9:
+        return f"${v / 1e9:.1f}B"
+    if a >= 1e6:
+        return f"${v / 1e6:.1f}M"
+    if a >= 1e3:
+        return f"${v / 1e3:.0f}k"
+    return f"${v:.0f}"
+
+
 class PriceAxis(CachedLines):
     DEFAULT_CSS = "PriceAxis { width: 12; height: 1fr; }"
 
     def draw(self, frame: Frame, last_price: float | None, highlight: float | None,
-             styles: dict[str, Style]) -> int:
+             styles: dict[str, Style], magnets: dict[int, tuple[str, str]] | None = None) -> int:
+        """Round labels, the last price (``▶``), the selected event's price (``◆``) and the NEXT 1H magnets
+        (``magnet_marks``: a bar in the side's colour at the axis edge, the expected USD on the cluster's
+        middle row where no price label needs the room)."""
         width = max(self.size.width, 1)
+        magnets = magnets or {}
         memo = (width, frame.height, frame.bottom, frame.zoom, frame.sub, frame.step, last_price, highlight,
-                id(styles))
+                id(styles), tuple(sorted(magnets.items())))
         if memo == getattr(self, "_memo", None):
             return 0  # same rows, same labels: nothing to do
         self._memo = memo
@@ -52,21 +95,29 @@ class PriceAxis(CachedLines):
         keys = []
         for y in range(frame.height):
             lo, hi = frame.row_range(y)
+            mag = magnets.get(y)
             if y == last_y:
-                keys.append(("last", fit(label(last_price, step) + "▶", width)))
+                keys.append(("last", fit(label(last_price, step) + "▶", width), None))
             elif y == hl_y:
-                keys.append(("hl", fit(label(highlight, step) + "◆", width)))
+                keys.append(("hl", fit(label(highlight, step) + "◆", width), None))
             else:
                 m = math.ceil(lo / ls - 1e-9) * ls
                 if m < hi - 1e-12 * max(abs(hi), 1):
-                    keys.append(("lab", fit(label(m, step) + "─", width)))
+                    text = fit(label(m, step) + "─", width)
+                    kind = "lab"
+                elif mag is not None and mag[1]:
+                    text, kind = fit(mag[1] + " ", width), "mag_" + mag[0]
                 else:
-                    keys.append(("", " " * width))
+                    text, kind = " " * width, ""
+                keys.append((kind, text, mag[0] if mag is not None else None))
 
         def build(y: int) -> Strip:
-            kind, text = keys[y]
+            kind, text, side = keys[y]
             st = styles.get(kind or "blank", styles["blank"])
-            return Strip([Segment(text, st)], width)
+            if side is None:
+                return Strip([Segment(text, st)], width)
+            bar = styles.get("bar_" + side, st)
+            return Strip([Segment(text[:-1], st), Segment(MAGNET_BAR, bar)], width)
 
         return self.set_lines(keys, build)
 

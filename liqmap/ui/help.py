@@ -62,6 +62,9 @@ MAP_LEGEND = (
     ("┊", "time cursor (Enter on a sweep or absorption)"),
     ("╌", "the selected event's price level"),
     ("▶", "last price on the price axis"),
+    ("┃ ≈$650k", "price axis: the NEXT 1H magnets — the rows of each cluster the reports panel lists (red: "
+                "longs liquidated below price, green: shorts above), with the USD expected there in the next hour"),
+    ("◆", "the selected event's price on the price axis"),
 )
 
 

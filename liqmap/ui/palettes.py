@@ -86,11 +86,83 @@ class Palette:
         return Style(bgcolor=bg, color=fg, bold=bold)
 
 
+MIN_STEP_256 = 3.0  # CIE L* between two neighbouring ramp colours on a 256-colour terminal (just visible)
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB triplets (..., 3) in 0–255 → CIE L*a*b* (D65): distances in it follow what the eye sees."""
+    c = np.asarray(rgb, dtype=np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = c @ m.T / np.array([0.9505, 1.0, 1.089])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])],
+                    axis=-1)
+
+
+def _xterm_lab() -> tuple[np.ndarray, np.ndarray]:
+    from rich.color import EIGHT_BIT_PALETTE
+
+    idx = np.arange(16, 256)  # the 6×6×6 cube and the grey ramp: the first 16 are the user's own, unknown
+    return idx, _lab(np.array([tuple(EIGHT_BIT_PALETTE[int(i)]) for i in idx]))
+
+
+def ramp_256(ramp: tuple[str, ...], empty: str) -> tuple[int, list[int]]:
+    """The empty colour and the ramp on a 256-colour terminal: (xterm index of empty, index per ramp level).
+
+    Rich's nearest-colour downgrade maps the dark theme's two lowest levels both to #00005f, a saturated navy
+    brighter than the next level: over ssh (tmux, 256 colours) the quietest cells were the loudest on the map.
+    Here the whole ramp is fitted at once: the xterm colours nearest the theme's (in L*a*b*) whose lightness
+    keeps the ramp's own order, each at least ``MIN_STEP_256`` L* past the previous one and past the empty
+    cell, so every level stays distinct and a brighter level always reads brighter (dynamic programming over
+    the 240 non-system colours)."""
+    idx, lab = _xterm_lab()
+    want = _lab(np.array([Color.parse(c).triplet for c in ramp]))
+    # The empty cell keeps Rich's downgrade: Textual paints the app's background with it, and an empty cell of
+    # another colour would draw the map's blank rows as bands against the panel's background.
+    e_num = _col(empty, "256").number or 16
+    e = (int(np.flatnonzero(idx == e_num)[0]) if e_num >= 16  # (a system colour: the nearest of the 240)
+         else int(np.argmin(((lab - _lab(np.array(Color.parse(empty).triplet))) ** 2).sum(-1))))
+    sign = 1.0 if want[-1, 0] >= want[0, 0] else -1.0  # a light theme's ramp darkens as it grows
+    light = lab[:, 0] * sign
+    dist = ((want[:, None, :] - lab[None, :, :]) ** 2).sum(-1)
+    inf = np.inf
+    cost = np.where(light > light[e] + MIN_STEP_256, dist[0], inf)
+    back = []
+    order = np.argsort(light)
+    sorted_light = light[order]
+    for i in range(1, len(ramp)):
+        # best previous colour among those at least MIN_STEP_256 darker: a running minimum in lightness order
+        arg = np.empty(len(order), dtype=np.int64)  # arg[k]: the cheapest of the k+1 darkest colours
+        best, at = inf, int(order[0])
+        for k, c in enumerate(cost[order]):
+            if c < best:
+                best, at = c, int(order[k])
+            arg[k] = at
+        pos = np.searchsorted(sorted_light, light - MIN_STEP_256, side="left") - 1  # darkest enough, per colour
+        prev = arg[np.maximum(pos, 0)]
+        back.append(prev)
+        cost = np.where(pos >= 0, cost[prev], inf) + dist[i]
+    j = int(np.argmin(cost))
+    if not np.isfinite(cost[j]):  # a ramp too long for 240 colours: Rich's per-colour downgrade
+        return int(idx[e]), [_col(c, "256").number or 0 for c in ramp]
+    out = [j]
+    for b in reversed(back):
+        j = int(b[j])
+        out.append(j)
+    return int(idx[e]), [int(idx[k]) for k in reversed(out)]
+
+
 def build_palette(theme: ThemeSpec, system: str) -> Palette:
     if system == "16":
         ramp = [Color.parse(c) for c in theme.ramp16]
         empty = Color.parse(theme.empty16)
         trace = Color.parse(theme.trace16)
+    elif system == "256":
+        e, fitted = ramp_256(tuple(theme.ramp), theme.heat["empty"])
+        ramp = [Color.from_ansi(i) for i in fitted]
+        empty = Color.from_ansi(e)
+        trace = _col(theme.heat["trace"], system)
     else:
         ramp = [_col(c, system) for c in theme.ramp]
         empty = _col(theme.heat["empty"], system)

@@ -162,16 +162,18 @@ def fit_verdict(verdict: str, width: int) -> str:
 
 
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
-              key: Text | None = None, width: int | None = None, compact: bool = False) -> Text:
+              key: Text | None = None, width: int | None = None, compact: bool = False, fit: bool = False) -> Text:
     """Zoom, venue filter, cursor, the verdict and the colour legend. With ``width`` the verdict keeps the
     parts that fit whole; ``compact`` (below 100 columns) leaves out the zoom and an unfiltered venue list so
-    the two magnets fit 80 columns."""
+    the two magnets fit 80 columns. ``fit``: the zoom follows the price path (``zoom fit 4×``)."""
     t = Text(no_wrap=True, overflow="ellipsis")
+    z = f"zoom {'fit ' if fit else ''}{zoom}×"
     if not compact:
         # the price a row spans, written like the axis writes prices (0.0₈5 for PEPE, not 5e-09)
-        t.append(f" zoom {zoom}× {label(step, step)}/row " if step > 0 else f" zoom {zoom}× ", style="dim")
+        row = step * zoom
+        t.append(f" {z} {label(row, row)}/row " if step > 0 else f" {z} ", style="dim")
     elif zoom != 1:
-        t.append(f" zoom {zoom}× ", style="dim")
+        t.append(f" {z} ", style="dim")
     if not compact or venue_filter:
         t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:

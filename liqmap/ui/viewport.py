@@ -20,9 +20,70 @@ ZOOMS = (1, 2, 4, 8, 16)  # price buckets per screen row (per half-row in hires)
 # background view with the screen's rows, so the widest zoom is kept moderate
 
 
+FIT_OUT = 0.9  # fit: zoom out as soon as the path reaches past 90 % of the half-screen from the centre ...
+FIT_IN = 0.6  # ... and back in only when, one zoom in, it would stay within 60 % (no flapping at the edge)
+FIT_SHIFT = 0.55  # the centre may sit this share of a half-screen off the last price (the sticky centre
+# re-centres past 0.6, and the engine's grid covers 0.8 around the last price)
+
+
+def _path(snap: Snapshot, width: int) -> tuple[float, float, float] | None:
+    """(lowest, highest traded price of the body's ``width`` newest columns and the live one, last price)."""
+    g = snap.grid
+    tr = np.asarray(g.trace[-(width + 1):], dtype=np.float64)
+    tr = tr[np.isfinite(tr)]
+    last = snap.last_price if snap.last_price and math.isfinite(snap.last_price) else center_price(snap)
+    if not len(tr) or not g.step > 0:
+        return None
+    return min(float(tr.min()), last), max(float(tr.max()), last), last
+
+
+def _fit_centre(lo: float, hi: float, last: float, span: float) -> float:
+    """The middle of the path, moved toward the last price so it stays within ``FIT_SHIFT`` half-screens."""
+    return min(max((lo + hi) / 2.0, last - FIT_SHIFT * span), last + FIT_SHIFT * span)
+
+
+def fit_centre(snap: Snapshot, height: int, width: int, zoom: int, sub: int = 1) -> float | None:
+    """Where to centre the screen at ``zoom`` so the window's price path fits (``fit_zoom``)."""
+    p = _path(snap, width)
+    if p is None or height <= 0:
+        return None
+    return _fit_centre(*p, zoom * snap.grid.step * height * sub / 2.0)
+
+
+def fit_zoom(snap: Snapshot, height: int, width: int, current: int, sub: int = 1) -> int:
+    """The zoom at which the price path of the visible window fits the screen.
+
+    A trader's first look at the map should show where price has been over the whole window — the levels it
+    bounced off and drifted to — not the last hour's ±1 % while the rest of the path runs off the top or
+    bottom (the demo's BTC crossed 63.5k–70.3k in the default 2-hour window; zoom 1 showed 68.6k–70.0k). The
+    path is the traded prices of the body's ``width`` newest columns and the live one; the screen is centred on
+    its middle, kept near the last price (``fit_centre``). Zooming out happens at once; zooming in only with
+    room to spare, so a price wobbling at the edge never flips the zoom."""
+    p = _path(snap, width)
+    if p is None or height <= 0:
+        return current
+    lo, hi, last = p
+    half_rows = height * sub / 2.0
+
+    def room(z: int) -> float:  # the share of the half-screen the path takes at zoom z, fitted centre
+        span = z * snap.grid.step * half_rows
+        c = _fit_centre(lo, hi, last, span)
+        return max(hi - c, c - lo) / span
+
+    fits = [z for z in ZOOMS if room(z) <= FIT_OUT]
+    want = fits[0] if fits else ZOOMS[-1]
+    if want > current:
+        return want
+    if want < current:
+        smaller = [z for z in ZOOMS if z < current and room(z) <= FIT_IN]
+        return max(smaller) if smaller else current
+    return current
+
+
 @dataclass
 class Viewport:
     zoom: int = 1
+    fit: bool = False  # the zoom follows the price path (``fit_zoom``); a manual zoom turns it off
     center: float | None = None  # None: follow the last price
     offset: int = 0  # how many columns the body is scrolled back from the live edge
     cursor_ts: float | None = None  # time cursor (a sweep / absorption moment)
@@ -30,7 +91,7 @@ class Viewport:
     hires: bool = False
 
     def key(self) -> tuple:
-        return (self.zoom, self.center, self.offset, self.cursor_ts, self.highlight, self.hires)
+        return (self.zoom, self.fit, self.center, self.offset, self.cursor_ts, self.highlight, self.hires)
 
 
 def center_price(snap: Snapshot) -> float:

@@ -128,6 +128,10 @@ class VenueFeed:
     # suspends holds the loop for as long as frames keep coming: keys, the UI and the other venues wait.
     # After this much parsing without a pause the handler yields the loop once (0 = never).
     YIELD_EVERY_S: float = 0.02
+    # With ``defer_rows`` (an ``Ingest``'s parsers) the rows of many frames go to the sink as one batch:
+    # the plausibility pass, the numpy row arrays and the sink's counters cost per call, not per row.
+    # The ingest's flush hands them on; this many frames at most wait for it.
+    FLUSH_EVERY_FRAMES: int = 512
 
     def __init__(
         self,
@@ -158,6 +162,8 @@ class VenueFeed:
         self.plausible = Plausibility()  # rows and book levels checked before they leave (feeds/plausible.py)
         self._receipt = 0.0
         self.loop_yields = 0
+        self.defer_rows = False
+        self._unflushed = 0
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
         unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
@@ -278,37 +284,82 @@ class VenueFeed:
 
     # --- frame entry point ---------------------------------------------------------------------
     async def message_handler(self, msg, conn, timestamp: float) -> None:
-        self.stats["frames"] += 1
+        """cryptofeed's entry point (one websocket or REST frame): ``parse`` it, hand its rows on (unless
+        ``defer_rows``) and give the loop a turn after ``YIELD_EVERY_S`` of back-to-back parsing."""
         start = time.perf_counter()
         if start - _SLICE[1] > 0.001:  # no handler ran for a while: the readers waited, the loop had turns
             _SLICE[0] = start
+        pending = self.parse(msg, conn, timestamp)
+        if pending is not None:
+            await self._finish(pending, msg)
+        if self._pending and not self.defer_rows:
+            self._flush()
+        now = time.perf_counter()
+        if self.YIELD_EVERY_S and now - _SLICE[0] > self.YIELD_EVERY_S:
+            self.loop_yields += 1  # not in stats: it depends on machine speed, the stats must not
+            if self._pending:  # rows never wait behind a yield
+                self._flush()
+            await asyncio.sleep(0)
+            now = _SLICE[0] = time.perf_counter()
+        _SLICE[1] = now
+
+    def parse(self, msg, conn, timestamp: float):
+        """Parse one frame on the spot (no await): its rows wait in ``_pending`` for ``flush_rows`` (or the
+        end of ``message_handler``), its book changes are applied and announced. Never raises for a bad frame
+        (counted in ``errors``). Returns None, or the coroutine of a venue whose ``_handle`` is still
+        ``async`` (the caller awaits it through ``_finish``)."""
+        self.stats["frames"] += 1
         self._receipt = timestamp
         try:
-            if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
-                raise FrameError("frame", "too_large")
-            if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
-                raise FrameError("frame", "non_ascii_number")
-            await self._handle(msg, conn, timestamp)
-        except FrameError as e:
+            if type(msg) is str:  # the common case first: an ASCII text frame with no \u escape is clean
+                if len(msg) > self.MAX_FRAME_BYTES:
+                    raise FrameError("frame", "too_large")
+                if (not msg.isascii() or "\\u" in msg) and has_non_ascii_number(orjson.loads(msg)):
+                    raise FrameError("frame", "non_ascii_number")
+            else:
+                if isinstance(msg, (bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
+                    raise FrameError("frame", "too_large")
+                if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
+                    raise FrameError("frame", "non_ascii_number")
+            pending = self._handle(msg, conn, timestamp)
+        except Exception as e:  # noqa: BLE001 - never let one frame kill the connection
+            self._drop(e, msg)
+            return None
+        if pending is not None:
+            return pending
+        if self.defer_rows:
+            self._unflushed += 1
+            if self._unflushed >= self.FLUSH_EVERY_FRAMES:
+                self._flush()
+        return None
+
+    async def _finish(self, pending, msg) -> None:
+        try:
+            await pending
+        except Exception as e:  # noqa: BLE001
+            self._drop(e, msg)
+
+    def _drop(self, e: Exception, msg) -> None:
+        """Count a frame that failed (by kind and reason); a live resync is re-raised for cryptofeed."""
+        if isinstance(e, FrameError):
             self._error(e.kind, e.reason, msg)
-        except TooManyLevels:
+        elif isinstance(e, TooManyLevels):
             self._error("depth" if self.light else "book", "too_many_levels", msg)
-        except MissingSequenceNumber:  # live resync: let cryptofeed reconnect and resubscribe
-            self._pending.clear()
-            raise
-        except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as e:
+        elif isinstance(e, MissingSequenceNumber):  # live resync: let cryptofeed reconnect and resubscribe
+            if self._pending:  # rows parsed before the gap are good: never lost with it
+                self._flush()
+            raise e
+        else:
             self._error("frame", type(e).__name__, msg)
-        except Exception as e:  # never let one frame kill the connection
-            self._error("frame", type(e).__name__, msg)
+
+    def flush_rows(self) -> None:
+        """Hand the rows parsed so far to the sink (``defer_rows``: the ingest's flush calls this)."""
         if self._pending:
             self._flush()
-        if self.YIELD_EVERY_S and time.perf_counter() - _SLICE[0] > self.YIELD_EVERY_S:
-            self.loop_yields += 1  # not in stats: it depends on machine speed, the stats must not
-            await asyncio.sleep(0)
-            _SLICE[0] = time.perf_counter()
-        _SLICE[1] = time.perf_counter()
+        self._unflushed = 0
 
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float):
+        """Parse one frame (a plain function; an ``async def`` is still accepted and awaited)."""
         raise NotImplementedError
 
     def _error(self, kind: str, reason: str, msg=None) -> None:
@@ -329,6 +380,7 @@ class VenueFeed:
             rows.append(row)
 
     def _flush(self) -> None:
+        self._unflushed = 0
         pending, self._pending = self._pending, {}
         sink = self.sink
         check = self.plausible.tuples
@@ -473,6 +525,24 @@ class VenueFeed:
     def trade_unit(self, vm: VenueMarket) -> str:
         """The unit of a trade amount on this venue (contracts unless a venue says otherwise)."""
         return CONTRACTS
+
+    def trade_frame(self, sym, tid, price_raw, qty_raw, ts: float, side: int) -> None:
+        """One trade as the venue sends it (strings or numbers) → a liqmap trade row: filtered, deduplicated on
+        (symbol, trade id), normalized and its price noted. Read straight from the decoded frame: cryptofeed's
+        trade parsers built a Decimal ``Trade`` object per trade only for ``_cryptofeed_trade`` to turn it back
+        into floats (about a third of a trade frame's cost)."""
+        hit = self.markets.get(sym)
+        if hit is None:
+            self.stats["filtered"] += 1
+            return
+        if not self._seen_trades.add((sym, tid)):
+            self.stats["duplicates"] += 1
+            return
+        asset, vm = hit
+        p = float(price_raw)
+        px, qty, usd = to_base(vm, float(qty_raw), p, self.trade_unit(vm))
+        self.note_price(sym, p)
+        self._emit("trade", asset, (ts, px, qty, usd, side, self.vid))
 
     async def _cryptofeed_trade(self, t, receipt_ts: float) -> None:
         """A cryptofeed ``Trade`` (Decimal amount/price, float-second timestamp) → a liqmap trade row."""

@@ -21,6 +21,8 @@ import asyncio
 import re
 import time
 
+import orjson
+
 from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
 from cryptofeed.exchanges.binance_futures import BinanceFutures
 
@@ -75,6 +77,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
 
     def __init__(self, *args, **kwargs) -> None:
         self._depth: dict[str, _DepthState] = {}
+        self._partial: dict[str, bool] = {}
         super().__init__(*args, **kwargs)
         ch = self.fcfg["channels"]
         self.rest_endpoints = [RestEndpoint(self.endpoints["rest"], routes=Routes(
@@ -140,43 +143,55 @@ class BinanceFeed(VenueFeed, BinanceFutures):
                 self._depth[sym] = _DepthState()
 
     # --- frames --------------------------------------------------------------------------------
-    async def _handle(self, msg, conn, timestamp: float) -> None:
-        m = self.json_object(msg)
+    def _handle(self, msg, conn, timestamp: float) -> None:
+        m = orjson.loads(msg)  # json_object, inline: this runs for every frame
+        if type(m) is not dict:
+            raise FrameError("frame", "not_an_object")
         stream = m.get("stream")
         d = m.get("data", m) if stream is not None else m
         if not isinstance(d, dict):
             raise FrameError("frame", "not_an_object")
         e = d.get("e")
-        if (stream is not None and _PARTIAL_STREAM.search(stream)) or (
-                stream is None and self.light and (e == "depthUpdate" or "bids" in d)):
-            self._partial_depth(d, stream, timestamp)
-        elif e == "depthUpdate":
-            self._depth_update(d, timestamp)
-        elif e == "aggTrade":
-            if d.get("s") in self.markets:
-                await BinanceFutures._trade(self, d, timestamp)  # cryptofeed's parser → _cryptofeed_trade
-            else:
-                self.stats["filtered"] += 1
+        # the events in the order a busy stream sends them (bookTicker, trades, depth), so most frames meet
+        # one or two comparisons
+        if e == "bookTicker":
+            self.stats["ignored"] += 1
         elif e == "trade":  # the raw @trade stream: cryptofeed 2.4.1 has no parser for it
             self._trade(d)
-        elif e == "forceOrder":
-            self._liquidation(d)
+        elif e == "aggTrade":
+            # read here, not through cryptofeed's Decimal Trade (same fields, same dedup key: the aggregate id)
+            self.trade_frame(d["s"], str(d["a"]), d["p"], d["q"], d["T"] / 1000.0, SELL if d["m"] else BUY)
+        elif e == "depthUpdate" or e is None:
+            if (stream is not None and self._is_partial(stream)) or (
+                    stream is None and self.light and (e == "depthUpdate" or "bids" in d)):
+                self._partial_depth(d, stream, timestamp)
+            elif e == "depthUpdate":
+                self._depth_update(d, timestamp)
+            elif "lastUpdateId" in d:
+                self._snapshot(d, conn, timestamp)
+            elif "openInterest" in d:
+                self._oi(d, timestamp)
+            elif "result" in d or "id" in d:
+                self.stats["control"] += 1
+            else:
+                raise FrameError("frame", "unknown_event")
         elif e == "markPriceUpdate":
             sym = d["s"]
             if sym in self.markets:
                 self.note_price(sym, float(d["p"]))
-        elif e == "bookTicker":
+        elif e == "forceOrder":
+            self._liquidation(d)
+        else:  # a valid event we do not use (24hrTicker, kline, ...)
             self.stats["ignored"] += 1
-        elif "lastUpdateId" in d:
-            self._snapshot(d, conn, timestamp)
-        elif "openInterest" in d:
-            self._oi(d, timestamp)
-        elif "result" in d or "id" in d:
-            self.stats["control"] += 1
-        elif e is not None:  # a valid event we do not use (24hrTicker, kline, ...)
-            self.stats["ignored"] += 1
-        else:
-            raise FrameError("frame", "unknown_event")
+
+    def _is_partial(self, stream: str) -> bool:
+        """``<sym>@depth5|10|20[@speed]``: a partial-book stream (remembered per stream name)."""
+        hit = self._partial.get(stream)
+        if hit is None:
+            hit = _PARTIAL_STREAM.search(stream) is not None
+            if len(self._partial) < 4096:
+                self._partial[stream] = hit
+        return hit
 
     def _trade(self, d: dict) -> None:
         sym = d["s"]
@@ -188,9 +203,14 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             return
         asset, vm = hit
         p = float(d["p"])
-        px, qty, usd = to_base(vm, float(d["q"]), p)
+        q = float(d["q"])
+        if vm.price_multiplier == 1.0 and not vm.inverse:  # a linear contract in coins (most): to_base inline
+            lots = q * vm.contract_size
+            px, qty, usd = p, lots, lots * p
+        else:
+            px, qty, usd = to_base(vm, q, p)
         self.note_price(sym, p)
-        self.trade(asset, d["T"] / 1000.0, px, qty, usd, SELL if d["m"] else BUY)
+        self._emit("trade", asset, (d["T"] / 1000.0, px, qty, usd, SELL if d["m"] else BUY, self.vid))
 
     def _liquidation(self, d: dict) -> None:
         o = d["o"]

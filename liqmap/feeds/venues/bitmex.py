@@ -55,7 +55,7 @@ class BitmexFeed(VenueFeed, Bitmex):
         args = [f"{names[k]}:{s}" for k, syms in self.subscribed(conn).items() for s in syms]
         await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})
 
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float) -> None:
         m = self.json_object(msg)
         table = m.get("table")
         if table is None:

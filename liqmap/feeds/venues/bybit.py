@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from cryptofeed.exchanges.bybit import Bybit
 
-from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import to_base
@@ -79,7 +79,7 @@ class BybitFeed(VenueFeed, Bybit):
         self._tickers = {s: v for s, v in self._tickers.items() if s not in by_kind.get("oi", ())}
         await self.send_chunked(conn, topics, lambda chunk: {"op": "subscribe", "args": chunk})
 
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float) -> None:
         m = self.json_object(msg)
         topic = m.get("topic")
         if topic is None:
@@ -94,7 +94,7 @@ class BybitFeed(VenueFeed, Bybit):
             self._liquidations(m, timestamp)
         elif head == self.chan("trades") or head == "publicTrade":
             if topic.rsplit(".", 1)[-1] in self.markets:
-                await Bybit._trade(self, m, timestamp, "linear")  # cryptofeed's parser → _cryptofeed_trade
+                self._trades(m["data"])
             else:
                 self.stats["filtered"] += 1
         elif head == self.chan("tickers") or head == "tickers":
@@ -103,6 +103,18 @@ class BybitFeed(VenueFeed, Bybit):
             self._book(m, timestamp)
         else:  # pre-v5 topics (trade., orderBookL2_25., instrument_info.) and anything new
             self.stats["ignored"] += 1
+
+    def _trades(self, data) -> None:
+        """publicTrade rows, read as cryptofeed 2.4.1's parser reads them (a non-list ``data`` is ignored as
+        there) but without its Decimal Trade objects."""
+        if not isinstance(data, list):
+            return
+        trade = self.trade_frame
+        for t in data:
+            ts = t["T"]
+            if isinstance(ts, str):
+                ts = int(ts)
+            trade(t["s"], t["i"], t["p"], t["v"], ts / 1000.0, BUY if t["S"] == "Buy" else SELL)
 
     def _liquidations(self, m: dict, timestamp: float) -> None:
         data = m["data"]

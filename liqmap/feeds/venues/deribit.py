@@ -18,7 +18,7 @@ from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.deribit import Deribit
 
-from liqmap.core.events import ASK, BID, LONG, PRICE_FILL, SHORT
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, SELL, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import BASE, USD, to_base
@@ -57,7 +57,7 @@ class DeribitFeed(VenueFeed, Deribit):
         await self.send_chunked(conn, chans, lambda chunk: {"jsonrpc": "2.0", "id": 101, "method": "public/subscribe",
                                                             "params": {"channels": chunk}})
 
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float) -> None:
         m = self.json_object(msg)
         params = m.get("params")
         if params is None:
@@ -74,8 +74,11 @@ class DeribitFeed(VenueFeed, Deribit):
             if len(parts) > 1 and parts[1] not in self.markets:
                 self.stats["filtered"] += 1
                 return
-            if "trade" in self.kinds:  # cryptofeed's own trade parser → _cryptofeed_trade
-                await Deribit._trade(self, m, timestamp)
+            if "trade" in self.kinds:  # the fields cryptofeed 2.4.1's parser reads, without its Decimals
+                trade = self.trade_frame
+                for t in params["data"]:
+                    trade(t["instrument_name"], t["trade_id"], t["price"], t["amount"], t["timestamp"] / 1000.0,
+                          BUY if t["direction"] == "buy" else SELL)
             self._liquidations(params["data"])
         elif head == "ticker":
             self._ticker(params["data"], timestamp)

@@ -18,7 +18,7 @@ import zlib
 from cryptofeed.exceptions import MissingSequenceNumber
 from cryptofeed.exchanges.okx import OKX
 
-from liqmap.core.events import ASK, BID, LONG, PRICE_BANKRUPTCY, SHORT
+from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import to_base
@@ -68,7 +68,7 @@ class OkxFeed(VenueFeed, OKX):
             args.append({"channel": self.chan("light_depth"), "instId": s})
         await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})
 
-    async def _handle(self, msg, conn, timestamp: float) -> None:
+    def _handle(self, msg, conn, timestamp: float) -> None:
         m = self.json_object(msg)
         if "event" in m:
             if m["event"] == "error":
@@ -100,7 +100,10 @@ class OkxFeed(VenueFeed, OKX):
                     self.note_price(r["instId"], float(r["markPx"]))
         elif ch == self.chan("trades") or ch in ("trades", "trades-all"):
             if arg.get("instId") in self.markets:
-                await OKX._trade(self, m, timestamp)  # cryptofeed's parser → _cryptofeed_trade
+                trade = self.trade_frame  # the fields cryptofeed 2.4.1's parser reads, without its Decimals
+                for t in m["data"]:
+                    trade(t["instId"], t["tradeId"], t["px"], t["sz"], int(t["ts"]) / 1000.0,
+                          BUY if t["side"] == "buy" else SELL)
             else:
                 self.stats["filtered"] += 1
         elif ch == self.chan("light_depth") or ch in ("books5", "bbo-tbt"):

@@ -1,0 +1,370 @@
+"""Exact positions: the book of tracked wallets' positions on a venue that publishes them (Hyperliquid).
+
+Hyperliquid answers ``clearinghouseState`` for any wallet with its positions and their liquidation prices
+(docs/hyperliquid.md §3). The feeds poll the wallets that matter most (``liqmap/feeds/hl_positions.py``) and
+hand each answer, parsed into :class:`ExactPosition` rows, to :meth:`PositionBook.apply`. From the book:
+
+- ``levels(asset, step)``: the *exact* at-risk map — USD that would be liquidated if price reached each
+  bucket (a long's size × its liquidation price, below price; a short's above), in the shape of the synthetic
+  model's ``levels()`` ``(bucket, long_usd, short_usd)``, so the grids, the verdict and the accuracy check
+  read both alike;
+- ``coverage(asset, oi)``: how many wallets that map holds and what share of the venue's open interest they
+  cover — the map is a sample of the largest wallets, never the whole market, and must say so;
+- ``detected``: liquidations seen as a position that vanished (or shrank: Hyperliquid liquidates positions
+  above 100k USDC 20 % at a time) between two polls while price traded to within ``tolerance_pct`` of its last
+  liquidation price. The only liquidations the public API shows (no market-wide stream exists, §5): a
+  tracked wallet's, which is at most the covered share of the venue's liquidations;
+- ``segments(asset)``: each level as a band over time (from when it was first seen to when it ended), so the
+  Positions mode draws exact levels like the other modes draw theirs.
+
+Pure data: no I/O, no clock of its own (every call says its time).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import numpy as np
+
+from .events import LIQ_DTYPE, LONG, PRICE_FILL, SHORT
+from .hitrate import top_buckets
+
+#: ``price_range(asset, t0, t1)`` → (lowest, highest) traded price in [t0, t1], or None when unknown.
+PriceRange = Callable[[str, float, float], "tuple[float, float] | None"]
+
+
+@dataclass(frozen=True)
+class ExactPosition:
+    """One wallet's position in one asset, as its venue reported it at ``refreshed``."""
+
+    wallet: str
+    asset: str
+    size: float  # signed, base units (positive long)
+    entry: float
+    leverage: float
+    cross: bool  # cross margin: the liquidation price moves with the wallet's other cross positions
+    liq_px: float  # NaN: no reachable liquidation price (the venue sends null)
+    margin: float  # USD held by the position
+    refreshed: float
+
+    @property
+    def side(self) -> int:
+        return LONG if self.size > 0 else SHORT
+
+    @property
+    def at_risk_usd(self) -> float:
+        """USD liquidated if price reaches the liquidation price (0 without one)."""
+        return abs(self.size) * self.liq_px if self.liq_px > 0 and math.isfinite(self.liq_px) else 0.0
+
+
+@dataclass(frozen=True)
+class DetectedLiquidation:
+    """A tracked position that vanished (or shrank) at its liquidation price between two polls."""
+
+    ts: float  # the poll that saw it gone (the liquidation happened between ``prev_ts`` and ``ts``)
+    prev_ts: float
+    asset: str
+    wallet: str
+    side: int  # LONG / SHORT: the position's side
+    price: float  # its last known liquidation price
+    size: float  # base units liquidated (positive)
+    partial: bool  # the position shrank rather than vanished
+
+    @property
+    def usd(self) -> float:
+        return self.size * self.price
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the exact map of one asset holds: ``wallets`` with a position in it, their notional, and the share
+    of the venue's open interest they cover (None without an OI sample)."""
+
+    wallets: int
+    positions: int
+    notional_usd: float
+    oi_share: float | None
+
+    def label(self, venue: str = "HL") -> str:
+        """``exact: 812 wallets, 23 % of HL OI`` — so nobody mistakes a sample for the whole."""
+        share = "OI share unknown" if self.oi_share is None else f"{self.oi_share * 100:.0f} % of {venue} OI"
+        return f"exact: {self.wallets} wallet{'s' if self.wallets != 1 else ''}, {share}"
+
+    def to_dict(self) -> dict:
+        return {"wallets": self.wallets, "positions": self.positions, "notional_usd": self.notional_usd,
+                "oi_share": self.oi_share}
+
+
+def oi_share(sizes: Iterable[float], oi_base: float | None) -> float | None:
+    """Share of open interest ``oi_base`` (one side, base units: liqmap's convention, ``core/events.py``) held
+    by positions of these signed sizes. Every contract has a long and a short, so the whole market's
+    Σ|size| is twice the one-sided OI."""
+    if not oi_base or not (oi_base > 0 and math.isfinite(oi_base)):
+        return None
+    total = sum(abs(s) for s in sizes)
+    return min(1.0, total / (2.0 * oi_base))
+
+
+class PositionBook:
+    """Per wallet, per asset: the newest reported position (see the module docstring)."""
+
+    def __init__(self, tolerance_pct: float = 0.5, max_segments: int = 20000, max_detected: int = 5000) -> None:
+        self.tolerance = max(float(tolerance_pct), 0.0) / 100.0
+        self._wallets: dict[str, dict[str, ExactPosition]] = {}
+        self._refreshed: dict[str, float] = {}
+        # (wallet, asset) → (first seen, liq_px, side, usd) of the band being drawn; closed bands below
+        self._open: dict[tuple[str, str], tuple[float, float, int, float]] = {}
+        self._closed: deque = deque(maxlen=max(1, int(max_segments)))
+        self.detected: deque[DetectedLiquidation] = deque(maxlen=max(1, int(max_detected)))
+        self._new_detected: list[DetectedLiquidation] = []
+        self.stats = {"answers": 0, "positions": 0, "detected": 0, "vanished": 0, "forgotten": 0}
+        self.version = 0
+        # Written by the poller on the event loop, read by the engine's worker threads.
+        self._lock = threading.RLock()
+
+    # ------------------------------------------------------------------ updates
+    def apply(self, wallet: str, positions: Iterable[ExactPosition], ts: float,
+              price_range: PriceRange | None = None) -> list[DetectedLiquidation]:
+        """The wallet's whole state at ``ts`` (its answer lists every open position: one absent is closed).
+        Returns the liquidations detected against the wallet's previous state."""
+        with self._lock:
+            return self._apply(wallet, positions, ts, price_range)
+
+    def _apply(self, wallet: str, positions: Iterable[ExactPosition], ts: float,
+               price_range: PriceRange | None) -> list[DetectedLiquidation]:
+        new = {p.asset: p for p in positions}
+        old = self._wallets.get(wallet, {})
+        prev_ts = self._refreshed.get(wallet)
+        found: list[DetectedLiquidation] = []
+        for asset, p in old.items():
+            q = new.get(asset)
+            same_side = q is not None and (q.size > 0) == (p.size > 0)
+            lost = abs(p.size) - (abs(q.size) if same_side else 0.0)
+            if q is None:
+                self.stats["vanished"] += 1
+            if lost > 1e-12 * max(abs(p.size), 1.0) and prev_ts is not None:
+                d = self._check(p, lost, q is not None and same_side, prev_ts, ts, price_range)
+                if d is not None:
+                    found.append(d)
+        for asset in set(old) | set(new):
+            self._segment(wallet, asset, new.get(asset), ts)
+        if new:
+            self._wallets[wallet] = new
+        else:
+            self._wallets.pop(wallet, None)
+        self._refreshed[wallet] = ts
+        self.stats["answers"] += 1
+        self.stats["positions"] += len(new)
+        if found:
+            self.detected.extend(found)
+            self._new_detected.extend(found)
+            self.stats["detected"] += len(found)
+        self.version += 1
+        return found
+
+    def _check(self, p: ExactPosition, lost: float, partial: bool, t0: float, t1: float,
+               price_range: PriceRange | None) -> DetectedLiquidation | None:
+        """A liquidation if price traded to within the tolerance of the last liquidation price meanwhile."""
+        if price_range is None or not (p.liq_px > 0 and math.isfinite(p.liq_px)):
+            return None
+        rng = price_range(p.asset, t0, t1)
+        if rng is None:
+            return None
+        lo, hi = rng
+        reached = lo <= p.liq_px * (1 + self.tolerance) if p.size > 0 else hi >= p.liq_px * (1 - self.tolerance)
+        if not reached:
+            return None
+        return DetectedLiquidation(t1, t0, p.asset, p.wallet, p.side, p.liq_px, lost, partial)
+
+    def _segment(self, wallet: str, asset: str, p: ExactPosition | None, ts: float) -> None:
+        """Keep the drawn band of (wallet, asset) in step with its level: a new band when the level moves."""
+        key = (wallet, asset)
+        cur = self._open.get(key)
+        usd = p.at_risk_usd if p is not None else 0.0
+        if cur is not None:
+            t0, px, side, cur_usd = cur
+            if p is not None and usd > 0 and px == p.liq_px and side == p.side and abs(cur_usd - usd) <= 0.01 * usd:
+                return
+            self._closed.append((asset, px, side, cur_usd, t0, ts))
+            del self._open[key]
+        if p is not None and usd > 0:
+            self._open[key] = (ts, p.liq_px, p.side, usd)
+
+    def forget(self, wallet: str, ts: float) -> None:
+        """Stop tracking ``wallet`` (the cap on tracked wallets): its levels end now, nothing is detected."""
+        with self._lock:
+            self._forget(wallet, ts)
+
+    def _forget(self, wallet: str, ts: float) -> None:
+        for asset in list(self._wallets.get(wallet, {})):
+            self._segment(wallet, asset, None, ts)
+        self._wallets.pop(wallet, None)
+        self._refreshed.pop(wallet, None)
+        self.stats["forgotten"] += 1
+        self.version += 1
+
+    def drain_detected(self) -> list[DetectedLiquidation]:
+        """Liquidations detected since the last call (for the market's liquidation rows)."""
+        with self._lock:
+            out, self._new_detected = self._new_detected, []
+        return out
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def wallets(self) -> int:
+        return len(self._refreshed)
+
+    def refreshed(self, wallet: str) -> float | None:
+        return self._refreshed.get(wallet)
+
+    def positions(self, asset: str | None = None) -> list[ExactPosition]:
+        with self._lock:
+            out = [p for ps in self._wallets.values() for p in ps.values()]
+        return out if asset is None else [p for p in out if p.asset == asset]
+
+    def assets(self) -> set[str]:
+        with self._lock:
+            return {a for ps in self._wallets.values() for a in ps}
+
+    def levels(self, asset: str, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The exact at-risk map: (bucket int64, long USD, short USD) of every bucket holding a liquidation
+        price, like ``SyntheticModel.levels``."""
+        ps = [p for p in self.positions(asset) if p.at_risk_usd > 0]
+        if not ps or not step > 0:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        px = np.array([p.liq_px for p in ps])
+        usd = np.array([p.at_risk_usd for p in ps])
+        long_ = np.array([p.size > 0 for p in ps])
+        b = np.floor(px / step + 1e-9).astype(np.int64)
+        uniq, inv = np.unique(b, return_inverse=True)
+        lo = np.bincount(inv, weights=np.where(long_, usd, 0.0), minlength=len(uniq))
+        sh = np.bincount(inv, weights=np.where(long_, 0.0, usd), minlength=len(uniq))
+        return uniq, lo, sh
+
+    def coverage(self, asset: str, oi_base: float | None = None) -> Coverage:
+        ps = self.positions(asset)
+        wallets = len({p.wallet for p in ps})
+        notional = sum(abs(p.size) * p.entry for p in ps)
+        return Coverage(wallets, len(ps), notional, oi_share([p.size for p in ps], oi_base))
+
+    def segments(self, asset: str | None = None) -> np.ndarray:
+        """Every band (closed and open) as rows of ``SEGMENT_DTYPE``; open bands end at +inf."""
+        with self._lock:
+            rows = [(px, side, usd, t0, t1) for a, px, side, usd, t0, t1 in self._closed if asset in (None, a)]
+            rows += [(px, side, usd, t0, math.inf) for (w, a), (t0, px, side, usd) in self._open.items()
+                     if asset in (None, a)]
+        return np.array(rows, dtype=SEGMENT_DTYPE) if rows else np.zeros(0, SEGMENT_DTYPE)
+
+    def liquidation_rows(self, found: Iterable[DetectedLiquidation], venue_id: int) -> np.ndarray:
+        """Detected liquidations as the market's liquidation rows (``LIQ_DTYPE``; price = the liquidation price,
+        which Hyperliquid liquidates at the mark: closest to a fill price)."""
+        found = list(found)
+        out = np.zeros(len(found), LIQ_DTYPE)
+        for i, d in enumerate(found):
+            out[i] = (d.ts, d.price, d.size, d.usd, d.side, venue_id, PRICE_FILL)
+        return out
+
+
+SEGMENT_DTYPE = np.dtype([("price", "f8"), ("side", "i1"), ("usd", "f8"), ("start", "f8"), ("end", "f8")])
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """One comparison of the model with the exact map over the same range (docs/model.md §8): the share of the
+    exact at-risk USD within ±``range_pct`` of price that falls in the model's top 10 % of buckets, and in the
+    distance baseline's (the nearest 10 %)."""
+
+    ts: float
+    exact_usd: float
+    model_share: float
+    base_share: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.model_share / self.base_share if self.base_share > 0 else None
+
+    def to_dict(self) -> dict:
+        return {"ts": self.ts, "exact_usd": self.exact_usd, "model_share": self.model_share,
+                "base_share": self.base_share, "ratio": self.ratio}
+
+
+def accuracy(model_levels, exact_levels, price: float, step: float, ts: float = 0.0,
+             range_pct: float = 5.0) -> Accuracy | None:
+    """Compare ``model_levels`` with ``exact_levels`` (both ``(bucket, long, short)``) around ``price``; None when
+    the exact map holds nothing in range. Reuses the hit rate's rankings (``hitrate.top_buckets``): the
+    model's top 10 % by at-risk USD (ties and empty buckets nearest first), the baseline's the nearest 10 %."""
+    if not (price and price > 0 and step > 0):
+        return None
+    eb, el, es = (np.asarray(x) for x in exact_levels)
+    mb, ml, ms = (np.asarray(x) for x in model_levels)
+    scores = dict(zip(mb.astype(np.int64).tolist(), (ml + ms).astype(float).tolist()))
+    idx, top_m = top_buckets(price, step, scores, range_pct)
+    _, top_b = top_buckets(price, step, None, range_pct)
+    eb = eb.astype(np.int64)
+    usd = el.astype(float) + es.astype(float)
+    inside = (eb >= idx[0]) & (eb <= idx[-1])
+    total = float(usd[inside].sum())
+    if not total > 0:
+        return None
+    m = float(usd[inside & np.isin(eb, top_m)].sum()) / total
+    b = float(usd[inside & np.isin(eb, top_b)].sum()) / total
+    return Accuracy(ts, total, m, b)
+
+
+@dataclass(frozen=True)
+class AccuracyScore:
+    """The live accuracy over the comparisons so far (pooled: shares weighted by each one's exact USD)."""
+
+    n: int
+    model_share: float | None
+    base_share: float | None
+    last: Accuracy | None = None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.model_share is None or not self.base_share:
+            return None
+        return self.model_share / self.base_share
+
+    def text(self) -> str:
+        """``model 41 % vs baseline 18 % of exact USD (2.3×), n=12`` — or that none was possible yet."""
+        if not self.n or self.model_share is None:
+            return "accuracy: waiting for exact positions in range"
+        r = self.ratio
+        return (f"model {self.model_share * 100:.0f} % vs baseline {self.base_share * 100:.0f} % of exact USD"
+                f"{f' ({r:.1f}×)' if r is not None else ''}, n={self.n}")
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "model_share": self.model_share, "base_share": self.base_share, "ratio": self.ratio,
+                "last": self.last.to_dict() if self.last is not None else None}
+
+
+class AccuracyLog:
+    """Comparisons made every ``every_s`` (the engine calls ``due``/``add``), the newest ``keep`` kept."""
+
+    def __init__(self, every_s: float = 300.0, keep: int = 288) -> None:
+        self.every_s = float(every_s)
+        self.items: deque[Accuracy] = deque(maxlen=max(1, int(keep)))
+        self.next_due: float | None = None
+
+    def due(self, now: float) -> bool:
+        return self.next_due is None or now >= self.next_due
+
+    def add(self, now: float, acc: Accuracy | None) -> None:
+        self.next_due = now + self.every_s
+        if acc is not None:
+            self.items.append(acc)
+
+    def score(self) -> AccuracyScore:
+        if not self.items:
+            return AccuracyScore(0, None, None)
+        w = np.array([a.exact_usd for a in self.items])
+        m = np.array([a.model_share for a in self.items])
+        b = np.array([a.base_share for a in self.items])
+        tot = float(w.sum())
+        return AccuracyScore(len(self.items), float((w * m).sum() / tot), float((w * b).sum() / tot),
+                             self.items[-1])

@@ -1,0 +1,431 @@
+"""Hyperliquid's exact positions: wallets discovered from the trades, polled within a share of the rate limit.
+
+Facts relied on (docs/hyperliquid.md, checked 2026-12-05): every ``trades`` frame carries both wallets in
+``users``; ``POST /info {"type": "clearinghouseState", "user": …}`` answers a wallet's positions (``szi`` signed,
+``entryPx``, ``leverage`` an object ``{type, value}``, ``liquidationPx`` possibly null, ``marginUsed``; numbers as
+decimal strings); the REST budget is 1200 weight per minute per IP and this request weighs 2; the over-limit
+answer is not documented (third parties report HTTP 429).
+
+- :class:`WalletRanker` — discovery from the venue parser's ``on_users(coin, users, usd, ts)`` hook. A wallet is
+  *due* when it was never polled, traded since its last poll, or its last poll is older than
+  ``positions.refresh_seconds``; among due wallets the largest notional goes first (its position's value once
+  polled, the USD it was seen trading before), the newest trade next. At most ``positions.max_wallets`` are
+  tracked: past the cap the lowest ranked is forgotten (memory stays bounded).
+- :class:`RateBudget` — a sliding 60 s window of request weight: at most ``budget_share`` × 1200.
+- :class:`PositionPoller` — one request at a time on one session (``Transport``), each answer parsed
+  (:func:`parse_clearinghouse`) into the core's ``PositionBook``; a 429 pauses every request for a backoff that
+  doubles up to ``positions.backoff_max_seconds`` (or the server's ``Retry-After``); a malformed answer is
+  counted with one line and dropped. Liquidations the book detects go to the market as liquidation rows.
+- :class:`PriceTape` — per-second low/high of the accepted trades (a runtime row tap), so the book can tell a
+  position that vanished at its liquidation price from one that was closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, Protocol
+
+import orjson
+
+from liqmap.core.positions import ExactPosition, PositionBook
+
+log = logging.getLogger(__name__)
+
+VENUE = "hyperliquid"
+LIMIT_PER_MINUTE = 1200  # REST weight per minute per IP (docs/hyperliquid.md §4)
+CLEARINGHOUSE_WEIGHT = 2
+WINDOW_S = 60.0
+
+
+class MalformedAnswer(ValueError):
+    """An answer that is not a clearinghouseState in the documented shape."""
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+def _num(v: Any, what: str, *, allow_null: bool = False) -> float:
+    """A decimal string or a number (the docs' TypeScript says number, every example sends strings)."""
+    if v is None:
+        if allow_null:
+            return math.nan
+        raise MalformedAnswer(f"{what} missing")
+    if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        raise MalformedAnswer(f"{what} is {type(v).__name__}")
+    if isinstance(v, str) and allow_null and v.strip().lower() == "nan":
+        return math.nan  # the SDK's older OpenAPI example sends "NaN" for "no liquidation price"
+    try:
+        x = float(v)
+    except ValueError:
+        raise MalformedAnswer(f"{what} {v!r} is not a number") from None
+    if not math.isfinite(x):
+        raise MalformedAnswer(f"{what} {v!r} is not finite")
+    return x
+
+
+def coin_asset(coin: str, assets) -> tuple[str, float] | None:
+    """liqmap's asset and the price multiplier for a Hyperliquid coin: ``kPEPE`` is 1000 PEPE (as Binance's
+    1000-lots), so prices divide and sizes multiply by 1000. None: not in the universe."""
+    if coin in assets:
+        return coin, 1.0
+    if len(coin) > 1 and coin[0] == "k" and coin[1:] in assets:
+        return coin[1:], 1000.0
+    return None
+
+
+def parse_clearinghouse(body: bytes | str | dict, wallet: str, ts: float, assets) -> list[ExactPosition]:
+    """A ``clearinghouseState`` answer as positions in liqmap's assets and units (coins outside the universe are
+    left out). Raises :class:`MalformedAnswer` for anything not in the documented shape."""
+    try:
+        d = orjson.loads(body) if isinstance(body, (bytes, str)) else body
+    except orjson.JSONDecodeError as e:
+        raise MalformedAnswer(f"not JSON: {e}") from None
+    if not isinstance(d, dict) or not isinstance(d.get("assetPositions"), list):
+        raise MalformedAnswer("no assetPositions list")
+    out = []
+    for i, ap in enumerate(d["assetPositions"]):
+        p = ap.get("position") if isinstance(ap, dict) else None
+        if not isinstance(p, dict) or not isinstance(p.get("coin"), str):
+            raise MalformedAnswer(f"assetPositions[{i}] has no position with a coin")
+        hit = coin_asset(p["coin"], assets)
+        szi = _num(p.get("szi"), f"{p['coin']} szi")
+        if hit is None or szi == 0:
+            continue
+        asset, mult = hit
+        entry = _num(p.get("entryPx"), f"{p['coin']} entryPx")
+        lev = p.get("leverage")
+        if not isinstance(lev, dict):
+            raise MalformedAnswer(f"{p['coin']} leverage is not an object")
+        lev_value = _num(lev.get("value"), f"{p['coin']} leverage.value")
+        liq = _num(p.get("liquidationPx"), f"{p['coin']} liquidationPx", allow_null=True)
+        margin = _num(p.get("marginUsed"), f"{p['coin']} marginUsed")
+        if entry <= 0 or lev_value <= 0 or margin < 0 or (liq == liq and liq < 0):
+            raise MalformedAnswer(f"{p['coin']}: implausible entry/leverage/margin/liquidation price")
+        out.append(ExactPosition(wallet, asset, szi * mult, entry / mult, lev_value, lev.get("type") != "isolated",
+                                 liq / mult if liq > 0 else math.nan, margin, ts))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- discovery
+@dataclass
+class _Wallet:
+    address: str
+    notional: float = 0.0  # USD: the positions' value once polled, the USD seen trading before
+    last_trade: float = -math.inf
+    last_poll: float | None = None
+    polled_notional: bool = False
+
+
+class WalletRanker:
+    """Wallets seen trading, ranked for polling (see the module docstring)."""
+
+    def __init__(self, max_wallets: int = 2000, refresh_s: float = 120.0,
+                 on_forget: Callable[[str], None] | None = None) -> None:
+        self.max_wallets = max(1, int(max_wallets))
+        self.refresh_s = float(refresh_s)
+        self.on_forget = on_forget
+        self.wallets: dict[str, _Wallet] = {}
+        self.stats = {"seen": 0, "forgotten": 0, "bad_address": 0}
+
+    def on_users(self, coin: str, users, usd: float, ts: float) -> None:
+        """The venue parser's hook: one trade's two wallets and its USD value."""
+        for u in users or ():
+            if not (isinstance(u, str) and len(u) == 42 and u.startswith("0x")):
+                self.stats["bad_address"] += 1
+                continue
+            w = self.wallets.get(u)
+            if w is None:
+                w = self.wallets[u] = _Wallet(u)
+                self.stats["seen"] += 1
+            if not w.polled_notional:
+                w.notional += float(usd) if usd == usd and usd > 0 else 0.0
+            w.last_trade = max(w.last_trade, float(ts))
+        if len(self.wallets) > self.max_wallets:
+            self._evict(len(self.wallets) - self.max_wallets)
+
+    def _evict(self, n: int) -> None:
+        """Forget the ``n`` lowest ranked wallets (smallest notional, oldest trade)."""
+        worst = sorted(self.wallets.values(), key=lambda w: (w.notional, w.last_trade))[:n]
+        for w in worst:
+            del self.wallets[w.address]
+            self.stats["forgotten"] += 1
+            if self.on_forget is not None:
+                self.on_forget(w.address)
+
+    def due(self, w: _Wallet, now: float) -> bool:
+        return w.last_poll is None or w.last_trade > w.last_poll or now - w.last_poll >= self.refresh_s
+
+    def next(self, now: float) -> str | None:
+        """The due wallet to poll next: largest notional first, newest trade next; None if none is due."""
+        best, key = None, None
+        for w in self.wallets.values():
+            if not self.due(w, now):
+                continue
+            k = (w.notional, w.last_trade)
+            if key is None or k > key:
+                best, key = w, k
+        return None if best is None else best.address
+
+    def polled(self, address: str, now: float, positions: Iterable[ExactPosition] | None) -> None:
+        """An answer came (``positions`` None: no usable answer; the wallet waits for its refresh)."""
+        w = self.wallets.get(address)
+        if w is None:
+            return
+        w.last_poll = now
+        if positions is not None:
+            w.notional = sum(abs(p.size) * p.entry for p in positions)
+            w.polled_notional = True
+
+
+# ---------------------------------------------------------------------------------------------- budget
+class RateBudget:
+    """At most ``limit`` request weight in any ``window`` seconds (a sliding log of what was sent)."""
+
+    def __init__(self, limit: float, window: float = WINDOW_S) -> None:
+        self.limit = float(limit)
+        self.window = float(window)
+        self._sent: deque[tuple[float, float]] = deque()
+        self._used = 0.0
+
+    def _trim(self, now: float) -> None:
+        while self._sent and self._sent[0][0] <= now - self.window:
+            self._used -= self._sent.popleft()[1]
+
+    def used(self, now: float) -> float:
+        self._trim(now)
+        return self._used
+
+    def wait(self, weight: float, now: float) -> float:
+        """Seconds until ``weight`` fits (0: now)."""
+        self._trim(now)
+        if self._used + weight <= self.limit + 1e-9:
+            return 0.0
+        need = self._used + weight - self.limit
+        freed = 0.0
+        for t, w in self._sent:
+            freed += w
+            if freed >= need - 1e-9:
+                return max(t + self.window - now, 1e-3)
+        return self.window
+
+    def take(self, weight: float, now: float) -> None:
+        self._sent.append((now, weight))
+        self._used += weight
+
+
+# ---------------------------------------------------------------------------------------------- prices
+class PriceTape:
+    """Per asset, per second: the lowest and highest accepted trade price of the last ``keep_s`` seconds."""
+
+    def __init__(self, venue_id: int | None = None, keep_s: float = 3600.0) -> None:
+        self.venue_id = venue_id  # None: every venue's trades
+        self.keep_s = float(keep_s)
+        self._t: dict[str, list[int]] = {}
+        self._lo: dict[str, list[float]] = {}
+        self._hi: dict[str, list[float]] = {}
+
+    def tap(self, kind: str, asset: str, rows) -> None:
+        """A runtime row tap: ``(kind, asset, rows)`` of every batch the market accepts."""
+        if kind != "trade" or not len(rows):
+            return
+        if self.venue_id is not None:
+            mine = rows[rows["venue"] == self.venue_id]
+            rows = mine if len(mine) else rows  # no own trades (yet): the other venues' prices
+        ts, px = rows["ts"], rows["price"]
+        t, lo, hi = self._t.setdefault(asset, []), self._lo.setdefault(asset, []), self._hi.setdefault(asset, [])
+        for s, p in zip((ts // 1).astype("i8").tolist(), px.tolist()):
+            if t and s == t[-1]:
+                if p < lo[-1]:
+                    lo[-1] = p
+                if p > hi[-1]:
+                    hi[-1] = p
+            elif not t or s > t[-1]:
+                t.append(s)
+                lo.append(p)
+                hi.append(p)
+            else:  # late row: fold into its second if kept
+                i = bisect.bisect_left(t, s)
+                if i < len(t) and t[i] == s:
+                    lo[i], hi[i] = min(lo[i], p), max(hi[i], p)
+        if len(t) > 2 * self.keep_s:
+            cut = bisect.bisect_left(t, t[-1] - self.keep_s)
+            del t[:cut], lo[:cut], hi[:cut]
+
+    def range(self, asset: str, t0: float, t1: float) -> tuple[float, float] | None:
+        t = self._t.get(asset)
+        if not t:
+            return None
+        i, j = bisect.bisect_left(t, int(t0 // 1)), bisect.bisect_right(t, int(t1 // 1))
+        if i >= j:
+            return None
+        return min(self._lo[asset][i:j]), max(self._hi[asset][i:j])
+
+
+# ---------------------------------------------------------------------------------------------- transport
+class Transport(Protocol):
+    async def post(self, payload: dict) -> tuple[int, bytes, dict]: ...  # (HTTP status, body, headers)
+
+    async def close(self) -> None: ...
+
+
+class HttpTransport:
+    """``POST /info`` on one aiohttp session (one connection reused; never more than one request at a time)."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.timeout_s = float(timeout_s)
+        self._session = None
+
+    async def post(self, payload: dict) -> tuple[int, bytes, dict]:
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                                                  connector=aiohttp.TCPConnector(limit=1))
+        async with self._session.post(self.url, data=orjson.dumps(payload),
+                                      headers={"Content-Type": "application/json"}) as r:
+            return r.status, await r.read(), dict(r.headers)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+# ---------------------------------------------------------------------------------------------- poller
+@dataclass
+class PollerStats:
+    requests: int = 0
+    answers: int = 0
+    rate_limited: int = 0
+    malformed: int = 0
+    errors: int = 0
+    weight_sent: float = 0.0
+    last_error: str = ""
+    backoff_until: float = 0.0
+    detected: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class PositionPoller:
+    """Polls ``clearinghouseState`` for the ranked wallets within the rate budget (module docstring)."""
+
+    def __init__(self, book: PositionBook, transport: Transport, assets, *, budget_share: float = 0.5,
+                 limit_per_minute: float = LIMIT_PER_MINUTE, weight: float = CLEARINGHOUSE_WEIGHT,
+                 max_wallets: int = 2000, refresh_s: float = 120.0, backoff_s: float = 2.0,
+                 backoff_max_s: float = 120.0, idle_s: float = 0.5,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 price_range=None, on_liquidations: Callable[[list], None] | None = None) -> None:
+        self.book = book
+        self.transport = transport
+        self.assets = assets
+        self.weight = float(weight)
+        self.budget = RateBudget(float(budget_share) * float(limit_per_minute))
+        self.clock = clock
+        self.sleep = sleep
+        self.backoff_s = float(backoff_s)
+        self.backoff_max_s = float(backoff_max_s)
+        self.idle_s = float(idle_s)
+        self.price_range = price_range
+        self.on_liquidations = on_liquidations
+        self.ranker = WalletRanker(max_wallets, refresh_s, on_forget=lambda w: book.forget(w, self.clock()))
+        self.stats = PollerStats()
+        self._backoff = 0.0
+        self._logged_malformed = 0
+
+    # the venue parser's hook
+    def on_users(self, coin: str, users, usd: float, ts: float) -> None:
+        self.ranker.on_users(coin, users, usd, ts)
+
+    async def poll_once(self) -> bool:
+        """One request if a wallet is due and the budget allows it now; False when there was nothing to do."""
+        now = self.clock()
+        if now < self.stats.backoff_until:
+            return False
+        wallet = self.ranker.next(now)
+        if wallet is None or self.budget.wait(self.weight, now) > 0:
+            return False
+        self.budget.take(self.weight, now)
+        self.stats.requests += 1
+        self.stats.weight_sent += self.weight
+        try:
+            status, body, headers = await self.transport.post({"type": "clearinghouseState", "user": wallet})
+        except Exception as e:  # network trouble: counted, the wallet waits for its refresh  # noqa: BLE001
+            self.stats.errors += 1
+            self.stats.last_error = f"{type(e).__name__}: {e}"
+            self.ranker.polled(wallet, now, None)
+            self._pause(now, None)
+            return True
+        t = self.clock()
+        if status == 429:
+            self.stats.rate_limited += 1
+            self._pause(t, headers.get("Retry-After") if headers else None)
+            return True  # the wallet stays due: it is asked again after the pause
+        if status != 200:
+            self.stats.errors += 1
+            self.stats.last_error = f"HTTP {status}"
+            self.ranker.polled(wallet, t, None)
+            return True
+        self._backoff = 0.0
+        try:
+            positions = parse_clearinghouse(body, wallet, t, self.assets)
+        except MalformedAnswer as e:
+            self.stats.malformed += 1
+            self.stats.last_error = f"malformed clearinghouseState for {wallet[:10]}…: {e}"
+            if self._logged_malformed < 5:  # one line each, not a flood
+                log.warning("hyperliquid positions: %s (dropped)", self.stats.last_error)
+                self._logged_malformed += 1
+            self.ranker.polled(wallet, t, None)
+            return True
+        self.stats.answers += 1
+        self.ranker.polled(wallet, t, positions)
+        found = self.book.apply(wallet, positions, t, self.price_range)
+        if found:
+            self.stats.detected += len(found)
+            if self.on_liquidations is not None:
+                self.on_liquidations(found)
+        return True
+
+    def _pause(self, now: float, retry_after) -> None:
+        self._backoff = min(self.backoff_max_s, max(self.backoff_s, 2 * self._backoff))
+        pause = self._backoff
+        try:
+            if retry_after is not None:
+                pause = min(self.backoff_max_s, max(pause, float(retry_after)))
+        except ValueError:
+            pass
+        self.stats.backoff_until = now + pause
+
+    def next_wait(self) -> float:
+        """How long to sleep before trying again: the pause, the budget, or a short idle."""
+        now = self.clock()
+        if now < self.stats.backoff_until:
+            return self.stats.backoff_until - now
+        return max(min(self.budget.wait(self.weight, now), WINDOW_S), 0.0) or self.idle_s
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            while not stop.is_set():
+                if not await self.poll_once():
+                    await self.sleep(self.next_wait())
+                else:
+                    await self.sleep(0)
+        finally:
+            await self.transport.close()
+
+    def status(self) -> str:
+        s = self.stats
+        part = (f"HL positions: {self.book.wallets} wallets polled, {len(self.ranker.wallets)} known, "
+                f"{s.requests} requests")
+        if s.rate_limited:
+            part += f", {s.rate_limited}× 429"
+        if s.malformed:
+            part += f", {s.malformed} malformed"
+        if s.errors:
+            part += f", {s.errors} errors"
+        return part
