@@ -132,3 +132,31 @@ def test_demo_engine_reports_walls_sweeps_absorptions_and_chips_spread_over_the_
     assert len(live["convergence"]) >= 1
     times = sorted(v[0] for d in live.values() for v in d)
     assert times[-1] - times[0] > 300  # spread over the run, not stamped at its start
+
+
+def test_collect_demo_writes_the_first_step_burst_as_history_not_at_its_start(tmp_path):
+    """The simulator's seeded population has half its positions past their planned exit; they all close on its
+    first step (a burst of trades, a jump, liquidations). `collect --demo` starts with a short pre-roll so that
+    burst is history at its own simulated time, and its live start carries no burst."""
+    from liqmap.commands.collect import Collect
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"].update(assets=["BTC", "ETH"], focus_extra=[])
+    cfg["_data_dir"] = str(tmp_path)
+    c = Collect(cfg, True, 1.0, 1.0, seed=3)
+    src = c.source.demo
+    assert src.preroll == 60.0 * DEFAULTS["demo"]["collect_preroll_minutes"] > 0
+    assert src.pending() == ["BTC", "ETH"]  # history first: the engine holds them until it is written
+    sim = src.sim("BTC")
+    overdue = int((sim.pos["close_at"] <= sim.now + 1.0).sum())
+    assert overdue > 0.3 * len(sim.pos)  # the burst to come
+    for a in ("BTC", "ETH"):
+        for _ in src.catch_up(a):
+            pass
+    frames = list(src.run_for(60))
+    lq = src.liquidations()
+    t = lq["ts"] - src.start
+    steps, n = np.unique(np.round(t, 3), return_counts=True)
+    assert steps[0] < -250 and steps[np.argmax(n)] < 0  # the burst: the history's first step, before the start
+    assert ((t > 0) & (t <= 0.25)).sum() < n[0]  # the live start carries no burst (was start + 0.25 s)
+    assert all(f[0] >= src.start for f in frames)
