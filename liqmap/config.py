@@ -160,9 +160,24 @@ DEFAULTS: dict[str, Any] = {
         "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
         "wall_mult": 25.0,  # wall size relative to a normal level
         "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding
+        # Walls in the venue books alone (feeds/demo/books.py BookWalls): they never move the simulated price
+        # (the forecast benchmark's ground truth); they give the reports walls pulled and consumed, absorptions
+        # held and broken, sweeps into and through levels. Live steps with books only.
+        "book_walls": True,
+        "book_wall_rate_per_hour": 30.0,  # new walls per asset per hour
+        "book_wall_mult": 25.0,  # size relative to a normal level of its venue
+        "book_wall_life_minutes": 20.0,  # mean life of a wall price never reaches
+        "book_wall_dist_sigma": [0.15, 0.9],  # placed this far from price, in the asset's 10-minute volatility
+        "book_wall_pull_prob": 0.4,  # share of walls pulled as price comes within book_wall_pull_bp
+        "book_wall_pull_bp": 6.0,
+        "book_wall_touch_bp": 3.0,  # price this close to a standing wall tests it ...
+        "book_wall_absorb_s": 5.0,  # ... and the aggression prints at it over this long ...
+        "book_wall_absorb": [1.8, 3.0],  # ... this many times its visible size (iceberg: refilled)
+        "book_wall_sim_show": 0.35,  # the simulator's own walls show this share of their size (icebergs)
         # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
         # the real parsers (the asset on screen first, the others in the background), so the map is full.
         "preroll_minutes": 90.0,
+        "collect_preroll_minutes": 5.0,  # collect --demo: history before its live start (the first step's burst)
         "preroll_fill_window": True,  # and more if the start view's columns need it (max 6 h): no empty left part
         "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
         "preroll_warmup_minutes": 45.0,  # ... plus this before the window: the model's first half hour is near-empty
@@ -351,7 +366,18 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "demo.wall_rate_per_hour": (0.0, 3600.0, False),
     "demo.wall_mult": (0.0, 1e6, False),
     "demo.wall_pull_prob": (0.0, 1.0, False),
+    "demo.book_wall_rate_per_hour": (0.0, 3600.0, False),
+    "demo.book_wall_mult": (0.0, 1e6, False),
+    "demo.book_wall_life_minutes": (0.01, 1e6, False),
+    "demo.book_wall_pull_prob": (0.0, 1.0, False),
+    "demo.book_wall_dist_sigma": (0.0, 1e3, False),
+    "demo.book_wall_sim_show": (0.01, 1.0, False),
+    "demo.book_wall_pull_bp": (0.0, 10_000.0, False),
+    "demo.book_wall_touch_bp": (0.0, 10_000.0, False),
+    "demo.book_wall_absorb_s": (0.01, 3600.0, False),
+    "demo.book_wall_absorb": (0.0, 1e3, False),
     "demo.preroll_minutes": (0.0, 7 * 1440.0, False),
+    "demo.collect_preroll_minutes": (0.0, 1440.0, False),
     "demo.preroll_tick_ms": (10, 600_000, False),
     "demo.preroll_far_tick_ms": (10, 600_000, False),
     "demo.preroll_warmup_minutes": (0.0, 1440.0, False),

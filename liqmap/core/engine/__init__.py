@@ -198,6 +198,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         from ..screener import row
 
         now = self.clock() if now is None else now
+        cache = self.__dict__.setdefault("_screener_cache", {})  # rows' parts reused until an asset's next ingest
         out = []
         for a in self.assets:
             st = self._states.get(a)
@@ -212,7 +213,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                     older = [p for m, p in marks if m <= want]
                     ago = older[-1] if older else None
                 state = "history loading" if a in self._held else "ok"
-                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state))
+                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state, cache))
         return out
 
     def states(self) -> list[AssetState]:
