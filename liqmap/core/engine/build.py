@@ -154,6 +154,10 @@ class BuildMixin:
             # all venues: the levels read at the last ingest (the model has not changed since)
             inp = replace(inp, levels=st.synth if model_venues is None and st.synth is not None
                           else model_levels(st.model, model_venues))
+        if mode.exact and self.positions is not None:
+            view_exact = st.exact.view if st.exact is not None else None
+            inp = replace(inp, exact_segments=self.positions.segments(view.asset),
+                          exact_levels=view_exact.levels if view_exact is not None else None)
         return mode.build(inp), ((inp.lo, inp.sh) if mode.model else None)
 
 
