@@ -88,6 +88,7 @@ def check(app, want: dict, ref: dict[str, float]) -> str:
     if not taxis.visible:
         raise Violation(f"{where}: map drawn without its time axis")
     for text in app.query_one(PriceAxis).text().splitlines():
+        text = re.sub(r"≈\$\S+", "", text)  # a NEXT 1H magnet's expected USD (checked with the reports), not a price
         for m in NUM.findall(text):
             x = float(m.replace(",", ""))
             if not _within(x, price):
@@ -162,7 +163,7 @@ async def test_every_panel_shows_the_new_view_or_loading_after_each_switch_key()
             state["seen"] = check(app, want, ref)
             assert state["seen"] == "map"
             venues = list(app.venue_list)
-            steps = [("right_square_bracket", {"asset": "ETH"}), ("m", {"mode": "raw"}),
+            steps = [("right_square_bracket", {"asset": "ETH"}), ("m", {"mode": "positions"}), ("1", {"mode": "raw"}),
                      ("t", {"tf": "5m"}), ("minus", {"zoom": 2}), ("v", {"venue": venues[0]}),
                      ("v", {"venue": venues[1]}), ("left_square_bracket", {"asset": "BTC"}),
                      ("equals_sign", {"zoom": 1}), ("4", {"mode": "hybrid"}), ("T", {"tf": "1m"})]
