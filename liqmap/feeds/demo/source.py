@@ -27,6 +27,7 @@ from liqmap.core.events import VENUES
 
 from ..frame import Frame
 from .books import BookWalls, VenueBook, grid_step
+from .contracts import DEMO_VENUES
 from .market import AssetSim, TickResult, asset_seed
 from .venues import make_emitters
 
@@ -184,8 +185,8 @@ class DemoSource:
     def _stamp(self, raw: list, rng) -> list[Frame]:
         # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
         # insert-before-update) exactly as a single connection would deliver them.
-        jit = rng.integers(0, 20, len(VENUES))
-        lat = {v: self.emitters[v].LATENCY_MS + int(jit[i]) for i, v in enumerate(VENUES)}
+        jit = rng.integers(0, 20, len(DEMO_VENUES))
+        lat = {v: self.emitters[v].LATENCY_MS + int(jit[i]) for i, v in enumerate(DEMO_VENUES)}
         out = [Frame((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
         out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
         return out
