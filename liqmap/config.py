@@ -177,7 +177,7 @@ DEFAULTS: dict[str, Any] = {
         # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
         # the real parsers (the asset on screen first, the others in the background), so the map is full.
         "preroll_minutes": 90.0,
-        "collect_preroll_minutes": 5.0,  # collect --demo: history before its live start (the first step's burst)
+        "collect_preroll_minutes": 1.0,  # collect --demo: history before its live start (the first step's burst)
         "preroll_fill_window": True,  # and more if the start view's columns need it (max 6 h): no empty left part
         "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
         "preroll_warmup_minutes": 45.0,  # ... plus this before the window: the model's first half hour is near-empty

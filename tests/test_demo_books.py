@@ -157,6 +157,6 @@ def test_collect_demo_writes_the_first_step_burst_as_history_not_at_its_start(tm
     lq = src.liquidations()
     t = lq["ts"] - src.start
     steps, n = np.unique(np.round(t, 3), return_counts=True)
-    assert steps[0] < -250 and steps[np.argmax(n)] < 0  # the burst: the history's first step, before the start
+    assert steps[0] < -50 and steps[np.argmax(n)] < 0  # the burst: the history's first step, before the start
     assert ((t > 0) & (t <= 0.25)).sum() < n[0]  # the live start carries no burst (was start + 0.25 s)
     assert all(f[0] >= src.start for f in frames)

@@ -259,7 +259,10 @@ class BookWalls:
             self.walls = [w for w in self.walls if w.state == "active"]
         if not rows:
             return np.zeros(0, SIM_TRADE_DTYPE)
-        out = np.array(rows, SIM_TRADE_DTYPE)
+        out = np.zeros(len(rows), SIM_TRADE_DTYPE)  # fields by name: the dtype may grow (``id`` is 0: no position)
+        cols = list(zip(*rows))
+        for name, col in zip(("venue", "side", "price", "qty", "usd", "liq"), cols):
+            out[name] = col
         return out
 
     def _level_usd(self) -> float:
