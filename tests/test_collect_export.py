@@ -177,7 +177,10 @@ def test_collect_demo_headless_sigterm_persist_restore(tmp_path):
     snaps = sorted(p.name for p in (data / "snapshots").glob("*.lqs"))
     assert "BTC_hybrid_1m_binance+bybit+okx+bitmex+deribit.lqs" in snaps
     # two assets × five timeframes in the default mode, and the screen asset's three other modes × five
-    assert len(snaps) == 2 * 5 + 3 * 5
+    from liqmap.core.events import VENUE_ID
+
+    # + the Positions mode's 5 where the demo's Hyperliquid positions are attached
+    assert len(snaps) == 2 * 5 + 3 * 5 + (5 if "hyperliquid" in VENUE_ID else 0)
     st = Store({}, data)
     assert st.load("open_interest", "BTC").height > 0
     assert not list(data.rglob("*.corrupt"))
