@@ -1,5 +1,7 @@
-"""Issue 20 item 1 bounds on the demo rendered in Pilot (not in the suite yet: it fails on the NEXT 1H
-cluster brightness and on BTC contrast while the model profile is smooth; run with pytest benchmarks/picture_check.py)."""
+"""Issue 20 item 1 bounds on the demo rendered in Pilot (run with pytest benchmarks/picture_check.py).
+
+The suite runs the same rendering (tests/test_picture_bounds.py) for every bound but the NEXT 1H clusters'
+brightness, which still fails: the clusters come from the forecast's leverage bands, the map draws thin lines."""
 
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ def _unused_theme_maps_ten_levels_onto_its_ramp():
         assert len(spec.ramp16) == N_LEVELS, name
 
 
-def test_demo_heat_modes_show_peaks_not_the_bulk():
+def render_problems(clusters_bright: bool = True) -> list[tuple]:
+    """Render the demo (BTC, ETH, PENDLE × Synthetic, Synthetic Heatmap, Hybrid) and list every bound of issue 20
+    item 1 it misses; ``clusters_bright`` False leaves out the NEXT 1H cluster brightness (the clusters come from
+    the forecast's leverage bands, the map draws thin lines: docs/model.md §5)."""
     cfg = _cfg()
     spec, themes = resolve("dark", environ={})
     src = build_source("demo", cfg, types.SimpleNamespace(seed=1, speed=None))
@@ -129,10 +134,15 @@ def test_demo_heat_modes_show_peaks_not_the_bulk():
                   "live raw", float(frame.live[[r * frame.sub for r in rows]].max()), "row max raw", float(fb.max()),
                   "view max", float(frame.body.max()), float(frame.live.max()), "drawn", body[rows, -3:].max(),
                   "body shape", body.shape, frame.body.shape, "sub", frame.sub)
-            if not newest.max() >= 0.75 * N_LEVELS:
+            if clusters_bright and not newest.max() >= 0.75 * N_LEVELS:
                 problems.append((mode, "cluster not bright", c["price_lo"], c["price_hi"], int(newest.max())))
     for p in problems:
         print("PROBLEM", p)
+    return problems
+
+
+def test_demo_heat_modes_show_peaks_not_the_bulk():
+    problems = render_problems()
     assert not problems, problems
 
 

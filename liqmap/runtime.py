@@ -74,6 +74,8 @@ class Runtime:
         self.label = source.label
         self.assets = list(cfg["universe"]["assets"])
         self.venues = tuple(cfg["universe"]["venues"])
+        # a replay also reads venues no longer live (old BitMEX recordings): ``source.extra_venues``
+        self.venues += tuple(v for v in getattr(source, "extra_venues", ()) if v not in self.venues)
         app = cfg["app"]
         self.screen_asset = str(app["asset"]).upper()
         self.focus_extra = list(cfg["universe"].get("focus_extra", []))

@@ -132,7 +132,7 @@ class FrameParser:
 
     @property
     def defer_rows(self) -> bool:
-        """True: rows wait for ``flush`` (or ``FLUSH_EVERY_FRAMES`` frames) and go to the sink in batches."""
+        """True: rows wait for ``flush`` (or ``FLUSH_ROWS`` of one kind and asset) and go to the sink in batches."""
         return self.venue_feed.defer_rows
 
     @defer_rows.setter

@@ -28,7 +28,7 @@ import numpy as np
 
 from liqmap.core.assets import Asset
 from liqmap.core.book import Book
-from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
+from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, REPLAY_ONLY_VENUES, VENUES
 from liqmap.core.market import Market
 
 from .ingest import Ingest
@@ -131,12 +131,16 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
         step = st.step
         if st.model is not None:
             idx, lo, sh = st.model.levels()
+            # the forecast weighs each tier over its leverage band (docs/model.md §5), not the drawn thin lines
+            f_lv = st.model.forecast_levels() if hasattr(st.model, "forecast_levels") else (idx, lo, sh)
             synthetic = {
                 "levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
-                "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
+                "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
+                                    for i, a, b in zip(*f_lv)],
+                "forecast": _forecast_report(st.model, f_lv, step, last_price),
             }
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
@@ -269,6 +273,8 @@ class ReplaySource:
     """
 
     label = "REPLAY"
+    # Venues no longer live (BitMEX, closed 2026-09-23) still replay: the runtime adds them to its market.
+    extra_venues = REPLAY_ONLY_VENUES
 
     def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
                  on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512,

@@ -148,6 +148,7 @@ class LiqmapApp(App):
         self.mode = app_cfg["mode"]
         self.timeframe = app_cfg["timeframe"]
         self.venue_filter: str | None = None
+        self._fit_version = -1  # the snapshot version behind the fitted zoom's last change
         zoom = str(app_cfg.get("zoom", "fit"))
         self.vp = Viewport(hires=bool(app_cfg.get("hires", False)), fit=zoom == "fit",
                            zoom=1 if zoom == "fit" else int(zoom))
@@ -387,9 +388,11 @@ class LiqmapApp(App):
 
     def _fit(self, snap: Snapshot, hm) -> bool:
         """Zoom to fit the window's price path (``fit_zoom``) while following the live edge; True if it
-        changed the zoom. Only a snapshot of the view on screen decides (never a stale one)."""
+        changed the zoom. Only a snapshot newer than the one behind the last change decides: the view of the
+        new zoom may have a snapshot cached from before (a narrower path), and deciding from it flipped the
+        zoom back and forth."""
         vp = self.vp
-        if not vp.fit or vp.center is not None or vp.offset:
+        if not vp.fit or vp.center is not None or vp.offset or snap.version <= self._fit_version:
             return False
         h, w = hm.size.height, hm.size.width
         if h <= 0 or w <= 0:
@@ -398,6 +401,7 @@ class LiqmapApp(App):
         if z == vp.zoom:
             return False
         vp.zoom = z
+        self._fit_version = snap.version
         self._auto_center = fit_centre(snap, h, w, z, 2 if vp.hires else 1)
         self._changed()
         return True

@@ -31,7 +31,8 @@ from .status import finite as _num
 
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
             ("convergence", "CONVERGENCE"), ("forecast", "NEXT 1H"))
-VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
+VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der",
+               "hyperliquid": "hyp"}
 KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
 KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
 

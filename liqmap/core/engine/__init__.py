@@ -198,6 +198,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         from ..screener import row
 
         now = self.clock() if now is None else now
+        cache = self.__dict__.setdefault("_screener_cache", {})  # rows' parts reused until an asset's next ingest
         out = []
         for a in self.assets:
             st = self._states.get(a)
@@ -212,7 +213,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                     older = [p for m, p in marks if m <= want]
                     ago = older[-1] if older else None
                 state = "history loading" if a in self._held else "ok"
-                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state))
+                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state, cache))
         return out
 
     def states(self) -> list[AssetState]:
@@ -383,7 +384,9 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
                 hit = self._score_forecast(st, liqs, now)
-                rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
+                fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
+                rec = replace(rec, forecast=replace(Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour,
                                                                       m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:

@@ -108,7 +108,9 @@ class BuildMixin:
             try:
                 out = restate(rec, view.venues, now=now, step=st.step, mid=st.last_price,
                               synth=model_levels(st.model, view.venues) if st.model is not None else None,
-                              params=self.core.reports)
+                              params=self.core.reports,
+                              forecast_synth=(st.model.forecast_levels(view.venues)
+                                              if hasattr(st.model, "forecast_levels") else None))
             except Exception as e:  # never lie: no restated read means no verdict, not the all-venue one
                 out = replace(rec, verdict=f"verdict unavailable for {', '.join(view.venues)}: {type(e).__name__}")
                 object.__setattr__(out, "_json", st.report_dicts)

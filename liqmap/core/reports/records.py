@@ -122,12 +122,13 @@ class ReportRecords:
 
 
 def restate(records: ReportRecords, venues: Iterable[str], *, now: float, step: float, mid: float | None = None,
-            synth=None, params=None) -> ReportRecords:
+            synth=None, params=None, forecast_synth=None) -> ReportRecords:
     """``records`` (over every venue) as seen from ``venues`` only (``venue_view.for_venues``: the same
     arithmetic, no detector re-run); ``synth`` is the model's levels for those venues."""
     from .venue_view import for_venues
 
-    out = for_venues(records.to_dict(), venues, now=now, step=step, mid=mid, synth=synth, cfg=params)
+    out = for_venues(records.to_dict(), venues, now=now, step=step, mid=mid, synth=synth, cfg=params,
+                     forecast_synth=forecast_synth)
     rec = replace(ReportRecords.from_dict(out), mid=records.mid, step=records.step, ts=records.ts)
     object.__setattr__(rec, "_json", out)  # its JSON form is the restated dict itself
     return rec

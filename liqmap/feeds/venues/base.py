@@ -1,15 +1,17 @@
 """What every liqmap venue feed shares, mixed in front of a cryptofeed Feed class.
 
 A venue class is ``class BinanceFeed(VenueFeed, cryptofeed.exchanges.BinanceFutures)``: cryptofeed keeps
-the connection machinery (``connect()``, websockets, REST polls, retries, watchdog), the symbol map, and
-its own trade parsers where they are right (Binance aggTrade, Bybit, OKX, Deribit: their ``Trade`` objects
-are normalized by ``_cryptofeed_trade``). This mixin replaces what is out of date or too slow in 2.4.1 —
-subscriptions, liquidations, open interest, the L2 book (a float book instead of Decimal) — with one code
-path that the live collector and the offline ``FrameParser`` both drive.
+the connection machinery (``connect()``, websockets, REST polls, retries, watchdog) and the symbol map. Every
+frame is parsed here, once: orjson straight to rows of floats (``trade_frame`` reads trades from the decoded
+dict; cryptofeed 2.4.1's trade parsers built a Decimal ``Trade`` per trade only to be turned back into floats),
+liquidations, open interest and the L2 book (a float book instead of Decimal) — one code path that the live
+collector and the offline ``FrameParser`` both drive.
 
-Each frame goes through ``message_handler`` → the venue's ``_handle`` → ``_emit(kind, asset, row)``; the
-rows of one frame are grouped per (kind, asset) and handed to ``sink(kind, asset, ndarray)`` when the frame
-is done. L2 books are kept in liqmap's float ``Book`` (``self.books[asset]``) and announced to
+Each frame goes through ``parse`` (plain code: ``message_handler`` is cryptofeed's async entry around it,
+``Ingest.push`` calls it directly) → the venue's ``_handle`` → ``_emit(kind, asset, row)``; rows wait per
+(kind, asset) and go to ``sink(kind, asset, ndarray)`` in one batch, after the plausibility checks: at the end of
+the frame, of a slice of back-to-back frames, or (``defer_rows``, an ``Ingest``'s parsers) at the ingest's flush.
+L2 books are kept in liqmap's float ``Book`` (``self.books[asset]``) and announced to
 ``book_sink(asset, venue, book)``. A frame that fails to parse is counted in ``errors[(kind, reason)]``,
 logged the first time, and dropped; the handler never raises, because in cryptofeed an exception in the
 handler tears the connection down.
@@ -35,7 +37,7 @@ from liqmap.core.book import Book, TooManyLevels
 from liqmap.core.events import BUY, KINDS, SELL, VENUE_ID
 
 from ..plausible import Plausibility, has_non_ascii_number, suspicious_text
-from .normalize import CONTRACTS, SeenLRU, to_base
+from .normalize import BASE, CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
 
@@ -51,8 +53,13 @@ BookSink = Callable[[str, str, Book], None]
 
 
 # Parsing time shared by every venue's handlers (they interleave under a flood): [start of the current slice
-# of back-to-back parsing, end of the last handler]. See VenueFeed.YIELD_EVERY_S.
-_SLICE = [0.0, 0.0]
+# of back-to-back parsing, 1.0 once the loop had a turn since]. A turn is seen by a marker callback
+# (``_turn``), not guessed from gaps between frames. See VenueFeed.YIELD_EVERY_S.
+_SLICE = [0.0, 1.0]
+
+
+def _turn() -> None:
+    _SLICE[1] = 1.0
 
 
 class FrameError(Exception):
@@ -130,8 +137,8 @@ class VenueFeed:
     YIELD_EVERY_S: float = 0.02
     # With ``defer_rows`` (an ``Ingest``'s parsers) the rows of many frames go to the sink as one batch:
     # the plausibility pass, the numpy row arrays and the sink's counters cost per call, not per row.
-    # The ingest's flush hands them on; this many frames at most wait for it.
-    FLUSH_EVERY_FRAMES: int = 512
+    # The ingest's flush hands them on; this many rows of one (kind, asset) at most wait for it.
+    FLUSH_ROWS: int = 1024
 
     def __init__(
         self,
@@ -150,7 +157,9 @@ class VenueFeed:
         self.sink = sink
         self.book_sink = book_sink
         self.errors: Counter = Counter()
-        self.stats: Counter = Counter()
+        self._stats: Counter = Counter()
+        self._frames = 0  # frames parsed and not yet in ``stats`` (an int: a Counter update per frame cost more)
+        self._ignored = 0  # frames of streams nobody subscribes, likewise
         self.books: dict[str, Book] = {}
         self._pending: dict[tuple[str, str], list[tuple]] = {}
         self._logged: set = set()
@@ -163,7 +172,6 @@ class VenueFeed:
         self._receipt = 0.0
         self.loop_yields = 0
         self.defer_rows = False
-        self._unflushed = 0
         self.last_exchange_ts = 0.0
         self.kinds = tuple(channels)
         unknown = [k for k in self.kinds if k not in self.SUPPORTED_KINDS]
@@ -180,6 +188,9 @@ class VenueFeed:
             if vm is not None:
                 self.markets[vm.symbol] = (name, vm)
         self.asset_of = {sym: name for sym, (name, _) in self.markets.items()}
+        # venue symbol → coins per unit of a trade's amount where that is one fixed factor at the quoted price
+        # (a linear contract with no lot multiplier); 0: to_base works it out (inverse, 1000PEPE-style)
+        self._coin_scale = {sym: self._simple_scale(vm) for sym, (_, vm) in self.markets.items()}
         self.std_of = {sym: f"{name}-{_quote_of(sym, vm)}-PERP" for sym, (name, vm) in self.markets.items()}
         self._seed_symbols()
 
@@ -198,8 +209,8 @@ class VenueFeed:
         # cryptofeed's per-instance maps must name our symbols our way even if another feed seeded others
         self.exchange_symbol_mapping.update({sym: std for sym, std in self.std_of.items()})
         self.normalized_symbol_mapping.update({std: sym for sym, std in self.std_of.items()})
-        # Trades go through cryptofeed's own parser where it is correct (Binance aggTrade, Bybit, OKX,
-        # Deribit); its Trade objects are normalized by _cryptofeed_trade, first in the callback list.
+        # Trades are read by trade_frame; a cryptofeed trade parser still called (none of ours does) reaches
+        # _cryptofeed_trade, first in the callback list.
         self.sym_of_std = {std: sym for sym, std in self.std_of.items()}
         user = [cb for cb in self.callbacks[TRADES] if getattr(cb, "callback", cb) is not None]
         self.callbacks[TRADES] = [self._cryptofeed_trade, *user]
@@ -286,52 +297,56 @@ class VenueFeed:
     async def message_handler(self, msg, conn, timestamp: float) -> None:
         """cryptofeed's entry point (one websocket or REST frame): ``parse`` it, hand its rows on (unless
         ``defer_rows``) and give the loop a turn after ``YIELD_EVERY_S`` of back-to-back parsing."""
-        start = time.perf_counter()
-        if start - _SLICE[1] > 0.001:  # no handler ran for a while: the readers waited, the loop had turns
-            _SLICE[0] = start
+        if _SLICE[1]:  # the loop had a turn since the slice began (the readers waited): a new slice starts
+            _SLICE[1] = 0.0
+            _SLICE[0] = time.perf_counter()
+            asyncio.get_running_loop().call_soon(_turn)
         pending = self.parse(msg, conn, timestamp)
         if pending is not None:
             await self._finish(pending, msg)
         if self._pending and not self.defer_rows:
             self._flush()
-        now = time.perf_counter()
-        if self.YIELD_EVERY_S and now - _SLICE[0] > self.YIELD_EVERY_S:
+        if self.YIELD_EVERY_S and time.perf_counter() - _SLICE[0] > self.YIELD_EVERY_S:
             self.loop_yields += 1  # not in stats: it depends on machine speed, the stats must not
             if self._pending:  # rows never wait behind a yield
                 self._flush()
             await asyncio.sleep(0)
-            now = _SLICE[0] = time.perf_counter()
-        _SLICE[1] = now
 
     def parse(self, msg, conn, timestamp: float):
         """Parse one frame on the spot (no await): its rows wait in ``_pending`` for ``flush_rows`` (or the
         end of ``message_handler``), its book changes are applied and announced. Never raises for a bad frame
         (counted in ``errors``). Returns None, or the coroutine of a venue whose ``_handle`` is still
         ``async`` (the caller awaits it through ``_finish``)."""
-        self.stats["frames"] += 1
+        self._frames += 1
         self._receipt = timestamp
         try:
-            if type(msg) is str:  # the common case first: an ASCII text frame with no \u escape is clean
-                if len(msg) > self.MAX_FRAME_BYTES:
-                    raise FrameError("frame", "too_large")
-                if (not msg.isascii() or "\\u" in msg) and has_non_ascii_number(orjson.loads(msg)):
-                    raise FrameError("frame", "non_ascii_number")
-            else:
-                if isinstance(msg, (bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
-                    raise FrameError("frame", "too_large")
-                if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
-                    raise FrameError("frame", "non_ascii_number")
+            # the common case in one line: an ASCII text frame under the size cap with no \u escape is clean
+            if type(msg) is not str or len(msg) > self.MAX_FRAME_BYTES or not msg.isascii() or "\\u" in msg:
+                self._screen(msg)
             pending = self._handle(msg, conn, timestamp)
         except Exception as e:  # noqa: BLE001 - never let one frame kill the connection
             self._drop(e, msg)
             return None
-        if pending is not None:
-            return pending
-        if self.defer_rows:
-            self._unflushed += 1
-            if self._unflushed >= self.FLUSH_EVERY_FRAMES:
-                self._flush()
-        return None
+        return pending
+
+    @property
+    def stats(self) -> Counter:
+        """frames, rows per kind and the venue's own counters (filtered, duplicates, ignored, ...)."""
+        st = self._stats
+        if self._frames:
+            st["frames"] += self._frames
+            self._frames = 0
+        if self._ignored:
+            st["ignored"] += self._ignored
+            self._ignored = 0
+        return st
+
+    def _screen(self, msg) -> None:
+        """Refuse a frame before it is read: over ``MAX_FRAME_BYTES``, or spelling a number in non-ASCII digits."""
+        if isinstance(msg, (str, bytes, bytearray)) and len(msg) > self.MAX_FRAME_BYTES:
+            raise FrameError("frame", "too_large")
+        if suspicious_text(msg) and has_non_ascii_number(orjson.loads(msg)):
+            raise FrameError("frame", "non_ascii_number")
 
     async def _finish(self, pending, msg) -> None:
         try:
@@ -356,7 +371,6 @@ class VenueFeed:
         """Hand the rows parsed so far to the sink (``defer_rows``: the ingest's flush calls this)."""
         if self._pending:
             self._flush()
-        self._unflushed = 0
 
     def _handle(self, msg, conn, timestamp: float):
         """Parse one frame (a plain function; an ``async def`` is still accepted and awaited)."""
@@ -378,9 +392,10 @@ class VenueFeed:
             self._pending[key] = [row]
         else:
             rows.append(row)
+            if len(rows) >= self.FLUSH_ROWS:
+                self._flush()
 
     def _flush(self) -> None:
-        self._unflushed = 0
         pending, self._pending = self._pending, {}
         sink = self.sink
         check = self.plausible.tuples
@@ -522,27 +537,57 @@ class VenueFeed:
         if self.book_sink is not None:
             self.book_sink(asset, self.venue, self.books[asset])
 
+    def _simple_scale(self, vm: VenueMarket) -> float:
+        if vm.inverse or vm.price_multiplier != 1.0:
+            return 0.0
+        unit = self.trade_unit(vm)
+        return vm.contract_size if unit == CONTRACTS else 1.0 if unit == BASE else 0.0
+
     def trade_unit(self, vm: VenueMarket) -> str:
         """The unit of a trade amount on this venue (contracts unless a venue says otherwise)."""
         return CONTRACTS
 
     def trade_frame(self, sym, tid, price_raw, qty_raw, ts: float, side: int) -> None:
         """One trade as the venue sends it (strings or numbers) → a liqmap trade row: filtered, deduplicated on
-        (symbol, trade id), normalized and its price noted. Read straight from the decoded frame: cryptofeed's
-        trade parsers built a Decimal ``Trade`` object per trade only for ``_cryptofeed_trade`` to turn it back
-        into floats (about a third of a trade frame's cost)."""
+        (symbol, trade id), normalized, its price kept for open interest. Read straight from the decoded frame:
+        cryptofeed's trade parsers built a Decimal ``Trade`` object per trade only for ``_cryptofeed_trade`` to
+        turn it back into floats (about a third of a trade frame's cost).
+
+        The hot path of every venue, so written out: the dedup memory's ``add`` and ``_emit`` inline, and the
+        price's plausibility is the row's (checked with the batch in ``_flush``; an implausible trade is dropped
+        there, and an open-interest row derived from its price fails the same band)."""
         hit = self.markets.get(sym)
         if hit is None:
             self.stats["filtered"] += 1
             return
-        if not self._seen_trades.add((sym, tid)):
+        seen = self._seen_trades._d
+        key = (sym, tid)
+        if key in seen:
             self.stats["duplicates"] += 1
             return
+        seen[key] = None
+        if len(seen) > self._seen_trades.maxlen:
+            del seen[next(iter(seen))]
         asset, vm = hit
         p = float(price_raw)
-        px, qty, usd = to_base(vm, float(qty_raw), p, self.trade_unit(vm))
-        self.note_price(sym, p)
-        self._emit("trade", asset, (ts, px, qty, usd, side, self.vid))
+        q = float(qty_raw)
+        scale = self._coin_scale.get(sym)
+        if scale:  # most contracts: coins = qty × a fixed scale, at the quoted price (to_base, inline)
+            lots = q * scale
+            px, qty, usd = p, lots, lots * p
+        else:
+            px, qty, usd = to_base(vm, q, p, self.trade_unit(vm))
+        self._last_px[sym] = p
+        if self._held_oi and sym in self._held_oi:
+            self.note_price(sym, p)
+        self.last_exchange_ts = ts
+        rows = self._pending.get(("trade", asset))
+        if rows is None:
+            self._pending[("trade", asset)] = [(ts, px, qty, usd, side, self.vid)]
+        else:
+            rows.append((ts, px, qty, usd, side, self.vid))
+            if len(rows) >= self.FLUSH_ROWS:
+                self._flush()
 
     async def _cryptofeed_trade(self, t, receipt_ts: float) -> None:
         """A cryptofeed ``Trade`` (Decimal amount/price, float-second timestamp) → a liqmap trade row."""
