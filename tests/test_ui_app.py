@@ -128,11 +128,11 @@ async def test_mode_cycle_m(source_factory):
     async with app.run_test(size=(140, 45)) as pilot:
         await settle(pilot)
         seen = []
-        for _ in range(4):
+        for _ in range(5):
             await pilot.press("m")
             await settle(pilot)
-            seen.append(re.search(r"(Raw|Synthetic Heatmap|Synthetic|Hybrid) ", status(app)).group(1))
-        assert seen == ["Synthetic", "Synthetic Heatmap", "Hybrid", "Raw"]
+            seen.append(re.search(r"(Raw|Synthetic Heatmap|Synthetic|Hybrid|Positions) ", status(app)).group(1))
+        assert seen == ["Synthetic", "Synthetic Heatmap", "Hybrid", "Positions", "Raw"]
 
 
 async def test_asset_next_prev_and_empty_state(source_factory):

@@ -468,7 +468,7 @@ class PositionPoller:
         try:
             while not stop.is_set():
                 if not await self.poll_once():
-                    await self.sleep(self.next_wait())
+                    await self.sleep(min(self.next_wait(), 0.5))  # short naps: a stop is seen at once
                 else:
                     await self.sleep(0)
         finally:
