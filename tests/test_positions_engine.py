@@ -94,3 +94,20 @@ def test_verdict_exact_magnet_wording():
     assert Magnet(1, 0.0, 0.0, 2.1e6).what() == "exact $2.1M"
     assert Magnet(1, 3e6, 0.0, 2.1e6).what() == "exact $2.1M + wall $3.0M"
     assert Magnet(1, 3e6, 1e5, 0.0).what() == "wall $3.0M"
+
+
+def test_exact_levels_price_traded_through_leave_the_map_until_the_next_poll():
+    """A short whose liquidation price is below the last price (a long's above) cannot still stand: it was
+    liquidated or closed since its wallet's last poll. Seen on the demo: 21 of 44 tracked BTC shorts, polled
+    during the pre-roll, still drew green bars below a price that had run through them."""
+    import numpy as np
+
+    from liqmap.core.engine.exact import standing
+
+    b = np.array([90, 95, 100, 105, 110])
+    lo = np.array([1.0, 2.0, 0.0, 4.0, 0.0])  # longs below 100 stand; the one at 105 is crossed
+    sh = np.array([0.0, 3.0, 5.0, 0.0, 6.0])  # shorts above 100 stand; at 95 and at price they are gone
+    out_b, out_lo, out_sh = standing((b, lo, sh), price=100.2, step=1.0)
+    assert out_b.tolist() == [90, 95, 110]
+    assert out_lo.tolist() == [1.0, 2.0, 0.0] and out_sh.tolist() == [0.0, 0.0, 6.0]
+    assert standing((b, lo, sh), price=None, step=1.0)[0].tolist() == b.tolist()  # no price yet: as polled

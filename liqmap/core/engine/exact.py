@@ -60,6 +60,22 @@ class ExactState:
         self.log = AccuracyLog(self.every_s)
 
 
+def standing(levels, price: float | None, step: float):
+    """The exact levels price has not traded through: a long whose liquidation price is at or above the last
+    price (a short's at or below) was liquidated — or closed — since its wallet was last polled, however long
+    ago that was (a wallet is polled again only when the budget reaches it). Drawn, named as a magnet or scored
+    against the model, such a level would be a wall that is not there; it leaves the map until the next poll
+    says what happened (a vanished position is then a detected liquidation)."""
+    b, lo, sh = levels
+    if not (price and price > 0 and step and len(b)):
+        return levels
+    pb = np.floor(price / step + 1e-9)
+    lo = np.where(b < pb, lo, 0.0)
+    sh = np.where(b > pb, sh, 0.0)
+    keep = (lo > 0) | (sh > 0)
+    return b[keep], lo[keep], sh[keep]
+
+
 def exact_view(book: PositionBook, venue: str, asset: str, state: ExactState, oi_rows: np.ndarray, model,
                price: float | None, step: float | None, now: float) -> ExactView | None:
     """Update ``state`` from the new OI rows and the book; the asset's view (None without a bucket step)."""
@@ -70,7 +86,7 @@ def exact_view(book: PositionBook, venue: str, asset: str, state: ExactState, oi
             state.oi = float(mine["oi"][-1])
     if not step:
         return None
-    levels = book.levels(asset, step)
+    levels = standing(book.levels(asset, step), price, step)
     if state.log.due(now) and price:
         model_levels = model.levels((venue,)) if model is not None and vid is not None else EMPTY
         state.log.add(now, accuracy(model_levels, levels, price, step, ts=now))
