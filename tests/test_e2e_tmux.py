@@ -54,6 +54,7 @@ def session(tmp_path):
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "PYTHONPATH": str(ROOT),
         "TERM": "xterm-256color",
+        "LIQMAP_APP__ZOOM": "1",  # a fixed zoom: the keys below step it (the default fits the price path)
     }
     envs = " ".join(f"{k}={v}" for k, v in env.items())
     # COLUMNS/LINES (exported by some shells and CI runners) would override the pty's real size.

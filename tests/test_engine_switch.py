@@ -36,7 +36,8 @@ def _market(assets=("BTC", "ETH")) -> tuple[dict, Market]:
     return cfg, m
 
 
-async def _until(cond, limit: float = 30.0) -> bool:
+async def _until(cond, limit: float = 300.0) -> bool:
+    # (a guard against a hang, not a speed bound: under load an asset's first model warm-up can take a while)
     end = time.monotonic() + limit
     while time.monotonic() < end and not cond():
         await asyncio.sleep(0.01)
