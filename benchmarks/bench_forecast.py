@@ -7,9 +7,11 @@ checkpoints (every 10 simulated minutes after a 30-minute warm-up) the price buc
 last traded price are ranked:
 
 - ``model`` (the headline): by the model's next-hour forecast, the USD at risk in the bucket times the chance
-  that price reaches it within the hour (``SyntheticModel.forecast``, ``liqmap/core/forecast.py``: realized
-  volatility of the trades the model saw, fat-tailed reach probability);
-- ``at_risk``: by the model's USD at risk alone (what the Synthetic map draws; reported beside it);
+  that price reaches it within the hour (``SyntheticModel.forecast``, ``liqmap/core/forecast.py``: each tier
+  spread over its leverage band (``forecast_levels``), realized volatility of the trades the model saw,
+  fat-tailed reach probability);
+- ``at_risk``: by the model's USD at risk alone (``levels()``: the thin tier lines the Synthetic map draws;
+  reported beside it);
 - ``baseline``: by distance from price alone ("liquidations happen near price");
 - ``oracle`` / ``oracle_forecast``: the simulator's TRUE open positions, raw and weighted by the same chance of
   reach (never shown to the model): what a perfect at-risk map would score.
@@ -52,7 +54,7 @@ import numpy as np
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets
 from liqmap.core.market import Market
-from liqmap.core.forecast import reach_probability
+from liqmap.core.forecast import clusters as forecast_clusters, reach_probability
 from liqmap.core.sharpness import top_share
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
@@ -223,6 +225,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     acc: dict[tuple, float] = {}
     ovl: dict[tuple, float] = {}
     sharp: dict[tuple, list] = {}  # (range, asset, profile) → per-checkpoint top-10 % shares
+    calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
+    paths = _price_paths(feed)
     done = 0
     if BACKFILL in ("klines", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
@@ -243,7 +247,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 models[name].advance(now)
             done += 1
         m = models[a]
-        b, lu, su, _ = m.forecast(price=px)  # expected next-hour liquidations: at risk × chance of reach
+        b, lu, su, rch = m.forecast(price=px)  # expected next-hour liquidations: at risk × chance of reach
+        _calibration(calib, paths[a], t, px, steps[a], b, lu, su, rch)
         forecast = dict(zip(b.tolist(), (lu + su).tolist()))
         b, lu, su = m.levels()  # at risk alone (what the Synthetic map draws)
         at_risk = dict(zip(b.tolist(), (lu + su).tolist()))
@@ -271,11 +276,83 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
             _sharpness(sharp, m, a, t, rp, px, steps[a], idx, at_risk, o_scores, reach)
-    return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"],
+    return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS},
             "sharp": sharp}
+
+
+def _price_paths(feed: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per asset, every traded (time, price) the model is fed, in time order: where price went after a checkpoint."""
+    out = {}
+    for a in ASSETS:
+        parts = [batch[a]["trade"] for _, batch in feed if batch.get(a) and "trade" in batch[a] and len(batch[a]["trade"])]
+        x = np.concatenate(parts) if parts else np.zeros(0, [("ts", "f8"), ("price", "f8")])
+        x = x[np.argsort(x["ts"], kind="stable")]
+        out[a] = (np.asarray(x["ts"], np.float64), np.asarray(x["price"], np.float64))
+    return out
+
+
+def _calibration(calib: dict, path: tuple, t: float, px: float, step: float, b: np.ndarray, lu: np.ndarray,
+                 su: np.ndarray, reach: np.ndarray) -> None:
+    """Issue 17 item 2: the chance of reach the reports panel prints against what price did in the next hour.
+
+    ``clusters``: the NEXT 1H clusters (``forecast.clusters``, top 3) — the chance printed beside each, and
+    whether any trade of the next hour reached the cluster's nearest bucket centre (the bucket its chance is
+    for). ``buckets``: every bucket within ±5 % holding expected USD, the same test per bucket."""
+    ts, pr = path
+    sel = (ts > t) & (ts <= t + HORIZON_S)
+    if not sel.any() or len(b) == 0:
+        return
+    lo_px, hi_px = float(pr[sel].min()), float(pr[sel].max())
+    for c in forecast_clusters(b, lu, su, reach, step, px, top=3):
+        edge = c["price_hi"] - step / 2 if c["side"] == "long" else c["price_lo"] + step / 2
+        hit = lo_px <= edge if c["side"] == "long" else hi_px >= edge
+        calib["clusters"].append((float(c["reach"]), bool(hit)))
+    centre = (b + 0.5) * step
+    keep = (np.abs(centre / px - 1.0) <= RANGE_PCT / 100.0) & ((lu + su) > 0)
+    below = centre < px
+    hit = np.where(below, lo_px <= centre, hi_px >= centre)[keep]
+    calib["buckets"].extend(zip(reach[keep].round(4).tolist(), hit.tolist()))
+
+
+def _reliability(pairs: list) -> dict:
+    """Per decile of the predicted chance: n, mean predicted, observed share, the gap in points."""
+    if not pairs:
+        return {"rows": [], "max_gap_points": None, "n": 0}
+    p = np.array([x[0] for x in pairs], float)
+    h = np.array([x[1] for x in pairs], float)
+    d = np.minimum((p * 10).astype(int), 9)
+    rows = []
+    for k in range(10):
+        m = d == k
+        if m.any():
+            rows.append({"decile": f"{k * 10}-{k * 10 + 10}%", "n": int(m.sum()),
+                         "predicted": round(float(p[m].mean()), 3), "observed": round(float(h[m].mean()), 3),
+                         "gap_points": round(100 * float(h[m].mean() - p[m].mean()), 1)})
+    big = [abs(r["gap_points"]) for r in rows if r["n"] >= 20]
+    return {"rows": rows, "max_gap_points": max(big) if big else None, "n": len(pairs),
+            "brier": round(float(np.mean((p - h) ** 2)), 4)}
+
+
+def forecast_calibration() -> dict:
+    """Reliability of the chance of reach (issue 17 item 2) on the demo seeds, headline and hold-out sets: per
+    predicted decile, the share of NEXT 1H clusters (and of all buckets in ±5 %) price reached within the hour.
+    value = the largest gap (points) over deciles with ≥ 20 clusters, headline seeds; target ≤ 10."""
+    t0 = time.perf_counter()
+    out = {}
+    for name, seeds in (("seeds", SEEDS), ("holdout", HOLDOUT)):
+        if not seeds:
+            continue
+        runs = _run_seeds(seeds)
+        out[name] = {"seeds": list(seeds),
+                     "clusters": _reliability([x for r in runs for x in r["calib"]["clusters"]]),
+                     "buckets": _reliability([x for r in runs for x in r["calib"]["buckets"]])}
+    gap = out["seeds"]["clusters"]["max_gap_points"]
+    return {"value": gap, "unit": "points (largest decile gap, clusters)", "target": 10.0,
+            "ok": gap is not None and gap <= 10.0,
+            "detail": {**out, "model_params": MODEL_PARAMS or None, "run_s": round(time.perf_counter() - t0, 1)}}
 
 
 def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: float, step: float,
@@ -401,9 +478,8 @@ def _per_seed(r: dict) -> dict:
             "oracle_overlap": {a: round(r["oracle_overlap"].get((RANGE_PCT, a), 0.0), 3) for a in ASSETS}}
 
 
-def forecast_skill() -> dict:
-    t0 = time.perf_counter()
-    all_seeds = SEEDS + tuple(s for s in HOLDOUT if s not in SEEDS)
+def _run_seeds(all_seeds: tuple) -> list[dict]:
+    """Score these seeds (in parallel processes with ``WORKERS`` > 1)."""
     if WORKERS > 1 and len(all_seeds) > 1:
         import multiprocessing
         import sys
@@ -421,6 +497,13 @@ def forecast_skill() -> dict:
             every = list(pool.map(_seed_job, all_seeds))
     else:
         every = [_seed_job(s) for s in all_seeds]
+    return every
+
+
+def forecast_skill() -> dict:
+    t0 = time.perf_counter()
+    all_seeds = SEEDS + tuple(s for s in HOLDOUT if s not in SEEDS)
+    every = _run_seeds(all_seeds)
     runs = [r for r in every if r["seed"] in SEEDS]
     held = [r for r in every if r["seed"] in HOLDOUT]
     acc = _sum_acc(runs)
@@ -510,4 +593,4 @@ def demo_cpu() -> dict:
                        "rejects": market.rejects.total()}}
 
 
-BENCHMARKS = {"forecast_skill": forecast_skill, "demo_cpu": demo_cpu}
+BENCHMARKS = {"forecast_skill": forecast_skill, "forecast_calibration": forecast_calibration, "demo_cpu": demo_cpu}

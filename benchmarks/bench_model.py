@@ -95,12 +95,18 @@ def _naive_loop(oi, trades) -> float:
 def model_update() -> dict:
     oi, trades, liqs = hour_of_flow()
     o_s, t_s, l_s = _per_second(oi), _per_second(trades), _per_second(liqs)
-    m = SyntheticModel("BTC", 25.0, {})
-    t0 = time.perf_counter()
-    for k in range(3600):
-        m.update(o_s[k], t_s[k], l_s[k])
-        m.advance(T0 + k + 1)
-    dt = time.perf_counter() - t0
+    def run(params: dict) -> tuple[SyntheticModel, float]:
+        m = SyntheticModel("BTC", 25.0, params)
+        t0 = time.perf_counter()
+        for k in range(3600):
+            m.update(o_s[k], t_s[k], l_s[k])
+            m.advance(T0 + k + 1)
+        return m, time.perf_counter() - t0
+
+    m, dt = run({})
+    # same run: one state only (each tier spread over its band, drawn and forecast alike: the default until
+    # issue 20), against the default's thin lines for the map plus the forecast's band state
+    m1, dt_one = run({"leverage_spread": 1.0})
     base = _naive_loop(oi, trades)
     b, lo, sh = m.levels()
     return {
@@ -114,6 +120,7 @@ def model_update() -> dict:
             "intervals": int(m.stats["intervals"]), "skipped": int(m.stats["skipped"]),
             "consumed_usd": round(m.stats["consumed_usd"]),
             "model_bytes": m.memory_bytes(),
+            "one_state_bands_s": round(dt_one, 3), "one_state_bands_bytes": m1.memory_bytes(),
         },
     }
 

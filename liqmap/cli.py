@@ -18,7 +18,7 @@ from typing import Any
 from . import __version__
 from .core.modes import MODES
 
-COMMANDS = ("run", "record", "replay", "collect", "doctor", "export")
+COMMANDS = ("run", "record", "replay", "collect", "screen", "doctor", "export")
 
 EPILOG = """\
 commands:
@@ -30,6 +30,8 @@ commands:
   liqmap collect [--demo]                 run the engine headless: collect, compute, persist
     [--bus nats://HOST:PORT]              ... and publish rows and snapshots to the bus
     [--from-bus nats://HOST:PORT]         ... with the bus as the source instead of the venues
+  liqmap screen --headless [--json] [--demo | --replay FILE] [--after S | --interval S]
+                                          the screener's rows (every asset) for scripts
   liqmap doctor                           check each venue and channel live
   liqmap export --asset A --format parquet|csv|ndjson OUT
                                           write history and grids
@@ -45,7 +47,7 @@ def _common(p: argparse.ArgumentParser, suppress: bool = False) -> None:
     d = argparse.SUPPRESS if suppress else None
     g = p.add_argument_group("common options")
     g.add_argument("--assets", default=d, metavar="LIST", help="comma-separated assets (default: the 65 in the config)")
-    g.add_argument("--venues", default=d, metavar="LIST", help="comma-separated venues: binance,bybit,okx,bitmex,deribit")
+    g.add_argument("--venues", default=d, metavar="LIST", help="comma-separated venues: binance,bybit,okx,deribit,hyperliquid")
     g.add_argument("--mode", default=d, choices=MODES, help="map mode at start (default hybrid)")
     g.add_argument("--timeframe", default=d, choices=("1m", "5m", "15m", "1h", "4h"), help="column timeframe at start")
     g.add_argument("--asset", default=d, metavar="NAME", help="asset on screen at start (default BTC)")
@@ -98,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     cb.add_argument("--from-bus", metavar="URL", default=None,
                     help="collect from this bus instead of the venues (a second store, a sharded set-up)")
     _common(c, suppress=True)
+
+    sc = sub.add_parser("screen", help="the screener's rows (one per asset) for scripts")
+    sc.add_argument("--headless", action="store_true", help="no UI (required)")
+    sc.add_argument("--json", action="store_true", help="one JSON object per line (default: a text table)")
+    sc.add_argument("--after", type=float, default=10.0,
+                    help="one-shot: the rows this many seconds after the start (demo, live)")
+    sc.add_argument("--interval", type=float, default=None,
+                    help="streaming: the rows every this many seconds (recording time in a replay)")
+    sc.add_argument("--duration", type=float, default=None, help="with --interval: stop after this many seconds")
+    sc.add_argument("--count", type=int, default=None, help="with --interval: stop after this many emissions")
+    scs = sc.add_mutually_exclusive_group()
+    scs.add_argument("--demo", action="store_true", default=argparse.SUPPRESS, help="the demo market")
+    scs.add_argument("--replay", metavar="FILE", default=argparse.SUPPRESS, help="a recording, unpaced")
+    _common(sc, suppress=True)
 
     d = sub.add_parser("doctor", help="check each venue and channel live")
     d.add_argument("--seconds", type=float, default=10.0, help="how long to listen per venue")

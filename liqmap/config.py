@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.assets import DEFAULT_ASSETS
-from .core.events import VENUES
+from .core.events import LIVE_VENUES, REPLAY_ONLY_VENUES
 from .core.modes import MODES
 from .core.params import (BucketParams, CoreParams, EngineParams, ModelParams, StoreParams, core_params as _core_params,
                           default_data_dir, section_defaults)
@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "universe": {
         # 65 liquid perpetuals; edit freely. Names are base assets (PEPE, not 1000PEPE).
         "assets": list(DEFAULT_ASSETS),
-        "venues": list(VENUES),
+        "venues": list(LIVE_VENUES),
         "focus_extra": ["ETH", "SOL"],  # full L2 books for these besides the asset on screen
     },
     # The core's sections: defaults (and what each key means) in liqmap/core/params.py.
@@ -78,8 +78,9 @@ DEFAULTS: dict[str, Any] = {
             "binance_rest": "https://fapi.binance.com",  # open-interest poll, depth snapshot
             "bybit_ws": "wss://stream.bybit.com/v5/public/linear",
             "okx_ws": "wss://ws.okx.com:8443/ws/v5/public",
-            "bitmex_ws": "wss://ws.bitmex.com/realtime",
             "deribit_ws": "wss://www.deribit.com/ws/api/v2",
+            "hyperliquid_ws": "wss://api.hyperliquid.xyz/ws",  # trades, l2Book, activeAssetCtx
+            "hyperliquid_info": "https://api.hyperliquid.xyz/info",  # POST {"type": "meta"} (doctor)
         },
         # Wire channel / topic names per venue ({} = the venue symbol where the venue embeds it).
         "channels": {
@@ -95,7 +96,6 @@ DEFAULTS: dict[str, Any] = {
             # is 5x fewer pushes per asset than 50 every 20 ms and still a wall view (the full book is 200 too)
             "bybit_light_depth": "orderbook.200",  # snapshot then deltas
             "okx_light_depth": "books5",  # 5-level snapshot every 100 ms, no checksum
-            "bitmex_light_depth": "orderBook10",  # top-10 snapshot per push
             "deribit_light_depth": "book.{}.none.20.100ms",  # grouped [price, amount] snapshot, 20 levels
             "bybit_liquidations": "allLiquidation",
             "bybit_tickers": "tickers",
@@ -107,10 +107,10 @@ DEFAULTS: dict[str, Any] = {
             "okx_book": "books",
             "okx_trades": "trades",
             "okx_mark": "mark-price",
-            "bitmex_liquidations": "liquidation",
-            "bitmex_oi": "instrument",
-            "bitmex_book": "orderBookL2",
-            "bitmex_trades": "trade",
+            "hyperliquid_trades": "trades",  # WsTrade[] with the wallets in `users`
+            "hyperliquid_ctx": "activeAssetCtx",  # open interest (coins), mark, funding
+            "hyperliquid_book": "l2Book",  # full snapshots, at most 20 levels a side
+            "hyperliquid_light_depth": "l2Book",  # the same snapshots for the assets out of focus
             "deribit_trades": "trades.{}.100ms",  # carries the `liquidation` flag; `raw` needs API keys
             "deribit_ticker": "ticker.{}.100ms",
             "deribit_book": "book.{}.100ms",
@@ -124,7 +124,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "reports": copy.deepcopy(REPORT_DEFAULTS),
     "demo": {
-        # The simulated five-venue market behind --demo (liqmap/feeds/demo). Its trader population is its
+        # The simulated five-venue market behind --demo (liqmap/feeds/demo; Hyperliquid in BitMEX's former
+        # slot, with that slot's simulated economics: demo/hyperliquid.py). Its trader population is its
         # OWN (deliberately not the synthetic model's leverage weights), so forecast skill measured on it
         # is not circular.
         "seed": 0,
@@ -159,15 +160,47 @@ DEFAULTS: dict[str, Any] = {
         "wall_rate_per_hour": 6.0,  # resting walls placed per asset per hour
         "wall_mult": 25.0,  # wall size relative to a normal level
         "wall_pull_prob": 0.4,  # chance a wall is pulled when price comes near instead of holding
+        # Walls in the venue books alone (feeds/demo/books.py BookWalls): they never move the simulated price
+        # (the forecast benchmark's ground truth); they give the reports walls pulled and consumed, absorptions
+        # held and broken, sweeps into and through levels. Live steps with books only.
+        "book_walls": True,
+        "book_wall_rate_per_hour": 30.0,  # new walls per asset per hour
+        "book_wall_mult": 25.0,  # size relative to a normal level of its venue
+        "book_wall_life_minutes": 20.0,  # mean life of a wall price never reaches
+        "book_wall_dist_sigma": [0.15, 0.9],  # placed this far from price, in the asset's 10-minute volatility
+        "book_wall_pull_prob": 0.4,  # share of walls pulled as price comes within book_wall_pull_bp
+        "book_wall_pull_bp": 6.0,
+        "book_wall_touch_bp": 3.0,  # price this close to a standing wall tests it ...
+        "book_wall_absorb_s": 5.0,  # ... and the aggression prints at it over this long ...
+        "book_wall_absorb": [1.8, 3.0],  # ... this many times its visible size (iceberg: refilled)
+        "book_wall_sim_show": 0.35,  # the simulator's own walls show this share of their size (icebergs)
         # Pre-roll (liqmap --demo): the market starts with this much simulated history, written unpaced through
         # the real parsers (the asset on screen first, the others in the background), so the map is full.
         "preroll_minutes": 90.0,
+        "collect_preroll_minutes": 5.0,  # collect --demo: history before its live start (the first step's burst)
         "preroll_fill_window": True,  # and more if the start view's columns need it (max 6 h): no empty left part
         "preroll_tick_ms": 5000,  # simulation step while writing history (same statistics per unit time)
         "preroll_warmup_minutes": 45.0,  # ... plus this before the window: the model's first half hour is near-empty
         "preroll_far_tick_ms": 15000,  # ... for history older than preroll_minutes (only there to fill the window)
         "preroll_oi_seconds": 10.0,  # open interest frames per venue at most this often in history
         "preroll_mark_seconds": 60.0,  # mark price frames per venue at most this often in history
+    },
+    # Hyperliquid's exact positions (issue 12; liqmap/feeds/hl_positions.py, docs/hyperliquid.md §4): wallets seen
+    # in its trades are polled with POST /info clearinghouseState (weight 2 of 1200 a minute per IP).
+    "positions": {
+        "enabled": True,  # only where hyperliquid is one of universe.venues
+        "info_url": "https://api.hyperliquid.xyz/info",
+        "budget_share": 0.5,  # share of Hyperliquid's 1200 weight/min the polling may use (300 wallets a minute)
+        "max_wallets": 2000,  # wallets tracked at most (past it the smallest notional, oldest trade is forgotten)
+        "refresh_seconds": 120.0,  # a wallet is polled again after this long ...
+        "min_refresh_seconds": 15.0,  # ... or this long after its last poll once it traded since
+        "backoff_seconds": 2.0,  # pause after a 429 (or a network error), doubling ...
+        "backoff_max_seconds": 120.0,  # ... up to this (the server's Retry-After when longer)
+        "timeout_seconds": 10.0,  # per request
+        # a tracked position that vanished while price traded within this % of its liquidation price is a
+        # liquidation (docs/hyperliquid.md §5: no public liquidation stream exists)
+        "liquidation_tolerance_pct": 0.5,
+        "accuracy_every_seconds": 300.0,  # the model is compared with the exact map this often (docs/model.md §8)
     },
     "recording": {
         "flush_seconds": 2.0,  # `liqmap record` pushes a gzip sync point to disk this often
@@ -333,12 +366,32 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "demo.wall_rate_per_hour": (0.0, 3600.0, False),
     "demo.wall_mult": (0.0, 1e6, False),
     "demo.wall_pull_prob": (0.0, 1.0, False),
+    "demo.book_wall_rate_per_hour": (0.0, 3600.0, False),
+    "demo.book_wall_mult": (0.0, 1e6, False),
+    "demo.book_wall_life_minutes": (0.01, 1e6, False),
+    "demo.book_wall_pull_prob": (0.0, 1.0, False),
+    "demo.book_wall_dist_sigma": (0.0, 1e3, False),
+    "demo.book_wall_sim_show": (0.01, 1.0, False),
+    "demo.book_wall_pull_bp": (0.0, 10_000.0, False),
+    "demo.book_wall_touch_bp": (0.0, 10_000.0, False),
+    "demo.book_wall_absorb_s": (0.01, 3600.0, False),
+    "demo.book_wall_absorb": (0.0, 1e3, False),
     "demo.preroll_minutes": (0.0, 7 * 1440.0, False),
+    "demo.collect_preroll_minutes": (0.0, 1440.0, False),
     "demo.preroll_tick_ms": (10, 600_000, False),
     "demo.preroll_far_tick_ms": (10, 600_000, False),
     "demo.preroll_warmup_minutes": (0.0, 1440.0, False),
     "demo.preroll_oi_seconds": (0.1, 86400.0, False),
     "demo.preroll_mark_seconds": (0.1, 86400.0, False),
+    "positions.budget_share": (0.0, 1.0, True),
+    "positions.max_wallets": (1, 1_000_000, False),
+    "positions.refresh_seconds": (1.0, 86400.0, False),
+    "positions.min_refresh_seconds": (0.0, 86400.0, False),
+    "positions.backoff_seconds": (0.1, 3600.0, False),
+    "positions.backoff_max_seconds": (0.1, 86400.0, False),
+    "positions.timeout_seconds": (0.1, 600.0, False),
+    "positions.liquidation_tolerance_pct": (0.0, 50.0, False),
+    "positions.accuracy_every_seconds": (1.0, 86400.0, False),
     "recording.flush_seconds": (0.05, 3600.0, False),
     "recording.metadata_wait_seconds": (0.0, 3600.0, False),
     "replay.tick_seconds": (0.01, 86400.0, False),
@@ -528,10 +581,13 @@ def _check_ranges(cfg: dict, source: str) -> None:
         if problem:
             raise ConfigError(f"{source}: {key}: {problem}")
     for name, url in cfg["feeds"]["endpoints"].items():
-        kind = "rest" if name.endswith("_rest") else "ws"
+        kind = "rest" if name.endswith(("_rest", "_info")) else "ws"  # hyperliquid_info: its POST /info
         if not isinstance(url, str) or not url.startswith(_URL_SCHEMES[kind]):
             raise ConfigError(f"{source}: feeds.endpoints.{name}: {url!r} must start with "
                               f"{' or '.join(_URL_SCHEMES[kind])}")
+    url = cfg["positions"]["info_url"]
+    if not url.startswith(_URL_SCHEMES["rest"]):
+        raise ConfigError(f"{source}: positions.info_url: {url!r} must start with http:// or https://")
     for kind in cfg["feeds"]["watchdog_by_kind"]:
         if kind not in ("trade", "book", "oi", "liq", "depth"):
             raise ConfigError(f"{source}: feeds.watchdog_by_kind.{kind}: unknown kind (trade, book, oi, liq, depth)")
@@ -605,9 +661,13 @@ def validate(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: app.hz: must be positive")
     if not cfg["universe"]["assets"]:
         raise ConfigError(f"{source}: universe.assets: must list at least one asset")
-    bad = [v for v in cfg["universe"]["venues"] if v not in VENUES]
+    gone = [v for v in cfg["universe"]["venues"] if v in REPLAY_ONLY_VENUES]
+    if gone:
+        raise ConfigError(f"{source}: universe.venues: {gone[0]!r} is closed (BitMEX since 2026-09-23); its "
+                          f"recordings still replay, but it is no live venue (choose from {', '.join(LIVE_VENUES)})")
+    bad = [v for v in cfg["universe"]["venues"] if v not in LIVE_VENUES]
     if bad:
-        raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(VENUES)})")
+        raise ConfigError(f"{source}: universe.venues: unknown venue {bad[0]!r} (choose from {', '.join(LIVE_VENUES)})")
     cfg["universe"]["assets"] = [a.upper() for a in cfg["universe"]["assets"]]
     _check_screen_asset(cfg, source)
     _check_alerts(cfg, source)

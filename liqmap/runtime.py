@@ -74,6 +74,8 @@ class Runtime:
         self.label = source.label
         self.assets = list(cfg["universe"]["assets"])
         self.venues = tuple(cfg["universe"]["venues"])
+        # a replay also reads venues no longer live (old BitMEX recordings): ``source.extra_venues``
+        self.venues += tuple(v for v in getattr(source, "extra_venues", ()) if v not in self.venues)
         app = cfg["app"]
         self.screen_asset = str(app["asset"]).upper()
         self.focus_extra = list(cfg["universe"].get("focus_extra", []))
@@ -103,6 +105,12 @@ class Runtime:
 
             rules = parse_rules(cfg.get("alerts"), self.assets)
             self.engine.alerts = AlertEvaluator(rules) if rules else None
+        # Hyperliquid's exact positions (feeds/hl_positions.py): None unless it is a venue and the source has them.
+        self.positions = None
+        if self.engine is not None:
+            from .feeds.hl_positions import make_positions
+
+            self.positions = make_positions(self)
         # Fired alerts: kept for the front end's log, handed to its listeners and to the off-screen delivery.
         self.alert_log: deque = deque(maxlen=500)
         self.alert_listeners: list[Callable[[Any], None]] = []
@@ -176,6 +184,8 @@ class Runtime:
             tasks.append(asyncio.ensure_future(self.store.run(stop)))
         if self.engine is not None and self.engine.alerts is not None:
             tasks.append(asyncio.ensure_future(self._alert_pump(stop)))
+        if self.positions is not None:
+            tasks.append(asyncio.ensure_future(self.positions.run(stop)))
         return feed, tasks
 
     async def _alert_pump(self, stop: asyncio.Event, every: float = 0.25) -> None:

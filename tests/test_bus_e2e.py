@@ -35,6 +35,9 @@ def small_cfg() -> dict:
     cfg["universe"]["assets"] = list(ASSETS)
     cfg["demo"]["preroll_minutes"] = 0.0
     cfg["bus"]["snapshot_seconds"] = 0.5
+    # Hyperliquid's exact positions are polled by a collector and not (yet) published on the bus: a viewer's
+    # reports have no "exact" part, so the collector here runs without them to compare like with like
+    cfg["positions"]["enabled"] = False
     return cfg
 
 

@@ -13,7 +13,7 @@ from nats_servers import NatsServer
 from test_bus_e2e import ASSETS, Collector, Viewer, market_rows, same_rows, small_cfg, until
 
 SHARD_A = ["binance", "bybit"]
-SHARD_B = ["okx", "bitmex", "deribit"]
+SHARD_B = ["okx", "deribit", "hyperliquid"]
 
 
 @pytest.fixture

@@ -175,7 +175,7 @@ def test_collect_demo_headless_sigterm_persist_restore(tmp_path):
     assert int(status[-1].split("·")[1].split()[0].replace(",", "")) > 0
     data = tmp_path / "data"
     snaps = sorted(p.name for p in (data / "snapshots").glob("*.lqs"))
-    assert "BTC_hybrid_1m_binance+bybit+okx+bitmex+deribit.lqs" in snaps
+    assert "BTC_hybrid_1m_binance+bybit+okx+deribit+hyperliquid.lqs" in snaps
     # two assets × five timeframes in the default mode, and the screen asset's three other modes × five
     assert len(snaps) == 2 * 5 + 3 * 5
     st = Store({}, data)

@@ -221,8 +221,8 @@ def test_views_versions_and_background():
     key = eng.set_view("BTC", "raw", "1m", None, 50, None)
     assert eng.latest(key) is None
     built = eng.step(T0)
-    # the screen view + every other asset × timeframe in the background + the screen asset's other 3 modes
-    assert built == 2 * 5 + 3 * 5
+    # the screen view + every other asset × timeframe in the background + the screen asset's other modes
+    assert built == 2 * 5 + 3 * 5  # (the Positions mode only where exact positions are attached)
     s1 = eng.latest(key)
     assert s1.source == "LIVE" and s1.grid.asset == "BTC" and s1.grid.values.shape == (50, 240)
     eth = eng.latest(("ETH", "raw", "4h", s1.grid.venues, 50, None))

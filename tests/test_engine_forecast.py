@@ -51,7 +51,7 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
-                          synth=model.levels(one), cfg=eng.core)
+                          synth=model.levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one))
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
     want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3)
     assert restated["forecast"]["clusters"] == want1
@@ -89,7 +89,8 @@ async def test_a_filtered_views_snapshot_carries_typed_restated_records_and_read
     filtered = got[0]
     assert filtered.records.venues == ("bybit",) and filtered.reports["venues"] == ["bybit"]
     want = for_venues(st.report_dicts, ("bybit",), now=filtered.created, step=st.step, mid=filtered.last_price,
-                      synth=st.model.levels(("bybit",)), cfg=eng.core)
+                      synth=st.model.levels(("bybit",)), cfg=eng.core,
+                      forecast_synth=st.model.forecast_levels(("bybit",)))
     assert filtered.reports["forecast"] == want["forecast"] and filtered.verdict == want["verdict"]
     typed = filtered.records.forecast.to_dict()
     assert typed.pop("hit") is None  # the hit rate scores the all-venue forecast: not restated for a filter

@@ -160,7 +160,7 @@ def test_price_falling_2_5x_switches_to_a_finer_step(monkeypatch):
     orig = SyntheticModel.rebucket
 
     def spy(self, new_step):
-        seen.append((self.step, self.last_price, *self.levels()))
+        seen.append((self, self.step, self.last_price, *self.levels()))
         return orig(self, new_step)
 
     monkeypatch.setattr(SyntheticModel, "rebucket", spy)
@@ -173,7 +173,8 @@ def test_price_falling_2_5x_switches_to_a_finer_step(monkeypatch):
     assert st.liqs["4h"].rows["usd"].sum() == pytest.approx(liqs["usd"].sum(), rel=1e-9)
     rec = st.rebuckets[0]
     assert rec["model_usd_after"] + rec["model_dropped_usd"] == pytest.approx(rec["model_usd_before"], rel=1e-9)
-    (old_step, price, b, lo, sh), = seen
+    # the engine's model (its forecast's band state re-bins too: a second model inside it)
+    (_, old_step, price, b, lo, sh), = [x for x in seen if x[0] is st.model]
     dist = np.abs((b + 0.5) * old_step / price - 1.0)
     usd = lo + sh
     track = DEFAULTS["model"]["track_pct"] / 100.0

@@ -76,6 +76,12 @@ def test_background_views_hold_every_mode_of_the_screen_asset_and_every_asset_in
     eng = Engine(cfg, m)
     scr = eng.set_view("ETH", "heatmap", "15m", None, 50, None)
     keys = {v.key for v in eng.background_views()}
+    # no exact positions attached: the Positions mode is not built ahead; with them it is, like every mode
+    assert not any(k[1] == "positions" for k in keys)
+    from liqmap.core.positions import PositionBook
+
+    eng.attach_positions(PositionBook())
+    keys = {v.key for v in eng.background_views()}
     assert scr not in keys
     for mode in MODES:
         for tf in TF_ORDER:

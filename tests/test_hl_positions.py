@@ -153,18 +153,31 @@ def test_malformed_answers_raise(body):
 # ---------------------------------------------------------------------------------------------- ranking, budget
 def test_ranker_largest_notional_first_newest_trade_next_and_a_cap():
     forgotten = []
-    r = WalletRanker(max_wallets=3, refresh_s=60.0, on_forget=forgotten.append)
+    r = WalletRanker(max_wallets=3, refresh_s=60.0, on_forget=forgotten.append, min_refresh_s=1.0)
     r.on_users("BTC", (wallet(1), wallet(2)), 1000.0, 10.0)
     r.on_users("BTC", (wallet(3), wallet(2)), 5000.0, 11.0)
     assert r.next(11.0) == wallet(2)  # 6000 USD seen
     r.polled(wallet(2), 11.0, [])
     assert r.next(11.0) == wallet(3)
-    r.on_users("ETH", (wallet(4), wallet(5)), 1000.0, 12.0)  # two more: the cap forgets the two lowest ranked
-    assert len(r.wallets) == 3 and set(forgotten) == {wallet(1), wallet(2)}
-    assert r.next(12.0) == wallet(3)
-    r.polled(wallet(3), 12.0, [])
-    assert r.next(12.0) in (wallet(4), wallet(5))
-    r.on_users("BTC", (wallet(1) + "zz", "not-a-wallet"), 1.0, 13.0)
+    r.polled(wallet(3), 11.5, [])
+    assert r.next(11.5) == wallet(1)
+    r.polled(wallet(1), 11.5, [])
+    assert r.next(12.0) is None  # nothing due until a wallet trades again or its refresh comes
+    r.on_users("ETH", (wallet(1), wallet(1)), 10.0, 12.2)
+    assert r.next(12.2) is None  # traded since its poll, but polled less than min_refresh_s ago
+    assert r.next(12.5) == wallet(1)  # traded since its poll
+    r.polled(wallet(1), 13.0, [])
+    for k in range(50):  # a wallet trading all the time is asked at most once per min_refresh_s
+        r.on_users("ETH", (wallet(1), wallet(1)), 10.0, 13.0 + k * 0.02)
+    assert r.next(13.9) is None and r.next(14.0) == wallet(1)
+    r.polled(wallet(1), 14.0, [])
+    assert r.next(71.0) == wallet(2) and r.next(71.4) == wallet(2)  # refresh due, oldest poll first
+    # the cap: at most ``slack`` above it, then the lowest ranked are forgotten down to the cap
+    for i in range(10, 10 + r.slack + 1):
+        r.on_users("ETH", (wallet(i), wallet(i)), 100.0 + i, 20.0)
+    assert len(r.wallets) == 3 and set(forgotten) >= {wallet(1), wallet(2), wallet(3)}
+    assert r.next(20.0) == wallet(10 + r.slack)  # the largest of those left
+    r.on_users("BTC", (wallet(1) + "zz", "not-a-wallet"), 1.0, 21.0)
     assert r.stats["bad_address"] == 2
 
 

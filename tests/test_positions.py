@@ -129,7 +129,7 @@ def test_accuracy_log_pools_by_exact_usd_and_keeps_its_cadence():
     assert s.n == 2
     assert s.model_share == pytest.approx((0.5 * 1 + 0.1 * 3) / 4)
     assert s.base_share == pytest.approx(0.1)
-    assert s.text() == "model 20 % vs baseline 10 % of exact USD (2.0×), n=2"
+    assert s.text() == "model 20 % vs base 10 % of exact $ (2.0×) n=2"
 
 
 def test_oi_share_needs_an_oi():

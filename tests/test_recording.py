@@ -313,7 +313,7 @@ def test_record_demo_then_replay(tmp_path, capsys):
     assert rec.header["meta"] == {"source": "demo", "seed": 3}
     assert rec.assets == ["BTC", "ETH"]
     frames = list(rec)
-    assert {f.venue for f in frames} == set(rec.venues) == {"binance", "bybit", "okx", "bitmex", "deribit"}
+    assert {f.venue for f in frames} == set(rec.venues) == {"binance", "bybit", "okx", "deribit", "hyperliquid"}
     assert any(f.conn.startswith("https://") for f in frames)  # the REST snapshot / OI polls
     assert frames[-1].t - frames[0].t == pytest.approx(3.0, abs=0.5)
     cfg = load(environ={}, overrides={"universe": {"assets": ["BTC", "ETH"]}})

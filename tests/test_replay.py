@@ -16,7 +16,7 @@ import pytest
 
 from liqmap.cli import main as cli_main
 from liqmap.config import DEFAULTS
-from liqmap.core.events import VENUES
+from liqmap.core.events import LIVE_VENUES, VENUES
 from liqmap.core.market import Market
 from liqmap.feeds.recording import RecordingWriter, read_frames
 from liqmap.feeds.replay import REPORT_KEY, ReplaySource, replay_headless
@@ -240,15 +240,17 @@ async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
     rep = await replay_headless(str(out), c)
     assert rep["complete"] and rep["rejected"] == {}
     assert rep["last_ts"] > time.time() + 60  # it really is ahead of the wall clock
-    assert set(rep["venues"]) == set(VENUES)
+    assert set(rep["venues"]) == set(LIVE_VENUES)
     assert all(v["errors"] == 0 and v["events"].get("trade") for v in rep["venues"].values())
     btc = rep["assets"]["BTC"]
     assert btc["trades"]["count"] == sum(v["events"]["trade"] for v in rep["venues"].values())
-    assert set(btc["books"]) == set(VENUES)
-    # the next-hour forecast: clusters of the model's own levels, expected ≤ at risk, best first
+    assert set(btc["books"]) == set(LIVE_VENUES)
+    # the next-hour forecast: clusters of the model's forecast levels (each tier over its leverage band, the
+    # same events as the drawn lines), expected ≤ at risk, best first
     fc = btc["synthetic"]["forecast"]
     assert fc["horizon_hours"] == 1.0 and 0 < fc["sigma_hour"] < 1
-    levels = {round(x["price"], 6): x for x in btc["synthetic"]["levels"]}
+    levels = {round(x["price"], 6): x for x in btc["synthetic"]["forecast_levels"]}
+    assert len(levels) > len(btc["synthetic"]["levels"])  # bands, not the drawn lines
     assert levels and fc["clusters"]
     for cl in fc["clusters"]:
         assert 0 < cl["reach"] <= 1 and 0 < cl["expected_usd"] <= cl["at_risk_usd"] * (1 + 1e-9)

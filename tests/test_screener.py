@@ -62,3 +62,74 @@ async def test_screener_through_pilot_on_the_real_engine():
         await pilot.press("enter")
         await pilot.pause(0.5)
         assert app.asset == "SOL" and app.screen is not scr
+
+
+def test_hit_rate_column_and_rows_reused_until_an_asset_changes():
+    """The forecast's hit rate (issue 17 item 1) is a column, sortable; a row's parts are reused while the
+    asset's records are the same object and recomputed from new ones (the sweep's age still moves)."""
+    from liqmap.ui.screener import COLUMNS, cells
+
+    wall = SimpleNamespace(status="active", bucket=2560, usd=9e6)
+    sweep = SimpleNamespace(last_ts=900.0, side="buy", total_usd=1e6)
+    fc = SimpleNamespace(clusters=(), hit={"ratio": 1.63, "n": 42, "lo": 1.2, "hi": 2.0, "pending": 3})
+    rec = SimpleNamespace(walls=(wall,), forecast=fc, asymmetry=None, sweeps=(sweep,), convergence=(), ts=999.0)
+    cache: dict = {}
+    a = row("BTC", 1000.0, 65_000.0, None, rec, None, 25.0, cache=cache)
+    assert a.hit == 1.63 and a.hit_n == 42 and "hit" in COLUMNS
+    assert cells(a)[COLUMNS.index("hit")].plain == "1.6× n=42"
+    b = row("BTC", 1060.0, 65_000.0, None, rec, None, 25.0, cache=cache)
+    assert cache["BTC"][1][0] is b.below is a.below  # reused: same records object
+    assert a.sweep == "buy $1.0M 100s ago" and b.sweep == "buy $1.0M 3m ago"  # the age moves
+    moved = SimpleNamespace(**{**vars(rec), "walls": (SimpleNamespace(status="active", bucket=2540, usd=9e6),)})
+    c = row("BTC", 1060.0, 65_000.0, None, moved, None, 25.0, cache=cache)
+    assert c.below.price == 63_500.0 and a.below.price == 64_000.0  # new records: recomputed
+    none = SimpleNamespace(**{**vars(rec), "forecast": SimpleNamespace(clusters=(), hit={"ratio": None, "n": 0})})
+    d = row("ETH", 1000.0, 3_000.0, None, none, None, 1.5)
+    assert d.hit is None and cells(d)[COLUMNS.index("hit")] == "-"
+    assert [r.asset for r in sort_rows([d, a], "hit")] == ["BTC", "ETH"]
+
+
+def test_screen_headless_json_on_a_real_recording(tmp_path, capsys):
+    """`liqmap screen --headless --json --replay FILE`: one JSON line, a row for every asset (the recorded one
+    with its price and book, the other saying it has no data)."""
+    import gzip
+    import json
+
+    from common import real
+    from liqmap.cli import main as cli_main
+
+    lines = gzip.decompress(real("hftbacktest_usdm_btcusdt_20240808.gz").read_bytes()).splitlines(keepends=True)
+    p = tmp_path / "usdm_btcusdt_slice.gz"
+    p.write_bytes(gzip.compress(b"".join(lines[:12000])))
+    rc = cli_main(["screen", "--headless", "--json", "--replay", str(p), "--assets", "BTC,ETH",
+                   "--data-dir", str(tmp_path / "d")])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert rc == 0 and len(out) == 1
+    body = json.loads(out[0])
+    assert body["source"] == "REPLAY" and body["ts"] > 1.7e9
+    rows = {r["asset"]: r for r in body["rows"]}
+    assert set(rows) == {"BTC", "ETH"}
+    btc = rows["BTC"]
+    assert btc["state"] == "ok" and 50_000 < btc["price"] < 70_000 and btc["bid_share"] is not None
+    assert set(btc) >= {"below", "above", "next_hour_usd", "sweep", "convergence", "hit", "hit_n", "change_1h_pct"}
+    assert rows["ETH"]["state"] == "no data yet" and rows["ETH"]["price"] is None
+
+
+async def test_screen_headless_streams_rows_from_the_demo():
+    """`liqmap screen --headless --json --demo --interval S --count N`: a JSON line every S seconds."""
+    import io
+    import json
+    from argparse import Namespace
+
+    from liqmap.commands.screen import run
+
+    cfg = demo_cfg()
+    cfg["universe"].update(assets=["BTC", "ETH"], focus_extra=[])
+    cfg["demo"].update(collect_preroll_minutes=0.5)
+    out = io.StringIO()
+    args = Namespace(json=True, interval=0.5, after=10.0, duration=None, count=2, demo=True, seed=1, speed=10.0)
+    assert await run(cfg, args, out=out) == 0
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert len(lines) == 2 and all(x["source"] == "DEMO" for x in lines)
+    assert lines[-1]["ts"] > lines[0]["ts"]
+    assert [r["asset"] for r in lines[-1]["rows"]] == ["BTC", "ETH"]

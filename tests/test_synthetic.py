@@ -658,38 +658,3 @@ def test_spread_history_costs_little_more_than_its_values():
     keys = sum(len(h.delta(i)[1]) for h in m._hist.values() for i in range(len(h.deltas)))
     assert m.total_long() > 0 and keys > 10_000
     assert hist < 3 * keys  # float16 value + a share of a run; one int32 offset per key would be > 6
-
-
-def test_price_reaching_a_tier_line_consumes_only_the_band_part_it_reached():
-    """consume_band: a thin tier line stands for its tier's band of leverages (100x: about 71x to 125x), so
-    price touching the line liquidates the band's near part; the lower-leverage rest stays, as a line at the
-    middle of the part not reached. Nothing is lost: what is not consumed is still at risk."""
-    m = model({"leverage_spread": 0.0, "forecast_leverage_spread": 1.0, "consume_band": True})
-    opened(m)
-    b, lo, _ = m.levels()
-    total = m.total_long() + m.total_short()
-    line = int(b[lo > 0].max())  # the 100x long line, the nearest below price
-    usd = float(lo[b == line][0])
-    far = int(index(liq_price_linear(60_000.0, math.sqrt(50.0 * 100.0), 0.004, +1), STEP))  # the band's 71x edge
-    m.update(EMPTY_O, trade_rows((100.0, (line + 0.5) * STEP, 1000.0, -1, BIN)), EMPTY_L)
-    b2, lo2, _ = m.levels()
-    longs = dict(zip(b2[lo2 > 0].tolist(), lo2[lo2 > 0].tolist()))
-    assert line not in longs  # the line itself is gone (price traded there) ...
-    moved = [k for k in longs if far <= k < line]
-    assert len(moved) == 1  # ... and one line stands between the band's far edge and the price reached
-    kept = longs[moved[0]]
-    assert 0.4 * usd < kept < 0.9 * usd  # the unreached part of the band: roughly its far half or more
-    assert m.provenance(moved[0])["leverage"] == {"100x": pytest.approx(kept)}
-    assert m.stats["consumed_usd"] == pytest.approx(usd - kept)
-    assert m.total_long() + m.total_short() + m.stats["consumed_usd"] == pytest.approx(total)
-    assert m.consumed["usd"].sum() == pytest.approx(usd - kept)
-    # price on through the band's far edge: more of it is consumed, and what is left lies beyond that price
-    m.update(EMPTY_O, trade_rows((110.0, (far - 2) * STEP, 1000.0, -1, BIN)), EMPTY_L)
-    b3, lo3, _ = m.levels()
-    left = {k: v for k, v in zip(b3.tolist(), lo3.tolist()) if v > 0 and "100x" in m.provenance(k)["leverage"]}
-    assert all(k < far - 2 for k in left) and sum(left.values()) < 0.7 * kept
-    # off (the default): the whole line is consumed at once
-    m0 = model({"leverage_spread": 0.0, "forecast_leverage_spread": 1.0})
-    opened(m0)
-    m0.update(EMPTY_O, trade_rows((100.0, (line + 0.5) * STEP, 1000.0, -1, BIN)), EMPTY_L)
-    assert m0.stats["consumed_usd"] == pytest.approx(usd)

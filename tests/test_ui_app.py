@@ -252,7 +252,7 @@ async def test_venue_filter_cycles(source_factory):
         assert "venues: binance" in status2(app)
         assert app.frame.snap.grid.venues == ("binance",)
         assert float(app.frame.snap.grid.values.sum()) != all_sum
-        for v in ("bybit", "okx", "bitmex", "deribit"):
+        for v in ("bybit", "okx", "deribit", "hyperliquid"):
             await pilot.press("v")
             await pilot.pause()
             assert f"venues: {v}" in status2(app)
@@ -573,7 +573,7 @@ async def test_new_data_in_live_column_repaints_only_the_live_column():
 
 
 async def test_empty_state_says_why():
-    down = {v: {"state": "down", "last_error": "refused"} for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+    down = {v: {"state": "down", "last_error": "refused"} for v in ("binance", "bybit", "okx", "deribit", "hyperliquid")}
     src = FixtureSource(("BTC",), now=NOW, health=down, empty_assets=("XRP",))
     app = make_app(src, asset="XRP")
     async with app.run_test(size=(140, 45)) as pilot:
@@ -591,7 +591,7 @@ async def test_empty_state_says_why():
 async def test_live_with_every_venue_down_says_no_data_with_the_error_in_full_and_a_hint():
     error = "Cannot connect to host fapi.binance.com:443 ssl:default [Name or service not known]"
     down = {v: {"state": "down", "last_error": error if v == "binance" else "refused"}
-            for v in ("binance", "bybit", "okx", "bitmex", "deribit")}
+            for v in ("binance", "bybit", "okx", "deribit", "hyperliquid")}
     src = FixtureSource(("BTC", "ETH", "SOL"), now=NOW, health=down, label="LIVE")
     app = make_app(src)
     async with app.run_test(size=(200, 45)) as pilot:
@@ -706,3 +706,33 @@ async def test_the_price_axis_marks_the_reports_next_hour_clusters(source_factor
         lines = [ax.line_text(y) for y in range(ax.size.height)]
         assert any("≈$1.3M" in t for t in lines), lines
         assert sum(t.endswith("┃") for t in lines) >= 1
+
+
+async def test_fit_zoom_decides_from_fresh_snapshots_only(source_factory):
+    """The fitted zoom's new view may have a snapshot cached from before (a narrower path): deciding from it
+    flipped the zoom back and forth (a RecursionError in the picture check). The zoom settles where the newest
+    snapshot's path fits."""
+    src = source_factory()
+    latest = src.latest
+    state = {"v": 10_000}
+
+    def paths(view):
+        snap = latest(view)
+        if snap is None:
+            return None
+        g = snap.grid
+        tr = np.full_like(g.trace, np.nan)
+        tr[-60:] = snap.last_price
+        if view.rows <= 45 * 8 // 5 * 1 + 16:  # the zoom-1 view: fresh, with a wide dip
+            state["v"] += 1
+            tr[-60] = snap.last_price - 30 * g.step
+            return replace(snap, version=state["v"], grid=replace(g, trace=tr))
+        return replace(snap, version=1, grid=replace(g, trace=tr))  # a zoom-2 view cached long ago, narrow path
+
+    src.latest = paths
+    app = make_app(src)
+    async with app.run_test(size=(140, 45)) as pilot:
+        await settle(pilot)
+        for _ in range(10):
+            await pilot.pause(0.1)
+        assert app.vp.fit and app.vp.zoom == 2  # out for the dip, and not back in on the stale snapshot

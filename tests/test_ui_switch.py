@@ -24,7 +24,7 @@ from liqmap.ui.status import StatusBar
 
 ASSETS = ("BTC", "ETH", "SOL")
 NUM = re.compile(r"\d[\d,]*(?:\.\d+)?")
-SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
+SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der", "hyperliquid": "hyp"}
 
 
 class Violation(AssertionError):

@@ -135,7 +135,9 @@ def test_every_venue_builds_without_network_and_maps_symbols():
     for venue, cls in VENUE_CLASSES.items():
         feed = make_feed(venue, assets)
         assert isinstance(feed, cls) and feed.connect()
-    assert set(VENUE_CLASSES) == {"binance", "bybit", "okx", "bitmex", "deribit"}
+    # BitMEX (closed) stays only to replay old recordings; Hyperliquid is the fifth live venue
+    assert set(VENUE_CLASSES) == {"binance", "bybit", "okx", "bitmex", "deribit", "hyperliquid"}
+    assert symbol_for("hyperliquid", "PEPE") == "kPEPE" and symbol_for("hyperliquid", "MKR") is None
     assert symbol_for("binance", "PEPE") == "1000PEPEUSDT" and symbol_for("bitmex", "BTC") == "XBTUSD"
     assert asset_for("okx", "ETH-USDT-SWAP") == "ETH" and asset_for("deribit", "NOPE-PERPETUAL") is None
     assert symbol_for("deribit", "PEPE") is None

@@ -37,7 +37,7 @@ from liqmap.core.snapshot import Snapshot
 from liqmap.ui.source import SourceStatus, View
 
 REC = Path(__file__).parent / "data" / "real" / "binance-usdm" / "hftbacktest_usdm_btcusdt_20240808.gz"
-VENUES5 = ("binance", "bybit", "okx", "bitmex", "deribit")
+VENUES5 = ("binance", "bybit", "okx", "deribit", "hyperliquid")  # the live venues
 
 
 @lru_cache(maxsize=1)

@@ -16,6 +16,10 @@ delivered normalized data, its message rate, its lag (receipt − exchange time)
     closed     the connection dropped
     subscribed-but-silent   connected and subscribed, but no data arrived (acks only, or nothing)
 
+Hyperliquid has no liquidation channel (so no liquidations row) and one REST row: ``POST /info
+{"type":"meta"}`` at ``feeds.endpoints.hyperliquid_info`` (the universe and margin tables the adapter's
+symbols and tiers come from; weight 20 of the 1200 a minute per IP).
+
 Light depth rows (``light depth <channel>``, the channel from ``feeds.channels.<venue>_light_depth``)
 appear for the venues whose adapter parses the ``depth`` kind, unless ``feeds.light_depth`` is off (then
 the app never subscribes them, so there is nothing to check).
@@ -36,10 +40,10 @@ from urllib.parse import urlsplit
 
 from ..core.events import VENUES
 
-CHANNELS = ("liq", "trade", "oi", "book", "depth", "backfill")
+CHANNELS = ("liq", "trade", "oi", "book", "depth", "backfill", "info")
 FEED_KINDS = ("liq", "trade", "oi", "book", "depth")  # what a collector feed delivers (backfill is REST only)
 CHANNEL_NAMES = {"liq": "liquidations", "trade": "trades", "oi": "open interest", "book": "book",
-                 "depth": "light depth", "backfill": "back-fill history"}
+                 "depth": "light depth", "backfill": "back-fill history", "info": "info meta"}
 DELIVERED_BY = {"liq": "liq", "trade": "trade", "oi": "oi", "book": "book_update", "depth": "book_update"}
 BOOKISH = ("book", "depth")  # feeds limited to the one asset checked (as the app limits them to its focus)
 
@@ -62,10 +66,16 @@ def venue_channels(cfg: dict, venue: str, channels: tuple[str, ...]) -> list[str
     adapter parses the ``depth`` kind and ``feeds.light_depth`` is on)."""
     from ..feeds.collector import feeds_setting, light_depth_supported
 
+    from ..feeds.venues import VENUE_CLASSES
+
     light = bool(feeds_setting(cfg, "light_depth", True)) and light_depth_supported(venue)
     # the live start's back-fill (feeds/backfill.py) fetches Binance history only, when it is on
     backfill = venue == "binance" and float(feeds_setting(cfg, "backfill_hours", 6.0) or 0.0) > 0
-    return [k for k in channels if (k != "depth" or light) and (k != "backfill" or backfill)]
+    cls = VENUE_CLASSES.get(venue)
+    kinds = getattr(cls, "SUPPORTED_KINDS", FEED_KINDS)  # Hyperliquid: no liquidation channel
+    info = "info" in venue_endpoints(cfg, venue)  # a venue with a REST info endpoint (Hyperliquid)
+    return [k for k in channels if (k not in FEED_KINDS or k in kinds) and (k != "depth" or light)
+            and (k != "backfill" or backfill) and (k != "info" or info)]
 
 
 def channel_label(cfg: dict, venue: str, kind: str, asset: str) -> str:
@@ -225,12 +235,16 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
         await col.start()
         history = asyncio.ensure_future(_backfill_probe(cfg, asset, connect_timeout)) \
             if "backfill" in chans.get("binance", ()) and "binance" not in dns_failed else None
+        infos = {v: asyncio.ensure_future(_info_probe(cfg, v, asset, connect_timeout))
+                 for v in venues if "info" in chans.get(v, ()) and v not in dns_failed}
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         rt.ingest.flush()
         slots = col.slot_health()
         await rt.stop()
         if history is not None:
             slots[("binance", "backfill")] = await history
+        for v, probe in infos.items():
+            slots[(v, "info")] = await probe
     for v in venues:
         if v not in VENUE_CLASSES:
             continue
@@ -244,7 +258,7 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
             if d is None:
                 rows.append([v, label, "", "no", "", "", "error: feed did not start"])
                 continue
-            if k == "backfill":  # a REST fetch, not a feed: (address, delivered?, what)
+            if k in ("backfill", "info"):  # a REST fetch, not a feed: (address, delivered?, what)
                 rows.append([v, label, d[0], "yes" if d[1] else "no", "", "", d[2]])
                 continue
             ok, what = verdict(d, k, seconds)
@@ -285,6 +299,40 @@ async def _backfill_probe(cfg: dict[str, Any], asset: str, timeout: float) -> tu
         return rest, False, f"error: {e}"
     klines = len(np.unique(trades["ts"]))  # every kline's rows share its close time
     return rest, True, f"ok: {len(oi)} open-interest samples, {klines} klines"
+
+async def _info_probe(cfg: dict[str, Any], venue: str, asset: str, timeout: float) -> tuple[str, bool, str]:
+    """``POST /info {"type":"meta"}`` (Hyperliquid): (address, delivered?, what to say). Delivered when the
+    answer is a ``meta`` with a universe; the asset checked must be in it (by its coin name)."""
+    import aiohttp
+
+    from ..feeds.venues import symbol_for
+
+    url = str(venue_endpoints(cfg, venue).get("info", ""))
+    try:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(url, json={"type": "meta"}, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                if r.status != 200:
+                    return url, False, f"HTTP: {r.status} {r.reason or ''}".rstrip()
+                meta = await r.json(content_type=None)
+    except aiohttp.ClientConnectorCertificateError as e:
+        return url, False, f"TLS: {e}"
+    except aiohttp.ClientConnectorError as e:
+        return url, False, f"refused: {e}"
+    except asyncio.TimeoutError:
+        return url, False, f"timeout: no answer in {timeout:g} s"
+    except (aiohttp.ClientError, ValueError) as e:
+        return url, False, f"error: {type(e).__name__}: {e}"
+    universe = meta.get("universe") if isinstance(meta, dict) else None
+    if not isinstance(universe, list):
+        return url, False, "error: the answer has no universe"
+    coin = symbol_for(venue, asset)
+    listed = {u.get("name"): u for u in universe if isinstance(u, dict)}
+    if coin not in listed:
+        return url, False, f"error: {coin or asset} is not in the universe ({len(listed)} coins)"
+    lev = listed[coin].get("maxLeverage")
+    tables = len(meta.get("marginTables") or ())
+    return url, True, f"ok: {len(listed)} coins, {coin} max {lev}x, {tables} margin tables"
+
 
 def main(args, cfg: dict[str, Any]) -> int:
     seconds = float(getattr(args, "seconds", 10.0) or 10.0)

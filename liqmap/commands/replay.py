@@ -58,6 +58,9 @@ def summary(report: dict[str, Any]) -> list[str]:
         syn_txt = (f", synthetic {len(syn['levels'])} levels" if syn else "")
         lines.append(f"  {asset}: step {a.get('step')}, last {a.get('last_price')}, {a['trades']['count']:,} trades, "
                      f"{lt.get('count', 0)} liquidations{syn_txt}")
+        ex = a.get("exact")
+        if ex:
+            lines.append(f"    {ex.get('label')}; {ex.get('accuracy_text')}")
     return lines
 
 

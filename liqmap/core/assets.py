@@ -82,10 +82,17 @@ _UNIVERSE: tuple[tuple[str, float, float, str | None], ...] = (
 DEFAULT_ASSETS: tuple[str, ...] = tuple(a[0] for a in _UNIVERSE)
 
 # BitMEX and Deribit list far fewer perpetuals; these are the ones they carry (checked against their
-# instrument lists as recorded in shared/reference; live ccxt metadata overrides this).
+# instrument lists as recorded in shared/reference; live ccxt metadata overrides this). BitMEX closed on
+# 2026-09-23: its symbols stay so its old recordings replay.
 _BITMEX_INVERSE = {"BTC": "XBTUSD", "ETH": "ETHUSD"}
 _BITMEX_LINEAR = {"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "BCH", "NEAR",
                   "APT", "ARB", "OP", "SUI", "TON", "PEPE", "WIF", "FIL", "ETC", "ATOM", "UNI", "AAVE"}
+# Hyperliquid (docs/hyperliquid.md §8, checked 2026-12-05): coin names as its ``meta`` universe spells them,
+# case-sensitive. The k-coins are 1000-unit lots (kPEPE = 1000 PEPE, as Binance's 1000PEPE): their prices are
+# per 1000 coins and their sizes in lots. MKR is delisted there (``isDelisted``) and MANA, VET and EOS were
+# never listed: those assets have no Hyperliquid rows.
+_HYPERLIQUID_K = {"PEPE": "kPEPE", "SHIB": "kSHIB", "BONK": "kBONK", "FLOKI": "kFLOKI"}
+_HYPERLIQUID_ABSENT = {"MKR", "MANA", "VET", "EOS"}
 _DERIBIT_INVERSE = {"BTC": "BTC-PERPETUAL", "ETH": "ETH-PERPETUAL"}
 _DERIBIT_LINEAR = {"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "BCH", "NEAR",
                    "UNI", "TRX", "ALGO"}
@@ -121,6 +128,10 @@ def _markets(name: str, binance_root: str | None) -> dict[str, VenueMarket]:
         out["bitmex"] = VenueMarket(_BITMEX_INVERSE[name], inverse=True, contract_size=1.0)
     elif name in _BITMEX_LINEAR:
         out["bitmex"] = VenueMarket(f"{name}USDT")
+    if name in _HYPERLIQUID_K:
+        out["hyperliquid"] = VenueMarket(_HYPERLIQUID_K[name], price_multiplier=1000.0)
+    elif name not in _HYPERLIQUID_ABSENT:
+        out["hyperliquid"] = VenueMarket(name)
     if name in _DERIBIT_INVERSE:
         out["deribit"] = VenueMarket(_DERIBIT_INVERSE[name], inverse=True, contract_size=10.0)
     elif name in _DERIBIT_LINEAR:

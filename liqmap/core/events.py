@@ -3,7 +3,7 @@
 Every venue adapter turns its frames into rows of these numpy structured dtypes, so the rest of the
 program (ring buffers, the model, grids, reports) never sees a venue's own units or conventions.
 
-Conventions (the same for all five venues, whatever the venue itself reports):
+Conventions (the same for every venue, whatever the venue itself reports):
 - ``ts`` is the exchange time in float seconds since the epoch (receipt time when the venue sends none).
 - ``qty`` is in base units (BTC for BTCUSDT and for XBTUSD alike); ``usd`` is the notional in USD.
 - liquidation ``side`` is the side of the *position* that was liquidated: ``LONG`` (+1) or ``SHORT`` (-1).
@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import numpy as np
 
-VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "bitmex", "deribit")
+# Every venue liqmap has ever parsed, by id: a row's ``venue`` is the index here, and stored history,
+# recordings and the model's packing carry it, so a venue keeps its id forever and new ones are appended
+# (at most 8: liqmap.feeds.venues.model_venue_limit).
+VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "bitmex", "deribit", "hyperliquid")
 VENUE_ID: dict[str, int] = {name: i for i, name in enumerate(VENUES)}
+# The venues liqmap connects to live (defaults, status bar, doctor, collect, demo). BitMEX closed on
+# 2026-09-23: its id and parser stay only so old recordings replay (docs/recording.md).
+LIVE_VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "deribit", "hyperliquid")
+REPLAY_ONLY_VENUES: tuple[str, ...] = ("bitmex",)
 VENUE_LABEL: dict[str, str] = {
     "binance": "Binance USD-M",
     "bybit": "Bybit",
     "okx": "OKX",
     "bitmex": "BitMEX",
     "deribit": "Deribit",
+    "hyperliquid": "Hyperliquid",
 }
 
 LONG, SHORT = 1, -1  # liquidation: which position side was liquidated
@@ -30,7 +38,7 @@ BUY, SELL = 1, -1  # trade: taker side
 BID, ASK = 1, -1  # book side
 
 # What the venue's liquidation price means. Binance reports the average fill, OKX and Bybit the
-# bankruptcy price, BitMEX the price of the liquidation order (placed at bankruptcy).
+# bankruptcy price, BitMEX (old recordings) the price of the liquidation order (placed at bankruptcy).
 PRICE_FILL, PRICE_BANKRUPTCY, PRICE_ORDER = 0, 1, 2
 PRICE_KIND_NAMES = ("fill", "bankruptcy", "order")
 

@@ -34,6 +34,8 @@ class GridInputs:
     lo: np.ndarray | None = None  # the model's per-column long / short layers (``ModeSpec.model``)
     sh: np.ndarray | None = None
     levels: Any = None  # the model's current levels (``ModeSpec.levels``)
+    exact_segments: np.ndarray | None = None  # exact positions' bands and levels now (``ModeSpec.exact``)
+    exact_levels: Any = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,7 @@ class ModeSpec:
     levels: bool = False  # reads the model's current levels (the forward profile)
     profile_strip: bool = False  # the app shows the forward profile at the right edge
     real_marks: bool = False  # the map marks real liquidations on top of the cells
+    exact: bool = False  # reads the exact positions of a venue that publishes them (``core/positions.py``)
 
 
 def _raw(i: GridInputs) -> MapGrid:
@@ -68,12 +71,20 @@ def _hybrid(i: GridInputs) -> MapGrid:
                            params=i.params, venues=i.venues)
 
 
+def _positions(i: GridInputs) -> MapGrid:
+    return _g.build_positions(i.asset, i.tf, i.win, i.exact_segments, i.exact_levels, i.trades, now=i.now,
+                              venues=i.venues)
+
+
 REGISTRY: tuple[ModeSpec, ...] = (
     ModeSpec("raw", "1", "Raw", "Raw", _raw, model=False, liqs=True),
     ModeSpec("synthetic", "2", "Synthetic", "Synth", _synthetic),
     ModeSpec("heatmap", "3", "Synthetic Heatmap", "Synth HM", _heatmap),
     ModeSpec("hybrid", "4", "Hybrid", "Hybrid", _hybrid, liqs=True, levels=True, profile_strip=True,
              real_marks=True),
+    # Hyperliquid's tracked wallets: exact, but a sample (the status bar says how many, what share of its OI)
+    ModeSpec("positions", "5", "Positions (exact, HL)", "Exact", _positions, model=False, profile_strip=True,
+             exact=True),
 )
 
 _BY_NAME = {m.name: m for m in REGISTRY}

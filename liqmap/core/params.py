@@ -52,17 +52,14 @@ class ModelParams:
     track_pct: float = 35.0  # the model keeps levels within ± this % of price (a 5x level sits ~20 % away)
     max_buckets: int = 8192  # ... but never more buckets than this per asset
     entry_mode: str = "profile"  # profile = entries spread over traded prices; highlow = longs at low, shorts at high
-    # 0 = each tier at its exact liq price; 1 = each tier spread over the band of leverages between it and its
-    # neighbours (geometric midpoints), evenly in price. Traders use 7x, 12x, 20x..., not only the tier values:
-    # 1 (the default) raised forecast_skill on the demo's seeds 1-5 and hold-out seeds 6-10 alike, where exact
-    # knife-edge tier prices put the mass in too few buckets
-    leverage_spread: float = 1.0
-    # the forecast spreads each tier over this share of its leverage band (same scale as leverage_spread); it
-    # only applies when wider than leverage_spread (docs/model.md §5)
+    # The levels the map draws: 0 = each tier a thin line at its exact liq price (as sharp as the demo's true
+    # positions: top-10 % share 0.48 vs 0.52 on seeds 1-10); 1 = each tier spread evenly in price over the band
+    # of leverages between it and its neighbours (geometric midpoints), a wash (0.22) — docs/model.md §3 step 4
+    leverage_spread: float = 0.0
+    # The forecast weighs each tier over this share of its leverage band (traders use 7x, 12x, 20x..., not only
+    # the tier values; 1 ranks the next hour's liquidations better than lines: 1.658x vs 1.587x the baseline on
+    # seeds 1-10). Wider than leverage_spread: a second state of the model, fed the same events (docs/model.md §5)
     forecast_leverage_spread: float = 1.0
-    # price reaching a tier's line liquidates only the part of its (forecast) band it reached; the rest
-    # stays as a line further out (docs/model.md §3 step 7). False = the whole line is consumed
-    consume_band: bool = False
     # Cold-start prior (docs/model.md §3 step 10): at each venue's first OI sample, this share of the OI already
     # open is placed around the price over the leverage tiers, half long, half short, labelled "prior" in
     # provenance. 0 = off: on the demo market it lowered forecast_skill (benchmarks/bench_forecast.py).

@@ -12,7 +12,7 @@ hand each answer, parsed into :class:`ExactPosition` rows, to :meth:`PositionBoo
   cover — the map is a sample of the largest wallets, never the whole market, and must say so;
 - ``detected``: liquidations seen as a position that vanished (or shrank: Hyperliquid liquidates positions
   above 100k USDC 20 % at a time) between two polls while price traded to within ``tolerance_pct`` of its last
-  liquidation price. The only liquidations the public API shows (no market-wide stream exists, §5): a
+  liquidation price. The only liquidations the public API shows (no market-wide stream exists, docs/hyperliquid.md §5): a
   tracked wallet's, which is at most the covered share of the venue's liquidations;
 - ``segments(asset)``: each level as a band over time (from when it was first seen to when it ended), so the
   Positions mode draws exact levels like the other modes draw theirs.
@@ -112,15 +112,22 @@ def oi_share(sizes: Iterable[float], oi_base: float | None) -> float | None:
 class PositionBook:
     """Per wallet, per asset: the newest reported position (see the module docstring)."""
 
-    def __init__(self, tolerance_pct: float = 0.5, max_segments: int = 20000, max_detected: int = 5000) -> None:
+    def __init__(self, tolerance_pct: float = 0.5, max_segments: int = 5000, max_detected: int = 5000) -> None:
         self.tolerance = max(float(tolerance_pct), 0.0) / 100.0
         self._wallets: dict[str, dict[str, ExactPosition]] = {}
+        # the same positions by asset (the engine reads one asset per ingest, 65 of them a second) and a
+        # version per asset, so an asset's levels are recomputed only after one of its positions changed
+        self._by_asset: dict[str, dict[str, ExactPosition]] = {}
+        self._asset_version: dict[str, int] = {}
+        self._levels_cache: dict[tuple[str, float], tuple[int, tuple]] = {}
         self._refreshed: dict[str, float] = {}
         # (wallet, asset) → (first seen, liq_px, side, usd) of the band being drawn; closed bands below
         self._open: dict[tuple[str, str], tuple[float, float, int, float]] = {}
-        self._closed: deque = deque(maxlen=max(1, int(max_segments)))
+        self._max_segments = max(1, int(max_segments))  # ended bands kept per asset (the newest)
+        self._closed: dict[str, deque] = {}
         self.detected: deque[DetectedLiquidation] = deque(maxlen=max(1, int(max_detected)))
         self._new_detected: list[DetectedLiquidation] = []
+        self.detected_by_asset: dict[str, int] = {}
         self.stats = {"answers": 0, "positions": 0, "detected": 0, "vanished": 0, "forgotten": 0}
         self.version = 0
         # Written by the poller on the event loop, read by the engine's worker threads.
@@ -152,6 +159,7 @@ class PositionBook:
                     found.append(d)
         for asset in set(old) | set(new):
             self._segment(wallet, asset, new.get(asset), ts)
+            self._index(wallet, asset, new.get(asset), old.get(asset))
         if new:
             self._wallets[wallet] = new
         else:
@@ -163,6 +171,8 @@ class PositionBook:
             self.detected.extend(found)
             self._new_detected.extend(found)
             self.stats["detected"] += len(found)
+            for d in found:
+                self.detected_by_asset[d.asset] = self.detected_by_asset.get(d.asset, 0) + 1
         self.version += 1
         return found
 
@@ -180,6 +190,15 @@ class PositionBook:
             return None
         return DetectedLiquidation(t1, t0, p.asset, p.wallet, p.side, p.liq_px, lost, partial)
 
+    def _index(self, wallet: str, asset: str, p: ExactPosition | None, old: ExactPosition | None) -> None:
+        by = self._by_asset.setdefault(asset, {})
+        if p is None:
+            by.pop(wallet, None)
+        else:
+            by[wallet] = p
+        if p is None or old is None or (p.size, p.liq_px, p.entry) != (old.size, old.liq_px, old.entry):
+            self._asset_version[asset] = self._asset_version.get(asset, 0) + 1
+
     def _segment(self, wallet: str, asset: str, p: ExactPosition | None, ts: float) -> None:
         """Keep the drawn band of (wallet, asset) in step with its level: a new band when the level moves."""
         key = (wallet, asset)
@@ -189,7 +208,10 @@ class PositionBook:
             t0, px, side, cur_usd = cur
             if p is not None and usd > 0 and px == p.liq_px and side == p.side and abs(cur_usd - usd) <= 0.01 * usd:
                 return
-            self._closed.append((asset, px, side, cur_usd, t0, ts))
+            closed = self._closed.get(asset)
+            if closed is None:
+                closed = self._closed[asset] = deque(maxlen=self._max_segments)
+            closed.append((px, side, cur_usd, t0, ts))
             del self._open[key]
         if p is not None and usd > 0:
             self._open[key] = (ts, p.liq_px, p.side, usd)
@@ -200,8 +222,9 @@ class PositionBook:
             self._forget(wallet, ts)
 
     def _forget(self, wallet: str, ts: float) -> None:
-        for asset in list(self._wallets.get(wallet, {})):
+        for asset, p in list(self._wallets.get(wallet, {}).items()):
             self._segment(wallet, asset, None, ts)
+            self._index(wallet, asset, None, p)
         self._wallets.pop(wallet, None)
         self._refreshed.pop(wallet, None)
         self.stats["forgotten"] += 1
@@ -223,17 +246,30 @@ class PositionBook:
 
     def positions(self, asset: str | None = None) -> list[ExactPosition]:
         with self._lock:
-            out = [p for ps in self._wallets.values() for p in ps.values()]
-        return out if asset is None else [p for p in out if p.asset == asset]
+            if asset is not None:
+                return list(self._by_asset.get(asset, {}).values())
+            return [p for ps in self._wallets.values() for p in ps.values()]
 
     def assets(self) -> set[str]:
         with self._lock:
-            return {a for ps in self._wallets.values() for a in ps}
+            return {a for a, ps in self._by_asset.items() if ps}
 
     def levels(self, asset: str, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The exact at-risk map: (bucket int64, long USD, short USD) of every bucket holding a liquidation
-        price, like ``SyntheticModel.levels``."""
-        ps = [p for p in self.positions(asset) if p.at_risk_usd > 0]
+        price, like ``SyntheticModel.levels``. Cached until one of the asset's positions changes."""
+        with self._lock:
+            version = self._asset_version.get(asset, 0)
+            hit = self._levels_cache.get((asset, step))
+            if hit is not None and hit[0] == version:
+                return hit[1]
+            ps = [p for p in self._by_asset.get(asset, {}).values() if p.at_risk_usd > 0]
+        out = self._levels(ps, step)
+        with self._lock:
+            self._levels_cache[(asset, step)] = (version, out)
+        return out
+
+    @staticmethod
+    def _levels(ps: list[ExactPosition], step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if not ps or not step > 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0)
         px = np.array([p.liq_px for p in ps])
@@ -254,7 +290,8 @@ class PositionBook:
     def segments(self, asset: str | None = None) -> np.ndarray:
         """Every band (closed and open) as rows of ``SEGMENT_DTYPE``; open bands end at +inf."""
         with self._lock:
-            rows = [(px, side, usd, t0, t1) for a, px, side, usd, t0, t1 in self._closed if asset in (None, a)]
+            closed = [self._closed.get(asset, ())] if asset is not None else list(self._closed.values())
+            rows = [r for c in closed for r in c]
             rows += [(px, side, usd, t0, math.inf) for (w, a), (t0, px, side, usd) in self._open.items()
                      if asset in (None, a)]
         return np.array(rows, dtype=SEGMENT_DTYPE) if rows else np.zeros(0, SEGMENT_DTYPE)
@@ -331,12 +368,12 @@ class AccuracyScore:
         return self.model_share / self.base_share
 
     def text(self) -> str:
-        """``model 41 % vs baseline 18 % of exact USD (2.3×), n=12`` — or that none was possible yet."""
+        """``model 41 % vs base 18 % of exact $ (2.3×) n=12`` — or that none was possible yet."""
         if not self.n or self.model_share is None:
             return "accuracy: waiting for exact positions in range"
         r = self.ratio
-        return (f"model {self.model_share * 100:.0f} % vs baseline {self.base_share * 100:.0f} % of exact USD"
-                f"{f' ({r:.1f}×)' if r is not None else ''}, n={self.n}")
+        return (f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $"
+                f"{f' ({r:.1f}×)' if r is not None else ''} n={self.n}")
 
     def to_dict(self) -> dict:
         return {"n": self.n, "model_share": self.model_share, "base_share": self.base_share, "ratio": self.ratio,

@@ -40,6 +40,10 @@ class ScreenRow:
     convergence: float | None  # the nearest convergence chip's price
     state: str  # "ok", or why the row is empty ("no data yet", "held: history loading")
     updated: float | None
+    # The next-hour forecast's hit rate so far (``core/hitrate.py``): its top-10 % share of the liquidations
+    # that followed ÷ the distance baseline's, over ``hit_n`` settled forecasts (None: none settled yet).
+    hit: float | None = None
+    hit_n: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,29 +59,53 @@ def _magnet(f: _Field, up: bool, step: float, price: float) -> Magnet | None:
 
 
 def row(asset: str, now: float, price: float | None, price_1h_ago: float | None, records: Any, synth: Any,
-        step: float | None, state: str = "ok") -> ScreenRow:
-    """One asset's row from its engine state's pieces (``records``: its ``ReportRecords``)."""
+        step: float | None, state: str = "ok", cache: dict | None = None) -> ScreenRow:
+    """One asset's row from its engine state's pieces (``records``: its ``ReportRecords``).
+
+    ``cache`` (a dict the caller keeps, one per engine): the parts that only change with a new ingest — the
+    magnets (``_Field`` over the walls and the model levels: most of a row's cost), the forecast's sums, the
+    chip — are reused while the asset's records, levels, price and step are the same objects. A background
+    asset is ingested every 5–30 s and the screener refreshes every second: most rows are reused."""
     if price is None or not step or records is None:
         return ScreenRow(asset, price, None, None, None, 0.0, None, "", None, None,
                          state if state != "ok" else "no data yet", None)
+    key = (records, synth, price, step)
+    got = cache.get(asset) if cache is not None else None
+    if got is not None and got[0][0] is records and got[0][1] is synth and got[0][2:] == key[2:]:
+        parts = got[1]
+    else:
+        parts = _parts(records, synth, price, step)
+        if cache is not None:
+            cache[asset] = (key, parts)
+    below, above, next_usd, bid_share, chip, hit, hit_n, newest = parts
+    sweep, sweep_ts = "", None
+    if newest is not None:
+        side, total, sweep_ts = newest
+        age = max(now - sweep_ts, 0.0)
+        ago = f"{age:.0f}s" if age < 120 else f"{age / 60:.0f}m" if age < 7200 else f"{age / 3600:.0f}h"
+        sweep = f"{side} {_usd(total)} {ago} ago"
+    change = (price / price_1h_ago - 1.0) * 100.0 if price_1h_ago and price_1h_ago > 0 else None
+    return ScreenRow(asset, price, change, below, above, next_usd, bid_share, sweep, sweep_ts, chip, state,
+                     float(getattr(records, "ts", 0.0) or 0.0) or None, hit, hit_n)
+
+
+def _parts(records: Any, synth: Any, price: float, step: float) -> tuple:
     f = _Field(price, step, getattr(records, "walls", ()) or (), synth, MAGNET_RANGE_PCT)
     fc = getattr(records, "forecast", None)
     next_usd = float(sum(c.expected_usd for c in (getattr(fc, "clusters", ()) or ())))
     asym = getattr(records, "asymmetry", None)
     sweeps = list(getattr(records, "sweeps", ()) or ())
-    sweep, sweep_ts = "", None
+    newest = None
     if sweeps:
         s = max(sweeps, key=lambda s: s.last_ts)
-        sweep_ts = float(s.last_ts)
-        age = max(now - sweep_ts, 0.0)
-        ago = f"{age:.0f}s" if age < 120 else f"{age / 60:.0f}m" if age < 7200 else f"{age / 3600:.0f}h"
-        sweep = f"{s.side} {_usd(s.total_usd)} {ago} ago"
+        newest = (s.side, float(s.total_usd), float(s.last_ts))
     conv = list(getattr(records, "convergence", ()) or ())
     chip = min(conv, key=lambda c: abs(c.price - price)).price if conv else None
-    change = (price / price_1h_ago - 1.0) * 100.0 if price_1h_ago and price_1h_ago > 0 else None
-    return ScreenRow(asset, price, change, _magnet(f, False, step, price), _magnet(f, True, step, price), next_usd,
-                     float(asym.bid_share) if asym is not None else None, sweep, sweep_ts, chip, state,
-                     float(getattr(records, "ts", 0.0) or 0.0) or None)
+    hit = getattr(fc, "hit", None) or {}
+    ratio, n = hit.get("ratio"), int(hit.get("n") or 0)
+    ratio = float(ratio) if isinstance(ratio, (int, float)) and math.isfinite(ratio) and n > 0 else None
+    return (_magnet(f, False, step, price), _magnet(f, True, step, price), next_usd,
+            float(asym.bid_share) if asym is not None else None, chip, ratio, n, newest)
 
 
 def _usd(x: float) -> str:
@@ -99,6 +127,7 @@ SORT_KEYS = {
     "book": lambda r: r.bid_share,
     "sweep": lambda r: r.sweep_ts,
     "conv": lambda r: 1.0 if r.convergence is not None else 0.0,
+    "hit": lambda r: r.hit,
 }
 
 

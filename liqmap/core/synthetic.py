@@ -284,7 +284,7 @@ class SyntheticModel:
 
     def __init__(self, asset: str, step: float, params: dict | None = None,
                  tiers: dict[str, TierTable] | None = None, markets: dict[str, VenueMarket] | None = None,
-                 columns: int | None = None, cfg: dict | None = None):
+                 columns: int | None = None, cfg: dict | None = None, _history: bool = True):
         if not (step > 0 and math.isfinite(step)):
             raise ValueError(f"{asset}: bucket step must be positive, got {step!r}")
         self.asset = asset.upper()
@@ -338,19 +338,19 @@ class SyntheticModel:
                                                      self.tiers[name], inverse=bool(self._inverse[v]))
         self._ratio[self._w_eff[:, None, :].repeat(2, axis=1) <= 0] = np.nan
         # Leverage bands (docs/model.md §3 step 4): tier k stands for the leverages between the geometric
-        # midpoints to its neighbours, narrowed by an exponent. The levels use a narrow band
-        # (``leverage_spread``: thin lines, as sharp as the simulator's true positions); the forecast spreads
-        # each tier over its whole band (``forecast_leverage_spread``: where a tier's traders really sit is
-        # uncertain, and a wider guess ranks the next hour's liquidations better). 0 = the exact tier price.
+        # midpoints to its neighbours, narrowed by an exponent. The levels — what the map draws — use a narrow
+        # band (``leverage_spread``; 0 = thin lines at each tier's exact price, as sharp as the simulator's true
+        # positions). The forecast weighs each tier over a wider band (``forecast_leverage_spread``): where a
+        # tier's traders really sit is uncertain, and the forecast is an expectation over that. Its levels are a
+        # second state fed the same events (``_fc``), so price sweeping part of a wide band consumes exactly that
+        # part (a thin line re-spread at read time would keep the swept half of its band).
         self.spread = float(min(max(float(p["leverage_spread"]), 0.0), 1.0))
         self._ratio_band = self._leverage_bands(self.spread) if self.spread > 0 else None
         self.forecast_spread = float(min(max(float(p["forecast_leverage_spread"]), 0.0), 1.0))
-        self._forecast_band = (self._leverage_bands(self.forecast_spread)
-                               if self.forecast_spread > self.spread else None)
-        # Partial consumption: a line stands for its tier's band of leverages, so price reaching the line
-        # liquidates only the band's near part; the rest (lower leverage, further away) stays as a line at the
-        # middle of the unreached part (docs/model.md §3 step 7). Needs the wider band to know the parts.
-        self._consume_band = bool(p["consume_band"]) and self._forecast_band is not None
+        self._fc: SyntheticModel | None = None
+        if self.forecast_spread > self.spread:
+            self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread}, tiers=self.tiers,
+                                      markets=markets, columns=1, cfg=cfg, _history=False)
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -393,7 +393,8 @@ class SyntheticModel:
         self._consumed_cache: np.ndarray | None = None
 
         self._mut: list[np.ndarray] = []  # history keys touched since the last 1m boundary
-        self._hist = {tf: _History(per, self.columns + 1) for tf, per in TIMEFRAMES.items()}
+        # column history (the map); the forecast's state (``_fc``) keeps none
+        self._hist = ({tf: _History(per, self.columns + 1) for tf, per in TIMEFRAMES.items()} if _history else {})
         self._cache: dict = {}
 
         self.stats = {k: 0.0 for k in ("added_usd", "closed_usd", "consumed_usd", "reconciled_usd",
@@ -435,6 +436,8 @@ class SyntheticModel:
     def update(self, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
                liqs: np.ndarray | None = None) -> None:
         """Feed new events (any venues; each array in time order). Empty input changes nothing."""
+        if self._fc is not None:
+            self._fc.update(oi, trades, liqs)
         oi = self._clean(oi, OI_DTYPE, ("oi",))
         trades = self._clean(trades, TRADE_DTYPE, ("price", "qty", "usd"))
         liqs = self._clean(liqs, LIQ_DTYPE, ("price", "qty", "usd"))
@@ -464,6 +467,8 @@ class SyntheticModel:
 
     def advance(self, now: float) -> None:
         """Decay (and record column boundaries) up to ``now``."""
+        if self._fc is not None:
+            self._fc.advance(now)
         if self._t is not None and math.isfinite(now):
             self._clock_to(float(now))
 
@@ -478,44 +483,11 @@ class SyntheticModel:
         return (nz + self._b0).astype(np.int64), lo, sh
 
     def forecast_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The levels the forecast weighs: :meth:`levels` with each tier spread over its whole leverage band.
-
-        The map's levels are thin lines at each tier's price (``leverage_spread``); where a tier's traders
-        really are is uncertain (7x, 12x, 20x ... not only the tier values), so the forecast spreads each
-        (venue, side, tier) line over the band of ``forecast_leverage_spread`` — a box in price around the
-        line, as wide as that band's liquidation prices at the current price. Same totals as ``levels``
-        (less what the box pushes out of the window). Without a wider forecast band: ``levels`` itself."""
-        if self._forecast_band is None or self._W == 0:
-            return self.levels(venues)
-        mult = np.exp(self._lm - self._ref)  # (NS, 2)
-        vals = self._base * mult[:, None, :, None]  # (NS, K, 2, W)
-        vmask = self._venue_mask(venues)
-        per_v = np.where(vmask[:NV, None, None, None], vals[:NV], 0.0) + np.where(
-            vmask[NV:, None, None, None], vals[NV:], 0.0)  # (NV, K, 2, W)
-        used = per_v.reshape(NV, -1).max(axis=1) > EPS_USD
-        out = np.zeros((2, self._W))
-        if used.any():
-            x = self.last_price or (self._b0 + self._W / 2) * self.step
-            rho = np.transpose(self._ratio, (0, 2, 1))[used]  # (n, K, 2): exact liq price / entry
-            band = np.transpose(self._forecast_band, (0, 2, 1, 3))[used]  # (n, K, 2, 2)
-            with np.errstate(invalid="ignore"):
-                a = np.rint(x * (band[..., 0] / rho - 1.0) / self.step)
-                z = np.rint(x * (band[..., 1] / rho - 1.0) / self.step)
-            ok = np.isfinite(a) & np.isfinite(z)
-            a = np.where(ok, np.minimum(a, 0), 0).astype(np.int64)[..., None]  # a line spreads to j+a .. j+z
-            z = np.where(ok, np.maximum(z, 0), 0).astype(np.int64)[..., None]
-            pv = per_v[used]
-            cs = np.concatenate([np.zeros(pv.shape[:-1] + (1,)), np.cumsum(pv, axis=-1)], axis=-1)
-            i = np.arange(self._W)
-            hi = np.clip(i - a + 1, 0, self._W)  # bucket i gathers lines j in [i − z, i − a]
-            lo = np.clip(i - z, 0, self._W)
-            box = (np.take_along_axis(cs, np.broadcast_to(hi, pv.shape), -1)
-                   - np.take_along_axis(cs, np.broadcast_to(lo, pv.shape), -1)) / (z - a + 1)
-            out = box.sum(axis=(0, 1))
-        nz = np.flatnonzero((out[LONG_I] > EPS_USD) | (out[SHORT_I] > EPS_USD))
-        lo_usd = np.where(out[LONG_I, nz] > EPS_USD, out[LONG_I, nz], 0.0)
-        sh_usd = np.where(out[SHORT_I, nz] > EPS_USD, out[SHORT_I, nz], 0.0)
-        return (nz + self._b0).astype(np.int64), lo_usd, sh_usd
+        """The levels the forecast weighs: each tier spread over ``forecast_leverage_spread`` of its leverage band
+        (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
+        same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
+        band. Without a wider forecast band: :meth:`levels` itself."""
+        return self.levels(venues) if self._fc is None else self._fc.levels(venues)
 
     @property
     def sigma_hour(self) -> float:
@@ -642,6 +614,8 @@ class SyntheticModel:
         """Re-bin the state and the column history into ``new_step`` (price moved more than 2× off the step)."""
         if not (new_step > 0 and math.isfinite(new_step)) or new_step == self.step:
             return
+        if self._fc is not None:
+            self._fc.rebucket(new_step)
         old = self.step
 
         def remap(idx: np.ndarray) -> np.ndarray:
@@ -680,7 +654,7 @@ class SyntheticModel:
         n = self._base.nbytes + self._oldest.nbytes + self._newest.nbytes
         n += sum(h.nbytes() for h in self._hist.values())
         n += sum(x.nbytes for x in self._consumed_parts)
-        return int(n)
+        return int(n) + (self._fc.memory_bytes() if self._fc is not None else 0)
 
     # --- input hygiene ---------------------------------------------------------------------------------
 
@@ -1204,58 +1178,18 @@ class SyntheticModel:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
                 first = np.searchsorted(-run_min, -cand, side="left")
-                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)], lo))
+                self._ledger(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
         run_max = np.maximum.accumulate(tb)
         hi = min(int(run_max[-1]), self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
             if len(cand):
                 first = np.searchsorted(run_max, cand, side="left")
-                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)], hi))
+                self._ledger(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
 
-    def _band_offsets(self, s: int) -> tuple[np.ndarray, np.ndarray]:
-        """(a, z) int bucket offsets (NS, K) of each tier's whole leverage band around its line, at the current
-        price: a line at bucket j stands for buckets j+a .. j+z (a ≤ 0 ≤ z)."""
-        x = self.last_price or (self._b0 + self._W / 2) * self.step
-        rho = self._ratio[:, s, :]
-        band = self._forecast_band[:, s, :, :]
-        with np.errstate(invalid="ignore"):
-            a = np.rint(x * (band[..., 0] / rho - 1.0) / self.step)
-            z = np.rint(x * (band[..., 1] / rho - 1.0) / self.step)
-        ok = np.isfinite(a) & np.isfinite(z)
-        a = np.where(ok, np.minimum(a, 0), 0).astype(np.int64)
-        z = np.where(ok, np.maximum(z, 0), 0).astype(np.int64)
-        return np.concatenate([a, a]), np.concatenate([z, z])
-
-    def _survivors(self, s: int, cand: np.ndarray, reach: int, base: np.ndarray):
-        """Partial consumption (``consume_band``): the part of each swept line's leverage band that price has
-        not reached survives, as a line at the middle of that part. Returns (survivor base (NS, K, n), its
-        window bucket (NS, K, n), mask of survivors inside the window)."""
-        a, z = self._band_offsets(s)
-        a, z = a[:, :, None], z[:, :, None]
-        width = z - a + 1
-        j = cand[None, None, :]
-        if s == LONG_I:  # price came down to ``reach``: the band's buckets below it survive
-            c = np.clip(reach - (j + a), 0, width)
-            new_j = (j + a + reach - 1) // 2
-        else:
-            c = np.clip(j + z - reach, 0, width)
-            new_j = -((-(reach + 1 + j + z)) // 2)
-        keep = (c > 0) & (new_j >= 0) & (new_j < self._W) & (base > 0)
-        return np.where(keep, base * (c / width), 0.0), new_j, keep
-
-    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray, reach: int | None = None) -> np.ndarray:
-        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD (with
-        ``consume_band``, less the unreached part of each line's band, which moves beyond ``reach``)."""
+    def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
+        """Zero side ``s`` at window positions ``cand`` and return ledger rows for those that held USD."""
         base = self._base[:, :, s, :][:, :, cand]  # (NS, K, n)
-        surv = None
-        if self._consume_band and reach is not None:
-            surv, new_j, alive = self._survivors(s, cand, int(reach), base)
-            if alive.any():
-                base = base - surv
-                old_o, old_n = self._oldest[s, cand].copy(), self._newest[s, cand].copy()
-            else:
-                surv = None
         per_all = base.sum(axis=1) * np.exp(self._lm[:, s] - self._ref[:, s])[:, None]
         self._occ[s, cand] = False
         keep = per_all.sum(axis=0) > EPS_USD
@@ -1263,14 +1197,6 @@ class SyntheticModel:
         self._base[:, :, s, cand] = 0.0
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
-        if surv is not None:
-            src, kk, col = np.nonzero(alive)
-            jj_new = new_j[src, kk, col]
-            np.add.at(self._base, (src, kk, s, jj_new), surv[src, kk, col])
-            self._occ[s, jj_new] = True
-            np.minimum.at(self._oldest[s], jj_new, old_o[col])
-            np.maximum.at(self._newest[s], jj_new, old_n[col])
-            self._touch(src, s, jj_new + self._b0)
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
         vv, jj = np.nonzero(per_venue > 0)

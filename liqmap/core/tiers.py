@@ -275,6 +275,49 @@ def binance_tiers_header() -> dict:
     return dict(_bundled()[0])
 
 
+# Hyperliquid's margin tables (docs/hyperliquid.md §6, §8; HL docs ``trading/margin-tiers``, checked
+# 2026-12-05): table id → tiers of (lower bound in USDC, max leverage). Ids below 50 are one tier at that
+# leverage. Maintenance margin is half the initial margin at the tier's max leverage: mmr = 1/(2·lev), with
+# the deduction continuous across tiers (``TierTable.continuous``, the same rule as Binance's ``cum``).
+HYPERLIQUID_MARGIN_TABLES: dict[int, tuple[tuple[float, float], ...]] = {
+    51: ((0.0, 10.0), (3e6, 5.0)),
+    52: ((0.0, 10.0), (20e6, 5.0)),
+    53: ((0.0, 20.0), (40e6, 10.0)),
+    54: ((0.0, 20.0), (70e6, 10.0)),
+    55: ((0.0, 25.0), (100e6, 15.0)),
+    56: ((0.0, 40.0), (150e6, 20.0)),
+}
+# liqmap asset → Hyperliquid margin table id (the capture of ``meta`` in docs/hyperliquid.md §8; a live run's
+# ``meta`` answer is trusted over it: ``hyperliquid_table(tiers)``).
+HYPERLIQUID_TABLE_OF: dict[str, int] = {
+    "BTC": 56, "ETH": 55, "SOL": 54, "XRP": 53,
+    **{a: 51 for a in ("BNB", "DOT", "TRX", "TON", "ARB", "OP", "INJ", "SEI", "SHIB", "LDO", "ONDO", "JUP")},
+    **{a: 52 for a in ("DOGE", "ADA", "AVAX", "LINK", "SUI", "LTC", "BCH", "NEAR", "APT", "TIA", "PEPE", "BONK",
+                       "UNI", "AAVE", "CRV", "ENA", "WLD", "ZEC")},
+    **{a: 3 for a in ("GALA", "ORDI", "KAS")},
+}
+_HL_CAP = 1e12  # above every tier (TierTable needs a finite cap)
+
+
+def hyperliquid_table(tiers, name: str = "") -> TierTable:
+    """A Hyperliquid margin table from its tiers ``[(lowerBound USDC, maxLeverage), ...]`` (as ``meta``'s
+    ``marginTables`` give them): mmr = 1/(2·max leverage) per tier, deduction continuous."""
+    rows = sorted((float(lb), float(lev)) for lb, lev in tiers)
+    out = []
+    for i, (lb, lev) in enumerate(rows):
+        cap = rows[i + 1][0] if i + 1 < len(rows) else _HL_CAP
+        out.append((lb, cap, 1.0 / (2.0 * lev), lev))
+    return TierTable.continuous(out, name=name)
+
+
+@functools.lru_cache(maxsize=None)
+def hyperliquid_table_for(asset: str) -> TierTable:
+    """The bundled Hyperliquid table of ``asset`` (5x single tier where the capture lists none)."""
+    tid = HYPERLIQUID_TABLE_OF.get(asset.upper(), 5)
+    tiers = HYPERLIQUID_MARGIN_TABLES.get(tid) or ((0.0, float(tid)),)
+    return hyperliquid_table(tiers, name=f"hyperliquid:{tid}")
+
+
 def table_for(asset: str, venue: str = "binance") -> TierTable:
     """The table the model uses for ``asset`` on ``venue``.
 
@@ -283,6 +326,9 @@ def table_for(asset: str, venue: str = "binance") -> TierTable:
     through the engine's ``tiers`` source), and this is the fallback where none was fetched (Deribit, demo,
     replay, an offline first start): the asset's Binance table as a proxy, because the venues' ladders are
     similar for the same asset (BTC tier 1 ≈ 0.4–0.5 % everywhere). Assets Binance does not list use
-    :data:`GENERIC_TIERS`.
+    :data:`GENERIC_TIERS`. Hyperliquid's tables are public and small: they are bundled here
+    (:func:`hyperliquid_table_for`).
     """
+    if venue == "hyperliquid":
+        return hyperliquid_table_for(asset)
     return binance_tiers().get(asset.upper(), GENERIC_TIERS)

@@ -62,6 +62,18 @@ def light_depth_supported(venue: str, factory_kinds: Iterable[str] | None = None
     return cls is not None and "depth" in getattr(cls, "SUPPORTED_KINDS", ALL_KINDS)
 
 
+def flow_kinds(venue: str, factory_kinds: Iterable[str] | None = None) -> tuple[str, ...]:
+    """``FLOW_KINDS`` the venue's adapter parses (Hyperliquid publishes no liquidations: trades and OI)."""
+    if factory_kinds is None:
+        try:
+            from .venues import VENUE_CLASSES
+        except ImportError:
+            return FLOW_KINDS
+        cls = VENUE_CLASSES.get(venue)
+        factory_kinds = getattr(cls, "SUPPORTED_KINDS", FLOW_KINDS) if cls is not None else FLOW_KINDS
+    return tuple(k for k in FLOW_KINDS if k in factory_kinds)
+
+
 def feeds_setting(cfg: dict | None, key: str, default: Any) -> Any:
     return ((cfg or {}).get("feeds") or {}).get(key, default)
 
@@ -215,7 +227,7 @@ class Collector:
             plans = [Slot(v, g, k, b) for v, g, k, b in self.plan if v in self._health]
         else:
             for venue in self.venues:
-                plans.append(Slot(venue, "flow", FLOW_KINDS))
+                plans.append(Slot(venue, "flow", flow_kinds(venue, self.factory_kinds)))
                 book_assets = self._book_assets(venue)
                 if book_assets:
                     plans.append(Slot(venue, "book", self.book_kinds, tuple(book_assets)))

@@ -7,8 +7,8 @@ decimal strings); the REST budget is 1200 weight per minute per IP and this requ
 answer is not documented (third parties report HTTP 429).
 
 - :class:`WalletRanker` — discovery from the venue parser's ``on_users(coin, users, usd, ts)`` hook. A wallet is
-  *due* when it was never polled, traded since its last poll, or its last poll is older than
-  ``positions.refresh_seconds``; among due wallets the largest notional goes first (its position's value once
+  *due* when it was never polled, traded since its last poll (and that poll is ``positions.min_refresh_seconds``
+  old), or its last poll is older than ``positions.refresh_seconds``; among due wallets the largest notional goes first (its position's value once
   polled, the USD it was seen trading before), the newest trade next. At most ``positions.max_wallets`` are
   tracked: past the cap the lowest ranked is forgotten (memory stays bounded).
 - :class:`RateBudget` — a sliding 60 s window of request weight: at most ``budget_share`` × 1200.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 import math
 import time
@@ -118,18 +119,51 @@ class _Wallet:
     last_trade: float = -math.inf
     last_poll: float | None = None
     polled_notional: bool = False
+    version: int = 0  # bumped whenever its rank or due-ness changes (stale queue entries are skipped)
 
 
 class WalletRanker:
-    """Wallets seen trading, ranked for polling (see the module docstring)."""
+    """Wallets seen trading, ranked for polling (see the module docstring).
+
+    A due wallet sits in a heap keyed by (notional, newest trade), largest first; a wallet not due yet waits in
+    a second heap keyed by the time it becomes due (its refresh, or ``min_refresh_s`` after its last poll when
+    it traded since: a market maker trading every second must not take every request). Entries are
+    invalidated by a version number rather than removed, so every operation is O(log n): Hyperliquid's trade
+    stream names hundreds of wallets a second in a busy market, and a scan of every wallet per request cost
+    more CPU than the HTTP request itself (benchmarks/bench_positions.py)."""
 
     def __init__(self, max_wallets: int = 2000, refresh_s: float = 120.0,
-                 on_forget: Callable[[str], None] | None = None) -> None:
+                 on_forget: Callable[[str], None] | None = None, min_refresh_s: float = 15.0) -> None:
         self.max_wallets = max(1, int(max_wallets))
+        # eviction runs in batches: at most this many wallets above the cap, then back down to the cap
+        self.slack = max(16, self.max_wallets // 10)
         self.refresh_s = float(refresh_s)
+        self.min_refresh_s = min(float(min_refresh_s), self.refresh_s)
         self.on_forget = on_forget
         self.wallets: dict[str, _Wallet] = {}
+        self._heap: list[tuple[float, float, str, int]] = []
+        self._later: list[tuple[float, str, int]] = []  # (due at, address, version)
         self.stats = {"seen": 0, "forgotten": 0, "bad_address": 0}
+
+    def _due_at(self, w: _Wallet) -> float:
+        if w.last_poll is None:
+            return -math.inf
+        if w.last_trade > w.last_poll:
+            return w.last_poll + self.min_refresh_s
+        return w.last_poll + self.refresh_s
+
+    def _queue(self, w: _Wallet, now: float) -> None:
+        """(Re)file ``w``: in the ranked heap if due at ``now``, else by the time it becomes due."""
+        w.version += 1
+        at = self._due_at(w)
+        if at > now:
+            heapq.heappush(self._later, (at, w.address, w.version))
+        else:
+            heapq.heappush(self._heap, (-w.notional, -w.last_trade, w.address, w.version))
+        if len(self._heap) + len(self._later) > 4 * len(self.wallets) + 64:  # mostly stale entries: rebuild
+            self._heap = [(-x.notional, -x.last_trade, x.address, x.version) for x in self.wallets.values()]
+            heapq.heapify(self._heap)  # every wallet once; those not due are refiled by ``next``
+            self._later = []
 
     def on_users(self, coin: str, users, usd: float, ts: float) -> None:
         """The venue parser's hook: one trade's two wallets and its USD value."""
@@ -143,32 +177,43 @@ class WalletRanker:
                 self.stats["seen"] += 1
             if not w.polled_notional:
                 w.notional += float(usd) if usd == usd and usd > 0 else 0.0
+            newer = float(ts) > w.last_trade
             w.last_trade = max(w.last_trade, float(ts))
-        if len(self.wallets) > self.max_wallets:
+            if w.last_poll is None or newer:
+                self._queue(w, w.last_trade)
+        if len(self.wallets) > self.max_wallets + self.slack:
             self._evict(len(self.wallets) - self.max_wallets)
 
     def _evict(self, n: int) -> None:
         """Forget the ``n`` lowest ranked wallets (smallest notional, oldest trade)."""
-        worst = sorted(self.wallets.values(), key=lambda w: (w.notional, w.last_trade))[:n]
-        for w in worst:
+        for w in heapq.nsmallest(n, self.wallets.values(), key=lambda w: (w.notional, w.last_trade)):
             del self.wallets[w.address]
             self.stats["forgotten"] += 1
             if self.on_forget is not None:
                 self.on_forget(w.address)
 
     def due(self, w: _Wallet, now: float) -> bool:
-        return w.last_poll is None or w.last_trade > w.last_poll or now - w.last_poll >= self.refresh_s
+        return self._due_at(w) <= now
 
     def next(self, now: float) -> str | None:
         """The due wallet to poll next: largest notional first, newest trade next; None if none is due."""
-        best, key = None, None
-        for w in self.wallets.values():
-            if not self.due(w, now):
+        while self._later and self._later[0][0] <= now:
+            _, addr, version = heapq.heappop(self._later)
+            w = self.wallets.get(addr)
+            if w is not None and w.version == version:
+                w.version += 1
+                heapq.heappush(self._heap, (-w.notional, -w.last_trade, addr, w.version))
+        while self._heap:
+            _, _, addr, version = self._heap[0]
+            w = self.wallets.get(addr)
+            if w is not None and w.version == version:
+                if self.due(w, now):
+                    return addr
+                heapq.heappop(self._heap)
+                self._queue(w, now)  # not yet (polled a moment ago): back at its due time
                 continue
-            k = (w.notional, w.last_trade)
-            if key is None or k > key:
-                best, key = w, k
-        return None if best is None else best.address
+            heapq.heappop(self._heap)  # stale: the wallet moved, was polled or forgotten
+        return None
 
     def polled(self, address: str, now: float, positions: Iterable[ExactPosition] | None) -> None:
         """An answer came (``positions`` None: no usable answer; the wallet waits for its refresh)."""
@@ -179,6 +224,14 @@ class WalletRanker:
         if positions is not None:
             w.notional = sum(abs(p.size) * p.entry for p in positions)
             w.polled_notional = True
+        self._queue(w, now)
+
+    def requeue(self, address: str) -> None:
+        """Ask again soon (a 429 or a network error: the wallet is still due)."""
+        w = self.wallets.get(address)
+        if w is not None:
+            w.version += 1
+            heapq.heappush(self._heap, (-w.notional, -w.last_trade, address, w.version))
 
 
 # ---------------------------------------------------------------------------------------------- budget
@@ -316,7 +369,8 @@ class PositionPoller:
 
     def __init__(self, book: PositionBook, transport: Transport, assets, *, budget_share: float = 0.5,
                  limit_per_minute: float = LIMIT_PER_MINUTE, weight: float = CLEARINGHOUSE_WEIGHT,
-                 max_wallets: int = 2000, refresh_s: float = 120.0, backoff_s: float = 2.0,
+                 max_wallets: int = 2000, refresh_s: float = 120.0, min_refresh_s: float = 15.0,
+                 backoff_s: float = 2.0,
                  backoff_max_s: float = 120.0, idle_s: float = 0.5,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -333,7 +387,8 @@ class PositionPoller:
         self.idle_s = float(idle_s)
         self.price_range = price_range
         self.on_liquidations = on_liquidations
-        self.ranker = WalletRanker(max_wallets, refresh_s, on_forget=lambda w: book.forget(w, self.clock()))
+        self.ranker = WalletRanker(max_wallets, refresh_s, on_forget=lambda w: book.forget(w, self.clock()),
+                                   min_refresh_s=min_refresh_s)
         self.stats = PollerStats()
         self._backoff = 0.0
         self._logged_malformed = 0
@@ -358,14 +413,15 @@ class PositionPoller:
         except Exception as e:  # network trouble: counted, the wallet waits for its refresh  # noqa: BLE001
             self.stats.errors += 1
             self.stats.last_error = f"{type(e).__name__}: {e}"
-            self.ranker.polled(wallet, now, None)
+            self.ranker.requeue(wallet)  # still due once the pause is over
             self._pause(now, None)
             return True
         t = self.clock()
         if status == 429:
             self.stats.rate_limited += 1
             self._pause(t, headers.get("Retry-After") if headers else None)
-            return True  # the wallet stays due: it is asked again after the pause
+            self.ranker.requeue(wallet)  # the wallet stays due: it is asked again after the pause
+            return True
         if status != 200:
             self.stats.errors += 1
             self.stats.last_error = f"HTTP {status}"
@@ -429,3 +485,103 @@ class PositionPoller:
         if s.errors:
             part += f", {s.errors} errors"
         return part
+
+
+# ---------------------------------------------------------------------------------------------- runtime
+class HLPositions:
+    """The Positions layer's moving parts in one runtime: the book, the price tape, the poller; the poller's
+    transport comes from the source (live: Hyperliquid's ``/info``; the demo: its simulated clearinghouse)."""
+
+    def __init__(self, rt, transport: Transport, cfg: dict) -> None:
+        from liqmap.core.events import VENUE_ID
+
+        p = cfg["positions"]
+        self.rt = rt
+        self.book = PositionBook(tolerance_pct=float(p["liquidation_tolerance_pct"]))
+        self.venue_id = VENUE_ID.get(VENUE)
+        self.tape = PriceTape(self.venue_id)
+        self.poller = PositionPoller(
+            self.book, transport, set(rt.assets), budget_share=float(p["budget_share"]),
+            max_wallets=int(p["max_wallets"]), refresh_s=float(p["refresh_seconds"]),
+            min_refresh_s=float(p["min_refresh_seconds"]),
+            backoff_s=float(p["backoff_seconds"]), backoff_max_s=float(p["backoff_max_seconds"]),
+            clock=rt.clock, price_range=self.tape.range, on_liquidations=self._liquidations)
+        rt.row_taps.append(self.tape.tap)
+        if rt.engine is not None:
+            rt.engine.attach_positions(self.book, VENUE, float(p["accuracy_every_seconds"]))
+        self._module_hook = False
+        self._attach_hook(rt)
+
+    def _attach_hook(self, rt) -> None:
+        """Hand the wallet hook to Hyperliquid's trade parser: the ingest's own feed instance (demo, replay) and,
+        for live collectors' feeds (built elsewhere), the venue module's hook."""
+        from .sources import LiveSource
+
+        try:
+            from .venues import hyperliquid as hl
+        except ImportError:  # no Hyperliquid adapter: no trades, no wallets
+            return
+        parser = rt.ingest.parser(VENUE)
+        feed = getattr(parser, "venue_feed", None)
+        if feed is not None:
+            feed.on_users = self.on_users
+        if isinstance(rt.source, LiveSource):
+            hl.on_users = self.on_users
+            self._module_hook = True
+
+    def detach(self) -> None:
+        if self._module_hook:
+            from .venues import hyperliquid as hl
+
+            if hl.on_users == self.on_users:
+                hl.on_users = None
+            self._module_hook = False
+
+    def on_users(self, coin: str, users, usd: float, ts: float) -> None:
+        """The Hyperliquid trade parser's hook (``coin`` is Hyperliquid's name; the ranking needs only wallets)."""
+        self.poller.on_users(coin, users, usd, ts)
+
+    def _liquidations(self, found: list) -> None:
+        """Detected liquidations into the market through the one ingest path (Raw and Hybrid show them)."""
+        if self.venue_id is None:
+            return
+        by_asset: dict[str, list] = {}
+        for d in found:
+            by_asset.setdefault(d.asset, []).append(d)
+        for asset, ds in by_asset.items():
+            self.rt.ingest.add("liq", asset, self.book.liquidation_rows(ds, self.venue_id), venue=VENUE)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        try:
+            await self.poller.run(stop)
+        finally:
+            self.detach()
+
+
+def transport_for(source, cfg: dict) -> Transport | None:
+    """Where the source's positions come from: the demo's simulated clearinghouse, Hyperliquid's ``/info`` for
+    a live source; None for a replay or the bus (no wallet is polled there)."""
+    from .demo.feed import DemoFeed
+    from .sources import LiveSource
+
+    if isinstance(source, DemoFeed):
+        from .demo.clearinghouse import DemoClearinghouse
+
+        return DemoClearinghouse(source.demo, VENUE)
+    if isinstance(source, LiveSource):
+        p = cfg["positions"]
+        return HttpTransport(str(p["info_url"]), float(p["timeout_seconds"]))
+    return None
+
+
+def make_positions(rt) -> HLPositions | None:
+    """The runtime's Positions layer, or None (disabled, Hyperliquid not among the venues, no engine, or a
+    source without positions)."""
+    cfg = rt.cfg
+    p = cfg.get("positions") or {}
+    if not p.get("enabled", False) or VENUE not in rt.venues or rt.engine is None:
+        return None
+    transport = transport_for(rt.source, cfg)
+    if transport is None:
+        return None
+    return HLPositions(rt, transport, cfg)

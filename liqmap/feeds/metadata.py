@@ -40,6 +40,7 @@ def ccxt_ids() -> dict[str, str]:
     return {v: c.CCXT_ID for v, c in VENUE_CLASSES.items() if c.CCXT_ID}
 TIER_VENUES = ("bybit", "okx")  # public ladders through ccxt
 BITMEX_INSTRUMENTS = "https://www.bitmex.com/api/v1/instrument/active"
+HYPERLIQUID_INFO = "https://api.hyperliquid.xyz/info"  # POST {"type": "meta"} (weight 20 of 1200/min)
 
 
 @dataclass
@@ -183,9 +184,38 @@ def bitmex_markets(rows: list[dict], assets: dict[str, Asset]) -> dict[str, dict
             for r in rows if r.get("symbol") in wanted}
 
 
+def fetch_hyperliquid(assets: dict[str, Asset], url: str = HYPERLIQUID_INFO) -> dict[str, dict]:
+    """Hyperliquid's ``meta`` (universe, size decimals, max leverage, margin tables): no ccxt needed."""
+    req = urllib.request.Request(url, data=b'{"type":"meta"}', headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=15) as resp:  # noqa: S310 (configured https URL)
+        meta = json.loads(resp.read())
+    return hyperliquid_markets(meta, assets)
+
+
+def hyperliquid_markets(meta: dict, assets: dict[str, Asset]) -> dict[str, dict]:
+    """``meta`` → {coin: MarketMeta-dict} for our coins: linear, one coin (or one k-lot) per unit, the tick
+    of ``szDecimals``' price rule left to the defaults, tiers in USD from the coin's margin table."""
+    from .venues.hyperliquid import tables_from_meta
+
+    tables = tables_from_meta(meta)
+    wanted = _wanted("hyperliquid", assets)
+    out: dict[str, dict] = {}
+    for u in meta.get("universe") or ():
+        name = u.get("name")
+        if name not in wanted or u.get("isDelisted") or name not in tables:
+            continue
+        asset, vm = wanted[name]
+        out[name] = asdict(MarketMeta(symbol=name, asset=asset, contract_size=1.0, tick=0.0, inverse=False,
+                                      max_leverage=_num(u.get("maxLeverage")), price_multiplier=vm.price_multiplier,
+                                      tiers=[list(r) for r in tables[name].rows()], tier_unit="usd"))
+    return out
+
+
 def default_fetch(venue: str, assets: dict[str, Asset]) -> dict[str, dict]:
     if venue == "bitmex":
         return fetch_bitmex(assets)
+    if venue == "hyperliquid":
+        return fetch_hyperliquid(assets)
     if venue == "binance":
         return fetch_ccxt("binance", assets, tiers=False)
     return fetch_ccxt(venue, assets)

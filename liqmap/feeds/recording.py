@@ -42,6 +42,7 @@ CRYPTOFEED_IDS: dict[str, str] = {
     "OKX": "okx",
     "BITMEX": "bitmex",
     "DERIBIT": "deribit",
+    "HYPERLIQUID": "hyperliquid",  # liqmap's own cryptofeed Feed (liqmap/feeds/venues/hyperliquid.py)
 }
 VENUE_TO_CRYPTOFEED: dict[str, str] = {v: k for k, v in CRYPTOFEED_IDS.items()}
 # Hosts, for cryptofeed files whose name does not carry the feed id.
@@ -51,6 +52,7 @@ HOST_VENUES: tuple[tuple[str, str], ...] = (
     ("okx.com", "okx"),
     ("bitmex.com", "bitmex"),
     ("deribit.com", "deribit"),
+    ("hyperliquid.xyz", "hyperliquid"),
 )
 
 # cryptofeed raw-data lines (cryptofeed/raw_data_collection.py AsyncFileCallback):
@@ -576,7 +578,7 @@ def cryptofeed_file_set(path: str | os.PathLike) -> list[str]:
     if not m:
         other = _CF_ANY_NAME.search(name)
         if other:
-            raise RecordingError(p, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's five")
+            raise RecordingError(p, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's venues")
         return [p]  # venue from the URLs inside
     prefix, fid = name[: m.start(1)], m.group(1)
     pat = re.compile(re.escape(prefix) + re.escape(fid) + r"\.(?:(?:ws|http)\.\d+\.)?\d+$")
@@ -589,7 +591,7 @@ def _check_cryptofeed_name(path: str) -> None:
     if _cryptofeed_venue(path) is None:
         other = _CF_ANY_NAME.search(os.path.basename(path))
         if other:
-            raise RecordingError(path, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's five")
+            raise RecordingError(path, f"foreign venue: cryptofeed feed {other.group(1)} is not one of liqmap's venues")
 
 
 def _venue_from_url(url: str) -> str | None:
@@ -632,7 +634,7 @@ def _read_cryptofeed_file(path: str, meter: ReadMeter | None = None) -> Iterator
             if venue is None:
                 venue = _venue_from_url(url)
                 if venue is None:
-                    raise RecordingError(path, f"foreign venue: {url} is not one of liqmap's five")
+                    raise RecordingError(path, f"foreign venue: {url} is not one of liqmap's venues")
             if arrow != "->":
                 continue  # connects and our own subscribe messages
             data = line[u.end():]

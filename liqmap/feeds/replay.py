@@ -28,7 +28,7 @@ import numpy as np
 
 from liqmap.core.assets import Asset
 from liqmap.core.book import Book
-from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, VENUES
+from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, REPLAY_ONLY_VENUES, VENUES
 from liqmap.core.market import Market
 
 from .ingest import Ingest
@@ -125,21 +125,28 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
     step = None
     synthetic = None
     reports = None
+    exact = None
     if engine is not None:
         st = engine.state(asset)
         step = st.step
         if st.model is not None:
             idx, lo, sh = st.model.levels()
+            # the forecast weighs each tier over its leverage band (docs/model.md §5), not the drawn thin lines
+            f_lv = st.model.forecast_levels() if hasattr(st.model, "forecast_levels") else (idx, lo, sh)
             synthetic = {
                 "levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
-                "forecast": _forecast_report(st.model, (idx, lo, sh), step, last_price),
+                "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
+                                    for i, a, b in zip(*f_lv)],
+                "forecast": _forecast_report(st.model, f_lv, step, last_price),
             }
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
         reports = st.report_dicts or None
+        # exact positions (Hyperliquid's tracked wallets) and the model's live accuracy against them
+        exact = st.exact.view.to_dict() if st.exact is not None and st.exact.view is not None else None
     if step is None and last_price:
         from liqmap.core.buckets import bucket_step
 
@@ -164,6 +171,7 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
         },
         "synthetic": synthetic,
         "reports": _plain(reports),
+        "exact": _plain(exact),
     }
 
 
@@ -265,6 +273,8 @@ class ReplaySource:
     """
 
     label = "REPLAY"
+    # Venues no longer live (BitMEX, closed 2026-09-23) still replay: the runtime adds them to its market.
+    extra_venues = REPLAY_ONLY_VENUES
 
     def __init__(self, path: str, cfg: dict, market: Market | None = None, speed: float | None = 1.0,
                  on_book: Callable[[str, str, Book], None] | None = None, yield_every: int = 512,

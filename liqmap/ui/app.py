@@ -148,6 +148,7 @@ class LiqmapApp(App):
         self.mode = app_cfg["mode"]
         self.timeframe = app_cfg["timeframe"]
         self.venue_filter: str | None = None
+        self._fit_version = -1  # the snapshot version behind the fitted zoom's last change
         zoom = str(app_cfg.get("zoom", "fit"))
         self.vp = Viewport(hires=bool(app_cfg.get("hires", False)), fit=zoom == "fit",
                            zoom=1 if zoom == "fit" else int(zoom))
@@ -387,9 +388,11 @@ class LiqmapApp(App):
 
     def _fit(self, snap: Snapshot, hm) -> bool:
         """Zoom to fit the window's price path (``fit_zoom``) while following the live edge; True if it
-        changed the zoom. Only a snapshot of the view on screen decides (never a stale one)."""
+        changed the zoom. Only a snapshot newer than the one behind the last change decides: the view of the
+        new zoom may have a snapshot cached from before (a narrower path), and deciding from it flipped the
+        zoom back and forth."""
         vp = self.vp
-        if not vp.fit or vp.center is not None or vp.offset:
+        if not vp.fit or vp.center is not None or vp.offset or snap.version <= self._fit_version:
             return False
         h, w = hm.size.height, hm.size.width
         if h <= 0 or w <= 0:
@@ -398,6 +401,7 @@ class LiqmapApp(App):
         if z == vp.zoom:
             return False
         vp.zoom = z
+        self._fit_version = snap.version
         self._auto_center = fit_centre(snap, h, w, z, 2 if vp.hires else 1)
         self._changed()
         return True
@@ -551,6 +555,10 @@ class LiqmapApp(App):
         verdict = snap.verdict if snap is not None else ""
         if snap is None and self.source is not None and st.state == "running":
             verdict = f"loading {self.asset} {MODE_LABEL.get(self.mode, self.mode)} {self.timeframe}…"
+        elif snap is not None and self.mode == "positions":  # a sample of wallets: always say how big, first
+            exact = (snap.reports or {}).get("exact") or {}
+            verdict = " \u00b7 ".join(x for x in (exact.get("label") or "exact: no Hyperliquid wallets polled",
+                                                  verdict) if x)
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
         if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \

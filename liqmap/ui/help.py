@@ -59,6 +59,10 @@ MAP_LEGEND = (
     ("▐", "live column: a wall resting in the book now"),
     ("█ right edge", "Hybrid forward profile: where liquidations would hit if price got there (red longs "
                      "below, green shorts above)"),
+    ("exact:", "Positions mode (5): EXACT liquidation USD of the Hyperliquid wallets liqmap polls, a sample of the "
+               "largest — the status bar says how many wallets and what share of Hyperliquid's open interest; "
+               "only their liquidations are seen (no venue publishes all of them). The reports' NEXT 1H line "
+               "'model X % vs base Y % of exact $' is the model's live accuracy against them"),
     ("┊", "time cursor (Enter on a sweep or absorption)"),
     ("╌", "the selected event's price level"),
     ("▶", "last price on the price axis"),

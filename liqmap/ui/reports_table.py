@@ -31,7 +31,8 @@ from .status import finite as _num
 
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
             ("convergence", "CONVERGENCE"), ("forecast", "NEXT 1H"))
-VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der"}
+VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der",
+               "hyperliquid": "hyp"}
 KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
 KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
 
@@ -407,7 +408,7 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
     rows: list[Row] = []
     for key, title in SECTIONS:
         recs = reports.get(key) or []
-        info = ""
+        info = extra = ""
         if key == "forecast":
             fc = recs if isinstance(recs, dict) else {}
             recs = fc.get("clusters") or []
@@ -419,11 +420,17 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
             hit = fc.get("hit") if isinstance(fc.get("hit"), dict) else None
             if hit is not None:  # how the past hours' forecasts did against "near price" (core/hitrate.py)
                 title += " · " + hit_text(hit)
+            exact = reports.get("exact") if isinstance(reports.get("exact"), dict) else None
+            if exact is not None:  # the model against Hyperliquid's exact positions (core/engine/exact.py)
+                extra = f" {exact.get('label', '')} · {exact.get('accuracy_text', '')}"
         elif isinstance(recs, dict):
             recs = list(recs.values())
         if key == "walls":
             recs = panel_walls(recs)
         rows.append(Row(f"{title} ({len(recs)})", "header", key))
+        if extra:
+            rows.append(Row(extra if width is None or len(extra) <= width else extra[: max(width - 1, 0)] + "…",
+                            "info", key))
         if info and recs:
             rows.append(Row(info if width is None or len(info) <= width else info[: max(width - 1, 0)] + "…",
                             "info", key))

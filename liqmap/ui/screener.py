@@ -7,6 +7,7 @@ previous sort column, ``r`` reverses, ↑ ↓ move, Enter opens the asset's map,
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from rich.text import Text
@@ -22,13 +23,16 @@ from ..core.buckets import label
 from ..core.screener import SORT_KEYS, ScreenRow, fuzzy, sort_rows
 from .reports_table import usd
 
-COLUMNS = tuple(SORT_KEYS)  # asset, price, 1h, below, above, next 1h, book, sweep, conv
+COLUMNS = tuple(SORT_KEYS)  # asset, price, 1h, below, above, next 1h, book, sweep, conv, hit
+_CELLS: dict[ScreenRow, list] = {}  # a row's cells, reused while the row is unchanged (most rows, most seconds)
 
 
 def _price(p: float | None) -> str:
     if p is None:
         return "-"
-    step = 10 ** (len(str(int(abs(p)))) - 4) if p >= 1000 else p * 1e-4  # about four significant figures
+    if not p > 0:
+        return label(p, 1.0)
+    step = 10.0 ** (math.floor(math.log10(p)) - 3 - (p < 1000))  # 4 significant figures (5 below 1,000)
     return label(p, step)
 
 
@@ -39,6 +43,22 @@ def _magnet(m) -> Text:
 
 
 def cells(r: ScreenRow) -> list:
+    got = _CELLS.get(r)
+    if got is None:
+        if len(_CELLS) > 1024:
+            _CELLS.clear()
+        got = _CELLS[r] = _cells(r)
+    return got
+
+
+def _hit(r: ScreenRow) -> Text | str:
+    """The forecast's hit rate against the distance baseline (``1.6× n=42``): green above 1, red below."""
+    if r.hit is None:
+        return "-"
+    return Text(f"{r.hit:.1f}× n={r.hit_n}", style="green" if r.hit >= 1.0 else "red")
+
+
+def _cells(r: ScreenRow) -> list:
     if r.state != "ok" and r.price is None:
         return [Text(r.asset, style="bold"), Text(r.state, style="yellow")] + [""] * (len(COLUMNS) - 2)
     ch = r.change_1h_pct
@@ -53,6 +73,7 @@ def cells(r: ScreenRow) -> list:
                                          else f"asks {(1 - r.bid_share) * 100:.0f}%"),
         r.sweep or "-",
         _price(r.convergence) if r.convergence is not None else "-",
+        _hit(r),
     ]
 
 

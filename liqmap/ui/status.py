@@ -20,7 +20,7 @@ from ..core.modes import MODE_LABEL
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
 DOT = {"connected": "●", "ok": "●", "live": "●", "lagging": "◑", "stale": "◐", "down": "○", "error": "○",
        "connecting": "◌", "disconnected": "○"}
-VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER"}
+VENUE_SHORT = {"binance": "BIN", "bybit": "BYB", "okx": "OKX", "bitmex": "BMX", "deribit": "DER", "hyperliquid": "HYP"}
 
 
 def finite(v: Any) -> float | None:

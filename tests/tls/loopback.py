@@ -24,6 +24,8 @@ A script key may carry a query filter, ``"/market/stream?aggTrade"``: it then se
 query string contains that text (keys with a filter are tried first, in the order scripted). Paths in
 ``reject`` answer every request, websocket upgrades included, with HTTP 404; a ``reject`` entry may carry
 the same kind of query filter (``"/public/stream?depth@100ms"``) to refuse only those connections.
+A POST to a path answers from ``post(path, body) → (status, text)`` in ``posts`` (Hyperliquid's ``/info``); every
+posted body is kept in ``posted[path]``.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class LoopbackServer:
         self.rest_hits: dict[str, int] = defaultdict(int)
         self.queries: dict[str, list[str]] = defaultdict(list)
         self.reject: set[str] = set()
+        self.posts: dict[str, Callable[[str], tuple[int, str]]] = {}  # path → handler of the POST body
+        self.posted: dict[str, list[str]] = defaultdict(list)
         self._runner: web.AppRunner | None = None
         self._open: set[web.WebSocketResponse] = set()
         self.port = 0
@@ -125,6 +129,7 @@ class LoopbackServer:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._dispatch)
+        app.router.add_route("POST", "/{tail:.*}", self._post)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5, handler_cancellation=True)
         await self._runner.setup()
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -154,6 +159,15 @@ class LoopbackServer:
         if body is None:
             return web.Response(status=404, text="{}")
         return web.Response(text=body, content_type="application/json")
+
+    async def _post(self, request: web.Request):
+        body = await request.text()
+        self.posted[request.path].append(body)
+        handler = self.posts.get(request.path)
+        if handler is None or self._rejected(request.path, request.query_string):
+            return web.Response(status=404, text="{}")
+        status, text = handler(body)
+        return web.Response(status=status, text=text, content_type="application/json")
 
     def _rejected(self, path: str, query: str) -> bool:
         for key in self.reject:

@@ -141,6 +141,10 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
         self._last_saved = -math.inf
         self._saved: dict[tuple, int] = {}  # view key → version last written to disk
+        # Exact positions (``exact.py``): a venue's tracked wallets, attached by the runtime where it polls them.
+        self.positions = None
+        self.exact_venue = "hyperliquid"
+        self.exact_every_s = 300.0
 
     # ------------------------------------------------------------ views
 
@@ -151,6 +155,19 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             return dict(self.health_provider())
         except Exception as e:  # a health probe must never stop the engine
             return {"error": repr(e)}
+
+    def attach_positions(self, book, venue: str = "hyperliquid", every_s: float = 300.0) -> None:
+        """Exact positions of ``venue``'s tracked wallets (``core/positions.PositionBook``): the Positions mode,
+        the verdict's exact magnets and the live accuracy check (every ``every_s``) read it."""
+        self.positions, self.exact_venue, self.exact_every_s = book, venue, float(every_s)
+
+    def _exact(self, st: AssetState, oi: np.ndarray, now: float):
+        from .exact import ExactState, exact_view
+
+        if st.exact is None:
+            st.exact = ExactState(self.exact_every_s)
+        return exact_view(self.positions, self.exact_venue, st.name, st.exact, oi, st.model, st.last_price,
+                          st.step, now)
 
     # ------------------------------------------------------------ history being written
 
@@ -181,6 +198,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         from ..screener import row
 
         now = self.clock() if now is None else now
+        cache = self.__dict__.setdefault("_screener_cache", {})  # rows' parts reused until an asset's next ingest
         out = []
         for a in self.assets:
             st = self._states.get(a)
@@ -195,7 +213,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                     older = [p for m, p in marks if m <= want]
                     ago = older[-1] if older else None
                 state = "history loading" if a in self._held else "ok"
-                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state))
+                out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state, cache))
         return out
 
     def states(self) -> list[AssetState]:
@@ -357,12 +375,18 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             st.model.advance(now)
         books = self.books_provider(st.name) if self.books_provider is not None else None
         synth = st.synth = st.model.levels() if st.model is not None else None
+        exact = self._exact(st, oi, now) if self.positions is not None else None
         if st.reports is not None:
-            rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth)
+            rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth,
+                                    exact=exact.levels if exact is not None else None)
+            if exact is not None:
+                rec = replace(rec, exact=exact.to_dict())
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
                 hit = self._score_forecast(st, liqs, now)
-                rec = replace(rec, forecast=replace(Forecast.compute(synth, st.step, st.last_price, m.sigma_hour,
+                # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
+                fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
+                rec = replace(rec, forecast=replace(Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour,
                                                                       m.horizon_hours, m.tails), hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:

@@ -108,7 +108,9 @@ class BuildMixin:
             try:
                 out = restate(rec, view.venues, now=now, step=st.step, mid=st.last_price,
                               synth=model_levels(st.model, view.venues) if st.model is not None else None,
-                              params=self.core.reports)
+                              params=self.core.reports,
+                              forecast_synth=(st.model.forecast_levels(view.venues)
+                                              if hasattr(st.model, "forecast_levels") else None))
             except Exception as e:  # never lie: no restated read means no verdict, not the all-venue one
                 out = replace(rec, verdict=f"verdict unavailable for {', '.join(view.venues)}: {type(e).__name__}")
                 object.__setattr__(out, "_json", st.report_dicts)
@@ -152,6 +154,10 @@ class BuildMixin:
             # all venues: the levels read at the last ingest (the model has not changed since)
             inp = replace(inp, levels=st.synth if model_venues is None and st.synth is not None
                           else model_levels(st.model, model_venues))
+        if mode.exact and self.positions is not None:
+            view_exact = st.exact.view if st.exact is not None else None
+            inp = replace(inp, exact_segments=self.positions.segments(view.asset),
+                          exact_levels=view_exact.levels if view_exact is not None else None)
         return mode.build(inp), ((inp.lo, inp.sh) if mode.model else None)
 
 

@@ -74,3 +74,4 @@ class AssetState:
     synth: Any = None  # the model's all-venue levels as of the last ingest (the model changes only there)
     hitrate: HitRate = field(default_factory=HitRate)  # the next-hour forecast scored as its hours pass
     price_marks: deque = field(default_factory=lambda: deque(maxlen=90))  # (minute, last price): the 1 h change
+    exact: Any = None  # exact positions (``engine/exact.py``: ExactState) where a position book is attached

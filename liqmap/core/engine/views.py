@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import codec
 from ..events import VENUE_ID
 from ..modes import MODES
+from ..modes import spec as mode_spec
 from ..snapshot import Snapshot
 from ..timeframes import ORDER as TF_ORDER
 from ..timeframes import TIMEFRAMES
@@ -81,8 +82,8 @@ class ViewsMixin:
                     if v.key != scr.key:
                         out[v.key] = v
             for mode in MODES:
-                if mode == scr.mode:
-                    continue
+                if mode == scr.mode or (self.positions is None and mode_spec(mode).exact):
+                    continue  # no exact positions attached: nothing to draw ahead in the Positions mode
                 for tf in TF_ORDER:
                     v = View(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns)
                     out[v.key] = v

@@ -11,6 +11,10 @@ What each mode's grid holds (float32 USD unless said):
 - synthetic: the model's per-column long/short profile, ``values`` = long + short.
 - heatmap: ``long``/``short`` = the synthetic layers smoothed along price (USD), ``values`` = their sum
   normalized per view to 0–1 (log scale, percentile clip).
+- positions: ``long``/``short`` = the exact liquidation USD of the tracked wallets of a venue that publishes
+  positions (Hyperliquid), each level a band from when it was first seen to when it moved or ended;
+  ``profile_long``/``profile_short`` = the exact levels now (the right edge). A sample of the largest wallets,
+  labelled with its coverage wherever it is shown (``core/engine/exact.py``).
 - hybrid: ``real`` = real liquidations of the last ``hybrid_real_hours``, decayed with age (``real_long`` its
   long side, so the map can colour each mark by side); ``long``/``short``
   = real + synthetic per side; ``values`` = long + short; ``profile_long``/``profile_short`` = the model's
@@ -164,6 +168,46 @@ def build_hybrid(asset: str, tf: str, win: Window, liqs: np.ndarray, syn_long, s
                     real=real[LONG_PLANE] + real[SHORT_PLANE], real_long=real[LONG_PLANE],
                     profile=profile_rows(levels, win),
                     venues=venues)
+
+
+def exact_layers(segments: np.ndarray | None, win: Window, now: float) -> tuple[np.ndarray, np.ndarray]:
+    """The exact bands (``core.positions.SEGMENT_DTYPE`` rows: price, side, usd, start, end) as (long, short)
+    layers: each band's USD on its price's row over the columns from its start to its end (open bands: now)."""
+    shape = (win.nrows, win.ncols)
+    lo, sh = np.zeros(shape), np.zeros(shape)
+    if segments is None or not len(segments):
+        return lo, sh
+    with np.errstate(invalid="ignore"):
+        r = np.floor(segments["price"] / win.step + 1e-9) - win.row0
+        end = np.minimum(segments["end"], now)
+        c0 = np.floor(segments["start"] / win.period) - win.col0
+        c1 = np.floor(end / win.period) - win.col0  # the column the band ended in still shows it
+    ok = (r >= 0) & (r < win.nrows) & (c1 >= 0) & (c0 < win.ncols) & (end >= segments["start"]) & \
+        (segments["usd"] > 0) & np.isfinite(segments["usd"])
+    if not ok.any():
+        return lo, sh
+    r, usd, side = r[ok].astype(np.int64), segments["usd"][ok], segments["side"][ok]
+    a = np.clip(c0[ok], 0, win.ncols - 1).astype(np.int64)
+    b = np.clip(c1[ok], 0, win.ncols - 1).astype(np.int64) + 1
+    for layer, m in ((lo, side > 0), (sh, side < 0)):
+        if not m.any():
+            continue
+        diff = np.zeros((win.nrows, win.ncols + 1))  # a band adds at its first column and stops after its last
+        np.add.at(diff, (r[m], a[m]), usd[m])
+        np.add.at(diff, (r[m], b[m]), -usd[m])
+        layer += np.cumsum(diff, axis=1)[:, :win.ncols]
+    np.maximum(lo, 0.0, out=lo)
+    np.maximum(sh, 0.0, out=sh)
+    return lo, sh
+
+
+def build_positions(asset: str, tf: str, win: Window, segments: np.ndarray | None, levels,
+                    trades: np.ndarray | None = None, *, now: float, venues: tuple[str, ...] = ()) -> MapGrid:
+    """Positions: exact liquidation USD of the tracked wallets by price over time, the exact levels now at the
+    right edge."""
+    lo, sh = exact_layers(segments, win, now)
+    return assemble(asset, "positions", tf, win, _trace(trades, win), long=lo, short=sh,
+                    profile=profile_rows(levels, win), venues=venues)
 
 
 def model_layers(model: SyntheticModel | None, tf: str, win: Window,

@@ -102,8 +102,10 @@ class Reports:
         self._verdict_memory = VerdictMemory()
 
     def update(self, now: float, books: Mapping[str, Book | None], trades: np.ndarray | None = None,
-               liqs: np.ndarray | None = None, step: float | None = None, synth=None) -> ReportRecords:
-        """Advance every report by one tick; returns the new :class:`ReportRecords`."""
+               liqs: np.ndarray | None = None, step: float | None = None, synth=None,
+               exact=None) -> ReportRecords:
+        """Advance every report by one tick; returns the new :class:`ReportRecords`. ``exact``: the exact
+        positions' levels ``(bucket, long_usd, short_usd)`` where a venue publishes them (the verdict's magnets)."""
         step = float(step or self.step or 0.0)
         if not step > 0:
             raise ValueError("reports need the asset's bucket step")
@@ -136,7 +138,8 @@ class Reports:
             sweeps=tuple(self.sweeps.clusters(step)),
             absorptions=tuple(abs_list),
             convergence=tuple(conv),
-            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg, self._verdict_memory, now),
+            verdict=verdict(mid, step, wall_list, asym, conv, synth, self.cfg, self._verdict_memory, now,
+                            exact=exact),
             mid=mid,
             step=step,
             ts=now,

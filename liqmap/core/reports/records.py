@@ -73,6 +73,9 @@ class ReportRecords:
     verdict: str = ""
     forecast: Forecast | None = None
     venues: tuple[str, ...] | None = None
+    # exact positions where a venue publishes them (``core/engine/exact.ExactView.to_dict``): coverage label,
+    # at-risk totals, the live accuracy of the model against them
+    exact: dict | None = None
     mid: float | None = None
     step: float | None = None
     ts: float = 0.0
@@ -95,6 +98,8 @@ class ReportRecords:
             d["forecast"] = self.forecast.to_dict() if self.forecast is not None else None
         if self.venues is not None:
             d["venues"] = list(self.venues)
+        if self.exact is not None:
+            d["exact"] = self.exact
         object.__setattr__(self, "_json", d)
         return d
 
@@ -112,16 +117,18 @@ class ReportRecords:
             verdict=d.get("verdict", ""),
             forecast=Forecast.from_dict(fc) if fc else None,
             venues=tuple(venues) if venues is not None else None,
+            exact=dict(d["exact"]) if isinstance(d.get("exact"), Mapping) else None,
         )
 
 
 def restate(records: ReportRecords, venues: Iterable[str], *, now: float, step: float, mid: float | None = None,
-            synth=None, params=None) -> ReportRecords:
+            synth=None, params=None, forecast_synth=None) -> ReportRecords:
     """``records`` (over every venue) as seen from ``venues`` only (``venue_view.for_venues``: the same
     arithmetic, no detector re-run); ``synth`` is the model's levels for those venues."""
     from .venue_view import for_venues
 
-    out = for_venues(records.to_dict(), venues, now=now, step=step, mid=mid, synth=synth, cfg=params)
+    out = for_venues(records.to_dict(), venues, now=now, step=step, mid=mid, synth=synth, cfg=params,
+                     forecast_synth=forecast_synth)
     rec = replace(ReportRecords.from_dict(out), mid=records.mid, step=records.step, ts=records.ts)
     object.__setattr__(rec, "_json", out)  # its JSON form is the restated dict itself
     return rec

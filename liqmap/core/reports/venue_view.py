@@ -37,8 +37,12 @@ from ._common import params
 
 
 def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float, step: float,
-               mid: float | None = None, synth=None, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
+               mid: float | None = None, synth=None, cfg: Mapping[str, Any] | None = None,
+               forecast_synth=None) -> dict[str, Any]:
     """``reports`` (a ``Reports.result()`` dict over all venues) as seen from ``venues`` only.
+
+    ``forecast_synth``: the levels the forecast weighs for those venues (``SyntheticModel.forecast_levels``:
+    each tier spread over its leverage band); default ``synth``.
 
     ``mid`` is used when the reports carry no book mid (no books yet: the last trade price then). ``now`` is
     the reports' tick time (ages and the convergence window are measured from it).
@@ -79,10 +83,11 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
 
     out_forecast = None
     fc = reports.get("forecast")
-    if fc and synth is not None:
+    fsynth = forecast_synth if forecast_synth is not None else synth
+    if fc and fsynth is not None:
         from ..forecast import summary
 
-        out_forecast = summary(synth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
+        out_forecast = summary(fsynth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
                                str(fc.get("tails", "t3")))
 
     return {

@@ -3,7 +3,8 @@
 ``▼ 65,800 −0.6% liqs $42M · ▲ 67,100 +1.4% wall $18M · book: bids 62% · CONVERGENCE 66,000``
 
 A *magnet* is the bucket within ±``range_pct`` of mid holding the most USD of estimated liquidations (the
-model's long + short) plus active wall USD; one below mid (▼) and one above (▲), each saying which it is (wall, liqs, or both with
+model's long + short) plus active wall USD plus, where a venue publishes positions, the exact liquidation USD of
+its tracked wallets (named ``exact $X``: known, not estimated); one below mid (▼) and one above (▲), each saying which it is (wall, liqs, or both with
 their USD) and held with hysteresis (``VerdictMemory``) so a flickering wall does not make it jump. The book part is the
 distance-weighted bid share from the asymmetry read; the convergence part names the live chip nearest mid.
 """
@@ -33,14 +34,19 @@ class Magnet:
     bucket: int
     wall_usd: float
     liq_usd: float
+    exact_usd: float = 0.0  # exact liquidation USD of tracked wallets (a venue that publishes positions)
 
     @property
     def usd(self) -> float:
-        return self.wall_usd + self.liq_usd
+        return self.wall_usd + self.liq_usd + self.exact_usd
 
     def what(self) -> str:
-        """``wall $9.7M``, ``liqs $50k`` or ``wall $3M + liqs $1.2M``: a trader must know which he is reading."""
-        w, q = self.wall_usd, self.liq_usd
+        """``wall $9.7M``, ``liqs $50k``, ``exact $2.1M`` or ``wall $3M + liqs $1.2M``: a trader must know which he
+        is reading (``exact``: known positions' liquidation prices, not an estimate)."""
+        w, q, e = self.wall_usd, self.liq_usd, self.exact_usd
+        if e > 0:
+            rest = Magnet(self.bucket, w, q) if w + q >= MIXED_SHARE * self.usd else None
+            return f"exact {fmt_usd(e)}" + (f" + {rest.what()}" if rest is not None else "")
         if w >= MIXED_SHARE * self.usd and q >= MIXED_SHARE * self.usd:
             return f"wall {fmt_usd(w)} + liqs {fmt_usd(q)}"
         return f"wall {fmt_usd(w)}" if w >= q else f"liqs {fmt_usd(q)}"
@@ -52,18 +58,21 @@ MIXED_SHARE = 0.15  # both named when each holds at least this share of the magn
 class _Field:
     """Wall and liquidation USD per bucket within ±range of mid; the split between below and above mid."""
 
-    def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float) -> None:
+    def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float, exact=None) -> None:
         self.lo = lo = int(index(mid * (1 - range_pct / 100.0), step))
         hi = int(index(mid * (1 + range_pct / 100.0), step))
         self.wall = np.zeros(hi - lo + 1)
         self.liq = np.zeros(hi - lo + 1)
-        if synth is not None:
-            idx, lng, sht = synth
+        self.exact = np.zeros(hi - lo + 1)
+        for levels, into in ((synth, self.liq), (exact, self.exact)):
+            if levels is None:
+                continue
+            idx, lng, sht = levels
             idx = np.asarray(idx, dtype=np.int64)
             tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
             m = (idx >= lo) & (idx <= hi) & (tot > 0)
             if m.any():  # bincount: np.add.at is ~10x slower, and the screener does this for every asset
-                self.liq += np.bincount(idx[m] - lo, weights=tot[m], minlength=len(self.liq))[:len(self.liq)]
+                into += np.bincount(idx[m] - lo, weights=tot[m], minlength=len(into))[:len(into)]
         for w in walls:
             if w.status == "active" and lo <= w.bucket <= hi:
                 self.wall[w.bucket - lo] += w.usd
@@ -76,11 +85,11 @@ class _Field:
 
     def best(self, up: bool) -> Magnet | None:
         sl = self.side(up)
-        tot = self.wall[sl] + self.liq[sl]
+        tot = self.wall[sl] + self.liq[sl] + self.exact[sl]
         if not len(tot) or not tot.max() > 0:
             return None
         j = int(np.argmax(tot)) + sl.start
-        return Magnet(self.lo + j, float(self.wall[j]), float(self.liq[j]))
+        return Magnet(self.lo + j, float(self.wall[j]), float(self.liq[j]), float(self.exact[j]))
 
     def at(self, bucket: int, up: bool) -> Magnet | None:
         """The magnet at ``bucket`` now, or None when that bucket is no longer on this side within range."""
@@ -88,7 +97,7 @@ class _Field:
         j = bucket - self.lo
         if not sl.start <= j < sl.stop:
             return None
-        return Magnet(bucket, float(self.wall[j]), float(self.liq[j]))
+        return Magnet(bucket, float(self.wall[j]), float(self.liq[j]), float(self.exact[j]))
 
 
 def magnets(mid: float, step: float, walls: Sequence = (), synth=None,
@@ -139,7 +148,7 @@ class VerdictMemory:
 
 def verdict(mid: float | None, step: float, walls: Sequence = (), asym=None, convergence: Sequence = (),
             synth=None, cfg: Mapping[str, Any] | None = None, memory: VerdictMemory | None = None,
-            now: float = 0.0) -> str:
+            now: float = 0.0, exact=None) -> str:
     """``▼ 65,800 −0.6% liqs $42M · ▲ 67,100 +1.4% wall $18M · book: bids 62% · CONVERGENCE 66,000``.
 
     Parts in a fixed order of importance (the status bar drops them from the end when the line is short)."""
@@ -147,7 +156,7 @@ def verdict(mid: float | None, step: float, walls: Sequence = (), asym=None, con
         return ""
     p = params(cfg, "verdict")
     parts: list[str] = []
-    f = _Field(mid, step, walls, synth, float(p["range_pct"]))
+    f = _Field(mid, step, walls, synth, float(p["range_pct"]), exact)
     for arrow, up in (("\u25bc", False), ("\u25b2", True)):
         m = memory.choose(f, up, now) if memory is not None else f.best(up)
         if m is not None:

@@ -7,6 +7,7 @@ path of live data: only the socket differs. Modules:
 - ``contracts.py`` per-venue units, lots, ticks, max leverage, margin brackets, liquidation-price formulas
 - ``books.py``     each venue's L2 ladder around the simulated price (sweeps, churn, walls)
 - ``venues.py``    the frame emitters per venue (sequencing, checksums, publishing limits)
+- ``hyperliquid.py`` Hyperliquid's emitter (in BitMEX's former slot) and ``demo_wallet``, the traders' wallets
 - ``source.py``    ``DemoSource``: stepping, receipt times, paced/unpaced iteration
 - ``truth.py``     open positions' true liquidation prices and the log of every real liquidation
 - ``preroll.py``   the app's pre-roll: history written through the ingest path, the asset on screen first

@@ -25,6 +25,15 @@ from liqmap.core.tiers import TierTable, liq_price_tiered, table_for
 # Share of simulated flow per venue (renormalized over the venues that list an asset).
 VENUE_SHARE = {"binance": 0.38, "bybit": 0.25, "okx": 0.20, "bitmex": 0.07, "deribit": 0.10}
 
+# The simulator's venue slots, in the order its random draws use them (a position's venue is drawn over
+# this order, the receipt-time jitter is drawn per slot): changing the order or the number of slots changes
+# the whole simulated market, which the model's benchmark uses as ground truth.
+DEMO_VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "hyperliquid", "deribit")
+# Hyperliquid took BitMEX's slot when BitMEX closed (2026-09-23) and keeps its simulated economics (share,
+# leverage cap, lot, margin table, listing, units): the market simulated is the one the benchmark scores
+# against; only the frames are Hyperliquid's (demo/hyperliquid.py).
+SLOT_ECONOMICS: dict[str, str] = {"hyperliquid": "bitmex"}
+
 def bankruptcy_price(entry, lev, side, inverse):
     """Price at which the position's margin is exactly gone: what OKX/Bybit/BitMEX report."""
     entry = np.asarray(entry, dtype=float)
@@ -55,6 +64,8 @@ class Contract:
     max_lev: float
     share: float
     table: TierTable
+    asset: str = ""
+    wire_mult: float = 1.0  # the venue's own lot on the wire (Hyperliquid kPEPE = 1000 PEPE)
 
     # --- unit conversions: ``qty`` is in venue contracts, ``price`` in real USD per base unit
     def venue_price(self, price: float) -> float:
@@ -118,11 +129,13 @@ def _max_leverage(venue: str, rank: int) -> float:
 
 def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]:
     """The venues that list ``asset``, with the demo's unit and margin conventions for each."""
-    listed = [v for v in VENUES if v in asset.markets]
-    total = sum(VENUE_SHARE[v] for v in listed)
+    econ = {v: SLOT_ECONOMICS.get(v, v) for v in DEMO_VENUES}
+    listed = [v for v in DEMO_VENUES if v in asset.markets and econ[v] in asset.markets]
+    total = sum(VENUE_SHARE[econ[v]] for v in listed)
     out: dict[str, Contract] = {}
     for v in listed:
-        m = asset.markets[v]
+        e = econ[v]  # the simulated contract's economics (units, lot, leverage, tiers)
+        m = asset.markets[e]
         mult = m.price_multiplier or 1.0
         if m.inverse:
             lot = 1.0  # whole contracts (of contract_size USD each)
@@ -132,15 +145,16 @@ def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]
             lot = 10.0 ** math.floor(math.log10(10.0 / per_contract_usd))
             if lot >= 1:
                 lot = float(round(lot))
-            if v == "bitmex":
+            if e == "bitmex":
                 lot = max(1.0, lot)
         price_tick = float(f"{asset.tick * mult:.12g}")
         if m.inverse:
             price_tick = float(f"{price_tick * 5:.12g}")  # XBTUSD / BTC-PERPETUAL 0.5, ETH inverse 0.05
         out[v] = Contract(
-            venue=v, vid=VENUES.index(v), symbol=m.symbol, inverse=m.inverse,
+            venue=v, vid=VENUES.index(v), symbol=asset.markets[v].symbol, inverse=m.inverse,
             contract_size=m.contract_size, mult=mult, lot=lot, qty_dp=_decimals(lot),
-            price_tick=price_tick, price_dp=_decimals(price_tick), max_lev=_max_leverage(v, rank),
-            share=VENUE_SHARE[v] / total, table=table_for(asset.name, v),
+            price_tick=price_tick, price_dp=_decimals(price_tick), max_lev=_max_leverage(e, rank),
+            share=VENUE_SHARE[e] / total, table=table_for(asset.name, e), asset=asset.name,
+            wire_mult=asset.markets[v].price_multiplier or 1.0,
         )
     return out

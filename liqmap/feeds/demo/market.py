@@ -56,7 +56,11 @@ TRUTH_LIQ_DTYPE = np.dtype([
 # A taker trade as the simulator executed it (aggregated per venue/side/tick for ordinary flow).
 SIM_TRADE_DTYPE = np.dtype([
     ("venue", "u1"), ("side", "i1"), ("price", "f8"), ("qty", "f8"), ("usd", "f8"), ("liq", "i1"),
+    ("id", "i8"),  # the position behind the trade (0: noise flow, or aggregated)
 ])
+# Venues that publish every fill rather than aggregates: their plain trades stay one per position (with its
+# id, for the wallets Hyperliquid's trades name).
+PER_FILL_VENUES = frozenset({"hyperliquid"})
 
 
 def asset_rank(name: str) -> int:
@@ -101,7 +105,8 @@ class AssetSim:
         self.weight = (self.rank + 1.0) ** -cfg["rate_decay"]
         self.contracts: dict[str, Contract] = contracts_for(asset, self.rank, self.weight)
         self.by_vid: dict[int, Contract] = {c.vid: c for c in self.contracts.values()}
-        self.vids = np.array(sorted(self.by_vid), dtype=np.uint8)
+        # in slot order (contracts.DEMO_VENUES), which the venue draws follow: not sorted by id
+        self.vids = np.array(list(self.by_vid), dtype=np.uint8)
         self.shares = np.array([self.by_vid[v].share for v in self.vids])
         n = len(VENUES)
         self._inv = np.zeros(n, bool)
@@ -351,7 +356,7 @@ class AssetSim:
             idx = np.flatnonzero(live["close_at"] <= self.now)
             if len(idx):
                 c = self._kill(idx)
-                trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"]))
+                trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"], ids=c["id"]))
 
         # opens (trend-chasing side choice)
         k = rng.poisson(self.open_rate * dt)
@@ -360,7 +365,7 @@ class AssetSim:
             p_long = 0.5 + cfg["momentum_tilt"] * math.tanh(mom)
             side = np.where(rng.random(k) < p_long, 1, -1).astype(np.int8)
             new = self._draw_positions(k, p0, side, self.now)
-            trades.append(self._trade_rows(new["venue"], new["side"], p0, new["qty"]))
+            trades.append(self._trade_rows(new["venue"], new["side"], p0, new["qty"], ids=new["id"]))
             self._append(new)
 
         # noise flow that does not change open interest
@@ -394,10 +399,10 @@ class AssetSim:
             self.liq_log.append(lq)
         return TickResult(self.now, p1, self._aggregate(tr, p1), lq)
 
-    def _trade_rows(self, vid, side, price, qty, liq: bool = False) -> np.ndarray:
+    def _trade_rows(self, vid, side, price, qty, liq: bool = False, ids=0) -> np.ndarray:
         n = len(qty)
         out = np.zeros(n, SIM_TRADE_DTYPE)
-        out["venue"], out["side"], out["price"], out["qty"] = vid, side, price, qty
+        out["venue"], out["side"], out["price"], out["qty"], out["id"] = vid, side, price, qty, ids
         out["usd"] = self.usd_of(out["venue"], out["qty"], out["price"])
         out["liq"] = 1 if liq else 0
         return out
@@ -411,15 +416,18 @@ class AssetSim:
         plain = tr[tr["liq"] == 0]
         rows = []
         for v in self.vids:
+            if self.by_vid[int(v)].venue in PER_FILL_VENUES:
+                continue
             for s in (1, -1):
                 m = (plain["venue"] == v) & (plain["side"] == s)
                 if m.any():
                     c = self.by_vid[int(v)]
                     q = round(float(plain["qty"][m].sum()), c.qty_dp)
-                    rows.append((v, s, price, q, 0.0, 0))
+                    rows.append((v, s, price, q, 0.0, 0, 0))
         agg = np.array(rows, SIM_TRADE_DTYPE) if rows else np.zeros(0, SIM_TRADE_DTYPE)
         agg["usd"] = self.usd_of(agg["venue"], agg["qty"], agg["price"])
-        return np.concatenate([agg, liq])
+        fills = [plain[plain["venue"] == v] for v in self.vids if self.by_vid[int(v)].venue in PER_FILL_VENUES]
+        return np.concatenate([agg, *fills, liq])
 
     def _liquidate(self, h: np.ndarray) -> np.ndarray:
         out = np.zeros(len(h), TRUTH_LIQ_DTYPE)
@@ -454,12 +462,12 @@ class AssetSim:
             if is_liq.any():
                 hl = h[is_liq]
                 liq_rows.append(self._liquidate(hl))
-                t = self._trade_rows(hl["venue"], -hl["side"], hl["liq"], hl["qty"], liq=True)
+                t = self._trade_rows(hl["venue"], -hl["side"], hl["liq"], hl["qty"], liq=True, ids=hl["id"])
                 trades.append(t)
                 forced += self.cfg["cascade_strength"] * float((t["side"] * t["usd"]).sum())
             if (~is_liq).any():
                 hv = h[~is_liq]
-                t = self._trade_rows(hv["venue"], -hv["side"], at[~is_liq], hv["qty"])
+                t = self._trade_rows(hv["venue"], -hv["side"], at[~is_liq], hv["qty"], ids=hv["id"])
                 trades.append(t)
                 forced += float((t["side"] * t["usd"]).sum())
             p_new = p1 * math.exp(forced / (100.0 * self.depth_usd))

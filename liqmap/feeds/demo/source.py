@@ -26,8 +26,9 @@ from liqmap.core.assets import Asset, universe
 from liqmap.core.events import VENUES
 
 from ..frame import Frame
-from .books import VenueBook, grid_step
-from .market import AssetSim, asset_seed
+from .books import BookWalls, VenueBook, grid_step
+from .contracts import DEMO_VENUES
+from .market import AssetSim, TickResult, asset_seed
 from .venues import make_emitters
 
 MARK_EVERY_MS = 1000
@@ -79,6 +80,8 @@ class DemoSource:
         self._stagger = {name: i for i, name in enumerate(self.names)}
         self.sims: dict[str, AssetSim] = {}  # built so far (all of them unless ``lazy``)
         self.books: dict[tuple[str, str], VenueBook] = {}
+        # Book-only walls and their prints (``books.BookWalls``), per asset; none without books.
+        self.book_walls: dict[str, BookWalls] = {}
         self._live: list[str] = []  # assets ``step`` advances, in universe order
         self.emitters = make_emitters(self.cfg)
         self._live_syms: tuple[int, frozenset[str]] = (-1, frozenset())
@@ -110,6 +113,9 @@ class DemoSource:
             for v, c in sim.contracts.items():
                 rng = np.random.default_rng([self.seed, asset_seed(name), 2, c.vid])
                 self.books[(name, v)] = VenueBook(c, grid, int(d["book_levels"]), sim.level_usd(), rng)
+            if self.emit_books and d.get("book_walls", False):
+                rng = np.random.default_rng([self.seed, asset_seed(name), 5])
+                self.book_walls[name] = BookWalls(sim, grid, d, rng)
         return sim
 
     def pending(self) -> list[str]:
@@ -165,7 +171,9 @@ class DemoSource:
                     add(v, em.liquidations(c, t, vl))
             if book_due:
                 vb = self.books[(name, v)]
-                bids, asks = vb.refresh(res.price, sim.walls, levels=None if fine else self._off_levels)
+                bw = self.book_walls.get(name)
+                walls = sim.walls if bw is None else bw.active()
+                bids, asks = vb.refresh(res.price, walls, levels=None if fine else self._off_levels)
                 add(v, em.book(c, t, bids, asks, vb))
             if mark_due:
                 add(v, em.mark(c, t, res.price))
@@ -177,8 +185,8 @@ class DemoSource:
     def _stamp(self, raw: list, rng) -> list[Frame]:
         # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
         # insert-before-update) exactly as a single connection would deliver them.
-        jit = rng.integers(0, 20, len(VENUES))
-        lat = {v: self.emitters[v].LATENCY_MS + int(jit[i]) for i, v in enumerate(VENUES)}
+        jit = rng.integers(0, 20, len(DEMO_VENUES))
+        lat = {v: self.emitters[v].LATENCY_MS + int(jit[i]) for i, v in enumerate(DEMO_VENUES)}
         out = [Frame((ms + lat[v]) / 1000.0, v, conn, body) for ms, v, conn, body in raw]
         out.sort(key=lambda f: f[0])  # stable: order within a venue is kept
         return out
@@ -209,7 +217,14 @@ class DemoSource:
             dt = (t - int(round(sim.now * 1000))) / 1000.0
             if dt <= 0:
                 continue
+            bw = self.book_walls.get(name)
+            if bw is not None:
+                bw.before_step()
             res = sim.step(dt)
+            if bw is not None:
+                extra = bw.step(res.ts, dt, res.price)
+                if len(extra):  # the books' prints first: the step's last trade stays at its closing price
+                    res = TickResult(res.ts, res.price, np.concatenate([extra, res.trades]), res.liqs)
             book_due = self.emit_books and (fine or self._due((name, "book"), t, self._off_book_ms))
             mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
             self._emit_asset(name, sim, t, res, book_due, mark_due, fine, 0, add)

@@ -4,12 +4,13 @@ One emitter per venue turns what the simulator did in a step (trades, liquidatio
 interest, mark price) into exactly the messages that venue would send, on the connection it would send
 them on (the URLs come from ``feeds.endpoints`` so the real adapters recognise them), with the venue's
 units (contracts, USD for inverse, 1000-coin lots), sequencing (Binance U/u/pu and a REST snapshot, Bybit
-u/seq, OKX seqId and CRC32 checksum, BitMEX ids, Deribit change ids) and publishing limits:
+u/seq, OKX seqId and CRC32 checksum, Deribit change ids, Hyperliquid full snapshots) and publishing limits:
 
 - Binance pushes only the latest liquidation per symbol per 1000 ms (the others are never published);
 - Bybit batches ``allLiquidation`` per 500 ms (all of them, in one list);
 - OKX pushes a stale liquidation snapshot right after subscribing (the adapter skips it);
-- BitMEX's liquidation table gets an ``insert`` at the bankruptcy price and a ``delete`` once filled;
+- Hyperliquid (``hyperliquid.py``, in the slot BitMEX held until it closed) has no liquidation channel: its
+  liquidation fills are trades naming the liquidated wallet;
 - Deribit has no liquidation channel: liquidation fills are trades with ``liquidation: "T"``.
 
 Every method returns a list of ``(conn, raw)``; ``source.py`` stamps receipt times.
@@ -68,7 +69,7 @@ class Emitter:
         self._pcache: dict[str, dict[int, str]] = {}
 
     def next_trade_id(self, sym: str) -> int:
-        """Trade ids are unique per venue (Deribit and BitMEX ids are global, not per instrument)."""
+        """Trade ids are unique per venue (Deribit ids are global, not per instrument)."""
         n = self.trade_id.get("", 1_000_000) + 1
         self.trade_id[""] = n
         return n
@@ -378,141 +379,6 @@ class Okx(Emitter):
                                       "prevSeqId": -1 if first else prev, "seqId": seq}]}))]
 
 
-# ---------------------------------------------------------------------------------------------- BitMEX
-def _iso(ts_ms: int) -> str:
-    import datetime as _dt
-
-    d = _dt.datetime.fromtimestamp(ts_ms / 1000.0, tz=_dt.timezone.utc)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
-
-
-class Bitmex(Emitter):
-    venue = "bitmex"
-    LATENCY_MS = 120
-
-    def __init__(self, cfg=None) -> None:
-        super().__init__(cfg)
-        self.ws = self.ep["bitmex_ws"]
-        self.live_liqs: list[tuple[str, str]] = []  # (orderID, symbol) to delete on the next flush
-        self.inst_seen: set[str] = set()
-        self.n_orders = 0
-        self.sym_idx: dict[str, int] = {}
-
-    def _num(self, c, qty):
-        return int(round(qty)) if c.qty_dp == 0 else round(float(qty), c.qty_dp)
-
-    def _px(self, c, price):
-        return float(c.fmt_price(price))
-
-    def trades(self, c, ts, rows) -> Frames:
-        if not len(rows):
-            return []
-        data = []
-        for r in rows:
-            n = self.next_trade_id(c.symbol)
-            px = self._px(c, r["price"])
-            size = self._num(c, r["qty"])
-            base = float(c.base_qty(r["qty"], r["price"]))
-            data.append({"timestamp": _iso(ts), "symbol": c.symbol, "side": "Buy" if r["side"] > 0 else "Sell",
-                         "size": size, "price": px, "tickDirection": "PlusTick" if r["side"] > 0 else "MinusTick",
-                         "trdMatchID": _uuid(n, 4), "grossValue": int(round(base * 1e8)),
-                         "homeNotional": round(base, 8), "foreignNotional": round(float(c.usd(r["qty"], px)), 4)})
-        return [(self.ws, _dumps({"table": self.ch["bitmex_trades"], "action": "insert", "data": data}))]
-
-    def liquidations(self, c, ts, rows) -> Frames:
-        if not len(rows):
-            return []
-        data = []
-        for r in rows:
-            self.n_orders += 1
-            oid = _uuid(self.n_orders, 5)
-            # the liquidation engine's order: bankruptcy price, full size; Sell closes a long
-            leaves = self._num(c, r["qty"])
-            data.append({"orderID": oid, "symbol": c.symbol, "side": "Sell" if r["side"] > 0 else "Buy",
-                         "price": self._px(c, r["bk"]), "leavesQty": leaves})
-            # big orders fill in two steps (an update shrinking leavesQty, then the delete)
-            big = float(c.usd(r["qty"], r["price"])) >= 50_000 and float(r["qty"]) >= 2 * c.lot
-            self.live_liqs.append([oid, c.symbol, leaves, c, 1 if big else 0])
-        return [(self.ws, _dumps({"table": self.ch["bitmex_liquidations"], "action": "insert", "data": data}))]
-
-    def flush(self, ts, symbols=None) -> Frames:
-        if not self.live_liqs:
-            return []
-        upd, dele, keep = [], [], []
-        for o in self.live_liqs:
-            oid, sym, leaves, c, partial = o
-            if symbols is not None and sym not in symbols:
-                keep.append(o)
-            elif partial:
-                half = round(leaves / 2 / c.lot) * c.lot
-                o[2], o[4] = self._num(c, half), 0
-                upd.append({"orderID": oid, "symbol": sym, "leavesQty": o[2]})
-                keep.append(o)
-            else:
-                dele.append({"orderID": oid, "symbol": sym})
-        self.live_liqs = keep
-        tbl = self.ch["bitmex_liquidations"]
-        out = []
-        if upd:
-            out.append((self.ws, _dumps({"table": tbl, "action": "update", "data": upd})))
-        if dele:
-            out.append((self.ws, _dumps({"table": tbl, "action": "delete", "data": dele})))
-        return out
-
-    def oi(self, c, ts, oi, price) -> Frames:
-        row = {"symbol": c.symbol, "openInterest": self._num(c, oi), "markPrice": self._px(c, price),
-               "lastPrice": self._px(c, price), "timestamp": _iso(ts)}
-        if c.symbol not in self.inst_seen:
-            self.inst_seen.add(c.symbol)
-            row.update({"state": "Open", "typ": "FFWCSX", "isInverse": c.inverse, "lotSize": c.lot,
-                        "tickSize": c.price_tick})
-            return [(self.ws, _dumps({"table": self.ch["bitmex_oi"], "action": "partial",
-                                      "keys": ["symbol"], "filter": {"symbol": c.symbol}, "data": [row]}))]
-        return [(self.ws, _dumps({"table": self.ch["bitmex_oi"], "action": "update", "data": [row]}))]
-
-    def _id(self, c, k, vb) -> int:
-        idx = self.sym_idx.setdefault(c.symbol, len(self.sym_idx))
-        return 100_000_000 * (88 + idx) - int(round(vb.price_of(k) * c.mult / c.price_tick))
-
-    def book(self, c, ts, bids, asks, vb) -> Frames:
-        sym = c.symbol
-        tbl = self.ch["bitmex_book"]
-        if sym not in self.book_keys:
-            live = (set(vb.bids), set(vb.asks))
-            self.book_keys[sym] = live
-            data = [{"symbol": sym, "id": self._id(c, k, vb), "side": "Sell", "size": self._num(c, q),
-                     "price": self._px(c, vb.price_of(k)), "timestamp": _iso(ts)}
-                    for k, q in sorted(vb.asks.items(), reverse=True)]
-            data += [{"symbol": sym, "id": self._id(c, k, vb), "side": "Buy", "size": self._num(c, q),
-                      "price": self._px(c, vb.price_of(k)), "timestamp": _iso(ts)}
-                     for k, q in sorted(vb.bids.items(), reverse=True)]
-            return [(self.ws, _dumps({"table": tbl, "action": "partial", "keys": ["symbol", "id", "side"],
-                                      "types": {"symbol": "symbol", "id": "long", "side": "symbol",
-                                                "size": "long", "price": "float", "timestamp": "timestamp"},
-                                      "filter": {"symbol": sym}, "data": data}))]
-        live = self.book_keys[sym]
-        ins, upd, dele = [], [], []
-        for i, changes in enumerate((bids, asks)):
-            side = "Buy" if i == 0 else "Sell"
-            for k, q in changes:
-                row = {"symbol": sym, "id": self._id(c, k, vb), "side": side}
-                if q == 0:
-                    if k in live[i]:
-                        live[i].discard(k)
-                        dele.append(row)
-                elif k in live[i]:
-                    upd.append({**row, "size": self._num(c, q), "timestamp": _iso(ts)})
-                else:
-                    live[i].add(k)
-                    ins.append({**row, "size": self._num(c, q), "price": self._px(c, vb.price_of(k)),
-                                "timestamp": _iso(ts)})
-        out = []
-        for action, data in (("delete", dele), ("insert", ins), ("update", upd)):
-            if data:
-                out.append((self.ws, _dumps({"table": tbl, "action": action, "data": data})))
-        return out
-
-
 # ---------------------------------------------------------------------------------------------- Deribit
 class Deribit(Emitter):
     venue = "deribit"
@@ -610,7 +476,10 @@ class Deribit(Emitter):
                                            "bids": sides[0], "asks": sides[1]}))]
 
 
-EMITTERS = {"binance": Binance, "bybit": Bybit, "okx": Okx, "bitmex": Bitmex, "deribit": Deribit}
+from .hyperliquid import Hyperliquid  # noqa: E402 - it builds on Emitter above
+
+# BitMEX closed on 2026-09-23: Hyperliquid has its slot (BitMEX frames now come only from old recordings).
+EMITTERS = {"binance": Binance, "bybit": Bybit, "okx": Okx, "hyperliquid": Hyperliquid, "deribit": Deribit}
 
 
 def make_emitters(cfg: dict | None = None) -> dict[str, Emitter]:

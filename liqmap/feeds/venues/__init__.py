@@ -107,7 +107,10 @@ def make_feed(
         cls = VENUE_CLASSES[venue]
     except KeyError:
         raise ValueError(f"unknown venue {venue!r} (have {', '.join(VENUE_CLASSES)})") from None
-    return cls(assets, sink=sink, book_sink=book_sink, cfg=cfg, endpoints=endpoints, channels=tuple(channels),
+    # A kind the venue has no channel for is dropped (Hyperliquid publishes no liquidations); an unknown
+    # kind still raises in the feed.
+    channels = tuple(k for k in channels if k in cls.SUPPORTED_KINDS or k not in SUPPORTED_KINDS)
+    return cls(assets, sink=sink, book_sink=book_sink, cfg=cfg, endpoints=endpoints, channels=channels,
                book_assets=book_assets, callbacks=callbacks, **feed_kwargs)
 
 
