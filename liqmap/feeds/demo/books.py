@@ -336,5 +336,5 @@ class BookWalls:
                 continue
             q = qty_for(c, part, px)
             usd_q = q * c.contract_size if c.inverse else q * c.contract_size * c.mult * px
-            rows.append((vid, taker, px, q, usd_q, 0))
+            rows.append((vid, taker, px, q, usd_q, 0, 0))  # not a liquidation; no position behind it
 
