@@ -166,7 +166,7 @@ def _record_stages(ingest, market, record: dict) -> None:
     from types import SimpleNamespace
 
     decoded = record.setdefault("decoded", [])
-    real = binance_module.orjson
+    real = getattr(binance_module, "orjson", orjson)  # (older parsers decoded in base.json_object)
 
     def rec_loads(body):
         decoded.append(body)
