@@ -20,6 +20,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from .reports._common import fmt_usd as _usd  # the verdict's and status line's way of writing USD
+
 KINDS = ("near_cluster", "wall_gone", "asymmetry", "sweep", "absorption", "convergence", "liq_burst",
          "venue_down")
 SEVERITIES = ("info", "warning", "critical")
@@ -134,14 +136,6 @@ def parse_rules(raw: Any, known_assets: Iterable[str] | None = None) -> tuple[Al
             params[key] = v
         out.append(AlertRule(name, kind, scope, cooldown, severity, params))
     return tuple(out)
-
-
-def _usd(x: float) -> str:
-    a = abs(x)
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"${x / div:.1f}{unit}"
-    return f"${x:.0f}"
 
 
 class AlertEvaluator:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 from .buckets import price_of
+from .reports._common import fmt_usd as _usd  # the verdict's and status line's way of writing USD
 from .reports.verdict import _Field
 
 MAGNET_RANGE_PCT = 3.0
@@ -106,14 +107,6 @@ def _parts(records: Any, synth: Any, price: float, step: float) -> tuple:
     ratio = float(ratio) if isinstance(ratio, (int, float)) and math.isfinite(ratio) and n > 0 else None
     return (_magnet(f, False, step, price), _magnet(f, True, step, price), next_usd,
             float(asym.bid_share) if asym is not None else None, chip, ratio, n, newest)
-
-
-def _usd(x: float) -> str:
-    a = abs(x)
-    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            return f"${x / div:.1f}{unit}"
-    return f"${x:.0f}"
 
 
 # Sort keys: a column name → the value to sort by (None last, whichever way).

@@ -16,6 +16,7 @@ from textual.strip import Strip
 
 from ..core.buckets import label, nice_step
 from .lines import CachedLines
+from .reports_table import usd  # the reports panel's compact USD, so axis and panel agree
 from .viewport import Frame
 
 ROWS_PER_LABEL = 4
@@ -44,7 +45,7 @@ def magnet_marks(frame: Frame, clusters: list[dict]) -> dict[int, tuple[str, str
         try:
             lo, hi = float(c["price_lo"]), float(c["price_hi"])
             side = "short" if str(c.get("side")) == "short" else "long"
-            usd = float(c.get("expected_usd") or c.get("at_risk_usd") or 0.0)
+            exp_usd = float(c.get("expected_usd") or c.get("at_risk_usd") or 0.0)
             mid = float(c.get("price") or (lo + hi) / 2)
         except (KeyError, TypeError, ValueError):
             continue
@@ -57,20 +58,8 @@ def magnet_marks(frame: Frame, clusters: list[dict]) -> dict[int, tuple[str, str
             if y not in marks:
                 marks[y] = (side, "")
         if y_mid is not None and y_mid in marks:
-            marks[y_mid] = (side, "≈" + usd_text(usd))
+            marks[y_mid] = (side, "≈" + usd(exp_usd))
     return marks
-
-
-def usd_text(v: float) -> str:
-    """$1.2M, $340k, $900 — the reports panel's way of writing USD, short enough for the axis."""
-    a = abs(v)
-    if a >= 1e9:
-        return f"${v / 1e9:.1f}B"
-    if a >= 1e6:
-        return f"${v / 1e6:.1f}M"
-    if a >= 1e3:
-        return f"${v / 1e3:.0f}k"
-    return f"${v:.0f}"
 
 
 class PriceAxis(CachedLines):
