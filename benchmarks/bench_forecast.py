@@ -96,19 +96,11 @@ MODEL_PARAMS = json.loads(os.environ.get("LIQMAP_BENCH_FORECAST_MODEL") or "{}")
 
 def _top_buckets(price: float, step: float, scores: dict[int, float] | None,
                  range_pct: float = RANGE_PCT) -> tuple[np.ndarray, np.ndarray]:
-    """(all buckets in range, the top 10 % of them) ranked by score, ties and zeros by distance."""
-    lo = int(buckets.index(price * (1 - range_pct / 100), step))
-    hi = int(buckets.index(price * (1 + range_pct / 100), step))
-    idx = np.arange(lo, hi + 1)
-    centre = (idx + 0.5) * step
-    dist = np.abs(centre - price)
-    n_top = max(1, int(math.ceil(TOP_SHARE * len(idx))))
-    if scores is None:
-        order = np.argsort(dist, kind="stable")
-    else:
-        s = np.array([scores.get(int(b), 0.0) for b in idx])
-        order = np.lexsort((dist, -s))  # by score descending, then nearest first
-    return idx, idx[order[:n_top]]
+    """(all buckets in range, the top 10 % of them) ranked by score, ties and zeros by distance: the engine's
+    own hit-rate ranking (``core.hitrate.top_buckets``), so the benchmark scores what the product shows."""
+    from liqmap.core.hitrate import top_buckets
+
+    return top_buckets(price, step, scores, range_pct)
 
 
 def _scores(b: np.ndarray, usd: np.ndarray) -> dict[int, float]:

@@ -25,24 +25,23 @@ async def pump(source: DemoSource, ingest, seconds: float | None = None, stop: a
     otherwise ``seconds`` of simulated time unpaced. ``tap(frame)`` sees every frame. Returns the frames fed."""
     n = 0
     push = ingest.push
-    batches = source.run_batches(seconds) if seconds is not None else source.batches()
-    if seconds is not None:
-        for batch in batches:
-            for f in batch:
-                if tap is not None:
-                    tap(f)
-                await push(f)
-            n += len(batch)
-            ingest.flush()
-            await asyncio.sleep(0)
-        return n
-    async for batch in batches:
+
+    async def feed(batch) -> None:
+        nonlocal n
         for f in batch:
             if tap is not None:
                 tap(f)
             await push(f)
         n += len(batch)
         ingest.flush()
+
+    if seconds is not None:
+        for batch in source.run_batches(seconds):
+            await feed(batch)
+            await asyncio.sleep(0)
+        return n
+    async for batch in source.batches():
+        await feed(batch)
         if stop is not None and stop.is_set():
             break
     return n
