@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-NATS_SERVER = shutil.which("nats-server")
+# Debian installs it in /usr/sbin, which is on root's PATH but not on a normal user's: look there too.
+NATS_SERVER = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin:/usr/local/sbin")
 
 
 def free_port() -> int:
