@@ -95,3 +95,46 @@ async def test_a_filtered_views_snapshot_carries_typed_restated_records_and_read
     typed = filtered.records.forecast.to_dict()
     assert typed.pop("hit") is None  # the hit rate scores the all-venue forecast: not restated for a filter
     assert typed == want["forecast"]
+
+
+async def test_grid_carries_the_next_hour_strip_whose_peaks_are_the_reported_clusters():
+    """The live column's NEXT 1H strip (docs/map.md §3) draws ``grid.forecast``: the expected USD per row is the
+    model's forecast binned onto the view's rows, and each reported cluster holds the strip's brightest rows."""
+    import numpy as np
+
+    from liqmap.ui.live_column import forecast_level_of
+
+    eng, key = await _engine_on_demo(20.0)
+    snap = eng.latest(key)
+    g = snap.grid
+    assert g.forecast is not None and g.forecast.shape == (g.values.shape[0],)
+    model = eng.state("BTC").model
+    b, lo, sh, _ = model.forecast(price=snap.last_price)
+    rows = np.asarray(b) - g.row0
+    inside = (rows >= 0) & (rows < len(g.forecast))
+    want = np.zeros(len(g.forecast))
+    np.add.at(want, rows[inside], (lo + sh)[inside])
+    np.testing.assert_allclose(g.forecast, want, rtol=1e-5, atol=1e-3)
+    levels = forecast_level_of(g.forecast, 10)
+    for c in snap.reports["forecast"]["clusters"]:
+        r0, r1 = int(round(c["price_lo"] / g.step)) - g.row0, int(round(c["price_hi"] / g.step)) - g.row0
+        if 0 <= r0 and r1 <= len(levels):
+            assert levels[r0:r1].max() >= 8, (c, levels[r0:r1])  # the top quarter of a ten-colour ramp
+    # Raw draws no model: no strip
+    raw = eng.set_view("BTC", "raw", "1m", None, 80, None)
+    eng.step(eng.clock())
+    assert eng.latest(raw).grid.forecast is None
+
+
+def test_next_hour_strip_scale_is_relative_to_its_strongest_row():
+    import numpy as np
+
+    from liqmap.ui.live_column import forecast_level_of
+
+    v = np.array([0.0, 1.0, 10.0, 100.0, 1000.0, 500.0, 0.5])
+    lv = forecast_level_of(v, 10)
+    assert lv[4] == 10 and lv[0] == 0  # the strongest row is the top; nothing is empty
+    assert lv[3] == 7 and lv[2] == 4 and lv[1] == 1  # a decade down is 3⅓ levels down
+    assert lv[6] == 0  # more than three decades below the top: not drawn
+    assert lv[5] == 9  # half the top: one level under it
+    assert not forecast_level_of(np.zeros(5), 10).any() and not forecast_level_of(np.array([np.nan]), 10).any()

@@ -1,7 +1,7 @@
 """The picture a trader glances at: what every shipped theme and the help screen must carry for the map.
 
-The colour-scale bounds on the rendered demo (ramp_top_share, contrast, NEXT 1H clusters) are checked by
-``benchmarks/picture_check.py``: they do not hold yet while the synthetic profile is a smooth slope.
+The colour-scale bounds on the rendered demo (ramp_top_share, contrast, NEXT 1H clusters) are held by
+``tests/test_picture_bounds.py`` (rendering in ``benchmarks/picture_check.py``).
 """
 
 from __future__ import annotations

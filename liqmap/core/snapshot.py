@@ -37,6 +37,10 @@ class MapGrid:
     real_long: np.ndarray | None = None  # hybrid: the part of ``real`` that liquidated longs (marks by side)
     profile_long: np.ndarray | None = None  # hybrid forward profile at the right edge, USD per row
     profile_short: np.ndarray | None = None
+    # the next hour's expected liquidation USD per row (long + short): the model's forecast levels × the chance
+    # price reaches each row within the horizon (core/forecast.py) — what the NEXT 1H clusters are grown from,
+    # drawn in the right-edge strip so the clusters the reports name are the brightest cells there
+    forecast: np.ndarray | None = None
     venues: tuple[str, ...] = ()
 
     @property

@@ -26,11 +26,22 @@ TRACE = "━"
 class LiveColumn(CachedLines):
     DEFAULT_CSS = "LiveColumn { width: 2; height: 1fr; }"
 
+    levels: np.ndarray | None = None  # the first cell's ramp level per screen row, as last drawn
+
     def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int], floor: float = 0.0) -> int:
-        """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger)."""
-        lv = level_of(frame.live, scale, palette.n, floor=floor)
-        if frame.sub == 2:
-            lv = np.maximum(lv[0::2], lv[1::2])
+        """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger). The first cell is the NEXT 1H
+        strip where the snapshot carries a forecast (the model's modes): the next hour's expected liquidation
+        USD per row on its own scale (``forecast_level_of``); elsewhere the newest column's heat."""
+        if frame.forecast is not None:
+            fc = frame.forecast
+            if frame.sub == 2:
+                fc = fc[0::2] + fc[1::2]
+            lv = forecast_level_of(fc, palette.n)
+        else:
+            lv = level_of(frame.live, scale, palette.n, floor=floor)
+            if frame.sub == 2:
+                lv = np.maximum(lv[0::2], lv[1::2])
+        self.levels = lv
         trow = frame.live_trace_row // frame.sub if frame.live_trace_row >= 0 else -1
         keys = [(int(lv[y]), y == trow, walls.get(y, 0)) for y in range(frame.height)]
         empty = palette.levels[0]
@@ -48,6 +59,26 @@ class LiveColumn(CachedLines):
             return Strip([cell, w], 2)
 
         return self.set_lines(keys, build)
+
+
+FORECAST_DECADES = 3.0  # the NEXT 1H strip spans 3 decades below its strongest row (as the heatmap mode's scale)
+
+
+def forecast_level_of(values: np.ndarray, n: int, decades: float = FORECAST_DECADES) -> np.ndarray:
+    """Expected USD per row → ramp levels 0..n on a log scale relative to the strongest row in view: that row is
+    the top of the ramp, a row ``decades`` below it level 1, anything weaker (or none) empty. Relative, because
+    the strip answers "which level pulls price next, and how much more than the others", not a fixed USD size
+    (the reports panel and the axis carry the USD)."""
+    v = np.asarray(values, dtype=np.float64)
+    top = float(v.max()) if v.size else 0.0
+    out = np.zeros(v.shape, dtype=np.uint8)
+    if not (top > 0 and np.isfinite(top)):
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x = 1.0 + np.log10(np.where(v > 0, v / top, 0.0)) / decades
+    ok = np.isfinite(x) & (x >= -1e-9)
+    out[ok] = np.clip(np.ceil(x[ok] * n - 1e-9), 1, n).astype(np.uint8)
+    return out
 
 
 class ProfileColumn(CachedLines):

@@ -126,6 +126,7 @@ class Frame:
     live_trace_row: int = -1
     profile_long: np.ndarray | None = field(default=None, repr=False)  # (height*sub,)
     profile_short: np.ndarray | None = field(default=None, repr=False)
+    forecast: np.ndarray | None = field(default=None, repr=False)  # (height*sub,) next-hour expected USD
 
     @property
     def step(self) -> float:
@@ -258,4 +259,6 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
         ps = g.profile_short if g.profile_short is not None else np.zeros(nrows, np.float32)
         frame.profile_long = _rows(np.asarray(pl, np.float32), nrows, bottom_r, total, zoom)
         frame.profile_short = _rows(np.asarray(ps, np.float32), nrows, bottom_r, total, zoom)
+    if g.forecast is not None:
+        frame.forecast = _rows(np.asarray(g.forecast, np.float32), nrows, bottom_r, total, zoom)
     return frame

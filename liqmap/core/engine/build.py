@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import buckets, codec
 from ..events import VENUE_ID
-from ..grids.modes import model_layers, model_levels
+from ..grids.modes import model_forecast, model_layers, model_levels
 from ..grids.window import Window, make_window
 from ..modes import GridInputs
 from ..modes import spec as mode_spec
@@ -158,7 +158,13 @@ class BuildMixin:
             view_exact = st.exact.view if st.exact is not None else None
             inp = replace(inp, exact_segments=self.positions.segments(view.asset),
                           exact_levels=view_exact.levels if view_exact is not None else None)
-        return mode.build(inp), ((inp.lo, inp.sh) if mode.model else None)
+        grid = mode.build(inp)
+        if mode.model and st.model is not None:
+            # the right-edge strip's NEXT 1H: expected USD per row, from the price the reports' clusters use
+            fc = model_forecast(st.model, win, model_venues, price=st.last_price)
+            if fc is not None:
+                grid = replace(grid, forecast=fc)
+        return grid, ((inp.lo, inp.sh) if mode.model else None)
 
 
 def _shift_left(a: np.ndarray, k: int) -> np.ndarray:

@@ -55,6 +55,8 @@ class SyntheticModel(Protocol):
 
     def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
+    # optional: ``forecast(venues=, price=) -> (bucket, expected long USD, expected short USD, reach)``
+
 
 @dataclass(frozen=True)
 class ViewSpec:
@@ -226,6 +228,18 @@ def model_layers(model: SyntheticModel | None, tf: str, win: Window,
 def model_levels(model: SyntheticModel | None, venues: tuple[str, ...] | None = None):
     """The model's current levels ``(bucket_idx, long_usd, short_usd)``, or None without a model."""
     return None if model is None else model.levels(venues)
+
+
+def model_forecast(model, win: Window, venues: tuple[str, ...] | None = None,
+                   price: float | None = None) -> np.ndarray | None:
+    """The next hour's expected liquidation USD per row of ``win`` (long + short, float32), from the model's
+    forecast (``SyntheticModel.forecast``: its forecast levels × the chance of reach from ``price``) — the same
+    numbers the NEXT 1H clusters are grown from. None without a model that forecasts."""
+    if model is None or not hasattr(model, "forecast"):
+        return None
+    b, el, es, _ = model.forecast(venues=venues, price=price)
+    lo, sh = profile_rows((b, el, es), win)
+    return f32(lo + sh)
 
 
 def build_view(market, spec: ViewSpec, now: float, model: SyntheticModel | None = None,
