@@ -32,6 +32,9 @@ VENUE_LABEL: dict[str, str] = {
     "deribit": "Deribit",
     "hyperliquid": "Hyperliquid",
 }
+# Three letters where a venue's name does not fit (the status bar at 80 columns, the reports' venue lists).
+VENUE_SHORT: dict[str, str] = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der",
+                               "hyperliquid": "hyp"}
 
 LONG, SHORT = 1, -1  # liquidation: which position side was liquidated
 BUY, SELL = 1, -1  # trade: taker side

@@ -90,6 +90,9 @@ CONSUMED_DTYPE = np.dtype(
     ]
 )
 CONSUMED_CAPACITY = 100_000
+# How many venues the model can tell apart: a history key's code (flow or prior × venue × side: 4 per venue)
+# must fit its ``_CODE_BITS``, and a consumed level records its venues as the bits of one unsigned field.
+MAX_VENUES = min((1 << _CODE_BITS) // 4, 8 * CONSUMED_DTYPE["venues"].itemsize)
 
 
 def lev_label(lev: float) -> str:

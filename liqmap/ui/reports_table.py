@@ -24,6 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
+from ..core.events import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
 from .lines import CachedLines
 from .live_column import side_sign
@@ -31,8 +32,6 @@ from .status import finite as _num
 
 SECTIONS = (("walls", "WALLS"), ("sweeps", "SWEEPS"), ("absorptions", "ABSORPTIONS"),
             ("convergence", "CONVERGENCE"), ("forecast", "NEXT 1H"))
-VENUE_SHORT = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der",
-               "hyperliquid": "hyp"}
 KIND_SHORT = {"wall": "wall", "sweep": "swp", "absorption": "abs", "synthetic": "syn"}
 KIND_LETTERS = {"wall": "W", "sweep": "Sw", "absorption": "Ab", "synthetic": "Sy"}
 

@@ -35,11 +35,9 @@ def model_venue_limit() -> int:
     """How many venues the synthetic model can tell apart: a level's source code (flow or prior × venue ×
     side) must fit its history keys' code bits, and a consumed level records its venues as bits of one
     unsigned field (``liqmap/core/synthetic.py``; read here, never changed)."""
-    from liqmap.core import synthetic
+    from liqmap.core.synthetic import MAX_VENUES
 
-    by_code = (1 << synthetic._CODE_BITS) // 4  # codes 0 .. 4·NV−1: (source = 2·NV) × (side = 2)
-    by_mask = 8 * synthetic.CONSUMED_DTYPE["venues"].itemsize
-    return min(by_code, by_mask)
+    return MAX_VENUES
 
 
 def check_venues(classes: dict[str, type], limit: int | None = None, ids: dict[str, int] | None = None) -> None:
