@@ -3,14 +3,18 @@ classes' own ``message_handler``), into a ``Market`` and L2 books — only the s
 
 Two uses:
 
-- ``replay_headless(path, cfg)`` processes the whole file as fast as possible and, when the engine is
-  there, steps it in recording time (``Engine.ingest`` every ``replay.tick_seconds`` of receipt time, so the
-  synthetic model and the reports evolve as they would have live), then builds the report of
+- ``replay_headless(path, cfg)`` processes the whole file as fast as possible, then builds the report of
   ``docs/replay-report.md``.
 - ``ReplaySource(path, cfg, market, speed)`` is the app's data source for ``liqmap --replay FILE``: ``run()``
   paces frames by receipt time × ``speed`` into the parsers; ``now()`` is the recording's clock (give it to
   the engine so the map's time axis is the recording's), ``health()`` the per-venue health, ``books(asset)``
   the books per venue.
+
+Both are one path: the ``ReplaySource`` in a ``Runtime``. With an engine there, the source steps it in
+recording time (``Engine.ingest`` of every asset every ``replay.tick_seconds`` of receipt time, before the
+frames after the tick, so the synthetic model and the reports evolve as they would have live), and the
+engine's own loop only builds (``Engine.ingest_by_source``). The reports therefore depend on the file alone,
+not on the speed or the machine: the TUI at the end of a replay shows the headless report's.
 
 A damaged file stops the replay at the damage with everything before it processed; the one-line
 ``RecordingError`` is kept in ``.error`` (and in the report), and the commands exit 2.
@@ -222,12 +226,10 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
     rcfg = copy.copy(cfg)
     rcfg["universe"] = {**cfg["universe"], "assets": names or list(cfg["universe"]["assets"]),
                         "venues": [v for v in cfg["universe"]["venues"] if v in VENUES] or list(VENUES)}
-    source = ReplaySource(path, rcfg, speed=0, tick=float(replay_setting(cfg, "tick_seconds", 1.0)),
-                          progress=progress)
-    rt = Runtime(rcfg, source, engine=rec is not None)
+    source = ReplaySource(path, rcfg, speed=0, progress=progress)
+    rt = Runtime(rcfg, source, engine=rec is not None)  # attached: the source steps the engine (see the top)
     replayer, market, engine = rt.ingest, rt.market, rt.engine
     replayer.keep_liquidations = True  # the report lists them all, ring size aside
-    source.on_tick = lambda now: _ingest(engine, replayer, now)
     await source.run(rt)
     gaps = source.gap_list
     assets_out = {a: _asset_report(a, cfg, market, replayer, engine) for a in sorted(replayer.touched)}
@@ -297,6 +299,7 @@ class ReplaySource:
         self.yield_every = max(1, int(yield_every))
         # Stepped in recording time (the headless report): ``on_tick(t)`` at every ``tick`` of receipt time
         # before the frames after it, once across a quiet gap, and at the end.
+        # Given an engine (``attach``), the step is ``replay.tick_seconds`` and ``on_tick`` ingests it.
         self.tick = tick
         self.on_tick: Callable[[float], None] | None = None
         self.progress = progress  # called with the frame count every 50,000 frames
@@ -321,7 +324,15 @@ class ReplaySource:
         return None
 
     def attach(self, rt) -> None:
+        """The runtime's ingest; with its engine, the engine stepped at this file's ticks (the one path of
+        the headless report and the TUI)."""
         self.replayer = rt.ingest
+        engine = rt.engine
+        if engine is not None:
+            engine.ingest_by_source = True
+            self.tick = self.tick or float(replay_setting(self.cfg, "tick_seconds", 1.0))
+            ingest = rt.ingest
+            self.on_tick = lambda now: _ingest(engine, ingest, now)
 
     def on_view(self, asset: str) -> None:
         return None
@@ -362,16 +373,35 @@ class ReplaySource:
 
     close = stop
 
+    def _due(self, t: float) -> float:
+        """The monotonic time at which receipt time ``t`` plays (paced)."""
+        return self._start_wall + (t - self._start_rec) / self.speed
+
     async def run(self, rt=None, stop: asyncio.Event | None = None) -> None:
-        """Play the file once; returns at its end (or at damage: ``.error`` says why)."""
+        """Play the file once; returns at its end (or at damage: ``.error`` says why).
+
+        Paced (the app), each engine step waits for its own time on the recording's clock and runs off the
+        event loop (the UI keeps painting), and the frames wait for it: the steps see exactly the frames
+        they see unpaced (the headless report)."""
         ingest = self.replayer
         tick, next_tick = self.tick, None
         on_tick = self.on_tick if tick else None
+        finished = False
+        paced = self.speed > 0 and math.isfinite(self.speed)
+
+        async def step(t: float) -> None:
+            if paced:
+                delay = self._due(t) - time.monotonic()
+                if delay > 0.002:
+                    await asyncio.sleep(delay)
+                await asyncio.to_thread(on_tick, t)
+            else:
+                on_tick(t)
+
         try:
             rec = open_recording(self.path)
             self._meter = rec.meter
             self.format = rec.format
-            paced = self.speed > 0 and math.isfinite(self.speed)
             n = 0
             for fr in rec:
                 if self._stop.is_set() or (stop is not None and stop.is_set()):
@@ -387,15 +417,14 @@ class ReplaySource:
                     self.gap_list.append({"from": ingest.now, "to": fr.t, "seconds": gap})
                     self._start_rec += gap  # the clock jumps the quiet stretch
                     if on_tick is not None:  # quiet hours: one step at the gap's start, then on at the next tick
-                        on_tick(next_tick)
+                        await step(next_tick)
                         next_tick = math.floor(fr.t / tick) * tick
                 if on_tick is not None:
                     while fr.t >= next_tick:
-                        on_tick(next_tick)
+                        await step(next_tick)
                         next_tick += tick
                 if paced:
-                    due = self._start_wall + (fr.t - self._start_rec) / self.speed
-                    delay = due - time.monotonic()
+                    delay = self._due(fr.t) - time.monotonic()
                     if delay > 0.002:
                         ingest.flush()
                         await asyncio.sleep(delay)
@@ -409,10 +438,13 @@ class ReplaySource:
                     if on_tick is None:
                         ingest.flush()
                     await asyncio.sleep(0)
+            finished = True
         except RecordingError as e:
             self.error = str(e)
+            finished = True
         finally:
-            if on_tick is not None and self.format is not None:
+            # the last step at the last frame (not when cancelled: a step may still be running in its thread)
+            if on_tick is not None and self.format is not None and finished:
                 on_tick(ingest.now)
             ingest.flush()
             self.done = True

@@ -264,6 +264,9 @@ class LiqmapApp(App):
 
     def _start_source(self) -> None:
         runner = getattr(self.source, "runner", None)
+        venues = getattr(runner, "venues", None)
+        if venues:  # the runtime's own: a replay also reads venues no longer live (BitMEX), and its all-venue
+            self.venue_list = list(venues)  # snapshots name them; with the config's list none ever fitted the view
         if runner is not None and hasattr(runner, "alert_listeners"):
             runner.alert_listeners.append(self._on_alert)
         start = getattr(self.source, "start", None)

@@ -139,6 +139,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
+        # Set by a source that ingests every asset itself at its own clock's ticks (a replay: every
+        # ``replay.tick_seconds`` of recording time, headless and in the TUI alike, so both give the same
+        # reports). The loop then only builds, and builds nothing of an asset before its first ingest (a build
+        # would fix its bucket step at the reference price instead of the first traded one).
+        self.ingest_by_source = False
         self._last_saved = -math.inf
         self._saved: dict[tuple, int] = {}  # view key → version last written to disk
         # Exact positions (``exact.py``): a venue's tracked wallets, attached by the runtime where it polls them.

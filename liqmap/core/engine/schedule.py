@@ -22,12 +22,24 @@ class ScheduleMixin:
         """Ingest the asset on screen (unless held) and build its view at once, off the 1 Hz cadence (the first
         frame, or right after its history arrived). Returns the new snapshot, or None (no view, unchanged)."""
         scr = self._screen
-        if scr is None:
+        if scr is None or not self._buildable(scr.asset):
             return None
         now = self.clock() if now is None else now
-        if scr.asset not in self._held:
+        if self._ingests(scr.asset):
             self.ingest(scr.asset, now)
         return self.build(scr, now, force=True)
+
+    def _ingests(self, asset: str) -> bool:
+        """Whether the engine's own schedule ingests ``asset`` (not while its history is written, nor when
+        the source steps it: ``ingest_by_source``)."""
+        return not self.ingest_by_source and asset not in self._held
+
+    def _buildable(self, asset: str) -> bool:
+        """A source-stepped engine builds an asset only after its first ingest fixed the bucket step."""
+        if not self.ingest_by_source:
+            return True
+        st = self._states.get(asset)
+        return st is not None and st.step is not None
 
     def _due(self, view: View, now: float, on_screen: bool) -> bool:
         b = self._built.get(view.key)
@@ -40,14 +52,15 @@ class ScheduleMixin:
         """Ingest every asset, then build every due view (screen first). Deterministic; returns builds."""
         now = self.clock() if now is None else now
         for a in self.assets:
-            if a not in self._held:
+            if self._ingests(a):
                 self.ingest(a, now)
         built = 0
-        if self._screen is not None and self._due(self._screen, now, True):
-            built += self.build(self._screen, now) is not None
+        scr = self._screen
+        if scr is not None and self._buildable(scr.asset) and self._due(scr, now, True):
+            built += self.build(scr, now) is not None
         if background:
             for v in self.background_views():
-                if v.asset not in self._held and self._due(v, now, False):
+                if v.asset not in self._held and self._buildable(v.asset) and self._due(v, now, False):
                     built += self.build(v, now) is not None
         self._maybe_save(now)
         return built
@@ -106,7 +119,9 @@ class ScheduleMixin:
                 w.cancel()
 
     def _fast_work(self, scr: View, now: float) -> Snapshot | None:
-        if scr.asset not in self._held:
+        if not self._buildable(scr.asset):
+            return None
+        if self._ingests(scr.asset):
             self.ingest(scr.asset, now)
         snap = self.build(scr, now)
         self._maybe_save(now)
@@ -118,11 +133,13 @@ class ScheduleMixin:
         due_by_asset: dict[str, list[View]] = {}
         held = self._held
         for v in self.background_views():
-            if v.asset not in held and (v.key not in self._inflight) and self._due(v, now, False):
+            if (v.asset not in held and (v.key not in self._inflight) and self._buildable(v.asset)
+                    and self._due(v, now, False)):
                 due_by_asset.setdefault(v.asset, []).append(v)
         # Assets with nothing due are still ingested now and then, so their ring cursors keep up.
         for a in self.assets:
-            if a != screen_asset and a not in held and a not in due_by_asset and self._ingest_stale(a, now):
+            if (a != screen_asset and self._ingests(a) and a not in due_by_asset
+                    and self._ingest_stale(a, now)):
                 due_by_asset[a] = []
         capacity = self.max_queue - len(pending)
         overloaded = self.stats["last_fast_ms"] > 1000.0 / self.fast_hz
@@ -149,7 +166,8 @@ class ScheduleMixin:
         return now - (st.last_ingest if st else -math.inf) >= 30.0
 
     def _background_work(self, asset: str, views: list[View], now: float) -> None:
-        self.ingest(asset, now)
+        if not self.ingest_by_source:
+            self.ingest(asset, now)
         for v in views:
             self.build(v, now)
             self.stats["background_done"] += 1
