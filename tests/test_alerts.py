@@ -267,3 +267,26 @@ async def test_on_a_small_screen_only_this_assets_alerts_and_warnings_toast_on_o
         toasts = list(app.screen.query(Toast))
         assert len(toasts) == 1 and "ETH $3.6M of shorts" in screen_text(app)
         assert "ETH · burst" not in screen_text(app)  # no title line
+
+
+async def test_on_a_wide_screen_other_assets_info_toasts_are_held_to_two_and_counted(source_factory):  # noqa: F811
+    """A busy demo minute fired five other-asset toasts at 200×60, stacked over the whole reports panel: at most
+    two of them are on screen at once; the rest go to the log only, and the next toast says how many."""
+    from textual.widgets._toast import Toast
+
+    src = source_factory()
+    src.runner = SimpleNamespace(alert_listeners=[])
+    app = make_app(src)
+    async with app.run_test(size=(200, 60), notifications=True) as pilot:
+        await settle(pilot)
+        (listener,) = src.runner.alert_listeners
+        ts = app._snap.grid.col0 * app._snap.grid.period
+        for i, asset in enumerate(("ETH", "XRP", "SOL", "DOGE", "ADA")):
+            listener(Alert(ts, "big sweep", "sweep", "info", asset, f"{asset} sell sweep $3.0M", f"k{i}", None))
+        await pilot.pause(0.3)
+        assert len(app.alerts) == 5 and len(app.screen.query(Toast)) == 2  # all logged, two toasted
+        assert "ETH sell sweep" in screen_text(app) and "SOL sell sweep" not in screen_text(app)
+        # this asset's alerts and warnings always toast, and say what was held back
+        listener(Alert(ts, "burst", "liq_burst", "warning", "SOL", "SOL $3.6M of longs liquidated in 60s", "k9", None))
+        await pilot.pause(0.3)
+        assert len(app.screen.query(Toast)) == 3 and "+3 more on other assets" in screen_text(app)

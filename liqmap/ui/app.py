@@ -55,6 +55,8 @@ def trace(event: str) -> None:
 
 
 COMPACT_WIDTH = 100
+TOAST_SECONDS = 8  # how long an alert's toast stays (a wide screen)
+OTHER_TOASTS = 2  # at most this many other assets' information toasts on screen at once
 WIDE_WIDTH = 160  # from here the reports panel gets room for every column (venues spelled out, age, density)
 
 
@@ -155,6 +157,8 @@ class LiqmapApp(App):
         self.hz = float(app_cfg["hz"])
         self.source = source
         self.alerts: list = []  # alerts fired this run, oldest first (the log, key a)
+        self._other_toasts: list[float] = []  # when other assets' information toasts were shown (monotonic)
+        self._toasts_held = 0  # other assets' alerts kept to the log since the last toast
         self._source_factory = source_factory
         self._source_error = ""
         self.naive = naive
@@ -714,10 +718,25 @@ class LiqmapApp(App):
                     text = alert.message if alert.message.startswith(alert.asset) else f"{alert.asset} {alert.message}"
                     limit = max(self.size.width - 12, 20)
                     self.notify(text if len(text) <= limit else text[:limit - 1] + "…", severity=sev, timeout=5)
+            elif alert.asset == self.asset or alert.severity in ("warning", "critical") or self._other_toast_ok():
+                more, self._toasts_held = self._toasts_held, 0
+                msg = alert.message + (f"\n(+{more} more on other assets: a for the log)" if more else "")
+                self.notify(msg, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=TOAST_SECONDS)
             else:
-                self.notify(alert.message, title=f"{alert.asset} · {alert.rule}", severity=sev, timeout=8)
+                self._toasts_held += 1  # in the log (``a``); the next toast says how many were held
         if d.get("bell", True) and alert.severity in ("warning", "critical"):
             self.bell()
+
+    def _other_toast_ok(self) -> bool:
+        """Whether another asset's information alert may toast now: at most ``OTHER_TOASTS`` of them on screen
+        at once (a busy demo minute fired five, stacked over the whole reports panel)."""
+        now = time.monotonic()
+        shown = [t for t in self._other_toasts if now - t < TOAST_SECONDS]
+        self._other_toasts = shown
+        if len(shown) >= OTHER_TOASTS:
+            return False
+        shown.append(now)
+        return True
 
     def action_screener(self) -> None:
         engine = getattr(self.source, "engine", None)
