@@ -81,6 +81,27 @@ def test_one_oi_increase_lands_exactly_per_tier():
     assert p["oldest"] == p["newest"] == 30.0
 
 
+def test_a_small_venues_steps_are_applied_not_skipped_under_a_usd_floor_above_its_cap():
+    """On a venue holding $200k of open interest the cap (3 %) is $6k: a $25k floor would skip every step the
+    cap allows. The floor yields to half the cap, so a 2 % step ($4k) is applied; a 1 % step still waits."""
+    from liqmap.core.params import ModelParams
+    from dataclasses import asdict
+
+    d = {**asdict(ModelParams()), "half_life_hours": 0.0}
+    assert d["min_delta_usd"] == 25_000.0 and d["cap_rel"] == 0.03  # the defaults this test is about
+
+    def run(d_oi: float):
+        m = SyntheticModel("PENDLE", 0.002, dict(d))
+        m.update(oi_rows((0.0, 50_000.0, 4.0, BIN)), EMPTY_T, EMPTY_L)
+        m.update(oi_rows((30.0, 50_000.0 + d_oi, 4.0, BIN)), EMPTY_T, EMPTY_L)
+        return m
+
+    m = run(1_000.0)  # +$4k on $204k: at least half the $6.1k cap
+    assert m.stats["skipped"] == 0 and m.stats["intervals"] == 1
+    assert m.total_long() + m.total_short() == pytest.approx(4_000.0, rel=0.05)
+    assert run(500.0).stats["skipped"] == 1  # +$2k: under half the cap, waits for more
+
+
 def test_alpha_zero_splits_evenly_and_small_deltas_wait():
     m = model({"taker_alpha": 0.0})
     opened(m)

@@ -951,10 +951,14 @@ class SyntheticModel:
         d_n = (oi - self._anchor_oi[v]) * vwap
         oi_usd = oi * vwap
         p = self.params
-        if abs(d_n) < max(float(p["min_delta_rel"]) * oi_usd, float(p["min_delta_usd"])) or d_n == 0:
+        cap = float(p["cap_rel"]) * oi_usd
+        # The USD floor never exceeds half the cap: on a venue holding under min_delta_usd / (cap_rel / 2) of OI
+        # ($1.7M at the defaults: small coins, a venue's thin book) a step big enough to pass $25k would be cut
+        # to the cap anyway, so almost every step was skipped and the model never saw the asset's positions.
+        floor = min(float(p["min_delta_usd"]), 0.5 * cap)
+        if abs(d_n) < max(float(p["min_delta_rel"]) * oi_usd, floor) or d_n == 0:
             self.stats["skipped"] += 1
             return
-        cap = float(p["cap_rel"]) * oi_usd
         if abs(d_n) > cap:
             d_n = math.copysign(cap, d_n)
             self.stats["capped"] += 1
