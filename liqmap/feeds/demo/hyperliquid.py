@@ -88,7 +88,9 @@ class Hyperliquid(Emitter):
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
         self.ws = self.ep["hyperliquid_ws"]
-        self.tid = 0
+        # trade ids per coin (Hyperliquid's tid is unique per coin and time): a coin's trades, wallets and hashes
+        # do not depend on which other coins the demo runs
+        self.tids: dict[str, int] = {}
         self.last_book: dict[str, int] = {}
         self._szd: dict[str, int] = {}
 
@@ -107,21 +109,23 @@ class Hyperliquid(Emitter):
             return []
         asset = c.asset
         data = []
+        tid = self.tids.get(c.symbol, 0)
         for r in rows:
-            self.tid += 1
+            tid += 1
             price = float(r["price"])
             szd = self._szd_of(c, price)
             sz = fmt_sz(self._coins(c, r["qty"], price), szd)
             if float(sz) <= 0:
                 continue
             pid = int(r["id"])
-            taker = position_wallet(asset, pid) if pid > 0 else noise_wallet(self.tid)
-            maker = maker_wallet(self.tid)
+            taker = position_wallet(asset, pid) if pid > 0 else noise_wallet(tid)
+            maker = maker_wallet(tid)
             buy = r["side"] > 0
             data.append({"coin": c.symbol, "side": "B" if buy else "A", "px": fmt_px(price * c.wire_mult, szd),
-                         "sz": sz, "time": ts, "hash": "0x" + hashlib.blake2b(f"{c.symbol}:{self.tid}".encode(),
+                         "sz": sz, "time": ts, "hash": "0x" + hashlib.blake2b(f"{c.symbol}:{tid}".encode(),
                                                                               digest_size=32).hexdigest(),
-                         "tid": 10**14 + self.tid, "users": [taker, maker] if buy else [maker, taker]})
+                         "tid": 10**14 + tid, "users": [taker, maker] if buy else [maker, taker]})
+        self.tids[c.symbol] = tid
         if not data:
             return []
         return [(self.ws, orjson.dumps({"channel": "trades", "data": data}).decode())]
