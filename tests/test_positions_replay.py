@@ -17,6 +17,7 @@ from liqmap.feeds.frame import Frame
 from liqmap.feeds.recording import InfoAnswer, RecordingWriter, open_recording, read_frames
 from liqmap.feeds.replay import _plain, replay_headless
 from liqmap.runtime import Runtime
+from tls.loopback import server  # noqa: F401  (the shared loopback TLS fixture)
 
 DATA = Path(__file__).parent / "data" / "hyperliquid"
 ASSETS = ["BTC", "ETH"]
@@ -156,3 +157,36 @@ def test_a_recording_without_answers_replays_with_no_positions_answers(tmp_path)
     assert rep["complete"]
     assert rep["positions"]["answers"] == 0 and rep["positions"]["wallets"] == 0
     assert rep["assets"]["ETH"]["exact"]["coverage"]["wallets"] == 0
+
+
+async def test_live_record_writes_the_answers_of_the_loopback_info_endpoint(server, tmp_path):
+    """``liqmap record`` live: the trades of a loopback Hyperliquid (TLS, 127.0.0.1 only) name two wallets, the
+    poller asks the loopback ``/info`` for them, and each answer lands in the file exactly as served."""
+    import io
+    import time
+
+    from test_hyperliquid_loopback import config as hl_config
+    from test_hyperliquid_loopback import session
+    from tls import loopback
+
+    from liqmap.commands.record import record_live
+
+    good = (DATA / "info_clearinghouse_state.docs.json").read_text()
+    server.script("/ws", session(int(time.time() * 1000)))
+    server.posts["/info"] = lambda body: (200, good)
+    cfg = hl_config()
+    cfg["universe"].update(assets=["BTC", "ETH"], venues=["hyperliquid"])
+    eps = loopback.endpoints(server.base, "hyperliquid")
+    out = tmp_path / "live.gz"
+    err = io.StringIO()
+    assert await record_live(str(out), cfg, duration=3.0, status_every=1.0, endpoints=eps, err=err) == 0, \
+        err.getvalue()
+    answers = [x for x in open_recording(out).read(answers=True) if type(x) is InfoAnswer]
+    users = {"0xb7b6f3cea3f66bf525f5d8f965f6dbf6d9b017b2", "0x5e9ee1089755c3435139848e47e6635505d5a13a"}
+    assert {a.wallet for a in answers} == users
+    assert all(a.url == eps["hyperliquid"]["info"] and a.raw == good and a.status == 200 for a in answers)
+    assert [orjson.loads(b) for b in server.posted["/info"]][:2] == [a.request for a in answers[:2]]
+    assert "positions answers" in err.getvalue()
+    rep = await replay_headless(str(out), cfg)
+    assert rep["positions"]["applied"] == len(answers) and rep["positions"]["malformed"] == 0
+    assert rep["assets"]["ETH"]["exact"]["coverage"]["wallets"] == 2  # the documented ETH position, twice

@@ -72,7 +72,7 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
     rt.stop_event = stop
     _install_stop(stop)
     t0 = time.monotonic()
-    feed, _ = rt.start()
+    feed, tasks = rt.start()  # the collector; the Positions layer's poller where Hyperliquid is recorded
     next_status = t0 + status_every
     try:
         while not stop.is_set() and not feed.done():
@@ -92,7 +92,7 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
                 pass
     finally:
         stop.set()
-        await asyncio.gather(feed, return_exceptions=True)
+        await asyncio.gather(feed, *tasks, return_exceptions=True)
         await rt.stop()
         writer.close()
     health = col.health()
@@ -105,7 +105,8 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
             print(f"liqmap: record: {venue}: {h['state']}, {h['last_error'] or 'no frames'}", file=err)
         print(f"liqmap: record: no frames received; {out} holds only the header", file=err)
         return 1
-    print(f"liqmap: recorded {writer.frames:,} frames ({writer.rest_frames:,} REST) to {out}", file=err)
+    answers = f", {writer.answers:,} positions answers" if writer.answers else ""
+    print(f"liqmap: recorded {writer.frames:,} frames ({writer.rest_frames:,} REST{answers}) to {out}", file=err)
     return 0
 
 

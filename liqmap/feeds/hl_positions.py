@@ -517,7 +517,7 @@ class HLPositions:
         p = cfg["positions"]
         self.rt = rt
         self.replayed = {"answers": 0, "other_requests": 0}
-        self.url = str(p["info_url"])
+        self.url = info_url(rt.source, cfg)
         self.book = PositionBook(tolerance_pct=float(p["liquidation_tolerance_pct"]))
         self.venue_id = VENUE_ID.get(VENUE)
         self.tape = PriceTape(self.venue_id)
@@ -626,8 +626,15 @@ def transport_for(source, cfg: dict) -> Transport | None:
         return DemoClearinghouse(source.demo, VENUE)
     if isinstance(source, LiveSource):
         p = cfg["positions"]
-        return HttpTransport(str(p["info_url"]), float(p["timeout_seconds"]))
+        return HttpTransport(info_url(source, cfg), float(p["timeout_seconds"]))
     return None
+
+
+def info_url(source, cfg: dict) -> str:
+    """Where ``/info`` is: the source's endpoint override for the venue (``liqmap doctor``, loopback tests)
+    before ``positions.info_url``."""
+    own = ((getattr(source, "endpoints", None) or {}).get(VENUE) or {}).get("info")
+    return str(own or cfg["positions"]["info_url"])
 
 
 def make_positions(rt, recorder=None) -> HLPositions | None:

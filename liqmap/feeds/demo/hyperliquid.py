@@ -3,7 +3,9 @@
 The demo's Hyperliquid sits in the simulator slot BitMEX held (``contracts.DEMO_VENUES``) and keeps that
 slot's simulated economics (share of flow, leverage cap, lot, margin table, BitMEX's listing, inverse units
 for BTC/ETH), so the trader population and the price path — the model benchmark's ground truth — are the
-ones the five-venue demo always had. What changes is the wire: this emitter speaks Hyperliquid
+ones the five-venue demo always had. The other assets Hyperliquid lists get it from a shadow simulator beside
+theirs (``market.ShadowSim``: its own traders at the asset's prices, moving no price), so the emitter serves
+all 61. What changes is the wire: this emitter speaks Hyperliquid
 (docs/hyperliquid.md), in coins (k-lots for the k-coins, ``Contract.wire_mult``):
 
 - ``trades``: one trade per simulated fill (Hyperliquid publishes fills, not aggregates), ``px``/``sz``
