@@ -23,6 +23,7 @@ answers reuse it): deterministic 42-character 0x addresses. A simulated position
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from decimal import Decimal
@@ -66,6 +67,7 @@ def sz_decimals(venue_price: float) -> int:
     return int(min(5, max(0, round(math.log10(venue_price)))))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fmt_px(venue_price: float, szd: int) -> str:
     """Hyperliquid's price rule: at most 5 significant figures and at most 6 − szDecimals decimals."""
     if venue_price <= 0:
@@ -103,8 +105,12 @@ class Hyperliquid(Emitter):
         return d
 
     def _coins(self, c: Contract, qty, price: float) -> float:
-        """Simulated contracts → the coin's units on the wire (k-lots for kPEPE)."""
-        return float(c.base_qty(qty, price)) / c.wire_mult
+        """Simulated contracts → the coin's units on the wire (k-lots for kPEPE): ``Contract.base_qty`` in
+        plain floats (the same operations in the same order, so the same digits; numpy's per-scalar cost was
+        most of a 40-level book frame)."""
+        q = float(qty)
+        base = q * c.contract_size / float(price) if c.inverse else q * c.contract_size * c.mult
+        return base / c.wire_mult
 
     def trades(self, c, ts, rows) -> Frames:
         if not len(rows):
