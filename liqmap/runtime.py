@@ -105,12 +105,11 @@ class Runtime:
 
             rules = parse_rules(cfg.get("alerts"), self.assets)
             self.engine.alerts = AlertEvaluator(rules) if rules else None
-        # Hyperliquid's exact positions (feeds/hl_positions.py): None unless it is a venue and the source has them.
-        self.positions = None
-        if self.engine is not None:
-            from .feeds.hl_positions import make_positions
+        # Hyperliquid's exact positions (feeds/hl_positions.py): None unless it is a venue and the source has them;
+        # without the engine only to record the answers (``liqmap record``: the source's recorder).
+        from .feeds.hl_positions import make_positions
 
-            self.positions = make_positions(self)
+        self.positions = make_positions(self, recorder=getattr(source, "recorder", None))
         # Fired alerts: kept for the front end's log, handed to its listeners and to the off-screen delivery.
         self.alert_log: deque = deque(maxlen=500)
         self.alert_listeners: list[Callable[[Any], None]] = []

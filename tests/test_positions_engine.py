@@ -111,3 +111,62 @@ def test_exact_levels_price_traded_through_leave_the_map_until_the_next_poll():
     assert out_b.tolist() == [90, 95, 110]
     assert out_lo.tolist() == [1.0, 2.0, 0.0] and out_sh.tolist() == [0.0, 0.0, 6.0]
     assert standing((b, lo, sh), price=None, step=1.0)[0].tolist() == b.tolist()  # no price yet: as polled
+
+
+def test_positions_body_ends_a_band_where_price_traded_through_it():
+    """A long's band stops at the column where price first traded at or below its liquidation price (a short's
+    at or above), not at its wallet's next poll: before the fix the body drew the long at 99,500 on to the
+    right edge for the eight minutes after price ran through it, though the strip had dropped it."""
+    cfg = copy.deepcopy(DEFAULTS)
+    now = [T0 - 600]
+    m = Market(["BTC"], clock=lambda: now[0])
+    vid = ev.VENUE_ID[VENUE]
+
+    def trades(t0, t1, price):
+        tr = np.zeros(30, ev.TRADE_DTYPE)
+        tr["ts"] = np.linspace(t0, t1, 30)
+        tr["price"] = price
+        tr["qty"], tr["side"], tr["venue"] = 0.1, -1, vid
+        tr["usd"] = tr["price"] * tr["qty"]
+        return tr
+
+    w = ["0x" + f"{i:040x}" for i in range(3)]
+    book = PositionBook()
+    eng = Engine(cfg, m, clock=lambda: now[0])
+    eng.attach_positions(book, VENUE, every_s=300.0)
+    key = eng.set_view("BTC", "positions", "1m", None, 200, None)
+    m.add("trade", "BTC", trades(T0 - 900, T0 - 601, 100_000.0))
+    m.add("oi", "BTC", ev.open_interest([(T0 - 601, 100.0, 1e7, 100_000.0, vid)]))
+    book.apply(w[0], [ExactPosition(w[0], "BTC", 5.0, 100_000.0, 50, True, 99_500.0, 10_000.0, T0 - 600)], T0 - 600)
+    book.apply(w[1], [ExactPosition(w[1], "BTC", 3.0, 100_000.0, 20, True, 96_000.0, 15_000.0, T0 - 600)], T0 - 600)
+    book.apply(w[2], [ExactPosition(w[2], "BTC", -2.0, 100_000.0, 20, True, 104_000.0, 10_000.0, T0 - 600)],
+               T0 - 600)
+    eng.step(now[0])
+    cross_t = T0 - 480 + 5  # price falls through 99,500 five seconds into this minute
+    for t0, price in ((T0 - 599, 100_000.0), (T0 - 540, 99_900.0), (cross_t, 99_400.0), (T0 - 420, 99_450.0),
+                      (T0 - 360, 99_300.0), (T0 - 300, 99_350.0), (T0 - 240, 99_200.0), (T0 - 180, 99_250.0),
+                      (T0 - 120, 99_300.0), (T0 - 60, 99_250.0)):
+        now[0] = t0 + 59 if t0 != cross_t else t0 + 54
+        m.add("trade", "BTC", trades(t0, now[0], price))
+        eng.step(now[0])
+    now[0] = T0
+    eng.step(T0)
+    g = eng.latest(key).grid
+    row = int(np.floor(99_500.0 / g.step + 1e-9)) - g.row0
+    col_seen = int((T0 - 600) // 60) - g.col0
+    col_cross = int(cross_t // 60) - g.col0
+    assert g.long[row, col_seen:col_cross + 1].min() > 0  # drawn from its poll to the minute price crossed it
+    assert g.long[row, col_cross + 1:].max() == 0  # and not after, though its wallet has not been polled since
+    seg = book.segments("BTC")
+    crossed = seg[seg["price"] == 99_500.0]
+    assert len(crossed) == 1 and crossed[0]["end"] == pytest.approx(cross_t)
+    # the others stand: the long further down and the short above run to the right edge
+    for px, layer in ((96_000.0, g.long), (104_000.0, g.short)):
+        r = int(np.floor(px / g.step + 1e-9)) - g.row0
+        assert layer[r, col_seen:].min() > 0
+    assert np.isinf(seg[seg["price"] != 99_500.0]["end"]).all()
+    # the wallet's next poll says it is still there (not liquidated): its band starts again at that poll
+    book.apply(w[0], [ExactPosition(w[0], "BTC", 5.0, 100_000.0, 50, True, 99_500.0, 10_000.0, T0)], T0)
+    seg = book.segments("BTC")
+    again = seg[seg["price"] == 99_500.0]
+    assert sorted(again["start"].tolist()) == [T0 - 600, T0] and np.isinf(again["end"]).sum() == 1

@@ -16,6 +16,7 @@ printed); 2 for a bad output path or when the demo market is not built.
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import sys
 import time
@@ -71,7 +72,7 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
     rt.stop_event = stop
     _install_stop(stop)
     t0 = time.monotonic()
-    feed, _ = rt.start()
+    feed, tasks = rt.start()  # the collector; the Positions layer's poller where Hyperliquid is recorded
     next_status = t0 + status_every
     try:
         while not stop.is_set() and not feed.done():
@@ -91,7 +92,7 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
                 pass
     finally:
         stop.set()
-        await asyncio.gather(feed, return_exceptions=True)
+        await asyncio.gather(feed, *tasks, return_exceptions=True)
         await rt.stop()
         writer.close()
     health = col.health()
@@ -104,7 +105,8 @@ async def record_live(out: str, cfg: dict[str, Any], duration: float | None, sta
             print(f"liqmap: record: {venue}: {h['state']}, {h['last_error'] or 'no frames'}", file=err)
         print(f"liqmap: record: no frames received; {out} holds only the header", file=err)
         return 1
-    print(f"liqmap: recorded {writer.frames:,} frames ({writer.rest_frames:,} REST) to {out}", file=err)
+    answers = f", {writer.answers:,} positions answers" if writer.answers else ""
+    print(f"liqmap: recorded {writer.frames:,} frames ({writer.rest_frames:,} REST{answers}) to {out}", file=err)
     return 0
 
 
@@ -116,48 +118,97 @@ def _status(col, writer, elapsed: float) -> str:
     return f"record {elapsed:,.0f}s · {writer.frames:,} frames · " + " · ".join(parts)
 
 
+async def drive_demo(rt, write, seconds: float | None = None, stop: asyncio.Event | None = None,
+                     tick: float | None = None) -> int:
+    """The demo's frames to ``write(frame)`` and, where the runtime has a Positions layer, its polls of the demo
+    clearinghouse between the simulated steps (their answers reach the recording through the poller's
+    recorder). ``seconds`` of simulated time unpaced, or paced until ``stop``. Returns the frames written.
+
+    Without an engine only Hyperliquid's frames are parsed (their trades name the wallets to poll). With one
+    (tests: the live side of a record/replay comparison) every frame is, and the engine is stepped every
+    ``tick`` of receipt time by headless replay's own rule (``ReplaySource.run``), so a replay of what was
+    written steps it at the same moments with the same rows."""
+    from ..feeds.hl_positions import VENUE
+    from ..feeds.replay import _ingest
+
+    src, ingest, positions, engine = rt.source.demo, rt.ingest, rt.positions, rt.engine
+    next_tick = None
+    n = 0
+
+    async def step(batch) -> None:
+        nonlocal next_tick, n
+        for f in batch:
+            if tick and engine is not None:
+                if next_tick is None:
+                    next_tick = math.floor(f.t / tick) * tick + tick
+                while f.t >= next_tick:
+                    _ingest(engine, ingest, next_tick)
+                    next_tick += tick
+            write(f)
+            if engine is not None or (positions is not None and f.venue == VENUE):
+                await ingest.push(f)
+        n += len(batch)
+        if positions is not None:
+            ingest.flush()  # the poll's price tape sees the step's trades (replay flushes before each answer)
+            while await positions.poller.poll_once():  # until the budget or the due wallets run out
+                pass
+
+    if seconds is not None:
+        for i, batch in enumerate(src.run_batches(seconds)):
+            await step(batch)
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+    else:
+        async for batch in src.batches():
+            if stop is not None and stop.is_set():
+                break
+            await step(batch)
+    if tick and engine is not None and n:
+        _ingest(engine, ingest, ingest.now)  # replay's last step, at the last receipt time
+    return n
+
+
 async def record_demo(out: str, cfg: dict[str, Any], duration: float | None, seed: int | None,
                       speed: float | None, stop: asyncio.Event | None = None, err=None) -> int:
+    """The demo market's frames, and Hyperliquid's ``clearinghouseState`` answers from the demo clearinghouse
+    polled as live (wallets from the trades, the rate budget on the simulated clock), into one recording."""
     err = err or sys.stderr
     try:
-        from ..feeds.demo import DemoSource
+        from ..feeds.demo import DemoFeed
     except ImportError:
         print("liqmap: record: demo market not built yet", file=err)
         return 2
+    from ..feeds.recording import contracts_of
+    from ..runtime import Runtime
+
     assets = list(cfg["universe"]["assets"])
-    src = DemoSource(cfg, assets=assets, seed=seed, speed=speed)
+    feed = DemoFeed(cfg, assets=assets, seed=seed, speed=speed)
+    src = feed.demo
     venues = [v for v in cfg["universe"]["venues"] if v in VENUES]
     keep = set(venues)
-    from ..feeds.recording import contracts_of
-
     writer = _open_writer(out, venues, list(src.assets), cfg, {"source": "demo", "seed": src.seed},
                           contracts_of(src.assets))
-    n = 0
+    feed.recorder = writer
+    rt = Runtime(cfg, feed, engine=False)
+
+    def write(f) -> None:
+        if f.venue in keep:
+            writer.frame(f.t, f.venue, f.conn, f.raw)
+        if duration is None:
+            writer.maybe_flush()
+
     try:
-        if duration is not None:
-            # Simulated seconds as fast as the CPU allows: deterministic for a seed and start.
-            for t, venue, conn, raw in src.run_for(duration):
-                if venue in keep:
-                    writer.frame(t, venue, conn, raw)
-                n += 1
-                if n % 20000 == 0:
-                    await asyncio.sleep(0)
-        else:
+        if duration is None:
             stop = stop or asyncio.Event()
             _install_stop(stop)
-            async for t, venue, conn, raw in src.frames():
-                if stop.is_set():
-                    break
-                if venue in keep:
-                    writer.frame(t, venue, conn, raw)
-                writer.maybe_flush()
+        await drive_demo(rt, write, duration, stop)
     finally:
         writer.close()
     if writer.error:
         print(f"liqmap: record: {writer.error}", file=err)
         return 1
-    print(f"liqmap: recorded {writer.frames:,} demo frames ({writer.rest_frames:,} REST, seed {src.seed}) to {out}",
-          file=err)
+    print(f"liqmap: recorded {writer.frames:,} demo frames ({writer.rest_frames:,} REST, "
+          f"{writer.answers:,} positions answers, seed {src.seed}) to {out}", file=err)
     return 0
 
 

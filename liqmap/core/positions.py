@@ -14,8 +14,9 @@ hand each answer, parsed into :class:`ExactPosition` rows, to :meth:`PositionBoo
   above 100k USDC 20 % at a time) between two polls while price traded to within ``tolerance_pct`` of its last
   liquidation price. The only liquidations the public API shows (no market-wide stream exists, docs/hyperliquid.md §5): a
   tracked wallet's, which is at most the covered share of the venue's liquidations;
-- ``segments(asset)``: each level as a band over time (from when it was first seen to when it ended), so the
-  Positions mode draws exact levels like the other modes draw theirs.
+- ``segments(asset)``: each level as a band over time (from when it was first seen to when it ended: a poll
+  that moved or removed it, or the first trade through its price, ``cross``), so the Positions mode draws exact
+  levels like the other modes draw theirs.
 
 Pure data: no I/O, no clock of its own (every call says its time).
 """
@@ -121,8 +122,8 @@ class PositionBook:
         self._asset_version: dict[str, int] = {}
         self._levels_cache: dict[tuple[str, float], tuple[int, tuple]] = {}
         self._refreshed: dict[str, float] = {}
-        # (wallet, asset) → (first seen, liq_px, side, usd) of the band being drawn; closed bands below
-        self._open: dict[tuple[str, str], tuple[float, float, int, float]] = {}
+        # asset → wallet → (first seen, liq_px, side, usd) of the band being drawn; closed bands below
+        self._open: dict[str, dict[str, tuple[float, float, int, float]]] = {}
         self._max_segments = max(1, int(max_segments))  # ended bands kept per asset (the newest)
         self._closed: dict[str, deque] = {}
         self.detected: deque[DetectedLiquidation] = deque(maxlen=max(1, int(max_detected)))
@@ -201,20 +202,56 @@ class PositionBook:
 
     def _segment(self, wallet: str, asset: str, p: ExactPosition | None, ts: float) -> None:
         """Keep the drawn band of (wallet, asset) in step with its level: a new band when the level moves."""
-        key = (wallet, asset)
-        cur = self._open.get(key)
+        bands = self._open.setdefault(asset, {})
+        cur = bands.get(wallet)
         usd = p.at_risk_usd if p is not None else 0.0
         if cur is not None:
             t0, px, side, cur_usd = cur
             if p is not None and usd > 0 and px == p.liq_px and side == p.side and abs(cur_usd - usd) <= 0.01 * usd:
                 return
-            closed = self._closed.get(asset)
-            if closed is None:
-                closed = self._closed[asset] = deque(maxlen=self._max_segments)
-            closed.append((px, side, cur_usd, t0, ts))
-            del self._open[key]
+            self._end(asset, cur, ts)
+            del bands[wallet]
         if p is not None and usd > 0:
-            self._open[key] = (ts, p.liq_px, p.side, usd)
+            bands[wallet] = (ts, p.liq_px, p.side, usd)
+
+    def _end(self, asset: str, band: tuple[float, float, int, float], ts: float) -> None:
+        t0, px, side, usd = band
+        closed = self._closed.get(asset)
+        if closed is None:
+            closed = self._closed[asset] = deque(maxlen=self._max_segments)
+        closed.append((px, side, usd, t0, ts))
+
+    def cross(self, asset: str, ts: np.ndarray, price: np.ndarray) -> int:
+        """Trades of ``asset`` (times, prices; any order): a band whose liquidation price a trade reached after
+        the band began ends at the first such trade — a long's at a price at or below it, a short's at or
+        above. Its wallet was liquidated or closed there, whenever the budget polls it again; drawn on until
+        then, the band would be a wall that is not there (the right edge's strip drops such levels too,
+        ``engine/exact.standing``). The next poll opens a new band if the position is still there. Returns
+        the number of bands ended."""
+        with self._lock:
+            bands = self._open.get(asset)
+            if not bands or not len(price):
+                return 0
+            ts, price = np.asarray(ts, dtype=float), np.asarray(price, dtype=float)
+            lo, hi = float(np.min(price)), float(np.max(price))
+            ended = []
+            for wallet, band in bands.items():
+                t0, px, side, _ = band
+                if side > 0:
+                    if px < lo:  # no trade reached it: the common case costs one comparison
+                        continue
+                    hit = (price <= px) & (ts >= t0)
+                else:
+                    if px > hi:
+                        continue
+                    hit = (price >= px) & (ts >= t0)
+                if hit.any():
+                    ended.append((wallet, float(ts[hit].min())))
+            for wallet, t in ended:
+                self._end(asset, bands.pop(wallet), t)
+            if ended:
+                self.version += 1
+            return len(ended)
 
     def forget(self, wallet: str, ts: float) -> None:
         """Stop tracking ``wallet`` (the cap on tracked wallets): its levels end now, nothing is detected."""
@@ -292,8 +329,8 @@ class PositionBook:
         with self._lock:
             closed = [self._closed.get(asset, ())] if asset is not None else list(self._closed.values())
             rows = [r for c in closed for r in c]
-            rows += [(px, side, usd, t0, math.inf) for (w, a), (t0, px, side, usd) in self._open.items()
-                     if asset in (None, a)]
+            opened = [self._open.get(asset, {})] if asset is not None else list(self._open.values())
+            rows += [(px, side, usd, t0, math.inf) for bands in opened for (t0, px, side, usd) in bands.values()]
         return np.array(rows, dtype=SEGMENT_DTYPE) if rows else np.zeros(0, SEGMENT_DTYPE)
 
     def liquidation_rows(self, found: Iterable[DetectedLiquidation], venue_id: int) -> np.ndarray:

@@ -374,8 +374,11 @@ class PositionPoller:
                  backoff_max_s: float = 120.0, idle_s: float = 0.5,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 price_range=None, on_liquidations: Callable[[list], None] | None = None) -> None:
+                 price_range=None, on_liquidations: Callable[[list], None] | None = None,
+                 recorder: Callable[[float, dict, float, int, bytes], None] | None = None) -> None:
         self.book = book
+        # ``recorder(t, request, sent, status, body)`` sees every answer as received (``liqmap record``)
+        self.recorder = recorder
         self.transport = transport
         self.assets = assets
         self.weight = float(weight)
@@ -408,8 +411,9 @@ class PositionPoller:
         self.budget.take(self.weight, now)
         self.stats.requests += 1
         self.stats.weight_sent += self.weight
+        payload = {"type": "clearinghouseState", "user": wallet}
         try:
-            status, body, headers = await self.transport.post({"type": "clearinghouseState", "user": wallet})
+            status, body, headers = await self.transport.post(payload)
         except Exception as e:  # network trouble: counted, the wallet waits for its refresh  # noqa: BLE001
             self.stats.errors += 1
             self.stats.last_error = f"{type(e).__name__}: {e}"
@@ -417,27 +421,41 @@ class PositionPoller:
             self._pause(now, None)
             return True
         t = self.clock()
+        if self.recorder is not None:  # ``liqmap record``: the answer as received, before anything reads it
+            self.recorder(t, payload, now, status, body)
+        self.handle(wallet, t, status, body, headers)
+        return True
+
+    def handle(self, wallet: str | None, t: float, status: int, body, headers: dict | None = None) -> None:
+        """One ``clearinghouseState`` answer received at ``t``: the live poll's, or a recording's in replay
+        (``feeds/replay.py``), so both reach the book by the same steps. ``wallet`` None: a recorded answer
+        whose request is unreadable (counted as malformed, dropped)."""
         if status == 429:
             self.stats.rate_limited += 1
             self._pause(t, headers.get("Retry-After") if headers else None)
-            self.ranker.requeue(wallet)  # the wallet stays due: it is asked again after the pause
-            return True
+            if wallet is not None:
+                self.ranker.requeue(wallet)  # the wallet stays due: it is asked again after the pause
+            return
         if status != 200:
             self.stats.errors += 1
             self.stats.last_error = f"HTTP {status}"
-            self.ranker.polled(wallet, t, None)
-            return True
+            if wallet is not None:
+                self.ranker.polled(wallet, t, None)
+            return
         self._backoff = 0.0
         try:
+            if wallet is None:
+                raise MalformedAnswer("no wallet in the recorded request")
             positions = parse_clearinghouse(body, wallet, t, self.assets)
         except MalformedAnswer as e:
             self.stats.malformed += 1
-            self.stats.last_error = f"malformed clearinghouseState for {wallet[:10]}…: {e}"
+            self.stats.last_error = f"malformed clearinghouseState for {(wallet or '?')[:10]}…: {e}"
             if self._logged_malformed < 5:  # one line each, not a flood
                 log.warning("hyperliquid positions: %s (dropped)", self.stats.last_error)
                 self._logged_malformed += 1
-            self.ranker.polled(wallet, t, None)
-            return True
+            if wallet is not None:
+                self.ranker.polled(wallet, t, None)
+            return
         self.stats.answers += 1
         self.ranker.polled(wallet, t, positions)
         found = self.book.apply(wallet, positions, t, self.price_range)
@@ -445,7 +463,6 @@ class PositionPoller:
             self.stats.detected += len(found)
             if self.on_liquidations is not None:
                 self.on_liquidations(found)
-        return True
 
     def _pause(self, now: float, retry_after) -> None:
         self._backoff = min(self.backoff_max_s, max(self.backoff_s, 2 * self._backoff))
@@ -492,11 +509,15 @@ class HLPositions:
     """The Positions layer's moving parts in one runtime: the book, the price tape, the poller; the poller's
     transport comes from the source (live: Hyperliquid's ``/info``; the demo: its simulated clearinghouse)."""
 
-    def __init__(self, rt, transport: Transport, cfg: dict) -> None:
+    def __init__(self, rt, transport: Transport | None, cfg: dict, recorder=None) -> None:
+        """``transport`` None: a recording's answers are replayed (``replay``) and nothing is polled.
+        ``recorder``: a ``RecordingWriter`` that gets every answer as received (``liqmap record``)."""
         from liqmap.core.events import VENUE_ID
 
         p = cfg["positions"]
         self.rt = rt
+        self.replayed = {"answers": 0, "other_requests": 0}
+        self.url = info_url(rt.source, cfg)
         self.book = PositionBook(tolerance_pct=float(p["liquidation_tolerance_pct"]))
         self.venue_id = VENUE_ID.get(VENUE)
         self.tape = PriceTape(self.venue_id)
@@ -505,7 +526,8 @@ class HLPositions:
             max_wallets=int(p["max_wallets"]), refresh_s=float(p["refresh_seconds"]),
             min_refresh_s=float(p["min_refresh_seconds"]),
             backoff_s=float(p["backoff_seconds"]), backoff_max_s=float(p["backoff_max_seconds"]),
-            clock=rt.clock, price_range=self.tape.range, on_liquidations=self._liquidations)
+            clock=rt.clock, price_range=self.tape.range, on_liquidations=self._liquidations,
+            recorder=self._recorder(recorder))
         rt.row_taps.append(self.tape.tap)
         if rt.engine is not None:
             rt.engine.attach_positions(self.book, VENUE, float(p["accuracy_every_seconds"]))
@@ -528,6 +550,38 @@ class HLPositions:
         if isinstance(rt.source, LiveSource):
             hl.on_users = self.on_users
             self._module_hook = True
+
+    def _recorder(self, writer):
+        if writer is None or not hasattr(writer, "answer"):
+            return None
+
+        def record(t: float, request: dict, sent: float, status: int, body) -> None:
+            writer.answer(t, VENUE, self.url, request, sent, status, body)
+
+        return record
+
+    def replay(self, ans) -> None:
+        """A recorded answer (``feeds.recording.InfoAnswer``) into the book by the live poll's own steps
+        (``PositionPoller.handle``), after the rows before it reached the market: live, the poll runs between
+        batches the ingest has flushed, so the price tape that tells a liquidation from a close has seen them."""
+        if not (isinstance(ans.request, dict) and ans.request.get("type") == "clearinghouseState"):
+            if ans.request is None:  # unreadable request: the poller counts it malformed
+                self.replayed["answers"] += 1
+                self.rt.ingest.flush()
+                self.poller.handle(None, ans.t, ans.status, ans.raw)
+            else:
+                self.replayed["other_requests"] += 1
+            return
+        self.replayed["answers"] += 1
+        self.rt.ingest.flush()
+        self.poller.handle(ans.wallet, ans.t, ans.status, ans.raw)
+
+    def report(self) -> dict:
+        """What the replay report says about the positions answers (``docs/replay-report.md``)."""
+        s = self.poller.stats
+        return {"answers": self.replayed["answers"], "applied": s.answers, "malformed": s.malformed,
+                "errors": s.errors, "rate_limited": s.rate_limited, "other_requests": self.replayed["other_requests"],
+                "wallets": self.book.wallets, "detected_liquidations": s.detected}
 
     def detach(self) -> None:
         if self._module_hook:
@@ -552,6 +606,8 @@ class HLPositions:
             self.rt.ingest.add("liq", asset, self.book.liquidation_rows(ds, self.venue_id), venue=VENUE)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.poller.transport is None:  # a replay: the recording's answers come through ``replay``
+            return
         try:
             await self.poller.run(stop)
         finally:
@@ -560,7 +616,7 @@ class HLPositions:
 
 def transport_for(source, cfg: dict) -> Transport | None:
     """Where the source's positions come from: the demo's simulated clearinghouse, Hyperliquid's ``/info`` for
-    a live source; None for a replay or the bus (no wallet is polled there)."""
+    a live source; None for anything else (the bus: no wallet is polled there)."""
     from .demo.feed import DemoFeed
     from .sources import LiveSource
 
@@ -570,18 +626,30 @@ def transport_for(source, cfg: dict) -> Transport | None:
         return DemoClearinghouse(source.demo, VENUE)
     if isinstance(source, LiveSource):
         p = cfg["positions"]
-        return HttpTransport(str(p["info_url"]), float(p["timeout_seconds"]))
+        return HttpTransport(info_url(source, cfg), float(p["timeout_seconds"]))
     return None
 
 
-def make_positions(rt) -> HLPositions | None:
-    """The runtime's Positions layer, or None (disabled, Hyperliquid not among the venues, no engine, or a
-    source without positions)."""
+def info_url(source, cfg: dict) -> str:
+    """Where ``/info`` is: the source's endpoint override for the venue (``liqmap doctor``, loopback tests)
+    before ``positions.info_url``."""
+    own = ((getattr(source, "endpoints", None) or {}).get(VENUE) or {}).get("info")
+    return str(own or cfg["positions"]["info_url"])
+
+
+def make_positions(rt, recorder=None) -> HLPositions | None:
+    """The runtime's Positions layer, or None (disabled, Hyperliquid not among the venues, or a source without
+    positions). It needs the engine, except to record (``recorder``: answers go to the recording). A replay's
+    layer polls nothing: the recording's answers reach its book (``HLPositions.replay``)."""
+    from .replay import ReplaySource
+
     cfg = rt.cfg
     p = cfg.get("positions") or {}
-    if not p.get("enabled", False) or VENUE not in rt.venues or rt.engine is None:
+    if not p.get("enabled", False) or VENUE not in rt.venues or (rt.engine is None and recorder is None):
         return None
+    if isinstance(rt.source, ReplaySource):
+        return HLPositions(rt, None, cfg)
     transport = transport_for(rt.source, cfg)
     if transport is None:
         return None
-    return HLPositions(rt, transport, cfg)
+    return HLPositions(rt, transport, cfg, recorder)

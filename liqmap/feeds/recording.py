@@ -24,7 +24,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -32,6 +32,34 @@ from .frame import Frame, is_rest  # noqa: F401 - the one Frame type (re-exporte
 
 FORMAT_KEY = "liqmap_recording"
 FORMAT_VERSION = 1
+# A line kind of version 1 that readers before it skip (they skip every kind but ws/rest): the answer to a
+# request we POSTed (Hyperliquid's ``clearinghouseState``), with the request and when it was sent. Being
+# skipped rather than parsed as a ``rest`` frame, an older liqmap replays a newer file without counting
+# these answers as venue parse errors; a newer liqmap reads older files, which simply have none.
+ANSWER_KIND = "post"
+
+
+class InfoAnswer(NamedTuple):
+    """A recorded answer to a POSTed request (``liqmap record`` writes one per positions poll): ``t`` the
+    receipt time, ``url`` where it was POSTed, ``request`` the request body as sent (``{"type":
+    "clearinghouseState", "user": …}``; None when the line's is unreadable), ``sent`` when it was sent,
+    ``status`` the HTTP status and ``raw`` the answer body exactly as received."""
+
+    t: float
+    venue: str
+    url: str
+    request: dict | None
+    sent: float | None
+    status: int
+    raw: str
+
+    @property
+    def wallet(self) -> str | None:
+        """The wallet a ``clearinghouseState`` request asked about (None for any other request)."""
+        r = self.request
+        if isinstance(r, dict) and r.get("type") == "clearinghouseState" and isinstance(r.get("user"), str):
+            return r["user"]
+        return None
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -150,6 +178,7 @@ class RecordingWriter:
         self.clock = clock
         self.frames = 0
         self.rest_frames = 0
+        self.answers = 0
         self.closed = False
         self.error: str | None = None
         self._raw_fh = open(self.path, "wb")  # noqa: SIM115 — closed in close()
@@ -229,6 +258,27 @@ class RecordingWriter:
         self.frames += 1
         if kind == "rest":
             self.rest_frames += 1
+
+    def answer(self, t: float, venue: str, url: str, request: dict, sent: float, status: int,
+               raw: str | bytes) -> None:
+        """One answer to a POSTed request (``ANSWER_KIND`` line): the request body (``q``), when it was sent
+        (``s``), the HTTP status (``h``) and the body exactly as received (``d``; undecodable bytes as
+        base64, as for frames)."""
+        if self.closed:
+            return
+        line: dict[str, Any] = {"t": t, "v": venue, "c": url, "k": ANSWER_KIND, "q": request, "s": sent,
+                                "h": int(status)}
+        if isinstance(raw, (bytes, bytearray, memoryview)):
+            raw = bytes(raw)
+            try:
+                line["d"] = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line["d"] = base64.b64encode(raw).decode("ascii")
+                line["e"] = "b64"
+        else:
+            line["d"] = raw
+        self._emit(orjson.dumps(line) + b"\n")
+        self.answers += 1
 
     def connection(self, t: float, venue: str, conn: str, address: str) -> None:
         """A (re)connect of ``conn`` to ``address``: lets a reader map connection ids to endpoints."""
@@ -425,8 +475,13 @@ class Recording:
         return list(self.header.get("assets") or [])
 
     def __iter__(self) -> Iterator[Frame]:
+        return self.read()
+
+    def read(self, answers: bool = False) -> Iterator[Frame | InfoAnswer]:
+        """The frames in receipt order; with ``answers`` the recorded ``InfoAnswer``s too, in file order
+        between them (a replay that feeds a positions book wants them; every other reader only frames)."""
         if self.format == "liqmap":
-            it = _read_liqmap(self.path, self.addresses, self.meter)
+            it = _read_liqmap(self.path, self.addresses, self.meter, answers)
         elif self.format == "hftbacktest":
             it = _read_hftbacktest(self.path, self.meter)
         else:
@@ -464,8 +519,26 @@ def _liqmap_header(path: str) -> dict[str, Any]:
     return head
 
 
+def _answer(path: str, n: int, rec: dict) -> InfoAnswer:
+    """An ``ANSWER_KIND`` line. Its time, venue, URL and body must be there as for any frame (else the line is
+    damage); an unreadable request, send time or status leaves None/0, so the answer reaches its consumer,
+    which counts it as malformed and drops it (nothing else in the file is lost)."""
+    t = float(rec["t"])
+    venue, url, raw = rec["v"], rec.get("c", ""), rec["d"]
+    if not (isinstance(venue, str) and isinstance(url, str) and isinstance(raw, str)):
+        raise TypeError("answer")
+    if rec.get("e") == "b64":
+        raw = base64.b64decode(raw).decode("utf-8", "replace")
+    req = rec.get("q")
+    sent = rec.get("s")
+    status = rec.get("h", 200)
+    return InfoAnswer(_check_time(path, n, t), venue, url, req if isinstance(req, dict) else None,
+                      float(sent) if isinstance(sent, (int, float)) and not isinstance(sent, bool) else None,
+                      int(status) if isinstance(status, int) and not isinstance(status, bool) else 0, raw)
+
+
 def _read_liqmap(path: str, addresses: dict[str, str] | None = None,
-                 meter: ReadMeter | None = None) -> Iterator[Frame]:
+                 meter: ReadMeter | None = None, answers: bool = False) -> Iterator[Frame | InfoAnswer]:
     lines = _open_lines(path, meter=meter)
     next(lines, None)  # header
     n = 1
@@ -476,7 +549,9 @@ def _read_liqmap(path: str, addresses: dict[str, str] | None = None,
         try:
             rec = orjson.loads(line)
             kind = rec.get("k", "ws")
-            if kind not in ("ws", "rest"):
+            if kind == ANSWER_KIND:
+                answer = _answer(path, n, rec) if answers else None
+            elif kind not in ("ws", "rest"):
                 if kind == "open" and addresses is not None:
                     addresses[rec["c"]] = rec["d"]
                 continue  # "open" markers and future line kinds
@@ -492,6 +567,10 @@ def _read_liqmap(path: str, addresses: dict[str, str] | None = None,
             if not line.endswith(b"\n"):
                 raise RecordingError(path, f"truncated: line {n} is cut off") from None
             raise RecordingError(path, f"line {n}: not a recording frame") from None
+        if kind == ANSWER_KIND:  # (validated above as any frame line; yielded only to who asked)
+            if answer is not None:
+                yield answer
+            continue
         if not isinstance(raw, (str, bytes)) or not isinstance(venue, str):
             raise RecordingError(path, f"line {n}: not a recording frame")
         if kind == "rest" and not is_rest(conn):
@@ -669,7 +748,9 @@ def _read_cryptofeed_set(files: list[str], meter: ReadMeter | None = None) -> It
 
 
 __all__ = [
+    "ANSWER_KIND",
     "FORMAT_KEY",
+    "InfoAnswer",
     "FORMAT_VERSION",
     "Frame",
     "Recording",

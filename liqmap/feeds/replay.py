@@ -36,7 +36,7 @@ from liqmap.core.events import ASK, BID, PRICE_KIND_NAMES, REPLAY_ONLY_VENUES, V
 from liqmap.core.market import Market
 
 from .ingest import Ingest
-from .recording import Recording, RecordingError, assets_from_contracts, open_recording
+from .recording import InfoAnswer, Recording, RecordingError, assets_from_contracts, open_recording
 
 REPORT_KEY = "liqmap_replay_report"
 REPORT_VERSION = 1
@@ -249,6 +249,8 @@ async def replay_headless(path: str, cfg: dict, assets: Iterable[str] | None = N
         "venues": _venue_report(replayer, market),
         "rejected": {f"{k}:{r}": int(n) for (k, r), n in sorted(market.rejects.counts.items())},
         "assets": assets_out,
+        # Hyperliquid's recorded clearinghouseState answers (None: the Positions layer is off or not a venue)
+        "positions": rt.positions.report() if rt.positions is not None else None,
         "elapsed_s": round(time.perf_counter() - t0, 3),
     }
 
@@ -403,9 +405,15 @@ class ReplaySource:
             self._meter = rec.meter
             self.format = rec.format
             n = 0
-            for fr in rec:
+            # recorded positions answers (Hyperliquid's clearinghouseState) go to the runtime's Positions layer,
+            # where they were between the frames; without one they are not read
+            positions = getattr(rt, "positions", None)
+            for fr in rec.read(answers=positions is not None):
                 if self._stop.is_set() or (stop is not None and stop.is_set()):
                     break
+                if type(fr) is InfoAnswer:
+                    positions.replay(fr)
+                    continue
                 if on_tick is not None and next_tick is None:
                     next_tick = math.floor(fr.t / tick) * tick + tick
                 if self._start_rec is None:

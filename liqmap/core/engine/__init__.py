@@ -166,11 +166,14 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         the verdict's exact magnets and the live accuracy check (every ``every_s``) read it."""
         self.positions, self.exact_venue, self.exact_every_s = book, venue, float(every_s)
 
-    def _exact(self, st: AssetState, oi: np.ndarray, now: float):
+    def _exact(self, st: AssetState, oi: np.ndarray, now: float, trades: np.ndarray | None = None):
         from .exact import ExactState, exact_view
 
         if st.exact is None:
             st.exact = ExactState(self.exact_every_s)
+        if trades is not None and len(trades):
+            # bands price traded through end at that trade, not at their wallet's next poll (Positions body)
+            self.positions.cross(st.name, trades["ts"], trades["price"])
         return exact_view(self.positions, self.exact_venue, st.name, st.exact, oi, st.model, st.last_price,
                           st.step, now)
 
@@ -380,7 +383,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             st.model.advance(now)
         books = self.books_provider(st.name) if self.books_provider is not None else None
         synth = st.synth = st.model.levels() if st.model is not None else None
-        exact = self._exact(st, oi, now) if self.positions is not None else None
+        exact = self._exact(st, oi, now, trades) if self.positions is not None else None
         if st.reports is not None:
             rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth,
                                     exact=exact.levels if exact is not None else None)

@@ -46,7 +46,10 @@ class DemoClearinghouse:
     def _owner_of(self, wallet: str) -> tuple[str, int] | None:
         hit = self._owner.get(wallet)
         if hit is None:  # positions opened since the last look: map their wallets (each id once, ever)
-            for name, sim in self.source.sims.items():
+            for name in list(self.source.sims):
+                sim = self.source.venue_sim(name, self.venue)  # the asset's simulator, or its shadow
+                if sim is None:
+                    continue
                 for pid in range(self._mapped.get(name, 1), sim.next_id):
                     self._owner[position_wallet(name, pid)] = (name, pid)
                 self._mapped[name] = max(self._mapped.get(name, 1), sim.next_id)
@@ -61,7 +64,7 @@ class DemoClearinghouse:
         now_ms = int(round(self.source.now() * 1000))
         if hit is not None:
             name, pid = hit
-            sim = self.source.sims[name]
+            sim = self.source.venue_sim(name, self.venue)
             c = sim.contracts.get(self.venue)
             buf = sim._buf[:sim._n]
             i = int(np.searchsorted(buf["id"], pid))  # ids grow along the buffer (compaction keeps order)

@@ -158,3 +158,37 @@ def contracts_for(asset: Asset, rank: int, weight: float) -> dict[str, Contract]
             wire_mult=asset.markets[v].price_multiplier or 1.0,
         )
     return out
+
+
+# Venues simulated beside the main simulator where their slot's economics do not list the asset (a ShadowSim,
+# market.py): Hyperliquid lists 61 of the 65 assets, BitMEX's former slot only 25.
+SHADOW_VENUES: tuple[str, ...] = ("hyperliquid",)
+
+
+def shadow_contracts(asset: Asset, rank: int, weight: float) -> tuple[dict[str, Contract], float]:
+    """The venues ``asset`` is listed on that its main simulator does not hold (``contracts_for`` keeps them out:
+    their slot's economics lack the asset), with linear coin contracts at the slot's leverage cap and the venue's
+    own margin table; and their share of the asset's flow relative to the main simulator's (their slot's share
+    over the listed venues' — what it would take were it in the slot draw). ``({}, 0.0)`` when there is none."""
+    main = contracts_for(asset, rank, weight)
+    out: dict[str, Contract] = {}
+    listed = [v for v in DEMO_VENUES if v in main]
+    total = sum(VENUE_SHARE[SLOT_ECONOMICS.get(v, v)] for v in listed)
+    extra = 0.0
+    for v in SHADOW_VENUES:
+        if v in main or v not in asset.markets:
+            continue
+        e = SLOT_ECONOMICS.get(v, v)
+        share = VENUE_SHARE[e]
+        extra += share
+        lot = 10.0 ** math.floor(math.log10(10.0 / asset.ref_price))
+        if lot >= 1:
+            lot = float(round(lot))
+        price_tick = float(f"{asset.tick:.12g}")
+        out[v] = Contract(
+            venue=v, vid=VENUES.index(v), symbol=asset.markets[v].symbol, inverse=False, contract_size=1.0,
+            mult=1.0, lot=lot, qty_dp=_decimals(lot), price_tick=price_tick, price_dp=_decimals(price_tick),
+            max_lev=_max_leverage(e, rank), share=share / (total + share), table=table_for(asset.name, v),
+            asset=asset.name, wire_mult=asset.markets[v].price_multiplier or 1.0,
+        )
+    return out, (extra / total if total > 0 else 0.0)

@@ -55,6 +55,7 @@ class DemoFeed:
     """
 
     label = "DEMO"
+    recorder = None  # ``liqmap record --demo``: the writer the positions answers go to (``hl_positions``)
 
     def __init__(self, cfg: dict[str, Any], assets=None, seed: int | None = None, speed: float | None = None,
                  focus=None, preroll: float = 0.0, lazy: bool = False) -> None:

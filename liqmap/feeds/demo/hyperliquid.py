@@ -3,7 +3,9 @@
 The demo's Hyperliquid sits in the simulator slot BitMEX held (``contracts.DEMO_VENUES``) and keeps that
 slot's simulated economics (share of flow, leverage cap, lot, margin table, BitMEX's listing, inverse units
 for BTC/ETH), so the trader population and the price path — the model benchmark's ground truth — are the
-ones the five-venue demo always had. What changes is the wire: this emitter speaks Hyperliquid
+ones the five-venue demo always had. The other assets Hyperliquid lists get it from a shadow simulator beside
+theirs (``market.ShadowSim``: its own traders at the asset's prices, moving no price), so the emitter serves
+all 61. What changes is the wire: this emitter speaks Hyperliquid
 (docs/hyperliquid.md), in coins (k-lots for the k-coins, ``Contract.wire_mult``):
 
 - ``trades``: one trade per simulated fill (Hyperliquid publishes fills, not aggregates), ``px``/``sz``
@@ -21,6 +23,7 @@ answers reuse it): deterministic 42-character 0x addresses. A simulated position
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from decimal import Decimal
@@ -64,6 +67,7 @@ def sz_decimals(venue_price: float) -> int:
     return int(min(5, max(0, round(math.log10(venue_price)))))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def fmt_px(venue_price: float, szd: int) -> str:
     """Hyperliquid's price rule: at most 5 significant figures and at most 6 − szDecimals decimals."""
     if venue_price <= 0:
@@ -88,7 +92,9 @@ class Hyperliquid(Emitter):
     def __init__(self, cfg=None) -> None:
         super().__init__(cfg)
         self.ws = self.ep["hyperliquid_ws"]
-        self.tid = 0
+        # trade ids per coin (Hyperliquid's tid is unique per coin and time): a coin's trades, wallets and hashes
+        # do not depend on which other coins the demo runs
+        self.tids: dict[str, int] = {}
         self.last_book: dict[str, int] = {}
         self._szd: dict[str, int] = {}
 
@@ -99,29 +105,35 @@ class Hyperliquid(Emitter):
         return d
 
     def _coins(self, c: Contract, qty, price: float) -> float:
-        """Simulated contracts → the coin's units on the wire (k-lots for kPEPE)."""
-        return float(c.base_qty(qty, price)) / c.wire_mult
+        """Simulated contracts → the coin's units on the wire (k-lots for kPEPE): ``Contract.base_qty`` in
+        plain floats (the same operations in the same order, so the same digits; numpy's per-scalar cost was
+        most of a 40-level book frame)."""
+        q = float(qty)
+        base = q * c.contract_size / float(price) if c.inverse else q * c.contract_size * c.mult
+        return base / c.wire_mult
 
     def trades(self, c, ts, rows) -> Frames:
         if not len(rows):
             return []
         asset = c.asset
         data = []
+        tid = self.tids.get(c.symbol, 0)
         for r in rows:
-            self.tid += 1
+            tid += 1
             price = float(r["price"])
             szd = self._szd_of(c, price)
             sz = fmt_sz(self._coins(c, r["qty"], price), szd)
             if float(sz) <= 0:
                 continue
             pid = int(r["id"])
-            taker = position_wallet(asset, pid) if pid > 0 else noise_wallet(self.tid)
-            maker = maker_wallet(self.tid)
+            taker = position_wallet(asset, pid) if pid > 0 else noise_wallet(tid)
+            maker = maker_wallet(tid)
             buy = r["side"] > 0
             data.append({"coin": c.symbol, "side": "B" if buy else "A", "px": fmt_px(price * c.wire_mult, szd),
-                         "sz": sz, "time": ts, "hash": "0x" + hashlib.blake2b(f"{c.symbol}:{self.tid}".encode(),
+                         "sz": sz, "time": ts, "hash": "0x" + hashlib.blake2b(f"{c.symbol}:{tid}".encode(),
                                                                               digest_size=32).hexdigest(),
-                         "tid": 10**14 + self.tid, "users": [taker, maker] if buy else [maker, taker]})
+                         "tid": 10**14 + tid, "users": [taker, maker] if buy else [maker, taker]})
+        self.tids[c.symbol] = tid
         if not data:
             return []
         return [(self.ws, orjson.dumps({"channel": "trades", "data": data}).decode())]

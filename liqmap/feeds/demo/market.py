@@ -98,16 +98,22 @@ class TickResult:
 class AssetSim:
     """One asset's traders, positions, price and walls across the venues that list it."""
 
-    def __init__(self, asset: Asset, cfg: dict, seed: int, start: float, prehistory: bool = True) -> None:
+    def __init__(self, asset: Asset, cfg: dict, seed: int, start: float, prehistory: bool = True,
+                 contracts: dict[str, Contract] | None = None, stream: int = 1, flow_share: float = 1.0) -> None:
+        """``contracts``, ``stream`` and ``flow_share``: a ``ShadowSim``'s own venues, random stream and share
+        of the asset's flow (the main simulator: every listed slot, stream 1, all of it)."""
         self.asset = asset
         self.cfg = cfg
         self.rank = asset_rank(asset.name)
         self.weight = (self.rank + 1.0) ** -cfg["rate_decay"]
-        self.contracts: dict[str, Contract] = contracts_for(asset, self.rank, self.weight)
+        self.contracts: dict[str, Contract] = (contracts if contracts is not None
+                                               else contracts_for(asset, self.rank, self.weight))
         self.by_vid: dict[int, Contract] = {c.vid: c for c in self.contracts.values()}
         # in slot order (contracts.DEMO_VENUES), which the venue draws follow: not sorted by id
         self.vids = np.array(list(self.by_vid), dtype=np.uint8)
         self.shares = np.array([self.by_vid[v].share for v in self.vids])
+        if contracts is not None:  # a shadow's venues: their shares are of the whole asset; draws are among them
+            self.shares = self.shares / self.shares.sum()
         n = len(VENUES)
         self._inv = np.zeros(n, bool)
         self._cs = np.ones(n)
@@ -117,7 +123,7 @@ class AssetSim:
         for v, c in self.by_vid.items():
             self._inv[v], self._cs[v], self._mult[v] = c.inverse, c.contract_size, c.mult
             self._tick[v], self._maxlev[v] = c.price_tick / c.mult, c.max_lev
-        self.rng = np.random.default_rng([seed, asset_seed(asset.name), 1])
+        self.rng = np.random.default_rng([seed, asset_seed(asset.name), stream])
         self.price = float(asset.ref_price)
         self.log_ref = math.log(asset.ref_price)
         self.now = start
@@ -125,8 +131,8 @@ class AssetSim:
         alt = min(1.0, self.rank / 64.0)
         self.sigma_s = cfg["vol_hour_pct"] / 100.0 * (1 + (cfg["alt_vol_mult"] - 1) * alt) / 60.0
         self.depth_usd = cfg["depth_usd_1pct"] * self.weight
-        self.open_rate = cfg["open_rate"] * self.weight
-        self.noise_rate = cfg["noise_rate"] * self.weight
+        self.open_rate = cfg["open_rate"] * self.weight * flow_share
+        self.noise_rate = cfg["noise_rate"] * self.weight * flow_share
         self.size_med = cfg["size_median_usd"] * self.weight ** 0.3
         self.hold_s = cfg["hold_minutes"] * 60.0
         self._buf = np.zeros(1024, POS_DTYPE)
@@ -348,6 +354,35 @@ class AssetSim:
         rng, cfg = self.rng, self.cfg
         self.now = round(self.now + dt, 6)
         p0 = self.price
+        trades = self._flow(dt, p0)
+
+        flow = sum(float((t["side"] * t["usd"]).sum()) for t in trades)
+        dlog = self.sigma_s * math.sqrt(dt) * rng.standard_normal() + flow / (100.0 * self.depth_usd)
+        dlog -= (math.log(p0) - self.log_ref) * dt / (cfg["mean_revert_hours"] * 3600.0)
+        if rng.random() < cfg["jump_rate_per_hour"] / 3600.0 * dt:
+            dlog += (1 if rng.random() < 0.5 else -1) * rng.exponential(cfg["jump_pct"] / 100.0)
+        if self._shock is not None:
+            dlog, self._shock = math.log1p(self._shock / 100.0), None
+        p1 = self._walls_clamp(p0, p0 * math.exp(dlog))
+        return self._finish(dt, p1, trades)
+
+    def _finish(self, dt: float, p1: float, trades: list) -> TickResult:
+        """Liquidations and the cascade they feed on the way to ``p1``, then the step's result."""
+        p1, liq_rows, liq_trades = self._cascade(self.price, p1)
+        trades.extend(liq_trades)
+
+        self.price = p1
+        self.ema += (p1 - self.ema) * min(1.0, dt / 600.0)
+        self._walls_step(dt)
+        tr = np.concatenate(trades) if trades else np.zeros(0, SIM_TRADE_DTYPE)
+        lq = np.concatenate(liq_rows) if liq_rows else np.zeros(0, TRUTH_LIQ_DTYPE)
+        if len(lq):
+            self.liq_log.append(lq)
+        return TickResult(self.now, p1, self._aggregate(tr, p1), lq)
+
+    def _flow(self, dt: float, p0: float) -> list[np.ndarray]:
+        """The step's traders at price ``p0``: planned exits, opens (trend-chasing side choice), noise flow."""
+        rng, cfg = self.rng, self.cfg
         trades: list[np.ndarray] = []
 
         # planned exits (holding time over)
@@ -376,28 +411,7 @@ class AssetSim:
             lot_usd = self.usd_of(vids, self._lot[vids], p0)
             qty = np.round(np.maximum(np.round(usd / lot_usd), 1.0) * self._lot[vids], 10)
             trades.append(self._trade_rows(vids, np.where(rng.random(m) < 0.5, 1, -1), p0, qty))
-
-        flow = sum(float((t["side"] * t["usd"]).sum()) for t in trades)
-        dlog = self.sigma_s * math.sqrt(dt) * rng.standard_normal() + flow / (100.0 * self.depth_usd)
-        dlog -= (math.log(p0) - self.log_ref) * dt / (cfg["mean_revert_hours"] * 3600.0)
-        if rng.random() < cfg["jump_rate_per_hour"] / 3600.0 * dt:
-            dlog += (1 if rng.random() < 0.5 else -1) * rng.exponential(cfg["jump_pct"] / 100.0)
-        if self._shock is not None:
-            dlog, self._shock = math.log1p(self._shock / 100.0), None
-        p1 = self._walls_clamp(p0, p0 * math.exp(dlog))
-
-        # liquidations and the cascade they feed
-        p1, liq_rows, liq_trades = self._cascade(p0, p1)
-        trades.extend(liq_trades)
-
-        self.price = p1
-        self.ema += (p1 - self.ema) * min(1.0, dt / 600.0)
-        self._walls_step(dt)
-        tr = np.concatenate(trades) if trades else np.zeros(0, SIM_TRADE_DTYPE)
-        lq = np.concatenate(liq_rows) if liq_rows else np.zeros(0, TRUTH_LIQ_DTYPE)
-        if len(lq):
-            self.liq_log.append(lq)
-        return TickResult(self.now, p1, self._aggregate(tr, p1), lq)
+        return trades
 
     def _trade_rows(self, vid, side, price, qty, liq: bool = False, ids=0) -> np.ndarray:
         n = len(qty)
@@ -512,3 +526,31 @@ class AssetSim:
         side of any imbalance is market makers' inventory)."""
         c = self.by_vid[vid]
         return round(float(max(self.oi_lots[vid, 0], self.oi_lots[vid, 1])) * c.lot, c.qty_dp)
+
+
+class ShadowSim(AssetSim):
+    """A venue the main simulator does not hold for an asset, simulated beside it without touching it:
+    Hyperliquid on the assets it lists beyond BitMEX's former 25 (``contracts.shadow_contracts``).
+
+    Its traders are drawn from their own random stream with the main simulator's distributions, at the venue's
+    share of the asset's flow; they trade at the main simulator's prices and are liquidated at their true
+    liquidation prices when its price path crosses them (``follow``), but their orders move no price (infinite
+    depth, no walls): every other venue's frames are byte for byte those of the simulator without it."""
+
+    def __init__(self, asset: Asset, cfg: dict, seed: int, start: float, contracts: dict[str, Contract],
+                 flow_share: float, prehistory: bool = True) -> None:
+        super().__init__(asset, cfg, seed, start, prehistory=prehistory, contracts=contracts, stream=6,
+                         flow_share=flow_share)
+        self.depth_usd = math.inf  # price is the main simulator's
+
+    def follow(self, now: float, p1: float) -> TickResult:
+        """Step to the main simulator's ``now`` as its price moved from this one's (its last) to ``p1``."""
+        dt = max(round(now - self.now, 6), 0.0)
+        self.now = round(now, 6)
+        return self._finish(dt, float(p1), self._flow(dt, self.price))
+
+    def _walls_step(self, dt: float) -> None:
+        return None  # walls are the main simulator's (its books show them)
+
+    def step(self, dt: float) -> TickResult:  # pragma: no cover - a shadow never moves price on its own
+        raise TypeError("a ShadowSim follows its main simulator's price (follow)")

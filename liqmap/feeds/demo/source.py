@@ -27,8 +27,8 @@ from liqmap.core.events import VENUES
 
 from ..frame import Frame
 from .books import BookWalls, VenueBook, grid_step
-from .contracts import DEMO_VENUES
-from .market import AssetSim, TickResult, asset_seed
+from .contracts import DEMO_VENUES, shadow_contracts
+from .market import AssetSim, ShadowSim, TickResult, asset_seed
 from .venues import make_emitters
 
 MARK_EVERY_MS = 1000
@@ -79,6 +79,9 @@ class DemoSource:
         self.names: list[str] = list(self.assets)
         self._stagger = {name: i for i, name in enumerate(self.names)}
         self.sims: dict[str, AssetSim] = {}  # built so far (all of them unless ``lazy``)
+        # Venues an asset is listed on beyond its main simulator's slots (Hyperliquid past BitMEX's former 25),
+        # each simulated beside it (market.ShadowSim): asset → its shadow, built with the asset's simulator.
+        self.shadows: dict[str, ShadowSim] = {}
         self.books: dict[tuple[str, str], VenueBook] = {}
         # Book-only walls and their prints (``books.BookWalls``), per asset; none without books.
         self.book_walls: dict[str, BookWalls] = {}
@@ -109,14 +112,39 @@ class DemoSource:
             d = self.demo
             sim = self.sims[name] = AssetSim(self.assets[name], d, self.seed, self.history_start,
                                              prehistory=self._prehistory)
+            extra, share = shadow_contracts(sim.asset, sim.rank, sim.weight)
+            extra = {v: c for v, c in extra.items() if v in self.emitters}
+            if extra:
+                self.shadows[name] = ShadowSim(sim.asset, d, self.seed, self.history_start, extra, share,
+                                               prehistory=self._prehistory)
             grid = grid_step(sim.asset.ref_price, sim.asset.tick, d["book_step_bp"])
-            for v, c in sim.contracts.items():
+            for v, c in self.contracts_of(name).items():
                 rng = np.random.default_rng([self.seed, asset_seed(name), 2, c.vid])
                 self.books[(name, v)] = VenueBook(c, grid, int(d["book_levels"]), sim.level_usd(), rng)
             if self.emit_books and d.get("book_walls", False):
                 rng = np.random.default_rng([self.seed, asset_seed(name), 5])
                 self.book_walls[name] = BookWalls(sim, grid, d, rng)
         return sim
+
+    def contracts_of(self, name: str) -> dict:
+        """Every venue market the demo trades ``name`` on: its simulator's, then its shadow's."""
+        sim = self.sim(name)
+        sh = self.shadows.get(name)
+        return sim.contracts if sh is None else {**sim.contracts, **sh.contracts}
+
+    def venue_sim(self, name: str, venue: str) -> AssetSim | None:
+        """The simulator holding ``venue``'s positions in ``name`` (its shadow for a shadow venue)."""
+        sim = self.sim(name)
+        if venue in sim.contracts:
+            return sim
+        sh = self.shadows.get(name)
+        return sh if sh is not None and venue in sh.contracts else None
+
+    def _advance(self, name: str, sim: AssetSim, dt: float):
+        """One step of ``name``'s simulator, and its shadow's along the same price path: (result, shadow's)."""
+        res = sim.step(dt)
+        sh = self.shadows.get(name)
+        return res, (sh.follow(sim.now, res.price) if sh is not None else None)
 
     def pending(self) -> list[str]:
         """Assets not yet in the live stream (their history still to be written by ``catch_up``)."""
@@ -133,6 +161,9 @@ class DemoSource:
             return
         sim = self.sim(name)
         sim.now = max(sim.now, self._t_ms / 1000.0)
+        sh = self.shadows.get(name)
+        if sh is not None:
+            sh.now = sim.now
         self._live.append(name)
         self._live.sort(key=self._stagger.__getitem__)
 
@@ -154,13 +185,23 @@ class DemoSource:
         return False
 
     def _emit_asset(self, name: str, sim: AssetSim, t: int, res, book_due: bool, mark_due: bool,
-                    fine: bool, oi_min_ms: int, add) -> None:
-        """Turn one step of one asset into its venues' frames (``add(venue, frames)``)."""
+                    fine: bool, oi_min_ms: int, add, shadow=None) -> None:
+        """Turn one step of one asset into its venues' frames (``add(venue, frames)``); ``shadow`` is its
+        shadow's result (its venues' frames follow the main simulator's, each venue's own stream)."""
+        sh = self.shadows.get(name)
         if not self._started:
-            for v, c in sim.contracts.items():
+            for v, c in self.contracts_of(name).items():
                 add(v, self.emitters[v].start(c, t, res.price))
+        self._emit_venues(name, sim, sim, t, res, book_due, mark_due, fine, oi_min_ms, add)
+        if sh is not None and shadow is not None:
+            self._emit_venues(name, sim, sh, t, shadow, book_due, mark_due, fine, oi_min_ms, add)
+        self._started = True
+
+    def _emit_venues(self, name: str, sim: AssetSim, own: AssetSim, t: int, res, book_due: bool,
+                     mark_due: bool, fine: bool, oi_min_ms: int, add) -> None:
+        """The frames of ``own``'s venues (the simulator's or its shadow's); books show ``sim``'s walls."""
         tr, lq = res.trades, res.liqs
-        for v, c in sim.contracts.items():
+        for v, c in own.contracts.items():
             em = self.emitters[v]
             vt = tr[tr["venue"] == c.vid] if len(tr) else tr
             if len(vt):
@@ -179,8 +220,7 @@ class DemoSource:
                 add(v, em.mark(c, t, res.price))
             every = max(self._oi_poll_ms if em.OI_EVERY_MS is None else em.OI_EVERY_MS, oi_min_ms)
             if self._due((name, "oi:" + v), t, every):
-                add(v, em.oi(c, t, sim.open_interest(c.vid), res.price))
-        self._started = True
+                add(v, em.oi(c, t, own.open_interest(c.vid), res.price))
 
     def _stamp(self, raw: list, rng) -> list[Frame]:
         # One latency per venue per tick, so each venue's frames keep their order (sequence numbers,
@@ -220,14 +260,14 @@ class DemoSource:
             bw = self.book_walls.get(name)
             if bw is not None:
                 bw.before_step()
-            res = sim.step(dt)
+            res, sres = self._advance(name, sim, dt)
             if bw is not None:
                 extra = bw.step(res.ts, dt, res.price)
                 if len(extra):  # the books' prints first: the step's last trade stays at its closing price
                     res = TickResult(res.ts, res.price, np.concatenate([extra, res.trades]), res.liqs)
             book_due = self.emit_books and (fine or self._due((name, "book"), t, self._off_book_ms))
             mark_due = self._due((name, "mark"), t, MARK_EVERY_MS)
-            self._emit_asset(name, sim, t, res, book_due, mark_due, fine, 0, add)
+            self._emit_asset(name, sim, t, res, book_due, mark_due, fine, 0, add, sres)
         if not raw:
             return []
         out = self._stamp(raw, self._lat_rng)
@@ -236,7 +276,7 @@ class DemoSource:
 
     def _symbols(self, names) -> frozenset[str]:
         """The venue symbols of these assets (what the emitters key their held-back liquidations by)."""
-        return frozenset(c.symbol for n in names for c in self.sim(n).contracts.values())
+        return frozenset(c.symbol for n in names for c in self.contracts_of(n).values())
 
     def catch_up(self, name: str, chunk_seconds: float = 60.0,
                  first_chunk_seconds: float | None = None) -> Iterator[list[Frame]]:
@@ -283,10 +323,10 @@ class DemoSource:
 
                 for v, em in self.emitters.items():
                     add(v, em.flush(t, own_syms))
-                res = sim.step((t - int(round(sim.now * 1000))) / 1000.0)
+                res, sres = self._advance(name, sim, (t - int(round(sim.now * 1000))) / 1000.0)
                 mark_due = self._due((name, "mark"), t, self._preroll_mark_ms)
                 oi_ms = self._preroll_oi_ms if step_ms == tick else max(self._preroll_oi_ms, step_ms)
-                self._emit_asset(name, sim, t, res, False, mark_due, False, oi_ms, add)
+                self._emit_asset(name, sim, t, res, False, mark_due, False, oi_ms, add, sres)
                 if step_raw:
                     raw.extend(self._stamp(step_raw, rng))
             self.frames_out += len(raw)
@@ -300,8 +340,9 @@ class DemoSource:
         out = []
         for name in self._live:
             sim = self.sims[name]
-            for v, c in sim.contracts.items():
-                for conn, body in self.emitters[v].oi(c, t, sim.open_interest(c.vid), sim.price):
+            for v, c in self.contracts_of(name).items():
+                own = self.venue_sim(name, v)
+                for conn, body in self.emitters[v].oi(c, t, own.open_interest(c.vid), sim.price):
                     out.append(Frame((t + self.emitters[v].LATENCY_MS) / 1000.0, v, conn, body))
         out.sort(key=lambda f: f[0])
         return out
@@ -353,4 +394,4 @@ class DemoSource:
         return liquidation_log(self, asset, since)
 
     def venues_of(self, asset: str) -> list[str]:
-        return [v for v in VENUES if v in self.sim(asset).contracts]
+        return [v for v in VENUES if v in self.contracts_of(asset)]

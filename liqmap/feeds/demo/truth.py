@@ -28,8 +28,19 @@ LIQ_LOG_DTYPE = np.dtype([
 ])
 
 
-def positions(source, asset: str) -> np.ndarray:
+def _sims(source, asset: str) -> list:
+    """The asset's simulator and, where it has one, the shadow beside it (venues past its slots)."""
     sim = source.sim(asset)
+    sh = getattr(source, "shadows", {}).get(asset)
+    return [sim] if sh is None else [sim, sh]
+
+
+def positions(source, asset: str) -> np.ndarray:
+    parts = [_positions(sim) for sim in _sims(source, asset)]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _positions(sim) -> np.ndarray:
     p = sim.pos
     out = np.zeros(len(p), TRUTH_POS_DTYPE)
     out["venue"], out["side"], out["entry"], out["leverage"] = p["venue"], p["side"], p["entry"], p["lev"]
@@ -43,7 +54,7 @@ def liquidation_log(source, asset: str | None = None, since: float | None = None
     names = [asset] if asset else list(source.sims)
     parts = []
     for n in names:
-        log = source.sim(n).liq_log
+        log = [x for sim in _sims(source, n) for x in sim.liq_log]
         if not log:
             continue
         rows = np.concatenate(log)
