@@ -138,3 +138,9 @@ def test_next_hour_strip_scale_is_relative_to_its_strongest_row():
     assert lv[6] == 0  # more than three decades below the top: not drawn
     assert lv[5] == 9  # half the top: one level under it
     assert not forecast_level_of(np.zeros(5), 10).any() and not forecast_level_of(np.array([np.nan]), 10).any()
+    # anchored at the weakest named cluster (100): from it up is the top quarter (8–10), log-spaced to the top;
+    # below it levels 1–7 over three decades
+    v = np.array([0.0, 1.0, 10.0, 100.0, 1000.0, 200.0, 0.09, 99.0])
+    lv = forecast_level_of(v, 10, anchor=100.0)
+    assert lv.tolist() == [0, 3, 5, 8, 10, 8, 0, 7]
+    assert (forecast_level_of(v, 10, anchor=1000.0) == forecast_level_of(v, 10)).all()  # the top: no anchor

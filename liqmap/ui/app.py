@@ -496,7 +496,8 @@ class LiqmapApp(App):
         hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=mode_spec(self.mode).real_marks,
                 walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
         if not self.naive:
-            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor)
+            self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor,
+                                     clusters=(reports.get("forecast") or {}).get("clusters") or [])
         prof = self._q(ProfileColumn)
         if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)

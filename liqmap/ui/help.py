@@ -58,8 +58,8 @@ MAP_LEGEND = (
           "(green bid, red ask; bright while it stands)"),
     ("live column", "the map's right-edge column; in Synthetic, Heatmap and Hybrid its colour is NEXT 1H: the "
                     "liquidation USD expected there in the next hour (the model's levels × the chance price gets "
-                    "there), brightest at the strongest row, three decades down to the dimmest — the reports' "
-                    "NEXT 1H clusters are its brightest rows; in Raw and Positions, the newest column's heat"),
+                    "there); its three brightest colours run from the weakest NEXT 1H cluster the reports name up to "
+                    "the strongest row, the rest three decades below; in Raw and Positions, the newest column's heat"),
     ("▐", "live column: a wall resting in the book now"),
     ("█ right edge", "Hybrid forward profile: where liquidations would hit if price got there (red longs "
                      "below, green shorts above)"),

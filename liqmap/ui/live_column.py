@@ -28,15 +28,17 @@ class LiveColumn(CachedLines):
 
     levels: np.ndarray | None = None  # the first cell's ramp level per screen row, as last drawn
 
-    def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int], floor: float = 0.0) -> int:
+    def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int], floor: float = 0.0,
+             clusters: list[dict] | None = None) -> int:
         """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger). The first cell is the NEXT 1H
         strip where the snapshot carries a forecast (the model's modes): the next hour's expected liquidation
-        USD per row on its own scale (``forecast_level_of``); elsewhere the newest column's heat."""
+        USD per row on its own scale (``forecast_level_of``, the top quarter from the weakest of ``clusters``,
+        the reports' NEXT 1H clusters, up); elsewhere the newest column's heat."""
         if frame.forecast is not None:
             fc = frame.forecast
             if frame.sub == 2:
                 fc = fc[0::2] + fc[1::2]
-            lv = forecast_level_of(fc, palette.n)
+            lv = forecast_level_of(fc, palette.n, cluster_anchor(frame, fc, clusters))
         else:
             lv = level_of(frame.live, scale, palette.n, floor=floor)
             if frame.sub == 2:
@@ -61,24 +63,54 @@ class LiveColumn(CachedLines):
         return self.set_lines(keys, build)
 
 
-FORECAST_DECADES = 3.0  # the NEXT 1H strip spans 3 decades below its strongest row (as the heatmap mode's scale)
+FORECAST_DECADES = 3.0  # the NEXT 1H strip spans 3 decades below its magnets (as the heatmap mode's scale)
 
 
-def forecast_level_of(values: np.ndarray, n: int, decades: float = FORECAST_DECADES) -> np.ndarray:
-    """Expected USD per row → ramp levels 0..n on a log scale relative to the strongest row in view: that row is
-    the top of the ramp, a row ``decades`` below it level 1, anything weaker (or none) empty. Relative, because
-    the strip answers "which level pulls price next, and how much more than the others", not a fixed USD size
-    (the reports panel and the axis carry the USD)."""
+def forecast_level_of(values: np.ndarray, n: int, anchor: float | None = None,
+                      decades: float = FORECAST_DECADES) -> np.ndarray:
+    """Expected USD per row → ramp levels 0..n, relative to the rows in view (the strip answers "which level
+    pulls price next, and how much more than the others"; the panel and the axis carry the USD).
+
+    With ``anchor`` (the weakest on-screen NEXT 1H cluster's strongest row, :func:`cluster_anchor`) the top
+    quarter of the ramp is the magnets' range: a row at least as strong as the weakest cluster the reports name
+    is in it, log-spaced from the anchor (its lowest level) to the strongest row (the top); weaker rows share
+    the rest of the ramp log-spaced over ``decades`` below the anchor, anything weaker is empty. Without an
+    anchor, one log scale over ``decades`` below the strongest row."""
     v = np.asarray(values, dtype=np.float64)
     top = float(v.max()) if v.size else 0.0
     out = np.zeros(v.shape, dtype=np.uint8)
     if not (top > 0 and np.isfinite(top)):
         return out
+    hi = -(-3 * n // 4)  # the top quarter's first level: 8 of 10
+    if anchor is None or not (0 < anchor < top) or not np.isfinite(anchor):
+        ref, below, base = top, n, 0
+    else:
+        ref, below, base = float(anchor), hi - 1, 0
+        strong = v >= ref
+        with np.errstate(divide="ignore"):
+            x = np.log(v[strong] / ref) / np.log(top / ref)
+        out[strong] = np.clip(hi + np.floor(x * (n - hi + 1)), hi, n).astype(np.uint8)
     with np.errstate(divide="ignore", invalid="ignore"):
-        x = 1.0 + np.log10(np.where(v > 0, v / top, 0.0)) / decades
-    ok = np.isfinite(x) & (x >= -1e-9)
-    out[ok] = np.clip(np.ceil(x[ok] * n - 1e-9), 1, n).astype(np.uint8)
+        x = 1.0 + np.log10(np.where(v > 0, v / ref, 0.0)) / decades
+    ok = np.isfinite(x) & (x >= -1e-9) & (v < ref if below < n else True)
+    out[ok] = np.clip(base + np.ceil(x[ok] * below - 1e-9), 1, below).astype(np.uint8)
     return out
+
+
+def cluster_anchor(frame: Frame, strip: np.ndarray, clusters: list[dict]) -> float | None:
+    """The weakest on-screen NEXT 1H cluster's strongest ``strip`` row (expected USD per screen row), or None
+    when no cluster with expected USD is on screen."""
+    best = []
+    for c in clusters or ():
+        try:
+            lo, hi = float(c["price_lo"]), float(c["price_hi"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        vals = [strip[y] for y in range(frame.height)
+                if (lambda r: r[1] > lo and r[0] < hi)(frame.row_range(y))]
+        if vals and max(vals) > 0:
+            best.append(float(max(vals)))
+    return min(best) if best else None
 
 
 class ProfileColumn(CachedLines):
