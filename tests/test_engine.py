@@ -225,7 +225,7 @@ def test_views_versions_and_background():
     assert built == 2 * 5 + 3 * 5  # (the Positions mode only where exact positions are attached)
     s1 = eng.latest(key)
     assert s1.source == "LIVE" and s1.grid.asset == "BTC" and s1.grid.values.shape == (50, 240)
-    eth = eng.latest(("ETH", "raw", "4h", s1.grid.venues, 50, None))
+    eth = eng.latest(("ETH", "raw", "4h", s1.grid.venues, 50, None, 1))
     assert eth is not None and eth.grid.timeframe == "4h" and np.isfinite(eth.grid.trace).any()
     # Nothing new and nothing due: no work, same snapshot object.
     assert eng.step(T0 + 0.5) == 0 and eng.latest(key) is s1
@@ -402,7 +402,7 @@ def test_background_views_are_packed_and_decode_on_read():
     eng = Engine(_cfg(), m, clock=clock)
     eng.set_view("BTC", "raw", "1m", None, 60, None)
     eng.step(T0)
-    key = ("ETH", "raw", "1m", tuple(m.venues), 60, None)
+    key = ("ETH", "raw", "1m", tuple(m.venues), 60, None, 1)
     packed = eng._latest[key]
     assert not isinstance(packed, Snapshot) and len(packed.blob) < 60 * 240 * 4 / 10
     snap = eng.latest(key)

@@ -144,3 +144,29 @@ def test_next_hour_strip_scale_is_relative_to_its_strongest_row():
     lv = forecast_level_of(v, 10, anchor=100.0)
     assert lv.tolist() == [0, 3, 5, 8, 10, 8, 0, 7]
     assert (forecast_level_of(v, 10, anchor=1000.0) == forecast_level_of(v, 10)).all()  # the top: no anchor
+
+
+async def test_heatmap_smoothing_follows_the_zoom_in_screen_rows():
+    """At the fitted zoom (8 buckets a row) a 1.5-bucket blur was a fifth of a row and Synthetic Heatmap drew
+    exactly what Synthetic drew. The view says its zoom; the blur is ``heatmap_sigma_buckets`` × zoom buckets."""
+    import numpy as np
+
+    from liqmap.core.grids.layers import smooth_rows
+
+    eng, _ = await _engine_on_demo(20.0)
+    now = eng.clock()
+    mid = round(eng.state("BTC").last_price)  # a fixed centre: the same rows for every view
+    keys = {z: eng.set_view("BTC", "heatmap", "1m", None, 80, mid, zoom=z) for z in (1, 4)}
+    syn_key = eng.set_view("BTC", "synthetic", "1m", None, 80, mid, zoom=4)
+    for k in (*keys.values(), syn_key):
+        eng.set_view(*k[:6], zoom=k[6])
+        eng.step(now)
+    syn = eng.latest(syn_key).grid
+    sigma = eng.params.heatmap_sigma_buckets
+    for z, k in keys.items():
+        g = eng.latest(k).grid
+        assert g.row0 == syn.row0 and g.col0 == syn.col0
+        want = smooth_rows(np.stack((syn.long, syn.short)).astype(np.float64), sigma * z)
+        np.testing.assert_allclose(g.long, want[0], rtol=1e-3, atol=1.0)
+    a, b = (eng.latest(keys[z]).grid.long for z in (1, 4))
+    assert not np.allclose(a, b, rtol=1e-2)  # a different picture at zoom 4

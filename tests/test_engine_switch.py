@@ -87,8 +87,8 @@ def test_background_views_hold_every_mode_of_the_screen_asset_and_every_asset_in
     for mode in MODES:
         for tf in TF_ORDER:
             if (mode, tf) != ("heatmap", "15m"):
-                assert ("ETH", mode, tf, eng._norm_venues(None), 50, None) in keys
+                assert ("ETH", mode, tf, eng._norm_venues(None), 50, None, 1) in keys
     for a in ("BTC", "SOL"):
-        assert all((a, "heatmap", tf, eng._norm_venues(None), 50, None) in keys for tf in TF_ORDER)
+        assert all((a, "heatmap", tf, eng._norm_venues(None), 50, None, 1) in keys for tf in TF_ORDER)
         assert not any(k[0] == a and k[1] != "heatmap" for k in keys)  # bounded: other assets in one mode
     assert len(keys) == 3 * len(TF_ORDER) + (len(MODES) - 1) * len(TF_ORDER) - 1

@@ -41,7 +41,7 @@ class ModelParams:
     cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI
     half_life_hours: float = 48.0  # decay of unconsumed levels
     reconcile_buckets: int = 3  # real liquidations cancel estimated levels within ±this many buckets
-    heatmap_sigma_buckets: float = 1.5  # Gaussian smoothing (in buckets) for the Synthetic Heatmap mode
+    heatmap_sigma_buckets: float = 1.5  # Synthetic Heatmap smoothing, in screen rows (× the view's zoom in buckets)
     hybrid_real_hours: float = 4.0  # real liquidations shown in Hybrid mode
     hybrid_half_life_hours: float = 2.0  # ... fading with this half-life (0 = no fade)
     raw_half_life_hours: float = 0.0  # Raw mode recency decay; 0 = off (cells are exact USD sums)

@@ -328,7 +328,7 @@ class LiqmapApp(App):
             rows = -(-rows * 8 // 5)
         venues = (self.venue_filter,) if self.venue_filter else None
         return View(self.asset, self.mode, self.timeframe, venues, rows, self.vp.center,
-                    int(self.cfg["engine"]["columns"]))
+                    int(self.cfg["engine"]["columns"]), self.vp.zoom)
 
     # Every panel shows one view's data or says it is loading, never another view's (issue 20): the map,
     # both axes, the live column and the profile are tagged with ``_map_tag``, the reports panel with

@@ -66,9 +66,10 @@ class EngineSource:
     def _engine_key(self, view: View) -> Any:
         key = self._keys.get(view.key)
         if key is None:
-            key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+            key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center,
+                                       zoom=view.zoom)
             if key is None:  # an engine that keys views by their arguments
-                key = (view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+                key = view.key
             self._remember(view.key, key)
         return key
 
@@ -81,7 +82,8 @@ class EngineSource:
 
     def set_view(self, view: View) -> None:
         # Always tell the engine: going back to a view seen before must make it the screen's view again.
-        key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center)
+        key = self.engine.set_view(view.asset, view.mode, view.timeframe, view.venues, view.rows, view.center,
+                                       zoom=view.zoom)
         if key is not None:
             self._remember(view.key, key)
         if self.on_view is not None:

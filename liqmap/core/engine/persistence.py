@@ -90,7 +90,7 @@ class PersistenceMixin:
                 source = None
                 built = self._built.get(key)
                 if key[1] == "heatmap" and built is not None and built.version == snap.version and built.syn:
-                    source = (*built.syn, self.params.heatmap_sigma_buckets)
+                    source = (*built.syn, self.params.heatmap_sigma_buckets * max(1, int(key[6])))
                 self.store.save_snapshot(snap, heatmap=self._heat, heatmap_source=source)
             self._saved[key] = snap.version
             n += 1

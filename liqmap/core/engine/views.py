@@ -25,14 +25,15 @@ class ViewsMixin:
         return vs
 
     def set_view(self, asset: str, mode: str, tf: str, venues=None, rows: int = 60,
-                 center: float | None = None) -> tuple:
+                 center: float | None = None, zoom: int = 1) -> tuple:
         """Mark the view on screen; returns its key for ``latest``. The other assets and timeframes of the
         same mode, venues and rows become the background views."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         if tf not in TIMEFRAMES:
             raise ValueError(f"unknown timeframe {tf!r}")
-        view = View(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns)
+        view = View(asset, mode, tf, self._norm_venues(venues), max(1, int(rows)), center, self.columns,
+                    max(1, int(zoom)))
         changed = self._screen is None or self._screen.key != view.key
         if self._screen is not None and changed:
             self._recent.append(self._screen.key)
@@ -78,14 +79,14 @@ class ViewsMixin:
         if scr is not None:
             for a in self.assets:
                 for tf in TF_ORDER:
-                    v = View(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns)
+                    v = View(a, scr.mode, tf, scr.venues, scr.rows, None, self.columns, scr.zoom)
                     if v.key != scr.key:
                         out[v.key] = v
             for mode in MODES:
                 if mode == scr.mode or (self.positions is None and mode_spec(mode).exact):
                     continue  # no exact positions attached: nothing to draw ahead in the Positions mode
                 for tf in TF_ORDER:
-                    v = View(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns)
+                    v = View(scr.asset, mode, tf, scr.venues, scr.rows, None, self.columns, scr.zoom)
                     out[v.key] = v
         for k, v in self._views.items():
             if scr is None or k != scr.key:
