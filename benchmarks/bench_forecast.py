@@ -29,6 +29,10 @@ of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharp
 oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
 ±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
 
+Where the rankings win or lose (``detail.by_distance``, diagnostic): per band of distance from price (0-0.5,
+0.5-1, 1-2, 2-3, 3-5 %), the share of the hour's liquidation USD that happened there, the share each ranking's
+top buckets caught there, and the share of its top buckets placed there (``*_tops``).
+
 Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-10),
 ``LIQMAP_BENCH_FORECAST_HOLDOUT`` (default 11-20: seeds scored the same way and reported under
 ``detail.holdout``, to check a model choice on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
