@@ -29,6 +29,10 @@ of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharp
 oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
 ±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
 
+Where the rankings win or lose (``detail.by_distance``, diagnostic): per band of distance from price (0-0.5,
+0.5-1, 1-2, 2-3, 3-5 %), the share of the hour's liquidation USD that happened there, the share each ranking's
+top buckets caught there, and the share of its top buckets placed there (``*_tops``).
+
 Knobs (environment): ``LIQMAP_BENCH_FORECAST_SEEDS`` (headline seeds, default 1-10),
 ``LIQMAP_BENCH_FORECAST_HOLDOUT`` (default 11-20: seeds scored the same way and reported under
 ``detail.holdout``, to check a model choice on markets it was not chosen on), ``LIQMAP_BENCH_FORECAST_PREROLL`` (seconds of history
@@ -262,6 +266,9 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                               ("oracle_forecast", top_of)):
                 got[name] = float(usd[inside & np.isin(bi, top)].sum())
                 acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + got[name]
+            if rp == RANGE_PCT:  # where each ranking catches (or misses) the hour's liquidations: by distance
+                _by_distance(acc, bi[inside], usd[inside], px, steps[a],
+                             {"model": top_m, "at_risk": top_r, "baseline": top_b, "oracle": top_o})
             if rp == RANGE_PCT and usd[inside].sum() > 0:  # one checkpoint's verdict (robustness, not the metric)
                 verdict = "won" if got["model"] > got["baseline"] else "lost" if got["model"] < got["baseline"] else "tied"
                 acc[("checkpoints", verdict)] = acc.get(("checkpoints", verdict), 0.0) + 1
@@ -273,6 +280,52 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS},
             "sharp": sharp}
+
+
+# Distance bands (% from price) for the diagnostic ``by_distance``: the baseline's top 10 % of buckets is
+# about ±0.5 %, so the first band is its ground; the model has to win beyond it.
+DIST_BANDS = (0.0, 0.5, 1.0, 2.0, 3.0, RANGE_PCT + 0.01)
+
+
+def _band_of(b: np.ndarray, px: float, step: float) -> np.ndarray:
+    d = np.abs((np.asarray(b) + 0.5) * step / px - 1.0) * 100.0
+    return np.clip(np.digitize(d, DIST_BANDS) - 1, 0, len(DIST_BANDS) - 2)
+
+
+def _by_distance(acc: dict, bi: np.ndarray, usd: np.ndarray, px: float, step: float, tops: dict) -> None:
+    """Per distance band: the liquidation USD of the hour, the USD each ranking's top buckets caught there,
+    and how many of its top buckets sit there (diagnostic, not the metric)."""
+    nb = len(DIST_BANDS) - 1
+    band = _band_of(bi, px, step)
+    real = np.bincount(band, weights=usd, minlength=nb)
+    for i in range(nb):
+        acc[("dist", "realized", i)] = acc.get(("dist", "realized", i), 0.0) + float(real[i])
+    for name, top in tops.items():
+        sel = np.isin(bi, top)
+        got = np.bincount(band[sel], weights=usd[sel], minlength=nb)
+        n = np.bincount(_band_of(top, px, step), minlength=nb)
+        for i in range(nb):
+            acc[("dist", name, i)] = acc.get(("dist", name, i), 0.0) + float(got[i])
+            acc[("dist_n", name, i)] = acc.get(("dist_n", name, i), 0.0) + float(n[i])
+
+
+def _distance_summary(acc: dict) -> dict:
+    """``by_distance``: per band, the share of the hour's liquidation USD (±5 %) that happened there
+    (``realized``) and that each ranking's top buckets caught there, and the share of each ranking's top
+    buckets placed there (``tops``)."""
+    nb = len(DIST_BANDS) - 1
+    real = sum(acc.get(("dist", "realized", i), 0.0) for i in range(nb))
+    names = ("model", "at_risk", "baseline", "oracle")
+    out = {}
+    for i in range(nb):
+        hi = DIST_BANDS[i + 1] if i + 1 < nb else RANGE_PCT
+        row = {"realized": round(acc.get(("dist", "realized", i), 0.0) / real, 3) if real else None}
+        for n in names:
+            tot_n = sum(acc.get(("dist_n", n, j), 0.0) for j in range(nb))
+            row[n] = round(acc.get(("dist", n, i), 0.0) / real, 3) if real else None
+            row[f"{n}_tops"] = round(acc.get(("dist_n", n, i), 0.0) / tot_n, 3) if tot_n else None
+        out[f"{DIST_BANDS[i]:g}-{hi:g}%"] = row
+    return out
 
 
 def _price_paths(feed: list) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -426,6 +479,7 @@ def _summary(acc: dict, rp: float = RANGE_PCT) -> dict:
     out["per_asset"] = {a: {n: _share(acc, rp, n, (a,)) for n in RANKINGS} for a in ASSETS}
     if rp == RANGE_PCT:  # checkpoints (with liquidations in range) where the model's top beat the baseline's
         out["checkpoints_vs_baseline"] = {v: int(acc.get(("checkpoints", v), 0)) for v in ("won", "tied", "lost")}
+        out["by_distance"] = _distance_summary(acc)
     return out
 
 
@@ -515,7 +569,8 @@ def forecast_skill() -> dict:
         sm, sh = _summary(_sum_acc(part)), _sharp_summary(part)[f"±{RANGE_PCT:g}%"]
         levels_check[name] = {"sharpness_model": sh["model"], "sharpness_oracle": sh["oracle"],
                               "sharpness_model_vs_oracle": sh["model_vs_oracle"], "forecast_ratio": sm["ratio"],
-                              "at_risk_ratio": sm["at_risk_ratio"],
+                              "at_risk_ratio": sm["at_risk_ratio"], "oracle_ratio": sm["oracle_ratio"],
+                              "baseline_share": sm["baseline_share"], "at_risk_share": sm["at_risk_share"],
                               "ok": bool(sh["within_20pct"] and (sm["at_risk_ratio"] or 0) > 1.0)}
     return {
         "value": ratio,
@@ -536,7 +591,8 @@ def forecast_skill() -> dict:
             "levels_check": levels_check,
             # oracle = the same top-10 % rankings on the simulator's TRUE open positions (liquidation price,
             # USD), raw and weighted by the same chance of reach: what a perfect at-risk map would score
-            "variants": {f"±{rp:g}%": {**(head if rp == RANGE_PCT else _summary(acc, rp)), "realized_usd": round(sum(
+            "variants": {f"±{rp:g}%": {**{k: v for k, v in (head if rp == RANGE_PCT else _summary(acc, rp)).items()
+                                         if k != "by_distance"}, "realized_usd": round(sum(
                 acc.get((rp, a, "realized"), 0.0) for a in ASSETS))} for rp in RANGES},
             "per_seed": [_per_seed(r) for r in runs],
             "assets": list(ASSETS),
