@@ -79,7 +79,7 @@ def test_hit_rate_column_and_rows_reused_until_an_asset_changes():
     assert cells(a)[COLUMNS.index("hit")].plain == "1.6× n=42"
     b = row("BTC", 1060.0, 65_000.0, None, rec, None, 25.0, cache=cache)
     assert cache["BTC"][1][0] is b.below is a.below  # reused: same records object
-    assert a.sweep == "buy $1.0M 100s ago" and b.sweep == "buy $1.0M 3m ago"  # the age moves
+    assert a.sweep == "buy $1.0M 1m ago" and b.sweep == "buy $1.0M 2m ago"  # the age moves (100 s, 160 s)
     moved = SimpleNamespace(**{**vars(rec), "walls": (SimpleNamespace(status="active", bucket=2540, usd=9e6),)})
     c = row("BTC", 1060.0, 65_000.0, None, moved, None, 25.0, cache=cache)
     assert c.below.price == 63_500.0 and a.below.price == 64_000.0  # new records: recomputed

@@ -35,6 +35,7 @@ from .heatmap import HeatmapView
 from .alerts_log import AlertsScreen
 from .help import HelpScreen
 from .screener import ScreenerScreen
+from .screener_table import ScreenerTable
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
@@ -240,9 +241,10 @@ class LiqmapApp(App):
 
     @classmethod
     def _all_bindings(cls) -> list[Binding]:
-        """The app's, the reports panel's and the help screen's bindings (all remappable by id)."""
+        """The app's, the reports panel's, the help screen's, the alerts log's and the screener's bindings (all
+        remappable by id)."""
         return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS, AlertsScreen.BINDINGS,
-                             ScreenerScreen.BINDINGS) for b in bs if isinstance(b, Binding)]
+                             ScreenerScreen.BINDINGS, ScreenerTable.BINDINGS) for b in bs if isinstance(b, Binding)]
 
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
