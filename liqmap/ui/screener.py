@@ -43,10 +43,21 @@ def _price(p: float | None) -> str:
     return label(p, step)
 
 
-def _magnet(m) -> Text:
+_NONE = Text("-", style="dim")  # cells are only read (the table, ``liqmap screen``): shared, never changed
+_ASSET: dict[str, Text] = {}
+
+
+def _magnet(m) -> Text | str:
     if m is None:
-        return Text("-", style="dim")
-    return Text(f"{_price(m.price)} {m.distance_pct:+.1f}% {usd(m.usd)} {m.what}")
+        return _NONE
+    return f"{_price(m.price)} {m.distance_pct:+.1f}% {usd(m.usd)} {m.what}"
+
+
+def _asset(name: str) -> Text:
+    got = _ASSET.get(name)
+    if got is None:
+        got = _ASSET[name] = Text(name, style="bold")
+    return got
 
 
 def cells(r: ScreenRow) -> list:
@@ -68,10 +79,10 @@ def _hit(r: ScreenRow) -> Text | str:
 
 def _cells(r: ScreenRow) -> list:
     if r.state != "ok" and r.price is None:
-        return [Text(r.asset, style="bold"), Text(r.state, style="yellow")] + [""] * (len(COLUMNS) - 2)
+        return [_asset(r.asset), Text(r.state, style="yellow")] + [""] * (len(COLUMNS) - 2)
     ch = r.change_1h_pct
     return [
-        Text(r.asset, style="bold"),
+        _asset(r.asset),
         _price(r.price),
         Text("-" if ch is None else f"{ch:+.2f}%", style="" if ch is None else "green" if ch >= 0 else "red"),
         _magnet(r.below),

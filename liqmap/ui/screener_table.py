@@ -26,14 +26,18 @@ from textual.strip import Strip
 
 from .lines import CachedLines
 
-GAP = 2  # spaces between columns
+GAP = 2  # spaces between columns (``_strip`` writes them as "  ")
 
 
-def plain(cell) -> tuple[str, str | Style]:
-    """A cell (``Text`` with one style, or ``str``) as (text, style)."""
+def plain(cell) -> tuple[str, int, Style | None]:
+    """A cell (``Text`` with one style, or ``str``) as (text, its width in cells, its style or None)."""
     if isinstance(cell, Text):
-        return cell.plain, cell.style
-    return str(cell), ""
+        text, style = cell.plain, cell.style
+        if isinstance(style, str):
+            style = Style.parse(style) if style else None
+        return text, cell_len(text), style or None
+    text = str(cell)
+    return text, cell_len(text), None
 
 
 class ScreenerTable(CachedLines, can_focus=True):
@@ -100,9 +104,9 @@ class ScreenerTable(CachedLines, can_focus=True):
             got = self._texts.get(id(c))
             if got is None or got[0] is not c:
                 got = (c, [plain(x) for x in c])
-                for i, (t, _) in enumerate(got[1]):
-                    if len(t) > widths[i]:
-                        widths[i] = len(t)
+                for i, (_, n, _) in enumerate(got[1]):
+                    if n > widths[i]:
+                        widths[i] = n
             texts[id(c)] = got
         self._texts = texts
         if cursor_key is not None and cursor_key in self.keys:
@@ -154,7 +158,7 @@ class ScreenerTable(CachedLines, can_focus=True):
             key = lines[i]
             if key[0] == "header":
                 self.lines_built += 1
-                return self._strip([(c, "") for c in self.columns], styles[3], cols, width)
+                return self._strip([(c, cell_len(c), None) for c in self.columns], styles[3], cols, width)
             cells, state, odd, _ = key
             k = (id(cells), state, odd)
             got = built.get(k)
@@ -195,21 +199,21 @@ class ScreenerTable(CachedLines, can_focus=True):
         segs: list[Segment] = []
         run, run_style = [" "], base
         used = 1
+        widths, right = self._widths, self._right
         for n, i in enumerate(cols):
-            text, style = texts[i]
-            w = self._widths[i]
-            pad = w - cell_len(text)
-            if pad > 0:
-                text = " " * pad + text if i in self._right else text + " " * pad
-            n_cells = w if pad >= 0 else w - pad
+            text, n_cells, style = texts[i]
+            w = widths[i]
+            if n_cells < w:
+                text = " " * (w - n_cells) + text if i in right else text + " " * (w - n_cells)
+                n_cells = w
             if n:
-                run.append(" " * GAP)
+                run.append("  ")  # GAP
                 used += GAP
             if used + n_cells > width:
                 text = text[: max(width - used - 1, 0)] + "…"
                 n_cells = cell_len(text)
-            st = base if not style or cursor else base + (Style.parse(style) if isinstance(style, str) else style)
-            if st is not run_style and st != run_style:
+            st = base if style is None or cursor else base + style
+            if st != run_style:
                 segs.append(Segment("".join(run), run_style))
                 run, run_style = [], st
             run.append(text)
@@ -217,7 +221,7 @@ class ScreenerTable(CachedLines, can_focus=True):
             if used >= width:
                 break
         if used < width:
-            if run_style is not base:
+            if run_style != base:
                 segs.append(Segment("".join(run), run_style))
                 run, run_style = [], base
             run.append(" " * (width - used))

@@ -68,18 +68,10 @@ class _Field:
     def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float, exact=None) -> None:
         self.lo = lo = _index(mid * (1 - range_pct / 100.0), step)
         hi = _index(mid * (1 + range_pct / 100.0), step)
-        self.wall = np.zeros(hi - lo + 1)
-        self.liq = np.zeros(hi - lo + 1)
-        self.exact = np.zeros(hi - lo + 1)
-        for levels, into in ((synth, self.liq), (exact, self.exact)):
-            if levels is None:
-                continue
-            idx, lng, sht = levels
-            idx = np.asarray(idx, dtype=np.int64)
-            tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
-            m = (idx >= lo) & (idx <= hi) & (tot > 0)
-            if m.any():  # bincount: np.add.at is ~10x slower, and the screener does this for every asset
-                into += np.bincount(idx[m] - lo, weights=tot[m], minlength=len(into))[:len(into)]
+        n = hi - lo + 1
+        self.wall = np.zeros(n)
+        self.liq = self._binned(synth, lo, n)
+        self.exact = self._binned(exact, lo, n)
         for w in walls:
             if w.status == "active" and lo <= w.bucket <= hi:
                 self.wall[w.bucket - lo] += w.usd
@@ -87,6 +79,19 @@ class _Field:
         split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
         self.split = min(max(split, 0), len(self.wall))
         self.total = self.wall + self.liq + self.exact  # what best() ranks by (the arrays are not changed later)
+
+    @staticmethod
+    def _binned(levels, lo: int, n: int) -> np.ndarray:
+        """Long + short USD of ``levels`` (bucket, long, short) per bucket ``lo`` … ``lo + n - 1``; the
+        screener builds a field for every asset ingested since its last refresh, so few numpy calls:
+        bincount (np.add.at is ~10x slower), and one unsigned compare for both ends of the range."""
+        if levels is None:
+            return np.zeros(n)
+        idx, lng, sht = levels
+        rel = np.asarray(idx, dtype=np.int64) - lo
+        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
+        m = (rel.view(np.uint64) < n) & (tot > 0)  # a bucket below lo wraps to a huge unsigned number
+        return np.bincount(rel[m], weights=tot[m], minlength=n)[:n]
 
     def side(self, up: bool) -> slice:
         return slice(self.split, len(self.wall)) if up else slice(0, self.split)
