@@ -98,17 +98,16 @@ class ScreenerTable(CachedLines, can_focus=True):
     def show(self, keys: Sequence[str], cells: Sequence[list], cursor_key: str | None = None) -> None:
         """The rows to show, in order; the cursor stays on ``cursor_key``'s row (or the same place)."""
         self.keys, self.cells = list(keys), list(cells)
-        texts: dict[int, tuple] = {}
-        widths = self._widths
+        texts, widths = self._texts, self._widths
         for c in self.cells:
-            got = self._texts.get(id(c))
-            if got is None or got[0] is not c:
-                got = (c, [plain(x) for x in c])
+            got = texts.get(id(c))
+            if got is None or got[0] is not c:  # a new row: split its cells once
+                got = texts[id(c)] = (c, [plain(x) for x in c])
                 for i, (_, n, _) in enumerate(got[1]):
                     if n > widths[i]:
                         widths[i] = n
-            texts[id(c)] = got
-        self._texts = texts
+        if len(texts) > 4 * len(self.cells) + 64:  # forget the rows no longer shown (now and then, not per call)
+            self._texts = {id(c): texts[id(c)] for c in self.cells}
         if cursor_key is not None and cursor_key in self.keys:
             self.cursor = self.keys.index(cursor_key)
         self.cursor = min(max(self.cursor, 0), max(len(self.keys) - 1, 0))
