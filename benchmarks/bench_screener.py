@@ -39,7 +39,7 @@ BASELINE_REV = "afbc9fef06ba3e8218cc4e5cdaf273b1945811a4"
 TARGET_MS = 5.0
 SIZE = (200, 60)
 WARM_S = 60.0  # simulated seconds of history before the first refresh
-TICKS = 40
+TICKS = 60
 BACKGROUND_EVERY_S = 5  # engine.schedule.BACKGROUND_EVERY["1m"]: a background asset's ingest period
 
 
