@@ -44,6 +44,13 @@ async def test_screener_through_pilot_on_the_real_engine():
                 break
             await pilot.pause(0.2)
         assert [r.asset for r in scr.shown] and sorted(r.asset for r in scr.shown) == ["BTC", "ETH", "SOL", "XRP"]
+        # the map under the screener is not drawn while new snapshots keep coming (the screen covers it)
+        drawn, version = app.draws, src.latest(app.current_view()).version
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if src.latest(app.current_view()).version > version + 1:
+                break
+        assert src.latest(app.current_view()).version > version + 1 and app.draws == drawn
         await pilot.press("down")  # from the filter into the rows
         for _ in range(len(scr.shown and __import__("liqmap.core.screener", fromlist=["SORT_KEYS"]).SORT_KEYS)):
             if scr.sort == "asset":
@@ -62,6 +69,11 @@ async def test_screener_through_pilot_on_the_real_engine():
         await pilot.press("enter")
         await pilot.pause(0.5)
         assert app.asset == "SOL" and app.screen is not scr
+        for _ in range(50):  # the map is drawn again once the screener is closed
+            if app.draws > drawn:
+                break
+            await pilot.pause(0.1)
+        assert app.draws > drawn
 
 
 def test_hit_rate_column_and_rows_reused_until_an_asset_changes():

@@ -358,6 +358,10 @@ class LiqmapApp(App):
         if not self._ui_ready():
             return
         self.ticks += 1
+        if getattr(self.screen, "covers_map", False):
+            # a full-screen view over the map (the screener): drawing the hidden map would cost its own render
+            # and, as Textual repaints the top screen wherever a screen below changed, a repaint of that view
+            return
         if self._main.has_class("toosmall") or self.source is None:
             if self.source is None:
                 self._show_empty(self._source_error and f"data source failed: {self._source_error}"

@@ -98,7 +98,7 @@ def _cells(r: ScreenRow) -> list:
 
 class ScreenerScreen(ModalScreen):
     DEFAULT_CSS = """
-    ScreenerScreen { align: center middle; }
+    ScreenerScreen { align: center middle; background: $surface; }
     ScreenerScreen > Vertical { width: 100%; height: 100%; background: $surface; }
     ScreenerScreen Input { height: 3; }
     ScreenerScreen ScreenerTable { height: 1fr; }
@@ -110,6 +110,8 @@ class ScreenerScreen(ModalScreen):
         Binding("r", "reverse", "Reverse", id="screener_reverse"),
         Binding("down", "table", "Rows", show=False, id="screener_rows"),
     ]
+
+    covers_map = True  # opaque and full-screen: the app does not draw the map under it (``LiqmapApp._tick``)
 
     class Open(Message):
         def __init__(self, asset: str) -> None:
