@@ -19,6 +19,10 @@ Same run, same market, same cadence, each in its own fresh interpreter:
 - ``ours_ages_in_seconds``: this tree with the sweep age written to the second as before (``sweep_age``
   patched), to show what the coarser age is worth on its own.
 
+Also per child, ``map_tick_under_screener``: what one tick of the map beneath the open screener costs (the
+app built as ``liqmap`` builds it, ``render_cpu``'s snapshots, a new one each tick): before, the hidden map
+was drawn and Textual repainted the screener wherever it changed; now the app skips drawing a covered map.
+
 CPU time (``time.process_time``: the machine is shared); the load average is in ``detail``.
 """
 
@@ -131,7 +135,56 @@ def _drive(ages_in_seconds: bool = False) -> dict:
                        assets_ingested_per_tick=round(statistics.mean(ingested), 1))
 
     asyncio.run(go())
+    out["map_tick_under_screener"] = asyncio.run(_map_under_screener(ScreenerScreen, list(eng.screener())))
     return out
+
+
+async def _map_under_screener(ScreenerScreen, rows: list) -> dict:
+    """The other cost of an open screener: the app's map ticks on beneath it (``render_cpu``'s snapshots, a
+    new one every tick, the app as ``liqmap`` builds it). CPU ms per map tick with the screener on top."""
+    import asyncio  # noqa: F401 - run by the caller's loop
+    import copy
+
+    sys.path[1:1] = [str(ROOT / "benchmarks"), str(ROOT / "tests")]
+    from bench_ui import _flow_snapshots, _ListSource
+    from liqmap.config import DEFAULTS
+    from liqmap.ui.app import LiqmapApp
+    from liqmap.ui.themes import resolve
+    from textual.widgets import Input
+
+    snaps = _flow_snapshots(41, 56)
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["app"]["hz"] = 0.5  # the benchmark drives the ticks itself
+    spec, themes = resolve("dark", environ={})
+    src = _ListSource(snaps)
+    app = LiqmapApp(cfg, source=src, theme_spec=spec, themes=themes, color_system="256")
+    async with app.run_test(size=SIZE) as pilot:
+        for _ in range(20):
+            await pilot.pause()
+            if app.draws:
+                break
+        scr = ScreenerScreen(lambda: rows)
+        scr.refresh_rows = lambda: None  # the screener's own refreshes are measured above
+        app.push_screen(scr)
+        await pilot.pause()
+        scr.query_one(Input).cursor_blink = False
+        scr._set_rows(rows)
+        await pilot.pause()
+        drawn = app.draws
+        cpu, idle = [], []
+        for _ in range(len(snaps) - 1):
+            src.advance()
+            c0 = time.process_time()
+            app._tick()
+            await pilot.pause()
+            c1 = time.process_time()
+            await pilot.pause()
+            c2 = time.process_time()
+            cpu.append((c1 - c0) * 1e3)
+            idle.append((c2 - c1) * 1e3)
+        base = statistics.median(idle)
+        return {"median_ms": round(max(statistics.median(cpu) - base, 0.0), 3), "ticks": len(cpu),
+                "map_draws": app.draws - drawn}
 
 
 def _child(tree: Path, *flags: str) -> dict:
