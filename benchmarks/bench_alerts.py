@@ -1,4 +1,4 @@
-"""Benchmarks ``alerts`` and ``screener`` (issue 14): what watching every asset costs.
+"""Benchmark ``alerts`` (issue 14): what watching every asset costs. (The screener's is ``bench_screener.py``.)
 
 The demo market (seed 1, 16 assets, the shipped config) is fed for 10 simulated minutes through the runtime's
 ingest into two engines in the same run, one with the default alert rules and one without; every simulated
@@ -8,10 +8,6 @@ ingest into two engines in the same run, one with the default alert rules and on
 - ``alerts``: value = the alert evaluation's CPU per engine tick for all 65 assets (the per-asset cost in
   this run × 65), with the same run's engine ingest (trades, model, reports, forecast) per tick as the
   baseline, and their ratio.
-- ``screener``: value = ms of CPU per screener refresh for 65 rows (``Engine.screener`` + the table's cell
-  formatting, per-row cost × 65; target ≤ 5 ms per tick, the refresh runs once a second off the UI thread),
-  at the app's cadence (a refresh each simulated second; the screen asset ingested every second, the others
-  every 5 s), with every row computed afresh (no row or cell cache) as the same run's baseline.
 """
 
 from __future__ import annotations
@@ -32,7 +28,6 @@ def _run() -> dict:
     from liqmap.feeds.demo import DemoFeed
     from liqmap.feeds.demo.feed import pump
     from liqmap.runtime import Runtime
-    from liqmap.ui.screener import cells
 
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"].update(assets=list(ASSETS), focus_extra=[])
@@ -71,42 +66,8 @@ def _run() -> dict:
     n_ticks = len(ticks["with"])
     eval_per_asset = spent["evaluate"] / (n_ticks * len(ASSETS))
     ingest_per_asset = statistics.median(ticks["without"]) / len(ASSETS)
-    # the screener: 65 rows' worth from this engine's 16 (per-row cost × 65). Baseline: every row computed
-    # afresh (the row and cell caches emptied each refresh, as before they existed). Measured: the app's
-    # cadence — a refresh every simulated second after that second's ingests (the screen asset every second,
-    # the others every 5 s, staggered), so the rows of the assets not ingested since are reused.
-    from liqmap.ui import screener as ui_screener
-
-    eng = with_rules.engine
-    reps = 50
-    t0 = time.process_time()
-    for _ in range(reps):
-        eng.__dict__.pop("_screener_cache", None)
-        ui_screener._CELLS.clear()
-        rows = eng.screener()
-        for r in rows:
-            cells(r)
-    cold_row = (time.process_time() - t0) / (reps * len(rows))
-    spent_refresh = 0.0
-
-    async def cadence():
-        nonlocal spent_refresh, rows
-        for i in range(reps):
-            await pump(with_rules.source.demo, with_rules.ingest, seconds=1.0)
-            now = with_rules.clock()
-            for j, a in enumerate(ASSETS):
-                if j == 0 or (i + j) % 5 == 0:
-                    eng.ingest(a, now)
-            t1 = time.process_time()
-            rows = eng.screener()
-            for r in rows:
-                cells(r)
-            spent_refresh += time.process_time() - t1
-
-    asyncio.run(cadence())
-    screener_row = spent_refresh / (reps * len(rows))
     return {"eval_per_asset_ms": eval_per_asset * 1e3, "ingest_per_asset_ms": ingest_per_asset * 1e3,
-            "ticks": n_ticks, "alerts_fired": fired, "screener_row_ms": screener_row * 1e3, "screener_cold_row_ms": cold_row * 1e3,
+            "ticks": n_ticks, "alerts_fired": fired,
             "with_median_tick_ms": statistics.median(ticks["with"]) * 1e3,
             "without_median_tick_ms": statistics.median(ticks["without"]) * 1e3}
 
@@ -132,15 +93,4 @@ def bench_alerts() -> dict:
                                                     "without": round(r["without_median_tick_ms"], 2)}}}
 
 
-def bench_screener() -> dict:
-    r = _once()
-    v = r["screener_row_ms"] * 65
-    cold = r["screener_cold_row_ms"] * 65
-    return {"value": round(v, 3), "unit": "ms CPU per screener refresh, 65 rows (app cadence: 1 s refresh, "
-                                          "background assets ingested every 5 s)", "target": 5.0, "ok": v <= 5.0,
-            "detail": {"per_row_ms": round(r["screener_row_ms"], 4), "measured_rows": len(ASSETS),
-                       "baseline_every_row_afresh_ms_65": round(cold, 3),
-                       "baseline_per_row_ms": round(r["screener_cold_row_ms"], 4)}}
-
-
-BENCHMARKS = {"alerts": bench_alerts, "screener": bench_screener}
+BENCHMARKS = {"alerts": bench_alerts}

@@ -44,6 +44,13 @@ async def test_screener_through_pilot_on_the_real_engine():
                 break
             await pilot.pause(0.2)
         assert [r.asset for r in scr.shown] and sorted(r.asset for r in scr.shown) == ["BTC", "ETH", "SOL", "XRP"]
+        # the map under the screener is not drawn while new snapshots keep coming (the screen covers it)
+        drawn, version = app.draws, src.latest(app.current_view()).version
+        for _ in range(40):
+            await pilot.pause(0.1)
+            if src.latest(app.current_view()).version > version + 1:
+                break
+        assert src.latest(app.current_view()).version > version + 1 and app.draws == drawn
         await pilot.press("down")  # from the filter into the rows
         for _ in range(len(scr.shown and __import__("liqmap.core.screener", fromlist=["SORT_KEYS"]).SORT_KEYS)):
             if scr.sort == "asset":
@@ -62,6 +69,11 @@ async def test_screener_through_pilot_on_the_real_engine():
         await pilot.press("enter")
         await pilot.pause(0.5)
         assert app.asset == "SOL" and app.screen is not scr
+        for _ in range(50):  # the map is drawn again once the screener is closed
+            if app.draws > drawn:
+                break
+            await pilot.pause(0.1)
+        assert app.draws > drawn
 
 
 def test_hit_rate_column_and_rows_reused_until_an_asset_changes():
@@ -79,7 +91,7 @@ def test_hit_rate_column_and_rows_reused_until_an_asset_changes():
     assert cells(a)[COLUMNS.index("hit")].plain == "1.6× n=42"
     b = row("BTC", 1060.0, 65_000.0, None, rec, None, 25.0, cache=cache)
     assert cache["BTC"][1][0] is b.below is a.below  # reused: same records object
-    assert a.sweep == "buy $1.0M 100s ago" and b.sweep == "buy $1.0M 3m ago"  # the age moves
+    assert a.sweep == "buy $1.0M 1m ago" and b.sweep == "buy $1.0M 2m ago"  # the age moves (100 s, 160 s)
     moved = SimpleNamespace(**{**vars(rec), "walls": (SimpleNamespace(status="active", bucket=2540, usd=9e6),)})
     c = row("BTC", 1060.0, 65_000.0, None, moved, None, 25.0, cache=cache)
     assert c.below.price == 63_500.0 and a.below.price == 64_000.0  # new records: recomputed
@@ -133,3 +145,107 @@ async def test_screen_headless_streams_rows_from_the_demo():
     assert len(lines) == 2 and all(x["source"] == "DEMO" for x in lines)
     assert lines[-1]["ts"] > lines[0]["ts"]
     assert [r["asset"] for r in lines[-1]["rows"]] == ["BTC", "ETH"]
+
+
+async def test_a_refresh_recomputes_the_changed_rows_and_only_those(monkeypatch):
+    """Issue 14's screener budget rests on this: an asset not ingested since the last refresh keeps its row (the
+    same object, its parts not recomputed, its cells list reused); an ingested asset's row is built afresh from
+    its new records and reads its new numbers. On the real engine over the demo market."""
+    import asyncio
+    import copy
+
+    from liqmap.config import DEFAULTS
+    from liqmap.core import screener as core_screener
+    from liqmap.feeds.demo import DemoFeed
+    from liqmap.feeds.demo.feed import pump
+    from liqmap.runtime import Runtime
+    from liqmap.ui.screener import cells
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["alerts"] = []
+    cfg["universe"].update(assets=["BTC", "ETH", "SOL"], focus_extra=[])
+    rt = Runtime(cfg, DemoFeed(cfg, assets=["BTC", "ETH", "SOL"], seed=1))
+    eng = rt.engine
+    await pump(rt.source.demo, rt.ingest, seconds=30.0)
+    for a in ("BTC", "ETH", "SOL"):
+        eng.ingest(a, rt.clock())
+    computed: list[int] = []
+    real_parts = core_screener._parts
+
+    def counting(records, *a):
+        computed.append(id(records))
+        return real_parts(records, *a)
+
+    monkeypatch.setattr(core_screener, "_parts", counting)
+    now = rt.clock()
+    first = {r.asset: r for r in eng.screener(now)}
+    assert len(computed) == 3 and all(r.price is not None for r in first.values())
+    first_cells = {a: cells(r) for a, r in first.items()}
+
+    again = {r.asset: r for r in eng.screener(now)}  # nothing ingested: nothing recomputed
+    assert len(computed) == 3 and all(again[a] is first[a] for a in first)
+    assert all(cells(again[a]) is first_cells[a] for a in first)
+
+    await pump(rt.source.demo, rt.ingest, seconds=5.0)
+    later = rt.clock()
+    eng.ingest("ETH", later)
+    await asyncio.sleep(0)
+    rows = {r.asset: r for r in eng.screener(later)}
+    assert computed[3:] == [id(eng.state("ETH").records)]  # ETH's new records, and only those
+    eth = rows["ETH"]
+    assert eth is not first["ETH"] and eth.updated == later > first["ETH"].updated
+    assert eth.price == eng.state("ETH").last_price and cells(eth) is not first_cells["ETH"]
+    for a in ("BTC", "SOL"):  # not ingested: the very same rows (their sweep ages read the same 5 s on)
+        if rows[a].sweep == first[a].sweep:
+            assert rows[a] is first[a] and cells(rows[a]) is first_cells[a]
+        else:  # an age crossed a 10 s step: a new row from the cached parts, the magnets the same objects
+            assert rows[a].below is first[a].below and rows[a].updated == first[a].updated
+
+
+async def test_the_table_repaints_only_the_lines_that_changed():
+    """The screener's table through Pilot: a refresh where one row changed rebuilds that one line and the screen
+    shows its new value; a refresh with the same rows rebuilds none; a row that moves in the sort order is
+    drawn at its new place. (Counts of lines built, not timings.)"""
+    from textual.app import App
+
+    from conftest import screen_lines
+    from liqmap.core.screener import ScreenRow
+    from liqmap.ui.screener import ScreenerScreen
+    from liqmap.ui.screener_table import ScreenerTable
+
+    def mk(asset, price, next_usd):
+        return ScreenRow(asset, price, 0.5, None, None, next_usd, 0.6, "", None, None, "ok", 1000.0)
+
+    data = [mk("BTC", 65_000.0, 3e6), mk("ETH", 3_000.0, 2e6), mk("SOL", 150.0, 1e6), mk("XRP", 0.6, 5e5)]
+
+    class Host(App):
+        def on_mount(self) -> None:
+            self.push_screen(ScreenerScreen(lambda: list(data)))
+
+    app = Host()
+    async with app.run_test(size=(200, 30)) as pilot:
+        await pilot.pause()
+        scr = app.screen
+        table = scr.query_one(ScreenerTable)
+        scr._set_rows(list(data))
+        await pilot.pause()
+        assert [r.asset for r in scr.shown] == ["BTC", "ETH", "SOL", "XRP"]  # next 1h, descending
+        built = table.lines_built
+        scr._set_rows(list(data))  # the same row objects
+        await pilot.pause()
+        assert table.lines_built == built
+        data[2] = mk("SOL", 151.5, 1e6)  # SOL's price moved, its place did not
+        scr._set_rows(list(data))
+        await pilot.pause()
+        assert table.lines_built == built + 1
+        assert "151.50" in table.row_text("SOL") and "151.50" in "\n".join(screen_lines(app))
+        assert "65,000" in table.row_text("BTC")
+        built = table.lines_built
+        data[3] = mk("XRP", 0.6, 9e6)  # XRP's next hour jumps: it sorts first, the others move down a line
+        scr._set_rows(list(data))
+        await pilot.pause()
+        assert [r.asset for r in scr.shown] == ["XRP", "BTC", "ETH", "SOL"]
+        assert table.lines_built - built == 4  # every line now holds another row (or another stripe)
+        lines = screen_lines(app)
+        at = {a: next(i for i, ln in enumerate(lines) if f" {a} " in ln) for a in ("XRP", "BTC", "SOL")}
+        assert at["XRP"] < at["BTC"] < at["SOL"] and "$9.0M" in lines[at["XRP"]]

@@ -10,6 +10,7 @@ line up without float drift.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -81,6 +82,7 @@ def price_of(idx: np.ndarray | int, step: float) -> np.ndarray:
     return np.asarray(idx, dtype=np.float64) * step
 
 
+@functools.lru_cache(maxsize=512)  # a few steps per asset; the screener and the axes ask for every label
 def decimals(step: float) -> int:
     """How many decimals a price label needs for this step (0.0002 → 4, 25 → 0, 2.5 → 1)."""
     s = f"{step:.12f}".rstrip("0").rstrip(".")

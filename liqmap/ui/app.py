@@ -35,6 +35,7 @@ from .heatmap import HeatmapView
 from .alerts_log import AlertsScreen
 from .help import HelpScreen
 from .screener import ScreenerScreen
+from .screener_table import ScreenerTable
 from .lines import CachedLines
 from .live_column import LiveColumn, ProfileColumn, wall_bars, wall_rows
 from .palettes import Palette, Scale, build_palette, detect_color_system, typical_cell, view_top
@@ -244,9 +245,10 @@ class LiqmapApp(App):
 
     @classmethod
     def _all_bindings(cls) -> list[Binding]:
-        """The app's, the reports panel's and the help screen's bindings (all remappable by id)."""
+        """The app's, the reports panel's, the help screen's, the alerts log's and the screener's bindings (all
+        remappable by id)."""
         return [b for bs in (cls.BINDINGS, ReportsTable.BINDINGS, HelpScreen.BINDINGS, AlertsScreen.BINDINGS,
-                             ScreenerScreen.BINDINGS) for b in bs if isinstance(b, Binding)]
+                             ScreenerScreen.BINDINGS, ScreenerTable.BINDINGS) for b in bs if isinstance(b, Binding)]
 
     def _build_source(self) -> None:
         """Build the data source off the UI loop (imports, demo market construction), then start it."""
@@ -363,6 +365,10 @@ class LiqmapApp(App):
         if not self._ui_ready():
             return
         self.ticks += 1
+        if getattr(self.screen, "covers_map", False):
+            # a full-screen view over the map (the screener): drawing the hidden map would cost its own render
+            # and, as Textual repaints the top screen wherever a screen below changed, a repaint of that view
+            return
         if self._main.has_class("toosmall") or self.source is None:
             if self.source is None:
                 self._show_empty(self._source_error and f"data source failed: {self._source_error}"

@@ -206,20 +206,17 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         from ..screener import row
 
         now = self.clock() if now is None else now
-        cache = self.__dict__.setdefault("_screener_cache", {})  # rows' parts reused until an asset's next ingest
+        # An asset's row is the same object until its next ingest (or its sweep's age text moves): see row()
+        cache = self.__dict__.setdefault("_screener_cache", {})
+        want = math.floor(now / 60.0) - 60  # the minute an hour ago
         out = []
         for a in self.assets:
             st = self._states.get(a)
             if st is None:
-                out.append(row(a, now, None, None, None, None, None, "no data yet"))
+                out.append(row(a, now, None, None, None, None, None, "no data yet", cache))
                 continue
             with st.lock:
-                marks = st.price_marks
-                ago = None
-                if marks:
-                    want = math.floor(now / 60.0) - 60
-                    older = [p for m, p in marks if m <= want]
-                    ago = older[-1] if older else None
+                ago = next((p for m, p in reversed(st.price_marks) if m <= want), None)  # newest mark that old
                 state = "history loading" if a in self._held else "ok"
                 out.append(row(a, now, st.last_price, ago, st.records, st.synth, st.step, state, cache))
         return out

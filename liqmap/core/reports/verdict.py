@@ -11,12 +11,13 @@ distance-weighted bid share from the asymmetry read; the convergence part names 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..buckets import index, label, price_of
+from ..buckets import label, price_of
 from ._common import fmt_usd, params
 
 MINUS = "\u2212"
@@ -55,40 +56,55 @@ class Magnet:
 MIXED_SHARE = 0.15  # both named when each holds at least this share of the magnet's USD
 
 
+def _index(price: float, step: float) -> int:
+    """``buckets.index`` of one price, without numpy's per-call cost on a scalar (the same float arithmetic:
+    the screener builds a field for every asset ingested since its last refresh)."""
+    return math.floor(price / step + 1e-9)
+
+
 class _Field:
     """Wall and liquidation USD per bucket within ±range of mid; the split between below and above mid."""
 
     def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float, exact=None) -> None:
-        self.lo = lo = int(index(mid * (1 - range_pct / 100.0), step))
-        hi = int(index(mid * (1 + range_pct / 100.0), step))
-        self.wall = np.zeros(hi - lo + 1)
-        self.liq = np.zeros(hi - lo + 1)
-        self.exact = np.zeros(hi - lo + 1)
-        for levels, into in ((synth, self.liq), (exact, self.exact)):
-            if levels is None:
-                continue
-            idx, lng, sht = levels
-            idx = np.asarray(idx, dtype=np.int64)
-            tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
-            m = (idx >= lo) & (idx <= hi) & (tot > 0)
-            if m.any():  # bincount: np.add.at is ~10x slower, and the screener does this for every asset
-                into += np.bincount(idx[m] - lo, weights=tot[m], minlength=len(into))[:len(into)]
+        self.lo = lo = _index(mid * (1 - range_pct / 100.0), step)
+        hi = _index(mid * (1 + range_pct / 100.0), step)
+        n = hi - lo + 1
+        self.wall = np.zeros(n)
+        self.liq = self._binned(synth, lo, n)
+        self.exact = self._binned(exact, lo, n)
         for w in walls:
             if w.status == "active" and lo <= w.bucket <= hi:
                 self.wall[w.bucket - lo] += w.usd
-        mb = int(index(mid, step))
+        mb = _index(mid, step)
         split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
         self.split = min(max(split, 0), len(self.wall))
+        self.total = self.wall + self.liq + self.exact  # what best() ranks by (the arrays are not changed later)
+
+    @staticmethod
+    def _binned(levels, lo: int, n: int) -> np.ndarray:
+        """Long + short USD of ``levels`` (bucket, long, short) per bucket ``lo`` … ``lo + n - 1``; the
+        screener builds a field for every asset ingested since its last refresh, so few numpy calls:
+        bincount (np.add.at is ~10x slower), and one unsigned compare for both ends of the range."""
+        if levels is None:
+            return np.zeros(n)
+        idx, lng, sht = levels
+        rel = np.asarray(idx, dtype=np.int64) - lo
+        tot = np.asarray(lng, dtype=float) + np.asarray(sht, dtype=float)
+        m = (rel.view(np.uint64) < n) & (tot > 0)  # a bucket below lo wraps to a huge unsigned number
+        return np.bincount(rel[m], weights=tot[m], minlength=n)[:n]
 
     def side(self, up: bool) -> slice:
         return slice(self.split, len(self.wall)) if up else slice(0, self.split)
 
     def best(self, up: bool) -> Magnet | None:
         sl = self.side(up)
-        tot = self.wall[sl] + self.liq[sl] + self.exact[sl]
-        if not len(tot) or not tot.max() > 0:
+        tot = self.total[sl]
+        if not len(tot):
             return None
-        j = int(np.argmax(tot)) + sl.start
+        j = int(tot.argmax())
+        if not tot[j] > 0:
+            return None
+        j += sl.start
         return Magnet(self.lo + j, float(self.wall[j]), float(self.liq[j]), float(self.exact[j]))
 
     def at(self, bucket: int, up: bool) -> Magnet | None:
