@@ -117,6 +117,7 @@ class Spool:
         self.damaged_segments = 0  # set aside as *.corrupt (the records after each damage point are lost)
         self.written_msgs = 0
         self.set_aside: list[Path] = []
+        self._last_error = ""
 
     # ------------------------------------------------------------------ state
     @property
@@ -202,11 +203,15 @@ class Spool:
         if not records:
             return
         self.open()
-        for subj, payload, msg_id, rows in records:
-            if self._fd is None:
-                self._new_segment()
+        for i, (subj, payload, msg_id, rows) in enumerate(records):
             blob = encode_record(subj, payload, msg_id, rows)
-            _write_all(self._fd, blob)
+            try:
+                if self._fd is None:
+                    self._new_segment()
+                _write_all(self._fd, blob)
+            except OSError as e:  # disk full, dir removed: what cannot be written is counted, never fatal
+                self._write_failed(records[i:], e)
+                break
             seg = self.segments[-1]
             seg.bytes += len(blob)
             seg.msgs += 1
@@ -216,14 +221,39 @@ class Spool:
                 self._close_tail()
         self._bound()
 
+    def _write_failed(self, lost: list[Record], e: OSError) -> None:
+        self.dropped_msgs += len(lost)
+        self.dropped_rows += sum(r[3] for r in lost)
+        why = f"bus spool {self.dir}: cannot write: {e.strerror or e}"
+        if why != self._last_error:  # one line per distinct problem, not one per batch
+            self._last_error = why
+            self.warn(f"{why}; {len(lost)} messages dropped (counted)")
+        if self._fd is not None:  # a half-written record: the next start sets that segment aside
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+            self._fd = None
+
     def _new_segment(self) -> None:
-        path = self.dir / f"seg-{self._next:020d}.lqb"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        _write_all(fd, HEADER)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _ in range(1000):
+            path = self.dir / f"seg-{self._next:020d}.lqb"
+            self._next += 1
+            try:
+                fd = os.open(path, flags, 0o600)
+                break
+            except FileExistsError:  # something planted at that name (a symlink?): never written through
+                continue
+        else:
+            raise OSError(f"no free segment name in {self.dir}")
+        try:
+            _write_all(fd, HEADER)
+        except OSError:
+            os.close(fd)
+            raise
         self._fd = fd
-        self.segments.append(Segment(self._next, path, bytes=len(HEADER)))
-        self._next += 1
+        self.segments.append(Segment(self._next - 1, path, bytes=len(HEADER)))
 
     def _close_tail(self) -> None:
         if self._fd is None:
