@@ -156,7 +156,7 @@ async def test_viewer_on_the_bus_shows_the_collectors_map(nats_server, tmp_path)
         for kind in ("trade", "liq", "oi"):
             same_rows(market_rows(col.rt, kind, asset), market_rows(view.rt, kind, asset))
         cb, vb = col.rt.board.books(asset), view.rt.board.books(asset)
-        assert set(cb) == set(vb) and cb
+        assert set(cb) == set(vb) and cb, [(r.label, r.created, r.last_problem) for r in src.readers]
         for venue in cb:
             for side in (1, -1):
                 cp, cq = cb[venue].levels(side, 400)

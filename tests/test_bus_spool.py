@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,6 +60,15 @@ def rows_of(msgs, kind, asset):
     return merge_by_time(kind, parts) if parts else np.zeros(0)
 
 
+def _spooled(lines) -> int:
+    """Messages the newest of ``lines`` says are spooled while the bus is DOWN (0: none said)."""
+    for ln in reversed(lines):
+        m = re.search(r" DOWN · .*· ([\d,]+) msgs \([\d,]+ rows, [\d.]+ MB\) spooled on disk", ln)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    return 0
+
+
 def _status_lines(path):
     return [ln for ln in path.read_text(errors="replace").splitlines() if ln.startswith("collect ")]
 
@@ -80,10 +90,9 @@ async def test_collector_killed_during_an_outage_publishes_its_spool_when_restar
                          stdout=subprocess.DEVNULL, stderr=open(err, "wb"))
     try:
         await until(lambda: src.rows > 200, limit=120, what="collector A's rows reach the viewer")
+        seen = len(_status_lines(err))
         nats_server.stop()  # the bus goes away
-        await until(lambda: any("DOWN" in ln and "spooled on disk" in ln for ln in _status_lines(err)),
-                    limit=60, what="A spools")
-        await asyncio.sleep(1.0)  # a few more batches into the spool
+        await until(lambda: _spooled(_status_lines(err)[seen:]) >= 5, limit=60, what="A spools")
         a.send_signal(signal.SIGKILL)  # and A dies mid-outage
         a.wait(10)
     finally:
