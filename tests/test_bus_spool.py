@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from liqmap.bus.spool import HEADER, Spool, SpoolError, encode_record
-from liqmap.bus.wire import decode_rows, parse_subject
+from liqmap.bus.wire import decode_rows, encode_rows, parse_subject
+from liqmap.core.events import KINDS
 from liqmap.core.market import merge_by_time
 from nats_servers import NatsServer
 from test_bus_e2e import ASSETS, Collector, Viewer, market_rows, same_rows, small_cfg, until
@@ -191,3 +192,26 @@ def test_collect_refuses_a_symlinked_spool_with_one_line(tmp_path):
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if "bus-spool" in ln]
     assert len(lines) == 1 and "symlink" in lines[0]
+
+
+async def test_a_spooled_message_already_stored_is_not_stored_again_after_the_dedup_window(nats_server, tmp_path):
+    """The ack of a stored message was lost, so it waits in the spool; it is sent again only after the
+    stream's dedup window passed. The publisher finds it is the newest on its subject and skips it."""
+    cfg = small_cfg()
+    cfg["bus"]["dedup_seconds"] = 1.0
+    col = Collector(cfg, nats_server.url, tmp_path / "spool")
+    pub = col.pub
+    await pub.open()
+    rows = np.zeros(3, dtype=KINDS["trade"])
+    rows["ts"], rows["venue"] = [1.0, 2.0, 3.0], 0
+    stored = ("liqmap.trade.binance.BTC", encode_rows(rows), f"{pub.origin}.900", 3)
+    never_sent = ("liqmap.trade.binance.BTC", encode_rows(rows[:1]), f"{pub.origin}.901", 1)
+    other = ("liqmap.trade.okx.BTC", encode_rows(rows[:2]), f"{pub.origin}.902", 2)
+    await pub.js.publish(stored[0], stored[1], headers={"Nats-Msg-Id": stored[2]})  # its ack "lost"
+    pub.spool.append([stored, other, never_sent])
+    await asyncio.sleep(1.5)  # past the dedup window
+    await pub.send_pending()
+    assert pub.spool.msgs == 0 and pub.already_on_bus == 1 and pub.resent_msgs == 2
+    ids = Counter(i for i, _, _ in await stream_contents(nats_server.url, cfg))
+    assert ids == Counter({stored[2]: 1, other[2]: 1, never_sent[2]: 1})
+    await pub.close()

@@ -52,7 +52,7 @@ class BusPublisher:
         # messages made since the last send, while the bus is up: (subject, payload, msg id, rows)
         self._buffer: deque[tuple[str, bytes, str, int]] = deque()
         self.spool = Spool(spool_dir, settings.spool_bytes, warn=warn or self._warn)
-        self._acked_in_head = (0, 0)  # (segment number, its messages already acked): not sent twice
+        self._acked_in_head: tuple[int, set[str]] = (0, set())  # (segment, ids of it acked): not sent twice
         self._book_versions: dict[tuple[str, str], int] = {}
         self._snap_sent: dict[tuple, int] = {}
         self.nc = None
@@ -66,6 +66,7 @@ class BusPublisher:
         self.sent_rows = 0
         self.sent_bytes = 0
         self.duplicates = 0  # acks saying the server already had the message (a resend after a lost ack)
+        self.already_on_bus = 0  # spooled messages found stored already (lost ack), not sent again
         self.spooled_msgs = 0  # messages written to the spool (the bus was away or a send failed)
         self.resent_msgs = 0  # messages sent from the spool when the bus was back
         self.resent_rows = 0
@@ -269,30 +270,61 @@ class BusPublisher:
                     break  # this and the later ones are kept, in order; sent again with the same ids
                 done += 1
                 if getattr(res, "duplicate", False):
-                    self.duplicates += 1  # the server had it already (a lost ack): stored once
-                    continue
+                    # the server had it already: its first ack was lost (that is why it was sent again), so
+                    # it is on the bus once, and counted here once
+                    self.duplicates += 1
                 self.sent_msgs += 1
                 self.sent_rows += rows
                 self.sent_bytes += len(payload)
         return done, (done if done < len(items) else -1)
 
+    async def _not_on_bus(self, records):
+        """``records`` without those the stream already holds as the newest message of their subject.
+
+        A message in flight when the bus went away may have been stored with its ack lost; it waits at the
+        spool's head. The dedup window drops it when sent again — but only within ``bus.dedup_seconds`` of
+        the first send. Past that, this check still catches the usual case (one message per subject in
+        flight: the newest on its subject). An exact id match only: nothing is ever skipped on a guess."""
+        newest: dict[str, str] = {}
+        for subj in {r[0] for r in records}:
+            try:
+                m = await asyncio.wait_for(self.js.get_last_msg(self.settings.stream, subj), 5.0)
+            except Exception:  # noqa: BLE001 - none on that subject, or no answer: the dedup window decides
+                continue
+            if m.headers:
+                newest[subj] = m.headers.get("Nats-Msg-Id", "")
+        out = []
+        for r in records:
+            if newest.get(r[0]) == r[2]:
+                self.already_on_bus += 1
+                self.sent_msgs += 1  # on the bus once: counted as sent, like an ack
+                self.sent_rows += r[3]
+                self.sent_bytes += len(r[1])
+            else:
+                out.append(r)
+        return out
+
     async def _drain_spool(self) -> bool:
         """The spool's segments, oldest first, onto the bus; True when it is empty."""
+        first = True
         while self.connected and self.spool.segments:
             got = self.spool.oldest()
             if got is None:
                 break
             seg, records = got
-            skip = self._acked_in_head[1] if self._acked_in_head[0] == seg.number else 0
-            todo = records[skip:]
+            acked = self._acked_in_head[1] if self._acked_in_head[0] == seg.number else set()
+            todo = [r for r in records if r[2] not in acked]
+            if first:
+                first = False
+                todo = await self._not_on_bus(todo)
             done, failed = await self._publish(todo)
             sent = todo[:done]
             self.resent_msgs += len(sent)
             self.resent_rows += sum(r[3] for r in sent)
             if failed >= 0:
-                self._acked_in_head = (seg.number, skip + done)
+                self._acked_in_head = (seg.number, acked | {r[2] for r in sent})
                 return False
-            self._acked_in_head = (0, 0)
+            self._acked_in_head = (0, set())
             self.spool.done(seg)
         return not self.spool.segments
 
