@@ -174,6 +174,12 @@ class BusPublisher:
                     await asyncio.wait_for(stop.wait(), s.batch_seconds)
                 except asyncio.TimeoutError:
                     pass
+                if opener.done() and not stop.is_set() and self.js is None:
+                    # the first connection failed in an unexpected way: say why, and try again
+                    why = opener.exception()
+                    if why is not None:
+                        self.error = redact_text(f"bus: {type(why).__name__}: {why}")
+                    opener = asyncio.ensure_future(self.open(stop))
                 now = time.monotonic()
                 if now >= next_book and self.connected:
                     next_book = now + s.book_seconds

@@ -101,8 +101,8 @@ class StreamReader:
                     if not await self._alive(js):
                         self.dead_found += 1
                         await self._drop(js)
-        finally:
-            await self._drop(js, delete=False)
+        finally:  # a clean stop removes the consumer now; otherwise the server does after inactive_threshold
+            await self._drop(js, delete=connected())
 
     async def _create(self, js) -> None:
         from nats.js.api import AckPolicy, ConsumerConfig
