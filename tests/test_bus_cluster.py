@@ -66,7 +66,10 @@ async def test_one_node_of_three_killed_loses_nothing(nodes, tmp_path, consumer_
     cfg["bus"]["replicas"] = 3
     urls = ",".join(n.url for n in nodes)
     await _stream_ready(urls, cfg)
-    col = Collector(cfg, urls, tmp_path / "spool", seed=3)
+    # speed 1: the demo's clock is the wall clock, like a live collector's. At 5× its rows run ahead of the
+    # viewer's wall clock, and past 60 s ahead the viewer's market refuses them as future-dated — a run
+    # slowed by a loaded machine failed on that, not on the bus
+    col = Collector(cfg, urls, tmp_path / "spool", seed=3, speed=1.0)
     # the viewer is subscribed before the kill, through the node its consumer lives on
     view = Viewer(cfg, urls)
     src = view.rt.source
@@ -91,7 +94,9 @@ async def test_one_node_of_three_killed_loses_nothing(nodes, tmp_path, consumer_
     rows_reader = src.readers[0]
     print(f"\ncluster kill: consumer R{consumer_replicas} on {victim.name}, viewer connected there: {same_node}; "
           f"consumers made {rows_reader.created} (failed tries {rows_reader.failed_creates}, found dead "
-          f"{rows_reader.dead_found}); skipped duplicates {src.skipped_duplicates}; rows {src.rows}")
+          f"{rows_reader.dead_found}); skipped duplicates {src.skipped_duplicates}; rows {src.rows}; viewer "
+          f"rejects {view.rt.market.rejects.counts}; publisher disconnects {col.pub.disconnects}, spooled "
+          f"{col.pub.spooled_msgs}, duplicate acks {col.pub.duplicates}, already on bus {col.pub.already_on_bus}")
     if consumer_replicas == 1:
         assert rows_reader.created >= 2  # the dead consumer was found and made again
     assert src.rows == col.pub.sent_rows  # every row, once
