@@ -148,10 +148,9 @@ class BusSource:
         replicas = self.consumer_replicas or s.replicas
         rows = StreamReader(s.stream, self._rows_start, self._on_rows, replicas=replicas,
                             on_created=self._rows_created, on_problem=failed, label="rows")
-        books = StreamReader(s.books_stream, lambda: {"deliver_policy": DeliverPolicy.LAST_PER_SUBJECT,
-                                              "filter_subject": f"{PREFIX}.book.>"},
-                             self._on_book, replicas=replicas, on_created=lambda _: None, on_problem=failed,
-                             label="books")
+        books_start = {"deliver_policy": DeliverPolicy.LAST_PER_SUBJECT, "filter_subject": f"{PREFIX}.book.>"}
+        books = StreamReader(s.books_stream, lambda: books_start, self._on_book, replicas=replicas,
+                             on_created=self._books_created, on_problem=failed, label="books")
         self.readers = [rows, books]
         flusher = asyncio.ensure_future(self._flush_loop(stop))
         try:
@@ -171,6 +170,9 @@ class BusSource:
             return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": self.last_seq + 1}
         start = dt.datetime.fromtimestamp(time.time() - self.settings.catchup_seconds, tz=dt.timezone.utc)
         return {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": start}
+
+    def _books_created(self, info) -> None:
+        self.status = ""
 
     def _rows_created(self, info) -> None:
         self.status = ""
