@@ -215,3 +215,19 @@ async def test_a_spooled_message_already_stored_is_not_stored_again_after_the_de
     ids = Counter(i for i, _, _ in await stream_contents(nats_server.url, cfg))
     assert ids == Counter({stored[2]: 1, other[2]: 1, never_sent[2]: 1})
     await pub.close()
+
+
+def test_collect_says_what_an_earlier_run_left_and_keeps_it_while_the_bus_is_away(tmp_path):
+    data = tmp_path / "data"
+    left = [("liqmap.trade.binance.BTC", b"\x01" + bytes(34), "earlier.1", 1)]
+    sp = Spool(data / "bus-spool", 1 << 20)
+    sp.append(left)
+    sp.close()
+    env = {**os.environ, "LIQMAP_DATA_DIR": str(data), "XDG_CONFIG_HOME": str(tmp_path / "cfg")}
+    res = subprocess.run([sys.executable, "-m", "liqmap", "collect", "--demo", "--bus", "nats://127.0.0.1:9",
+                          "--duration", "2", "--assets", "BTC", "--status-every", "0.5"], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "1 messages (1 rows) spooled by an earlier run wait in" in res.stderr
+    records = list(Spool(data / "bus-spool", 1 << 20).records())
+    assert records[0] == left[0] and len(records) > 1  # the earlier one first, this run's own behind it
