@@ -229,8 +229,8 @@ async def _catchup(url: str, hours: float) -> dict:
                     market.add("trade", asset, rows)  # the collector's last hour: its snapshot
                 futs.append(await js.publish_async(subject("trade", venue, asset), encode_rows(rows)))
                 n_msgs += 1
-        if futs:
-            await asyncio.gather(*futs)
+        if futs:  # bounded: a lost ack would otherwise hang the benchmark with no sign of where
+            await asyncio.wait_for(asyncio.gather(*futs), 60.0)
     t_pub = time.perf_counter() - t_pub
     eng = Engine(cfg, market)
     for a in prices:
@@ -251,10 +251,13 @@ async def _catchup(url: str, hours: float) -> dict:
         await asyncio.sleep(0.01)
     caught = time.perf_counter() - t0
     rows = rt.source.rows
+    readers = {r.label: {"consumers_made": r.created, "found_dead": r.dead_found, "gaps": r.gaps}
+               for r in rt.source.readers}
     stop.set()
     await asyncio.gather(task, return_exceptions=True)
     return {"first_frame_s": round(first.get("t", float("nan")) - t0, 3), "caught_up_s": round(caught, 2),
-            "msgs": n_msgs, "rows": rows, "publish_s": round(t_pub, 1), "snapshots": rt.source.snapshots}
+            "msgs": n_msgs, "rows": rows, "publish_s": round(t_pub, 1), "snapshots": rt.source.snapshots,
+            "readers": readers}
 
 
 def bench_bus_catchup() -> dict:
