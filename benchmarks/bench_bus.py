@@ -51,8 +51,9 @@ def _cfg():
     return cfg
 
 
-async def _collector(frames, url: str | None) -> dict:
-    """The ingest path over ``frames`` (Binance BTC), with the bus publisher when ``url``; CPU of this process."""
+async def _collector(frames, url: str | None, spool_dir: Path | None = None, bus_down: bool = False) -> dict:
+    """The ingest path over ``frames`` (Binance BTC), with the bus publisher when ``url``; CPU of this process.
+    ``bus_down``: the publisher never connects, so every batch goes to its disk spool (an outage's cost)."""
     from liqmap.core.market import Market
     from liqmap.feeds.frame import Frame
     from liqmap.feeds.ingest import Ingest
@@ -70,8 +71,11 @@ async def _collector(frames, url: str | None) -> dict:
             assets = ["BTC", "ETH", "SOL"]
             engine = None
 
-        pub = BusPublisher(settings(cfg, url), _Rt())
-        await pub.open()
+        pub = BusPublisher(settings(cfg, url), _Rt(), spool_dir)
+        if bus_down:
+            pub.spool.open()
+        else:
+            await pub.open()
         market.on_accept = pub.tap
     t0, c0 = time.perf_counter(), _cpu()
     for i, (ts, body) in enumerate(frames):
@@ -86,7 +90,8 @@ async def _collector(frames, url: str | None) -> dict:
     out = {"cpu_s": _cpu() - c0, "wall_s": time.perf_counter() - t0,
            "rows": sum(len(r) for k in ("trade", "liq", "oi") for r in market.rings(k, "BTC"))}
     if pub is not None:
-        out.update(msgs=pub.sent_msgs, rows_sent=pub.sent_rows, bytes_sent=pub.sent_bytes)
+        out.update(msgs=pub.sent_msgs, rows_sent=pub.sent_rows, bytes_sent=pub.sent_bytes,
+                   spooled_msgs=pub.spooled_msgs, spooled_rows=pub.spool.rows, spooled_bytes=pub.spool.bytes)
         await pub.close()
     return out
 
@@ -137,7 +142,7 @@ def _fanout_round(frames, n_viewers: int, expected: int, tmp: Path) -> dict:
         for p in procs:
             line = p.stdout.readline()
             assert line.strip() == "ready", line
-        col = asyncio.run(_collector(frames, srv.url))
+        col = asyncio.run(_collector(frames, srv.url, tmp / f"spool{n_viewers}"))
         views = [json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs]
     finally:
         srv.stop()
@@ -160,6 +165,9 @@ def bench_bus_fanout() -> dict:
     base = asyncio.run(_collector(frames, None))  # the in-process path, same run
     rounds = []
     with tempfile.TemporaryDirectory() as d:
+        # the bus away the whole run: every batch to the disk spool (what an outage costs the collector)
+        down = asyncio.run(_collector(frames, "nats://127.0.0.1:9", Path(d) / "spool-down", bus_down=True))
+        base2 = asyncio.run(_collector(frames, None))  # in-process again: the first run is also the coldest
         for n in counts:
             rounds.append(_fanout_round(frames, n, base["rows"], Path(d)))
     last = rounds[-1]
@@ -167,6 +175,9 @@ def bench_bus_fanout() -> dict:
             "ok": all(r["all_rows_arrived"] for r in rounds) and last["latency_ms_p99"] <= 1000.0,
             "detail": {"frames": len(frames), "rows": base["rows"],
                        "in_process_collector_cpu_s": round(base["cpu_s"], 3),
+                       "in_process_collector_cpu_s_after_spool_run": round(base2["cpu_s"], 3),
+                       "bus_down_spooling_collector_cpu_s": round(down["cpu_s"], 3),
+                       "bus_down_spooled": {k: down[k] for k in ("spooled_msgs", "spooled_rows", "spooled_bytes")},
                        "rounds": rounds,
                        "note": "collector pushes the real recording at full speed (no pacing): the latency "
                                "includes queueing behind the whole burst; the bus adds no batching delay here "
@@ -218,8 +229,8 @@ async def _catchup(url: str, hours: float) -> dict:
                     market.add("trade", asset, rows)  # the collector's last hour: its snapshot
                 futs.append(await js.publish_async(subject("trade", venue, asset), encode_rows(rows)))
                 n_msgs += 1
-        if futs:
-            await asyncio.gather(*futs)
+        if futs:  # bounded: a lost ack would otherwise hang the benchmark with no sign of where
+            await asyncio.wait_for(asyncio.gather(*futs), 60.0)
     t_pub = time.perf_counter() - t_pub
     eng = Engine(cfg, market)
     for a in prices:
@@ -240,10 +251,13 @@ async def _catchup(url: str, hours: float) -> dict:
         await asyncio.sleep(0.01)
     caught = time.perf_counter() - t0
     rows = rt.source.rows
+    readers = {r.label: {"consumers_made": r.created, "found_dead": r.dead_found, "gaps": r.gaps}
+               for r in rt.source.readers}
     stop.set()
     await asyncio.gather(task, return_exceptions=True)
     return {"first_frame_s": round(first.get("t", float("nan")) - t0, 3), "caught_up_s": round(caught, 2),
-            "msgs": n_msgs, "rows": rows, "publish_s": round(t_pub, 1), "snapshots": rt.source.snapshots}
+            "msgs": n_msgs, "rows": rows, "publish_s": round(t_pub, 1), "snapshots": rt.source.snapshots,
+            "readers": readers}
 
 
 def bench_bus_catchup() -> dict:

@@ -233,7 +233,8 @@ DEFAULTS: dict[str, Any] = {
         "book_seconds": 1.0,  # changed books sent this often
         "book_levels": 400,  # levels per side of each book snapshot
         "snapshot_seconds": 5.0,  # changed engine snapshots put into the bucket this often
-        "buffer_mb": 64,  # messages held while the bus is away (oldest dropped first, counted)
+        "spool_mb": 1024,  # collector: messages spooled to <data dir>/bus-spool while the bus is away (oldest
+        # dropped first, counted); published in order when it is back, and after a restart
         "dedup_seconds": 120.0,  # the server's duplicate window for message ids
     },
     "doctor": {
@@ -405,7 +406,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "bus.book_seconds": (0.05, 3600.0, False),
     "bus.book_levels": (1, 100_000, False),
     "bus.snapshot_seconds": (0.1, 3600.0, False),
-    "bus.buffer_mb": (1, 1 << 20, False),
+    "bus.spool_mb": (1, 1 << 24, False),
     "bus.dedup_seconds": (1.0, 86400.0, False),
     "doctor.dns_timeout_seconds": (0.1, 600.0, False),
     "doctor.connect_timeout_seconds": (0.1, 600.0, False),

@@ -55,9 +55,11 @@ class Collector:
     """A demo collector runtime with its publisher: the source and the publisher run; the engine is stepped
     by the test, so both sides' engines ingest at the same times."""
 
-    def __init__(self, cfg, url, seed=7, speed=5.0):
+    # speed 1 by default: the demo's clock is then the wall clock, as a live collector's is; faster, its rows
+    # run ahead of a viewer's wall clock and, past the market's 60 s allowance, are refused as future-dated
+    def __init__(self, cfg, url, spool, seed=7, speed=1.0):
         self.rt = Runtime(cfg, DemoFeed(cfg, assets=list(ASSETS), seed=seed, speed=speed))
-        self.pub = BusPublisher(settings(cfg, url), self.rt)
+        self.pub = BusPublisher(settings(cfg, url), self.rt, spool)  # spool: its outage spool's directory
         self.rt.row_taps.append(self.pub.tap)
         self.stop = asyncio.Event()
         self.pub_stop = asyncio.Event()
@@ -134,9 +136,9 @@ def assert_same_map(c_rt, v_rt, now):
             assert_close(cs.reports, vs.reports, (asset, mode))
 
 
-async def test_viewer_on_the_bus_shows_the_collectors_map(nats_server):
+async def test_viewer_on_the_bus_shows_the_collectors_map(nats_server, tmp_path):
     cfg = small_cfg()
-    col = Collector(cfg, nats_server.url)
+    col = Collector(cfg, nats_server.url, tmp_path / "spool")
     view = Viewer(cfg, nats_server.url)
     view.start()  # before the collector: nothing to catch up, then live rows
     await until(lambda: view.rt.source.caught_up, what="viewer subscribed")
@@ -156,7 +158,7 @@ async def test_viewer_on_the_bus_shows_the_collectors_map(nats_server):
         for kind in ("trade", "liq", "oi"):
             same_rows(market_rows(col.rt, kind, asset), market_rows(view.rt, kind, asset))
         cb, vb = col.rt.board.books(asset), view.rt.board.books(asset)
-        assert set(cb) == set(vb) and cb
+        assert set(cb) == set(vb) and cb, [(r.label, r.created, r.last_problem) for r in src.readers]
         for venue in cb:
             for side in (1, -1):
                 cp, cq = cb[venue].levels(side, 400)
@@ -167,11 +169,11 @@ async def test_viewer_on_the_bus_shows_the_collectors_map(nats_server):
     assert_same_map(col.rt, view.rt, now)
 
 
-async def test_late_viewer_replays_the_window_and_gets_snapshots_at_once(nats_server):
+async def test_late_viewer_replays_the_window_and_gets_snapshots_at_once(nats_server, tmp_path):
     """A viewer that starts after the collector stopped: the bucket's snapshots first (a full map before any
     row), then the retention window replayed — the same rows as the collector had."""
     cfg = small_cfg()
-    col = Collector(cfg, nats_server.url, seed=11)
+    col = Collector(cfg, nats_server.url, tmp_path / "spool", seed=11)
     col.start()
     await until(lambda: col.pub.sent_rows > 300, what="flow")
     # one engine round on the collector so it has snapshots to put into the bucket

@@ -29,9 +29,9 @@ def shard_cfg(venues):
     return cfg
 
 
-async def test_two_shards_merge_and_a_stopped_shard_goes_stale(nats_server):
-    a = Collector(shard_cfg(SHARD_A), nats_server.url, seed=21)
-    b = Collector(shard_cfg(SHARD_B), nats_server.url, seed=22)
+async def test_two_shards_merge_and_a_stopped_shard_goes_stale(nats_server, tmp_path):
+    a = Collector(shard_cfg(SHARD_A), nats_server.url, tmp_path / "spool-a", seed=21)
+    b = Collector(shard_cfg(SHARD_B), nats_server.url, tmp_path / "spool-b", seed=22)
     vcfg = small_cfg()
     vcfg["feeds"]["stale_seconds"] = 1.5  # the test's patience, not the product's default
     view = Viewer(vcfg, nats_server.url)

@@ -65,7 +65,7 @@ class BusSettings:
     book_seconds: float = 1.0
     book_levels: int = 400
     snapshot_seconds: float = 5.0
-    buffer_bytes: int = 64 << 20
+    spool_bytes: int = 1024 << 20
     dedup_seconds: float = 120.0
     connect_timeout: float = 2.0
     reconnect_wait: float = 0.5
@@ -139,7 +139,7 @@ def settings(cfg: dict[str, Any], url: str | None = None) -> BusSettings:
                     replicas=int(b.get("replicas", 1)), batch_seconds=float(b.get("batch_ms", 250)) / 1000.0,
                     book_seconds=float(b.get("book_seconds", 1.0)), book_levels=int(b.get("book_levels", 400)),
                     snapshot_seconds=float(b.get("snapshot_seconds", 5.0)),
-                    buffer_bytes=int(b.get("buffer_mb", 64)) << 20, dedup_seconds=float(b.get("dedup_seconds", 120.0)))
+                    spool_bytes=int(b.get("spool_mb", 1024)) << 20, dedup_seconds=float(b.get("dedup_seconds", 120.0)))
     if not (math.isfinite(s.retention_seconds) and s.retention_seconds > 0):
         raise BusConfigError("bus.retention_hours must be > 0")
     return s

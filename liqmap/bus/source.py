@@ -9,8 +9,10 @@ In order, once connected:
    source — with the engine holding the assets and ingesting at the history's own times (like the demo's
    pre-roll), then live rows as they come.
 
-Each message is handled once and in order: this source keeps the stream sequence it has reached and, when
-the bus comes back after an outage, resubscribes from the next one (messages at or below it are dropped).
+Both streams are read by ``StreamReader``s (``liqmap.bus.reader``): pull consumers this source makes, checks
+and makes again when they die (a node of a cluster killed, the server restarted), every request with a
+timeout. Each message is handled once and in order: this source keeps the stream sequence it has reached, a
+new rows consumer starts at the next one, and messages at or below it are dropped.
 While the bus is away the map keeps what it has, the status bar's badge says ``BUS DOWN: last map kept``, and the venues
 go stale on their own clocks. A venue whose collector stopped (a shard) goes stale the same way.
 """
@@ -47,13 +49,13 @@ class BusSource:
         self.connected = False
         self.caught_up = False
         self.last_seq = 0  # rows stream sequence handled so far
-        self._subs: list = []
+        self.readers: list = []  # the rows and the books StreamReader
+        self.consumer_replicas: int | None = None  # None: as many as the stream (tests set 1: the fragile case)
         self._books: dict[str, dict[str, Book]] = {}
         self._held: set[str] = set()
         self._touched: set[str] = set()
         self._history_t = 0.0  # newest row time seen while catching up
         self._history_ingested = 0.0
-        self._resubscribe: asyncio.Event | None = None
         # counters
         self.messages = 0
         self.rows = 0
@@ -63,8 +65,6 @@ class BusSource:
         self.bad_messages = 0
         self.skipped_duplicates = 0
         self.disconnects = 0
-        self.resubscribes = 0  # subscriptions made again by the watchdog
-        self._last_rows_at = time.monotonic()
         self.error = ""
         self.closed = False
         self.on_rows = None  # benchmarks: fn(kind, venue, asset, rows) after each message is added
@@ -114,17 +114,24 @@ class BusSource:
     async def _on_reconnect(self) -> None:
         self.connected = True
         self.status = ""
-        if self._resubscribe is not None:
-            self._resubscribe.set()
+        for r in self.readers:
+            r.poke()  # its consumer may have gone with the server: check now, not after idle_check
 
     def _on_error(self, line: str) -> None:
         self.error = line
 
     # ------------------------------------------------------------------ running
-    async def run(self, rt, stop: asyncio.Event) -> None:
-        from .client import connect_until
+    @property
+    def resubscribes(self) -> int:
+        """Consumers made again after the first ones (a dead consumer found, a failed read)."""
+        return sum(max(0, r.created - 1) for r in self.readers)
 
-        self._resubscribe = asyncio.Event()
+    async def run(self, rt, stop: asyncio.Event) -> None:
+        from nats.js.api import DeliverPolicy
+
+        from .client import connect_until
+        from .reader import StreamReader
+
         self.status = f"connecting to the bus at {self.settings.shown}"
 
         def failed(why: str) -> None:
@@ -136,26 +143,46 @@ class BusSource:
             return
         self.connected = True
         self.status = ""
-        self.js = self.nc.jetstream(timeout=15.0)  # cluster: consumer creation waits out a leader election
+        self.js = self.nc.jetstream(timeout=15.0)  # cluster: a stream leader election can take seconds
+        s = self.settings
+        replicas = self.consumer_replicas or s.replicas
+        rows = StreamReader(s.stream, self._rows_start, self._on_rows, replicas=replicas,
+                            on_created=self._rows_created, on_problem=failed, label="rows")
+        books_start = {"deliver_policy": DeliverPolicy.LAST_PER_SUBJECT, "filter_subject": f"{PREFIX}.book.>"}
+        books = StreamReader(s.books_stream, lambda: books_start, self._on_book, replicas=replicas,
+                             on_created=self._books_created, on_problem=failed, label="books")
+        self.readers = [rows, books]
         flusher = asyncio.ensure_future(self._flush_loop(stop))
-        watchdog = asyncio.ensure_future(self._watchdog(stop))
         try:
             await self._setup()
             await self._load_snapshots()
-            await self._subscribe_retrying(stop)
-            while not stop.is_set():
-                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._resubscribe.wait())]
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in waits:
-                    w.cancel()
-                if self._resubscribe.is_set() and not stop.is_set():
-                    self._resubscribe.clear()
-                    await self._subscribe_retrying(stop)
+            await asyncio.gather(*(r.run(self.js, stop, lambda: self.connected) for r in self.readers))
         finally:
             flusher.cancel()
-            watchdog.cancel()
-            await asyncio.gather(flusher, watchdog, return_exceptions=True)
+            await asyncio.gather(flusher, return_exceptions=True)
             await self.close()
+
+    def _rows_start(self) -> dict:
+        """Where a (new) rows consumer starts: after the last sequence handled, else the catch-up window."""
+        from nats.js.api import DeliverPolicy
+
+        if self.last_seq:
+            return {"deliver_policy": DeliverPolicy.BY_START_SEQUENCE, "opt_start_seq": self.last_seq + 1}
+        start = dt.datetime.fromtimestamp(time.time() - self.settings.catchup_seconds, tz=dt.timezone.utc)
+        return {"deliver_policy": DeliverPolicy.BY_START_TIME, "opt_start_time": start}
+
+    def _books_created(self, info) -> None:
+        self.status = ""
+
+    def _rows_created(self, info) -> None:
+        self.status = ""
+        if self.caught_up:
+            return
+        if int(info.num_pending or 0) == 0:
+            self._caught_up()
+        elif self.rt.engine is not None and not self._held:
+            self._held = set(self.rt.assets)
+            self.rt.engine.hold(self._held)
 
     async def _setup(self) -> None:
         from .client import ensure_stream
@@ -213,55 +240,6 @@ class BusSource:
         if snaps and rt.on_update is not None:
             rt.on_update()
 
-    async def _subscribe_retrying(self, stop: asyncio.Event) -> None:
-        """``_subscribe`` until it works: right after a node is lost the cluster elects new stream leaders
-        and consumer creation times out for a few seconds."""
-        while not stop.is_set():
-            try:
-                await self._subscribe()
-                self.status = ""
-                return
-            except Exception as e:  # noqa: BLE001 - said in the status, tried again
-                self.status = redact_text(f"bus: subscribing: {type(e).__name__}: {e}")
-                try:
-                    await asyncio.wait_for(stop.wait(), 0.5)
-                except asyncio.TimeoutError:
-                    pass
-
-    async def _subscribe(self) -> None:
-        """(Re)subscribe both streams: books newest per subject, rows from where this source is."""
-        from nats.js.api import ConsumerConfig, DeliverPolicy
-
-        for sub in self._subs:
-            try:
-                await sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - a subscription of a dead connection
-                pass
-        self._subs = []
-        s = self.settings
-        books = await self.js.subscribe(f"{PREFIX}.book.>", stream=s.books_stream, cb=self._on_book,
-                                        ordered_consumer=True, deliver_policy=DeliverPolicy.LAST_PER_SUBJECT)
-        self._subs.append(books)
-        if self.last_seq:
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self.last_seq + 1)
-        else:
-            start = dt.datetime.fromtimestamp(time.time() - s.catchup_seconds, tz=dt.timezone.utc)
-            cfg = ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_TIME, opt_start_time=start)
-        rows = await self.js.subscribe(f"{PREFIX}.>", stream=s.stream, cb=self._on_rows, ordered_consumer=True,
-                                       config=cfg)
-        self._subs.append(rows)
-        if not self.caught_up:
-            try:
-                info = await rows.consumer_info()
-                pending = int(info.num_pending or 0)
-            except Exception:  # noqa: BLE001
-                pending = 0
-            if pending == 0:
-                self._caught_up()
-            elif self.rt.engine is not None and not self._held:
-                self._held = set(self.rt.assets)
-                self.rt.engine.hold(self._held)
-
     # ------------------------------------------------------------------ messages
     def _receipt(self, venue: str, kind: str, rows) -> None:
         h = self.rt.ingest.health_of(venue)
@@ -278,7 +256,6 @@ class BusSource:
             self.skipped_duplicates += 1
             return
         self.last_seq = seq
-        self._last_rows_at = time.monotonic()
         try:
             kind, venue, asset = parse_subject(msg.subject)
             rows = decode_rows(kind, msg.data)
@@ -357,25 +334,6 @@ class BusSource:
             await asyncio.sleep(0.1)
             if self.caught_up:
                 self.rt.ingest.flush()
-
-    async def _watchdog(self, stop: asyncio.Event, quiet: float = 3.0) -> None:
-        """A subscription that went silent while the stream moved on is made again from ``last_seq``.
-
-        Seen on a 3-node cluster with the collector's node killed: the viewer stayed connected (to another
-        node), and nats-py's own reset of its ordered consumer was refused by the server (it kept the start
-        time beside its start sequence, error 10094), so rows stopped with no disconnect to say so."""
-        while not stop.is_set():
-            await asyncio.sleep(quiet / 2)
-            if not self.connected or self.js is None or time.monotonic() - self._last_rows_at < quiet:
-                continue
-            try:
-                info = await self.js.stream_info(self.settings.stream)
-            except Exception:  # noqa: BLE001 - a leader election: ask again next round
-                continue
-            if int(info.state.last_seq or 0) > self.last_seq and self._resubscribe is not None:
-                self.resubscribes += 1
-                self._resubscribe.set()
-            self._last_rows_at = time.monotonic()
 
     async def close(self) -> None:
         self.closed = True

@@ -66,8 +66,12 @@ class Collect:
         if bus:
             from ..bus.publisher import BusPublisher
             from ..bus.settings import settings as bus_settings
+            from ..bus.spool import DIR_NAME
 
-            self.publisher = BusPublisher(bus_settings(cfg, bus), rt)
+            # the outage spool sits in the data dir, under the data-dir lock this command holds
+            self.publisher = BusPublisher(bus_settings(cfg, bus), rt, rt.store.dir / DIR_NAME,
+                                          warn=lambda line: print(f"liqmap: collect: {line}", file=self.out,
+                                                                  flush=True))
             rt.row_taps.append(self.publisher.tap)
         self.source = source
         self.label = rt.label
@@ -196,4 +200,15 @@ def main(args, cfg) -> int:
             return 2
     c = Collect(cfg, demo, getattr(args, "duration", None), getattr(args, "status_every", 10.0),
                 seed=getattr(args, "seed", None), speed=getattr(args, "speed", None), bus=bus, from_bus=from_bus)
+    if c.publisher is not None:
+        from ..bus.spool import SpoolError
+
+        try:  # a spool dir that cannot be used (a symlink, no permission): one line, before collecting
+            spool = c.publisher.spool.open()
+        except SpoolError as e:
+            print(f"liqmap: collect: {e}", file=sys.stderr)
+            return 2
+        if spool.msgs:
+            print(f"liqmap: collect: {spool.msgs:,} messages ({spool.rows:,} rows) spooled by an earlier run wait "
+                  f"in {spool.dir}; they are sent first when the bus is up", file=c.out, flush=True)
     return asyncio.run(c.run())
