@@ -244,16 +244,7 @@ class RecordingWriter:
         if kind is None:
             kind = "rest" if is_rest(conn) else "ws"
         line: dict[str, Any] = {"t": t, "v": venue, "c": conn, "k": kind}
-        if isinstance(raw, (bytes, bytearray, memoryview)):
-            raw = bytes(raw)
-            try:
-                line["d"] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                # Binary websocket frames (compressed payloads) survive as base64.
-                line["d"] = base64.b64encode(raw).decode("ascii")
-                line["e"] = "b64"
-        else:
-            line["d"] = raw
+        _put_payload(line, raw)
         self._emit(orjson.dumps(line) + b"\n")
         self.frames += 1
         if kind == "rest":
@@ -268,15 +259,7 @@ class RecordingWriter:
             return
         line: dict[str, Any] = {"t": t, "v": venue, "c": url, "k": ANSWER_KIND, "q": request, "s": sent,
                                 "h": int(status)}
-        if isinstance(raw, (bytes, bytearray, memoryview)):
-            raw = bytes(raw)
-            try:
-                line["d"] = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                line["d"] = base64.b64encode(raw).decode("ascii")
-                line["e"] = "b64"
-        else:
-            line["d"] = raw
+        _put_payload(line, raw)
         self._emit(orjson.dumps(line) + b"\n")
         self.answers += 1
 
@@ -764,3 +747,17 @@ __all__ = [
     "open_recording",
     "read_frames",
 ]
+
+
+def _put_payload(line: dict[str, Any], raw) -> None:
+    """A frame's or an answer's body into ``line``: text as it is (``d``); bytes decoded as UTF-8, or — binary
+    websocket frames (compressed payloads) — as base64 with ``"e": "b64"``."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw)
+        try:
+            line["d"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            line["d"] = base64.b64encode(raw).decode("ascii")
+            line["e"] = "b64"
+    else:
+        line["d"] = raw

@@ -83,9 +83,9 @@ def forecast_level_of(values: np.ndarray, n: int, anchor: float | None = None,
         return out
     hi = -(-3 * n // 4)  # the top quarter's first level: 8 of 10
     if anchor is None or not (0 < anchor < top) or not np.isfinite(anchor):
-        ref, below, base = top, n, 0
+        ref, below = top, n  # one log scale from the strongest row
     else:
-        ref, below, base = float(anchor), hi - 1, 0
+        ref, below = float(anchor), hi - 1
         strong = v >= ref
         with np.errstate(divide="ignore"):
             x = np.log(v[strong] / ref) / np.log(top / ref)
@@ -93,7 +93,7 @@ def forecast_level_of(values: np.ndarray, n: int, anchor: float | None = None,
     with np.errstate(divide="ignore", invalid="ignore"):
         x = 1.0 + np.log10(np.where(v > 0, v / ref, 0.0)) / decades
     ok = np.isfinite(x) & (x >= -1e-9) & (v < ref if below < n else True)
-    out[ok] = np.clip(base + np.ceil(x[ok] * below - 1e-9), 1, below).astype(np.uint8)
+    out[ok] = np.clip(np.ceil(x[ok] * below - 1e-9), 1, below).astype(np.uint8)
     return out
 
 
