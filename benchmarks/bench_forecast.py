@@ -85,6 +85,24 @@ SHARP_RANGES = (RANGE_PCT, 2.0, 1.0)
 # The simulated market starts in steady state (positions opened before the start, which the model never
 # saw, as on a real cold start); set LIQMAP_BENCH_FORECAST_PREHISTORY=0 for a market that opens empty.
 PREHISTORY = os.environ.get("LIQMAP_BENCH_FORECAST_PREHISTORY", "1") != "0"
+# Market conditions (issue 17 items 3-4): the demo market's own knobs (config ``demo``) set for one kind of
+# market, the trader population unchanged. "steady" is the headline market (positions opened before the start,
+# which the model never saw); "empty" opens with no positions; "trend" drifts 2.5 % an hour (up on odd seeds,
+# down on even ones); "range" moves little and reverts to its mean within the hour, no news jumps; "cascade"
+# has frequent large news jumps hitting a thin book (cascade days).
+CONDITIONS: dict[str, dict] = {
+    "steady": {},
+    "empty": {"prehistory": False},
+    "trend": {"drift_pct_hour": 2.5},
+    "range": {"vol_hour_pct": 0.4, "mean_revert_hours": 0.5, "jump_rate_per_hour": 0.0},
+    "cascade": {"jump_rate_per_hour": 3.0, "jump_pct": 2.0, "cascade_strength": 4.0},
+}
+CONDITION = os.environ.get("LIQMAP_BENCH_FORECAST_CONDITION", "steady")
+# forecast_dollars: the conditions and seed groups it scores (the first group chooses, the others confirm)
+DOLLAR_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_FORECAST_CONDITIONS",
+                                                     ",".join(CONDITIONS)).split(",") if c)
+SEED_GROUPS = tuple(tuple(range(a, a + 10)) for a in (1, 11, 21))
+DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie within [1/1.5, 1.5]
 # Back-fill variant (docs/model.md §3 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
 # 0 (the headline) = a cold start: the model sees nothing from before the run.
@@ -112,7 +130,18 @@ def _scores(b: np.ndarray, usd: np.ndarray) -> dict[int, float]:
     return dict(zip(u.tolist(), np.bincount(inv, weights=usd).tolist()))
 
 
-def _cache_path(seed: int, hours: float) -> str | None:
+def _demo_overrides(seed: int, condition: str) -> tuple[dict, bool]:
+    """The demo config overrides and the prehistory flag of one market condition for one seed."""
+    if condition not in CONDITIONS:
+        raise ValueError(f"bench_forecast: unknown market condition {condition!r} (one of {', '.join(CONDITIONS)})")
+    over = dict(CONDITIONS[condition])
+    prehistory = bool(over.pop("prehistory", PREHISTORY))
+    if "drift_pct_hour" in over and seed % 2 == 0:
+        over["drift_pct_hour"] = -over["drift_pct_hour"]
+    return over, prehistory
+
+
+def _cache_path(seed: int, hours: float, condition: str = "steady") -> str | None:
     """Recorded market of one seed (``LIQMAP_BENCH_FORECAST_CACHE`` = a directory; unset = no cache).
 
     Only for iterating on the model: the recording holds what the model is fed and the ground truth the
@@ -122,15 +151,18 @@ def _cache_path(seed: int, hours: float) -> str | None:
     if not d:
         return None
     os.makedirs(d, exist_ok=True)
-    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}_v2.pkl")
+    tag = "" if condition == "steady" else f"_{condition}"
+    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}{tag}_v2.pkl")
 
 
-async def _record_seed(seed: int, hours: float) -> dict:
+async def _record_seed(seed: int, hours: float, condition: str = "steady") -> dict:
     """Run the demo market for one seed: what the model would be fed, when, and the checkpoints' truth."""
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    over, prehistory = _demo_overrides(seed, condition)
+    cfg["demo"].update(over)
     # No L2 books: the model never reads them, and they are most of the frames.
     src = DemoSource(cfg, assets=list(ASSETS), seed=seed, start=START, focus=[], books=False,
-                     prehistory=PREHISTORY, preroll=PREROLL_S)
+                     prehistory=prehistory, preroll=PREROLL_S)
     market = Market(list(ASSETS), clock=src.now)
     fresh: dict[str, dict[str, list]] = {a: {"oi": [], "trade": [], "liq": []} for a in ASSETS}
 
@@ -192,17 +224,17 @@ async def _record_seed(seed: int, hours: float) -> dict:
         log = src.liquidations(a, since=t)
         truth[(a, t)] = log[log["ts"] <= t + HORIZON_S][["ts", "price", "usd"]].copy()
     errors = sum(sum(p.errors.values()) for p in parsers.values())
-    return {"seed": seed, "frames": frames, "parse_errors": errors, "rejects": market.rejects.total(),
+    return {"seed": seed, "condition": condition, "frames": frames, "parse_errors": errors, "rejects": market.rejects.total(),
             "steps": steps, "markets": {a: dict(src.assets[a].markets) for a in ASSETS}, "feed": feed,
             "checkpoints": cps, "truth": truth}
 
 
-def _recorded(seed: int, hours: float) -> dict:
-    path = _cache_path(seed, hours)
+def _recorded(seed: int, hours: float, condition: str = "steady") -> dict:
+    path = _cache_path(seed, hours, condition)
     if path and os.path.exists(path):
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    rec = asyncio.run(_record_seed(seed, hours))
+    rec = asyncio.run(_record_seed(seed, hours, condition))
     if path:
         with open(path + ".tmp", "wb") as fh:
             pickle.dump(rec, fh, protocol=pickle.HIGHEST_PROTOCOL)
@@ -223,6 +255,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     sharp: dict[tuple, list] = {}  # (range, asset, profile) → per-checkpoint top-10 % shares
     calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
     paths = _price_paths(feed)
+    dollars: list[float] = []  # per checkpoint: the model's USD at risk within ±5 % ÷ the true positions'
     done = 0
     if BACKFILL in ("klines", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
@@ -275,7 +308,15 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
             _sharpness(sharp, m, a, t, rp, px, steps[a], idx, at_risk, o_scores, reach)
-    return {"seed": rec["seed"], "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
+            if rp == RANGE_PCT:  # issue 17 item 3: the USD at risk in range, the model's and the true positions'
+                m_usd = float(sum(at_risk.get(int(x), 0.0) for x in idx))
+                o_usd = float(o_scores.sum())
+                acc[("usd", "model")] = acc.get(("usd", "model"), 0.0) + m_usd
+                acc[("usd", "truth")] = acc.get(("usd", "truth"), 0.0) + o_usd
+                if o_usd > 0:
+                    dollars.append(m_usd / o_usd)
+    return {"seed": rec["seed"], "condition": rec.get("condition", "steady"), "dollars": dollars,
+            "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
             "model_stats": {a: {k: round(v) for k, v in models[a].stats.items()} for a in ASSETS},
@@ -462,8 +503,9 @@ def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
     return round(sum(acc.get((rp, a, name), 0.0) for a in assets) / tot, 4) if tot else None
 
 
-def _seed_job(seed: int) -> dict:
-    return _score_seed(_recorded(seed, HOURS), MODEL_PARAMS)
+def _seed_job(job: "int | tuple[int, str]") -> dict:
+    seed, condition = job if isinstance(job, tuple) else (job, CONDITION)
+    return _score_seed(_recorded(seed, HOURS, condition), MODEL_PARAMS)
 
 
 def _ratio(x: float | None, base: float | None) -> float | None:
@@ -611,6 +653,57 @@ def forecast_skill() -> dict:
     }
 
 
+def _condition_row(part: list[dict]) -> dict:
+    """One (condition, seed group): the dollars check (issue 17 item 3) and the rankings' ratios (item 4)."""
+    acc = _sum_acc(part)
+    sm = _summary(acc)
+    truth = acc.get(("usd", "truth"), 0.0)
+    ratio = round(acc.get(("usd", "model"), 0.0) / truth, 3) if truth else None
+    per_cp = [x for r in part for x in r["dollars"]]
+    oracle = max(sm["oracle_ratio"] or 0.0, sm["oracle_forecast_ratio"] or 0.0) or None
+    fc = sm["ratio"]
+    # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
+    need = (1.5 if oracle and oracle >= 2.0 else 1.0 + 0.8 * max((oracle or 1.0) - 1.0, 0.0))
+    return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
+            "dollars_model_over_truth": ratio,
+            "dollars_in_band": ratio is not None and 1 / DOLLARS_BAND <= ratio <= DOLLARS_BAND,
+            "dollars_per_checkpoint_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(per_cp, (10, 50, 90))]
+                                                   if per_cp else None),
+            "truth_usd_mean": round(truth / max(len(per_cp), 1)),
+            "forecast_ratio": fc, "at_risk_ratio": sm["at_risk_ratio"], "oracle_ratio": sm["oracle_ratio"],
+            "oracle_forecast_ratio": sm["oracle_forecast_ratio"], "forecast_needs": round(need, 3),
+            "forecast_ok": fc is not None and fc >= need and fc >= 1.0,
+            "baseline_share": sm["baseline_share"]}
+
+
+def forecast_dollars() -> dict:
+    """Issue 17 items 3 and 4: per market condition (``CONDITIONS``) and seed group (1-10 chooses, 11-20 and
+    21-30 confirm), the model's USD at risk within ±5 % of price ÷ the simulator's true positions' (target within
+    a factor 1.5 in every condition), and the forecast's and at-risk ranking's ratio over the distance baseline
+    beside the oracle's. value = the worst condition's dollars ratio as a factor away from 1 (pooled over the
+    groups); ok = every (condition, group) in the band."""
+    t0 = time.perf_counter()
+    jobs = [(s, c) for c in DOLLAR_CONDITIONS for g in SEED_GROUPS for s in g]
+    every = _run_seeds(tuple(jobs))
+    table: dict[str, dict] = {}
+    for c in DOLLAR_CONDITIONS:
+        rows = {}
+        for g in SEED_GROUPS:
+            part = [r for r in every if r["condition"] == c and r["seed"] in g]
+            rows[f"{g[0]}-{g[-1]}"] = _condition_row(part)
+        rows["all"] = _condition_row([r for r in every if r["condition"] == c])
+        table[c] = rows
+    pooled = {c: table[c]["all"]["dollars_model_over_truth"] for c in table}
+    worst = max((max(x, 1 / x) for x in pooled.values() if x), default=None)
+    ok = all(row["dollars_in_band"] for rows in table.values() for row in rows.values())
+    return {"value": round(worst, 3) if worst else None, "unit": "× off (model ÷ truth USD at risk ±5 %, worst condition)",
+            "target": DOLLARS_BAND, "ok": ok,
+            "detail": {"conditions": table, "pooled_model_over_truth": pooled,
+                       "condition_knobs": CONDITIONS, "model_params": MODEL_PARAMS or None,
+                       "assets": list(ASSETS), "simulated_hours_per_seed": HOURS,
+                       "run_s": round(time.perf_counter() - t0, 1)}}
+
+
 def demo_cpu() -> dict:
     """CPU share of one core that the demo market costs at speed 1: all 65 assets × 5 venues for 60
     simulated seconds, frames generated and parsed by the real adapters into a Market (the generator
@@ -641,4 +734,5 @@ def demo_cpu() -> dict:
                        "rejects": market.rejects.total()}}
 
 
-BENCHMARKS = {"forecast_skill": forecast_skill, "forecast_calibration": forecast_calibration, "demo_cpu": demo_cpu}
+BENCHMARKS = {"forecast_skill": forecast_skill, "forecast_calibration": forecast_calibration,
+              "forecast_dollars": forecast_dollars, "demo_cpu": demo_cpu}

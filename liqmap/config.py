@@ -153,6 +153,9 @@ DEFAULTS: dict[str, Any] = {
         "depth_usd_1pct": 25000000.0,  # net taker USD that moves the largest asset 1%
         "cascade_strength": 2.5,  # forced market orders hit a thinner book: impact multiple
         "mean_revert_hours": 24.0,  # weak pull toward the reference price so long runs stay sane
+        # A steady drift of the log price (% per hour; 0 = none): a trending market for the forecast benchmark's
+        # market conditions (benchmarks/bench_forecast.py CONDITIONS), off in the live demo.
+        "drift_pct_hour": 0.0,
         "book_levels": 50,  # levels per side in each venue book
         "book_step_bp": 2.0,  # book level spacing (rounded to a nice multiple of the tick)
         "offscreen_book_s": 5.0,  # book frames for assets out of focus at most this often ...

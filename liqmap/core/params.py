@@ -66,6 +66,11 @@ class ModelParams:
     prior_weight: float = 0.0
     prior_entry_sigma_pct: float = 0.0  # prior entries spread log-normally around the price with this σ (%)
     prior_half_life_hours: float = 6.0  # the prior fades with this half-life (its own; 0 = no fade)
+    # Open-interest prior (docs/model.md §3 step 11, core/prior.py): each venue's positions are held at this
+    # multiple of its public OI (USD), the gap placed at entries from the price history seen (time at price,
+    # older minutes weighted 2^(-age/prior_half_life_hours), the unseen past log-normal around the first price
+    # with prior_entry_sigma_pct) that price has not liquidated since. 0 = off.
+    prior_oi_fill: float = 0.0
     # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
     # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
     forecast_horizon_hours: float = 1.0

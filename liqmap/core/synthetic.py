@@ -61,10 +61,13 @@ from .forecast import TAILS, RealizedVol, expected
 from .assets import VenueMarket, default_universe
 from .events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from .params import MODEL_DEFAULTS, core_params
+from .prior import PriceHistory, surviving_weights
 from .tiers import TierTable, liq_price_tiered, table_for
 from .timeframes import TIMEFRAMES
 
 LN2 = math.log(2.0)
+_FILL_EVERY_S = 120.0  # the OI prior's top-up runs at most this often per venue (core/prior.py)
+_FILL_MIN_REL = 0.01  # ... and only for a gap above this share of the target
 NV = len(VENUES)
 NS = 2 * NV  # sources of a level: 0..NV-1 = venue v's OI flow, NV+v = venue v's cold-start prior
 LONG_I, SHORT_I = 0, 1  # index of a side in the state arrays
@@ -364,6 +367,13 @@ class SyntheticModel:
         self.prior_sigma = max(float(p["prior_entry_sigma_pct"]), 0.0) / 100.0
         phl = float(p["prior_half_life_hours"])
         k_prior = LN2 / (phl * 3600.0) if phl > 0 and math.isfinite(phl) else 0.0
+        # Open-interest prior (docs/model.md §3 step 11, liqmap/core/prior.py): each venue's prior source is
+        # topped up to ``prior_oi_fill`` × its public OI (USD) less what the model already holds for it, at the
+        # entries the price history makes plausible and that price has not liquidated since. 0 = off.
+        self.prior_fill = max(float(p["prior_oi_fill"]), 0.0)
+        self._prior_hl_s = phl * 3600.0 if phl > 0 and math.isfinite(phl) else 0.0
+        self._px_hist = PriceHistory() if self.prior_fill > 0 else None
+        self._last_fill = np.full(NV, -math.inf)
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
@@ -467,6 +477,8 @@ class SyntheticModel:
                 ti, li = j, k
             if r < len(oi):
                 self._apply_oi(oi[r])
+                if self._px_hist is not None:
+                    self._top_up_prior(oi[r])
 
     def advance(self, now: float) -> None:
         """Decay (and record column boundaries) up to ``now``."""
@@ -904,6 +916,8 @@ class SyntheticModel:
         if len(tr):
             self.last_price = float(tr["price"][-1])
             self._vol.add(int(math.floor(t_last / 60.0)), self.last_price)
+            if self._px_hist is not None:
+                self._px_hist.add(tr["ts"], tr["price"].astype(np.float64))
             for v in np.flatnonzero(np.bincount(tr["venue"], minlength=NV)):  # venues present, ascending
                 sel = tr[tr["venue"] == v]
                 f = self._flow[int(v)]
@@ -1006,6 +1020,33 @@ class SyntheticModel:
         self._open(NV + v, ts, (entries, entries), (w, w), (amount / 2.0, amount / 2.0))
         self.stats["prior_usd"] += amount
 
+    def _top_up_prior(self, row) -> None:
+        """Open-interest prior (docs/model.md §3 step 11): hold venue ``v``'s positions at ``prior_oi_fill`` × its
+        public OI. The gap between that and what the model holds for the venue (flow and prior, both sides) is
+        opened as the venue's prior source at the entries :mod:`liqmap.core.prior` finds plausible and still
+        alive, half long, half short. At most once per ``_FILL_EVERY_S`` per venue (the gap moves slowly)."""
+        v = int(row["venue"])
+        ts = float(row["ts"])
+        if ts - self._last_fill[v] < _FILL_EVERY_S or self._W == 0:
+            return
+        price = self.last_price or (float(row["mark"]) if row["mark"] > 0 else 0.0)
+        if not price > 0:
+            return
+        self._last_fill[v] = ts
+        target = self.prior_fill * float(row["oi"]) * price
+        mult = np.exp(self._lm[[v, NV + v]] - self._ref[[v, NV + v]])  # (2 sources, 2 sides)
+        held = float((self._base[[v, NV + v]].sum(axis=(1, 3)) * mult).sum())
+        gap = target - held
+        if not (gap > _FILL_MIN_REL * target and math.isfinite(gap)):
+            return
+        # the unseen past's spread: the configured σ, or the realized volatility over the mean age of an entry
+        sigma = self.prior_sigma or self.sigma_hour * math.sqrt(max(self._prior_hl_s, 3600.0) / 3600.0 / LN2)
+        ent, w, lo, hi = self._px_hist.entries(ts, price, self._prior_hl_s, sigma)
+        wl, ws = surviving_weights(ent, w, lo, hi, self._ratio[v], self._w_eff[v])
+        amounts = (gap / 2.0 if wl.sum() > 0 else 0.0, gap / 2.0 if ws.sum() > 0 else 0.0)
+        self._open(NV + v, ts, (ent, ent), (wl, ws), amounts)
+        self.stats["prior_usd"] += sum(amounts)
+
     def _entry_profile(self, prices: np.ndarray, usds: np.ndarray, fallback: float) -> tuple[np.ndarray, np.ndarray]:
         """Per-bucket VWAP entries weighted by traded notional."""
         if len(prices) == 0 or usds.sum() <= 0:
@@ -1030,7 +1071,8 @@ class SyntheticModel:
             rho = self._ratio[v, s]  # (K,)
             wk = self._w_eff[v]
             lp = entries[s][:, None] * rho[None, :]  # (n, K)
-            amt = amount * weights[s][:, None] * wk[None, :]
+            # weights per entry (× the tier weights), or per (entry, tier) already (the OI prior's survivors)
+            amt = amount * (weights[s] if weights[s].ndim == 2 else weights[s][:, None] * wk[None, :])
             ok = np.isfinite(lp) & (lp > 0) & (wk[None, :] > 0)
             if not ok.all():
                 self.stats["unplaced_usd"] += float(amt[~ok & (wk[None, :] > 0)].sum())
@@ -1100,7 +1142,7 @@ class SyntheticModel:
         band = self._ratio_band[v][row_s]  # (rows, K, 2)
         lo = ent[:, None] * band[:, :, 0]
         hi = ent[:, None] * band[:, :, 1]
-        amt = row_amt[:, None] * wgt[:, None] * wk[None, :]
+        amt = row_amt[:, None] * (wgt if wgt.ndim == 2 else wgt[:, None] * wk[None, :])
         ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk[None, :] > 0)
         bad = ~ok & (wk[None, :] > 0)
         if bad.any():

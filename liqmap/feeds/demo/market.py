@@ -359,6 +359,7 @@ class AssetSim:
         flow = sum(float((t["side"] * t["usd"]).sum()) for t in trades)
         dlog = self.sigma_s * math.sqrt(dt) * rng.standard_normal() + flow / (100.0 * self.depth_usd)
         dlog -= (math.log(p0) - self.log_ref) * dt / (cfg["mean_revert_hours"] * 3600.0)
+        dlog += cfg.get("drift_pct_hour", 0.0) / 100.0 * dt / 3600.0  # a trending market (0 = none)
         if rng.random() < cfg["jump_rate_per_hour"] / 3600.0 * dt:
             dlog += (1 if rng.random() < 0.5 else -1) * rng.exponential(cfg["jump_pct"] / 100.0)
         if self._shock is not None:

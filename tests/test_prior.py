@@ -1,0 +1,145 @@
+"""The open-interest prior (liqmap/core/prior.py, docs/model.md §3 step 11): hand-checked pieces, the model's
+top-up, and on the demo market (fixed seed) the dollars at risk within a factor 1.5 of the true positions'."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from liqmap.config import DEFAULTS
+from liqmap.core import buckets
+from liqmap.core import events as ev
+from liqmap.core.events import VENUE_ID
+from liqmap.core.market import Market
+from liqmap.core.prior import PriceHistory, surviving_weights
+from liqmap.core.synthetic import SyntheticModel
+from liqmap.core.tiers import TierTable, liq_price_linear
+from liqmap.feeds.demo import DemoSource, make_parsers
+
+BIN = VENUE_ID["binance"]
+STEP = 25.0
+FLAT = TierTable.continuous([(0, 1e12, 0.004, 125)], name="flat")
+
+
+def oi_rows(*rows):
+    """(ts, oi, mark, venue)"""
+    return ev.open_interest([(t, o, o * m, m, v) for t, o, m, v in rows])
+
+
+def trade_rows(*rows):
+    """(ts, price, usd, side, venue)"""
+    return ev.trades([(t, p, u / p, u, s, v) for t, p, u, s, v in rows])
+
+
+def test_entries_weigh_recent_minutes_more_and_the_unseen_past_by_the_age_tail():
+    h = PriceHistory()
+    h.add(np.array([0.0, 30.0, 60.0, 3600.0]), np.array([100.0, 101.0, 102.0, 110.0]))
+    ent, w, lo, hi = h.entries(3660.0, 110.0, half_life_s=3600.0, sigma=0.0)
+    assert w.sum() == pytest.approx(1.0)
+    # bars: minute 0 (100..101), minute 1 (102), minute 60 (110); then the unseen past at the first price
+    assert ent[:3] == pytest.approx([math.sqrt(100.0 * 101.0), 102.0, 110.0])
+    assert ent[3] == pytest.approx(100.0)
+    k = math.log(2.0) / 3600.0
+    seen = np.exp(-k * np.array([3630.0, 3570.0, 30.0])) * 60.0
+    unseen = math.exp(-k * 3660.0) / k
+    assert w == pytest.approx(np.r_[seen, unseen] / (seen.sum() + unseen))
+    # the path after each entry: later bars and the current price; its own bar's range too
+    assert lo[:3] == pytest.approx([100.0, 102.0, 110.0]) and hi[:3] == pytest.approx([110.0, 110.0, 110.0])
+    assert lo[3] == pytest.approx(100.0) and hi[3] == pytest.approx(110.0)
+
+
+def test_levels_the_path_crossed_are_dropped_and_the_rest_renormalized():
+    ent = np.array([100.0, 100.0])
+    w = np.array([0.5, 0.5])
+    ratio = np.array([[0.9, 0.98], [1.1, 1.02]])  # (side, tier): liq / entry
+    tier_w = np.array([0.5, 0.5])
+    # entry 0: price since went 97..103 (crossed the 2 % tiers); entry 1: 99.5..100.5 (crossed nothing)
+    wl, ws = surviving_weights(ent, w, np.array([97.0, 99.5]), np.array([103.0, 100.5]), ratio, tier_w)
+    assert wl == pytest.approx(np.array([[1 / 3, 0.0], [1 / 3, 1 / 3]]))
+    assert ws == pytest.approx(np.array([[1 / 3, 0.0], [1 / 3, 1 / 3]]))
+
+
+def _model(fill):
+    p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0, "leverage_spread": 0.0,
+         "prior_oi_fill": fill, "prior_half_life_hours": 1.0, "prior_entry_sigma_pct": 0.0}
+    return SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT})
+
+
+def test_the_model_holds_fill_times_the_open_interest_and_refills_what_price_consumed():
+    m = _model(1.0)
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))  # first sample: nothing seen yet, all at the mark
+    assert m.total_long() + m.total_short() == pytest.approx(6_000_000.0)
+    assert m.total_long() == pytest.approx(3_000_000.0)
+    assert m.stats["prior_usd"] == pytest.approx(6_000_000.0)
+    # every long tier sits at its exact liquidation price from the mark
+    b, lu, _ = m.levels()
+    for lev in (5.0, 10.0, 25.0, 50.0, 100.0):
+        assert lu[b == buckets.index(liq_price_linear(60_000.0, lev, 0.004, 1), STEP)].sum() > 0
+    # price falls 1.5 %: the 100x longs (liq ~0.6 % below the mark) are swept, the 50x ones (~1.6 %) not yet
+    m.update(trades=trade_rows((100.0, 59_100.0, 50_000.0, -1, BIN)))
+    swept = m.total_long()
+    assert swept < 3_000_000.0
+    # two minutes on the OI has not moved: the positions are still open somewhere, so the gap is refilled at
+    # levels the path has not crossed (no long liquidation price at or above the low since entry)
+    m.update(oi_rows((200.0, 100.0, 59_100.0, BIN)))
+    assert m.total_long() + m.total_short() == pytest.approx(100.0 * 59_100.0, rel=1e-6)
+    b, lu, _ = m.levels()
+    assert (b[lu > 0] * STEP < 59_100.0).all()
+    # off by fill 0: the first sample places nothing
+    m0 = _model(0.0)
+    m0.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))
+    assert m0.total_long() + m0.total_short() == 0.0
+
+
+async def _dollars(fill: float, minutes: float = 40.0) -> float:
+    """Seed 1 of the demo market (positions opened before the start, never seen by the model), BTC: the model's
+    USD at risk within ±5 % of price ÷ the true positions', summed over checkpoints every 10 minutes after 20."""
+    cfg = copy.deepcopy(DEFAULTS)
+    src = DemoSource(cfg, assets=["BTC"], seed=1, start=1_700_000_000.0, focus=[], books=False)
+    market = Market(["BTC"], clock=src.now)
+    fresh = {"oi": [], "trade": [], "liq": []}
+
+    def sink(kind, asset, rows):
+        if market.add(kind, asset, rows) == len(rows) and kind in fresh:
+            fresh[kind].append(rows)
+
+    parsers = make_parsers(src, sink, None, cfg)
+    step = buckets.bucket_step(src.assets["BTC"].ref_price, src.assets["BTC"].tick, cfg["buckets"]["target_bp"])
+    m = SyntheticModel("BTC", step, {**cfg["model"], "prior_oi_fill": fill}, markets=dict(src.assets["BTC"].markets))
+    t0 = src.now()
+    next_update, next_cp = t0 + 10.0, t0 + 1200.0
+    model_usd = truth_usd = 0.0
+    while src.now() < t0 + minutes * 60.0:
+        for ts, venue, conn, raw in src.step():
+            await parsers[venue].feed(raw, ts, conn)
+        if src.now() >= next_update:
+            next_update += 10.0
+            arrs = {}
+            for kind, parts in fresh.items():
+                if parts:
+                    x = np.concatenate(parts)
+                    arrs[kind] = x[np.argsort(x["ts"], kind="stable")]
+                    parts.clear()
+            if arrs:
+                m.update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
+            m.advance(src.now())
+            if src.now() >= next_cp and m.last_price:
+                next_cp += 600.0
+                px = m.last_price
+                b, lu, su = m.levels()
+                near = np.abs((b + 0.5) * step / px - 1.0) <= 0.05
+                model_usd += float((lu + su)[near].sum())
+                tr = src.truth("BTC")
+                truth_usd += float(tr["usd"][np.abs(tr["liq_price"] / px - 1.0) <= 0.05].sum())
+    return model_usd / truth_usd
+
+
+def test_demo_dollars_at_risk_within_a_factor_1_5_of_the_truth_only_with_the_prior():
+    with_prior = asyncio.run(_dollars(1.0))
+    without = asyncio.run(_dollars(0.0))
+    assert 1 / 1.5 <= with_prior <= 1.5, with_prior
+    assert without < 1 / 1.5, without  # the model's own OI steps alone: far too few dollars
