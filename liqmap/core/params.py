@@ -71,6 +71,7 @@ class ModelParams:
     # older minutes weighted 2^(-age/prior_half_life_hours), the unseen past log-normal around the first price
     # with prior_entry_sigma_pct) that price has not liquidated since. 0 = off.
     prior_oi_fill: float = 0.0
+    forecast_prior_oi_fill: float = 0.0  # the same for the forecast's own state (next-hour ranking); 0 = off
     # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
     # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
     forecast_horizon_hours: float = 1.0

@@ -355,7 +355,10 @@ class SyntheticModel:
         self.forecast_spread = float(min(max(float(p["forecast_leverage_spread"]), 0.0), 1.0))
         self._fc: SyntheticModel | None = None
         if self.forecast_spread > self.spread:
-            self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread}, tiers=self.tiers,
+            # the OI prior feeds the forecast's state only with forecast_prior_oi_fill (it lowered the ranging
+            # market's forecast on seeds 1-4, docs/benchmarks.md): the dollars the map shows come from the levels
+            self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread,
+                                                    "prior_oi_fill": p["forecast_prior_oi_fill"]}, tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
