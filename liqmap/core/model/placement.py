@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +19,35 @@ from .. import buckets
 from ..events import VENUES
 from ..tiers import TierTable, liq_price_tiered
 from .sources import LONG_I, NV, SHORT_I
+
+
+@dataclass
+class BandSlices:
+    """Spread-band slices of one open: per slice (entry × tier) its side ``ss``, tier ``kk`` and bucket count
+    ``n``; per (slice, bucket) pair, slice-major, its bucket ``b`` and USD ``a``. The per-pair side and tier
+    are only expanded (``pairs``) when a caller needs them: the common path keys pairs per slice."""
+
+    ss: np.ndarray
+    kk: np.ndarray
+    n: np.ndarray
+    b: np.ndarray
+    a: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return len(self.b)
+
+    @property
+    def b_min(self) -> int:
+        return int(self.b.min()) if len(self.b) else 0
+
+    @property
+    def b_max(self) -> int:
+        return int(self.b.max()) if len(self.b) else -1
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(side, tier, bucket, USD) per pair."""
+        return np.repeat(self.ss, self.n), np.repeat(self.kk, self.n), self.b, self.a
 
 
 class Placement:
@@ -116,7 +146,7 @@ class Placement:
             ok = np.isfinite(lp) & (lp > 0) & (wk[None, :] > 0)
             if not ok.all():
                 stats["unplaced_usd"] += float(amt[~ok & (wk[None, :] > 0)].sum())
-            kk = np.broadcast_to(np.arange(self.K)[None, :], lp.shape)[ok]
+            kk = np.nonzero(ok)[1]  # the tier of each kept (entry, tier), row-major like ``lp[ok]``
             parts_s.append(np.full(len(kk), s))
             parts_k.append(kk)
             parts_idx.append(buckets.index(lp[ok], step))
@@ -135,7 +165,8 @@ class Placement:
         widths — runs once over both sides' slices."""
         sides = [s for s in (LONG_I, SHORT_I) if amounts[s] > 0 and math.isfinite(amounts[s])]
         if not sides:
-            return (np.empty(0, np.int64),) * 3 + (np.empty(0),)
+            none = np.empty(0, np.int64)
+            return BandSlices(none, none, none, none, np.empty(0))
         # both sides' (entry, tier) slices as one (rows, K) table, rows side-major
         row_s = np.concatenate([np.full(len(entries[s]), s) for s in sides])
         ent = np.concatenate([entries[s] for s in sides]) if len(sides) > 1 else entries[sides[0]]
@@ -152,8 +183,8 @@ class Placement:
             for s in sides:
                 r = row_s == s
                 stats["unplaced_usd"] += float(amt[r][bad[r]].sum())
-        kk = np.broadcast_to(np.arange(self.K)[None, :], lo.shape)[ok]
-        ss = np.broadcast_to(row_s[:, None], lo.shape)[ok]
+        rows, kk = np.nonzero(ok)  # row-major, like ``lo[ok]``
+        ss = row_s[rows]
         lo, hi, amt = lo[ok], hi[ok], amt[ok]
         edges = [0, *np.searchsorted(ss, sides[1:]).tolist(), len(ss)]  # each side's elements: contiguous
         parts = [slice(edges[i], edges[i + 1]) for i in range(len(sides))]
@@ -181,13 +212,26 @@ class Placement:
         n = b_hi - b_lo + 1
         total = int(n.sum())
         first = np.cumsum(n) - n
-        b = np.repeat(b_lo - first, n) + np.arange(total)  # bucket of each (slice, bucket) pair
+        b = np.repeat(b_lo - first, n)
+        b += np.arange(total)  # bucket of each (slice, bucket) pair
         bw = hi - lo
         pos = bw > 0
-        w_safe = np.where(pos, bw, 1.0)
-        ov = np.minimum(np.repeat(hi, n), (b + 1) * step) - np.maximum(np.repeat(lo, n), b * step)
-        frac = np.where(np.repeat(pos, n), np.clip(ov, 0.0, None) / np.repeat(w_safe, n), np.repeat(1.0 / n, n))
-        return np.repeat(ss, n), np.repeat(kk, n), b, np.repeat(amt, n) * frac
+        # each pair's share of its slice: the overlap of the bucket with the band over the band's width (a
+        # zero-width band: 1/n). The per-pair arithmetic is most of an open's cost, so it runs in place, in
+        # the same operations and order as written out: min(hi, right edge) − max(lo, left edge), clipped at
+        # 0, ÷ width, × the slice's USD.
+        ov = np.minimum(np.repeat(hi, n), (b + 1) * step)
+        ov -= np.maximum(np.repeat(lo, n), b * step)
+        if pos.all():
+            np.clip(ov, 0.0, None, out=ov)
+            ov /= np.repeat(bw, n)
+            ov *= np.repeat(amt, n)
+            a = ov
+        else:
+            w_safe = np.where(pos, bw, 1.0)
+            frac = np.where(np.repeat(pos, n), np.clip(ov, 0.0, None) / np.repeat(w_safe, n), np.repeat(1.0 / n, n))
+            a = np.repeat(amt, n) * frac
+        return BandSlices(ss, kk, n, b, a)
 
 
 def prior_entries(price: float, sigma: float) -> tuple[np.ndarray, np.ndarray]:

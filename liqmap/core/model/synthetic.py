@@ -127,6 +127,11 @@ class SyntheticModel:
         if self.forecast_spread > self.spread:
             self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread}, tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
+        # The states one event stream drives. Both see the same flow (interval, OI step, taker split, entries:
+        # nothing there depends on where levels were placed), so it is worked out once here and handed to each
+        # state; only placement, closes, consumption and reconciliation run per state (issue 17: the forecast's
+        # state repeating the flow was a third of the model's time).
+        self._states: tuple[SyntheticModel, ...] = (self,) if self._fc is None else (self._fc, self)
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         hl = float(p["half_life_hours"])
@@ -157,6 +162,7 @@ class SyntheticModel:
         self._occ = np.zeros((2, 0), bool)  # side × bucket may hold something (a cheap filter for consumption)
         self._lm = np.zeros((NS, 2))
         self._ref = np.zeros((NS, 2))
+        self._held = np.zeros(NS, bool)  # sources anything was ever placed in (the rest are exact zeros)
         self._t: float | None = None
         self.last_price: float | None = None
 
@@ -176,23 +182,13 @@ class SyntheticModel:
     def update(self, oi: np.ndarray | None = None, trades: np.ndarray | None = None,
                liqs: np.ndarray | None = None) -> None:
         """Feed new events (any venues; each array in time order). Empty input changes nothing."""
-        if self._fc is not None:
-            self._fc.update(oi, trades, liqs)
         oi = self._clean(oi, OI_DTYPE, ("oi",))
         trades = self._clean(trades, TRADE_DTYPE, ("price", "qty", "usd"))
         liqs = self._clean(liqs, LIQ_DTYPE, ("price", "qty", "usd"))
         if len(oi) == 0 and len(trades) == 0 and len(liqs) == 0:
             return
-        if self._W == 0:
-            p0 = trades["price"][0] if len(trades) else (liqs["price"][0] if len(liqs) else 0.0)
-            if p0 <= 0:
-                marks = oi["mark"][oi["mark"] > 0]
-                p0 = marks[0] if len(marks) else 0.0
-            if p0 > 0:
-                self._allocate(float(p0))
-        if self._t is None:
-            starts = [a["ts"][0] for a in (oi, trades, liqs) if len(a)]
-            self._start_clock(float(min(starts)))
+        for m in self._states:
+            m._begin(oi, trades, liqs)
         ti = li = 0
         o_ts = np.append(oi["ts"], math.inf)
         t_cut = np.searchsorted(np.ascontiguousarray(trades["ts"]), o_ts, side="right").tolist()
@@ -204,6 +200,19 @@ class SyntheticModel:
                 ti, li = j, k
             if r < len(oi):
                 self._apply_oi(oi[r])
+
+    def _begin(self, oi: np.ndarray, trades: np.ndarray, liqs: np.ndarray) -> None:
+        """A state's first events: the window at the first price, the clock at the first timestamp."""
+        if self._W == 0:
+            p0 = trades["price"][0] if len(trades) else (liqs["price"][0] if len(liqs) else 0.0)
+            if p0 <= 0:
+                marks = oi["mark"][oi["mark"] > 0]
+                p0 = marks[0] if len(marks) else 0.0
+            if p0 > 0:
+                self._allocate(float(p0))
+        if self._t is None:
+            starts = [a["ts"][0] for a in (oi, trades, liqs) if len(a)]
+            self._start_clock(float(min(starts)))
 
     def advance(self, now: float) -> None:
         """Decay (and record column boundaries) up to ``now``."""
@@ -459,6 +468,8 @@ class SyntheticModel:
 
     def _touch(self, v: int | np.ndarray, s: int | np.ndarray, idx: np.ndarray) -> None:
         """Record that these (source, side, absolute bucket) values changed other than by decay/close ratio."""
+        if not self._histories.by_tf:
+            return  # the forecast's state keeps no column history: nothing reads these keys
         idx = np.asarray(idx, dtype=np.int64)
         if idx.size:
             self._histories.touch(pack(v, s, idx))
@@ -516,13 +527,23 @@ class SyntheticModel:
 
     def _flow_column(self, tr: np.ndarray, lq: np.ndarray) -> None:
         t_last = max(float(tr["ts"][-1]) if len(tr) else -math.inf, float(lq["ts"][-1]) if len(lq) else -math.inf)
-        self._clock_to(t_last)
+        states = self._states
+        for m in states:
+            m._clock_to(t_last)
         if len(tr):
-            self.last_price = float(tr["price"][-1])
-            self._vol.add(int(math.floor(t_last / 60.0)), self.last_price)
+            last = float(tr["price"][-1])
+            for m in states:
+                m.last_price = last
+            self._vol.add(int(math.floor(t_last / 60.0)), last)
             self._flows.add_trades(tr, self.step)
         elif self.last_price is None and len(lq):
-            self.last_price = float(lq["price"][-1])
+            for m in states:
+                m.last_price = float(lq["price"][-1])
+        for m in states:
+            m._column_levels(tr, lq)
+
+    def _column_levels(self, tr: np.ndarray, lq: np.ndarray) -> None:
+        """One state's side of a column of flow: real liquidations reconciled, then the levels trades swept."""
         if self._W == 0:
             if self.last_price:
                 self._allocate(self.last_price)
@@ -536,30 +557,37 @@ class SyntheticModel:
     def _apply_oi(self, row) -> None:
         ts = float(row["ts"])
         v = int(row["venue"])
-        self._clock_to(ts)
+        states = self._states
+        for m in states:
+            m._clock_to(ts)
         oi = float(row["oi"])
+        mark = float(row["mark"])
         fl = self._flows
         if fl.first_sample(v, ts, oi):
-            self._place_prior(v, ts, oi, float(row["mark"]))
+            for m in states:
+                m._place_prior(v, ts, oi, mark)
             return
-        vwap = fl.vwap(v, float(row["mark"]), self.last_price)
+        vwap = fl.vwap(v, mark, self.last_price)
         if vwap is None:
             return  # cannot price the step yet; keep the anchor and wait
-        if self._W == 0:
-            self._allocate(vwap)
-        if self.last_price is None:
-            self.last_price = vwap
+        for m in states:
+            if m._W == 0:
+                m._allocate(vwap)
+            if m.last_price is None:
+                m.last_price = vwap
         st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats)
         if st is None:
             return  # below the floor: the interval keeps growing from the same anchor
         if st.d_n > 0:
             long_amt = st.d_n * st.phi_a
             entries, weights = fl.entries(v, st, vwap, self.step, self.params["entry_mode"])
-            self._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt))
+            for m in states:
+                m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt))
         else:
             r = -st.d_n
-            self._close(v, LONG_I, r * (1.0 - st.phi_a))
-            self._close(v, SHORT_I, r * st.phi_a)
+            for m in states:
+                m._close(v, LONG_I, r * (1.0 - st.phi_a))
+                m._close(v, SHORT_I, r * st.phi_a)
         fl.reanchor(v, oi, ts)
 
     def _place_prior(self, v: int, ts: float, oi: float, mark: float) -> None:
@@ -579,14 +607,34 @@ class SyntheticModel:
         self._open(NV + v, ts, (entries, entries), (w, w), (amount / 2.0, amount / 2.0))
         self.stats["prior_usd"] += amount
 
+    def _add_band(self, src: int, ts: float, bs) -> None:
+        """:meth:`_open`'s dense path for spread bands that fit the window: the (tier, side, bucket) keys come
+        from each slice's code plus the pair's bucket, so the per-pair side, tier and window index arrays are
+        never built. Same sums in the same order as the general path."""
+        w = self._W
+        code = (bs.kk.astype(np.int64) * 2 + bs.ss) * w - self._b0  # per slice
+        key = np.repeat(code, bs.n)
+        key += bs.b
+        k0 = int(key.min())
+        key -= k0
+        size = int(key.max()) + 1
+        hit = np.flatnonzero(np.bincount(key, minlength=size))
+        a = np.bincount(key, weights=bs.a, minlength=size)[hit]
+        hit += k0
+        kk, ss, j = hit // (2 * w), (hit // w) % 2, hit % w
+        self._place(src, ts, kk, ss, j, j + self._b0, a, summed=True)
+
     def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
               amounts: tuple[float, float]) -> None:
         """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         pl = self.placement
         if pl.ratio_band is not None:
-            ss, kk, idx, a = pl.band_slices(v, entries, weights, amounts, self.step, self._W, self._window_for,
-                                            self.stats)
+            bs = pl.band_slices(v, entries, weights, amounts, self.step, self._W, self._window_for, self.stats)
+            if bs.total and bs.b_min >= self._b0 and bs.b_max < self._b0 + self._W and bs.total > 64:
+                self._add_band(src, ts, bs)
+                return
+            ss, kk, idx, a = bs.pairs()
         else:
             sl = pl.thin_slices(v, entries, weights, amounts, self.step, self.stats)
             if sl is None:
@@ -619,11 +667,16 @@ class SyntheticModel:
                 ss, kk, j, a, idx = ss[inside], kk[inside], j[inside], a[inside], idx[inside]
             if len(j) == 0:
                 return
+        self._place(src, ts, kk, ss, j, idx, a, summed=len(idx) > 64)
+
+    def _place(self, src: int, ts: float, kk, ss, j, idx, a, summed: bool) -> None:
+        """Add USD ``a`` at (tier, side, window index) into source ``src`` (``summed``: keys are unique)."""
         gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
-        if len(idx) > 64:  # summed per (tier, side, bucket) above: no duplicates, plain indexing adds
+        if summed:  # summed per (tier, side, bucket) above: no duplicates, plain indexing adds
             self._base[src][kk, ss, j] += a * gain
         else:
             np.add.at(self._base[src], (kk, ss, j), a * gain)
+        self._held[src] = True
         self._oldest[ss, j] = np.minimum(self._oldest[ss, j], ts)  # one ts for all: duplicates agree
         self._newest[ss, j] = np.maximum(self._newest[ss, j], ts)
         self._occ[ss, j] = True
@@ -636,7 +689,9 @@ class SyntheticModel:
         if usd <= 0:
             return
         srcs = (v, NV + v)
-        totals = [float(self._base[x, :, s, :].sum()) * math.exp(self._lm[x, s] - self._ref[x, s]) for x in srcs]
+        # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
+        totals = [float(self._base[x, :, s, :].sum()) * math.exp(self._lm[x, s] - self._ref[x, s])
+                  if self._held[x] else 0.0 for x in srcs]
         total = sum(totals)
         if total <= EPS_USD:
             return
