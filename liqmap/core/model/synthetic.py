@@ -620,9 +620,20 @@ class SyntheticModel:
         size = int(key.max()) + 1
         hit = np.flatnonzero(np.bincount(key, minlength=size))
         a = np.bincount(key, weights=bs.a, minlength=size)[hit]
-        hit += k0
-        kk, ss, j = hit // (2 * w), (hit // w) % 2, hit % w
-        self._place(src, ts, kk, ss, j, j + self._b0, a, summed=True)
+        hit += k0  # = the flat index into base[src] (K, 2, W): (tier·2 + side)·W + window index
+        ss, j = (hit // w) % 2, hit % w
+        # one gather/scatter on the flat views instead of three-index fancy indexing (same values, same adds)
+        gain = np.exp(self._ref[src] - self._lm[src])[ss]
+        flat = self._base[src].reshape(-1)
+        flat[hit] += a * gain
+        self._held[src] = True
+        sj = ss * w + j  # flat index into the (2, W) side × bucket arrays
+        old, new = self._oldest.reshape(-1), self._newest.reshape(-1)
+        old[sj] = np.minimum(old[sj], ts)
+        new[sj] = np.maximum(new[sj], ts)
+        self._occ.reshape(-1)[sj] = True
+        self._touch(src, ss, j + self._b0)
+        self.stats["added_usd"] += float(a.sum())
 
     def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
               amounts: tuple[float, float]) -> None:
