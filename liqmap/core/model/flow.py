@@ -81,9 +81,20 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
     if len(prices) == 0 or usds.sum() <= 0:
         return np.array([fallback]), np.ones(1)
     b = buckets.index(prices, step)
-    keys, inv = np.unique(b, return_inverse=True)
-    usd = np.bincount(inv, weights=usds, minlength=len(keys))
-    pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
+    b0 = int(b.min())
+    span = int(b.max()) - b0 + 1
+    if span <= 4 * len(b) + 64:
+        # an interval's trades span few buckets: sum per bucket over the offset range and keep the traded ones
+        # (the same per-bucket sums in the same order as per unique bucket, without the sort)
+        off = b - b0
+        usd = np.bincount(off, weights=usds, minlength=span)
+        pv = np.bincount(off, weights=prices * usds, minlength=span)
+        seen = np.bincount(off, minlength=span) > 0
+        usd, pv = usd[seen], pv[seen]
+    else:
+        keys, inv = np.unique(b, return_inverse=True)
+        usd = np.bincount(inv, weights=usds, minlength=len(keys))
+        pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
     ok = usd > 0
     entries = pv[ok] / usd[ok]
     return entries, usd[ok] / usd[ok].sum()
@@ -111,13 +122,18 @@ class VenueFlows:
 
     def add_trades(self, tr: np.ndarray, step: float) -> None:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
-        for v in np.flatnonzero(np.bincount(tr["venue"], minlength=NV)):  # venues present, ascending
-            sel = tr[tr["venue"] == v]
-            f = self.flows[int(v)]
-            if np.isfinite(self.anchor_oi[int(v)]):
-                f.add(sel["price"].astype(np.float64), sel["usd"].astype(np.float64), sel["side"])
-                if f.n > self.COMPACT_AT:
-                    f.compact(step)
+        venue = tr["venue"]
+        price = usd = side = None
+        for v in np.flatnonzero(np.bincount(venue, minlength=NV)).tolist():  # venues present, ascending
+            if not np.isfinite(self.anchor_oi[v]):
+                continue
+            if price is None:  # the three fields once, then one mask per venue (not a structured copy per venue)
+                price, usd, side = tr["price"], tr["usd"], tr["side"]
+            m = venue == v
+            f = self.flows[v]
+            f.add(price[m].astype(np.float64), usd[m].astype(np.float64), side[m])
+            if f.n > self.COMPACT_AT:
+                f.compact(step)
 
     def first_sample(self, v: int, ts: float, oi: float) -> bool:
         """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""

@@ -155,12 +155,12 @@ class Placement:
             return None
         return tuple(np.concatenate(x) for x in (parts_s, parts_k, parts_idx, parts_a))
 
-    def band_slices(self, v: int, entries, weights, amounts, step: float, width: int,
+    def band_slices(self, v: int, entries, weights, amounts, step: float, b0: int, width: int,
                     window_for: Callable[[np.ndarray, np.ndarray], int], stats: dict):
         """(side, tier, bucket, USD) with each (entry, tier) slice spread evenly over its band of prices.
 
-        ``window_for(lo, hi)`` returns the state window's first bucket for a side's band edges (it may move the
-        window to the price first); ``width`` is the window's length in buckets. The window clipping is per
+        ``b0`` / ``width`` are the state window's first bucket and length; ``window_for(lo, hi)`` returns the
+        window's first bucket for a side's band edges (it may move the window to the price first). The window clipping is per
         side (a side may recenter the window); the per-bucket expansion — the part proportional to the band
         widths — runs once over both sides' slices."""
         sides = [s for s in (LONG_I, SHORT_I) if amounts[s] > 0 and math.isfinite(amounts[s])]
@@ -183,9 +183,26 @@ class Placement:
             for s in sides:
                 r = row_s == s
                 stats["unplaced_usd"] += float(amt[r][bad[r]].sum())
-        rows, kk = np.nonzero(ok)  # row-major, like ``lo[ok]``
-        ss = row_s[rows]
-        lo, hi, amt = lo[ok], hi[ok], amt[ok]
+        if ok.all():
+            ss, kk = np.repeat(row_s, self.K), np.tile(np.arange(self.K), len(row_s))
+            lo, hi, amt = lo.ravel(), hi.ravel(), amt.ravel()
+        else:
+            rows, kk = np.nonzero(ok)  # row-major, like ``lo[ok]``
+            ss = row_s[rows]
+            lo, hi, amt = lo[ok], hi[ok], amt[ok]
+        if len(lo) and lo.min() >= b0 * step and hi.max() < (b0 + width) * step:
+            # the usual case: every band inside the window as it stands. Nothing recentres, clips or drops, so
+            # the window bookkeeping below would return these same arrays (an inside share of exactly 1)
+            b_min, b_max = b0, b0 + width - 1
+        else:
+            ss, kk, lo, hi, amt, b_min, b_max = self._clip_to_window(sides, ss, kk, lo, hi, amt, step, width,
+                                                                     window_for, stats)
+        return self._spread(ss, kk, lo, hi, amt, b_min, b_max, step)
+
+    @staticmethod
+    def _clip_to_window(sides, ss, kk, lo, hi, amt, step, width, window_for, stats):
+        """The slices clipped to the window (each side checks it in turn, and may recentre it), with the
+        part outside counted as ``dropped_usd``; (ss, kk, lo, hi, amt, first bucket, last bucket)."""
         edges = [0, *np.searchsorted(ss, sides[1:]).tolist(), len(ss)]  # each side's elements: contiguous
         parts = [slice(edges[i], edges[i + 1]) for i in range(len(sides))]
         # a band can be far wider than the window in buckets (tiny steps): only the window's part is
@@ -206,7 +223,11 @@ class Placement:
             stats["dropped_usd"] += float(lost[part].sum())
         keep = inside_share > 0
         ss, kk, lo, hi, amt = ss[keep], kk[keep], lo_c[keep], hi_c[keep], (amt * inside_share)[keep]
-        b_min, b_max = b_min[keep], b_min[keep] + width - 1
+        return ss, kk, lo, hi, amt, b_min[keep], b_min[keep] + width - 1
+
+    @staticmethod
+    def _spread(ss, kk, lo, hi, amt, b_min, b_max, step) -> BandSlices:
+        """Each slice's USD over the buckets of [lo, hi] (clamped to [b_min, b_max]), by overlap."""
         b_lo = np.clip(buckets.index(lo, step), b_min, b_max)
         b_hi = np.clip(np.maximum(buckets.index(hi, step), b_lo), b_min, b_max)
         n = b_hi - b_lo + 1

@@ -431,9 +431,11 @@ class SyntheticModel:
         """The window's first bucket for placing prices ``lo``..``hi``: recentred on the last price first when
         they fall outside it and it has drifted off the price (more than an eighth of its width)."""
         w_lo, w_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
+        if not (len(lo) and (lo.min() < w_lo or hi.max() >= w_hi)):
+            return self._b0
         off_centre = (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
                                                           - (self._b0 + self._W // 2)) > self._W // 8)
-        if len(lo) and (lo.min() < w_lo or hi.max() >= w_hi) and off_centre:
+        if off_centre:
             self._recenter()
         return self._b0
 
@@ -641,7 +643,8 @@ class SyntheticModel:
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         pl = self.placement
         if pl.ratio_band is not None:
-            bs = pl.band_slices(v, entries, weights, amounts, self.step, self._W, self._window_for, self.stats)
+            bs = pl.band_slices(v, entries, weights, amounts, self.step, self._b0, self._W, self._window_for,
+                                self.stats)
             if bs.total and bs.b_min >= self._b0 and bs.b_max < self._b0 + self._W and bs.total > 64:
                 self._add_band(src, ts, bs)
                 return
