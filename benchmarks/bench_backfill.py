@@ -127,7 +127,8 @@ async def _run() -> dict:
             if asset not in marks:
                 marks[asset] = time.perf_counter() - start
                 if asset == SCREEN:  # the engine's first build of the screen view: the map is usable
-                    snap = eng.build(View(SCREEN, "synthetic", "1m", tuple(eng.market.venues), 60, None, 240), now, force=True)
+                    view = View(SCREEN, "synthetic", "1m", tuple(eng.market.venues), 60, None, 240)
+                    snap = eng.build(view, now, force=True)
                     marks["screen_map"] = time.perf_counter() - start
                     marks["screen_levels"] = float(snap.grid is not None)
 

@@ -62,7 +62,7 @@ def load_demo() -> dict:
 
 
 def synthetic_feed(seconds: int = 900) -> tuple[float, list]:
-    """The ``model_update`` benchmark's seeded hour of five-venue BTC flow, its first ``seconds`` one second at a time."""
+    """The ``model_update`` benchmark's seeded five-venue BTC flow: its first ``seconds``, one second at a time."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))

@@ -160,9 +160,9 @@ class Placement:
         """(side, tier, bucket, USD) with each (entry, tier) slice spread evenly over its band of prices.
 
         ``b0`` / ``width`` are the state window's first bucket and length; ``window_for(lo, hi)`` returns the
-        window's first bucket for a side's band edges (it may move the window to the price first). The window clipping is per
-        side (a side may recenter the window); the per-bucket expansion — the part proportional to the band
-        widths — runs once over both sides' slices."""
+        window's first bucket for a side's band edges (it may move the window to the price first). The window
+        clipping is per side (a side may recenter the window); the per-bucket expansion — the part proportional
+        to the band widths — runs once over both sides' slices. Returns :class:`BandSlices`."""
         sides = [s for s in (LONG_I, SHORT_I) if amounts[s] > 0 and math.isfinite(amounts[s])]
         if not sides:
             none = np.empty(0, np.int64)
