@@ -70,14 +70,19 @@ def test_reliability_table_per_decile():
 
 
 def test_raw_80_percent_reached_half_the_time_the_panel_shows_about_half():
-    """Constructed forecasts: the walk says 80 %, price got there 50 % of the time. After enough settled hours
-    the engine's own map prints ~50 % — through the engine's ingest, onto the panel's row."""
+    """Constructed forecasts: the walk says 80 %, price got there 50 % of the time (and so on down: 5/8 of every
+    chance). After enough settled hours (3,000 clusters: about ten days of one asset) the asset's own map prints
+    ~50 % for the walk's 80 %, onto the panel's row."""
     from liqmap.ui.reports_table import build_rows
 
     log = ReachLog()
-    _settle(log, 1000, 0.80, 0.50)
+    for k in range(10):  # a walk that overstates every chance by 8/5: 80 % is reached half the time
+        raw = 0.05 + 0.1 * k
+        _settle(log, 300, raw, raw * 5 / 8, t0=T0 + k * 300 * 4000.0)
     t = log.table(raw=True)
-    assert t["rows"][0]["decile"] == "80-90%" and t["rows"][0]["observed"] == 0.5 and t["n"] == 1000
+    row = next(r for r in t["rows"] if r["decile"] == "80-90%")
+    assert row["predicted"] == pytest.approx(0.85) and row["observed"] == pytest.approx(0.53, abs=0.005)
+    assert t["n"] == 3000
     cal = calibration.calibration_for({"forecast_calibrated": True}, log)
     printed = _clusters_at(100_000.0, 0.80)
     shown = clusters(np.array([int(100_000.0 * 1.005 // STEP)], np.int64), np.zeros(1), np.array([8e5]),
@@ -94,8 +99,8 @@ def test_raw_80_percent_reached_half_the_time_the_panel_shows_about_half():
 
 def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_restart(tmp_path):
     """The demo market through the runtime's ingest: the first forecast's clusters settle against the hour's
-    trades; the engine prints its clusters' chance through its map (the raw one beside it); 1000 settled clusters
-    at a raw 80 % reached half the time make that map say ~50 % for 80 %; the record survives a restart."""
+    trades; the engine prints its clusters' chance through its map (the raw one beside it); 3,000 settled clusters
+    reached 5/8 as often as the walk said make that map say ~50 % for 80 %; the record survives a restart."""
     from liqmap.config import DEFAULTS
     from liqmap.feeds.demo import DemoFeed
     from liqmap.feeds.demo.feed import pump
@@ -130,8 +135,9 @@ def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_rest
     assert fc["clusters"] and fc["calibration"]
     for c in fc["clusters"]:
         assert c["reach"] == pytest.approx(float(log.calibration()(c["reach_raw"])))
-    # its own record: a raw 80 % reached half the time, 1000 times (about 3.5 days of one asset)
-    mine = [(T0 - 1e5 + i, float(DEMO(0.8)), 0.8, i % 2 == 0) for i in range(1000)]
+    # its own record: every chance reached 5/8 as often as the walk said (80 % → 50 %), 300 per decile
+    mine = [(T0 - 1e5 + 300 * k + i, float(DEMO(0.05 + 0.1 * k)), 0.05 + 0.1 * k, i < round(300 * (0.05 + 0.1 * k) * 5 / 8))
+            for k in range(10) for i in range(300)]
     log.restore(mine)
     asyncio.run(go(1))
     assert log.calibration()(0.8) == pytest.approx(0.5, abs=0.05)
