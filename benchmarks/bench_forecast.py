@@ -76,6 +76,7 @@ WARMUP_S = 1800.0
 EVERY_S = 600.0
 HORIZON_S = 3600.0
 CAL_EVERY_S = float(os.environ.get("LIQMAP_BENCH_CALIBRATION_EVERY", "120"))  # forecast_calibration's checkpoints
+CALIBRATE = False  # set by forecast_calibration only: forecast_skill's run does exactly what it did before
 RANGE_PCT = 5.0
 TOP_SHARE = 0.10
 UPDATE_S = 10.0  # how often the model is fed (like the engine's ingest loop)
@@ -247,7 +248,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                     models[name].update(oi=arrs.get("oi"), trades=arrs.get("trade"), liqs=arrs.get("liq"))
                 models[name].advance(now)
             done += 1
-            while cal_t <= now and cal_t <= cal_end + 1e-9:
+            while CALIBRATE and cal_t <= now and cal_t <= cal_end + 1e-9:
                 for name in ASSETS:
                     _calibration(calib, paths[name], now, steps[name], models[name])
                 cal_t += CAL_EVERY_S
@@ -381,8 +382,10 @@ def forecast_calibration() -> dict:
     map (``liqmap.core.calibration.DEMO``, fitted on seeds 1–10: ``fit`` is that fit redone on the headline
     seeds). value = the largest gap (points) of the printed chance over deciles with ≥ 20 clusters, hold-out
     seeds (the headline seeds are where the map was fitted); target ≤ 10."""
+    global CALIBRATE
     t0 = time.perf_counter()
     out = {}
+    CALIBRATE = True  # the seed workers are forked after this: they inherit it
     for name, seeds in (("seeds", SEEDS), ("holdout", HOLDOUT)):
         if not seeds:
             continue
