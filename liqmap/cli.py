@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out", metavar="OUT")
     e.add_argument("--format", choices=("parquet", "csv", "ndjson"), default="parquet")
     e.add_argument("--what", choices=("liquidations", "open_interest", "sweeps", "absorptions", "walls",
-                                      "forecast_scores", "alerts", "grid"),
+                                      "forecast_scores", "alerts", "reach_scores", "grid"),
                    default="liquidations")
     e.add_argument("--since", default=None, help="start time (ISO 8601 or epoch seconds)")
     e.add_argument("--until", default=None, help="end time (ISO 8601 or epoch seconds)")

@@ -414,8 +414,8 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
             h, sig = _num(fc.get("horizon_hours")), _num(fc.get("sigma_hour"))
             if h is not None:
                 title = f"NEXT {h:g}H" if h >= 1 else f"NEXT {h * 60:.0f}M"
-            if sig is not None:  # what the chance of reach is based on
-                info = f" at risk × reach · vol {sig * 100:.2f}%/h"
+            if sig is not None:  # what the chance of reach is based on (calibrated: core/calibration.py)
+                info = f" at risk × {'calibrated ' if fc.get('calibration') else ''}reach · vol {sig * 100:.2f}%/h"
             hit = fc.get("hit") if isinstance(fc.get("hit"), dict) else None
             if hit is not None:  # how the past hours' forecasts did against "near price" (core/hitrate.py)
                 title += " · " + hit_text(hit)
