@@ -26,7 +26,7 @@ from textual.strip import Strip
 from ..core.buckets import label
 from ..core.events import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
-from .lines import CachedLines
+from .lines import TableLines
 from .live_column import side_sign
 from .status import finite as _num
 
@@ -451,7 +451,7 @@ def record_key(row: Row) -> tuple:
     return (row.section, record_ts(rec), record_price(rec), rec.get("venue"), rec.get("side"))
 
 
-class ReportsTable(CachedLines, can_focus=True):
+class ReportsTable(TableLines, can_focus=True):
     DEFAULT_CSS = "ReportsTable { width: 46; height: 1fr; }"
 
     BINDINGS = [
@@ -549,15 +549,7 @@ class ReportsTable(CachedLines, can_focus=True):
 
     def on_resize(self) -> None:
         if self.size.width != self._laid_out_for:
-            self._layout()  # columns are chosen for the width
-        self.invalidate()
-        self.redraw()
-
-    def on_focus(self) -> None:
-        self.redraw()
-
-    def on_blur(self) -> None:
-        self.redraw()
+            self._layout()  # columns are chosen for the width; TableLines.on_resize then repaints
 
     def _select(self, k: int) -> None:
         sel = self.selectable()
