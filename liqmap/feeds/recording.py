@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from .frame import Frame, is_rest  # noqa: F401 - the one Frame type (re-exported for readers)
+from .venues import CRYPTOFEED_IDS, HOST_VENUES
 
 FORMAT_KEY = "liqmap_recording"
 FORMAT_VERSION = 1
@@ -63,25 +64,9 @@ class InfoAnswer(NamedTuple):
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-# cryptofeed feed ids → liqmap venue names. A cryptofeed file of any other exchange is "foreign".
-CRYPTOFEED_IDS: dict[str, str] = {
-    "BINANCE_FUTURES": "binance",
-    "BYBIT": "bybit",
-    "OKX": "okx",
-    "BITMEX": "bitmex",
-    "DERIBIT": "deribit",
-    "HYPERLIQUID": "hyperliquid",  # liqmap's own cryptofeed Feed (liqmap/feeds/venues/hyperliquid.py)
-}
+# cryptofeed feed ids → liqmap venue names (a cryptofeed file of any other exchange is "foreign"), and hosts for
+# cryptofeed files whose name does not carry the feed id: derived from the venue modules (``feeds.venues``).
 VENUE_TO_CRYPTOFEED: dict[str, str] = {v: k for k, v in CRYPTOFEED_IDS.items()}
-# Hosts, for cryptofeed files whose name does not carry the feed id.
-HOST_VENUES: tuple[tuple[str, str], ...] = (
-    ("binance.com", "binance"),
-    ("bybit.com", "bybit"),
-    ("okx.com", "okx"),
-    ("bitmex.com", "bitmex"),
-    ("deribit.com", "deribit"),
-    ("hyperliquid.xyz", "hyperliquid"),
-)
 
 # cryptofeed raw-data lines (cryptofeed/raw_data_collection.py AsyncFileCallback):
 #   "<url> <-> <ts>"          a websocket connect

@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
-from ..core.events import VENUE_SHORT
+from ..feeds.venues import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
 from .lines import TableLines
 from .live_column import side_sign
@@ -119,7 +119,7 @@ def _venue_names(rec: dict) -> list[str]:
     if isinstance(v, str):
         v = [v]
     try:
-        return [VENUE_SHORT.get(str(x), str(x)[:3]) for x in v]
+        return [VENUE_SHORT[str(x)].lower() if str(x) in VENUE_SHORT else str(x)[:3] for x in v]  # the panel: lower case
     except TypeError:
         return [str(v)]
 
