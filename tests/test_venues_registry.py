@@ -23,18 +23,19 @@ def test_registry_is_every_venue_module_in_id_order():
     for name, cls in VENUE_CLASSES.items():
         assert issubclass(cls, VenueFeed) and cls.venue == name
         assert cls.__module__ == f"liqmap.feeds.venues.{name}"  # one module per venue
-        assert cls.VID == VENUE_ID[name] and cls.LABEL and len(cls.SHORT) == 3
+        assert cls.VID == VENUE_ID[name] and VENUE_LABEL[name] and len(VENUE_SHORT[name]) == 3
         assert cls.ENDPOINTS and cls.CHANNELS  # declared on the class, not only in the config
 
 
 def test_the_tables_other_layers_read_are_derived_from_the_modules():
-    """The status bar's and reports panel's names, and a foreign recording's feed ids and hosts, come from the
-    venue classes; the recording reader and the UI read these very tables (no copies to keep in step)."""
+    """A foreign recording's feed ids and hosts come from the venue classes, the names people read from the core's
+    table (the UI must not import cryptofeed); the recording reader and the UI read these very tables."""
+    from liqmap.core.venues import TABLE
     from liqmap.feeds import recording
     from liqmap.ui import reports_table, status
 
-    assert VENUE_LABEL == {n: c.LABEL for n, c in VENUE_CLASSES.items()} and VENUE_LABEL["binance"] == "Binance USD-M"
-    assert VENUE_SHORT == {n: c.SHORT for n, c in VENUE_CLASSES.items()} and VENUE_SHORT["hyperliquid"] == "HYP"
+    assert VENUE_LABEL == {v.name: v.label for v in TABLE} and VENUE_LABEL["binance"] == "Binance USD-M"
+    assert VENUE_SHORT == {v.name: v.short for v in TABLE} and VENUE_SHORT["hyperliquid"] == "HYP"
     assert CRYPTOFEED_IDS == {"BINANCE_FUTURES": "binance", "BYBIT": "bybit", "OKX": "okx", "BITMEX": "bitmex",
                               "DERIBIT": "deribit", "HYPERLIQUID": "hyperliquid"}
     assert dict(HOST_VENUES) == {"binance.com": "binance", "bybit.com": "bybit", "okx.com": "okx",
@@ -44,6 +45,17 @@ def test_the_tables_other_layers_read_are_derived_from_the_modules():
     assert recording._venue_from_url("wss://www.deribit.com/ws/api/v2") == "deribit"
     assert status.VENUE_SHORT is VENUE_SHORT and reports_table.VENUE_SHORT is VENUE_SHORT
     assert reports_table._venue_names({"venues": ["okx", "deribit", "newvenue"]}) == ["okx", "der", "new"]
+
+
+def test_the_ui_does_not_import_cryptofeed():
+    """The app imports cryptofeed off its main thread while Textual starts (commands/run.py): the UI's modules
+    get the venue names from the core."""
+    import subprocess
+    import sys
+
+    code = "import sys, liqmap.ui.app; print('cryptofeed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
 
 
 def test_each_venue_spells_the_universe_by_its_core_symbol_rule():

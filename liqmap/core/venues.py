@@ -1,11 +1,13 @@
 """The core's part of each venue, as declared data: its id (a row's ``venue`` byte), how it spells the
-universe's contracts (its symbol rule) and whether liqmap still connects to it live.
+universe's contracts (its symbol rule), whether liqmap still connects to it live, and the names people read
+(its label, and three letters where that does not fit: status bar, reports panel).
 
 Everything else about a venue (endpoints, channels, names people read, limits, parsing) is declared on its
 module in ``liqmap/feeds/venues/``; the registry there is derived from those modules and checks each one
 against this table at build (same names, same ids). The core keeps only what it computes with and must not
 import the feeds for: ids are packed into stored history, recordings and the model's bits, and the model reads
-a contract's inverse flag and size from the symbol rule.
+a contract's inverse flag and size from the symbol rule. The names live here too so the UI reads them without
+importing the venue modules (they bring cryptofeed, which the app's start imports off its main thread).
 
 Adding a venue: one ``Venue`` appended here (never inserted: a venue keeps its id forever; at most 8, the
 model's packing) and its module in ``liqmap/feeds/venues/``.
@@ -60,6 +62,8 @@ class Venue:
     """The core's part of one venue (its id is its place in ``TABLE``)."""
 
     name: str
+    label: str
+    short: str  # three letters, upper case
     symbols: SymbolRule
     live: bool = True  # False: closed, kept so its old recordings replay
 
@@ -74,17 +78,21 @@ _DERIBIT_LINEAR = frozenset({"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK",
 
 # Every venue liqmap has ever parsed, in id order (a row's ``venue`` is the index here; new ones are appended).
 TABLE: tuple[Venue, ...] = (
-    Venue("binance", SymbolRule("{root}USDT", root_lots=True)),
-    Venue("bybit", SymbolRule("{root}USDT", root_lots=True)),
-    Venue("okx", SymbolRule("{name}-USDT-SWAP")),
-    Venue("bitmex", SymbolRule("{name}USDT", listed=_BITMEX_LINEAR, inverse={"BTC": "XBTUSD", "ETH": "ETHUSD"},
-                               inverse_size=1.0), live=False),
-    Venue("deribit", SymbolRule("{name}_USDC-PERPETUAL", listed=_DERIBIT_LINEAR,
-                                inverse={"BTC": "BTC-PERPETUAL", "ETH": "ETH-PERPETUAL"}, inverse_size=10.0)),
+    Venue("binance", "Binance USD-M", "BIN", SymbolRule("{root}USDT", root_lots=True)),
+    Venue("bybit", "Bybit", "BYB", SymbolRule("{root}USDT", root_lots=True)),
+    Venue("okx", "OKX", "OKX", SymbolRule("{name}-USDT-SWAP")),
+    Venue("bitmex", "BitMEX", "BMX", SymbolRule("{name}USDT", listed=_BITMEX_LINEAR, inverse_size=1.0,
+                                                inverse={"BTC": "XBTUSD", "ETH": "ETHUSD"}), live=False),
+    Venue("deribit", "Deribit", "DER", SymbolRule("{name}_USDC-PERPETUAL", listed=_DERIBIT_LINEAR, inverse_size=10.0,
+                                                  inverse={"BTC": "BTC-PERPETUAL", "ETH": "ETH-PERPETUAL"})),
     # Hyperliquid (docs/hyperliquid.md §8, checked 2026-12-05): coin names as its ``meta`` universe spells them,
     # case-sensitive. The k-coins are 1000-unit lots (kPEPE = 1000 PEPE, as Binance's 1000PEPE): their prices are
     # per 1000 coins and their sizes in lots. MKR is delisted there (``isDelisted``) and MANA, VET and EOS were
     # never listed: those assets have no Hyperliquid rows.
-    Venue("hyperliquid", SymbolRule("{name}", absent=frozenset({"MKR", "MANA", "VET", "EOS"}),
-                                    lots={"PEPE": "kPEPE", "SHIB": "kSHIB", "BONK": "kBONK", "FLOKI": "kFLOKI"})),
+    Venue("hyperliquid", "Hyperliquid", "HYP",
+          SymbolRule("{name}", absent=frozenset({"MKR", "MANA", "VET", "EOS"}),
+                     lots={"PEPE": "kPEPE", "SHIB": "kSHIB", "BONK": "kBONK", "FLOKI": "kFLOKI"})),
 )
+# The names people read (the status bar upper case, the reports panel's venue lists lower case).
+VENUE_LABEL: dict[str, str] = {v.name: v.label for v in TABLE}
+VENUE_SHORT: dict[str, str] = {v.name: v.short for v in TABLE}

@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
-from ..feeds.venues import VENUE_SHORT
+from ..core.venues import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
 from .lines import TableLines
 from .live_column import side_sign

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.buckets import label
-from ..feeds.venues import VENUE_SHORT  # the venue modules' three letters, upper case as declared
+from ..core.venues import VENUE_SHORT  # three letters, upper case as declared
 from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}

@@ -5,15 +5,15 @@ channels, ccxt id, limits).
 The registry is derived from the modules: every module of this package (but the shared ``base`` and
 ``normalize``) that defines a ``VenueFeed`` subclass with a ``venue`` name is a venue, ordered by its id.
 Adding a venue is one module here (plus its tests, and its emitter in the demo market) and the core's part
-of it as one declared entry (``liqmap.core.venues.TABLE``: its id, symbol rule, live or not — the core
-computes with those and never imports the feeds). At build the registry checks the modules against that
+of it as one declared entry (``liqmap.core.venues.TABLE``: its id, symbol rule, live or not, label and short
+name — the core computes with those and never imports the feeds). At build the registry checks the modules against that
 table (the same venues, each declared id the core's, which stored rows carry) and the number of venues
 against what the synthetic model can pack (``model_venue_limit()``: 8).
 
-The tables other layers read are derived here from the modules, never restated: ``VENUE_LABEL`` and
-``VENUE_SHORT`` (the names people read: status bar, reports panel), ``CRYPTOFEED_IDS`` (a cryptofeed
-recording's feed id → venue: the cryptofeed class's ``id``) and ``HOST_VENUES`` (a recorded URL's host →
-venue: the declared endpoints' domains).
+The tables the recording reader needs are derived here from the modules, never restated: ``CRYPTOFEED_IDS``
+(a cryptofeed recording's feed id → venue: the cryptofeed class's ``id``) and ``HOST_VENUES`` (a recorded URL's
+host → venue: the declared endpoints' domains). The names people read (``VENUE_LABEL``, ``VENUE_SHORT``) are
+the core table's, so the UI has them without importing cryptofeed.
 
 ``make_feed`` builds a live, configured feed (for the collector); ``liqmap.feeds.parser.FrameParser``
 drives the same classes offline. ``symbol_for`` / ``asset_for`` map between liqmap's asset names and
@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from liqmap.core.assets import Asset, default_universe
 from liqmap.core.events import VENUE_ID
+from liqmap.core.venues import VENUE_LABEL, VENUE_SHORT  # noqa: F401 - the names, with the registry
 
 from .base import ALL_KINDS, SUPPORTED_KINDS, BookSink, FrameError, Sink, VenueFeed
 
@@ -93,9 +94,6 @@ def _domain(url: str) -> str:
     return ".".join(host.split(".")[-2:])
 
 
-# The names people read: the label in full, three letters where it does not fit (status bar, reports panel).
-VENUE_LABEL: dict[str, str] = {name: cls.LABEL for name, cls in VENUE_CLASSES.items()}
-VENUE_SHORT: dict[str, str] = {name: cls.SHORT for name, cls in VENUE_CLASSES.items()}
 # Recordings made by other collectors: a cryptofeed file's feed id (the cryptofeed class's ``id``; liqmap's own
 # Hyperliquid Feed has one too), and the host of a recorded URL (the declared endpoints' domains).
 CRYPTOFEED_IDS: dict[str, str] = {cls.id: name for name, cls in VENUE_CLASSES.items()}
