@@ -40,7 +40,7 @@ def test_the_tables_other_layers_read_are_derived_from_the_modules():
                               "DERIBIT": "deribit", "HYPERLIQUID": "hyperliquid"}
     assert dict(HOST_VENUES) == {"binance.com": "binance", "bybit.com": "bybit", "okx.com": "okx",
                                  "bitmex.com": "bitmex", "deribit.com": "deribit", "hyperliquid.xyz": "hyperliquid"}
-    assert recording.CRYPTOFEED_IDS is CRYPTOFEED_IDS and recording.HOST_VENUES is HOST_VENUES
+    assert recording._venue_tables()[:2] == (CRYPTOFEED_IDS, HOST_VENUES)
     assert recording._cryptofeed_venue("/x/HYPERLIQUID.ws.1.0") == "hyperliquid"
     assert recording._venue_from_url("wss://www.deribit.com/ws/api/v2") == "deribit"
     assert status.VENUE_SHORT is VENUE_SHORT and reports_table.VENUE_SHORT is VENUE_SHORT
@@ -49,11 +49,12 @@ def test_the_tables_other_layers_read_are_derived_from_the_modules():
 
 def test_the_ui_does_not_import_cryptofeed():
     """The app imports cryptofeed off its main thread while Textual starts (commands/run.py): the UI's modules
-    get the venue names from the core."""
+    get the venue names from the core, and the recording reader (opened on the main thread by ``--replay``)
+    reads the venue tables only when a cryptofeed file is read."""
     import subprocess
     import sys
 
-    code = "import sys, liqmap.ui.app; print('cryptofeed' in sys.modules)"
+    code = "import sys, liqmap.ui.app, liqmap.feeds.recording; print('cryptofeed' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
