@@ -36,28 +36,17 @@ BID, ASK = 1, -1  # book side
 PRICE_FILL, PRICE_BANKRUPTCY, PRICE_ORDER = 0, 1, 2
 PRICE_KIND_NAMES = ("fill", "bankruptcy", "order")
 
-LIQ_DTYPE = np.dtype(
-    [
-        ("ts", "f8"),
-        ("price", "f8"),
-        ("qty", "f8"),
-        ("usd", "f8"),
-        ("side", "i1"),
-        ("venue", "u1"),
-        ("price_kind", "u1"),
-    ]
-)
-
-TRADE_DTYPE = np.dtype(
-    [
-        ("ts", "f8"),
-        ("price", "f8"),
-        ("qty", "f8"),
-        ("usd", "f8"),
-        ("side", "i1"),
-        ("venue", "u1"),
-    ]
-)
+# What a liquidation and a trade row share (a liquidation adds what its price means).
+_PRINT_FIELDS = [
+    ("ts", "f8"),
+    ("price", "f8"),
+    ("qty", "f8"),
+    ("usd", "f8"),
+    ("side", "i1"),
+    ("venue", "u1"),
+]
+LIQ_DTYPE = np.dtype(_PRINT_FIELDS + [("price_kind", "u1")])
+TRADE_DTYPE = np.dtype(_PRINT_FIELDS)
 
 # Open interest in base units (one side of the market: one long and one short make one contract).
 OI_DTYPE = np.dtype(
