@@ -29,6 +29,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.ingest_loop import timed_push  # noqa: E402 (the repository root is on the path now)
+
 RECORDING = ROOT / "tests" / "data" / "real" / "binance-usdm" / "hftbacktest_usdm_btcusdt_20240808.gz"
 if not RECORDING.exists():
     RECORDING = Path("/work/shared/data/real/binance-usdm/hftbacktest_usdm_btcusdt_20240808.gz")
@@ -113,16 +116,7 @@ async def _pipeline(frames, record: dict | None = None) -> tuple[float, dict]:
     ingest = Ingest({}, market, assets)
     if record is not None:
         _record_stages(ingest, market, record)
-    push, flush = ingest.push, ingest.flush
-    next_flush = 0.0
-    t = time.process_time()
-    for fr in frames:
-        if fr.t >= next_flush:
-            flush()
-            next_flush = fr.t + 1.0
-        await push(fr)
-    flush()
-    dt = time.process_time() - t
+    dt = await timed_push(ingest, frames)
     p = ingest.parsers["binance"]
     book = p.books.get("BTC") or ()
     return dt, {"events": {f"{v}:{k}": n for (v, k), n in ingest.events.items()}, "errors": sum(p.errors.values()),
