@@ -2,9 +2,9 @@
 
 - ``collector_ingest``: frames/s through exactly what the ``Collector`` runs per websocket frame — the raw
   tap (health frame count, optional recorder), the guarded message handler (the Binance feed class's own
-  parser), the sink (health lag + ``BatchSink``) and the periodic batch flush into ``Market`` — with only
-  the socket left out. Baselines in the same run: bare cryptofeed parsing of the same frames (docs/architecture.md §11
-  target ≥ 0.67×) and the same path with one ``Market.add`` per frame instead of the batch sink.
+  parser, its rows waiting in the feed: ``defer_rows``), and the periodic ``Collector.flush`` (the feeds'
+  rows through the sink — health lag + ``BatchSink`` — into ``Market``) — with only the socket left out. Baselines in the same run: bare cryptofeed parsing of the same frames (docs/architecture.md §11
+  target ≥ 0.67×) and the same path with each frame's rows handed on and stored at once (one ``Market.add`` per frame).
 - ``record_write``: µs per frame that ``RecordingWriter.frame`` costs the calling thread (the event loop:
   JSON line + buffer; compression runs on the writer thread) over the same frames, against gzip-writing
   the raw frame bytes alone on one thread, same run; the total including the writer thread is in
@@ -45,8 +45,11 @@ async def _collector_path(frames, batched: bool = True, recorder=None) -> tuple[
     slot.health = Health("binance", log_errors=False)
     if not batched:
         col.batch.add = lambda kind, asset, rows: market.add(kind, asset, rows)
-    feed = col._build(slot)
+    feed = slot.feed = col._build(slot)  # rows wait in the feed for the flush timer (defer_rows), as live
+    col._slots[(slot.venue, slot.group)] = slot
     feed.live_rest = False
+    if not batched:  # the per-frame baseline: every frame's rows handed on and stored at once
+        feed.defer_rows = False
     stand = None
     for conn, sub, _h, _a in feed.connect():
         if isinstance(conn.address, str) and "/public" in conn.address:
@@ -54,7 +57,7 @@ async def _collector_path(frames, batched: bool = True, recorder=None) -> tuple[
             await sub(stand)
     tap = col._tap_for(slot)
     guarded = col._guard(slot, feed.message_handler)
-    flush = col.batch.flush
+    flush = col.flush  # what the collector's flush timer runs: the feeds' rows, then the batch into the market
     t = time.perf_counter()
     n = 0
     for ts, body in frames:

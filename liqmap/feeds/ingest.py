@@ -145,6 +145,8 @@ class Ingest:
         self.keep_liquidations = keep_liquidations
         self.on_book = on_book
         self.parsers: dict[str, Any] = {}
+        # other holders of parsed rows ``flush`` empties first (a live collector's feeds: ``Collector.flush_feeds``)
+        self.flushers: list[Callable[[], None]] = []
         self.batch = BatchSink(market)
         self.now = 0.0  # receipt time of the newest frame pushed
         self.first_ts: float | None = None
@@ -219,6 +221,8 @@ class Ingest:
         first (they batch across frames), then the batch sink's."""
         for p in self.parsers.values():
             p.flush()
+        for f in self.flushers:
+            f()
         return self.batch.flush()
 
     def books(self, asset: str) -> dict[str, Book]:
