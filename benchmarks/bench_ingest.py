@@ -29,6 +29,9 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.ingest_loop import timed_push  # noqa: E402 (the repository root is on the path now)
+
 RECORDING = ROOT / "tests" / "data" / "real" / "binance-usdm" / "hftbacktest_usdm_btcusdt_20240808.gz"
 if not RECORDING.exists():
     RECORDING = Path("/work/shared/data/real/binance-usdm/hftbacktest_usdm_btcusdt_20240808.gz")
@@ -99,14 +102,11 @@ def bench_book() -> dict:
                        "speedup_vs_cryptofeed": round(us_cf / us, 2)}}
 
 
-YIELD_EVERY = 512  # ReplaySource's default: frames between two loop turns
-
-
 async def _pipeline(frames, record: dict | None = None) -> tuple[float, dict]:
     """The one ingest path every replay and the demo use, as ``ReplaySource.run`` drives it unpaced: runs of
     frames through ``Ingest.push_many`` (venue parser, plausibility, rows batched in the parser), a run ending
     at each engine tick (one second of recording time; ``Ingest.flush`` then: ``Market.add`` validation, rings)
-    or after ``YIELD_EVERY`` frames. ``record``: calls of the measured stages are kept (for ``_stages``; that
+    or after ``ingest_loop.YIELD_EVERY`` frames. ``record``: calls of the measured stages are kept (for ``_stages``; that
     run is not timed)."""
     from liqmap.core.assets import universe
     from liqmap.core.market import Market
@@ -117,25 +117,7 @@ async def _pipeline(frames, record: dict | None = None) -> tuple[float, dict]:
     ingest = Ingest({}, market, assets)
     if record is not None:
         _record_stages(ingest, market, record)
-    push_many, flush = ingest.push_many, ingest.flush
-    next_flush = 0.0
-    run: list = []
-    t = time.process_time()
-    for fr in frames:
-        if fr.t >= next_flush:
-            if run:
-                await push_many(run)
-                run = []
-            flush()
-            next_flush = fr.t + 1.0
-        run.append(fr)
-        if len(run) >= YIELD_EVERY:
-            await push_many(run)
-            run = []
-    if run:
-        await push_many(run)
-    flush()
-    dt = time.process_time() - t
+    dt = await timed_push(ingest, frames)
     p = ingest.parsers["binance"]
     book = p.books.get("BTC") or ()
     return dt, {"events": {f"{v}:{k}": n for (v, k), n in ingest.events.items()}, "errors": sum(p.errors.values()),

@@ -144,10 +144,14 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
                 "total_short_usd": float(np.sum(sh)),
                 "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                                     for i, a, b in zip(*f_lv)],
-                "forecast": _forecast_report(st.model, f_lv, step, last_price),
+                "forecast": _forecast_report(st.model, f_lv, step, last_price, st.reachlog),
             }
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
+            # the chance of reach those forecasts' clusters printed against what price did within their hour
+            # (core/calibration.py): as printed, and the walk's raw chance
+            synthetic["forecast"]["reliability"] = st.reachlog.table()
+            synthetic["forecast"]["reliability_raw"] = st.reachlog.table(raw=True)
         reports = st.report_dicts or None
         # exact positions (Hyperliquid's tracked wallets) and the model's live accuracy against them
         exact = st.exact.view.to_dict() if st.exact is not None and st.exact.view is not None else None
@@ -179,12 +183,16 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
     }
 
 
-def _forecast_report(model, levels, step: float, price: float | None) -> dict[str, Any]:
-    """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters)."""
+def _forecast_report(model, levels, step: float, price: float | None, reachlog=None) -> dict[str, Any]:
+    """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters, the
+    chance of reach through the asset's calibration map as the engine prints it)."""
+    from liqmap.core.calibration import calibration_for
     from liqmap.core.forecast import summary
 
-    fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5)
-    return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "clusters": fc["clusters"]}
+    fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5,
+                 calibration=calibration_for(getattr(model, "params", None), reachlog))
+    return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "calibration": fc["calibration"],
+            "clusters": fc["clusters"]}
 
 
 def _plain(x: Any) -> Any:

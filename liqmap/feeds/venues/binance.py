@@ -64,8 +64,6 @@ class _RestConn:
 class BinanceFeed(VenueFeed, BinanceFutures):
     venue = "binance"
     VID = 0
-    LABEL = "Binance USD-M"
-    SHORT = "BIN"
     CCXT_ID = "binanceusdm"
     ENDPOINTS = {"market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade or trade, markPrice
                  "public": "wss://fstream.binance.com/public",  # depth

@@ -28,8 +28,6 @@ from .normalize import to_base
 class OkxFeed(VenueFeed, OKX):
     venue = "okx"
     VID = 2
-    LABEL = "OKX"
-    SHORT = "OKX"
     CCXT_ID = "okx"
     ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public"}
     CHANNELS = {"liquidations": "liquidation-orders", "liquidations_inst_type": "SWAP", "oi": "open-interest",
