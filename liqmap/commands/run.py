@@ -1,12 +1,13 @@
 """``liqmap`` / ``liqmap --demo`` / ``liqmap --replay FILE``: the terminal map.
 
-Start-up order matters for the 1.5 s first-frame target and for colours:
+Start-up order matters for the 1.0 s first-frame target and for colours:
 
 1. pin the colour system (``TEXTUAL_COLOR_SYSTEM``) from ``--color`` before Textual is imported — Textual
    reads it once at import, and over ssh ``COLORTERM`` is usually lost;
 2. load the theme files (a bad file: one line naming the file and the field, exit 2);
 3. check that the data path's modules exist (a missing one: "liqmap: <X> is not built yet", exit 2);
-4. start building the data source (cryptofeed/aiohttp imports, demo market, engine) in its own thread before
+4. start building the data source (the demo market, engine; live: the collector and cryptofeed, which the
+   demo and replays never import: their parsers run over ``feeds/venues/_bases.OfflineFeed``) in its own thread before
    Textual is even imported, and start the app at once with an empty map ("connecting…"); the app's source
    worker collects the source when it is ready, so neither waits for the other;
 5. demo: the market starts with ``demo.preroll_minutes`` of history (``feeds/demo/preroll.py``): the first
@@ -159,7 +160,7 @@ def main(args, cfg: dict[str, Any]) -> int:
             print(f"liqmap: {e}", file=sys.stderr)
             return 2
 
-    # The data path (cryptofeed and aiohttp imports, the demo market, the engine) is built in its own thread
+    # The data path (the demo market or the live collector, the engine) is built in its own thread
     # from here on, while Textual is imported and the app mounts: the first full frame waits for both, not
     # for one after the other. The app's source worker just collects it.
     early = _start_build(kind, cfg, args)
