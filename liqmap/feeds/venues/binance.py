@@ -23,9 +23,6 @@ import time
 
 import orjson
 
-from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
-from cryptofeed.exchanges.binance_futures import BinanceFutures
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, PRICE_ORDER, SELL, SHORT
 
 from .base import FrameError, VenueFeed
@@ -61,7 +58,7 @@ class _RestConn:
         self.subscription = {}
 
 
-class BinanceFeed(VenueFeed, BinanceFutures):
+class BinanceFeed(VenueFeed):
     venue = "binance"
     VID = 0
     CCXT_ID = "binanceusdm"
@@ -75,6 +72,9 @@ class BinanceFeed(VenueFeed, BinanceFutures):
                 "light_depth": "depth20@500ms"}  # partial book stream, on /public
     MAX_LEVELS = 5000  # REST snapshots are ≤ 1000 levels; diff frames carry far fewer
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
+    CRYPTOFEED = "cryptofeed.exchanges.binance_futures:BinanceFutures"
+    id = "BINANCE_FUTURES"
+    CF_CHANNELS = {"liquidations": "forceOrder", "trades": "aggTrade", "open_interest": "open_interest", "l2_book": "depth"}
 
     def __init__(self, *args, **kwargs) -> None:
         self._depth: dict[str, _DepthState] = {}
@@ -82,8 +82,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         self._unused: dict[str, bool] = {}  # stream name → a stream no feed subscribes (``parse``)
         super().__init__(*args, **kwargs)
         ch = self.fcfg["channels"]
-        self.rest_endpoints = [RestEndpoint(self.endpoints["rest"], routes=Routes(
-            "/fapi/v1/exchangeInfo", l2book=ch["binance_depth_path"], open_interest=ch["binance_oi_path"]))]
+        self.rest_endpoints = [self.rest_endpoint(self.endpoints["rest"], "/fapi/v1/exchangeInfo",
+                                                  l2book=ch["binance_depth_path"], open_interest=ch["binance_oi_path"])]
         self.open_interest_interval = float(self.fcfg.get("oi_poll_seconds", 10.0))
 
     def _ws_endpoints(self) -> list:
@@ -122,7 +122,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             return []
         route = self.rest_endpoints[0].route("open_interest")
         addrs = [route.format(s) for s in self.markets]
-        return [(HTTPPoll(addrs, self.id, delay=60.0, sleep=self.open_interest_interval, proxy=self.http_proxy),
+        return [(self.http_poll(addrs, 60.0, self.open_interest_interval),
                  self.subscribe, self.message_handler, self.authenticate)]
 
     def connect(self):
@@ -132,7 +132,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             for i in range(0, len(streams), STREAMS_PER_CONNECTION):
                 chunk = streams[i:i + STREAMS_PER_CONNECTION]
                 addr = base.rstrip("/") + "/stream?streams=" + "/".join(chunk)
-                ret.append((WSAsyncConn(addr, self.id, subscription={"streams": chunk}, **_WS_OPTIONS),
+                ret.append((self.ws_connection(addr, {"streams": chunk}, _WS_OPTIONS),
                             self.subscribe, self.message_handler, self.authenticate))
         return ret
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 import heapq
 import zlib
 
-from cryptofeed.exceptions import MissingSequenceNumber
-from cryptofeed.exchanges.okx import OKX
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
 
 from .base import FrameError, VenueFeed
@@ -26,7 +23,7 @@ from .normalize import to_base
 
 
 
-class OkxFeed(VenueFeed, OKX):
+class OkxFeed(VenueFeed):
     venue = "okx"
     VID = 2
     CCXT_ID = "okx"
@@ -37,6 +34,9 @@ class OkxFeed(VenueFeed, OKX):
     ARGS_PER_SUBSCRIBE = 100
     MAX_LEVELS = 400  # the `books` channel's full depth (OKX v5 docs: 400 levels)
     MAX_FRAME_BYTES = 1 << 20  # ~30× its largest documented frame
+    CRYPTOFEED = "cryptofeed.exchanges.okx:OKX"
+    id = "OKX"
+    CF_CHANNELS = {"liquidations": "liquidations", "trades": "trades", "open_interest": "open-interest", "l2_book": "books"}
 
     def __init__(self, *args, **kwargs) -> None:
         self._skip_liq: set[str] = set()  # connections whose first liquidation push is still due
@@ -220,7 +220,7 @@ class OkxFeed(VenueFeed, OKX):
         self._seq.pop(inst, None)
         self._error("book", "sequence_gap")
         if self.live_rest:
-            raise MissingSequenceNumber
+            raise self.RESYNC
 
     def _check(self, inst: str, snapshot: bool, bids, asks, expected: int) -> None:
         """OKX's CRC32 over the top 25 levels, on the venue's own strings (kept in a shadow book).
@@ -259,4 +259,4 @@ class OkxFeed(VenueFeed, OKX):
             self._shadow.pop(inst, None)
             self._error("book", "checksum_mismatch")
             if self.live_rest:
-                raise MissingSequenceNumber
+                raise self.RESYNC
