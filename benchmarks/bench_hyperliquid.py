@@ -2,7 +2,7 @@
 
 The demo market's frames of the same simulated minutes (seed 1; BTC in focus with full books, ETH, SOL and
 PEPE, a kPEPE k-coin, coarser) are split by venue, and each venue's frames go through the one ingest path
-(``Ingest.push`` per frame, ``Ingest.flush`` per second of receipt time, as replay does): Hyperliquid's
+(runs of frames through ``Ingest.push_many``, ``Ingest.flush`` per second of receipt time, as replay does): Hyperliquid's
 (trades one per fill with wallets, 20-level l2Book snapshots, activeAssetCtx) against Bybit's (aggregated
 public trades, orderbook.200 deltas, tickers, allLiquidation) as the baseline. Reported: frames/s and rows/s
 (trades, OI, liquidations, book updates announced) per venue, process CPU time, best of 3 interleaved rounds.

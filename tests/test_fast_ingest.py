@@ -65,7 +65,7 @@ def test_trades_read_from_the_frame_match_cryptofeeds_parsers():
                   for i, s in enumerate(syms)}
         ours, theirs = Collector(), Collector()
         fast = FrameParser(venue, assets, ours)
-        ref = FrameParser(venue, assets, theirs)
+        ref = FrameParser(venue, assets, theirs, live_class=True)  # cryptofeed's parsers need its classes
         for p in (fast, ref):
             p.venue_feed.plausible.clock_check = False
 

@@ -1,19 +1,22 @@
 """``liqmap`` / ``liqmap --demo`` / ``liqmap --replay FILE``: the terminal map.
 
-Start-up order matters for the 1.5 s first-frame target and for colours:
+Start-up order matters for the 1.0 s first-frame target and for colours:
 
 1. pin the colour system (``TEXTUAL_COLOR_SYSTEM``) from ``--color`` before Textual is imported — Textual
    reads it once at import, and over ssh ``COLORTERM`` is usually lost;
 2. load the theme files (a bad file: one line naming the file and the field, exit 2);
 3. check that the data path's modules exist (a missing one: "liqmap: <X> is not built yet", exit 2);
-4. start building the data source (cryptofeed/aiohttp imports, demo market, engine) in its own thread before
+4. start building the data source (the demo market, engine; live: the collector and cryptofeed, which the
+   demo and replays never import: their parsers run over ``feeds/venues/_bases.OfflineFeed``) in its own thread before
    Textual is even imported, and start the app at once with an empty map ("connecting…"); the app's source
    worker collects the source when it is ready, so neither waits for the other;
 5. demo: the market starts with ``demo.preroll_minutes`` of history (``feeds/demo/preroll.py``): the first
    chunk of the screen asset's history gives the first full frame, the rest fills in behind it.
 
-``LIQMAP_FIRST_FRAME_FILE``: when set, the app writes the wall-clock time of its first full frame there
-(the ``startup`` benchmark reads it). ``LIQMAPUI_NAIVE=1``: the full-refresh baseline renderer (one
+``LIQMAP_FIRST_FRAME_FILE``: when set, the app writes the wall-clock time of its first full frame there, the
+seconds since ``main`` started and the process's CPU seconds, and on a second line which of the heavy
+libraries (``HEAVY_AT_START``) were loaded by then (the ``startup`` benchmark and ``tests/test_startup_imports.py``
+read it). ``LIQMAPUI_NAIVE=1``: the full-refresh baseline renderer (one
 segment per cell, every row repainted on every update, no separate live column) that the ``ssh_bytes``
 benchmark compares against in the same run.
 """
@@ -25,6 +28,10 @@ import os
 import sys
 import time
 from typing import Any
+
+# Libraries the first frame should not wait for (docs/architecture.md, start-up): the venues' connection
+# stack (cryptofeed and what it pulls in), contract metadata (ccxt) and the export/table library (polars).
+HEAVY_AT_START = ("cryptofeed", "aiohttp", "requests", "websockets", "ccxt", "polars", "pandas", "pyarrow")
 
 
 def _missing(*modules: str) -> str | None:
@@ -111,7 +118,7 @@ def main(args, cfg: dict[str, Any]) -> int:
     t_start = time.time()
     if os.environ.get("LIQMAPUI_STARTUP_TRACE"):
         with open(os.environ["LIQMAPUI_STARTUP_TRACE"], "a") as f:
-            f.write(f"{t_start:.4f} run-main\n")
+            f.write(f"{t_start:.4f} {time.process_time():.4f} run-main\n")
     from ..ui.palettes import detect_color_system, textual_color_system
     from ..ui.themes import ThemeError, resolve
 
@@ -153,7 +160,7 @@ def main(args, cfg: dict[str, Any]) -> int:
             print(f"liqmap: {e}", file=sys.stderr)
             return 2
 
-    # The data path (cryptofeed and aiohttp imports, the demo market, the engine) is built in its own thread
+    # The data path (the demo market or the live collector, the engine) is built in its own thread
     # from here on, while Textual is imported and the app mounts: the first full frame waits for both, not
     # for one after the other. The app's source worker just collects it.
     early = _start_build(kind, cfg, args)
@@ -164,8 +171,9 @@ def main(args, cfg: dict[str, Any]) -> int:
 
     def first_frame() -> None:
         if probe:
+            loaded = ",".join(m for m in HEAVY_AT_START if m in sys.modules)
             with open(probe, "w") as f:
-                f.write(f"{time.time():.6f} {time.time() - t_start:.6f}\n")
+                f.write(f"{time.time():.6f} {time.time() - t_start:.6f} {time.process_time():.4f}\nloaded: {loaded}\n")
 
     app = LiqmapApp(cfg, theme_spec=spec, themes=themes, color_system=system,
                     source_factory=early.result, first_frame=first_frame,

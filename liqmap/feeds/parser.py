@@ -1,9 +1,10 @@
 """Drive the real venue feeds without sockets: one raw frame in, normalized rows out.
 
-``FrameParser`` builds the venue's live feed class (a cryptofeed Feed subclass), seeds the symbol map so no
-REST call happens, runs each ``connect()`` entry's subscribe coroutine against a stand-in connection that
-only records what would have been sent, and then hands every frame to the feed's own
-``message_handler`` — exactly what the websocket reader does live. Replay, tests, the demo market and the
+``FrameParser`` builds the venue's feed class over the offline base (``venues/_bases.py``: the connections
+cryptofeed would open, planned without importing cryptofeed), runs each ``connect()`` entry's subscribe
+coroutine against a stand-in connection that only records what would have been sent, and then hands every
+frame to the feed's own ``message_handler`` — exactly what the websocket reader does live, with the same
+venue code. Replay, tests, the demo market and the
 benchmarks all go through here, so they exercise the same parsing code as the collectors.
 """
 
@@ -68,11 +69,15 @@ class FrameParser:
         cfg: dict | None = None,
         channels: tuple[str, ...] = ALL_KINDS,
         book_assets: list[str] | tuple[str, ...] | None = None,
+        live_class: bool = False,
     ) -> None:
         self.venue = venue
         self._sink = sink
+        # live_class: the venue class over its cryptofeed class, as a live feed is (comparisons with cryptofeed's
+        # own parsers and connection plans); by default over the offline base, with no cryptofeed import
         self.venue_feed = make_feed(venue, assets, channels=channels, sink=self._count_sink, book_sink=book_sink,
-                                    cfg=cfg, book_assets=book_assets, retries=0)
+                                    cfg=cfg, book_assets=book_assets, offline=not live_class,
+                                    **({"retries": 0} if live_class else {}))
         self.venue_feed.live_rest = False
         self.connections: list[StandInConnection] = []
         self._subscribed = False

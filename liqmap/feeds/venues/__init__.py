@@ -15,8 +15,9 @@ The tables the recording reader needs are derived here from the modules, never r
 host → venue: the declared endpoints' domains). The names people read (``VENUE_LABEL``, ``VENUE_SHORT``) are
 the core table's, so the UI has them without importing cryptofeed.
 
-``make_feed`` builds a live, configured feed (for the collector); ``liqmap.feeds.parser.FrameParser``
-drives the same classes offline. ``symbol_for`` / ``asset_for`` map between liqmap's asset names and
+``make_feed`` builds a live, configured feed (for the collector), the venue class over its cryptofeed class;
+``liqmap.feeds.parser.FrameParser`` drives the same classes offline (``offline=True``: over ``_bases.OfflineFeed``,
+with no cryptofeed import). ``symbol_for`` / ``asset_for`` map between liqmap's asset names and
 each venue's symbols.
 """
 
@@ -116,6 +117,7 @@ def make_feed(
     endpoints: dict[str, str] | None = None,
     book_assets: list[str] | tuple[str, ...] | None = None,
     callbacks: dict | None = None,
+    offline: bool = False,
     **feed_kwargs,
 ) -> VenueFeed:
     """A configured live feed for ``venue``.
@@ -134,6 +136,9 @@ def make_feed(
     # A kind the venue has no channel for is dropped (Hyperliquid publishes no liquidations); an unknown
     # kind still raises in the feed.
     channels = tuple(k for k in channels if k in cls.SUPPORTED_KINDS or k not in SUPPORTED_KINDS)
+    from ._bases import live_class, offline_class
+
+    cls = offline_class(cls) if offline else live_class(cls)
     return cls(assets, sink=sink, book_sink=book_sink, cfg=cfg, endpoints=endpoints, channels=channels,
                book_assets=book_assets, callbacks=callbacks, **feed_kwargs)
 

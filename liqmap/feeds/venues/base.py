@@ -1,7 +1,10 @@
 """What every liqmap venue feed shares, mixed in front of a cryptofeed Feed class.
 
-A venue class is ``class BinanceFeed(VenueFeed, cryptofeed.exchanges.BinanceFutures)``: cryptofeed keeps
-the connection machinery (``connect()``, websockets, REST polls, retries, watchdog) and the symbol map. Every
+A venue class is ``class BinanceFeed(VenueFeed)`` naming its cryptofeed class (``CRYPTOFEED``), and it is used
+two ways (``_bases.py``): live, composed over that cryptofeed class, which keeps the connection machinery
+(``connect()``, websockets, REST polls, retries, watchdog) and the symbol map; offline (the demo, replays,
+``FrameParser``), composed over ``OfflineFeed``, which plans the same connections without importing cryptofeed
+(its import, with aiohttp and requests, was a third of the demo's CPU to its first frame). Every
 frame is parsed here, once: orjson straight to rows of floats (``trade_frame`` reads trades from the decoded
 dict; cryptofeed 2.4.1's trade parsers built a Decimal ``Trade`` per trade only to be turned back into floats),
 liquidations, open interest and the L2 book (a float book instead of Decimal) — one code path that the live
@@ -27,10 +30,6 @@ from typing import Callable
 
 import numpy as np
 import orjson
-from cryptofeed.connection import WebsocketEndpoint
-from cryptofeed.defines import L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, PERPETUAL, TRADES
-from cryptofeed.exceptions import MissingSequenceNumber
-from cryptofeed.symbols import Symbols
 
 from liqmap.core.assets import Asset, VenueMarket
 from liqmap.core.book import Book, TooManyLevels
@@ -40,6 +39,15 @@ from ..plausible import Plausibility, has_non_ascii_number, suspicious_text
 from .normalize import BASE, CONTRACTS, SeenLRU, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
+
+# cryptofeed's names for the channels and the instrument type (``cryptofeed.defines``), spelled here so that
+# parsing never imports cryptofeed; tests/test_startup_imports.py holds them equal to cryptofeed's.
+L2_BOOK, LIQUIDATIONS, OPEN_INTEREST, TRADES, PERPETUAL = "l2_book", "liquidations", "open_interest", "trades", "perpetual"
+
+
+class Resync(Exception):
+    """A book lost its sequence: live, the feed reconnects and resubscribes (cryptofeed's
+    ``MissingSequenceNumber``, the live class's ``RESYNC``); offline it is only counted."""
 
 # "depth" is the light book (top-N snapshots for assets out of focus, docs/architecture.md §6); on the
 # cryptofeed side it rides the same L2_BOOK channel as the full book, so one feed carries one of the two, never both.
@@ -137,6 +145,13 @@ class VenueFeed:
     # the plausibility pass, the numpy row arrays and the sink's counters cost per call, not per row.
     # The ingest's flush hands them on; this many rows of one (kind, asset) at most wait for it.
     FLUSH_ROWS: int = 1024
+    # The venue's cryptofeed class, "module:Class" (the live base, ``_bases.live_class``), and what the
+    # offline base needs of it: its ``id`` (each venue class declares cryptofeed's, also the key of cryptofeed
+    # recordings) and its channel names (``websocket_channels``), held equal to cryptofeed's by
+    # tests/test_startup_imports.py.
+    CRYPTOFEED: str = ""
+    CF_CHANNELS: dict[str, str] = {}
+    RESYNC: type[Exception] = Resync  # raised to make a live feed resync (the live class: cryptofeed's)
 
     def __init__(
         self,
@@ -190,7 +205,6 @@ class VenueFeed:
         # (a linear contract with no lot multiplier); 0: to_base works it out (inverse, 1000PEPE-style)
         self._coin_scale = {sym: self._simple_scale(vm) for sym, (_, vm) in self.markets.items()}
         self.std_of = {sym: f"{name}-{_quote_of(sym, vm)}-PERP" for sym, (name, vm) in self.markets.items()}
-        self._seed_symbols()
 
         book_set = set(book_assets) if book_assets is not None else None
         subscription: dict[str, list[str]] = {}
@@ -201,9 +215,11 @@ class VenueFeed:
             if syms:
                 subscription[chan] = syms
         self.endpoints = self._endpoints(endpoints)
+        # the base: cryptofeed's Feed live, OfflineFeed for parsing (``_bases.py``); both seed the symbol map
+        # with ours first, so constructing a feed never makes a REST call
         super().__init__(subscription=subscription or {TRADES: []}, callbacks=callbacks,
                          timeout=int(self.fcfg.get("watchdog_seconds", 30)), **kwargs)
-        self.websocket_endpoints = self._ws_endpoints()
+        self.websocket_endpoints = [self.ws_endpoint(*e) for e in self._ws_endpoints()]
         # cryptofeed's per-instance maps must name our symbols our way even if another feed seeded others
         self.exchange_symbol_mapping.update({sym: std for sym, std in self.std_of.items()})
         self.normalized_symbol_mapping.update({std: sym for sym, std in self.std_of.items()})
@@ -272,24 +288,10 @@ class VenueFeed:
         except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError):
             raise FrameError("depth", "bad_levels") from None
 
-    def _ws_endpoints(self) -> list:
-        return [WebsocketEndpoint(self.endpoints["ws"], options={"compression": None})]
-
-    def _seed_symbols(self) -> None:
-        """Fill cryptofeed's global symbol map so constructing the feed never makes a REST call."""
-        norm: dict[str, str] = {}
-        info: dict[str, dict] = {"tick_size": {}, "instrument_type": {}}
-        ours = set(self.std_of)
-        if Symbols.populated(self.id):
-            n0, i0 = Symbols.get(self.id)
-            # keep other feeds' entries, but not a different name for one of our venue symbols
-            norm.update({std: sym for std, sym in n0.items() if sym not in ours})
-            for k, v in i0.items():
-                info.setdefault(k, {}).update(v)
-        for sym, std in self.std_of.items():
-            norm[std] = sym
-            info["instrument_type"][std] = PERPETUAL
-        Symbols.set(self.id, norm, info)
+    def _ws_endpoints(self) -> list[tuple]:
+        """The websocket endpoints as (address, subscription limit per connection, options); the base turns
+        them into its endpoint objects (``ws_endpoint``)."""
+        return [(self.endpoints["ws"], None, {"compression": None})]
 
     # --- frame entry point ---------------------------------------------------------------------
     async def message_handler(self, msg, conn, timestamp: float) -> None:
@@ -358,7 +360,7 @@ class VenueFeed:
             self._error(e.kind, e.reason, msg)
         elif isinstance(e, TooManyLevels):
             self._error("depth" if self.light else "book", "too_many_levels", msg)
-        elif isinstance(e, MissingSequenceNumber):  # live resync: let cryptofeed reconnect and resubscribe
+        elif isinstance(e, self.RESYNC):  # live resync: let cryptofeed reconnect and resubscribe
             if self._pending:  # rows parsed before the gap are good: never lost with it
                 self._flush()
             raise e

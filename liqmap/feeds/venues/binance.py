@@ -23,9 +23,6 @@ import time
 
 import orjson
 
-from cryptofeed.connection import HTTPPoll, RestEndpoint, Routes, WSAsyncConn
-from cryptofeed.exchanges.binance_futures import BinanceFutures
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, PRICE_ORDER, SELL, SHORT
 
 from .base import FrameError, VenueFeed
@@ -61,7 +58,7 @@ class _RestConn:
         self.subscription = {}
 
 
-class BinanceFeed(VenueFeed, BinanceFutures):
+class BinanceFeed(VenueFeed):
     venue = "binance"
     VID = 0
     CCXT_ID = "binanceusdm"
@@ -75,14 +72,18 @@ class BinanceFeed(VenueFeed, BinanceFutures):
                 "light_depth": "depth20@500ms"}  # partial book stream, on /public
     MAX_LEVELS = 5000  # REST snapshots are ≤ 1000 levels; diff frames carry far fewer
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
+    CRYPTOFEED = "cryptofeed.exchanges.binance_futures:BinanceFutures"
+    id = "BINANCE_FUTURES"
+    CF_CHANNELS = {"liquidations": "forceOrder", "trades": "aggTrade", "open_interest": "open_interest", "l2_book": "depth"}
 
     def __init__(self, *args, **kwargs) -> None:
         self._depth: dict[str, _DepthState] = {}
         self._partial: dict[str, bool] = {}
+        self._unused: dict[str, bool] = {}  # stream name → a stream no feed subscribes (``parse``)
         super().__init__(*args, **kwargs)
         ch = self.fcfg["channels"]
-        self.rest_endpoints = [RestEndpoint(self.endpoints["rest"], routes=Routes(
-            "/fapi/v1/exchangeInfo", l2book=ch["binance_depth_path"], open_interest=ch["binance_oi_path"]))]
+        self.rest_endpoints = [self.rest_endpoint(self.endpoints["rest"], "/fapi/v1/exchangeInfo",
+                                                  l2book=ch["binance_depth_path"], open_interest=ch["binance_oi_path"])]
         self.open_interest_interval = float(self.fcfg.get("oi_poll_seconds", 10.0))
 
     def _ws_endpoints(self) -> list:
@@ -121,7 +122,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             return []
         route = self.rest_endpoints[0].route("open_interest")
         addrs = [route.format(s) for s in self.markets]
-        return [(HTTPPoll(addrs, self.id, delay=60.0, sleep=self.open_interest_interval, proxy=self.http_proxy),
+        return [(self.http_poll(addrs, 60.0, self.open_interest_interval),
                  self.subscribe, self.message_handler, self.authenticate)]
 
     def connect(self):
@@ -131,7 +132,7 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             for i in range(0, len(streams), STREAMS_PER_CONNECTION):
                 chunk = streams[i:i + STREAMS_PER_CONNECTION]
                 addr = base.rstrip("/") + "/stream?streams=" + "/".join(chunk)
-                ret.append((WSAsyncConn(addr, self.id, subscription={"streams": chunk}, **_WS_OPTIONS),
+                ret.append((self.ws_connection(addr, {"streams": chunk}, _WS_OPTIONS),
                             self.subscribe, self.message_handler, self.authenticate))
         return ret
 
@@ -144,14 +145,27 @@ class BinanceFeed(VenueFeed, BinanceFutures):
                 self._depth[sym] = _DepthState()
 
     # --- frames --------------------------------------------------------------------------------
-    def _handle(self, msg, conn, timestamp: float) -> None:
+    def parse(self, msg, conn, timestamp: float):
+        """A frame of a stream liqmap never subscribes (bookTicker, ticker, kline: third-party recordings carry
+        them, the hftbacktest one is 70 % bookTicker) is counted as ignored from its name before anything else
+        (it is never decoded, so the screening for too large or non-ASCII frames has nothing to guard); every
+        other frame goes through ``VenueFeed.parse``. Stream names are looked up in a memo (one dict probe per
+        frame instead of two partitions and a set test)."""
         if type(msg) is str and msg.startswith('{"stream":"'):
-            # a stream liqmap never subscribes (bookTicker, ticker, kline; third-party recordings carry them, the
-            # hftbacktest one is 70 % bookTicker) is counted as ignored from its name, without decoding it
             end = msg.find('"', 11, 100)
-            if end > 0 and msg[11:end].partition("@")[2].partition("_")[0] in _UNUSED_STREAMS:
+            name = msg[11:end] if end > 0 else ""
+            unused = self._unused.get(name)
+            if unused is None:
+                unused = name.partition("@")[2].partition("_")[0] in _UNUSED_STREAMS
+                if len(self._unused) < 4096:
+                    self._unused[name] = unused
+            if unused:
+                self._frames += 1
                 self._ignored += 1
-                return
+                return None
+        return VenueFeed.parse(self, msg, conn, timestamp)
+
+    def _handle(self, msg, conn, timestamp: float) -> None:
         m = orjson.loads(msg)  # json_object, inline: this runs for every frame
         if type(m) is not dict:
             raise FrameError("frame", "not_an_object")
@@ -164,8 +178,8 @@ class BinanceFeed(VenueFeed, BinanceFutures):
         # one or two comparisons
         if e == "bookTicker":
             self.stats["ignored"] += 1
-        elif e == "trade":  # the raw @trade stream: cryptofeed 2.4.1 has no parser for it
-            self._trade(d)
+        elif e == "trade":  # the raw @trade stream: cryptofeed 2.4.1 has no parser for it (``_trade``, inline)
+            self.trade_frame(d["s"], ("t", d["t"]), d["p"], d["q"], d["T"] / 1000.0, SELL if d["m"] else BUY)
         elif e == "aggTrade":
             # read here, not through cryptofeed's Decimal Trade (same fields, same dedup key: the aggregate id)
             self.trade_frame(d["s"], str(d["a"]), d["p"], d["q"], d["T"] / 1000.0, SELL if d["m"] else BUY)
@@ -200,9 +214,6 @@ class BinanceFeed(VenueFeed, BinanceFutures):
             if len(self._partial) < 4096:
                 self._partial[stream] = hit
         return hit
-
-    def _trade(self, d: dict) -> None:
-        self.trade_frame(d["s"], ("t", d["t"]), d["p"], d["q"], d["T"] / 1000.0, SELL if d["m"] else BUY)
 
     def _liquidation(self, d: dict) -> None:
         o = d["o"]

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from cryptofeed.exchanges.bitmex import Bitmex
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_ORDER, SELL, SHORT
 
 from .base import FrameError, VenueFeed
@@ -31,7 +29,7 @@ def _iso(ts: str) -> float:
     return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
 
 
-class BitmexFeed(VenueFeed, Bitmex):
+class BitmexFeed(VenueFeed):
     venue = "bitmex"
     VID = 3
     CCXT_ID = None  # ccxt removed its bitmex class (4.5.84); the risk limit comes from the venue's REST
@@ -40,6 +38,9 @@ class BitmexFeed(VenueFeed, Bitmex):
                 "light_depth": "orderBook10"}  # top-10 snapshot per push
     KIND_CHANNELS = {"liq": "liquidations", "trade": "trades", "oi": "oi", "book": "book", "depth": "light_depth"}
     ARGS_PER_SUBSCRIBE = 10
+    CRYPTOFEED = "cryptofeed.exchanges.bitmex:Bitmex"
+    id = "BITMEX"
+    CF_CHANNELS = {"liquidations": "liquidation", "trades": "trade", "open_interest": "instrument", "l2_book": "orderBookL2"}
 
     def __init__(self, *args, **kwargs) -> None:
         self._liq_open: dict[str, list] = {}  # orderID → [symbol, side, price, leavesQty]
@@ -48,7 +49,9 @@ class BitmexFeed(VenueFeed, Bitmex):
         super().__init__(*args, **kwargs)
 
     async def subscribe(self, conn) -> None:
-        self._reset()
+        reset = getattr(super(), "_reset", None)  # cryptofeed's own book state (the live class; unused here)
+        if reset is not None:
+            reset()
         names = self.wire_names()
         args = [f"{names[k]}:{s}" for k, syms in self.subscribed(conn).items() for s in syms]
         await self.send_chunked(conn, args, lambda chunk: {"op": "subscribe", "args": chunk})

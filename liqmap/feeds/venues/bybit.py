@@ -19,8 +19,6 @@ it, a known one is replaced), parsed by the same book code as the full book; a n
 
 from __future__ import annotations
 
-from cryptofeed.exchanges.bybit import Bybit
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
 
 from .base import FrameError, VenueFeed
@@ -48,7 +46,7 @@ def one_sided_oi(state: dict) -> tuple[float | None, float | None]:
     return float(both) / 2.0, (float(bv) / 2.0 if bv not in (None, "") else None)
 
 
-class BybitFeed(VenueFeed, Bybit):
+class BybitFeed(VenueFeed):
     venue = "bybit"
     VID = 1
     CCXT_ID = "bybit"
@@ -60,6 +58,9 @@ class BybitFeed(VenueFeed, Bybit):
     ARGS_PER_SUBSCRIBE = 10
     MAX_LEVELS = 1000  # the deepest orderbook topic (orderbook.1000)
     MAX_FRAME_BYTES = 2 << 20  # ~30× its largest documented frame
+    CRYPTOFEED = "cryptofeed.exchanges.bybit:Bybit"
+    id = "BYBIT"
+    CF_CHANNELS = {"liquidations": "liquidation", "trades": "publicTrade", "open_interest": "open_interest", "l2_book": ""}
 
     def __init__(self, *args, **kwargs) -> None:
         self._tickers: dict[str, dict] = {}

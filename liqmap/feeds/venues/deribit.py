@@ -14,17 +14,13 @@ a snapshot of the top 20 levels as ``[price, amount]`` pairs (no change type, no
 
 from __future__ import annotations
 
-from cryptofeed.defines import BALANCES, FILLS, ORDER_INFO
-from cryptofeed.exceptions import MissingSequenceNumber
-from cryptofeed.exchanges.deribit import Deribit
-
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_FILL, SELL, SHORT
 
 from .base import FrameError, VenueFeed
 from .normalize import BASE, USD, to_base
 
 
-class DeribitFeed(VenueFeed, Deribit):
+class DeribitFeed(VenueFeed):
     venue = "deribit"
     VID = 4
     CCXT_ID = "deribit"
@@ -32,11 +28,14 @@ class DeribitFeed(VenueFeed, Deribit):
     CHANNELS = {"trades": "trades.{}.100ms",  # carries the `liquidation` flag; `raw` needs API keys
                 "ticker": "ticker.{}.100ms", "book": "book.{}.100ms",
                 "light_depth": "book.{}.none.20.100ms"}  # grouped [price, amount] snapshot, 20 levels
+    CRYPTOFEED = "cryptofeed.exchanges.deribit:Deribit"
+    id = "DERIBIT"
+    CF_CHANNELS = {"liquidations": "trades", "trades": "trades", "open_interest": "ticker", "l2_book": "book"}
 
     @classmethod
     def is_authenticated_channel(cls, channel: str) -> bool:
         # Market data is public on the 100ms channels; only account channels need keys.
-        return channel in (ORDER_INFO, FILLS, BALANCES)
+        return channel in ("order_info", "fills", "balances")  # cryptofeed.defines ORDER_INFO, FILLS, BALANCES
 
     def __init__(self, *args, **kwargs) -> None:
         self._change_id: dict[str, int | None] = {}
@@ -165,7 +164,7 @@ class DeribitFeed(VenueFeed, Deribit):
                 self._change_id[sym] = None
                 self._error("book", "sequence_gap")
                 if self.live_rest:  # reconnect → resubscribe → a fresh snapshot
-                    raise MissingSequenceNumber
+                    raise self.RESYNC
                 return
 
         def conv(levels):

@@ -1,8 +1,9 @@
 """Hyperliquid perpetuals (the first perp dex), on the same normalized rows as the other venues.
 
-cryptofeed 2.4.1 has no Hyperliquid feed, so ``Hyperliquid`` below is one, written on cryptofeed's ``Feed``
-the way its own exchanges are (endpoints, channel map, subscribe, symbol data from ``meta``), and
-``HyperliquidFeed`` puts liqmap's ``VenueFeed`` in front of it like every other venue. Every API fact used
+cryptofeed 2.4.1 has no Hyperliquid feed, so ``cryptofeed_class()`` builds one, written on cryptofeed's ``Feed``
+the way its own exchanges are (endpoints, channel map, subscribe, symbol data from ``meta``), and live
+``HyperliquidFeed`` is composed over it like every other venue over its cryptofeed class (``_bases.py``); it is
+built on first use, so parsing never imports cryptofeed. Every API fact used
 here, its source and the date it was checked are in docs/hyperliquid.md; in short:
 
 - ``wss://api.hyperliquid.xyz/ws``, one subscription per (channel, coin):
@@ -46,14 +47,11 @@ import logging
 from typing import Callable
 
 import orjson
-from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
-from cryptofeed.defines import L2_BOOK, OPEN_INTEREST, PERPETUAL, TRADES
-from cryptofeed.feed import Feed
 
 from liqmap.core.book import TooManyLevels
 from liqmap.core.events import BUY, SELL
 
-from .base import FrameError, VenueFeed
+from .base import L2_BOOK, OPEN_INTEREST, PERPETUAL, TRADES, FrameError, VenueFeed
 from .normalize import BASE, to_base
 
 LOG = logging.getLogger("liqmap.feeds")
@@ -72,35 +70,49 @@ def _num(x) -> float:
     return float(x)
 
 
-class Hyperliquid(Feed):
-    """The cryptofeed ``Feed`` cryptofeed 2.4.1 lacks: Hyperliquid's public websocket, one subscription
-    message per (channel, coin). Symbols are the coins of ``meta`` (``POST /info {"type":"meta"}``)."""
-
-    id = "HYPERLIQUID"
-    websocket_endpoints = [WebsocketEndpoint("wss://api.hyperliquid.xyz/ws", limit=1000)]
-    rest_endpoints = [RestEndpoint("https://api.hyperliquid.xyz", routes=Routes("/info"))]
-    websocket_channels = {TRADES: "trades", L2_BOOK: "l2Book", OPEN_INTEREST: "activeAssetCtx"}
-    request_limit = 20  # 1200 weight per minute per IP; meta weighs 20
-
-    @classmethod
-    def _parse_symbol_data(cls, data: dict) -> tuple[dict, dict]:
-        """``meta``'s universe → cryptofeed's symbol map (delisted coins left out)."""
-        syms: dict[str, str] = {}
-        info: dict[str, dict] = {"instrument_type": {}}
-        for u in data.get("universe", ()):
-            if u.get("isDelisted"):
-                continue
-            std = f"{u['name']}-USDC-PERP"
-            syms[std] = u["name"]
-            info["instrument_type"][std] = PERPETUAL
-        return syms, info
-
-    @staticmethod
-    def subscribe_message(channel: str, coin: str) -> dict:
-        return {"method": "subscribe", "subscription": {"type": channel, "coin": coin}}
+CF_ID = "HYPERLIQUID"
+CF_CHANNELS = {TRADES: "trades", L2_BOOK: "l2Book", OPEN_INTEREST: "activeAssetCtx"}
+_CRYPTOFEED_CLASS: list[type] = []
 
 
-class HyperliquidFeed(VenueFeed, Hyperliquid):
+def subscribe_message(channel: str, coin: str) -> dict:
+    return {"method": "subscribe", "subscription": {"type": channel, "coin": coin}}
+
+
+def cryptofeed_class() -> type:
+    """The cryptofeed ``Feed`` cryptofeed 2.4.1 lacks (built once, on the first live feed): Hyperliquid's public
+    websocket, one subscription message per (channel, coin). Symbols are the coins of ``meta``
+    (``POST /info {"type":"meta"}``)."""
+    if _CRYPTOFEED_CLASS:
+        return _CRYPTOFEED_CLASS[0]
+    from cryptofeed.connection import RestEndpoint, Routes, WebsocketEndpoint
+    from cryptofeed.feed import Feed
+
+    class Hyperliquid(Feed):
+        id = CF_ID
+        websocket_endpoints = [WebsocketEndpoint("wss://api.hyperliquid.xyz/ws", limit=1000)]
+        rest_endpoints = [RestEndpoint("https://api.hyperliquid.xyz", routes=Routes("/info"))]
+        websocket_channels = dict(CF_CHANNELS)
+        request_limit = 20  # 1200 weight per minute per IP; meta weighs 20
+
+        @classmethod
+        def _parse_symbol_data(cls, data: dict) -> tuple[dict, dict]:
+            """``meta``'s universe → cryptofeed's symbol map (delisted coins left out)."""
+            syms: dict[str, str] = {}
+            info: dict[str, dict] = {"instrument_type": {}}
+            for u in data.get("universe", ()):
+                if u.get("isDelisted"):
+                    continue
+                std = f"{u['name']}-USDC-PERP"
+                syms[std] = u["name"]
+                info["instrument_type"][std] = PERPETUAL
+            return syms, info
+
+    _CRYPTOFEED_CLASS.append(Hyperliquid)
+    return Hyperliquid
+
+
+class HyperliquidFeed(VenueFeed):
     venue = "hyperliquid"
     VID = 5
     CCXT_ID = None  # its margin tables are bundled (liqmap.core.tiers) and readable from ``meta``
@@ -112,6 +124,9 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
     MAX_LEVELS = 40  # l2Book sends at most 20 levels a side
     MAX_FRAME_BYTES = 1 << 20  # a 20-level book is ~3 kB, a trades snapshot tens of kB
     MAX_SUBSCRIPTIONS = 1000  # per IP (docs/hyperliquid.md §4)
+    CRYPTOFEED = "liqmap.feeds.venues.hyperliquid:cryptofeed_class"
+    id = CF_ID
+    CF_CHANNELS = CF_CHANNELS
 
     def __init__(self, *args, **kwargs) -> None:
         self.on_users: Callable[[str, tuple[str, str], float, float], None] | None = None
@@ -119,14 +134,14 @@ class HyperliquidFeed(VenueFeed, Hyperliquid):
         super().__init__(*args, **kwargs)
 
     def _ws_endpoints(self) -> list:
-        return [WebsocketEndpoint(self.endpoints["ws"], limit=self.MAX_SUBSCRIPTIONS, options={"compression": None})]
+        return [(self.endpoints["ws"], self.MAX_SUBSCRIPTIONS, {"compression": None})]
 
     # --- subscribe -----------------------------------------------------------------------------
     async def subscribe(self, conn) -> None:
         names = self.wire_names()
         for kind, syms in self.subscribed(conn).items():
             for coin in syms:
-                await conn.write(orjson.dumps(self.subscribe_message(names[kind], coin)).decode())
+                await conn.write(orjson.dumps(subscribe_message(names[kind], coin)).decode())
         if self.live_rest:
             task = asyncio.get_running_loop().create_task(self._ping(conn), name=f"hyperliquid-ping-{conn.uuid}")
             self._pingers.add(task)
