@@ -28,8 +28,9 @@ from liqmap.core import buckets
 from liqmap.core.assets import default_universe
 from liqmap.core.events import LIQ_DTYPE, TRADE_DTYPE, VENUE_ID, VENUES
 from benchmarks.grid_paths import AssetRows, GridState, build_all
-from liqmap.core.grids import ViewSpec, build_view, rows_around
+from liqmap.core.grids import build_view, rows_around
 from liqmap.core.market import Market
+from liqmap.core.view import View
 from liqmap.core import timeframes
 
 # Timing: the machine is shared (2 cores, other jobs running), so wall time mostly measures how long this
@@ -183,9 +184,9 @@ def bench_grid_1m() -> dict:
     model.advance(NOW)
     row0, nrows = rows_around(a.ref_price, step, NROWS)
 
-    def run(mode: str, mdl) -> tuple[list[float], GridState, ViewSpec]:
-        spec = ViewSpec("BTC", mode, "1m", step, row0, nrows, NCOLS)
-        state = GridState(market, spec, mdl)
+    def run(mode: str, mdl) -> tuple[list[float], GridState, tuple]:
+        spec = (View("BTC", mode, "1m", rows=nrows, columns=NCOLS), step, row0)
+        state = GridState(market, *spec, mdl)
         state.update(clock["now"])  # the initial full rebuild is not what this measures
         lat = []
         for _ in range(600):
@@ -220,7 +221,7 @@ def bench_grid_1m() -> dict:
             np.histogram2d(ev["price"], ev["ts"], bins=(redges, cedges), weights=ev["usd"])
 
     hist_t = [_timed(hist_once) for _ in range(15)]
-    view_t = [_timed(lambda: build_view(market, raw_spec, now)) for _ in range(15)]
+    view_t = [_timed(lambda: build_view(market, *raw_spec, now)) for _ in range(15)]
 
     def q(xs, p, i=1):
         return round(float(np.percentile([x[i] for x in xs], p)) * 1e3, 3)

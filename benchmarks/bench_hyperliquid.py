@@ -2,7 +2,7 @@
 
 The demo market's frames of the same simulated minutes (seed 1; BTC in focus with full books, ETH, SOL and
 PEPE, a kPEPE k-coin, coarser) are split by venue, and each venue's frames go through the one ingest path
-(``Ingest.push`` per frame, ``Ingest.flush`` per second of receipt time, as replay does): Hyperliquid's
+(runs of frames through ``Ingest.push_many``, ``Ingest.flush`` per second of receipt time, as replay does): Hyperliquid's
 (trades one per fill with wallets, 20-level l2Book snapshots, activeAssetCtx) against Bybit's (aggregated
 public trades, orderbook.200 deltas, tickers, allLiquidation) as the baseline. Reported: frames/s and rows/s
 (trades, OI, liquidations, book updates announced) per venue, process CPU time, best of 3 interleaved rounds.
@@ -11,7 +11,8 @@ public trades, orderbook.200 deltas, tickers, allLiquidation) as the baseline. R
 from __future__ import annotations
 
 import asyncio
-import time
+
+from benchmarks.ingest_loop import timed_push
 
 START = 1_760_000_000.0
 ASSETS = ["BTC", "ETH", "SOL", "PEPE"]
@@ -37,16 +38,7 @@ async def _ingest(frames) -> tuple[float, dict]:
     assets = universe(ASSETS)
     market = Market(list(assets), clock=lambda: START + SECONDS + 60)
     ingest = Ingest({}, market, assets)
-    push, flush = ingest.push, ingest.flush
-    next_flush = 0.0
-    t = time.process_time()
-    for fr in frames:
-        if fr.t >= next_flush:
-            flush()
-            next_flush = fr.t + 1.0
-        await push(fr)
-    flush()
-    dt = time.process_time() - t
+    dt = await timed_push(ingest, frames)
     venue = frames[0].venue
     p = ingest.parsers[venue]
     rows = {k: n for (v, k), n in ingest.events.items() if v == venue}

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from . import __version__
+from .core.events import LIVE_VENUES
 from .core.modes import MODES
 
 COMMANDS = ("run", "record", "replay", "collect", "screen", "doctor", "export")
@@ -47,7 +48,7 @@ def _common(p: argparse.ArgumentParser, suppress: bool = False) -> None:
     d = argparse.SUPPRESS if suppress else None
     g = p.add_argument_group("common options")
     g.add_argument("--assets", default=d, metavar="LIST", help="comma-separated assets (default: the 65 in the config)")
-    g.add_argument("--venues", default=d, metavar="LIST", help="comma-separated venues: binance,bybit,okx,deribit,hyperliquid")
+    g.add_argument("--venues", default=d, metavar="LIST", help="comma-separated venues: " + ",".join(LIVE_VENUES))
     g.add_argument("--mode", default=d, choices=MODES, help="map mode at start (default hybrid)")
     g.add_argument("--timeframe", default=d, choices=("1m", "5m", "15m", "1h", "4h"), help="column timeframe at start")
     g.add_argument("--asset", default=d, metavar="NAME", help="asset on screen at start (default BTC)")
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("out", metavar="OUT")
     e.add_argument("--format", choices=("parquet", "csv", "ndjson"), default="parquet")
     e.add_argument("--what", choices=("liquidations", "open_interest", "sweeps", "absorptions", "walls",
-                                      "forecast_scores", "alerts", "grid"),
+                                      "forecast_scores", "alerts", "reach_scores", "grid"),
                    default="liquidations")
     e.add_argument("--since", default=None, help="start time (ISO 8601 or epoch seconds)")
     e.add_argument("--until", default=None, help="end time (ISO 8601 or epoch seconds)")

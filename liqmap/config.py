@@ -470,11 +470,28 @@ def _coerce(source: str, key: str, default: Any, value: Any) -> Any:
     raise ConfigError(f"{source}: {key}: expected {_type_name(default)}, got {value!r}")
 
 
+def _declared_venue_key(prefix: str, key: str) -> bool:
+    """Is ``feeds.endpoints.<key>`` / ``feeds.channels.<key>`` one a live venue module declares? The defaults
+    above list the venues' declarations as they were written; a venue added since needs no entry here to be
+    overridden (its module, ``liqmap/feeds/venues/``, is the one place it is declared). The registry is
+    imported only for such a key: it brings cryptofeed, which ``liqmap --help`` should not wait for."""
+    section = {"feeds.endpoints.": "ENDPOINTS", "feeds.channels.": "CHANNELS"}.get(prefix)
+    if section is None:
+        return False
+    from .feeds.venues import VENUE_CLASSES
+
+    return any(key.startswith(venue + "_") and key[len(venue) + 1:] in getattr(VENUE_CLASSES[venue], section)
+               for venue in LIVE_VENUES if venue in VENUE_CLASSES)
+
+
 def _merge(source: str, base: dict, over: dict, prefix: str = "") -> None:
     for k, v in over.items():
         key = f"{prefix}{k}"
         if k not in base:
-            raise ConfigError(f"{source}: {key}: unknown setting")
+            if not _declared_venue_key(prefix, k):
+                raise ConfigError(f"{source}: {key}: unknown setting")
+            base[k] = _coerce(source, key, "", v)  # a declared endpoint or channel the defaults do not list
+            continue
         if isinstance(base[k], dict) and k.endswith("_by_asset"):
             # Free-form per-asset tables (asset → number), merged over the defaults.
             if not isinstance(v, dict) or not all(

@@ -17,7 +17,8 @@ from liqmap.core.engine import Engine, ring_capacities
 from liqmap.core.engine.capacity import horizons
 from liqmap.core.engine.tape import LiqTape, TradeTape
 from liqmap.core.grids.layers import column_prices, liquidation_layers
-from liqmap.core.grids.modes import ViewSpec, build_view
+from liqmap.core.grids.modes import build_view
+from liqmap.core.view import View
 from liqmap.core.grids.window import make_window
 from liqmap.core.market import Market
 from liqmap.core.snapshot import Snapshot
@@ -126,8 +127,8 @@ def test_engine_raw_grid_equals_full_rebuild_from_rings():
         t = t1
     snap = eng.latest(key)
     g = snap.grid
-    spec = ViewSpec("BTC", "raw", "1m", g.step, g.row0, g.values.shape[0], 240)
-    ref = build_view(m, spec, clock.t)
+    spec = (View("BTC", "raw", "1m", rows=g.values.shape[0], columns=240), g.step, g.row0)
+    ref = build_view(m, *spec, clock.t)
     np.testing.assert_allclose(g.long, ref.long, rtol=1e-6)
     np.testing.assert_allclose(g.short, ref.short, rtol=1e-6)
     # The trade ring only covers the ingest horizon; the tape keeps the whole window's trace.

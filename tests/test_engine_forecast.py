@@ -8,6 +8,7 @@ import pytest
 
 from liqmap.config import DEFAULTS
 from liqmap.core import forecast
+from liqmap.core.calibration import calibration_for
 from liqmap.core.engine import Engine
 from liqmap.core.market import Market
 from liqmap.core.reports import for_venues
@@ -46,14 +47,15 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     assert fc["price"] == pytest.approx(snap.last_price)
     # the same clusters as computing them from the model directly
     b, lo, sh, reach = model.forecast(price=fc["price"])
-    want = forecast.clusters(b, lo, sh, reach, st.step, fc["price"], top=3)
-    assert fc["clusters"] and fc["clusters"] == want
+    cal = calibration_for(model.params, st.reachlog)  # the chance printed is calibrated (core/calibration.py)
+    want = forecast.clusters(b, lo, sh, reach, st.step, fc["price"], top=3, calibration=cal)
+    assert fc["clusters"] and fc["clusters"] == want and fc["calibration"] == [list(k) for k in cal.knots]
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
                           synth=model.levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one))
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
-    want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3)
+    want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3, calibration=cal)
     assert restated["forecast"]["clusters"] == want1
     assert sum(c["at_risk_usd"] for c in want1) < sum(c["at_risk_usd"] for c in want)
     # without the model's levels for the venues, no forecast rather than the all-venue one

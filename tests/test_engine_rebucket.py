@@ -14,7 +14,8 @@ from liqmap.core import events as ev
 from liqmap.core.engine import Engine, ring_capacities
 from liqmap.core.engine.rebucket import new_step_for, taken_rows
 from liqmap.core.engine.tape import LiqTape
-from liqmap.core.grids.modes import ViewSpec, build_view
+from liqmap.core.grids.modes import build_view
+from liqmap.core.view import View
 from liqmap.core.market import Market
 from liqmap.core.store import Store
 from common import Clock
@@ -136,11 +137,11 @@ def test_price_rising_2_5x_switches_the_step_once_and_keeps_everything():
         assert st.liqs[tf].rows["usd"].sum() == pytest.approx(fed, rel=1e-9), tf
     # ... and the on-screen raw map is exactly what a fresh build at the new step from the rings gives
     g = eng.latest(keys[0]).grid
-    ref = build_view(m, ViewSpec("BTC", "raw", "1m", 50.0, g.row0, g.values.shape[0], 240), clock.t)
+    ref = build_view(m, *(View("BTC", "raw", "1m", rows=g.values.shape[0], columns=240), 50.0, g.row0), clock.t)
     np.testing.assert_allclose(g.long, ref.long, rtol=1e-9)
     np.testing.assert_allclose(g.short, ref.short, rtol=1e-9)
     raw4h = eng.latest(keys[3]).grid
-    ref4h = build_view(m, ViewSpec("BTC", "raw", "4h", 50.0, raw4h.row0, raw4h.values.shape[0], 240), clock.t)
+    ref4h = build_view(m, *(View("BTC", "raw", "4h", rows=raw4h.values.shape[0], columns=240), 50.0, raw4h.row0), clock.t)
     np.testing.assert_allclose(raw4h.long, ref4h.long, rtol=1e-9)
 
     # the reports run at the new step

@@ -12,7 +12,6 @@ from liqmap.core.events import LONG, SHORT, VENUE_ID
 from benchmarks.grid_paths import AssetRows, GridState, build_all  # the benchmarks' paths, held to build_view
 from liqmap.core.grids import (
     GridParams,
-    ViewSpec,
     Window,
     build_heatmap,
     build_hybrid,
@@ -32,6 +31,7 @@ from liqmap.core.grids import (
     window_around,
 )
 from liqmap.core.market import Market
+from liqmap.core.view import View
 
 STEP = 25.0
 COL_NOW = 28_333_333  # the 1m column holding NOW
@@ -255,8 +255,8 @@ def test_build_all_matches_build_view_for_every_asset_and_timeframe():
         grids = build_all(m, rows, NOW, ncols=30, mode=mode, models=models, params=params)
         assert len(grids) == 10
         for (asset, tf), g in grids.items():
-            spec = ViewSpec(asset, mode, tf, rows[asset].step, rows[asset].row0, rows[asset].nrows, 30)
-            ref = build_view(m, spec, NOW, models[asset], params)
+            spec = (View(asset, mode, tf, rows=rows[asset].nrows, columns=30), rows[asset].step, rows[asset].row0)
+            ref = build_view(m, *spec, NOW, models[asset], params)
             for name in ("values", "long", "short", "real", "profile_long", "profile_short", "trace"):
                 np.testing.assert_array_equal(getattr(g, name), getattr(ref, name), err_msg=f"{mode} {name}")
             assert (g.mode, g.timeframe, g.col0, g.row0) == (mode, tf, ref.col0, ref.row0)
@@ -267,8 +267,8 @@ def test_build_all_matches_build_view_for_every_asset_and_timeframe():
 
 def test_gridstate_shifts_instead_of_rebuilding_and_rebuilds_on_view_change():
     m = _market(NOW)
-    spec = ViewSpec("BTC", "raw", "1m", STEP, ROW0, NROWS, 4)
-    state = GridState(m, spec)
+    spec = (View("BTC", "raw", "1m", rows=NROWS, columns=4), STEP, ROW0)
+    state = GridState(m, *spec)
     m.add("liq", "BTC", ev.liquidations([liq(t_of(COL_NOW - 3), 66010.0, 100.0, LONG)]))
     g = state.update(NOW)
     assert g.values[4, 0] == 100.0 and state.rebuilds == 1
@@ -277,10 +277,10 @@ def test_gridstate_shifts_instead_of_rebuilding_and_rebuilds_on_view_change():
     g = state.update(NOW + 60)  # window moved one column: the oldest column is gone
     assert state.rebuilds == 1 and g.col0 == COL_NOW - 2
     assert g.values.sum() == 7.0 and g.short[4, 3] == 7.0
-    np.testing.assert_array_equal(g.values, build_view(m, spec, NOW + 60).values)
+    np.testing.assert_array_equal(g.values, build_view(m, *spec, NOW + 60).values)
     g = state.update(NOW + 60 * 10)  # jump past the whole window
     assert g.values.sum() == 0 and state.rebuilds == 1
-    state.set_view(ViewSpec("BTC", "raw", "1m", STEP, ROW0 - 1, NROWS, 4))
+    state.set_view(*(View("BTC", "raw", "1m", rows=NROWS, columns=4), STEP, ROW0 - 1))
     state.update(NOW + 60 * 10)
     assert state.rebuilds == 2
 
@@ -288,7 +288,7 @@ def test_gridstate_shifts_instead_of_rebuilding_and_rebuilds_on_view_change():
 def test_gridstate_refreshes_only_the_newest_model_columns():
     m = _market(NOW)
     model = FakeModel()
-    state = GridState(m, ViewSpec("BTC", "synthetic", "1m", STEP, ROW0, NROWS, 4), model)
+    state = GridState(m, *(View("BTC", "synthetic", "1m", rows=NROWS, columns=4), STEP, ROW0), model)
     state.update(NOW)
     state.update(NOW + 1)
     state.update(NOW + 61)
@@ -299,7 +299,7 @@ def test_gridstate_refreshes_only_the_newest_model_columns():
 def test_high_low_follow_the_window():
     m = _market(NOW)
     m.add("trade", "BTC", ev.trades([trade(NOW - 1, 66000.0), trade(NOW - 2, 66500.0, 1), trade(NOW - 3, 65500.0)]))
-    state = GridState(m, ViewSpec("BTC", "raw", "1m", STEP, ROW0, NROWS, 4))
+    state = GridState(m, *(View("BTC", "raw", "1m", rows=NROWS, columns=4), STEP, ROW0))
     g = state.update(NOW)
     assert state.high[3] == 66500.0 and state.low[3] == 65500.0 and g.trace[3] == 66000.0
     assert np.isnan(state.high[:3]).all()
@@ -386,9 +386,9 @@ def test_incremental_update_equals_full_rebuild(mode, stream, decay):
     m = _market(now)
     params = GridParams(raw_half_life_s=90.0 if decay else 0.0, hybrid_real_s=200.0,
                         hybrid_half_life_s=90.0 if decay else 0.0, heatmap_sigma_buckets=1.0)
-    spec = ViewSpec("BTC", mode, "1m", STEP, ROW0, NROWS, 5, venues=("binance", "bybit", "okx"))
+    spec = (View("BTC", mode, "1m", ("binance", "bybit", "okx"), rows=NROWS, columns=5), STEP, ROW0)
     model = FakeModel()
-    state = GridState(m, spec, model, params)
+    state = GridState(m, *spec, model, params)
     venues = ("binance", "bybit", "okx")
     for dt, evs in stream:
         now += dt
@@ -398,7 +398,7 @@ def test_incremental_update_equals_full_rebuild(mode, stream, decay):
             row = liq(now - age, price, usd, side, vid) if kind == "liq" else trade(now - age, price, vid, usd)
             m.add(kind, "BTC", ev.make(kind, [row]))
         got = state.update(now)
-        ref = build_view(m, spec, now, model, params)
+        ref = build_view(m, *spec, now, model, params)
         assert got.col0 == ref.col0 and got.row0 == ref.row0
         scale = max(1.0, float(np.abs(ref.values).max()))
         for a, b in ((got.values, ref.values), (got.long, ref.long), (got.short, ref.short),
@@ -415,8 +415,8 @@ def test_incremental_update_equals_full_rebuild(mode, stream, decay):
 @settings(max_examples=20, deadline=None)
 def test_window_shift_drops_old_columns(k):
     m = _market(NOW)
-    spec = ViewSpec("BTC", "raw", "1m", STEP, ROW0, NROWS, 4)
-    state = GridState(m, spec)
+    spec = (View("BTC", "raw", "1m", rows=NROWS, columns=4), STEP, ROW0)
+    state = GridState(m, *spec)
     m.add("liq", "BTC", ev.liquidations([liq(t_of(COL_NOW - c), 66010.0, 10.0 ** c, LONG) for c in range(4)]))
     m.add("trade", "BTC", ev.trades([trade(t_of(COL_NOW - c), 66000.0 + c) for c in range(4)]))
     before = state.update(NOW)
@@ -436,8 +436,9 @@ def test_incremental_hybrid_equals_rebuild_with_the_real_synthetic_model():
     now = NOW
     m = _market(now)
     model = SyntheticModel("BTC", STEP)
-    spec = ViewSpec("BTC", "hybrid", "1m", STEP, *rows_around(66000.0, STEP, 120), 12)
-    state = GridState(m, spec, model)
+    row0, nrows = rows_around(66000.0, STEP, 120)
+    spec = (View("BTC", "hybrid", "1m", rows=nrows, columns=12), STEP, row0)
+    state = GridState(m, *spec, model)
     rng = np.random.default_rng(3)
     oi, price = 50_000.0, 66_000.0
     for i in range(60):
@@ -455,7 +456,7 @@ def test_incremental_hybrid_equals_rebuild_with_the_real_synthetic_model():
             m.add(kind, "BTC", rows)
         model.update(oi=o, trades=tr, liqs=lq)
         model.advance(now)
-        got, ref = state.update(now), build_view(m, spec, now, model)
+        got, ref = state.update(now), build_view(m, *spec, now, model)
         scale = max(1.0, float(ref.values.max()))
         np.testing.assert_allclose(got.values, ref.values, rtol=1e-5, atol=1e-6 * scale)
         np.testing.assert_allclose(got.real, ref.real, rtol=1e-5, atol=1e-6 * scale)
@@ -502,6 +503,6 @@ def test_build_all_trace_ties_across_venues_match_a_gather():
     rows = {"BTC": AssetRows(STEP, ROW0, NROWS)}
     for venues, want in ((None, 66000.0), (("okx", "binance"), 66020.0), (("bybit",), 66500.0)):
         g = build_all(m, rows, NOW, timeframes=("1m",), ncols=4, venues=venues)[("BTC", "1m")]
-        spec = ViewSpec("BTC", "raw", "1m", STEP, ROW0, NROWS, 4, venues=venues)
-        assert g.trace[3] == want == build_view(m, spec, NOW).trace[3]
-        assert GridState(m, spec).update(NOW).trace[3] == want
+        spec = (View("BTC", "raw", "1m", venues, rows=NROWS, columns=4), STEP, ROW0)
+        assert g.trace[3] == want == build_view(m, *spec, NOW).trace[3]
+        assert GridState(m, *spec).update(NOW).trace[3] == want

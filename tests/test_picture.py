@@ -35,7 +35,9 @@ def test_help_screen_carries_the_map_legend():
     from liqmap.ui.heatmap import WALL
     from liqmap.ui.help import HelpScreen
 
-    class One(LiqmapApp.__mro__[1]):  # a bare Textual App
+    from textual.app import App
+
+    class One(App):  # a bare Textual App
         def on_mount(self) -> None:
             self.push_screen(HelpScreen([("1", "Raw", "mode_raw")], {"half_life_hours": 48.0}))
 

@@ -260,6 +260,16 @@ async def test_fast_demo_recording_is_judged_on_its_own_clock(tmp_path):
         assert (cl["side"] == "long") == (cl["price"] < btc["last_price"])
     assert [c["expected_usd"] for c in fc["clusters"]] == sorted((c["expected_usd"] for c in fc["clusters"]),
                                                                   reverse=True)
+    # the chance printed is the walk's through the calibration map the report names (core/calibration.py), and
+    # the report carries the reliability record of the clusters printed along the recording (none settle in
+    # these minutes; tests/test_calibration.py checks the record itself)
+    from liqmap.core.calibration import CalibrationMap
+
+    cal = CalibrationMap(tuple(tuple(k) for k in fc["calibration"]))
+    assert all(cl["reach"] == pytest.approx(cal(cl["reach_raw"])) for cl in fc["clusters"])
+    rel = fc["reliability"]
+    assert {"rows", "n", "pending", "pending_reached", "max_gap_points"} <= set(rel)
+    assert fc["reliability_raw"]["n"] == rel["n"] and rel["pending_reached"] <= rel["pending"]
     # the app's source too: a wall-clock market is put on the recording's clock
     market = Market(["BTC"], VENUES)
     src = ReplaySource(str(out), c, market, speed=0)

@@ -12,10 +12,10 @@ import pytest
 from liqmap.config import DEFAULTS
 from liqmap.core import synthetic
 from liqmap.core.assets import universe
-from liqmap.core.events import REPLAY_ONLY_VENUES, VENUE_ID, VENUE_LABEL, VENUES
+from liqmap.core.events import REPLAY_ONLY_VENUES, VENUE_ID, VENUES
 from liqmap.feeds.parser import FrameParser
-from liqmap.feeds.venues import (VENUE_CLASSES, VenueFeed, VenueLimitError, check_venues, model_venue_limit,
-                                 venue_endpoints)
+from liqmap.feeds.venues import (CRYPTOFEED_IDS, HOST_VENUES, VENUE_CLASSES, VENUE_LABEL, VENUE_SHORT, VenueFeed,
+                                 VenueLimitError, check_venues, model_venue_limit, venue_endpoints)
 
 
 def test_registry_is_every_venue_module_in_id_order():
@@ -23,8 +23,61 @@ def test_registry_is_every_venue_module_in_id_order():
     for name, cls in VENUE_CLASSES.items():
         assert issubclass(cls, VenueFeed) and cls.venue == name
         assert cls.__module__ == f"liqmap.feeds.venues.{name}"  # one module per venue
-        assert cls.VID == VENUE_ID[name] and cls.LABEL == VENUE_LABEL[name] and len(cls.SHORT) == 3
+        assert cls.VID == VENUE_ID[name] and VENUE_LABEL[name] and len(VENUE_SHORT[name]) == 3
         assert cls.ENDPOINTS and cls.CHANNELS  # declared on the class, not only in the config
+
+
+def test_the_tables_other_layers_read_are_derived_from_the_modules():
+    """A foreign recording's feed ids and hosts come from the venue classes, the names people read from the core's
+    table (the UI must not import cryptofeed); the recording reader and the UI read these very tables."""
+    from liqmap.core.venues import TABLE
+    from liqmap.feeds import recording
+    from liqmap.ui import reports_table, status
+
+    assert VENUE_LABEL == {v.name: v.label for v in TABLE} and VENUE_LABEL["binance"] == "Binance USD-M"
+    assert VENUE_SHORT == {v.name: v.short for v in TABLE} and VENUE_SHORT["hyperliquid"] == "HYP"
+    assert CRYPTOFEED_IDS == {"BINANCE_FUTURES": "binance", "BYBIT": "bybit", "OKX": "okx", "BITMEX": "bitmex",
+                              "DERIBIT": "deribit", "HYPERLIQUID": "hyperliquid"}
+    assert dict(HOST_VENUES) == {"binance.com": "binance", "bybit.com": "bybit", "okx.com": "okx",
+                                 "bitmex.com": "bitmex", "deribit.com": "deribit", "hyperliquid.xyz": "hyperliquid"}
+    assert recording._venue_tables()[:2] == (CRYPTOFEED_IDS, HOST_VENUES)
+    assert recording._cryptofeed_venue("/x/HYPERLIQUID.ws.1.0") == "hyperliquid"
+    assert recording._venue_from_url("wss://www.deribit.com/ws/api/v2") == "deribit"
+    assert status.VENUE_SHORT is VENUE_SHORT and reports_table.VENUE_SHORT is VENUE_SHORT
+    assert reports_table._venue_names({"venues": ["okx", "deribit", "newvenue"]}) == ["okx", "der", "new"]
+
+
+def test_the_ui_does_not_import_cryptofeed():
+    """The app imports cryptofeed off its main thread while Textual starts (commands/run.py): the UI's modules
+    get the venue names from the core, and the recording reader (opened on the main thread by ``--replay``)
+    reads the venue tables only when a cryptofeed file is read."""
+    import subprocess
+    import sys
+
+    code = "import sys, liqmap.ui.app, liqmap.feeds.recording; print('cryptofeed' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_each_venue_spells_the_universe_by_its_core_symbol_rule():
+    """The symbol rules are declared data in ``core.venues.TABLE`` (the core computes with them and never
+    imports the feeds); every venue module has one, and these are the contracts they give."""
+    from liqmap.core.venues import TABLE
+
+    assert tuple(v.name for v in TABLE) == tuple(VENUE_CLASSES) == VENUES
+    u = universe(["BTC", "PEPE", "SOL", "MKR", "TRX"])
+
+    def sym(asset):
+        return {v: (m.symbol, m.inverse, m.contract_size, m.price_multiplier) for v, m in u[asset].markets.items()}
+
+    assert sym("BTC") == {"binance": ("BTCUSDT", False, 1.0, 1.0), "bybit": ("BTCUSDT", False, 1.0, 1.0),
+                          "okx": ("BTC-USDT-SWAP", False, 1.0, 1.0), "bitmex": ("XBTUSD", True, 1.0, 1.0),
+                          "deribit": ("BTC-PERPETUAL", True, 10.0, 1.0), "hyperliquid": ("BTC", False, 1.0, 1.0)}
+    assert sym("PEPE") == {"binance": ("1000PEPEUSDT", False, 1.0, 1000.0), "bybit": ("1000PEPEUSDT", False, 1.0, 1000.0),
+                           "okx": ("PEPE-USDT-SWAP", False, 1.0, 1.0), "bitmex": ("PEPEUSDT", False, 1.0, 1.0),
+                           "hyperliquid": ("kPEPE", False, 1.0, 1000.0)}
+    assert sym("SOL")["deribit"] == ("SOL_USDC-PERPETUAL", False, 1.0, 1.0)
+    assert "hyperliquid" not in sym("MKR") and "bitmex" not in sym("TRX") and "deribit" in sym("TRX")
 
 
 def test_model_venue_limit_is_the_packing_of_the_synthetic_model():
@@ -54,6 +107,14 @@ def test_a_ninth_venue_is_refused_at_registry_build():
 def test_a_declared_id_must_be_the_cores():
     with pytest.raises(VenueLimitError, match="declares id 7"):
         check_venues({"bybit": _fake("bybit", 7)})
+
+
+def test_a_venue_in_the_cores_table_needs_its_module():
+    classes = {n: _fake(n, i) for i, n in enumerate(VENUES)}
+    check_venues(classes)
+    del classes["okx"]
+    with pytest.raises(VenueLimitError, match="'okx' is in the core's table .* no module"):
+        check_venues(classes)
 
 
 def _no_venue_config(venue: str) -> dict:
@@ -86,6 +147,24 @@ def test_a_venue_runs_on_its_declarations_alone(venue):
         in_cfg = {k[len(pre):]: v for k, v in DEFAULTS["feeds"][sec].items() if k.startswith(pre)}
         declared = VENUE_CLASSES[venue].ENDPOINTS if sec == "endpoints" else VENUE_CLASSES[venue].CHANNELS
         assert in_cfg == declared
+
+
+def test_a_declared_endpoint_the_config_does_not_list_can_still_be_overridden(tmp_path):
+    """A venue added later needs no entry in the config's defaults: its declared endpoints and channels are
+    accepted as overrides all the same; a name no venue declares is still refused."""
+    from liqmap import config
+
+    base = copy.deepcopy(DEFAULTS)
+    for sec in ("endpoints", "channels"):
+        base["feeds"][sec] = {k: v for k, v in base["feeds"][sec].items() if not k.startswith("bybit_")}
+    config._merge("test", base, {"feeds": {"endpoints": {"bybit_ws": "wss://127.0.0.1:9443/x"},
+                                           "channels": {"bybit_book": "orderbook.50"}}})
+    assert base["feeds"]["endpoints"]["bybit_ws"] == "wss://127.0.0.1:9443/x"
+    assert base["feeds"]["channels"]["bybit_book"] == "orderbook.50"
+    for bad in ({"endpoints": {"bybit_nope": "wss://127.0.0.1/"}}, {"endpoints": {"bitmex_ws": "wss://127.0.0.1/"}},
+                {"channels": {"nope_book": "x"}}):
+        with pytest.raises(config.ConfigError, match="unknown setting"):
+            config._merge("test", copy.deepcopy(base), {"feeds": bad})
 
 
 def test_config_overrides_a_declared_endpoint():

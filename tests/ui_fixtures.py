@@ -31,7 +31,7 @@ import numpy as np
 from liqmap.core.assets import default_universe
 from liqmap.core.buckets import bucket_step, index
 from liqmap.core.events import LIQ_DTYPE, TRADE_DTYPE, VENUE_ID
-from liqmap.core.grids import ViewSpec, build_view, rows_around
+from liqmap.core.grids import build_view, rows_around
 from liqmap.core.market import Market
 from liqmap.core.snapshot import Snapshot
 from liqmap.ui.source import SourceStatus, View
@@ -232,8 +232,8 @@ class FixtureSource:
         step = bucket_step(last, tick, 5.0)
         centre = view.center if view.center is not None else last
         row0, nrows = rows_around(centre, step, max(view.rows, 8))
-        spec = ViewSpec(view.asset, view.mode, view.timeframe, step, row0, nrows, view.columns, view.venues)
-        grid = build_view(self.market, spec, now, BookModel(bids, asks, step))
+        spec = (View(view.asset, view.mode, view.timeframe, view.venues, rows=nrows, columns=view.columns), step, row0)
+        grid = build_view(self.market, *spec, now, BookModel(bids, asks, step))
         reports = fixture_reports(view.asset, trades, bids, asks, now)
         self.builds += 1
         snap = Snapshot(version=self._version, created=now, grid=grid, reports=reports,

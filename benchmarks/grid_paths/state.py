@@ -51,7 +51,9 @@ from liqmap.core.grids.layers import (
     profile_rows,
     smooth_rows,
 )
-from liqmap.core.grids.modes import GridParams, SyntheticModel, ViewSpec, assemble, model_layers, model_levels
+from liqmap.core.grids.modes import GridParams, SyntheticModel, assemble, model_layers, model_levels
+from liqmap.core.grids.window import view_window
+from liqmap.core.view import View
 from liqmap.core.grids.window import Window, col_float
 
 # Rebase the decay reference once it is this many half-lives old (2^256 ≈ 1e77: far from overflow).
@@ -90,27 +92,28 @@ def _shift_left(a: np.ndarray, k: int, fill) -> None:
 class GridState:
     """One view's grid, kept up to date incrementally. Call ``update(now)``; it returns a fresh MapGrid."""
 
-    def __init__(self, market, spec: ViewSpec, model: SyntheticModel | None = None,
+    def __init__(self, market, view: View, step: float, row0: int, model: SyntheticModel | None = None,
                  params: GridParams = GridParams()) -> None:
         self.market = market
         self.model = model
         self.params = params
-        self._spec = spec
+        self._spec = (view, float(step), int(row0))  # the view and where its rows sit: a change rebuilds
         self._win: Window | None = None
         self._now = -np.inf
         self.rebuilds = 0  # full rebuilds done (the engine and tests watch this)
 
     # -- view ---------------------------------------------------------------------------------------
     @property
-    def spec(self) -> ViewSpec:
-        return self._spec
+    def view(self) -> View:
+        return self._spec[0]
 
     @property
     def window(self) -> Window | None:
         return self._win
 
-    def set_view(self, spec: ViewSpec) -> None:
+    def set_view(self, view: View, step: float, row0: int) -> None:
         """Switch view; the next update rebuilds if anything that shapes the grid changed."""
+        spec = (view, float(step), int(row0))
         if spec != self._spec:
             self._spec = spec
             self._win = None
@@ -134,25 +137,26 @@ class GridState:
     # -- what the mode needs ------------------------------------------------------------------------
     @property
     def _uses_liq(self) -> bool:
-        return self._spec.mode in ("raw", "hybrid")
+        return self.view.mode in ("raw", "hybrid")
 
     @property
     def _uses_model(self) -> bool:
-        return self._spec.mode != "raw"
+        return self.view.mode != "raw"
 
     @property
     def _half_life(self) -> float:
         p = self.params
-        return p.raw_half_life_s if self._spec.mode == "raw" else p.hybrid_half_life_s
+        return p.raw_half_life_s if self.view.mode == "raw" else p.hybrid_half_life_s
 
     @property
     def _horizon(self) -> float | None:
-        return self.params.hybrid_real_s if self._spec.mode == "hybrid" else None
+        return self.params.hybrid_real_s if self.view.mode == "hybrid" else None
 
     # -- update -------------------------------------------------------------------------------------
     def update(self, now: float) -> MapGrid:
         now = float(now)
-        win = self._spec.window(now)
+        view, step, row0 = self._spec
+        win = view_window(view, now, step, row0)
         if self._win is None or win.col0 < self._win.col0 or now < self._now:
             self._reset(win, now)
             self.rebuilds += 1
@@ -160,7 +164,7 @@ class GridState:
             self._shift(win)
         self._now = now
         self._maybe_rebase(now)
-        if self._spec.mode == "hybrid":
+        if self.view.mode == "hybrid":
             self._expire(now - self._horizon)
         new = self._read_new()
         if self._uses_liq:
@@ -171,15 +175,15 @@ class GridState:
         return self._grid(now)
 
     def _reset(self, win: Window, now: float) -> None:
-        spec = self._spec
+        view = self.view
         self._win = win
-        self._venues = tuple(self.market.venues if spec.venues is None else spec.venues)
+        self._venues = tuple(self.market.venues if view.venues is None else view.venues)
         shape = (2, win.nrows, win.ncols)
         self._cursor: dict[tuple[str, str], int] = {}
         self._pending: dict[str, tuple[np.ndarray, np.ndarray] | None] = {"liq": None, "trade": None}
         self._ref = now
         self._liq = np.zeros(shape) if self._uses_liq else None
-        self._count = np.zeros(shape, dtype=np.int64) if spec.mode == "hybrid" else None
+        self._count = np.zeros(shape, dtype=np.int64) if view.mode == "hybrid" else None
         self._ev = _RealEvents()
         n = win.ncols
         self._tr_price = np.full(n, np.nan)
@@ -188,7 +192,7 @@ class GridState:
         self._hi = np.full(n, np.nan)
         self._lo = np.full(n, np.nan)
         self._syn = np.zeros(shape) if self._uses_model else None
-        self._smooth = np.zeros(shape) if spec.mode == "heatmap" else None
+        self._smooth = np.zeros(shape) if view.mode == "heatmap" else None
         self._open_col: int | None = None
         self._profile = (np.zeros(win.nrows), np.zeros(win.nrows))
 
@@ -216,7 +220,7 @@ class GridState:
     def _read_new(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Per kind: rows appended since the last read, venues in view order, and each row's venue rank."""
         out = {}
-        asset = self._spec.asset
+        asset = self.view.asset
         for kind in ("liq", "trade"):
             if kind == "liq" and not self._uses_liq:
                 continue
@@ -323,15 +327,15 @@ class GridState:
         # Re-read from the column *before* the one open last time: a model whose clock lagged the view by up
         # to a column showed that column live last time and has closed it since.
         lo_col = win.col0 if self._open_col is None else max(self._open_col - 1, win.col0)
-        lo, sh = model_layers(self.model, self._spec.timeframe, win, self._spec.venues, col_lo=lo_col)
+        lo, sh = model_layers(self.model, self.view.timeframe, win, self.view.venues, col_lo=lo_col)
         j = lo_col - win.col0
         self._syn[LONG_PLANE, :, j:] = lo
         self._syn[SHORT_PLANE, :, j:] = sh
         if self._smooth is not None:
             self._smooth[:, :, j:] = smooth_rows(self._syn[:, :, j:], self.params.heatmap_sigma_buckets)
         self._open_col = win.col1 - 1
-        if self._spec.mode == "hybrid":
-            self._profile = profile_rows(model_levels(self.model, self._spec.venues), win)
+        if self.view.mode == "hybrid":
+            self._profile = profile_rows(model_levels(self.model, self.view.venues), win)
 
     # -- output -------------------------------------------------------------------------------------
     def _decayed_liq(self, now: float) -> np.ndarray:
@@ -341,15 +345,15 @@ class GridState:
         return self._liq * decay_factor(now - self._ref, h)
 
     def _grid(self, now: float) -> MapGrid:
-        spec, win = self._spec, self._win
+        view, win = self.view, self._win
         trace = self._tr_price.copy()
-        a = (spec.asset, spec.mode, spec.timeframe, win, trace)
-        if spec.mode == "raw":
+        a = (view.asset, view.mode, view.timeframe, win, trace)
+        if view.mode == "raw":
             liq = self._decayed_liq(now)
             return assemble(*a, long=liq[LONG_PLANE], short=liq[SHORT_PLANE], venues=self._venues)
-        if spec.mode == "synthetic":
+        if view.mode == "synthetic":
             return assemble(*a, long=self._syn[LONG_PLANE], short=self._syn[SHORT_PLANE], venues=self._venues)
-        if spec.mode == "heatmap":
+        if view.mode == "heatmap":
             sm = self._smooth
             vals = normalize(sm[LONG_PLANE] + sm[SHORT_PLANE], self.params.heatmap_clip_pct,
                              self.params.heatmap_decades)

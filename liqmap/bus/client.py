@@ -115,8 +115,16 @@ async def connect_until(stop, s: BusSettings, on_disconnect=None, on_reconnect=N
             why = str(attempt.exception())
         if on_fail is not None:
             on_fail(redact_text(why))
-        try:
-            await asyncio.wait_for(stop.wait(), s.reconnect_wait * 2)
-        except asyncio.TimeoutError:
-            pass
+        await pause(stop, s.reconnect_wait * 2)
     return None
+
+
+async def pause(stop, seconds: float) -> None:
+    """Wait ``seconds``, or less when ``stop`` (an ``asyncio.Event``) is set meanwhile: every retry and batch
+    loop of the bus (publisher, reader, ``connect_until``) waits this way, so a stop is never kept waiting."""
+    import asyncio
+
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass

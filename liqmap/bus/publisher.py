@@ -32,6 +32,7 @@ import numpy as np
 
 from liqmap.core.events import VENUES
 
+from .client import pause
 from .settings import BusSettings, redact_text
 from .spool import DIR_NAME, Spool
 from .wire import PREFIX, book_rows, encode_rows, snapshot_key, subject
@@ -170,10 +171,7 @@ class BusPublisher:
         next_book = next_snap = time.monotonic()
         try:
             while not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), s.batch_seconds)
-                except asyncio.TimeoutError:
-                    pass
+                await pause(stop, s.batch_seconds)
                 if opener.done() and not stop.is_set() and self.js is None:
                     # the first connection failed in an unexpected way: say why, and try again
                     why = opener.exception()

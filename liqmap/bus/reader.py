@@ -27,6 +27,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 
+from .client import pause
 from .settings import redact_text
 
 
@@ -77,7 +78,7 @@ class StreamReader:
         try:
             while not stop.is_set():
                 if not connected():
-                    await _sleep(stop, 0.1)
+                    await pause(stop, 0.1)
                     continue
                 if self._sub is None:
                     try:
@@ -87,10 +88,10 @@ class StreamReader:
                         self.failed_creates += 1
                         self._problem("making its consumer", e)
                         await self._drop(js)
-                        await _sleep(stop, backoff)
+                        await pause(stop, backoff)
                         backoff = min(backoff * 2, 4.0)
                     continue
-                await _sleep(stop, self.heartbeat / 2)
+                await pause(stop, self.heartbeat / 2)
                 if self._broken:
                     self.dead_found += 1
                     await self._drop(js)
@@ -187,9 +188,3 @@ class StreamReader:
             except Exception:  # noqa: BLE001
                 pass
 
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass

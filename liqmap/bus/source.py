@@ -256,12 +256,10 @@ class BusSource:
             self.skipped_duplicates += 1
             return
         self.last_seq = seq
-        try:
-            kind, venue, asset = parse_subject(msg.subject)
-            rows = decode_rows(kind, msg.data)
-        except WireError:
-            self.bad_messages += 1
+        got = self._decoded(msg)
+        if got is None:
             return
+        kind, venue, asset, rows = got
         if venue not in self._books:
             return  # a venue this viewer does not show
         self.messages += 1
@@ -284,13 +282,21 @@ class BusSource:
             if md.num_pending == 0:
                 self._caught_up()
 
-    async def _on_book(self, msg) -> None:
+    def _decoded(self, msg) -> tuple[str, str, str, object] | None:
+        """(kind, venue, asset, rows) of a rows or book message; None (counted in ``bad_messages``) when its
+        subject or body is not liqmap's wire format."""
         try:
             kind, venue, asset = parse_subject(msg.subject)
-            rows = decode_rows(kind, msg.data)
+            return kind, venue, asset, decode_rows(kind, msg.data)
         except WireError:
             self.bad_messages += 1
+            return None
+
+    async def _on_book(self, msg) -> None:
+        got = self._decoded(msg)
+        if got is None:
             return
+        _, venue, asset, rows = got
         books = self._books.get(venue)
         if books is None or asset not in self.assets:
             return

@@ -25,7 +25,8 @@ from ..core.events import ASK, BID, BUY, LONG, PRICE_KIND_NAMES, SELL, SHORT
 from ..core.snapshot import MapGrid, Snapshot
 from ..core.store import Store, _open_new
 
-HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls", "forecast_scores", "alerts")
+HISTORY = ("liquidations", "open_interest", "sweeps", "absorptions", "walls", "forecast_scores", "alerts",
+           "reach_scores")
 
 
 class ExportError(Exception):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,24 +20,14 @@ import orjson
 
 def write_report(report: dict[str, Any], path: str) -> None:
     """Atomically (temp file + rename), so a reader never sees half a report."""
+    from ..core.store import atomic_write
     from ..feeds.replay import _plain
 
     from .export import check_target
 
     check_target(Path(path))  # only a regular file is replaced (never a device, pipe or symlink)
     data = orjson.dumps(_plain(report), option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".replay-report-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(Path(os.path.abspath(path)), data, durable=False)  # a report: atomic for readers, no fsync
 
 
 def summary(report: dict[str, Any]) -> list[str]:

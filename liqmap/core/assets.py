@@ -1,4 +1,5 @@
-"""The asset universe: 65 liquid perpetuals and how each venue names them.
+"""The asset universe: 65 liquid perpetuals, and each venue's contract for them (by the venue's symbol rule,
+declared in ``core.venues``).
 
 Reference prices and ticks here are only a cold-start prior (the demo market starts from them and the
 bucket step uses them until the first trade arrives); live metadata from ccxt replaces the ticks and the
@@ -8,6 +9,8 @@ venue symbols once it is loaded. A venue that does not list an asset simply has 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from .venues import TABLE, VenueMarket  # noqa: F401 - VenueMarket re-exported (its old home)
 
 # base asset, reference price (USD), tick size on Binance USD-M, Binance symbol root when it differs
 # (the 1000x contracts), max leverage on Binance as of the bundled tier table.
@@ -81,32 +84,6 @@ _UNIVERSE: tuple[tuple[str, float, float, str | None], ...] = (
 
 DEFAULT_ASSETS: tuple[str, ...] = tuple(a[0] for a in _UNIVERSE)
 
-# BitMEX and Deribit list far fewer perpetuals; these are the ones they carry (checked against their
-# instrument lists as recorded in shared/reference; live ccxt metadata overrides this). BitMEX closed on
-# 2026-09-23: its symbols stay so its old recordings replay.
-_BITMEX_INVERSE = {"BTC": "XBTUSD", "ETH": "ETHUSD"}
-_BITMEX_LINEAR = {"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "BCH", "NEAR",
-                  "APT", "ARB", "OP", "SUI", "TON", "PEPE", "WIF", "FIL", "ETC", "ATOM", "UNI", "AAVE"}
-# Hyperliquid (docs/hyperliquid.md §8, checked 2026-12-05): coin names as its ``meta`` universe spells them,
-# case-sensitive. The k-coins are 1000-unit lots (kPEPE = 1000 PEPE, as Binance's 1000PEPE): their prices are
-# per 1000 coins and their sizes in lots. MKR is delisted there (``isDelisted``) and MANA, VET and EOS were
-# never listed: those assets have no Hyperliquid rows.
-_HYPERLIQUID_K = {"PEPE": "kPEPE", "SHIB": "kSHIB", "BONK": "kBONK", "FLOKI": "kFLOKI"}
-_HYPERLIQUID_ABSENT = {"MKR", "MANA", "VET", "EOS"}
-_DERIBIT_INVERSE = {"BTC": "BTC-PERPETUAL", "ETH": "ETH-PERPETUAL"}
-_DERIBIT_LINEAR = {"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK", "DOT", "LTC", "BCH", "NEAR",
-                   "UNI", "TRX", "ALGO"}
-
-
-@dataclass(frozen=True)
-class VenueMarket:
-    """One venue's contract for an asset."""
-
-    symbol: str
-    inverse: bool = False  # quoted in USD contracts, margined in the coin (XBTUSD, BTC-PERPETUAL)
-    contract_size: float = 1.0  # base units per contract (linear) or USD per contract (inverse)
-    price_multiplier: float = 1.0  # 1000 for Binance's 1000PEPE-style contracts
-
 
 @dataclass(frozen=True)
 class Asset:
@@ -117,25 +94,12 @@ class Asset:
 
 
 def _markets(name: str, binance_root: str | None) -> dict[str, VenueMarket]:
-    root = binance_root or name
-    mult = 1000.0 if root.startswith("1000") else 1.0
-    out = {
-        "binance": VenueMarket(f"{root}USDT", price_multiplier=mult),
-        "bybit": VenueMarket(f"{root}USDT", price_multiplier=mult),
-        "okx": VenueMarket(f"{name}-USDT-SWAP"),
-    }
-    if name in _BITMEX_INVERSE:
-        out["bitmex"] = VenueMarket(_BITMEX_INVERSE[name], inverse=True, contract_size=1.0)
-    elif name in _BITMEX_LINEAR:
-        out["bitmex"] = VenueMarket(f"{name}USDT")
-    if name in _HYPERLIQUID_K:
-        out["hyperliquid"] = VenueMarket(_HYPERLIQUID_K[name], price_multiplier=1000.0)
-    elif name not in _HYPERLIQUID_ABSENT:
-        out["hyperliquid"] = VenueMarket(name)
-    if name in _DERIBIT_INVERSE:
-        out["deribit"] = VenueMarket(_DERIBIT_INVERSE[name], inverse=True, contract_size=10.0)
-    elif name in _DERIBIT_LINEAR:
-        out["deribit"] = VenueMarket(f"{name}_USDC-PERPETUAL")
+    """Each venue's contract for the asset, by its symbol rule (``core.venues``), in venue id order."""
+    out = {}
+    for v in TABLE:
+        vm = v.symbols.market(name, binance_root)
+        if vm is not None:
+            out[v.name] = vm
     return out
 
 

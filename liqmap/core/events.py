@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from .venues import TABLE
+
 # Every venue liqmap has ever parsed, by id: a row's ``venue`` is the index here, and stored history,
 # recordings and the model's packing carry it, so a venue keeps its id forever and new ones are appended
-# (at most 8: liqmap.feeds.venues.model_venue_limit).
-VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "bitmex", "deribit", "hyperliquid")
+# (at most 8: liqmap.feeds.venues.model_venue_limit). Declared once, in ``core.venues.TABLE``.
+VENUES: tuple[str, ...] = tuple(v.name for v in TABLE)
 VENUE_ID: dict[str, int] = {name: i for i, name in enumerate(VENUES)}
 # The venues liqmap connects to live (defaults, status bar, doctor, collect, demo). BitMEX closed on
 # 2026-09-23: its id and parser stay only so old recordings replay (docs/recording.md).
-LIVE_VENUES: tuple[str, ...] = ("binance", "bybit", "okx", "deribit", "hyperliquid")
-REPLAY_ONLY_VENUES: tuple[str, ...] = ("bitmex",)
-VENUE_LABEL: dict[str, str] = {
-    "binance": "Binance USD-M",
-    "bybit": "Bybit",
-    "okx": "OKX",
-    "bitmex": "BitMEX",
-    "deribit": "Deribit",
-    "hyperliquid": "Hyperliquid",
-}
-# Three letters where a venue's name does not fit (the status bar at 80 columns, the reports' venue lists).
-VENUE_SHORT: dict[str, str] = {"binance": "bin", "bybit": "byb", "okx": "okx", "bitmex": "bmx", "deribit": "der",
-                               "hyperliquid": "hyp"}
+LIVE_VENUES: tuple[str, ...] = tuple(v.name for v in TABLE if v.live)
+REPLAY_ONLY_VENUES: tuple[str, ...] = tuple(v.name for v in TABLE if not v.live)
 
 LONG, SHORT = 1, -1  # liquidation: which position side was liquidated
 BUY, SELL = 1, -1  # trade: taker side
@@ -45,28 +36,17 @@ BID, ASK = 1, -1  # book side
 PRICE_FILL, PRICE_BANKRUPTCY, PRICE_ORDER = 0, 1, 2
 PRICE_KIND_NAMES = ("fill", "bankruptcy", "order")
 
-LIQ_DTYPE = np.dtype(
-    [
-        ("ts", "f8"),
-        ("price", "f8"),
-        ("qty", "f8"),
-        ("usd", "f8"),
-        ("side", "i1"),
-        ("venue", "u1"),
-        ("price_kind", "u1"),
-    ]
-)
-
-TRADE_DTYPE = np.dtype(
-    [
-        ("ts", "f8"),
-        ("price", "f8"),
-        ("qty", "f8"),
-        ("usd", "f8"),
-        ("side", "i1"),
-        ("venue", "u1"),
-    ]
-)
+# What a liquidation and a trade row share (a liquidation adds what its price means).
+_PRINT_FIELDS = [
+    ("ts", "f8"),
+    ("price", "f8"),
+    ("qty", "f8"),
+    ("usd", "f8"),
+    ("side", "i1"),
+    ("venue", "u1"),
+]
+LIQ_DTYPE = np.dtype(_PRINT_FIELDS + [("price_kind", "u1")])
+TRADE_DTYPE = np.dtype(_PRINT_FIELDS)
 
 # Open interest in base units (one side of the market: one long and one short make one contract).
 OI_DTYPE = np.dtype(

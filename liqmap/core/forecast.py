@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import Callable
 
 import numpy as np
 
@@ -99,19 +100,24 @@ def expected(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, st
 
 
 def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, price: float | None,
-            sigma_hour: float, horizon_hours: float, tails: str = "t3", top: int = 3) -> dict:
-    """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters."""
+            sigma_hour: float, horizon_hours: float, tails: str = "t3", top: int = 3,
+            calibration: Callable | None = None) -> dict:
+    """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters, their
+    chance of reach through ``calibration`` (``liqmap.core.calibration``; None: the walk's own chance)."""
     out = {"horizon_hours": float(horizon_hours), "sigma_hour": float(sigma_hour), "tails": tails,
-           "price": float(price) if price else None, "clusters": []}
+           "price": float(price) if price else None, "clusters": [],
+           # the map the chance went through, as (raw, calibrated) knots: a venue-filtered view restates with it
+           "calibration": [list(k) for k in calibration.knots] if hasattr(calibration, "knots") else None}
     b, lo, sh = levels
     if price and price > 0 and len(b):
         el, es, p = expected(b, lo, sh, step, price, sigma_hour, horizon_hours, tails)
-        out["clusters"] = clusters(b, el, es, p, step, price, top=top)
+        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration)
     return out
 
 
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
-             price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02) -> list[dict]:
+             price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02,
+             calibration: Callable | None = None) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.
 
     Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
@@ -122,7 +128,8 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
     so the clusters are distinct places rather than slices of one slope. Each cluster: ``side`` ("long" =
     longs liquidated, below price; "short" above), ``price_lo``/``price_hi`` (bucket edges), ``price``
     (expected-weighted centre), ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd``
-    and ``reach`` (the best chance of reach inside it). Clusters under ``min_share`` of the total expected
+    and ``reach`` (the best chance of reach inside it; through ``calibration`` when one is given, the walk's own
+    chance then in ``reach_raw``: ``liqmap.core.calibration``). Clusters under ``min_share`` of the total expected
     USD are not reported: noise is not a forecast."""
     out: list[dict] = []
     if len(bucket) == 0 or not (price > 0):
@@ -171,5 +178,8 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
             "expected_usd": exp_usd,
             "reach": float(r.max()),
         })
+        if calibration is not None:  # the chance printed means what it says (core/calibration.py)
+            out[-1]["reach_raw"] = out[-1]["reach"]
+            out[-1]["reach"] = float(calibration(out[-1]["reach_raw"]))
     out.sort(key=lambda c: -c["expected_usd"])
     return out[:top]

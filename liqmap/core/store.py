@@ -46,7 +46,7 @@ from .params import CoreParams, StoreParams, core_params, default_data_dir
 from .snapshot import Snapshot
 
 TABLES: tuple[str, ...] = ("liquidations", "open_interest", "sweeps", "absorptions", "walls", "forecast_scores",
-                           "alerts")
+                           "alerts", "reach_scores")
 EVENT_TABLES = {"liquidations": "liq", "open_interest": "oi"}  # table → event kind with a numpy dtype
 SNAPSHOT_SUFFIX = ".lqs"
 FUTURE_SLACK_S = 120.0  # exchange timestamps may run ahead of our clock (Market accepts up to 60 s)

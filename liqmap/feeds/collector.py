@@ -174,6 +174,7 @@ class Collector:
                                               for v in self.venues}
         if ingest is not None:  # the runtime reads health from the one sink: the venues' records live there
             ingest._health.update(self._health)
+            ingest.flushers.append(self.flush_feeds)  # its flush (before an engine tick) takes our feeds' rows too
         self._slots: dict[tuple[str, str], Slot] = {}
         self._running = False
         self._watchdog: asyncio.Task | None = None
@@ -258,7 +259,19 @@ class Collector:
     async def _flush_loop(self) -> None:
         while self._running:
             await asyncio.sleep(self.batch_seconds)
-            self.batch.flush()
+            self.flush()
+
+    def flush_feeds(self) -> None:
+        """Hand every feed's waiting rows to the batch sink (the feeds keep them: ``defer_rows``)."""
+        for slot in list(self._slots.values()):
+            flush_rows = getattr(slot.feed, "flush_rows", None)
+            if flush_rows is not None:
+                flush_rows()
+
+    def flush(self) -> int:
+        """The feeds' waiting rows into the market (every ``feeds.batch_ms`` and at stop)."""
+        self.flush_feeds()
+        return self.batch.flush()
 
 
     async def stop(self) -> None:
@@ -271,7 +284,7 @@ class Collector:
                 t.cancel()
         await asyncio.gather(*(self._stop_slot(s) for s in list(self._slots.values())), return_exceptions=True)
         self._slots.clear()
-        self.batch.flush()
+        self.batch.flush()  # (each stopped feed handed its rows on in _stop_slot)
         if self._loop is not None and self._loop.get_exception_handler() == self._exception_handler:
             self._loop.set_exception_handler(self._prev_exception_handler)
 
@@ -423,6 +436,14 @@ class Collector:
         return make_feed
 
     def _build(self, slot: Slot):
+        feed = self._make_feed(slot)
+        if hasattr(feed, "defer_rows"):
+            # rows wait in the feed for the flush timer (``flush``), as in an Ingest's parsers: the plausibility
+            # pass, the numpy rows and the sink's counters cost per batch, not per frame
+            feed.defer_rows = True
+        return feed
+
+    def _make_feed(self, slot: Slot):
         factory = self._factory()
         return factory(
             slot.venue,
@@ -518,6 +539,9 @@ class Collector:
             t.cancel()
         if slot.tasks:
             await asyncio.gather(*slot.tasks, return_exceptions=True)
+        flush_rows = getattr(slot.feed, "flush_rows", None)
+        if flush_rows is not None:  # rows parsed before the stop are kept
+            flush_rows()
         closes = [c.close() for c in slot.connections()]
         http_conn = getattr(slot.feed, "http_conn", None)
         if http_conn is not None:

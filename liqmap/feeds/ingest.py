@@ -130,6 +130,7 @@ class Ingest:
     # Pushing frames back to back (a replay, the demo's pre-roll, a flood) holds the loop; after this much the
     # push gives it a turn, so keys and repaints wait at most about this long (issue 18 item 5).
     YIELD_EVERY_S = 0.02
+    _CHECK_EVERY = 8  # frames between two reads of the clock (a frame costs 1–50 µs: the slice overruns < 1 ms)
 
     def __init__(self, cfg: dict, market: Market, assets: dict[str, Asset] | Iterable[str] | None = None,
                  board: BookBoard | None = None, clock: Callable[[], float] | None = None,
@@ -144,6 +145,8 @@ class Ingest:
         self.keep_liquidations = keep_liquidations
         self.on_book = on_book
         self.parsers: dict[str, Any] = {}
+        # other holders of parsed rows ``flush`` empties first (a live collector's feeds: ``Collector.flush_feeds``)
+        self.flushers: list[Callable[[], None]] = []
         self.batch = BatchSink(market)
         self.now = 0.0  # receipt time of the newest frame pushed
         self.first_ts: float | None = None
@@ -218,6 +221,8 @@ class Ingest:
         first (they batch across frames), then the batch sink's."""
         for p in self.parsers.values():
             p.flush()
+        for f in self.flushers:
+            f()
         return self.batch.flush()
 
     def books(self, asset: str) -> dict[str, Book]:
@@ -270,52 +275,90 @@ class Ingest:
         return False, p._conn_for(addr if addr.startswith("wss://") else "")
 
     async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
-        """Parse one frame (never raises for a bad frame: the parser counts and drops it). Its rows wait in
-        the parser until ``flush``; its book changes are applied at once. After ``YIELD_EVERY_S`` of pushing
+        """Parse one frame: ``push_many`` of one (see there)."""
+        await self.push_many((fr,), addresses)
+
+    async def push_many(self, frames: Iterable[Frame], addresses: dict[str, str] | None = None) -> None:
+        """Parse frames in order (never raises for a bad frame: the parser counts and drops it). Their rows wait
+        in the parsers until ``flush``; book changes are applied at once. After ``YIELD_EVERY_S`` of pushing
         without a pause the loop gets a turn (a source replaying buffered frames never suspends otherwise).
 
-        The hot path of every replay and of the demo: one dict lookup for the venue's route (its feed's
-        ``parse``, its connection lookup, its health), the rest inline."""
-        t, venue, conn, raw = fr
-        self.frames += 1
-        if t > self.now:
-            self.now = t
-            if self.first_ts is None:
-                self.first_ts = t
-        route = self._routes.get(venue)
-        if route is None:
-            p = self.parser(venue)
-            if p is None:
-                self.skipped_venues[venue] += 1
-                return
-            await p.subscribe()
-            route = self._routes[venue] = (p.venue_feed.parse, {}, self._health[venue], p)
-        parse, conns, health, p = route
-        # a recorded connection id → its address (liqmap "open" lines), then the stand-in for that address
-        addr = (addresses or self.addresses).get(conn) or conn
-        hit = conns.get(addr)
-        if hit is None:
-            if len(conns) > 1024:  # REST URLs differ per symbol; never grow without bound
-                conns.clear()
-            hit = conns[addr] = self._conn(p, addr)
-        rest, stand = hit
-        health.frames += 1  # Health.on_frame, inline
-        if rest:
-            health.rest_frames += 1
-        last = health.last_frame
-        if last is None or t > last:
-            health.last_frame = t
-        self._receipt = t
-        pending = parse(raw, stand, t)
-        if pending is not None:  # a venue whose handler is a coroutine
-            await p.finish(pending, raw)
+        The hot path of every replay and of the demo, so written for a run of frames: the venue's route (its
+        feed's ``parse``, its connection lookup, its health) is looked up when the venue changes, the clock
+        read every ``_CHECK_EVERY`` frames, the frame counters added once; the rest inline. Frame by frame
+        (``push``) or in runs, the same rows, books and counters."""
+        addrs = addresses or self.addresses
+        routes = self._routes
+        clock = time.perf_counter
         if self._turned:  # the loop had a turn since the slice began (the caller waited): a new slice
-            self._turned = False
-            self._slice_start = time.perf_counter()
-            asyncio.get_running_loop().call_soon(self._turn)
-        elif time.perf_counter() - self._slice_start > self.YIELD_EVERY_S:
+            self._new_slice()
+        budget = self.YIELD_EVERY_S
+        venue0 = None
+        route = None
+        n = 0
+        now = self.now
+        for fr in frames:
+            t, venue, conn, raw = fr
+            n += 1
+            if t > now:
+                now = self.now = t
+                if self.first_ts is None:
+                    self.first_ts = t
+            if venue != venue0:
+                route = routes.get(venue)
+                if route is None:
+                    route = await self._route(venue)
+                venue0 = venue
+                if route is None:
+                    self.skipped_venues[venue] += 1
+                    continue
+            elif route is None:
+                self.skipped_venues[venue] += 1
+                continue
+            parse, conns, health, p = route
+            # a recorded connection id → its address (liqmap "open" lines), then the stand-in for that address
+            addr = addrs.get(conn) or conn
+            hit = conns.get(addr)
+            if hit is None:
+                if len(conns) > 1024:  # REST URLs differ per symbol; never grow without bound
+                    conns.clear()
+                hit = conns[addr] = self._conn(p, addr)
+            rest, stand = hit
+            health.frames += 1  # Health.on_frame, inline
+            if rest:
+                health.rest_frames += 1
+            last = health.last_frame
+            if last is None or t > last:
+                health.last_frame = t
+            self._receipt = t
+            pending = parse(raw, stand, t)
+            if pending is not None:  # a venue whose handler is a coroutine
+                await p.finish(pending, raw)
+            if not n % self._CHECK_EVERY and clock() - self._slice_start > budget:
+                self.frames += n
+                n = 0
+                self.loop_yields += 1
+                await asyncio.sleep(0)  # (the turn marker runs in it)
+                self._new_slice()
+        self.frames += n
+        if clock() - self._slice_start > budget:  # a run that ends over budget yields before the caller goes on
             self.loop_yields += 1
-            await asyncio.sleep(0)  # (the turn marker runs in it: the next push starts a new slice)
+            await asyncio.sleep(0)
+
+    async def _route(self, venue: str):
+        """(feed.parse, connection lookup, health, parser) of ``venue``, made and subscribed on its first frame;
+        None for a venue with no adapter or not in the market."""
+        p = self.parser(venue)
+        if p is None:
+            return None
+        await p.subscribe()
+        route = self._routes[venue] = (p.venue_feed.parse, {}, self._health[venue], p)
+        return route
+
+    def _new_slice(self) -> None:
+        self._turned = False
+        self._slice_start = time.perf_counter()
+        asyncio.get_running_loop().call_soon(self._turn)
 
     def _turn(self) -> None:
         """Runs when the loop gets a turn: whatever pushed before it was not holding the loop."""

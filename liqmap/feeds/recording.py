@@ -15,6 +15,7 @@ exits 2. See ``docs/recording.md`` for the format.
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import heapq
 import os
@@ -63,26 +64,6 @@ class InfoAnswer(NamedTuple):
 
 GZIP_MAGIC = b"\x1f\x8b"
 
-# cryptofeed feed ids → liqmap venue names. A cryptofeed file of any other exchange is "foreign".
-CRYPTOFEED_IDS: dict[str, str] = {
-    "BINANCE_FUTURES": "binance",
-    "BYBIT": "bybit",
-    "OKX": "okx",
-    "BITMEX": "bitmex",
-    "DERIBIT": "deribit",
-    "HYPERLIQUID": "hyperliquid",  # liqmap's own cryptofeed Feed (liqmap/feeds/venues/hyperliquid.py)
-}
-VENUE_TO_CRYPTOFEED: dict[str, str] = {v: k for k, v in CRYPTOFEED_IDS.items()}
-# Hosts, for cryptofeed files whose name does not carry the feed id.
-HOST_VENUES: tuple[tuple[str, str], ...] = (
-    ("binance.com", "binance"),
-    ("bybit.com", "bybit"),
-    ("okx.com", "okx"),
-    ("bitmex.com", "bitmex"),
-    ("deribit.com", "deribit"),
-    ("hyperliquid.xyz", "hyperliquid"),
-)
-
 # cryptofeed raw-data lines (cryptofeed/raw_data_collection.py AsyncFileCallback):
 #   "<url> <-> <ts>"          a websocket connect
 #   "<url> <- <ts>: <data>"   a message we sent (subscribe)
@@ -91,7 +72,19 @@ HOST_VENUES: tuple[tuple[str, str], ...] = (
 #   "configuration: <json>"   the feed's configuration (header)
 _CF_RECV = re.compile(r"^(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?): ")
 _CF_URL = re.compile(r"^(\S+) (<->|<-|->) (\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)(?:: |$)")
-_CF_NAME = re.compile(r"(?:^|[^A-Z])(" + "|".join(sorted(CRYPTOFEED_IDS, key=len, reverse=True)) + r")\.")
+
+
+@functools.cache
+def _venue_tables() -> tuple[dict[str, str], tuple[tuple[str, str], ...], re.Pattern]:
+    """cryptofeed feed ids → liqmap venue names (a cryptofeed file of any other exchange is "foreign"), the
+    hosts for cryptofeed files whose name does not carry the feed id, and the file-name pattern of the ids:
+    derived from the venue modules (``feeds.venues``), imported when a cryptofeed recording is first read
+    (they bring cryptofeed, which ``liqmap --replay`` imports off the main thread)."""
+    from .venues import CRYPTOFEED_IDS, HOST_VENUES
+
+    name = re.compile(r"(?:^|[^A-Z])(" + "|".join(sorted(CRYPTOFEED_IDS, key=len, reverse=True)) + r")\.")
+    return CRYPTOFEED_IDS, HOST_VENUES, name
+
 _CF_ANY_NAME = re.compile(r"(?:^|[^A-Za-z0-9])([A-Z][A-Z0-9_]+)\.(?:(?:ws|http)\.\d+\.)?\d+$")
 _HFT_LINE = re.compile(rb"^(\d{10,20}) ")
 
@@ -612,8 +605,9 @@ def _read_hftbacktest(path: str, meter: ReadMeter | None = None) -> Iterator[Fra
 
 
 def _cryptofeed_venue(path: str) -> str | None:
-    m = _CF_NAME.search(os.path.basename(path))
-    return CRYPTOFEED_IDS[m.group(1)] if m else None
+    ids, _, pattern = _venue_tables()
+    m = pattern.search(os.path.basename(path))
+    return ids[m.group(1)] if m else None
 
 
 def _cryptofeed_files_in(directory: str) -> list[str]:
@@ -636,7 +630,7 @@ def cryptofeed_file_set(path: str | os.PathLike) -> list[str]:
             _check_cryptofeed_name(f)
         return files
     name = os.path.basename(p)
-    m = _CF_NAME.search(name)
+    m = _venue_tables()[2].search(name)
     if not m:
         other = _CF_ANY_NAME.search(name)
         if other:
@@ -657,7 +651,7 @@ def _check_cryptofeed_name(path: str) -> None:
 
 
 def _venue_from_url(url: str) -> str | None:
-    for host, venue in HOST_VENUES:
+    for host, venue in _venue_tables()[1]:
         if host in url:
             return venue
     return None
@@ -666,7 +660,7 @@ def _venue_from_url(url: str) -> str | None:
 def _conn_id(path: str) -> str:
     """``BITMEX.ws.1`` from ``…BITMEX.ws.1.0`` (the rotation counter dropped)."""
     name = os.path.basename(path)
-    m = _CF_NAME.search(name)
+    m = _venue_tables()[2].search(name)
     base = name[m.start(1):] if m else name
     return base.rsplit(".", 1)[0] if re.search(r"\.\d+$", base) else base
 

@@ -144,10 +144,14 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
                 "total_short_usd": float(np.sum(sh)),
                 "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                                     for i, a, b in zip(*f_lv)],
-                "forecast": _forecast_report(st.model, f_lv, step, last_price),
+                "forecast": _forecast_report(st.model, f_lv, step, last_price, st.reachlog),
             }
             # how the forecasts made along the recording did once their hour had passed (core/hitrate.py)
             synthetic["forecast"]["hit"] = st.hitrate.score().to_dict()
+            # the chance of reach those forecasts' clusters printed against what price did within their hour
+            # (core/calibration.py): as printed, and the walk's raw chance
+            synthetic["forecast"]["reliability"] = st.reachlog.table()
+            synthetic["forecast"]["reliability_raw"] = st.reachlog.table(raw=True)
         reports = st.report_dicts or None
         # exact positions (Hyperliquid's tracked wallets) and the model's live accuracy against them
         exact = st.exact.view.to_dict() if st.exact is not None and st.exact.view is not None else None
@@ -179,12 +183,16 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
     }
 
 
-def _forecast_report(model, levels, step: float, price: float | None) -> dict[str, Any]:
-    """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters)."""
+def _forecast_report(model, levels, step: float, price: float | None, reachlog=None) -> dict[str, Any]:
+    """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters, the
+    chance of reach through the asset's calibration map as the engine prints it)."""
+    from liqmap.core.calibration import calibration_for
     from liqmap.core.forecast import summary
 
-    fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5)
-    return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "clusters": fc["clusters"]}
+    fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5,
+                 calibration=calibration_for(getattr(model, "params", None), reachlog))
+    return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "calibration": fc["calibration"],
+            "clusters": fc["clusters"]}
 
 
 def _plain(x: Any) -> Any:
@@ -261,6 +269,36 @@ def _ingest(engine, replayer: Ingest, now: float) -> None:
         return
     for a in sorted(replayer.touched):
         engine.ingest(a, now)
+
+
+class _Addresses(dict):
+    """A recording's connection id → address map (its "open" lines, filled while it is read) that remembers
+    what each id meant before the newest lines: frames gathered into a run before a reconnect reused an id
+    are pushed with the address they came on (``before_news``)."""
+
+    def __init__(self, *a) -> None:
+        super().__init__(*a)
+        self.news: dict[str, object] = {}  # id → its address before (``_NONE``: had none) since the last run
+
+    def __setitem__(self, key: str, value: str) -> None:
+        if key not in self.news:
+            self.news[key] = dict.get(self, key, _NONE)
+        dict.__setitem__(self, key, value)
+
+    def before_news(self) -> dict[str, str]:
+        """The map as it was before the lines read since ``news`` was cleared (self when there were none)."""
+        if not self.news:
+            return self
+        old = dict(self)
+        for key, value in self.news.items():
+            if value is _NONE:
+                old.pop(key, None)
+            else:
+                old[key] = value
+        return old
+
+
+_NONE = object()
 
 
 # ------------------------------------------------------------------------------------------ app source
@@ -400,54 +438,84 @@ class ReplaySource:
             else:
                 on_tick(t)
 
+        # Frames are pushed in runs (``Ingest.push_many``): a run ends before anything else happens — a step,
+        # a pause, a loop turn, a positions answer — so everything sees exactly the frames it saw frame by frame.
+        run: list = []
+        push_many = ingest.push_many
+        addresses: _Addresses | None = None
+
+        async def drain() -> None:
+            if run:
+                batch = run[:]
+                run.clear()
+                await push_many(batch, addresses.before_news())
+
         try:
             rec = open_recording(self.path)
+            addresses = rec.addresses = _Addresses(rec.addresses)
             self._meter = rec.meter
             self.format = rec.format
             n = 0
+            count = ingest.frames
+            now = ingest.now  # the receipt time reached (the frames in ``run`` included)
             # recorded positions answers (Hyperliquid's clearinghouseState) go to the runtime's Positions layer,
             # where they were between the frames; without one they are not read
             positions = getattr(rt, "positions", None)
             for fr in rec.read(answers=positions is not None):
                 if self._stop.is_set() or (stop is not None and stop.is_set()):
                     break
+                if addresses.news:  # a connection (re)opened under a recorded id: the run so far keeps the old address
+                    await drain()
+                    addresses.news.clear()
                 if type(fr) is InfoAnswer:
+                    await drain()
                     positions.replay(fr)
                     continue
+                t = fr.t
                 if on_tick is not None and next_tick is None:
-                    next_tick = math.floor(fr.t / tick) * tick + tick
+                    next_tick = math.floor(t / tick) * tick + tick
                 if self._start_rec is None:
-                    self._start_rec, self._start_wall = fr.t, time.monotonic()
-                elif fr.t - ingest.now > GAP_S and ingest.now:
-                    gap = fr.t - ingest.now
+                    self._start_rec, self._start_wall = t, time.monotonic()
+                elif t - now > GAP_S and now:
+                    await drain()
+                    gap = t - now
                     self.gaps += 1
                     self.skipped_s += gap
-                    self.gap_list.append({"from": ingest.now, "to": fr.t, "seconds": gap})
+                    self.gap_list.append({"from": now, "to": t, "seconds": gap})
                     self._start_rec += gap  # the clock jumps the quiet stretch
                     if on_tick is not None:  # quiet hours: one step at the gap's start, then on at the next tick
                         await step(next_tick)
-                        next_tick = math.floor(fr.t / tick) * tick
-                if on_tick is not None:
-                    while fr.t >= next_tick:
+                        next_tick = math.floor(t / tick) * tick
+                if on_tick is not None and t >= next_tick:
+                    await drain()
+                    while t >= next_tick:
                         await step(next_tick)
                         next_tick += tick
                 if paced:
-                    delay = self._due(fr.t) - time.monotonic()
+                    delay = self._due(t) - time.monotonic()
                     if delay > 0.002:
+                        await drain()
                         ingest.flush()
                         await asyncio.sleep(delay)
                         n = 0
-                await ingest.push(fr, rec.addresses)
-                if self.progress is not None and ingest.frames % 50000 == 0:
-                    self.progress(ingest.frames)
+                run.append(fr)
+                if t > now:
+                    now = t
+                count += 1
                 n += 1
                 if n >= self.yield_every:
+                    await drain()
                     n = 0
                     if on_tick is None:
                         ingest.flush()
                     await asyncio.sleep(0)
+                if self.progress is not None and count % 50000 == 0:
+                    await drain()
+                    self.progress(ingest.frames)
+            await drain()
             finished = True
         except RecordingError as e:
+            await drain()  # the frames read before the damage count
             self.error = str(e)
             finished = True
         finally:

@@ -92,5 +92,26 @@ class CachedLines(Widget):
         return "\n".join(s.text for s in self._strips)
 
 
+class TableLines(CachedLines):
+    """A focusable table that draws all its rows itself (``redraw``): a resize repaints every row, a change of
+    focus redraws (the selected row's style follows focus). The reports panel and the screener share this.
+
+    Textual calls each class's ``on_resize`` along the MRO, subclass first: a subclass that must re-lay-out
+    on a resize does only that in its own ``on_resize``; the repaint follows here."""
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    def on_resize(self) -> None:
+        self.invalidate()
+        self.redraw()
+
+    def on_focus(self) -> None:
+        self.redraw()
+
+    def on_blur(self) -> None:
+        self.redraw()
+
+
 def strip_of(text: str, style: Style, width: int) -> Strip:
     return Strip([Segment(text, style)]).adjust_cell_length(width, style)

@@ -24,9 +24,9 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
-from ..core.events import VENUE_SHORT
+from ..core.venues import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
-from .lines import CachedLines
+from .lines import TableLines
 from .live_column import side_sign
 from .status import finite as _num
 
@@ -119,7 +119,7 @@ def _venue_names(rec: dict) -> list[str]:
     if isinstance(v, str):
         v = [v]
     try:
-        return [VENUE_SHORT.get(str(x), str(x)[:3]) for x in v]
+        return [VENUE_SHORT[str(x)].lower() if str(x) in VENUE_SHORT else str(x)[:3] for x in v]  # the panel: lower case
     except TypeError:
         return [str(v)]
 
@@ -414,8 +414,8 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
             h, sig = _num(fc.get("horizon_hours")), _num(fc.get("sigma_hour"))
             if h is not None:
                 title = f"NEXT {h:g}H" if h >= 1 else f"NEXT {h * 60:.0f}M"
-            if sig is not None:  # what the chance of reach is based on
-                info = f" at risk × reach · vol {sig * 100:.2f}%/h"
+            if sig is not None:  # what the chance of reach is based on (calibrated: core/calibration.py)
+                info = f" at risk × {'calibrated ' if fc.get('calibration') else ''}reach · vol {sig * 100:.2f}%/h"
             hit = fc.get("hit") if isinstance(fc.get("hit"), dict) else None
             if hit is not None:  # how the past hours' forecasts did against "near price" (core/hitrate.py)
                 title += " · " + hit_text(hit)
@@ -451,7 +451,7 @@ def record_key(row: Row) -> tuple:
     return (row.section, record_ts(rec), record_price(rec), rec.get("venue"), rec.get("side"))
 
 
-class ReportsTable(CachedLines, can_focus=True):
+class ReportsTable(TableLines, can_focus=True):
     DEFAULT_CSS = "ReportsTable { width: 46; height: 1fr; }"
 
     BINDINGS = [
@@ -549,15 +549,7 @@ class ReportsTable(CachedLines, can_focus=True):
 
     def on_resize(self) -> None:
         if self.size.width != self._laid_out_for:
-            self._layout()  # columns are chosen for the width
-        self.invalidate()
-        self.redraw()
-
-    def on_focus(self) -> None:
-        self.redraw()
-
-    def on_blur(self) -> None:
-        self.redraw()
+            self._layout()  # columns are chosen for the width; TableLines.on_resize then repaints
 
     def _select(self, k: int) -> None:
         sel = self.selectable()

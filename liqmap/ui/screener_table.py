@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.strip import Strip
 
-from .lines import CachedLines
+from .lines import TableLines
 
 GAP = 2  # spaces between columns (``_strip`` writes them as "  ")
 
@@ -40,7 +40,7 @@ def plain(cell) -> tuple[str, int, Style | None]:
     return text, cell_len(text), None
 
 
-class ScreenerTable(CachedLines, can_focus=True):
+class ScreenerTable(TableLines, can_focus=True):
     COMPONENT_CLASSES = {"screener-table--header", "screener-table--even", "screener-table--cursor",
                          "screener-table--cursor-blurred"}
     DEFAULT_CSS = """
@@ -227,16 +227,6 @@ class ScreenerTable(CachedLines, can_focus=True):
             used = width
         segs.append(Segment("".join(run), run_style))
         return Strip(segs, used) if used == width else Strip(segs).adjust_cell_length(width, base)
-
-    def on_resize(self) -> None:
-        self.invalidate()
-        self.redraw()
-
-    def on_focus(self) -> None:
-        self.redraw()
-
-    def on_blur(self) -> None:
-        self.redraw()
 
     # ---------------------------------------------------------------- keys and mouse
 

@@ -15,13 +15,12 @@ from rich.text import Text
 from textual.widgets import Static
 
 from ..core.buckets import label
-from ..core.events import VENUE_SHORT as _VENUE_SHORT
+from ..core.venues import VENUE_SHORT  # three letters, upper case as declared
 from ..core.modes import MODE_LABEL
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
 DOT = {"connected": "●", "ok": "●", "live": "●", "lagging": "◑", "stale": "◐", "down": "○", "error": "○",
        "connecting": "◌", "disconnected": "○"}
-VENUE_SHORT = {name: short.upper() for name, short in _VENUE_SHORT.items()}  # the status bar's: upper case
 
 
 def finite(v: Any) -> float | None:

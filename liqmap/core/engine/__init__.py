@@ -55,6 +55,7 @@ import numpy as np
 
 from .. import buckets
 from ..assets import universe
+from ..calibration import calibration_for
 from ..params import CoreParams, core_params
 from ..reports.records import Forecast
 from ..snapshot import Snapshot
@@ -338,9 +339,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             out.append(self.fired.popleft())
         return out
 
-    def _score_forecast(self, st: AssetState, liqs: np.ndarray, now: float) -> dict:
-        """Score the open forecasts against the new liquidations, settle the ones whose hour passed, and
-        every 15 minutes fix a new one (``liqmap.core.hitrate``). Returns the score for the snapshot."""
+    def _score_forecast(self, st: AssetState, liqs: np.ndarray, trades: np.ndarray, now: float) -> tuple[dict, bool]:
+        """Score the open forecasts against the new liquidations (and their clusters' chance of reach against
+        the new trades), settle the ones whose hour passed, and every 15 minutes fix a new one
+        (``liqmap.core.hitrate``, ``liqmap.core.calibration``). Returns the score for the snapshot and whether
+        a new forecast was fixed (its clusters are then logged by the caller)."""
         hr = st.hitrate
         hr.observe(liqs)
         settled = hr.settle(now)
@@ -348,10 +351,19 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
             self.store.append_records("forecast_scores", st.name, [
                 {"ts": s.t, "model_usd": s.model_usd, "base_usd": s.base_usd, "realized_usd": s.realized_usd}
                 for s in settled])
+        rl = st.reachlog
+        if len(trades):
+            rl.observe(trades["ts"], trades["price"])
+        reached = rl.settle(now)
+        if reached and self.store is not None:  # the reliability table accumulates with the history too
+            self.store.append_records("reach_scores", st.name, [
+                {"ts": t, "reach": r, "reach_raw": raw, "reached": hit} for t, r, raw, hit in reached])
+        fixed = False
         if hr.due(now) and st.model is not None and st.last_price and st.step:
             b, lu, su, _ = st.model.forecast(price=st.last_price)
             hr.add_forecast(now, st.last_price, st.step, b, lu + su)
-        return hr.score().to_dict()
+            fixed = True
+        return hr.score().to_dict(), fixed
 
     def _ingest_locked(self, st: AssetState, now: float) -> int:
         trades = self._new_rows(st, "trade")
@@ -388,11 +400,14 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 rec = replace(rec, exact=exact.to_dict())
             m = st.model
             if synth is not None and hasattr(m, "sigma_hour"):  # next-hour forecast, computed once here
-                hit = self._score_forecast(st, liqs, now)
+                hit, fixed = self._score_forecast(st, liqs, trades, now)
                 # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
                 fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
-                rec = replace(rec, forecast=replace(Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour,
-                                                                      m.horizon_hours, m.tails), hit=hit))
+                fc = Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails,
+                                      calibration=calibration_for(getattr(m, "params", None), st.reachlog))
+                if fixed:  # the clusters printed with the forecast the hit rate just fixed: checked over its hour
+                    st.reachlog.add(now, fc.clusters, st.step)
+                rec = replace(rec, forecast=replace(fc, hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:
                 self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs))

@@ -11,7 +11,7 @@ import numpy as np
 from .. import buckets, codec
 from ..events import VENUE_ID
 from ..grids.modes import model_forecast, model_layers, model_levels
-from ..grids.window import Window, make_window
+from ..grids.window import Window, view_window
 from ..modes import GridInputs
 from ..modes import spec as mode_spec
 from ..reports.records import restate
@@ -48,7 +48,7 @@ class BuildMixin:
                 row0 = prev.row0
             else:
                 row0 = r - view.rows // 2
-        return make_window(now, view.tf, view.columns, step, row0, view.rows)
+        return view_window(view, now, step, row0)
 
     def build(self, view: View, now: float, force: bool = False) -> Snapshot | None:
         """(Re)build one view if its data or window changed; publish and return the new snapshot.

@@ -168,3 +168,18 @@ class PersistenceMixin:
                 with st.lock:
                     st.hitrate.restore([Settled(float(r["ts"]), float(r["model_usd"]), float(r["base_usd"]),
                                                 float(r["realized_usd"])) for r in rows.iter_rows(named=True)])
+        self._restore_reach_scores(now)
+
+    def _restore_reach_scores(self, now: float) -> None:
+        """The settled NEXT 1H clusters (chance printed, reached) of the same days: the reliability table goes
+        on after a restart (``liqmap.core.calibration.ReachLog``)."""
+        df = self.store.load("reach_scores", None, since=now - SCORES_KEPT_DAYS * 86400.0)
+        if df.height == 0:
+            return
+        for a in self.assets:
+            rows = df.filter(df["asset"] == a) if "asset" in df.columns else df.clear()
+            if rows.height:
+                st = self.state(a)
+                with st.lock:
+                    st.reachlog.restore([(float(r["ts"]), float(r["reach"]), float(r["reach_raw"]),
+                                          bool(r["reached"])) for r in rows.iter_rows(named=True)])

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..grids.window import Window
+from ..calibration import ReachLog
 from ..hitrate import HitRate
 from .tape import LiqTape, TradeTape
 
@@ -73,5 +74,6 @@ class AssetState:
     step_kept_at: float = math.nan  # last price where a step change was ruled out (tick-limited step)
     synth: Any = None  # the model's all-venue levels as of the last ingest (the model changes only there)
     hitrate: HitRate = field(default_factory=HitRate)  # the next-hour forecast scored as its hours pass
+    reachlog: ReachLog = field(default_factory=ReachLog)  # its clusters' chance of reach against what price did
     price_marks: deque = field(default_factory=lambda: deque(maxlen=90))  # (minute, last price): the 1 h change
     exact: Any = None  # exact positions (``engine/exact.py``: ExactState) where a position book is attached

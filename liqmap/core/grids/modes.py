@@ -23,14 +23,13 @@ What each mode's grid holds (float32 USD unless said):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..params import GridParams
 from ..snapshot import MapGrid
-from .. import timeframes
+from ..view import View
 from .layers import (
     LONG_PLANE,
     SHORT_PLANE,
@@ -42,7 +41,7 @@ from .layers import (
     profile_rows,
     smooth_rows,
 )
-from .window import Window, make_window
+from .window import Window, view_window
 
 HOUR = 3600.0
 
@@ -56,29 +55,6 @@ class SyntheticModel(Protocol):
     def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     # optional: ``forecast(venues=, price=) -> (bucket, expected long USD, expected short USD, reach)``
-
-
-@dataclass(frozen=True)
-class ViewSpec:
-    """Everything that identifies a view; changing any of it means a full rebuild."""
-
-    asset: str
-    mode: str
-    timeframe: str
-    step: float
-    row0: int
-    nrows: int
-    ncols: int
-    venues: tuple[str, ...] | None = None  # None = every venue the market has
-
-    def __post_init__(self) -> None:
-        from ..modes import spec  # the registry builds on this module: imported when first needed
-
-        spec(self.mode)  # an unknown mode is refused here
-        timeframes.period(self.timeframe)
-
-    def window(self, now: float) -> Window:
-        return make_window(now, self.timeframe, self.ncols, self.step, self.row0, self.nrows)
 
 
 def f32(a: np.ndarray) -> np.ndarray:
@@ -242,22 +218,26 @@ def model_forecast(model, win: Window, venues: tuple[str, ...] | None = None,
     return f32(lo + sh)
 
 
-def build_view(market, spec: ViewSpec, now: float, model: SyntheticModel | None = None,
+def build_view(market, view: View, step: float, row0: int, now: float, model: SyntheticModel | None = None,
                params: GridParams = GridParams()) -> MapGrid:
-    """Full rebuild of one view from the market's rings (``Market.gather``) and the model."""
-    win = spec.window(now)
-    venues = tuple(market.venues if spec.venues is None else spec.venues)
-    trades = market.gather("trade", spec.asset, venues)
-    tf = spec.timeframe
-    if spec.mode == "raw":
-        liqs = market.gather("liq", spec.asset, venues)
-        return build_raw(spec.asset, tf, win, liqs, trades, now=now, half_life_s=params.raw_half_life_s,
+    """Full rebuild of one view from the market's rings (``Market.gather``) and the model: ``view.rows``
+    buckets of ``step`` from bucket ``row0`` (where the engine placed the view) × ``view.columns`` columns."""
+    from ..modes import spec as mode_spec  # the registry builds on this module: imported when first needed
+
+    mode_spec(view.mode)  # an unknown mode is refused here
+    win = view_window(view, now, step, row0)
+    venues = tuple(market.venues if view.venues is None else view.venues)
+    trades = market.gather("trade", view.asset, venues)
+    tf = view.timeframe
+    if view.mode == "raw":
+        liqs = market.gather("liq", view.asset, venues)
+        return build_raw(view.asset, tf, win, liqs, trades, now=now, half_life_s=params.raw_half_life_s,
                          venues=venues)
-    lo, sh = model_layers(model, tf, win, spec.venues)
-    if spec.mode == "synthetic":
-        return build_synthetic(spec.asset, tf, win, lo, sh, trades, venues=venues)
-    if spec.mode == "heatmap":
-        return build_heatmap(spec.asset, tf, win, lo, sh, trades, params=params, venues=venues)
-    liqs = market.gather("liq", spec.asset, venues)
-    return build_hybrid(spec.asset, tf, win, liqs, lo, sh, trades, model_levels(model, spec.venues),
+    lo, sh = model_layers(model, tf, win, view.venues)
+    if view.mode == "synthetic":
+        return build_synthetic(view.asset, tf, win, lo, sh, trades, venues=venues)
+    if view.mode == "heatmap":
+        return build_heatmap(view.asset, tf, win, lo, sh, trades, params=params, venues=venues)
+    liqs = market.gather("liq", view.asset, venues)
+    return build_hybrid(view.asset, tf, win, liqs, lo, sh, trades, model_levels(model, view.venues),
                         now=now, params=params, venues=venues)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import buckets, timeframes
+from ..view import View
 
 # buckets.index adds this so a price sitting exactly on a bucket edge is not pushed down by float error;
 # the grids must use the very same rule so a level and its row always agree.
@@ -81,6 +82,12 @@ def make_window(now: float, tf: str, ncols: int, step: float, row0: int, nrows: 
     """The window ending with the column that holds ``now``."""
     c0, _ = timeframes.window(now, tf, ncols)
     return Window(float(step), int(row0), int(nrows), int(c0), int(ncols), timeframes.period(tf))
+
+
+def view_window(view: View, now: float, step: float, row0: int) -> Window:
+    """The window of ``view`` (its rows and columns) placed at bucket ``row0`` of ``step``, ending with the
+    column that holds ``now``."""
+    return make_window(now, view.timeframe, view.columns, step, row0, view.rows)
 
 
 def window_around(now: float, tf: str, ncols: int, step: float, centre_price: float, nrows: int) -> Window:

@@ -32,7 +32,8 @@ class ForecastCluster(Record):
     distance_pct: float  # signed, from the forecast's price
     at_risk_usd: float
     expected_usd: float
-    reach: float  # the best chance of reach inside it
+    reach: float  # the best chance of reach inside it (calibrated: core/calibration.py)
+    reach_raw: float | None = None  # the random walk's own chance, before calibration (None: not calibrated)
 
 
 @dataclass(frozen=True)
@@ -45,19 +46,25 @@ class Forecast(Record):
     price: float | None
     clusters: tuple[ForecastCluster, ...] = ()
     hit: dict | None = None  # how past forecasts did (``liqmap.core.hitrate.HitScore.to_dict``)
+    # the (raw, calibrated) knots the clusters' chance of reach went through (``liqmap.core.calibration``);
+    # None: the random walk's raw chance
+    calibration: tuple | None = None
 
     @classmethod
     def compute(cls, levels, step: float, price: float | None, sigma_hour: float, horizon_hours: float,
-                tails: str = "t3", top: int = 3) -> "Forecast":
+                tails: str = "t3", top: int = 3, calibration=None) -> "Forecast":
         """From the model's levels ``(bucket, long_usd, short_usd)`` (``liqmap.core.forecast.summary``)."""
-        return cls.from_dict(_forecast.summary(levels, step, price, sigma_hour, horizon_hours, tails, top=top))
+        return cls.from_dict(_forecast.summary(levels, step, price, sigma_hour, horizon_hours, tails, top=top,
+                                               calibration=calibration))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Forecast":
         return cls(horizon_hours=float(d["horizon_hours"]), sigma_hour=float(d["sigma_hour"]),
                    tails=str(d.get("tails", "t3")), price=d.get("price"),
                    clusters=tuple(ForecastCluster.from_dict(c) for c in d.get("clusters") or ()),
-                   hit=dict(d["hit"]) if isinstance(d.get("hit"), Mapping) else None)
+                   hit=dict(d["hit"]) if isinstance(d.get("hit"), Mapping) else None,
+                   calibration=tuple(tuple(float(v) for v in k) for k in d["calibration"])
+                   if d.get("calibration") else None)
 
 
 @dataclass(frozen=True)

@@ -85,10 +85,14 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
     fc = reports.get("forecast")
     fsynth = forecast_synth if forecast_synth is not None else synth
     if fc and fsynth is not None:
+        from ..calibration import CalibrationMap
         from ..forecast import summary
 
+        # the same chance as the all-venue forecast: through the map it went through (core/calibration.py)
+        knots = fc.get("calibration")
+        cal = CalibrationMap(tuple((float(x), float(y)) for x, y in knots)) if knots else None
         out_forecast = summary(fsynth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
-                               str(fc.get("tails", "t3")))
+                               str(fc.get("tails", "t3")), calibration=cal)
 
     return {
         "forecast": out_forecast,

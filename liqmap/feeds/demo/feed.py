@@ -20,18 +20,19 @@ from .source import DemoSource
 
 async def pump(source: DemoSource, ingest, seconds: float | None = None, stop: asyncio.Event | None = None,
                tap=None) -> int:
-    """Feed the source's frames into ``ingest`` (anything with ``async push(frame)`` and ``flush()``), the
-    rows handed to the market after every simulated step. Paced and endless when ``seconds`` is None;
-    otherwise ``seconds`` of simulated time unpaced. ``tap(frame)`` sees every frame. Returns the frames fed."""
+    """Feed the source's frames into ``ingest`` (anything with ``async push_many(frames)`` and ``flush()``), a
+    simulated step's frames as one run, the rows handed to the market after every step. Paced and endless when
+    ``seconds`` is None; otherwise ``seconds`` of simulated time unpaced. ``tap(frame)`` sees every frame (before
+    the step's run is parsed). Returns the frames fed."""
     n = 0
-    push = ingest.push
+    push_many = ingest.push_many
 
     async def feed(batch) -> None:
         nonlocal n
-        for f in batch:
-            if tap is not None:
+        if tap is not None:
+            for f in batch:
                 tap(f)
-            await push(f)
+        await push_many(batch)
         n += len(batch)
         ingest.flush()
 

@@ -4,10 +4,16 @@ channels, ccxt id, limits).
 
 The registry is derived from the modules: every module of this package (but the shared ``base`` and
 ``normalize``) that defines a ``VenueFeed`` subclass with a ``venue`` name is a venue, ordered by its id.
-Adding a venue is one module here (plus its tests, and its emitter in the demo market). At build the
-registry checks each declared id against the core's venue table (``liqmap.core.events.VENUE_ID``, which
-stored rows carry) and the number of venues against what the synthetic model can pack
-(``model_venue_limit()``: 8).
+Adding a venue is one module here (plus its tests, and its emitter in the demo market) and the core's part
+of it as one declared entry (``liqmap.core.venues.TABLE``: its id, symbol rule, live or not, label and short
+name — the core computes with those and never imports the feeds). At build the registry checks the modules against that
+table (the same venues, each declared id the core's, which stored rows carry) and the number of venues
+against what the synthetic model can pack (``model_venue_limit()``: 8).
+
+The tables the recording reader needs are derived here from the modules, never restated: ``CRYPTOFEED_IDS``
+(a cryptofeed recording's feed id → venue: the cryptofeed class's ``id``) and ``HOST_VENUES`` (a recorded URL's
+host → venue: the declared endpoints' domains). The names people read (``VENUE_LABEL``, ``VENUE_SHORT``) are
+the core table's, so the UI has them without importing cryptofeed.
 
 ``make_feed`` builds a live, configured feed (for the collector), the venue class over its cryptofeed class;
 ``liqmap.feeds.parser.FrameParser`` drives the same classes offline (``offline=True``: over ``_bases.OfflineFeed``,
@@ -19,9 +25,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from urllib.parse import urlsplit
 
 from liqmap.core.assets import Asset, default_universe
 from liqmap.core.events import VENUE_ID
+from liqmap.core.venues import VENUE_LABEL, VENUE_SHORT  # noqa: F401 - the names, with the registry
 
 from .base import ALL_KINDS, SUPPORTED_KINDS, BookSink, FrameError, Sink, VenueFeed
 
@@ -42,8 +50,9 @@ def model_venue_limit() -> int:
 
 
 def check_venues(classes: dict[str, type], limit: int | None = None, ids: dict[str, int] | None = None) -> None:
-    """Raise ``VenueLimitError`` when ``classes`` cannot all be told apart by the model, or a class's declared
-    ``VID`` is not the core's id for its venue (rows, stored history and recordings carry the id)."""
+    """Raise ``VenueLimitError`` when ``classes`` cannot all be told apart by the model, a class's declared
+    ``VID`` is not the core's id for its venue (rows, stored history and recordings carry the id), or a venue
+    has a module but no core entry (or a core entry but no module)."""
     limit = model_venue_limit() if limit is None else limit
     ids = VENUE_ID if ids is None else ids
     if len(classes) > limit or len(ids) > limit:
@@ -52,7 +61,11 @@ def check_venues(classes: dict[str, type], limit: int | None = None, ids: dict[s
     for name, cls in classes.items():
         if ids.get(name) != cls.VID:
             raise VenueLimitError(f"venue {name!r} declares id {cls.VID}, the core's table "
-                                  f"(liqmap.core.events.VENUES) has {ids.get(name)}")
+                                  f"(liqmap.core.venues.TABLE) has {ids.get(name)}")
+    missing = [n for n in ids if n not in classes]
+    if missing:
+        raise VenueLimitError(f"venue {missing[0]!r} is in the core's table (liqmap.core.venues.TABLE) but has "
+                              f"no module in liqmap/feeds/venues/")
 
 
 def _load() -> dict[str, type]:
@@ -74,6 +87,19 @@ def _load() -> dict[str, type]:
 
 
 VENUE_CLASSES: dict[str, type] = _load()
+
+
+def _domain(url: str) -> str:
+    """The registered domain of an endpoint URL (``wss://fstream.binance.com/market`` → ``binance.com``)."""
+    host = urlsplit(url).hostname or ""
+    return ".".join(host.split(".")[-2:])
+
+
+# Recordings made by other collectors: a cryptofeed file's feed id (the cryptofeed class's ``id``; liqmap's own
+# Hyperliquid Feed has one too), and the host of a recorded URL (the declared endpoints' domains).
+CRYPTOFEED_IDS: dict[str, str] = {cls.id: name for name, cls in VENUE_CLASSES.items()}
+HOST_VENUES: tuple[tuple[str, str], ...] = tuple(dict.fromkeys(
+    (_domain(url), name) for name, cls in VENUE_CLASSES.items() for url in cls.ENDPOINTS.values()))
 
 
 def venue_endpoints(venue: str, cfg: dict | None = None) -> dict[str, str]:
@@ -138,5 +164,5 @@ def asset_for(venue: str, symbol: str, assets: dict[str, Asset] | None = None) -
     return None
 
 
-__all__ = ["VENUE_CLASSES", "make_feed", "symbol_for", "asset_for", "venue_endpoints", "check_venues",
+__all__ = ["VENUE_CLASSES", "VENUE_LABEL", "VENUE_SHORT", "CRYPTOFEED_IDS", "HOST_VENUES", "make_feed", "symbol_for", "asset_for", "venue_endpoints", "check_venues",
            "model_venue_limit", "VenueLimitError", "VenueFeed", "FrameError", "ALL_KINDS", "SUPPORTED_KINDS"]

@@ -113,8 +113,8 @@ class VenueFeed:
 
     A venue module declares everything about its venue on its class, and the registry
     (``liqmap.feeds.venues``) is derived from the modules: ``venue`` (the name), ``VID`` (its id in the
-    normalized rows, fixed forever: stored history and recordings carry it; it must match
-    ``liqmap.core.events.VENUE_ID``), ``LABEL`` and ``SHORT`` (the names people read), ``ENDPOINTS`` and
+    normalized rows, fixed forever: stored history and recordings carry it; it must match its place in
+    ``liqmap.core.venues.TABLE``, where its symbol rule and the names people read are declared), ``ENDPOINTS`` and
     ``CHANNELS`` (the default URLs and wire names, keyed without the venue prefix; ``feeds.endpoints`` /
     ``feeds.channels`` ``<venue>_<name>`` keys override them), ``CCXT_ID`` (contract metadata), and the limits
     (``MAX_LEVELS``, ``MAX_FRAME_BYTES``, ``ARGS_PER_SUBSCRIBE``, ``SUPPORTED_KINDS``).
@@ -122,8 +122,6 @@ class VenueFeed:
 
     venue: str = ""
     VID: int = -1
-    LABEL: str = ""
-    SHORT: str = ""  # three letters, for the status bar and the reports table
     ENDPOINTS: dict[str, str] = {}
     CHANNELS: dict[str, str] = {}
     CCXT_ID: str | None = None  # ccxt's id for contract specs and margin ladders (None: none used)

@@ -32,8 +32,6 @@ def _iso(ts: str) -> float:
 class BitmexFeed(VenueFeed):
     venue = "bitmex"
     VID = 3
-    LABEL = "BitMEX"
-    SHORT = "BMX"
     CCXT_ID = None  # ccxt removed its bitmex class (4.5.84); the risk limit comes from the venue's REST
     ENDPOINTS = {"ws": "wss://ws.bitmex.com/realtime"}
     CHANNELS = {"liquidations": "liquidation", "trades": "trade", "oi": "instrument", "book": "orderBookL2",

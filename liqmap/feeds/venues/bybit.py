@@ -49,8 +49,6 @@ def one_sided_oi(state: dict) -> tuple[float | None, float | None]:
 class BybitFeed(VenueFeed):
     venue = "bybit"
     VID = 1
-    LABEL = "Bybit"
-    SHORT = "BYB"
     CCXT_ID = "bybit"
     ENDPOINTS = {"ws": "wss://stream.bybit.com/v5/public/linear"}
     CHANNELS = {"liquidations": "allLiquidation", "trades": "publicTrade", "tickers": "tickers",

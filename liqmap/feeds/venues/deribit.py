@@ -23,8 +23,6 @@ from .normalize import BASE, USD, to_base
 class DeribitFeed(VenueFeed):
     venue = "deribit"
     VID = 4
-    LABEL = "Deribit"
-    SHORT = "DER"
     CCXT_ID = "deribit"
     ENDPOINTS = {"ws": "wss://www.deribit.com/ws/api/v2"}
     CHANNELS = {"trades": "trades.{}.100ms",  # carries the `liquidation` flag; `raw` needs API keys

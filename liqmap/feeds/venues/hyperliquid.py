@@ -115,8 +115,6 @@ def cryptofeed_class() -> type:
 class HyperliquidFeed(VenueFeed):
     venue = "hyperliquid"
     VID = 5
-    LABEL = "Hyperliquid"
-    SHORT = "HYP"
     CCXT_ID = None  # its margin tables are bundled (liqmap.core.tiers) and readable from ``meta``
     ENDPOINTS = {"ws": "wss://api.hyperliquid.xyz/ws", "info": "https://api.hyperliquid.xyz/info"}
     CHANNELS = {"trades": "trades", "ctx": "activeAssetCtx", "book": "l2Book", "light_depth": "l2Book"}

@@ -13,6 +13,7 @@ Light depth (the ``depth`` kind, assets out of focus): ``books5`` — a 5-level 
 
 from __future__ import annotations
 
+import heapq
 import zlib
 
 from liqmap.core.events import ASK, BID, BUY, LONG, PRICE_BANKRUPTCY, SELL, SHORT
@@ -25,8 +26,6 @@ from .normalize import to_base
 class OkxFeed(VenueFeed):
     venue = "okx"
     VID = 2
-    LABEL = "OKX"
-    SHORT = "OKX"
     CCXT_ID = "okx"
     ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public"}
     CHANNELS = {"liquidations": "liquidation-orders", "liquidations_inst_type": "SWAP", "oi": "open-interest",
@@ -232,20 +231,24 @@ class OkxFeed(VenueFeed):
         shadow = self._shadow.get(inst)
         if snapshot or shadow is None:
             shadow = self._shadow[inst] = ({}, {})
+        # price → (price string, size string): the floats are read once per level pushed, and the top 25 are a
+        # heap pick over float keys (sorting every string by float() per push was a cascade's largest parse cost)
         for side, levels in ((shadow[0], bids), (shadow[1], asks)):
             for lv in levels:
+                p = float(lv[0])
                 if float(lv[1]):
-                    side[lv[0]] = lv[1]
+                    side[p] = (lv[0], lv[1])
                 else:
-                    side.pop(lv[0], None)
-        top_b = sorted(shadow[0], key=float, reverse=True)[:25]
-        top_a = sorted(shadow[1], key=float)[:25]
+                    side.pop(p, None)
+        bid_side, ask_side = shadow
+        top_b = [bid_side[p] for p in heapq.nlargest(25, bid_side)]
+        top_a = [ask_side[p] for p in heapq.nsmallest(25, ask_side)]
         parts = []
         for i in range(max(len(top_b), len(top_a))):
             if i < len(top_b):
-                parts.append(f"{top_b[i]}:{shadow[0][top_b[i]]}")
+                parts.append("%s:%s" % top_b[i])
             if i < len(top_a):
-                parts.append(f"{top_a[i]}:{shadow[1][top_a[i]]}")
+                parts.append("%s:%s" % top_a[i])
         crc = zlib.crc32(":".join(parts).encode())
         if crc >= 1 << 31:
             crc -= 1 << 32

@@ -1,0 +1,168 @@
+"""Live start back-fill speed: 6 h × 65 assets of Binance history through the synthetic models (issue 17 item 5).
+
+``backfill``: seconds from the start of the back-fill until the last asset's model is warm, running the real
+``liqmap.feeds.backfill.backfill`` against a real aiohttp server on 127.0.0.1 that answers
+``/fapi/v1/klines`` and ``/futures/data/openInterestHist`` per symbol in Binance's documented response shapes
+(the shapes ``tests/test_backfill.py`` serves; no kline/OI response is recorded in tests/data, so each asset's
+6 h — 360 one-minute klines, 72 five-minute OI samples — is generated from its reference price: a seeded
+random walk, quote volume by asset rank, taker buys leaning into the rises), into a real ``Engine`` holding
+all 65 assets, the asset on screen (BTC) first as the live start orders it.
+
+``detail.screen_map_s``: time until the screen asset's map is usable — its history fed and released, and its
+Synthetic 1m view built by the engine. Baseline in the same run: ``bare_fetch_parse_s``, the same 65
+assets' responses fetched from the same server and parsed into rows with no model (what any back-fill pays
+before the model does any work).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+T_END_MS = 1_763_900_000_000  # the last kline's close
+HOURS = 6.0
+SCREEN = "BTC"
+
+
+def _responses(asset: str, rank: int, ref: float, hours: float = HOURS) -> tuple[str, str]:
+    """(klines JSON, openInterestHist JSON) of one asset, Binance USDⓈ-M shapes."""
+    rng = np.random.default_rng(1000 + rank)
+    n = int(hours * 60)
+    close = ref * np.exp(np.cumsum(rng.normal(0.0, 0.0009, n)))
+    opens = np.r_[ref, close[:-1]]
+    high = np.maximum(opens, close) * (1 + rng.uniform(0, 0.0007, n))
+    low = np.minimum(opens, close) * (1 - rng.uniform(0, 0.0007, n))
+    scale = 4e7 / (1 + rank) ** 1.2  # quote volume per minute by rank: BTC ~$40M, the 65th ~$0.3M
+    quote = scale * rng.uniform(0.5, 1.5, n)
+    buy = quote * np.clip(0.5 + 40 * (close / opens - 1), 0.05, 0.95)
+    t_close = T_END_MS - 60_000 * np.arange(n)[::-1]
+    digits = max(2, int(-np.floor(np.log10(ref))) + 5)
+    klines = [[int(tc - 59_999), f"{o:.{digits}f}", f"{h:.{digits}f}", f"{lo:.{digits}f}", f"{c:.{digits}f}",
+               f"{q / c:.3f}", int(tc), f"{q:.4f}", int(q / 5e3) + 1, f"{b / c:.3f}", f"{b:.4f}", "0"]
+              for tc, o, h, lo, c, q, b in zip(t_close, opens, high, low, close, quote, buy, strict=True)]
+    t_oi = t_close[4::5]
+    oi0 = scale * 300 / ref  # open interest ~ 300 minutes of volume, in base units
+    oi = oi0 * (1 + 0.5 * (close[4::5] / ref - 1) + np.cumsum(rng.normal(0, 0.004, len(t_oi))))
+    hist = [{"symbol": f"{asset}USDT", "sumOpenInterest": f"{x:.3f}", "sumOpenInterestValue": f"{x * c:.2f}",
+             "timestamp": int(t)} for t, x, c in zip(t_oi, oi, close[4::5], strict=True)]
+    return json.dumps(klines), json.dumps(hist)
+
+
+async def _serve(bodies: dict[str, dict[str, str]]):
+    """A real HTTP server on 127.0.0.1 answering both paths per ``symbol`` query parameter."""
+    from aiohttp import web
+
+    from liqmap.feeds.backfill import KLINES_PATH, OI_HIST_PATH
+
+    async def answer(request):
+        body = bodies[request.path].get(request.query.get("symbol", ""))
+        if body is None:
+            return web.Response(status=400, text='{"code":-1121,"msg":"Invalid symbol."}')
+        return web.Response(text=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get(KLINES_PATH, answer)
+    app.router.add_get(OI_HIST_PATH, answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def _run() -> dict:
+    import aiohttp
+
+    from liqmap.config import DEFAULTS
+    from liqmap.core.assets import default_universe
+    from liqmap.core.engine import Engine
+    from liqmap.core.market import Market
+    from liqmap.core.view import View
+    from liqmap.feeds.backfill import KLINES_PATH, OI_HIST_PATH, backfill, fetch_binance
+    from liqmap.feeds.venues import symbol_for
+
+    uni = default_universe()
+    assets = [a for a in uni if symbol_for("binance", a)]
+    symbols = {a: symbol_for("binance", a) for a in assets}
+    t0 = time.perf_counter()
+    bodies: dict[str, dict[str, str]] = {KLINES_PATH: {}, OI_HIST_PATH: {}}
+    for rank, a in enumerate(assets):
+        k, h = _responses(a, rank, uni[a].ref_price)
+        bodies[KLINES_PATH][symbols[a]], bodies[OI_HIST_PATH][symbols[a]] = k, h
+    gen_s = time.perf_counter() - t0
+    runner, base = await _serve(bodies)
+    try:
+        cfg = copy.deepcopy(DEFAULTS)
+        cfg["feeds"]["endpoints"]["binance_rest"] = base
+        cfg["feeds"]["backfill_hours"] = HOURS
+        cfg["universe"]["assets"] = assets
+
+        # baseline: the same fetches and parses, no model
+        async with aiohttp.ClientSession() as s:
+            t0 = time.perf_counter()
+            rows = 0
+            for a in [SCREEN] + [x for x in assets if x != SCREEN]:
+                oi, tr = await fetch_binance(s, base, symbols[a], HOURS)
+                rows += len(oi) + len(tr)
+            bare = time.perf_counter() - t0
+
+        now = T_END_MS / 1000.0 + 1.0
+        eng = Engine(cfg, Market(assets), clock=lambda: now)
+        marks: dict[str, float] = {}
+        release = eng.release
+        start = time.perf_counter()
+        cpu0 = time.process_time()
+
+        def timed_release(asset: str) -> None:
+            release(asset)
+            if asset not in marks:
+                marks[asset] = time.perf_counter() - start
+                if asset == SCREEN:  # the engine's first build of the screen view: the map is usable
+                    view = View(SCREEN, "synthetic", "1m", tuple(eng.market.venues), 60, None, 240)
+                    snap = eng.build(view, now, force=True)
+                    marks["screen_map"] = time.perf_counter() - start
+                    marks["screen_levels"] = float(snap.grid is not None)
+
+        eng.release = timed_release
+        res = await backfill(eng, cfg, assets, symbols, first=SCREEN, now=lambda: now)
+        total = time.perf_counter() - start
+        cpu = time.process_time() - cpu0
+        ok = [a for a, r in res.items() if r.startswith("ok")]
+        warm = [a for a in assets if (m := eng.state(a).model) is not None and m.stats["intervals"] > 0]
+        b, lo, sh = eng.state(SCREEN).model.levels()
+        model_s = sum(s.model.memory_bytes() for s in eng.states() if s.model is not None)
+    finally:
+        await runner.cleanup()
+    return {
+        "value": round(total, 2), "unit": f"s to the last of {len(assets)} models warm ({HOURS:g} h each)",
+        "target": 180.0, "ok": total <= 180.0 and marks.get("screen_map", 1e9) <= 10.0 and len(ok) == len(assets),
+        "detail": {
+            "assets": len(assets), "ok_assets": len(ok), "warm_models": len(warm), "order_first": list(res)[:3],
+            "screen_asset": SCREEN, "screen_fed_s": round(marks.get(SCREEN, float("nan")), 3),
+            "screen_map_s": round(marks.get("screen_map", float("nan")), 3), "screen_map_target_s": 10.0,
+            "screen_levels": int(len(b)), "screen_usd": round(float(lo.sum() + sh.sum())),
+            "cpu_s": round(cpu, 2), "rows": rows, "bare_fetch_parse_s": round(bare, 2),
+            "ratio_vs_bare": round(total / bare, 2) if bare else None,
+            "model_s_per_asset": round((total - bare) / len(assets), 4),
+            "models_bytes": int(model_s), "generate_s": round(gen_s, 2),
+        },
+    }
+
+
+def backfill_bench() -> dict:
+    return asyncio.run(_run())
+
+
+BENCHMARKS = {"backfill": backfill_bench}
+
+if __name__ == "__main__":
+    print(json.dumps({"name": "backfill", **backfill_bench()}))

@@ -1,0 +1,233 @@
+"""Calibrated odds: the NEXT 1H chance of reach made to mean what it says, and the record that checks it.
+
+The chance of reach (:mod:`liqmap.core.forecast`) is a driftless random walk's: the realized volatility of
+1-minute closes, fat tails. Per bucket it is close to right. For the clusters the reports panel lists it is
+not: on the demo (seeds 1–10) clusters printed at 10–50 % were reached 17–31 points more often than that, and
+those at 80–90 % 16 points less (``benchmarks/bench_forecast.py forecast_calibration``). Two reasons a walk
+cannot see: the clusters are picked where the liquidations are, and price is drawn to them (a cascade runs
+through the levels it sets off); and a trade can touch a level between two minute closes.
+
+So the panel prints the *calibrated* chance: the raw chance through a monotone map fitted on what happened
+(:data:`DEMO_MAP`). The map was fitted on demo seeds 1–10 only (isotonic: pool-adjacent-violators over the
+raw chance's deciles, :func:`fit`), then checked on seeds 11–20 (docs/benchmarks.md). ``reach_raw`` keeps the
+walk's number beside it. ``model.forecast_calibrated = false`` shows the raw chance instead.
+
+The check goes on outside the demo: :class:`ReachLog` keeps each forecast's clusters (every 15 minutes, with
+the hit rate, :mod:`liqmap.core.hitrate`) and, as trades come in, whether price reached each one within the
+hour. :func:`reliability` is the table — per decile of the chance printed, how many clusters, the mean
+chance and the share reached — in the headless replay report (``synthetic.forecast.reliability``) for any
+recording, and in the ``forecast_calibration`` benchmark for the demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Knots of the raw → calibrated map (raw chance, share reached), fitted by :func:`fit` on the 1,440 NEXT 1H clusters
+# of demo seeds 1–10 (``forecast_calibration`` ``detail.seeds.fit``: BTC, ETH, SOL, a forecast every 2 minutes
+# from 30 to 60 minutes into 2 simulated hours; docs/benchmarks.md). Seeds 11–20 were not looked at to fit it.
+# (0, 0) and (1, 1) are the ends: a cluster price is already at is reached, one infinitely far is not.
+DEMO_MAP: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),
+    (0.075, 0.18),
+    (0.147, 0.377),
+    (0.248, 0.459),
+    (0.406, 0.577),  # 30-40 % and 40-50 % pooled (0.62 then 0.54 reached: not monotone)
+    (0.547, 0.59),
+    (0.643, 0.659),
+    (0.745, 0.676),
+    (0.844, 0.792),
+    (0.928, 0.927),
+    (1.0, 1.0),
+)
+MIN_ROW_N = 20  # deciles with fewer outcomes are shown but not judged (the benchmark's gap ignores them)
+# How many outcomes the demo map counts for per decile when the engine learns its own map: after ~20 settled
+# clusters in a decile the asset's own record weighs as much as the demo's, after 200 it is 90 % of the map.
+PRIOR_N = 20.0
+
+
+@dataclass(frozen=True)
+class CalibrationMap:
+    """A monotone piecewise-linear map from the raw chance of reach to the share of clusters reached."""
+
+    knots: tuple[tuple[float, float], ...] = DEMO_MAP
+
+    def __call__(self, raw: np.ndarray | float) -> np.ndarray | float:
+        x = np.array([k[0] for k in self.knots], float)
+        y = np.array([k[1] for k in self.knots], float)
+        out = np.interp(np.clip(np.asarray(raw, float), 0.0, 1.0), x, y)
+        return float(out) if np.ndim(out) == 0 else out
+
+
+IDENTITY = CalibrationMap(((0.0, 0.0), (1.0, 1.0)))
+DEMO = CalibrationMap(DEMO_MAP)
+
+
+def calibration_for(model_params, log: "ReachLog | None" = None) -> CalibrationMap | None:
+    """The map a model's NEXT 1H chance goes through: None when ``forecast_calibrated`` is off (the walk's raw
+    chance is printed); else the asset's own learned map (``log``, :meth:`ReachLog.calibration`), or
+    :data:`DEMO` without one."""
+    on = True if model_params is None else bool(model_params.get("forecast_calibrated", True))
+    if not on:
+        return None
+    return log.calibration() if log is not None else DEMO
+
+
+def fit(pairs, prior: CalibrationMap | None = None, prior_n: float = 0.0, bins: int = 10) -> CalibrationMap:
+    """Isotonic fit of (raw chance, reached) pairs: per decile of the raw chance its mean and the share reached,
+    adjacent deciles pooled (weighted by their counts) until the shares never fall as the chance rises; the
+    pooled blocks' (mean raw, share reached) are the knots, between (0, 0) and (1, 1).
+
+    With a ``prior`` map, each decile also counts ``prior_n`` outcomes at the prior's share (deciles without
+    outcomes at their centre): a few outcomes move the map a little away from the prior, many move it all the
+    way (the engine learns its own map this way from :data:`DEMO`, :meth:`ReachLog.calibration`)."""
+    p, h = _arrays(pairs)
+    if not len(p) and prior is None:
+        return IDENTITY
+    d = np.minimum((p * bins).astype(int), bins - 1)
+    m = float(prior_n) if prior is not None else 0.0
+    blocks = []  # [sum raw, sum reached, weight]
+    for k in range(bins):
+        sel = d == k
+        n = int(sel.sum())
+        if n + m <= 0:
+            continue
+        x = float(p[sel].mean()) if n else (k + 0.5) / bins
+        blocks.append([float(p[sel].sum()) + m * x, float(h[sel].sum()) + (m * float(prior(x)) if m else 0.0), n + m])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            s, r, w = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += r
+            blocks[-1][2] += w
+    knots = [(0.0, 0.0)] + [(round(s / w, 3), round(r / w, 3)) for s, r, w in blocks] + [(1.0, 1.0)]
+    return CalibrationMap(tuple(knots))
+
+
+def _arrays(pairs) -> tuple[np.ndarray, np.ndarray]:
+    pairs = list(pairs)
+    p = np.array([float(x[0]) for x in pairs], float)
+    h = np.array([float(bool(x[1])) for x in pairs], float)
+    ok = np.isfinite(p)
+    return np.clip(p[ok], 0.0, 1.0), h[ok]
+
+
+def reliability(pairs, min_n: int = MIN_ROW_N) -> dict:
+    """The reliability table of (chance printed, reached) pairs: per decile of the chance, ``n``, the mean
+    chance (``predicted``), the share reached (``observed``) and the gap in points (observed − predicted);
+    ``max_gap_points`` over deciles with at least ``min_n`` outcomes (None without any), the Brier score."""
+    p, h = _arrays(pairs)
+    if not len(p):
+        return {"rows": [], "max_gap_points": None, "n": 0, "brier": None}
+    d = np.minimum((p * 10).astype(int), 9)
+    rows = []
+    for k in range(10):
+        m = d == k
+        if m.any():
+            rows.append({"decile": f"{k * 10}-{k * 10 + 10}%", "n": int(m.sum()),
+                         "predicted": round(float(p[m].mean()), 3), "observed": round(float(h[m].mean()), 3),
+                         "gap_points": round(100 * float(h[m].mean() - p[m].mean()), 1)})
+    big = [abs(r["gap_points"]) for r in rows if r["n"] >= min_n]
+    return {"rows": rows, "max_gap_points": max(big) if big else None, "n": int(len(p)),
+            "brier": round(float(np.mean((p - h) ** 2)), 4)}
+
+
+def table_text(table: dict) -> str:
+    """One line per decile (``30-40%  n=41  predicted 35%  reached 52%``) — or why there is nothing to show."""
+    if not table.get("rows"):
+        return "no settled clusters yet"
+    return "\n".join(f"{r['decile']:>8}  n={r['n']:<5d} predicted {r['predicted'] * 100:3.0f}%  "
+                     f"reached {r['observed'] * 100:3.0f}%" for r in table["rows"])
+
+
+def reached(side: str, edge: float, lo: float, hi: float) -> bool:
+    """Did a price range [lo, hi] reach a cluster's nearest edge? Longs are liquidated below price (a low at
+    or under the edge), shorts above (a high at or over it)."""
+    return bool(lo <= edge) if side == "long" else bool(hi >= edge)
+
+
+def nearest_edge(cluster: dict, step: float) -> float:
+    """The centre of the cluster's bucket nearest price: the bucket its chance of reach is for (the best
+    chance inside the cluster, ``forecast.clusters``)."""
+    return cluster["price_hi"] - step / 2 if cluster["side"] == "long" else cluster["price_lo"] + step / 2
+
+
+@dataclass
+class _Pending:
+    t: float
+    side: str
+    edge: float
+    reach: float  # the chance printed (calibrated unless turned off)
+    reach_raw: float
+    hit: bool = False
+
+
+@dataclass
+class ReachLog:
+    """Each forecast's clusters, checked against where price went within the hour (see the module docstring).
+
+    ``add`` with the clusters printed at ``now``; ``observe`` every trade batch; ``settle`` closes the clusters
+    whose hour has passed. A cluster is reached as soon as a trade touches its nearest edge (final, even before
+    its hour is over); one not reached settles as missed when the hour has passed."""
+
+    horizon_s: float = 3600.0
+    prior: CalibrationMap = DEMO
+    prior_n: float = PRIOR_N
+    open: list[_Pending] = field(default_factory=list)
+    settled: list[tuple[float, float, float, bool]] = field(default_factory=list)  # (t, chance, raw, reached)
+    _map: tuple | None = field(default=None, repr=False)  # (settled count, fitted map)
+
+    def add(self, now: float, clusters, step: float) -> None:
+        for c in clusters:
+            c = c if isinstance(c, dict) else c.to_dict()
+            r = float(c["reach"])
+            self.open.append(_Pending(now, str(c["side"]), nearest_edge(c, step), r,
+                                      float(c.get("reach_raw", r))))
+
+    def observe(self, ts: np.ndarray, price: np.ndarray) -> None:
+        """Trades (times, prices): every open cluster whose hour they fall in and whose edge they touch is hit."""
+        if not len(ts) or not self.open:
+            return
+        ts = np.asarray(ts, float)
+        price = np.asarray(price, float)
+        for o in self.open:
+            if o.hit:
+                continue
+            m = (ts >= o.t) & (ts < o.t + self.horizon_s)
+            if m.any():
+                o.hit = reached(o.side, o.edge, float(price[m].min()), float(price[m].max()))
+
+    def settle(self, now: float) -> list[tuple[float, float, float, bool]]:
+        """Close the clusters whose hour has passed; returns them (time, chance printed, raw chance, reached)."""
+        done = [o for o in self.open if now >= o.t + self.horizon_s]
+        if not done:
+            return []
+        self.open = [o for o in self.open if now < o.t + self.horizon_s]
+        new = [(o.t, o.reach, o.reach_raw, o.hit) for o in done]
+        self.settled.extend(new)
+        return new
+
+    def restore(self, rows) -> None:
+        """Settled clusters from the history (time, chance printed, raw chance, reached): a live run's table
+        accumulates over days."""
+        known = set(self.settled)
+        self.settled.extend(r for r in (tuple(x) for x in rows) if r not in known)
+        self.settled.sort(key=lambda s: s[0])
+
+    def calibration(self) -> CalibrationMap:
+        """The map learned from this asset's settled clusters (their raw chance against what happened), starting
+        from ``prior`` (:func:`fit`); refitted only when a cluster has settled since."""
+        n = len(self.settled)
+        if self._map is None or self._map[0] != n:
+            m = fit([(s[2], s[3]) for s in self.settled], prior=self.prior, prior_n=self.prior_n) if n else self.prior
+            self._map = (n, m)
+        return self._map[1]
+
+    def table(self, raw: bool = False) -> dict:
+        """The reliability table of the settled clusters (``raw``: of the walk's chance), with ``pending`` (open
+        clusters whose hour has not passed; those already reached are counted in ``pending_reached``)."""
+        t = reliability([(s[2] if raw else s[1], s[3]) for s in self.settled])
+        t["pending"] = len(self.open)
+        t["pending_reached"] = sum(1 for o in self.open if o.hit)
+        return t

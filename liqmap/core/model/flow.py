@@ -1,0 +1,196 @@
+"""Per-venue OI intervals (docs/model.md §3 steps 1–3): traded flow since the anchor, the accepted OI step, its
+taker split and its entry prices.
+
+For each venue the model follows the open-interest series; every accepted OI step between two samples of that
+venue is one *interval*. ``ΔN = ΔOI × VWAP`` of the venue's trades since the anchor; steps under the floor are
+not applied yet (the anchor stays, so slow steady growth is not lost and noise cancels); ``|ΔN|`` is capped;
+the taker flow ``φ = B/(B+S)`` splits it between longs and shorts. This module decides *how much* and *where
+from*; ``placement.py`` decides where it would be liquidated, and the model's state holds it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import buckets
+from .sources import NV
+
+
+@dataclass
+class IntervalFlow:
+    """One venue's traded flow since its OI anchor (the interval being built)."""
+
+    prices: list = field(default_factory=list)
+    usds: list = field(default_factory=list)
+    sides: list = field(default_factory=list)
+    n: int = 0
+    # taker buy/sell USD and the price range of flow already folded in (by ``compact``)
+    buy0: float = 0.0
+    sell0: float = 0.0
+    low0: float = math.inf
+    high0: float = -math.inf
+
+    def add(self, price: np.ndarray, usd: np.ndarray, side: np.ndarray) -> None:
+        """Keep the arrays; the sums are taken once per interval (``summary``), not per batch."""
+        if len(price) == 0:
+            return
+        self.prices.append(price)
+        self.usds.append(usd)
+        self.sides.append(side)
+        self.n += len(price)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.prices:
+            return np.empty(0), np.empty(0)
+        if len(self.prices) > 1:
+            self.prices = [np.concatenate(self.prices)]
+            self.usds = [np.concatenate(self.usds)]
+            self.sides = [np.concatenate(self.sides)]
+        return self.prices[0], self.usds[0]
+
+    def summary(self) -> tuple[float, float, float, float]:
+        """(taker buy USD, taker sell USD, low, high) of the whole interval."""
+        p, u = self.arrays()
+        if len(p) == 0:
+            return self.buy0, self.sell0, self.low0, self.high0
+        sd = self.sides[0]
+        buy = float(u[sd > 0].sum())
+        sell = float(u[sd < 0].sum())
+        return (self.buy0 + buy, self.sell0 + sell, min(self.low0, float(p.min())), max(self.high0, float(p.max())))
+
+    def compact(self, step: float) -> None:
+        """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
+        self.buy0, self.sell0, self.low0, self.high0 = self.summary()
+        p, u = self.arrays()
+        if len(p) == 0:
+            return
+        b = buckets.index(p, step)
+        keys, inv = np.unique(b, return_inverse=True)
+        usd = np.bincount(inv, weights=u, minlength=len(keys))
+        pv = np.bincount(inv, weights=p * u, minlength=len(keys))
+        vw = np.where(usd > 0, pv / np.where(usd > 0, usd, 1.0), (keys + 0.5) * step)
+        # pseudo-trades carry side 0: their taker flow and range are already in buy0/sell0/low0/high0
+        self.prices, self.usds, self.sides, self.n = [vw], [usd], [np.zeros(len(keys), np.int8)], len(keys)
+
+
+def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-bucket VWAP entries weighted by traded notional (``fallback`` alone when nothing traded)."""
+    if len(prices) == 0 or usds.sum() <= 0:
+        return np.array([fallback]), np.ones(1)
+    b = buckets.index(prices, step)
+    b0 = int(b.min())
+    span = int(b.max()) - b0 + 1
+    if span <= 4 * len(b) + 64:
+        # an interval's trades span few buckets: sum per bucket over the offset range and keep the traded ones
+        # (the same per-bucket sums in the same order as per unique bucket, without the sort)
+        off = b - b0
+        usd = np.bincount(off, weights=usds, minlength=span)
+        pv = np.bincount(off, weights=prices * usds, minlength=span)
+        seen = np.bincount(off, minlength=span) > 0
+        usd, pv = usd[seen], pv[seen]
+    else:
+        keys, inv = np.unique(b, return_inverse=True)
+        usd = np.bincount(inv, weights=usds, minlength=len(keys))
+        pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
+    ok = usd > 0
+    entries = pv[ok] / usd[ok]
+    return entries, usd[ok] / usd[ok].sum()
+
+
+@dataclass
+class OIStep:
+    """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share."""
+
+    d_n: float
+    phi_a: float
+    low: float
+    high: float
+
+
+class VenueFlows:
+    """Each venue's OI anchor and the flow traded since it."""
+
+    COMPACT_AT = 50_000  # trades kept per interval before they are collapsed to one per bucket
+
+    def __init__(self) -> None:
+        self.anchor_oi = np.full(NV, np.nan)
+        self.anchor_ts = np.full(NV, np.nan)
+        self.flows = [IntervalFlow() for _ in range(NV)]
+
+    def add_trades(self, tr: np.ndarray, step: float) -> None:
+        """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
+        venue = tr["venue"]
+        price = usd = side = None
+        for v in np.flatnonzero(np.bincount(venue, minlength=NV)).tolist():  # venues present, ascending
+            if not np.isfinite(self.anchor_oi[v]):
+                continue
+            if price is None:  # the three fields once, then one mask per venue (not a structured copy per venue)
+                price, usd, side = tr["price"], tr["usd"], tr["side"]
+            m = venue == v
+            f = self.flows[v]
+            f.add(price[m].astype(np.float64), usd[m].astype(np.float64), side[m])
+            if f.n > self.COMPACT_AT:
+                f.compact(step)
+
+    def first_sample(self, v: int, ts: float, oi: float) -> bool:
+        """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""
+        if np.isfinite(self.anchor_oi[v]):
+            return False
+        self.reanchor(v, oi, ts)
+        return True
+
+    def reanchor(self, v: int, oi: float, ts: float) -> None:
+        self.anchor_oi[v], self.anchor_ts[v] = oi, ts
+        self.flows[v] = IntervalFlow()
+
+    def vwap(self, v: int, mark: float, last_price: float | None) -> float | None:
+        """The interval's VWAP; without trades the mark, else the last traded price; None: cannot price yet."""
+        prices, usds = self.flows[v].arrays()
+        vol = float(usds.sum()) if len(usds) else 0.0
+        if vol > 0:
+            return float((prices * usds).sum() / vol)
+        if mark > 0:
+            return mark
+        if last_price:
+            return last_price
+        return None
+
+    def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict) -> OIStep | None:
+        """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept)."""
+        d_n = (oi - self.anchor_oi[v]) * vwap
+        oi_usd = oi * vwap
+        cap = float(params["cap_rel"]) * oi_usd
+        # The USD floor never exceeds half the cap: on a venue holding under min_delta_usd / (cap_rel / 2) of OI
+        # ($1.7M at the defaults: small coins, a venue's thin book) a step big enough to pass $25k would be cut
+        # to the cap anyway, so almost every step was skipped and the model never saw the asset's positions.
+        floor = min(float(params["min_delta_usd"]), 0.5 * cap)
+        if abs(d_n) < max(float(params["min_delta_rel"]) * oi_usd, floor) or d_n == 0:
+            stats["skipped"] += 1
+            return None
+        if abs(d_n) > cap:
+            d_n = math.copysign(cap, d_n)
+            stats["capped"] += 1
+        buy, sell, low, high = self.flows[v].summary()
+        tot = buy + sell
+        phi = buy / tot if tot > 0 else 0.5
+        stats["intervals"] += 1
+        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0, low, high)
+
+    def entries(self, v: int, st: OIStep, vwap: float, step: float,
+                mode: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        """((long entries, short entries), (their weights)) of an opening step: the interval's traded-price
+        profile, or with ``mode == "highlow"`` longs at the interval's low and shorts at its high."""
+        f = self.flows[v]
+        if mode == "highlow" and f.n:
+            one = np.ones(1)
+            return (np.array([st.low]), np.array([st.high])), (one, one)
+        prices, usds = f.arrays()
+        entries, w = entry_profile(prices, usds, vwap, step)
+        return (entries, entries), (w, w)
+
+    def compact(self, step: float) -> None:
+        for f in self.flows:
+            f.compact(step)
