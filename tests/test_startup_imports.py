@@ -172,3 +172,46 @@ def test_a_subscription_over_the_endpoints_limit_is_split_as_cryptofeed_splits_i
     assert n == -(-len(plan) // 40) > 1
     assert [sorted(map(repr, c.subscription.items())) for c, *_ in off.connect()] == \
         [sorted(map(repr, c.subscription.items())) for c, *_ in live.connect()]
+
+
+def test_demo_frames_parse_the_same_over_the_offline_base_as_over_cryptofeed():
+    """Five venues' demo frames through both compositions: the same rows, counters, errors and books."""
+    import copy
+
+    import numpy as np
+
+    from liqmap.config import DEFAULTS
+    from liqmap.core.assets import universe
+    from liqmap.feeds.demo.source import DemoSource
+
+    assets = ["BTC", "ETH", "SOL"]
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"]["assets"] = assets
+    src = DemoSource(cfg, assets=assets, seed=1, start=1.7e9, focus=[])
+
+    def parsers(live: bool):
+        rows: dict = {}
+        ps = {v: FrameParser(v, universe(assets), lambda k, a, r: rows.setdefault((k, a), []).append(r.copy()),
+                             None, cfg, live_class=live) for v in cfg["universe"]["venues"]}
+        for p in ps.values():
+            p.venue_feed.plausible.clock_check = False
+        return ps, rows
+
+    (off, off_rows), (live, live_rows) = parsers(False), parsers(True)
+
+    async def go():
+        for rts, venue, conn, raw in src.run_for(180):
+            await off[venue].feed(raw, rts, conn)
+            await live[venue].feed(raw, rts, conn)
+
+    asyncio.run(go())
+    assert off_rows.keys() == live_rows.keys() and {k for k, _ in off_rows} >= {"trade", "liq", "oi"}
+    for key in off_rows:
+        a, b = np.concatenate(off_rows[key]), np.concatenate(live_rows[key])
+        assert len(a) == len(b) and all(np.array_equal(a[f], b[f]) for f in a.dtype.names), key
+    for v in off:
+        fa, fb = off[v].venue_feed, live[v].venue_feed
+        assert dict(fa.stats) == dict(fb.stats) and dict(fa.errors) == dict(fb.errors), v
+        assert fa.books.keys() == fb.books.keys() and fa.books, v
+        for a in fa.books:
+            assert fa.books[a].version == fb.books[a].version and str(fa.books[a].bids) == str(fb.books[a].bids), (v, a)
