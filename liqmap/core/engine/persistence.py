@@ -158,28 +158,26 @@ class PersistenceMixin:
         """The settled forecasts of the last ``SCORES_KEPT_DAYS`` days: the hit rate goes on after a restart."""
         from ..hitrate import Settled
 
-        df = self.store.load("forecast_scores", None, since=now - SCORES_KEPT_DAYS * 86400.0)
+        for st, rows in self._kept_rows("forecast_scores", now):
+            with st.lock:
+                st.hitrate.restore([Settled(float(r["ts"]), float(r["model_usd"]), float(r["base_usd"]),
+                                            float(r["realized_usd"])) for r in rows.iter_rows(named=True)])
+        self._restore_reach_scores(now)
+
+    def _kept_rows(self, table: str, now: float):
+        """Each asset's rows of a scores ``table`` from the last ``SCORES_KEPT_DAYS`` days, with its state."""
+        df = self.store.load(table, None, since=now - SCORES_KEPT_DAYS * 86400.0)
         if df.height == 0:
             return
         for a in self.assets:
             rows = df.filter(df["asset"] == a) if "asset" in df.columns else df.clear()
             if rows.height:
-                st = self.state(a)
-                with st.lock:
-                    st.hitrate.restore([Settled(float(r["ts"]), float(r["model_usd"]), float(r["base_usd"]),
-                                                float(r["realized_usd"])) for r in rows.iter_rows(named=True)])
-        self._restore_reach_scores(now)
+                yield self.state(a), rows
 
     def _restore_reach_scores(self, now: float) -> None:
         """The settled NEXT 1H clusters (chance printed, reached) of the same days: the reliability table goes
         on after a restart (``liqmap.core.calibration.ReachLog``)."""
-        df = self.store.load("reach_scores", None, since=now - SCORES_KEPT_DAYS * 86400.0)
-        if df.height == 0:
-            return
-        for a in self.assets:
-            rows = df.filter(df["asset"] == a) if "asset" in df.columns else df.clear()
-            if rows.height:
-                st = self.state(a)
-                with st.lock:
-                    st.reachlog.restore([(float(r["ts"]), float(r["reach"]), float(r["reach_raw"]),
-                                          bool(r["reached"])) for r in rows.iter_rows(named=True)])
+        for st, rows in self._kept_rows("reach_scores", now):
+            with st.lock:
+                st.reachlog.restore([(float(r["ts"]), float(r["reach"]), float(r["reach_raw"]),
+                                      bool(r["reached"])) for r in rows.iter_rows(named=True)])
