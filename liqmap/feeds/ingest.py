@@ -164,6 +164,10 @@ class Ingest:
         self._lagging = float(feeds.get("lagging_seconds", 2.0))
         self._health: dict[str, Health] = {}
         self._receipt = 0.0
+        # True while a run of history is parsed (the demo's pre-roll): its frames are stamped at the end of a
+        # coarse simulation step while their events span the step, so their "lag" is the step, not lateness —
+        # a venue read "5.1s late" under a demo that was on time. Lag is a live-stream measure.
+        self._history = False
         self._known = set(market.assets)
         # Loop turns are seen by a marker callback, not guessed from gaps between pushes: a flush or a source's
         # own work between two pushes is no turn (a 1 ms gap rule never yielded under a 10x cascade).
@@ -219,11 +223,15 @@ class Ingest:
     def flush(self) -> int:
         """Hand the gathered rows to the market (before the engine reads it): the parsers' pending rows
         first (they batch across frames), then the batch sink's."""
-        for p in self.parsers.values():
-            p.flush()
+        self._flush_parsers()
         for f in self.flushers:
             f()
         return self.batch.flush()
+
+    def _flush_parsers(self) -> None:
+        """The parsers' pending rows to the sink, which measures each venue's lag against the newest receipt."""
+        for p in self.parsers.values():
+            p.flush()
 
     def books(self, asset: str) -> dict[str, Book]:
         return self.board.books(asset)
@@ -257,7 +265,7 @@ class Ingest:
             add(kind, asset, rows, venue)
             n = len(rows)
             h.on_events(kind, n)
-            if n and asset in self._known:
+            if n and asset in self._known and not self._history:
                 h.on_lag(self._receipt - float(rows["ts"].max()))
 
         p = self.parsers[venue] = FrameParser(venue, self.assets, sink, self.book, self.cfg)
@@ -274,11 +282,12 @@ class Ingest:
         # on; anything else (cryptofeed/hftbacktest ids) means "the websocket"
         return False, p._conn_for(addr if addr.startswith("wss://") else "")
 
-    async def push(self, fr: Frame, addresses: dict[str, str] | None = None) -> None:
+    async def push(self, fr: Frame, addresses: dict[str, str] | None = None, history: bool = False) -> None:
         """Parse one frame: ``push_many`` of one (see there)."""
-        await self.push_many((fr,), addresses)
+        await self.push_many((fr,), addresses, history)
 
-    async def push_many(self, frames: Iterable[Frame], addresses: dict[str, str] | None = None) -> None:
+    async def push_many(self, frames: Iterable[Frame], addresses: dict[str, str] | None = None,
+                        history: bool = False) -> None:
         """Parse frames in order (never raises for a bad frame: the parser counts and drops it). Their rows wait
         in the parsers until ``flush``; book changes are applied at once. After ``YIELD_EVERY_S`` of pushing
         without a pause the loop gets a turn (a source replaying buffered frames never suspends otherwise).
@@ -286,7 +295,13 @@ class Ingest:
         The hot path of every replay and of the demo, so written for a run of frames: the venue's route (its
         feed's ``parse``, its connection lookup, its health) is looked up when the venue changes, the clock
         read every ``_CHECK_EVERY`` frames, the frame counters added once; the rest inline. Frame by frame
-        (``push``) or in runs, the same rows, books and counters."""
+        (``push``) or in runs, the same rows, books and counters.
+
+        ``history``: the frames are history written after the fact (the demo's pre-roll), not a live stream:
+        parsed the same, but they do not count toward the venue's lag. The parsers' rows are handed on before
+        every loop turn the run gives away, so the rows of another source's run are never measured against
+        this run's receipts (or this run's flag)."""
+        self._history = history
         addrs = addresses or self.addresses
         routes = self._routes
         clock = time.perf_counter
@@ -338,11 +353,14 @@ class Ingest:
                 self.frames += n
                 n = 0
                 self.loop_yields += 1
+                self._flush_parsers()
                 await asyncio.sleep(0)  # (the turn marker runs in it)
+                self._history = history
                 self._new_slice()
         self.frames += n
         if clock() - self._slice_start > budget:  # a run that ends over budget yields before the caller goes on
             self.loop_yields += 1
+            self._flush_parsers()
             await asyncio.sleep(0)
 
     async def _route(self, venue: str):

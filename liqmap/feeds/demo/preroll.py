@@ -106,8 +106,9 @@ class Preroll:
         clock = time.perf_counter
         until = clock() + SLICE_S
         for f in frames:
-            await push(f)  # (parsing never suspends: yielding is up to us)
+            await push(f, history=True)  # (parsing never suspends: yielding is up to us)
             if clock() > until:
+                self.ingest.flush()  # this slice's rows, measured against its own (history) receipts
                 await asyncio.sleep(0)
                 until = clock() + SLICE_S
         self.ingest.flush()  # the chunk's rows in the market before the engine ingests them
