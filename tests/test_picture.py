@@ -26,7 +26,7 @@ def test_every_mark_the_map_draws_has_a_help_legend_entry():
     from liqmap.ui.help import MAP_LEGEND
 
     marks = " ".join(m for m, _ in MAP_LEGEND)
-    drawn = [heatmap.TRACE, heatmap.TRACE_JOIN, heatmap.WALL, heatmap.CURSOR, heatmap.HILITE, live_column.WALL,
+    drawn = [heatmap.TRACE, heatmap.TRACE_JOIN, *heatmap.TRACE_UP, *heatmap.TRACE_DOWN, heatmap.WALL, heatmap.CURSOR, heatmap.HILITE, live_column.WALL,
              *heatmap.REAL_MARKS, axes.MAGNET_BAR]
     assert all(g in marks for g in drawn), [g for g in drawn if g not in marks]
 

@@ -294,3 +294,35 @@ def test_the_price_axis_marks_the_next_hour_magnets():
     assert all(side == "long" for side, _ in marks.values())
     assert [t for _, t in marks.values() if t] == ["≈$654k"]  # one USD text, on the middle row
     assert marks[6][1] == "≈$654k"
+
+
+def test_price_trace_is_one_unbroken_line_that_steps_where_price_changes_row():
+    """A move of one row used to leave two dashes touching only at a corner (``━`` on row 5, ``━`` on row 4 of
+    the next column): at fine zoom a choppy trace read as broken dashes. Each column that changes row now
+    draws the step: leave the old row, ``┃`` between, arrive on the new one."""
+    import types
+
+    from liqmap.ui.heatmap import HeatmapView
+
+    stub = types.SimpleNamespace(_over=lambda *a, **k: None)
+    tr = np.array([5, 5, 4, 4, 6, -1, 6, 2])
+    h, w = 8, len(tr)
+    overlays = [dict() for _ in range(h)]
+    HeatmapView._trace(stub, tr, h, np.zeros((h, w), dtype=np.uint16), overlays, types.SimpleNamespace(trace=None), 1)
+    cells = {(y, x): g for y in range(h) for x, (g, _) in overlays[y].items()}
+    assert cells == {(5, 0): "━", (5, 1): "━",
+                     (5, 2): "┛", (4, 2): "┏",  # up one row: a step, not a gap
+                     (4, 3): "━",
+                     (4, 4): "┓", (5, 4): "┃", (6, 4): "┗",  # down two rows
+                     (6, 6): "━",  # a column with no trade draws nothing; the line resumes on its row
+                     (6, 7): "┛", (5, 7): "┃", (4, 7): "┃", (3, 7): "┃", (2, 7): "┏"}
+    # every column's line starts on the row the previous traded column's line ended on
+    ends = {}
+    for x in range(w):
+        ys = sorted(y for (y, xx) in cells if xx == x)
+        if not ys:
+            continue
+        assert ys == list(range(ys[0], ys[-1] + 1))  # one vertical run per column
+        if ends:
+            assert ends[max(ends)] in (ys[0], ys[-1])
+        ends[x] = tr[x]

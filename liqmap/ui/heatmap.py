@@ -1,8 +1,8 @@
 """The heatmap body: price rows × time columns, drawn with Textual's Line API.
 
 Per row: palette levels (uint8) → runs of equal cells merged into one Segment with a precomputed Style,
-plus sparse overlays: the price trace (``━`` at each column's last price, joined to the previous column's by
-``│`` so it reads as one line), real liquidations in Hybrid (``·`` ``•`` ``●`` by USD against the largest in
+plus sparse overlays: the price trace (``━`` at each column's last price; where it changes row the column
+turns, ``┛┏`` / ``┓┗`` with ``┃`` between, so it reads as one line), real liquidations in Hybrid (``·`` ``•`` ``●`` by USD against the largest in
 view, red where longs were liquidated, green for shorts), order-book walls (``▬`` in the side's colour from
 the moment the wall was first seen to now, so a wall reads as a bar at its price, not a dot in the live column),
 the time cursor and the highlighted level. A row's key is its level bytes plus its overlays; only rows whose key changed are repainted. The
@@ -24,7 +24,12 @@ from .palettes import Palette, level_of
 from .viewport import Frame
 
 TRACE = "━"
-TRACE_JOIN = "│"
+TRACE_JOIN = "┃"
+# Where the price changes row the line turns: it leaves the previous row and arrives on the new one in the
+# same column (a step drawn as a step). With only ``━`` per column, a move of one row left the two dashes
+# touching at a corner, and a choppy trace at fine zoom read as broken dashes.
+TRACE_UP = ("┛", "┏")  # (leaving the previous row, arriving on the new row) when price rises (row above)
+TRACE_DOWN = ("┓", "┗")  # ... when it falls (row below)
 REAL_MARKS = ("·", "•", "●")  # real liquidations: < 8 %, < 35 %, ≥ 35 % of the largest in view
 REAL_STEPS = (0.08, 0.35)
 WALL = "▬"
@@ -97,19 +102,24 @@ class HeatmapView(CachedLines):
 
     def _trace(self, tr: np.ndarray, h: int, codes: np.ndarray, overlays: list, palette: Palette,
                sub: int) -> None:
-        """The price trace: ``━`` on each column's row, and ``│`` on the rows between it and the previous
-        traded column's row, so a move of several rows in one column is a continuous line, not a jump."""
+        """The price trace, one unbroken line: ``━`` on a column's row where price stayed on the previous
+        traded column's row; where it moved, the column turns — a corner on the previous row, ``┃`` on the rows
+        between, a corner on the new row (``┛┏`` up, ``┓┗`` down) — as a step chart draws it."""
         prev = -1
         for x in np.flatnonzero(tr >= 0).tolist():
             y = int(tr[x])
             if not 0 <= y < h:
                 prev = -1
                 continue
-            if prev >= 0 and abs(y - prev) > 1:
+            if prev < 0 or y == prev:
+                overlays[y][x] = (TRACE, self._over(codes[y, x], palette.trace, sub, bold=True))
+            else:
+                leave, arrive = TRACE_UP if y < prev else TRACE_DOWN
                 lo, hi = (prev + 1, y) if y > prev else (y + 1, prev)
                 for yy in range(lo, hi):
-                    overlays[yy][x] = (TRACE_JOIN, self._over(codes[yy, x], palette.trace, sub))
-            overlays[y][x] = (TRACE, self._over(codes[y, x], palette.trace, sub, bold=True))
+                    overlays[yy][x] = (TRACE_JOIN, self._over(codes[yy, x], palette.trace, sub, bold=True))
+                overlays[prev][x] = (leave, self._over(codes[prev, x], palette.trace, sub, bold=True))
+                overlays[y][x] = (arrive, self._over(codes[y, x], palette.trace, sub, bold=True))
             prev = y
 
     def _real_marks(self, frame: Frame, codes: np.ndarray, overlays: list, palette: Palette) -> None:

@@ -50,7 +50,7 @@ MODEL_NOTES = {
 MAP_LEGEND = (
     ("cell colour", "USD at risk (Synthetic, Heatmap, Hybrid) or liquidated (Raw) per row and column; the "
                     "status bar's swatch says what the dimmest and brightest colours are worth"),
-    ("━ │", "price: the last trade of each column, joined to the previous column's"),
+    ("━ ┃ ┏┛┓┗", "price: the last trade of each column; it steps where price changes row"),
     ("bin ≤1/s", "Raw and Hybrid's real liquidations undercount Binance in bursts: its forceOrder stream sends "
                  "at most one liquidation per symbol per second (the latest), the other venues send every one"),
     ("· • ●", "Hybrid: real liquidations, small / medium / large against the largest in view; red = longs "
