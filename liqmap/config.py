@@ -136,6 +136,14 @@ DEFAULTS: dict[str, Any] = {
         "open_rate": 2.0,  # new leveraged positions per second for the largest asset (all venues)
         "rate_decay": 0.8,  # activity of the asset ranked r is (r+1)^-rate_decay of the largest
         "hold_minutes": 90.0,  # mean holding time of a position (exponential, faster when in profit/loss)
+        # Resting cohorts (feeds/demo/resting.py): low-leverage positions held for days that bring open interest to
+        # its real size (BTC $20bn ... PENDLE $41M, a power law by rank) without changing the tape, the price path or
+        # the liquidation rate. resting_oi_btc_usd = 0 turns them off.
+        "resting_oi_btc_usd": 20e9,
+        "resting_oi_small_usd": 41e6,
+        "resting_positions": 3000,  # cohorts per asset in steady state (their size follows)
+        "resting_hold_hours": 24.0,
+        "resting_leverage": 2.0,  # median leverage (lognormal, log-sigma 0.25, at most 4)
         "size_median_usd": 4000.0,  # lognormal position size ...
         "size_sigma": 1.5,  # ... with this log-sigma (heavy right tail)
         "whale_share": 0.02,  # share of positions drawn from a Pareto whale tail
