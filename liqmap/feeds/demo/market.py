@@ -181,7 +181,7 @@ class AssetSim:
         vids = rng.choice(self.vids, size=k, p=self.shares)
         if rest:
             lev, usd = self.resting.draw(rng, k)
-            lev = np.clip(lev, 1.0, self._maxlev[vids])
+            lev = np.minimum(lev, self._maxlev[vids])
         else:
             meds = np.log(np.asarray(cfg["leverage_medians"]))
             w = np.asarray(cfg["leverage_weights"], float)

@@ -32,6 +32,7 @@ import numpy as np
 
 SMALL_RANK = 64  # PENDLE, the 65th asset: the small anchor's rank
 LEV_SIGMA = 0.25  # log-sigma of the cohorts' leverage ...
+LEV_MIN = 1.5  # at least this (at 1x a long has no liquidation price) ...
 LEV_MAX = 4.0  # ... at most this (liquidation ≥ ~24 % away: a resting cohort is not what a normal hour liquidates)
 SIZE_SIGMA = 0.6  # log-sigma of a cohort's size
 
@@ -69,4 +70,4 @@ class Resting:
         """(leverage, USD) of ``k`` new cohorts; the size's lognormal has mean ``usd``."""
         lev = np.round(self.leverage * np.exp(LEV_SIGMA * rng.standard_normal(k)), 1)
         usd = self.usd * np.exp(SIZE_SIGMA * rng.standard_normal(k) - SIZE_SIGMA ** 2 / 2)
-        return np.clip(lev, 1.0, LEV_MAX), usd
+        return np.clip(lev, LEV_MIN, LEV_MAX), usd
