@@ -16,13 +16,18 @@ from liqmap.feeds.demo import DemoSource
 from liqmap.feeds.demo.resting import target_oi
 
 START = 1_700_000_000.0
+# The cohorts as docs/architecture.md describes them (the shipped default may differ: see config ``demo``)
+ON = {"resting_oi_btc_usd": 20e9, "resting_oi_small_usd": 41e6, "resting_positions": 3000, "resting_hold_hours": 24.0,
+      "resting_leverage": 2.0}
+OFF = {"resting_oi_btc_usd": 0.0}
+
+
+def _demo_cfg(resting: bool) -> dict:
+    return {**copy.deepcopy(DEFAULTS["demo"]), **(ON if resting else OFF)}
 
 
 def _source(resting: bool, assets=("BTC", "PENDLE"), seed: int = 0) -> DemoSource:
-    demo = copy.deepcopy(DEFAULTS["demo"])
-    if not resting:
-        demo["resting_oi_btc_usd"] = 0.0
-    return DemoSource({"demo": demo}, assets=list(assets), seed=seed, start=START, focus=[], books=False)
+    return DemoSource({"demo": _demo_cfg(resting)}, assets=list(assets), seed=seed, start=START, focus=[], books=False)
 
 
 def _oi_usd(src: DemoSource, asset: str) -> float:
@@ -55,7 +60,7 @@ def test_cohorts_bring_oi_to_size_and_leave_prices_and_liquidations_alone():
         assert len(lq_on) == len(lq_off) > 0
         for f in ("ts", "price", "side", "venue", "usd", "lev"):
             assert np.array_equal(lq_on[f], lq_off[f]), (a, f)
-        t = target_oi(DEFAULT_ASSETS.index(a), DEFAULTS["demo"])
+        t = target_oi(DEFAULT_ASSETS.index(a), ON)
         assert t / 1.5 < _oi_usd(on, a) < 1.5 * t, (a, _oi_usd(on, a), t)
         assert _oi_usd(off, a) < t / 20, (a, _oi_usd(off, a))
         assert on.truth(a)["usd"].sum() > 20 * off.truth(a)["usd"].sum()  # the ground truth holds the cohorts
@@ -88,8 +93,7 @@ def _after_preroll(asset: str, resting: bool = True, preroll: float = 1800.0):
     cfg["universe"].update(assets=[asset], focus_extra=[])
     cfg["app"]["asset"] = asset
     cfg["alerts"] = []
-    if not resting:
-        cfg["demo"]["resting_oi_btc_usd"] = 0.0
+    cfg["demo"] = _demo_cfg(resting)
     feed = DemoFeed(cfg, assets=[asset], preroll=preroll, lazy=True, focus=[asset])
     rt = Runtime(cfg, feed)
 
