@@ -62,6 +62,7 @@ from .flow import VenueFlows
 from .history import Histories
 from .ledger import CONSUMED_DTYPE, ConsumedLedger
 from ..prior import PriceHistory, surviving_weights
+from .pending import OpenQueue
 from .placement import Placement, prior_entries
 from .sources import CODE_BITS, CODE_MASK, EPS_USD, LONG_I, MAX_INDEX, NS, NV, SHORT_I, pack
 
@@ -95,6 +96,10 @@ class SyntheticModel:
     ``cfg`` when given).
     """
 
+    # Opens wait in a queue and are placed together (pending.py); False: each is placed as it comes (the
+    # reference the tests hold the queue to)
+    BATCH_OPENS = True
+
     def __init__(self, asset: str, step: float, params: dict | None = None,
                  tiers: dict[str, TierTable] | None = None, markets: dict[str, VenueMarket] | None = None,
                  columns: int | None = None, cfg: dict | None = None, _history: bool = True):
@@ -125,6 +130,7 @@ class SyntheticModel:
                                    float(p["typical_position_usd"]), self.spread)
         self.leverage = self.placement.leverage
         self.K = self.placement.K
+        self._queue = OpenQueue(self.placement, self.placement.ratio_band is not None) if self.BATCH_OPENS else None
         self.forecast_spread = float(min(max(float(p["forecast_leverage_spread"]), 0.0), 1.0))
         self._fc: SyntheticModel | None = None
         if self.forecast_spread > self.spread:
@@ -282,6 +288,7 @@ class SyntheticModel:
         """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""
         out = {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {}, "prior_usd": 0.0,
                "oldest": None, "newest": None}
+        self._place_queued()
         j = int(bucket) - self._b0
         if not (0 <= j < self._W):
             return out
@@ -353,6 +360,7 @@ class SyntheticModel:
             return
         if self._fc is not None:
             self._fc.rebucket(new_step)
+        self._place_queued()
         old = self.step
 
         def remap(idx: np.ndarray) -> np.ndarray:
@@ -382,6 +390,7 @@ class SyntheticModel:
 
     def memory_bytes(self) -> int:
         """Approximate bytes held (state + column history + ledger)."""
+        self._place_queued()
         n = self._base.nbytes + self._oldest.nbytes + self._newest.nbytes
         n += self._histories.nbytes()
         n += self._ledger.nbytes()
@@ -427,6 +436,7 @@ class SyntheticModel:
         """Move the window to centre the last price; levels falling outside are dropped (and counted)."""
         if self.last_price is None:
             return
+        self._place_queued()
         nb0 = int(buckets.index(self.last_price, self.step)) - self._W // 2
         shift = nb0 - self._b0
         if shift == 0:
@@ -453,11 +463,14 @@ class SyntheticModel:
         w_lo, w_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
         if not (len(lo) and (lo.min() < w_lo or hi.max() >= w_hi)):
             return self._b0
-        off_centre = (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
-                                                          - (self._b0 + self._W // 2)) > self._W // 8)
-        if off_centre:
+        if self._off_centre():
             self._recenter()
         return self._b0
+
+    def _off_centre(self) -> bool:
+        """Has the window drifted off the last price (more than an eighth of its width)?"""
+        return (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
+                                                    - (self._b0 + self._W // 2)) > self._W // 8)
 
     # --- clock, decay, history -------------------------------------------------------------------------
 
@@ -474,6 +487,7 @@ class SyntheticModel:
         t0 = self._t
         m0, m1 = int(math.floor(t0 / 60.0)), int(math.floor(t / 60.0))
         if m1 > m0:
+            self._place_queued()  # the boundary records bucket values: the queue lands first
             self._histories.flush()
             self._histories.record(t0, t, self._lm, self._k_decay, self._values_at_keys)
         self._lm -= self._k_decay * (t - t0)
@@ -482,6 +496,7 @@ class SyntheticModel:
             self._fold()
 
     def _fold(self) -> None:
+        self._place_queued()  # queued USD is in base units of the reference the fold moves
         for v in range(NS):
             for s in (0, 1):
                 if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
@@ -506,6 +521,7 @@ class SyntheticModel:
         """USD at these history keys with the multipliers ``lm`` (a boundary's, not necessarily now's)."""
         if len(keys) == 0:
             return np.empty(0)
+        self._place_queued()
         idx = keys >> CODE_BITS
         code = keys & CODE_MASK
         v, s = code // 2, code % 2
@@ -521,6 +537,7 @@ class SyntheticModel:
 
     def _actual_by_venue(self) -> np.ndarray:
         """(NS, 2, W) USD."""
+        self._place_queued()
         return self._base.sum(axis=1) * np.exp(self._lm - self._ref)[:, :, None]
 
     def _venue_mask(self, venues: tuple[str, ...] | None) -> np.ndarray:
@@ -632,6 +649,7 @@ class SyntheticModel:
         if not price > 0:
             return
         self._last_fill[v] = ts
+        self._place_queued()  # what the state holds for the venue, queued opens included
         target = self.prior_fill * float(row["oi"]) * price
         mult = np.exp(self._lm[[v, NV + v]] - self._ref[[v, NV + v]])  # (2 sources, 2 sides)
         held = float((self._base[[v, NV + v]].sum(axis=(1, 3)) * mult).sum())
@@ -693,6 +711,13 @@ class SyntheticModel:
               amounts: tuple[float, float]) -> None:
         """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
+        q = self._queue
+        if q is not None and self._W and q.fits(v, entries, weights, amounts, self.step, self._b0, self._W,
+                                                self._off_centre):
+            q.add(src, ts, entries, weights, amounts, np.exp(self._ref[src] - self._lm[src]), self.step, self._b0,
+                  self._W, self.stats)
+            return
+        self._place_queued()  # this one may move the window: everything before it lands first
         pl = self.placement
         if pl.ratio_band is not None:
             bs = pl.band_slices(v, entries, weights, amounts, self.step, self._b0, self._W, self._window_for,
@@ -749,15 +774,35 @@ class SyntheticModel:
         self._touch(src, ss, idx)
         self.stats["added_usd"] += float(a.sum())
 
+    def _place_queued(self) -> None:
+        """Place every queued open (pending.py) in one pass: the same adds as :meth:`_add_band` / :meth:`_place`
+        open by open, summed per bucket over the opens."""
+        q = self._queue
+        if q is None or not q.items:
+            return
+        out = q.take(self.step, self._b0, self._W)
+        if out is None:
+            return
+        hit, usd, sj, ts = out
+        w = self._W
+        self._base.reshape(-1)[hit] += usd
+        src = hit // (self.K * 2 * w)
+        self._held[src] = True
+        np.minimum.at(self._oldest.reshape(-1), sj, ts)
+        np.maximum.at(self._newest.reshape(-1), sj, ts)
+        self._occ.reshape(-1)[sj] = True
+        self._touch(src, (hit // w) % 2, hit % w + self._b0)
+
     def _close(self, v: int, s: int, usd: float) -> None:
         """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:
         a position opened before the model started closes as readily as one it saw open)."""
         if usd <= 0:
             return
         srcs = (v, NV + v)
+        queued = self._queue.totals if self._queue is not None else np.zeros((NS, 2))
         # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
-        totals = [float(self._base[x, :, s, :].sum()) * math.exp(self._lm[x, s] - self._ref[x, s])
-                  if self._held[x] else 0.0 for x in srcs]
+        totals = [(float(self._base[x, :, s, :].sum()) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
+                  if self._held[x] or queued[x, s] else 0.0 for x in srcs]
         total = sum(totals)
         if total <= EPS_USD:
             return
@@ -767,6 +812,8 @@ class SyntheticModel:
             if tot <= 0:
                 continue
             if factor < _ZERO_FACTOR:
+                if self._queue is not None:
+                    self._queue.drop(x, s)  # zeroed before it was ever placed
                 j = np.flatnonzero(self._base[x, :, s, :].sum(axis=0) > 0)
                 self._base[x, :, s, :] = 0.0
                 self._touch(x, s, j + self._b0)
@@ -781,13 +828,17 @@ class SyntheticModel:
         tb = buckets.index(tr["price"], self.step) - self._b0
         ts = tr["ts"]
         run_min = np.minimum.accumulate(tb)
+        run_max = np.maximum.accumulate(tb)
+        q = self._queue
+        if q is not None and (q.reaches(LONG_I, self._b0 + int(run_min[-1]), self._b0 + self._W)
+                              or q.reaches(SHORT_I, self._b0 - 1, self._b0 + int(run_max[-1]))):
+            self._place_queued()  # the trades reach queued levels: they must be there to be swept
         lo = max(int(run_min[-1]), 0)
         if lo < self._W:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
                 first = np.searchsorted(-run_min, -cand, side="left")
                 self._ledger.append(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
-        run_max = np.maximum.accumulate(tb)
         hi = min(int(run_max[-1]), self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
@@ -832,6 +883,8 @@ class SyntheticModel:
         cand = cand[(cand >= 0) & (cand < self._W)]
         if len(cand) == 0 or q <= 0:
             return
+        if self._queue is not None and self._queue.reaches(s, self._b0 + b - k, self._b0 + b + k):
+            self._place_queued()
         cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
         srcs = (v, NV + v)  # the venue's observed levels and its prior, bucket by bucket
         have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
