@@ -178,6 +178,9 @@ class SyntheticModel:
         self._W = 0
         self._b0 = 0
         self._base = np.zeros((NS, self.K, 2, 0))
+        # each (source, side)'s sum of ``base``, kept until base changes there (NaN: to be summed): a close
+        # needs it, and closes come far more often than anything else touches a side
+        self._sums = np.full((NS, 2), np.nan)
         self._oldest = np.zeros((2, 0))
         self._newest = np.zeros((2, 0))
         self._occ = np.zeros((2, 0), bool)  # side × bucket may hold something (a cheap filter for consumption)
@@ -378,6 +381,7 @@ class SyntheticModel:
             ok = (j >= 0) & (j < self._W)
             lost = base[..., ~ok].sum(axis=1)  # (V, 2, n)
             self.stats["dropped_usd"] += float((lost * np.exp(self._lm - self._ref)[:, :, None]).sum())
+            self._sums[:] = np.nan
             np.add.at(self._base, (slice(None), slice(None), slice(None), j[ok]),
                       base[..., ok])
             for s in (0, 1):
@@ -428,6 +432,7 @@ class SyntheticModel:
         self._W = w
         self._b0 = int(buckets.index(price, self.step)) - w // 2
         self._base = np.zeros((NS, self.K, 2, w))
+        self._sums[:] = np.nan
         self._oldest = np.full((2, w), np.inf)
         self._newest = np.full((2, w), -np.inf)
         self._occ = np.zeros((2, w), bool)
@@ -455,6 +460,7 @@ class SyntheticModel:
             if keep_old.start < keep_old.stop:
                 new[..., keep_new] = arr[..., keep_old]
             setattr(self, name, new)
+        self._sums[:] = np.nan
         self._b0 = nb0
 
     def _window_for(self, lo: np.ndarray, hi: np.ndarray) -> int:
@@ -501,6 +507,7 @@ class SyntheticModel:
             for s in (0, 1):
                 if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
                     self._base[v, :, s, :] *= math.exp(self._lm[v, s] - self._ref[v, s])
+                    self._sums[v, s] = np.nan
                     self._ref[v, s] = self._lm[v, s]
 
     def _touch(self, v: int | np.ndarray, s: int | np.ndarray, idx: np.ndarray) -> None:
@@ -697,6 +704,7 @@ class SyntheticModel:
         # one gather/scatter on the flat views instead of three-index fancy indexing (same values, same adds)
         gain = np.exp(self._ref[src] - self._lm[src])[ss]
         flat = self._base[src].reshape(-1)
+        self._sums[src] = np.nan
         flat[hit] += a * gain
         self._held[src] = True
         sj = ss * w + j  # flat index into the (2, W) side × bucket arrays
@@ -763,6 +771,7 @@ class SyntheticModel:
     def _place(self, src: int, ts: float, kk, ss, j, idx, a, summed: bool) -> None:
         """Add USD ``a`` at (tier, side, window index) into source ``src`` (``summed``: keys are unique)."""
         gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
+        self._sums[src] = np.nan
         if summed:  # summed per (tier, side, bucket) above: no duplicates, plain indexing adds
             self._base[src][kk, ss, j] += a * gain
         else:
@@ -787,6 +796,7 @@ class SyntheticModel:
         w = self._W
         self._base.reshape(-1)[hit] += usd
         src = hit // (self.K * 2 * w)
+        self._sums[src] = np.nan
         self._held[src] = True
         np.minimum.at(self._oldest.reshape(-1), sj, ts)
         np.maximum.at(self._newest.reshape(-1), sj, ts)
@@ -801,7 +811,7 @@ class SyntheticModel:
         srcs = (v, NV + v)
         queued = self._queue.totals if self._queue is not None else np.zeros((NS, 2))
         # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
-        totals = [(float(self._base[x, :, s, :].sum()) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
+        totals = [(self._side_sum(x, s) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
                   if self._held[x] or queued[x, s] else 0.0 for x in srcs]
         total = sum(totals)
         if total <= EPS_USD:
@@ -816,12 +826,20 @@ class SyntheticModel:
                     self._queue.drop(x, s)  # zeroed before it was ever placed
                 j = np.flatnonzero(self._base[x, :, s, :].sum(axis=0) > 0)
                 self._base[x, :, s, :] = 0.0
+                self._sums[x, s] = 0.0
                 self._touch(x, s, j + self._b0)
                 self._ref[x, s] = self._lm[x, s]
                 continue
             self._lm[x, s] += math.log(factor)
             if self._lm[x, s] - self._ref[x, s] < _FOLD_AT:
                 self._fold()
+
+    def _side_sum(self, x: int, s: int) -> float:
+        """Sum of ``base`` over source ``x``'s side ``s`` (kept in ``_sums`` until that part of base changes)."""
+        v = self._sums[x, s]
+        if v != v:  # NaN: changed since last summed
+            v = self._sums[x, s] = float(self._base[x, :, s, :].sum())
+        return float(v)
 
     def _consume(self, tr: np.ndarray) -> None:
         """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
@@ -854,6 +872,8 @@ class SyntheticModel:
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
+        if base.any():
+            self._sums[:, s] = np.nan
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
         if len(j) == 0:
@@ -901,5 +921,6 @@ class SyntheticModel:
         for i, x in enumerate(srcs):
             if have_src[i, sel].any():
                 self._base[x, :, s, c] *= keep[:, None]
+                self._sums[x, s] = np.nan
                 self._touch(x, s, c + self._b0)
         self.stats["reconciled_usd"] += float(tk.sum())
