@@ -30,6 +30,9 @@ from .placement import Placement
 from .sources import LONG_I, NS, NV, SHORT_I
 
 
+_NONE_LO, _NONE_HI = 2**62, -(2**62)  # an empty queue's bucket range
+
+
 def _bucket(price: float, step: float) -> int:
     """``buckets.index`` of one price, without the array round trip."""
     return math.floor(price / step + 1e-9)
@@ -74,68 +77,70 @@ class OpenQueue:
         wk = placement.w_eff[:, None, :]
         self.placed_share = (wk * ok).sum(axis=-1)
         self.unplaced_share = (wk * ~ok).sum(axis=-1)  # tiers without weight add 0 here
+        # the same as nested lists: an open reads a handful of them, and a list index is far cheaper
+        self._r_min, self._r_max = self.r_min.tolist(), self.r_max.tolist()
+        self._placed, self._unplaced = self.placed_share.tolist(), self.unplaced_share.tolist()
         self.items: list[QueuedOpen] = []
         self.totals = np.zeros((NS, 2))  # queued USD per (source, side), base units
-        self.lo = np.full(2, np.iinfo(np.int64).max)  # lowest / highest absolute bucket queued, per side
-        self.hi = np.full(2, np.iinfo(np.int64).min)
+        self.lo = [_NONE_LO, _NONE_LO]  # lowest / highest absolute bucket queued, per side
+        self.hi = [_NONE_HI, _NONE_HI]
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def fits(self, v: int, entries, weights, amounts, step: float, b0: int, width: int,
-             may_recentre: Callable[[], bool]) -> bool:
-        """Can this open wait? Weights per entry (not per (entry, tier)), and every bucket inside the window —
-        or, for bands, a window that stays where it is (``may_recentre()`` False): the part of a band outside
-        it is dropped, as one by one."""
+    def offer(self, src: int, ts: float, entries, weights, amounts, gain: Callable[[], np.ndarray], step: float,
+              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict) -> bool:
+        """Queue this open if it can wait (its stats — added, unplaced, dropped USD — counted now); False when it
+        cannot: weights per (entry, tier), or buckets outside the window where the one-by-one path would move
+        it (thin lines always recentre; bands only when ``may_recentre()``; otherwise the part of a band outside
+        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now."""
+        v = src % NV
         w_lo, w_hi = b0 * step, (b0 + width) * step
+        sides = []
         for s in (LONG_I, SHORT_I):
             if weights[s].ndim != 1:
                 return False
-            if not (amounts[s] > 0 and math.isfinite(amounts[s])) or not len(entries[s]):
-                continue
-            e = entries[s]
-            lo, hi = float(e.min()) * self.r_min[v, s], float(e.max()) * self.r_max[v, s]
-            if not math.isfinite(lo):
-                continue  # no tier places this side: nothing lands anywhere
-            if self.banded:
-                if not (lo >= w_lo and hi < w_hi) and may_recentre():
-                    return False
-            elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
-                return False
-        return True
-
-    def add(self, src: int, ts: float, entries, weights, amounts, gain: np.ndarray, step: float, b0: int,
-            width: int, stats: dict) -> None:
-        """Queue an open that :meth:`fits`; its stats (added, unplaced, dropped USD) are counted now."""
-        v = src % NV
-        self.items.append(QueuedOpen(src, ts, entries, weights, amounts, gain))
-        w_lo, w_hi = b0 * step, (b0 + width) * step
-        for s in (LONG_I, SHORT_I):
             amount = amounts[s]
-            if not (amount > 0 and math.isfinite(amount)) or not len(entries[s]):
-                continue
             e = entries[s]
-            lo, hi = float(e.min()) * self.r_min[v, s], float(e.max()) * self.r_max[v, s]
+            if not (amount > 0 and math.isfinite(amount)) or not len(e):
+                continue
+            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            lo, hi = e_min * self._r_min[v][s], e_max * self._r_max[v][s]
+            inside = True
+            if math.isfinite(lo):  # else no tier places this side: nothing lands anywhere
+                if self.banded:
+                    inside = lo >= w_lo and hi < w_hi
+                    if not inside and may_recentre():
+                        return False
+                elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
+                    return False
+            sides.append((s, lo, hi, inside))
+        g = gain()
+        self.items.append(QueuedOpen(src, ts, entries, weights, amounts, g))
+        for s, lo, hi, inside in sides:
+            amount = amounts[s]
             usd = amount * float(weights[s].sum())
-            if self.unplaced_share[v, s] > 0:
-                stats["unplaced_usd"] += usd * self.unplaced_share[v, s]
+            if self._unplaced[v][s] > 0:
+                stats["unplaced_usd"] += usd * self._unplaced[v][s]
             if not math.isfinite(lo):
                 continue
-            placed = usd * self.placed_share[v, s]
-            if self.banded and not (lo >= w_lo and hi < w_hi):
+            placed = usd * self._placed[v][s]
+            if not inside:
                 # part of a band leaves the window: what stays inside, slice by slice (as the one-by-one path)
                 band = self.placement.ratio_band[v, s]
+                e = entries[s]
                 b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
                 amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
                 ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
-                inside = _inside_share(b_lo[ok], b_hi[ok], w_lo, w_hi)
-                placed = float((amt[ok] * inside).sum())
-                stats["dropped_usd"] += float((amt[ok] * (1.0 - inside)).sum())
+                share = _inside_share(b_lo[ok], b_hi[ok], w_lo, w_hi)
+                placed = float((amt[ok] * share).sum())
+                stats["dropped_usd"] += float((amt[ok] * (1.0 - share)).sum())
                 lo, hi = max(lo, w_lo), min(hi, w_hi)
-            self.totals[src, s] += placed * gain[s]
+            self.totals[src, s] += placed * g[s]
             stats["added_usd"] += placed
             self.lo[s] = min(self.lo[s], _bucket(lo, step))
             self.hi[s] = max(self.hi[s], _bucket(hi, step))
+        return True
 
     def drop(self, src: int, s: int) -> None:
         """Forget side ``s`` of source ``src``'s queued opens: a close zeroes that side outright."""
@@ -154,8 +159,8 @@ class OpenQueue:
         oldest / newest). None when nothing places."""
         items, self.items = self.items, []
         self.totals[:] = 0.0
-        self.lo[:] = np.iinfo(np.int64).max
-        self.hi[:] = np.iinfo(np.int64).min
+        self.lo = [_NONE_LO, _NONE_LO]
+        self.hi = [_NONE_HI, _NONE_HI]
         pl = self.placement
         # every queued (open, side, entry) as one row
         parts = []
@@ -194,7 +199,8 @@ class OpenQueue:
                 rows, kk = rows[keep], kk[keep]
                 lo, hi = np.clip(lo, w_lo, w_hi)[keep], np.clip(hi, w_lo, w_hi)[keep]
                 amt = (amt * inside)[keep]
-            bs = Placement._spread(row_s[rows], kk, lo, hi, amt, b0, b0 + width - 1, step)
+            # in base units per slice (each open's gain) before the spread: one multiply per slice, not per pair
+            bs = Placement._spread(row_s[rows], kk, lo, hi, amt * row_gain[rows], b0, b0 + width - 1, step)
             n = bs.n
             b, a = bs.b, bs.a
         else:
@@ -202,13 +208,13 @@ class OpenQueue:
             ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
             rows, kk = np.nonzero(ok)
             n = None
-            b, a = buckets.index(lp[ok], step), amt[ok]
+            b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
         # per slice (row × tier): its flat (source, tier, side) offset into base, its gain and its time
         code = ((row_src[rows].astype(np.int64) * K + kk) * 2 + row_s[rows]) * width - b0
         side_j = row_s[rows].astype(np.int64) * width - b0
-        gain, ts = row_gain[rows], row_ts[rows]
+        ts = row_ts[rows]
         if n is not None:
-            code, side_j, gain, ts = (np.repeat(x, n) for x in (code, side_j, gain, ts))
+            code, side_j, ts = (np.repeat(x, n) for x in (code, side_j, ts))
         key = code + b
         if len(key) == 0:
             return None
@@ -216,5 +222,5 @@ class OpenQueue:
         key -= k0
         size = int(key.max()) + 1
         hit = np.flatnonzero(np.bincount(key, minlength=size))
-        usd = np.bincount(key, weights=a * gain, minlength=size)[hit]
+        usd = np.bincount(key, weights=a, minlength=size)[hit]
         return hit + k0, usd, side_j + b, ts

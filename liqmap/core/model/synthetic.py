@@ -720,10 +720,9 @@ class SyntheticModel:
         """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         q = self._queue
-        if q is not None and self._W and q.fits(v, entries, weights, amounts, self.step, self._b0, self._W,
-                                                self._off_centre):
-            q.add(src, ts, entries, weights, amounts, np.exp(self._ref[src] - self._lm[src]), self.step, self._b0,
-                  self._W, self.stats)
+        if q is not None and self._W and q.offer(src, ts, entries, weights, amounts,
+                                                 lambda: np.exp(self._ref[src] - self._lm[src]), self.step,
+                                                 self._b0, self._W, self._off_centre, self.stats):
             return
         self._place_queued()  # this one may move the window: everything before it lands first
         pl = self.placement
