@@ -81,7 +81,7 @@ class ModelParams:
     # The walk carries this share of the trend seen over the volatility window (core/forecast.py: a level ahead
     # of a run is nearer, one behind it further), shrunk by its noise: 1 - shrink/t² of it is kept, t = drift ÷
     # its standard error, none when t² <= shrink (a ranging market's wander). 0 = the driftless walk.
-    forecast_drift_weight: float = 0.0
+    forecast_drift_weight: float = 0.5
     forecast_drift_shrink: float = 4.0
     # NEXT 1H prints each cluster's chance of reach through the calibration map fitted on the demo (seeds 1-10;
     # liqmap/core/calibration.py): the walk's raw chance missed what happened by up to 23 points per decile
