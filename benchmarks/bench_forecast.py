@@ -440,7 +440,10 @@ def forecast_calibration() -> dict:
                      "clusters_raw": calibration.reliability(raw),
                      "buckets": calibration.reliability([x for r in runs for x in r["calib"]["buckets"]])}
         if name == "seeds":
-            out[name]["fit"] = [list(k) for k in calibration.fit(raw).knots]
+            refit = calibration.fit(raw)
+            out[name]["fit"] = [list(k) for k in refit.knots]
+        elif "seeds" in out:  # the map refitted on the headline seeds, judged here: what a refit of DEMO_MAP would give
+            out[name]["clusters_refit"] = calibration.reliability([(refit(p), h) for p, h in raw])
     judged = out.get("holdout") or out["seeds"]
     gap = judged["clusters"]["max_gap_points"]
     return {"value": gap, "unit": "points (largest decile gap, NEXT 1H clusters, hold-out seeds)", "target": 10.0,
