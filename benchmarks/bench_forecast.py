@@ -409,14 +409,16 @@ def _calibration(calib: dict, path: tuple, t: float, step: float, m) -> None:
     if len(b) == 0:
         return
     lo_px, hi_px = float(pr[sel].min()), float(pr[sel].max())
-    for c in forecast_clusters(b, lu, su, reach, step, px, top=3):
+    # the chance printed: the driftless walk's (forecast.summary; the drift only ranks the clusters)
+    chance = reach_probability(np.log((b + 0.5) * step / px), m.sigma_hour, m.horizon_hours, m.tails)
+    for c in forecast_clusters(b, lu, su, reach, step, px, top=3, chance=chance):
         calib["clusters"].append((float(c["reach"]), calibration.reached(c["side"], calibration.nearest_edge(c, step),
                                                                           lo_px, hi_px)))
     centre = (b + 0.5) * step
     keep = (np.abs(centre / px - 1.0) <= RANGE_PCT / 100.0) & ((lu + su) > 0)
     below = centre < px
     hit = np.where(below, lo_px <= centre, hi_px >= centre)[keep]
-    calib["buckets"].extend(zip(reach[keep].round(4).tolist(), hit.tolist()))
+    calib["buckets"].extend(zip(chance[keep].round(4).tolist(), hit.tolist()))
 
 
 def forecast_calibration() -> dict:

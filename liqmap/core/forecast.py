@@ -145,13 +145,18 @@ def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, pric
     b, lo, sh = levels
     if price and price > 0 and len(b):
         el, es, p = expected(b, lo, sh, step, price, sigma_hour, horizon_hours, tails, drift_hour)
-        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration)
+        # the drift ranks the clusters; the chance printed stays the driftless walk's, the one the calibration map
+        # was fitted on (the shifted walk saturates at 1 ahead of a run: such clusters were reached ~60 % of
+        # the time on hold-out seeds 11-20, docs/benchmarks.md)
+        chance = reach_probability(np.log((b + 0.5) * step / price), sigma_hour, horizon_hours, tails) \
+            if drift_hour else None
+        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration, chance=chance)
     return out
 
 
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
              price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02,
-             calibration: Callable | None = None) -> list[dict]:
+             calibration: Callable | None = None, chance: np.ndarray | None = None) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.
 
     Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
@@ -164,12 +169,14 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
     (expected-weighted centre), ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd``
     and ``reach`` (the best chance of reach inside it; through ``calibration`` when one is given, the walk's own
     chance then in ``reach_raw``: ``liqmap.core.calibration``). Clusters under ``min_share`` of the total expected
-    USD are not reported: noise is not a forecast."""
+    USD are not reported: noise is not a forecast. ``chance`` (default ``reach``): the per-bucket chance printed
+    as ``reach`` when it is not the one the expected USD was weighted by (the driftless walk's, :func:`summary`)."""
     out: list[dict] = []
     if len(bucket) == 0 or not (price > 0):
         return out
     bucket = np.asarray(bucket, np.int64)
     reach = np.asarray(reach, float)
+    chance = reach if chance is None else np.asarray(chance, float)
     total = float(np.sum(long_usd) + np.sum(short_usd))
     if total <= 0:
         return out
@@ -192,7 +199,7 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
                and exp[hi + 1] > 0 and at[hi + 1] >= frac * peak):
             hi += 1
         sel = slice(lo, hi + 1)
-        e, r = exp[sel].copy(), reach[sel]
+        e, r = exp[sel].copy(), chance[sel]
         exp_usd = float(e.sum())
         # taken, and its neighbours within half a cluster's width too: the next peak is somewhere else, not
         # the next slice of the same slope (a trader wants distinct places, not one run cut in three)
