@@ -103,7 +103,9 @@ CONDITION = os.environ.get("LIQMAP_BENCH_FORECAST_CONDITION", "steady")
 # forecast_dollars: the conditions and seed groups it scores (the first group chooses, the others confirm)
 DOLLAR_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_FORECAST_CONDITIONS",
                                                      ",".join(CONDITIONS)).split(",") if c)
-SEED_GROUPS = tuple(tuple(range(a, a + 10)) for a in (1, 11, 21))
+# LIQMAP_BENCH_FORECAST_GROUP_SEEDS: seeds per group (default 10; fewer only for a cheaper look, the note says so)
+GROUP_SEEDS = max(1, min(10, int(os.environ.get("LIQMAP_BENCH_FORECAST_GROUP_SEEDS", "10"))))
+SEED_GROUPS = tuple(tuple(range(a, a + GROUP_SEEDS)) for a in (1, 11, 21))
 DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie within [1/1.5, 1.5]
 # Back-fill variant (docs/model.md §3 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
@@ -298,8 +300,9 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             _, top_m = _top_buckets(px, steps[a], forecast, rp)
             _, top_r = _top_buckets(px, steps[a], at_risk, rp)
             _, top_o = _top_buckets(px, steps[a], dict(zip(idx.tolist(), o_scores.tolist())), rp)
-            # the oracle weighted by the same chance of reach (the model's own volatility estimate)
-            reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails)
+            # the oracle weighted by the same chance of reach (the model's own volatility and trend estimate)
+            reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails,
+                                      getattr(m, "drift_hour", 0.0))
             _, top_of = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_scores * reach).tolist())), rp)
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
@@ -406,14 +409,16 @@ def _calibration(calib: dict, path: tuple, t: float, step: float, m) -> None:
     if len(b) == 0:
         return
     lo_px, hi_px = float(pr[sel].min()), float(pr[sel].max())
-    for c in forecast_clusters(b, lu, su, reach, step, px, top=3):
+    # the chance printed: the driftless walk's (forecast.summary; the drift only ranks the clusters)
+    chance = reach_probability(np.log((b + 0.5) * step / px), m.sigma_hour, m.horizon_hours, m.tails)
+    for c in forecast_clusters(b, lu, su, reach, step, px, top=3, chance=chance):
         calib["clusters"].append((float(c["reach"]), calibration.reached(c["side"], calibration.nearest_edge(c, step),
                                                                           lo_px, hi_px)))
     centre = (b + 0.5) * step
     keep = (np.abs(centre / px - 1.0) <= RANGE_PCT / 100.0) & ((lu + su) > 0)
     below = centre < px
     hit = np.where(below, lo_px <= centre, hi_px >= centre)[keep]
-    calib["buckets"].extend(zip(reach[keep].round(4).tolist(), hit.tolist()))
+    calib["buckets"].extend(zip(chance[keep].round(4).tolist(), hit.tolist()))
 
 
 def forecast_calibration() -> dict:
@@ -437,7 +442,10 @@ def forecast_calibration() -> dict:
                      "clusters_raw": calibration.reliability(raw),
                      "buckets": calibration.reliability([x for r in runs for x in r["calib"]["buckets"]])}
         if name == "seeds":
-            out[name]["fit"] = [list(k) for k in calibration.fit(raw).knots]
+            refit = calibration.fit(raw)
+            out[name]["fit"] = [list(k) for k in refit.knots]
+        elif "seeds" in out:  # the map refitted on the headline seeds, judged here: what a refit of DEMO_MAP would give
+            out[name]["clusters_refit"] = calibration.reliability([(refit(p), h) for p, h in raw])
     judged = out.get("holdout") or out["seeds"]
     gap = judged["clusters"]["max_gap_points"]
     return {"value": gap, "unit": "points (largest decile gap, NEXT 1H clusters, hold-out seeds)", "target": 10.0,
@@ -700,11 +708,19 @@ def forecast_dollars() -> dict:
         rows["all"] = _condition_row([r for r in every if r["condition"] == c])
         table[c] = rows
     pooled = {c: table[c]["all"]["dollars_model_over_truth"] for c in table}
+    # issue 17 item 4 at a glance: per condition and seed group, forecast ÷ baseline, the oracle's best and what
+    # the aim asks of the forecast there (≥ 1.5 where the oracle reaches 2, else 80 % of its edge, never < 1)
+    forecast_table = {c: {g: {k: row[k] for k in ("forecast_ratio", "oracle_ratio", "oracle_forecast_ratio",
+                                                   "forecast_needs", "forecast_ok")}
+                          for g, row in rows.items()} for c, rows in table.items()}
     worst = max((max(x, 1 / x) for x in pooled.values() if x), default=None)
     ok = all(row["dollars_in_band"] for rows in table.values() for row in rows.values())
     return {"value": round(worst, 3) if worst else None, "unit": "× off (model ÷ truth USD at risk ±5 %, worst condition)",
             "target": DOLLARS_BAND, "ok": ok,
-            "detail": {"conditions": table, "pooled_model_over_truth": pooled,
+            "detail": {"conditions": table, "pooled_model_over_truth": pooled, "forecast_by_condition": forecast_table,
+                       "forecast_ok_everywhere": all(r["forecast_ok"] for rows in table.values()
+                                                     for g, r in rows.items() if g != "all"),
+                       "seeds_per_group": GROUP_SEEDS,
                        "condition_knobs": CONDITIONS, "model_params": MODEL_PARAMS or None,
                        "assets": list(ASSETS), "simulated_hours_per_seed": HOURS,
                        "run_s": round(time.perf_counter() - t0, 1)}}

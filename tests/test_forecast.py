@@ -194,3 +194,55 @@ def test_forecast_spreads_each_thin_tier_line_over_its_leverage_band():
     m0.update(trades=_trades([10.0, 20.0], [60_000.0, 60_000.0]))
     m0.update(oi(30.0, 1010.0))
     assert all(np.array_equal(x, y) for x, y in zip(m0.forecast_levels(), m0.levels(), strict=True))
+
+
+def _walk(seed: int, drift_hour: float, sigma_hour: float = 0.008, minutes: int = 60) -> np.ndarray:
+    """One fixed-seed hour of 1-minute log prices: a Gaussian walk with a drift (issue 17 item 4)."""
+    rng = np.random.default_rng(seed)
+    return np.cumsum(rng.standard_normal(minutes) * sigma_hour / math.sqrt(60) + drift_hour / 60)
+
+
+def test_drift_tilts_the_reach_toward_a_trend_and_leaves_a_wander_symmetric():
+    # the same noise, with and without a 3 %/h run: the run is measured (shrunk toward 0 by its noise), the
+    # wander's t² is under the shrink and gives no drift at all
+    for seed in (1, 2, 3):
+        trend, flat = RealizedVol(60, 0.01), RealizedVol(60, 0.01)
+        for m, (a, b) in enumerate(zip(_walk(seed, 0.03), _walk(seed, 0.0), strict=True)):
+            trend.add(1000 + m, 100.0 * math.exp(a))
+            flat.add(1000 + m, 100.0 * math.exp(b))
+        assert flat.drift_hour(4.0) == 0.0
+        mu = trend.drift_hour(4.0)
+        assert 0.005 < mu < 0.03  # shrunk, never more than the run measured
+        assert trend.drift_hour(0.0) > mu  # no shrinkage: the raw drift
+        assert trend.drift_hour(1e6) == 0.0
+    assert RealizedVol(60, 0.01).drift_hour() == 0.0  # nothing seen: no trend
+    # a level ahead of the drift is likelier to be reached than its mirror behind it; none: symmetric
+    d = np.array([0.01, -0.01, 0.0])
+    p = reach_probability(d, 0.01, 1.0, "t3", 0.005)
+    assert p[0] > reach_probability(d, 0.01, 1.0)[0] > p[1] and p[2] == 1.0
+    assert np.allclose(reach_probability(d, 0.01, 1.0, "t3", 0.0), reach_probability(d, 0.01, 1.0))
+    assert reach_probability(np.array([0.01]), 0.01, 1.0, "t3", 0.02)[0] == 1.0  # the run carries price past it
+    assert reach_probability(np.array([-0.01]), 0.01, 1.0, "t3", -0.005)[0] == pytest.approx(p[0])
+
+
+def test_a_rising_market_puts_the_forecast_on_the_short_side_ahead_of_it():
+    # fixed seed: an hour rising 3 %/h; the same model state with the driftless walk (weight 0) and with the
+    # default drift: the share of expected liquidations above price (shorts, the side the run heads for) rises
+    base = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
+            "leverage_spread": 0.0, "forecast_leverage_spread": 0.0}
+    oi = lambda t, o, px: ev.open_interest([(t, o, o * px, px, BIN)])  # noqa: E731
+    prices = 60_000.0 * np.exp(_walk(2, 0.03))
+    shares = {}
+    for w in (0.0, None):
+        params = dict(base) if w is None else {**base, "forecast_drift_weight": w}
+        m = SyntheticModel("BTC", 25.0, params)
+        m.update(oi(0.0, 1000.0, 60_000.0))
+        for k, px in enumerate(prices):  # positions keep opening as price rises
+            m.update(oi=oi(60.0 * k + 30.0, 1000.0 + 5.0 * (k + 1), float(px)), trades=_trades([60.0 * k + 59.0], [px]))
+        b, lo, sh, p = m.forecast()
+        above = (b + 0.5) * 25.0 > m.last_price
+        exp_usd = lo + sh
+        shares[w] = float(exp_usd[above].sum() / exp_usd.sum())
+        if w is None:
+            assert m.drift_hour > 0.005
+    assert shares[None] > shares[0.0] + 0.03

@@ -14,6 +14,15 @@ has seen and ``sf`` the survival function of a unit-variance Student-t with 3 de
 returns are fat-tailed: jumps and cascades reach further than a Gaussian says; ``tails="gauss"`` gives the
 thin-tailed version). The t₃ survival function has a closed form, so no scipy.
 
+Drift (issue 17 item 4): a driftless walk gives a level 1 % above the same chance as one 1 % below, so in a
+one-sided run it ranks the side price is leaving as high as the side it is heading for. The walk may carry the
+recent trend: ``drift_hour`` (log return per hour) moves the distance by the drift over the horizon — a level
+ahead of the trend is nearer by ``drift · T``, one behind it further (``P = min(1, 2·sf((|d| ∓ μT)/(σ√T)))``).
+The drift is the one measured over the volatility window (:meth:`RealizedVol.drift_hour`), shrunk toward
+zero by its own noise: with ``t`` = drift ÷ its standard error (σ/√hours seen), only ``1 − shrink/t²`` of it
+is kept (none when ``t² ≤ shrink``), so the usual wandering of a ranging or steady market — t of order 1 —
+leaves the walk symmetric and only a run the noise cannot explain tilts it.
+
 Nothing here is fitted to the demo market: the volatility is measured from trades like any venue would
 publish them, and the tail shape is the textbook fat-tail choice.
 """
@@ -41,12 +50,19 @@ def survival(z: np.ndarray | float, tails: str = "t3") -> np.ndarray:
 
 
 def reach_probability(distance_log: np.ndarray, sigma_hour: float, horizon_hours: float,
-                      tails: str = "t3") -> np.ndarray:
-    """Chance that price touches a level ``distance_log`` = |ln(level / price)| away within the horizon."""
-    d = np.abs(np.asarray(distance_log, dtype=np.float64))
-    scale = float(sigma_hour) * math.sqrt(max(float(horizon_hours), 0.0))
+                      tails: str = "t3", drift_hour: float = 0.0) -> np.ndarray:
+    """Chance that price touches a level ``distance_log`` = ln(level / price) away (signed: above price > 0)
+    within the horizon; with ``drift_hour`` the distance ahead of the drift shrinks by ``drift · T`` and the one
+    behind it grows by as much (module docstring)."""
+    dl = np.asarray(distance_log, dtype=np.float64)
+    d = np.abs(dl)
+    h = max(float(horizon_hours), 0.0)
+    scale = float(sigma_hour) * math.sqrt(h)
     if not (scale > 0 and math.isfinite(scale)):
         return (d == 0).astype(np.float64)
+    mu = float(drift_hour) if math.isfinite(drift_hour) else 0.0
+    if mu:
+        d = d - np.sign(dl) * mu * h  # ahead of the trend: nearer; behind it: further (never below 0 → P = 1)
     return np.minimum(1.0, 2.0 * survival(d / scale, tails))
 
 
@@ -86,38 +102,61 @@ class RealizedVol:
         var_per_minute = r2.sum() / minutes.sum()
         return float(math.sqrt(var_per_minute * 60.0))
 
+    def drift_hour(self, shrink: float = 4.0) -> float:
+        """The trend over the window (log return per hour, first close to last), shrunk by its noise: with
+        ``t`` = drift ÷ (σ/√hours), ``1 − shrink/t²`` of it is kept, none when ``t² ≤ shrink`` (module
+        docstring). 0 with fewer than ``min_returns`` returns: too little seen to call a trend."""
+        c = self._closes
+        if len(c) <= self.min_returns:
+            return 0.0
+        hours = (c[-1][0] - c[0][0]) / 60.0
+        sigma = self.sigma_hour()
+        if not (hours > 0 and sigma > 0):
+            return 0.0
+        mu = math.log(c[-1][1] / c[0][1]) / hours
+        t2 = mu * mu * hours / (sigma * sigma)
+        keep = 1.0 - float(shrink) / t2 if t2 > 0 else 0.0
+        return mu * keep if keep > 0 else 0.0
+
 
 def expected(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, step: float, price: float,
-             sigma_hour: float, horizon_hours: float, tails: str = "t3") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             sigma_hour: float, horizon_hours: float, tails: str = "t3",
+             drift_hour: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(expected long USD, expected short USD, reach probability) per bucket: USD at risk × chance of reach
-    from ``price`` to the bucket centre within the horizon."""
+    from ``price`` to the bucket centre within the horizon (with the trend ``drift_hour``, module docstring)."""
     bucket = np.asarray(bucket)
     if len(bucket) == 0 or not (price > 0):
         z = np.zeros(len(bucket))
         return z, z.copy(), z.copy()
-    p = reach_probability(np.log((bucket + 0.5) * step / price), sigma_hour, horizon_hours, tails)
+    p = reach_probability(np.log((bucket + 0.5) * step / price), sigma_hour, horizon_hours, tails, drift_hour)
     return np.asarray(long_usd) * p, np.asarray(short_usd) * p, p
 
 
 def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, price: float | None,
             sigma_hour: float, horizon_hours: float, tails: str = "t3", top: int = 3,
-            calibration: Callable | None = None) -> dict:
+            calibration: Callable | None = None, drift_hour: float = 0.0) -> dict:
     """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters, their
     chance of reach through ``calibration`` (``liqmap.core.calibration``; None: the walk's own chance)."""
     out = {"horizon_hours": float(horizon_hours), "sigma_hour": float(sigma_hour), "tails": tails,
+           "drift_hour": float(drift_hour),
            "price": float(price) if price else None, "clusters": [],
            # the map the chance went through, as (raw, calibrated) knots: a venue-filtered view restates with it
            "calibration": [list(k) for k in calibration.knots] if hasattr(calibration, "knots") else None}
     b, lo, sh = levels
     if price and price > 0 and len(b):
-        el, es, p = expected(b, lo, sh, step, price, sigma_hour, horizon_hours, tails)
-        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration)
+        el, es, p = expected(b, lo, sh, step, price, sigma_hour, horizon_hours, tails, drift_hour)
+        # the drift ranks the clusters; the chance printed stays the driftless walk's, the one the calibration map
+        # was fitted on (the shifted walk saturates at 1 ahead of a run: such clusters were reached ~60 % of
+        # the time on hold-out seeds 11-20, docs/benchmarks.md)
+        chance = reach_probability(np.log((b + 0.5) * step / price), sigma_hour, horizon_hours, tails) \
+            if drift_hour else None
+        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration, chance=chance)
     return out
 
 
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
              price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02,
-             calibration: Callable | None = None) -> list[dict]:
+             calibration: Callable | None = None, chance: np.ndarray | None = None) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.
 
     Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
@@ -130,12 +169,14 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
     (expected-weighted centre), ``distance_pct`` (signed, from ``price``), ``at_risk_usd``, ``expected_usd``
     and ``reach`` (the best chance of reach inside it; through ``calibration`` when one is given, the walk's own
     chance then in ``reach_raw``: ``liqmap.core.calibration``). Clusters under ``min_share`` of the total expected
-    USD are not reported: noise is not a forecast."""
+    USD are not reported: noise is not a forecast. ``chance`` (default ``reach``): the per-bucket chance printed
+    as ``reach`` when it is not the one the expected USD was weighted by (the driftless walk's, :func:`summary`)."""
     out: list[dict] = []
     if len(bucket) == 0 or not (price > 0):
         return out
     bucket = np.asarray(bucket, np.int64)
     reach = np.asarray(reach, float)
+    chance = reach if chance is None else np.asarray(chance, float)
     total = float(np.sum(long_usd) + np.sum(short_usd))
     if total <= 0:
         return out
@@ -158,7 +199,7 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
                and exp[hi + 1] > 0 and at[hi + 1] >= frac * peak):
             hi += 1
         sel = slice(lo, hi + 1)
-        e, r = exp[sel].copy(), reach[sel]
+        e, r = exp[sel].copy(), chance[sel]
         exp_usd = float(e.sum())
         # taken, and its neighbours within half a cluster's width too: the next peak is somewhere else, not
         # the next slice of the same slope (a trader wants distinct places, not one run cut in three)

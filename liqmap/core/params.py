@@ -78,6 +78,11 @@ class ModelParams:
     forecast_vol_window_minutes: int = 60  # realized volatility over this many minutes of trades ...
     forecast_default_vol_hour_pct: float = 1.0  # ... or this (% per hour) until ten minutes have been seen
     forecast_tails: str = "t3"  # t3 = fat tails (Student-t, 3 dof); gauss = thin tails
+    # The walk carries this share of the trend seen over the volatility window (core/forecast.py: a level ahead
+    # of a run is nearer, one behind it further), shrunk by its noise: 1 - shrink/t² of it is kept, t = drift ÷
+    # its standard error, none when t² <= shrink (a ranging market's wander). 0 = the driftless walk.
+    forecast_drift_weight: float = 0.5
+    forecast_drift_shrink: float = 4.0
     # NEXT 1H prints each cluster's chance of reach through the calibration map fitted on the demo (seeds 1-10;
     # liqmap/core/calibration.py): the walk's raw chance missed what happened by up to 23 points per decile
     forecast_calibrated: bool = True

@@ -42,6 +42,8 @@ MODEL_NOTES = {
     "forecast_vol_window_minutes": "realized volatility window",
     "forecast_default_vol_hour_pct": "volatility (%/h) until 10 min seen",
     "forecast_tails": "t3 = fat tails, gauss = thin",
+    "forecast_drift_weight": "share of the shrunk recent trend the reach carries (0 = driftless)",
+    "forecast_drift_shrink": "trend kept: 1 - shrink/t² of it (t = trend ÷ its noise)",
     "forecast_calibrated": "NEXT 1H % = share of such clusters reached (false: the raw random-walk chance)",
 }
 

@@ -404,7 +404,8 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
                 fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
                 fc = Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails,
-                                      calibration=calibration_for(getattr(m, "params", None), st.reachlog))
+                                      calibration=calibration_for(getattr(m, "params", None), st.reachlog),
+                                      drift_hour=getattr(m, "drift_hour", 0.0))
                 if fixed:  # the clusters printed with the forecast the hit rate just fixed: checked over its hour
                     st.reachlog.add(now, fc.clusters, st.step)
                 rec = replace(rec, forecast=replace(fc, hit=hit))

@@ -172,6 +172,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             raise ValueError(f"model: forecast_tails must be one of {', '.join(TAILS)}, got {self.tails!r}")
         self._vol = RealizedVol(int(p["forecast_vol_window_minutes"]),
                                 float(p["forecast_default_vol_hour_pct"]) / 100.0)
+        self.drift_weight = max(float(p.get("forecast_drift_weight", 0.0)), 0.0)
+        self.drift_shrink = max(float(p.get("forecast_drift_shrink", 4.0)), 0.0)
 
         # dense state, allocated at the first price
         self._W = 0
@@ -261,6 +263,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """Realized volatility per hour (log returns) of the trades the model has seen (the default if few)."""
         return self._vol.sigma_hour()
 
+    @property
+    def drift_hour(self) -> float:
+        """The trend the forecast's walk carries (log return per hour; 0 = driftless): ``forecast_drift_weight``
+        of the shrunk drift over the volatility window (:meth:`RealizedVol.drift_hour`)."""
+        return self.drift_weight * self._vol.drift_hour(self.drift_shrink) if self.drift_weight else 0.0
+
     def forecast(self, horizon_hours: float | None = None, venues: tuple[str, ...] | None = None,
                  price: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Expected liquidations over the horizon: (bucket, long USD, short USD, reach probability).
@@ -273,7 +281,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if len(b) == 0 or not px or px <= 0:
             return b, lo, sh, np.zeros(len(b))
         h = self.horizon_hours if horizon_hours is None else max(float(horizon_hours), 0.0)
-        el, es, p = expected(b, lo, sh, self.step, px, self.sigma_hour, h, self.tails)
+        el, es, p = expected(b, lo, sh, self.step, px, self.sigma_hour, h, self.tails, self.drift_hour)
         return b, el, es, p
 
     def rebucket(self, new_step: float) -> None:

@@ -49,13 +49,14 @@ class Forecast(Record):
     # the (raw, calibrated) knots the clusters' chance of reach went through (``liqmap.core.calibration``);
     # None: the random walk's raw chance
     calibration: tuple | None = None
+    drift_hour: float = 0.0  # the trend the walk carried (log return per hour; 0 = driftless, core/forecast.py)
 
     @classmethod
     def compute(cls, levels, step: float, price: float | None, sigma_hour: float, horizon_hours: float,
-                tails: str = "t3", top: int = 3, calibration=None) -> "Forecast":
+                tails: str = "t3", top: int = 3, calibration=None, drift_hour: float = 0.0) -> "Forecast":
         """From the model's levels ``(bucket, long_usd, short_usd)`` (``liqmap.core.forecast.summary``)."""
         return cls.from_dict(_forecast.summary(levels, step, price, sigma_hour, horizon_hours, tails, top=top,
-                                               calibration=calibration))
+                                               calibration=calibration, drift_hour=drift_hour))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Forecast":
@@ -64,7 +65,7 @@ class Forecast(Record):
                    clusters=tuple(ForecastCluster.from_dict(c) for c in d.get("clusters") or ()),
                    hit=dict(d["hit"]) if isinstance(d.get("hit"), Mapping) else None,
                    calibration=tuple(tuple(float(v) for v in k) for k in d["calibration"])
-                   if d.get("calibration") else None)
+                   if d.get("calibration") else None, drift_hour=float(d.get("drift_hour") or 0.0))
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
         knots = fc.get("calibration")
         cal = CalibrationMap(tuple((float(x), float(y)) for x, y in knots)) if knots else None
         out_forecast = summary(fsynth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
-                               str(fc.get("tails", "t3")), calibration=cal)
+                               str(fc.get("tails", "t3")), calibration=cal, drift_hour=float(fc.get("drift_hour") or 0.0))
 
     return {
         "forecast": out_forecast,
