@@ -298,9 +298,10 @@ class Ingest:
         (``push``) or in runs, the same rows, books and counters.
 
         ``history``: the frames are history written after the fact (the demo's pre-roll), not a live stream:
-        parsed the same, but they do not count toward the venue's lag. The parsers' rows are handed on before
-        every loop turn the run gives away, so the rows of another source's run are never measured against
-        this run's receipts (or this run's flag)."""
+        parsed the same, but they do not count toward the venue's lag. A history run hands its rows on before
+        every loop turn it gives away, so they are never measured against a live run's receipts. (Only history
+        does: where a live run yields depends on the clock, and its flushes must not, or a replay's lag figures
+        would differ from run to run.)"""
         self._history = history
         addrs = addresses or self.addresses
         routes = self._routes
@@ -354,14 +355,16 @@ class Ingest:
                 self.frames += n
                 n = 0
                 self.loop_yields += 1
-                self._flush_parsers()
+                if history:  # its rows measured (not) now, not with the next source's receipts after the turn
+                    self._flush_parsers()
                 await asyncio.sleep(0)  # (the turn marker runs in it)
                 self._history = history
                 self._new_slice()
         self.frames += n
         if clock() - self._slice_start > budget:  # a run that ends over budget yields before the caller goes on
             self.loop_yields += 1
-            self._flush_parsers()
+            if history:
+                self._flush_parsers()
             await asyncio.sleep(0)
 
     async def _route(self, venue: str):
