@@ -258,6 +258,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
     paths = _price_paths(feed)
     dollars: list[float] = []  # per checkpoint: the model's USD at risk within ±5 % ÷ the true positions'
+    scale_log: list[tuple] = []
     done = 0
     if BACKFILL in ("klines", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
@@ -320,11 +321,15 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             if rp == RANGE_PCT:  # issue 17 item 3: the USD at risk in range, the model's and the true positions'
                 m_usd = float(sum(at_risk.get(int(x), 0.0) for x in idx))
                 o_usd = float(o_scores.sum())
+                k = m.usd_scale() if hasattr(m, "usd_scale") else 1.0
+                # (raw USD before the dollar scale, the scale, truth): to choose the scale's cap in one pass
+                scale_log.append((m_usd / k, k, o_usd))
                 acc[("usd", "model")] = acc.get(("usd", "model"), 0.0) + m_usd
                 acc[("usd", "truth")] = acc.get(("usd", "truth"), 0.0) + o_usd
                 if o_usd > 0:
                     dollars.append(m_usd / o_usd)
     return {"seed": rec["seed"], "condition": rec.get("condition", "steady"), "dollars": dollars,
+            "scale_log": scale_log,
             "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},

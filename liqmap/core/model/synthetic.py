@@ -63,6 +63,7 @@ from .history import Histories
 from .ledger import CONSUMED_DTYPE, ConsumedLedger
 from ..prior import PriceHistory, surviving_weights
 from .placement import Placement, prior_entries
+from .scale import dollar_scale
 from .sources import CODE_BITS, CODE_MASK, EPS_USD, LONG_I, MAX_INDEX, NS, NV, SHORT_I, pack
 
 LN2 = math.log(2.0)
@@ -160,6 +161,9 @@ class SyntheticModel:
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # the USD scale (core/model/scale.py): each venue's last public OI (contracts, NaN = none yet)
+        self.dollar_cap = max(float(p["dollar_scale_cap"]), 1.0)
+        self._oi_now = np.full(NV, np.nan)
         # next-hour forecast (liqmap.core.forecast): realized volatility of the trades seen, and the horizon
         self.horizon_hours = max(float(p["forecast_horizon_hours"]), 0.0)
         self.tails = str(p["forecast_tails"])
@@ -249,14 +253,32 @@ class SyntheticModel:
         nz = np.flatnonzero((act[LONG_I] > EPS_USD) | (act[SHORT_I] > EPS_USD))
         lo = np.where(act[LONG_I, nz] > EPS_USD, act[LONG_I, nz], 0.0)
         sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
+        k = self.usd_scale(venues)
+        if k != 1.0:
+            lo, sh = lo * k, sh * k
         return (nz + self._b0).astype(np.int64), lo, sh
+
+    def usd_scale(self, venues: tuple[str, ...] | None = None) -> float:
+        """The factor every USD this model reports is multiplied by (core/model/scale.py): public OI ÷ the OI
+        the model holds over these venues, in [1, ``dollar_scale_cap``]. The same for every bucket, so it never
+        changes which levels rank first. 1 for the forecast's inner state (its parent scales it)."""
+        if self.dollar_cap <= 1.0 or self._W == 0 or not self.last_price:
+            return 1.0
+        held = self._actual_by_venue().sum(axis=(1, 2))  # (NS,)
+        held = held[:NV] + held[NV:]
+        mask = self._venue_mask(venues)[:NV]
+        return dollar_scale(self._oi_now * self.last_price, held, mask, self.dollar_cap)
 
     def forecast_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The levels the forecast weighs: each tier spread over ``forecast_leverage_spread`` of its leverage band
         (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
         same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
         band. Without a wider forecast band: :meth:`levels` itself."""
-        return self.levels(venues) if self._fc is None else self._fc.levels(venues)
+        if self._fc is None:
+            return self.levels(venues)
+        b, lo, sh = self._fc.levels(venues)  # the inner state holds no OI samples: unscaled
+        k = self.usd_scale(venues)
+        return (b, lo * k, sh * k) if k != 1.0 else (b, lo, sh)
 
     @property
     def sigma_hour(self) -> float:
@@ -286,7 +308,7 @@ class SyntheticModel:
         if not (0 <= j < self._W):
             return out
         vals = self._base[:, :, :, j] * np.exp(self._lm - self._ref)[:, None, :]  # (NS, K, 2)
-        vals = np.where(vals > EPS_USD, vals, 0.0)
+        vals = np.where(vals > EPS_USD, vals, 0.0) * self.usd_scale()
         out["long_usd"] = float(vals[:, :, LONG_I].sum())
         out["short_usd"] = float(vals[:, :, SHORT_I].sum())
         # "prior": the part that is the cold-start prior (an assumption about OI opened before the model
@@ -310,10 +332,14 @@ class SyntheticModel:
         return self._ledger.rows
 
     def total_long(self, venues: tuple[str, ...] | None = None) -> float:
-        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) if self._W else 0.0
+        if not self._W:
+            return 0.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) * self.usd_scale(venues)
 
     def total_short(self, venues: tuple[str, ...] | None = None) -> float:
-        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) if self._W else 0.0
+        if not self._W:
+            return 0.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) * self.usd_scale(venues)
 
     def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
                         venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -345,6 +371,10 @@ class SyntheticModel:
                 out_s[a - lo_j:z - lo_j, cur - col_lo] = act[SHORT_I, a:z]
         np.maximum(out_l, 0, out=out_l)
         np.maximum(out_s, 0, out=out_s)
+        k = self.usd_scale(venues)  # past columns at today's scale: the map's colours stay one scale
+        if k != 1.0:
+            out_l *= np.float32(k)
+            out_s *= np.float32(k)
         return out_l, out_s
 
     def rebucket(self, new_step: float) -> None:
@@ -586,6 +616,7 @@ class SyntheticModel:
             m._clock_to(ts)
         oi = float(row["oi"])
         mark = float(row["mark"])
+        self._oi_now[v] = oi
         fl = self._flows
         if fl.first_sample(v, ts, oi):
             for m in states:
