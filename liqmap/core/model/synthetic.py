@@ -58,6 +58,7 @@ from ..events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from ..forecast import TAILS, RealizedVol, expected
 from ..params import MODEL_DEFAULTS, core_params
 from ..tiers import TierTable, table_for
+from ..venues import TABLE as VENUE_TABLE
 from .flow import VenueFlows
 from .history import Histories
 from .ledger import CONSUMED_DTYPE, ConsumedLedger
@@ -161,6 +162,8 @@ class SyntheticModel:
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # venues whose liquidation prints are a sample (one per symbol per second): see ``_reconcile``
+        self._sampled = np.array([v.liq_sampled for v in VENUE_TABLE] + [False] * (NV - len(VENUE_TABLE)))[:NV]
         # the USD scale (core/model/scale.py): each venue's last public OI (contracts, NaN = none yet)
         self.dollar_cap = max(float(p["dollar_scale_cap"]), 1.0)
         self._oi_now = np.full(NV, np.nan)
@@ -868,6 +871,12 @@ class SyntheticModel:
         have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
                              for x in srcs])  # (2, n)
         have = have_src.sum(axis=0)
+        if self._sampled[v] and cand[0] == b:
+            # A sampled venue (Binance: the latest liquidation per symbol per second, core/venues.py) printed one
+            # order of a burst of unknown size: its same-side positions liquidating in the print's bucket were hit
+            # in that second, so the level there is explained whole, not only the printed USD; what the print
+            # itself exceeds it by goes to the neighbours nearest first, as for any venue.
+            q = max(q, float(have[0]))
         before = np.concatenate([[0.0], np.cumsum(have)[:-1]])
         take = np.clip(q - before, 0.0, have)
         sel = take > 0
