@@ -77,3 +77,33 @@ def test_a_sampled_venues_print_explains_its_bucket_whole(venue, whole):
     left = as_dict(m).get(b, (0.0, 0.0))[0]
     assert left == (0.0 if whole else pytest.approx(held - 5_000.0))
     assert m.stats["reconciled_usd"] == pytest.approx(held if whole else 5_000.0)
+
+
+def test_a_real_binance_force_order_explains_the_level_it_hit():
+    """The real forceOrder frame (BTCUSDT 2020-03-13, a forced BUY of 0.014 BTC at 4706.04 = a short of $66
+    liquidated; tardis-node fixtures) through the Binance parser: the 10x shorts the model holds in that bucket
+    ($100k) are explained whole; the same print from Bybit (every liquidation sent) explains only its $66."""
+    from liqmap.core.events import SHORT
+    from venue_helpers import fixture_lines, market, parse_lines
+
+    assets = market("binance", BTC=("BTCUSDT", False, 1.0))
+    _, col = parse_lines("binance", assets, fixture_lines("binance_futures_messages.jsonl"), clock_check=False)
+    liq = col.get("liq", "BTC")
+    assert len(liq) == 1 and liq["side"][0] == SHORT and liq["usd"][0] == pytest.approx(0.014 * 4706.04)
+    out = {}
+    for venue in (BIN, BYB):
+        m = model({"leverage_tiers": [10.0], "leverage_weights": [1.0]})
+        ratio = float(m.placement.ratio[venue][1][0])  # a 10x short's liquidation price ÷ its entry
+        entry = float(liq["price"][0]) / ratio
+        t0 = float(liq["ts"][0]) - 60.0
+        m.update(oi_rows((t0, 1000.0, entry, venue)), EMPTY_T, EMPTY_L)
+        m.update(EMPTY_O, trade_rows((t0 + 5, entry, 100_000.0, -1, venue)), EMPTY_L)  # taker sells: shorts
+        m.update(oi_rows((t0 + 10, 1000.0 + 100_000.0 / entry, entry, venue)), EMPTY_T, EMPTY_L)
+        (b, (_, held)), = as_dict(m).items()
+        assert b == int(liq["price"][0] // STEP) and held == pytest.approx(100_000.0)
+        row = liq.copy()
+        row["venue"] = venue
+        m.update(EMPTY_O, EMPTY_T, row)
+        out[venue] = (as_dict(m).get(b, (0.0, 0.0))[1], m.stats["reconciled_usd"])
+    assert out[BIN] == (0.0, pytest.approx(100_000.0))
+    assert out[BYB] == (pytest.approx(100_000.0 - 0.014 * 4706.04), pytest.approx(0.014 * 4706.04))
