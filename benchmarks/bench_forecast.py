@@ -671,6 +671,10 @@ def _condition_row(part: list[dict]) -> dict:
     truth = acc.get(("usd", "truth"), 0.0)
     ratio = round(acc.get(("usd", "model"), 0.0) / truth, 3) if truth else None
     per_cp = [x for r in part for x in r["dollars"]]
+    # the same before the dollar scale (core/model/scale.py): what the model placed, and the scale's spread
+    logs = [x for r in part for x in r.get("scale_log", ())]
+    raw = round(sum(x[0] for x in logs) / truth, 3) if truth and logs else None
+    scales = [x[1] for x in logs]
     oracle = max(sm["oracle_ratio"] or 0.0, sm["oracle_forecast_ratio"] or 0.0) or None
     fc = sm["ratio"]
     # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
@@ -678,6 +682,8 @@ def _condition_row(part: list[dict]) -> dict:
     return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
             "dollars_model_over_truth": ratio,
             "dollars_in_band": ratio is not None and 1 / DOLLARS_BAND <= ratio <= DOLLARS_BAND,
+            "dollars_unscaled_model_over_truth": raw,
+            "usd_scale_p10_p50_p90": [round(float(q), 2) for q in np.percentile(scales, (10, 50, 90))] if scales else None,
             "dollars_per_checkpoint_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(per_cp, (10, 50, 90))]
                                                    if per_cp else None),
             "truth_usd_mean": round(truth / max(len(per_cp), 1)),
