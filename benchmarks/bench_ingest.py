@@ -12,7 +12,7 @@
 Times are process CPU time (``time.process_time``), best of interleaved rounds, so other programs on a
 shared 2-core box do not decide the comparison.
 
-The pipeline routes depth frames to the float Book (orjson + float path) instead of cryptofeed's Decimal
+The pipeline routes depth frames to the float Book (msgspec's typed decode, levels straight to floats) instead of cryptofeed's Decimal
 book; trades, liquidations and open interest are normalized in the venue feed's own handler.
 """
 
@@ -133,19 +133,24 @@ def _record_stages(ingest, market, record: dict) -> None:
 
     book_calls, validate_calls, price_calls, ring_calls = [], [], [], []
     record.update(book=book_calls, validate=validate_calls, price=price_calls, ring=ring_calls)
-    apply_raw, replace_raw = Book.apply_raw, Book.replace_raw
+    apply_raw, replace_raw, apply_f = Book.apply_raw, Book.replace_raw, Book.apply
 
     def rec_apply(self, side, levels, *a, **k):
         book_calls.append(("apply", side, levels, a))
         return apply_raw(self, side, levels, *a, **k)
+
+    def rec_apply_f(self, side, levels, *a, **k):  # levels the typed decoder already made floats
+        book_calls.append(("apply_f", side, levels, a))
+        return apply_f(self, side, levels, *a, **k)
 
     def rec_replace(self, bids, asks, *a, **k):
         book_calls.append(("replace", bids, asks, a))
         return replace_raw(self, bids, asks, *a, **k)
 
     record["_restore"] = lambda: (setattr(Book, "apply_raw", apply_raw), setattr(Book, "replace_raw", replace_raw),
+                                  setattr(Book, "apply", apply_f),
                                   setattr(Plausibility, "tuples", tuples), setattr(Plausibility, "price_ok", price_ok))
-    Book.apply_raw, Book.replace_raw = rec_apply, rec_replace
+    Book.apply_raw, Book.replace_raw, Book.apply = rec_apply, rec_replace, rec_apply_f
     tuples, price_ok = Plausibility.tuples, Plausibility.price_ok
 
     def rec_tuples(self, kind, asset, rows, receipt):
@@ -168,8 +173,19 @@ def _record_stages(ingest, market, record: dict) -> None:
         return real.loads(body)
 
     binance_module.orjson = SimpleNamespace(loads=rec_loads, dumps=real.dumps, JSONDecodeError=real.JSONDecodeError)
+    typed = record.setdefault("decoded_typed", [])
+    real_typed = binance_module._DEPTH_DECODER  # depth frames: decoded straight to float levels (msgspec)
+
+    class RecTyped:
+        @staticmethod
+        def decode(body):
+            typed.append(body)
+            return real_typed.decode(body)
+
+    binance_module._DEPTH_DECODER = RecTyped
     restore = record["_restore"]
-    record["_restore"] = lambda: (restore(), setattr(binance_module, "orjson", real))
+    record["_restore"] = lambda: (restore(), setattr(binance_module, "orjson", real),
+                                  setattr(binance_module, "_DEPTH_DECODER", real_typed))
     add = market.add
 
     def rec_add(kind, asset, rows):
@@ -181,7 +197,8 @@ def _record_stages(ingest, market, record: dict) -> None:
 
 def _stages(frames) -> dict:
     """CPU seconds of each stage replayed alone on the calls one pipeline run made: ``parse`` (orjson.loads of
-    every frame the parser decoded: streams no feed subscribes are skipped undecoded), ``book`` (the float Book's apply/replace calls, same levels), ``validate`` (the plausibility
+    every frame the parser decoded, and the typed decode of depth frames, levels to floats; streams no feed
+    subscribes are skipped undecoded), ``book`` (the float Book's apply/replace calls, same levels), ``validate`` (the plausibility
     checks: rows per batch and every noted price), ``ring`` (``Market.add``: numpy validation and ring copies);
     ``normalize`` is the rest of the pipeline's time (dispatch, field reads, unit conversion, dedup, batching)."""
     from liqmap.core.book import Book
@@ -194,17 +211,23 @@ def _stages(frames) -> dict:
     finally:
         rec.pop("_restore")()
     out = {}
+    from liqmap.feeds.venues.binance import _DEPTH_DECODER
+
     bodies = rec["decoded"]
     loads = orjson.loads
     t = time.process_time()
     for b in bodies:
         loads(b)
+    for b in rec["decoded_typed"]:
+        _DEPTH_DECODER.decode(b)
     out["parse"] = time.process_time() - t
     book = Book()
     t = time.process_time()
     for op, x, y, a in rec["book"]:
         if op == "apply":
             book.apply_raw(x, y, *a)
+        elif op == "apply_f":
+            book.apply(x, y, *a)
         else:
             book.replace_raw(x, y, *a)
     out["book"] = time.process_time() - t
@@ -220,7 +243,7 @@ def _stages(frames) -> dict:
     for kind, asset, rows in rec["ring"]:
         market.add(kind, asset, rows)
     out["ring"] = time.process_time() - t
-    out["calls"] = {"decoded": len(rec["decoded"]), "book": len(rec["book"]), "validate_batches": len(rec["validate"]),
+    out["calls"] = {"decoded": len(rec["decoded"]), "decoded_typed": len(rec["decoded_typed"]), "book": len(rec["book"]), "validate_batches": len(rec["validate"]),
                     "prices_checked": len(rec["price"]), "ring_batches": len(rec["ring"])}
     return out
 
@@ -311,7 +334,8 @@ def bench_ingest() -> dict:
                        "stage_calls": stages["calls"],
                        "clock": "process CPU time, best of 3 interleaved rounds; stages replayed alone once",
                        "note": "Ingest.push_many on runs of <= 512 frames and Ingest.flush per second of recording, as replay does; "
-                               "depth into liqmap's float Book, trades read straight from the orjson dict with "
+                               "depth frames decoded by msgspec straight to float levels into liqmap's float Book, "
+                               "trades read straight from the orjson dict with "
                                "the plausibility checks in the path; bookTicker frames (70 % of this recording, "
                                "a stream liqmap never subscribes) are counted as ignored from their stream name "
                                "without decoding; bare cryptofeed decodes every frame and builds Decimal books "

@@ -128,3 +128,65 @@ def test_sequence_gap_stops_applying_until_resync(lines):
     bids, asks, _ = independent_book(part)
     book = parser.books["BTC"]
     assert (book.bids, book.asks) != (bids, asks)  # it did not silently carry on as if complete
+
+
+def _generic(monkeypatch):
+    """The parser without its typed decoders (every frame decoded to dicts, numbers read with ``float``)."""
+    from liqmap.feeds.venues import binance
+
+    kind = binance.BinanceFeed._stream_kind
+    monkeypatch.setattr(binance.BinanceFeed, "_stream_kind",
+                        lambda self, name: binance._UNUSED if kind(self, name) == binance._UNUSED else 0)
+
+
+def test_typed_decoders_read_the_recording_exactly_as_the_generic_path(lines, parsed, monkeypatch):
+    """Trades and depth are decoded by msgspec straight to floats (issue 19: the ``float()`` of every level was
+    two thirds of a depth frame). Same rows, same book, same counters as decoding to dicts — bit for bit."""
+    parser, col = parsed
+    _generic(monkeypatch)
+    g_parser, g_col = run(lines)
+    assert parser.venue_feed._unused  # the typed path ran (stream kinds memoized) ...
+    assert parser.stats["book_frames"] == g_parser.stats["book_frames"] > 6000
+    t, g = col.get("trade", "BTC"), g_col.get("trade", "BTC")
+    assert len(t) == len(g) == 21313 and (t == g).all()
+    assert parser.books["BTC"].bids == g_parser.books["BTC"].bids
+    assert parser.books["BTC"].asks == g_parser.books["BTC"].asks
+    assert dict(parser.stats) == dict(g_parser.stats) and not parser.errors and not g_parser.errors
+
+
+BAD_TYPED = [  # frames on the typed streams that are not the documented shape
+    '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1723161256322,"s":"BTCUSDT","p":"61800.30","q":"0.006","m":false}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1723161256322,"s":"BTCUSDT","t":1,"p":"abc","q":"0.006","m":false}}',
+    '{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1723161256322,"s":"BTCUSDT","t":2,"p":"61800.30","q":null,"m":false}}',
+    # the real 2019 aggTrade shape of the tardis fixtures: no aggregate id "a"
+    '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1568693103463,"s":"BTCUSDT","p":"10223.74","q":"0.236","f":181349,"l":181349,"T":1568693103463,"m":false}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,"b":[["1","2","3"]],"a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1,"u":2,"pu":0,"b":"x","a":[]}}',
+    '{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":1}}',
+    '{"stream":"btcusdt@depth@0ms",',
+]
+
+
+def test_frames_the_typed_decoders_refuse_are_read_or_refused_as_before(lines, monkeypatch):
+    """A frame the typed decoder refuses goes the generic way: read if it can be (a depth level with a third
+    value), otherwise counted under the same error, and nothing already parsed is lost."""
+    head = lines[:2000]
+    typed, t_col = run(head, extra=BAD_TYPED)
+    _generic(monkeypatch)
+    generic, g_col = run(head, extra=BAD_TYPED)
+    assert typed.errors == generic.errors and sum(typed.errors.values()) >= 5
+    assert (t_col.get("trade", "BTC") == g_col.get("trade", "BTC")).all()
+    assert typed.books["BTC"].bids == generic.books["BTC"].bids
+
+
+def test_agg_trades_are_read_typed_with_the_aggregate_id_as_the_key():
+    """``<sym>@aggTrade`` as Binance documents it today (e, E, s, a, p, q, f, l, T, m): one row per aggregate,
+    the aggregate id the dedup key (a replay after a reconnect adds nothing)."""
+    frame = ('{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1723161256323,"s":"BTCUSDT","a":%d,'
+             '"p":"61800.30","q":"0.250","f":100,"l":105,"T":1723161256322,"m":true}}')
+    frames = [(1723161256.4, frame % 5933014), (1723161256.5, frame % 5933015), (1723161256.6, frame % 5933014)]
+    parser, col = run(frames)
+    rows = col.get("trade", "BTC")
+    assert len(rows) == 2 and parser.stats["duplicates"] == 1 and not parser.errors
+    assert rows["price"][0] == 61800.30 and rows["qty"][0] == 0.25 and (rows["side"] == SELL).all()
+    assert rows["ts"][0] == 1723161256.322

@@ -27,11 +27,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from cryptofeed.connection import AsyncConnection, WSAsyncConn
 from cryptofeed.connection_handler import ConnectionHandler
 from cryptofeed.exceptions import ExhaustedRetries
 
@@ -39,88 +36,18 @@ from liqmap.core.assets import Asset, universe
 from liqmap.core.book import Book
 from liqmap.core.market import Market
 
-from .health import Health, HealthFan, classify_error
+from .collector_focus import CollectorFocus
+from .collector_health import CollectorHealth
+from .connection_hooks import ConnectionHooks
+from .feed_plan import (BOOK_KINDS, FLOW_KINDS, LIGHT_KINDS, Slot, feeds_setting, flow_kinds, focus_set,  # noqa: F401
+                        light_depth_supported, watchdog_for)  # (re-exported: the collector's import path for them)
+from .health import Health, classify_error
 from .ingest import FULL, LIGHT, BatchSink, BookBoard  # noqa: F401 - BatchSink: the one batch sink, re-exported
 
 LOG = logging.getLogger("liqmap.feeds")
 
-FLOW_KINDS = ("liq", "trade", "oi")
-BOOK_KINDS = ("book",)
-LIGHT_KINDS = ("depth",)  # top-N book snapshots for the assets out of focus (when the adapter has them)
 
-
-def light_depth_supported(venue: str, factory_kinds: Iterable[str] | None = None) -> bool:
-    """Whether the venue's adapter offers the light ``depth`` kind (top-N snapshots). Adapters declare
-    what they can parse in ``SUPPORTED_KINDS`` (default: liqmap.feeds.venues.ALL_KINDS)."""
-    if factory_kinds is not None:
-        return "depth" in factory_kinds
-    try:
-        from .venues import ALL_KINDS, VENUE_CLASSES
-    except ImportError:
-        return False
-    cls = VENUE_CLASSES.get(venue)
-    return cls is not None and "depth" in getattr(cls, "SUPPORTED_KINDS", ALL_KINDS)
-
-
-def flow_kinds(venue: str, factory_kinds: Iterable[str] | None = None) -> tuple[str, ...]:
-    """``FLOW_KINDS`` the venue's adapter parses (Hyperliquid publishes no liquidations: trades and OI)."""
-    if factory_kinds is None:
-        try:
-            from .venues import VENUE_CLASSES
-        except ImportError:
-            return FLOW_KINDS
-        cls = VENUE_CLASSES.get(venue)
-        factory_kinds = getattr(cls, "SUPPORTED_KINDS", FLOW_KINDS) if cls is not None else FLOW_KINDS
-    return tuple(k for k in FLOW_KINDS if k in factory_kinds)
-
-
-def feeds_setting(cfg: dict | None, key: str, default: Any) -> Any:
-    return ((cfg or {}).get("feeds") or {}).get(key, default)
-
-
-def focus_set(cfg: dict | None, assets: Iterable[str], on_screen: Iterable[str] | str | None = None) -> list[str]:
-    """The assets that get full books: those on screen plus ``universe.focus_extra``, in universe order."""
-    cfg = cfg or {}
-    if on_screen is None:
-        on_screen = [((cfg.get("app") or {}).get("asset")) or "BTC"]
-    elif isinstance(on_screen, str):
-        on_screen = [on_screen]
-    want = {a.upper() for a in on_screen} | {a.upper() for a in (cfg.get("universe") or {}).get("focus_extra", [])}
-    return [a for a in assets if a in want]
-
-
-def watchdog_for(cfg: dict | None, kinds: Iterable[str]) -> float:
-    """The watchdog timeout for a connection carrying ``kinds``: the smallest over them (a connection
-    with trades on it should never be silent for long, even if it also carries liquidations)."""
-    default = float(feeds_setting(cfg, "watchdog_seconds", 30.0))
-    by_kind = feeds_setting(cfg, "watchdog_by_kind", {}) or {}
-    vals = [float(by_kind.get(k) or 0.0) or default for k in kinds]
-    return min(vals) if vals else default
-
-
-@dataclass
-class Slot:
-    """One feed the collector runs for a venue: a group of kinds over a set of assets."""
-
-    venue: str
-    group: str  # "flow" | "book"
-    kinds: tuple[str, ...]
-    book_assets: tuple[str, ...] | None = None
-    feed: Any = None
-    handlers: list[ConnectionHandler] = field(default_factory=list)
-    tasks: list[asyncio.Task] = field(default_factory=list)
-    opened_at: dict[str, float] = field(default_factory=dict)
-    timeouts: dict[str, float] = field(default_factory=dict)
-    receipt: float = 0.0  # receipt time of the frame being parsed (for lag)
-    build_error: str = ""
-    stopped: bool = False
-    health: Health | None = None  # this feed's own record (the venue's sums all its feeds)
-
-    def connections(self) -> list[AsyncConnection]:
-        return [h.conn for h in self.handlers]
-
-
-class Collector:
+class Collector(CollectorFocus, CollectorHealth, ConnectionHooks):
     """Runs the venue feeds on the running loop; see the module docstring.
 
     ``assets`` is a list of names or a ``{name: Asset}`` dict (live metadata); ``venues`` the venue names.
@@ -288,135 +215,7 @@ class Collector:
         if self._loop is not None and self._loop.get_exception_handler() == self._exception_handler:
             self._loop.set_exception_handler(self._prev_exception_handler)
 
-    # ---------------------------------------------------------------------------------------- focus
-    def _book_assets(self, venue: str) -> list[str]:
-        return [a for a in self.focus if venue in self.assets.get(a, Asset(a, 1.0, 1e-6)).markets]
-
-    def _light_assets(self, venue: str) -> list[str]:
-        """The assets out of focus that get light depth: none unless ``feeds.light_depth`` is on and the
-        venue's adapter parses the ``depth`` kind (``health()[venue]["light_depth"]`` says which)."""
-        if not self.light_depth or not light_depth_supported(venue, self.factory_kinds):
-            return []
-        focus = set(self.focus)
-        return [a for a, meta in self.assets.items() if a not in focus and venue in meta.markets]
-
-    def set_focus(self, assets: Iterable[str] | str) -> asyncio.Task | None:
-        """Full books for ``assets`` (plus ``universe.focus_extra``). Moves each venue's book subscription
-        by rebuilding its book feed; flow feeds are untouched. Returns the task doing it (None when the
-        focus did not change). Rapid calls coalesce: only the last focus is applied. Safe to call from
-        another thread (it is then scheduled on the collector's loop and returns None)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:  # called from another thread (a UI worker): hop onto the collector's loop
-            if self._loop is not None and self._running:
-                self._loop.call_soon_threadsafe(self.set_focus, assets)
-            return None
-        new = tuple(focus_set(self.cfg, list(self.assets), [assets] if isinstance(assets, str) else list(assets)))
-        if new == self.focus:
-            return None
-        self.focus = new
-        if not self._running or self.plan is not None:
-            return None
-        if self._focus_task is not None and not self._focus_task.done():
-            self._focus_task.cancel()
-        self._focus_task = asyncio.create_task(self._apply_focus(), name="liqmap-focus")
-        return self._focus_task
-
-    async def _apply_focus(self) -> None:
-        await asyncio.sleep(0.2)  # let a burst of asset switches settle
-
-        async def move(venue: str, group: str, kinds: tuple[str, ...], want: tuple[str, ...]) -> None:
-            old = self._slots.get((venue, group))
-            if old is not None and old.book_assets == want:
-                return
-            if old is not None:
-                await self._stop_slot(old)
-            if want:
-                await self._launch(Slot(venue, group, kinds, want))
-
-        moves = []
-        for v in self.venues:
-            moves.append(move(v, "book", self.book_kinds, tuple(self._book_assets(v))))
-            if self.light_depth:
-                moves.append(move(v, "depth", LIGHT_KINDS, tuple(self._light_assets(v))))
-        await asyncio.gather(*moves)
-
-    # --------------------------------------------------------------------------------------- health
-    def health(self) -> dict[str, dict]:
-        """Per venue: state (connected/stale/down), last message age, lag, frames, errors, reconnects."""
-        now = self.clock()
-        out = {}
-        for venue, h in self._health.items():
-            slots = [s for (v, _), s in self._slots.items() if v == venue]
-            ws_open = 0
-            errors_by_kind = dict(h.errors_by_kind)
-            adapter_errors = 0
-            implausible: dict[str, int] = {}
-            for s in slots:
-                for c in s.connections():
-                    if isinstance(c, WSAsyncConn) and c.is_open:
-                        ws_open += 1
-                if s.feed is not None:
-                    for key, n in getattr(s.feed, "errors", {}).items():
-                        name = ":".join(key) if isinstance(key, tuple) else str(key)
-                        errors_by_kind[name] = errors_by_kind.get(name, 0) + n
-                        adapter_errors += n
-                    plaus = getattr(s.feed, "plausible", None)
-                    for (kind, reason), n in (plaus.rejected.items() if plaus is not None else ()):
-                        implausible[f"{kind}:{reason}"] = implausible.get(f"{kind}:{reason}", 0) + n
-            h.open_connections = ws_open
-            d = h.as_dict(now)
-            d["parse_errors"] = h.parse_errors + adapter_errors
-            d["errors_by_kind"] = errors_by_kind
-            d["implausible"] = implausible  # values refused at the parser boundary (feeds/plausible.py)
-            d["feeds"] = {
-                s.group: {
-                    "kinds": list(s.kinds),
-                    "assets": list(s.book_assets) if s.book_assets is not None else "all",
-                    "connections": len(s.handlers),
-                    "open": sum(1 for c in s.connections() if c.is_open and isinstance(c, WSAsyncConn)),
-                    "error": s.build_error,
-                }
-                for s in slots
-            }
-            d["focus"] = list(self.focus)
-            if self.metadata is not None and getattr(self.metadata, "errors", {}).get(venue):
-                d["metadata_error"] = self.metadata.errors[venue]
-            d["light_depth"] = ("on" if (venue, "depth") in self._slots else
-                                "off" if not self.light_depth else
-                                "on" if light_depth_supported(venue, self.factory_kinds) else
-                                "unsupported by the venue adapter")
-            out[venue] = d
-        return out
-
-    def _fan(self, slot: Slot) -> HealthFan:
-        return HealthFan(self._health[slot.venue], slot.health)
-
-    def slot_health(self) -> dict[tuple[str, str], dict]:
-        """Per feed ((venue, group) → the same record as ``health()``), e.g. one row per channel in
-        ``liqmap doctor``."""
-        now = self.clock()
-        out = {}
-        for key, s in self._slots.items():
-            h = s.health
-            if h is None:
-                continue
-            h.open_connections = sum(1 for c in s.connections() if isinstance(c, WSAsyncConn) and c.is_open)
-            d = h.as_dict(now)
-            errs = dict(h.errors_by_kind)
-            for k, n in (getattr(s.feed, "errors", None) or {}).items():
-                name = ":".join(k) if isinstance(k, tuple) else str(k)
-                errs[name] = errs.get(name, 0) + n
-            d["parse_errors"] = sum(errs.values())
-            d["errors_by_kind"] = errs
-            d["kinds"] = list(s.kinds)
-            d["addresses"] = [getattr(c, "address", "") for c in s.connections()]
-            d["build_error"] = s.build_error
-            out[key] = d
-        return out
-
-    def venue_health(self, venue: str) -> Health:
-        return self._health[venue]
+    # ---------------------------------------------------------------------------------------- reads
 
     def books(self, asset: str) -> dict[str, Book]:
         """The live L2 books of ``asset`` per venue (the engine's ``books_provider``): the full book for
@@ -562,153 +361,3 @@ class Collector:
         t = asyncio.get_running_loop().create_task(run())
         self._background.add(t)
         t.add_done_callback(self._background.discard)
-
-    # ------------------------------------------------------------------------------ instrumentation
-    def _instrument(self, slot: Slot, conn: AsyncConnection, tap) -> None:
-        """Per-connection hooks (instance attributes; cryptofeed's classes are untouched): the raw tap,
-        connect success/failure with its cause, read errors, and bounded websocket timeouts."""
-        h = self._fan(slot)
-        venue = slot.venue
-        conn.raw_data_callback = tap
-        if isinstance(conn, WSAsyncConn):
-            conn.ws_kwargs.setdefault("close_timeout", self.close_timeout)
-            conn.ws_kwargs.setdefault("open_timeout", self.open_timeout)
-        orig_open = conn._open
-        orig_read = conn.read
-        recorder = self.recorder
-        clock = self.clock
-
-        async def _open() -> None:
-            try:
-                await orig_open()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                kind, text = classify_error(e)
-                h.on_connect_failed(f"{kind}: {text}")
-                raise
-            if isinstance(conn, WSAsyncConn):
-                now = clock()
-                slot.opened_at[conn.id] = now
-                h.on_connect(conn.id, now)
-                if recorder is not None:
-                    recorder.connection(now, venue, conn.id, conn.address)
-
-        async def read(*args, **kwargs):
-            try:
-                async for item in orig_read(*args, **kwargs):
-                    yield item
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                kind, text = classify_error(e)
-                h.last_error = f"{kind}: {text}"
-                if not isinstance(conn, WSAsyncConn):
-                    h.on_connect_failed(h.last_error)
-                raise
-
-        conn._open = _open
-        conn.read = read
-
-    def _tap_for(self, slot: Slot):
-        h = self._fan(slot)
-        venue = slot.venue
-        collector = self
-
-        async def tap(data, timestamp, uuid, endpoint=None, send=None, connect=None, header=None) -> None:
-            if send is not None or connect is not None or data is None:
-                return
-            rest = endpoint is not None
-            h.on_frame(timestamp, rest)
-            rec = collector.recorder
-            if rec is not None:
-                rec.frame(timestamp, venue, endpoint if rest else uuid, data, "rest" if rest else "ws")
-
-        return tap
-
-    def _guard(self, slot: Slot, handler):
-        """The feed's message handler, made unable to kill its connection: a frame that raises is
-        counted per venue and exception kind, the first of each kind logged, and dropped."""
-        h = self._fan(slot)
-
-        async def guarded(msg, conn, timestamp) -> None:
-            slot.receipt = timestamp or self.clock()
-            try:
-                await handler(msg, conn, timestamp)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001
-                h.on_parse_error(type(e).__name__, str(e)[:120], msg)
-
-        return guarded
-
-    def _sink_for(self, slot: Slot):
-        h = self._fan(slot)
-        venue = slot.venue
-        if self.ingest is not None:
-            ingest_add = self.ingest.add
-
-            def add(kind: str, asset: str, rows: np.ndarray) -> None:
-                ingest_add(kind, asset, rows, venue)
-        else:
-            add = self.batch.add
-
-        def sink(kind: str, asset: str, rows: np.ndarray) -> None:
-            add(kind, asset, rows)
-            h.on_events(kind, len(rows))
-            if len(rows) and slot.receipt:
-                h.on_lag(slot.receipt - float(rows["ts"].max()))
-
-        return sink
-
-    def _book_sink_for(self, slot: Slot):
-        h = self._fan(slot)
-
-        def book_sink(asset: str, venue: str, book: Book) -> None:
-            h.on_events("book_update", 1)
-            if book.ts and slot.receipt:
-                h.on_lag(slot.receipt - book.ts)
-            if self.on_book is not None:
-                self.on_book(asset, venue, book)
-
-        return book_sink
-
-    # ------------------------------------------------------------------------------------- watchdog
-    async def _watchdog_loop(self) -> None:
-        """Close any open websocket silent for longer than its timeout; cryptofeed then reconnects.
-        Unlike cryptofeed's own watcher this also catches a socket that never sent a first frame."""
-        while self._running:
-            timeouts = [t for s in self._slots.values() for t in s.timeouts.values()] or [30.0]
-            interval = max(0.05, min(5.0, min(timeouts) / 4.0))
-            await asyncio.sleep(interval)
-            now = self.clock()
-            for slot in list(self._slots.values()):
-                for ch in slot.handlers:
-                    conn = ch.conn
-                    if not isinstance(conn, WSAsyncConn) or not conn.is_open or not ch.running:
-                        continue
-                    ref = max(conn.last_message or 0.0, slot.opened_at.get(conn.id, 0.0))
-                    limit = slot.timeouts.get(conn.id, 30.0)
-                    if ref and now - ref > limit:
-                        h = self._fan(slot)
-                        why = f"watchdog: {conn.id} silent for {now - ref:.1f} s"
-                        h.on_stall(why)
-                        LOG.warning("%s: %s, reconnecting", slot.venue, why)
-                        slot.opened_at[conn.id] = now  # do not fire again while the close runs
-                        t = asyncio.get_running_loop().create_task(conn.close())
-                        self._background.add(t)
-                        t.add_done_callback(self._background.discard)
-
-    # ------------------------------------------------------------------------ loop exception handler
-    def _exception_handler(self, loop, context: dict) -> None:
-        exc = context.get("exception")
-        task = context.get("task") or context.get("future")
-        text = context.get("message", "")
-        if isinstance(exc, ExhaustedRetries) or "cryptofeed" in repr(task) or "ConnectionHandler" in repr(task):
-            why = f"feed task died: {classify_error(exc)[1] if exc else text}"
-            self.task_errors.append(why)
-            LOG.error("%s", why)
-        if self._prev_exception_handler is not None:
-            self._prev_exception_handler(loop, context)
-        else:
-            loop.default_exception_handler(context)
