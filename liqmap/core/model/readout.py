@@ -54,15 +54,19 @@ class LevelReadout:
         """Ledger of swept levels (CONSUMED_DTYPE rows, oldest first; the newest CONSUMED_CAPACITY kept)."""
         return self._ledger.rows
 
-    def total_long(self, venues: tuple[str, ...] | None = None) -> float:
+    def total_long(self, venues: tuple[str, ...] | None = None, scaled: bool = True) -> float:
+        """USD of every long level (``scaled=False``: as placed, before the dollar scale — what ``stats`` count)."""
         if not self._W:
             return 0.0
-        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) * self.usd_scale(venues)
+        k = self.usd_scale(venues) if scaled else 1.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) * k
 
-    def total_short(self, venues: tuple[str, ...] | None = None) -> float:
+    def total_short(self, venues: tuple[str, ...] | None = None, scaled: bool = True) -> float:
+        """USD of every short level (``scaled=False``: as placed, before the dollar scale)."""
         if not self._W:
             return 0.0
-        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) * self.usd_scale(venues)
+        k = self.usd_scale(venues) if scaled else 1.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) * k
 
     def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
                         venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
