@@ -11,7 +11,8 @@ all 65 assets, the asset on screen (BTC) first as the live start orders it.
 ``detail.screen_map_s``: time until the screen asset's map is usable — its history fed and released, and its
 Synthetic 1m view built by the engine. Baseline in the same run: ``bare_fetch_parse_s``, the same 65
 assets' responses fetched from the same server and parsed into rows with no model (what any back-fill pays
-before the model does any work).
+before the model does any work). ``loop_stall_max_ms`` / ``loop_stall_p99_ms``: how late a 10 ms timer on the event
+loop fired meanwhile (the back-fill's model replay runs in a worker thread; on the loop it blocked the UI).
 """
 
 from __future__ import annotations
@@ -133,8 +134,21 @@ async def _run() -> dict:
                     marks["screen_levels"] = float(snap.grid is not None)
 
         eng.release = timed_release
+        stalls: list[float] = []
+        ticking = asyncio.Event()
+
+        async def ticker() -> None:
+            # the event loop's responsiveness meanwhile: how late a 10 ms timer fires (the UI's frame budget)
+            while not ticking.is_set():
+                t = time.perf_counter()
+                await asyncio.sleep(0.01)
+                stalls.append(time.perf_counter() - t - 0.01)
+
+        tick = asyncio.ensure_future(ticker())
         res = await backfill(eng, cfg, assets, symbols, first=SCREEN, now=lambda: now)
         total = time.perf_counter() - start
+        ticking.set()
+        await tick
         cpu = time.process_time() - cpu0
         ok = [a for a, r in res.items() if r.startswith("ok")]
         warm = [a for a in assets if (m := eng.state(a).model) is not None and m.stats["intervals"] > 0]
@@ -154,6 +168,8 @@ async def _run() -> dict:
             "ratio_vs_bare": round(total / bare, 2) if bare else None,
             "model_s_per_asset": round((total - bare) / len(assets), 4),
             "models_bytes": int(model_s), "generate_s": round(gen_s, 2),
+            "loop_stall_max_ms": round(1e3 * max(stalls, default=float("nan")), 1),
+            "loop_stall_p99_ms": round(1e3 * float(np.percentile(stalls, 99)), 1) if stalls else None,
         },
     }
 

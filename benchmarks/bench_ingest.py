@@ -174,18 +174,23 @@ def _record_stages(ingest, market, record: dict) -> None:
 
     binance_module.orjson = SimpleNamespace(loads=rec_loads, dumps=real.dumps, JSONDecodeError=real.JSONDecodeError)
     typed = record.setdefault("decoded_typed", [])
-    real_typed = binance_module._DEPTH_DECODER  # depth frames: decoded straight to float levels (msgspec)
+    # depth and trade frames: decoded straight to floats by their typed (msgspec) decoders
+    names = ("_DEPTH_DECODER", "_TRADE_DECODER", "_AGG_DECODER")
+    real_typed = {n: getattr(binance_module, n) for n in names}
 
     class RecTyped:
-        @staticmethod
-        def decode(body):
-            typed.append(body)
-            return real_typed.decode(body)
+        def __init__(self, dec):
+            self.dec = dec
 
-    binance_module._DEPTH_DECODER = RecTyped
+        def decode(self, body):
+            typed.append((self.dec, body))
+            return self.dec.decode(body)
+
+    for n, dec in real_typed.items():
+        setattr(binance_module, n, RecTyped(dec))
     restore = record["_restore"]
     record["_restore"] = lambda: (restore(), setattr(binance_module, "orjson", real),
-                                  setattr(binance_module, "_DEPTH_DECODER", real_typed))
+                                  *(setattr(binance_module, n, d) for n, d in real_typed.items()))
     add = market.add
 
     def rec_add(kind, asset, rows):
@@ -197,7 +202,7 @@ def _record_stages(ingest, market, record: dict) -> None:
 
 def _stages(frames) -> dict:
     """CPU seconds of each stage replayed alone on the calls one pipeline run made: ``parse`` (orjson.loads of
-    every frame the parser decoded, and the typed decode of depth frames, levels to floats; streams no feed
+    every frame the parser decoded, and the typed decode of trade and depth frames, numbers to floats; streams no feed
     subscribes are skipped undecoded), ``book`` (the float Book's apply/replace calls, same levels), ``validate`` (the plausibility
     checks: rows per batch and every noted price), ``ring`` (``Market.add``: numpy validation and ring copies);
     ``normalize`` is the rest of the pipeline's time (dispatch, field reads, unit conversion, dedup, batching)."""
@@ -211,15 +216,13 @@ def _stages(frames) -> dict:
     finally:
         rec.pop("_restore")()
     out = {}
-    from liqmap.feeds.venues.binance import _DEPTH_DECODER
-
     bodies = rec["decoded"]
     loads = orjson.loads
     t = time.process_time()
     for b in bodies:
         loads(b)
-    for b in rec["decoded_typed"]:
-        _DEPTH_DECODER.decode(b)
+    for dec, b in rec["decoded_typed"]:
+        dec.decode(b)
     out["parse"] = time.process_time() - t
     book = Book()
     t = time.process_time()

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("record", help="record every raw frame (websocket and REST) to a file")
     r.add_argument("out", metavar="OUT")
     r.add_argument("--demo", action="store_true", default=argparse.SUPPRESS, help="record the demo market")
-    r.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    r.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (--demo: seconds at --speed, so market time = duration x speed, written unpaced)")
     _common(r, suppress=True)
 
     rp = sub.add_parser("replay", help="push a recording through the parsers")

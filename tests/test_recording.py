@@ -323,3 +323,20 @@ def test_record_demo_then_replay(tmp_path, capsys):
         assert v["errors"] == 0, (venue, v["errors_by_kind"])
         assert v["events"].get("trade", 0) > 0, venue
     assert rep["assets"]["BTC"]["books"]  # books rebuilt for the focus asset
+
+
+def test_record_demo_speed_multiplies_the_market_time(tmp_path, capsys):
+    """`liqmap record OUT --demo --duration 2 --speed 30`: two seconds at 30x real time are 60 s of market (the
+    speed flag was ignored: `--speed 60` for 150 s recorded 150 s of market time); without --speed, 2 s."""
+    from liqmap.cli import main as cli_main
+
+    spans = {}
+    for speed in (None, 30):
+        out = tmp_path / f"demo{speed}.jsonl.gz"
+        argv = ["record", str(out), "--demo", "--duration", "2", "--seed", "3", "--assets", "BTC"]
+        assert cli_main(argv + (["--speed", str(speed)] if speed else [])) == 0
+        frames = list(open_recording(out))
+        spans[speed] = frames[-1].t - frames[0].t
+    capsys.readouterr()
+    assert spans[None] == pytest.approx(2.0, abs=0.5)
+    assert spans[30] == pytest.approx(60.0, abs=1.5)

@@ -190,3 +190,23 @@ def test_agg_trades_are_read_typed_with_the_aggregate_id_as_the_key():
     assert len(rows) == 2 and parser.stats["duplicates"] == 1 and not parser.errors
     assert rows["price"][0] == 61800.30 and rows["qty"][0] == 0.25 and (rows["side"] == SELL).all()
     assert rows["ts"][0] == 1723161256.322
+
+
+def test_typed_frames_are_screened_before_they_are_decoded(lines):
+    """The typed streams are read without ``VenueFeed.parse`` in between (issue 19: two call layers fewer a
+    frame), but its screening still comes first: a well-formed trade frame over ``MAX_FRAME_BYTES`` (padded
+    with JSON whitespace, so msgspec alone would read it) and one spelling its price in full-width digits are
+    refused and named, and the frames around them are read."""
+    from liqmap.feeds.venues.binance import BinanceFeed
+
+    trade = ('{"stream":"btcusdt@trade","data":{"e":"trade","E":1,"T":1799999999900,"s":"BTCUSDT","t":%d,'
+             '"p":"%s","q":"0.006","m":false%s}}')
+    big = trade % (91, "61800.30", " " * (BinanceFeed.MAX_FRAME_BYTES + 1))
+    wide = trade % (92, "６１８００.30", "")
+    head = lines[:2000]
+    base, base_col = run(head)
+    parser, col = run(head, extra=[big, wide, trade % (93, "61800.30", "")])
+    assert parser.errors[("frame", "too_large")] == 1 and parser.errors[("frame", "non_ascii_number")] == 1
+    assert sum(parser.errors.values()) == 2
+    assert parser.stats["frames"] == base.stats["frames"] + 3
+    assert len(col.get("trade", "BTC")) == len(base_col.get("trade", "BTC")) + 1

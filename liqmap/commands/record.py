@@ -201,7 +201,10 @@ async def record_demo(out: str, cfg: dict[str, Any], duration: float | None, see
         if duration is None:
             stop = stop or asyncio.Event()
             _install_stop(stop)
-        await drive_demo(rt, write, duration, stop)
+        # --duration is wall seconds at --speed (the demo's own speed when not given): ``--duration 150 --speed
+        # 60`` records 150 × 60 s of market, written as fast as the CPU allows. Before, the speed was ignored and
+        # the recording held 150 s of market time.
+        await drive_demo(rt, write, None if duration is None else duration * src.speed, stop)
     finally:
         writer.close()
     if writer.error:

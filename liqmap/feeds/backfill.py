@@ -148,7 +148,9 @@ async def backfill(engine, cfg: dict, assets: list[str], symbols: dict[str, str]
         for a in order:
             try:
                 oi, trades = await fetch_binance(session, rest, symbols[a], hours, timeout)
-                n = engine.backfill(a, oi=oi, trades=trades, now=now() if now else None)
+                # the model's replay (~50 ms of CPU per asset) runs in a worker thread, as the grids do, so the
+                # event loop — the UI, the live feeds — keeps running between and during the 65 assets
+                n = await asyncio.to_thread(engine.backfill, a, oi=oi, trades=trades, now=now() if now else None)
                 result[a] = f"ok ({n} rows)"
             except BackfillError as e:
                 result[a] = str(e)

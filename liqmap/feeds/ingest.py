@@ -308,6 +308,7 @@ class Ingest:
         if self._turned:  # the loop had a turn since the slice began (the caller waited): a new slice
             self._new_slice()
         budget = self.YIELD_EVERY_S
+        check_every = self._CHECK_EVERY
         venue0 = None
         route = None
         n = 0
@@ -349,7 +350,7 @@ class Ingest:
             pending = parse(raw, stand, t)
             if pending is not None:  # a venue whose handler is a coroutine
                 await p.finish(pending, raw)
-            if not n % self._CHECK_EVERY and clock() - self._slice_start > budget:
+            if not n % check_every and clock() - self._slice_start > budget:
                 self.frames += n
                 n = 0
                 self.loop_yields += 1

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import buckets
 from .ledger import CONSUMED_DTYPE
-from .sources import EPS_USD, LONG_I, NV, SHORT_I
+from .sources import EPS_USD, LONG_I, NS, NV, SHORT_I
 from .window import _FOLD_AT
 
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
@@ -43,6 +43,7 @@ class LevelBook:
         # one gather/scatter on the flat views instead of three-index fancy indexing (same values, same adds)
         gain = np.exp(self._ref[src] - self._lm[src])[ss]
         flat = self._base[src].reshape(-1)
+        self._sums[src] = np.nan
         flat[hit] += a * gain
         self._held[src] = True
         sj = ss * w + j  # flat index into the (2, W) side × bucket arrays
@@ -57,6 +58,12 @@ class LevelBook:
               amounts: tuple[float, float]) -> None:
         """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
+        q = self._queue
+        if q is not None and self._W and q.offer(src, ts, entries, weights, amounts,
+                                                 lambda: np.exp(self._ref[src] - self._lm[src]), self.step,
+                                                 self._b0, self._W, self._off_centre, self.stats):
+            return
+        self._place_queued()  # this one may move the window: everything before it lands first
         pl = self.placement
         if pl.ratio_band is not None:
             bs = pl.band_slices(v, entries, weights, amounts, self.step, self._b0, self._W, self._window_for,
@@ -102,6 +109,7 @@ class LevelBook:
     def _place(self, src: int, ts: float, kk, ss, j, idx, a, summed: bool) -> None:
         """Add USD ``a`` at (tier, side, window index) into source ``src`` (``summed``: keys are unique)."""
         gain = np.exp(self._ref[src, ss] - self._lm[src, ss])
+        self._sums[src] = np.nan
         if summed:  # summed per (tier, side, bucket) above: no duplicates, plain indexing adds
             self._base[src][kk, ss, j] += a * gain
         else:
@@ -113,15 +121,36 @@ class LevelBook:
         self._touch(src, ss, idx)
         self.stats["added_usd"] += float(a.sum())
 
+    def _place_queued(self) -> None:
+        """Place every queued open (pending.py) in one pass: the same adds as :meth:`_add_band` / :meth:`_place`
+        open by open, summed per bucket over the opens."""
+        q = self._queue
+        if q is None or not q.items:
+            return
+        out = q.take(self.step, self._b0, self._W)
+        if out is None:
+            return
+        hit, usd, sj, ts = out
+        w = self._W
+        self._base.reshape(-1)[hit] += usd
+        src = hit // (self.K * 2 * w)
+        self._sums[src] = np.nan
+        self._held[src] = True
+        np.minimum.at(self._oldest.reshape(-1), sj, ts)
+        np.maximum.at(self._newest.reshape(-1), sj, ts)
+        self._occ.reshape(-1)[sj] = True
+        self._touch(src, (hit // w) % 2, hit % w + self._b0)
+
     def _close(self, v: int, s: int, usd: float) -> None:
         """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:
         a position opened before the model started closes as readily as one it saw open)."""
         if usd <= 0:
             return
         srcs = (v, NV + v)
+        queued = self._queue.totals if self._queue is not None else np.zeros((NS, 2))
         # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
-        totals = [float(self._base[x, :, s, :].sum()) * math.exp(self._lm[x, s] - self._ref[x, s])
-                  if self._held[x] else 0.0 for x in srcs]
+        totals = [(self._side_sum(x, s) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
+                  if self._held[x] or queued[x, s] else 0.0 for x in srcs]
         total = sum(totals)
         if total <= EPS_USD:
             return
@@ -131,8 +160,11 @@ class LevelBook:
             if tot <= 0:
                 continue
             if factor < _ZERO_FACTOR:
+                if self._queue is not None:
+                    self._queue.drop(x, s)  # zeroed before it was ever placed
                 j = np.flatnonzero(self._base[x, :, s, :].sum(axis=0) > 0)
                 self._base[x, :, s, :] = 0.0
+                self._sums[x, s] = 0.0
                 self._touch(x, s, j + self._b0)
                 self._ref[x, s] = self._lm[x, s]
                 continue
@@ -140,18 +172,29 @@ class LevelBook:
             if self._lm[x, s] - self._ref[x, s] < _FOLD_AT:
                 self._fold()
 
+    def _side_sum(self, x: int, s: int) -> float:
+        """Sum of ``base`` over source ``x``'s side ``s`` (kept in ``_sums`` until that part of base changes)."""
+        v = self._sums[x, s]
+        if v != v:  # NaN: changed since last summed
+            v = self._sums[x, s] = float(self._base[x, :, s, :].sum())
+        return float(v)
+
     def _consume(self, tr: np.ndarray) -> None:
         """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
         tb = buckets.index(tr["price"], self.step) - self._b0
         ts = tr["ts"]
         run_min = np.minimum.accumulate(tb)
+        run_max = np.maximum.accumulate(tb)
+        q = self._queue
+        if q is not None and (q.reaches(LONG_I, self._b0 + int(run_min[-1]), self._b0 + self._W)
+                              or q.reaches(SHORT_I, self._b0 - 1, self._b0 + int(run_max[-1]))):
+            self._place_queued()  # the trades reach queued levels: they must be there to be swept
         lo = max(int(run_min[-1]), 0)
         if lo < self._W:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
                 first = np.searchsorted(-run_min, -cand, side="left")
                 self._ledger.append(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
-        run_max = np.maximum.accumulate(tb)
         hi = min(int(run_max[-1]), self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
@@ -167,6 +210,8 @@ class LevelBook:
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
+        if base.any():
+            self._sums[:, s] = np.nan
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
         if len(j) == 0:
@@ -196,6 +241,8 @@ class LevelBook:
         cand = cand[(cand >= 0) & (cand < self._W)]
         if len(cand) == 0 or q <= 0:
             return
+        if self._queue is not None and self._queue.reaches(s, self._b0 + b - k, self._b0 + b + k):
+            self._place_queued()
         cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
         srcs = (v, NV + v)  # the venue's observed levels and its prior, bucket by bucket
         have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
@@ -218,5 +265,6 @@ class LevelBook:
         for i, x in enumerate(srcs):
             if have_src[i, sel].any():
                 self._base[x, :, s, c] *= keep[:, None]
+                self._sums[x, s] = np.nan
                 self._touch(x, s, c + self._b0)
         self.stats["reconciled_usd"] += float(tk.sum())

@@ -43,6 +43,7 @@ class PriorFill:
         if not price > 0:
             return
         self._last_fill[v] = ts
+        self._place_queued()  # what the state holds for the venue, queued opens included
         target = self.prior_fill * float(row["oi"]) * price
         mult = np.exp(self._lm[[v, NV + v]] - self._ref[[v, NV + v]])  # (2 sources, 2 sides)
         held = float((self._base[[v, NV + v]].sum(axis=(1, 3)) * mult).sum())

@@ -109,6 +109,7 @@ class LevelReadout:
         """What built the level in ``bucket``: USD per side, per venue, per leverage tier, and its age."""
         out = {"long_usd": 0.0, "short_usd": 0.0, "venues": {}, "leverage": {}, "prior_usd": 0.0,
                "oldest": None, "newest": None}
+        self._place_queued()
         j = int(bucket) - self._b0
         if not (0 <= j < self._W):
             return out

@@ -33,6 +33,7 @@ class StateWindow:
         self._W = w
         self._b0 = int(buckets.index(price, self.step)) - w // 2
         self._base = np.zeros((NS, self.K, 2, w))
+        self._sums[:] = np.nan
         self._oldest = np.full((2, w), np.inf)
         self._newest = np.full((2, w), -np.inf)
         self._occ = np.zeros((2, w), bool)
@@ -41,6 +42,7 @@ class StateWindow:
         """Move the window to centre the last price; levels falling outside are dropped (and counted)."""
         if self.last_price is None:
             return
+        self._place_queued()
         nb0 = int(buckets.index(self.last_price, self.step)) - self._W // 2
         shift = nb0 - self._b0
         if shift == 0:
@@ -59,6 +61,7 @@ class StateWindow:
             if keep_old.start < keep_old.stop:
                 new[..., keep_new] = arr[..., keep_old]
             setattr(self, name, new)
+        self._sums[:] = np.nan
         self._b0 = nb0
 
     def _window_for(self, lo: np.ndarray, hi: np.ndarray) -> int:
@@ -67,11 +70,14 @@ class StateWindow:
         w_lo, w_hi = self._b0 * self.step, (self._b0 + self._W) * self.step
         if not (len(lo) and (lo.min() < w_lo or hi.max() >= w_hi)):
             return self._b0
-        off_centre = (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
-                                                          - (self._b0 + self._W // 2)) > self._W // 8)
-        if off_centre:
+        if self._off_centre():
             self._recenter()
         return self._b0
+
+    def _off_centre(self) -> bool:
+        """Has the window drifted off the last price (more than an eighth of its width)?"""
+        return (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
+                                                    - (self._b0 + self._W // 2)) > self._W // 8)
 
     # --- clock, decay, history -------------------------------------------------------------------------
 
@@ -88,6 +94,7 @@ class StateWindow:
         t0 = self._t
         m0, m1 = int(math.floor(t0 / 60.0)), int(math.floor(t / 60.0))
         if m1 > m0:
+            self._place_queued()  # the boundary records bucket values: the queue lands first
             self._histories.flush()
             self._histories.record(t0, t, self._lm, self._k_decay, self._values_at_keys)
         self._lm -= self._k_decay * (t - t0)
@@ -96,10 +103,12 @@ class StateWindow:
             self._fold()
 
     def _fold(self) -> None:
+        self._place_queued()  # queued USD is in base units of the reference the fold moves
         for v in range(NS):
             for s in (0, 1):
                 if self._lm[v, s] - self._ref[v, s] < _FOLD_AT:
                     self._base[v, :, s, :] *= math.exp(self._lm[v, s] - self._ref[v, s])
+                    self._sums[v, s] = np.nan
                     self._ref[v, s] = self._lm[v, s]
 
     def _touch(self, v: int | np.ndarray, s: int | np.ndarray, idx: np.ndarray) -> None:
@@ -120,6 +129,7 @@ class StateWindow:
         """USD at these history keys with the multipliers ``lm`` (a boundary's, not necessarily now's)."""
         if len(keys) == 0:
             return np.empty(0)
+        self._place_queued()
         idx = keys >> CODE_BITS
         code = keys & CODE_MASK
         v, s = code // 2, code % 2
@@ -135,6 +145,7 @@ class StateWindow:
 
     def _actual_by_venue(self) -> np.ndarray:
         """(NS, 2, W) USD."""
+        self._place_queued()
         return self._base.sum(axis=1) * np.exp(self._lm - self._ref)[:, :, None]
 
     def _venue_mask(self, venues: tuple[str, ...] | None) -> np.ndarray:

@@ -33,6 +33,7 @@ from liqmap.core.events import VENUES
 from liqmap.core.tiers import liq_price_tiered
 
 from .contracts import Contract, bankruptcy_price, contracts_for
+from .resting import Resting
 
 POS_DTYPE = np.dtype([
     ("id", "i8"), ("venue", "u1"), ("side", "i1"), ("entry", "f8"), ("lev", "f8"),
@@ -45,6 +46,7 @@ POS_DTYPE = np.dtype([
     ("up_liq", "?"), ("dn_liq", "?"),  # ... by liquidation (True) or its own take-profit / stop-loss
     ("lots", "i8"),  # qty in whole lots (open interest is summed in integers: exact)
     ("alive", "?"),
+    ("rest", "?"),  # a resting cohort's position (``resting.py``): no tape of its own, low leverage, held for days
 ])
 
 # One row per liquidated position (ground truth, every one, before any venue publishing limit).
@@ -135,6 +137,10 @@ class AssetSim:
         self.noise_rate = cfg["noise_rate"] * self.weight * flow_share
         self.size_med = cfg["size_median_usd"] * self.weight ** 0.3
         self.hold_s = cfg["hold_minutes"] * 60.0
+        # The resting cohorts that bring open interest to real size (``resting.py``); their own random stream, so
+        # the active traders' draws (and the price path) are those of the simulator without them.
+        self.resting = Resting.for_asset(self.rank, cfg, flow_share)
+        self.rest_rng = np.random.default_rng([seed, asset_seed(asset.name), stream, 7])
         self._buf = np.zeros(1024, POS_DTYPE)
         self._n = 0  # rows used in _buf (alive or dead; dead rows are compacted lazily)
         self._dead = 0
@@ -166,22 +172,27 @@ class AssetSim:
             self._seed_population()
 
     # ------------------------------------------------------------------ positions
-    def _draw_positions(self, k: int, price: np.ndarray | float, side: np.ndarray, now) -> np.ndarray:
+    def _draw_positions(self, k: int, price: np.ndarray | float, side: np.ndarray, now,
+                        rest: bool = False) -> np.ndarray:
         """Draw ``k`` new positions entered around ``price`` (their leverage/size/venue are the
-        simulator's own distributions)."""
-        rng, cfg = self.rng, self.cfg
+        simulator's own distributions; ``rest``: a resting cohort's, ``resting.py``, from its own stream)."""
+        rng, cfg = (self.rest_rng if rest else self.rng), self.cfg
         out = np.zeros(k, POS_DTYPE)
         vids = rng.choice(self.vids, size=k, p=self.shares)
-        meds = np.log(np.asarray(cfg["leverage_medians"]))
-        w = np.asarray(cfg["leverage_weights"], float)
-        comp = rng.choice(len(meds), size=k, p=w / w.sum())
-        lev = np.exp(meds[comp] + cfg["leverage_sigma"] * rng.standard_normal(k))
-        lev = np.clip(np.round(lev), 2.0, self._maxlev[vids])
-        usd = self.size_med * np.exp(cfg["size_sigma"] * rng.standard_normal(k))
-        whale = rng.random(k) < cfg["whale_share"]
-        if whale.any():
-            usd[whale] = 20 * self.size_med * (1 + rng.pareto(cfg["whale_alpha"], whale.sum()))
-        usd = np.minimum(usd, 50e6 * self.weight)
+        if rest:
+            lev, usd = self.resting.draw(rng, k)
+            lev = np.minimum(lev, self._maxlev[vids])
+        else:
+            meds = np.log(np.asarray(cfg["leverage_medians"]))
+            w = np.asarray(cfg["leverage_weights"], float)
+            comp = rng.choice(len(meds), size=k, p=w / w.sum())
+            lev = np.exp(meds[comp] + cfg["leverage_sigma"] * rng.standard_normal(k))
+            lev = np.clip(np.round(lev), 2.0, self._maxlev[vids])
+            usd = self.size_med * np.exp(cfg["size_sigma"] * rng.standard_normal(k))
+            whale = rng.random(k) < cfg["whale_share"]
+            if whale.any():
+                usd[whale] = 20 * self.size_med * (1 + rng.pareto(cfg["whale_alpha"], whale.sum()))
+            usd = np.minimum(usd, 50e6 * self.weight)
         entry = np.asarray(price) * np.exp(cfg["entry_jitter_bp"] * 1e-4 * rng.standard_normal(k))
         tick = self._tick[vids]
         entry = np.maximum(np.round(entry / tick), 1) * tick
@@ -189,7 +200,8 @@ class AssetSim:
         self.next_id += k
         out["venue"], out["side"], out["entry"] = vids, side, entry
         out["opened"] = now
-        out["close_at"] = np.asarray(now) + rng.exponential(self.hold_s, k)
+        out["close_at"] = np.asarray(now) + rng.exponential(self.resting.hold_s if rest else self.hold_s, k)
+        out["rest"] = rest
         tp = np.exp(rng.standard_normal(k) * 0.6)  # take profit: median +100% on margin
         sl = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)  # 40% use a stop
         # sizes in whole lots of each venue's contract; leverage capped by the tier of the notional;
@@ -292,6 +304,25 @@ class AssetSim:
         side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
         pos = self._draw_positions(n, past, side, self.now - age)
         self._append(pos[(pos["up"] > self.price) & (pos["dn"] < self.price)])
+        self._seed_resting()
+
+    def _seed_resting(self) -> None:
+        """The resting cohorts in steady state (``resting.py``), entered along their own random past path."""
+        rng, r = self.rest_rng, self.resting
+        n = int(r.rate * r.hold_s)
+        if n <= 0:
+            return
+        age = rng.exponential(r.hold_s, n)
+        past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
+        side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+        pos = self._draw_positions(n, past, side, self.now - age, rest=True)
+        # still open now, so what remains of their holding time is a fresh exponential (memoryless); drawn from
+        # their opening time, half would close in the first minutes
+        pos["close_at"] = self.now + rng.exponential(r.hold_s, n)
+        # A cohort that the days since its entry brought within 10 % of its liquidation has added margin by now
+        # (held for days, cross-margined): the start has none, so the first minutes do not liquidate $bn of them.
+        far = np.abs(pos["liq"] / self.price - 1.0) > 0.1
+        self._append(pos[(pos["up"] > self.price) & (pos["dn"] < self.price) & far])
 
     def usd_of(self, vid: np.ndarray, qty: np.ndarray, price) -> np.ndarray:
         price = np.asarray(price, dtype=float)
@@ -392,7 +423,9 @@ class AssetSim:
             idx = np.flatnonzero(live["close_at"] <= self.now)
             if len(idx):
                 c = self._kill(idx)
-                trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"], ids=c["id"]))
+                c = c[~c["rest"]]  # a resting cohort closes against another (resting.py): no tape, no impact
+                if len(c):
+                    trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"], ids=c["id"]))
 
         # opens (trend-chasing side choice)
         k = rng.poisson(self.open_rate * dt)
@@ -412,6 +445,12 @@ class AssetSim:
             lot_usd = self.usd_of(vids, self._lot[vids], p0)
             qty = np.round(np.maximum(np.round(usd / lot_usd), 1.0) * self._lot[vids], 10)
             trades.append(self._trade_rows(vids, np.where(rng.random(m) < 0.5, 1, -1), p0, qty))
+
+        # resting cohorts open (resting.py): open interest only, from their own stream
+        k = self.rest_rng.poisson(self.resting.rate * dt) if self.resting.rate else 0
+        if k:
+            side = np.where(self.rest_rng.random(k) < 0.5, 1, -1).astype(np.int8)
+            self._append(self._draw_positions(k, p0, side, self.now, rest=True))
         return trades
 
     def _trade_rows(self, vid, side, price, qty, liq: bool = False, ids=0) -> np.ndarray:
@@ -480,9 +519,9 @@ class AssetSim:
                 t = self._trade_rows(hl["venue"], -hl["side"], hl["liq"], hl["qty"], liq=True, ids=hl["id"])
                 trades.append(t)
                 forced += self.cfg["cascade_strength"] * float((t["side"] * t["usd"]).sum())
-            if (~is_liq).any():
-                hv = h[~is_liq]
-                t = self._trade_rows(hv["venue"], -hv["side"], at[~is_liq], hv["qty"], ids=hv["id"])
+            if (~is_liq & ~h["rest"]).any():  # a resting cohort's stop/take-profit is matched off the tape
+                hv = h[~is_liq & ~h["rest"]]
+                t = self._trade_rows(hv["venue"], -hv["side"], at[~is_liq & ~h["rest"]], hv["qty"], ids=hv["id"])
                 trades.append(t)
                 forced += float((t["side"] * t["usd"]).sum())
             p_new = p1 * math.exp(forced / (100.0 * self.depth_usd))

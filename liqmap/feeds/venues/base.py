@@ -529,7 +529,7 @@ class VenueFeed:
         self.book_changed(asset)
 
     def book_changed(self, asset: str) -> None:
-        self.stats["book_frames"] += 1
+        self._stats["book_frames"] += 1  # (the counter itself: ``stats`` folds the frame counters in, per depth frame)
         b = self.books.get(asset)
         if b is not None and b.rejected:
             self.plausible.rejected[("book", "level_implausible")] += b.rejected

@@ -1,0 +1,226 @@
+"""Opens waiting to be placed: one state's queue of OI steps, placed together (issue 17 item 5).
+
+Placing one open cost ~40 small numpy calls per state (its leverage bands spread bucket by bucket, summed per
+key, scattered into the state), about ¾ of ``model_update``; a busy asset opens about once a second. A queued
+open is placed later, with every other open queued since, in one pass of the same arithmetic. That is exact
+— not an approximation — as long as nothing could have seen the difference in between:
+
+- its USD is queued in the state's base units (× ``exp(ref − lm)`` at the time of the open), so decay and
+  proportional closes that happen while it waits (they only move ``lm``) scale it as if it had been placed;
+- a close's side total counts the queue (``totals``), so a close takes the same share;
+- the state places the queue before anything reads or rewrites buckets directly: a column boundary (the
+  history records bucket values), a sweep or a real liquidation reaching the queue's bucket range (``reaches``),
+  a fold of the multipliers, a close that zeroes a side, a recentre, a rebucket, and every read;
+- an open whose buckets would leave the window (it may recentre the window, or drop what falls outside) is
+  not queued: the queue is placed and that open goes the one-by-one way.
+
+What differs is only the order of float additions (a bucket's sum over opens instead of open by open).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import buckets
+from .placement import Placement
+from .sources import LONG_I, NS, NV, SHORT_I
+
+
+_NONE_LO, _NONE_HI = 2**62, -(2**62)  # an empty queue's bucket range
+
+
+def _bucket(price: float, step: float) -> int:
+    """``buckets.index`` of one price, without the array round trip."""
+    return math.floor(price / step + 1e-9)
+
+
+def _inside_share(lo: np.ndarray, hi: np.ndarray, w_lo: float, w_hi: float) -> np.ndarray:
+    """Share of each band [lo, hi] inside the window [w_lo, w_hi) (``Placement._clip_to_window``'s rule)."""
+    width0 = hi - lo
+    lo_c, hi_c = np.clip(lo, w_lo, w_hi), np.clip(hi, w_lo, w_hi)
+    return np.where(width0 > 0, (hi_c - lo_c) / np.where(width0 > 0, width0, 1.0),
+                    ((lo >= w_lo) & (lo < w_hi)).astype(np.float64))
+
+
+@dataclass
+class QueuedOpen:
+    src: int
+    ts: float
+    entries: tuple[np.ndarray, np.ndarray]
+    weights: tuple[np.ndarray, np.ndarray]
+    amounts: tuple[float, float]
+    gain: np.ndarray  # (2,) exp(ref − lm) of (src, side) at the open: USD → the state's base units
+
+
+class OpenQueue:
+    """One state's queued opens, the bucket range they will land in per side, and their USD per (source, side)
+    in base units."""
+
+    def __init__(self, placement: Placement, banded: bool) -> None:
+        self.placement = placement
+        self.banded = banded
+        if banded:
+            ratio_lo, ratio_hi = placement.ratio_band[..., 0], placement.ratio_band[..., 1]
+            ok = np.isfinite(ratio_lo) & np.isfinite(ratio_hi) & (ratio_lo > 0)
+        else:
+            ratio_lo = ratio_hi = placement.ratio
+            ok = np.isfinite(ratio_lo) & (ratio_lo > 0)
+        ok &= (placement.w_eff > 0)[:, None, :]
+        # per (venue, side): the lowest and highest liquidation price / entry over the tiers that place, and the
+        # share of an open's USD they place (the rest is counted as unplaced, as the one-by-one path does)
+        self.r_min = np.where(ok, ratio_lo, np.inf).min(axis=-1)
+        self.r_max = np.where(ok, ratio_hi, -np.inf).max(axis=-1)
+        wk = placement.w_eff[:, None, :]
+        self.placed_share = (wk * ok).sum(axis=-1)
+        self.unplaced_share = (wk * ~ok).sum(axis=-1)  # tiers without weight add 0 here
+        # the same as nested lists: an open reads a handful of them, and a list index is far cheaper
+        self._r_min, self._r_max = self.r_min.tolist(), self.r_max.tolist()
+        self._placed, self._unplaced = self.placed_share.tolist(), self.unplaced_share.tolist()
+        self.items: list[QueuedOpen] = []
+        self.totals = np.zeros((NS, 2))  # queued USD per (source, side), base units
+        self.lo = [_NONE_LO, _NONE_LO]  # lowest / highest absolute bucket queued, per side
+        self.hi = [_NONE_HI, _NONE_HI]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def offer(self, src: int, ts: float, entries, weights, amounts, gain: Callable[[], np.ndarray], step: float,
+              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict) -> bool:
+        """Queue this open if it can wait (its stats — added, unplaced, dropped USD — counted now); False when it
+        cannot: weights per (entry, tier), or buckets outside the window where the one-by-one path would move
+        it (thin lines always recentre; bands only when ``may_recentre()``; otherwise the part of a band outside
+        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now."""
+        v = src % NV
+        w_lo, w_hi = b0 * step, (b0 + width) * step
+        sides = []
+        for s in (LONG_I, SHORT_I):
+            if weights[s].ndim != 1:
+                return False
+            amount = amounts[s]
+            e = entries[s]
+            if not (amount > 0 and math.isfinite(amount)) or not len(e):
+                continue
+            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            lo, hi = e_min * self._r_min[v][s], e_max * self._r_max[v][s]
+            inside = True
+            if math.isfinite(lo):  # else no tier places this side: nothing lands anywhere
+                if self.banded:
+                    inside = lo >= w_lo and hi < w_hi
+                    if not inside and may_recentre():
+                        return False
+                elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
+                    return False
+            sides.append((s, lo, hi, inside))
+        g = gain()
+        self.items.append(QueuedOpen(src, ts, entries, weights, amounts, g))
+        for s, lo, hi, inside in sides:
+            amount = amounts[s]
+            usd = amount * float(weights[s].sum())
+            if self._unplaced[v][s] > 0:
+                stats["unplaced_usd"] += usd * self._unplaced[v][s]
+            if not math.isfinite(lo):
+                continue
+            placed = usd * self._placed[v][s]
+            if not inside:
+                # part of a band leaves the window: what stays inside, slice by slice (as the one-by-one path)
+                band = self.placement.ratio_band[v, s]
+                e = entries[s]
+                b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
+                amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
+                ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
+                share = _inside_share(b_lo[ok], b_hi[ok], w_lo, w_hi)
+                placed = float((amt[ok] * share).sum())
+                stats["dropped_usd"] += float((amt[ok] * (1.0 - share)).sum())
+                lo, hi = max(lo, w_lo), min(hi, w_hi)
+            self.totals[src, s] += placed * g[s]
+            stats["added_usd"] += placed
+            self.lo[s] = min(self.lo[s], _bucket(lo, step))
+            self.hi[s] = max(self.hi[s], _bucket(hi, step))
+        return True
+
+    def drop(self, src: int, s: int) -> None:
+        """Forget side ``s`` of source ``src``'s queued opens: a close zeroes that side outright."""
+        for it in self.items:
+            if it.src == src and it.amounts[s]:
+                it.amounts = (0.0, it.amounts[1]) if s == LONG_I else (it.amounts[0], 0.0)
+        self.totals[src, s] = 0.0
+
+    def reaches(self, s: int, lo: int, hi: int) -> bool:
+        """Does side ``s`` of the queue hold anything in absolute buckets lo..hi?"""
+        return bool(self.items) and self.lo[s] <= hi and self.hi[s] >= lo
+
+    def take(self, step: float, b0: int, width: int):
+        """Empty the queue: (flat index into a state's (NS, K, 2, W) base, base-unit USD to add there, unique and
+        sorted) and per (side, window index) pair the time of the open that placed there (not unique; for the
+        oldest / newest). None when nothing places."""
+        items, self.items = self.items, []
+        self.totals[:] = 0.0
+        self.lo = [_NONE_LO, _NONE_LO]
+        self.hi = [_NONE_HI, _NONE_HI]
+        pl = self.placement
+        # every queued (open, side, entry) as one row
+        parts = []
+        for it in items:
+            for s in (LONG_I, SHORT_I):
+                a = it.amounts[s]
+                e = it.entries[s]
+                if not (a > 0 and np.isfinite(a)) or not len(e):
+                    continue
+                parts.append((e, a * it.weights[s], it.src, s, it.gain[s], it.ts))
+        if not parts:
+            return None
+        n_row = np.array([len(p[0]) for p in parts])
+        ent = np.concatenate([p[0] for p in parts])
+        row_amt = np.concatenate([p[1] for p in parts])  # amount × entry weight (the one-by-one order)
+        row_src = np.repeat(np.array([p[2] for p in parts]), n_row)
+        row_s = np.repeat(np.array([p[3] for p in parts]), n_row)
+        row_gain = np.repeat(np.array([p[4] for p in parts]), n_row)
+        row_ts = np.repeat(np.array([p[5] for p in parts]), n_row)
+        row_v = row_src % NV
+        wk = pl.w_eff[row_v]  # (rows, K)
+        amt = row_amt[:, None] * wk
+        K = pl.K
+        if self.banded:
+            band = pl.ratio_band[row_v, row_s]  # (rows, K, 2)
+            lo = ent[:, None] * band[:, :, 0]
+            hi = ent[:, None] * band[:, :, 1]
+            ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (wk > 0)
+            rows, kk = np.nonzero(ok)
+            lo, hi, amt = lo[ok], hi[ok], amt[ok]
+            w_lo, w_hi = b0 * step, (b0 + width) * step
+            if len(lo) and (lo.min() < w_lo or hi.max() >= w_hi):
+                # bands reaching past the window (counted as dropped when queued): only their inside part
+                inside = _inside_share(lo, hi, w_lo, w_hi)
+                keep = inside > 0
+                rows, kk = rows[keep], kk[keep]
+                lo, hi = np.clip(lo, w_lo, w_hi)[keep], np.clip(hi, w_lo, w_hi)[keep]
+                amt = (amt * inside)[keep]
+            # in base units per slice (each open's gain) before the spread: one multiply per slice, not per pair
+            bs = Placement._spread(row_s[rows], kk, lo, hi, amt * row_gain[rows], b0, b0 + width - 1, step)
+            n = bs.n
+            b, a = bs.b, bs.a
+        else:
+            lp = ent[:, None] * pl.ratio[row_v, row_s]
+            ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
+            rows, kk = np.nonzero(ok)
+            n = None
+            b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
+        # per slice (row × tier): its flat (source, tier, side) offset into base, its gain and its time
+        code = ((row_src[rows].astype(np.int64) * K + kk) * 2 + row_s[rows]) * width - b0
+        side_j = row_s[rows].astype(np.int64) * width - b0
+        ts = row_ts[rows]
+        if n is not None:
+            code, side_j, ts = (np.repeat(x, n) for x in (code, side_j, ts))
+        key = code + b
+        if len(key) == 0:
+            return None
+        k0 = int(key.min())
+        key -= k0
+        size = int(key.max()) + 1
+        hit = np.flatnonzero(np.bincount(key, minlength=size))
+        usd = np.bincount(key, weights=a, minlength=size)[hit]
+        return hit + k0, usd, side_j + b, ts
