@@ -260,6 +260,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
     paths = _price_paths(feed)
     dollars: list[float] = []  # per checkpoint: the model's USD at risk within ±5 % ÷ the true positions'
+    scale_log: list[tuple] = []
     done = 0
     if BACKFILL in ("klines", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
@@ -323,11 +324,15 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             if rp == RANGE_PCT:  # issue 17 item 3: the USD at risk in range, the model's and the true positions'
                 m_usd = float(sum(at_risk.get(int(x), 0.0) for x in idx))
                 o_usd = float(o_scores.sum())
+                k = m.usd_scale() if hasattr(m, "usd_scale") else 1.0
+                # (raw USD before the dollar scale, the scale, truth): to choose the scale's cap in one pass
+                scale_log.append((m_usd / k, k, o_usd))
                 acc[("usd", "model")] = acc.get(("usd", "model"), 0.0) + m_usd
                 acc[("usd", "truth")] = acc.get(("usd", "truth"), 0.0) + o_usd
                 if o_usd > 0:
                     dollars.append(m_usd / o_usd)
     return {"seed": rec["seed"], "condition": rec.get("condition", "steady"), "dollars": dollars,
+            "scale_log": scale_log,
             "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
@@ -674,6 +679,10 @@ def _condition_row(part: list[dict]) -> dict:
     truth = acc.get(("usd", "truth"), 0.0)
     ratio = round(acc.get(("usd", "model"), 0.0) / truth, 3) if truth else None
     per_cp = [x for r in part for x in r["dollars"]]
+    # the same before the dollar scale (core/model/scale.py): what the model placed, and the scale's spread
+    logs = [x for r in part for x in r.get("scale_log", ())]
+    raw = round(sum(x[0] for x in logs) / truth, 3) if truth and logs else None
+    scales = [x[1] for x in logs]
     oracle = max(sm["oracle_ratio"] or 0.0, sm["oracle_forecast_ratio"] or 0.0) or None
     fc = sm["ratio"]
     # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
@@ -681,6 +690,8 @@ def _condition_row(part: list[dict]) -> dict:
     return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
             "dollars_model_over_truth": ratio,
             "dollars_in_band": ratio is not None and 1 / DOLLARS_BAND <= ratio <= DOLLARS_BAND,
+            "dollars_unscaled_model_over_truth": raw,
+            "usd_scale_p10_p50_p90": [round(float(q), 2) for q in np.percentile(scales, (10, 50, 90))] if scales else None,
             "dollars_per_checkpoint_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(per_cp, (10, 50, 90))]
                                                    if per_cp else None),
             "truth_usd_mean": round(truth / max(len(per_cp), 1)),

@@ -161,7 +161,9 @@ def test_price_falling_2_5x_switches_to_a_finer_step(monkeypatch):
     orig = SyntheticModel.rebucket
 
     def spy(self, new_step):
-        seen.append((self, self.step, self.last_price, *self.levels()))
+        b, lo, sh = self.levels()
+        k = self.usd_scale()  # the rebucket record counts placed USD (before the dollar scale)
+        seen.append((self, self.step, self.last_price, b, lo / k, sh / k))
         return orig(self, new_step)
 
     monkeypatch.setattr(SyntheticModel, "rebucket", spy)

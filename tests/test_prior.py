@@ -95,7 +95,7 @@ def test_the_model_holds_fill_times_the_open_interest_and_refills_what_price_con
     assert m0.total_long() + m0.total_short() == 0.0
 
 
-async def _dollars(fill: float, minutes: float = 40.0) -> float:
+async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0) -> float:
     """Seed 1 of the demo market (positions opened before the start, never seen by the model), BTC: the model's
     USD at risk within ±5 % of price ÷ the true positions', summed over checkpoints every 10 minutes after 20."""
     cfg = copy.deepcopy(DEFAULTS)
@@ -109,7 +109,8 @@ async def _dollars(fill: float, minutes: float = 40.0) -> float:
 
     parsers = make_parsers(src, sink, None, cfg)
     step = buckets.bucket_step(src.assets["BTC"].ref_price, src.assets["BTC"].tick, cfg["buckets"]["target_bp"])
-    m = SyntheticModel("BTC", step, {**cfg["model"], "prior_oi_fill": fill}, markets=dict(src.assets["BTC"].markets))
+    m = SyntheticModel("BTC", step, {**cfg["model"], "prior_oi_fill": fill, "dollar_scale_cap": cap},
+                       markets=dict(src.assets["BTC"].markets))
     t0 = src.now()
     next_update, next_cp = t0 + 10.0, t0 + 1200.0
     model_usd = truth_usd = 0.0
@@ -138,8 +139,11 @@ async def _dollars(fill: float, minutes: float = 40.0) -> float:
     return model_usd / truth_usd
 
 
-def test_demo_dollars_at_risk_within_a_factor_1_5_of_the_truth_only_with_the_prior():
+def test_demo_dollars_at_risk_within_a_factor_1_5_of_the_truth_with_the_prior_or_the_scale():
     with_prior = asyncio.run(_dollars(1.0))
     without = asyncio.run(_dollars(0.0))
     assert 1 / 1.5 <= with_prior <= 1.5, with_prior
     assert without < 1 / 1.5, without  # the model's own OI steps alone: far too few dollars
+    # the dollar scale (the default, core/model/scale.py) instead of the prior: the same positions, × OI ÷ held
+    scaled = asyncio.run(_dollars(0.0, cap=DEFAULTS["model"]["dollar_scale_cap"]))
+    assert DEFAULTS["model"]["dollar_scale_cap"] > 1.0 and 1 / 1.5 <= scaled <= 1.5, scaled

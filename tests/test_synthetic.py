@@ -17,7 +17,8 @@ from liqmap.core.tiers import TierTable, binance_tiers, liq_price_inverse, liq_p
 
 STEP = 25.0
 # exact tier prices (leverage_spread 0) so the hand-computed formulas apply bucket by bucket
-OPEN = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0, "leverage_spread": 0.0}
+OPEN = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0, "leverage_spread": 0.0,
+        "dollar_scale_cap": 1.0}  # the placed USD itself (the dollar scale has its own tests: test_dollars.py)
 BIN, BYB, MEX = VENUE_ID["binance"], VENUE_ID["bybit"], VENUE_ID["bitmex"]
 LEVS = (5.0, 10.0, 25.0, 50.0, 100.0)
 WEIGHTS = (0.15, 0.30, 0.25, 0.20, 0.10)
@@ -87,7 +88,7 @@ def test_a_small_venues_steps_are_applied_not_skipped_under_a_usd_floor_above_it
     from liqmap.core.params import ModelParams
     from dataclasses import asdict
 
-    d = {**asdict(ModelParams()), "half_life_hours": 0.0}
+    d = {**asdict(ModelParams()), "half_life_hours": 0.0, "dollar_scale_cap": 1.0}  # the placed USD
     assert d["min_delta_usd"] == 25_000.0 and d["cap_rel"] == 0.03  # the defaults this test is about
 
     def run(d_oi: float):

@@ -418,9 +418,10 @@ async def test_help_scrolls_by_keyboard_on_a_small_screen(source_factory):
         assert app.vp == vp_before  # the arrows scrolled the help, they did not pan the map under it
 
 
-async def test_raw_legend_says_binance_liquidations_are_sampled(source_factory):
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_raw_legend_says_binance_liquidations_are_sampled(source_factory, size):
     app = make_app(source_factory())
-    async with app.run_test(size=(200, 45)) as pilot:
+    async with app.run_test(size=size) as pilot:
         await settle(pilot)
         await pilot.press("1")
         await settle(pilot)

@@ -51,6 +51,8 @@ def make_engine(clock: Clock) -> tuple[Engine, dict]:
     # The USD figures below are the band model's (each tier spread over its leverage band): with the default thin
     # lines the binance-only tiers pile $13M at 60,950, which outranks okx's wall — the filter is what is tested.
     cfg["model"]["leverage_spread"] = 1.0
+    # ... as placed (the dollar scale, tested in test_dollars.py, would multiply them by each venue set's OI ÷ held)
+    cfg["model"]["dollar_scale_cap"] = 1.0
     cfg["reports"]["walls"].update(min_age_s=5.0, min_usd=1e6, min_usd_by_asset={"BTC": 1e6})
     market = Market(["BTC"], venues=VENUES, clock=clock)
     # Trades on both venues around 60,000 (so there is a last price and a trace) ...

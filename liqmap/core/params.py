@@ -72,6 +72,12 @@ class ModelParams:
     # with prior_entry_sigma_pct) that price has not liquidated since. 0 = off.
     prior_oi_fill: float = 0.0
     forecast_prior_oi_fill: float = 0.0  # the same for the forecast's own state (next-hour ranking); 0 = off
+    # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
+    # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
+    # clipped to [1, this]. 1 = off. 3 chosen on steady seeds 1-10 (model ÷ truth USD at risk ±5 %: 0.31 unscaled,
+    # 0.94 at 3, 1.17 at 4, 1.37 uncapped: the unseen positions are older than the held ones, fewer of them near
+    # price); confirmed on 11-30 and the other market conditions in forecast_dollars (docs/benchmarks.md).
+    dollar_scale_cap: float = 3.0
     # Next-hour forecast (liqmap/core/forecast.py): levels weighted by the chance price reaches them within
     # the horizon, from the realized volatility of 1-minute returns and a fat-tailed (Student-t, 3 dof) move.
     forecast_horizon_hours: float = 1.0

@@ -66,6 +66,12 @@ class Venue:
     short: str  # three letters, upper case
     symbols: SymbolRule
     live: bool = True  # False: closed, kept so its old recordings replay
+    # The venue's liquidation stream is a sample: at most one print per symbol per interval, the rest of a burst
+    # unseen. Binance's forceOrder streams (USD-M "Liquidation Order Streams", checked 2026-12-05): "For each
+    # symbol, only the latest one liquidation order within 1000ms will be pushed as the snapshot". Raw
+    # undercounts such a venue in bursts (the legend says so) and the model's reconciliation reads one of its
+    # prints as "this level was hit", not "this many USD were" (core/model/synthetic.py ``_reconcile``).
+    liq_sampled: bool = False
 
 
 # BitMEX and Deribit list far fewer perpetuals; these are the ones they carry (checked against their
@@ -78,7 +84,7 @@ _DERIBIT_LINEAR = frozenset({"SOL", "XRP", "BNB", "DOGE", "ADA", "AVAX", "LINK",
 
 # Every venue liqmap has ever parsed, in id order (a row's ``venue`` is the index here; new ones are appended).
 TABLE: tuple[Venue, ...] = (
-    Venue("binance", "Binance USD-M", "BIN", SymbolRule("{root}USDT", root_lots=True)),
+    Venue("binance", "Binance USD-M", "BIN", SymbolRule("{root}USDT", root_lots=True), liq_sampled=True),
     Venue("bybit", "Bybit", "BYB", SymbolRule("{root}USDT", root_lots=True)),
     Venue("okx", "OKX", "OKX", SymbolRule("{name}-USDT-SWAP")),
     Venue("bitmex", "BitMEX", "BMX", SymbolRule("{name}USDT", listed=_BITMEX_LINEAR, inverse_size=1.0,
@@ -96,3 +102,5 @@ TABLE: tuple[Venue, ...] = (
 # The names people read (the status bar upper case, the reports panel's venue lists lower case).
 VENUE_LABEL: dict[str, str] = {v.name: v.label for v in TABLE}
 VENUE_SHORT: dict[str, str] = {v.name: v.short for v in TABLE}
+# Venues whose liquidation stream sends at most one print per symbol per second (``Venue.liq_sampled``).
+LIQ_SAMPLED: frozenset[str] = frozenset(v.name for v in TABLE if v.liq_sampled)

@@ -142,6 +142,8 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
                            for i, a, b in zip(idx, lo, sh)],
                 "total_long_usd": float(np.sum(lo)),
                 "total_short_usd": float(np.sum(sh)),
+                # every USD here is the model's placed USD × this (public OI ÷ OI held, docs/model.md §3 step 12)
+                "usd_scale": float(st.model.usd_scale()) if hasattr(st.model, "usd_scale") else 1.0,
                 "forecast_levels": [{"price": float(i * step), "long_usd": float(a), "short_usd": float(b)}
                                     for i, a, b in zip(*f_lv)],
                 "forecast": _forecast_report(st.model, f_lv, step, last_price, st.reachlog),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from rich.style import Style
 
 from ..core.modes import MODE_LABEL
+from ..core.venues import LIQ_SAMPLED, VENUE_SHORT
 from .axes import time_label
 from .palettes import build_palette
 from .source import SourceStatus
@@ -75,11 +76,13 @@ class StatusMixin:
                                                   verdict) if x)
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
                      "½row" if self.vp.hires else "row", self._scale.floor)
-        if self.mode in ("raw", "hybrid") and "binance" in self.venue_list \
-                and self.venue_filter in (None, "binance") and key.plain:
-            key.append("bin ≤1/s ", style="dim")  # Binance's liquidation stream is sampled: help says so
+        sampled = [v for v in self.venue_list if v in LIQ_SAMPLED and self.venue_filter in (None, v)]
+        # Raw and Hybrid draw real liquidations: say which venues' streams are sampled (one print per symbol per
+        # second, core/venues.py; the help explains). Before the verdict, so 80 columns still show it.
+        note = (" ".join(VENUE_SHORT[v].lower() for v in sampled) + " ≤1/s"
+                if self.mode in ("raw", "hybrid") and sampled and snap is not None else "")
         l2 = view_line(verdict, self.vp.zoom, step, self.venue_filter, cursor, key, width=self.size.width,
-                       compact=compact, fit=self.vp.fit)
+                       compact=compact, fit=self.vp.fit, note=note)
         if label == "LIVE":
             state, error = live_state(health)
             if state == "NO DATA":

@@ -162,10 +162,13 @@ def fit_verdict(verdict: str, width: int) -> str:
 
 
 def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cursor: str,
-              key: Text | None = None, width: int | None = None, compact: bool = False, fit: bool = False) -> Text:
+              key: Text | None = None, width: int | None = None, compact: bool = False, fit: bool = False,
+              note: str = "") -> Text:
     """Zoom, venue filter, cursor, the verdict and the colour legend. With ``width`` the verdict keeps the
     parts that fit whole; ``compact`` (below 100 columns) leaves out the zoom and an unfiltered venue list so
-    the two magnets fit 80 columns. ``fit``: the zoom follows the price path (``zoom fit 4×``)."""
+    the two magnets fit 80 columns. ``fit``: the zoom follows the price path (``zoom fit 4×``). ``note``: a short
+    qualifier of what the map shows (``bin ≤1/s``: that venue's liquidations are sampled), placed before the
+    verdict so that a narrow terminal keeps it (the legend at the end is cut first)."""
     t = Text(no_wrap=True, overflow="ellipsis")
     z = f"zoom {'fit ' if fit else ''}{zoom}×"
     if not compact:
@@ -178,6 +181,8 @@ def view_line(verdict: str, zoom: int, step: float, venue_filter: str | None, cu
         t.append(f"venues: {venue_filter or 'all'} ", style="dim")
     if cursor:
         t.append(f"cursor {cursor} ", style="bold")
+    if note:
+        t.append(f"{'' if t.plain else ' '}{note} ", style="dim")
     if verdict:
         if t.plain:
             t.append("│ ", style="dim")

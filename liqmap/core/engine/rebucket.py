@@ -113,9 +113,10 @@ class RebucketMixin:
         model = st.model
         if model is not None:
             dropped = float(model.stats.get("dropped_usd", 0.0))
-            rec["model_usd_before"] = model.total_long() + model.total_short()
+            # placed USD (before the dollar scale): the same units as the dropped_usd it is checked against
+            rec["model_usd_before"] = model.total_long(scaled=False) + model.total_short(scaled=False)
             model.rebucket(new_step)
-            rec["model_usd_after"] = model.total_long() + model.total_short()
+            rec["model_usd_after"] = model.total_long(scaled=False) + model.total_short(scaled=False)
             rec["model_dropped_usd"] = float(model.stats.get("dropped_usd", 0.0)) - dropped
         st.step = new_step
         st.synth = None  # re-binned: read again

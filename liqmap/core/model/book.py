@@ -248,6 +248,12 @@ class LevelBook:
         have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
                              for x in srcs])  # (2, n)
         have = have_src.sum(axis=0)
+        if self._sampled[v] and cand[0] == b:
+            # A sampled venue (Binance: the latest liquidation per symbol per second, core/venues.py) printed one
+            # order of a burst of unknown size: its same-side positions liquidating in the print's bucket were hit
+            # in that second, so the level there is explained whole, not only the printed USD; what the print
+            # itself exceeds it by goes to the neighbours nearest first, as for any venue.
+            q = max(q, float(have[0]))
         before = np.concatenate([[0.0], np.cumsum(have)[:-1]])
         take = np.clip(q - before, 0.0, have)
         sel = take > 0

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ..events import VENUES
+from .scale import dollar_scale
 from .sources import EPS_USD, LONG_I, NS, NV, SHORT_I
 
 
@@ -32,18 +33,40 @@ class LevelReadout:
         nz = np.flatnonzero((act[LONG_I] > EPS_USD) | (act[SHORT_I] > EPS_USD))
         lo = np.where(act[LONG_I, nz] > EPS_USD, act[LONG_I, nz], 0.0)
         sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
+        k = self.usd_scale(venues)
+        if k != 1.0:
+            lo, sh = lo * k, sh * k
         return (nz + self._b0).astype(np.int64), lo, sh
+
+    def usd_scale(self, venues: tuple[str, ...] | None = None) -> float:
+        """The factor every USD this model reports is multiplied by (core/model/scale.py): public OI ÷ the OI
+        the model holds over these venues, in [1, ``dollar_scale_cap``]. The same for every bucket, so it never
+        changes which levels rank first. 1 for the forecast's inner state (its parent scales it)."""
+        if self.dollar_cap <= 1.0 or self._W == 0 or not self.last_price:
+            return 1.0
+        held = self._actual_by_venue().sum(axis=(1, 2))  # (NS,)
+        held = held[:NV] + held[NV:]
+        mask = self._venue_mask(venues)[:NV]
+        return dollar_scale(self._oi_now * self.last_price, held, mask, self.dollar_cap)
 
     @property
     def consumed(self) -> np.ndarray:
         """Ledger of swept levels (CONSUMED_DTYPE rows, oldest first; the newest CONSUMED_CAPACITY kept)."""
         return self._ledger.rows
 
-    def total_long(self, venues: tuple[str, ...] | None = None) -> float:
-        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) if self._W else 0.0
+    def total_long(self, venues: tuple[str, ...] | None = None, scaled: bool = True) -> float:
+        """USD of every long level (``scaled=False``: as placed, before the dollar scale — what ``stats`` count)."""
+        if not self._W:
+            return 0.0
+        k = self.usd_scale(venues) if scaled else 1.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) * k
 
-    def total_short(self, venues: tuple[str, ...] | None = None) -> float:
-        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) if self._W else 0.0
+    def total_short(self, venues: tuple[str, ...] | None = None, scaled: bool = True) -> float:
+        """USD of every short level (``scaled=False``: as placed, before the dollar scale)."""
+        if not self._W:
+            return 0.0
+        k = self.usd_scale(venues) if scaled else 1.0
+        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) * k
 
     def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
                         venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -75,6 +98,10 @@ class LevelReadout:
                 out_s[a - lo_j:z - lo_j, cur - col_lo] = act[SHORT_I, a:z]
         np.maximum(out_l, 0, out=out_l)
         np.maximum(out_s, 0, out=out_s)
+        k = self.usd_scale(venues)  # past columns at today's scale: the map's colours stay one scale
+        if k != 1.0:
+            out_l *= np.float32(k)
+            out_s *= np.float32(k)
         return out_l, out_s
 
 
@@ -87,7 +114,7 @@ class LevelReadout:
         if not (0 <= j < self._W):
             return out
         vals = self._base[:, :, :, j] * np.exp(self._lm - self._ref)[:, None, :]  # (NS, K, 2)
-        vals = np.where(vals > EPS_USD, vals, 0.0)
+        vals = np.where(vals > EPS_USD, vals, 0.0) * self.usd_scale()
         out["long_usd"] = float(vals[:, :, LONG_I].sum())
         out["short_usd"] = float(vals[:, :, SHORT_I].sum())
         # "prior": the part that is the cold-start prior (an assumption about OI opened before the model

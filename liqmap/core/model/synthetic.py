@@ -61,6 +61,7 @@ from ..events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from ..forecast import TAILS, RealizedVol, expected
 from ..params import MODEL_DEFAULTS, core_params
 from ..tiers import TierTable, table_for
+from ..venues import TABLE as VENUE_TABLE
 from .book import LevelBook
 from .flow import VenueFlows
 from .history import Histories
@@ -165,6 +166,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # venues whose liquidation prints are a sample (one per symbol per second): see ``LevelBook._reconcile``
+        self._sampled = np.array([v.liq_sampled for v in VENUE_TABLE] + [False] * (NV - len(VENUE_TABLE)))[:NV]
+        # the USD scale (core/model/scale.py, ``LevelReadout.usd_scale``): each venue's last public OI (NaN = none)
+        self.dollar_cap = max(float(p["dollar_scale_cap"]), 1.0)
+        self._oi_now = np.full(NV, np.nan)
         # next-hour forecast (liqmap.core.forecast): realized volatility of the trades seen, and the horizon
         self.horizon_hours = max(float(p["forecast_horizon_hours"]), 0.0)
         self.tails = str(p["forecast_tails"])
@@ -256,7 +262,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
         same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
         band. Without a wider forecast band: :meth:`levels` itself."""
-        return self.levels(venues) if self._fc is None else self._fc.levels(venues)
+        if self._fc is None:
+            return self.levels(venues)
+        b, lo, sh = self._fc.levels(venues)  # the inner state holds no OI samples: unscaled
+        k = self.usd_scale(venues)
+        return (b, lo * k, sh * k) if k != 1.0 else (b, lo, sh)
 
     @property
     def sigma_hour(self) -> float:
@@ -404,6 +414,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             m._clock_to(ts)
         oi = float(row["oi"])
         mark = float(row["mark"])
+        self._oi_now[v] = oi
         fl = self._flows
         if fl.first_sample(v, ts, oi):
             for m in states:
