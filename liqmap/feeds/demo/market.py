@@ -299,12 +299,18 @@ class AssetSim:
         n = int(self.open_rate * self.hold_s)
         if n <= 0:
             return
-        age = rng.exponential(self.hold_s, n)
-        past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
-        side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+        age, past, side = self._past_entries(rng, n, self.hold_s)
         pos = self._draw_positions(n, past, side, self.now - age)
         self._append(pos[(pos["up"] > self.price) & (pos["dn"] < self.price)])
         self._seed_resting()
+
+    def _past_entries(self, rng, n: int, hold_s: float):
+        """(age, entry price, side) of ``n`` positions still open now, opened along a random past path: ages
+        exponential with the mean holding time, each entry a random walk back from today's price over its age."""
+        age = rng.exponential(hold_s, n)
+        past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
+        side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+        return age, past, side
 
     def _seed_resting(self) -> None:
         """The resting cohorts in steady state (``resting.py``), entered along their own random past path."""
@@ -312,9 +318,7 @@ class AssetSim:
         n = int(r.rate * r.hold_s)
         if n <= 0:
             return
-        age = rng.exponential(r.hold_s, n)
-        past = self.price * np.exp(self.sigma_s * np.sqrt(age) * rng.standard_normal(n))
-        side = np.where(rng.random(n) < 0.5, 1, -1).astype(np.int8)
+        age, past, side = self._past_entries(rng, n, r.hold_s)
         pos = self._draw_positions(n, past, side, self.now - age, rest=True)
         # still open now, so what remains of their holding time is a fresh exponential (memoryless); drawn from
         # their opening time, half would close in the first minutes

@@ -65,8 +65,8 @@ class _DepthFrame(msgspec.Struct):
     data: _DepthDiff
 
 
-class _Trade(msgspec.Struct):
-    """One ``<sym>@trade`` event: price and quantity straight to floats, the trade id the dedup key."""
+class _TradeFields(msgspec.Struct):
+    """What a ``trade`` and an ``aggTrade`` event share: price and quantity straight to floats."""
 
     e: str
     s: str
@@ -74,18 +74,17 @@ class _Trade(msgspec.Struct):
     q: float
     T: int
     m: bool
+
+
+class _Trade(_TradeFields):
+    """One ``<sym>@trade`` event: the trade id is the dedup key."""
+
     t: int
 
 
-class _AggTrade(msgspec.Struct):
+class _AggTrade(_TradeFields):
     """One ``<sym>@aggTrade`` event: the aggregate id is the dedup key."""
 
-    e: str
-    s: str
-    p: float
-    q: float
-    T: int
-    m: bool
     a: int
 
 
