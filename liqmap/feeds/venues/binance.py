@@ -231,7 +231,9 @@ class BinanceFeed(VenueFeed):
                 self._frames += 1
                 self._ignored += 1
                 return None
-            if kind and len(msg) <= self.MAX_FRAME_BYTES and msg.isascii() and "\\u" not in msg:
+            # (an instance whose ``_handle`` was replaced — the older async interface — is always handed it)
+            if kind and len(msg) <= self.MAX_FRAME_BYTES and msg.isascii() and "\\u" not in msg \
+                    and "_handle" not in self.__dict__:
                 # a clean trade or full-depth frame (VenueFeed.parse's screening, passed): read by its typed
                 # decoder right here, two call layers (VenueFeed.parse, _handle) fewer on most subscribed frames
                 self._receipt = timestamp
