@@ -29,22 +29,24 @@ class LevelReadout:
         """Current (bucket index int64, long USD, short USD) of every nonzero bucket."""
         if self._W == 0:
             return np.empty(0, np.int64), np.empty(0), np.empty(0)
-        act = self._actual_by_venue()[self._venue_mask(venues)].sum(axis=0)  # (2, W)
+        abv = self._actual_by_venue()
+        act = abv[self._venue_mask(venues)].sum(axis=0)  # (2, W)
         nz = np.flatnonzero((act[LONG_I] > EPS_USD) | (act[SHORT_I] > EPS_USD))
         lo = np.where(act[LONG_I, nz] > EPS_USD, act[LONG_I, nz], 0.0)
         sh = np.where(act[SHORT_I, nz] > EPS_USD, act[SHORT_I, nz], 0.0)
-        k = self.usd_scale(venues)
+        k = self.usd_scale(venues, abv)
         if k != 1.0:
             lo, sh = lo * k, sh * k
         return (nz + self._b0).astype(np.int64), lo, sh
 
-    def usd_scale(self, venues: tuple[str, ...] | None = None) -> float:
+    def usd_scale(self, venues: tuple[str, ...] | None = None, actual: np.ndarray | None = None) -> float:
         """The factor every USD this model reports is multiplied by (core/model/scale.py): public OI ÷ the OI
         the model holds over these venues, in [1, ``dollar_scale_cap``]. The same for every bucket, so it never
-        changes which levels rank first. 1 for the forecast's inner state (its parent scales it)."""
+        changes which levels rank first. 1 for the forecast's inner state (its parent scales it). ``actual``: the
+        state's ``_actual_by_venue()`` when the caller already has it (a sum over every tier and slice)."""
         if self.dollar_cap <= 1.0 or self._W == 0 or not self.last_price:
             return 1.0
-        held = self._actual_by_venue().sum(axis=(1, 2))  # (NS,)
+        held = (self._actual_by_venue() if actual is None else actual).sum(axis=(1, 2))  # (NS,)
         held = held[:NV] + held[NV:]
         mask = self._venue_mask(venues)[:NV]
         return dollar_scale(self._oi_now * self.last_price, held, mask, self.dollar_cap)
@@ -58,15 +60,17 @@ class LevelReadout:
         """USD of every long level (``scaled=False``: as placed, before the dollar scale — what ``stats`` count)."""
         if not self._W:
             return 0.0
-        k = self.usd_scale(venues) if scaled else 1.0
-        return float(self._actual_by_venue()[self._venue_mask(venues), LONG_I].sum()) * k
+        abv = self._actual_by_venue()
+        k = self.usd_scale(venues, abv) if scaled else 1.0
+        return float(abv[self._venue_mask(venues), LONG_I].sum()) * k
 
     def total_short(self, venues: tuple[str, ...] | None = None, scaled: bool = True) -> float:
         """USD of every short level (``scaled=False``: as placed, before the dollar scale)."""
         if not self._W:
             return 0.0
-        k = self.usd_scale(venues) if scaled else 1.0
-        return float(self._actual_by_venue()[self._venue_mask(venues), SHORT_I].sum()) * k
+        abv = self._actual_by_venue()
+        k = self.usd_scale(venues, abv) if scaled else 1.0
+        return float(abv[self._venue_mask(venues), SHORT_I].sum()) * k
 
     def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
                         venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
