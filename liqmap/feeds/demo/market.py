@@ -140,6 +140,14 @@ class AssetSim:
         # The resting cohorts that bring open interest to real size (``resting.py``); their own random stream, so
         # the active traders' draws (and the price path) are those of the simulator without them.
         self.resting = Resting.for_asset(self.rank, cfg, flow_share)
+        # ... on the linear contracts only: an inverse contract's open interest is USD, which the wire (and
+        # the model) reads in coins, so a real-sized level there would move with price like a stream of opens
+        # and closes (Deribit's BTC-PERPETUAL; Hyperliquid's slot keeps BitMEX's inverse units for BTC/ETH)
+        lin = ~self._inv[self.vids]
+        self._rest_vids = self.vids[lin]
+        self._rest_shares = self.shares[lin] / self.shares[lin].sum() if lin.any() else self.shares[lin]
+        if not lin.any():
+            self.resting = Resting(0.0, self.resting.hold_s, 0.0, 1.0)
         self.rest_rng = np.random.default_rng([seed, asset_seed(asset.name), stream, 7])
         self._buf = np.zeros(1024, POS_DTYPE)
         self._n = 0  # rows used in _buf (alive or dead; dead rows are compacted lazily)
@@ -179,7 +187,12 @@ class AssetSim:
         ``like``: rows whose venue and size (in lots) the new ones take over (a resting cohort's roll)."""
         rng, cfg = (self.rest_rng if rest else self.rng), self.cfg
         out = np.zeros(k, POS_DTYPE)
-        vids = like["venue"].copy() if like is not None else rng.choice(self.vids, size=k, p=self.shares)
+        if like is not None:
+            vids = like["venue"].copy()
+        elif rest:
+            vids = rng.choice(self._rest_vids, size=k, p=self._rest_shares)
+        else:
+            vids = rng.choice(self.vids, size=k, p=self.shares)
         if rest:
             lev, usd = self.resting.draw(rng, k)
             lev = np.minimum(lev, self._maxlev[vids])
