@@ -258,7 +258,7 @@ DEFAULTS: dict[str, Any] = {
     # Alert rules ([[alerts]] tables; docs/alerts.md): evaluated for every asset the engine ingests. These
     # defaults are what a new user gets (the demo fires some within minutes); `alerts = []` turns them off.
     "alerts": [
-        {"name": "near big cluster", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6,
+        {"name": "near big cluster", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6, "min_oi_pct": 0.05,
          "cooldown_s": 900.0, "severity": "warning"},
         {"name": "big sweep", "kind": "sweep", "min_usd": 2e6, "cooldown_s": 300.0, "severity": "info"},
         {"name": "liquidation burst", "kind": "liq_burst", "min_usd": 1e6, "window_s": 60.0, "cooldown_s": 300.0,
