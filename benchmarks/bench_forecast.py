@@ -106,6 +106,9 @@ DOLLAR_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_FORECAST_CONDI
 # LIQMAP_BENCH_FORECAST_GROUP_SEEDS: seeds per group (default 10; fewer only for a cheaper look, the note says so)
 GROUP_SEEDS = max(1, min(10, int(os.environ.get("LIQMAP_BENCH_FORECAST_GROUP_SEEDS", "10"))))
 SEED_GROUPS = tuple(tuple(range(a, a + GROUP_SEEDS)) for a in (1, 11, 21))
+# LIQMAP_BENCH_FORECAST_RECORDED_ONLY=1: forecast_dollars scores only the (seed, condition) markets already in
+# LIQMAP_BENCH_FORECAST_CACHE and records none (a look while recordings are still being made; rows list their seeds)
+RECORDED_ONLY = os.environ.get("LIQMAP_BENCH_FORECAST_RECORDED_ONLY", "") not in ("", "0")
 DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie within [1/1.5, 1.5]
 # Back-fill variant (docs/model.md §3 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
@@ -698,6 +701,7 @@ def _condition_row(part: list[dict]) -> dict:
     # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
     need = (1.5 if oracle and oracle >= 2.0 else 1.0 + 0.8 * max((oracle or 1.0) - 1.0, 0.0))
     return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
+            "seeds_scored": [r["seed"] for r in part],
             "dollars_model_over_truth": ratio,
             "dollars_in_band": ratio is not None and 1 / DOLLARS_BAND <= ratio <= DOLLARS_BAND,
             "dollars_unscaled_model_over_truth": raw,
@@ -719,13 +723,16 @@ def forecast_dollars() -> dict:
     groups); ok = every (condition, group) in the band."""
     t0 = time.perf_counter()
     jobs = [(s, c) for c in DOLLAR_CONDITIONS for g in SEED_GROUPS for s in g]
+    if RECORDED_ONLY:  # score what the cache holds, record nothing (the rows name the seeds scored)
+        jobs = [(s, c) for s, c in jobs if (p := _cache_path(s, HOURS, c)) and os.path.exists(p)]
     every = _run_seeds(tuple(jobs))
     table: dict[str, dict] = {}
     for c in DOLLAR_CONDITIONS:
         rows = {}
         for g in SEED_GROUPS:
             part = [r for r in every if r["condition"] == c and r["seed"] in g]
-            rows[f"{g[0]}-{g[-1]}"] = _condition_row(part)
+            if part or not RECORDED_ONLY:
+                rows[f"{g[0]}-{g[-1]}"] = _condition_row(part)
         rows["all"] = _condition_row([r for r in every if r["condition"] == c])
         table[c] = rows
     pooled = {c: table[c]["all"]["dollars_model_over_truth"] for c in table}
