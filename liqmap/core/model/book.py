@@ -127,19 +127,17 @@ class LevelBook:
         q = self._queue
         if q is None or not q.items:
             return
-        out = q.take(self.step, self._b0, self._W)
+        history = bool(self._histories.by_tf)
+        # the forecast's state keeps no history and nobody asks it for provenance: it keeps no ages either
+        out = q.take(self._base, self._occ, (self._oldest, self._newest) if history else None, self.step,
+                     self._b0, history)
         if out is None:
             return
-        hit, usd, sj, ts = out
-        w = self._W
-        self._base.reshape(-1)[hit] += usd
-        src = hit // (self.K * 2 * w)
+        src, keys = out
         self._sums[src] = np.nan
         self._held[src] = True
-        np.minimum.at(self._oldest.reshape(-1), sj, ts)
-        np.maximum.at(self._newest.reshape(-1), sj, ts)
-        self._occ.reshape(-1)[sj] = True
-        self._touch(src, (hit // w) % 2, hit % w + self._b0)
+        if keys is not None and len(keys):
+            self._histories.touch(keys)
 
     def _close(self, v: int, s: int, usd: float) -> None:
         """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import buckets
 from .placement import Placement
-from .sources import LONG_I, NS, NV, SHORT_I
+from .sources import LONG_I, NS, NV, SHORT_I, pack
 
 
 _NONE_LO, _NONE_HI = 2**62, -(2**62)  # an empty queue's bucket range
@@ -153,15 +153,18 @@ class OpenQueue:
         """Does side ``s`` of the queue hold anything in absolute buckets lo..hi?"""
         return bool(self.items) and self.lo[s] <= hi and self.hi[s] >= lo
 
-    def take(self, step: float, b0: int, width: int):
-        """Empty the queue: (flat index into a state's (NS, K, 2, W) base, base-unit USD to add there, unique and
-        sorted) and per (side, window index) pair the time of the open that placed there (not unique; for the
-        oldest / newest). None when nothing places."""
+    def take(self, base: np.ndarray, occ: np.ndarray, ages: tuple[np.ndarray, np.ndarray] | None, step: float,
+             b0: int, history: bool):
+        """Empty the queue into a state: add its USD (base units) into ``base`` (NS, K, 2, W), mark the (side,
+        window index) cells it reaches in ``occ``, and with ``ages`` = (oldest, newest) fold each open's time into
+        the cells it placed in. Returns (the sources placed in, the history keys of the (source, side, bucket)
+        cells placed in — only with ``history``, else None), or None when nothing places."""
         items, self.items = self.items, []
         self.totals[:] = 0.0
         self.lo = [_NONE_LO, _NONE_LO]
         self.hi = [_NONE_HI, _NONE_HI]
         pl = self.placement
+        width = base.shape[-1]
         # every queued (open, side, entry) as one row
         parts = []
         for it in items:
@@ -183,7 +186,6 @@ class OpenQueue:
         row_v = row_src % NV
         wk = pl.w_eff[row_v]  # (rows, K)
         amt = row_amt[:, None] * wk
-        K = pl.K
         if self.banded:
             band = pl.ratio_band[row_v, row_s]  # (rows, K, 2)
             lo = ent[:, None] * band[:, :, 0]
@@ -199,28 +201,106 @@ class OpenQueue:
                 rows, kk = rows[keep], kk[keep]
                 lo, hi = np.clip(lo, w_lo, w_hi)[keep], np.clip(hi, w_lo, w_hi)[keep]
                 amt = (amt * inside)[keep]
+            if len(rows) == 0:
+                return None
             # in base units per slice (each open's gain) before the spread: one multiply per slice, not per pair
-            bs = Placement._spread(row_s[rows], kk, lo, hi, amt * row_gain[rows], b0, b0 + width - 1, step)
-            n = bs.n
-            b, a = bs.b, bs.a
-        else:
-            lp = ent[:, None] * pl.ratio[row_v, row_s]
-            ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
-            rows, kk = np.nonzero(ok)
-            n = None
-            b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
-        # per slice (row × tier): its flat (source, tier, side) offset into base, its gain and its time
-        code = ((row_src[rows].astype(np.int64) * K + kk) * 2 + row_s[rows]) * width - b0
-        side_j = row_s[rows].astype(np.int64) * width - b0
-        ts = row_ts[rows]
-        if n is not None:
-            code, side_j, ts = (np.repeat(x, n) for x in (code, side_j, ts))
-        key = code + b
-        if len(key) == 0:
+            return _spread_into(base, occ, ages, row_src[rows], kk, row_s[rows], lo, hi, amt * row_gain[rows],
+                                row_ts[rows], b0, step, history)
+        lp = ent[:, None] * pl.ratio[row_v, row_s]
+        ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
+        rows, kk = np.nonzero(ok)
+        if len(rows) == 0:
             return None
+        b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
+        src, ss = row_src[rows], row_s[rows]
+        # per slice (row × tier): its flat (source, tier, side, window index) in base, summed per cell in order
+        key = ((src.astype(np.int64) * pl.K + kk) * 2 + ss) * width - b0 + b
         k0 = int(key.min())
         key -= k0
         size = int(key.max()) + 1
         hit = np.flatnonzero(np.bincount(key, minlength=size))
         usd = np.bincount(key, weights=a, minlength=size)[hit]
-        return hit + k0, usd, side_j + b, ts
+        base.reshape(-1)[hit + k0] += usd
+        sj = ss.astype(np.int64) * width - b0 + b
+        occ.reshape(-1)[sj] = True
+        if ages is not None:
+            ts = row_ts[rows]
+            np.minimum.at(ages[0].reshape(-1), sj, ts)
+            np.maximum.at(ages[1].reshape(-1), sj, ts)
+        return np.unique(src), (pack(src, ss, b) if history else None)
+
+
+def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: float, history: bool):
+    """The queue's banded slices (source, tier, side, band [lo, hi], base-unit USD, time), each spread over the
+    buckets of its band by overlap and added into ``base``: the pairs of :meth:`Placement._spread`, with the same
+    per-pair operations in the same order, and the same per-cell sums in the same order.
+
+    Laid out per (side, tier) as one (slices × longest band) block, so each slice's band edges, width and USD
+    broadcast along its row instead of being repeated per pair, and the bucket edges of a row are one
+    ``(b_lo + c) · step`` row whose neighbours are each pair's left and right edge. A cell's slices all share
+    its (tier, side), so summing the block row by row adds them in the slices' order, as one bincount over
+    every pair did; the pads past a slice's band carry 0.0, which adds nothing."""
+    width = base.shape[-1]
+    b_max = b0 + width - 1
+    b_lo = np.clip(buckets.index(lo, step), b0, b_max)
+    b_hi = np.clip(np.maximum(buckets.index(hi, step), b_lo), b0, b_max)
+    n = b_hi - b_lo + 1
+    bw = hi - lo
+    pos = bw > 0
+    K = base.shape[1]
+    group = ss.astype(np.int64) * K + kk
+    order = np.argsort(group, kind="stable")  # each (side, tier) contiguous, slices in their order
+    edges = np.searchsorted(group[order], np.arange(2 * K + 1))
+    cols = np.arange(int(n.max()) + 1, dtype=np.float64)
+    for g in range(2 * K):
+        if edges[g] == edges[g + 1]:
+            continue
+        s, k = divmod(g, K)
+        sel = order[edges[g]:edges[g + 1]]
+        bl, nr, sg = b_lo[sel], n[sel], src[sel]
+        mx = int(nr.max())
+        e = np.add.outer(bl.astype(np.float64), cols[:mx + 1])  # float(b_lo + c): exact for any bucket index
+        e *= step  # e[:, c] = left edge of bucket b_lo + c = right edge of bucket b_lo + c − 1
+        ov = np.minimum(hi[sel][:, None], e[:, 1:])
+        ov -= np.maximum(lo[sel][:, None], e[:, :-1])
+        if pos[sel].all():
+            np.clip(ov, 0.0, None, out=ov)
+            ov /= bw[sel][:, None]
+            ov *= amt[sel][:, None]
+        else:
+            p = pos[sel]
+            w_safe = np.where(p, bw[sel], 1.0)
+            frac = np.where(p[:, None], np.clip(ov, 0.0, None) / w_safe[:, None], (1.0 / nr)[:, None])
+            ov = amt[sel][:, None] * frac
+        pad = None
+        if mx > int(nr.min()):
+            pad = np.arange(mx)[None, :] >= nr[:, None]
+            ov[pad] = 0.0
+        # per (source, bucket) cell of this (side, tier), over the sources and buckets the group reaches
+        s_lo = int(sg.min())
+        j_lo = int(bl.min())
+        span = int((bl + nr).max()) - j_lo
+        key = ((sg - s_lo) * span + (bl - j_lo))[:, None] + np.arange(mx)[None, :]
+        n_src = int(sg.max()) - s_lo + 1
+        cells = np.bincount(key.ravel(), weights=ov.ravel(), minlength=n_src * span)[:n_src * span]
+        base[s_lo:s_lo + n_src, k, s, j_lo - b0:j_lo - b0 + span] += cells.reshape(n_src, span)
+        if ages is not None:
+            sj = (s * width + bl - b0)[:, None] + np.arange(mx)[None, :]
+            t = np.broadcast_to(ts[sel][:, None], sj.shape)
+            if pad is not None:
+                sj, t = sj[~pad], t[~pad]
+            np.minimum.at(ages[0].reshape(-1), sj.ravel(), t.ravel())
+            np.maximum.at(ages[1].reshape(-1), sj.ravel(), t.ravel())
+    # the cells any slice reaches, from each band's first bucket and length (integer counts: exact)
+    code = src.astype(np.int64) * 2 + ss if history else ss.astype(np.int64)
+    rows = 2 * NS if history else 2
+    first = code * (width + 1) + (b_lo - b0)
+    cover = np.bincount(first, minlength=rows * (width + 1))
+    cover -= np.bincount(first + n, minlength=rows * (width + 1))
+    reach = (np.cumsum(cover) > 0).reshape(rows, width + 1)[:, :width]
+    occ |= reach.reshape(-1, 2, width).any(axis=0) if history else reach
+    keys = None
+    if history:
+        c, j = np.nonzero(reach)
+        keys = pack(c // 2, c % 2, j + b0)
+    return np.unique(src), keys
