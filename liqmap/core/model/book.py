@@ -167,8 +167,13 @@ class LevelBook:
                 self._ref[x, s] = self._lm[x, s]
                 continue
             self._lm[x, s] += math.log(factor)
-            if self._lm[x, s] - self._ref[x, s] < _FOLD_AT:
+            margin = self._lm[x, s] - self._ref[x, s]
+            if margin < _FOLD_AT:
                 self._fold()
+            elif self._decays and self._t is not None:
+                # the clock's fold check (window.py): this side is now closer to folding
+                self._fold_check_at = min(self._fold_check_at,
+                                          self._t + 0.5 * (float(margin) - _FOLD_AT) / self._k_max)
 
     def _side_sum(self, x: int, s: int) -> float:
         """Sum of ``base`` over source ``x``'s side ``s`` (kept in ``_sums`` until that part of base changes)."""

@@ -123,15 +123,28 @@ class VenueFlows:
     def add_trades(self, tr: np.ndarray, step: float) -> None:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
         venue = tr["venue"]
-        price = usd = side = None
-        for v in np.flatnonzero(np.bincount(venue, minlength=NV)).tolist():  # venues present, ascending
+        count = np.bincount(venue, minlength=NV)
+        present = np.flatnonzero(count).tolist()  # venues present, ascending
+        if not any(np.isfinite(self.anchor_oi[v]) for v in present):
+            return
+        if len(present) == 1:
+            runs, own = {present[0]: slice(None)}, False
+            price, usd, side = tr["price"], tr["usd"], tr["side"]
+        else:
+            # the batch grouped by venue (stable: each venue's trades keep their order), so each venue's
+            # trades are one slice of three arrays instead of a mask and three copies per venue
+            order = np.argsort(venue, kind="stable")
+            price, usd, side = tr["price"][order], tr["usd"][order], tr["side"][order]
+            end = np.cumsum(count).tolist()
+            runs, own = {v: slice(end[v] - int(count[v]), end[v]) for v in present}, True
+        for v, run in runs.items():
             if not np.isfinite(self.anchor_oi[v]):
                 continue
-            if price is None:  # the three fields once, then one mask per venue (not a structured copy per venue)
-                price, usd, side = tr["price"], tr["usd"], tr["side"]
-            m = venue == v
             f = self.flows[v]
-            f.add(price[m].astype(np.float64), usd[m].astype(np.float64), side[m])
+            if own:  # slices of the sorted copies: already the interval's own arrays
+                f.add(price[run], usd[run], side[run])
+            else:
+                f.add(price.astype(np.float64), usd.astype(np.float64), side.copy())
             if f.n > self.COMPACT_AT:
                 f.compact(step)
 

@@ -79,6 +79,17 @@ __all__ = ["SyntheticModel", "lev_label"]
 # MODEL_DEFAULTS: the model section of liqmap.core.params (ModelParams), the one place its defaults live.
 
 
+def _block(dtype: np.dtype) -> np.dtype:
+    """A view of an event dtype whose field ``f`` is its first four float64 fields as one (4,) row."""
+    names = dtype.names[:4]
+    assert all(dtype.fields[n][0] == np.float64 and dtype.fields[n][1] == 8 * i for i, n in enumerate(names))
+    return np.dtype({"names": ["f"], "formats": [(np.float64, (4,))], "offsets": [0],
+                     "itemsize": dtype.itemsize})
+
+
+_BLOCK = {d: _block(d) for d in (OI_DTYPE, TRADE_DTYPE, LIQ_DTYPE)}
+
+
 def _merged_params(params: dict | None) -> dict:
     p = dict(MODEL_DEFAULTS)
     for k, v in (params or {}).items():
@@ -165,6 +176,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._last_fill = np.full(NV, -math.inf)
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
+        self._k_max = float(self._k_decay.max())
+        self._fold_check_at = -math.inf  # the clock asks whether a multiplier needs folding from then on
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
         # venues whose liquidation prints are a sample (one per symbol per second): see ``LevelBook._reconcile``
         self._sampled = np.array([v.liq_sampled for v in VENUE_TABLE] + [False] * (NV - len(VENUE_TABLE)))[:NV]
@@ -343,21 +356,37 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if a is None or len(a) == 0:
             return np.empty(0, dtype)
         a = np.asarray(a)
-        ts = a["ts"]
-        ok = np.isfinite(ts) & (a["venue"] < NV)
-        for f in positive:
-            x = a[f]
-            ok &= np.isfinite(x) & (x > 0)
-        # prices whose bucket index would not fit the int64 history keys are not prices of this asset
-        x = a["mark" if dtype == OI_DTYPE else "price"]
-        ok &= (x >= 0) & (x < MAX_INDEX * self.step)  # NaN and inf fail these too
-        if not ok.all():
-            self.stats["rejected_rows"] += int((~ok).sum())
-            a = a[ok]
+        if not (a.dtype == dtype and self._all_clean(a, dtype)):
             ts = a["ts"]
+            ok = np.isfinite(ts) & (a["venue"] < NV)
+            for f in positive:
+                x = a[f]
+                ok &= np.isfinite(x) & (x > 0)
+            # prices whose bucket index would not fit the int64 history keys are not prices of this asset
+            x = a["mark" if dtype == OI_DTYPE else "price"]
+            ok &= (x >= 0) & (x < MAX_INDEX * self.step)  # NaN and inf fail these too
+            if not ok.all():
+                self.stats["rejected_rows"] += int((~ok).sum())
+                a = a[ok]
+        ts = a["ts"]
         if len(a) > 1 and (ts[1:] < ts[:-1]).any():
             a = a[np.argsort(ts, kind="stable")]
         return a
+
+    def _all_clean(self, a: np.ndarray, dtype: np.dtype) -> bool:
+        """Every row passes :meth:`_clean`'s checks (the usual case), from the column minima and maxima of the
+        first four fields — all float64, side by side in every event dtype — and the largest venue: a NaN
+        anywhere in a checked column makes its minimum NaN, which fails every comparison (then the rows are
+        checked one by one)."""
+        blk = a.view(_BLOCK[dtype])["f"]  # (n, 4): ts and three float fields of each row, in place
+        mn, mx = blk.min(axis=0).tolist(), blk.max(axis=0).tolist()
+        if not (-math.inf < mn[0] and mx[0] < math.inf and int(a["venue"].max()) < NV):
+            return False
+        lim = MAX_INDEX * self.step
+        if dtype == OI_DTYPE:  # ts, oi, oi_usd (not checked), mark
+            return 0 < mn[1] and mx[1] < math.inf and 0 <= mn[3] and mx[3] < lim
+        # ts, price, qty, usd: all positive, the price below the bucket limit
+        return 0 < mn[1] and mx[1] < lim and 0 < mn[2] and mx[2] < math.inf and 0 < mn[3] and mx[3] < math.inf
 
     # --- events ----------------------------------------------------------------------------------------
 
