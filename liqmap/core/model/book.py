@@ -22,6 +22,20 @@ from .window import _FOLD_AT
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
 
 
+class TradeReach:
+    """Where a column's trades went, in absolute buckets (the same for every state of a model): the running
+    low (negated, ascending for ``searchsorted``) and high after each trade, and the trades' times."""
+
+    __slots__ = ("ts", "neg_run_min", "run_max", "low", "high")
+
+    def __init__(self, tr: np.ndarray, step: float):
+        tb = buckets.index(tr["price"], step)
+        self.ts = tr["ts"]
+        self.neg_run_min = -np.minimum.accumulate(tb)
+        self.run_max = np.maximum.accumulate(tb)
+        self.low, self.high = -int(self.neg_run_min[-1]), int(self.run_max[-1])
+
+
 class LevelBook:
     """Open, close, consume and reconcile the levels of one state."""
 
@@ -55,13 +69,14 @@ class LevelBook:
         self.stats["added_usd"] += float(a.sum())
 
     def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
-              amounts: tuple[float, float]) -> None:
-        """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
+              amounts: tuple[float, float], ext: list | None = None) -> None:
+        """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets
+        (``ext``: the open's :func:`~.pending.open_extent`, when the caller worked it out for every state)."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         q = self._queue
         if q is not None and self._W and q.offer(src, ts, entries, weights, amounts,
                                                  lambda: np.exp(self._ref[src] - self._lm[src]), self.step,
-                                                 self._b0, self._W, self._off_centre, self.stats):
+                                                 self._b0, self._W, self._off_centre, self.stats, ext):
             return
         self._place_queued()  # this one may move the window: everything before it lands first
         pl = self.placement
@@ -182,27 +197,25 @@ class LevelBook:
             v = self._sums[x, s] = float(self._base[x, :, s, :].sum())
         return float(v)
 
-    def _consume(self, tr: np.ndarray) -> None:
+    def _consume(self, reach: TradeReach) -> None:
         """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
-        tb = buckets.index(tr["price"], self.step) - self._b0
-        ts = tr["ts"]
-        run_min = np.minimum.accumulate(tb)
-        run_max = np.maximum.accumulate(tb)
+        b0 = self._b0
+        low, high = reach.low, reach.high  # absolute buckets
         q = self._queue
-        if q is not None and (q.reaches(LONG_I, self._b0 + int(run_min[-1]), self._b0 + self._W)
-                              or q.reaches(SHORT_I, self._b0 - 1, self._b0 + int(run_max[-1]))):
+        if q is not None and (q.reaches(LONG_I, low, b0 + self._W) or q.reaches(SHORT_I, b0 - 1, high)):
             self._place_queued()  # the trades reach queued levels: they must be there to be swept
-        lo = max(int(run_min[-1]), 0)
+        ts = reach.ts
+        lo = max(low - b0, 0)
         if lo < self._W:
             cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
             if len(cand):
-                first = np.searchsorted(-run_min, -cand, side="left")
+                first = np.searchsorted(reach.neg_run_min, -b0 - cand, side="left")
                 self._ledger.append(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
-        hi = min(int(run_max[-1]), self._W - 1)
+        hi = min(high - b0, self._W - 1)
         if hi >= 0:
             cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
             if len(cand):
-                first = np.searchsorted(run_max, cand, side="left")
+                first = np.searchsorted(reach.run_max, cand + b0, side="left")
                 self._ledger.append(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
 
     def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
@@ -238,18 +251,18 @@ class LevelBook:
         q = float(row["usd"])
         v = int(row["venue"])
         s = LONG_I if int(row["side"]) > 0 else SHORT_I
-        b = int(buckets.index(float(row["price"]), self.step)) - self._b0
+        b = math.floor(float(row["price"]) / self.step + 1e-9) - self._b0  # buckets.index of one price
         k = self.reconcile_k
-        cand = np.arange(b - k, b + k + 1)
+        cand = b + self._reconcile_order  # nearest first; ties: lower bucket first
         cand = cand[(cand >= 0) & (cand < self._W)]
         if len(cand) == 0 or q <= 0:
             return
         if self._queue is not None and self._queue.reaches(s, self._b0 + b - k, self._b0 + b + k):
             self._place_queued()
-        cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
         srcs = (v, NV + v)  # the venue's observed levels and its prior, bucket by bucket
-        have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
-                             for x in srcs])  # (2, n)
+        # (2, n, K) in one gather, each bucket's tiers summed as a row of their own as before
+        have_src = self._base[np.array(srcs)[:, None], :, s, cand[None, :]].sum(axis=-1)
+        have_src *= np.array([math.exp(self._lm[x, s] - self._ref[x, s]) for x in srcs])[:, None]  # (2, n)
         have = have_src.sum(axis=0)
         if self._sampled[v] and cand[0] == b:
             # A sampled venue (Binance: the latest liquidation per symbol per second, core/venues.py) printed one

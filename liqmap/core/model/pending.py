@@ -46,6 +46,23 @@ def _inside_share(lo: np.ndarray, hi: np.ndarray, w_lo: float, w_hi: float) -> n
                     ((lo >= w_lo) & (lo < w_hi)).astype(np.float64))
 
 
+def open_extent(entries, weights) -> list:
+    """Per side of an open, (lowest entry, highest entry, sum of entry weights) — all the queue reads of its
+    arrays to decide — or None for a side without entries. Worked out once per open for every state (and once
+    for both sides when they share their arrays, as a flow open's do)."""
+    out = []
+    for s in (LONG_I, SHORT_I):
+        e, w = entries[s], weights[s]
+        if s == SHORT_I and e is entries[LONG_I] and w is weights[LONG_I]:
+            out.append(out[LONG_I])
+        elif not len(e) or w.ndim != 1:
+            out.append(None)
+        else:
+            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            out.append((e_min, e_max, float(w.sum())))
+    return out
+
+
 @dataclass
 class QueuedOpen:
     src: int
@@ -89,22 +106,24 @@ class OpenQueue:
         return len(self.items)
 
     def offer(self, src: int, ts: float, entries, weights, amounts, gain: Callable[[], np.ndarray], step: float,
-              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict) -> bool:
+              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict, ext: list | None = None) -> bool:
         """Queue this open if it can wait (its stats — added, unplaced, dropped USD — counted now); False when it
         cannot: weights per (entry, tier), or buckets outside the window where the one-by-one path would move
         it (thin lines always recentre; bands only when ``may_recentre()``; otherwise the part of a band outside
-        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now."""
+        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now; ``ext``: the open's
+        :func:`open_extent` when the caller has it."""
+        if weights[LONG_I].ndim != 1 or weights[SHORT_I].ndim != 1:
+            return False
+        if ext is None:
+            ext = open_extent(entries, weights)
         v = src % NV
         w_lo, w_hi = b0 * step, (b0 + width) * step
         sides = []
         for s in (LONG_I, SHORT_I):
-            if weights[s].ndim != 1:
-                return False
             amount = amounts[s]
-            e = entries[s]
-            if not (amount > 0 and math.isfinite(amount)) or not len(e):
+            if not (amount > 0 and math.isfinite(amount)) or ext[s] is None:
                 continue
-            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            e_min, e_max, w_sum = ext[s]
             lo, hi = e_min * self._r_min[v][s], e_max * self._r_max[v][s]
             inside = True
             if math.isfinite(lo):  # else no tier places this side: nothing lands anywhere
@@ -114,12 +133,12 @@ class OpenQueue:
                         return False
                 elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
                     return False
-            sides.append((s, lo, hi, inside))
+            sides.append((s, lo, hi, inside, w_sum))
         g = gain()
         self.items.append(QueuedOpen(src, ts, entries, weights, amounts, g))
-        for s, lo, hi, inside in sides:
+        for s, lo, hi, inside, w_sum in sides:
             amount = amounts[s]
-            usd = amount * float(weights[s].sum())
+            usd = amount * w_sum
             if self._unplaced[v][s] > 0:
                 stats["unplaced_usd"] += usd * self._unplaced[v][s]
             if not math.isfinite(lo):

@@ -62,12 +62,12 @@ from ..forecast import TAILS, RealizedVol, expected
 from ..params import MODEL_DEFAULTS, core_params
 from ..tiers import TierTable, table_for
 from ..venues import TABLE as VENUE_TABLE
-from .book import LevelBook
+from .book import LevelBook, TradeReach
 from .flow import VenueFlows
 from .history import Histories
 from .ledger import ConsumedLedger
 from ..prior import PriceHistory
-from .pending import OpenQueue
+from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
 from .readout import LevelReadout, lev_label
@@ -179,6 +179,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._k_max = float(self._k_decay.max())
         self._fold_check_at = -math.inf  # the clock asks whether a multiplier needs folding from then on
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # a real liquidation's buckets, as offsets from its own: nearest first, ties lower first
+        self._reconcile_order = np.array(sorted(range(-self.reconcile_k, self.reconcile_k + 1),
+                                                key=lambda d: (abs(d), d)), dtype=np.int64)
         # venues whose liquidation prints are a sample (one per symbol per second): see ``LevelBook._reconcile``
         self._sampled = np.array([v.liq_sampled for v in VENUE_TABLE] + [False] * (NV - len(VENUE_TABLE)))[:NV]
         # the USD scale (core/model/scale.py, ``LevelReadout.usd_scale``): each venue's last public OI (NaN = none)
@@ -420,10 +423,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
+        reach = TradeReach(tr, self.step) if len(tr) else None
         for m in states:
-            m._column_levels(tr, lq)
+            m._column_levels(reach, lq)
 
-    def _column_levels(self, tr: np.ndarray, lq: np.ndarray) -> None:
+    def _column_levels(self, reach: TradeReach | None, lq: np.ndarray) -> None:
         """One state's side of a column of flow: real liquidations reconciled, then the levels trades swept."""
         if self._W == 0:
             if self.last_price:
@@ -432,8 +436,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 return
         for row in lq:
             self._reconcile(row)
-        if len(tr):
-            self._consume(tr)
+        if reach is not None:
+            self._consume(reach)
 
     def _apply_oi(self, row) -> None:
         ts = float(row["ts"])
@@ -463,8 +467,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if st.d_n > 0:
             long_amt = st.d_n * st.phi_a
             entries, weights = fl.entries(v, st, vwap, self.step, self.params["entry_mode"])
+            ext = open_extent(entries, weights) if self._queue is not None else None
             for m in states:
-                m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt))
+                m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt), ext)
         else:
             r = -st.d_n
             for m in states:
