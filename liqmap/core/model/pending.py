@@ -270,7 +270,6 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
     group = ss.astype(np.int64) * K + kk
     order = np.argsort(group, kind="stable")  # each (side, tier) contiguous, slices in their order
     edges = np.searchsorted(group[order], np.arange(2 * K + 1))
-    cols = np.arange(int(n.max()) + 1, dtype=np.float64)
     for g in range(2 * K):
         if edges[g] == edges[g + 1]:
             continue
@@ -278,27 +277,15 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
         sel = order[edges[g]:edges[g + 1]]
         bl, nr, sg = b_lo[sel], n[sel], src[sel]
         mx = int(nr.max())
-        e = np.add.outer(bl.astype(np.float64), cols[:mx + 1])  # float(b_lo + c): exact for any bucket index
-        e *= step  # e[:, c] = left edge of bucket b_lo + c = right edge of bucket b_lo + c − 1
-        ov = np.minimum(hi[sel][:, None], e[:, 1:])
-        ov -= np.maximum(lo[sel][:, None], e[:, :-1])
-        if pos[sel].all():
-            np.clip(ov, 0.0, None, out=ov)
-            ov /= bw[sel][:, None]
-            ov *= amt[sel][:, None]
-        else:
-            p = pos[sel]
-            w_safe = np.where(p, bw[sel], 1.0)
-            frac = np.where(p[:, None], np.clip(ov, 0.0, None) / w_safe[:, None], (1.0 / nr)[:, None])
-            ov = amt[sel][:, None] * frac
+        j_lo = int(bl.min())
+        span = int((bl + nr).max()) - j_lo
+        ov = _overlaps(bl, nr, lo[sel], hi[sel], bw[sel], pos[sel], amt[sel], mx, j_lo, span, step)
         pad = None
         if mx > int(nr.min()):
             pad = np.arange(mx)[None, :] >= nr[:, None]
             ov[pad] = 0.0
         # per (source, bucket) cell of this (side, tier), over the sources and buckets the group reaches
         s_lo = int(sg.min())
-        j_lo = int(bl.min())
-        span = int((bl + nr).max()) - j_lo
         key = ((sg - s_lo) * span + (bl - j_lo))[:, None] + np.arange(mx)[None, :]
         n_src = int(sg.max()) - s_lo + 1
         cells = np.bincount(key.ravel(), weights=ov.ravel(), minlength=n_src * span)[:n_src * span]
@@ -323,3 +310,40 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
         c, j = np.nonzero(reach)
         keys = pack(c // 2, c % 2, j + b0)
     return np.unique(src), keys
+
+
+def _overlaps(bl, nr, lo, hi, bw, pos, amt, mx: int, j_lo: int, span: int, step: float) -> np.ndarray:
+    """(slices, ``mx``) USD of each slice's band in its buckets ``bl + c`` (past ``nr``: anything, the caller
+    zeroes it): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width × USD``.
+
+    Inside a band — every bucket but its first and last, once the second bucket's left edge is at or above ``lo``
+    and the last bucket's left edge at or below ``hi`` (edges grow with the bucket) — the min and max pick the
+    bucket's own edges, so the overlap is the bucket's width ``(b+1)·step − b·step``: one number per bucket,
+    gathered instead of worked out per pair. The first and last bucket of every band, and whole bands that do
+    not pass that check (or have no width), take the formula as written."""
+    edge = np.arange(j_lo, j_lo + span + mx + 1, dtype=np.int64) * step  # bucket b's left edge: b·step
+    width_of = edge[1:] - edge[:-1]
+    off = bl - j_lo
+    ov = np.lib.stride_tricks.as_strided(width_of, (len(width_of) - mx + 1, mx), (8, 8))[off]
+    rows = np.arange(len(bl))
+    last = nr - 1
+
+    def exact(r, c) -> np.ndarray:  # the formula as written, for pairs (slice r, column c)
+        x = np.minimum(hi[r], edge[off[r] + c + 1]) - np.maximum(lo[r], edge[off[r] + c])
+        return np.clip(x, 0.0, None)
+
+    w_safe = np.where(pos, bw, 1.0)
+    ov /= w_safe[:, None]
+    ov *= amt[:, None]
+    ov[rows, 0] = exact(rows, 0) / w_safe * amt
+    ov[rows, last] = exact(rows, last) / w_safe * amt
+    odd = ~pos | (edge[off + np.minimum(1, last)] < lo) | (edge[off + last] > hi)
+    if odd.any():
+        r = np.flatnonzero(odd)
+        c = np.arange(mx)[None, :]
+        rr = r[:, None]
+        x = np.minimum(hi[rr], edge[np.minimum(off[rr] + c + 1, len(edge) - 1)])
+        x -= np.maximum(lo[rr], edge[np.minimum(off[rr] + c, len(edge) - 1)])
+        frac = np.where(pos[rr], np.clip(x, 0.0, None) / w_safe[rr], (1.0 / nr[rr]))
+        ov[r] = amt[rr] * frac
+    return ov

@@ -397,12 +397,13 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """Trades and liquidations between two OI samples, one 1-minute column at a time."""
         if len(tr) == 0 and len(lq) == 0:
             return
-        ts = np.concatenate([tr["ts"], lq["ts"]])
-        cols = np.floor(ts / 60.0)
-        if cols.min() == cols.max():  # the usual case: one column (cheaper than np.unique)
+        # both are in time order (``_clean``): the first and last column are those of the earliest and latest
+        first = min(float(tr["ts"][0]) if len(tr) else math.inf, float(lq["ts"][0]) if len(lq) else math.inf)
+        last = max(float(tr["ts"][-1]) if len(tr) else -math.inf, float(lq["ts"][-1]) if len(lq) else -math.inf)
+        if math.floor(first / 60.0) == math.floor(last / 60.0):  # the usual case: one column
             self._flow_column(tr, lq)
             return
-        edges = np.unique(cols)
+        edges = np.unique(np.floor(np.concatenate([tr["ts"], lq["ts"]]) / 60.0))
         tc, lc = np.floor(tr["ts"] / 60.0), np.floor(lq["ts"] / 60.0)
         for c in edges:
             self._flow_column(tr[tc == c], lq[lc == c])
