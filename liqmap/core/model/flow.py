@@ -85,19 +85,18 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
     span = int(b.max()) - b0 + 1
     if span <= 4 * len(b) + 64:
         # an interval's trades span few buckets: sum per bucket over the offset range and keep the traded ones
-        # (the same per-bucket sums in the same order as per unique bucket, without the sort)
+        # (the same per-bucket sums in the same order as per unique bucket, without the sort; an untraded
+        # bucket sums to exactly 0 and is dropped below with any other that is not positive)
         off = b - b0
         usd = np.bincount(off, weights=usds, minlength=span)
         pv = np.bincount(off, weights=prices * usds, minlength=span)
-        seen = np.bincount(off, minlength=span) > 0
-        usd, pv = usd[seen], pv[seen]
     else:
         keys, inv = np.unique(b, return_inverse=True)
         usd = np.bincount(inv, weights=usds, minlength=len(keys))
         pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
     ok = usd > 0
-    entries = pv[ok] / usd[ok]
-    return entries, usd[ok] / usd[ok].sum()
+    usd = usd[ok]
+    return pv[ok] / usd, usd / usd.sum()
 
 
 @dataclass
@@ -125,7 +124,7 @@ class VenueFlows:
         venue = tr["venue"]
         count = np.bincount(venue, minlength=NV)
         present = np.flatnonzero(count).tolist()  # venues present, ascending
-        if not any(np.isfinite(self.anchor_oi[v]) for v in present):
+        if not any(math.isfinite(self.anchor_oi[v]) for v in present):
             return
         if len(present) == 1:
             runs, own = {present[0]: slice(None)}, False
@@ -138,7 +137,7 @@ class VenueFlows:
             end = np.cumsum(count).tolist()
             runs, own = {v: slice(end[v] - int(count[v]), end[v]) for v in present}, True
         for v, run in runs.items():
-            if not np.isfinite(self.anchor_oi[v]):
+            if not math.isfinite(self.anchor_oi[v]):
                 continue
             f = self.flows[v]
             if own:  # slices of the sorted copies: already the interval's own arrays
@@ -150,7 +149,7 @@ class VenueFlows:
 
     def first_sample(self, v: int, ts: float, oi: float) -> bool:
         """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""
-        if np.isfinite(self.anchor_oi[v]):
+        if math.isfinite(self.anchor_oi[v]):
             return False
         self.reanchor(v, oi, ts)
         return True
