@@ -207,13 +207,13 @@ class LevelBook:
         ts = reach.ts
         lo = max(low - b0, 0)
         if lo < self._W:
-            cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
+            cand = self._occ[LONG_I, lo:].nonzero()[0] + lo
             if len(cand):
                 first = np.searchsorted(reach.neg_run_min, -b0 - cand, side="left")
                 self._ledger.append(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
         hi = min(high - b0, self._W - 1)
         if hi >= 0:
-            cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
+            cand = self._occ[SHORT_I, :hi + 1].nonzero()[0]
             if len(cand):
                 first = np.searchsorted(reach.run_max, cand + b0, side="left")
                 self._ledger.append(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))

@@ -51,15 +51,22 @@ class IntervalFlow:
             self.sides = [np.concatenate(self.sides)]
         return self.prices[0], self.usds[0]
 
-    def summary(self) -> tuple[float, float, float, float]:
-        """(taker buy USD, taker sell USD, low, high) of the whole interval."""
+    def taker(self) -> tuple[float, float]:
+        """(taker buy USD, taker sell USD) of the whole interval."""
         p, u = self.arrays()
         if len(p) == 0:
-            return self.buy0, self.sell0, self.low0, self.high0
+            return self.buy0, self.sell0
         sd = self.sides[0]
-        buy = float(u[sd > 0].sum())
-        sell = float(u[sd < 0].sum())
-        return (self.buy0 + buy, self.sell0 + sell, min(self.low0, float(p.min())), max(self.high0, float(p.max())))
+        return self.buy0 + float(u[sd > 0].sum()), self.sell0 + float(u[sd < 0].sum())
+
+    def summary(self) -> tuple[float, float, float, float]:
+        """(taker buy USD, taker sell USD, low, high) of the whole interval (the price range only where it is
+        needed: high/low entries and compaction)."""
+        buy, sell = self.taker()
+        p, _ = self.arrays()
+        if len(p) == 0:
+            return buy, sell, self.low0, self.high0
+        return buy, sell, min(self.low0, float(p.min())), max(self.high0, float(p.max()))
 
     def compact(self, step: float) -> None:
         """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
@@ -101,12 +108,11 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
 
 @dataclass
 class OIStep:
-    """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share."""
+    """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share (the
+    interval's price range, for high/low entries, is read from its flow when needed)."""
 
     d_n: float
     phi_a: float
-    low: float
-    high: float
 
 
 class VenueFlows:
@@ -185,11 +191,11 @@ class VenueFlows:
         if abs(d_n) > cap:
             d_n = math.copysign(cap, d_n)
             stats["capped"] += 1
-        buy, sell, low, high = self.flows[v].summary()
+        buy, sell = self.flows[v].taker()
         tot = buy + sell
         phi = buy / tot if tot > 0 else 0.5
         stats["intervals"] += 1
-        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0, low, high)
+        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0)
 
     def entries(self, v: int, st: OIStep, vwap: float, step: float,
                 mode: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -198,7 +204,8 @@ class VenueFlows:
         f = self.flows[v]
         if mode == "highlow" and f.n:
             one = np.ones(1)
-            return (np.array([st.low]), np.array([st.high])), (one, one)
+            _, _, low, high = f.summary()
+            return (np.array([low]), np.array([high])), (one, one)
         prices, usds = f.arrays()
         entries, w = entry_profile(prices, usds, vwap, step)
         return (entries, entries), (w, w)

@@ -240,13 +240,15 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         o_ts = np.append(oi["ts"], math.inf)
         t_cut = np.searchsorted(np.ascontiguousarray(trades["ts"]), o_ts, side="right").tolist()
         l_cut = np.searchsorted(np.ascontiguousarray(liqs["ts"]), o_ts, side="right").tolist()
+        oi_rows = oi.tolist()  # (ts, oi, oi_usd, mark, venue) as plain numbers: one conversion, not four per row
         for r in range(len(oi) + 1):
             j, k = t_cut[r], l_cut[r]
             if j > ti or k > li:
                 self._flow_batch(trades[ti:j], liqs[li:k])
                 ti, li = j, k
             if r < len(oi):
-                self._apply_oi(oi[r])
+                ts, oi_base, _, mark, venue = oi_rows[r]
+                self._apply_oi(ts, oi_base, mark, venue)
                 if self._px_hist is not None:
                     sigma = self._prior_sigma()
                     for m in self._states:
@@ -440,14 +442,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if reach is not None:
             self._consume(reach)
 
-    def _apply_oi(self, row) -> None:
-        ts = float(row["ts"])
-        v = int(row["venue"])
+    def _apply_oi(self, ts: float, oi: float, mark: float, v: int) -> None:
+        """One OI sample (time, base units, mark price, venue index)."""
         states = self._states
         for m in states:
             m._clock_to(ts)
-        oi = float(row["oi"])
-        mark = float(row["mark"])
         self._oi_now[v] = oi
         fl = self._flows
         if fl.first_sample(v, ts, oi):

@@ -76,7 +76,8 @@ class StateWindow:
 
     def _off_centre(self) -> bool:
         """Has the window drifted off the last price (more than an eighth of its width)?"""
-        return (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
+        # math.floor(p / step + 1e-9): buckets.index of one price, without the array round trip
+        return (self.last_price is not None and abs(math.floor(self.last_price / self.step + 1e-9)
                                                     - (self._b0 + self._W // 2)) > self._W // 8)
 
     # --- clock, decay, history -------------------------------------------------------------------------
