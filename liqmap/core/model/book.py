@@ -226,8 +226,9 @@ class LevelBook:
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
-        if base.any():
-            self._sums[:, s] = np.nan
+        # only the sources that held something here changed (zeroing a zero changes nothing): the others keep
+        # their side sums, which a close would otherwise add up again over the whole window
+        self._sums[base.any(axis=(1, 2)), s] = np.nan
         self._oldest[s, cand] = np.inf
         self._newest[s, cand] = -np.inf
         if len(j) == 0:

@@ -129,7 +129,7 @@ class VenueFlows:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
         venue = tr["venue"]
         count = np.bincount(venue, minlength=NV)
-        present = np.flatnonzero(count).tolist()  # venues present, ascending
+        present = count.nonzero()[0].tolist()  # venues present, ascending
         if not any(math.isfinite(self.anchor_oi[v]) for v in present):
             return
         if len(present) == 1:
