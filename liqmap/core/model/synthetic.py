@@ -237,9 +237,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         for m in self._states:
             m._begin(oi, trades, liqs)
         ti = li = 0
-        o_ts = np.append(oi["ts"], math.inf)
-        t_cut = np.searchsorted(np.ascontiguousarray(trades["ts"]), o_ts, side="right").tolist()
-        l_cut = np.searchsorted(np.ascontiguousarray(liqs["ts"]), o_ts, side="right").tolist()
+        # where each OI sample cuts the trades and liquidations (all of them after the last sample)
+        o_ts = oi["ts"]
+        t_cut = (np.searchsorted(trades["ts"], o_ts, side="right").tolist() if len(trades) else [0] * len(oi))
+        l_cut = (np.searchsorted(liqs["ts"], o_ts, side="right").tolist() if len(liqs) else [0] * len(oi))
+        t_cut.append(len(trades))
+        l_cut.append(len(liqs))
         oi_rows = oi.tolist()  # (ts, oi, oi_usd, mark, venue) as plain numbers: one conversion, not four per row
         for r in range(len(oi) + 1):
             j, k = t_cut[r], l_cut[r]
