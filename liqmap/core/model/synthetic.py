@@ -382,15 +382,22 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         return a
 
     def _all_clean(self, a: np.ndarray, dtype: np.dtype) -> bool:
-        """Every row passes :meth:`_clean`'s checks (the usual case), from the column minima and maxima of the
-        first four fields — all float64, side by side in every event dtype — and the largest venue: a NaN
-        anywhere in a checked column makes its minimum NaN, which fails every comparison (then the rows are
-        checked one by one)."""
+        """Every row passes :meth:`_clean`'s checks (the usual case): a few rows one by one in Python, more from the
+        column minima and maxima of the first four fields — all float64, side by side in every event dtype — and
+        the largest venue. A NaN fails every comparison (a NaN anywhere in a checked column makes its minimum
+        NaN); then :meth:`_clean` checks the rows with numpy and drops the bad ones."""
+        lim = MAX_INDEX * self.step
+        inf = math.inf
+        if len(a) <= 12:  # a few rows (OI samples, liquidations): row by row in Python is cheaper than numpy
+            if dtype == OI_DTYPE:
+                return all(-inf < t < inf and v < NV and 0 < o < inf and 0 <= mk < lim
+                           for t, o, _, mk, v in a.tolist())
+            return all(-inf < r[0] < inf and r[5] < NV and 0 < r[1] < lim and 0 < r[2] < inf and 0 < r[3] < inf
+                       for r in a.tolist())
         blk = a.view(_BLOCK[dtype])["f"]  # (n, 4): ts and three float fields of each row, in place
         mn, mx = blk.min(axis=0).tolist(), blk.max(axis=0).tolist()
-        if not (-math.inf < mn[0] and mx[0] < math.inf and int(a["venue"].max()) < NV):
+        if not (-inf < mn[0] and mx[0] < inf and int(a["venue"].max()) < NV):
             return False
-        lim = MAX_INDEX * self.step
         if dtype == OI_DTYPE:  # ts, oi, oi_usd (not checked), mark
             return 0 < mn[1] and mx[1] < math.inf and 0 <= mn[3] and mx[3] < lim
         # ts, price, qty, usd: all positive, the price below the bucket limit
