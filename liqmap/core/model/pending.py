@@ -190,7 +190,7 @@ class OpenQueue:
             for s in (LONG_I, SHORT_I):
                 a = it.amounts[s]
                 e = it.entries[s]
-                if not (a > 0 and np.isfinite(a)) or not len(e):
+                if not (a > 0 and math.isfinite(a)) or not len(e):
                     continue
                 parts.append((e, a * it.weights[s], it.src, s, it.gain[s], it.ts))
         if not parts:
