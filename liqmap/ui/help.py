@@ -29,6 +29,7 @@ MODEL_NOTES = {
     "raw_half_life_hours": "Raw recency fade (0 = exact USD sums)",
     "heatmap_clip_pct": "Synthetic Heatmap: percentile read as full",
     "heatmap_decades": "Synthetic Heatmap: decades shown below it",
+    "synthetic_reach_alpha": "map: at risk × chance of reach to this power (0 = at risk, 1 = expected liq/h)",
     "typical_position_usd": "position size that picks the margin tier",
     "track_pct": "levels kept within ± this % of price",
     "max_buckets": "most buckets per asset",
