@@ -25,10 +25,11 @@ baseline is the forecast of a model that knows nothing (the same chance of reach
 ratio measures what the model's levels add.
 
 Sharpness (``detail.sharpness``, issue 20): do the levels look like levels? At the same checkpoints, the share
-of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
-0.10) for what the map draws (``model``: the at_risk ranking's profile), for the last finished 1-minute column as the Synthetic map replays it, for the
-oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
-±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
+of the profile's USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
+0.10) for what the map draws (``model``: the at_risk ranking's profile), the plain lines (``lines``), the last
+finished 1-minute column's lines as the Synthetic map replays them (``column``), the oracle's true positions and
+the baseline's profile (its chance of reach), mean over checkpoints, over ±5 %, ±2 % and ±1 % (about what the map
+shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
 
 Where the rankings win or lose (``detail.by_distance``, diagnostic): per band of distance from price (0-0.5,
 0.5-1, 1-2, 2-3, 3-5 %), the share of the hour's liquidation USD that happened there, the share each ranking's
