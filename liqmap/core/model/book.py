@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import buckets
 from .ledger import CONSUMED_DTYPE
-from .sources import EPS_USD, LONG_I, NS, NV, SHORT_I
+from .sources import EPS_USD, LONG_I, NV, SHORT_I
 from .window import _FOLD_AT
 
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
@@ -160,10 +160,13 @@ class LevelBook:
         if usd <= 0:
             return
         srcs = (v, NV + v)
-        queued = self._queue.totals if self._queue is not None else np.zeros((NS, 2))
-        # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
-        totals = [(self._side_sum(x, s) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
-                  if self._held[x] or queued[x, s] else 0.0 for x in srcs]
+        queued = self._queue.totals if self._queue is not None else None
+        totals = []
+        for x in srcs:
+            qx = float(queued[x, s]) if queued is not None else 0.0
+            # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip its W·K cells
+            totals.append((self._side_sum(x, s) + qx) * math.exp(self._lm[x, s] - self._ref[x, s])
+                          if self._held[x] or qx else 0.0)
         total = sum(totals)
         if total <= EPS_USD:
             return
@@ -229,12 +232,15 @@ class LevelBook:
         # only the sources that held something here changed (zeroing a zero changes nothing): the others keep
         # their side sums, which a close would otherwise add up again over the whole window
         self._sums[base.any(axis=(1, 2)), s] = np.nan
-        self._oldest[s, cand] = np.inf
-        self._newest[s, cand] = -np.inf
+        history = bool(self._histories.by_tf)
+        if history:  # ages and history keys: only a state with a history (the forecast's keeps neither)
+            self._oldest[s, cand] = np.inf
+            self._newest[s, cand] = -np.inf
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
-        vv, jj = np.nonzero(per_venue > 0)
-        self._touch(vv, s, j[jj] + self._b0)
+        if history:
+            vv, jj = np.nonzero(per_venue > 0)
+            self._touch(vv, s, j[jj] + self._b0)
         out = np.zeros(len(j), CONSUMED_DTYPE)
         out["ts"] = when
         out["bucket"] = j + self._b0
