@@ -19,7 +19,7 @@ from .. import buckets
 from .sources import NV
 
 
-@dataclass
+@dataclass(slots=True)
 class IntervalFlow:
     """One venue's traded flow since its OI anchor (the interval being built)."""
 
@@ -57,7 +57,8 @@ class IntervalFlow:
         if len(p) == 0:
             return self.buy0, self.sell0
         sd = self.sides[0]
-        return self.buy0 + float(u[sd > 0].sum()), self.sell0 + float(u[sd < 0].sum())
+        add = np.add.reduce  # what ndarray.sum runs, without its Python wrapper (called twice per OI step)
+        return self.buy0 + float(add(u[sd > 0])), self.sell0 + float(add(u[sd < 0]))
 
     def summary(self) -> tuple[float, float, float, float]:
         """(taker buy USD, taker sell USD, low, high) of the whole interval (the price range only where it is
@@ -167,9 +168,10 @@ class VenueFlows:
     def vwap(self, v: int, mark: float, last_price: float | None) -> float | None:
         """The interval's VWAP; without trades the mark, else the last traded price; None: cannot price yet."""
         prices, usds = self.flows[v].arrays()
-        vol = float(usds.sum()) if len(usds) else 0.0
+        add = np.add.reduce  # ndarray.sum without its wrapper (every OI sample)
+        vol = float(add(usds)) if len(usds) else 0.0
         if vol > 0:
-            return float((prices * usds).sum() / vol)
+            return float(add(prices * usds) / vol)
         if mark > 0:
             return mark
         if last_price:

@@ -63,14 +63,14 @@ def open_extent(entries, weights) -> list:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class QueuedOpen:
     src: int
     ts: float
     entries: tuple[np.ndarray, np.ndarray]
     weights: tuple[np.ndarray, np.ndarray]
     amounts: tuple[float, float]
-    gain: np.ndarray  # (2,) exp(ref − lm) of (src, side) at the open: USD → the state's base units
+    gain: list  # [long, short] exp(ref − lm) of (src, side) at the open: USD → the state's base units
 
 
 class OpenQueue:
@@ -134,7 +134,7 @@ class OpenQueue:
                 elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
                     return False
             sides.append((s, lo, hi, inside, w_sum))
-        g = gain()
+        g = gain().tolist()  # plain floats: the same products, without numpy scalars
         self.items.append(QueuedOpen(src, ts, entries, weights, amounts, g))
         for s, lo, hi, inside, w_sum in sides:
             amount = amounts[s]
