@@ -10,8 +10,9 @@ last traded price are ranked:
   that price reaches it within the hour (``SyntheticModel.forecast``, ``liqmap/core/forecast.py``: each tier
   spread over its leverage band (``forecast_levels``), realized volatility of the trades the model saw,
   fat-tailed reach probability);
-- ``at_risk``: by the model's USD at risk alone (``levels()``: the thin tier lines the Synthetic map draws;
-  reported beside it);
+- ``at_risk``: by what the Synthetic map draws in its live column (``liqmap/core/grids/reach.py``): the model's
+  thin tier lines (``levels()``) × the chance of reach to the power ``synthetic_reach_alpha`` (reported beside it);
+- ``lines``: by the model's USD at risk alone (the plain lines; what Synthetic drew before issue 20);
 - ``baseline``: by distance from price alone ("liquidations happen near price");
 - ``oracle`` / ``oracle_forecast``: the simulator's TRUE open positions, raw and weighted by the same chance of
   reach (never shown to the model): what a perfect at-risk map would score.
@@ -24,10 +25,11 @@ baseline is the forecast of a model that knows nothing (the same chance of reach
 ratio measures what the model's levels add.
 
 Sharpness (``detail.sharpness``, issue 20): do the levels look like levels? At the same checkpoints, the share
-of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
-0.10) for the model's levels, for the last finished 1-minute column as the Synthetic map replays it, for the
-oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
-±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
+of the profile's USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
+0.10) for what the map draws (``model``: the at_risk ranking's profile), the plain lines (``lines``), the last
+finished 1-minute column's lines as the Synthetic map replays them (``column``), the oracle's true positions and
+the baseline's profile (its chance of reach), mean over checkpoints, over ±5 %, ±2 % and ±1 % (about what the map
+shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
 
 Where the rankings win or lose (``detail.by_distance``, diagnostic): per band of distance from price (0-0.5,
 0.5-1, 1-2, 2-3, 3-5 %), the share of the hour's liquidation USD that happened there, the share each ranking's
@@ -59,6 +61,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core import buckets, calibration
 from liqmap.core.market import Market
 from liqmap.core.forecast import clusters as forecast_clusters, reach_probability
+from liqmap.core.grids.reach import drawn_levels, of_model
 from liqmap.core.sharpness import top_share
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
@@ -294,15 +297,19 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
         m = models[a]
         b, lu, su, rch = m.forecast(price=px)  # expected next-hour liquidations: at risk × chance of reach
         forecast = dict(zip(b.tolist(), (lu + su).tolist()))
-        b, lu, su = m.levels()  # at risk alone (what the Synthetic map draws)
+        b, lu, su = m.levels()  # at risk alone (the plain lines)
         at_risk = dict(zip(b.tolist(), (lu + su).tolist()))
+        # what the Synthetic map draws there: the lines × reach^α from this price (core/grids/reach.py)
+        drawn = dict(zip(b.tolist(), drawn_levels(b, lu + su, steps[a], px,
+                                                  of_model(m, params["synthetic_reach_alpha"])).tolist()))
         sigma = m.sigma_hour
         log = rec["truth"][(a, t)]
         bi = buckets.index(log["price"], steps[a])
         usd = log["usd"]
         for rp, (idx, top_b, o_scores) in per_range.items():
             _, top_m = _top_buckets(px, steps[a], forecast, rp)
-            _, top_r = _top_buckets(px, steps[a], at_risk, rp)
+            _, top_r = _top_buckets(px, steps[a], drawn, rp)
+            _, top_l = _top_buckets(px, steps[a], at_risk, rp)
             _, top_o = _top_buckets(px, steps[a], dict(zip(idx.tolist(), o_scores.tolist())), rp)
             # the oracle weighted by the same chance of reach (the model's own volatility and trend estimate)
             reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails,
@@ -311,8 +318,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
             got = {}
-            for name, top in (("model", top_m), ("at_risk", top_r), ("baseline", top_b), ("oracle", top_o),
-                              ("oracle_forecast", top_of)):
+            for name, top in (("model", top_m), ("at_risk", top_r), ("lines", top_l), ("baseline", top_b),
+                              ("oracle", top_o), ("oracle_forecast", top_of)):
                 got[name] = float(usd[inside & np.isin(bi, top)].sum())
                 acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + got[name]
             if rp == RANGE_PCT:  # where each ranking catches (or misses) the hour's liquidations: by distance
@@ -323,7 +330,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 acc[("checkpoints", verdict)] = acc.get(("checkpoints", verdict), 0.0) + 1
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
-            _sharpness(sharp, m, a, t, rp, px, steps[a], idx, at_risk, o_scores, reach)
+            _sharpness(sharp, m, a, t, rp, px, steps[a], idx, drawn, at_risk, o_scores, reach)
             if rp == RANGE_PCT:  # issue 17 item 3: the USD at risk in range, the model's and the true positions'
                 m_usd = float(sum(at_risk.get(int(x), 0.0) for x in idx))
                 o_usd = float(o_scores.sum())
@@ -474,18 +481,20 @@ def forecast_calibration() -> dict:
 
 
 def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: float, step: float,
-               idx: np.ndarray, at_risk: dict, o_scores: np.ndarray, reach: np.ndarray) -> None:
+               idx: np.ndarray, drawn: dict, at_risk: dict, o_scores: np.ndarray, reach: np.ndarray) -> None:
     """One checkpoint's profile sharpness (top-10 % share of the range's USD) per profile:
 
-    - ``model``: the model's USD at risk now (``levels()``, the Synthetic map's live column);
-    - ``column``: the last finished 1-minute column as ``column_profiles`` replays it (what the map draws
-      for past columns: the history must keep the levels as sharp as the live state);
+    - ``model``: what the Synthetic map's live column draws (the lines × reach^α, ``core/grids/reach.py``);
+    - ``lines``: the model's USD at risk now (``levels()``, the plain lines);
+    - ``column``: the last finished 1-minute column's at-risk lines as ``column_profiles`` replays them (the
+      history must keep the levels as sharp as the live state);
     - ``oracle``: the simulator's true open positions at their liquidation prices;
     - ``baseline``: the distance baseline's profile (the chance of reach on a flat map; a flat at-risk map
       itself scores 0.10 by definition)."""
     cur = int(math.floor(t / 60.0))
     col_l, col_s = m.column_profiles("1m", cur - 1, cur, int(idx[0]), len(idx))
-    profiles = {"model": np.array([at_risk.get(int(b), 0.0) for b in idx]), "column": (col_l + col_s)[:, 0],
+    profiles = {"model": np.array([drawn.get(int(b), 0.0) for b in idx]),
+                "lines": np.array([at_risk.get(int(b), 0.0) for b in idx]), "column": (col_l + col_s)[:, 0],
                 "oracle": o_scores, "baseline": reach}
     # each sharpness range is cut from the narrowest scored range that holds it
     for r in (r for r in SHARP_RANGES if min(x for x in RANGES if x >= r) == rp):
@@ -527,7 +536,7 @@ def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return oi_from_history(hist), trades_from_klines(klines)
 
 
-RANKINGS = ("model", "at_risk", "baseline", "oracle", "oracle_forecast")
+RANKINGS = ("model", "at_risk", "lines", "baseline", "oracle", "oracle_forecast")
 
 
 def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
@@ -565,7 +574,7 @@ def _sum_acc(runs: list[dict]) -> dict:
     return acc
 
 
-SHARP_PROFILES = ("model", "column", "oracle", "baseline")
+SHARP_PROFILES = ("model", "lines", "column", "oracle", "baseline")
 
 
 def _sharp_summary(runs: list[dict]) -> dict:
@@ -643,7 +652,8 @@ def forecast_skill() -> dict:
         sm, sh = _summary(_sum_acc(part)), _sharp_summary(part)[f"±{RANGE_PCT:g}%"]
         levels_check[name] = {"sharpness_model": sh["model"], "sharpness_oracle": sh["oracle"],
                               "sharpness_model_vs_oracle": sh["model_vs_oracle"], "forecast_ratio": sm["ratio"],
-                              "at_risk_ratio": sm["at_risk_ratio"], "oracle_ratio": sm["oracle_ratio"],
+                              "at_risk_ratio": sm["at_risk_ratio"], "lines_ratio": sm["lines_ratio"],
+                              "sharpness_lines": sh["lines"], "oracle_ratio": sm["oracle_ratio"],
                               "baseline_share": sm["baseline_share"], "at_risk_share": sm["at_risk_share"],
                               "ok": bool(sh["within_20pct"] and (sm["at_risk_ratio"] or 0) > 1.0)}
     return {
@@ -654,7 +664,8 @@ def forecast_skill() -> dict:
         "detail": {
             # model = the model's next-hour forecast (liqmap.core.forecast: USD at risk × chance that price
             # reaches the bucket within the hour, from the realized volatility of the trades it saw);
-            # at_risk = the model's levels alone (what the Synthetic map draws), ranked by USD at risk
+            # at_risk = what the Synthetic map draws (the levels × reach^synthetic_reach_alpha, core/grids/reach.py);
+            # lines = the levels alone, ranked by USD at risk (what Synthetic drew before)
             **{k: v for k, v in head.items() if k != "per_asset"},
             "range": f"±{RANGE_PCT:g}%",
             "per_asset": head["per_asset"],

@@ -267,6 +267,8 @@ async def test_on_a_small_screen_only_this_assets_alerts_and_warnings_toast_on_o
         toasts = list(app.screen.query(Toast))
         assert len(toasts) == 1 and "ETH $3.6M of shorts" in screen_text(app)
         assert "ETH · burst" not in screen_text(app)  # no title line
+        await pilot.pause(0.3)  # the toast's layout settles after it mounts
+        assert toasts[0].region.height == 1  # one row over the map, not four
 
 
 async def test_on_a_wide_screen_other_assets_info_toasts_are_held_to_two_and_counted(source_factory):  # noqa: F811

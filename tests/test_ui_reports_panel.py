@@ -127,3 +127,16 @@ def test_layout_shrink_order_and_realignment():
     assert ab == [" 63,650 bid $1.2M pending byb+2"]
     rows = build_rows(REPORTS, 25.0, width=33)
     assert all(len(r.text) <= 33 for r in rows)
+
+
+def test_exact_coverage_and_accuracy_wrap_rather_than_cut():
+    """``exact: 77 wallets, 100 % of HL OI · model 8 % vs base 9 % of exact $ (0.9×) n=12`` was cut after
+    ``base 9 %`` in the 200-column panel: the ratio and its n — what the line is read for — were lost. Too long
+    for the width, it goes on two lines; each whole."""
+    reports = {"forecast": {"clusters": [], "horizon_hours": 1.0},
+               "exact": {"label": "exact: 77 wallets, 100 % of HL OI",
+                         "accuracy_text": "model 8 % vs base 9 % of exact $ (0.9×) n=12"}}
+    wide = [r.text for r in build_rows(reports, 25.0, width=120) if r.kind == "info"]
+    assert wide == [" exact: 77 wallets, 100 % of HL OI · model 8 % vs base 9 % of exact $ (0.9×) n=12"]
+    narrow = [r.text for r in build_rows(reports, 25.0, width=60) if r.kind == "info"]
+    assert narrow == [" exact: 77 wallets, 100 % of HL OI", "  model 8 % vs base 9 % of exact $ (0.9×) n=12"]

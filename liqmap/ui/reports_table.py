@@ -428,8 +428,13 @@ def build_rows(reports: dict, step: float, limit: int = 8, width: int | None = N
             recs = panel_walls(recs)
         rows.append(Row(f"{title} ({len(recs)})", "header", key))
         if extra:
-            rows.append(Row(extra if width is None or len(extra) <= width else extra[: max(width - 1, 0)] + "…",
-                            "info", key))
+            # what the exact map covers and how the model did against it: two lines when one does not fit (at
+            # 200 columns the model-vs-base ratio and its n were cut off — the part a trader reads it for)
+            parts = [extra] if width is None or len(extra) <= width else extra.split(" · ", 1)
+            for i, part in enumerate(parts):
+                part = part if i == 0 else "  " + part
+                rows.append(Row(part if width is None or len(part) <= width else part[: max(width - 1, 0)] + "…",
+                                "info", key))
         if info and recs:
             rows.append(Row(info if width is None or len(info) <= width else info[: max(width - 1, 0)] + "…",
                             "info", key))
