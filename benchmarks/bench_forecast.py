@@ -10,8 +10,9 @@ last traded price are ranked:
   that price reaches it within the hour (``SyntheticModel.forecast``, ``liqmap/core/forecast.py``: each tier
   spread over its leverage band (``forecast_levels``), realized volatility of the trades the model saw,
   fat-tailed reach probability);
-- ``at_risk``: by the model's USD at risk alone (``levels()``: the thin tier lines the Synthetic map draws;
-  reported beside it);
+- ``at_risk``: by what the Synthetic map draws in its live column (``liqmap/core/grids/reach.py``): the model's
+  thin tier lines (``levels()``) × the chance of reach to the power ``synthetic_reach_alpha`` (reported beside it);
+- ``lines``: by the model's USD at risk alone (the plain lines; what Synthetic drew before issue 20);
 - ``baseline``: by distance from price alone ("liquidations happen near price");
 - ``oracle`` / ``oracle_forecast``: the simulator's TRUE open positions, raw and weighted by the same chance of
   reach (never shown to the model): what a perfect at-risk map would score.
@@ -24,10 +25,11 @@ baseline is the forecast of a model that knows nothing (the same chance of reach
 ratio measures what the model's levels add.
 
 Sharpness (``detail.sharpness``, issue 20): do the levels look like levels? At the same checkpoints, the share
-of the at-risk USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
-0.10) for the model's levels, for the last finished 1-minute column as the Synthetic map replays it, for the
-oracle's true positions and for the baseline's profile (its chance of reach), mean over checkpoints, over
-±5 %, ±2 % and ±1 % (about what the map shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
+of the profile's USD in range held by its top 10 % of buckets (``liqmap/core/sharpness.py``; a flat map scores
+0.10) for what the map draws (``model``: the at_risk ranking's profile), the plain lines (``lines``), the last
+finished 1-minute column's lines as the Synthetic map replays them (``column``), the oracle's true positions and
+the baseline's profile (its chance of reach), mean over checkpoints, over ±5 %, ±2 % and ±1 % (about what the map
+shows at 1m). ``model_vs_oracle`` is the model's share ÷ the oracle's.
 
 Where the rankings win or lose (``detail.by_distance``, diagnostic): per band of distance from price (0-0.5,
 0.5-1, 1-2, 2-3, 3-5 %), the share of the hour's liquidation USD that happened there, the share each ranking's
@@ -59,6 +61,7 @@ from liqmap.config import DEFAULTS
 from liqmap.core import buckets, calibration
 from liqmap.core.market import Market
 from liqmap.core.forecast import clusters as forecast_clusters, reach_probability
+from liqmap.core.grids.reach import drawn_levels, of_model
 from liqmap.core.sharpness import top_share
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.feeds.demo import DemoSource, make_parsers
@@ -113,6 +116,9 @@ DOLLAR_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_FORECAST_CONDI
 # LIQMAP_BENCH_FORECAST_GROUP_SEEDS: seeds per group (default 10; fewer only for a cheaper look, the note says so)
 GROUP_SEEDS = max(1, min(10, int(os.environ.get("LIQMAP_BENCH_FORECAST_GROUP_SEEDS", "10"))))
 SEED_GROUPS = tuple(tuple(range(a, a + GROUP_SEEDS)) for a in (1, 11, 21))
+# LIQMAP_BENCH_FORECAST_RECORDED_ONLY=1: forecast_dollars scores only the (seed, condition) markets already in
+# LIQMAP_BENCH_FORECAST_CACHE and records none (a look while recordings are still being made; rows list their seeds)
+RECORDED_ONLY = os.environ.get("LIQMAP_BENCH_FORECAST_RECORDED_ONLY", "") not in ("", "0")
 DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie within [1/1.5, 1.5]
 # Back-fill variant (docs/model.md §3 step 10, what ``liqmap --demo`` does with its pre-roll): the model is first fed
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
@@ -300,15 +306,19 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
         m = models[a]
         b, lu, su, rch = m.forecast(price=px)  # expected next-hour liquidations: at risk × chance of reach
         forecast = dict(zip(b.tolist(), (lu + su).tolist()))
-        b, lu, su = m.levels()  # at risk alone (what the Synthetic map draws)
+        b, lu, su = m.levels()  # at risk alone (the plain lines)
         at_risk = dict(zip(b.tolist(), (lu + su).tolist()))
+        # what the Synthetic map draws there: the lines × reach^α from this price (core/grids/reach.py)
+        drawn = dict(zip(b.tolist(), drawn_levels(b, lu + su, steps[a], px,
+                                                  of_model(m, params["synthetic_reach_alpha"])).tolist()))
         sigma = m.sigma_hour
         log = rec["truth"][(a, t)]
         bi = buckets.index(log["price"], steps[a])
         usd = log["usd"]
         for rp, (idx, top_b, o_scores) in per_range.items():
             _, top_m = _top_buckets(px, steps[a], forecast, rp)
-            _, top_r = _top_buckets(px, steps[a], at_risk, rp)
+            _, top_r = _top_buckets(px, steps[a], drawn, rp)
+            _, top_l = _top_buckets(px, steps[a], at_risk, rp)
             _, top_o = _top_buckets(px, steps[a], dict(zip(idx.tolist(), o_scores.tolist())), rp)
             # the oracle weighted by the same chance of reach (the model's own volatility and trend estimate)
             reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails,
@@ -317,8 +327,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
             got = {}
-            for name, top in (("model", top_m), ("at_risk", top_r), ("baseline", top_b), ("oracle", top_o),
-                              ("oracle_forecast", top_of)):
+            for name, top in (("model", top_m), ("at_risk", top_r), ("lines", top_l), ("baseline", top_b),
+                              ("oracle", top_o), ("oracle_forecast", top_of)):
                 got[name] = float(usd[inside & np.isin(bi, top)].sum())
                 acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + got[name]
             if rp == RANGE_PCT:  # where each ranking catches (or misses) the hour's liquidations: by distance
@@ -329,7 +339,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 acc[("checkpoints", verdict)] = acc.get(("checkpoints", verdict), 0.0) + 1
             # diagnostic (not the metric): how many of the oracle's top buckets the model's top shares
             ovl[(rp, a)] = ovl.get((rp, a), 0.0) + len(np.intersect1d(top_m, top_o)) / max(len(top_o), 1)
-            _sharpness(sharp, m, a, t, rp, px, steps[a], idx, at_risk, o_scores, reach)
+            _sharpness(sharp, m, a, t, rp, px, steps[a], idx, drawn, at_risk, o_scores, reach)
             if rp == RANGE_PCT:  # issue 17 item 3: the USD at risk in range, the model's and the true positions'
                 m_usd = float(sum(at_risk.get(int(x), 0.0) for x in idx))
                 o_usd = float(o_scores.sum())
@@ -435,18 +445,25 @@ def _calibration(calib: dict, path: tuple, t: float, step: float, m) -> None:
     calib["buckets"].extend(zip(chance[keep].round(4).tolist(), hit.tolist()))
 
 
+# forecast_calibration's third seed set (a second hold-out, issue 17 item 2: choose on 1-10, confirm on 11-20 and 21-30)
+CAL_THIRD = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_CALIBRATION_THIRD", "21,22,23,24,25,26,27,28,29,30")
+                  .split(",") if s.strip())
+
+
 def forecast_calibration() -> dict:
     """Reliability of the chance of reach (issue 17 item 2) on the demo seeds, headline and hold-out sets: per
     predicted decile, the share of NEXT 1H clusters (and of all buckets in ±5 %) price reached within the hour.
     ``clusters_raw``: the random walk's chance; ``clusters``: as the panel prints it, through the calibration
-    map (``liqmap.core.calibration.DEMO``, fitted on seeds 1–10: ``fit`` is that fit redone on the headline
-    seeds). value = the largest gap (points) of the printed chance over deciles with ≥ 20 clusters, hold-out
-    seeds (the headline seeds are where the map was fitted); target ≤ 10."""
+    map (``liqmap.core.calibration.DEMO``, fitted on seeds 1–10 by ``tools/fit_reach_calibration.py``; ``fit`` is
+    an isotonic fit redone on the headline seeds, for reference). Hold-out sets: ``holdout`` (11–20) and ``third``
+    (21–30), never used to fit. value = the largest gap (points) of the printed chance over deciles with ≥ 20
+    clusters, worst hold-out set; ``pooled_holdout`` the same over both sets' clusters together; target ≤ 10."""
     global CALIBRATE
     t0 = time.perf_counter()
     out = {}
     CALIBRATE = True  # the seed workers are forked after this: they inherit it
-    for name, seeds in (("seeds", SEEDS), ("holdout", HOLDOUT)):
+    held_raw = []
+    for name, seeds in (("seeds", SEEDS), ("holdout", HOLDOUT), ("third", CAL_THIRD)):
         if not seeds:
             continue
         runs = _run_seeds(seeds)
@@ -458,30 +475,35 @@ def forecast_calibration() -> dict:
         if name == "seeds":
             refit = calibration.fit(raw)
             out[name]["fit"] = [list(k) for k in refit.knots]
-        elif "seeds" in out:  # the map refitted on the headline seeds, judged here: what a refit of DEMO_MAP would give
-            out[name]["clusters_refit"] = calibration.reliability([(refit(p), h) for p, h in raw])
-    judged = out.get("holdout") or out["seeds"]
-    gap = judged["clusters"]["max_gap_points"]
-    return {"value": gap, "unit": "points (largest decile gap, NEXT 1H clusters, hold-out seeds)", "target": 10.0,
+        else:
+            held_raw.extend(raw)
+            if "seeds" in out:  # an isotonic refit on the headline seeds, judged here (reference)
+                out[name]["clusters_refit"] = calibration.reliability([(refit(p), h) for p, h in raw])
+    held = [out[n]["clusters"]["max_gap_points"] for n in ("holdout", "third") if n in out]
+    gap = max((g for g in held if g is not None), default=out["seeds"]["clusters"]["max_gap_points"])
+    pooled = calibration.reliability([(calibration.DEMO(p), h) for p, h in held_raw]) if held_raw else None
+    return {"value": gap, "unit": "points (largest decile gap, NEXT 1H clusters, worst hold-out set)", "target": 10.0,
             "ok": gap is not None and gap <= 10.0,
-            "detail": {**out, "calibration_map": [list(k) for k in calibration.DEMO.knots],
+            "detail": {**out, "pooled_holdout": pooled, "calibration_map": [list(k) for k in calibration.DEMO.knots],
                        "checkpoint_every_s": CAL_EVERY_S, "model_params": MODEL_PARAMS or None,
                        "run_s": round(time.perf_counter() - t0, 1)}}
 
 
 def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: float, step: float,
-               idx: np.ndarray, at_risk: dict, o_scores: np.ndarray, reach: np.ndarray) -> None:
+               idx: np.ndarray, drawn: dict, at_risk: dict, o_scores: np.ndarray, reach: np.ndarray) -> None:
     """One checkpoint's profile sharpness (top-10 % share of the range's USD) per profile:
 
-    - ``model``: the model's USD at risk now (``levels()``, the Synthetic map's live column);
-    - ``column``: the last finished 1-minute column as ``column_profiles`` replays it (what the map draws
-      for past columns: the history must keep the levels as sharp as the live state);
+    - ``model``: what the Synthetic map's live column draws (the lines × reach^α, ``core/grids/reach.py``);
+    - ``lines``: the model's USD at risk now (``levels()``, the plain lines);
+    - ``column``: the last finished 1-minute column's at-risk lines as ``column_profiles`` replays them (the
+      history must keep the levels as sharp as the live state);
     - ``oracle``: the simulator's true open positions at their liquidation prices;
     - ``baseline``: the distance baseline's profile (the chance of reach on a flat map; a flat at-risk map
       itself scores 0.10 by definition)."""
     cur = int(math.floor(t / 60.0))
     col_l, col_s = m.column_profiles("1m", cur - 1, cur, int(idx[0]), len(idx))
-    profiles = {"model": np.array([at_risk.get(int(b), 0.0) for b in idx]), "column": (col_l + col_s)[:, 0],
+    profiles = {"model": np.array([drawn.get(int(b), 0.0) for b in idx]),
+                "lines": np.array([at_risk.get(int(b), 0.0) for b in idx]), "column": (col_l + col_s)[:, 0],
                 "oracle": o_scores, "baseline": reach}
     # each sharpness range is cut from the narrowest scored range that holds it
     for r in (r for r in SHARP_RANGES if min(x for x in RANGES if x >= r) == rp):
@@ -523,7 +545,7 @@ def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     return oi_from_history(hist), trades_from_klines(klines)
 
 
-RANKINGS = ("model", "at_risk", "baseline", "oracle", "oracle_forecast")
+RANKINGS = ("model", "at_risk", "lines", "baseline", "oracle", "oracle_forecast")
 
 
 def _share(acc: dict, rp: float, name: str, assets=ASSETS) -> float | None:
@@ -561,7 +583,7 @@ def _sum_acc(runs: list[dict]) -> dict:
     return acc
 
 
-SHARP_PROFILES = ("model", "column", "oracle", "baseline")
+SHARP_PROFILES = ("model", "lines", "column", "oracle", "baseline")
 
 
 def _sharp_summary(runs: list[dict]) -> dict:
@@ -639,7 +661,8 @@ def forecast_skill() -> dict:
         sm, sh = _summary(_sum_acc(part)), _sharp_summary(part)[f"±{RANGE_PCT:g}%"]
         levels_check[name] = {"sharpness_model": sh["model"], "sharpness_oracle": sh["oracle"],
                               "sharpness_model_vs_oracle": sh["model_vs_oracle"], "forecast_ratio": sm["ratio"],
-                              "at_risk_ratio": sm["at_risk_ratio"], "oracle_ratio": sm["oracle_ratio"],
+                              "at_risk_ratio": sm["at_risk_ratio"], "lines_ratio": sm["lines_ratio"],
+                              "sharpness_lines": sh["lines"], "oracle_ratio": sm["oracle_ratio"],
                               "baseline_share": sm["baseline_share"], "at_risk_share": sm["at_risk_share"],
                               "ok": bool(sh["within_20pct"] and (sm["at_risk_ratio"] or 0) > 1.0)}
     return {
@@ -650,7 +673,8 @@ def forecast_skill() -> dict:
         "detail": {
             # model = the model's next-hour forecast (liqmap.core.forecast: USD at risk × chance that price
             # reaches the bucket within the hour, from the realized volatility of the trades it saw);
-            # at_risk = the model's levels alone (what the Synthetic map draws), ranked by USD at risk
+            # at_risk = what the Synthetic map draws (the levels × reach^synthetic_reach_alpha, core/grids/reach.py);
+            # lines = the levels alone, ranked by USD at risk (what Synthetic drew before)
             **{k: v for k, v in head.items() if k != "per_asset"},
             "range": f"±{RANGE_PCT:g}%",
             "per_asset": head["per_asset"],
@@ -697,6 +721,7 @@ def _condition_row(part: list[dict]) -> dict:
     # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
     need = (1.5 if oracle and oracle >= 2.0 else 1.0 + 0.8 * max((oracle or 1.0) - 1.0, 0.0))
     return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
+            "seeds_scored": [r["seed"] for r in part],
             "dollars_model_over_truth": ratio,
             "dollars_in_band": ratio is not None and 1 / DOLLARS_BAND <= ratio <= DOLLARS_BAND,
             "dollars_unscaled_model_over_truth": raw,
@@ -718,13 +743,16 @@ def forecast_dollars() -> dict:
     groups); ok = every (condition, group) in the band."""
     t0 = time.perf_counter()
     jobs = [(s, c) for c in DOLLAR_CONDITIONS for g in SEED_GROUPS for s in g]
+    if RECORDED_ONLY:  # score what the cache holds, record nothing (the rows name the seeds scored)
+        jobs = [(s, c) for s, c in jobs if (p := _cache_path(s, HOURS, c)) and os.path.exists(p)]
     every = _run_seeds(tuple(jobs))
     table: dict[str, dict] = {}
     for c in DOLLAR_CONDITIONS:
         rows = {}
         for g in SEED_GROUPS:
             part = [r for r in every if r["condition"] == c and r["seed"] in g]
-            rows[f"{g[0]}-{g[-1]}"] = _condition_row(part)
+            if part or not RECORDED_ONLY:
+                rows[f"{g[0]}-{g[-1]}"] = _condition_row(part)
         rows["all"] = _condition_row([r for r in every if r["condition"] == c])
         table[c] = rows
     pooled = {c: table[c]["all"]["dollars_model_over_truth"] for c in table}

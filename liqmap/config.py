@@ -310,6 +310,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.raw_half_life_hours": (0.0, 87600.0, False),
     "model.heatmap_clip_pct": (1.0, 100.0, False),
     "model.heatmap_decades": (0.1, 20.0, False),
+    "model.synthetic_reach_alpha": (0.0, 4.0, False),
     "model.range_pct": (0.1, 95.0, False),
     "model.typical_position_usd": _POS,
     "model.track_pct": (0.1, 95.0, False),

@@ -157,7 +157,13 @@ def test_cursor_reads_only_new_rows():
 
 class ColumnModel:
     """A deterministic stand-in for the synthetic model whose profile depends only on the column, so the
-    incremental path (closed columns kept) must equal a full rebuild exactly."""
+    incremental path (closed columns kept) must equal a full rebuild exactly. It forecasts (a volatility and a
+    horizon), so the map weighs its columns by the chance of reach on every build (core/grids/reach.py) and the
+    kept columns must still come out as a full rebuild's."""
+
+    sigma_hour = 0.004
+    horizon_hours = 1.0
+    tails = "t3"
 
     def __init__(self):
         self.updates = 0
@@ -171,6 +177,10 @@ class ColumnModel:
     def levels(self, venues=None):
         idx = np.arange(2600, 2700)
         return idx, np.full(100, 1e5), np.full(100, 2e5)
+
+    def forecast(self, horizon_hours=None, venues=None, price=None):
+        b, lo, sh = self.levels(venues)
+        return b, lo * 0.5, sh * 0.5, np.full(len(b), 0.5)
 
     def column_profiles(self, tf, col_lo, col_hi, row0, nrows, venues=None):
         cols = np.arange(col_lo, col_hi)

@@ -433,6 +433,23 @@ async def test_raw_legend_says_binance_liquidations_are_sampled(source_factory, 
         assert "bin ≤1/s" not in status2(app)
 
 
+async def test_legend_says_what_a_model_modes_colour_is_worth(source_factory):
+    """Synthetic, Heatmap and Hybrid draw USD at risk × the chance of reach^α (core/grids/reach.py): the legend's
+    number says so; Raw's is USD liquidated and says nothing more."""
+    app = make_app(source_factory())
+    async with app.run_test(size=(200, 50)) as pilot:
+        await settle(pilot)
+        for key in ("2", "3", "4"):
+            await pilot.press(key)
+            await settle(pilot)
+            app._refresh_status()
+            assert "/row at risk×reach^0.7" in status2(app), key
+        await pilot.press("1")
+        await settle(pilot)
+        app._refresh_status()
+        assert "/row" in status2(app) and "reach" not in status2(app)
+
+
 async def test_quit_at_once(source_factory):
     app = make_app(source_factory())
     async with app.run_test(size=(140, 45)) as pilot:

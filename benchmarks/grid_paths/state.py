@@ -52,6 +52,7 @@ from liqmap.core.grids.layers import (
     smooth_rows,
 )
 from liqmap.core.grids.modes import GridParams, SyntheticModel, assemble, model_layers, model_levels
+from liqmap.core.grids.reach import of_model, weigh_layers
 from liqmap.core.grids.window import view_window
 from liqmap.core.view import View
 from liqmap.core.grids.window import Window, col_float
@@ -351,16 +352,23 @@ class GridState:
         if view.mode == "raw":
             liq = self._decayed_liq(now)
             return assemble(*a, long=liq[LONG_PLANE], short=liq[SHORT_PLANE], venues=self._venues)
+        # what the map draws: the at-risk columns kept here × the chance of reach from each column's price, on
+        # every output (core/grids/reach.py: the weighting moves with the model's volatility)
+        rw = of_model(self.model, self.params.synthetic_reach_alpha)
+        syn = self._syn
+        if rw is not None:
+            syn = np.stack(weigh_layers(syn[LONG_PLANE], syn[SHORT_PLANE], win, trace, rw))
         if view.mode == "synthetic":
-            return assemble(*a, long=self._syn[LONG_PLANE], short=self._syn[SHORT_PLANE], venues=self._venues)
+            return assemble(*a, long=syn[LONG_PLANE], short=syn[SHORT_PLANE], venues=self._venues)
         if view.mode == "heatmap":
-            sm = self._smooth
+            # the kept smoothing is of the at-risk columns; weighted ones are smoothed whole
+            sm = self._smooth if syn is self._syn else smooth_rows(syn, self.params.heatmap_sigma_buckets)
             vals = normalize(sm[LONG_PLANE] + sm[SHORT_PLANE], self.params.heatmap_clip_pct,
                              self.params.heatmap_decades)
             return assemble(*a, long=sm[LONG_PLANE], short=sm[SHORT_PLANE], values=vals, venues=self._venues)
         real = self._decayed_liq(now)
-        return assemble(*a, long=self._syn[LONG_PLANE] + real[LONG_PLANE],
-                        short=self._syn[SHORT_PLANE] + real[SHORT_PLANE],
+        return assemble(*a, long=syn[LONG_PLANE] + real[LONG_PLANE],
+                        short=syn[SHORT_PLANE] + real[SHORT_PLANE],
                         real=real[LONG_PLANE] + real[SHORT_PLANE], real_long=real[LONG_PLANE],
                         profile=self._profile, venues=self._venues)
 

@@ -26,6 +26,7 @@ from liqmap.core.grids.modes import (
     assemble,
     heatmap_layers,
     hybrid_real,
+    drawn_layers,
     model_layers,
     model_levels,
 )
@@ -116,7 +117,7 @@ def _one(asset: str, tf: str, win: Window, mode: str, liqs, trace: np.ndarray, m
     if mode == "raw":
         lo, sh, vals = liquidation_grids(liqs, win, now=now, half_life_s=params.raw_half_life_s)
         return assemble(asset, "raw", tf, win, trace, long=lo, short=sh, values=vals, venues=vs)
-    lo, sh = model_layers(model, tf, win, venues)
+    lo, sh = drawn_layers(model, win, *model_layers(model, tf, win, venues), None, params, trace=trace)
     if mode == "synthetic":
         return assemble(asset, "synthetic", tf, win, trace, long=lo, short=sh, venues=vs)
     if mode == "heatmap":

@@ -7,11 +7,12 @@ from __future__ import annotations
 from rich.style import Style
 
 from ..core.modes import MODE_LABEL
+from ..core.params import ModelParams
 from ..core.venues import LIQ_SAMPLED, VENUE_SHORT
 from .axes import time_label
 from .palettes import build_palette
 from .source import SourceStatus
-from .status import StatusBar, legend, live_state, no_data_line, status_line, view_line
+from .status import StatusBar, colour_meaning, legend, live_state, no_data_line, status_line, view_line
 from .themes import ThemeSpec
 
 
@@ -74,8 +75,10 @@ class StatusMixin:
             exact = (snap.reports or {}).get("exact") or {}
             verdict = " \u00b7 ".join(x for x in (exact.get("label") or "exact: no Hyperliquid wallets polled",
                                                   verdict) if x)
+        # what a colour's USD is: the model modes draw at risk × chance of reach^α (core/grids/reach.py)
+        alpha = float((self.cfg.get("model") or {}).get("synthetic_reach_alpha", ModelParams.synthetic_reach_alpha))
         key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
-                     "½row" if self.vp.hires else "row", self._scale.floor)
+                     "½row" if self.vp.hires else "row", self._scale.floor, colour_meaning(self.mode, alpha))
         sampled = [v for v in self.venue_list if v in LIQ_SAMPLED and self.venue_filter in (None, v)]
         # Raw and Hybrid draw real liquidations: say which venues' streams are sampled (one print per symbol per
         # second, core/venues.py; the help explains). Before the verdict, so 80 columns still show it.

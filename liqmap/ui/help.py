@@ -29,6 +29,7 @@ MODEL_NOTES = {
     "raw_half_life_hours": "Raw recency fade (0 = exact USD sums)",
     "heatmap_clip_pct": "Synthetic Heatmap: percentile read as full",
     "heatmap_decades": "Synthetic Heatmap: decades shown below it",
+    "synthetic_reach_alpha": "map: at risk × chance of reach to this power (0 = at risk, 1 = expected liq/h)",
     "typical_position_usd": "position size that picks the margin tier",
     "track_pct": "levels kept within ± this % of price",
     "max_buckets": "most buckets per asset",
@@ -50,8 +51,11 @@ MODEL_NOTES = {
 
 # Every mark the map draws, in the order a trader meets them (glyphs from ui/heatmap.py, ui/live_column.py).
 MAP_LEGEND = (
-    ("cell colour", "USD at risk (Synthetic, Heatmap, Hybrid) or liquidated (Raw) per row and column; the "
-                    "status bar's swatch says what the dimmest and brightest colours are worth"),
+    ("cell colour", "Synthetic, Heatmap, Hybrid: the model's USD at risk at that row × the chance price reaches "
+                    "it within the hour from where the column closed, to the power synthetic_reach_alpha (0.7: "
+                    "levels near price bright, far clusters drawn dimmer; 1 = expected liquidation USD per hour, "
+                    "0 = plain USD at risk); Raw: USD liquidated. The status bar's swatch says what the dimmest and "
+                    "brightest colours are worth and what the number is (at risk×reach^0.7)"),
     ("━ ┃ ┏┛┓┗", "price: the last trade of each column; it steps where price changes row"),
     ("bin ≤1/s", "Raw and Hybrid's real liquidations undercount Binance in bursts: its forceOrder stream sends "
                  "at most one liquidation per symbol per second (the latest), the other venues send every one"),

@@ -131,10 +131,10 @@ def status_line(asset: str, mode: str, tf: str, health: dict, source: str, venue
     return t
 
 
-def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -> Text:
+def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0, what: str = "") -> Text:
     """What a colour is worth: the dimmest colour's USD (the view's typical cell: everything up to it is
     dim), the ramp as a swatch, dim to bright, and the USD the brightest colour stands for (the strongest
-    cell in view, rounded up a little)."""
+    cell in view, rounded up a little), then ``what`` that USD is (:func:`colour_meaning`)."""
     from rich.style import Style
 
     from .reports_table import usd
@@ -148,8 +148,19 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0) -
         t.append(f"{usd(floor_usd)} ", style="dim")
     for c in picks:
         t.append(" ", style=Style(bgcolor=c))
-    t.append(f" {usd(top_usd)}/{unit} ", style="dim")
+    t.append(f" {usd(top_usd)}/{unit}{' ' + what if what else ''} ", style="dim")
     return t
+
+
+def colour_meaning(mode: str, alpha: float) -> str:
+    """What a cell's USD is in ``mode``: the model modes draw USD at risk × the chance price reaches the row
+    within the hour, to the power ``alpha`` (``synthetic_reach_alpha``, core/grids/reach.py); Raw and Positions
+    draw USD liquidated / at the wallets' exact levels."""
+    if mode not in ("synthetic", "heatmap", "hybrid"):
+        return ""
+    if not alpha > 0:
+        return "at risk"
+    return "exp liq/h" if alpha == 1 else f"at risk×reach^{alpha:g}"
 
 
 def fit_verdict(verdict: str, width: int) -> str:

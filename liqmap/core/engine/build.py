@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import buckets, codec
 from ..events import VENUE_ID
-from ..grids.modes import model_forecast, model_layers, model_levels
+from ..grids.modes import drawn_layers, model_forecast, model_layers, model_levels
 from ..grids.window import Window, view_window
 from ..modes import GridInputs
 from ..modes import spec as mode_spec
@@ -157,6 +157,9 @@ class BuildMixin:
             inp = replace(inp, liqs=st.liqs[view.tf].select(vids))
         if mode.model:
             lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
+            # what the map draws: at risk × the chance of reach from each column's price (grids/reach.py), on
+            # every build — the cache above keeps the at-risk columns, the weighting moves with the volatility
+            lo, sh = drawn_layers(st.model, win, lo, sh, inp.trades, inp.params)
             inp = replace(inp, lo=lo, sh=sh)
         if mode.levels:
             # all venues: the levels read at the last ingest (the model has not changed since)

@@ -29,6 +29,7 @@ from .modes import (
     build_raw,
     build_synthetic,
     build_view,
+    drawn_layers,
     model_layers,
     model_levels,
 )
@@ -37,7 +38,8 @@ from .window import Window, make_window, rows_around, view_window, window_around
 __all__ = [
     "ColumnPrices", "GridParams", "SyntheticModel", "Window",
     "build_heatmap", "build_hybrid", "build_raw", "build_synthetic", "build_view",
-    "column_prices", "gaussian_kernel", "liquidation_layers", "make_window", "model_layers", "model_levels",
+    "column_prices", "drawn_layers", "gaussian_kernel", "liquidation_layers", "make_window", "model_layers",
+    "model_levels",
     "normalize", "price_range", "price_trace", "profile_rows", "rows_around", "smooth_rows",
     "view_window", "window_around",
 ]

@@ -8,8 +8,10 @@ the thin conveniences ``model_layers``/``model_levels`` and ``build_view``. The 
 What each mode's grid holds (float32 USD unless said):
 
 - raw: ``long``/``short`` real liquidations per cell, ``values`` = long + short (optionally decayed).
-- synthetic: the model's per-column long/short profile, ``values`` = long + short.
-- heatmap: ``long``/``short`` = the synthetic layers smoothed along price (USD), ``values`` = their sum
+- synthetic: the model's per-column long/short profile weighted by the chance price reaches each row from the
+  column's price, to the power ``synthetic_reach_alpha`` (``drawn_layers``, ``reach.py``: USD at risk ×
+  reach^α), ``values`` = long + short.
+- heatmap: ``long``/``short`` = those drawn layers smoothed along price (USD), ``values`` = their sum
   normalized per view to 0–1 (log scale, percentile clip).
 - positions: ``long``/``short`` = the exact liquidation USD of the tracked wallets of a venue that publishes
   positions (Hyperliquid), each level a band from when it was first seen to when it moved or ended;
@@ -17,7 +19,7 @@ What each mode's grid holds (float32 USD unless said):
   labelled with its coverage wherever it is shown (``core/engine/exact.py``).
 - hybrid: ``real`` = real liquidations of the last ``hybrid_real_hours``, decayed with age (``real_long`` its
   long side, so the map can colour each mark by side); ``long``/``short``
-  = real + synthetic per side; ``values`` = long + short; ``profile_long``/``profile_short`` = the model's
+  = real + drawn synthetic per side; ``values`` = long + short; ``profile_long``/``profile_short`` = the model's
   current levels binned onto the rows (the forward profile for the right edge).
 """
 
@@ -41,6 +43,7 @@ from .layers import (
     profile_rows,
     smooth_rows,
 )
+from .reach import of_model, weigh_layers
 from .window import Window, view_window
 
 HOUR = 3600.0
@@ -105,7 +108,7 @@ def build_raw(asset: str, tf: str, win: Window, liqs: np.ndarray, trades: np.nda
 
 def build_synthetic(asset: str, tf: str, win: Window, syn_long, syn_short, trades: np.ndarray | None = None,
                     *, venues: tuple[str, ...] = ()) -> MapGrid:
-    """Synthetic: the model's estimated notional at risk per cell (its per-column profile)."""
+    """Synthetic: the model's drawn profile per cell (``drawn_layers``: USD at risk × reach^α)."""
     lo, sh = _layers(syn_long, syn_short, win)
     return assemble(asset, "synthetic", tf, win, _trace(trades, win), long=lo, short=sh, venues=venues)
 
@@ -201,6 +204,19 @@ def model_layers(model: SyntheticModel | None, tf: str, win: Window,
     return clean_layer(lo, shape, "synthetic long"), clean_layer(sh, shape, "synthetic short")
 
 
+def drawn_layers(model: SyntheticModel | None, win: Window, lo: np.ndarray, sh: np.ndarray,
+                 trades: np.ndarray | None, params: GridParams = GridParams(),
+                 trace: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """What the model modes draw from the model's at-risk layers ``lo``/``sh`` of ``win``: each cell × the chance
+    price reaches its row from the column's price (the trace of ``trades``, or ``trace`` when the caller has it),
+    to the power ``params.synthetic_reach_alpha`` (``reach.py``). The layers as they are without a model
+    that forecasts, with α = 0, or with no traded price in view."""
+    rw = of_model(model, params.synthetic_reach_alpha)
+    if rw is None:
+        return lo, sh
+    return weigh_layers(lo, sh, win, _trace(trades, win) if trace is None else trace, rw)
+
+
 def model_levels(model: SyntheticModel | None, venues: tuple[str, ...] | None = None):
     """The model's current levels ``(bucket_idx, long_usd, short_usd)``, or None without a model."""
     return None if model is None else model.levels(venues)
@@ -233,7 +249,7 @@ def build_view(market, view: View, step: float, row0: int, now: float, model: Sy
         liqs = market.gather("liq", view.asset, venues)
         return build_raw(view.asset, tf, win, liqs, trades, now=now, half_life_s=params.raw_half_life_s,
                          venues=venues)
-    lo, sh = model_layers(model, tf, win, view.venues)
+    lo, sh = drawn_layers(model, win, *model_layers(model, tf, win, view.venues), trades, params)
     if view.mode == "synthetic":
         return build_synthetic(view.asset, tf, win, lo, sh, trades, venues=venues)
     if view.mode == "heatmap":

@@ -16,10 +16,24 @@ import numpy as np
 
 from .. import buckets
 from .ledger import CONSUMED_DTYPE
-from .sources import EPS_USD, LONG_I, NS, NV, SHORT_I
+from .sources import EPS_USD, LONG_I, NV, SHORT_I
 from .window import _FOLD_AT
 
 _ZERO_FACTOR = 1e-12  # a close leaving less than this share zeroes the side outright
+
+
+class TradeReach:
+    """Where a column's trades went, in absolute buckets (the same for every state of a model): the running
+    low (negated, ascending for ``searchsorted``) and high after each trade, and the trades' times."""
+
+    __slots__ = ("ts", "neg_run_min", "run_max", "low", "high")
+
+    def __init__(self, tr: np.ndarray, step: float):
+        tb = buckets.index(tr["price"], step)
+        self.ts = tr["ts"]
+        self.neg_run_min = -np.minimum.accumulate(tb)
+        self.run_max = np.maximum.accumulate(tb)
+        self.low, self.high = -int(self.neg_run_min[-1]), int(self.run_max[-1])
 
 
 class LevelBook:
@@ -55,13 +69,14 @@ class LevelBook:
         self.stats["added_usd"] += float(a.sum())
 
     def _open(self, v: int, ts: float, entries: tuple[np.ndarray, np.ndarray], weights: tuple[np.ndarray, np.ndarray],
-              amounts: tuple[float, float]) -> None:
-        """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets."""
+              amounts: tuple[float, float], ext: list | None = None) -> None:
+        """Place new positions of source ``v``: per side, entries × leverage tiers at their liquidation buckets
+        (``ext``: the open's :func:`~.pending.open_extent`, when the caller worked it out for every state)."""
         src, v = v, v % NV  # ``v`` may be a prior source (NV + venue): same venue contract and tiers
         q = self._queue
         if q is not None and self._W and q.offer(src, ts, entries, weights, amounts,
                                                  lambda: np.exp(self._ref[src] - self._lm[src]), self.step,
-                                                 self._b0, self._W, self._off_centre, self.stats):
+                                                 self._b0, self._W, self._off_centre, self.stats, ext):
             return
         self._place_queued()  # this one may move the window: everything before it lands first
         pl = self.placement
@@ -127,19 +142,17 @@ class LevelBook:
         q = self._queue
         if q is None or not q.items:
             return
-        out = q.take(self.step, self._b0, self._W)
+        history = bool(self._histories.by_tf)
+        # the forecast's state keeps no history and nobody asks it for provenance: it keeps no ages either
+        out = q.take(self._base, self._occ, (self._oldest, self._newest) if history else None, self.step,
+                     self._b0, history)
         if out is None:
             return
-        hit, usd, sj, ts = out
-        w = self._W
-        self._base.reshape(-1)[hit] += usd
-        src = hit // (self.K * 2 * w)
+        src, keys = out
         self._sums[src] = np.nan
         self._held[src] = True
-        np.minimum.at(self._oldest.reshape(-1), sj, ts)
-        np.maximum.at(self._newest.reshape(-1), sj, ts)
-        self._occ.reshape(-1)[sj] = True
-        self._touch(src, (hit // w) % 2, hit % w + self._b0)
+        if keys is not None and len(keys):
+            self._histories.touch(keys)
 
     def _close(self, v: int, s: int, usd: float) -> None:
         """Close ``usd`` of venue ``v``'s side ``s`` proportionally over its levels (flow and prior alike:
@@ -147,10 +160,13 @@ class LevelBook:
         if usd <= 0:
             return
         srcs = (v, NV + v)
-        queued = self._queue.totals if self._queue is not None else np.zeros((NS, 2))
-        # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip summing its W·K cells
-        totals = [(self._side_sum(x, s) + queued[x, s]) * math.exp(self._lm[x, s] - self._ref[x, s])
-                  if self._held[x] or queued[x, s] else 0.0 for x in srcs]
+        queued = self._queue.totals if self._queue is not None else None
+        totals = []
+        for x in srcs:
+            qx = float(queued[x, s]) if queued is not None else 0.0
+            # a source nothing was ever placed in (the prior, when off) holds exact zeros: skip its W·K cells
+            totals.append((self._side_sum(x, s) + qx) * math.exp(self._lm[x, s] - self._ref[x, s])
+                          if self._held[x] or qx else 0.0)
         total = sum(totals)
         if total <= EPS_USD:
             return
@@ -169,8 +185,13 @@ class LevelBook:
                 self._ref[x, s] = self._lm[x, s]
                 continue
             self._lm[x, s] += math.log(factor)
-            if self._lm[x, s] - self._ref[x, s] < _FOLD_AT:
+            margin = self._lm[x, s] - self._ref[x, s]
+            if margin < _FOLD_AT:
                 self._fold()
+            elif self._decays and self._t is not None:
+                # the clock's fold check (window.py): this side is now closer to folding
+                self._fold_check_at = min(self._fold_check_at,
+                                          self._t + 0.5 * (float(margin) - _FOLD_AT) / self._k_max)
 
     def _side_sum(self, x: int, s: int) -> float:
         """Sum of ``base`` over source ``x``'s side ``s`` (kept in ``_sums`` until that part of base changes)."""
@@ -179,27 +200,25 @@ class LevelBook:
             v = self._sums[x, s] = float(self._base[x, :, s, :].sum())
         return float(v)
 
-    def _consume(self, tr: np.ndarray) -> None:
+    def _consume(self, reach: TradeReach) -> None:
         """Levels the trades reached: longs in buckets ≥ the low's bucket, shorts in buckets ≤ the high's."""
-        tb = buckets.index(tr["price"], self.step) - self._b0
-        ts = tr["ts"]
-        run_min = np.minimum.accumulate(tb)
-        run_max = np.maximum.accumulate(tb)
+        b0 = self._b0
+        low, high = reach.low, reach.high  # absolute buckets
         q = self._queue
-        if q is not None and (q.reaches(LONG_I, self._b0 + int(run_min[-1]), self._b0 + self._W)
-                              or q.reaches(SHORT_I, self._b0 - 1, self._b0 + int(run_max[-1]))):
+        if q is not None and (q.reaches(LONG_I, low, b0 + self._W) or q.reaches(SHORT_I, b0 - 1, high)):
             self._place_queued()  # the trades reach queued levels: they must be there to be swept
-        lo = max(int(run_min[-1]), 0)
+        ts = reach.ts
+        lo = max(low - b0, 0)
         if lo < self._W:
-            cand = np.flatnonzero(self._occ[LONG_I, lo:]) + lo
+            cand = self._occ[LONG_I, lo:].nonzero()[0] + lo
             if len(cand):
-                first = np.searchsorted(-run_min, -cand, side="left")
+                first = np.searchsorted(reach.neg_run_min, -b0 - cand, side="left")
                 self._ledger.append(self._sweep(LONG_I, cand, ts[np.minimum(first, len(ts) - 1)]))
-        hi = min(int(run_max[-1]), self._W - 1)
+        hi = min(high - b0, self._W - 1)
         if hi >= 0:
-            cand = np.flatnonzero(self._occ[SHORT_I, :hi + 1])
+            cand = self._occ[SHORT_I, :hi + 1].nonzero()[0]
             if len(cand):
-                first = np.searchsorted(run_max, cand, side="left")
+                first = np.searchsorted(reach.run_max, cand + b0, side="left")
                 self._ledger.append(self._sweep(SHORT_I, cand, ts[np.minimum(first, len(ts) - 1)]))
 
     def _sweep(self, s: int, cand: np.ndarray, when_all: np.ndarray) -> np.ndarray:
@@ -210,14 +229,18 @@ class LevelBook:
         keep = per_all.sum(axis=0) > EPS_USD
         j, per_venue, when = cand[keep], per_all[:, keep], when_all[keep]
         self._base[:, :, s, cand] = 0.0
-        if base.any():
-            self._sums[:, s] = np.nan
-        self._oldest[s, cand] = np.inf
-        self._newest[s, cand] = -np.inf
+        # only the sources that held something here changed (zeroing a zero changes nothing): the others keep
+        # their side sums, which a close would otherwise add up again over the whole window
+        self._sums[base.any(axis=(1, 2)), s] = np.nan
+        history = bool(self._histories.by_tf)
+        if history:  # ages and history keys: only a state with a history (the forecast's keeps neither)
+            self._oldest[s, cand] = np.inf
+            self._newest[s, cand] = -np.inf
         if len(j) == 0:
             return np.empty(0, CONSUMED_DTYPE)
-        vv, jj = np.nonzero(per_venue > 0)
-        self._touch(vv, s, j[jj] + self._b0)
+        if history:
+            vv, jj = np.nonzero(per_venue > 0)
+            self._touch(vv, s, j[jj] + self._b0)
         out = np.zeros(len(j), CONSUMED_DTYPE)
         out["ts"] = when
         out["bucket"] = j + self._b0
@@ -235,18 +258,18 @@ class LevelBook:
         q = float(row["usd"])
         v = int(row["venue"])
         s = LONG_I if int(row["side"]) > 0 else SHORT_I
-        b = int(buckets.index(float(row["price"]), self.step)) - self._b0
+        b = math.floor(float(row["price"]) / self.step + 1e-9) - self._b0  # buckets.index of one price
         k = self.reconcile_k
-        cand = np.arange(b - k, b + k + 1)
+        cand = b + self._reconcile_order  # nearest first; ties: lower bucket first
         cand = cand[(cand >= 0) & (cand < self._W)]
         if len(cand) == 0 or q <= 0:
             return
         if self._queue is not None and self._queue.reaches(s, self._b0 + b - k, self._b0 + b + k):
             self._place_queued()
-        cand = cand[np.lexsort((cand, np.abs(cand - b)))]  # nearest first; ties: lower bucket first
         srcs = (v, NV + v)  # the venue's observed levels and its prior, bucket by bucket
-        have_src = np.stack([self._base[x, :, s, cand].sum(axis=-1) * math.exp(self._lm[x, s] - self._ref[x, s])
-                             for x in srcs])  # (2, n)
+        # (2, n, K) in one gather, each bucket's tiers summed as a row of their own as before
+        have_src = self._base[np.array(srcs)[:, None], :, s, cand[None, :]].sum(axis=-1)
+        have_src *= np.array([math.exp(self._lm[x, s] - self._ref[x, s]) for x in srcs])[:, None]  # (2, n)
         have = have_src.sum(axis=0)
         if self._sampled[v] and cand[0] == b:
             # A sampled venue (Binance: the latest liquidation per symbol per second, core/venues.py) printed one

@@ -19,7 +19,7 @@ from .. import buckets
 from .sources import NV
 
 
-@dataclass
+@dataclass(slots=True)
 class IntervalFlow:
     """One venue's traded flow since its OI anchor (the interval being built)."""
 
@@ -51,15 +51,23 @@ class IntervalFlow:
             self.sides = [np.concatenate(self.sides)]
         return self.prices[0], self.usds[0]
 
-    def summary(self) -> tuple[float, float, float, float]:
-        """(taker buy USD, taker sell USD, low, high) of the whole interval."""
+    def taker(self) -> tuple[float, float]:
+        """(taker buy USD, taker sell USD) of the whole interval."""
         p, u = self.arrays()
         if len(p) == 0:
-            return self.buy0, self.sell0, self.low0, self.high0
+            return self.buy0, self.sell0
         sd = self.sides[0]
-        buy = float(u[sd > 0].sum())
-        sell = float(u[sd < 0].sum())
-        return (self.buy0 + buy, self.sell0 + sell, min(self.low0, float(p.min())), max(self.high0, float(p.max())))
+        add = np.add.reduce  # what ndarray.sum runs, without its Python wrapper (called twice per OI step)
+        return self.buy0 + float(add(u[sd > 0])), self.sell0 + float(add(u[sd < 0]))
+
+    def summary(self) -> tuple[float, float, float, float]:
+        """(taker buy USD, taker sell USD, low, high) of the whole interval (the price range only where it is
+        needed: high/low entries and compaction)."""
+        buy, sell = self.taker()
+        p, _ = self.arrays()
+        if len(p) == 0:
+            return buy, sell, self.low0, self.high0
+        return buy, sell, min(self.low0, float(p.min())), max(self.high0, float(p.max()))
 
     def compact(self, step: float) -> None:
         """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
@@ -85,29 +93,27 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
     span = int(b.max()) - b0 + 1
     if span <= 4 * len(b) + 64:
         # an interval's trades span few buckets: sum per bucket over the offset range and keep the traded ones
-        # (the same per-bucket sums in the same order as per unique bucket, without the sort)
+        # (the same per-bucket sums in the same order as per unique bucket, without the sort; an untraded
+        # bucket sums to exactly 0 and is dropped below with any other that is not positive)
         off = b - b0
         usd = np.bincount(off, weights=usds, minlength=span)
         pv = np.bincount(off, weights=prices * usds, minlength=span)
-        seen = np.bincount(off, minlength=span) > 0
-        usd, pv = usd[seen], pv[seen]
     else:
         keys, inv = np.unique(b, return_inverse=True)
         usd = np.bincount(inv, weights=usds, minlength=len(keys))
         pv = np.bincount(inv, weights=prices * usds, minlength=len(keys))
     ok = usd > 0
-    entries = pv[ok] / usd[ok]
-    return entries, usd[ok] / usd[ok].sum()
+    usd = usd[ok]
+    return pv[ok] / usd, usd / usd.sum()
 
 
 @dataclass
 class OIStep:
-    """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share."""
+    """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share (the
+    interval's price range, for high/low entries, is read from its flow when needed)."""
 
     d_n: float
     phi_a: float
-    low: float
-    high: float
 
 
 class VenueFlows:
@@ -123,21 +129,34 @@ class VenueFlows:
     def add_trades(self, tr: np.ndarray, step: float) -> None:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
         venue = tr["venue"]
-        price = usd = side = None
-        for v in np.flatnonzero(np.bincount(venue, minlength=NV)).tolist():  # venues present, ascending
-            if not np.isfinite(self.anchor_oi[v]):
+        count = np.bincount(venue, minlength=NV)
+        present = count.nonzero()[0].tolist()  # venues present, ascending
+        if not any(math.isfinite(self.anchor_oi[v]) for v in present):
+            return
+        if len(present) == 1:
+            runs, own = {present[0]: slice(None)}, False
+            price, usd, side = tr["price"], tr["usd"], tr["side"]
+        else:
+            # the batch grouped by venue (stable: each venue's trades keep their order), so each venue's
+            # trades are one slice of three arrays instead of a mask and three copies per venue
+            order = np.argsort(venue, kind="stable")
+            price, usd, side = tr["price"][order], tr["usd"][order], tr["side"][order]
+            end = np.cumsum(count).tolist()
+            runs, own = {v: slice(end[v] - int(count[v]), end[v]) for v in present}, True
+        for v, run in runs.items():
+            if not math.isfinite(self.anchor_oi[v]):
                 continue
-            if price is None:  # the three fields once, then one mask per venue (not a structured copy per venue)
-                price, usd, side = tr["price"], tr["usd"], tr["side"]
-            m = venue == v
             f = self.flows[v]
-            f.add(price[m].astype(np.float64), usd[m].astype(np.float64), side[m])
+            if own:  # slices of the sorted copies: already the interval's own arrays
+                f.add(price[run], usd[run], side[run])
+            else:
+                f.add(price.astype(np.float64), usd.astype(np.float64), side.copy())
             if f.n > self.COMPACT_AT:
                 f.compact(step)
 
     def first_sample(self, v: int, ts: float, oi: float) -> bool:
         """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""
-        if np.isfinite(self.anchor_oi[v]):
+        if math.isfinite(self.anchor_oi[v]):
             return False
         self.reanchor(v, oi, ts)
         return True
@@ -149,9 +168,10 @@ class VenueFlows:
     def vwap(self, v: int, mark: float, last_price: float | None) -> float | None:
         """The interval's VWAP; without trades the mark, else the last traded price; None: cannot price yet."""
         prices, usds = self.flows[v].arrays()
-        vol = float(usds.sum()) if len(usds) else 0.0
+        add = np.add.reduce  # ndarray.sum without its wrapper (every OI sample)
+        vol = float(add(usds)) if len(usds) else 0.0
         if vol > 0:
-            return float((prices * usds).sum() / vol)
+            return float(add(prices * usds) / vol)
         if mark > 0:
             return mark
         if last_price:
@@ -173,11 +193,11 @@ class VenueFlows:
         if abs(d_n) > cap:
             d_n = math.copysign(cap, d_n)
             stats["capped"] += 1
-        buy, sell, low, high = self.flows[v].summary()
+        buy, sell = self.flows[v].taker()
         tot = buy + sell
         phi = buy / tot if tot > 0 else 0.5
         stats["intervals"] += 1
-        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0, low, high)
+        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0)
 
     def entries(self, v: int, st: OIStep, vwap: float, step: float,
                 mode: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
@@ -186,7 +206,8 @@ class VenueFlows:
         f = self.flows[v]
         if mode == "highlow" and f.n:
             one = np.ones(1)
-            return (np.array([st.low]), np.array([st.high])), (one, one)
+            _, _, low, high = f.summary()
+            return (np.array([low]), np.array([high])), (one, one)
         prices, usds = f.arrays()
         entries, w = entry_profile(prices, usds, vwap, step)
         return (entries, entries), (w, w)

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import buckets
 from .placement import Placement
-from .sources import LONG_I, NS, NV, SHORT_I
+from .sources import LONG_I, NS, NV, SHORT_I, pack
 
 
 _NONE_LO, _NONE_HI = 2**62, -(2**62)  # an empty queue's bucket range
@@ -46,14 +46,31 @@ def _inside_share(lo: np.ndarray, hi: np.ndarray, w_lo: float, w_hi: float) -> n
                     ((lo >= w_lo) & (lo < w_hi)).astype(np.float64))
 
 
-@dataclass
+def open_extent(entries, weights) -> list:
+    """Per side of an open, (lowest entry, highest entry, sum of entry weights) — all the queue reads of its
+    arrays to decide — or None for a side without entries. Worked out once per open for every state (and once
+    for both sides when they share their arrays, as a flow open's do)."""
+    out = []
+    for s in (LONG_I, SHORT_I):
+        e, w = entries[s], weights[s]
+        if s == SHORT_I and e is entries[LONG_I] and w is weights[LONG_I]:
+            out.append(out[LONG_I])
+        elif not len(e) or w.ndim != 1:
+            out.append(None)
+        else:
+            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            out.append((e_min, e_max, float(w.sum())))
+    return out
+
+
+@dataclass(slots=True)
 class QueuedOpen:
     src: int
     ts: float
     entries: tuple[np.ndarray, np.ndarray]
     weights: tuple[np.ndarray, np.ndarray]
     amounts: tuple[float, float]
-    gain: np.ndarray  # (2,) exp(ref − lm) of (src, side) at the open: USD → the state's base units
+    gain: list  # [long, short] exp(ref − lm) of (src, side) at the open: USD → the state's base units
 
 
 class OpenQueue:
@@ -89,22 +106,24 @@ class OpenQueue:
         return len(self.items)
 
     def offer(self, src: int, ts: float, entries, weights, amounts, gain: Callable[[], np.ndarray], step: float,
-              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict) -> bool:
+              b0: int, width: int, may_recentre: Callable[[], bool], stats: dict, ext: list | None = None) -> bool:
         """Queue this open if it can wait (its stats — added, unplaced, dropped USD — counted now); False when it
         cannot: weights per (entry, tier), or buckets outside the window where the one-by-one path would move
         it (thin lines always recentre; bands only when ``may_recentre()``; otherwise the part of a band outside
-        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now."""
+        is dropped, as one by one). ``gain()``: the source's (2,) base units per USD now; ``ext``: the open's
+        :func:`open_extent` when the caller has it."""
+        if weights[LONG_I].ndim != 1 or weights[SHORT_I].ndim != 1:
+            return False
+        if ext is None:
+            ext = open_extent(entries, weights)
         v = src % NV
         w_lo, w_hi = b0 * step, (b0 + width) * step
         sides = []
         for s in (LONG_I, SHORT_I):
-            if weights[s].ndim != 1:
-                return False
             amount = amounts[s]
-            e = entries[s]
-            if not (amount > 0 and math.isfinite(amount)) or not len(e):
+            if not (amount > 0 and math.isfinite(amount)) or ext[s] is None:
                 continue
-            e_min, e_max = (float(e[0]),) * 2 if len(e) == 1 else (float(e.min()), float(e.max()))
+            e_min, e_max, w_sum = ext[s]
             lo, hi = e_min * self._r_min[v][s], e_max * self._r_max[v][s]
             inside = True
             if math.isfinite(lo):  # else no tier places this side: nothing lands anywhere
@@ -114,12 +133,12 @@ class OpenQueue:
                         return False
                 elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
                     return False
-            sides.append((s, lo, hi, inside))
-        g = gain()
+            sides.append((s, lo, hi, inside, w_sum))
+        g = gain().tolist()  # plain floats: the same products, without numpy scalars
         self.items.append(QueuedOpen(src, ts, entries, weights, amounts, g))
-        for s, lo, hi, inside in sides:
+        for s, lo, hi, inside, w_sum in sides:
             amount = amounts[s]
-            usd = amount * float(weights[s].sum())
+            usd = amount * w_sum
             if self._unplaced[v][s] > 0:
                 stats["unplaced_usd"] += usd * self._unplaced[v][s]
             if not math.isfinite(lo):
@@ -153,22 +172,25 @@ class OpenQueue:
         """Does side ``s`` of the queue hold anything in absolute buckets lo..hi?"""
         return bool(self.items) and self.lo[s] <= hi and self.hi[s] >= lo
 
-    def take(self, step: float, b0: int, width: int):
-        """Empty the queue: (flat index into a state's (NS, K, 2, W) base, base-unit USD to add there, unique and
-        sorted) and per (side, window index) pair the time of the open that placed there (not unique; for the
-        oldest / newest). None when nothing places."""
+    def take(self, base: np.ndarray, occ: np.ndarray, ages: tuple[np.ndarray, np.ndarray] | None, step: float,
+             b0: int, history: bool):
+        """Empty the queue into a state: add its USD (base units) into ``base`` (NS, K, 2, W), mark the (side,
+        window index) cells it reaches in ``occ``, and with ``ages`` = (oldest, newest) fold each open's time into
+        the cells it placed in. Returns (the sources placed in, the history keys of the (source, side, bucket)
+        cells placed in — only with ``history``, else None), or None when nothing places."""
         items, self.items = self.items, []
         self.totals[:] = 0.0
         self.lo = [_NONE_LO, _NONE_LO]
         self.hi = [_NONE_HI, _NONE_HI]
         pl = self.placement
+        width = base.shape[-1]
         # every queued (open, side, entry) as one row
         parts = []
         for it in items:
             for s in (LONG_I, SHORT_I):
                 a = it.amounts[s]
                 e = it.entries[s]
-                if not (a > 0 and np.isfinite(a)) or not len(e):
+                if not (a > 0 and math.isfinite(a)) or not len(e):
                     continue
                 parts.append((e, a * it.weights[s], it.src, s, it.gain[s], it.ts))
         if not parts:
@@ -183,7 +205,6 @@ class OpenQueue:
         row_v = row_src % NV
         wk = pl.w_eff[row_v]  # (rows, K)
         amt = row_amt[:, None] * wk
-        K = pl.K
         if self.banded:
             band = pl.ratio_band[row_v, row_s]  # (rows, K, 2)
             lo = ent[:, None] * band[:, :, 0]
@@ -199,28 +220,130 @@ class OpenQueue:
                 rows, kk = rows[keep], kk[keep]
                 lo, hi = np.clip(lo, w_lo, w_hi)[keep], np.clip(hi, w_lo, w_hi)[keep]
                 amt = (amt * inside)[keep]
+            if len(rows) == 0:
+                return None
             # in base units per slice (each open's gain) before the spread: one multiply per slice, not per pair
-            bs = Placement._spread(row_s[rows], kk, lo, hi, amt * row_gain[rows], b0, b0 + width - 1, step)
-            n = bs.n
-            b, a = bs.b, bs.a
-        else:
-            lp = ent[:, None] * pl.ratio[row_v, row_s]
-            ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
-            rows, kk = np.nonzero(ok)
-            n = None
-            b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
-        # per slice (row × tier): its flat (source, tier, side) offset into base, its gain and its time
-        code = ((row_src[rows].astype(np.int64) * K + kk) * 2 + row_s[rows]) * width - b0
-        side_j = row_s[rows].astype(np.int64) * width - b0
-        ts = row_ts[rows]
-        if n is not None:
-            code, side_j, ts = (np.repeat(x, n) for x in (code, side_j, ts))
-        key = code + b
-        if len(key) == 0:
+            return _spread_into(base, occ, ages, row_src[rows], kk, row_s[rows], lo, hi, amt * row_gain[rows],
+                                row_ts[rows], b0, step, history)
+        lp = ent[:, None] * pl.ratio[row_v, row_s]
+        ok = np.isfinite(lp) & (lp > 0) & (wk > 0)
+        rows, kk = np.nonzero(ok)
+        if len(rows) == 0:
             return None
+        b, a = buckets.index(lp[ok], step), amt[ok] * row_gain[rows]
+        src, ss = row_src[rows], row_s[rows]
+        # per slice (row × tier): its flat (source, tier, side, window index) in base, summed per cell in order
+        key = ((src.astype(np.int64) * pl.K + kk) * 2 + ss) * width - b0 + b
         k0 = int(key.min())
         key -= k0
         size = int(key.max()) + 1
         hit = np.flatnonzero(np.bincount(key, minlength=size))
         usd = np.bincount(key, weights=a, minlength=size)[hit]
-        return hit + k0, usd, side_j + b, ts
+        base.reshape(-1)[hit + k0] += usd
+        sj = ss.astype(np.int64) * width - b0 + b
+        occ.reshape(-1)[sj] = True
+        if ages is not None:
+            ts = row_ts[rows]
+            np.minimum.at(ages[0].reshape(-1), sj, ts)
+            np.maximum.at(ages[1].reshape(-1), sj, ts)
+        return np.unique(src), (pack(src, ss, b) if history else None)
+
+
+def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: float, history: bool):
+    """The queue's banded slices (source, tier, side, band [lo, hi], base-unit USD, time), each spread over the
+    buckets of its band by overlap and added into ``base``: the pairs of :meth:`Placement._spread`, with the same
+    per-pair operations in the same order, and the same per-cell sums in the same order.
+
+    Laid out per (side, tier) as one (slices × longest band) block, so each slice's band edges, width and USD
+    broadcast along its row instead of being repeated per pair, and the bucket edges of a row are one
+    ``(b_lo + c) · step`` row whose neighbours are each pair's left and right edge. A cell's slices all share
+    its (tier, side), so summing the block row by row adds them in the slices' order, as one bincount over
+    every pair did; the pads past a slice's band carry 0.0, which adds nothing."""
+    width = base.shape[-1]
+    b_max = b0 + width - 1
+    b_lo = np.clip(buckets.index(lo, step), b0, b_max)
+    b_hi = np.clip(np.maximum(buckets.index(hi, step), b_lo), b0, b_max)
+    n = b_hi - b_lo + 1
+    bw = hi - lo
+    pos = bw > 0
+    K = base.shape[1]
+    group = ss.astype(np.int64) * K + kk
+    order = np.argsort(group, kind="stable")  # each (side, tier) contiguous, slices in their order
+    edges = np.searchsorted(group[order], np.arange(2 * K + 1))
+    for g in range(2 * K):
+        if edges[g] == edges[g + 1]:
+            continue
+        s, k = divmod(g, K)
+        sel = order[edges[g]:edges[g + 1]]
+        bl, nr, sg = b_lo[sel], n[sel], src[sel]
+        mx = int(nr.max())
+        j_lo = int(bl.min())
+        span = int((bl + nr).max()) - j_lo
+        ov = _overlaps(bl, nr, lo[sel], hi[sel], bw[sel], pos[sel], amt[sel], mx, j_lo, span, step)
+        pad = None
+        if mx > int(nr.min()):
+            pad = np.arange(mx)[None, :] >= nr[:, None]
+            ov[pad] = 0.0
+        # per (source, bucket) cell of this (side, tier), over the sources and buckets the group reaches
+        s_lo = int(sg.min())
+        key = ((sg - s_lo) * span + (bl - j_lo))[:, None] + np.arange(mx)[None, :]
+        n_src = int(sg.max()) - s_lo + 1
+        cells = np.bincount(key.ravel(), weights=ov.ravel(), minlength=n_src * span)[:n_src * span]
+        base[s_lo:s_lo + n_src, k, s, j_lo - b0:j_lo - b0 + span] += cells.reshape(n_src, span)
+        if ages is not None:
+            sj = (s * width + bl - b0)[:, None] + np.arange(mx)[None, :]
+            t = np.broadcast_to(ts[sel][:, None], sj.shape)
+            if pad is not None:
+                sj, t = sj[~pad], t[~pad]
+            np.minimum.at(ages[0].reshape(-1), sj.ravel(), t.ravel())
+            np.maximum.at(ages[1].reshape(-1), sj.ravel(), t.ravel())
+    # the cells any slice reaches, from each band's first bucket and length (integer counts: exact)
+    code = src.astype(np.int64) * 2 + ss if history else ss.astype(np.int64)
+    rows = 2 * NS if history else 2
+    first = code * (width + 1) + (b_lo - b0)
+    cover = np.bincount(first, minlength=rows * (width + 1))
+    cover -= np.bincount(first + n, minlength=rows * (width + 1))
+    reach = (np.cumsum(cover) > 0).reshape(rows, width + 1)[:, :width]
+    occ |= reach.reshape(-1, 2, width).any(axis=0) if history else reach
+    keys = None
+    if history:
+        c, j = np.nonzero(reach)
+        keys = pack(c // 2, c % 2, j + b0)
+    return np.unique(src), keys
+
+
+def _overlaps(bl, nr, lo, hi, bw, pos, amt, mx: int, j_lo: int, span: int, step: float) -> np.ndarray:
+    """(slices, ``mx``) USD of each slice's band in its buckets ``bl + c`` (past ``nr``: anything, the caller
+    zeroes it): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width × USD``.
+
+    Inside a band — every bucket but its first and last, once the second bucket's left edge is at or above ``lo``
+    and the last bucket's left edge at or below ``hi`` (edges grow with the bucket) — the min and max pick the
+    bucket's own edges, so the overlap is the bucket's width ``(b+1)·step − b·step``: one number per bucket,
+    gathered instead of worked out per pair. The first and last bucket of every band, and whole bands that do
+    not pass that check (or have no width), take the formula as written."""
+    edge = np.arange(j_lo, j_lo + span + mx + 1, dtype=np.int64) * step  # bucket b's left edge: b·step
+    width_of = edge[1:] - edge[:-1]
+    off = bl - j_lo
+    ov = np.lib.stride_tricks.as_strided(width_of, (len(width_of) - mx + 1, mx), (8, 8))[off]
+    rows = np.arange(len(bl))
+    last = nr - 1
+
+    def exact(r, c) -> np.ndarray:  # the formula as written, for pairs (slice r, column c)
+        x = np.minimum(hi[r], edge[off[r] + c + 1]) - np.maximum(lo[r], edge[off[r] + c])
+        return np.clip(x, 0.0, None)
+
+    w_safe = np.where(pos, bw, 1.0)
+    ov /= w_safe[:, None]
+    ov *= amt[:, None]
+    ov[rows, 0] = exact(rows, 0) / w_safe * amt
+    ov[rows, last] = exact(rows, last) / w_safe * amt
+    odd = ~pos | (edge[off + np.minimum(1, last)] < lo) | (edge[off + last] > hi)
+    if odd.any():
+        r = np.flatnonzero(odd)
+        c = np.arange(mx)[None, :]
+        rr = r[:, None]
+        x = np.minimum(hi[rr], edge[np.minimum(off[rr] + c + 1, len(edge) - 1)])
+        x -= np.maximum(lo[rr], edge[np.minimum(off[rr] + c, len(edge) - 1)])
+        frac = np.where(pos[rr], np.clip(x, 0.0, None) / w_safe[rr], (1.0 / nr[rr]))
+        ov[r] = amt[rr] * frac
+    return ov

@@ -62,12 +62,12 @@ from ..forecast import TAILS, RealizedVol, expected
 from ..params import MODEL_DEFAULTS, core_params
 from ..tiers import TierTable, table_for
 from ..venues import TABLE as VENUE_TABLE
-from .book import LevelBook
+from .book import LevelBook, TradeReach
 from .flow import VenueFlows
 from .history import Histories
 from .ledger import ConsumedLedger
 from ..prior import PriceHistory
-from .pending import OpenQueue
+from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
 from .readout import LevelReadout, lev_label
@@ -77,6 +77,17 @@ from .window import StateWindow
 __all__ = ["SyntheticModel", "lev_label"]
 
 # MODEL_DEFAULTS: the model section of liqmap.core.params (ModelParams), the one place its defaults live.
+
+
+def _block(dtype: np.dtype) -> np.dtype:
+    """A view of an event dtype whose field ``f`` is its first four float64 fields as one (4,) row."""
+    names = dtype.names[:4]
+    assert all(dtype.fields[n][0] == np.float64 and dtype.fields[n][1] == 8 * i for i, n in enumerate(names))
+    return np.dtype({"names": ["f"], "formats": [(np.float64, (4,))], "offsets": [0],
+                     "itemsize": dtype.itemsize})
+
+
+_BLOCK = {d: _block(d) for d in (OI_DTYPE, TRADE_DTYPE, LIQ_DTYPE)}
 
 
 def _merged_params(params: dict | None) -> dict:
@@ -165,7 +176,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._last_fill = np.full(NV, -math.inf)
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
+        self._k_max = float(self._k_decay.max())
+        self._fold_check_at = -math.inf  # the clock asks whether a multiplier needs folding from then on
         self.reconcile_k = max(0, int(p["reconcile_buckets"]))
+        # a real liquidation's buckets, as offsets from its own: nearest first, ties lower first
+        self._reconcile_order = np.array(sorted(range(-self.reconcile_k, self.reconcile_k + 1),
+                                                key=lambda d: (abs(d), d)), dtype=np.int64)
         # venues whose liquidation prints are a sample (one per symbol per second): see ``LevelBook._reconcile``
         self._sampled = np.array([v.liq_sampled for v in VENUE_TABLE] + [False] * (NV - len(VENUE_TABLE)))[:NV]
         # the USD scale (core/model/scale.py, ``LevelReadout.usd_scale``): each venue's last public OI (NaN = none)
@@ -221,16 +237,21 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         for m in self._states:
             m._begin(oi, trades, liqs)
         ti = li = 0
-        o_ts = np.append(oi["ts"], math.inf)
-        t_cut = np.searchsorted(np.ascontiguousarray(trades["ts"]), o_ts, side="right").tolist()
-        l_cut = np.searchsorted(np.ascontiguousarray(liqs["ts"]), o_ts, side="right").tolist()
+        # where each OI sample cuts the trades and liquidations (all of them after the last sample)
+        o_ts = oi["ts"]
+        t_cut = (np.searchsorted(trades["ts"], o_ts, side="right").tolist() if len(trades) else [0] * len(oi))
+        l_cut = (np.searchsorted(liqs["ts"], o_ts, side="right").tolist() if len(liqs) else [0] * len(oi))
+        t_cut.append(len(trades))
+        l_cut.append(len(liqs))
+        oi_rows = oi.tolist()  # (ts, oi, oi_usd, mark, venue) as plain numbers: one conversion, not four per row
         for r in range(len(oi) + 1):
             j, k = t_cut[r], l_cut[r]
             if j > ti or k > li:
                 self._flow_batch(trades[ti:j], liqs[li:k])
                 ti, li = j, k
             if r < len(oi):
-                self._apply_oi(oi[r])
+                ts, oi_base, _, mark, venue = oi_rows[r]
+                self._apply_oi(ts, oi_base, mark, venue)
                 if self._px_hist is not None:
                     sigma = self._prior_sigma()
                     for m in self._states:
@@ -343,21 +364,44 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if a is None or len(a) == 0:
             return np.empty(0, dtype)
         a = np.asarray(a)
-        ts = a["ts"]
-        ok = np.isfinite(ts) & (a["venue"] < NV)
-        for f in positive:
-            x = a[f]
-            ok &= np.isfinite(x) & (x > 0)
-        # prices whose bucket index would not fit the int64 history keys are not prices of this asset
-        x = a["mark" if dtype == OI_DTYPE else "price"]
-        ok &= (x >= 0) & (x < MAX_INDEX * self.step)  # NaN and inf fail these too
-        if not ok.all():
-            self.stats["rejected_rows"] += int((~ok).sum())
-            a = a[ok]
+        if not (a.dtype == dtype and self._all_clean(a, dtype)):
             ts = a["ts"]
+            ok = np.isfinite(ts) & (a["venue"] < NV)
+            for f in positive:
+                x = a[f]
+                ok &= np.isfinite(x) & (x > 0)
+            # prices whose bucket index would not fit the int64 history keys are not prices of this asset
+            x = a["mark" if dtype == OI_DTYPE else "price"]
+            ok &= (x >= 0) & (x < MAX_INDEX * self.step)  # NaN and inf fail these too
+            if not ok.all():
+                self.stats["rejected_rows"] += int((~ok).sum())
+                a = a[ok]
+        ts = a["ts"]
         if len(a) > 1 and (ts[1:] < ts[:-1]).any():
             a = a[np.argsort(ts, kind="stable")]
         return a
+
+    def _all_clean(self, a: np.ndarray, dtype: np.dtype) -> bool:
+        """Every row passes :meth:`_clean`'s checks (the usual case): a few rows one by one in Python, more from the
+        column minima and maxima of the first four fields — all float64, side by side in every event dtype — and
+        the largest venue. A NaN fails every comparison (a NaN anywhere in a checked column makes its minimum
+        NaN); then :meth:`_clean` checks the rows with numpy and drops the bad ones."""
+        lim = MAX_INDEX * self.step
+        inf = math.inf
+        if len(a) <= 12:  # a few rows (OI samples, liquidations): row by row in Python is cheaper than numpy
+            if dtype == OI_DTYPE:
+                return all(-inf < t < inf and v < NV and 0 < o < inf and 0 <= mk < lim
+                           for t, o, _, mk, v in a.tolist())
+            return all(-inf < r[0] < inf and r[5] < NV and 0 < r[1] < lim and 0 < r[2] < inf and 0 < r[3] < inf
+                       for r in a.tolist())
+        blk = a.view(_BLOCK[dtype])["f"]  # (n, 4): ts and three float fields of each row, in place
+        mn, mx = blk.min(axis=0).tolist(), blk.max(axis=0).tolist()
+        if not (-inf < mn[0] and mx[0] < inf and int(a["venue"].max()) < NV):
+            return False
+        if dtype == OI_DTYPE:  # ts, oi, oi_usd (not checked), mark
+            return 0 < mn[1] and mx[1] < math.inf and 0 <= mn[3] and mx[3] < lim
+        # ts, price, qty, usd: all positive, the price below the bucket limit
+        return 0 < mn[1] and mx[1] < lim and 0 < mn[2] and mx[2] < math.inf and 0 < mn[3] and mx[3] < math.inf
 
     # --- events ----------------------------------------------------------------------------------------
 
@@ -365,12 +409,13 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """Trades and liquidations between two OI samples, one 1-minute column at a time."""
         if len(tr) == 0 and len(lq) == 0:
             return
-        ts = np.concatenate([tr["ts"], lq["ts"]])
-        cols = np.floor(ts / 60.0)
-        if cols.min() == cols.max():  # the usual case: one column (cheaper than np.unique)
+        # both are in time order (``_clean``): the first and last column are those of the earliest and latest
+        first = min(float(tr["ts"][0]) if len(tr) else math.inf, float(lq["ts"][0]) if len(lq) else math.inf)
+        last = max(float(tr["ts"][-1]) if len(tr) else -math.inf, float(lq["ts"][-1]) if len(lq) else -math.inf)
+        if math.floor(first / 60.0) == math.floor(last / 60.0):  # the usual case: one column
             self._flow_column(tr, lq)
             return
-        edges = np.unique(cols)
+        edges = np.unique(np.floor(np.concatenate([tr["ts"], lq["ts"]]) / 60.0))
         tc, lc = np.floor(tr["ts"] / 60.0), np.floor(lq["ts"] / 60.0)
         for c in edges:
             self._flow_column(tr[tc == c], lq[lc == c])
@@ -391,10 +436,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
+        reach = TradeReach(tr, self.step) if len(tr) else None
         for m in states:
-            m._column_levels(tr, lq)
+            m._column_levels(reach, lq)
 
-    def _column_levels(self, tr: np.ndarray, lq: np.ndarray) -> None:
+    def _column_levels(self, reach: TradeReach | None, lq: np.ndarray) -> None:
         """One state's side of a column of flow: real liquidations reconciled, then the levels trades swept."""
         if self._W == 0:
             if self.last_price:
@@ -403,17 +449,14 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 return
         for row in lq:
             self._reconcile(row)
-        if len(tr):
-            self._consume(tr)
+        if reach is not None:
+            self._consume(reach)
 
-    def _apply_oi(self, row) -> None:
-        ts = float(row["ts"])
-        v = int(row["venue"])
+    def _apply_oi(self, ts: float, oi: float, mark: float, v: int) -> None:
+        """One OI sample (time, base units, mark price, venue index)."""
         states = self._states
         for m in states:
             m._clock_to(ts)
-        oi = float(row["oi"])
-        mark = float(row["mark"])
         self._oi_now[v] = oi
         fl = self._flows
         if fl.first_sample(v, ts, oi):
@@ -434,8 +477,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if st.d_n > 0:
             long_amt = st.d_n * st.phi_a
             entries, weights = fl.entries(v, st, vwap, self.step, self.params["entry_mode"])
+            ext = open_extent(entries, weights) if self._queue is not None else None
             for m in states:
-                m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt))
+                m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt), ext)
         else:
             r = -st.d_n
             for m in states:

@@ -76,7 +76,8 @@ class StateWindow:
 
     def _off_centre(self) -> bool:
         """Has the window drifted off the last price (more than an eighth of its width)?"""
-        return (self.last_price is not None and abs(int(buckets.index(self.last_price, self.step))
+        # math.floor(p / step + 1e-9): buckets.index of one price, without the array round trip
+        return (self.last_price is not None and abs(math.floor(self.last_price / self.step + 1e-9)
                                                     - (self._b0 + self._W // 2)) > self._W // 8)
 
     # --- clock, decay, history -------------------------------------------------------------------------
@@ -99,8 +100,18 @@ class StateWindow:
             self._histories.record(t0, t, self._lm, self._k_decay, self._values_at_keys)
         self._lm -= self._k_decay * (t - t0)
         self._t = t
-        if self._decays and np.any(self._lm - self._ref < _FOLD_AT):
-            self._fold()
+        if self._decays and t >= self._fold_check_at:
+            if np.any(self._lm - self._ref < _FOLD_AT):
+                self._fold()
+            self._next_fold_check()
+
+    def _next_fold_check(self) -> None:
+        """When the clock must next ask whether a multiplier needs folding: decay lowers ``lm − ref`` by at most
+        ``k_max`` per second, so none can pass ``_FOLD_AT`` before the closest has used up its margin at that
+        rate; the check comes at half that time (float rounding of the steps is far below it). The fold itself
+        happens at the same step as checking every step would (``_close`` brings the check forward)."""
+        margin = float((self._lm - self._ref).min()) - _FOLD_AT
+        self._fold_check_at = self._t + 0.5 * margin / self._k_max if margin > 0 else -math.inf
 
     def _fold(self) -> None:
         self._place_queued()  # queued USD is in base units of the reference the fold moves
