@@ -273,6 +273,10 @@ def test_history_never_reads_as_lag_while_the_live_stream_runs(monkeypatch):
         assert src.is_live("BTC")
         measured = {v: h.lag_max for v, h in ingest._health.items()}
         assert measured and all(m is None for m in measured.values()), measured  # history is no lag
+        for h in ingest._health.values():  # ... and no sign of a live venue: connected, it is not "stale"
+            h.on_connect("demo", ingest.clock())
+            h.open_connections = 1
+            assert h.state() == "connected", (h.venue, h.last_frame, ingest.clock())
         pr.queue = ["ETH"]
         # then ETH's history interleaved with BTC's live stream (unpaced) on the same loop
         await asyncio.gather(pr.run(), pump(src, ingest, seconds=120.0))

@@ -344,9 +344,12 @@ class Ingest:
             health.frames += 1  # Health.on_frame, inline
             if rest:
                 health.rest_frames += 1
-            last = health.last_frame
-            if last is None or t > last:
-                health.last_frame = t
+            if not history:  # a live frame: the venue delivers. History (the demo's pre-roll) is hours old, and
+                # as the newest receipt before the live stream's first frame it read every venue "stale" at start
+                # (five CRITICAL "venue down" alerts and the bell, the demo's first second)
+                last = health.last_frame
+                if last is None or t > last:
+                    health.last_frame = t
             self._receipt = t
             pending = parse(raw, stand, t)
             if pending is not None:  # a venue whose handler is a coroutine
