@@ -314,7 +314,8 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
 
 def _overlaps(bl, nr, lo, hi, bw, pos, amt, mx: int, j_lo: int, span: int, step: float) -> np.ndarray:
     """(slices, ``mx``) USD of each slice's band in its buckets ``bl + c`` (past ``nr``: anything, the caller
-    zeroes it): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width × USD``.
+    zeroes it): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width × USD``,
+    as ``overlap × (USD / width)`` (one multiply per pair; the last float digit may differ).
 
     Inside a band — every bucket but its first and last, once the second bucket's left edge is at or above ``lo``
     and the last bucket's left edge at or below ``hi`` (edges grow with the bucket) — the min and max pick the
@@ -333,10 +334,11 @@ def _overlaps(bl, nr, lo, hi, bw, pos, amt, mx: int, j_lo: int, span: int, step:
         return np.clip(x, 0.0, None)
 
     w_safe = np.where(pos, bw, 1.0)
-    ov /= w_safe[:, None]
-    ov *= amt[:, None]
-    ov[rows, 0] = exact(rows, 0) / w_safe * amt
-    ov[rows, last] = exact(rows, last) / w_safe * amt
+    # USD per unit of overlap, one multiply per pair (``overlap / width × USD`` up to the last float digit)
+    rate = amt / w_safe
+    ov *= rate[:, None]
+    ov[rows, 0] = exact(rows, 0) * rate
+    ov[rows, last] = exact(rows, last) * rate
     odd = ~pos | (edge[off + np.minimum(1, last)] < lo) | (edge[off + last] > hi)
     if odd.any():
         r = np.flatnonzero(odd)
