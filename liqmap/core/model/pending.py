@@ -97,6 +97,13 @@ class OpenQueue:
         # the same as nested lists: an open reads a handful of them, and a list index is far cheaper
         self._r_min, self._r_max = self.r_min.tolist(), self.r_max.tolist()
         self._placed, self._unplaced = self.placed_share.tolist(), self.unplaced_share.tolist()
+        # per (venue, side) of a banded state: the tiers that place (finite, positive band, weight > 0), their band
+        # ratios and weights — what an open reaching past the window needs, without masking every slice
+        self._band_ok = None
+        if banded:
+            band, w = placement.ratio_band, placement.w_eff
+            self._band_ok = [[(band[v, s, ok[v, s], 0], band[v, s, ok[v, s], 1], w[v][ok[v, s]])
+                              for s in (LONG_I, SHORT_I)] for v in range(NV)]
         self.items: list[QueuedOpen] = []
         self.totals = np.zeros((NS, 2))  # queued USD per (source, side), base units
         self.lo = [_NONE_LO, _NONE_LO]  # lowest / highest absolute bucket queued, per side
@@ -146,14 +153,22 @@ class OpenQueue:
             placed = usd * self._placed[v][s]
             if not inside:
                 # part of a band leaves the window: what stays inside, slice by slice (as the one-by-one path)
-                band = self.placement.ratio_band[v, s]
                 e = entries[s]
-                b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
-                amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
-                ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
-                share = _inside_share(b_lo[ok], b_hi[ok], w_lo, w_hi)
-                placed = float((amt[ok] * share).sum())
-                stats["dropped_usd"] += float((amt[ok] * (1.0 - share)).sum())
+                if ext[s][0] > 0 and math.isfinite(ext[s][1]):
+                    # positive, finite entries: a slice places where its tier does (the same slices, in the same
+                    # row-major (entry, tier) order as masking every slice)
+                    r_lo, r_hi, w_ok = self._band_ok[v][s]
+                    b_lo, b_hi = (e[:, None] * r_lo).ravel(), (e[:, None] * r_hi).ravel()
+                    amt = ((amount * weights[s])[:, None] * w_ok).ravel()
+                else:
+                    band = self.placement.ratio_band[v, s]
+                    b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
+                    amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
+                    ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
+                    b_lo, b_hi, amt = b_lo[ok], b_hi[ok], amt[ok]
+                share = _inside_share(b_lo, b_hi, w_lo, w_hi)
+                placed = float((amt * share).sum())
+                stats["dropped_usd"] += float((amt * (1.0 - share)).sum())
                 lo, hi = max(lo, w_lo), min(hi, w_hi)
             self.totals[src, s] += placed * g[s]
             stats["added_usd"] += placed
