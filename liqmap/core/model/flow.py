@@ -122,35 +122,33 @@ class VenueFlows:
     COMPACT_AT = 50_000  # trades kept per interval before they are collapsed to one per bucket
 
     def __init__(self) -> None:
-        self.anchor_oi = np.full(NV, np.nan)
-        self.anchor_ts = np.full(NV, np.nan)
+        # plain floats (NaN: no sample yet), read a few times per batch and per OI sample
+        self.anchor_oi = [math.nan] * NV
+        self.anchor_ts = [math.nan] * NV
         self.flows = [IntervalFlow() for _ in range(NV)]
 
     def add_trades(self, tr: np.ndarray, step: float) -> None:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
         venue = tr["venue"]
-        count = np.bincount(venue, minlength=NV)
-        present = count.nonzero()[0].tolist()  # venues present, ascending
-        anchored = [v for v in present if math.isfinite(self.anchor_oi[v])]
+        count = np.bincount(venue, minlength=NV).tolist()
+        anchored = [v for v in range(NV) if count[v] and math.isfinite(self.anchor_oi[v])]
         if not anchored:
             return
         price, usd, side = tr["price"], tr["usd"], tr["side"]
         # per venue: traded USD split by taker side (sell, none, buy) and Σ price × USD, two bincounts a batch
         by_side = np.bincount(venue * 3 + (np.sign(side) + 1), weights=usd, minlength=3 * NV).tolist()
         pv = np.bincount(venue, weights=price * usd, minlength=NV).tolist()
-        if len(present) == 1:
-            runs = {present[0]: slice(None)}
+        if max(count) == len(venue):  # one venue
             price, usd = price.astype(np.float64), usd.astype(np.float64)
         else:
             # the batch grouped by venue (stable: each venue's trades keep their order), so each venue's
             # trades are one slice of two arrays instead of a mask and two copies per venue
             order = np.argsort(venue, kind="stable")
             price, usd = price[order], usd[order]
-            end = np.cumsum(count).tolist()
-            runs = {v: slice(end[v] - int(count[v]), end[v]) for v in present}
         for v in anchored:
             f = self.flows[v]
-            run = runs[v]
+            start = sum(count[:v])
+            run = slice(start, start + count[v])
             sell, none, buy = by_side[3 * v:3 * v + 3]
             f.add(price[run], usd[run], sell + none + buy, pv[v], buy, sell)
             if f.n > self.COMPACT_AT:
