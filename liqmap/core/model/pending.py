@@ -348,6 +348,7 @@ def _band_cells(row, off, nr, lo, hi, bw, pos, amt, n_src: int, j_lo: int, span:
     many = ~odd & (nr > 1)
     ends = np.concatenate([cell0[~odd], (cell0 + last)[many]])
     out = np.bincount(ends, weights=np.concatenate([first[~odd], x_last[many]]), minlength=size)
+    out = out.astype(np.float64, copy=False)  # no ends at all (every band odd): bincount gives int64 zeros
     # inside buckets (second to second-last): the bucket's width × the rates of the bands covering it
     mid = ~odd & (nr > 2)
     if mid.any():
