@@ -107,6 +107,28 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
     return pv[ok] / usd, usd / usd.sum()
 
 
+_FEW = 24  # an interval with at most this many trades gets its entry profile in Python (cheaper than numpy's calls)
+
+
+def entry_profile_few(prices: list, usds: list, fallback: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`entry_profile` of a few trades given as plain floats: the same per-bucket sums in the same order
+    (bincount adds each bucket's trades in array order from 0.0), the same divisions, the same weight sum."""
+    acc: dict[int, list] = {}
+    for p, u in zip(prices, usds):
+        b = math.floor(p / step + 1e-9)  # buckets.index of one price
+        a = acc.get(b)
+        if a is None:
+            acc[b] = [u, p * u]
+        else:
+            a[0] += u
+            a[1] += p * u
+    keys = sorted(b for b, a in acc.items() if a[0] > 0)
+    if not keys:
+        return np.array([fallback]), np.ones(1)
+    usd = np.array([acc[b][0] for b in keys])
+    return np.array([acc[b][1] for b in keys]) / usd, usd / usd.sum()
+
+
 @dataclass
 class OIStep:
     """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share (the
@@ -206,6 +228,10 @@ class VenueFlows:
             one = np.ones(1)
             _, _, low, high = f.summary()
             return (np.array([low]), np.array([high])), (one, one)
+        if 0 < f.n <= _FEW:
+            entries, w = entry_profile_few([x for a in f.prices for x in a.tolist()],
+                                           [x for a in f.usds for x in a.tolist()], vwap, step)
+            return (entries, entries), (w, w)
         prices, usds = f.arrays()
         entries, w = entry_profile(prices, usds, vwap, step)
         return (entries, entries), (w, w)
