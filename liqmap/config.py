@@ -136,12 +136,12 @@ DEFAULTS: dict[str, Any] = {
         "open_rate": 2.0,  # new leveraged positions per second for the largest asset (all venues)
         "rate_decay": 0.8,  # activity of the asset ranked r is (r+1)^-rate_decay of the largest
         "hold_minutes": 90.0,  # mean holding time of a position (exponential, faster when in profit/loss)
-        # Resting cohorts (feeds/demo/resting.py): low-leverage positions held for days that bring open interest to
-        # its real size (BTC $20bn ... PENDLE $41M, a power law by rank) without changing the tape, the price path or
-        # the liquidation rate. OFF by default (resting_oi_btc_usd = 0): on (20e9), small assets read believable
-        # USD (PENDLE's magnets $1.1k/$1.8k -> $6.1k/$24k) but the model's input is diluted by the cohorts' churn,
-        # whose truth is far from price: forecast_skill seeds 1-2 1.928 -> 1.688, at-risk ranking 0.752 -> 0.439.
-        "resting_oi_btc_usd": 0.0,
+        # Resting cohorts (feeds/demo/resting.py): low-leverage positions held for days, in long/short pairs, that
+        # bring open interest to its real size (BTC $20bn ... PENDLE $41M, a power law by rank) without changing the
+        # tape, the price path, the liquidations or the open interest's steps (only its level): the venues report
+        # real-sized OI, so the model's OI-relative floors and caps (model.min_delta_rel, cap_rel) and the dollar
+        # scale work as on a real venue. 0 turns them off.
+        "resting_oi_btc_usd": 20e9,
         "resting_oi_small_usd": 41e6,
         "resting_positions": 3000,  # cohorts per asset in steady state (their size follows)
         "resting_hold_hours": 24.0,
@@ -258,7 +258,7 @@ DEFAULTS: dict[str, Any] = {
     # Alert rules ([[alerts]] tables; docs/alerts.md): evaluated for every asset the engine ingests. These
     # defaults are what a new user gets (the demo fires some within minutes); `alerts = []` turns them off.
     "alerts": [
-        {"name": "near big cluster", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6,
+        {"name": "near big cluster", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6, "min_oi_pct": 0.05,
          "cooldown_s": 900.0, "severity": "warning"},
         {"name": "big sweep", "kind": "sweep", "min_usd": 2e6, "cooldown_s": 300.0, "severity": "info"},
         {"name": "liquidation burst", "kind": "liq_burst", "min_usd": 1e6, "window_s": 60.0, "cooldown_s": 300.0,

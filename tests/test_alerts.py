@@ -112,6 +112,61 @@ def test_each_kind_fires_exactly_when_its_condition_holds_once_per_event_and_res
     assert [x.rule for x in got] == ["burst"] and "$1.1M of longs liquidated in 60s" in got[0].message
 
 
+def test_near_cluster_relative_to_open_interest():
+    """``min_oi_pct``: the same $2M cluster 0.4 % from price is big on an asset with $1bn of OI (0.2 %) and
+    routine on one with $20bn (0.01 %, under 0.05 %); $1M stays the floor on small assets ($41M of OI: 0.05 % is
+    $20k); without the asset's OI only the absolute floor applies; 0 (the kind's default) turns it off."""
+    ev = AlertEvaluator(rules({"name": "near", "kind": "near_cluster", "within_pct": 0.5, "min_usd": 1e6,
+                               "min_oi_pct": 0.05, "cooldown_s": 0}))
+    fc = SimpleNamespace(clusters=(cluster(2e6, -0.4),))
+    assert ev.evaluate("BTC", T, rec(forecast=fc), oi_usd=20e9) == []
+    assert [a.rule for a in ev.evaluate("SOL", T, rec(forecast=fc), oi_usd=1e9)] == ["near"]
+    small = SimpleNamespace(clusters=(cluster(5e5, -0.4),))
+    assert ev.evaluate("PENDLE", T, rec(forecast=small), oi_usd=41e6) == []  # $500k < $1M
+    assert [a.rule for a in ev.evaluate("ETH", T, rec(forecast=fc))] == ["near"]  # OI unknown: $1M alone
+    assert [a.rule for a in ev.evaluate("XRP", T, rec(forecast=fc), oi_usd=float("nan"))] == ["near"]
+    off = AlertEvaluator(rules({"name": "near", "kind": "near_cluster", "cooldown_s": 0}))
+    assert off.rules[0].p("min_oi_pct") == 0.0
+    assert [a.rule for a in off.evaluate("BTC", T, rec(forecast=fc), oi_usd=20e9)] == ["near"]
+    with pytest.raises(RuleError, match="min_oi_pct"):
+        rules({"name": "near", "kind": "near_cluster", "min_oi_pct": -1})
+
+
+def test_the_engine_passes_the_assets_open_interest_to_the_alerts():
+    """On the demo market (real-sized OI, ``feeds/demo/resting.py``) the engine hands each asset's OI across
+    venues to the rules: BTC's reads tens of $bn, PENDLE's tens of $M, so the default near-cluster rule asks
+    $10M of BTC and keeps $1M on PENDLE."""
+    from liqmap.config import DEFAULTS
+    from liqmap.feeds.demo import DemoFeed
+    from liqmap.feeds.demo.feed import pump
+    from liqmap.runtime import Runtime
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"].update(assets=["BTC", "PENDLE"], focus_extra=[])
+    feed = DemoFeed(cfg, assets=["BTC", "PENDLE"], seed=1)
+    rt = Runtime(cfg, feed)
+    got = {}
+    real = rt.engine.alerts.evaluate
+
+    def spy(asset, now, *a, oi_usd=None, **kw):
+        got[asset] = oi_usd
+        return real(asset, now, *a, oi_usd=oi_usd, **kw)
+
+    rt.engine.alerts.evaluate = spy
+
+    async def go():
+        for _ in range(6):
+            await pump(feed.demo, rt.ingest, seconds=5.0)
+            for a in ("BTC", "PENDLE"):
+                rt.engine.ingest(a, rt.clock())
+
+    asyncio.run(go())
+    assert 5e9 < got["BTC"] < 60e9, got
+    assert 10e6 < got["PENDLE"] < 150e6, got
+    near = next(r for r in parse_rules(DEFAULTS["alerts"], ["BTC"]) if r.kind == "near_cluster")
+    assert near.p("min_oi_pct") / 100 * got["BTC"] > 2.5e6 and near.p("min_oi_pct") / 100 * got["PENDLE"] < 1e6
+
+
 def test_a_restart_never_repeats_an_alert_for_the_same_event():
     r = rules({"name": "sweep", "kind": "sweep", "min_usd": 1e6, "cooldown_s": 0})
     sw = SimpleNamespace(total_usd=3e6, side="buy", ts=T, price_lo=1.0, price_hi=2.0, count=1)

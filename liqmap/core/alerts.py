@@ -27,7 +27,9 @@ KINDS = ("near_cluster", "wall_gone", "asymmetry", "sweep", "absorption", "conve
 SEVERITIES = ("info", "warning", "critical")
 # Each kind's own settings: name → (default, low, high). None default = required.
 KIND_KEYS: dict[str, dict[str, tuple[Any, float, float]]] = {
-    "near_cluster": {"within_pct": (0.5, 0.0, 50.0), "min_usd": (1e6, 0.0, 1e13)},
+    # min_oi_pct: the cluster must also hold this share (%) of the asset's open interest (0 = off): $1M is big on
+    # PENDLE ($41M of OI), routine on SOL ($4bn), where it fired on every cluster near price
+    "near_cluster": {"within_pct": (0.5, 0.0, 50.0), "min_usd": (1e6, 0.0, 1e13), "min_oi_pct": (0.0, 0.0, 100.0)},
     "wall_gone": {"min_usd": (5e6, 0.0, 1e13)},
     "asymmetry": {"threshold": (0.3, 0.0, 1.0)},
     "sweep": {"min_usd": (1e6, 0.0, 1e13), "min_x_threshold": (1.0, 0.0, 1e6)},
@@ -147,6 +149,7 @@ class AlertEvaluator:
         self.fired_keys: set[str] = set(fired_keys)
         self._last: dict[tuple[str, str], float] = {}  # (rule, asset) → last fire time
         self._asym: dict[tuple[str, str], int] = {}  # (rule, asset) → side beyond the threshold (0 = none)
+        self._oi_usd: dict[str, float | None] = {}  # asset → open interest (USD) at its last evaluation
         self._liqs: dict[str, deque] = defaultdict(deque)  # asset → (ts, usd, side)
         self._down: dict[tuple[str, str], bool] = {}  # (rule, venue) → was down
 
@@ -166,9 +169,11 @@ class AlertEvaluator:
         out.append(Alert(now, rule.name, rule.kind, rule.severity, asset, message, key, price))
 
     def evaluate(self, asset: str, now: float, records: Any = None, last_price: float | None = None,
-                 liqs: np.ndarray | None = None) -> list[Alert]:
-        """Alerts for ``asset`` after an ingest (``records``: its ``ReportRecords``)."""
+                 liqs: np.ndarray | None = None, oi_usd: float | None = None) -> list[Alert]:
+        """Alerts for ``asset`` after an ingest (``records``: its ``ReportRecords``; ``oi_usd``: its open interest
+        over the venues, USD, for thresholds relative to it — unknown: only the absolute ones apply)."""
         out: list[Alert] = []
+        self._oi_usd[asset] = oi_usd
         if liqs is not None and len(liqs):
             q = self._liqs[asset]
             q.extend(zip(liqs["ts"].tolist(), liqs["usd"].tolist(), liqs["side"].tolist()))
@@ -185,8 +190,12 @@ class AlertEvaluator:
     # ------------------------------------------------------------------------------------------- kinds
     def _near_cluster(self, out, rule, asset, now, rec, price) -> None:
         fc = getattr(rec, "forecast", None)
+        floor = rule.p("min_usd")
+        oi = self._oi_usd.get(asset)
+        if rule.p("min_oi_pct") > 0 and oi is not None and math.isfinite(oi) and oi > 0:
+            floor = max(floor, rule.p("min_oi_pct") / 100.0 * oi)
         for c in getattr(fc, "clusters", ()) or ():
-            if c.at_risk_usd >= rule.p("min_usd") and abs(c.distance_pct) <= rule.p("within_pct"):
+            if c.at_risk_usd >= floor and abs(c.distance_pct) <= rule.p("within_pct"):
                 side = "longs below" if c.side == "long" else "shorts above"
                 self._fire(out, rule, asset, now, f"{c.side}:{c.price_lo:.10g}",
                            f"{asset} {abs(c.distance_pct):.2f}% from {_usd(c.at_risk_usd)} of {side} at "

@@ -411,7 +411,8 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 rec = replace(rec, forecast=replace(fc, hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:
-                self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs))
+                self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs,
+                                                   oi_usd=getattr(st.model, "open_interest_usd", None)))
             if self.store is not None:
                 self._persist_reports(st, now)
         if self.store is not None:

@@ -52,6 +52,15 @@ class LevelReadout:
         return dollar_scale(self._oi_now * self.last_price, held, mask, self.dollar_cap)
 
     @property
+    def open_interest_usd(self) -> float:
+        """The venues' latest open interest (one side, summed over venues) in USD at the last price: what the
+        status reads and the dollar scale divides; NaN before any sample."""
+        oi = self._oi_now[np.isfinite(self._oi_now)]
+        if not len(oi) or not self.last_price:
+            return math.nan
+        return float(oi.sum()) * float(self.last_price)
+
+    @property
     def consumed(self) -> np.ndarray:
         """Ledger of swept levels (CONSUMED_DTYPE rows, oldest first; the newest CONSUMED_CAPACITY kept)."""
         return self._ledger.rows

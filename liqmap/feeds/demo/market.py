@@ -140,6 +140,14 @@ class AssetSim:
         # The resting cohorts that bring open interest to real size (``resting.py``); their own random stream, so
         # the active traders' draws (and the price path) are those of the simulator without them.
         self.resting = Resting.for_asset(self.rank, cfg, flow_share)
+        # ... on the linear contracts only: an inverse contract's open interest is USD, which the wire (and
+        # the model) reads in coins, so a real-sized level there would move with price like a stream of opens
+        # and closes (Deribit's BTC-PERPETUAL; Hyperliquid's slot keeps BitMEX's inverse units for BTC/ETH)
+        lin = ~self._inv[self.vids]
+        self._rest_vids = self.vids[lin]
+        self._rest_shares = self.shares[lin] / self.shares[lin].sum() if lin.any() else self.shares[lin]
+        if not lin.any():
+            self.resting = Resting(0.0, self.resting.hold_s, 0.0, 1.0)
         self.rest_rng = np.random.default_rng([seed, asset_seed(asset.name), stream, 7])
         self._buf = np.zeros(1024, POS_DTYPE)
         self._n = 0  # rows used in _buf (alive or dead; dead rows are compacted lazily)
@@ -173,12 +181,18 @@ class AssetSim:
 
     # ------------------------------------------------------------------ positions
     def _draw_positions(self, k: int, price: np.ndarray | float, side: np.ndarray, now,
-                        rest: bool = False) -> np.ndarray:
+                        rest: bool = False, like: np.ndarray | None = None) -> np.ndarray:
         """Draw ``k`` new positions entered around ``price`` (their leverage/size/venue are the
-        simulator's own distributions; ``rest``: a resting cohort's, ``resting.py``, from its own stream)."""
+        simulator's own distributions; ``rest``: a resting cohort's, ``resting.py``, from its own stream).
+        ``like``: rows whose venue and size (in lots) the new ones take over (a resting cohort's roll)."""
         rng, cfg = (self.rest_rng if rest else self.rng), self.cfg
         out = np.zeros(k, POS_DTYPE)
-        vids = rng.choice(self.vids, size=k, p=self.shares)
+        if like is not None:
+            vids = like["venue"].copy()
+        elif rest:
+            vids = rng.choice(self._rest_vids, size=k, p=self._rest_shares)
+        else:
+            vids = rng.choice(self.vids, size=k, p=self.shares)
         if rest:
             lev, usd = self.resting.draw(rng, k)
             lev = np.minimum(lev, self._maxlev[vids])
@@ -204,11 +218,13 @@ class AssetSim:
         out["rest"] = rest
         tp = np.exp(rng.standard_normal(k) * 0.6)  # take profit: median +100% on margin
         sl = np.where(rng.random(k) < 0.4, rng.uniform(0.3, 0.9, k), np.inf)  # 40% use a stop
+        if rest:  # a resting cohort has no stop or take-profit: it leaves at its holding time (or liquidation)
+            tp, sl = np.full(k, np.inf), np.full(k, np.inf)
         # sizes in whole lots of each venue's contract; leverage capped by the tier of the notional;
         # true liquidation prices from the core formula, one call per (tier table, linear/inverse) group
         unit = np.where(self._inv[vids], self._cs[vids], self._cs[vids] * self._mult[vids] * entry)
         lot = self._lot[vids]
-        lots = np.maximum(np.rint(usd / unit / lot), 1.0)
+        lots = np.maximum(np.rint(usd / unit / lot), 1.0) if like is None else like["lots"].astype(float)
         qty = np.round(lots * lot, 10)
         notional = qty * unit
         liq = np.empty(k)
@@ -313,20 +329,29 @@ class AssetSim:
         return age, past, side
 
     def _seed_resting(self) -> None:
-        """The resting cohorts in steady state (``resting.py``), entered along their own random past path."""
+        """The resting cohorts in steady state (``resting.py``), entered along their own random past path, in
+        pairs: a long and a short of the same size on the same venue (each other's counterparty), so they add the
+        same lots to both sides and the venue's open interest (the heavier side) moves by exactly what the active
+        traders' does."""
         rng, r = self.rest_rng, self.resting
-        n = int(r.rate * r.hold_s)
+        n = int(r.rate * r.hold_s) // 2
         if n <= 0:
             return
-        age, past, side = self._past_entries(rng, n, r.hold_s)
-        pos = self._draw_positions(n, past, side, self.now - age, rest=True)
-        # still open now, so what remains of their holding time is a fresh exponential (memoryless); drawn from
-        # their opening time, half would close in the first minutes
-        pos["close_at"] = self.now + rng.exponential(r.hold_s, n)
+        pairs = []
+        for sign in (1, -1):
+            age, past, _ = self._past_entries(rng, n, r.hold_s)
+            side = np.full(n, sign, np.int8)
+            pos = self._draw_positions(n, past, side, self.now - age, rest=True, like=pairs[0] if pairs else None)
+            # still open now, so what remains of their holding time is a fresh exponential (memoryless); drawn
+            # from their opening time, half would close in the first minutes
+            pos["close_at"] = self.now + rng.exponential(r.hold_s, n)
+            pairs.append(pos)
         # A cohort that the days since its entry brought within 10 % of its liquidation has added margin by now
         # (held for days, cross-margined): the start has none, so the first minutes do not liquidate $bn of them.
-        far = np.abs(pos["liq"] / self.price - 1.0) > 0.1
-        self._append(pos[(pos["up"] > self.price) & (pos["dn"] < self.price) & far])
+        keep = np.ones(n, bool)
+        for pos in pairs:
+            keep &= (pos["up"] > self.price) & (pos["dn"] < self.price) & (np.abs(pos["liq"] / self.price - 1.0) > 0.1)
+        self._append(np.concatenate([pos[keep] for pos in pairs]))
 
     def usd_of(self, vid: np.ndarray, qty: np.ndarray, price) -> np.ndarray:
         price = np.asarray(price, dtype=float)
@@ -427,7 +452,11 @@ class AssetSim:
             idx = np.flatnonzero(live["close_at"] <= self.now)
             if len(idx):
                 c = self._kill(idx)
-                c = c[~c["rest"]]  # a resting cohort closes against another (resting.py): no tape, no impact
+                rolled = c[c["rest"]]
+                if len(rolled):  # a resting cohort hands its position to the next (resting.py): OI unchanged
+                    self._append(self._draw_positions(len(rolled), p0, rolled["side"], self.now, rest=True,
+                                                      like=rolled))
+                c = c[~c["rest"]]  # ... off the tape, no impact
                 if len(c):
                     trades.append(self._trade_rows(c["venue"], -c["side"], p0, c["qty"], ids=c["id"]))
 
@@ -450,11 +479,6 @@ class AssetSim:
             qty = np.round(np.maximum(np.round(usd / lot_usd), 1.0) * self._lot[vids], 10)
             trades.append(self._trade_rows(vids, np.where(rng.random(m) < 0.5, 1, -1), p0, qty))
 
-        # resting cohorts open (resting.py): open interest only, from their own stream
-        k = self.rest_rng.poisson(self.resting.rate * dt) if self.resting.rate else 0
-        if k:
-            side = np.where(self.rest_rng.random(k) < 0.5, 1, -1).astype(np.int8)
-            self._append(self._draw_positions(k, p0, side, self.now, rest=True))
         return trades
 
     def _trade_rows(self, vid, side, price, qty, liq: bool = False, ids=0) -> np.ndarray:

@@ -10,11 +10,19 @@ position (the ``demoscale`` attempt) made BTC liquidate ~$700M an hour and flood
 
 So the missing open interest is added as what it is in a real market: *resting cohorts*. Each resting position
 stands for many traders with the same entry; it has low leverage (lognormal around ``resting_leverage``, so its
-liquidation price is tens of % away), is held for days (exponential, mean ``resting_hold_hours``), and opens and
-closes against another resting cohort (a block, a slow TWAP): it changes open interest, never prints on the tape
-and never moves price. A big enough move still liquidates some of them, at their true prices, through the same
-cascade as everyone else. They are drawn from their own random stream, so the active traders and the price path
-are those of the simulator without them (``tests/test_demo_resting.py``).
+liquidation price is tens of % away), no stop or take-profit, and is held for days (exponential, mean
+``resting_hold_hours``). They exist from the start, in pairs — a long and a short of the same lots on the same
+venue, each other's counterparty — and when one's holding time is over it hands its position to the next holder
+at today's price (a block off the tape: same venue, side and lots, a fresh leverage and holding time). So the
+venues' open interest (the heavier side) carries a constant real-sized level and moves by exactly the active
+traders' steps: the model is fed the same opens and closes as without them, but judges them against real-sized OI
+(its floor ``model.min_delta_rel`` and cap ``cap_rel`` are shares of OI; on the tiny OI of the active traders
+alone the cap cut every larger step, and the model held 0.2-0.45x of the true USD at risk near price on small
+assets), and the dollar scale divides real-sized OI. Only linear contracts hold them: an inverse contract's open
+interest is USD, which the wire and the model read in coins, so a real-sized level there would move with price.
+A big enough move still liquidates some of them, at their true prices, through the same cascade as everyone else.
+They are drawn from their own random stream, so the active traders and the price path are those of the simulator
+without them (``tests/test_demo_resting.py``).
 
 Target open interest per asset (one side, all demo venues), a power law in the asset's activity rank through two
 anchors: BTC ``resting_oi_btc_usd`` = $20bn (the low end of "tens of $bn" of BTC perpetual open interest on
@@ -48,7 +56,8 @@ def target_oi(rank: int, cfg: dict) -> float:
 
 @dataclass(frozen=True)
 class Resting:
-    """One asset's resting cohorts: ``rate`` openings a second, held ``hold_s`` on average, of mean ``usd``."""
+    """One asset's resting cohorts: ``rate × hold_s`` of them in steady state (half long, half short), held
+    ``hold_s`` on average (then rolled to the next holder), of mean ``usd``."""
 
     rate: float
     hold_s: float
