@@ -21,25 +21,32 @@ from .sources import NV
 
 @dataclass(slots=True)
 class IntervalFlow:
-    """One venue's traded flow since its OI anchor (the interval being built)."""
+    """One venue's traded flow since its OI anchor (the interval being built): running sums of its volume, price ×
+    volume and taker buy/sell USD (added a batch at a time), and the trades themselves for the entry profile."""
 
     prices: list = field(default_factory=list)
     usds: list = field(default_factory=list)
-    sides: list = field(default_factory=list)
     n: int = 0
-    # taker buy/sell USD and the price range of flow already folded in (by ``compact``)
-    buy0: float = 0.0
-    sell0: float = 0.0
+    vol: float = 0.0  # traded USD
+    pv: float = 0.0  # Σ price × USD
+    buy: float = 0.0  # taker buy USD
+    sell: float = 0.0  # taker sell USD
+    # the price range of trades already collapsed (by ``compact``)
     low0: float = math.inf
     high0: float = -math.inf
 
-    def add(self, price: np.ndarray, usd: np.ndarray, side: np.ndarray) -> None:
-        """Keep the arrays; the sums are taken once per interval (``summary``), not per batch."""
+    def add(self, price: np.ndarray, usd: np.ndarray, vol: float, pv: float, buy: float, sell: float) -> None:
+        """A batch's trades of this venue and their sums. The sums run batch by batch (the interval's VWAP and
+        taker split every OI sample without summing its trades again); the arrays are joined only when an open
+        reads its entry profile."""
+        self.vol += vol
+        self.pv += pv
+        self.buy += buy
+        self.sell += sell
         if len(price) == 0:
             return
         self.prices.append(price)
         self.usds.append(usd)
-        self.sides.append(side)
         self.n += len(price)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
@@ -48,30 +55,24 @@ class IntervalFlow:
         if len(self.prices) > 1:
             self.prices = [np.concatenate(self.prices)]
             self.usds = [np.concatenate(self.usds)]
-            self.sides = [np.concatenate(self.sides)]
         return self.prices[0], self.usds[0]
 
     def taker(self) -> tuple[float, float]:
         """(taker buy USD, taker sell USD) of the whole interval."""
-        p, u = self.arrays()
-        if len(p) == 0:
-            return self.buy0, self.sell0
-        sd = self.sides[0]
-        add = np.add.reduce  # what ndarray.sum runs, without its Python wrapper (called twice per OI step)
-        return self.buy0 + float(add(u[sd > 0])), self.sell0 + float(add(u[sd < 0]))
+        return self.buy, self.sell
 
     def summary(self) -> tuple[float, float, float, float]:
         """(taker buy USD, taker sell USD, low, high) of the whole interval (the price range only where it is
         needed: high/low entries and compaction)."""
-        buy, sell = self.taker()
         p, _ = self.arrays()
         if len(p) == 0:
-            return buy, sell, self.low0, self.high0
-        return buy, sell, min(self.low0, float(p.min())), max(self.high0, float(p.max()))
+            return self.buy, self.sell, self.low0, self.high0
+        return self.buy, self.sell, min(self.low0, float(p.min())), max(self.high0, float(p.max()))
 
     def compact(self, step: float) -> None:
-        """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small."""
-        self.buy0, self.sell0, self.low0, self.high0 = self.summary()
+        """Collapse to one pseudo-trade per bucket (bucket VWAP, summed USD) so a long interval stays small (the
+        running sums are kept as they are)."""
+        _, _, self.low0, self.high0 = self.summary()
         p, u = self.arrays()
         if len(p) == 0:
             return
@@ -80,8 +81,7 @@ class IntervalFlow:
         usd = np.bincount(inv, weights=u, minlength=len(keys))
         pv = np.bincount(inv, weights=p * u, minlength=len(keys))
         vw = np.where(usd > 0, pv / np.where(usd > 0, usd, 1.0), (keys + 0.5) * step)
-        # pseudo-trades carry side 0: their taker flow and range are already in buy0/sell0/low0/high0
-        self.prices, self.usds, self.sides, self.n = [vw], [usd], [np.zeros(len(keys), np.int8)], len(keys)
+        self.prices, self.usds, self.n = [vw], [usd], len(keys)
 
 
 def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: float) -> tuple[np.ndarray, np.ndarray]:
@@ -107,6 +107,28 @@ def entry_profile(prices: np.ndarray, usds: np.ndarray, fallback: float, step: f
     return pv[ok] / usd, usd / usd.sum()
 
 
+_FEW = 24  # an interval with at most this many trades gets its entry profile in Python (cheaper than numpy's calls)
+
+
+def entry_profile_few(prices: list, usds: list, fallback: float, step: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`entry_profile` of a few trades given as plain floats: the same per-bucket sums in the same order
+    (bincount adds each bucket's trades in array order from 0.0), the same divisions, the same weight sum."""
+    acc: dict[int, list] = {}
+    for p, u in zip(prices, usds):
+        b = math.floor(p / step + 1e-9)  # buckets.index of one price
+        a = acc.get(b)
+        if a is None:
+            acc[b] = [u, p * u]
+        else:
+            a[0] += u
+            a[1] += p * u
+    keys = sorted(b for b, a in acc.items() if a[0] > 0)
+    if not keys:
+        return np.array([fallback]), np.ones(1)
+    usd = np.array([acc[b][0] for b in keys])
+    return np.array([acc[b][1] for b in keys]) / usd, usd / usd.sum()
+
+
 @dataclass
 class OIStep:
     """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share (the
@@ -122,35 +144,35 @@ class VenueFlows:
     COMPACT_AT = 50_000  # trades kept per interval before they are collapsed to one per bucket
 
     def __init__(self) -> None:
-        self.anchor_oi = np.full(NV, np.nan)
-        self.anchor_ts = np.full(NV, np.nan)
+        # plain floats (NaN: no sample yet), read a few times per batch and per OI sample
+        self.anchor_oi = [math.nan] * NV
+        self.anchor_ts = [math.nan] * NV
         self.flows = [IntervalFlow() for _ in range(NV)]
 
     def add_trades(self, tr: np.ndarray, step: float) -> None:
         """Trades of one batch into their venue's interval (venues without an anchor yet: not kept)."""
         venue = tr["venue"]
-        count = np.bincount(venue, minlength=NV)
-        present = count.nonzero()[0].tolist()  # venues present, ascending
-        if not any(math.isfinite(self.anchor_oi[v]) for v in present):
+        count = np.bincount(venue, minlength=NV).tolist()
+        anchored = [v for v in range(NV) if count[v] and math.isfinite(self.anchor_oi[v])]
+        if not anchored:
             return
-        if len(present) == 1:
-            runs, own = {present[0]: slice(None)}, False
-            price, usd, side = tr["price"], tr["usd"], tr["side"]
+        price, usd, side = tr["price"], tr["usd"], tr["side"]
+        # per venue: traded USD split by taker side (sell, none, buy) and Σ price × USD, two bincounts a batch
+        by_side = np.bincount(venue * 3 + (np.sign(side) + 1), weights=usd, minlength=3 * NV).tolist()
+        pv = np.bincount(venue, weights=price * usd, minlength=NV).tolist()
+        if max(count) == len(venue):  # one venue
+            price, usd = price.astype(np.float64), usd.astype(np.float64)
         else:
             # the batch grouped by venue (stable: each venue's trades keep their order), so each venue's
-            # trades are one slice of three arrays instead of a mask and three copies per venue
+            # trades are one slice of two arrays instead of a mask and two copies per venue
             order = np.argsort(venue, kind="stable")
-            price, usd, side = tr["price"][order], tr["usd"][order], tr["side"][order]
-            end = np.cumsum(count).tolist()
-            runs, own = {v: slice(end[v] - int(count[v]), end[v]) for v in present}, True
-        for v, run in runs.items():
-            if not math.isfinite(self.anchor_oi[v]):
-                continue
+            price, usd = price[order], usd[order]
+        for v in anchored:
             f = self.flows[v]
-            if own:  # slices of the sorted copies: already the interval's own arrays
-                f.add(price[run], usd[run], side[run])
-            else:
-                f.add(price.astype(np.float64), usd.astype(np.float64), side.copy())
+            start = sum(count[:v])
+            run = slice(start, start + count[v])
+            sell, none, buy = by_side[3 * v:3 * v + 3]
+            f.add(price[run], usd[run], sell + none + buy, pv[v], buy, sell)
             if f.n > self.COMPACT_AT:
                 f.compact(step)
 
@@ -167,11 +189,9 @@ class VenueFlows:
 
     def vwap(self, v: int, mark: float, last_price: float | None) -> float | None:
         """The interval's VWAP; without trades the mark, else the last traded price; None: cannot price yet."""
-        prices, usds = self.flows[v].arrays()
-        add = np.add.reduce  # ndarray.sum without its wrapper (every OI sample)
-        vol = float(add(usds)) if len(usds) else 0.0
-        if vol > 0:
-            return float(add(prices * usds) / vol)
+        f = self.flows[v]
+        if f.vol > 0:
+            return f.pv / f.vol
         if mark > 0:
             return mark
         if last_price:
@@ -208,6 +228,10 @@ class VenueFlows:
             one = np.ones(1)
             _, _, low, high = f.summary()
             return (np.array([low]), np.array([high])), (one, one)
+        if 0 < f.n <= _FEW:
+            entries, w = entry_profile_few([x for a in f.prices for x in a.tolist()],
+                                           [x for a in f.usds for x in a.tolist()], vwap, step)
+            return (entries, entries), (w, w)
         prices, usds = f.arrays()
         entries, w = entry_profile(prices, usds, vwap, step)
         return (entries, entries), (w, w)

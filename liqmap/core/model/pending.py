@@ -97,6 +97,13 @@ class OpenQueue:
         # the same as nested lists: an open reads a handful of them, and a list index is far cheaper
         self._r_min, self._r_max = self.r_min.tolist(), self.r_max.tolist()
         self._placed, self._unplaced = self.placed_share.tolist(), self.unplaced_share.tolist()
+        # per (venue, side) of a banded state: the tiers that place (finite, positive band, weight > 0), their band
+        # ratios and weights — what an open reaching past the window needs, without masking every slice
+        self._band_ok = None
+        if banded:
+            band, w = placement.ratio_band, placement.w_eff
+            self._band_ok = [[(band[v, s, ok[v, s], 0], band[v, s, ok[v, s], 1], w[v][ok[v, s]])
+                              for s in (LONG_I, SHORT_I)] for v in range(NV)]
         self.items: list[QueuedOpen] = []
         self.totals = np.zeros((NS, 2))  # queued USD per (source, side), base units
         self.lo = [_NONE_LO, _NONE_LO]  # lowest / highest absolute bucket queued, per side
@@ -146,14 +153,22 @@ class OpenQueue:
             placed = usd * self._placed[v][s]
             if not inside:
                 # part of a band leaves the window: what stays inside, slice by slice (as the one-by-one path)
-                band = self.placement.ratio_band[v, s]
                 e = entries[s]
-                b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
-                amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
-                ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
-                share = _inside_share(b_lo[ok], b_hi[ok], w_lo, w_hi)
-                placed = float((amt[ok] * share).sum())
-                stats["dropped_usd"] += float((amt[ok] * (1.0 - share)).sum())
+                if ext[s][0] > 0 and math.isfinite(ext[s][1]):
+                    # positive, finite entries: a slice places where its tier does (the same slices, in the same
+                    # row-major (entry, tier) order as masking every slice)
+                    r_lo, r_hi, w_ok = self._band_ok[v][s]
+                    b_lo, b_hi = (e[:, None] * r_lo).ravel(), (e[:, None] * r_hi).ravel()
+                    amt = ((amount * weights[s])[:, None] * w_ok).ravel()
+                else:
+                    band = self.placement.ratio_band[v, s]
+                    b_lo, b_hi = e[:, None] * band[:, 0], e[:, None] * band[:, 1]
+                    amt = (amount * weights[s])[:, None] * self.placement.w_eff[v]
+                    ok = np.isfinite(b_lo) & np.isfinite(b_hi) & (b_lo > 0) & (self.placement.w_eff[v] > 0)
+                    b_lo, b_hi, amt = b_lo[ok], b_hi[ok], amt[ok]
+                share = _inside_share(b_lo, b_hi, w_lo, w_hi)
+                placed = float((amt * share).sum())
+                stats["dropped_usd"] += float((amt * (1.0 - share)).sum())
                 lo, hi = max(lo, w_lo), min(hi, w_hi)
             self.totals[src, s] += placed * g[s]
             stats["added_usd"] += placed
@@ -276,24 +291,19 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
         s, k = divmod(g, K)
         sel = order[edges[g]:edges[g + 1]]
         bl, nr, sg = b_lo[sel], n[sel], src[sel]
-        mx = int(nr.max())
         j_lo = int(bl.min())
         span = int((bl + nr).max()) - j_lo
-        ov = _overlaps(bl, nr, lo[sel], hi[sel], bw[sel], pos[sel], amt[sel], mx, j_lo, span, step)
-        pad = None
-        if mx > int(nr.min()):
-            pad = np.arange(mx)[None, :] >= nr[:, None]
-            ov[pad] = 0.0
-        # per (source, bucket) cell of this (side, tier), over the sources and buckets the group reaches
         s_lo = int(sg.min())
-        key = ((sg - s_lo) * span + (bl - j_lo))[:, None] + np.arange(mx)[None, :]
         n_src = int(sg.max()) - s_lo + 1
-        cells = np.bincount(key.ravel(), weights=ov.ravel(), minlength=n_src * span)[:n_src * span]
-        base[s_lo:s_lo + n_src, k, s, j_lo - b0:j_lo - b0 + span] += cells.reshape(n_src, span)
+        cells = _band_cells(sg - s_lo, bl - j_lo, nr, lo[sel], hi[sel], bw[sel], pos[sel], amt[sel], n_src, j_lo,
+                            span, step)
+        base[s_lo:s_lo + n_src, k, s, j_lo - b0:j_lo - b0 + span] += cells
         if ages is not None:
+            mx = int(nr.max())
             sj = (s * width + bl - b0)[:, None] + np.arange(mx)[None, :]
             t = np.broadcast_to(ts[sel][:, None], sj.shape)
-            if pad is not None:
+            if mx > int(nr.min()):
+                pad = np.arange(mx)[None, :] >= nr[:, None]
                 sj, t = sj[~pad], t[~pad]
             np.minimum.at(ages[0].reshape(-1), sj.ravel(), t.ravel())
             np.maximum.at(ages[1].reshape(-1), sj.ravel(), t.ravel())
@@ -312,38 +322,51 @@ def _spread_into(base, occ, ages, src, kk, ss, lo, hi, amt, ts, b0: int, step: f
     return np.unique(src), keys
 
 
-def _overlaps(bl, nr, lo, hi, bw, pos, amt, mx: int, j_lo: int, span: int, step: float) -> np.ndarray:
-    """(slices, ``mx``) USD of each slice's band in its buckets ``bl + c`` (past ``nr``: anything, the caller
-    zeroes it): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width × USD``.
+def _band_cells(row, off, nr, lo, hi, bw, pos, amt, n_src: int, j_lo: int, span: int, step: float) -> np.ndarray:
+    """(``n_src``, ``span``) USD of a (side, tier) group's slices summed per (source row ``row``, bucket
+    ``j_lo + off + c``): :meth:`Placement._spread`'s ``clip(min(hi, (b+1)·step) − max(lo, b·step), 0) / width ×
+    USD`` per pair, without building the pairs.
 
-    Inside a band — every bucket but its first and last, once the second bucket's left edge is at or above ``lo``
-    and the last bucket's left edge at or below ``hi`` (edges grow with the bucket) — the min and max pick the
-    bucket's own edges, so the overlap is the bucket's width ``(b+1)·step − b·step``: one number per bucket,
-    gathered instead of worked out per pair. The first and last bucket of every band, and whole bands that do
-    not pass that check (or have no width), take the formula as written."""
-    edge = np.arange(j_lo, j_lo + span + mx + 1, dtype=np.int64) * step  # bucket b's left edge: b·step
-    width_of = edge[1:] - edge[:-1]
-    off = bl - j_lo
-    ov = np.lib.stride_tricks.as_strided(width_of, (len(width_of) - mx + 1, mx), (8, 8))[off]
-    rows = np.arange(len(bl))
-    last = nr - 1
-
-    def exact(r, c) -> np.ndarray:  # the formula as written, for pairs (slice r, column c)
-        x = np.minimum(hi[r], edge[off[r] + c + 1]) - np.maximum(lo[r], edge[off[r] + c])
-        return np.clip(x, 0.0, None)
-
+    A band's first and last bucket take the formula as written. Inside a band — once the second bucket's left
+    edge is at or above ``lo`` and the last bucket's left edge at or below ``hi`` (edges grow with the bucket) —
+    the min and max pick the bucket's own edges, so a pair is the bucket's width ``(b+1)·step − b·step`` times
+    the slice's USD per unit of price (``USD / width``): summed over slices that is the bucket's width times the
+    running sum of the rates of the bands covering it (a difference array per source row, cut to exactly 0
+    where no band covers the bucket, so no rounding leaks past a band). Bands that fail that check (or have no
+    width) are spread pair by pair. Sums differ from pair-by-pair sums in the last float digits."""
+    edge = np.arange(j_lo, j_lo + span + 2, dtype=np.int64) * step  # bucket b's left edge: b·step
+    width_of = edge[1:span + 1] - edge[:span]
     w_safe = np.where(pos, bw, 1.0)
-    ov /= w_safe[:, None]
-    ov *= amt[:, None]
-    ov[rows, 0] = exact(rows, 0) / w_safe * amt
-    ov[rows, last] = exact(rows, last) / w_safe * amt
+    rate = amt / w_safe
+    last = nr - 1
     odd = ~pos | (edge[off + np.minimum(1, last)] < lo) | (edge[off + last] > hi)
+    size = n_src * (span + 1)
+    cell0 = row * (span + 1) + off  # each slice's first cell in the (source row, bucket) grid
+    # first and last bucket of every band (one bucket: once), the formula as written
+    first = np.clip(np.minimum(hi, edge[off + 1]) - np.maximum(lo, edge[off]), 0.0, None) * rate
+    x_last = np.clip(np.minimum(hi, edge[off + last + 1]) - np.maximum(lo, edge[off + last]), 0.0, None) * rate
+    many = ~odd & (nr > 1)
+    ends = np.concatenate([cell0[~odd], (cell0 + last)[many]])
+    out = np.bincount(ends, weights=np.concatenate([first[~odd], x_last[many]]), minlength=size)
+    out = out.astype(np.float64, copy=False)  # no ends at all (every band odd): bincount gives int64 zeros
+    # inside buckets (second to second-last): the bucket's width × the rates of the bands covering it
+    mid = ~odd & (nr > 2)
+    if mid.any():
+        a, z, r = cell0[mid] + 1, cell0[mid] + last[mid], rate[mid]
+        d_rate = np.bincount(a, weights=r, minlength=size) - np.bincount(z, weights=r, minlength=size)
+        d_cnt = np.bincount(a, minlength=size) - np.bincount(z, minlength=size)
+        run = np.cumsum(d_rate.reshape(n_src, span + 1), axis=1)
+        covered = np.cumsum(d_cnt.reshape(n_src, span + 1), axis=1) > 0
+        out += (np.where(covered, run, 0.0) * np.append(width_of, 0.0)).ravel()
     if odd.any():
         r = np.flatnonzero(odd)
+        mx = int(nr[r].max())
         c = np.arange(mx)[None, :]
         rr = r[:, None]
         x = np.minimum(hi[rr], edge[np.minimum(off[rr] + c + 1, len(edge) - 1)])
         x -= np.maximum(lo[rr], edge[np.minimum(off[rr] + c, len(edge) - 1)])
         frac = np.where(pos[rr], np.clip(x, 0.0, None) / w_safe[rr], (1.0 / nr[rr]))
-        ov[r] = amt[rr] * frac
-    return ov
+        ov = amt[rr] * frac
+        inside = c < nr[rr]
+        out += np.bincount((cell0[rr] + c)[inside], weights=ov[inside], minlength=size)
+    return out.reshape(n_src, span + 1)[:, :span]

@@ -82,6 +82,21 @@ class StateWindow:
 
     # --- clock, decay, history -------------------------------------------------------------------------
 
+    @property
+    def _lm(self) -> np.ndarray:
+        """Log-multipliers per (source, side), decayed to the clock. The clock only adds up the seconds to decay
+        (``_lm_due``); they are applied here, at the next read — one array operation per read instead of one per
+        clock step (most steps are read by nobody before the next)."""
+        if self._lm_due:
+            self._lm_arr -= self._k_decay * self._lm_due
+            self._lm_due = 0.0
+        return self._lm_arr
+
+    @_lm.setter
+    def _lm(self, value: np.ndarray) -> None:
+        self._lm_arr = value
+        self._lm_due = 0.0
+
     def _start_clock(self, t: float) -> None:
         self._t = t
         self._histories.start(t, self._lm)
@@ -98,7 +113,7 @@ class StateWindow:
             self._place_queued()  # the boundary records bucket values: the queue lands first
             self._histories.flush()
             self._histories.record(t0, t, self._lm, self._k_decay, self._values_at_keys)
-        self._lm -= self._k_decay * (t - t0)
+        self._lm_due += t - t0  # applied at the next read of ``_lm``
         self._t = t
         if self._decays and t >= self._fold_check_at:
             if np.any(self._lm - self._ref < _FOLD_AT):
