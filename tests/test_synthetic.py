@@ -392,7 +392,8 @@ def test_notional_is_conserved_through_bucketing(steps):
         oi[v] += d
         m.update(oi_rows((t, oi[v], 60_000.0, v)), EMPTY_T, EMPTY_L)
         t += 1.0
-        expected += d * vwap
+        # an inverse venue's step is its OI's change in USD (contracts), priced at the sample's mark
+        expected += d * (60_000.0 if m._inverse[v] else vwap)
     total = m.total_long() + m.total_short()
     assert total == pytest.approx(expected, rel=1e-9)
     b, lo, sh = m.levels()
