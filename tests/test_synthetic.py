@@ -392,7 +392,8 @@ def test_notional_is_conserved_through_bucketing(steps):
         oi[v] += d
         m.update(oi_rows((t, oi[v], 60_000.0, v)), EMPTY_T, EMPTY_L)
         t += 1.0
-        expected += d * vwap
+        # an inverse venue's step is its OI's change in USD (contracts), priced at the sample's mark
+        expected += d * (60_000.0 if m._inverse[v] else vwap)
     total = m.total_long() + m.total_short()
     assert total == pytest.approx(expected, rel=1e-9)
     b, lo, sh = m.levels()
@@ -680,3 +681,25 @@ def test_spread_history_costs_little_more_than_its_values():
     keys = sum(len(h.delta(i)[1]) for h in m._hist.values() for i in range(len(h.deltas)))
     assert m.total_long() > 0 and keys > 10_000
     assert hist < 3 * keys  # float16 value + a share of a run; one int32 offset per key would be > 6
+
+
+def test_an_inverse_venues_oi_is_stepped_in_usd_not_coins():
+    """An inverse contract is a fixed number of dollars: its OI in coins moves with price while nobody opens or
+    closes. Stepped in coins, a 3 % rise on a $500M Deribit book read as $15M of positions closing (capped, but a
+    close every sample); stepped in USD it is nothing, and a real $10M of opens is $10M."""
+    der = VENUE_ID["deribit"]
+    m = model({"cap_rel": 1.0, "min_delta_usd": 1000.0})  # a floor above float noise (usd / p * p)
+    assert m._inverse[der] and not m._inverse[BIN]
+    usd = 500e6
+    px = [60_000.0, 60_600.0, 61_200.0, 61_800.0]
+    for i, p in enumerate(px):
+        t = 60.0 * i
+        m.update(EMPTY_O, trade_rows((t + 10, p, 50_000.0, 1, der), (t + 20, p, 50_000.0, -1, der)), EMPTY_L)
+        m.update(oi_rows((t + 30, usd / p, p, der)), EMPTY_T, EMPTY_L)
+    assert m.stats["intervals"] == 0  # the price moved, the dollars did not: no step
+    before = m.total_long() + m.total_short()
+    p = px[-1]
+    m.update(EMPTY_O, trade_rows((300, p, 6e6, 1, der), (310, p, 4e6, -1, der)), EMPTY_L)
+    m.update(oi_rows((330, (usd + 10e6) / p, p, der)), EMPTY_T, EMPTY_L)
+    assert m.stats["intervals"] == 1
+    assert m.total_long() + m.total_short() - before == pytest.approx(10e6, rel=1e-9)

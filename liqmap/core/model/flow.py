@@ -146,6 +146,7 @@ class VenueFlows:
     def __init__(self) -> None:
         # plain floats (NaN: no sample yet), read a few times per batch and per OI sample
         self.anchor_oi = [math.nan] * NV
+        self.anchor_usd = [math.nan] * NV  # the anchor's USD: an inverse venue's steps are measured in it
         self.anchor_ts = [math.nan] * NV
         self.flows = [IntervalFlow() for _ in range(NV)]
 
@@ -176,15 +177,15 @@ class VenueFlows:
             if f.n > self.COMPACT_AT:
                 f.compact(step)
 
-    def first_sample(self, v: int, ts: float, oi: float) -> bool:
+    def first_sample(self, v: int, ts: float, oi: float, usd: float = math.nan) -> bool:
         """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""
         if math.isfinite(self.anchor_oi[v]):
             return False
-        self.reanchor(v, oi, ts)
+        self.reanchor(v, oi, ts, usd)
         return True
 
-    def reanchor(self, v: int, oi: float, ts: float) -> None:
-        self.anchor_oi[v], self.anchor_ts[v] = oi, ts
+    def reanchor(self, v: int, oi: float, ts: float, usd: float = math.nan) -> None:
+        self.anchor_oi[v], self.anchor_usd[v], self.anchor_ts[v] = oi, usd, ts
         self.flows[v] = IntervalFlow()
 
     def vwap(self, v: int, mark: float, last_price: float | None) -> float | None:
@@ -198,10 +199,19 @@ class VenueFlows:
             return last_price
         return None
 
-    def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict) -> OIStep | None:
-        """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept)."""
-        d_n = (oi - self.anchor_oi[v]) * vwap
-        oi_usd = oi * vwap
+    def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict,
+               usd: float = math.nan) -> OIStep | None:
+        """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept).
+
+        ``usd`` (an inverse venue's OI in USD, finite at the anchor too): the step is the change in USD. An inverse
+        contract is a fixed number of dollars, so its OI in coins moves with price while nobody trades: measured in
+        coins, a 1 % rise read as 1 % of the venue's OI closing (Deribit's BTC perpetual: ~$10M a 1 % move)."""
+        a_usd = self.anchor_usd[v]
+        if math.isfinite(usd) and math.isfinite(a_usd):
+            d_n, oi_usd = usd - a_usd, usd
+        else:
+            d_n = (oi - self.anchor_oi[v]) * vwap
+            oi_usd = oi * vwap
         cap = float(params["cap_rel"]) * oi_usd
         # The USD floor never exceeds half the cap: on a venue holding under min_delta_usd / (cap_rel / 2) of OI
         # ($1.7M at the defaults: small coins, a venue's thin book) a step big enough to pass $25k would be cut

@@ -250,8 +250,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 self._flow_batch(trades[ti:j], liqs[li:k])
                 ti, li = j, k
             if r < len(oi):
-                ts, oi_base, _, mark, venue = oi_rows[r]
-                self._apply_oi(ts, oi_base, mark, venue)
+                ts, oi_base, oi_usd, mark, venue = oi_rows[r]
+                self._apply_oi(ts, oi_base, mark, venue, oi_usd if self._inverse[venue] else math.nan)
                 if self._px_hist is not None:
                     sigma = self._prior_sigma()
                     for m in self._states:
@@ -452,14 +452,15 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if reach is not None:
             self._consume(reach)
 
-    def _apply_oi(self, ts: float, oi: float, mark: float, v: int) -> None:
-        """One OI sample (time, base units, mark price, venue index)."""
+    def _apply_oi(self, ts: float, oi: float, mark: float, v: int, usd: float = math.nan) -> None:
+        """One OI sample (time, base units, mark price, venue index; ``usd``: an inverse venue's OI in USD, which
+        its steps are measured in — see ``VenueFlows.accept``)."""
         states = self._states
         for m in states:
             m._clock_to(ts)
         self._oi_now[v] = oi
         fl = self._flows
-        if fl.first_sample(v, ts, oi):
+        if fl.first_sample(v, ts, oi, usd):
             for m in states:
                 m._place_prior(v, ts, oi, mark)
             return
@@ -471,7 +472,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m._allocate(vwap)
             if m.last_price is None:
                 m.last_price = vwap
-        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats)
+        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd)
         if st is None:
             return  # below the floor: the interval keeps growing from the same anchor
         if st.d_n > 0:
@@ -485,4 +486,4 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             for m in states:
                 m._close(v, LONG_I, r * (1.0 - st.phi_a))
                 m._close(v, SHORT_I, r * st.phi_a)
-        fl.reanchor(v, oi, ts)
+        fl.reanchor(v, oi, ts, usd)
