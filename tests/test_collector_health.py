@@ -218,3 +218,18 @@ def test_focus_set_and_watchdog_policy():
     assert watchdog_for(cfg, ("liq", "oi")) == 180.0
     assert watchdog_for(cfg, ("liq", "trade", "oi")) == 30.0  # a trades stream is never quiet for long
     assert watchdog_for(cfg, ("book",)) == 30.0
+
+
+def test_a_frame_source_that_has_not_delivered_yet_is_starting_not_stale():
+    """The demo's Hyperliquid record is made by the pre-roll's history (a frame source: one stand-in connection)
+    before its first live frame; it read "stale" in the first second, and `collect --demo` fired a CRITICAL
+    "venue down: hyperliquid stale". Silent for as long as a stale venue, it is stale."""
+    from liqmap.feeds.ingest import Ingest
+    from liqmap.core.market import Market
+
+    t = [1000.0]
+    ingest = Ingest(None, Market(["BTC"], clock=lambda: t[0]), ["BTC"], clock=lambda: t[0])
+    h = ingest.health_of("hyperliquid")
+    assert h.state() == "connecting"
+    t[0] += h.stale_seconds + 0.5
+    assert h.state() == "stale"

@@ -49,6 +49,7 @@ class Health:
     open_connections: int = 0
     last_frame: float | None = None  # receipt time of the newest frame
     connected_since: float | None = None
+    created: float | None = None  # when the record was made (a frame source's stand-in for its connection)
     lag_last: float | None = None
     lag_ewma: float | None = None
     lag_max: float | None = None
@@ -124,7 +125,13 @@ class Health:
         if self.open_connections <= 0 or self.dead:
             return DOWN
         ref = self.last_frame if self.last_frame is not None else self.connected_since
-        if ref is None or now - ref > self.stale_seconds:
+        if ref is None:
+            # a frame source's record with nothing received yet (the demo's Hyperliquid while the pre-roll's
+            # history runs): it is starting, not stale — until it has been silent for as long as a stale venue
+            if self.created is not None and now - self.created <= self.stale_seconds:
+                return CONNECTING
+            return STALE
+        if now - ref > self.stale_seconds:
             return STALE
         if self.lag_ewma is not None and self.lag_ewma > self.lagging_seconds:
             return LAGGING

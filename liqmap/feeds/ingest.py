@@ -183,6 +183,7 @@ class Ingest:
         if h is None:
             h = self._health[venue] = Health(venue, stale_seconds=self._stale, lagging_seconds=self._lagging, clock=self.clock)
             h.open_connections = open_connections
+            h.created = self.clock()
         return h
 
     def health(self) -> dict[str, dict]:
