@@ -703,3 +703,18 @@ def test_an_inverse_venues_oi_is_stepped_in_usd_not_coins():
     m.update(oi_rows((330, (usd + 10e6) / p, p, der)), EMPTY_T, EMPTY_L)
     assert m.stats["intervals"] == 1
     assert m.total_long() + m.total_short() - before == pytest.approx(10e6, rel=1e-9)
+
+
+@pytest.mark.parametrize("gap_max, long_after, short_after", [
+    (1.0, 390_000.0, 90_000.0),  # the default: the fall split by taker flow (even here), both sides alike
+    (0.0, 330_000.0, 150_000.0),  # the heavier side (longs, 450k vs 150k) closes first
+    (0.5, 390_000.0, 90_000.0),  # a gap of half the two sides' sum (300k of 600k) is within the tolerance
+    (0.4, 360_000.0, 120_000.0),  # 60k over the tolerance closes from the longs first, the other 60k evenly
+])
+def test_side_gap_max_closes_the_heavier_side_first(gap_max, long_after, short_after):
+    m = model({"side_gap_max": gap_max})
+    opened(m)  # φ = 0.75: 450k long, 150k short
+    assert (m.total_long(), m.total_short()) == (pytest.approx(450_000.0), pytest.approx(150_000.0))
+    m.update(EMPTY_O, trade_rows((40.0, 60_000.0, 50_000.0, 1, BIN), (41.0, 60_000.0, 50_000.0, -1, BIN)), EMPTY_L)
+    m.update(oi_rows((60.0, 1008.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # −2 BTC = $120k closes, φ = 0.5
+    assert (m.total_long(), m.total_short()) == (pytest.approx(long_after), pytest.approx(short_after))

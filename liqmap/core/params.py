@@ -36,6 +36,10 @@ class ModelParams:
     leverage_tiers: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
     leverage_weights: tuple[float, ...] = (0.15, 0.30, 0.25, 0.20, 0.10)
     taker_alpha: float = 1.0  # 1 = split new OI by taker flow; 0 = split evenly
+    # Every contract is one long and one short: a fall in OI first closes what the heavier side holds over the
+    # other beyond this share of the two sides' sum, the rest by taker flow. 1 = off (the default: by taker flow
+    # alone). 0 lifts cascade and trend but costs range (docs/benchmarks.md, issue 17 item 4, session 9)
+    side_gap_max: float = 1.0
     min_delta_rel: float = 2e-5  # ignore |ΔOI| below this share of OI ...
     min_delta_usd: float = 25000.0  # ... or below this many USD
     cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI

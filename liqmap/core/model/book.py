@@ -193,6 +193,16 @@ class LevelBook:
                 self._fold_check_at = min(self._fold_check_at,
                                           self._t + 0.5 * (float(margin) - _FOLD_AT) / self._k_max)
 
+    def _venue_side_usd(self, v: int, s: int) -> float:
+        """USD venue ``v`` holds on side ``s``: its observed levels and its prior, queued opens included."""
+        queued = self._queue.totals if self._queue is not None else None
+        total = 0.0
+        for x in (v, NV + v):
+            qx = float(queued[x, s]) if queued is not None else 0.0
+            if self._held[x] or qx:
+                total += (self._side_sum(x, s) + qx) * math.exp(self._lm[x, s] - self._ref[x, s])
+        return total
+
     def _side_sum(self, x: int, s: int) -> float:
         """Sum of ``base`` over source ``x``'s side ``s`` (kept in ``_sums`` until that part of base changes)."""
         v = self._sums[x, s]

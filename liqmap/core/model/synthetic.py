@@ -157,6 +157,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._states: tuple[SyntheticModel, ...] = (self,) if self._fc is None else (self._fc, self)
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
+        self.side_gap_max = float(min(max(float(p.get("side_gap_max", 1.0)), 0.0), 1.0))
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -484,6 +485,19 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         else:
             r = -st.d_n
             for m in states:
-                m._close(v, LONG_I, r * (1.0 - st.phi_a))
-                m._close(v, SHORT_I, r * st.phi_a)
+                long_close, short_close = r * (1.0 - st.phi_a), r * st.phi_a
+                if self.side_gap_max < 1.0:
+                    # every contract is one long and one short: what one side holds beyond side_gap_max of the
+                    # two sides' sum over the other closes first, the rest by the taker flow. By the taker flow
+                    # alone, a market falling through its longs (swept) while both sides closed alike left the
+                    # model 5:1 short where the true positions were even (demo cascade seed 5), its top buckets
+                    # above price all hour while the liquidations ran through the longs below.
+                    lu, su = m._venue_side_usd(v, LONG_I), m._venue_side_usd(v, SHORT_I)
+                    over = abs(lu - su) - self.side_gap_max * (lu + su)
+                    if over > 0:
+                        first = min(over, r)
+                        long_close = (first if lu > su else 0.0) + (r - first) * (1.0 - st.phi_a)
+                        short_close = r - long_close
+                m._close(v, LONG_I, long_close)
+                m._close(v, SHORT_I, short_close)
         fl.reanchor(v, oi, ts, usd)
