@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
-from liqmap.config import DEFAULTS
 from liqmap.core import forecast
 from liqmap.core.calibration import calibration_for
-from liqmap.core.engine import Engine
-from liqmap.core.market import Market
 from liqmap.core.reports import for_venues
-from liqmap.feeds.demo import DemoSource, make_parsers
 
-START = 1_700_000_000.0
+from demo_engine import engine_on_demo
 
 
 async def _engine_on_demo(minutes: float):
-    cfg = copy.deepcopy(DEFAULTS)
-    src = DemoSource(cfg, assets=["BTC"], seed=4, start=START, focus=["BTC"], books=False)
-    market = Market(["BTC"], clock=src.now)
-    parsers = make_parsers(src, market.add, None, cfg)
-    eng = Engine(cfg, market, clock=src.now)
-    key = eng.set_view("BTC", "hybrid", "1m", None, 80, None)
-    end = src.now() + minutes * 60.0
-    next_step = src.now() + 10.0
-    while src.now() < end:
-        for ts, venue, conn, raw in src.step():
-            await parsers[venue].feed(raw, ts, conn)
-        if src.now() >= next_step:
-            eng.step(src.now())
-            next_step += 10.0
-    eng.step(src.now())
+    _, eng, key, _ = await engine_on_demo(minutes, 4, "hybrid", 80)
     return eng, key
 
 

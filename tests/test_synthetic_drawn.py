@@ -16,13 +16,10 @@ import numpy as np
 import pytest
 
 from liqmap.config import DEFAULTS
-from liqmap.core.engine import Engine
 from liqmap.core.grids.reach import ReachWeight, column_prices_filled, drawn_levels, of_model
 from liqmap.core.grids.window import Window
-from liqmap.core.market import Market
-from liqmap.feeds.demo import DemoSource, make_parsers
 
-START = 1_700_000_000.0
+from demo_engine import engine_on_demo
 
 
 def test_reach_weight_falls_with_distance_and_alpha_zero_is_the_plain_lines():
@@ -49,21 +46,7 @@ async def _engine_on_demo(minutes: float, alpha: float | None = None):
     cfg = copy.deepcopy(DEFAULTS)
     if alpha is not None:
         cfg["model"]["synthetic_reach_alpha"] = alpha
-    src = DemoSource(cfg, assets=["BTC"], seed=3, start=START, focus=["BTC"], books=False)
-    market = Market(["BTC"], clock=src.now)
-    parsers = make_parsers(src, market.add, None, cfg)
-    eng = Engine(cfg, market, clock=src.now)
-    key = eng.set_view("BTC", "synthetic", "1m", None, 400, None)
-    end = src.now() + minutes * 60.0
-    next_step = src.now() + 10.0
-    while src.now() < end:
-        for ts, venue, conn, raw in src.step():
-            await parsers[venue].feed(raw, ts, conn)
-        if src.now() >= next_step:
-            eng.step(src.now())
-            next_step += 10.0
-    eng.step(src.now())
-    return cfg, eng, key, src.now()
+    return await engine_on_demo(minutes, 3, "synthetic", 400, cfg)
 
 
 def _grid_of(eng, mode: str, now: float):
