@@ -60,3 +60,13 @@ def test_tiny_prices_fold_their_leading_zeros_so_labels_fit_the_axis():
     assert buckets.label(5e-9, 5e-9) == "0.0₈5"  # the zoom's price per row, was 5e-09
     assert buckets.label(0.0234, 1e-5) == "0.02340"  # two zeros stay as they are
     assert len(buckets.label(0.00001234, 5e-9)) + 1 <= 12  # + the axis tick fits the 12-column axis
+
+
+def test_index_of_one_price_is_index():
+    """The scalar index the model's per-event paths use is the array one, edge cases included."""
+    import numpy as np
+    from liqmap.core.buckets import index, index_of
+
+    for step in (25.0, 0.5, 1e-4, 3e-7):
+        px = np.array([step * k for k in (1, 2, 3, 1000, 123457)] + [step * 7 - 1e-12, 0.3 * step * 10])
+        assert [index_of(float(p), step) for p in px] == index(px, step).tolist()

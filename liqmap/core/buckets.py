@@ -72,6 +72,12 @@ def needs_rebucket(step: float, price: float, target_bp: float = 5.0) -> bool:
     return step > 2 * ideal or step < ideal / 2
 
 
+def index_of(price: float, step: float) -> int:
+    """:func:`index` of one price, without numpy's per-call cost on a scalar (the same float arithmetic): for the
+    model's and the verdict's per-event paths."""
+    return math.floor(price / step + 1e-9)
+
+
 def index(prices: np.ndarray | float, step: float) -> np.ndarray:
     """Bucket index of each price (floor division, robust to float error at the edges)."""
     return np.floor(np.asarray(prices, dtype=np.float64) / step + 1e-9).astype(np.int64)

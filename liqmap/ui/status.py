@@ -16,7 +16,7 @@ from textual.widgets import Static
 
 from ..core.buckets import label
 from ..core.venues import VENUE_SHORT  # three letters, upper case as declared
-from ..core.modes import MODE_LABEL
+from ..core.modes import MODE_LABEL, spec
 
 SOURCE_LABEL = {"DEMO": "DEMO (simulated market)", "REPLAY": "REPLAY", "LIVE": "LIVE"}
 DOT = {"connected": "●", "ok": "●", "live": "●", "lagging": "◑", "stale": "◐", "down": "○", "error": "○",
@@ -156,7 +156,7 @@ def colour_meaning(mode: str, alpha: float) -> str:
     """What a cell's USD is in ``mode``: the model modes draw USD at risk × the chance price reaches the row
     within the hour, to the power ``alpha`` (``synthetic_reach_alpha``, core/grids/reach.py); Raw and Positions
     draw USD liquidated / at the wallets' exact levels."""
-    if mode not in ("synthetic", "heatmap", "hybrid"):
+    if not spec(mode).model:  # the modes that draw the model's layers (core/modes.py), the weighted ones
         return ""
     if not alpha > 0:
         return "at risk"

@@ -268,7 +268,7 @@ class LevelBook:
         q = float(row["usd"])
         v = int(row["venue"])
         s = LONG_I if int(row["side"]) > 0 else SHORT_I
-        b = math.floor(float(row["price"]) / self.step + 1e-9) - self._b0  # buckets.index of one price
+        b = buckets.index_of(float(row["price"]), self.step) - self._b0
         k = self.reconcile_k
         cand = b + self._reconcile_order  # nearest first; ties: lower bucket first
         cand = cand[(cand >= 0) & (cand < self._W)]

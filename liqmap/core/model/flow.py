@@ -115,7 +115,7 @@ def entry_profile_few(prices: list, usds: list, fallback: float, step: float) ->
     (bincount adds each bucket's trades in array order from 0.0), the same divisions, the same weight sum."""
     acc: dict[int, list] = {}
     for p, u in zip(prices, usds):
-        b = math.floor(p / step + 1e-9)  # buckets.index of one price
+        b = buckets.index_of(p, step)
         a = acc.get(b)
         if a is None:
             acc[b] = [u, p * u]

@@ -33,11 +33,6 @@ from .sources import LONG_I, NS, NV, SHORT_I, pack
 _NONE_LO, _NONE_HI = 2**62, -(2**62)  # an empty queue's bucket range
 
 
-def _bucket(price: float, step: float) -> int:
-    """``buckets.index`` of one price, without the array round trip."""
-    return math.floor(price / step + 1e-9)
-
-
 def _inside_share(lo: np.ndarray, hi: np.ndarray, w_lo: float, w_hi: float) -> np.ndarray:
     """Share of each band [lo, hi] inside the window [w_lo, w_hi) (``Placement._clip_to_window``'s rule)."""
     width0 = hi - lo
@@ -138,7 +133,7 @@ class OpenQueue:
                     inside = lo >= w_lo and hi < w_hi
                     if not inside and may_recentre():
                         return False
-                elif not (_bucket(lo, step) >= b0 and _bucket(hi, step) < b0 + width):
+                elif not (buckets.index_of(lo, step) >= b0 and buckets.index_of(hi, step) < b0 + width):
                     return False
             sides.append((s, lo, hi, inside, w_sum))
         g = gain().tolist()  # plain floats: the same products, without numpy scalars
@@ -172,8 +167,8 @@ class OpenQueue:
                 lo, hi = max(lo, w_lo), min(hi, w_hi)
             self.totals[src, s] += placed * g[s]
             stats["added_usd"] += placed
-            self.lo[s] = min(self.lo[s], _bucket(lo, step))
-            self.hi[s] = max(self.hi[s], _bucket(hi, step))
+            self.lo[s] = min(self.lo[s], buckets.index_of(lo, step))
+            self.hi[s] = max(self.hi[s], buckets.index_of(hi, step))
         return True
 
     def drop(self, src: int, s: int) -> None:

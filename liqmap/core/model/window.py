@@ -76,8 +76,7 @@ class StateWindow:
 
     def _off_centre(self) -> bool:
         """Has the window drifted off the last price (more than an eighth of its width)?"""
-        # math.floor(p / step + 1e-9): buckets.index of one price, without the array round trip
-        return (self.last_price is not None and abs(math.floor(self.last_price / self.step + 1e-9)
+        return (self.last_price is not None and abs(buckets.index_of(self.last_price, self.step)
                                                     - (self._b0 + self._W // 2)) > self._W // 8)
 
     # --- clock, decay, history -------------------------------------------------------------------------

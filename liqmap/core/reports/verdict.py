@@ -11,13 +11,12 @@ distance-weighted bid share from the asymmetry read; the convergence part names 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..buckets import label, price_of
+from ..buckets import index_of, label, price_of
 from ._common import fmt_usd, params
 
 MINUS = "\u2212"
@@ -56,18 +55,12 @@ class Magnet:
 MIXED_SHARE = 0.15  # both named when each holds at least this share of the magnet's USD
 
 
-def _index(price: float, step: float) -> int:
-    """``buckets.index`` of one price, without numpy's per-call cost on a scalar (the same float arithmetic:
-    the screener builds a field for every asset ingested since its last refresh)."""
-    return math.floor(price / step + 1e-9)
-
-
 class _Field:
     """Wall and liquidation USD per bucket within ±range of mid; the split between below and above mid."""
 
     def __init__(self, mid: float, step: float, walls: Sequence, synth, range_pct: float, exact=None) -> None:
-        self.lo = lo = _index(mid * (1 - range_pct / 100.0), step)
-        hi = _index(mid * (1 + range_pct / 100.0), step)
+        self.lo = lo = index_of(mid * (1 - range_pct / 100.0), step)
+        hi = index_of(mid * (1 + range_pct / 100.0), step)
         n = hi - lo + 1
         self.wall = np.zeros(n)
         self.liq = self._binned(synth, lo, n)
@@ -75,7 +68,7 @@ class _Field:
         for w in walls:
             if w.status == "active" and lo <= w.bucket <= hi:
                 self.wall[w.bucket - lo] += w.usd
-        mb = _index(mid, step)
+        mb = index_of(mid, step)
         split = mb - lo + (1 if (mb + 0.5) * step < mid else 0)  # first index on the "above" side
         self.split = min(max(split, 0), len(self.wall))
         self.total = self.wall + self.liq + self.exact  # what best() ranks by (the arrays are not changed later)
