@@ -213,8 +213,8 @@ class Runtime:
                     cb(a)
                 except Exception:  # a front end's listener must never stop the pump  # noqa: BLE001
                     pass
-            if self.delivery is not None and self.delivery.active:
-                self.delivery.deliver(a)
+            if self.delivery is not None and self.delivery.active and not a.replayed:
+                self.delivery.deliver(a)  # a replayed alert (history caught up on) stays in the log only
         return len(fired)
 
     async def _first_build_then_run(self, feed) -> None:

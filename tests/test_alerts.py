@@ -210,11 +210,47 @@ def test_the_engine_alerts_for_every_asset_on_the_demo_market(tmp_path):
 
     asyncio.run(go())
     assert seen, "the default rules fired nothing in ten minutes of the demo"
+    assert not any(a.replayed for a in seen)  # fired at the engine's clock: news, delivered
     assert {a.asset for a in seen} - {"BTC"}  # not only the asset a screen would show
     assert len({a.key for a in seen}) == len(seen)
     rt.store.flush()
     stored = rt.store.load("alerts")
     assert sorted(stored["key"].to_list()) == sorted(a.key for a in seen)
+
+
+def test_alerts_fired_on_history_the_engine_catches_up_on_are_logged_but_wake_nobody():
+    """The demo's pre-roll writes 90+ minutes of history at start and its alerts came out as a stack of toasts
+    (five "SOL near big cluster" warnings, the bell each time) over the reports panel, for events an hour old.
+    An alert evaluated on data older than the engine's clock by more than REPLAYED_AFTER_S is marked replayed:
+    the log and the history keep it, the off-screen delivery (hook, webhook, desktop) does not get it."""
+    from liqmap.config import DEFAULTS
+    from liqmap.core.engine import REPLAYED_AFTER_S
+    from liqmap.feeds.demo import DemoFeed
+    from liqmap.feeds.demo.feed import pump
+    from liqmap.runtime import Runtime
+
+    cfg = copy.deepcopy(DEFAULTS)
+    cfg["universe"].update(assets=["BTC", "ETH", "SOL"], focus_extra=[])
+    feed = DemoFeed(cfg, assets=["BTC", "ETH", "SOL"], seed=1)
+    rt = Runtime(cfg, feed)
+    delivered = []
+    rt.delivery = SimpleNamespace(active=True, deliver=delivered.append)
+    seen = []
+    rt.alert_listeners.append(seen.append)
+    rt.engine.clock = lambda: feed.clock() + REPLAYED_AFTER_S + 60.0  # the engine is ahead: this is history
+
+    async def go():
+        for _ in range(600 // 5):
+            await pump(feed.demo, rt.ingest, seconds=5.0)
+            for a in ("BTC", "ETH", "SOL"):
+                rt.engine.ingest(a, feed.clock())
+            rt.pump_alerts()
+
+    asyncio.run(go())
+    assert seen and all(a.replayed for a in seen)  # the same ten minutes fire, marked as history
+    assert list(rt.alert_log) == seen and delivered == []
+    assert all(a.to_dict()["replayed"] is True for a in seen)
+    assert "replayed" not in Alert(T, "r", "sweep", "info", "BTC", "m", "k").to_dict()  # a live alert's record unchanged
 
 
 def test_command_hook_gets_the_alert_as_json_without_a_shell(tmp_path):
@@ -296,6 +332,32 @@ async def test_the_tui_toasts_logs_and_opens_an_alerts_asset_and_moment(source_f
         await pilot.press("enter")
         await settle(pilot)
         assert app.asset == "ETH" and app.vp.cursor_ts == ts and app.vp.highlight == 3000.0
+
+
+async def test_a_replayed_alert_is_logged_without_a_toast(source_factory):  # noqa: F811
+    """An alert fired on history (the demo's pre-roll) goes to the log (``a``) but neither toasts nor rings."""
+    from textual.widgets._toast import Toast
+
+    src = source_factory()
+    src.runner = SimpleNamespace(alert_listeners=[])
+    app = make_app(src)
+    rings = []
+    app.bell = lambda: rings.append(1)
+    async with app.run_test(size=(160, 45), notifications=True) as pilot:
+        await settle(pilot)
+        (listener,) = src.runner.alert_listeners
+        ts = app._snap.grid.col0 * app._snap.grid.period
+        listener(Alert(ts, "near big cluster", "near_cluster", "warning", app.asset, f"{app.asset} 0.3% from $2M",
+                       "k1", None, replayed=True))
+        await pilot.pause(0.3)
+        assert len(app.alerts) == 1 and not app.screen.query(Toast) and not rings
+        listener(Alert(ts, "near big cluster", "near_cluster", "warning", app.asset, f"{app.asset} 0.2% from $3M",
+                       "k2", None))
+        for _ in range(20):
+            await pilot.pause(0.05)
+            if app.screen.query(Toast):
+                break
+        assert len(app.screen.query(Toast)) == 1 and rings == [1]  # the same alert live: toast and bell
 
 
 async def test_on_a_small_screen_only_this_assets_alerts_and_warnings_toast_on_one_line(source_factory):  # noqa: F811

@@ -87,7 +87,8 @@ class Collect:
     def _print_alert(self, a) -> None:
         self.alerts_fired += 1
         stamp = time.strftime("%H:%M:%S", time.gmtime(a.ts))
-        print(f"ALERT {stamp} {a.severity.upper()} {a.rule}: {a.message}", file=self.out, flush=True)
+        past = " (history: fired while catching up)" if getattr(a, "replayed", False) else ""
+        print(f"ALERT {stamp} {a.severity.upper()} {a.rule}: {a.message}{past}", file=self.out, flush=True)
 
     @property
     def collector(self):

@@ -76,10 +76,16 @@ class Alert:
     message: str
     key: str  # the event's identity: an alert never fires twice for one key
     price: float | None = None  # where to look on the map (the log's Enter jumps here)
+    # Fired on history the engine caught up on (the demo's pre-roll, a bus viewer's back-log), not on what is
+    # happening now: the log keeps it, but nobody is woken for it (no toast, bell, hook or webhook).
+    replayed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ts": self.ts, "rule": self.rule, "kind": self.kind, "severity": self.severity,
-                "asset": self.asset, "message": self.message, "key": self.key, "price": self.price}
+        d = {"ts": self.ts, "rule": self.rule, "kind": self.kind, "severity": self.severity,
+             "asset": self.asset, "message": self.message, "key": self.key, "price": self.price}
+        if self.replayed:
+            d["replayed"] = True
+        return d
 
 
 def _num(rule: str, key: str, v: Any, lo: float, hi: float) -> float:

@@ -16,6 +16,8 @@ class AlertsMixin:
     def _on_alert(self, alert) -> None:
         """An alert the engine fired (for any asset): kept for the log (``a``), a toast, the bell."""
         self.alerts.append(alert)
+        if getattr(alert, "replayed", False):
+            return  # fired on history the engine caught up on (the demo's pre-roll): the log has it, no toast or bell
         d = self.cfg.get("alert_delivery") or {}
         if d.get("toast", True):
             sev = {"critical": "error", "warning": "warning"}.get(alert.severity, "information")

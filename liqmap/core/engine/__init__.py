@@ -72,6 +72,11 @@ from .state import AssetState, Built, PackedSnapshot
 from .tape import LiqTape, TradeTape
 from .views import HOT_DECODED, RECENT_SCREENS, ViewsMixin
 
+# An alert evaluated on data this much older than the engine's clock fired on history (the demo's pre-roll writes
+# 90+ minutes at start; a bus viewer catches up on the stream): logged, but it wakes nobody (``Alert.replayed``).
+# Live ingests run at the clock; two minutes leaves room for a slow loop.
+REPLAYED_AFTER_S = 120.0
+
 __all__ = ["Engine", "View", "TierSource", "AssetState", "PackedSnapshot", "ring_capacities"]
 
 #: Where the engine gets each venue's margin tiers for a new synthetic model: ``fn(asset, venue, price)`` or a
@@ -411,8 +416,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 rec = replace(rec, forecast=replace(fc, hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:
-                self._deliver(self.alerts.evaluate(st.name, now, rec, st.last_price, liqs,
-                                                   oi_usd=getattr(st.model, "open_interest_usd", None)))
+                fired = self.alerts.evaluate(st.name, now, rec, st.last_price, liqs,
+                                             oi_usd=getattr(st.model, "open_interest_usd", None))
+                if fired and now < self.clock() - REPLAYED_AFTER_S:  # history being caught up on, not news
+                    fired = [replace(a, replayed=True) for a in fired]
+                self._deliver(fired)
             if self.store is not None:
                 self._persist_reports(st, now)
         if self.store is not None:
