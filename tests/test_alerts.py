@@ -185,30 +185,45 @@ def test_venue_down_fires_when_a_venue_goes_down_not_while_it_stays_down():
     assert ev.evaluate_venues(T + 2, {"okx": {"state": "down"}}) == []
 
 
-def test_the_engine_alerts_for_every_asset_on_the_demo_market(tmp_path):
-    """Ten simulated minutes of three demo assets: the default rules fire for assets nobody has on screen,
-    and every fired alert is in the history with its key."""
+DEMO_ASSETS = ["BTC", "ETH", "SOL"]
+
+
+def _demo_runtime(data_dir=None):
+    """A runtime on three demo assets (with a history store in ``data_dir``) and the alerts its listeners get."""
     from liqmap.config import DEFAULTS
     from liqmap.feeds.demo import DemoFeed
-    from liqmap.feeds.demo.feed import pump
     from liqmap.runtime import Runtime
 
     cfg = copy.deepcopy(DEFAULTS)
-    cfg["universe"].update(assets=["BTC", "ETH", "SOL"], focus_extra=[])
-    cfg["_data_dir"] = str(tmp_path)
-    feed = DemoFeed(cfg, assets=["BTC", "ETH", "SOL"], seed=1)
-    rt = Runtime(cfg, feed, store=True)
+    cfg["universe"].update(assets=DEMO_ASSETS, focus_extra=[])
+    if data_dir is not None:
+        cfg["_data_dir"] = str(data_dir)
+    feed = DemoFeed(cfg, assets=DEMO_ASSETS, seed=1)
+    rt = Runtime(cfg, feed, store=data_dir is not None)
     seen = []
     rt.alert_listeners.append(seen.append)
+    return rt, feed, seen
+
+
+def _run_demo(rt, feed, seconds: float = 600.0) -> None:
+    """The demo market for ``seconds`` of simulated time, every asset ingested at the feed's clock every 5 s."""
+    from liqmap.feeds.demo.feed import pump
 
     async def go():
-        for _ in range(600 // 5):
+        for _ in range(int(seconds // 5)):
             await pump(feed.demo, rt.ingest, seconds=5.0)
-            for a in ("BTC", "ETH", "SOL"):
-                rt.engine.ingest(a, rt.clock())
+            for a in DEMO_ASSETS:
+                rt.engine.ingest(a, feed.clock())
             rt.pump_alerts()
 
     asyncio.run(go())
+
+
+def test_the_engine_alerts_for_every_asset_on_the_demo_market(tmp_path):
+    """Ten simulated minutes of three demo assets: the default rules fire for assets nobody has on screen,
+    and every fired alert is in the history with its key."""
+    rt, feed, seen = _demo_runtime(tmp_path)
+    _run_demo(rt, feed)
     assert seen, "the default rules fired nothing in ten minutes of the demo"
     assert not any(a.replayed for a in seen)  # fired at the engine's clock: news, delivered
     assert {a.asset for a in seen} - {"BTC"}  # not only the asset a screen would show
@@ -223,30 +238,13 @@ def test_alerts_fired_on_history_the_engine_catches_up_on_are_logged_but_wake_no
     (five "SOL near big cluster" warnings, the bell each time) over the reports panel, for events an hour old.
     An alert evaluated on data older than the engine's clock by more than REPLAYED_AFTER_S is marked replayed:
     the log and the history keep it, the off-screen delivery (hook, webhook, desktop) does not get it."""
-    from liqmap.config import DEFAULTS
     from liqmap.core.engine import REPLAYED_AFTER_S
-    from liqmap.feeds.demo import DemoFeed
-    from liqmap.feeds.demo.feed import pump
-    from liqmap.runtime import Runtime
 
-    cfg = copy.deepcopy(DEFAULTS)
-    cfg["universe"].update(assets=["BTC", "ETH", "SOL"], focus_extra=[])
-    feed = DemoFeed(cfg, assets=["BTC", "ETH", "SOL"], seed=1)
-    rt = Runtime(cfg, feed)
+    rt, feed, seen = _demo_runtime()
     delivered = []
     rt.delivery = SimpleNamespace(active=True, deliver=delivered.append)
-    seen = []
-    rt.alert_listeners.append(seen.append)
     rt.engine.clock = lambda: feed.clock() + REPLAYED_AFTER_S + 60.0  # the engine is ahead: this is history
-
-    async def go():
-        for _ in range(600 // 5):
-            await pump(feed.demo, rt.ingest, seconds=5.0)
-            for a in ("BTC", "ETH", "SOL"):
-                rt.engine.ingest(a, feed.clock())
-            rt.pump_alerts()
-
-    asyncio.run(go())
+    _run_demo(rt, feed)
     assert seen and all(a.replayed for a in seen)  # the same ten minutes fire, marked as history
     assert list(rt.alert_log) == seen and delivered == []
     assert all(a.to_dict()["replayed"] is True for a in seen)
