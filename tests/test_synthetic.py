@@ -718,3 +718,37 @@ def test_side_gap_max_closes_the_heavier_side_first(gap_max, long_after, short_a
     m.update(EMPTY_O, trade_rows((40.0, 60_000.0, 50_000.0, 1, BIN), (41.0, 60_000.0, 50_000.0, -1, BIN)), EMPTY_L)
     m.update(oi_rows((60.0, 1008.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # −2 BTC = $120k closes, φ = 0.5
     assert (m.total_long(), m.total_short()) == (pytest.approx(long_after), pytest.approx(short_after))
+
+
+@pytest.mark.parametrize("open_volume, buy, sell, d_oi, placed", [
+    # a venue holding 100 BTC ($6M): the cap is 3 % of the new OI (110 BTC × $60k = $198k)
+    (False, 700_000.0, 100_000.0, 10.0, 198_000.0),  # the default: a $600k rise is cut to the cap
+    (True, 700_000.0, 100_000.0, 10.0, 600_000.0),  # opt-in: $800k traded carries the whole rise
+    (True, 300_000.0, 100_000.0, 10.0, 400_000.0),  # ... up to what traded ($400k)
+    (True, 0.0, 0.0, 10.0, 198_000.0),  # a jump with no trades behind it stays capped
+    (True, 700_000.0, 100_000.0, 2.0, 120_000.0),  # under the cap: unchanged
+])
+def test_cap_open_volume_keeps_a_rise_the_traded_notional_carries(open_volume, buy, sell, d_oi, placed):
+    """``cap_open_volume`` (issue 17 item 4, the market that opens empty): an OI rise past ``cap_rel`` × OI is kept up
+    to the notional the venue traded in the interval. Without it a new market's growth from a tiny OI and one whale's
+    open on a thin venue are cut to 3 % of that OI."""
+    m = model({"cap_rel": 0.03, "cap_open_volume": open_volume})
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    trades = [(10.0, 60_000.0, buy, 1, BIN), (20.0, 60_000.0, sell, -1, BIN)]
+    m.update(EMPTY_O, trade_rows(*[t for t in trades if t[2] > 0]) if buy + sell else EMPTY_T, EMPTY_L)
+    m.update(oi_rows((30.0, 100.0 + d_oi, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    assert m.total_long() + m.total_short() == pytest.approx(placed, rel=1e-9)
+    assert m.stats["capped"] == (1 if placed < d_oi * 60_000.0 else 0)
+
+
+def test_cap_open_volume_leaves_falls_capped():
+    """A fall past the cap stays cut to it with the option on (a cascade's OI fall is mostly levels already swept)."""
+    got = []
+    for on in (False, True):
+        m = model({"cap_rel": 0.03, "cap_open_volume": on})
+        opened(m, d_oi=30.0)  # $1.8M placed (under the cap: 3 % of 1030 BTC × $60k)
+        m.update(EMPTY_O, trade_rows((40.0, 60_000.0, 5e6, 1, BIN), (41.0, 60_000.0, 5e6, -1, BIN)), EMPTY_L)
+        m.update(oi_rows((60.0, 900.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # −130 BTC = $7.8M, $10M traded
+        got.append(m.total_long() + m.total_short())
+    # the capped $1.62M closes half from each side (φ = 0.5): $810k of the $1.35M longs, all $450k of the shorts
+    assert got[0] == pytest.approx(got[1]) == pytest.approx(1.35e6 - 0.81e6)

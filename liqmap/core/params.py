@@ -43,6 +43,11 @@ class ModelParams:
     min_delta_rel: float = 2e-5  # ignore |ΔOI| below this share of OI ...
     min_delta_usd: float = 25000.0  # ... or below this many USD
     cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI
+    # An OI rise beyond that cap is kept up to the notional the venue traded in the interval (every new contract is
+    # traded; a jump with no trades behind it stays capped). Off by default: it lifts the market that opens empty
+    # (forecast 1.115 -> 1.219 x the baseline, seeds 1-10: its whales and its growth from a tiny OI are no longer
+    # cut to 3 %) but costs the steady market (1.745 -> 1.649) — docs/benchmarks.md, issue 17 item 4, session 10
+    cap_open_volume: bool = False
     half_life_hours: float = 48.0  # decay of unconsumed levels
     reconcile_buckets: int = 3  # real liquidations cancel estimated levels within ±this many buckets
     heatmap_sigma_buckets: float = 1.5  # Synthetic Heatmap smoothing, in screen rows (× the view's zoom in buckets)

@@ -20,6 +20,7 @@ MODEL_NOTES = {
     "min_delta_rel": "ignore smaller |ΔOI| (share of OI)",
     "min_delta_usd": "ignore smaller |ΔOI| (USD)",
     "cap_rel": "cap one interval's |ΔOI| (share of OI)",
+    "cap_open_volume": "a rise past the cap is kept up to the interval's traded USD (off)",
     "half_life_hours": "decay of unconsumed levels",
     "reconcile_buckets": "real liqs cancel levels within ± buckets",
     "heatmap_sigma_buckets": "Synthetic Heatmap smoothing",

@@ -220,6 +220,11 @@ class VenueFlows:
         if abs(d_n) < max(float(params["min_delta_rel"]) * oi_usd, floor) or d_n == 0:
             stats["skipped"] += 1
             return None
+        if d_n > cap and params.get("cap_open_volume", False):
+            # opt-in (docs/model.md §3 step 1): a rise the venue's own trades in the interval can carry is real
+            # growth (a new listing's OI grows from nothing; one whale's open is many times 3 % of a thin venue's
+            # OI), so it is kept up to the traded notional; a jump with no trades behind it stays capped
+            cap = max(cap, self.flows[v].vol)
         if abs(d_n) > cap:
             d_n = math.copysign(cap, d_n)
             stats["capped"] += 1
