@@ -479,15 +479,16 @@ def forecast_calibration() -> dict:
     held = tuple(s for n in ("holdout", "third") if n in groups for s in groups[n])
     if held:
         groups["holdout_all"] = held  # the judged set: both hold-out groups together
-    maps = {"clusters": calibration.DEMO, "clusters_raw": lambda p: p}
+    # the chance printed: the demo map read in the market's regime at the checkpoint (calibration.demo_chance)
+    maps = {"clusters": lambda i: calibration.demo_chance(i["raw"], i["vol_ratio"]), "clusters_raw": lambda i: i["raw"]}
     out: dict = {}
     for name, seeds in groups.items():
         out[name] = {"seeds": list(seeds)}
         for c in (*DOLLAR_CONDITIONS, "pooled"):
             part = [r for r in runs if r["seed"] in seeds and (c == "pooled" or r["condition"] == c)]
             if part:
-                out[name][c] = {k: calibration.judged([(r["condition"], r["seed"], float(fn(p)), h) for r in part
-                                                       for p, h in r["calib"]["clusters"]]) for k, fn in maps.items()}
+                out[name][c] = {k: calibration.judged([(r["condition"], r["seed"], float(fn(i)), i["reached"])
+                                                       for r in part for i in r["calib"]["info"]]) for k, fn in maps.items()}
                 out[name][c]["seeds_scored"] = sorted({r["seed"] for r in part})
     judge = "holdout_all" if held else "seeds"
     judged_sets = {c: t["clusters"] for c, t in out.get(judge, {}).items() if isinstance(t, dict) and "clusters" in t}
@@ -503,6 +504,7 @@ def forecast_calibration() -> dict:
                        "verdicts": {c: t["verdicts"] for c, t in judged_sets.items()},
                        "point_gap_worst_holdout_group": point,
                        "calibration_map": [list(k) for k in calibration.DEMO.knots],
+                       "vol_shift": calibration.DEMO_VOL_SHIFT,
                        "conditions": list(DOLLAR_CONDITIONS), "markets_scored": len(runs),
                        "checkpoint_every_s": CAL_EVERY_S, "model_params": MODEL_PARAMS or None,
                        "run_s": round(time.perf_counter() - t0, 1)}}

@@ -100,6 +100,11 @@ def test_raw_80_percent_reached_half_the_time_the_panel_shows_about_half():
     assert calibration.calibration_for({"forecast_calibrated": False}, log) is None
 
 
+def _printed(st, log):
+    """The map the engine printed through: the asset's learned map read in the model's regime (vol ratio)."""
+    return calibration.calibration_for({"forecast_calibrated": True}, log, calibration.regime_of(st.model))
+
+
 def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_restart(tmp_path):
     """The demo market through the runtime's ingest: the first forecast's clusters settle against the hour's
     trades; the engine prints its clusters' chance through its map (the raw one beside it); 3,000 settled clusters
@@ -137,7 +142,7 @@ def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_rest
     fc = st.report_dicts["forecast"]
     assert fc["clusters"] and fc["calibration"]
     for c in fc["clusters"]:
-        assert c["reach"] == pytest.approx(float(log.calibration()(c["reach_raw"])))
+        assert c["reach"] == pytest.approx(float(_printed(st, log)(c["reach_raw"])), abs=2e-3)
     # its own record: every chance reached 5/8 as often as the walk said (80 % → 50 %), 300 per decile
     mine = [(T0 - 1e5 + 300 * k + i, float(DEMO(0.05 + 0.1 * k)), 0.05 + 0.1 * k, i < round(300 * (0.05 + 0.1 * k) * 5 / 8))
             for k in range(10) for i in range(300)]
@@ -146,7 +151,7 @@ def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_rest
     assert log.calibration()(0.8) == pytest.approx(0.5, abs=0.05)
     fc = st.report_dicts["forecast"]
     for c in fc["clusters"]:
-        assert c["reach"] == pytest.approx(float(log.calibration()(c["reach_raw"])))
+        assert c["reach"] == pytest.approx(float(_printed(st, log)(c["reach_raw"])), abs=2e-3)
     rt.store.flush()
     again = Runtime(cfg, DemoFeed(cfg, assets=["BTC"], seed=5), store=True)
     again.engine.restore()
@@ -257,3 +262,26 @@ def test_regime_reads_the_trend_and_the_recent_volatility_from_the_closes():
     assert calibration.regime(list(zip(minutes, up)))["drift_t"] > 3
     assert calibration.regime(list(zip(minutes, up[::-1])))["drift_t"] < -3
     assert calibration.regime([(0, 100.0), (1, 101.0)]) == {"drift_t": 0.0, "vol_ratio": 1.0}
+
+
+def test_the_regime_shift_moves_the_raw_chance_before_the_map_and_the_record_keeps_that_scale(monkeypatch):
+    """A market that has just turned wilder (15-minute volatility 2× the window's) is further than the window's σ
+    says: with a shift k the map reads logit(raw) + k·ln 2; the knots the record carries say the same; a calm
+    ratio moves it down; ratio 1 or k = 0 change nothing; the reach log keeps the moved chance (the map's scale)."""
+    k = 0.75
+    up = calibration.shifted(0.3, 2.0, k)
+    assert up == pytest.approx(1 / (1 + np.exp(-(np.log(0.3 / 0.7) + k * np.log(2.0)))))
+    assert calibration.shifted(0.3, 0.5, k) < 0.3 < up
+    assert calibration.shifted(0.3, 1.0, k) == 0.3 and calibration.shifted(0.3, 2.0, 0.0) == 0.3
+    assert calibration.shifted(0.0, 2.0, k) == 0.0 and calibration.shifted(1.0, 0.5, k) == 1.0
+    assert calibration.shifted(0.3, 100.0, k) == calibration.shifted(0.3, 3.0, k)  # clipped
+    m = calibration.in_regime(DEMO, {"vol_ratio": 2.0}, k)
+    for x in (0.05, 0.3, 0.62):
+        assert m(x) == pytest.approx(DEMO(calibration.shifted(x, 2.0, k)), abs=3e-3)
+    assert calibration.in_regime(DEMO, {"vol_ratio": 1.0}, k) is DEMO
+    monkeypatch.setattr(calibration, "DEMO_VOL_SHIFT", k)
+    shown = calibration.calibration_for(None, None, {"drift_t": 0.0, "vol_ratio": 2.0})
+    assert shown(0.3) == pytest.approx(DEMO(up), abs=3e-3) and shown(0.3) > DEMO(0.3)
+    log = ReachLog()
+    log.add(T0, _clusters_at(100_000.0, 0.3), STEP, {"vol_ratio": 2.0})
+    assert log.open[0].reach_raw == pytest.approx(up)

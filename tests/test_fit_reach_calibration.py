@@ -105,3 +105,24 @@ def test_baseline_knots_read_another_trees_map_as_text():
     knots = tool.baseline_knots(ROOT / "liqmap" / "core" / "calibration.py")
     assert knots == tuple(tuple(k) for k in cal.DEMO_MAP)
     assert tool.log_loss([(0.5, True), (0.5, False)]) == pytest.approx(np.log(2))
+
+
+def test_the_regime_shift_is_chosen_only_where_it_predicts_better_seed_by_seed():
+    """Clusters reached as often as logit(raw) + 1·ln(vol ratio) says: the leave-one-seed-out choice picks a
+    shift near 1; where the ratio says nothing it keeps 0 (the plain map)."""
+    tool = _tool()
+    rng = np.random.default_rng(23)
+
+    def market(n, k_true):
+        raw = rng.uniform(0.05, 0.95, n)
+        vr = np.exp(rng.normal(0, 0.5, n))
+        truth = [cal.shifted(p, v, k_true) for p, v in zip(raw, vr)]
+        return [{"raw": float(p), "vol_ratio": float(v), "reached": bool(u < q)}
+                for p, v, q, u in zip(raw, vr, truth, rng.uniform(0, 1, n))]
+
+    per = {(c, s): market(150, 1.0) for c in ("steady", "range") for s in range(1, 11)}
+    k, res = tool.choose_shift(cal, per, "logistic")
+    assert k in (0.75, 1.0, 1.5) and res[str(k)]["logloss"] < res["0.0"]["logloss"]
+    flat = {(c, s): market(150, 0.0) for c in ("steady", "range") for s in range(1, 11)}
+    k0, res0 = tool.choose_shift(cal, flat, "logistic")
+    assert k0 == 0.0 or res0[str(k0)]["logloss"] > res0["0.0"]["logloss"] - 2e-3

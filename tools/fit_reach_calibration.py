@@ -74,10 +74,10 @@ def _seeds(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def collect(bf, seeds: tuple[int, ...], conditions=CONDITIONS) -> tuple[dict, list]:
-    """{(condition, seed): [cluster info, ...]} for the recorded markets, and the (condition, seed) not recorded
+def collect(bf, seeds: tuple[int, ...], conditions=CONDITIONS, jobs=None) -> tuple[dict, list]:
+    """{(condition, seed): [cluster info, ...]} for the recorded markets, and the (seed, condition) not recorded
     (skipped). Each cluster's info: raw chance, reached, distance, σ, drift t toward it, volatility ratio."""
-    jobs = [(s, c) for c in conditions for s in seeds]
+    jobs = list(jobs) if jobs is not None else [(s, c) for c in conditions for s in seeds]
     have = [(s, c) for s, c in jobs if (p := bf._cache_path(s, bf.HOURS, c)) and os.path.exists(p)]
     runs = bf._run_seeds(tuple(have)) if have else []
     out = {}
@@ -149,6 +149,46 @@ def _as_pairs(xs) -> list[tuple[float, bool]]:
     return _pairs(xs) if xs and isinstance(xs[0], dict) else [(float(p), bool(h)) for p, h in xs]
 
 
+# A map conditioned on the market's regime (docs/model.md §7): the raw chance's logit is first moved by
+# k · ln(volatility of the last 15 minutes ÷ the window's), clipped (``calibration.regime``, ``calibration.shifted``),
+# then mapped. k = 0 is the plain map. Chosen on the FIT seeds like the form: adopted only if its leave-one-seed-out
+# log-loss is smaller AND its leave-one-seed-out tables have no more "off" deciles in any condition.
+SHIFTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+
+
+def _shift_pairs(cal, infos, k: float) -> list[tuple[float, bool]]:
+    return [(float(cal.shifted(i["raw"], i.get("vol_ratio", 1.0), k)), bool(i["reached"])) for i in infos]
+
+
+def choose_shift(cal, per: dict, how) -> tuple[float, dict]:
+    """The regime shift k (``SHIFTS``) for the fit form ``how``, by leave-one-seed-out on ``per`` ({(condition,
+    seed): infos}, the FIT seeds): per k the pooled log-loss and the "off" deciles per condition of the held-out
+    judgements (``calibration.judged``); k > 0 only where it beats k = 0 on log-loss with no condition worse off."""
+    numbers = sorted({k[1] for k in per})
+    res = {}
+    for k in SHIFTS:
+        shifted = {key: _shift_pairs(cal, xs, k) for key, xs in per.items()}
+        judged = []  # (condition, seed, chance judged, reached)
+        for s in numbers:
+            m = fit_with(cal, [x for key, xs in shifted.items() if key[1] != s for x in xs], how)
+            judged.extend((key[0], key[1], float(m(p)), h) for key, xs in shifted.items() if key[1] == s for p, h in xs)
+        off = {c: cal.judged([r for r in judged if r[0] == c])["verdicts"]["off"] for c in sorted({r[0] for r in judged})}
+        res[k] = {"logloss": round(log_loss([(r[2], r[3]) for r in judged]), 5), "off": off}
+    ok = [k for k in SHIFTS if k == 0.0 or (res[k]["logloss"] < res[0.0]["logloss"]
+                                            and all(res[k]["off"][c] <= res[0.0]["off"][c] for c in res[0.0]["off"]))]
+    best = min(ok, key=lambda k: res[k]["logloss"])
+    return best, {str(k): v for k, v in res.items()}
+
+
+def write_shift(k: float, path: Path = CAL_FILE) -> None:
+    """Replace DEMO_VOL_SHIFT's value in liqmap/core/calibration.py."""
+    text = path.read_text()
+    new, n = re.subn(r"^DEMO_VOL_SHIFT = [-0-9.e]+", f"DEMO_VOL_SHIFT = {float(k)!r}", text, count=1, flags=re.M)
+    if n != 1:
+        raise SystemExit(f"{path}: no DEMO_VOL_SHIFT to replace")
+    path.write_text(new)
+
+
 def write_map(knots, path: Path = CAL_FILE) -> None:
     """Replace the tuple assigned to DEMO_MAP in liqmap/core/calibration.py (its comment above stays)."""
     text = path.read_text()
@@ -168,9 +208,15 @@ def baseline_knots(path: Path) -> tuple:
     return tuple((float(a), float(b)) for a, b in re.findall(r"\(([-0-9.e]+), ([-0-9.e]+)\)", m.group(1)))
 
 
+def baseline_shift(path: Path) -> float:
+    """DEMO_VOL_SHIFT as another tree's calibration.py sets it (0 where it has none: the plain map)."""
+    m = re.search(r"^DEMO_VOL_SHIFT = ([-0-9.e]+)", path.read_text(), flags=re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def tables(cal, per: dict, groups: dict, maps: dict, conditions) -> dict:
     """{group: {condition or POOLED: {map name: calibration.judged table}}} over the recorded markets ``per``
-    ({(condition, seed): infos}); each map turns the raw chance into the chance judged."""
+    ({(condition, seed): infos}); each map turns a cluster's info (raw chance, regime) into the chance judged."""
     out = {}
     for g, seeds in groups.items():
         out[g] = {}
@@ -178,7 +224,7 @@ def tables(cal, per: dict, groups: dict, maps: dict, conditions) -> dict:
             keys = [k for k in per if k[1] in seeds and (c == POOLED or k[0] == c)]
             if not keys:
                 continue
-            out[g][c] = {name: cal.judged([(k[0], k[1], float(fn(p)), h) for k in keys for p, h in _pairs(per[k])])
+            out[g][c] = {name: cal.judged([(k[0], k[1], float(fn(i)), bool(i["reached"])) for k in keys for i in per[k]])
                          for name, fn in maps.items()}
     return out
 
@@ -200,6 +246,7 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="write the fitted knots into calibration.DEMO_MAP")
     ap.add_argument("--json", help="write the report (and every market's clusters) here")
     ap.add_argument("--pairs", help="re-use the clusters of an earlier --json report instead of scoring (same model)")
+    ap.add_argument("--no-shift", action="store_true", help="fit the plain map only (no regime shift)")
     ap.add_argument("--quiet", action="store_true", help="print the pooled tables only")
     ap.add_argument("--baseline-map", help="another tree's liqmap/core/calibration.py: its DEMO_MAP judged beside "
                                            "(e.g. /work/main/liqmap/core/calibration.py, for main vs branch)")
@@ -216,10 +263,13 @@ def main(argv=None) -> int:
     for g in checks:
         groups[g] = _seeds(g)
     every = sorted({s for seeds in groups.values() for s in seeds})
-    if args.pairs:
+    if args.pairs:  # an earlier report's clusters (same model); with the cache set, markets it lacks are scored
         old = json.loads(Path(args.pairs).read_text())["clusters"]
         per = {(c, int(s)): xs for c, by in old.items() for s, xs in by.items() if c in conditions and int(s) in every}
         missing = [(s, c) for c in conditions for s in every if (c, s) not in per]
+        if missing and os.environ.get("LIQMAP_BENCH_FORECAST_CACHE"):
+            more, missing = collect(bf, (), (), jobs=missing)
+            per.update(more)
     else:
         per, missing = collect(bf, tuple(every), conditions)
     if len(checks) > 1:  # the hold-out groups together: the judged set
@@ -228,18 +278,27 @@ def main(argv=None) -> int:
     if not fit_per:
         raise SystemExit("fit_reach_calibration: none of the fit seeds is recorded in the cache")
     bins, loo = choose_bins(cal, fit_per)
-    new = fit_with(cal, [x for xs in fit_per.values() for x in _pairs(xs)], bins)
-    maps = {"raw": lambda p: p, "current_map": cal.DEMO, "refit": new}
+    shift, shifts = (choose_shift(cal, fit_per, bins) if not args.no_shift and any(
+        "vol_ratio" in x for xs in fit_per.values() for x in xs) else (0.0, {}))
+    new = fit_with(cal, [x for xs in fit_per.values() for x in _shift_pairs(cal, xs, shift)], bins)
+    cur_k = cal.DEMO_VOL_SHIFT
+    maps = {"raw": lambda i: i["raw"],
+            "current_map": lambda i: cal.DEMO(cal.shifted(i["raw"], i.get("vol_ratio", 1.0), cur_k)),
+            "refit": lambda i: new(cal.shifted(i["raw"], i.get("vol_ratio", 1.0), shift))}
     if args.baseline_map:
-        maps = {"baseline_map": cal.CalibrationMap(baseline_knots(Path(args.baseline_map))), **maps}
+        base, base_k = baseline_knots(Path(args.baseline_map)), baseline_shift(Path(args.baseline_map))
+        bmap = cal.CalibrationMap(base)
+        maps = {"baseline_map": lambda i: bmap(cal.shifted(i["raw"], i.get("vol_ratio", 1.0), base_k)), **maps}
     tab = tables(cal, per, groups, maps, conditions)
     report = {"fit_seeds": sorted({k[1] for k in fit_per}), "conditions": list(conditions), "chosen": bins,
-              "leave_one_seed_out_logloss_gap_brier": loo, "knots": [list(k) for k in new.knots],
+              "leave_one_seed_out_logloss_gap_brier": loo, "vol_shift": shift, "vol_shift_leave_one_seed_out": shifts,
+              "knots": [list(k) for k in new.knots],
               "current_knots": [list(k) for k in cal.DEMO.knots], "model_params": bf.MODEL_PARAMS or None,
               "missing": [list(m) for m in missing], "tables": tab}
     print(f"fit on seeds {report['fit_seeds']} of {', '.join(conditions)} ({len(fit_per)} markets); missing: "
           f"{len(missing)} markets {[f'{c}{s}' for s, c in missing][:12]}{' ...' if len(missing) > 12 else ''}")
     print(f"chosen by leave-one-seed-out (log-loss, worst gap, Brier) {loo} -> {bins}")
+    print(f"regime shift k by leave-one-seed-out (log-loss, off deciles per condition) {shifts} -> {shift}")
     print("knots:", ", ".join(f"({x:g}, {y:g})" for x, y in new.knots))
     for g, by in tab.items():
         for c, t in by.items():
@@ -249,7 +308,8 @@ def main(argv=None) -> int:
                 print(f"{g:>11} {c:>14} {k:>11}: {_line(t[k])}")
     if args.write:
         write_map(new.knots)
-        print(f"wrote {len(new.knots)} knots into {CAL_FILE.relative_to(ROOT)}")
+        write_shift(shift)
+        print(f"wrote {len(new.knots)} knots and DEMO_VOL_SHIFT = {shift} into {CAL_FILE.relative_to(ROOT)}")
     report["run_s"] = round(time.perf_counter() - t0, 1)
     if args.json:
         by: dict = {}

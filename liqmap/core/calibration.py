@@ -56,6 +56,12 @@ DEMO_MAP: tuple[tuple[float, float], ...] = (
     (0.99, 0.945),
     (1.0, 1.0),
 )
+# The regime shift (tools/fit_reach_calibration.py chooses it on seeds 1-10 of every market condition; 0 = none):
+# before the map, the raw chance's logit moves by DEMO_VOL_SHIFT · ln(the volatility of the last 15 minutes ÷ the
+# 60-minute window's), the ratio clipped to VOL_RATIO_CLIP. The walk's σ is the window's: when the market has just
+# turned wilder it lags and the walk says too little, when it has just calmed (a jump leaving the window) too much.
+DEMO_VOL_SHIFT = 0.0
+VOL_RATIO_CLIP = (1 / 3, 3.0)
 MIN_ROW_N = 20  # deciles with fewer outcomes are shown but not judged (the benchmark's gap ignores them)
 # How many outcomes the demo map counts for per decile when the engine learns its own map: after ~20 settled
 # clusters in a decile the asset's own record weighs as much as the demo's, after 200 it is 90 % of the map.
@@ -79,14 +85,53 @@ IDENTITY = CalibrationMap(((0.0, 0.0), (1.0, 1.0)))
 DEMO = CalibrationMap(DEMO_MAP)
 
 
-def calibration_for(model_params, log: "ReachLog | None" = None) -> CalibrationMap | None:
+def shifted(raw, vol_ratio: float = 1.0, k: float | None = None):
+    """The raw chance moved for the regime: logit(raw) + k · ln(vol_ratio clipped to VOL_RATIO_CLIP), back to a
+    chance (``k`` default :data:`DEMO_VOL_SHIFT`; 0 or a ratio of 1 leave it as it is; 0 and 1 stay 0 and 1)."""
+    k = DEMO_VOL_SHIFT if k is None else float(k)
+    r = np.asarray(raw, float)
+    vr = float(vol_ratio) if vol_ratio and np.isfinite(vol_ratio) else 1.0
+    if not k or vr == 1.0:
+        out = r
+    else:
+        move = k * math.log(min(max(vr, VOL_RATIO_CLIP[0]), VOL_RATIO_CLIP[1]))
+        with np.errstate(divide="ignore"):
+            z = np.log(r) - np.log1p(-r) + move
+        out = np.where(r <= 0, 0.0, np.where(r >= 1, 1.0, 1 / (1 + np.exp(-np.clip(z, -50, 50)))))
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def in_regime(m: CalibrationMap, regime: dict | None, k: float | None = None) -> CalibrationMap:
+    """The map ``m`` read in this ``regime`` (:func:`regime`) as a map of the walk's raw chance: knots at
+    ``(x, m(shifted(x)))`` on a fine grid, so the record's knots (``forecast.calibration``) and every reader
+    of them print what the panel prints. ``m`` itself without a shift."""
+    k = DEMO_VOL_SHIFT if k is None else float(k)
+    vr = float((regime or {}).get("vol_ratio", 1.0))
+    if not k or vr == 1.0:
+        return m
+    xs = np.unique(np.r_[np.linspace(0, 1, 101), 0.005, 0.015, 0.995])
+    return CalibrationMap(tuple((round(float(x), 4), round(float(m(shifted(x, vr, k))), 4)) for x in xs))
+
+
+def calibration_for(model_params, log: "ReachLog | None" = None, regime: dict | None = None) -> CalibrationMap | None:
     """The map a model's NEXT 1H chance goes through: None when ``forecast_calibrated`` is off (the walk's raw
     chance is printed); else the asset's own learned map (``log``, :meth:`ReachLog.calibration`), or
-    :data:`DEMO` without one."""
+    :data:`DEMO` without one — read in the market's ``regime`` (:func:`regime_of` the model; :func:`in_regime`)."""
     on = True if model_params is None else bool(model_params.get("forecast_calibrated", True))
     if not on:
         return None
-    return log.calibration() if log is not None else DEMO
+    return in_regime(log.calibration() if log is not None else DEMO, regime)
+
+
+def regime_of(model) -> dict:
+    """:func:`regime` of a synthetic model's volatility window (its 1-minute closes; neutral without one)."""
+    return regime(getattr(getattr(model, "_vol", None), "_closes", ()) or ())
+
+
+def demo_chance(raw, vol_ratio: float = 1.0):
+    """The chance the panel prints from the demo map (no learned record) in a market whose volatility ratio is
+    ``vol_ratio``: :data:`DEMO` at the shifted raw chance (the benchmark's judged number)."""
+    return DEMO(shifted(raw, vol_ratio))
 
 
 def fit(pairs, prior: CalibrationMap | None = None, prior_n: float = 0.0, bins: int = 10) -> CalibrationMap:
@@ -270,7 +315,7 @@ class _Pending:
     side: str
     edge: float
     reach: float  # the chance printed (calibrated unless turned off)
-    reach_raw: float
+    reach_raw: float  # the walk's chance as the map reads it (moved for the regime, :meth:`ReachLog.add`)
     hit: bool = False
 
 
@@ -289,12 +334,16 @@ class ReachLog:
     settled: list[tuple[float, float, float, bool]] = field(default_factory=list)  # (t, chance, raw, reached)
     _map: tuple | None = field(default=None, repr=False)  # (settled count, fitted map)
 
-    def add(self, now: float, clusters, step: float) -> None:
+    def add(self, now: float, clusters, step: float, regime: dict | None = None) -> None:
+        """The clusters printed at ``now``. Their raw chance is kept as the map reads it: moved for the market's
+        ``regime`` (:func:`shifted`; unmoved without one or with DEMO_VOL_SHIFT 0), so the asset's learned map
+        (:meth:`calibration`, fitted on it from :data:`DEMO`, which is on that scale) stays on the same scale."""
+        vr = float((regime or {}).get("vol_ratio", 1.0))
         for c in clusters:
             c = c if isinstance(c, dict) else c.to_dict()
             r = float(c["reach"])
             self.open.append(_Pending(now, str(c["side"]), nearest_edge(c, step), r,
-                                      float(c.get("reach_raw", r))))
+                                      float(shifted(float(c.get("reach_raw", r)), vr))))
 
     def observe(self, ts: np.ndarray, price: np.ndarray) -> None:
         """Trades (times, prices): every open cluster whose hour they fall in and whose edge they touch is hit."""
