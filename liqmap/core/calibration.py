@@ -7,12 +7,13 @@ those at 80–90 % 16 points less (``benchmarks/bench_forecast.py forecast_calib
 cannot see: the clusters are picked where the liquidations are, and price is drawn to them (a cascade runs
 through the levels it sets off); and a trade can touch a level between two minute closes.
 
-So the panel prints the *calibrated* chance: the raw chance through a monotone map fitted on what happened
-(:data:`DEMO_MAP`). The map was fitted on demo seeds 1–10 only (``tools/fit_reach_calibration.py``: a logistic
-fit on logit(raw), chosen over isotonic fits (:func:`fit`) by leave-one-seed-out on those seeds), then checked on
-seeds 11–20 and 21–30 (docs/benchmarks.md). It must be refitted whenever the model changes which clusters are
-listed (the drift-aware reach did). ``reach_raw`` keeps the
-walk's number beside it. ``model.forecast_calibrated = false`` shows the raw chance instead.
+So the panel prints the *calibrated* chance: the raw chance, moved for the market's regime (:func:`shifted`:
+the last 15 minutes' volatility over the window's, :func:`regime`), through a monotone map fitted on what happened
+(:data:`DEMO_MAP`). Map and shift were fitted and chosen on demo seeds 1–10 of all five market conditions only
+(``tools/fit_reach_calibration.py``, leave-one-seed-out log-loss), then judged on seeds 11–30 by a rule declared
+beforehand (:func:`judged`: seed-bootstrap intervals per decile; docs/benchmarks.md). It must be refitted whenever
+the model changes which clusters are listed or its σ. ``reach_raw`` keeps the walk's number beside it.
+``model.forecast_calibrated = false`` shows the raw chance instead.
 
 The check goes on outside the demo: :class:`ReachLog` keeps each forecast's clusters (every 15 minutes, with
 the hit rate, :mod:`liqmap.core.hitrate`) and, as trades come in, whether price reached each one within the
