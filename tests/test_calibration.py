@@ -100,6 +100,11 @@ def test_raw_80_percent_reached_half_the_time_the_panel_shows_about_half():
     assert calibration.calibration_for({"forecast_calibrated": False}, log) is None
 
 
+def _printed(st, log):
+    """The map the engine printed through: the asset's learned map read in the model's regime (vol ratio)."""
+    return calibration.calibration_for({"forecast_calibrated": True}, log, calibration.regime_of(st.model))
+
+
 def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_restart(tmp_path):
     """The demo market through the runtime's ingest: the first forecast's clusters settle against the hour's
     trades; the engine prints its clusters' chance through its map (the raw one beside it); 3,000 settled clusters
@@ -137,7 +142,7 @@ def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_rest
     fc = st.report_dicts["forecast"]
     assert fc["clusters"] and fc["calibration"]
     for c in fc["clusters"]:
-        assert c["reach"] == pytest.approx(float(log.calibration()(c["reach_raw"])))
+        assert c["reach"] == pytest.approx(float(_printed(st, log)(c["reach_raw"])), abs=2e-3)
     # its own record: every chance reached 5/8 as often as the walk said (80 % → 50 %), 300 per decile
     mine = [(T0 - 1e5 + 300 * k + i, float(DEMO(0.05 + 0.1 * k)), 0.05 + 0.1 * k, i < round(300 * (0.05 + 0.1 * k) * 5 / 8))
             for k in range(10) for i in range(300)]
@@ -146,7 +151,7 @@ def test_the_engine_prints_its_learned_chance_and_keeps_the_record_across_a_rest
     assert log.calibration()(0.8) == pytest.approx(0.5, abs=0.05)
     fc = st.report_dicts["forecast"]
     for c in fc["clusters"]:
-        assert c["reach"] == pytest.approx(float(log.calibration()(c["reach_raw"])))
+        assert c["reach"] == pytest.approx(float(_printed(st, log)(c["reach_raw"])), abs=2e-3)
     rt.store.flush()
     again = Runtime(cfg, DemoFeed(cfg, assets=["BTC"], seed=5), store=True)
     again.engine.restore()
@@ -200,3 +205,83 @@ def test_reliability_on_a_real_recording_the_binance_btc_trades():
     by = {r["decile"]: r["observed"] for r in table["rows"]}
     # nearer levels are reached more often on real BTC too; and the table says so per decile
     assert by["80-90%"] >= by["50-60%"] >= by["20-30%"] and by["80-90%"] > by["20-30%"]
+
+
+def _rows_by_seed(n_seeds: int, per_seed: int, chance: float, share_of_seed, condition: str = "steady"):
+    """(condition, seed, chance, reached) rows: each seed's clusters all at ``chance``; seed s reaches
+    ``share_of_seed(s)`` of them (a seed's clusters move together)."""
+    out = []
+    for s in range(1, n_seeds + 1):
+        k = round(share_of_seed(s) * per_seed)
+        out.extend((condition, s, chance, i < k) for i in range(per_seed))
+    return out
+
+
+def test_the_interval_comes_from_resampling_seeds_so_all_or_nothing_seeds_stay_undecided():
+    """Ten seeds whose far clusters are all reached or all missed (a news jump takes every one of a seed's far
+    clusters): 40 % reached where 25 % was printed is a 15-point gap, but it rests on ten outcomes, not 400. The
+    seed bootstrap keeps the decile undecided; the same gap from clusters that move independently is off."""
+    together = calibration.judged(_rows_by_seed(10, 40, 0.25, lambda s: 1.0 if s <= 4 else 0.0))
+    row = together["rows"][0]
+    assert row["decile"] == "20-30%" and row["n"] == 400 and row["seeds"] == 10
+    assert row["gap_points"] == 15.0 and row["judged"]
+    lo, hi = row["interval_points"]
+    assert lo < 10.0 < hi and hi - lo > 30  # wide: ten coin flips
+    assert row["verdict"] == "undecided" and together["excess_points"] == 0.0
+    # the same 40 % reached, 16 of 40 on every seed: the seeds agree, the interval is narrow, the decile is off
+    apart = calibration.judged(_rows_by_seed(10, 40, 0.25, lambda s: 0.4))
+    r = apart["rows"][0]
+    assert r["gap_points"] == 15.0 and r["interval_points"] == [15.0, 15.0] and r["verdict"] == "off"
+    assert apart["excess_points"] == 5.0 and apart["verdicts"] == {"off": 1, "within": 0, "undecided": 0}
+
+
+def test_judged_needs_enough_clusters_and_seeds_and_resamples_within_each_condition():
+    few_seeds = calibration.judged(_rows_by_seed(3, 40, 0.55, lambda s: 0.9))
+    assert not few_seeds["rows"][0]["judged"] and few_seeds["excess_points"] is None
+    within = calibration.judged(_rows_by_seed(8, 40, 0.55, lambda s: 0.55 + (0.05 if s % 2 else -0.05)))
+    assert within["rows"][0]["verdict"] == "within"
+    # two conditions pooled: each keeps its own seeds in every resample (stratified), so a condition with few
+    # seeds is not drowned or dropped; the table counts (condition, seed) markets
+    rows = (_rows_by_seed(6, 30, 0.35, lambda s: 0.4, "range")
+            + _rows_by_seed(6, 30, 0.35, lambda s: 1.0 if s <= 3 else 0.0, "cascade"))
+    t = calibration.judged(rows)
+    assert t["seeds"] == 12 and t["rows"][0]["n"] == 360 and t["rows"][0]["observed"] == pytest.approx(0.45)
+    again = calibration.judged(rows)
+    assert again == t  # a fixed random seed: the same table every run
+    assert "[" in calibration.judged_text(t) and "no settled" in calibration.judged_text(calibration.judged([]))
+
+
+def test_regime_reads_the_trend_and_the_recent_volatility_from_the_closes():
+    rng = np.random.default_rng(5)
+    minutes = np.arange(60)
+    calm_then_wild = np.r_[rng.normal(0, 0.0005, 45), rng.normal(0, 0.002, 14)]
+    px = 100.0 * np.exp(np.r_[0.0, np.cumsum(calm_then_wild)])
+    r = calibration.regime(list(zip(minutes, px)))
+    assert r["vol_ratio"] > 1.8
+    up = 100.0 * np.exp(np.r_[0.0, np.cumsum(rng.normal(0.0005, 0.0005, 59))])
+    assert calibration.regime(list(zip(minutes, up)))["drift_t"] > 3
+    assert calibration.regime(list(zip(minutes, up[::-1])))["drift_t"] < -3
+    assert calibration.regime([(0, 100.0), (1, 101.0)]) == {"drift_t": 0.0, "vol_ratio": 1.0}
+
+
+def test_the_regime_shift_moves_the_raw_chance_before_the_map_and_the_record_keeps_that_scale(monkeypatch):
+    """A market that has just turned wilder (15-minute volatility 2× the window's) is further than the window's σ
+    says: with a shift k the map reads logit(raw) + k·ln 2; the knots the record carries say the same; a calm
+    ratio moves it down; ratio 1 or k = 0 change nothing; the reach log keeps the moved chance (the map's scale)."""
+    k = 0.75
+    up = calibration.shifted(0.3, 2.0, k)
+    assert up == pytest.approx(1 / (1 + np.exp(-(np.log(0.3 / 0.7) + k * np.log(2.0)))))
+    assert calibration.shifted(0.3, 0.5, k) < 0.3 < up
+    assert calibration.shifted(0.3, 1.0, k) == 0.3 and calibration.shifted(0.3, 2.0, 0.0) == 0.3
+    assert calibration.shifted(0.0, 2.0, k) == 0.0 and calibration.shifted(1.0, 0.5, k) == 1.0
+    assert calibration.shifted(0.3, 100.0, k) == calibration.shifted(0.3, 3.0, k)  # clipped
+    m = calibration.in_regime(DEMO, {"vol_ratio": 2.0}, k)
+    for x in (0.05, 0.3, 0.62):
+        assert m(x) == pytest.approx(DEMO(calibration.shifted(x, 2.0, k)), abs=3e-3)
+    assert calibration.in_regime(DEMO, {"vol_ratio": 1.0}, k) is DEMO
+    monkeypatch.setattr(calibration, "DEMO_VOL_SHIFT", k)
+    shown = calibration.calibration_for(None, None, {"drift_t": 0.0, "vol_ratio": 2.0})
+    assert shown(0.3) == pytest.approx(DEMO(up), abs=3e-3) and shown(0.3) > DEMO(0.3)
+    log = ReachLog()
+    log.add(T0, _clusters_at(100_000.0, 0.3), STEP, {"vol_ratio": 2.0})
+    assert log.open[0].reach_raw == pytest.approx(up)

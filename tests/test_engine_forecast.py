@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from liqmap.core import forecast
-from liqmap.core.calibration import calibration_for
+from liqmap.core.calibration import calibration_for, regime_of
 from liqmap.core.reports import for_venues
 
 from demo_engine import engine_on_demo
@@ -27,7 +27,8 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     assert fc["price"] == pytest.approx(snap.last_price)
     # the same clusters as computing them from the model directly
     b, lo, sh, reach = model.forecast(price=fc["price"])
-    cal = calibration_for(model.params, st.reachlog)  # the chance printed is calibrated (core/calibration.py)
+    # the chance printed is calibrated, read in the market's regime (core/calibration.py)
+    cal = calibration_for(model.params, st.reachlog, regime_of(model))
     want = forecast.clusters(b, lo, sh, reach, st.step, fc["price"], top=3, calibration=cal)
     assert fc["clusters"] and fc["clusters"] == want and fc["calibration"] == [list(k) for k in cal.knots]
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)

@@ -188,11 +188,11 @@ def _asset_report(asset: str, cfg: dict, market: Market, replayer: Ingest, engin
 def _forecast_report(model, levels, step: float, price: float | None, reachlog=None) -> dict[str, Any]:
     """The model's next-hour forecast at the end of the replay (the engine's own summary, top 5 clusters, the
     chance of reach through the asset's calibration map as the engine prints it)."""
-    from liqmap.core.calibration import calibration_for
+    from liqmap.core.calibration import calibration_for, regime_of
     from liqmap.core.forecast import summary
 
     fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5,
-                 calibration=calibration_for(getattr(model, "params", None), reachlog))
+                 calibration=calibration_for(getattr(model, "params", None), reachlog, regime_of(model)))
     return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "calibration": fc["calibration"],
             "clusters": fc["clusters"]}
 

@@ -55,7 +55,7 @@ import numpy as np
 
 from .. import buckets
 from ..assets import universe
-from ..calibration import calibration_for
+from ..calibration import calibration_for, regime_of
 from ..params import CoreParams, core_params
 from ..reports.records import Forecast
 from ..snapshot import Snapshot
@@ -408,11 +408,12 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 hit, fixed = self._score_forecast(st, liqs, trades, now)
                 # the forecast weighs each tier over its leverage band (the map's levels are thin lines)
                 fsynth = m.forecast_levels() if hasattr(m, "forecast_levels") else synth
+                regime = regime_of(m)  # the calibrated chance is read in the market's regime (core/calibration.py)
                 fc = Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails,
-                                      calibration=calibration_for(getattr(m, "params", None), st.reachlog),
+                                      calibration=calibration_for(getattr(m, "params", None), st.reachlog, regime),
                                       drift_hour=getattr(m, "drift_hour", 0.0))
                 if fixed:  # the clusters printed with the forecast the hit rate just fixed: checked over its hour
-                    st.reachlog.add(now, fc.clusters, st.step)
+                    st.reachlog.add(now, fc.clusters, st.step, regime)
                 rec = replace(rec, forecast=replace(fc, hit=hit))
             st.records, st.report_dicts, st.verdict = rec, rec.to_dict(), rec.verdict
             if self.alerts is not None:
