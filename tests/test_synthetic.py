@@ -706,13 +706,13 @@ def test_an_inverse_venues_oi_is_stepped_in_usd_not_coins():
 
 
 @pytest.mark.parametrize("gap_max, long_after, short_after", [
-    (1.0, 390_000.0, 90_000.0),  # the default: the fall split by taker flow (even here), both sides alike
+    (1.0, 390_000.0, 90_000.0),  # off: the fall split by taker flow (even here), both sides alike
     (0.0, 330_000.0, 150_000.0),  # the heavier side (longs, 450k vs 150k) closes first
     (0.5, 390_000.0, 90_000.0),  # a gap of half the two sides' sum (300k of 600k) is within the tolerance
     (0.4, 360_000.0, 120_000.0),  # 60k over the tolerance closes from the longs first, the other 60k evenly
 ])
 def test_side_gap_max_closes_the_heavier_side_first(gap_max, long_after, short_after):
-    m = model({"side_gap_max": gap_max})
+    m = model({"side_gap_max": gap_max, "side_gap_forced_share": 0.0})  # always, whatever the market
     opened(m)  # φ = 0.75: 450k long, 150k short
     assert (m.total_long(), m.total_short()) == (pytest.approx(450_000.0), pytest.approx(150_000.0))
     m.update(EMPTY_O, trade_rows((40.0, 60_000.0, 50_000.0, 1, BIN), (41.0, 60_000.0, 50_000.0, -1, BIN)), EMPTY_L)
@@ -752,3 +752,40 @@ def test_cap_open_volume_leaves_falls_capped():
         got.append(m.total_long() + m.total_short())
     # the capped $1.62M closes half from each side (φ = 0.5): $810k of the $1.35M longs, all $450k of the shorts
     assert got[0] == pytest.approx(got[1]) == pytest.approx(1.35e6 - 0.81e6)
+
+
+@pytest.mark.parametrize("liq_usd, long_after, short_after", [
+    (0.0, 390_000.0, 90_000.0),  # no forced orders published: a quiet market, the fall split by taker flow
+    (10_000.0, 390_000.0, 90_000.0),  # liquidations 10k of 510k traded (2.0 %): under the 5 % gate, still quiet
+    (40_000.0, 330_000.0, 150_000.0),  # 40k of 540k (7.4 %): a forced phase, the heavier side (longs) first
+])
+def test_side_gap_balances_only_in_a_forced_phase(liq_usd, long_after, short_after):
+    m = model({"side_gap_max": 0.0, "side_gap_forced_share": 0.05})
+    opened(m)  # φ = 0.75: 450k long, 150k short; 400k traded
+    trades = [(40.0, 60_000.0, 50_000.0, 1, BIN), (41.0, 60_000.0, 50_000.0, -1, BIN)]
+    liqs = EMPTY_L
+    if liq_usd:  # a short liquidated at 60,000 (its forced buy on the tape too): no model level within reach
+        trades.append((42.0, 60_000.0, liq_usd, 1, BIN))
+        liqs = liq_rows((42.0, 60_000.0, liq_usd, -1, BIN))
+    m.update(EMPTY_O, trade_rows(*trades), liqs)
+    assert m.stats["reconciled_usd"] == 0.0 and m.stats["consumed_usd"] == 0.0
+    assert (m.total_long(), m.total_short()) == (pytest.approx(450_000.0), pytest.approx(150_000.0))
+    # −2 BTC = $120k closes; φ = 0.5 without the liquidation's buy, a little above with it
+    m.update(oi_rows((60.0, 1008.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+    if liq_usd == 10_000.0:  # φ = 60k / 110k: the taker split closes a little more shorts
+        long_after, short_after = 450_000.0 - 120_000.0 * 50 / 110, 150_000.0 - 120_000.0 * 60 / 110
+    assert (m.total_long(), m.total_short()) == (pytest.approx(long_after), pytest.approx(short_after))
+
+
+def test_forced_share_window():
+    from liqmap.core.model.regime import ForcedShare
+
+    f = ForcedShare(window_minutes=2)
+    assert f.share() == 0.0
+    f.add(100, 1000.0, 50.0)
+    f.add(100, 1000.0, 0.0)  # the same minute again: summed
+    assert f.share() == pytest.approx(0.025)
+    f.add(102, 2000.0, 0.0)  # minute 100 is still within two minutes of 102
+    assert f.share() == pytest.approx(50.0 / 4000.0)
+    f.add(103, 0.0, 10.0)  # minute 100 left the window
+    assert f.share() == pytest.approx(10.0 / 2000.0)

@@ -37,9 +37,13 @@ class ModelParams:
     leverage_weights: tuple[float, ...] = (0.15, 0.30, 0.25, 0.20, 0.10)
     taker_alpha: float = 1.0  # 1 = split new OI by taker flow; 0 = split evenly
     # Every contract is one long and one short: a fall in OI first closes what the heavier side holds over the
-    # other beyond this share of the two sides' sum, the rest by taker flow. 1 = off (the default: by taker flow
-    # alone). 0 lifts cascade and trend but costs range (docs/benchmarks.md, issue 17 item 4, session 9)
-    side_gap_max: float = 1.0
+    # other beyond this share of the two sides' sum, the rest by taker flow. 1 = off (by taker flow alone) ...
+    side_gap_max: float = 0.0
+    # ... but only in a forced phase: while the venues' published liquidations are at least this share of the
+    # traded USD over forecast_vol_window_minutes (core/model/regime.py; 0 = always). Balancing always lifts
+    # cascade 1-10 1.413 -> 1.719 but costs range (1.422 -> 1.372), where the taker split is information; gated
+    # at 1.5 % cascade 1.695, range 1.421, steady 1.755 (docs/benchmarks.md, issue 17 item 4, session 10)
+    side_gap_forced_share: float = 0.015
     min_delta_rel: float = 2e-5  # ignore |ΔOI| below this share of OI ...
     min_delta_usd: float = 25000.0  # ... or below this many USD
     cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI

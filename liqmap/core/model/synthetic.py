@@ -71,6 +71,7 @@ from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
 from .readout import LevelReadout, lev_label
+from .regime import ForcedShare
 from .sources import LONG_I, MAX_INDEX, NS, NV, SHORT_I
 from .window import StateWindow
 
@@ -158,6 +159,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
 
         self.alpha = float(min(max(float(p["taker_alpha"]), 0.0), 1.0))
         self.side_gap_max = float(min(max(float(p.get("side_gap_max", 1.0)), 0.0), 1.0))
+        # ... only while the market is in a forced phase (regime.py): the venues' published liquidations at least
+        # this share of the traded USD over the volatility window (0: always)
+        self.side_gap_forced = max(float(p.get("side_gap_forced_share", 0.0)), 0.0)
+        self._forced = ForcedShare(int(p["forecast_vol_window_minutes"]))
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -437,6 +442,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
+        if self.side_gap_forced > 0 and self.side_gap_max < 1.0:
+            self._forced.add(int(math.floor(t_last / 60.0)), float(tr["usd"].sum()) if len(tr) else 0.0,
+                             float(lq["usd"].sum()) if len(lq) else 0.0)
         reach = TradeReach(tr, self.step) if len(tr) else None
         for m in states:
             m._column_levels(reach, lq)
@@ -452,6 +460,17 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             self._reconcile(row)
         if reach is not None:
             self._consume(reach)
+
+    def _side_gap_now(self) -> float:
+        """The side gap an OI fall tolerates now: ``side_gap_max`` in a forced phase (published liquidations at
+        least ``side_gap_forced_share`` of the traded USD over the window, regime.py), else 1 (taker flow alone).
+        In a quiet market the taker split is information the balancing would override (range seeds 1-10: 1.422
+        -> 1.372 balancing always); in a cascade the sweep of one side is what drives the sides apart."""
+        if self.side_gap_max >= 1.0:
+            return 1.0
+        if self.side_gap_forced > 0 and self._forced.share() < self.side_gap_forced:
+            return 1.0
+        return self.side_gap_max
 
     def _apply_oi(self, ts: float, oi: float, mark: float, v: int, usd: float = math.nan) -> None:
         """One OI sample (time, base units, mark price, venue index; ``usd``: an inverse venue's OI in USD, which
@@ -484,16 +503,17 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m._open(v, ts, entries, weights, (long_amt, st.d_n - long_amt), ext)
         else:
             r = -st.d_n
+            gap_max = self._side_gap_now()
             for m in states:
                 long_close, short_close = r * (1.0 - st.phi_a), r * st.phi_a
-                if self.side_gap_max < 1.0:
-                    # every contract is one long and one short: what one side holds beyond side_gap_max of the
+                if gap_max < 1.0:
+                    # every contract is one long and one short: what one side holds beyond gap_max of the
                     # two sides' sum over the other closes first, the rest by the taker flow. By the taker flow
                     # alone, a market falling through its longs (swept) while both sides closed alike left the
                     # model 5:1 short where the true positions were even (demo cascade seed 5), its top buckets
                     # above price all hour while the liquidations ran through the longs below.
                     lu, su = m._venue_side_usd(v, LONG_I), m._venue_side_usd(v, SHORT_I)
-                    over = abs(lu - su) - self.side_gap_max * (lu + su)
+                    over = abs(lu - su) - gap_max * (lu + su)
                     if over > 0:
                         first = min(over, r)
                         long_close = (first if lu > su else 0.0) + (r - first) * (1.0 - st.phi_a)
