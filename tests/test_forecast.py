@@ -246,3 +246,42 @@ def test_a_rising_market_puts_the_forecast_on_the_short_side_ahead_of_it():
         if w is None:
             assert m.drift_hour > 0.005
     assert shares[None] > shares[0.0] + 0.03
+
+
+def test_variance_ratio_sees_reversion_and_runs_and_shrinks_a_random_walk_to_one():
+    # issue 17 item 4 (range): how far price travels over k minutes against what its 1-minute returns say.
+    # A price that bounces between two venues' quotes every minute reverts: its 5-minute returns are far
+    # smaller than five 1-minute ones; moves that run on (each minute's return 0.8 of the last one's plus
+    # noise) travel further; a fixed-seed random walk's ratio is noise and is shrunk back to 1.
+    bounce, runs, walk = RealizedVol(60, 0.01), RealizedVol(60, 0.01), RealizedVol(60, 0.01)
+    rng = np.random.default_rng(7)
+    x_run, r = 0.0, 0.0
+    for m, x_walk in enumerate(_walk(3, 0.0)):
+        bounce.add(1000 + m, 100.0 * (1.002 if m % 2 else 0.998) * math.exp(_walk(4, 0.0, 0.002)[m]))
+        r = 0.8 * r + rng.standard_normal() * 0.001
+        x_run += r
+        runs.add(1000 + m, 100.0 * math.exp(x_run))
+        walk.add(1000 + m, 100.0 * math.exp(x_walk))
+    assert bounce.variance_ratio(5, 0.0) < bounce.variance_ratio(5, 4.0) < 0.7  # shrunk toward 1 by its noise
+    assert runs.variance_ratio(5, 4.0) > 2.0
+    assert walk.variance_ratio(5, 4.0) == 1.0  # within its noise: kept at 1
+    assert walk.variance_ratio(5, 0.0) < 0.9  # ... measured, before the shrinkage
+    assert bounce.variance_ratio(5, 1e6) == 1.0 and bounce.variance_ratio(1) == 1.0
+    assert bounce.variance_ratio(10, 0.0) == 0.25  # clipped (measured 0.004: an even k cancels the bounce)
+    assert runs.variance_ratio(10, 0.0, hi=3.0) == 3.0
+    assert RealizedVol(60, 0.01).variance_ratio(10) == 1.0  # nothing seen
+
+
+def test_the_walk_spread_follows_the_variance_ratio_only_when_asked():
+    # forecast_vr_minutes (default 0, off): the walk's σ is the 1-minute σ × √(variance ratio); the OI prior's
+    # spread stays the 1-minute σ (it places the levels; the variance ratio only reads the reach)
+    prices = 60_000.0 * np.exp(_walk(4, 0.0, 0.002)) * np.array([1.002 if m % 2 else 0.998 for m in range(60)])
+    sig = {}
+    for vr in (0, 5):
+        m = SyntheticModel("BTC", 25.0, {"forecast_vr_minutes": vr})
+        for k, px in enumerate(prices):
+            m.update(trades=_trades([60.0 * k + 59.0], [float(px)]))
+        sig[vr] = (m.sigma_hour, m._vol.sigma_hour(), m._vol.variance_ratio(5, m.vr_shrink))
+    assert sig[0][0] == sig[0][1]
+    assert sig[5][1] == sig[0][1] and sig[5][2] < 0.7
+    assert sig[5][0] == pytest.approx(sig[0][0] * math.sqrt(sig[5][2]))

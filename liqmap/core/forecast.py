@@ -102,6 +102,45 @@ class RealizedVol:
         var_per_minute = r2.sum() / minutes.sum()
         return float(math.sqrt(var_per_minute * 60.0))
 
+    def variance_ratio(self, k: int, shrink: float = 4.0, lo: float = 0.25, hi: float = 4.0) -> float:
+        """How far price travels over ``k`` minutes against what its 1-minute returns say: the variance of the
+        window's overlapping ``k``-minute returns ÷ ``k`` × that of its 1-minute ones (Lo–MacKinlay, with their
+        unbiased divisors), both about the window's mean return (the trend is the drift's business, not the spread's). Below 1 the market
+        reverts (a ranging market, bid-ask bounce between venues); above 1 moves run on (a trend, a cascade).
+        Shrunk toward 1 by its own noise as the drift is: with ``z`` = (VR − 1) ÷ its standard error under a
+        random walk (√(2(2k−1)(k−1) / (3k·n)), n 1-minute returns), ``1 − shrink/z²`` of the gap is kept,
+        none when ``z² ≤ shrink``; then clipped to [``lo``, ``hi``]. 1 with fewer than ``k + min_returns``
+        minutes seen, or ``k`` < 2 (module docstring)."""
+        k = int(k)
+        c = self._closes
+        if k < 2 or len(c) <= self.min_returns:
+            return 1.0
+        m = np.fromiter((x[0] for x in c), np.int64, len(c))
+        lp = np.log(np.fromiter((x[1] for x in c), np.float64, len(c)))
+        n = int(m[-1] - m[0])  # 1-minute steps on the full grid: a minute without trades keeps the last price
+        if n < k + self.min_returns:
+            return 1.0
+        grid = np.empty(n + 1)
+        grid[m - m[0]] = lp
+        have = np.zeros(n + 1, bool)
+        have[m - m[0]] = True
+        idx = np.maximum.accumulate(np.where(have, np.arange(n + 1), 0))
+        grid = grid[idx]
+        mu = (grid[-1] - grid[0]) / n
+        r1 = np.diff(grid) - mu
+        var1 = float(r1 @ r1) / (n - 1)
+        if not var1 > 0:
+            return 1.0
+        rk = grid[k:] - grid[:-k] - k * mu
+        # Lo–MacKinlay's unbiased divisor: the mean taken out and the overlaps leave k(n−k+1)(1−k/n) degrees of
+        # freedom, not k(n−k+1) (with n = 60, k = 15 the plain mean reads a random walk 25 % low)
+        vr = float(rk @ rk) / (k * (n - k + 1) * (1.0 - k / n)) / var1
+        se2 = 2.0 * (2 * k - 1) * (k - 1) / (3.0 * k * n)
+        gap = vr - 1.0
+        keep = 1.0 - float(shrink) * se2 / (gap * gap) if gap else 0.0
+        vr = 1.0 + gap * keep if keep > 0 else 1.0
+        return float(min(max(vr, lo), hi))
+
     def drift_hour(self, shrink: float = 4.0) -> float:
         """The trend over the window (log return per hour, first close to last), shrunk by its noise: with
         ``t`` = drift ÷ (σ/√hours), ``1 − shrink/t²`` of it is kept, none when ``t² ≤ shrink`` (module

@@ -107,6 +107,12 @@ class ModelParams:
     # its standard error, none when t² <= shrink (a ranging market's wander). 0 = the driftless walk.
     forecast_drift_weight: float = 0.5
     forecast_drift_shrink: float = 4.0
+    # The walk's spread over the hour: σ of 1-minute returns × √(their variance ratio at this many minutes,
+    # core/forecast.py RealizedVol.variance_ratio), shrunk toward 1 by its noise (1 - shrink/z² of the gap kept).
+    # 0 = off (the 1-minute σ as it is). Opt-in: on the demo's range market (seeds 1-10, the condition it was
+    # meant for) the ratio is above 1, not below, and the ranking barely moves (docs/benchmarks.md, session 10).
+    forecast_vr_minutes: int = 0
+    forecast_vr_shrink: float = 4.0
     # NEXT 1H prints each cluster's chance of reach through the calibration map fitted on the demo (seeds 1-10;
     # liqmap/core/calibration.py): the walk's raw chance missed what happened by up to 23 points per decile
     forecast_calibrated: bool = True

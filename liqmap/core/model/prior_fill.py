@@ -28,7 +28,7 @@ class PriorFill:
     def _prior_sigma(self) -> float:
         """The OI prior's spread of the unseen past: the configured σ, or the realized volatility over the mean
         age of an entry (the prior's half-life / ln 2, at least an hour's)."""
-        return self.prior_sigma or self.sigma_hour * math.sqrt(max(self._prior_hl_s, 3600.0) / 3600.0 / LN2)
+        return self.prior_sigma or self._vol.sigma_hour() * math.sqrt(max(self._prior_hl_s, 3600.0) / 3600.0 / LN2)
 
     def _top_up_prior(self, row, hist: PriceHistory, sigma: float, last_price: float | None) -> None:
         """Open-interest prior (docs/model.md §3 step 11): hold venue ``v``'s positions at ``prior_oi_fill`` × its

@@ -202,6 +202,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                                 float(p["forecast_default_vol_hour_pct"]) / 100.0)
         self.drift_weight = max(float(p.get("forecast_drift_weight", 0.0)), 0.0)
         self.drift_shrink = max(float(p.get("forecast_drift_shrink", 4.0)), 0.0)
+        # the walk's spread over the horizon: σ of 1-minute returns × √(variance ratio at this many minutes)
+        # (RealizedVol.variance_ratio; 0 = off, the 1-minute σ as it is)
+        self.vr_minutes = max(int(p.get("forecast_vr_minutes", 0)), 0)
+        self.vr_shrink = max(float(p.get("forecast_vr_shrink", 4.0)), 0.0)
 
         # dense state, allocated at the first price
         self._W = 0
@@ -297,8 +301,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
 
     @property
     def sigma_hour(self) -> float:
-        """Realized volatility per hour (log returns) of the trades the model has seen (the default if few)."""
-        return self._vol.sigma_hour()
+        """The walk's volatility per hour (log returns): the realized volatility of the 1-minute returns the model
+        has seen (the default if few), scaled by √ of their variance ratio with ``forecast_vr_minutes``."""
+        s = self._vol.sigma_hour()
+        return s * math.sqrt(self._vol.variance_ratio(self.vr_minutes, self.vr_shrink)) if self.vr_minutes else s
 
     @property
     def drift_hour(self) -> float:
