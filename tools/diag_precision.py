@@ -5,10 +5,11 @@ smoothed by a Gaussian of N buckets (o_smN); m_smN the model's forecast levels s
 
     PYTHONPATH=$PWD python tools/diag_precision.py empty 1,2,...,10 ['{"param": value}']   # from the repo root
 
-Reads LIQMAP_BENCH_FORECAST_CACHE (default /work/fc-cache). docs/benchmarks.md, "The market that opens empty".
+Reads LIQMAP_BENCH_FORECAST_CACHE (required: the directory of recorded demo markets). docs/benchmarks.md, "The market that opens empty".
 """
 import json, sys, pickle, numpy as np, importlib.util, os, math
-os.environ.setdefault("LIQMAP_BENCH_FORECAST_CACHE", "/work/fc-cache")
+if not os.environ.get("LIQMAP_BENCH_FORECAST_CACHE"):
+    sys.exit(f"{os.path.basename(__file__)}: set LIQMAP_BENCH_FORECAST_CACHE to the directory of recorded demo markets")
 spec = importlib.util.spec_from_file_location("bench_forecast", "benchmarks/bench_forecast.py"); bf = importlib.util.module_from_spec(spec); spec.loader.exec_module(bf)
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets

@@ -4,7 +4,7 @@ benchmark's own ``_score_seed``, for one model variant; per asset and pooled, wi
 
     PYTHONPATH=$PWD python tools/quick_fc.py empty 1-10 ['{"param": value}']
 
-Reads LIQMAP_BENCH_FORECAST_CACHE (default /work/fc-cache); scores only what is recorded there.
+Reads LIQMAP_BENCH_FORECAST_CACHE (required: the directory of recorded demo markets); scores only what is recorded there.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-os.environ.setdefault("LIQMAP_BENCH_FORECAST_CACHE", "/work/fc-cache")
+if not os.environ.get("LIQMAP_BENCH_FORECAST_CACHE"):
+    sys.exit(f"{os.path.basename(__file__)}: set LIQMAP_BENCH_FORECAST_CACHE to the directory of recorded demo markets")
 spec = importlib.util.spec_from_file_location("bench_forecast", HERE.parent / "benchmarks" / "bench_forecast.py")
 bf = importlib.util.module_from_spec(spec)
 sys.modules["bench_forecast"] = bf
