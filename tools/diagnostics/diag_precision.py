@@ -3,7 +3,7 @@
 model, the oracle (true positions x reach), and the oracle degraded: each bucket moved -1/0/+1 at random (o_shift1),
 smoothed by a Gaussian of N buckets (o_smN); m_smN the model's forecast levels smoothed the same way.
 
-    PYTHONPATH=$PWD python tools/diag_precision.py empty 1,2,...,10 ['{"param": value}']   # from the repo root
+    PYTHONPATH=$PWD python tools/diagnostics/diag_precision.py empty 1,2,...,10 ['{"param": value}']   # from the repo root
 
 Reads LIQMAP_BENCH_FORECAST_CACHE (required: the directory of recorded demo markets). docs/benchmarks.md, "The market that opens empty".
 """

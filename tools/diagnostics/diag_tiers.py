@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Diagnostic (issue 17 item 4): the TRUE open positions at each checkpoint (exact entry, side, size) placed with the
 model's tier bands as the forecast's state places an open (levels past price removed), x the model's reach: what the
-model would score if it saw every position and only missed its leverage. Needs tools/diag_empty.py record output in
-/tmp/diag. Run from the repo root: PYTHONPATH=$PWD python tools/diag_tiers.py 1,2,...,10
+model would score if it saw every position and only missed its leverage. Needs tools/diagnostics/diag_empty.py record output in
+/tmp/diag. Run from the repo root: PYTHONPATH=$PWD python tools/diagnostics/diag_tiers.py 1,2,...,10
 """
 import sys, pickle, numpy as np, importlib.util, os, math
-spec = importlib.util.spec_from_file_location("diag", "tools/diag_empty.py"); d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)
+spec = importlib.util.spec_from_file_location("diag", "tools/diagnostics/diag_empty.py"); d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)
 bf=d.bf
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets

@@ -7,8 +7,8 @@ positions (entry, leverage, USD, opening time, side) kept at each checkpoint (th
 per bucket). Step 2 (``score``): feeds the recorded market to the model as ``bench_forecast._score_seed`` does and
 prints, per checkpoint, the model's and the truth's top buckets, and pooled breakdowns.
 
-    PYTHONPATH=$PWD python tools/diag_empty.py record 1 empty /tmp/diag
-    PYTHONPATH=$PWD python tools/diag_empty.py score 1 empty /tmp/diag ['{"param": value}']
+    PYTHONPATH=$PWD python tools/diagnostics/diag_empty.py record 1 empty /tmp/diag
+    PYTHONPATH=$PWD python tools/diagnostics/diag_empty.py score 1 empty /tmp/diag ['{"param": value}']
 
 Reading the simulator's positions here is for diagnosis only: the model never sees them.
 """
