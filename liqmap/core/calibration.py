@@ -39,12 +39,12 @@ import numpy as np
 # (0, 0) and (1, 1) are the ends: a cluster price is already at is reached, one infinitely far is not.
 DEMO_MAP: tuple[tuple[float, float], ...] = (
     (0.0, 0.0),
-    (0.094, 0.337),
-    (0.245, 0.495),
-    (0.414, 0.582),
-    (0.582, 0.656),
-    (0.752, 0.728),
-    (0.892, 0.81),
+    (0.093, 0.338),
+    (0.245, 0.499),
+    (0.415, 0.594),
+    (0.583, 0.659),
+    (0.753, 0.737),
+    (0.893, 0.809),
     (1.0, 1.0),
 )
 # The regime shift (tools/fit_reach_calibration.py chooses it on seeds 1-10 of every market condition; 0 = none):
