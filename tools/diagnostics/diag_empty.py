@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("bench_forecast", HERE.parent / "benchmarks" / "bench_forecast.py")
+spec = importlib.util.spec_from_file_location("bench_forecast", HERE.parents[1] / "benchmarks" / "bench_forecast.py")
 bf = importlib.util.module_from_spec(spec)
 sys.modules["bench_forecast"] = bf
 spec.loader.exec_module(bf)

@@ -12,6 +12,8 @@ if not os.environ.get("LIQMAP_BENCH_FORECAST_CACHE"):
     sys.exit(f"{os.path.basename(__file__)}: set LIQMAP_BENCH_FORECAST_CACHE to the directory of recorded demo markets")
 spec = importlib.util.spec_from_file_location("bench_forecast", "benchmarks/bench_forecast.py"); bf = importlib.util.module_from_spec(spec); spec.loader.exec_module(bf)
 from liqmap.config import DEFAULTS
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay  # noqa: E402 - tools/diagnostics/replay.py: the benchmark's feed loop
 from liqmap.core import buckets
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.core.forecast import reach_probability
@@ -24,19 +26,11 @@ for seed in seeds:
     if not os.path.exists(path): continue
     rec = pickle.load(open(path,"rb"))
     steps=rec["steps"]; p=dict(DEFAULTS["model"]); p.update(params)
-    models={a: SyntheticModel(a, steps[a], params=p, markets=rec["markets"][a], cfg=DEFAULTS) for a in bf.ASSETS}
-    feed=rec["feed"]; done=0
+    models=replay.models_for(rec, bf.ASSETS, p)
     acc={}
     def add(k,v): acc[k]=acc.get(k,0.0)+v; tot[k]=tot.get(k,0.0)+v
     rng=np.random.default_rng(seed)
-    for a,t,px,per_range,upto in rec["checkpoints"]:
-        while done<upto:
-            now,batch=feed[done]
-            for n in bf.ASSETS:
-                arrs=batch[n]
-                if arrs: models[n].update(oi=arrs.get("oi"),trades=arrs.get("trade"),liqs=arrs.get("liq"))
-                models[n].advance(now)
-            done+=1
+    for a,t,px,per_range in replay.checkpoints(rec, models):
         m=models[a]; step=steps[a]
         idx, top_b, o = per_range[bf.RANGE_PCT]
         reach = reach_probability(np.log((idx+0.5)*step/px), m.sigma_hour, m.horizon_hours, m.tails, m.drift_hour)

@@ -8,6 +8,8 @@ import sys, pickle, numpy as np, importlib.util, os, math
 spec = importlib.util.spec_from_file_location("diag", "tools/diagnostics/diag_empty.py"); d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)
 bf=d.bf
 from liqmap.config import DEFAULTS
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import replay  # noqa: E402 - tools/diagnostics/replay.py: the benchmark's feed loop
 from liqmap.core import buckets
 from liqmap.core.synthetic import SyntheticModel
 from liqmap.core.forecast import reach_probability
@@ -17,18 +19,10 @@ acc={}
 for seed in [int(x) for x in sys.argv[1].split(",")]:
   rec = pickle.load(open(f"/tmp/diag/seed{seed}_{cond}.pkl","rb"))
   steps=rec["steps"]; p=dict(DEFAULTS["model"])
-  models={a: SyntheticModel(a, steps[a], params=p, markets=rec["markets"][a], cfg=DEFAULTS) for a in bf.ASSETS}
-  feed=rec["feed"]; done=0
+  models=replay.models_for(rec, bf.ASSETS, p)
   def add(k,v): acc[k]=acc.get(k,0.0)+v
   pfc=dict(p); pfc["leverage_spread"]=1.0; pfc["forecast_leverage_spread"]=1.0
-  for a,t,px,per_range,upto in rec["checkpoints"]:
-      while done<upto:
-          now,batch=feed[done]
-          for n in bf.ASSETS:
-              arrs=batch[n]
-              if arrs: models[n].update(oi=arrs.get("oi"),trades=arrs.get("trade"),liqs=arrs.get("liq"))
-              models[n].advance(now)
-          done+=1
+  for a,t,px,per_range in replay.checkpoints(rec, models):
       m=models[a]; step=steps[a]
       idx, top_b, o_scores = per_range[bf.RANGE_PCT]
       reach = reach_probability(np.log((idx+0.5)*step/px), m.sigma_hour, m.horizon_hours, m.tails, m.drift_hour)
