@@ -436,7 +436,7 @@ def _calibration(calib: dict, path: tuple, t: float, step: float, m) -> None:
     # the chance printed: the driftless walk's (forecast.summary; the drift only ranks the clusters)
     chance = reach_probability(np.log((b + 0.5) * step / px), m.sigma_hour, m.horizon_hours, m.tails)
     # what the market was doing (features a live engine has, for a map conditioned on them: tools/fit_reach_calibration.py)
-    reg = calibration.regime(getattr(getattr(m, "_vol", None), "_closes", ()))
+    reg = calibration.regime_of(m)
     for c in forecast_clusters(b, lu, su, reach, step, px, top=3, chance=chance):
         edge = calibration.nearest_edge(c, step)
         hit = calibration.reached(c["side"], edge, lo_px, hi_px)

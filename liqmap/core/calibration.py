@@ -116,7 +116,7 @@ def calibration_for(model_params, log: "ReachLog | None" = None, regime: dict | 
 
 def regime_of(model) -> dict:
     """:func:`regime` of a synthetic model's volatility window (its 1-minute closes; neutral without one)."""
-    return regime(getattr(getattr(model, "_vol", None), "_closes", ()) or ())
+    return regime(getattr(model, "minute_closes", ()))
 
 
 def demo_chance(raw, vol_ratio: float = 1.0):

@@ -312,6 +312,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         of the shrunk drift over the volatility window (:meth:`RealizedVol.drift_hour`)."""
         return self.drift_weight * self._vol.drift_hour(self.drift_shrink) if self.drift_weight else 0.0
 
+    @property
+    def minute_closes(self) -> tuple[tuple[int, float], ...]:
+        """The (minute, last traded price) closes of the volatility window, oldest first: what the forecast's σ
+        and drift are measured on, and the market regime its calibrated chance is read in (core/calibration.py)."""
+        return tuple(self._vol._closes)
+
     def forecast(self, horizon_hours: float | None = None, venues: tuple[str, ...] | None = None,
                  price: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Expected liquidations over the horizon: (bucket, long USD, short USD, reach probability).
