@@ -115,7 +115,10 @@ DOLLAR_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_FORECAST_CONDI
                                                      ",".join(CONDITIONS)).split(",") if c)
 # LIQMAP_BENCH_FORECAST_GROUP_SEEDS: seeds per group (default 10; fewer only for a cheaper look, the note says so)
 GROUP_SEEDS = max(1, min(10, int(os.environ.get("LIQMAP_BENCH_FORECAST_GROUP_SEEDS", "10"))))
-SEED_GROUPS = tuple(tuple(range(a, a + GROUP_SEEDS)) for a in (1, 11, 21))
+# LIQMAP_BENCH_FORECAST_GROUPS: the first seed of each group (default 1,11,21; session 11 added 31 as a set no
+# earlier choice was scored on — 21-30 had been scored once, so it was no longer untouched)
+GROUP_STARTS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_FORECAST_GROUPS", "1,11,21").split(",") if s.strip())
+SEED_GROUPS = tuple(tuple(range(a, a + GROUP_SEEDS)) for a in GROUP_STARTS)
 # LIQMAP_BENCH_FORECAST_RECORDED_ONLY=1: forecast_dollars scores only the (seed, condition) markets already in
 # LIQMAP_BENCH_FORECAST_CACHE and records none (a look while recordings are still being made; rows list their seeds)
 RECORDED_ONLY = os.environ.get("LIQMAP_BENCH_FORECAST_RECORDED_ONLY", "") not in ("", "0")
@@ -757,8 +760,8 @@ def _condition_row(part: list[dict]) -> dict:
 
 
 def forecast_dollars() -> dict:
-    """Issue 17 items 3 and 4: per market condition (``CONDITIONS``) and seed group (1-10 chooses, 11-20 and
-    21-30 confirm), the model's USD at risk within ±5 % of price ÷ the simulator's true positions' (target within
+    """Issue 17 items 3 and 4: per market condition (``CONDITIONS``) and seed group (1-10 chooses, 11-20, 21-30 and —
+    with ``LIQMAP_BENCH_FORECAST_GROUPS=1,11,21,31`` — 31-40 confirm), the model's USD at risk within ±5 % of price ÷ the simulator's true positions' (target within
     a factor 1.5 in every condition), and the forecast's and at-risk ranking's ratio over the distance baseline
     beside the oracle's. value = the worst condition's dollars ratio as a factor away from 1 (pooled over the
     groups); ok = every (condition, group) in the band."""
