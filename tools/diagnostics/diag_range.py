@@ -138,6 +138,12 @@ def main():
                                      ("o_short", os_, tot_o)):
                     for s_, name_s in ((~up, "below"), (up, "above")):
                         add(("prof", nm, name_s, k), (arr[s_ & (bnd == k)]).sum() / tot)
+            # per checkpoint, for the side question: the model's and the truth's long share within ±5 % and the
+            # share of the hour's liquidation USD below price
+            below_liq = float(usd[inside & (bi * step < px)].sum())
+            if real > 0:
+                acc.setdefault("rows", []).append((ml.sum() / max(ml.sum() + ms.sum(), 1e-9),
+                                                    ol.sum() / max(ol.sum() + os_.sum(), 1e-9), below_liq / real))
             # where the hour's liquidations came from
             lf = rec["liqs_full"][(a, t)]
             lf = lf[lf["ts"] <= t + bf.HORIZON_S]
@@ -171,6 +177,11 @@ def main():
                 add(("o_lev", k), pusd[sel].sum() / tot_o)
         print("seed", seed, "done", {k[1]: round(v / acc["got", "base"], 3) for k, v in acc.items()
                                      if isinstance(k, tuple) and k[0] == "got"}, flush=True)
+    r = np.array(acc.pop("rows"))
+    c = np.corrcoef(r.T)
+    print(f"side, {len(r)} checkpoints with liquidations: long share model {r[:, 0].mean():.3f} truth {r[:, 1].mean():.3f}; "
+          f"corr(model, truth) {c[0, 1]:.3f}; corr with the share of the hour's liq USD below price: model "
+          f"{c[0, 2]:.3f}, truth {c[1, 2]:.3f}")
     real = acc["real"]
     base = acc["got", "base"]
     print("ratio over base:", {k[1]: round(v / base, 3) for k, v in acc.items() if isinstance(k, tuple) and k[0] == "got"})
