@@ -9,8 +9,8 @@ each whale's open on a thin venue placed as 3 % of that OI (one $23.6M open plac
 to the notional the venue traded (``cap_open_volume``) lifts that market and costs the steady one, where the
 positions are older than the model and a whale kept whole outweighs the structure the model holds.
 
-This module says when the market is young: the asset's open interest summed over its venues (USD) now ÷ its least
-over the last window. A market that holds its positions moves by tens of percent in an hour; one that fills from
+This module says when the market is young: the asset's open interest summed over its venues (USD) now ÷ what it
+was at the start of the last window (an hour). A market that holds its positions moves by tens of percent in an hour; one that fills from
 nothing multiplies. The sum, not each venue, so one whale on a thin venue does not open the gate for that venue; the
 history restarts whenever the set of venues reporting changes, so venues joining at a live start are not growth.
 """
@@ -22,7 +22,7 @@ from collections import deque
 
 
 class OIFill:
-    """The asset's OI (USD, summed over venues) now ÷ its minimum over the last ``window_minutes`` minutes."""
+    """The asset's OI (USD, summed over venues) now ÷ what it was ``window_minutes`` ago (or when its history began)."""
 
     __slots__ = ("window", "_usd", "_mask", "_total", "_mins")
 
@@ -31,7 +31,7 @@ class OIFill:
         self._usd = [0.0] * n_venues  # each venue's last OI in USD
         self._mask = 0  # the venues that have reported (bit per venue)
         self._total = 0.0
-        self._mins: deque[list] = deque()  # [minute, least total in that minute], oldest first
+        self._mins: deque[list] = deque()  # [minute, the sum at that minute's last sample], oldest first
 
     def add(self, ts: float, venue: int, usd: float) -> None:
         """One venue's OI sample in USD (ignored unless finite and positive)."""
@@ -47,16 +47,16 @@ class OIFill:
         minute = int(math.floor(ts / 60.0))
         m = self._mins
         if m and m[-1][0] >= minute:
-            if self._total < m[-1][1]:
-                m[-1][1] = self._total
+            m[-1][1] = self._total
         else:
             m.append([minute, self._total])
         while m[0][0] < minute - self.window:
             m.popleft()
 
     def ratio(self) -> float:
-        """OI now ÷ its least over the window (1 with no history)."""
+        """OI now ÷ the sum at the close of the window's oldest minute (1 with no history). The oldest close, not
+        the window's least: one venue's glitch (a sample near zero) would hold the gate open for an hour after it."""
         if not self._mins:
             return 1.0
-        low = min(x[1] for x in self._mins)  # at most window + 1 rows: taken when asked (a capped rise: rare)
-        return self._total / low if low > 0 else math.inf
+        then = self._mins[0][1]
+        return self._total / then if then > 0 else math.inf

@@ -165,7 +165,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self.side_gap_forced = max(float(p.get("side_gap_forced_share", 0.0)), 0.0)
         self._forced = ForcedShare(int(p["forecast_vol_window_minutes"]))
         # An OI rise past the cap is kept up to the venue's traded notional while the asset's open interest is
-        # filling: at least this × its least over the window (filling.py; 0 = never, unless cap_open_volume)
+        # filling: at least this × what it was an hour ago (filling.py; 0 = never, unless cap_open_volume)
         self.cap_fill = max(float(p.get("cap_open_fill_ratio", 0.0)), 0.0)
         self._fill = OIFill(NV, int(p["forecast_vol_window_minutes"])) if self.cap_fill > 0 else None
         hl = float(p["half_life_hours"])
@@ -510,7 +510,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._apply_oi_step(ts, oi, mark, v, usd)
 
     def _filling(self) -> bool:
-        """Is the asset's OI young (filling.py): at least ``cap_open_fill_ratio`` × its least over the window?"""
+        """Is the asset's OI young (filling.py): at least ``cap_open_fill_ratio`` × what it was a window ago?"""
         return self._fill is not None and self._fill.ratio() >= self.cap_fill
 
     def _apply_oi_step(self, ts: float, oi: float, mark: float, v: int, usd: float) -> None:
