@@ -1,5 +1,5 @@
-"""The OI cap's relief while the asset's open interest is filling (issue 17 item 4, session 11; docs/model.md §3 step 1,
-``model.cap_open_fill_ratio``, ``liqmap/core/model/filling.py``)."""
+"""The OI cap's relief while the asset's open interest is filling (issue 17 item 4, session 11; docs/model.md §3
+step 1, ``model.cap_open_fill_ratio``, ``liqmap/core/model/filling.py``)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,20 @@
-"""Is the asset's open interest filling? Measured from what venues publish (issue 17 item 4, the market that opens empty).
+"""Is the asset's open interest filling? Measured from what venues publish (issue 17 item 4, the market that opens
+empty).
 
 The model caps one OI step at ``cap_rel`` (3 %) of the venue's OI (docs/model.md §3 step 1): on a market that has
 held its open interest for a while a step many times that is more likely a glitch, a netting artefact or a venue's
 late update than positions. On a market whose open interest is young — a new listing, a market re-levering from
 nothing — the OI is small *because* it has not filled yet, and every step is many times 3 % of it: the demo's market
-that opens empty had 209–226 capped rises per asset in its first hour (steady: 58–75), its growth from a tiny OI and
-each whale's open on a thin venue placed as 3 % of that OI (one $23.6M open placed as $0.35M). Keeping every rise up
-to the notional the venue traded (``cap_open_volume``) lifts that market and costs the steady one, where the
-positions are older than the model and a whale kept whole outweighs the structure the model holds.
+that opens empty had 174–181 capped rises per asset in its first hour (seed 1; steady: 32–41), its growth from a
+tiny OI and each whale's open on a thin venue placed as 3 % of that OI (one $23.6M open placed as $0.35M). Keeping
+every rise up to the notional the venue traded (``cap_open_volume``) lifts that market and costs the steady one,
+where the positions are older than the model and a whale kept whole outweighs the structure the model holds.
 
 This module says when the market is young: the asset's open interest summed over its venues (USD) now ÷ what it
-was at the start of the last window (an hour). A market that holds its positions moves by tens of percent in an hour; one that fills from
-nothing multiplies. The sum, not each venue, so one whale on a thin venue does not open the gate for that venue; the
-history restarts whenever the set of venues reporting changes, so venues joining at a live start are not growth.
+was at the start of the last window (an hour). A market that holds its positions moves by tens of percent in an hour;
+one that fills from nothing multiplies. The sum, not each venue, so one whale on a thin venue does not open the gate
+for that venue; the history restarts whenever the set of venues reporting changes, so venues joining at a live start
+are not growth.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from collections import deque
 
 
 class OIFill:
-    """The asset's OI (USD, summed over venues) now ÷ what it was ``window_minutes`` ago (or when its history began)."""
+    """The asset's OI (USD, summed over venues) now ÷ what it was ``window_minutes`` ago (or when its history
+    began)."""
 
     __slots__ = ("window", "_usd", "_mask", "_total", "_mins")
 
