@@ -744,6 +744,10 @@ def _condition_row(part: list[dict]) -> dict:
     fc = sm["ratio"]
     # item 4's aim: ≥ 1.5× where the oracle reaches ≥ 2×, else ≥ 80 % of the oracle's edge over the baseline
     need = (1.5 if oracle and oracle >= 2.0 else 1.0 + 0.8 * max((oracle or 1.0) - 1.0, 0.0))
+    # Read literally the aim jumps at 2: an oracle at 1.97× asks 1.777× of the forecast, one at 2.0× asks 1.5× —
+    # more is asked where less is possible (steady 31-40, range 11-20). The capped reading (never above 1.5) is
+    # reported beside the literal one, which stays the judged number.
+    need_capped = min(need, 1.5)
     return {"seeds": f"{part[0]['seed']}-{part[-1]['seed']}" if part else None,
             "seeds_scored": [r["seed"] for r in part],
             "dollars_model_over_truth": ratio,
@@ -756,6 +760,8 @@ def _condition_row(part: list[dict]) -> dict:
             "forecast_ratio": fc, "at_risk_ratio": sm["at_risk_ratio"], "oracle_ratio": sm["oracle_ratio"],
             "oracle_forecast_ratio": sm["oracle_forecast_ratio"], "forecast_needs": round(need, 3),
             "forecast_ok": fc is not None and fc >= need and fc >= 1.0,
+            "forecast_needs_capped": round(need_capped, 3),
+            "forecast_ok_capped": fc is not None and fc >= need_capped and fc >= 1.0,
             "baseline_share": sm["baseline_share"]}
 
 
@@ -783,7 +789,8 @@ def forecast_dollars() -> dict:
     # issue 17 item 4 at a glance: per condition and seed group, forecast ÷ baseline, the oracle's best and what
     # the aim asks of the forecast there (≥ 1.5 where the oracle reaches 2, else 80 % of its edge, never < 1)
     forecast_table = {c: {g: {k: row[k] for k in ("forecast_ratio", "oracle_ratio", "oracle_forecast_ratio",
-                                                   "forecast_needs", "forecast_ok")}
+                                                   "forecast_needs", "forecast_ok",
+                                                   "forecast_needs_capped", "forecast_ok_capped")}
                           for g, row in rows.items()} for c, rows in table.items()}
     worst = max((max(x, 1 / x) for x in pooled.values() if x), default=None)
     ok = all(row["dollars_in_band"] for rows in table.values() for row in rows.values())

@@ -380,10 +380,12 @@ async def test_on_a_small_screen_only_this_assets_alerts_and_warnings_toast_on_o
             if app.screen.query(Toast):
                 break
         toasts = list(app.screen.query(Toast))
+        await pilot.pause(0.3)  # the toast's layout settles after it mounts
         assert len(toasts) == 1 and "ETH $3.6M of shorts" in screen_text(app)
         assert "ETH · burst" not in screen_text(app)  # no title line
-        await pilot.pause(0.3)  # the toast's layout settles after it mounts
         assert toasts[0].region.height == 1  # one row over the map, not four
+        line = app.screen.query_one("#summary").region  # the reports' one line (NEXT 1H magnets, counts)
+        assert line.height == 1 and toasts[0].region.y + toasts[0].region.height <= line.y  # it stays readable
 
 
 async def test_on_a_wide_screen_other_assets_info_toasts_are_held_to_two_and_counted(source_factory):  # noqa: F811

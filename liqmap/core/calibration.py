@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from liqmap.core.forecast import minute_returns
+
 # Knots of the raw → calibrated map (the walk's raw chance moved for the regime, :func:`shifted`; share reached),
 # fitted by ``tools/fit_reach_calibration.py`` on the 7,200 NEXT 1H clusters of demo seeds 1–10 of all five market
 # conditions (steady, trend, range, cascade, empty; BTC, ETH, SOL, a forecast every 2 minutes from 30 to 60 minutes
@@ -269,9 +271,7 @@ def regime(closes, short_minutes: int = 15) -> dict:
     c = [(float(m), float(x)) for m, x in closes if x > 0]
     if len(c) < 11:
         return {"drift_t": 0.0, "vol_ratio": 1.0}
-    m = np.array([x[0] for x in c])
-    lp = np.log(np.array([x[1] for x in c]))
-    r2, dm = np.diff(lp) ** 2, np.diff(m)
+    m, lp, r2, dm = minute_returns(c)
     var = r2.sum() / dm.sum()
     hours = (m[-1] - m[0]) / 60.0
     t = float((lp[-1] - lp[0]) / math.sqrt(var * 60.0 * hours)) if var > 0 and hours > 0 else 0.0

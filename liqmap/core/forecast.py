@@ -66,6 +66,16 @@ def reach_probability(distance_log: np.ndarray, sigma_hour: float, horizon_hours
     return np.minimum(1.0, 2.0 * survival(d / scale, tails))
 
 
+def minute_returns(closes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(minutes, log prices, squared log returns, minutes each return spans) of (minute, last price) closes:
+    the one place the volatility window's closes become returns (``RealizedVol`` and
+    ``liqmap.core.calibration.regime`` read the same closes)."""
+    n = len(closes)
+    m = np.fromiter((x[0] for x in closes), np.float64, n)
+    lp = np.log(np.fromiter((x[1] for x in closes), np.float64, n))
+    return m, lp, np.diff(lp) ** 2, np.diff(m)
+
+
 class RealizedVol:
     """Realized volatility per hour from the last traded price of each minute, over a sliding window.
 
@@ -95,10 +105,7 @@ class RealizedVol:
         c = self._closes
         if len(c) <= self.min_returns:
             return self.default
-        m = np.fromiter((x[0] for x in c), np.float64, len(c))
-        p = np.fromiter((x[1] for x in c), np.float64, len(c))
-        r2 = np.diff(np.log(p)) ** 2
-        minutes = np.diff(m)
+        _, _, r2, minutes = minute_returns(c)
         var_per_minute = r2.sum() / minutes.sum()
         return float(math.sqrt(var_per_minute * 60.0))
 

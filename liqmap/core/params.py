@@ -61,6 +61,14 @@ class ModelParams:
     # (forecast 1.115 -> 1.219 x the baseline, seeds 1-10: its whales and its growth from a tiny OI are no longer
     # cut to 3 %) but costs the steady market (1.745 -> 1.649) — docs/benchmarks.md, issue 17 item 4, session 10
     cap_open_volume: bool = False
+    # ... but always while the asset's open interest is filling: its OI summed over venues (USD) at least this × what
+    # it was forecast_vol_window_minutes ago (core/model/filling.py; 0 = never). A market that holds its positions
+    # moves tens of percent in an hour (the demo's small OI at most 3.1x, seeds 1-10); one filling from nothing (a new
+    # listing, the demo's market that opens empty: peaks 130-420x) multiplies, and there the 3 % cap cut its growth
+    # and every whale. Seeds 1-10: empty 1.115 -> 1.213, steady, trend, range, cascade unchanged at 3 or 4 (at 2:
+    # trend and range -0.007); hold-outs empty 11-20 1.425, 21-30 1.711, 31-40 1.812, the rest unchanged —
+    # docs/benchmarks.md, issue 17 item 4, session 11
+    cap_open_fill_ratio: float = 4.0
     half_life_hours: float = 48.0  # decay of unconsumed levels
     reconcile_buckets: int = 3  # real liquidations cancel estimated levels within ±this many buckets
     heatmap_sigma_buckets: float = 1.5  # Synthetic Heatmap smoothing, in screen rows (× the view's zoom in buckets)

@@ -25,6 +25,7 @@ MODEL_NOTES = {
     "min_delta_usd": "ignore smaller |ΔOI| (USD)",
     "cap_rel": "cap one interval's |ΔOI| (share of OI)",
     "cap_open_volume": "a rise past the cap is kept up to the interval's traded USD (off)",
+    "cap_open_fill_ratio": "... always while the OI is this × its level 1h ago (filling)",
     "half_life_hours": "decay of unconsumed levels",
     "reconcile_buckets": "real liqs cancel levels within ± buckets",
     "heatmap_sigma_buckets": "Synthetic Heatmap smoothing",

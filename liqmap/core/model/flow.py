@@ -215,12 +215,15 @@ class VenueFlows:
         return None
 
     def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict,
-               usd: float = math.nan, net_weight: float = 0.0) -> OIStep | None:
+               usd: float = math.nan, relief=None, net_weight: float = 0.0) -> OIStep | None:
         """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept).
 
         ``usd`` (an inverse venue's OI in USD, finite at the anchor too): the step is the change in USD. An inverse
         contract is a fixed number of dollars, so its OI in coins moves with price while nobody trades: measured in
-        coins, a 1 % rise read as 1 % of the venue's OI closing (Deribit's BTC perpetual: ~$10M a 1 % move)."""
+        coins, a 1 % rise read as 1 % of the venue's OI closing (Deribit's BTC perpetual: ~$10M a 1 % move).
+
+        ``relief`` (a callable, asked only for a rise past the cap): True keeps that rise up to the traded notional,
+        as ``cap_open_volume`` does always (the model passes whether the asset's OI is filling, filling.py)."""
         a_usd = self.anchor_usd[v]
         if math.isfinite(usd) and math.isfinite(a_usd):
             d_n, oi_usd = usd - a_usd, usd
@@ -235,7 +238,7 @@ class VenueFlows:
         if abs(d_n) < max(float(params["min_delta_rel"]) * oi_usd, floor) or d_n == 0:
             stats["skipped"] += 1
             return None
-        if d_n > cap and params.get("cap_open_volume", False):
+        if d_n > cap and (params.get("cap_open_volume", False) or (relief is not None and relief())):
             # opt-in (docs/model.md §3 step 1): a rise the venue's own trades in the interval can carry is real
             # growth (a new listing's OI grows from nothing; one whale's open is many times 3 % of a thin venue's
             # OI), so it is kept up to the traded notional; a jump with no trades behind it stays capped

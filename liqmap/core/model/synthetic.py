@@ -71,6 +71,7 @@ from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
 from .readout import LevelReadout, lev_label
+from .filling import OIFill
 from .regime import ForcedShare
 from .sources import LONG_I, MAX_INDEX, NS, NV, SHORT_I
 from .window import StateWindow
@@ -167,6 +168,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # only while published liquidations are under taker_net_forced_share of the traded USD (0 = no gate)
         self.taker_net_w = float(min(max(float(p.get("taker_net_weight", 0.0)), 0.0), 1.0))
         self.taker_net_forced = max(float(p.get("taker_net_forced_share", 0.0)), 0.0)
+        # An OI rise past the cap is kept up to the venue's traded notional while the asset's open interest is
+        # filling: at least this × what it was an hour ago (filling.py; 0 = never, unless cap_open_volume)
+        self.cap_fill = max(float(p.get("cap_open_fill_ratio", 0.0)), 0.0)
+        self._fill = OIFill(NV, int(p["forecast_vol_window_minutes"])) if self.cap_fill > 0 else None
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -506,6 +511,25 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             m._clock_to(ts)
         self._oi_now[v] = oi
         fl = self._flows
+        if self._fill is not None:
+            # the sample joins the asset's OI history after its own step was judged (a whale's open does not
+            # count as the growth that lets it through)
+            px = mark if mark > 0 else (self.last_price or 0.0)
+            usd_v = usd if math.isfinite(usd) else oi * px
+            try:
+                self._apply_oi_step(ts, oi, mark, v, usd)
+            finally:
+                self._fill.add(ts, v, usd_v)
+            return
+        self._apply_oi_step(ts, oi, mark, v, usd)
+
+    def _filling(self) -> bool:
+        """Is the asset's OI young (filling.py): at least ``cap_open_fill_ratio`` × what it was a window ago?"""
+        return self._fill is not None and self._fill.ratio() >= self.cap_fill
+
+    def _apply_oi_step(self, ts: float, oi: float, mark: float, v: int, usd: float) -> None:
+        states = self._states
+        fl = self._flows
         if fl.first_sample(v, ts, oi, usd):
             for m in states:
                 m._place_prior(v, ts, oi, mark)
@@ -518,7 +542,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m._allocate(vwap)
             if m.last_price is None:
                 m.last_price = vwap
-        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._taker_net_now())
+        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._filling, self._taker_net_now())
         if st is None:
             return  # below the floor: the interval keeps growing from the same anchor
         if st.d_n > 0:
