@@ -301,6 +301,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.taker_alpha": (0.0, 1.0, False),
     "model.side_gap_max": (0.0, 1.0, False),
     "model.side_gap_forced_share": (0.0, 1.0, False),
+    "model.taker_net_weight": (0.0, 1.0, False),
+    "model.taker_net_forced_share": (0.0, 1.0, False),
     "model.min_delta_rel": (0.0, 1.0, False),
     "model.min_delta_usd": _NONNEG,
     "model.cap_rel": (0.0, 1.0, True),

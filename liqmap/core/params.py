@@ -36,6 +36,15 @@ class ModelParams:
     leverage_tiers: tuple[float, ...] = (5.0, 10.0, 25.0, 50.0, 100.0)
     leverage_weights: tuple[float, ...] = (0.15, 0.30, 0.25, 0.20, 0.10)
     taker_alpha: float = 1.0  # 1 = split new OI by taker flow; 0 = split evenly
+    # The split read from the taker imbalance in USD instead (core/model/flow.py net_long_share): longs minus shorts
+    # opened ≈ taker buys − sells, bounded by the step. This share of it blended over the ratio split. 0 = off.
+    # (opt-in, off) ... or by the taker imbalance in USD read against the step (core/model/flow.py net_long_share):
+    # longs minus shorts opened ≈ taker buys − sells, bounded by the step; this share of it blended over the ratio
+    # split. Lifts range 1-10 1.421 -> 1.479 and costs every other condition (steady 1.755 -> 1.640, trend 1.748 ->
+    # 1.499; docs/benchmarks.md, issue 17 item 4, session 11), so 0. taker_net_forced_share > 0: only while the
+    # published liquidations are under that share of the traded USD (0 = always)
+    taker_net_weight: float = 0.0
+    taker_net_forced_share: float = 0.0
     # Every contract is one long and one short: a fall in OI first closes what the heavier side holds over the
     # other beyond this share of the two sides' sum, the rest by taker flow. 1 = off (by taker flow alone) ...
     side_gap_max: float = 0.0

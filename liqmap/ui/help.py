@@ -19,6 +19,8 @@ MODEL_NOTES = {
     "taker_alpha": "1 = split new OI by taker flow",
     "side_gap_max": "an OI fall closes the heavier side's excess first (1 = off)",
     "side_gap_forced_share": "... while liquidations are this share of volume (0 = always)",
+    "taker_net_weight": "split new OI by the taker imbalance in USD (opt-in, 0 = off)",
+    "taker_net_forced_share": "... only while liquidations are under this share of volume (0 = always)",
     "min_delta_rel": "ignore smaller |ΔOI| (share of OI)",
     "min_delta_usd": "ignore smaller |ΔOI| (USD)",
     "cap_rel": "cap one interval's |ΔOI| (share of OI)",

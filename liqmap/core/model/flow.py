@@ -129,6 +129,21 @@ def entry_profile_few(prices: list, usds: list, fallback: float, step: float) ->
     return np.array([acc[b][1] for b in keys]) / usd, usd / usd.sum()
 
 
+def net_long_share(buy: float, sell: float, d_n: float) -> float:
+    """The long share of an OI step read from the taker imbalance in USD (opt-in, docs/model.md §3 step 2).
+
+    An aggressive open of a long and a close of a short are taker buys, an open of a short and a close of a long
+    taker sells; the rest of the volume (turnover, market makers' and hedgers' flow) opens nothing and nets out. So
+    the longs minus the shorts a rise opened (on a fall: the shorts minus the longs it closed) are about ``buy −
+    sell``, bounded by the step: the long share is ``½ + ½·clip((buy − sell)/|ΔN|, −1, 1)``. The ratio
+    ``buy/(buy + sell)`` spreads the same imbalance over every traded dollar, most of which opened nothing, and so
+    splits nearly evenly a step the imbalance made one-sided. An empty step is split evenly."""
+    if not d_n:
+        return 0.5
+    x = (buy - sell) / abs(d_n)
+    return 0.5 + 0.5 * max(-1.0, min(1.0, x))
+
+
 @dataclass
 class OIStep:
     """An accepted OI step of one venue: ``d_n`` USD (> 0 opens, < 0 closes), ``phi_a`` the long share (the
@@ -200,7 +215,7 @@ class VenueFlows:
         return None
 
     def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict,
-               usd: float = math.nan, relief=None) -> OIStep | None:
+               usd: float = math.nan, relief=None, net_weight: float = 0.0) -> OIStep | None:
         """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept).
 
         ``usd`` (an inverse venue's OI in USD, finite at the anchor too): the step is the change in USD. An inverse
@@ -235,7 +250,10 @@ class VenueFlows:
         tot = buy + sell
         phi = buy / tot if tot > 0 else 0.5
         stats["intervals"] += 1
-        return OIStep(d_n, alpha * phi + (1.0 - alpha) / 2.0)
+        phi_a = alpha * phi + (1.0 - alpha) / 2.0
+        if net_weight > 0.0:  # opt-in: the imbalance read against the step (net_long_share), blended in
+            phi_a = (1.0 - net_weight) * phi_a + net_weight * net_long_share(buy, sell, d_n)
+        return OIStep(d_n, phi_a)
 
     def entries(self, v: int, st: OIStep, vwap: float, step: float,
                 mode: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:

@@ -164,6 +164,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # this share of the traded USD over the volatility window (0: always)
         self.side_gap_forced = max(float(p.get("side_gap_forced_share", 0.0)), 0.0)
         self._forced = ForcedShare(int(p["forecast_vol_window_minutes"]))
+        # Opt-in (off): the split by the taker imbalance in USD (flow.net_long_share) blended in with this weight,
+        # only while published liquidations are under taker_net_forced_share of the traded USD (0 = no gate)
+        self.taker_net_w = float(min(max(float(p.get("taker_net_weight", 0.0)), 0.0), 1.0))
+        self.taker_net_forced = max(float(p.get("taker_net_forced_share", 0.0)), 0.0)
         # An OI rise past the cap is kept up to the venue's traded notional while the asset's open interest is
         # filling: at least this × what it was an hour ago (filling.py; 0 = never, unless cap_open_volume)
         self.cap_fill = max(float(p.get("cap_open_fill_ratio", 0.0)), 0.0)
@@ -459,7 +463,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
-        if self.side_gap_forced > 0 and self.side_gap_max < 1.0:
+        if (self.side_gap_forced > 0 and self.side_gap_max < 1.0) or (self.taker_net_w > 0 and self.taker_net_forced > 0):
             self._forced.add(int(math.floor(t_last / 60.0)), float(tr["usd"].sum()) if len(tr) else 0.0,
                              float(lq["usd"].sum()) if len(lq) else 0.0)
         reach = TradeReach(tr, self.step) if len(tr) else None
@@ -477,6 +481,16 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             self._reconcile(row)
         if reach is not None:
             self._consume(reach)
+
+    def _taker_net_now(self) -> float:
+        """The weight of the net-imbalance split (flow.net_long_share) now: ``taker_net_weight``, but 0 while the
+        published liquidations are at least ``taker_net_forced_share`` of the traded USD (regime.py; 0: no gate).
+        Off by default: it lifts the ranging market and costs every other (docs/benchmarks.md, session 11)."""
+        if self.taker_net_w <= 0.0:
+            return 0.0
+        if self.taker_net_forced > 0 and self._forced.share() >= self.taker_net_forced:
+            return 0.0
+        return self.taker_net_w
 
     def _side_gap_now(self) -> float:
         """The side gap an OI fall tolerates now: ``side_gap_max`` in a forced phase (published liquidations at
@@ -528,7 +542,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m._allocate(vwap)
             if m.last_price is None:
                 m.last_price = vwap
-        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._filling)
+        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._filling, self._taker_net_now())
         if st is None:
             return  # below the floor: the interval keeps growing from the same anchor
         if st.d_n > 0:
