@@ -149,7 +149,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             # the OI prior feeds the forecast's state only with forecast_prior_oi_fill (it lowered the ranging
             # market's forecast on seeds 1-4, docs/benchmarks.md): the dollars the map shows come from the levels
             self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread,
-                                                    "prior_oi_fill": p["forecast_prior_oi_fill"]}, tiers=self.tiers,
+                                                    "prior_oi_fill": p["forecast_prior_oi_fill"],
+                                                    "prior_fill_forced_share": p["forecast_prior_forced_share"]},
+                                      tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
         # The states one event stream drives. Both see the same flow (interval, OI step, taker split, entries:
         # nothing there depends on where levels were placed), so it is worked out once here and handed to each
@@ -163,6 +165,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # this share of the traded USD over the volatility window (0: always)
         self.side_gap_forced = max(float(p.get("side_gap_forced_share", 0.0)), 0.0)
         self._forced = ForcedShare(int(p["forecast_vol_window_minutes"]))
+        # this state's OI prior tops up only in a forced phase (0: always): see ``_prior_gate_open``
+        self.prior_forced = max(float(p.get("prior_fill_forced_share", 0.0)), 0.0)
+        # the forced share is measured only if something reads it (the side balance or a gated prior)
+        self._track_forced = (self.side_gap_forced > 0 and self.side_gap_max < 1.0) or any(
+            m.prior_forced > 0 and m.prior_fill > 0 for m in self._states if m is not self) or (
+            self.prior_forced > 0 and float(p["prior_oi_fill"]) > 0)
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -265,7 +273,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 if self._px_hist is not None:
                     sigma = self._prior_sigma()
                     for m in self._states:
-                        if m.prior_fill > 0:
+                        if m.prior_fill > 0 and self._prior_gate_open(m):
                             m._top_up_prior(oi[r], self._px_hist, sigma, self.last_price)
 
     def _begin(self, oi: np.ndarray, trades: np.ndarray, liqs: np.ndarray) -> None:
@@ -454,7 +462,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
-        if self.side_gap_forced > 0 and self.side_gap_max < 1.0:
+        if self._track_forced:
             self._forced.add(int(math.floor(t_last / 60.0)), float(tr["usd"].sum()) if len(tr) else 0.0,
                              float(lq["usd"].sum()) if len(lq) else 0.0)
         reach = TradeReach(tr, self.step) if len(tr) else None
@@ -483,6 +491,14 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if self.side_gap_forced > 0 and self._forced.share() < self.side_gap_forced:
             return 1.0
         return self.side_gap_max
+
+    def _prior_gate_open(self, m: SyntheticModel) -> bool:
+        """May state ``m``'s OI prior top up now? Always with its forced share 0; else only in a forced phase
+        (the venues' published liquidations at least that share of the traded USD over the window, regime.py). The
+        prior places what the model never saw open; in a quiet market that assumption costs the flow it did see
+        (range seeds 1-10: 1.421 -> 1.247 with the forecast's prior always on), in a cascade price runs through
+        the old positions the model never saw — in a fall the longs opened above, now below price."""
+        return m.prior_forced <= 0 or self._forced.share() >= m.prior_forced
 
     def _apply_oi(self, ts: float, oi: float, mark: float, v: int, usd: float = math.nan) -> None:
         """One OI sample (time, base units, mark price, venue index; ``usd``: an inverse venue's OI in USD, which
