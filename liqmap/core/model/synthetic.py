@@ -271,9 +271,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 ts, oi_base, oi_usd, mark, venue = oi_rows[r]
                 self._apply_oi(ts, oi_base, mark, venue, oi_usd if self._inverse[venue] else math.nan)
                 if self._px_hist is not None:
-                    sigma = self._prior_sigma()
+                    sigma = None  # worked out only for a state whose gate is open (most samples: none)
                     for m in self._states:
                         if m.prior_fill > 0 and self._prior_gate_open(m):
+                            if sigma is None:
+                                sigma = self._prior_sigma()
                             m._top_up_prior(oi[r], self._px_hist, sigma, self.last_price)
 
     def _begin(self, oi: np.ndarray, trades: np.ndarray, liqs: np.ndarray) -> None:
