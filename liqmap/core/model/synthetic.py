@@ -459,7 +459,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m.last_price = last
             self._vol.add(int(math.floor(t_last / 60.0)), last)
             if self._px_hist is not None:
-                self._px_hist.add(tr["ts"], tr["price"].astype(np.float64))
+                self._px_hist.add(tr["ts"], tr["price"])
             self._flows.add_trades(tr, self.step)
         elif self.last_price is None and len(lq):
             for m in states:
