@@ -35,6 +35,11 @@ def trade_rows(*rows):
     return ev.trades([(t, p, u / p, u, s, v) for t, p, u, s, v in rows])
 
 
+def liq_rows(*rows):
+    """(ts, price, usd, side, venue)"""
+    return ev.liquidations([(t, p, u / p, u, s, v, 0) for t, p, u, s, v in rows])
+
+
 def test_entries_weigh_recent_minutes_more_and_the_unseen_past_by_the_age_tail():
     h = PriceHistory()
     h.add(np.array([0.0, 30.0, 60.0, 3600.0]), np.array([100.0, 101.0, 102.0, 110.0]))
@@ -93,6 +98,35 @@ def test_the_model_holds_fill_times_the_open_interest_and_refills_what_price_con
     m0 = _model(0.0)
     m0.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))
     assert m0.total_long() + m0.total_short() == 0.0
+
+
+def test_the_prior_tops_up_only_in_a_forced_phase():
+    """``prior_fill_forced_share`` (issue 17 item 4, cascade days): the OI prior is opened only while the venues'
+    published liquidations are at least that share of the traded USD over the window — when price runs through
+    leveraged positions the model never saw open; in a quiet market the model keeps what it saw."""
+    def gated(share):
+        p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
+             "leverage_spread": 0.0, "prior_oi_fill": 1.0, "prior_half_life_hours": 1.0, "prior_entry_sigma_pct": 0.0,
+             "prior_fill_forced_share": share}
+        return SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT})
+
+    m = gated(0.05)
+    m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))  # nothing traded yet: no forced phase, no prior
+    assert m.total_long() + m.total_short() == 0.0 and m.stats["prior_usd"] == 0.0
+    # a quiet market: 1M traded, 20k liquidated (2 % < 5 %); a short's forced buy, no model level within reach
+    m.update(trades=trade_rows((10.0, 60_000.0, 500_000.0, 1, BIN), (20.0, 60_000.0, 500_000.0, -1, BIN)),
+             liqs=liq_rows((20.0, 60_000.0, 20_000.0, -1, BIN)))
+    m.update(oi_rows((200.0, 100.0, 60_000.0, BIN)))
+    assert m.stats["prior_usd"] == 0.0
+    # a forced phase: 80k more liquidated (100k of 1.1M traded, 9 %): the gap to the OI is opened as the prior
+    m.update(trades=trade_rows((300.0, 60_000.0, 100_000.0, 1, BIN)), liqs=liq_rows((300.0, 60_000.0, 80_000.0, -1, BIN)))
+    m.update(oi_rows((400.0, 100.0, 60_000.0, BIN)))
+    assert m.stats["prior_usd"] == pytest.approx(6_000_000.0)
+    assert m.total_long() + m.total_short() == pytest.approx(6_000_000.0)
+    # 0 = always (the prior as before): the first sample already places it
+    m0 = gated(0.0)
+    m0.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))
+    assert m0.stats["prior_usd"] == pytest.approx(6_000_000.0)
 
 
 async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0, resting: bool = True) -> float:

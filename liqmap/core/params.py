@@ -106,7 +106,16 @@ class ModelParams:
     # older minutes weighted 2^(-age/prior_half_life_hours), the unseen past log-normal around the first price
     # with prior_entry_sigma_pct) that price has not liquidated since. 0 = off.
     prior_oi_fill: float = 0.0
-    forecast_prior_oi_fill: float = 0.0  # the same for the forecast's own state (next-hour ranking); 0 = off
+    # ... topped up only in a forced phase: while the venues' published liquidations are at least this share of the
+    # traded USD over forecast_vol_window_minutes (core/model/regime.py; 0 = always)
+    prior_fill_forced_share: float = 0.0
+    # The same prior for the forecast's own state (next-hour ranking); 0 = off. Always on it cost the ranging market
+    # (range seeds 1-10: 1.421 -> 1.247 at 0.5), so only in a forced phase (forecast_prior_forced_share, 2 % of the
+    # traded USD): when price runs through leveraged positions en masse, the positions opened before the model
+    # watched come within reach — in a fall the old longs below price that it never saw open (cascade seeds 1-10
+    # 1.695 -> 1.882; docs/benchmarks.md, issue 17 item 4, session 11)
+    forecast_prior_oi_fill: float = 0.5
+    forecast_prior_forced_share: float = 0.02
     # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
     # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
     # clipped to [1, this]. 1 = off. 3 chosen on steady seeds 1-10 (model ÷ truth USD at risk ±5 %: 0.31 unscaled,

@@ -45,19 +45,26 @@ class PriceHistory:
             return
         if self.first_price is None:
             self.first_price = float(price[0])
+        m0, m1 = math.floor(float(ts[0]) / MINUTE), math.floor(float(ts[-1]) / MINUTE)
+        if m0 == m1:  # the usual call: one model column, one minute — no per-trade arrays
+            self._bar(m0, float(price.min()), float(price.max()))
+            return
         m = np.floor(np.asarray(ts, np.float64) / MINUTE).astype(np.int64)
         cut = np.flatnonzero(np.r_[True, m[1:] != m[:-1]])
         lows = np.minimum.reduceat(price, cut)
         highs = np.maximum.reduceat(price, cut)
         for mi, lo, hi in zip(m[cut].tolist(), lows.tolist(), highs.tolist()):
-            if self.minute and mi <= self.minute[-1]:
-                # the same minute again (or a late trade): widen the last bar
-                self.low[-1] = min(self.low[-1], lo)
-                self.high[-1] = max(self.high[-1], hi)
-                continue
-            self.minute.append(mi)
-            self.low.append(lo)
-            self.high.append(hi)
+            self._bar(mi, lo, hi)
+
+    def _bar(self, mi: int, lo: float, hi: float) -> None:
+        """One minute's (low, high) appended, or the last bar widened (the same minute again, or a late trade)."""
+        if self.minute and mi <= self.minute[-1]:
+            self.low[-1] = min(self.low[-1], lo)
+            self.high[-1] = max(self.high[-1], hi)
+            return
+        self.minute.append(mi)
+        self.low.append(lo)
+        self.high.append(hi)
         if len(self.minute) > MAX_MINUTES:
             k = len(self.minute) - MAX_MINUTES
             del self.minute[:k], self.low[:k], self.high[:k]

@@ -45,6 +45,8 @@ MODEL_NOTES = {
     "prior_weight": "cold-start prior share of open OI (0 = off)",
     "prior_entry_sigma_pct": "prior entries spread (σ, %)",
     "prior_half_life_hours": "fade of the prior",
+    "prior_fill_forced_share": "OI prior only while liquidations are this share of volume (0 = always)",
+    "forecast_prior_forced_share": "the forecast's OI prior only while liquidations are this share of volume",
     "forecast_horizon_hours": "next-hour forecast horizon",
     "forecast_vol_window_minutes": "realized volatility window",
     "forecast_default_vol_hour_pct": "volatility (%/h) until 10 min seen",

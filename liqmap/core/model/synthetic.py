@@ -150,7 +150,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             # the OI prior feeds the forecast's state only with forecast_prior_oi_fill (it lowered the ranging
             # market's forecast on seeds 1-4, docs/benchmarks.md): the dollars the map shows come from the levels
             self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread,
-                                                    "prior_oi_fill": p["forecast_prior_oi_fill"]}, tiers=self.tiers,
+                                                    "prior_oi_fill": p["forecast_prior_oi_fill"],
+                                                    "prior_fill_forced_share": p["forecast_prior_forced_share"]},
+                                      tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
         # The states one event stream drives. Both see the same flow (interval, OI step, taker split, entries:
         # nothing there depends on where levels were placed), so it is worked out once here and handed to each
@@ -172,6 +174,13 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # filling: at least this × what it was an hour ago (filling.py; 0 = never, unless cap_open_volume)
         self.cap_fill = max(float(p.get("cap_open_fill_ratio", 0.0)), 0.0)
         self._fill = OIFill(NV, int(p["forecast_vol_window_minutes"])) if self.cap_fill > 0 else None
+        # this state's OI prior tops up only in a forced phase (0: always): see ``_prior_gate_open``
+        self.prior_forced = max(float(p.get("prior_fill_forced_share", 0.0)), 0.0)
+        # the forced share is measured only if something reads it (the side balance or a gated prior)
+        self._track_forced = (self.side_gap_forced > 0 and self.side_gap_max < 1.0) or (
+            self.taker_net_w > 0 and self.taker_net_forced > 0) or any(
+            m.prior_forced > 0 and m.prior_fill > 0 for m in self._states if m is not self) or (
+            self.prior_forced > 0 and float(p["prior_oi_fill"]) > 0)
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -272,9 +281,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 ts, oi_base, oi_usd, mark, venue = oi_rows[r]
                 self._apply_oi(ts, oi_base, mark, venue, oi_usd if self._inverse[venue] else math.nan)
                 if self._px_hist is not None:
-                    sigma = self._prior_sigma()
+                    sigma = None  # worked out only for a state whose gate is open (most samples: none)
                     for m in self._states:
-                        if m.prior_fill > 0:
+                        if m.prior_fill > 0 and self._prior_gate_open(m):
+                            if sigma is None:
+                                sigma = self._prior_sigma()
                             m._top_up_prior(oi[r], self._px_hist, sigma, self.last_price)
 
     def _begin(self, oi: np.ndarray, trades: np.ndarray, liqs: np.ndarray) -> None:
@@ -458,12 +469,12 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m.last_price = last
             self._vol.add(int(math.floor(t_last / 60.0)), last)
             if self._px_hist is not None:
-                self._px_hist.add(tr["ts"], tr["price"].astype(np.float64))
+                self._px_hist.add(tr["ts"], tr["price"])
             self._flows.add_trades(tr, self.step)
         elif self.last_price is None and len(lq):
             for m in states:
                 m.last_price = float(lq["price"][-1])
-        if (self.side_gap_forced > 0 and self.side_gap_max < 1.0) or (self.taker_net_w > 0 and self.taker_net_forced > 0):
+        if self._track_forced:
             self._forced.add(int(math.floor(t_last / 60.0)), float(tr["usd"].sum()) if len(tr) else 0.0,
                              float(lq["usd"].sum()) if len(lq) else 0.0)
         reach = TradeReach(tr, self.step) if len(tr) else None
@@ -502,6 +513,14 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if self.side_gap_forced > 0 and self._forced.share() < self.side_gap_forced:
             return 1.0
         return self.side_gap_max
+
+    def _prior_gate_open(self, m: SyntheticModel) -> bool:
+        """May state ``m``'s OI prior top up now? Always with its forced share 0; else only in a forced phase
+        (the venues' published liquidations at least that share of the traded USD over the window, regime.py). The
+        prior places what the model never saw open; in a quiet market that assumption costs the flow it did see
+        (range seeds 1-10: 1.421 -> 1.247 with the forecast's prior always on), in a cascade price runs through
+        the old positions the model never saw — in a fall the longs opened above, now below price."""
+        return m.prior_forced <= 0 or self._forced.share() >= m.prior_forced
 
     def _apply_oi(self, ts: float, oi: float, mark: float, v: int, usd: float = math.nan) -> None:
         """One OI sample (time, base units, mark price, venue index; ``usd``: an inverse venue's OI in USD, which
