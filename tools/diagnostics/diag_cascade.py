@@ -19,7 +19,6 @@ Reading the simulator's positions here is for diagnosis only: the model never se
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import pickle
@@ -29,11 +28,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("bench_forecast", HERE.parents[1] / "benchmarks" / "bench_forecast.py")
-bf = importlib.util.module_from_spec(spec)
-sys.modules["bench_forecast"] = bf
-spec.loader.exec_module(bf)
+sys.path.insert(0, str(HERE))
+import replay  # noqa: E402
 
+bf = replay.bench()
 from liqmap.config import DEFAULTS  # noqa: E402
 from liqmap.core import buckets  # noqa: E402
 from liqmap.core.events import VENUES  # noqa: E402
@@ -42,9 +40,7 @@ from liqmap.core.synthetic import SyntheticModel  # noqa: E402
 from liqmap.feeds.demo import source as demo_source  # noqa: E402
 
 
-def _sims(src, asset):
-    sh = src.shadows.get(asset)
-    return [src.sim(asset)] + ([sh] if sh is not None else [])
+_sims = replay.sims
 
 
 def record(seed: int, condition: str, out: str) -> None:
@@ -55,9 +51,7 @@ def record(seed: int, condition: str, out: str) -> None:
 
     def truth(self, asset):
         holder["src"] = self
-        parts = [s.pos for s in _sims(self, asset)]
-        usd = np.concatenate([s.usd_of(p["venue"], p["qty"], p["entry"]) for s, p in zip(_sims(self, asset), parts)])
-        full[(asset, round(self.now(), 3))] = (np.concatenate(parts), usd)
+        full[(asset, round(self.now(), 3))] = replay.open_positions(self, asset)
         return orig_truth(self, asset)
 
     def step(self):
@@ -93,10 +87,7 @@ def record(seed: int, condition: str, out: str) -> None:
     rec["full"] = {(a, t): full[(a, round(t, 3))] for a, t, *_ in rec["checkpoints"]}
     rec["liq_full"] = {a: np.concatenate([x for s in _sims(src, a) for x in s.liq_log]) for a in bf.ASSETS}
     rec["minutes"] = minutes
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, f"seed{seed}_{condition}.pkl"), "wb") as fh:
-        pickle.dump(rec, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    print("recorded", seed, condition, len(rec["checkpoints"]), "checkpoints")
+    replay.write(rec, out, seed, condition)
 
 
 def _side_usd(m, venues_only=True):

@@ -16,7 +16,6 @@ Reading the simulator's positions here is for diagnosis only: the model never se
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import pickle
@@ -26,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-spec = importlib.util.spec_from_file_location("bench_forecast", HERE.parents[1] / "benchmarks" / "bench_forecast.py")
-bf = importlib.util.module_from_spec(spec)
-sys.modules["bench_forecast"] = bf
-spec.loader.exec_module(bf)
+sys.path.insert(0, str(HERE))
+import replay  # noqa: E402
 
+bf = replay.bench()
 from liqmap.core import buckets  # noqa: E402
 from liqmap.core.synthetic import SyntheticModel  # noqa: E402
 from liqmap.feeds.demo import source as demo_source  # noqa: E402
@@ -41,14 +39,7 @@ def record(seed: int, condition: str, out: str) -> None:
     orig = demo_source.DemoSource.truth
 
     def truth(self, asset):
-        parts = [self.sim(asset).pos]
-        sh = self.shadows.get(asset)
-        if sh is not None:
-            parts.append(sh.pos)
-        rows = np.concatenate(parts)
-        usd = np.concatenate([s.usd_of(p["venue"], p["qty"], p["entry"]) for s, p in
-                              zip([self.sim(asset)] + ([sh] if sh is not None else []), parts)])
-        full[(asset, round(self.now(), 3))] = (rows, usd)
+        full[(asset, round(self.now(), 3))] = replay.open_positions(self, asset)
         return orig(self, asset)
 
     demo_source.DemoSource.truth = truth
@@ -59,11 +50,7 @@ def record(seed: int, condition: str, out: str) -> None:
     for a, t, *_ in rec["checkpoints"]:
         cps[(a, t)] = full[(a, round(t, 3))]
     rec["full"] = cps
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, f"seed{seed}_{condition}.pkl"), "wb") as fh:
-        pickle.dump(rec, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    print("recorded", seed, condition, len(rec["checkpoints"]), "checkpoints")
-
+    replay.write(rec, out, seed, condition)
 
 def _top(px, step, scores):
     return bf._top_buckets(px, step, scores)
