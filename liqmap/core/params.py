@@ -113,8 +113,12 @@ class ModelParams:
     # (range seeds 1-10: 1.421 -> 1.247 at 0.5), so only in a forced phase (forecast_prior_forced_share, 2 % of the
     # traded USD): when price runs through leveraged positions en masse, the positions opened before the model
     # watched come within reach — in a fall the old longs below price that it never saw open (cascade seeds 1-10
-    # 1.695 -> 1.882; docs/benchmarks.md, issue 17 item 4, session 11)
-    forecast_prior_oi_fill: float = 0.5
+    # 1.695 -> 1.882; docs/benchmarks.md, issue 17 item 4, session 11). Off by default: at real-sized open interest
+    # (the product's demo, any live venue) half the OI placed as a prior made NEXT 1H print $270-420M clusters where
+    # the map beside it held a few $M a row, and the figures jump ~150x each time the gate opens or closes; the
+    # prior sizes itself by the OI, where the dollar scale (dollar_scale_cap) deliberately credits the unseen
+    # positions at most 3x what the model holds. The benchmark's market has a tiny OI, so it never showed this.
+    forecast_prior_oi_fill: float = 0.0
     forecast_prior_forced_share: float = 0.02
     # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
     # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
