@@ -529,24 +529,20 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         for m in states:
             m._clock_to(ts)
         self._oi_now[v] = oi
-        fl = self._flows
-        if self._fill is not None:
-            # the sample joins the asset's OI history after its own step was judged (a whale's open does not
-            # count as the growth that lets it through)
-            px = mark if mark > 0 else (self.last_price or 0.0)
-            usd_v = usd if math.isfinite(usd) else oi * px
-            try:
-                self._apply_oi_step(ts, oi, mark, v, usd)
-            finally:
-                self._fill.add(ts, v, usd_v)
-            return
+        # priced before the step (which may set the first last_price)
+        usd_v = usd if math.isfinite(usd) else oi * (mark if mark > 0 else (self.last_price or 0.0))
         self._apply_oi_step(ts, oi, mark, v, usd)
+        if self._fill is not None:
+            # the sample joins the asset's OI history only after its own step was judged (a whale's open does not
+            # count as the growth that lets it through)
+            self._fill.add(ts, v, usd_v)
 
     def _filling(self) -> bool:
         """Is the asset's OI young (filling.py): at least ``cap_open_fill_ratio`` × what it was a window ago?"""
         return self._fill is not None and self._fill.ratio() >= self.cap_fill
 
     def _apply_oi_step(self, ts: float, oi: float, mark: float, v: int, usd: float) -> None:
+        """The OI sample as a step from the venue's anchor: the first places the prior, later ones open or close."""
         states = self._states
         fl = self._flows
         if fl.first_sample(v, ts, oi, usd):
