@@ -239,7 +239,8 @@ class VenueFlows:
             stats["skipped"] += 1
             return None
         if d_n > cap and (params.get("cap_open_volume", False) or (relief is not None and relief())):
-            # opt-in (docs/model.md §3 step 1): a rise the venue's own trades in the interval can carry is real
+            # while the asset's OI fills (relief, filling.py) or always with cap_open_volume (opt-in; docs/model.md §3
+            # step 1): a rise the venue's own trades in the interval can carry is real
             # growth (a new listing's OI grows from nothing; one whale's open is many times 3 % of a thin venue's
             # OI), so it is kept up to the traded notional; a jump with no trades behind it stays capped
             cap = max(cap, self.flows[v].vol)
