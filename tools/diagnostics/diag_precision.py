@@ -14,9 +14,7 @@ spec = importlib.util.spec_from_file_location("bench_forecast", "benchmarks/benc
 from liqmap.config import DEFAULTS
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import replay  # noqa: E402 - tools/diagnostics/replay.py: the benchmark's feed loop
-from liqmap.core import buckets
 from liqmap.core.synthetic import SyntheticModel
-from liqmap.core.forecast import reach_probability
 cond=sys.argv[1]; seeds=[int(x) for x in sys.argv[2].split(",")]
 params=json.loads(sys.argv[3]) if len(sys.argv)>3 else {}
 tot={}
@@ -33,17 +31,12 @@ for seed in seeds:
     for a,t,px,per_range in replay.checkpoints(rec, models):
         m=models[a]; step=steps[a]
         idx, top_b, o = per_range[bf.RANGE_PCT]
-        reach = reach_probability(np.log((idx+0.5)*step/px), m.sigma_hour, m.horizon_hours, m.tails, m.drift_hour)
-        log=rec["truth"][(a,t)]; bi=buckets.index(log["price"],step); usd=log["usd"]
-        inside=(bi>=idx[0])&(bi<=idx[-1])
-        def score(name, prof):
-            _,top=bf._top_buckets(px, step, dict(zip(idx.tolist(), prof.tolist())))
-            add((a,name), float(usd[inside & np.isin(bi, top)].sum()))
+        reach = replay.reach_of(m, idx, step, px)
+        score, _ = replay.truth_scorer(bf, rec, a, t, px, idx, step, add)
         score("base", np.zeros(len(idx)))
         score("oracle_fc", o*reach)
-        b,lu,su,_=m.forecast(price=px)
-        fc=dict(zip(b.tolist(),(lu+su).tolist())); mf=np.array([fc.get(int(x),0.0) for x in idx]); score("model", mf)
-        bl,ll,sl=m.forecast_levels(); lv=dict(zip(bl.tolist(),(ll+sl).tolist())); ml=np.array([lv.get(int(x),0.0) for x in idx])
+        b,lu,su,_=m.forecast(price=px); score("model", replay.on_range((b, lu+su), idx))
+        bl,ll,sl=m.forecast_levels(); ml=replay.on_range((bl, ll+sl), idx)
         # each bucket's mass moved by -1/0/+1 bucket at random
         sh=rng.integers(-1,2,len(idx)); j=np.clip(np.arange(len(idx))+sh,0,len(idx)-1)
         score("o_shift1", np.bincount(j, weights=o, minlength=len(idx))*reach)

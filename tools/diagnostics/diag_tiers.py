@@ -10,9 +10,7 @@ bf=d.bf
 from liqmap.config import DEFAULTS
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import replay  # noqa: E402 - tools/diagnostics/replay.py: the benchmark's feed loop
-from liqmap.core import buckets
 from liqmap.core.synthetic import SyntheticModel
-from liqmap.core.forecast import reach_probability
 from liqmap.core.events import VENUES
 cond="empty"
 acc={}
@@ -25,17 +23,12 @@ for seed in [int(x) for x in sys.argv[1].split(",")]:
   for a,t,px,per_range in replay.checkpoints(rec, models):
       m=models[a]; step=steps[a]
       idx, top_b, o_scores = per_range[bf.RANGE_PCT]
-      reach = reach_probability(np.log((idx+0.5)*step/px), m.sigma_hour, m.horizon_hours, m.tails, m.drift_hour)
-      log=rec["truth"][(a,t)]; bi=buckets.index(log["price"],step); usd=log["usd"]
-      inside=(bi>=idx[0])&(bi<=idx[-1])
-      add((a,"real"), float(usd[inside].sum()))
-      def score(name, prof):
-          _,top=bf._top_buckets(px, step, dict(zip(idx.tolist(), prof.tolist())))
-          add((a,name), float(usd[inside & np.isin(bi, top)].sum()))
+      reach = replay.reach_of(m, idx, step, px)
+      score, in_range = replay.truth_scorer(bf, rec, a, t, px, idx, step, add)
+      add((a,"real"), in_range)
       score("base", np.zeros(len(idx)))
       score("oracle_fc", o_scores*reach)
-      b,lu,su,_=m.forecast(price=px)
-      fc=dict(zip(b.tolist(),(lu+su).tolist())); score("model", np.array([fc.get(int(x),0.0) for x in idx]))
+      b,lu,su,_=m.forecast(price=px); score("model", replay.on_range((b, lu+su), idx))
       rows,pusd=rec["full"][(a,t)]
       for variant in ("tiers","tiers_halfside","tiers_longonly_side"):
           mm=SyntheticModel(a, step, params=pfc, markets=rec["markets"][a], cfg=DEFAULTS)
@@ -52,8 +45,7 @@ for seed in [int(x) for x in sys.argv[1].split(",")]:
           bl,ll,sl=mm.levels()
           ll=np.where((bl+1)*step>px, 0.0, ll)  # longs at/above price: consumed by the path
           sl=np.where(bl*step<px, 0.0, sl)
-          lv=dict(zip(bl.tolist(),(ll+sl).tolist()))
-          prof=np.array([lv.get(int(x),0.0) for x in idx])
+          prof=replay.on_range((bl, ll+sl), idx)
           score(variant, prof*reach)
           score(variant+"_raw", prof)
 names=["model","oracle_fc","tiers","tiers_halfside","tiers_raw"]

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from liqmap.config import DEFAULTS
+from liqmap.core import buckets
+from liqmap.core.forecast import reach_probability
 from liqmap.core.synthetic import SyntheticModel
 
 
@@ -65,3 +67,31 @@ def checkpoints(rec: dict, models: dict):
                 model.advance(now)
             done += 1
         yield a, t, px, per_range
+
+
+def reach_of(model, idx: np.ndarray, step: float, price: float) -> np.ndarray:
+    """The model's chance that price reaches each bucket of ``idx`` within the hour (its walk, with its drift)."""
+    return reach_probability(np.log((idx + 0.5) * step / price), model.sigma_hour, model.horizon_hours, model.tails,
+                             model.drift_hour)
+
+
+def on_range(buckets_usd: tuple, idx: np.ndarray) -> np.ndarray:
+    """(bucket, USD) arrays as a profile over the range's buckets ``idx`` (0 where the pair has none)."""
+    have = dict(zip(np.asarray(buckets_usd[0]).tolist(), np.asarray(buckets_usd[1]).tolist()))
+    return np.array([have.get(int(x), 0.0) for x in idx])
+
+
+def truth_scorer(bf, rec: dict, asset: str, t: float, price: float, idx: np.ndarray, step: float, add):
+    """At one checkpoint, ``(score, truth_usd)``: ``score(name, profile)`` adds to ``add((asset, name), usd)`` the
+    next hour's true liquidation USD inside the range that fell in the profile's top buckets (the benchmark's
+    scoring, ``bf._top_buckets``); ``truth_usd`` is all of it inside the range."""
+    log = rec["truth"][(asset, t)]
+    bi = buckets.index(log["price"], step)
+    usd = log["usd"]
+    inside = (bi >= idx[0]) & (bi <= idx[-1])
+
+    def score(name: str, profile: np.ndarray) -> None:
+        _, top = bf._top_buckets(price, step, dict(zip(idx.tolist(), profile.tolist())))
+        add((asset, name), float(usd[inside & np.isin(bi, top)].sum()))
+
+    return score, float(usd[inside].sum())
