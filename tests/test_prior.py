@@ -129,11 +129,12 @@ def test_the_prior_tops_up_only_in_a_forced_phase():
     assert m0.stats["prior_usd"] == pytest.approx(6_000_000.0)
 
 
-async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0, resting: bool = True) -> float:
+async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0, resting: bool = True,
+                   params: dict | None = None, against: str = "truth") -> float:
     """Seed 1 of the demo market (positions opened before the start, never seen by the model), BTC: the model's
     USD at risk within ±5 % of price ÷ the true positions', summed over checkpoints every 10 minutes after 20.
     ``resting=False``: without the resting cohorts (``feeds/demo/resting.py``), whose open interest is real-sized
-    and far from price."""
+    and far from price. ``against="map"``: the forecast's USD at risk there (what NEXT 1H prints) ÷ the map's."""
     cfg = copy.deepcopy(DEFAULTS)
     if not resting:
         cfg["demo"]["resting_oi_btc_usd"] = 0.0
@@ -147,7 +148,7 @@ async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0, resting
 
     parsers = make_parsers(src, sink, None, cfg)
     step = buckets.bucket_step(src.assets["BTC"].ref_price, src.assets["BTC"].tick, cfg["buckets"]["target_bp"])
-    m = SyntheticModel("BTC", step, {**cfg["model"], "prior_oi_fill": fill, "dollar_scale_cap": cap},
+    m = SyntheticModel("BTC", step, {**cfg["model"], "prior_oi_fill": fill, "dollar_scale_cap": cap, **(params or {})},
                        markets=dict(src.assets["BTC"].markets))
     t0 = src.now()
     next_update, next_cp = t0 + 10.0, t0 + 1200.0
@@ -171,6 +172,11 @@ async def _dollars(fill: float, minutes: float = 40.0, cap: float = 1.0, resting
                 px = m.last_price
                 b, lu, su = m.levels()
                 near = np.abs((b + 0.5) * step / px - 1.0) <= 0.05
+                if against == "map":
+                    fb, fl, fs = m.forecast_levels()
+                    model_usd += float((fl + fs)[np.abs((fb + 0.5) * step / px - 1.0) <= 0.05].sum())
+                    truth_usd += float((lu + su)[near].sum())
+                    continue
                 model_usd += float((lu + su)[near].sum())
                 tr = src.truth("BTC")
                 truth_usd += float(tr["usd"][np.abs(tr["liq_price"] / px - 1.0) <= 0.05].sum())
@@ -189,3 +195,17 @@ def test_demo_dollars_at_risk_within_a_factor_1_5_of_the_truth_with_the_prior_or
     # the dollar scale (the default, core/model/scale.py) instead of the prior: the same positions, × OI ÷ held
     scaled = asyncio.run(_dollars(0.0, cap=DEFAULTS["model"]["dollar_scale_cap"]))
     assert DEFAULTS["model"]["dollar_scale_cap"] > 1.0 and 1 / 1.5 <= scaled <= 1.5, scaled
+
+
+def test_next_hours_dollars_are_the_maps_dollars_with_the_forecasts_prior_at_real_sized_oi():
+    """The forecast's OI prior (``forecast_prior_oi_fill``, docs/model.md §3 step 11) places the positions the model
+    never saw open where the forecast weighs them; the dollar scale (step 12) says how many there are. At real-sized
+    OI (the demo's resting cohorts, as in the product) the prior sized by the OI made NEXT 1H print ~100× the
+    map's dollars beside it (session 11). With it on (gate always open, so it acts in this calm 40 minutes) the
+    forecast's USD at risk within ±5 % stays within a factor 1.5 of the map's, as it is with it off."""
+    scale = {"dollar_scale_cap": DEFAULTS["model"]["dollar_scale_cap"]}
+    on = {**scale, "forecast_prior_oi_fill": 0.5, "forecast_prior_forced_share": 0.0}
+    with_prior = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], params=on, against="map"))
+    without = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], params=scale, against="map"))
+    assert 1 / 1.5 <= without <= 1.5, without
+    assert 1 / 1.5 <= with_prior <= 1.5, with_prior

@@ -120,6 +120,12 @@ class ModelParams:
     # positions at most 3x what the model holds. The benchmark's market has a tiny OI, so it never showed this.
     forecast_prior_oi_fill: float = 0.0
     forecast_prior_forced_share: float = 0.02
+    # The OI prior places at most this multiple of what its state holds from the venue's own OI steps (0 = no bound),
+    # whatever the OI: most of a real venue's OI is low-leverage and held for days, far from price (the demo's
+    # resting cohorts stand for it), and the dollar scale (dollar_scale_cap) credits the unseen at most 3x the held
+    # for that reason. prior_held_cap bounds the map's prior, forecast_prior_held_cap the forecast's.
+    prior_held_cap: float = 0.0
+    forecast_prior_held_cap: float = 0.0
     # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
     # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
     # clipped to [1, this]. 1 = off. 3 chosen on steady seeds 1-10 (model ÷ truth USD at risk ±5 %: 0.31 unscaled,
