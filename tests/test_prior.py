@@ -204,8 +204,35 @@ def test_next_hours_dollars_are_the_maps_dollars_with_the_forecasts_prior_at_rea
     map's dollars beside it (session 11). With it on (gate always open, so it acts in this calm 40 minutes) the
     forecast's USD at risk within ±5 % stays within a factor 1.5 of the map's, as it is with it off."""
     scale = {"dollar_scale_cap": DEFAULTS["model"]["dollar_scale_cap"]}
-    on = {**scale, "forecast_prior_oi_fill": 0.5, "forecast_prior_forced_share": 0.0}
-    with_prior = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], params=on, against="map"))
-    without = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], params=scale, against="map"))
+    assert DEFAULTS["model"]["forecast_prior_oi_fill"] > 0  # on by default since session 12 ...
+    on = {**scale, "forecast_prior_forced_share": 0.0}  # ... here with its gate held open
+    for unbounded in (False, True):  # the dollars hold with or without the prior's bound (forecast_prior_held_cap)
+        with_prior = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], against="map",
+                                          params={**on, **({"forecast_prior_held_cap": 0.0} if unbounded else {})}))
+        assert 1 / 1.5 <= with_prior <= 1.5, (unbounded, with_prior)
+    without = asyncio.run(_dollars(0.0, cap=scale["dollar_scale_cap"], params={**scale, "forecast_prior_oi_fill": 0.0},
+                                   against="map"))
     assert 1 / 1.5 <= without <= 1.5, without
-    assert 1 / 1.5 <= with_prior <= 1.5, with_prior
+
+
+def test_the_prior_tops_a_state_up_to_at_most_held_cap_times_what_its_own_oi_steps_placed():
+    """``prior_held_cap`` (session 12): the prior places what the model never saw open, but no more than the dollar
+    scale would credit (docs/model.md §3 step 12): the state — its own OI steps and the prior together — holds at
+    most that multiple of what the steps placed, whatever the OI (on a real venue most of it is low-leverage, far
+    from price). Without the bound the same state is topped up to the whole OI."""
+    def state(cap):
+        p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
+             "leverage_spread": 0.0, "prior_oi_fill": 1.0, "prior_half_life_hours": 1.0, "prior_entry_sigma_pct": 0.0,
+             "prior_held_cap": cap}
+        m = SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT})
+        m.update(oi_rows((0.0, 100.0, 60_000.0, BIN)))  # $6M open; the bounded state has seen no step yet
+        # a 10 BTC step the model sees ($600k), then the next sample (after the prior's 2-minute spacing) tops up
+        m.update(oi_rows((130.0, 110.0, 60_000.0, BIN)), trades=trade_rows((100.0, 60_000.0, 600_000.0, 1, BIN)))
+        m.update(oi_rows((400.0, 110.0, 60_000.0, BIN)))
+        return m
+
+    bounded, free = state(3.0), state(0.0)
+    # 3 × 600k held in all (the prior fades with its half-life between top-ups, so the last one refills ~5 %)
+    assert 2 * 600_000.0 <= bounded.stats["prior_usd"] <= 1.1 * 2 * 600_000.0
+    assert bounded.total_long(scaled=False) + bounded.total_short(scaled=False) == pytest.approx(3 * 600_000.0, rel=1e-6)
+    assert free.total_long(scaled=False) + free.total_short(scaled=False) == pytest.approx(110.0 * 60_000.0, rel=1e-6)  # whole OI

@@ -322,7 +322,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         b, lo, sh = self._fc.levels(venues)  # the inner state holds no OI samples: unscaled
         abv = self._actual_by_venue()
         k = self.usd_scale(venues, abv)
-        if self._fc.prior_fill > 0:
+        if self._fc.prior_fill > 0 and self._fc.stats["prior_usd"] > 0:  # once the prior has placed anything
             k *= self._prior_dollars(b, lo + sh, abv[self._venue_mask(venues)].sum(axis=(0, 1)))
         return (b, lo * k, sh * k) if k != 1.0 else (b, lo, sh)
 
