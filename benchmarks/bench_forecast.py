@@ -150,8 +150,12 @@ def _scores(b: np.ndarray, usd: np.ndarray) -> dict[int, float]:
     return dict(zip(u.tolist(), np.bincount(inv, weights=usd).tolist()))
 
 
+REAL_SIZE = "@real"  # a condition's name with this suffix: the same market with the resting cohorts (real-sized OI)
+
+
 def _demo_overrides(seed: int, condition: str) -> tuple[dict, bool]:
     """The demo config overrides and the prehistory flag of one market condition for one seed."""
+    condition = condition.removesuffix(REAL_SIZE)
     if condition not in CONDITIONS:
         raise ValueError(f"bench_forecast: unknown market condition {condition!r} (one of {', '.join(CONDITIONS)})")
     over = dict(CONDITIONS[condition])
@@ -180,7 +184,7 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
     cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
     over, prehistory = _demo_overrides(seed, condition)
     cfg["demo"].update(over)
-    if not RESTING:
+    if not (RESTING or condition.endswith(REAL_SIZE)):
         cfg["demo"]["resting_oi_btc_usd"] = 0.0
     # No L2 books: the model never reads them, and they are most of the frames.
     src = DemoSource(cfg, assets=list(ASSETS), seed=seed, start=START, focus=[], books=False,
@@ -278,6 +282,9 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
     paths = _price_paths(feed)
     dollars: list[float] = []  # per checkpoint: the model's USD at risk within ±5 % ÷ the true positions'
+    # per checkpoint (asset, time, forecast's USD at risk within ±5 %, the map's): what NEXT 1H prints against what
+    # the map draws (forecast_real_dollars)
+    fc_vs_map: list[tuple] = []
     scale_log: list[tuple] = []
     done = 0
     if BACKFILL in ("klines", "none") and cps:
@@ -353,8 +360,12 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 acc[("usd", "truth")] = acc.get(("usd", "truth"), 0.0) + o_usd
                 if o_usd > 0:
                     dollars.append(m_usd / o_usd)
+                fb, fl, fs = m.forecast_levels()
+                lo_b, hi_b = int(idx[0]), int(idx[-1])
+                inr = (fb >= lo_b) & (fb <= hi_b)
+                fc_vs_map.append((a, t, float((fl[inr] + fs[inr]).sum()), m_usd))
     return {"seed": rec["seed"], "condition": rec.get("condition", "steady"), "dollars": dollars,
-            "scale_log": scale_log,
+            "scale_log": scale_log, "fc_vs_map": fc_vs_map,
             "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
             "parse_errors": rec["parse_errors"], "rejects": rec["rejects"], "acc": acc,
             "oracle_overlap": {k: v / (len(cps) // len(ASSETS)) for k, v in ovl.items()},
@@ -805,6 +816,70 @@ def forecast_dollars() -> dict:
                        "run_s": round(time.perf_counter() - t0, 1)}}
 
 
+# forecast_real_dollars: the conditions and seeds it runs at real-sized OI (recorded with the resting cohorts, cached
+# apart from the others under the condition's name + REAL_SIZE)
+REAL_CONDITIONS = tuple(c for c in os.environ.get("LIQMAP_BENCH_REAL_CONDITIONS", "steady,cascade").split(",") if c)
+REAL_SEEDS = tuple(int(s) for s in os.environ.get("LIQMAP_BENCH_REAL_SEEDS", "1,2,3,4").split(",") if s.strip())
+FC_MAP_BAND = 2.0  # NEXT 1H's USD at risk within ±5 % ÷ the map's: within this factor at every checkpoint
+
+
+def _fc_vs_map_row(part: list[dict]) -> dict:
+    """What NEXT 1H prints against what the map draws, over one condition's checkpoints: the forecast's USD at
+    risk within ±5 % ÷ the map's (the same dollar scale should make them agree: the forecast's levels are the map's
+    spread over each tier's leverage band), and the largest change of each between one checkpoint and the next of
+    the same asset (10 minutes apart): the map's own is the yardstick for how far a figure may move."""
+    rows = [(r["seed"], a, t, f, m) for r in part for a, t, f, m in r.get("fc_vs_map", ())]
+    ratios = np.array([f / m for *_, f, m in rows if f > 0 and m > 0])
+
+    def jumps(col: int) -> np.ndarray:
+        out, last = [], {}
+        for row in sorted(rows, key=lambda x: (x[0], x[1], x[2])):
+            key, v = (row[0], row[1]), row[col]
+            if v > 0 and last.get(key, 0) > 0:
+                out.append(abs(math.log(v / last[key])))
+            last[key] = v
+        return np.exp(np.array(out)) if out else np.array([1.0])
+
+    worst = float(max(ratios.max(), 1.0 / ratios.min())) if len(ratios) else None
+    jf, jm = jumps(3), jumps(4)
+    return {"checkpoints": len(rows),
+            "forecast_over_map_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(ratios, (10, 50, 90))]
+                                              if len(ratios) else None),
+            "forecast_over_map_min_max": [round(float(ratios.min()), 3), round(float(ratios.max()), 3)] if len(ratios) else None,
+            "worst_factor": round(worst, 3) if worst else None,
+            "in_band": worst is not None and worst <= FC_MAP_BAND,
+            "forecast_usd_mean": round(float(np.mean([f for *_, f, _ in rows]))) if rows else None,
+            "map_usd_mean": round(float(np.mean([m for *_, m in rows]))) if rows else None,
+            "jump_10min_forecast_p90_max": [round(float(np.percentile(jf, 90)), 2), round(float(jf.max()), 2)],
+            "jump_10min_map_p90_max": [round(float(np.percentile(jm, 90)), 2), round(float(jm.max()), 2)]}
+
+
+def forecast_real_dollars() -> dict:
+    """The forecast's dollars at real-sized open interest (session 12): the demo's markets with its resting cohorts
+    (feeds/demo/resting.py; BTC ~$20bn of OI, as in the product and on a live venue) where ``forecast_dollars``
+    runs without them (a tiny OI the model mostly sees open). Per condition (``LIQMAP_BENCH_REAL_CONDITIONS``,
+    default steady and cascade — the cascade's forced phase is where the forecast's OI prior acts) and seeds
+    ``LIQMAP_BENCH_REAL_SEEDS`` (1-4): NEXT 1H's USD at risk within ±5 % ÷ the map's at every checkpoint (target
+    within ``FC_MAP_BAND``: a cluster's dollars are the map's dollars), their 10-minute jumps beside the map's,
+    and the rankings' ratios over the baseline at real size. value = the worst checkpoint's factor away from 1."""
+    t0 = time.perf_counter()
+    every = _run_seeds(tuple((s, c + REAL_SIZE) for c in REAL_CONDITIONS for s in REAL_SEEDS))
+    table = {}
+    for c in REAL_CONDITIONS:
+        part = [r for r in every if r["condition"] == c + REAL_SIZE]
+        row = _fc_vs_map_row(part)
+        ranks = _condition_row(part)
+        row.update({k: ranks[k] for k in ("forecast_ratio", "at_risk_ratio", "oracle_ratio", "dollars_model_over_truth")})
+        table[c] = row
+    worsts = [r["worst_factor"] for r in table.values() if r["worst_factor"]]
+    worst = max(worsts) if worsts else None
+    return {"value": worst, "unit": "× off (NEXT 1H ÷ map USD at risk ±5 %, worst checkpoint, real-sized OI)",
+            "target": FC_MAP_BAND, "ok": worst is not None and worst <= FC_MAP_BAND,
+            "detail": {"conditions": table, "seeds": list(REAL_SEEDS), "model_params": MODEL_PARAMS or None,
+                       "assets": list(ASSETS), "simulated_hours_per_seed": HOURS,
+                       "run_s": round(time.perf_counter() - t0, 1)}}
+
+
 def demo_cpu() -> dict:
     """CPU share of one core that the demo market costs at speed 1: all 65 assets × 5 venues for 60
     simulated seconds, frames generated and parsed by the real adapters into a Market (the generator
@@ -836,4 +911,5 @@ def demo_cpu() -> dict:
 
 
 BENCHMARKS = {"forecast_skill": forecast_skill, "forecast_calibration": forecast_calibration,
-              "forecast_dollars": forecast_dollars, "demo_cpu": demo_cpu}
+              "forecast_dollars": forecast_dollars, "forecast_real_dollars": forecast_real_dollars,
+              "demo_cpu": demo_cpu}

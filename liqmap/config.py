@@ -327,6 +327,8 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.prior_half_life_hours": (0.0, 87600.0, False),
     "model.prior_fill_forced_share": (0.0, 1.0, False),
     "model.forecast_prior_forced_share": (0.0, 1.0, False),
+    "model.prior_held_cap": (0.0, 1e6, False),
+    "model.forecast_prior_held_cap": (0.0, 1e6, False),
     "model.forecast_horizon_hours": (0.0, 168.0, True),
     "model.forecast_vol_window_minutes": (1, 10080, False),
     "model.forecast_default_vol_hour_pct": (0.0, 100.0, True),

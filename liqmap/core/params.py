@@ -112,14 +112,22 @@ class ModelParams:
     # The same prior for the forecast's own state (next-hour ranking); 0 = off. Always on it cost the ranging market
     # (range seeds 1-10: 1.421 -> 1.247 at 0.5), so only in a forced phase (forecast_prior_forced_share, 2 % of the
     # traded USD): when price runs through leveraged positions en masse, the positions opened before the model
-    # watched come within reach — in a fall the old longs below price that it never saw open (cascade seeds 1-10
-    # 1.695 -> 1.882; docs/benchmarks.md, issue 17 item 4, session 11). Off by default: at real-sized open interest
-    # (the product's demo, any live venue) half the OI placed as a prior made NEXT 1H print $270-420M clusters where
-    # the map beside it held a few $M a row, and the figures jump ~150x each time the gate opens or closes; the
-    # prior sizes itself by the OI, where the dollar scale (dollar_scale_cap) deliberately credits the unseen
-    # positions at most 3x what the model holds. The benchmark's market has a tiny OI, so it never showed this.
-    forecast_prior_oi_fill: float = 0.0
+    # watched come within reach — in a fall the old longs below price that it never saw open (docs/benchmarks.md,
+    # issue 17 item 4, sessions 11-12). Session 11 turned it off again: sized by the OI alone, at real-sized open
+    # interest (the product's demo, any live venue) it made NEXT 1H print $270-420M clusters beside a map of a few $M a
+    # row. Since session 12 it says only *where* (forecast_levels reports the map's dollars within ±5 % of price,
+    # docs/model.md §3 step 11) and it is bounded by what the model saw (forecast_prior_held_cap below).
+    forecast_prior_oi_fill: float = 0.5
     forecast_prior_forced_share: float = 0.02
+    # A state's OI prior tops the state up to at most this multiple of the USD its own OI steps placed for the venue
+    # (0 = no bound): most of a real venue's OI is low-leverage and held for days, far from price (the demo's resting
+    # cohorts stand for it), which is why the dollar scale (dollar_scale_cap, 3) credits the unseen at most 3x the
+    # held; unbounded, the prior at real size placed ~100x the flow near price and the forecast ranked by the prior
+    # alone (steady seeds 1-10 at real size 1.631 -> 1.276x the baseline). 3, the scale's own bound, chosen on
+    # seeds 1-10 over 2 (docs/benchmarks.md, "The forecast's dollars at real-sized open interest").
+    # prior_held_cap bounds the map's prior (off), forecast_prior_held_cap the forecast's.
+    prior_held_cap: float = 0.0
+    forecast_prior_held_cap: float = 3.0
     # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
     # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
     # clipped to [1, this]. 1 = off. 3 chosen on steady seeds 1-10 (model ÷ truth USD at risk ±5 %: 0.31 unscaled,

@@ -46,7 +46,11 @@ class PriorFill:
         self._place_queued()  # what the state holds for the venue, queued opens included
         target = self.prior_fill * float(row["oi"]) * price
         mult = np.exp(self._lm[[v, NV + v]] - self._ref[[v, NV + v]])  # (2 sources, 2 sides)
-        held = float((self._base[[v, NV + v]].sum(axis=(1, 3)) * mult).sum())
+        by_source = (self._base[[v, NV + v]].sum(axis=(1, 3)) * mult).sum(axis=1)  # (flow, prior) USD
+        held = float(by_source.sum())
+        if self.prior_held_cap > 0:
+            # no more than the dollar scale would credit: most of a real OI is low-leverage, far from price
+            target = min(target, self.prior_held_cap * float(by_source[0]))
         gap = target - held
         if not (gap > _FILL_MIN_REL * target and math.isfinite(gap)):
             return

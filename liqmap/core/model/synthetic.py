@@ -76,6 +76,8 @@ from .regime import ForcedShare
 from .sources import LONG_I, MAX_INDEX, NS, NV, SHORT_I
 from .window import StateWindow
 
+HIT_RANGE_PCT = 5.0  # the forecast is scored and read within ± this % of price (core/hitrate.py RANGE_PCT)
+
 __all__ = ["SyntheticModel", "lev_label"]
 
 # MODEL_DEFAULTS: the model section of liqmap.core.params (ModelParams), the one place its defaults live.
@@ -151,6 +153,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             # market's forecast on seeds 1-4, docs/benchmarks.md): the dollars the map shows come from the levels
             self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread,
                                                     "prior_oi_fill": p["forecast_prior_oi_fill"],
+                                                    "prior_held_cap": p["forecast_prior_held_cap"],
                                                     "prior_fill_forced_share": p["forecast_prior_forced_share"]},
                                       tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
@@ -193,6 +196,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # topped up to ``prior_oi_fill`` × its public OI (USD) less what the state already holds for it, at the
         # entries the price history makes plausible and that price has not liquidated since. 0 = off.
         self.prior_fill = max(float(p["prior_oi_fill"]), 0.0)
+        self.prior_held_cap = max(float(p.get("prior_held_cap", 0.0)), 0.0)  # ... at most × the flow held (0: no bound)
         self._prior_hl_s = phl * 3600.0 if phl > 0 and math.isfinite(phl) else 0.0
         # the price path the prior's entries come from: one per model (the forecast's state reads the same)
         self._px_hist = (PriceHistory() if self.prior_fill > 0 or (self._fc is not None and self._fc.prior_fill > 0)
@@ -316,8 +320,30 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if self._fc is None:
             return self.levels(venues)
         b, lo, sh = self._fc.levels(venues)  # the inner state holds no OI samples: unscaled
-        k = self.usd_scale(venues)
+        abv = self._actual_by_venue()
+        k = self.usd_scale(venues, abv)
+        if self._fc.prior_fill > 0 and self._fc.stats["prior_usd"] > 0:  # once the prior has placed anything
+            k *= self._prior_dollars(b, lo + sh, abv[self._venue_mask(venues)].sum(axis=(0, 1)))
         return (b, lo * k, sh * k) if k != 1.0 else (b, lo, sh)
+
+    def _prior_dollars(self, fc_b: np.ndarray, fc_usd: np.ndarray, held: np.ndarray) -> float:
+        """The factor that puts the forecast's levels, OI prior included, on the map's dollars (``held``: this
+        state's USD per window bucket, before the scale). The prior says where the positions the model never saw
+        open sit, not how many there are — that is the dollar scale's answer (step 12) — so the forecast reports
+        the map's USD within ±``HIT_RANGE_PCT`` of price (all of it if none is there), spread by its own levels.
+        Sized by the OI instead, at real-sized OI NEXT 1H printed ~100× the map beside it and jumped by that
+        each time the prior's gate opened; matched on the whole window, a prior spread far from price left NEXT
+        1H a few % of the map's dollars near price (docs/benchmarks.md, "The forecast's dollars at real size")."""
+        px = self.last_price
+        if px:
+            lo_b = int(buckets.index(px * (1.0 - HIT_RANGE_PCT / 100.0), self.step))
+            hi_b = int(buckets.index(px * (1.0 + HIT_RANGE_PCT / 100.0), self.step))
+            near = float(held[max(lo_b - self._b0, 0):max(hi_b - self._b0 + 1, 0)].sum())
+            fc_near = float(fc_usd[(fc_b >= lo_b) & (fc_b <= hi_b)].sum())
+            if near > 0 and fc_near > 0:
+                return near / fc_near
+        total, fc_total = float(held.sum()), float(fc_usd.sum())
+        return total / fc_total if total > 0 and fc_total > 0 else 1.0
 
     @property
     def sigma_hour(self) -> float:
