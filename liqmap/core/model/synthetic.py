@@ -59,6 +59,7 @@ from .. import buckets
 from ..assets import VenueMarket, default_universe
 from ..events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from ..forecast import TAILS, RealizedVol, expected
+from ..hitrate import RANGE_PCT as HIT_RANGE_PCT  # the forecast is scored and read within ± this % of price
 from ..params import MODEL_DEFAULTS, core_params
 from ..tiers import TierTable, table_for
 from ..venues import TABLE as VENUE_TABLE
@@ -75,8 +76,6 @@ from .filling import OIFill
 from .regime import ForcedShare
 from .sources import LONG_I, MAX_INDEX, NS, NV, SHORT_I
 from .window import StateWindow
-
-HIT_RANGE_PCT = 5.0  # the forecast is scored and read within ± this % of price (core/hitrate.py RANGE_PCT)
 
 __all__ = ["SyntheticModel", "lev_label"]
 

@@ -67,7 +67,7 @@ PER_FILL_VENUES = frozenset({"hyperliquid"})
 # the whole book. A venue's liquidation engine does not market that into the book: what the book cannot take goes
 # to its insurance fund and auto-deleveraging. So the cohorts liquidated in one round of a cascade move price at most
 # as far as this share of the book's 1 % depth would (1 = a 1 % move). Unbounded, a cascade day at real-sized open
-# interest ran SOL from $150 to $84M in an hour (each round's liquidations, × cascade_strength, moved price by a
+# interest ran SOL from $150 to $6e11 in 35 minutes (each round's liquidations, × cascade_strength, moved price by a
 # factor of ~14 onto the next cohorts' liquidation prices); bounded at 1 it still squeezed SOL to $283 through the
 # cohorts' liquidation prices 1 % apart; at 0.2 (benchmark seed 1) SOL peaks at $176 where the same market without
 # the cohorts peaks at $172.
