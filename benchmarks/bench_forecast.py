@@ -282,8 +282,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     calib: dict[str, list] = {"clusters": [], "buckets": []}  # (predicted chance of reach, reached) pairs
     paths = _price_paths(feed)
     dollars: list[float] = []  # per checkpoint: the model's USD at risk within ±5 % ÷ the true positions'
-    # per checkpoint (asset, time, forecast's USD at risk within ±5 %, the map's): what NEXT 1H prints against what
-    # the map draws (forecast_real_dollars)
+    # per checkpoint (asset, time, forecast's USD at risk within ±5 %, the map's, the true positions'): what NEXT 1H
+    # prints against what the map draws, and which of the two the truth sides with (forecast_real_dollars)
     fc_vs_map: list[tuple] = []
     scale_log: list[tuple] = []
     done = 0
@@ -363,7 +363,7 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 fb, fl, fs = m.forecast_levels()
                 lo_b, hi_b = int(idx[0]), int(idx[-1])
                 inr = (fb >= lo_b) & (fb <= hi_b)
-                fc_vs_map.append((a, t, float((fl[inr] + fs[inr]).sum()), m_usd))
+                fc_vs_map.append((a, t, float((fl[inr] + fs[inr]).sum()), m_usd, o_usd))
     return {"seed": rec["seed"], "condition": rec.get("condition", "steady"), "dollars": dollars,
             "scale_log": scale_log, "fc_vs_map": fc_vs_map,
             "checkpoints": len(cps), "frames": rec["frames"], "calib": calib,
@@ -826,10 +826,12 @@ FC_MAP_BAND = 2.0  # NEXT 1H's USD at risk within ±5 % ÷ the map's: within thi
 def _fc_vs_map_row(part: list[dict]) -> dict:
     """What NEXT 1H prints against what the map draws, over one condition's checkpoints: the forecast's USD at
     risk within ±5 % ÷ the map's (the same dollar scale should make them agree: the forecast's levels are the map's
-    spread over each tier's leverage band), and the largest change of each between one checkpoint and the next of
-    the same asset (10 minutes apart): the map's own is the yardstick for how far a figure may move."""
-    rows = [(r["seed"], a, t, f, m) for r in part for a, t, f, m in r.get("fc_vs_map", ())]
-    ratios = np.array([f / m for *_, f, m in rows if f > 0 and m > 0])
+    spread over each tier's leverage band, except where price swept part of a band: the map's thin line then goes
+    whole, the forecast keeps the band's unswept rest), each against the true positions', and the largest change of
+    each between one checkpoint and the next of the same asset (10 minutes apart): the map's own is the yardstick for
+    how far a figure may move."""
+    rows = [(r["seed"], a, t, f, m, o) for r in part for a, t, f, m, o in r.get("fc_vs_map", ())]
+    ratios = np.array([f / m for *_, f, m, _ in rows if f > 0 and m > 0])
 
     def jumps(col: int) -> np.ndarray:
         out, last = [], {}
@@ -842,14 +844,33 @@ def _fc_vs_map_row(part: list[dict]) -> dict:
 
     worst = float(max(ratios.max(), 1.0 / ratios.min())) if len(ratios) else None
     jf, jm = jumps(3), jumps(4)
+    # each figure against the true positions' USD within ±5 %, and at every checkpoint where the two differ by more
+    # than the band: which one the truth is nearer (a forecast band that price swept only part of keeps its
+    # lower-leverage rest, the map's thin line at the tier's price goes whole: docs/benchmarks.md, "The 22x
+    # checkpoint")
+    truth = [(f / o, m / o) for *_, f, m, o in rows if f > 0 and m > 0 and o > 0]
+    off = [row for row in rows if row[3] > 0 and row[4] > 0 and row[5] > 0
+           and abs(math.log(row[3] / row[4])) > math.log(FC_MAP_BAND)]
+    nearer = {"forecast": sum(abs(math.log(f / o)) < abs(math.log(m / o)) for *_, f, m, o in off)}
+    nearer["map"] = len(off) - nearer["forecast"]
     return {"checkpoints": len(rows),
             "forecast_over_map_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(ratios, (10, 50, 90))]
                                               if len(ratios) else None),
             "forecast_over_map_min_max": [round(float(ratios.min()), 3), round(float(ratios.max()), 3)] if len(ratios) else None,
             "worst_factor": round(worst, 3) if worst else None,
             "in_band": worst is not None and worst <= FC_MAP_BAND,
-            "forecast_usd_mean": round(float(np.mean([f for *_, f, _ in rows]))) if rows else None,
-            "map_usd_mean": round(float(np.mean([m for *_, m in rows]))) if rows else None,
+            "forecast_usd_mean": round(float(np.mean([row[3] for row in rows]))) if rows else None,
+            "map_usd_mean": round(float(np.mean([row[4] for row in rows]))) if rows else None,
+            "forecast_over_truth_p10_p50_p90": ([round(float(q), 3) for q in np.percentile([x[0] for x in truth],
+                                                                                            (10, 50, 90))]
+                                                if truth else None),
+            "map_over_truth_p10_p50_p90": ([round(float(q), 3) for q in np.percentile([x[1] for x in truth],
+                                                                                       (10, 50, 90))]
+                                           if truth else None),
+            "off_band_nearer_truth": nearer,
+            "off_band": [{"seed": sd, "asset": a, "t": round(t), "forecast_over_map": round(f / m, 3),
+                          "forecast_over_truth": round(f / o, 3), "map_over_truth": round(m / o, 3)}
+                         for sd, a, t, f, m, o in sorted(off, key=lambda x: -abs(math.log(x[3] / x[4])))[:8]],
             "jump_10min_forecast_p90_max": [round(float(np.percentile(jf, 90)), 2), round(float(jf.max()), 2)],
             "jump_10min_map_p90_max": [round(float(np.percentile(jm, 90)), 2), round(float(jm.max()), 2)]}
 
