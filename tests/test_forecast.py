@@ -333,34 +333,3 @@ def test_the_walk_spread_follows_the_variance_ratio_only_when_asked():
     assert sig[0][0] == sig[0][1]
     assert sig[5][1] == sig[0][1] and sig[5][2] < 0.7
     assert sig[5][0] == pytest.approx(sig[0][0] * math.sqrt(sig[5][2]))
-
-
-def test_a_forced_phase_carries_a_run_the_quiet_shrink_calls_wander():
-    # issue 17 item 4 (cascade days): an hour falling ~1.2 %/h under a minute-to-minute bounce, so the fall's t²
-    # (about 2) stays under the shrink 4 and the walk calls it wander. While the venues' published liquidations are
-    # 4 % of the traded USD (a forced phase, regime.py) forecast_drift_forced_shrink 1 carries the run; with the
-    # same tape and liquidations at 0.4 % (quiet), or the rule off, the drift stays 0.
-    minutes = np.arange(61)
-    log_px = -0.0116 * minutes / 60 + 0.0005 * np.where(minutes % 2 == 0, 1.0, -1.0)
-    prices = 60_000.0 * np.exp(log_px)
-    probe = RealizedVol(60, 0.01)
-    for k, px in enumerate(prices):
-        probe.add(1000 + k, float(px))
-    assert probe.drift_hour(4.0) == 0.0 and probe.drift_hour(1.0) < 0.0  # the tape is what the test says
-
-    base = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
-            "leverage_spread": 0.0, "forecast_leverage_spread": 0.0, "forecast_drift_shrink": 4.0}
-    rule = {"forecast_drift_forced_share": 0.02, "forecast_drift_forced_shrink": 1.0}
-
-    def drift(params: dict, liq_usd: float) -> float:
-        m = SyntheticModel("BTC", 25.0, params)
-        m.update(ev.open_interest([(0.0, 1000.0, 6e7, 60_000.0, BIN)]))
-        for k, px in enumerate(prices):
-            t = 60.0 * k + 59.0
-            lq = ev.liquidations([(t, float(px), liq_usd / float(px), liq_usd, -1, BIN, 0)])
-            m.update(trades=_trades([t], [px]), liqs=lq)  # one 50k trade a minute: liq_usd / 50k is the share
-        return m.drift_hour
-
-    assert drift({**base, **rule}, 2_000.0) < -0.002  # forced: the run is carried (weight 0.5 of the shrunk fall)
-    assert drift({**base, **rule}, 200.0) == 0.0  # quiet: the shrink 4 holds
-    assert drift(base, 2_000.0) == 0.0  # the rule off: as before

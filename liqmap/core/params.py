@@ -145,12 +145,6 @@ class ModelParams:
     # its standard error, none when t² <= shrink (a ranging market's wander). 0 = the driftless walk.
     forecast_drift_weight: float = 0.5
     forecast_drift_shrink: float = 4.0
-    # ... in a forced phase (regime.py: published liquidations at least forecast_drift_forced_share of the traded USD
-    # over the volatility window) the trend is shrunk by forecast_drift_forced_shrink instead: a cascade's one-way run
-    # is carried by forced orders, not wander, while its jumps inflate σ so t² never clears 4 (docs/model.md §5).
-    # forecast_drift_forced_share 0 = no forced-phase rule.
-    forecast_drift_forced_share: float = 0.0
-    forecast_drift_forced_shrink: float = 4.0
     # The walk's spread over the hour: σ of 1-minute returns × √(their variance ratio at this many minutes,
     # core/forecast.py RealizedVol.variance_ratio), shrunk toward 1 by its noise (1 - shrink/z² of the gap kept).
     # 0 = off (the 1-minute σ as it is). Opt-in: on the demo's range market (seeds 1-10, the condition it was

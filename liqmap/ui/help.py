@@ -53,8 +53,6 @@ MODEL_NOTES = {
     "forecast_tails": "t3 = fat tails, gauss = thin",
     "forecast_drift_weight": "share of the shrunk recent trend the reach carries (0 = driftless)",
     "forecast_drift_shrink": "trend kept: 1 - shrink/t² of it (t = trend ÷ its noise)",
-    "forecast_drift_forced_share": "forced phase: published liquidations ≥ this share of traded USD (0 = off)",
-    "forecast_drift_forced_shrink": "trend shrink used in a forced phase (a cascade's run is not wander)",
     "forecast_vr_minutes": "walk σ × √(variance ratio at this many minutes) (0 = 1-minute σ)",
     "forecast_vr_shrink": "variance ratio's gap to 1 kept: 1 - shrink/z² (z = gap ÷ its noise)",
     "forecast_calibrated": "NEXT 1H % = share of such clusters reached (false: the raw random-walk chance)",

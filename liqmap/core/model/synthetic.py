@@ -182,8 +182,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._track_forced = (self.side_gap_forced > 0 and self.side_gap_max < 1.0) or (
             self.taker_net_w > 0 and self.taker_net_forced > 0) or any(
             m.prior_forced > 0 and m.prior_fill > 0 for m in self._states if m is not self) or (
-            self.prior_forced > 0 and float(p["prior_oi_fill"]) > 0) or (
-            float(p.get("forecast_drift_forced_share", 0.0)) > 0 and float(p.get("forecast_drift_weight", 0.0)) > 0)
+            self.prior_forced > 0 and float(p["prior_oi_fill"]) > 0)
         hl = float(p["half_life_hours"])
         k_flow = LN2 / (hl * 3600.0) if hl > 0 and math.isfinite(hl) else 0.0
         # Cold-start prior (docs/model.md §3 step 10): at a venue's first OI sample the OI already open is placed
@@ -224,9 +223,6 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                                 float(p["forecast_default_vol_hour_pct"]) / 100.0)
         self.drift_weight = max(float(p.get("forecast_drift_weight", 0.0)), 0.0)
         self.drift_shrink = max(float(p.get("forecast_drift_shrink", 4.0)), 0.0)
-        # ... and in a forced phase (published liquidations ≥ this share of the traded USD, regime.py; 0 = never)
-        self.drift_forced = max(float(p.get("forecast_drift_forced_share", 0.0)), 0.0)
-        self.drift_forced_shrink = max(float(p.get("forecast_drift_forced_shrink", self.drift_shrink)), 0.0)
         # the walk's spread over the horizon: σ of 1-minute returns × √(variance ratio at this many minutes)
         # (RealizedVol.variance_ratio; 0 = off, the 1-minute σ as it is)
         self.vr_minutes = max(int(p.get("forecast_vr_minutes", 0)), 0)
@@ -366,12 +362,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
     @property
     def drift_hour(self) -> float:
         """The trend the forecast's walk carries (log return per hour; 0 = driftless): ``forecast_drift_weight``
-        of the shrunk drift over the volatility window (:meth:`RealizedVol.drift_hour`), shrunk by
-        ``forecast_drift_forced_shrink`` instead while the market is in a forced phase."""
-        if not self.drift_weight:
-            return 0.0
-        forced = self.drift_forced > 0 and self._forced.share() >= self.drift_forced
-        return self.drift_weight * self._vol.drift_hour(self.drift_forced_shrink if forced else self.drift_shrink)
+        of the shrunk drift over the volatility window (:meth:`RealizedVol.drift_hour`)."""
+        return self.drift_weight * self._vol.drift_hour(self.drift_shrink) if self.drift_weight else 0.0
 
     @property
     def minute_closes(self) -> tuple[tuple[int, float], ...]:
