@@ -322,26 +322,34 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         abv = self._actual_by_venue()
         k = self.usd_scale(venues, abv)
         if self._fc.prior_fill > 0 and self._fc.stats["prior_usd"] > 0:  # once the prior has placed anything
-            k *= self._prior_dollars(b, lo + sh, abv[self._venue_mask(venues)].sum(axis=(0, 1)))
+            mask = self._venue_mask(venues)
+            # how many: the forecast state's own flow (its prior rows left out), then the map's as before
+            own = self._fc._actual_by_venue()[:NV][mask[:NV]].sum(axis=(0, 1))
+            k *= self._prior_dollars(b, lo + sh, (own, self._fc._b0), (abv[mask].sum(axis=(0, 1)), self._b0))
         return (b, lo * k, sh * k) if k != 1.0 else (b, lo, sh)
 
-    def _prior_dollars(self, fc_b: np.ndarray, fc_usd: np.ndarray, held: np.ndarray) -> float:
-        """The factor that puts the forecast's levels, OI prior included, on the map's dollars (``held``: this
-        state's USD per window bucket, before the scale). The prior says where the positions the model never saw
-        open sit, not how many there are — that is the dollar scale's answer (step 12) — so the forecast reports
-        the map's USD within ±``HIT_RANGE_PCT`` of price (all of it if none is there), spread by its own levels.
-        Sized by the OI instead, at real-sized OI NEXT 1H printed ~100× the map beside it and jumped by that
-        each time the prior's gate opened; matched on the whole window, a prior spread far from price left NEXT
-        1H a few % of the map's dollars near price (docs/benchmarks.md, "The forecast's dollars at real size")."""
+    def _prior_dollars(self, fc_b: np.ndarray, fc_usd: np.ndarray, *held: tuple[np.ndarray, int]) -> float:
+        """The factor that puts the forecast's levels, OI prior included, on the dollars of the flow it has seen
+        (``held``: (USD per window bucket before the scale, the window's first bucket), first choice first). The
+        prior says where the positions the model never saw open sit, not how many there are — that is the dollar
+        scale's answer (step 12) — so the forecast reports the USD its own state's flow holds within
+        ±``HIT_RANGE_PCT`` of price, spread by its own levels; the map's if that holds none there; all of it if
+        neither does. Sized by the OI instead, at real-sized OI NEXT 1H printed ~100× the map beside it and jumped
+        by that each time the prior's gate opened; matched on the whole window, a prior spread far from price left
+        NEXT 1H a few % of the map's dollars near price; matched on the map's thin lines, it copied their error
+        where price stops inside a tier's band and sweeps the line whole (docs/benchmarks.md, "The forecast's
+        dollars at real size", "The 22× checkpoint")."""
         px = self.last_price
         if px:
             lo_b = int(buckets.index(px * (1.0 - HIT_RANGE_PCT / 100.0), self.step))
             hi_b = int(buckets.index(px * (1.0 + HIT_RANGE_PCT / 100.0), self.step))
-            near = float(held[max(lo_b - self._b0, 0):max(hi_b - self._b0 + 1, 0)].sum())
             fc_near = float(fc_usd[(fc_b >= lo_b) & (fc_b <= hi_b)].sum())
-            if near > 0 and fc_near > 0:
-                return near / fc_near
-        total, fc_total = float(held.sum()), float(fc_usd.sum())
+            for usd, b0 in held:
+                near = float(usd[max(lo_b - b0, 0):max(hi_b - b0 + 1, 0)].sum())
+                if near > 0 and fc_near > 0:
+                    return near / fc_near
+        usd, _ = held[-1]
+        total, fc_total = float(usd.sum()), float(fc_usd.sum())
         return total / fc_total if total > 0 and fc_total > 0 else 1.0
 
     @property
