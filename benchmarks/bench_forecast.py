@@ -853,7 +853,11 @@ def _fc_vs_map_row(part: list[dict]) -> dict:
            and abs(math.log(row[3] / row[4])) > math.log(FC_MAP_BAND)]
     nearer = {"forecast": sum(abs(math.log(f / o)) < abs(math.log(m / o)) for *_, f, m, o in off)}
     nearer["map"] = len(off) - nearer["forecast"]
+    tot = [sum(row[k] for row in rows if row[3] > 0 and row[4] > 0 and row[5] > 0) for k in (3, 4, 5)]
     return {"checkpoints": len(rows),
+            # item 3's reading: the dollars NEXT 1H prints (and the map draws) over every checkpoint ÷ the truth's
+            "forecast_over_truth_pooled": round(tot[0] / tot[2], 3) if tot[2] > 0 else None,
+            "map_over_truth_pooled": round(tot[1] / tot[2], 3) if tot[2] > 0 else None,
             "forecast_over_map_p10_p50_p90": ([round(float(q), 3) for q in np.percentile(ratios, (10, 50, 90))]
                                               if len(ratios) else None),
             "forecast_over_map_min_max": [round(float(ratios.min()), 3), round(float(ratios.max()), 3)] if len(ratios) else None,
@@ -880,9 +884,13 @@ def forecast_real_dollars() -> dict:
     (feeds/demo/resting.py; BTC ~$20bn of OI, as in the product and on a live venue) where ``forecast_dollars``
     runs without them (a tiny OI the model mostly sees open). Per condition (``LIQMAP_BENCH_REAL_CONDITIONS``,
     default steady and cascade — the cascade's forced phase is where the forecast's OI prior acts) and seeds
-    ``LIQMAP_BENCH_REAL_SEEDS`` (1-4): NEXT 1H's USD at risk within ±5 % ÷ the map's at every checkpoint (target
-    within ``FC_MAP_BAND``: a cluster's dollars are the map's dollars), their 10-minute jumps beside the map's,
-    and the rankings' ratios over the baseline at real size. value = the worst checkpoint's factor away from 1."""
+    ``LIQMAP_BENCH_REAL_SEEDS`` (1-4): NEXT 1H's USD at risk within ±5 % against the true positions', pooled over
+    the checkpoints (issue 17 item 3: within a factor 1.5, ``DOLLARS_BAND``) and per checkpoint; the same ÷ the map's
+    at every checkpoint (``worst_factor``, diagnostic: where price stops inside a tier's band the map's thin line
+    goes whole and the two part by design, docs/benchmarks.md "The 22× checkpoint"); their 10-minute jumps beside
+    the map's; the rankings' ratios over the baseline at real size. value = the worst condition's pooled NEXT 1H ÷
+    truth as a factor away from 1 (session 12 to 13 it was the worst checkpoint's NEXT 1H ÷ map, a target between
+    two estimates that the truth sided against)."""
     t0 = time.perf_counter()
     every = _run_seeds(tuple((s, c + REAL_SIZE) for c in REAL_CONDITIONS for s in REAL_SEEDS))
     table = {}
@@ -892,11 +900,12 @@ def forecast_real_dollars() -> dict:
         ranks = _condition_row(part)
         row.update({k: ranks[k] for k in ("forecast_ratio", "at_risk_ratio", "oracle_ratio", "dollars_model_over_truth")})
         table[c] = row
+    pooled = [r["forecast_over_truth_pooled"] for r in table.values() if r["forecast_over_truth_pooled"]]
+    worst = round(max(max(x, 1 / x) for x in pooled), 3) if pooled else None
     worsts = [r["worst_factor"] for r in table.values() if r["worst_factor"]]
-    worst = max(worsts) if worsts else None
-    return {"value": worst, "unit": "× off (NEXT 1H ÷ map USD at risk ±5 %, worst checkpoint, real-sized OI)",
-            "target": FC_MAP_BAND, "ok": worst is not None and worst <= FC_MAP_BAND,
-            "detail": {"conditions": table, "seeds": list(REAL_SEEDS), "model_params": MODEL_PARAMS or None,
+    return {"value": worst, "unit": "× off (NEXT 1H ÷ true USD at risk ±5 %, pooled, worst condition, real-sized OI)",
+            "target": DOLLARS_BAND, "ok": worst is not None and worst <= DOLLARS_BAND and len(pooled) == len(table),
+            "detail": {"conditions": table, "worst_checkpoint_forecast_over_map": max(worsts) if worsts else None, "seeds": list(REAL_SEEDS), "model_params": MODEL_PARAMS or None,
                        "assets": list(ASSETS), "simulated_hours_per_seed": HOURS,
                        "run_s": round(time.perf_counter() - t0, 1)}}
 
