@@ -180,8 +180,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         if trades is not None and len(trades):
             # bands price traded through end at that trade, not at their wallet's next poll (Positions body)
             self.positions.cross(st.name, trades["ts"], trades["price"])
+        # While an asset's past is still being written (the demo's pre-roll, a live back-fill: ``hold``), ``now`` is
+        # the history's time but the book holds the wallets as polled now: a comparison then scores the model's
+        # past against positions it could not yet have seen, so none is made until the asset is released.
         return exact_view(self.positions, self.exact_venue, st.name, st.exact, oi, st.model, st.last_price,
-                          st.step, now)
+                          st.step, now, compare=st.name not in self._held)
 
     # ------------------------------------------------------------ history being written
 

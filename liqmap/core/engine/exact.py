@@ -77,8 +77,9 @@ def standing(levels, price: float | None, step: float):
 
 
 def exact_view(book: PositionBook, venue: str, asset: str, state: ExactState, oi_rows: np.ndarray, model,
-               price: float | None, step: float | None, now: float) -> ExactView | None:
-    """Update ``state`` from the new OI rows and the book; the asset's view (None without a bucket step)."""
+               price: float | None, step: float | None, now: float, compare: bool = True) -> ExactView | None:
+    """Update ``state`` from the new OI rows and the book; the asset's view (None without a bucket step).
+    ``compare`` False: no accuracy comparison now (the engine's history is behind the book's present)."""
     vid = VENUE_ID.get(venue)
     if vid is not None and len(oi_rows):
         mine = oi_rows[oi_rows["venue"] == vid]
@@ -87,7 +88,7 @@ def exact_view(book: PositionBook, venue: str, asset: str, state: ExactState, oi
     if not step:
         return None
     levels = standing(book.levels(asset, step), price, step)
-    if state.log.due(now) and price:
+    if compare and state.log.due(now) and price:
         model_levels = model.levels((venue,)) if model is not None and vid is not None else EMPTY
         state.log.add(now, accuracy(model_levels, levels, price, step, ts=now))
     detected = book.detected_by_asset.get(asset, 0)
