@@ -136,3 +136,22 @@ def test_oi_share_needs_an_oi():
     assert oi_share([1.0, -1.0], None) is None
     assert oi_share([1.0, -1.0], 0.0) is None
     assert oi_share([1.0, -1.0], 1.0) == 1.0
+
+
+def test_accuracy_carries_the_hit_rates_interval_once_there_are_five_comparisons():
+    # One comparison's ratio says little (the demo's panel read 0.0× at n=1 thirty seconds after launch): like the
+    # hit rate's line, the exact line gives the 90 % bootstrap interval of the pooled ratio from five comparisons.
+    lg = AccuracyLog(every_s=1.0)
+    rows = [(1e6, 0.30, 0.10), (2e6, 0.05, 0.10), (1e6, 0.40, 0.10), (3e6, 0.20, 0.10), (1e6, 0.10, 0.10)]
+    for i, (w, m, b) in enumerate(rows[:4]):
+        lg.add(float(i), Accuracy(float(i), w, m, b))
+    four = lg.score()
+    assert four.lo is None and four.hi is None and "–" not in four.text()
+    lg.add(4.0, Accuracy(4.0, *rows[4]))
+    s = lg.score()
+    w, m, b = (np.array(x) for x in zip(*rows))
+    assert s.ratio == pytest.approx(float((w * m).sum() / (w * b).sum()))
+    assert s.lo < s.ratio < s.hi  # the comparisons disagree (0.5× to 4×): the interval is wide and holds the ratio
+    assert 0.5 <= s.lo and s.hi <= 4.0
+    assert s.text() == f"model {s.model_share * 100:.0f} % vs base 10 % of exact $ ({s.ratio:.1f}×, {s.lo:.1f}–{s.hi:.1f}) n=5"
+    assert lg.score().to_dict()["lo"] == s.lo  # the same history prints the same interval

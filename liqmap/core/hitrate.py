@@ -104,6 +104,23 @@ def ratio_of_sums(model: np.ndarray, base: np.ndarray) -> float | None:
     return float(model.sum()) / b if b > 0 else None
 
 
+def ratio_interval(model: np.ndarray, base: np.ndarray) -> tuple[float | None, float | None]:
+    """90 % bootstrap interval of Σ model ÷ Σ base over the resampled items (forecasts, comparisons); (None, None)
+    with fewer than ``MIN_FORECASTS_FOR_INTERVAL``. A fixed seed: the same history always prints the same interval."""
+    n = len(model)
+    if n < MIN_FORECASTS_FOR_INTERVAL:
+        return None, None
+    rng = np.random.default_rng(20261205)
+    draws = rng.integers(0, n, size=(BOOTSTRAP_DRAWS, n))
+    bs = base[draws].sum(axis=1)
+    ok = bs > 0
+    boot = model[draws].sum(axis=1)[ok] / bs[ok]
+    if not len(boot):
+        return None, None
+    lo, hi = np.percentile(boot, [5.0, 95.0])
+    return float(lo), float(hi)
+
+
 @dataclass
 class HitRate:
     """One asset's forecast scoring (see the module docstring)."""
@@ -179,15 +196,7 @@ class HitRate:
         b = np.array([s.base_usd for s in used])
         r = np.array([s.realized_usd for s in used])
         ratio = ratio_of_sums(m, b)
-        lo = hi = None
-        if ratio is not None and n >= MIN_FORECASTS_FOR_INTERVAL:
-            rng = np.random.default_rng(20261205)  # fixed: the same history prints the same interval
-            draws = rng.integers(0, n, size=(BOOTSTRAP_DRAWS, n))
-            bs = b[draws].sum(axis=1)
-            ok = bs > 0
-            boot = m[draws].sum(axis=1)[ok] / bs[ok]
-            if len(boot):
-                lo, hi = (float(x) for x in np.percentile(boot, [5.0, 95.0]))
+        lo, hi = ratio_interval(m, b) if ratio is not None else (None, None)
         self._score = HitScore(ratio, n, lo, hi, len(self.open), float(m.sum() / r.sum()), float(b.sum() / r.sum()))
         return self._score
 

@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .events import LIQ_DTYPE, LONG, PRICE_FILL, SHORT
-from .hitrate import top_buckets
+from .hitrate import ratio_interval, top_buckets
 
 #: ``price_range(asset, t0, t1)`` → (lowest, highest) traded price in [t0, t1], or None when unknown.
 PriceRange = Callable[[str, float, float], "tuple[float, float] | None"]
@@ -397,6 +397,8 @@ class AccuracyScore:
     model_share: float | None
     base_share: float | None
     last: Accuracy | None = None
+    lo: float | None = None  # 90 % bootstrap interval of the ratio over the comparisons (None with fewer than 5)
+    hi: float | None = None
 
     @property
     def ratio(self) -> float | None:
@@ -405,16 +407,18 @@ class AccuracyScore:
         return self.model_share / self.base_share
 
     def text(self) -> str:
-        """``model 41 % vs base 18 % of exact $ (2.3×) n=12`` — or that none was possible yet."""
+        """``model 41 % vs base 18 % of exact $ (2.3×, 1.6–3.1) n=12`` — the interval as the hit rate's (none with
+        fewer than 5 comparisons: one comparison's 0.0× or 5× says little) — or that none was possible yet."""
         if not self.n or self.model_share is None:
             return "accuracy: waiting for exact positions in range"
         r = self.ratio
+        ci = f", {self.lo:.1f}–{self.hi:.1f}" if self.lo is not None and self.hi is not None else ""
         return (f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $"
-                f"{f' ({r:.1f}×)' if r is not None else ''} n={self.n}")
+                f"{f' ({r:.1f}×{ci})' if r is not None else ''} n={self.n}")
 
     def to_dict(self) -> dict:
         return {"n": self.n, "model_share": self.model_share, "base_share": self.base_share, "ratio": self.ratio,
-                "last": self.last.to_dict() if self.last is not None else None}
+                "lo": self.lo, "hi": self.hi, "last": self.last.to_dict() if self.last is not None else None}
 
 
 class AccuracyLog:
@@ -440,5 +444,6 @@ class AccuracyLog:
         m = np.array([a.model_share for a in self.items])
         b = np.array([a.base_share for a in self.items])
         tot = float(w.sum())
+        lo, hi = ratio_interval(w * m, w * b)  # the pooled ratio is Σ w·m ÷ Σ w·b: resample the comparisons
         return AccuracyScore(len(self.items), float((w * m).sum() / tot), float((w * b).sum() / tot),
-                             self.items[-1])
+                             self.items[-1], lo, hi)
