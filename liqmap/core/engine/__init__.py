@@ -184,7 +184,7 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         # the history's time but the book holds the wallets as polled now: a comparison then scores the model's
         # past against positions it could not yet have seen, so none is made until the asset is released.
         return exact_view(self.positions, self.exact_venue, st.name, st.exact, oi, st.model, st.last_price,
-                          st.step, now, compare=st.name not in self._held)
+                          st.step, now, compare=not self.held(st.name))
 
     # ------------------------------------------------------------ history being written
 
