@@ -889,7 +889,7 @@ def forecast_real_dollars() -> dict:
     at every checkpoint (``worst_factor``, diagnostic: where price stops inside a tier's band the map's thin line
     goes whole and the two part by design, docs/benchmarks.md "The 22× checkpoint"); their 10-minute jumps beside
     the map's; the rankings' ratios over the baseline at real size. value = the worst condition's pooled NEXT 1H ÷
-    truth as a factor away from 1 (session 12 to 13 it was the worst checkpoint's NEXT 1H ÷ map, a target between
+    truth as a factor away from 1 (in sessions 12-13 it was the worst checkpoint's NEXT 1H ÷ map, a target between
     two estimates that the truth sided against)."""
     t0 = time.perf_counter()
     every = _run_seeds(tuple((s, c + REAL_SIZE) for c in REAL_CONDITIONS for s in REAL_SEEDS))
@@ -905,7 +905,8 @@ def forecast_real_dollars() -> dict:
     worsts = [r["worst_factor"] for r in table.values() if r["worst_factor"]]
     return {"value": worst, "unit": "× off (NEXT 1H ÷ true USD at risk ±5 %, pooled, worst condition, real-sized OI)",
             "target": DOLLARS_BAND, "ok": worst is not None and worst <= DOLLARS_BAND and len(pooled) == len(table),
-            "detail": {"conditions": table, "worst_checkpoint_forecast_over_map": max(worsts) if worsts else None, "seeds": list(REAL_SEEDS), "model_params": MODEL_PARAMS or None,
+            "detail": {"conditions": table, "worst_checkpoint_forecast_over_map": max(worsts) if worsts else None,
+                       "seeds": list(REAL_SEEDS), "model_params": MODEL_PARAMS or None,
                        "assets": list(ASSETS), "simulated_hours_per_seed": HOURS,
                        "run_s": round(time.perf_counter() - t0, 1)}}
 
