@@ -848,12 +848,12 @@ def _fc_vs_map_row(part: list[dict]) -> dict:
     # than the band: which one the truth is nearer (a forecast band that price swept only part of keeps its
     # lower-leverage rest, the map's thin line at the tier's price goes whole: docs/benchmarks.md, "The 22x
     # checkpoint")
-    truth = [(f / o, m / o) for *_, f, m, o in rows if f > 0 and m > 0 and o > 0]
-    off = [row for row in rows if row[3] > 0 and row[4] > 0 and row[5] > 0
-           and abs(math.log(row[3] / row[4])) > math.log(FC_MAP_BAND)]
+    scored = [row for row in rows if row[3] > 0 and row[4] > 0 and row[5] > 0]  # both figures and the truth
+    truth = [(f / o, m / o) for *_, f, m, o in scored]
+    off = [row for row in scored if abs(math.log(row[3] / row[4])) > math.log(FC_MAP_BAND)]
     nearer = {"forecast": sum(abs(math.log(f / o)) < abs(math.log(m / o)) for *_, f, m, o in off)}
     nearer["map"] = len(off) - nearer["forecast"]
-    tot = [sum(row[k] for row in rows if row[3] > 0 and row[4] > 0 and row[5] > 0) for k in (3, 4, 5)]
+    tot = [sum(row[k] for row in scored) for k in (3, 4, 5)]
     return {"checkpoints": len(rows),
             # item 3's reading: the dollars NEXT 1H prints (and the map draws) over every checkpoint ÷ the truth's
             "forecast_over_truth_pooled": round(tot[0] / tot[2], 3) if tot[2] > 0 else None,

@@ -8,8 +8,6 @@ Simulated time only."""
 import asyncio
 import copy
 
-import pytest
-
 from liqmap.config import DEFAULTS
 from liqmap.core.events import VENUE_ID
 from liqmap.feeds.demo import DemoFeed
@@ -17,7 +15,6 @@ from liqmap.feeds.demo.feed import pump
 from liqmap.runtime import Runtime
 
 
-@pytest.mark.skipif("hyperliquid" not in VENUE_ID, reason="needs the Hyperliquid venue")
 def test_no_wallet_is_polled_while_its_assets_history_is_written_so_the_book_holds_only_open_positions():
     cfg = copy.deepcopy(DEFAULTS)
     cfg["universe"].update(assets=["BTC"], focus_extra=[])

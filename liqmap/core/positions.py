@@ -428,6 +428,9 @@ class AccuracyLog:
         self.every_s = float(every_s)
         self.items: deque[Accuracy] = deque(maxlen=max(1, int(keep)))
         self.next_due: float | None = None
+        # the engine reads the score at every ingest; it changes only with a comparison (every_s), and its
+        # interval is a bootstrap: computed once per comparison, not per ingest
+        self._score: AccuracyScore | None = None
 
     def due(self, now: float) -> bool:
         return self.next_due is None or now >= self.next_due
@@ -436,8 +439,14 @@ class AccuracyLog:
         self.next_due = now + self.every_s
         if acc is not None:
             self.items.append(acc)
+            self._score = None
 
     def score(self) -> AccuracyScore:
+        if self._score is None:
+            self._score = self._scored()
+        return self._score
+
+    def _scored(self) -> AccuracyScore:
         if not self.items:
             return AccuracyScore(0, None, None)
         w = np.array([a.exact_usd for a in self.items])
