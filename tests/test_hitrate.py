@@ -107,3 +107,15 @@ def test_the_engine_scores_its_forecast_on_the_demo_markets_liquidations(tmp_pat
     again = Runtime(cfg, DemoFeed(cfg, assets=["BTC"], seed=5), store=True)
     again.engine.restore()
     assert [s.t for s in again.engine.state("BTC").hitrate.settled] == [s.t for s in hr.settled]
+
+
+def test_a_hit_rate_from_fewer_than_five_hours_prints_no_ratio():
+    # An hour's 0.0× or 5× says nothing about the forecast: the panel and the score name the count and when a
+    # verdict comes, never a bare ratio (from five on, the ratio with its interval, as above)
+    from liqmap.ui.reports_table import hit_text
+
+    few = HitScore(0.0, 1, pending=3)
+    assert few.text() == "hit: n=1, judged from 5" and "×" not in few.text()
+    assert hit_text(few.to_dict()) == "hit: n=1, judged from 5"
+    assert hit_text({"ratio": 4.8, "n": 4, "pending": 1}) == "hit: n=4, judged from 5"
+    assert hit_text({"ratio": 1.63, "n": 5, "lo": 1.2, "hi": 2.0}) == "hit 1.6× base (1.2–2.0) n=5"

@@ -129,7 +129,8 @@ def test_accuracy_log_pools_by_exact_usd_and_keeps_its_cadence():
     assert s.n == 2
     assert s.model_share == pytest.approx((0.5 * 1 + 0.1 * 3) / 4)
     assert s.base_share == pytest.approx(0.1)
-    assert s.text() == "model 20 % vs base 10 % of exact $ (2.0×) n=2"
+    # two comparisons: the shares, but no ratio to read a verdict from (the demo's panel read 0.0× at n=1)
+    assert s.text() == "model 20 % vs base 10 % of exact $ n=2, judged from 5"
 
 
 def test_oi_share_needs_an_oi():
@@ -146,7 +147,7 @@ def test_accuracy_carries_the_hit_rates_interval_once_there_are_five_comparisons
     for i, (w, m, b) in enumerate(rows[:4]):
         lg.add(float(i), Accuracy(float(i), w, m, b))
     four = lg.score()
-    assert four.lo is None and four.hi is None and "–" not in four.text()
+    assert four.lo is None and four.hi is None and "–" not in four.text() and "×" not in four.text()
     lg.add(4.0, Accuracy(4.0, *rows[4]))
     s = lg.score()
     w, m, b = (np.array(x) for x in zip(*rows))

@@ -87,10 +87,13 @@ class HitScore:
     base_share: float | None = None
 
     def text(self) -> str:
-        """``hit 1.6× baseline (1.2–2.0), n=42`` — or what is missing."""
+        """``hit 1.6× baseline (1.2–2.0), n=42`` — or what is missing (the ratio only from
+        ``MIN_FORECASTS_FOR_INTERVAL`` forecasts, when it has its interval)."""
         if self.ratio is None:
             return f"hit: scoring, {self.pending} forecast{'s' if self.pending != 1 else ''} pending" \
                 if self.n == 0 else f"hit: n={self.n}, no baseline hit yet"
+        if self.n < MIN_FORECASTS_FOR_INTERVAL:  # one hour's 0.0× or 5× says nothing yet: no bare ratio
+            return f"hit: n={self.n}, judged from {MIN_FORECASTS_FOR_INTERVAL}"
         ci = f" ({self.lo:.1f}–{self.hi:.1f})" if self.lo is not None and self.hi is not None else ""
         return f"hit {self.ratio:.1f}× baseline{ci}, n={self.n}"
 
