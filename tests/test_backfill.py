@@ -53,11 +53,13 @@ def _cfg(base: str, hours: float = 6.0) -> dict:
 def test_rows_from_binance_shapes_and_bad_rows():
     klines, hist, close = _history(hours=0.5)
     tr = trades_from_klines(klines)
-    assert len(tr) == 4 * len(klines)  # low marker, taker buys, taker sells, high marker per minute
+    assert len(tr) == 5 * len(klines)  # low marker, taker buys, taker sells, high marker, close marker per minute
     assert np.all(np.diff(tr["ts"]) >= 0)
     k0 = klines[0]
-    first = tr[:4]
+    first = tr[:5]
     assert first["price"][0] == pytest.approx(float(k0[3])) and first["price"][3] == pytest.approx(float(k0[2]))
+    # each minute's last trade is its close (the model reads a minute's last price as its close)
+    assert np.allclose(tr["price"][4::5], [float(k[4]) for k in klines]) and np.all(tr["usd"][4::5] < 1e-3)
     typical = (float(k0[2]) + float(k0[3]) + float(k0[4])) / 3
     assert first["usd"][1] == pytest.approx(float(k0[10])) and first["price"][1] == pytest.approx(typical)
     assert first["usd"][2] == pytest.approx(float(k0[7]) - float(k0[10]))
@@ -95,6 +97,10 @@ async def test_history_fills_the_model_before_live_rows_and_fakes_no_observation
     # swept levels were consumed by the minutes' highs and lows: longs sit below the last price, shorts above
     assert np.all(b[lo > 0] * step < last) and np.all((b[sh > 0] + 1) * step > last)
     assert m.sigma_hour != m.params["forecast_default_vol_hour_pct"] / 100  # measured from the klines
+    # ... on the minutes' closes, as live trades would leave them (the high marker was each minute's last price)
+    closes = m.minute_closes
+    assert m.last_price == pytest.approx(round(last, 1), rel=1e-12)  # the kline prints one decimal
+    assert [p for _, p in closes[-30:]] == pytest.approx(close[-30:].round(1).tolist(), rel=1e-9)
     # the history is the model's only: the Raw map's rings hold no invented trade or OI
     assert len(market.gather("trade", "BTC")) == 0 and len(market.gather("oi", "BTC")) == 0
     assert eng.status == ""

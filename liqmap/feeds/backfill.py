@@ -5,8 +5,8 @@ hours. Binance publishes enough to replay the model's steps 1–9 over the recen
 (``/futures/data/openInterestHist``, 5-minute samples, last 30 days) and 1-minute klines (``/fapi/v1/klines``:
 quote volume and taker-buy quote volume, so the taker split φ, and the high/low each minute reached). Each
 kline becomes the trades the model needs: the taker buys and sells at the kline's typical price (the entry
-profile and φ), and token trades at its high and low (so levels the minute traded through are consumed, as
-live trades would have). Each OI sample becomes an open-interest row.
+profile and φ), token trades at its high and low (so levels the minute traded through are consumed, as
+live trades would have), and last a token trade at its close (the minute's last price, as live trades leave it). Each OI sample becomes an open-interest row.
 
 The engine holds the asset while its history is fetched (live rows wait in the rings, so the model's clock
 never passes history that has not arrived); the asset is released whatever happens. A failed fetch (no
@@ -45,8 +45,8 @@ class BackfillError(Exception):
 
 
 def trades_from_klines(rows: list, venue: int = BINANCE) -> np.ndarray:
-    """Binance kline arrays → TRADE rows: per minute the taker buys and sells at the typical price, and token
-    trades at the low and the high, all at the kline's close time. Malformed rows raise ``BackfillError``."""
+    """Binance kline arrays → TRADE rows: per minute the taker buys and sells at the typical price, token
+    trades at the low and the high, and last one at the close, all at the kline's close time. Malformed rows raise ``BackfillError``."""
     out = []
     for r in rows:
         try:
@@ -65,6 +65,10 @@ def trades_from_klines(rows: list, venue: int = BINANCE) -> np.ndarray:
         if sell_quote > 0:
             out.append((ts, typical, sell_quote / typical, sell_quote, SELL, venue))
         out.append((ts, high, TOKEN_USD / high, TOKEN_USD, BUY, venue))
+        # the minute's last trade is its close: the model reads each minute's last price as its close (the
+        # walk's σ, its drift, the last price the forecast starts from); the high marker last made every
+        # back-filled close the minute's high
+        out.append((ts, close, TOKEN_USD / close, TOKEN_USD, BUY if close >= typical else SELL, venue))
     rows_out = ev.trades(out)
     return rows_out[np.argsort(rows_out["ts"], kind="stable")]
 
