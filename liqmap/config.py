@@ -334,6 +334,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.forecast_default_vol_hour_pct": (0.0, 100.0, True),
     "model.forecast_drift_weight": (0.0, 2.0, False),
     "model.forecast_drift_shrink": (0.0, 100.0, False),
+    "model.forecast_drift_hours": (0.0, 48.0, False),
     "model.forecast_vr_minutes": (0, 1440, False),
     "model.forecast_vr_shrink": (0.0, 100.0, False),
     "engine.columns": (10, 100_000, False),

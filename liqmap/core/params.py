@@ -145,6 +145,13 @@ class ModelParams:
     # its standard error, none when t² <= shrink (a ranging market's wander). 0 = the driftless walk.
     forecast_drift_weight: float = 0.5
     forecast_drift_shrink: float = 4.0
+    # ... measured over this many hours of closes once two are seen (a live start's back-fill gives 6 h, the demo's
+    # pre-roll 2¼ h) instead of the volatility window's hour: over hours a run stands out of the noise and a wander
+    # does not. 0 (or no longer than the window) = the window's hour. 6 chosen on back-filled seeds 1-10 over 3 (the
+    # trend 1.386 -> 1.862 / 1.478x the baseline, nothing lost), confirmed on 11-20 and untouched 21-30 (trend
+    # +0.52 / +0.71; cascade and empty -0.04 to -0.06 on one or two sets); cold starts unchanged (docs/benchmarks.md,
+    # "Session 14: the drift over hours").
+    forecast_drift_hours: float = 6.0
     # The walk's spread over the hour: σ of 1-minute returns × √(their variance ratio at this many minutes,
     # core/forecast.py RealizedVol.variance_ratio), shrunk toward 1 by its noise (1 - shrink/z² of the gap kept).
     # 0 = off (the 1-minute σ as it is). Opt-in: on the demo's range market (seeds 1-10, the condition it was

@@ -53,6 +53,7 @@ MODEL_NOTES = {
     "forecast_tails": "t3 = fat tails, gauss = thin",
     "forecast_drift_weight": "share of the shrunk recent trend the reach carries (0 = driftless)",
     "forecast_drift_shrink": "trend kept: 1 - shrink/t² of it (t = trend ÷ its noise)",
+    "forecast_drift_hours": "trend measured over this many hours once 2 are seen (0 = the σ window's hour)",
     "forecast_vr_minutes": "walk σ × √(variance ratio at this many minutes) (0 = 1-minute σ)",
     "forecast_vr_shrink": "variance ratio's gap to 1 kept: 1 - shrink/z² (z = gap ÷ its noise)",
     "forecast_calibrated": "NEXT 1H % = share of such clusters reached (false: the raw random-walk chance)",

@@ -61,6 +61,8 @@ from ..events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from ..forecast import TAILS, RealizedVol, expected
 from ..hitrate import RANGE_PCT as HIT_RANGE_PCT  # the forecast is scored and read within ± this % of price
 from ..params import MODEL_DEFAULTS, core_params
+
+LONG_DRIFT_MIN_HOURS = 2.0  # the long drift replaces the volatility window's once this many hours of closes are seen
 from ..tiers import TierTable, table_for
 from ..venues import TABLE as VENUE_TABLE
 from .book import LevelBook, TradeReach
@@ -223,6 +225,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                                 float(p["forecast_default_vol_hour_pct"]) / 100.0)
         self.drift_weight = max(float(p.get("forecast_drift_weight", 0.0)), 0.0)
         self.drift_shrink = max(float(p.get("forecast_drift_shrink", 4.0)), 0.0)
+        # the same drift over the last forecast_drift_hours of closes once LONG_DRIFT_MIN_HOURS are seen (None = off)
+        dh = float(p.get("forecast_drift_hours", 0.0))
+        self._long = RealizedVol(int(round(dh * 60.0)), float(p["forecast_default_vol_hour_pct"]) / 100.0) \
+            if dh * 60.0 > int(p["forecast_vol_window_minutes"]) else None
         # the walk's spread over the horizon: σ of 1-minute returns × √(variance ratio at this many minutes)
         # (RealizedVol.variance_ratio; 0 = off, the 1-minute σ as it is)
         self.vr_minutes = max(int(p.get("forecast_vr_minutes", 0)), 0)
@@ -362,8 +368,15 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
     @property
     def drift_hour(self) -> float:
         """The trend the forecast's walk carries (log return per hour; 0 = driftless): ``forecast_drift_weight``
-        of the shrunk drift over the volatility window (:meth:`RealizedVol.drift_hour`)."""
-        return self.drift_weight * self._vol.drift_hour(self.drift_shrink) if self.drift_weight else 0.0
+        of the shrunk drift (:meth:`RealizedVol.drift_hour`) over the last ``forecast_drift_hours`` of closes once
+        ``LONG_DRIFT_MIN_HOURS`` of them are seen (a back-fill gives 6 h), else over the volatility window's hour.
+        Measured over hours, a run stands out of its noise and a wander does not; over one hour the wander of an
+        untrended market often passes the shrink and reverts (docs/benchmarks.md, session 14)."""
+        if not self.drift_weight:
+            return 0.0
+        c = self._long._closes if self._long is not None else ()
+        vol = self._long if c and c[-1][0] - c[0][0] >= LONG_DRIFT_MIN_HOURS * 60 else self._vol
+        return self.drift_weight * vol.drift_hour(self.drift_shrink)
 
     @property
     def minute_closes(self) -> tuple[tuple[int, float], ...]:
@@ -501,6 +514,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             for m in states:
                 m.last_price = last
             self._vol.add(int(math.floor(t_last / 60.0)), last)
+            if self._long is not None:
+                self._long.add(int(math.floor(t_last / 60.0)), last)
             if self._px_hist is not None:
                 self._px_hist.add(tr["ts"], tr["price"])
             self._flows.add_trades(tr, self.step)
