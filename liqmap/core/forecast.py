@@ -101,6 +101,11 @@ class RealizedVol:
         while c and c[0][0] < minute - self.window:
             c.popleft()
 
+    def minutes_seen(self) -> int:
+        """Minutes from the window's first close to its last (0 with fewer than two)."""
+        c = self._closes
+        return int(c[-1][0] - c[0][0]) if len(c) > 1 else 0
+
     def sigma_hour(self) -> float:
         c = self._closes
         if len(c) <= self.min_returns:

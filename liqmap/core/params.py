@@ -148,7 +148,7 @@ class ModelParams:
     # ... measured over this many hours of closes once two are seen (a live start's back-fill gives 6 h, the demo's
     # pre-roll 2¼ h) instead of the volatility window's hour: over hours a run stands out of the noise and a wander
     # does not. 0 (or no longer than the window) = the window's hour. 6 chosen on back-filled seeds 1-10 over 3 (the
-    # trend 1.386 -> 1.862 / 1.478x the baseline, nothing lost), confirmed on 11-20 and untouched 21-30 (trend
+    # trend 1.386 -> 1.859 / 1.478x the baseline, nothing lost), confirmed on 11-20 and untouched 21-30 (trend
     # +0.52 / +0.71; cascade and empty -0.04 to -0.06 on one or two sets); cold starts unchanged (docs/benchmarks.md,
     # "Session 14: the drift over hours").
     forecast_drift_hours: float = 6.0

@@ -6,7 +6,8 @@ hours. Binance publishes enough to replay the model's steps 1–9 over the recen
 quote volume and taker-buy quote volume, so the taker split φ, and the high/low each minute reached). Each
 kline becomes the trades the model needs: the taker buys and sells at the kline's typical price (the entry
 profile and φ), token trades at its high and low (so levels the minute traded through are consumed, as
-live trades would have), and last a token trade at its close (the minute's last price, as live trades leave it). Each OI sample becomes an open-interest row.
+live trades would have), and last a token trade at its close (the minute's last price, as live trades leave
+it). Each OI sample becomes an open-interest row.
 
 The engine holds the asset while its history is fetched (live rows wait in the rings, so the model's clock
 never passes history that has not arrived); the asset is released whatever happens. A failed fetch (no
@@ -46,7 +47,8 @@ class BackfillError(Exception):
 
 def trades_from_klines(rows: list, venue: int = BINANCE) -> np.ndarray:
     """Binance kline arrays → TRADE rows: per minute the taker buys and sells at the typical price, token
-    trades at the low and the high, and last one at the close, all at the kline's close time. Malformed rows raise ``BackfillError``."""
+    trades at the low and the high, and last one at the close, all at the kline's close time. Malformed rows
+    raise ``BackfillError``."""
     out = []
     for r in rows:
         try:

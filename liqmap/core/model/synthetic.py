@@ -61,8 +61,6 @@ from ..events import LIQ_DTYPE, OI_DTYPE, TRADE_DTYPE, VENUES
 from ..forecast import TAILS, RealizedVol, expected
 from ..hitrate import RANGE_PCT as HIT_RANGE_PCT  # the forecast is scored and read within ± this % of price
 from ..params import MODEL_DEFAULTS, core_params
-
-LONG_DRIFT_MIN_HOURS = 2.0  # the long drift replaces the volatility window's once this many hours of closes are seen
 from ..tiers import TierTable, table_for
 from ..venues import TABLE as VENUE_TABLE
 from .book import LevelBook, TradeReach
@@ -78,6 +76,8 @@ from .filling import OIFill
 from .regime import ForcedShare
 from .sources import LONG_I, MAX_INDEX, NS, NV, SHORT_I
 from .window import StateWindow
+
+LONG_DRIFT_MIN_HOURS = 2.0  # the long drift replaces the volatility window's once this many hours of closes are seen
 
 __all__ = ["SyntheticModel", "lev_label"]
 
@@ -374,8 +374,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         untrended market often passes the shrink and reverts (docs/benchmarks.md, session 14)."""
         if not self.drift_weight:
             return 0.0
-        c = self._long._closes if self._long is not None else ()
-        vol = self._long if c and c[-1][0] - c[0][0] >= LONG_DRIFT_MIN_HOURS * 60 else self._vol
+        long = self._long is not None and self._long.minutes_seen() >= LONG_DRIFT_MIN_HOURS * 60
+        vol = self._long if long else self._vol
         return self.drift_weight * vol.drift_hour(self.drift_shrink)
 
     @property
