@@ -129,7 +129,8 @@ DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie wi
 PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
 # With a pre-roll: "klines" gives the model that history only as live mode's back-fill would have it
 # (liqmap/feeds/backfill.py): Binance's 1-minute klines and 5-minute open-interest samples, nothing else;
-# "none" scores the same market with its history unseen (a cold start there, the back-fill's baseline).
+# "none" scores the same market with its history unseen (a cold start there, the back-fill's baseline);
+# "klines_all" gives every venue's history that way (what back-filling the other venues too would give, session 14).
 BACKFILL = os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL", "")
 # Model parameters over the config defaults, as JSON (e.g. '{"leverage_spread": 0}'): to score a variant
 # (the sharpness/skill trade-off of issue 20) without editing the defaults. Unset = the defaults.
@@ -287,11 +288,11 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     fc_vs_map: list[tuple] = []
     scale_log: list[tuple] = []
     done = 0
-    if BACKFILL in ("klines", "none") and cps:
+    if BACKFILL in ("klines", "klines_all", "none") and cps:
         run_start = cps[0][1] - WARMUP_S
         n_hist = sum(1 for now, _ in feed if now <= run_start)
-        for name in (ASSETS if BACKFILL == "klines" else ()):  # "none": the same market, history unseen
-            oi, trades = _as_backfill([feed[i][1][name] for i in range(n_hist)])
+        for name in (ASSETS if BACKFILL != "none" else ()):  # "none": the same market, history unseen
+            oi, trades = _as_backfill([feed[i][1][name] for i in range(n_hist)], BACKFILL == "klines_all")
             if len(oi) or len(trades):
                 models[name].update(oi=oi, trades=trades)
                 models[name].advance(run_start)
@@ -549,17 +550,27 @@ def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: 
                 sharp.setdefault((r, a, name), []).append(v)
 
 
-def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+def _as_backfill(batches: list[dict], every_venue: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The history's Binance rows as the live back-fill fetches them: 1-minute klines (Binance's array shape,
-    through ``trades_from_klines``) and the last open-interest sample of each 5 minutes."""
-    from liqmap.feeds.backfill import oi_from_history, trades_from_klines
-
+    through ``trades_from_klines``) and the last open-interest sample of each 5 minutes. ``every_venue``
+    (``BACKFILL=klines_all``): every venue's rows the same way, as a back-fill of each venue would give them."""
     def cat(kind: str) -> np.ndarray:
         parts = [b[kind] for b in batches if b and kind in b and len(b[kind])]
-        x = np.concatenate(parts) if parts else np.zeros(0)
-        return x[x["venue"] == 0] if len(x) else x
+        return np.concatenate(parts) if parts else np.zeros(0)
 
-    tr, oi = cat("trade"), cat("oi")
+    trs, ois = cat("trade"), cat("oi")
+    venues = sorted({int(v) for x in (trs, ois) if len(x) for v in np.unique(x["venue"])}) if every_venue else [0]
+    got = [_one_venue(trs, ois, v) for v in venues]
+    oi = np.concatenate([g[0] for g in got])
+    tr = np.concatenate([g[1] for g in got])
+    return oi[np.argsort(oi["ts"], kind="stable")], tr[np.argsort(tr["ts"], kind="stable")]
+
+
+def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int) -> tuple[np.ndarray, np.ndarray]:
+    from liqmap.feeds.backfill import oi_from_history, trades_from_klines
+
+    tr = tr[tr["venue"] == venue] if len(tr) else tr
+    oi = oi[(oi["venue"] == venue) & (oi["oi"] > 0) & (oi["oi_usd"] > 0)] if len(oi) else oi
     klines, hist = [], []
     if len(tr):
         tr = tr[np.argsort(tr["ts"], kind="stable")]
@@ -577,7 +588,7 @@ def _as_backfill(batches: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         last = np.r_[five[1:] != five[:-1], True]
         hist = [{"sumOpenInterest": float(r["oi"]), "sumOpenInterestValue": float(r["oi_usd"]),
                  "timestamp": float(r["ts"]) * 1000.0} for r in oi[last]]
-    return oi_from_history(hist), trades_from_klines(klines)
+    return oi_from_history(hist, venue), trades_from_klines(klines, venue)
 
 
 RANKINGS = ("model", "at_risk", "lines", "baseline", "oracle", "oracle_forecast")
