@@ -92,14 +92,21 @@ class HitScore:
         if self.ratio is None:
             return f"hit: scoring, {self.pending} forecast{'s' if self.pending != 1 else ''} pending" \
                 if self.n == 0 else f"hit: n={self.n}, no baseline hit yet"
-        if self.n < MIN_FORECASTS_FOR_INTERVAL:  # one hour's 0.0× or 5× says nothing yet: no bare ratio
-            return f"hit: n={self.n}, judged from {MIN_FORECASTS_FOR_INTERVAL}"
+        if few := too_few(self.n):
+            return f"hit: {few}"
         ci = f" ({self.lo:.1f}–{self.hi:.1f})" if self.lo is not None and self.hi is not None else ""
         return f"hit {self.ratio:.1f}× baseline{ci}, n={self.n}"
 
     def to_dict(self) -> dict:
         return {"ratio": self.ratio, "n": self.n, "lo": self.lo, "hi": self.hi, "pending": self.pending,
                 "model_share": self.model_share, "base_share": self.base_share}
+
+
+def too_few(n: int) -> str | None:
+    """``n=3, judged from 5`` while fewer than ``MIN_FORECASTS_FOR_INTERVAL`` results are in (one hour's or one
+    comparison's 0.0× or 5× is no verdict: no ratio is printed before its interval), else None. The one rule
+    behind the hit header, the hit rate's text and the exact positions' accuracy line."""
+    return f"n={n}, judged from {MIN_FORECASTS_FOR_INTERVAL}" if n < MIN_FORECASTS_FOR_INTERVAL else None
 
 
 def ratio_of_sums(model: np.ndarray, base: np.ndarray) -> float | None:

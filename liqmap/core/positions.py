@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from .events import LIQ_DTYPE, LONG, PRICE_FILL, SHORT
-from .hitrate import MIN_FORECASTS_FOR_INTERVAL, ratio_interval, top_buckets
+from .hitrate import ratio_interval, too_few, top_buckets
 
 #: ``price_range(asset, t0, t1)`` → (lowest, highest) traded price in [t0, t1], or None when unknown.
 PriceRange = Callable[[str, float, float], "tuple[float, float] | None"]
@@ -412,9 +412,8 @@ class AccuracyScore:
         none was possible yet."""
         if not self.n or self.model_share is None:
             return "accuracy: waiting for exact positions in range"
-        if self.n < MIN_FORECASTS_FOR_INTERVAL:  # the shares, but no ratio to read a verdict from yet
-            return (f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $ "
-                    f"n={self.n}, judged from {MIN_FORECASTS_FOR_INTERVAL}")
+        if few := too_few(self.n):  # the shares, but no ratio to read a verdict from yet
+            return f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $ {few}"
         r = self.ratio
         ci = f", {self.lo:.1f}–{self.hi:.1f}" if self.lo is not None and self.hi is not None else ""
         return (f"model {self.model_share * 100:.0f} % vs base {self.base_share * 100:.0f} % of exact $"

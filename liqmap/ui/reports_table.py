@@ -24,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ..core.buckets import label
-from ..core.hitrate import MIN_FORECASTS_FOR_INTERVAL
+from ..core.hitrate import too_few
 from ..core.venues import VENUE_SHORT
 from ..core.reports.verdict import MINUS  # the verdict's minus sign: −0.59%, not -0.59%
 from .lines import TableLines
@@ -331,8 +331,8 @@ def hit_text(hit: dict) -> str:
     if ratio is None:
         pending = int(hit.get("pending") or 0)
         return f"hit: {pending} pending" if n == 0 else f"hit: n={n}, no base hit"
-    if n < MIN_FORECASTS_FOR_INTERVAL:  # one hour's 0.0× or 5× says nothing yet: no bare ratio
-        return f"hit: n={n}, judged from {MIN_FORECASTS_FOR_INTERVAL}"
+    if few := too_few(n):
+        return f"hit: {few}"
     lo, hi = _num(hit.get("lo")), _num(hit.get("hi"))
     ci = f" ({lo:.1f}–{hi:.1f})" if lo is not None and hi is not None else ""
     return f"hit {ratio:.1f}× base{ci} n={n}"
