@@ -127,11 +127,14 @@ DOLLARS_BAND = 1.5  # model ÷ truth of the USD at risk within ±5 % must lie wi
 # this many seconds of the market's history (trades, liquidations, OI every few seconds) before the scored run.
 # 0 (the headline) = a cold start: the model sees nothing from before the run.
 PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
-# With a pre-roll: "klines" gives the model that history only as live mode's back-fill would have it
-# (liqmap/feeds/backfill.py): Binance's 1-minute klines and 5-minute open-interest samples, nothing else;
-# "none" scores the same market with its history unseen (a cold start there, the back-fill's baseline);
-# "klines_all" gives every venue's history that way (what back-filling the other venues too would give, session 14).
+# With a pre-roll: "klines" gives the model that history only as live mode's back-fill has it (liqmap/feeds/backfill):
+# Binance's, Bybit's and OKX's 1-minute bars and 5-minute open-interest samples, Bybit's and OKX's bars with the
+# taker split of Binance's minute (their venues publish none), Deribit's and Hyperliquid's history unseen (they
+# publish no OI history); "klines_binance" Binance's only (the live back-fill until session 15); "klines_all" every
+# venue's, each with its own split (session 14's measure of what back-filling every venue would give); "none"
+# scores the same market with its history unseen (a cold start there, the back-fill's baseline).
 BACKFILL = os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL", "")
+BACKFILL_VENUES = {"klines": "live", "klines_binance": "binance", "klines_all": "all", "none": None}
 # Model parameters over the config defaults, as JSON (e.g. '{"leverage_spread": 0}'): to score a variant
 # (the sharpness/skill trade-off of issue 20) without editing the defaults. Unset = the defaults.
 MODEL_PARAMS = json.loads(os.environ.get("LIQMAP_BENCH_FORECAST_MODEL") or "{}")
@@ -288,11 +291,11 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
     fc_vs_map: list[tuple] = []
     scale_log: list[tuple] = []
     done = 0
-    if BACKFILL in ("klines", "klines_all", "none") and cps:
+    if BACKFILL in BACKFILL_VENUES and cps:
         run_start = cps[0][1] - WARMUP_S
         n_hist = sum(1 for now, _ in feed if now <= run_start)
         for name in (ASSETS if BACKFILL != "none" else ()):  # "none": the same market, history unseen
-            oi, trades = _as_backfill([feed[i][1][name] for i in range(n_hist)], BACKFILL == "klines_all")
+            oi, trades = _as_backfill([feed[i][1][name] for i in range(n_hist)], BACKFILL_VENUES[BACKFILL])
             if len(oi) or len(trades):
                 models[name].update(oi=oi, trades=trades)
                 models[name].advance(run_start)
@@ -550,24 +553,40 @@ def _sharpness(sharp: dict, m: SyntheticModel, a: str, t: float, rp: float, px: 
                 sharp.setdefault((r, a, name), []).append(v)
 
 
-def _as_backfill(batches: list[dict], every_venue: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """The history's Binance rows as the live back-fill fetches them: 1-minute klines (Binance's array shape,
-    through ``trades_from_klines``) and the last open-interest sample of each 5 minutes. ``every_venue``
-    (``BACKFILL=klines_all``): every venue's rows the same way, as a back-fill of each venue would give them."""
+def _as_backfill(batches: list[dict], venues: str = "binance") -> tuple[np.ndarray, np.ndarray]:
+    """The history's rows as a back-fill fetches them: each venue's 1-minute bars (Binance's kline array shape,
+    through the product's ``minutes_from_klines`` and ``trades``) and the last open-interest sample of each
+    5 minutes. ``venues``: "binance" (Binance's only), "live" (the venues the live back-fill asks, Bybit's and
+    OKX's bars without a taker split of their own: Binance's minute lends its φ, as live) or "all" (every venue,
+    each with its own split)."""
+    from liqmap.core.events import VENUE_ID
+    from liqmap.feeds.backfill import BACKFILL_VENUES as LIVE
+    from liqmap.feeds.backfill.rows import Minutes, borrow_split, trades
+
     def cat(kind: str) -> np.ndarray:
         parts = [b[kind] for b in batches if b and kind in b and len(b[kind])]
         return np.concatenate(parts) if parts else np.zeros(0)
 
     trs, ois = cat("trade"), cat("oi")
-    venues = sorted({int(v) for x in (trs, ois) if len(x) for v in np.unique(x["venue"])}) if every_venue else [0]
-    got = [_one_venue(trs, ois, v) for v in venues]
-    oi = np.concatenate([g[0] for g in got])
-    tr = np.concatenate([g[1] for g in got])
+    binance = VENUE_ID["binance"]
+    ids = ([binance] if venues == "binance" else [VENUE_ID[v] for v in LIVE] if venues == "live" else
+           sorted({int(v) for x in (trs, ois) if len(x) for v in np.unique(x["venue"])}))
+    got = {v: _one_venue(trs, ois, v) for v in ids}
+    ref = got[binance][1] if binance in got else None
+    oi_parts, tr_parts = [], []
+    for v, (oi, m) in got.items():
+        if venues == "live" and v != binance:  # the venue's bars carry no taker split: Binance's minute lends it
+            m = borrow_split(Minutes(m.ts, m.high, m.low, m.close, m.quote, np.full(len(m), np.nan)), ref)
+        oi_parts.append(oi)
+        tr_parts.append(trades(m, v))
+    oi = np.concatenate(oi_parts)
+    tr = np.concatenate(tr_parts)
     return oi[np.argsort(oi["ts"], kind="stable")], tr[np.argsort(tr["ts"], kind="stable")]
 
 
-def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int) -> tuple[np.ndarray, np.ndarray]:
-    from liqmap.feeds.backfill import oi_from_history, trades_from_klines
+def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int):
+    """(OI rows, :class:`Minutes`) of one venue's history: its trades as 1-minute klines, its OI every 5 minutes."""
+    from liqmap.feeds.backfill.binance import minutes_from_klines, oi_from_history
 
     tr = tr[tr["venue"] == venue] if len(tr) else tr
     oi = oi[(oi["venue"] == venue) & (oi["oi"] > 0) & (oi["oi_usd"] > 0)] if len(oi) else oi
@@ -588,7 +607,7 @@ def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int) -> tuple[np.ndarray, 
         last = np.r_[five[1:] != five[:-1], True]
         hist = [{"sumOpenInterest": float(r["oi"]), "sumOpenInterestValue": float(r["oi_usd"]),
                  "timestamp": float(r["ts"]) * 1000.0} for r in oi[last]]
-    return oi_from_history(hist, venue), trades_from_klines(klines, venue)
+    return oi_from_history(hist, venue), minutes_from_klines(klines)
 
 
 RANKINGS = ("model", "at_risk", "lines", "baseline", "oracle", "oracle_forecast")

@@ -67,8 +67,9 @@ DEFAULTS: dict[str, Any] = {
         "build_timeout_seconds": 30.0,  # building a venue's feeds (symbol maps, metadata) off the loop
         "batch_ms": 50.0,  # parsed rows are handed to the market rings in batches this often
         "light_depth": True,  # top-N depth for assets out of focus, where the venue adapter parses it
-        # Live start: this many hours of Binance open-interest history and 1-minute klines are replayed through
-        # the synthetic model first (docs/model.md §3 step 10), so the Synthetic map is not empty for hours. 0 = off.
+        # Live start: this many hours of Binance's, Bybit's and OKX's open-interest history and 1-minute bars are
+        # replayed through the synthetic model first (docs/model.md §3 step 10), so the Synthetic map is not empty
+        # for hours and its dollars count the positions opened before the start. 0 = off.
         "backfill_hours": 6.0,
         "backfill_timeout_seconds": 10.0,  # per request; a failure costs that asset its history, nothing else
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
@@ -77,7 +78,9 @@ DEFAULTS: dict[str, Any] = {
             "binance_public": "wss://fstream.binance.com/public",  # depth (and @trade)
             "binance_rest": "https://fapi.binance.com",  # open-interest poll, depth snapshot
             "bybit_ws": "wss://stream.bybit.com/v5/public/linear",
+            "bybit_rest": "https://api.bybit.com",  # the live start's back-fill (klines, open-interest history)
             "okx_ws": "wss://ws.okx.com:8443/ws/v5/public",
+            "okx_rest": "https://www.okx.com",  # the live start's back-fill (candles, open-interest history)
             "deribit_ws": "wss://www.deribit.com/ws/api/v2",
             "hyperliquid_ws": "wss://api.hyperliquid.xyz/ws",  # trades, l2Book, activeAssetCtx
             "hyperliquid_info": "https://api.hyperliquid.xyz/info",  # POST {"type": "meta"} (doctor)

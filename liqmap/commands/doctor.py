@@ -69,8 +69,10 @@ def venue_channels(cfg: dict, venue: str, channels: tuple[str, ...]) -> list[str
     from ..feeds.venues import VENUE_CLASSES
 
     light = bool(feeds_setting(cfg, "light_depth", True)) and light_depth_supported(venue)
-    # the live start's back-fill (feeds/backfill.py) fetches Binance history only, when it is on
-    backfill = venue == "binance" and float(feeds_setting(cfg, "backfill_hours", 6.0) or 0.0) > 0
+    # the live start's back-fill (feeds/backfill) fetches Binance's, Bybit's and OKX's history, when it is on
+    from ..feeds.backfill import BACKFILL_VENUES
+
+    backfill = venue in BACKFILL_VENUES and float(feeds_setting(cfg, "backfill_hours", 6.0) or 0.0) > 0
     cls = VENUE_CLASSES.get(venue)
     kinds = getattr(cls, "SUPPORTED_KINDS", FEED_KINDS)  # Hyperliquid: no liquidation channel
     info = "info" in venue_endpoints(cfg, venue)  # a venue with a REST info endpoint (Hyperliquid)
@@ -233,16 +235,16 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
         print(f"liqmap: doctor: listening to {len(plan)} venue channels for {seconds:g} s ...", file=err, flush=True)
         started = time.monotonic()
         await col.start()
-        history = asyncio.ensure_future(_backfill_probe(cfg, asset, connect_timeout)) \
-            if "backfill" in chans.get("binance", ()) and "binance" not in dns_failed else None
+        history = {v: asyncio.ensure_future(_backfill_probe(cfg, v, asset, connect_timeout))
+                   for v in venues if "backfill" in chans.get(v, ()) and v not in dns_failed}
         infos = {v: asyncio.ensure_future(_info_probe(cfg, v, asset, connect_timeout))
                  for v in venues if "info" in chans.get(v, ()) and v not in dns_failed}
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - started)))
         rt.ingest.flush()
         slots = col.slot_health()
         await rt.stop()
-        if history is not None:
-            slots[("binance", "backfill")] = await history
+        for v, probe in history.items():
+            slots[(v, "backfill")] = await probe
         for v, probe in infos.items():
             slots[(v, "info")] = await probe
     for v in venues:
@@ -279,26 +281,24 @@ async def diagnose(cfg: dict[str, Any], seconds: float, out=None, err=None,
     return 0 if rows and good == len(rows) else 1
 
 
-async def _backfill_probe(cfg: dict[str, Any], asset: str, timeout: float) -> tuple[str, bool, str]:
-    """One hour of the live start's back-fill for ``asset`` (Binance klines and OI history), as the app
-    fetches it: (REST address, delivered?, what to say)."""
+async def _backfill_probe(cfg: dict[str, Any], venue: str, asset: str, timeout: float) -> tuple[str, bool, str]:
+    """One hour of the live start's back-fill for ``asset`` from ``venue`` (its 1-minute bars and OI history), as
+    the app fetches it: (REST address, delivered?, what to say)."""
     import aiohttp
-    import numpy as np
 
-    from ..feeds.backfill import BackfillError, fetch_binance
-    from ..feeds.venues import symbol_for
+    from ..feeds.backfill import FETCHERS, BackfillError
+    from ..feeds.venues import default_universe
 
-    rest = str(venue_endpoints(cfg, "binance").get("rest", ""))
-    symbol = symbol_for("binance", asset)
-    if symbol is None:
-        return rest, False, f"error: {asset} is not listed on binance"
+    rest = str(venue_endpoints(cfg, venue).get("rest", ""))
+    vm = (a.markets.get(venue) if (a := default_universe().get(asset.upper())) else None)
+    if vm is None:
+        return rest, False, f"error: {asset} is not listed on {venue}"
     try:
         async with aiohttp.ClientSession() as session:
-            oi, trades = await fetch_binance(session, rest, symbol, 1.0, timeout)
+            oi, minutes = await FETCHERS[venue](session, rest, vm.symbol, 1.0, timeout, vm.price_multiplier or 1.0)
     except BackfillError as e:
         return rest, False, f"error: {e}"
-    klines = len(np.unique(trades["ts"]))  # every kline's rows share its close time
-    return rest, True, f"ok: {len(oi)} open-interest samples, {klines} klines"
+    return rest, True, f"ok: {len(oi)} open-interest samples, {len(minutes)} one-minute bars"
 
 async def _info_probe(cfg: dict[str, Any], venue: str, asset: str, timeout: float) -> tuple[str, bool, str]:
     """``POST /info {"type":"meta"}`` (Hyperliquid): (address, delivered?, what to say). Delivered when the

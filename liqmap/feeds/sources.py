@@ -66,7 +66,7 @@ class LiveSource:
     stale venues refresh in the background; without it OKX sizes would be off by the contract value) — the
     same object feeds the engine's margin tiers. ``recorder`` receives every raw frame (``liqmap record``);
     ``plan`` and ``endpoints`` as for ``Collector`` (``liqmap doctor``: one feed per venue and channel);
-    ``backfill``: Binance history through the models at start (``feeds/backfill.py``).
+    ``backfill``: Binance's, Bybit's and OKX's history through the models at start (``feeds/backfill``).
     """
 
     label = "LIVE"
@@ -115,13 +115,16 @@ class LiveSource:
             self.collector.set_focus(asset)
 
     async def _backfill(self, rt) -> None:
-        """Binance OI history and klines through the synthetic models, screen asset first."""
-        from .backfill import backfill
+        """Binance's, Bybit's and OKX's OI history and 1-minute bars (those in the venue set) through the synthetic
+        models, screen asset first."""
+        from .backfill import BACKFILL_VENUES, backfill
 
-        if "binance" not in rt.venues:
+        venues = [v for v in BACKFILL_VENUES if v in rt.venues]
+        if not venues:
             self.backfill_result = {}
             return
-        self.backfill_result = await backfill(rt.engine, self.cfg, rt.assets, first=rt.screen_asset, now=rt.clock)
+        self.backfill_result = await backfill(rt.engine, self.cfg, rt.assets, venues, first=rt.screen_asset,
+                                              now=rt.clock)
 
     async def run(self, rt, stop: asyncio.Event) -> None:
         bf = asyncio.ensure_future(self._backfill(rt)) if self.backfill and rt.engine is not None else None

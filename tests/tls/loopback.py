@@ -107,7 +107,7 @@ class LoopbackServer:
     def __init__(self, cert: str, key: str) -> None:
         self.cert, self.key = cert, key
         self.sessions: dict[str, list[list[tuple]]] = defaultdict(list)
-        self.rest: dict[str, str] = {}  # path → body
+        self.rest: dict[str, str | Callable[[dict], str]] = {}  # path → body, or query → body (a paged venue)
         self.connections: dict[str, int] = defaultdict(int)
         self.received: dict[str, list[str]] = defaultdict(list)
         self.rest_hits: dict[str, int] = defaultdict(int)
@@ -156,6 +156,8 @@ class LoopbackServer:
         self.rest_hits[path] += 1
         self.queries[path].append(request.query_string)
         body = self.rest.get(path)
+        if callable(body):
+            body = body(dict(request.query))
         if body is None:
             return web.Response(status=404, text="{}")
         return web.Response(text=body, content_type="application/json")
