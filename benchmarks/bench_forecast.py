@@ -135,6 +135,9 @@ PREROLL_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_PREROLL", "0"))
 # scores the same market with its history unseen (a cold start there, the back-fill's baseline).
 BACKFILL = os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL", "")
 BACKFILL_VENUES = {"klines": "live", "klines_binance": "binance", "klines_all": "all", "none": None}
+# The back-fill's open-interest sample period, s: 300, what the venues publish (5-minute history). A diagnostic knob:
+# shorter shows how much of the history's turnover the 5-minute samples hide (no venue publishes finer history).
+BACKFILL_OI_S = float(os.environ.get("LIQMAP_BENCH_FORECAST_BACKFILL_OI_S", "300"))
 # Model parameters over the config defaults, as JSON (e.g. '{"leverage_spread": 0}'): to score a variant
 # (the sharpness/skill trade-off of issue 20) without editing the defaults. Unset = the defaults.
 MODEL_PARAMS = json.loads(os.environ.get("LIQMAP_BENCH_FORECAST_MODEL") or "{}")
@@ -585,7 +588,8 @@ def _as_backfill(batches: list[dict], venues: str = "binance") -> tuple[np.ndarr
 
 
 def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int):
-    """(OI rows, :class:`Minutes`) of one venue's history: its trades as 1-minute klines, its OI every 5 minutes."""
+    """(OI rows, :class:`Minutes`) of one venue's history: its trades as 1-minute klines, its OI every 5 minutes
+    (``BACKFILL_OI_S``)."""
     from liqmap.feeds.backfill.binance import minutes_from_klines, oi_from_history
 
     tr = tr[tr["venue"] == venue] if len(tr) else tr
@@ -603,7 +607,7 @@ def _one_venue(tr: np.ndarray, oi: np.ndarray, venue: int):
                            quote, len(k), buy / p[-1], buy, "0"])
     if len(oi):
         oi = oi[np.argsort(oi["ts"], kind="stable")]
-        five = np.floor(oi["ts"] / 300.0).astype(np.int64)
+        five = np.floor(oi["ts"] / BACKFILL_OI_S).astype(np.int64)
         last = np.r_[five[1:] != five[:-1], True]
         hist = [{"sumOpenInterest": float(r["oi"]), "sumOpenInterestValue": float(r["oi_usd"]),
                  "timestamp": float(r["ts"]) * 1000.0} for r in oi[last]]
@@ -759,7 +763,7 @@ def forecast_skill() -> dict:
             "simulated_hours_per_seed": HOURS,
             "prehistory": PREHISTORY,
             "preroll_s": PREROLL_S,
-            "backfill": BACKFILL or None,
+            "backfill": BACKFILL or None, "backfill_oi_s": BACKFILL_OI_S if BACKFILL else None,
             "model_params": MODEL_PARAMS or None,
             "checkpoint": f"every {EVERY_S / 60:.0f} min after {WARMUP_S / 60:.0f} min warm-up; next "
                           f"{HORIZON_S / 3600:.0f} h; top {TOP_SHARE:.0%} of buckets in range",

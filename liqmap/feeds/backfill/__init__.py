@@ -122,7 +122,8 @@ async def backfill(engine, cfg: dict, assets: list[str], venues=BACKFILL_VENUES,
                 result[a] = _said(per_venue)
                 for v, r in per_venue.items():
                     if isinstance(r, BackfillError):
-                        LOG.warning("back-fill %s %s: %s", a, v, r)
+                        if v in ask:  # a skipped venue was said once, at its first asset
+                            LOG.warning("back-fill %s %s: %s", a, v, r)
                         if result[a].startswith("ok"):
                             partial.setdefault(v, []).append(a)
                 if oi is not None and len(oi) + len(tr):

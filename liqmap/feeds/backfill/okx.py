@@ -48,16 +48,17 @@ async def _pages(session, url: str, params: dict, cursor: str, page: int, want: 
     return rows[:want]
 
 
-def minutes_from_candles(rows: list) -> Minutes:
+def minutes_from_candles(rows: list, mult: float = 1.0) -> Minutes:
     """OKX candle arrays → :class:`Minutes` (quote traded: ``volCcyQuote``), closing one millisecond before the
-    next minute as Binance's do."""
+    next minute as Binance's do; prices per lot of ``mult`` coins become per coin (OKX's swaps in the universe
+    quote per coin: 1)."""
     out = []
     for r in rows:
         try:
             out.append(((num(r[0]) + 59_999) / 1000.0, num(r[2]), num(r[3]), num(r[4]), num(r[7]), float("nan")))
         except (TypeError, ValueError, IndexError) as e:
             raise BackfillError(f"okx candle row unreadable ({type(e).__name__}): {str(r)[:80]}") from None
-    return minutes(out, "okx candle")
+    return minutes(out, "okx candle", mult)
 
 
 def oi_from_history(rows: list) -> np.ndarray:
@@ -73,8 +74,8 @@ def oi_from_history(rows: list) -> np.ndarray:
 
 async def fetch(session, rest: str, symbol: str, hours: float, timeout: float,
                 mult: float = 1.0) -> tuple[np.ndarray, Minutes]:
-    """(OI rows, minutes) of the last ``hours`` for one OKX swap ``symbol`` (instId). OKX quotes per coin and
-    gives sizes in coins (``oiCcy``), so ``mult`` is not needed."""
+    """(OI rows, minutes) of the last ``hours`` for one OKX swap ``symbol`` (instId). Open interest is read in
+    coins (``oiCcy``), whatever the contract's lot."""
     base = rest.rstrip("/")
     n_k, n_oi = max(int(hours * 60), 1), max(int(hours * 12), 2)
     candles, hist = await asyncio.gather(
@@ -82,4 +83,4 @@ async def fetch(session, rest: str, symbol: str, hours: float, timeout: float,
                f"{symbol} candles"),
         _pages(session, base + OI_PATH, {"instId": symbol, "period": "5m"}, "end", OI_PAGE, n_oi, timeout,
                f"{symbol} open interest"))
-    return oi_from_history(hist), minutes_from_candles(candles)
+    return oi_from_history(hist), minutes_from_candles(candles, mult)
