@@ -50,7 +50,8 @@ class BybitFeed(VenueFeed):
     venue = "bybit"
     VID = 1
     CCXT_ID = "bybit"
-    ENDPOINTS = {"ws": "wss://stream.bybit.com/v5/public/linear"}
+    ENDPOINTS = {"ws": "wss://stream.bybit.com/v5/public/linear",
+                 "rest": "https://api.bybit.com"}  # the live start's back-fill (feeds/backfill/bybit.py)
     CHANNELS = {"liquidations": "allLiquidation", "trades": "publicTrade", "tickers": "tickers",
                 "book": "orderbook.200", "light_depth": "orderbook.200"}  # snapshot then deltas
     KIND_CHANNELS = {"liq": "liquidations", "trade": "trades", "oi": "tickers", "book": "book",

@@ -27,7 +27,8 @@ class OkxFeed(VenueFeed):
     venue = "okx"
     VID = 2
     CCXT_ID = "okx"
-    ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public"}
+    ENDPOINTS = {"ws": "wss://ws.okx.com:8443/ws/v5/public",
+                 "rest": "https://www.okx.com"}  # the live start's back-fill (feeds/backfill/okx.py)
     CHANNELS = {"liquidations": "liquidation-orders", "liquidations_inst_type": "SWAP", "oi": "open-interest",
                 "book": "books", "trades": "trades", "mark": "mark-price",
                 "light_depth": "books5"}  # 5-level snapshot every 100 ms, no checksum
