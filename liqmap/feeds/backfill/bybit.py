@@ -13,7 +13,7 @@ import numpy as np
 from ...core.events import VENUE_ID
 from ..venues.bybit import one_sided_oi
 from .fetch import get_json
-from .rows import BackfillError, Minutes, minutes, num, oi_rows
+from .rows import BackfillError, Minutes, num, oi_rows, open_stamped_minutes
 
 KLINE_PATH = "/v5/market/kline"
 OI_PATH = "/v5/market/open-interest"
@@ -35,15 +35,8 @@ def _list(body: Any, what: str) -> list:
 
 
 def minutes_from_klines(rows: list, mult: float = 1.0) -> Minutes:
-    """Bybit kline arrays → :class:`Minutes`, closing one millisecond before the next minute as Binance's do (the
-    taker split is borrowed by that time)."""
-    out = []
-    for r in rows:
-        try:
-            out.append(((num(r[0]) + 59_999) / 1000.0, num(r[2]), num(r[3]), num(r[4]), num(r[6]), float("nan")))
-        except (TypeError, ValueError, IndexError) as e:
-            raise BackfillError(f"bybit kline row unreadable ({type(e).__name__}): {str(r)[:80]}") from None
-    return minutes(out, "bybit kline", mult)
+    """Bybit kline arrays ([start, open, high, low, close, volume, turnover]) → :class:`Minutes`."""
+    return open_stamped_minutes(rows, 6, "bybit kline", mult)
 
 
 def oi_from_history(rows: list, closes: Minutes, mult: float = 1.0) -> np.ndarray:

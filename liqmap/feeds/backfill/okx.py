@@ -12,7 +12,7 @@ import numpy as np
 
 from ...core.events import VENUE_ID
 from .fetch import get_json
-from .rows import BackfillError, Minutes, minutes, num, oi_rows
+from .rows import BackfillError, Minutes, num, oi_rows, open_stamped_minutes
 
 CANDLES_PATH = "/api/v5/market/candles"
 OI_PATH = "/api/v5/rubik/stat/contracts/open-interest-history"
@@ -49,16 +49,10 @@ async def _pages(session, url: str, params: dict, cursor: str, page: int, want: 
 
 
 def minutes_from_candles(rows: list, mult: float = 1.0) -> Minutes:
-    """OKX candle arrays → :class:`Minutes` (quote traded: ``volCcyQuote``), closing one millisecond before the
-    next minute as Binance's do; prices per lot of ``mult`` coins become per coin (OKX's swaps in the universe
-    quote per coin: 1)."""
-    out = []
-    for r in rows:
-        try:
-            out.append(((num(r[0]) + 59_999) / 1000.0, num(r[2]), num(r[3]), num(r[4]), num(r[7]), float("nan")))
-        except (TypeError, ValueError, IndexError) as e:
-            raise BackfillError(f"okx candle row unreadable ({type(e).__name__}): {str(r)[:80]}") from None
-    return minutes(out, "okx candle", mult)
+    """OKX candle arrays ([ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]; the quote traded is ``volCcyQuote``)
+    → :class:`Minutes`; prices per lot of ``mult`` coins become per coin (OKX's swaps in the universe quote per
+    coin: 1)."""
+    return open_stamped_minutes(rows, 7, "okx candle", mult)
 
 
 def oi_from_history(rows: list) -> np.ndarray:

@@ -64,6 +64,21 @@ def minutes(rows: list[tuple], what: str, mult: float = 1.0) -> Minutes:
     return Minutes(ts, high[first] * m, low[first] * m, close[first] * m, quote[first], buy[first])
 
 
+def open_stamped_minutes(rows: list, quote_col: int, what: str, mult: float = 1.0) -> Minutes:
+    """:class:`Minutes` from bars stamped at their open — [open ms, open, high, low, close, …] with the quote traded
+    in column ``quote_col`` and no taker split (Bybit's klines, OKX's candles) — each closing one millisecond before
+    the next minute, Binance's close time, so the same minute of every venue shares one time (and ``borrow_split``
+    finds Binance's φ by it). Malformed rows raise ``BackfillError`` naming ``what``."""
+    out = []
+    for r in rows:
+        try:
+            out.append(((num(r[0]) + 59_999) / 1000.0, num(r[2]), num(r[3]), num(r[4]), num(r[quote_col]),
+                        float("nan")))
+        except (TypeError, ValueError, IndexError) as e:
+            raise BackfillError(f"{what} row unreadable ({type(e).__name__}): {str(r)[:80]}") from None
+    return minutes(out, what, mult)
+
+
 def borrow_split(m: Minutes, ref: Minutes | None) -> Minutes:
     """``m`` with every unknown taker-buy filled from ``ref``'s taker split φ of the same minute (Binance's: the
     venues' flows move together), or an even split where ``ref`` has no such minute or traded nothing."""
