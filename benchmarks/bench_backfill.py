@@ -53,8 +53,8 @@ def _responses(asset: str, rank: int, ref: float, hours: float = HOURS) -> dict[
     t_close = T_END_MS - 60_000 * np.arange(n)[::-1]
     digits = max(2, int(-np.floor(np.log10(ref))) + 5)
     px = [tuple(f"{x:.{digits}f}" for x in row) for row in zip(opens, high, low, close, strict=True)]
-    klines = [[int(tc - 59_999), *p, f"{q / c:.3f}", int(tc), f"{q:.4f}", int(q / 5e3) + 1, f"{b / c:.3f}", f"{b:.4f}", "0"]
-              for tc, p, c, q, b in zip(t_close, px, close, quote, buy, strict=True)]
+    klines = [[int(tc - 59_999), *p, f"{q / c:.3f}", int(tc), f"{q:.4f}", int(q / 5e3) + 1, f"{b / c:.3f}",
+               f"{b:.4f}", "0"] for tc, p, c, q, b in zip(t_close, px, close, quote, buy, strict=True)]
     t_oi = t_close[4::5]
     oi0 = scale * 300 / ref  # open interest ~ 300 minutes of volume, in base units
     oi = oi0 * (1 + 0.5 * (close[4::5] / ref - 1) + np.cumsum(rng.normal(0, 0.004, len(t_oi))))
@@ -186,7 +186,8 @@ async def _run() -> dict:
         "value": round(total, 2), "unit": f"s to the last of {len(assets)} models warm ({HOURS:g} h each)",
         "target": 180.0, "ok": total <= 180.0 and marks.get("screen_map", 1e9) <= 10.0 and len(ok) == len(assets),
         "detail": {
-            "assets": len(assets), "venues": list(BACKFILL_VENUES), "ok_assets": len(ok), "warm_models": len(warm), "order_first": list(res)[:3],
+            "assets": len(assets), "venues": list(BACKFILL_VENUES), "ok_assets": len(ok), "warm_models": len(warm),
+            "order_first": list(res)[:3],
             "screen_asset": SCREEN, "screen_fed_s": round(marks.get(SCREEN, float("nan")), 3),
             "screen_map_s": round(marks.get("screen_map", float("nan")), 3), "screen_map_target_s": 10.0,
             "screen_levels": int(len(b)), "screen_usd": round(float(lo.sum() + sh.sum())),

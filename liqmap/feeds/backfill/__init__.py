@@ -3,7 +3,7 @@
 A live start knows nothing of the positions opened before it: the Synthetic map would stay empty for its first
 hours, and the dollar scale would have to credit every position it never saw. Binance, Bybit and OKX publish
 enough to replay the model's steps 1–9 over the recent past: 5-minute open-interest history and 1-minute bars
-(``binance.py``, ``bybit.py``, ``okx.py``; what each gives in docs/venues.md §4). Each venue's bars become the
+(``binance.py``, ``bybit.py``, ``okx.py``; what each gives in docs/venues.md §4.1). Each venue's bars become the
 trades the model needs and its OI samples OI rows (``rows.py``); the three venues' rows go to the model together,
 so each venue's positions are placed with its own ladder. Deribit and Hyperliquid publish no open-interest
 history (Hyperliquid's API has only the current figure): their positions are credited by the dollar scale.

@@ -1,6 +1,6 @@
 """Binance USDⓈ-M history: 1-minute klines (``/fapi/v1/klines``: quote volume and taker-buy quote volume, so
 the venue's own taker split) and open-interest statistics (``/futures/data/openInterestHist``, 5-minute
-samples, the last 30 days). docs/venues.md §2.1."""
+samples, the last 30 days). docs/venues.md §2.1, §4.1."""
 
 from __future__ import annotations
 

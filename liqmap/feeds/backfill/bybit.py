@@ -1,7 +1,7 @@
 """Bybit v5 linear history: 1-minute klines (``/v5/market/kline``, newest first, [start, open, high, low, close,
 volume, turnover]: no taker split, so φ is borrowed from Binance's minute) and open interest
 (``/v5/market/open-interest``, ``intervalTime=5min``, newest first, in coins; ``openInterest`` counts both sides,
-``singleOpenInterest`` one, as the ticker's fields do). docs/venues.md §2.2."""
+``singleOpenInterest`` one, as the ticker's fields do). docs/venues.md §2.2, §4.1."""
 
 from __future__ import annotations
 

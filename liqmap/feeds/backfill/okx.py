@@ -1,7 +1,7 @@
 """OKX v5 swap history: 1-minute candles (``/api/v5/market/candles``, newest first, [ts, o, h, l, c, vol, volCcy,
 volCcyQuote, confirm], 300 a page, ``after`` pages back: no taker split, so φ is borrowed from Binance's minute)
 and contract open interest (``/api/v5/rubik/stat/contracts/open-interest-history``, ``period=5m``, newest first,
-[ts, oi, oiCcy, oiUsd], 100 a page, ``end`` pages back). docs/venues.md §2.3."""
+[ts, oi, oiCcy, oiUsd], 100 a page, ``end`` pages back). docs/venues.md §2.3, §4.1."""
 
 from __future__ import annotations
 

@@ -56,7 +56,8 @@ def minutes(rows: list[tuple], what: str, mult: float = 1.0) -> Minutes:
     a = np.array(rows, dtype=float).reshape(-1, 6)
     ts, high, low, close, quote, buy = a.T
     finite = np.isfinite(a[:, :5]).all(axis=1)
-    bad = ~finite | ~((low > 0) & (low <= high) & (quote >= 0)) | (np.isfinite(buy) & ((buy < 0) | (buy > quote * 1.000001)))
+    split_bad = np.isfinite(buy) & ((buy < 0) | (buy > quote * 1.000001))  # a taker-buy share outside the quote
+    bad = ~finite | ~((low > 0) & (low <= high) & (quote >= 0)) | split_bad
     if bad.any():
         raise BackfillError(f"{what} row out of range: {[float(x) for x in a[int(np.argmax(bad))]]}"[:120])
     ts, first = np.unique(ts, return_index=True)  # sorted, duplicates dropped
