@@ -337,4 +337,7 @@ async def test_lot_quoted_symbols_are_fed_per_coin(server):
     assert m.last_price == pytest.approx(float(lot[-1][4]) / 1000, rel=1e-9)  # per coin, not per 1000
     b, lo, sh = m.levels()
     step = eng.state("PEPE").step
+    # the grid's step is chosen once, from the first price the asset sees (here the back-fill's): per lot, it was a
+    # thousand times too coarse for the whole run (the Raw map and the model alike)
+    assert step < m.last_price * 0.01
     assert lo.sum() > 0 and np.all(b[lo > 0] * step < m.last_price * 1.01)  # levels sit at per-coin prices
