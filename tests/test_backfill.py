@@ -341,3 +341,30 @@ async def test_lot_quoted_symbols_are_fed_per_coin(server):
     # thousand times too coarse for the whole run (the Raw map and the model alike)
     assert step < m.last_price * 0.01
     assert lo.sum() > 0 and np.all(b[lo > 0] * step < m.last_price * 1.01)  # levels sit at per-coin prices
+
+
+async def test_the_asset_the_trader_switches_to_is_fetched_next(server):
+    """A held asset shows nothing until its history is in: the one put on screen while the back-fill runs jumps the
+    queue, and the status line counts the assets done meanwhile."""
+    _serve(server, hours=1.0)
+    cfg = _cfg(server.base, hours=1.0)
+    eng = Engine(cfg, Market(["BTC", "ETH", "SOL", "XRP"]), clock=lambda: T_END_MS / 1000 + 1)
+    screen = {"asset": "BTC"}
+    said: list[str] = []
+    fed = eng.backfill
+
+    def watched(asset, **k):
+        said.append(eng.status)
+        if asset == "BTC":
+            screen["asset"] = "xrp"  # the trader switches while BTC's history goes in
+        return fed(asset, **k)
+
+    eng.backfill = watched
+    res = await backfill(eng, cfg, ["BTC", "ETH", "SOL", "XRP"], ("binance",), first="BTC",
+                         focus=lambda: screen["asset"])
+    assert list(res) == ["BTC", "XRP", "ETH", "SOL"]
+    assert [q.split("symbol=")[1].split("&")[0] for q in server.queries[KLINES_PATH]] == \
+        ["BTCUSDT", "XRPUSDT", "ETHUSDT", "SOLUSDT"]
+    assert said == ["back-fill: 1 of 4 assets (BTC)…", "back-fill: 2 of 4 assets (XRP)…",
+                    "back-fill: 3 of 4 assets (ETH)…", "back-fill: 4 of 4 assets (SOL)…"]
+    assert eng.status == "" and all(r.startswith("ok") for r in res.values())

@@ -124,7 +124,7 @@ class LiveSource:
             self.backfill_result = {}
             return
         self.backfill_result = await backfill(rt.engine, self.cfg, rt.assets, venues, first=rt.screen_asset,
-                                              now=rt.clock)
+                                              now=rt.clock, focus=lambda: rt.screen_asset)
 
     async def run(self, rt, stop: asyncio.Event) -> None:
         bf = asyncio.ensure_future(self._backfill(rt)) if self.backfill and rt.engine is not None else None

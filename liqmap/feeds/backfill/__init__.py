@@ -80,11 +80,13 @@ def _said(per_venue: dict) -> str:
 
 
 async def backfill(engine, cfg: dict, assets: list[str], venues=BACKFILL_VENUES, first: str | None = None,
-                   session=None, now=None) -> dict[str, str]:
+                   session=None, now=None, focus=None) -> dict[str, str]:
     """Fetch each asset's history from ``venues`` (those of Binance, Bybit and OKX that list it) and feed it to
     its model, the asset on screen first; every asset with a venue to ask is held by the engine until its own
-    history is in (or failed). Returns asset → "ok (N rows: venues…)" or why it has none; the engine's status
-    line says how many assets, or which venue, went without."""
+    history is in (or failed). ``focus``: a callable naming the asset on screen now — one the trader switches to
+    while the back-fill runs is fetched next, not in its turn (a held asset shows nothing until its history is
+    in). Returns asset → "ok (N rows: venues…)" or why it has none; the engine's status line counts the assets
+    done while it runs, then says how many assets, or which venue, went without."""
     import aiohttp
 
     from ...core.assets import default_universe
@@ -108,8 +110,13 @@ async def backfill(engine, cfg: dict, assets: list[str], venues=BACKFILL_VENUES,
     own = session is None
     if own:
         session = aiohttp.ClientSession()
+    pending = list(order)
     try:
-        for a in order:
+        while pending:
+            on_screen = str(focus() or "").upper() if focus is not None else ""
+            a = on_screen if on_screen in pending else pending[0]
+            pending.remove(a)
+            engine.status = f"back-fill: {len(order) - len(pending)} of {len(order)} assets ({a})…"
             try:
                 ask = {v: vm for v, vm in markets[a].items() if v not in skipped}
                 oi, tr, per_venue = await fetch_asset(session, rests, ask, hours, timeout) if ask else (None, None, {})
@@ -141,6 +148,5 @@ async def backfill(engine, cfg: dict, assets: list[str], venues=BACKFILL_VENUES,
     failed = [a for a, r in result.items() if not r.startswith("ok")]
     parts = [f"{len(failed)} of {len(order)} assets without history ({result[failed[0]]})"] if failed else []
     parts += [f"{v} history missing for {len(x)} of {len(order)} assets" for v, x in partial.items()]
-    if parts:
-        engine.status = "back-fill: " + "; ".join(parts)
+    engine.status = "back-fill: " + "; ".join(parts) if parts else ""
     return result
