@@ -888,7 +888,18 @@ def _fc_vs_map_row(part: list[dict]) -> dict:
     nearer = {"forecast": sum(abs(math.log(f / o)) < abs(math.log(m / o)) for *_, f, m, o in off)}
     nearer["map"] = len(off) - nearer["forecast"]
     tot = [sum(row[k] for row in scored) for k in (3, 4, 5)]
+    # how much one market (seed × asset) decides the pooled figure, and the pooled figure without it: a crash that
+    # brings days-old positions within 5 % can hold most of a condition's truth (seed 8's BTC at real size, session 15)
+    by_market: dict[tuple, list[float]] = {}
+    for sd, a, _t, f, _m, o in scored:
+        x = by_market.setdefault((sd, a), [0.0, 0.0])
+        x[0], x[1] = x[0] + f, x[1] + o
+    big = max(by_market, key=lambda k: by_market[k][1]) if by_market else None
+    rest = [tot[0] - by_market[big][0], tot[2] - by_market[big][1]] if big else [0.0, 0.0]
     return {"checkpoints": len(rows),
+            "largest_market": ({"seed": big[0], "asset": big[1], "truth_share": round(by_market[big][1] / tot[2], 3),
+                                "forecast_over_truth_without_it": round(rest[0] / rest[1], 3) if rest[1] > 0 else None}
+                               if big and tot[2] > 0 else None),
             # item 3's reading: the dollars NEXT 1H prints (and the map draws) over every checkpoint ÷ the truth's
             "forecast_over_truth_pooled": round(tot[0] / tot[2], 3) if tot[2] > 0 else None,
             "map_over_truth_pooled": round(tot[1] / tot[2], 3) if tot[2] > 0 else None,
