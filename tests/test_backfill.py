@@ -368,3 +368,18 @@ async def test_the_asset_the_trader_switches_to_is_fetched_next(server):
     assert said == ["back-fill: 1 of 4 assets (BTC)…", "back-fill: 2 of 4 assets (XRP)…",
                     "back-fill: 3 of 4 assets (ETH)…", "back-fill: 4 of 4 assets (SOL)…"]
     assert eng.status == "" and all(r.startswith("ok") for r in res.values())
+
+
+async def test_doctor_fetches_an_hour_of_each_venues_history(server):
+    """`liqmap doctor`'s back-fill rows: one hour of each venue's history fetched the way the start fetches it."""
+    from liqmap.commands.doctor import _backfill_probe
+
+    _serve(server, hours=1.0)
+    cfg = _cfg(server.base, hours=6.0)
+    for v in ("binance", "bybit", "okx"):
+        url, ok, what = await _backfill_probe(cfg, v, "BTC", 3.0)
+        assert ok and url == f"https://{server.base}", (v, what)
+        assert what == "ok: 12 open-interest samples, 60 one-minute bars", (v, what)
+    del server.rest[bybit.OI_PATH]
+    url, ok, what = await _backfill_probe(cfg, "bybit", "BTC", 3.0)
+    assert not ok and what.startswith("error: HTTP 404")
