@@ -71,7 +71,8 @@ DEFAULTS: dict[str, Any] = {
         # replayed through the synthetic model first (docs/model.md §3 step 10), so the Synthetic map is not empty
         # for hours and its dollars count the positions opened before the start. 0 = off.
         "backfill_hours": 6.0,
-        "backfill_timeout_seconds": 10.0,  # per request; a failure costs that venue's history for the asset, nothing else
+        # per request; a failure costs that venue's history for the asset, nothing else
+        "backfill_timeout_seconds": 10.0,
         # Venue endpoints (exchanges move them; `liqmap doctor` checks them live). Keys: <venue>_<name>.
         "endpoints": {
             "binance_market": "wss://fstream.binance.com/market",  # forceOrder, aggTrade, markPrice
