@@ -39,7 +39,7 @@ SHARE = {"bybit": 0.6, "okx": 0.5}  # of Binance's volume and open interest
 
 def _responses(asset: str, rank: int, ref: float, hours: float = HOURS) -> dict[str, object]:
     """Path → body (or a callable of the query, for OKX's pages) of one asset on the three venues."""
-    from liqmap.feeds.backfill import KLINES_PATH, OI_HIST_PATH, bybit, okx
+    from liqmap.feeds.backfill import binance, bybit, okx
 
     rng = np.random.default_rng(1000 + rank)
     n = int(hours * 60)
@@ -77,7 +77,7 @@ def _responses(asset: str, rank: int, ref: float, hours: float = HOURS) -> dict[
             return json.dumps({"code": "0", "msg": "", "data": older[:int(q.get("limit", 100))]})
         return answer
 
-    return {KLINES_PATH: json.dumps(klines), OI_HIST_PATH: json.dumps(hist),
+    return {binance.KLINES_PATH: json.dumps(klines), binance.OI_HIST_PATH: json.dumps(hist),
             bybit.KLINE_PATH: bybit_wrap(bybit_k), bybit.OI_PATH: bybit_wrap(bybit_oi),
             okx.CANDLES_PATH: paged(okx_c, "after"), okx.OI_PATH: paged(okx_oi, "end")}
 

@@ -564,7 +564,9 @@ def _as_backfill(batches: list[dict], venues: str = "binance") -> tuple[np.ndarr
     each with its own split)."""
     from liqmap.core.events import VENUE_ID
     from liqmap.feeds.backfill import BACKFILL_VENUES as LIVE
-    from liqmap.feeds.backfill.rows import Minutes, borrow_split, trades
+    from dataclasses import replace
+
+    from liqmap.feeds.backfill.rows import borrow_split, trades
 
     def cat(kind: str) -> np.ndarray:
         parts = [b[kind] for b in batches if b and kind in b and len(b[kind])]
@@ -579,7 +581,7 @@ def _as_backfill(batches: list[dict], venues: str = "binance") -> tuple[np.ndarr
     oi_parts, tr_parts = [], []
     for v, (oi, m) in got.items():
         if venues == "live" and v != binance:  # the venue's bars carry no taker split: Binance's minute lends it
-            m = borrow_split(Minutes(m.ts, m.high, m.low, m.close, m.quote, np.full(len(m), np.nan)), ref)
+            m = borrow_split(replace(m, buy=np.full(len(m), np.nan)), ref)
         oi_parts.append(oi)
         tr_parts.append(trades(m, v))
     oi = np.concatenate(oi_parts)

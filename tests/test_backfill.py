@@ -14,11 +14,17 @@ from liqmap.config import DEFAULTS
 from liqmap.core.engine import Engine
 from liqmap.core.events import VENUE_ID
 from liqmap.core.market import Market
-from liqmap.feeds.backfill import (KLINES_PATH, OI_HIST_PATH, BackfillError, backfill, bybit, okx,
-                                   oi_from_history, trades_from_klines)
+from liqmap.feeds.backfill import BackfillError, backfill, binance, bybit, okx
+from liqmap.feeds.backfill.binance import KLINES_PATH, OI_HIST_PATH, oi_from_history
+from liqmap.feeds.backfill.rows import trades
 from tls import loopback
 
 server = loopback.server
+
+
+def trades_from_klines(rows: list) -> np.ndarray:
+    """Binance kline arrays → the model's rows, as the back-fill makes them."""
+    return trades(binance.minutes_from_klines(rows), binance.VID)
 T_END_MS = 1_763_900_000_000  # the last kline's close
 
 

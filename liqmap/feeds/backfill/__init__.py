@@ -24,7 +24,6 @@ import numpy as np
 from ...core import events as ev
 from ...core.events import VENUE_ID
 from . import binance, bybit, okx
-from .binance import KLINES_PATH, OI_HIST_PATH, oi_from_history, trades_from_klines
 from .rows import BackfillError, borrow_split, trades
 
 LOG = logging.getLogger(__name__)
@@ -32,8 +31,7 @@ LOG = logging.getLogger(__name__)
 FETCHERS = {"binance": binance.fetch, "bybit": bybit.fetch, "okx": okx.fetch}
 BACKFILL_VENUES = tuple(FETCHERS)
 
-__all__ = ["backfill", "fetch_asset", "BackfillError", "BACKFILL_VENUES", "KLINES_PATH", "OI_HIST_PATH",
-           "oi_from_history", "trades_from_klines"]
+__all__ = ["backfill", "fetch_asset", "BackfillError", "BACKFILL_VENUES", "FETCHERS", "binance", "bybit", "okx"]
 
 
 async def _one(fetch, *args):

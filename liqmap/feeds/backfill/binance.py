@@ -11,7 +11,7 @@ import numpy as np
 
 from ...core.events import VENUE_ID
 from .fetch import get_json
-from .rows import BackfillError, Minutes, minutes, num, oi_rows, trades
+from .rows import BackfillError, Minutes, minutes, num, oi_rows
 
 KLINES_PATH = "/fapi/v1/klines"
 OI_HIST_PATH = "/futures/data/openInterestHist"
@@ -55,8 +55,3 @@ async def fetch(session, rest: str, symbol: str, hours: float, timeout: float,
         raise BackfillError(f"{symbol}: unexpected body (klines {type(klines).__name__}, "
                             f"open interest {type(hist).__name__})")
     return oi_from_history(hist, VID, mult), minutes_from_klines(klines, mult)
-
-
-def trades_from_klines(rows: list, venue: int = VID, mult: float = 1.0) -> np.ndarray:
-    """Binance kline arrays → the model's TRADE rows (``rows.trades``: five a minute, the close last)."""
-    return trades(minutes_from_klines(rows, mult), venue)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from ..health import classify_error
 from .rows import BackfillError
 
 
@@ -21,11 +22,8 @@ async def get_json(session, url: str, params: dict, timeout: float) -> Any:
         raise
     except asyncio.TimeoutError:
         raise BackfillError(f"timeout: no answer in {timeout:g} s ({url})", unreachable=True) from None
-    except aiohttp.ClientConnectorCertificateError as e:  # the words `liqmap doctor` uses for each failure
-        raise BackfillError(f"TLS: {e}", unreachable=True) from None
-    except aiohttp.ClientConnectorError as e:
-        raise BackfillError(f"refused: {e}", unreachable=True) from None
     except (aiohttp.ClientConnectionError, OSError) as e:
-        raise BackfillError(f"{type(e).__name__}: {e} ({url})", unreachable=True) from None
+        kind, text = classify_error(e)  # the feeds' words for a failed connection (DNS, TLS, refused, …)
+        raise BackfillError(f"{kind}: {text} ({url})", unreachable=True) from None
     except (aiohttp.ClientError, ValueError) as e:
         raise BackfillError(f"{type(e).__name__}: {e} ({url})") from None

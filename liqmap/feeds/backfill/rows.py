@@ -14,7 +14,7 @@ would tell the model that no side opened more than the other.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -91,8 +91,7 @@ def borrow_split(m: Minutes, ref: Minutes | None) -> Minutes:
         at = np.clip(np.searchsorted(ref.ts, m.ts), 0, len(ref) - 1)
         same = (ref.ts[at] == m.ts) & np.isfinite(ref.buy[at]) & (ref.quote[at] > 0)
         phi[same] = ref.buy[at][same] / ref.quote[at][same]
-    buy = np.where(unknown, m.quote * phi, m.buy)
-    return Minutes(m.ts, m.high, m.low, m.close, m.quote, buy)
+    return replace(m, buy=np.where(unknown, m.quote * phi, m.buy))
 
 
 def trades(m: Minutes, venue: int) -> np.ndarray:
