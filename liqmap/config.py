@@ -302,6 +302,10 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "buckets.target_bp": (0.01, 1000.0, False),
     "model.leverage_tiers": (1.0, 1000.0, False),
     "model.leverage_weights": (0.0, 1e6, False),
+    "model.resting_leverage_tiers": (1.0, 1000.0, True),
+    "model.resting_leverage_weights": (0.0, 1e6, False),
+    "model.resting_share": (0.0, 1.0, False),
+    "model.resting_hold_hours": (0.0, 87600.0, True),
     "model.taker_alpha": (0.0, 1.0, False),
     "model.side_gap_max": (0.0, 1.0, False),
     "model.side_gap_forced_share": (0.0, 1.0, False),
@@ -707,6 +711,10 @@ def validate(cfg: dict, source: str) -> None:
         raise ConfigError(f"{source}: model.leverage_tiers: leverage must be at least 1")
     if any(w < 0 for w in m["leverage_weights"]) or sum(m["leverage_weights"]) <= 0:
         raise ConfigError(f"{source}: model.leverage_weights: weights must be non-negative, not all zero")
+    if len(m["resting_leverage_tiers"]) != len(m["resting_leverage_weights"]) or not m["resting_leverage_tiers"] \
+            or sum(m["resting_leverage_weights"]) <= 0:
+        raise ConfigError(f"{source}: model.resting_leverage_weights: one non-negative weight per resting leverage "
+                          "tier, not all zero")
     for key in ("half_life_hours", "heatmap_sigma_buckets", "range_pct"):
         if not m[key] > 0:
             raise ConfigError(f"{source}: model.{key}: must be positive")

@@ -50,6 +50,9 @@ def test_xdg_config_home_is_read(tmp_path):
     ('[app]\nhz = "fast"\n', "app.hz", "expected a number"),
     ('[model]\nhalf_lif_hours = 3\n', "model.half_lif_hours", "unknown setting"),
     ('[model]\nleverage_weights = [1, 2]\n', "model.leverage_weights", "one weight per"),
+    ('[model]\nresting_leverage_weights = [1]\n', "model.resting_leverage_weights", "one non-negative weight per"),
+    ('[model]\nresting_leverage_tiers = [1, 2, 3, 4]\n', "model.resting_leverage_tiers", "out of range"),
+    ('[model]\nresting_share = 2\n', "model.resting_share", "out of range"),
     ('[universe]\nvenues = ["ftx"]\n', "universe.venues", "unknown venue"),
     ('[app\nmode = 1\n', "", "not valid TOML"),
 ])

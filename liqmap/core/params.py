@@ -128,6 +128,14 @@ class ModelParams:
     # prior_held_cap bounds the map's prior (off), forecast_prior_held_cap the forecast's.
     prior_held_cap: float = 0.0
     forecast_prior_held_cap: float = 3.0
+    # The resting layer (docs/model.md §3 step 13, core/model/resting.py): this share of each venue's public OI (USD)
+    # is taken to be low-leverage positions held for days (an exponential hold of resting_hold_hours), entered along
+    # the price path and the unseen past before it, at resting_leverage_tiers; those price has not liquidated since
+    # are added to the forecast's levels (NEXT 1H, its ranking) in real USD. 0 = off.
+    resting_share: float = 0.5
+    resting_hold_hours: float = 24.0
+    resting_leverage_tiers: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0)
+    resting_leverage_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
     # Dollars that mean dollars (docs/model.md §3 step 12, core/model/scale.py): every USD the model reports is
     # multiplied by public OI ÷ the OI it holds (one number per asset and venue set, so rankings are unchanged),
     # clipped to [1, this]. 1 = off. 3 chosen on steady seeds 1-10 (model ÷ truth USD at risk ±5 %: 0.31 unscaled,

@@ -69,11 +69,22 @@ class PriceHistory:
             k = len(self.minute) - MAX_MINUTES
             del self.minute[:k], self.low[:k], self.high[:k]
 
-    def entries(self, now: float, price: float, half_life_s: float, sigma: float
+    def sigma_hour(self) -> float | None:
+        """The usual volatility per hour over the bars held: 1.4826 × the median absolute change of the bars' mid
+        prices (log) between consecutive minutes, × √60. The median, not the standard deviation, so that a burst
+        (a cascade's minutes) does not stand for the days before it; None with fewer than 30 changes."""
+        if len(self.minute) < 31:
+            return None
+        mid = np.log(np.sqrt(np.asarray(self.low) * np.asarray(self.high)))
+        gap = np.diff(np.asarray(self.minute, np.float64))
+        r = np.diff(mid) / np.sqrt(np.maximum(gap, 1.0))  # a gap of g minutes is g minutes of walk
+        return float(1.4826 * np.median(np.abs(r)) * math.sqrt(60.0))
+
+    def entries(self, now: float, price: float, half_life_s: float, sigma: float, z: np.ndarray = _Z
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(entry price, weight, path low since, path high since) of the plausible entries of positions still
         open now; weights sum to 1. Seen minutes enter at their bar's mid price; the unseen past at the first
-        price on a log-normal grid of width ``sigma`` (0 = at the first price)."""
+        price on a log-normal grid ``z`` (in σ) of width ``sigma`` (0 = at the first price)."""
         first = self.first_price if self.first_price is not None else price
         if self.minute:
             mins = np.asarray(self.minute, np.float64)
@@ -102,8 +113,9 @@ class PriceHistory:
         else:
             w_unseen = 0.0 if len(ent) else 1.0
         if sigma > 0:
-            u_ent = first * np.exp(_Z * sigma)
-            u_w = _ZW * w_unseen
+            zw = _ZW if z is _Z else np.exp(-0.5 * z * z) / np.exp(-0.5 * z * z).sum()
+            u_ent = first * np.exp(z * sigma)
+            u_w = zw * w_unseen
         else:
             u_ent, u_w = np.array([first]), np.array([w_unseen])
         entries = np.r_[ent, u_ent]

@@ -68,6 +68,7 @@ from .flow import VenueFlows
 from .history import Histories
 from .ledger import ConsumedLedger
 from ..prior import PriceHistory
+from .resting import RestingLayer, add_levels
 from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
@@ -155,7 +156,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
             self._fc = SyntheticModel(asset, step, {**p, "leverage_spread": self.forecast_spread,
                                                     "prior_oi_fill": p["forecast_prior_oi_fill"],
                                                     "prior_held_cap": p["forecast_prior_held_cap"],
-                                                    "prior_fill_forced_share": p["forecast_prior_forced_share"]},
+                                                    "prior_fill_forced_share": p["forecast_prior_forced_share"],
+                                                    "resting_share": 0.0},  # the outer model adds its layer
                                       tiers=self.tiers,
                                       markets=markets, columns=1, cfg=cfg, _history=False)
         # The states one event stream drives. Both see the same flow (interval, OI step, taker split, entries:
@@ -200,8 +202,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self.prior_held_cap = max(float(p.get("prior_held_cap", 0.0)), 0.0)  # ... at most × the flow held (0: no bound)
         self._prior_hl_s = phl * 3600.0 if phl > 0 and math.isfinite(phl) else 0.0
         # the price path the prior's entries come from: one per model (the forecast's state reads the same)
+        # The resting layer (docs/model.md §3 step 13, resting.py): the low-leverage OI held for days, read from the
+        # same price path and the OI samples when the forecast's levels are asked for
+        self._resting = RestingLayer(p, self.tiers, self._inverse, float(p["typical_position_usd"]))
         self._px_hist = (PriceHistory() if self.prior_fill > 0 or (self._fc is not None and self._fc.prior_fill > 0)
-                         else None)
+                         or self._resting.on else None)
         self._last_fill = np.full(NV, -math.inf)
         self._k_decay = np.concatenate([np.full(NV, k_flow), np.full(NV, k_prior)])[:, None]  # (NS, 1)
         self._decays = bool(self._k_decay.any())
@@ -322,6 +327,15 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
         same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
         band. Without a wider forecast band: :meth:`levels` itself."""
+        flow = self._flow_forecast_levels(venues)
+        if not self._resting.on:
+            return flow
+        oi_usd = np.where(self._venue_mask(venues)[:NV], self._oi_now * (self.last_price or math.nan), math.nan)
+        return add_levels(flow, self._resting.levels(self._px_hist, self._t, self.last_price, oi_usd,
+                                                     self._vol.sigma_hour(), self.step))
+
+    def _flow_forecast_levels(self, venues: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The forecast's levels from the flow the model saw (and its OI prior), on the dollar scale."""
         if self._fc is None:
             return self.levels(venues)
         b, lo, sh = self._fc.levels(venues)  # the inner state holds no OI samples: unscaled

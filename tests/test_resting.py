@@ -1,0 +1,148 @@
+"""The resting layer (liqmap/core/model/resting.py, docs/model.md §3 step 13): the low-leverage open interest held
+for days, sized by the public OI, placed along the price path, and gone where price crossed its liquidation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from liqmap.core import buckets
+from liqmap.core import events as ev
+from liqmap.core.events import VENUE_ID
+from liqmap.core.model.resting import RestingLayer, add_levels
+from liqmap.core.prior import PriceHistory
+from liqmap.core.synthetic import SyntheticModel
+from liqmap.core.tiers import TierTable, liq_price_linear
+
+BIN, BYB = VENUE_ID["binance"], VENUE_ID["bybit"]
+STEP = 25.0
+MMR = 0.004
+FLAT = TierTable.continuous([(0, 1e12, MMR, 125)], name="flat")
+TIERS = (1.5, 2.0, 2.5, 3.0)
+NV = len(VENUE_ID)
+
+
+def _params(share=0.5, **kw):
+    return {"resting_share": share, "resting_hold_hours": 24.0, "resting_leverage_tiers": TIERS,
+            "resting_leverage_weights": (1.0, 1.0, 1.0, 1.0), **kw}
+
+
+def _layer(share=0.5):
+    return RestingLayer(_params(share), {v: FLAT for v in VENUE_ID}, np.zeros(NV, bool), 20_000.0)
+
+
+def _path(*legs, start=0.0):
+    """Minute bars along straight legs of (minutes, to price) from the first leg's price; (history, t, price)."""
+    h = PriceHistory()
+    t, p = start, legs[0][1]
+    for minutes, to in legs:
+        for px in np.linspace(p, to, int(minutes)):
+            h.add(np.array([t]), np.array([px]))
+            t += 60.0
+        p = to
+    return h, t, p
+
+
+def _oi(**usd):
+    out = np.full(NV, np.nan)
+    for venue, x in usd.items():
+        out[VENUE_ID[venue]] = x
+    return out
+
+
+def _near(levels, price, pct=5.0):
+    b, lo, sh = levels
+    inside = (b * STEP >= price * (1 - pct / 100)) & ((b + 1) * STEP <= price * (1 + pct / 100))
+    return float(lo[inside].sum()), float(sh[inside].sum())
+
+
+def test_the_layer_holds_the_share_of_the_open_interest_on_each_side():
+    h, t, p = _path((360, 60_000.0))
+    b, lo, sh = _layer(0.5).levels(h, t, p, _oi(binance=6e9, bybit=2e9), 0.01, STEP)
+    assert lo.sum() == pytest.approx(0.5 * 8e9) and sh.sum() == pytest.approx(0.5 * 8e9)
+    # a flat day leaves every resting position 30 % or more from price: nothing within ±5 %
+    assert _near((b, lo, sh), p) == (0.0, 0.0)
+    # the 3x longs entered at 60,000 sit at their exact liquidation price
+    assert lo[b == buckets.index(liq_price_linear(60_000.0, 3.0, MMR, 1), STEP)].sum() > 0
+
+
+def test_a_fall_brings_the_old_longs_within_reach_and_drops_those_it_liquidated():
+    h, t, p = _path((360, 60_000.0), (120, 39_000.0))  # six flat hours, then -35 % in two
+    levels = _layer(0.5).levels(h, t, p, _oi(binance=6e9), 0.01, STEP)
+    b, lo, sh = levels
+    near_long, near_short = _near(levels, p)
+    # the 3x longs entered on the way down (55,400-58,300: liquidated at 37,050-39,000) are now within 5 %
+    assert near_long > 0.001 * 0.5 * 6e9  # 18 of the minutes, at one tier of four
+    assert near_short == 0.0
+    # nothing long is left above the low: the 3x longs from the flat hours (liquidated near 40,160) are gone
+    assert lo[b == buckets.index(liq_price_linear(60_000.0, 3.0, MMR, 1), STEP)].sum() == 0.0
+    assert (b[lo > 0] * STEP < 39_000.0).all()
+    # and what survived still holds the share (the OI is there, so its holders are among the survivors)
+    assert lo.sum() == pytest.approx(0.5 * 6e9)
+
+
+def test_the_layer_follows_the_open_interest():
+    h, t, p = _path((360, 60_000.0), (120, 42_000.0))
+    layer = _layer(0.5)
+    before = _near(layer.levels(h, t, p, _oi(binance=6e9), 0.01, STEP), p)[0]
+    after = _near(layer.levels(h, t, p, _oi(binance=3e9), 0.01, STEP), p)[0]  # half the OI liquidated or closed
+    assert after == pytest.approx(before / 2)
+    assert layer.levels(h, t, p, _oi(), 0.01, STEP)[0].size == 0  # no OI sample: nothing to size it by
+    assert _layer(0.0).levels(h, t, p, _oi(binance=6e9), 0.01, STEP)[0].size == 0  # off
+
+
+def test_the_unseen_past_spreads_with_the_usual_volatility_not_this_hours():
+    # a quiet day (0.1 % a minute) and a burst: the median minute is the quiet one
+    rng = np.random.default_rng(3)
+    h = PriceHistory()
+    px = 60_000.0 * np.exp(np.cumsum(np.r_[rng.normal(0, 0.001, 600), rng.normal(0, 0.02, 30)]))
+    for i, x in enumerate(px):
+        h.add(np.array([i * 60.0]), np.array([x]))
+    assert h.sigma_hour() == pytest.approx(0.001 * math.sqrt(60.0), rel=0.2)
+    assert PriceHistory().sigma_hour() is None
+
+
+def test_the_models_forecast_adds_the_layer_in_real_dollars_for_the_venues_asked():
+    def model(share):
+        p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, **_params(share)}
+        return SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT, "bybit": FLAT})
+
+    runs = {}
+    for share in (0.0, 0.5):
+        m = model(share)
+        t, price = 0.0, 60_000.0
+        for minute in range(480):  # six flat hours, then -30 % in two; 1,000 BTC open on Binance throughout
+            price = 60_000.0 if minute < 360 else 60_000.0 - (minute - 359) * 150.0
+            m.update(oi=ev.open_interest([(t, 1000.0, 1000.0 * price, price, BIN)]) if minute % 5 == 0 else None,
+                     trades=ev.trades([(t + 1.0, price, 0.01, 0.01 * price, 1, BIN)]))
+            t += 60.0
+        runs[share] = m
+    m0, m1 = runs[0.0], runs[0.5]
+    px = m1.last_price
+    flow, with_layer = _near(m0.forecast_levels(), px), _near(m1.forecast_levels(), px)
+    # near price the layer adds the old longs, in USD of the OI (1,000 BTC at the last price), not on the scale
+    assert with_layer[0] - flow[0] > 0.05 * 0.5 * 1000.0 * px
+    assert with_layer[0] - flow[0] < 0.5 * 1000.0 * px
+    assert with_layer[1] == pytest.approx(flow[1])
+    # the map's levels are the flow's; and a venue with no OI sample adds nothing
+    for a, b in zip(m0.levels(), m1.levels()):
+        assert np.array_equal(a, b)
+    for a, b in zip(m0.forecast_levels(("bybit",)), m1.forecast_levels(("bybit",))):
+        assert np.array_equal(a, b)
+    # the expected next hour's liquidations rank the old longs: reached within the hour, they count
+    def expected_near(m):
+        b, el, _es, _reach = m.forecast()
+        return float(el[np.abs((b + 0.5) * STEP / px - 1) < 0.05].sum())
+
+    assert expected_near(m1) > expected_near(m0) + 0.01 * 0.5 * 1000.0 * px
+
+
+def test_add_levels_sums_bucket_by_bucket():
+    a = (np.array([1, 3]), np.array([1.0, 2.0]), np.array([0.0, 1.0]))
+    b = (np.array([2, 3]), np.array([5.0, 1.0]), np.array([1.0, 1.0]))
+    keys, lo, sh = add_levels(a, b)
+    assert keys.tolist() == [1, 2, 3] and lo.tolist() == [1.0, 5.0, 3.0] and sh.tolist() == [0.0, 1.0, 2.0]
+    empty = (np.empty(0, np.int64), np.empty(0), np.empty(0))
+    assert add_levels(a, empty) is a and add_levels(empty, b) is b
