@@ -36,7 +36,9 @@ def _grown(params):
 
 
 def test_every_usd_the_model_reports_is_scaled_and_the_ranking_is_not():
-    raw, scaled = _grown({"dollar_scale_cap": 1.0}), _grown({"dollar_scale_cap": 1e6})
+    # the flow's dollars: the resting layer (docs/model.md step 13) is the OI's own USD, off the scale (test_resting.py)
+    raw, scaled = _grown({"dollar_scale_cap": 1.0, "resting_share": 0.0}), _grown({"dollar_scale_cap": 1e6,
+                                                                                  "resting_share": 0.0})
     held = raw.total_long() + raw.total_short()
     assert held == pytest.approx(600_000.0)
     k = 1010.0 * 60_000.0 / held  # public OI ÷ the OI the model holds

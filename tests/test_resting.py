@@ -105,27 +105,32 @@ def test_the_unseen_past_spreads_with_the_usual_volatility_not_this_hours():
 
 
 def test_the_models_forecast_adds_the_layer_in_real_dollars_for_the_venues_asked():
-    def model(share):
-        p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, **_params(share)}
+    def model(share, **kw):
+        p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, **_params(share), **kw}
         return SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT, "bybit": FLAT})
 
     runs = {}
-    for share in (0.0, 0.5):
-        m = model(share)
+    for share, cap in ((0.0, 3.0), (0.5, 3.0), (0.5, 1.0)):
+        m = model(share, dollar_scale_cap=cap)
         t, price = 0.0, 60_000.0
-        for minute in range(480):  # six flat hours, then -30 % in two; 1,000 BTC open on Binance throughout
+        for minute in range(480):  # six flat hours, then -30 % in two; 1,010 BTC open on Binance after a step
             price = 60_000.0 if minute < 360 else 60_000.0 - (minute - 359) * 150.0
-            m.update(oi=ev.open_interest([(t, 1000.0, 1000.0 * price, price, BIN)]) if minute % 5 == 0 else None,
-                     trades=ev.trades([(t + 1.0, price, 0.01, 0.01 * price, 1, BIN)]))
+            oi = 1000.0 if minute < 5 else 1010.0  # the one step the flow sees: the dollar scale is then 3
+            m.update(oi=ev.open_interest([(t, oi, oi * price, price, BIN)]) if minute % 5 == 0 else None,
+                     trades=ev.trades([(t + 1.0, price, 0.01, 0.01 * price, 1 if minute % 2 else -1, BIN)]))
             t += 60.0
-        runs[share] = m
-    m0, m1 = runs[0.0], runs[0.5]
+        runs[share, cap] = m
+    m0, m1 = runs[0.0, 3.0], runs[0.5, 3.0]
     px = m1.last_price
     flow, with_layer = _near(m0.forecast_levels(), px), _near(m1.forecast_levels(), px)
     # near price the layer adds the old longs, in USD of the OI (1,000 BTC at the last price), not on the scale
-    assert with_layer[0] - flow[0] > 0.05 * 0.5 * 1000.0 * px
-    assert with_layer[0] - flow[0] < 0.5 * 1000.0 * px
+    assert with_layer[0] - flow[0] > 0.05 * 0.5 * 1010.0 * px
+    assert with_layer[0] - flow[0] < 0.5 * 1010.0 * px
     assert with_layer[1] == pytest.approx(flow[1])
+    # the layer is the OI's USD: the flow's dollar scale (3 here, 1 with the cap at 1) does not multiply it
+    assert m1.usd_scale() == 3.0 and runs[0.5, 1.0].usd_scale() == 1.0
+    unscaled_flow = _near(runs[0.5, 1.0]._flow_forecast_levels(None), px)[0]
+    assert _near(runs[0.5, 1.0].forecast_levels(), px)[0] - unscaled_flow == pytest.approx(with_layer[0] - flow[0])
     # the map's levels are the flow's; and a venue with no OI sample adds nothing
     for a, b in zip(m0.levels(), m1.levels()):
         assert np.array_equal(a, b)
@@ -136,7 +141,7 @@ def test_the_models_forecast_adds_the_layer_in_real_dollars_for_the_venues_asked
         b, el, _es, _reach = m.forecast()
         return float(el[np.abs((b + 0.5) * STEP / px - 1) < 0.05].sum())
 
-    assert expected_near(m1) > expected_near(m0) + 0.01 * 0.5 * 1000.0 * px
+    assert expected_near(m1) > expected_near(m0) + 0.01 * 0.5 * 1010.0 * px
 
 
 def test_add_levels_sums_bucket_by_bucket():
