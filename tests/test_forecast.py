@@ -82,8 +82,10 @@ def _trades(ts, prices, venue=BIN):
 
 
 def test_model_forecast_is_levels_times_reach_from_its_own_volatility():
+    # the flow's levels alone: the resting layer (docs/model.md step 13, tests/test_resting.py) adds the OI's own
     params = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
-              "leverage_spread": 0.0, "forecast_leverage_spread": 0.0, "forecast_default_vol_hour_pct": 2.0}
+              "leverage_spread": 0.0, "forecast_leverage_spread": 0.0, "forecast_default_vol_hour_pct": 2.0,
+              "resting_share": 0.0}
     m = SyntheticModel("BTC", 25.0, params)
     oi = lambda t, o: ev.open_interest([(t, o, o * 60_000.0, 60_000.0, BIN)])  # noqa: E731
     m.update(oi(0.0, 1000.0))
@@ -166,7 +168,7 @@ def test_forecast_spreads_each_thin_tier_line_over_its_leverage_band():
     """The map's levels are thin lines at each tier's price; the forecast weighs each line spread over its
     tier's whole leverage band (the 10x tier stands for about 7x to 16x), with the same USD."""
     params = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0,
-              "leverage_spread": 0.0, "forecast_leverage_spread": 1.0}
+              "leverage_spread": 0.0, "forecast_leverage_spread": 1.0, "resting_share": 0.0}  # the flow's levels alone
     m = SyntheticModel("BTC", 25.0, params)
     oi = lambda t, o: ev.open_interest([(t, o, o * 60_000.0, 60_000.0, BIN)])  # noqa: E731
     m.update(oi(0.0, 1000.0))

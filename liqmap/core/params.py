@@ -131,8 +131,10 @@ class ModelParams:
     # The resting layer (docs/model.md §3 step 13, core/model/resting.py): this share of each venue's public OI (USD)
     # is taken to be low-leverage positions held for days (an exponential hold of resting_hold_hours), entered along
     # the price path and the unseen past before it, at resting_leverage_tiers; those price has not liquidated since
-    # are added to the forecast's levels (NEXT 1H, its ranking) in real USD. 0 = off.
-    resting_share: float = 0.5
+    # (and what it did, reopened at today's price) are added to the forecast's levels (NEXT 1H, its ranking) in real
+    # USD. 0 = off. 0.65 over 0.5 and 0.8, 1.5-3x over (2x, 3x) and (2x, 3x, 4x), at real size on seeds 1-8 of all
+    # five conditions; confirmed on 17-22 (docs/benchmarks.md, session 16)
+    resting_share: float = 0.65
     resting_hold_hours: float = 24.0
     resting_leverage_tiers: tuple[float, ...] = (1.5, 2.0, 2.5, 3.0)
     resting_leverage_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)

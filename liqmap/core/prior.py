@@ -130,11 +130,11 @@ class PriceHistory:
 
 
 def surviving_weights(entries: np.ndarray, weights: np.ndarray, path_lo: np.ndarray, path_hi: np.ndarray,
-                      ratio: np.ndarray, tier_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      ratio: np.ndarray, tier_w: np.ndarray, renormalize: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Per side, an (entries, tiers) weight table of the positions that can still be open: the entry's weight ×
     the tier's, zero where the path since the entry crossed that tier's liquidation price (``entry × ratio``),
-    renormalized to sum to 1 over the survivors (all zero if none survive). ``ratio`` is (2, K): liquidation
-    price ÷ entry for longs and shorts."""
+    renormalized to sum to 1 over the survivors (all zero if none survive; ``renormalize=False``: as they are,
+    summing to the share that survived). ``ratio`` is (2, K): liquidation price ÷ entry for longs and shorts."""
     out = []
     for s in (0, 1):
         lp = entries[:, None] * ratio[s][None, :]
@@ -144,5 +144,5 @@ def surviving_weights(entries: np.ndarray, weights: np.ndarray, path_lo: np.ndar
             alive = np.isfinite(lp) & (lp > path_hi[:, None])
         w = np.where(alive, weights[:, None] * tier_w[None, :], 0.0)
         tot = w.sum()
-        out.append(w / tot if tot > 0 else w)
+        out.append(w / tot if tot > 0 and renormalize else w)
     return out[0], out[1]

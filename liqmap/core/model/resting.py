@@ -15,10 +15,10 @@ This layer says where they are and how many, without keeping state:
   past before it, log-normal around the first price seen with the volatility over a holding time.
 - **At what leverage:** ``resting_leverage_tiers`` / ``_weights``, each tier's exact liquidation price per venue (its
   own margin table).
-- **Which are still open:** every (entry, tier) whose liquidation price the path since its entry crossed is gone,
-  and the share is spread over the survivors (:func:`~liqmap.core.prior.surviving_weights`): the OI is there, so its
-  holders are among the positions still open. When price runs through them, the venue's OI falls by what was
-  liquidated, and the layer with it.
+- **Which are still open:** every (entry, tier) whose liquidation price the path since its entry crossed is gone
+  (:func:`~liqmap.core.prior.surviving_weights`), and what was liquidated has been replaced by positions opened
+  since at today's price (the OI is there, so someone holds it), whose liquidation prices are a third or more away.
+  When price runs through them, the venue's OI falls by what was liquidated, and the layer with it.
 
 Computed when read, from the model's own price history and OI samples: nothing here is consumed, decays or is
 reconciled, because the path and the OI already say what was. Its USD is real (the OI's), so it is not put on the
@@ -36,13 +36,15 @@ from ..prior import PriceHistory, surviving_weights
 from .placement import Placement
 
 LN2 = math.log(2.0)
-# the unseen past's entries: a finer log-normal grid than the OI prior's (a day's volatility is several buckets wide)
-UNSEEN_Z = np.linspace(-3.0, 3.0, 41)
+# The unseen past's entries: a log-normal grid over ±3σ with about one point per bucket (at most this many). Each
+# point is one line per tier; a coarser grid (41 points) drew combs, and the tooth just beyond the path's extreme
+# stood 25x above every other row of the NEXT 1H strip twenty minutes into the demo.
+MAX_UNSEEN_POINTS = 2001
 
 
 class RestingLayer:
-    """One asset's resting layer: the leverage tiers per venue and the last levels read (cached per minute,
-    price bucket and OI)."""
+    """One asset's resting layer: the leverage tiers per venue and the shapes last read (cached per bar and price
+    bucket; the OI only weighs them)."""
 
     def __init__(self, params: dict, tiers, inverse: np.ndarray, typical: float):
         self.share = max(float(params.get("resting_share", 0.0)), 0.0)
@@ -52,7 +54,7 @@ class RestingLayer:
         self.placement = (Placement(params["resting_leverage_tiers"], params["resting_leverage_weights"], tiers,
                                     inverse, typical, 0.0) if self.share > 0 else None)
         self._key: tuple | None = None
-        self._out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._shapes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def on(self) -> bool:
@@ -66,37 +68,64 @@ class RestingLayer:
         ok = np.isfinite(oi_usd) & (oi_usd > 0)
         if not self.on or hist is None or not hist.minute or now is None or not price or not ok.any():
             return empty
-        key = (hist.minute[-1], len(hist.minute), buckets.index_of(price, step), step,
-               tuple(np.round(np.where(ok, oi_usd, 0.0), -3).tolist()))
-        if key == self._key and self._out is not None:
-            return self._out
+        # The layer is linear in each venue's OI: the per-venue shapes (USD per unit of OI) are cached until the
+        # path or the price's bucket moves, and an OI sample only re-weighs them (the engine reads the forecast
+        # at every ingest; a shape costs ~10 ms with five venues and a day of bars)
+        key = (hist.minute[-1], len(hist.minute), buckets.index_of(hist.low[-1], step),
+               buckets.index_of(hist.high[-1], step), buckets.index_of(price, step), step)
+        if key != self._key:
+            self._shapes = self._unit_shapes(hist, now, price, sigma_hour, step)
+            self._key = key
+        b, unit_l, unit_s = self._shapes
+        if not len(b):
+            return empty
+        amount = np.where(ok, self.share * np.where(ok, oi_usd, 0.0), 0.0)
+        lo, sh = amount @ unit_l, amount @ unit_s
+        keep = (lo > 0) | (sh > 0)
+        return b[keep], lo[keep], sh[keep]
+
+    def _unit_shapes(self, hist: PriceHistory, now: float, price: float, sigma_hour: float,
+                     step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(buckets, (NV, n) long share, (NV, n) short share): where one USD of each venue's resting positions
+        per side sits now (each venue's own liquidation prices)."""
         # the unseen entries' spread: a holding time's walk at the market's usual volatility (the bars' median move,
         # not this hour's: a cascade's 3-4 %/h spread entries 18 % wide and piled the survivors at the path's edge)
         usual = hist.sigma_hour()
         sigma = (usual if usual is not None else sigma_hour) * math.sqrt(self.hold_s / 3600.0)
-        ent, w, lo, hi = hist.entries(now, price, self.hold_s * LN2, sigma, z=UNSEEN_Z)
-        parts_b, parts_l, parts_s = [], [], []
-        for v in np.flatnonzero(ok):
+        first = hist.first_price or price
+        n = int(min(max(math.ceil(first * (math.exp(3.0 * sigma) - math.exp(-3.0 * sigma)) / step), 13),
+                    MAX_UNSEEN_POINTS)) | 1  # odd: the first price itself is a point
+        ent, w, lo, hi = hist.entries(now, price, self.hold_s * LN2, sigma, z=np.linspace(-3.0, 3.0, n))
+        ent_s = np.r_[ent, price]
+        parts_v, parts_b, parts_l, parts_s = [], [], [], []
+        for v in range(len(self.placement.ratio)):
             ratio, tier_w = self.placement.ratio[v], self.placement.w_eff[v]
-            wl, ws = surviving_weights(ent, w, lo, hi, ratio, tier_w)
-            amount = self.share * float(oi_usd[v])
+            if not np.isfinite(ratio).any():
+                continue
+            wl, ws = surviving_weights(ent, w, lo, hi, ratio, tier_w, renormalize=False)
             for s, ws_ in ((0, wl), (1, ws)):
-                lp = ent[:, None] * ratio[s][None, :]
+                # what price liquidated was replaced by positions opened since, at today's price: the OI is
+                # there (spreading it over the survivors instead multiplied the few left just beyond a rally's
+                # high by up to 30x: seed 1's BTC doubled, and the layer held $1.5-8bn of shorts within 5 % where
+                # the truth had $40-720M)
+                ws_ = np.vstack([ws_, max(1.0 - float(ws_.sum()), 0.0) * tier_w[None, :]])
+                lp = ent_s[:, None] * ratio[s][None, :]
                 keep = (ws_ > 0) & np.isfinite(lp) & (lp > 0)
                 if not keep.any():
                     continue
                 parts_b.append(buckets.index(lp[keep], step))
-                usd = ws_[keep] * amount
-                parts_l.append(usd if s == 0 else np.zeros_like(usd))
-                parts_s.append(usd if s == 1 else np.zeros_like(usd))
+                parts_v.append(np.full(int(keep.sum()), v))
+                share = ws_[keep]
+                parts_l.append(share if s == 0 else np.zeros_like(share))
+                parts_s.append(share if s == 1 else np.zeros_like(share))
+        nv = len(self.placement.ratio)
         if not parts_b:
-            out = empty
-        else:
-            b, inv = np.unique(np.concatenate(parts_b), return_inverse=True)
-            out = (b.astype(np.int64), np.bincount(inv, np.concatenate(parts_l), len(b)),
-                   np.bincount(inv, np.concatenate(parts_s), len(b)))
-        self._key, self._out = key, out
-        return out
+            return np.empty(0, np.int64), np.zeros((nv, 0)), np.zeros((nv, 0))
+        b, inv = np.unique(np.concatenate(parts_b), return_inverse=True)
+        cell = np.concatenate(parts_v) * len(b) + inv
+        unit_l = np.bincount(cell, np.concatenate(parts_l), nv * len(b)).reshape(nv, len(b))
+        unit_s = np.bincount(cell, np.concatenate(parts_s), nv * len(b)).reshape(nv, len(b))
+        return b.astype(np.int64), unit_l, unit_s
 
 
 def add_levels(a: tuple[np.ndarray, np.ndarray, np.ndarray],
