@@ -34,7 +34,7 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
-                          synth=model.levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one))
+                          synth=model.report_levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one))
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
     want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3, calibration=cal)
     assert restated["forecast"]["clusters"] == want1
@@ -72,12 +72,27 @@ async def test_a_filtered_views_snapshot_carries_typed_restated_records_and_read
     filtered = got[0]
     assert filtered.records.venues == ("bybit",) and filtered.reports["venues"] == ["bybit"]
     want = for_venues(st.report_dicts, ("bybit",), now=filtered.created, step=st.step, mid=filtered.last_price,
-                      synth=st.model.levels(("bybit",)), cfg=eng.core,
+                      synth=st.model.report_levels(("bybit",)), cfg=eng.core,
                       forecast_synth=st.model.forecast_levels(("bybit",)))
     assert filtered.reports["forecast"] == want["forecast"] and filtered.verdict == want["verdict"]
     typed = filtered.records.forecast.to_dict()
     assert typed.pop("hit") is None  # the hit rate scores the all-venue forecast: not restated for a filter
     assert typed == want["forecast"]
+
+
+async def test_the_reports_weigh_the_maps_levels_and_the_resting_layer():
+    """The verdict, convergence, the screener and the forward profile read ``st.synth``: the map's levels plus the
+    resting layer (docs/model.md §3 step 13), so a magnet NEXT 1H names after a long run is the verdict's too."""
+    import numpy as np
+
+    from liqmap.core.model.resting import add_levels
+
+    eng, _ = await _engine_on_demo(20.0)
+    st = eng.state("BTC")
+    rest = st.model.resting_levels()
+    assert len(rest[0]) and rest[1].sum() > 1e9  # the demo's real-sized OI: billions resting, 30 % or more away
+    want = add_levels(st.model.levels(), rest)
+    assert all(np.array_equal(a, b) for a, b in zip(st.synth, want, strict=True))
 
 
 async def test_grid_carries_the_next_hour_strip_whose_peaks_are_the_reported_clusters():

@@ -56,6 +56,7 @@ import numpy as np
 from .. import buckets
 from ..assets import universe
 from ..calibration import calibration_for, regime_of
+from ..grids.modes import report_levels
 from ..params import CoreParams, core_params
 from ..reports.records import Forecast
 from ..snapshot import Snapshot
@@ -399,7 +400,9 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         if st.model is not None:
             st.model.advance(now)
         books = self.books_provider(st.name) if self.books_provider is not None else None
-        synth = st.synth = st.model.levels() if st.model is not None else None
+        # the levels the reports, the screener and the forward profile weigh: the map's and the resting layer's
+        # (docs/model.md §3 step 13; the map's columns are the flow's history)
+        synth = st.synth = report_levels(st.model) if st.model is not None else None
         exact = self._exact(st, oi, now, trades) if self.positions is not None else None
         if st.reports is not None:
             rec = st.reports.update(now, books or {}, trades, liqs, st.step, synth=synth,

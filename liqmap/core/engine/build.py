@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import buckets, codec
 from ..events import VENUE_ID
-from ..grids.modes import drawn_layers, model_forecast, model_layers, model_levels
+from ..grids.modes import drawn_layers, model_forecast, model_layers, report_levels
 from ..grids.window import Window, view_window
 from ..modes import GridInputs
 from ..modes import spec as mode_spec
@@ -115,7 +115,7 @@ class BuildMixin:
         else:
             try:
                 out = restate(rec, view.venues, now=now, step=st.step, mid=st.last_price,
-                              synth=model_levels(st.model, view.venues) if st.model is not None else None,
+                              synth=report_levels(st.model, view.venues) if st.model is not None else None,
                               params=self.core.reports,
                               forecast_synth=(st.model.forecast_levels(view.venues)
                                               if hasattr(st.model, "forecast_levels") else None))
@@ -164,7 +164,7 @@ class BuildMixin:
         if mode.levels:
             # all venues: the levels read at the last ingest (the model has not changed since)
             inp = replace(inp, levels=st.synth if model_venues is None and st.synth is not None
-                          else model_levels(st.model, model_venues))
+                          else report_levels(st.model, model_venues))
         if mode.exact and self.positions is not None:
             view_exact = st.exact.view if st.exact is not None else None
             inp = replace(inp, exact_segments=self.positions.segments(view.asset),

@@ -222,6 +222,14 @@ def model_levels(model: SyntheticModel | None, venues: tuple[str, ...] | None = 
     return None if model is None else model.levels(venues)
 
 
+def report_levels(model, venues: tuple[str, ...] | None = None):
+    """The levels the reports and the forward profile weigh (``SyntheticModel.report_levels``: the map's and the
+    resting layer), or the map's levels for a model without one; None without a model."""
+    if model is None:
+        return None
+    return model.report_levels(venues) if hasattr(model, "report_levels") else model.levels(venues)
+
+
 def model_forecast(model, win: Window, venues: tuple[str, ...] | None = None,
                    price: float | None = None) -> np.ndarray | None:
     """The next hour's expected liquidation USD per row of ``win`` (long + short, float32), from the model's

@@ -328,11 +328,21 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
         band. Without a wider forecast band: :meth:`levels` itself."""
         flow = self._flow_forecast_levels(venues)
-        if not self._resting.on:
-            return flow
+        return add_levels(flow, self.resting_levels(venues)) if self._resting.on else flow
+
+    def resting_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The resting layer (docs/model.md §3 step 13) of these venues: (bucket, long USD, short USD), in the OI's
+        USD; empty when it is off or before an OI sample and a minute of prices."""
         oi_usd = np.where(self._venue_mask(venues)[:NV], self._oi_now * (self.last_price or math.nan), math.nan)
-        return add_levels(flow, self._resting.levels(self._px_hist, self._t, self.last_price, oi_usd,
-                                                     self._vol.sigma_hour(), self.step))
+        return self._resting.levels(self._px_hist, self._t, self.last_price, oi_usd, self._vol.sigma_hour(),
+                                    self.step)
+
+    def report_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The liquidation levels the reports weigh (the verdict's magnets, convergence, the screener, the Hybrid
+        forward profile): the map's :meth:`levels` and the resting layer, so that a magnet the NEXT 1H forecast
+        names after a 30 % run is the one the verdict names too. The map's columns stay the flow's history."""
+        flow = self.levels(venues)
+        return add_levels(flow, self.resting_levels(venues)) if self._resting.on else flow
 
     def _flow_forecast_levels(self, venues: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The forecast's levels from the flow the model saw (and its OI prior), on the dollar scale."""
