@@ -69,10 +69,12 @@ class RestingLayer:
         if not self.on or hist is None or not hist.minute or now is None or not price or not ok.any():
             return empty
         # The layer is linear in each venue's OI: the per-venue shapes (USD per unit of OI) are cached until the
-        # path or the price's bucket moves, and an OI sample only re-weighs them (the engine reads the forecast
-        # at every ingest; a shape costs ~10 ms with five venues and a day of bars)
+        # path moves (a new bar, or the last bar's range by a bucket: the traded price is in it), and an OI sample
+        # only re-weighs them (the engine reads the forecast at every ingest; a shape costs ~11 ms with five
+        # venues and a day of bars). The price's own bucket is not in the key: within the last bar's range it
+        # changes no survival, and it places only what was reopened today, a third or more away.
         key = (hist.minute[-1], len(hist.minute), buckets.index_of(hist.low[-1], step),
-               buckets.index_of(hist.high[-1], step), buckets.index_of(price, step), step)
+               buckets.index_of(hist.high[-1], step), step)
         if key != self._key:
             self._shapes = self._unit_shapes(hist, now, price, sigma_hour, step)
             self._key = key
