@@ -29,14 +29,18 @@ async def test_snapshot_carries_the_models_forecast_and_the_filter_restates_it()
     b, lo, sh, reach = model.forecast(price=fc["price"])
     # the chance printed is calibrated, read in the market's regime (core/calibration.py)
     cal = calibration_for(model.params, st.reachlog, regime_of(model))
-    want = forecast.clusters(b, lo, sh, reach, st.step, fc["price"], top=3, calibration=cal)
+    # ... each saying how much of its USD at risk is the resting layer (docs/model.md §3 step 13)
+    want = forecast.clusters(b, lo, sh, reach, st.step, fc["price"], top=3, calibration=cal,
+                             resting=forecast.aligned_part(b, model.resting_levels()))
     assert fc["clusters"] and fc["clusters"] == want and fc["calibration"] == [list(k) for k in cal.knots]
     # one venue: the clusters come from that venue's levels only (and differ from the all-venue ones)
     one = ("bybit",)
     restated = for_venues(snap.reports, one, now=snap.created, step=st.step, mid=snap.last_price,
-                          synth=model.report_levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one))
+                          synth=model.report_levels(one), cfg=eng.core, forecast_synth=model.forecast_levels(one),
+                          forecast_resting=model.resting_levels(one))
     b1, lo1, sh1, r1 = model.forecast(venues=one, price=fc["price"])
-    want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3, calibration=cal)
+    want1 = forecast.clusters(b1, lo1, sh1, r1, st.step, fc["price"], top=3, calibration=cal,
+                              resting=forecast.aligned_part(b1, model.resting_levels(one)))
     assert restated["forecast"]["clusters"] == want1
     assert sum(c["at_risk_usd"] for c in want1) < sum(c["at_risk_usd"] for c in want)
     # without the model's levels for the venues, no forecast rather than the all-venue one
@@ -73,7 +77,8 @@ async def test_a_filtered_views_snapshot_carries_typed_restated_records_and_read
     assert filtered.records.venues == ("bybit",) and filtered.reports["venues"] == ["bybit"]
     want = for_venues(st.report_dicts, ("bybit",), now=filtered.created, step=st.step, mid=filtered.last_price,
                       synth=st.model.report_levels(("bybit",)), cfg=eng.core,
-                      forecast_synth=st.model.forecast_levels(("bybit",)))
+                      forecast_synth=st.model.forecast_levels(("bybit",)),
+                      forecast_resting=st.model.resting_levels(("bybit",)))
     assert filtered.reports["forecast"] == want["forecast"] and filtered.verdict == want["verdict"]
     typed = filtered.records.forecast.to_dict()
     assert typed.pop("hit") is None  # the hit rate scores the all-venue forecast: not restated for a filter
@@ -87,7 +92,7 @@ async def test_the_reports_weigh_the_maps_levels_and_the_resting_layer():
 
     from liqmap.core.model.resting import add_levels
 
-    eng, _ = await _engine_on_demo(20.0)
+    eng, _ = await _engine_on_demo(40.0)  # the layer waits for half an hour of bars (its usual volatility)
     st = eng.state("BTC")
     rest = st.model.resting_levels()
     assert len(rest[0]) and rest[1].sum() > 1e9  # the demo's real-sized OI: billions resting, 30 % or more away

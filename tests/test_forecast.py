@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from liqmap.core import buckets
+from liqmap.core import buckets, forecast
 from liqmap.core import events as ev
 from liqmap.core.events import VENUE_ID
 from liqmap.core.forecast import RealizedVol, reach_probability, survival
@@ -364,3 +364,21 @@ def test_the_drift_over_hours_sees_a_run_an_hour_cannot_and_ignores_an_hours_wan
     short = _closes_model(wander[-90:], on)  # 90 minutes seen (a cold start): the hour's drift, as without
     assert short.drift_hour == _closes_model(wander[-90:], off).drift_hour > 0.005
     assert SyntheticModel("BTC", 25.0, {"forecast_drift_hours": 1.0})._long is None  # no longer than the σ window
+
+
+def test_each_cluster_counts_the_resting_layers_part_of_its_usd_at_risk():
+    """``summary(..., resting=)``: the resting layer's buckets (a subset of the levels') put on the levels' buckets,
+    and each cluster's ``resting_usd`` is the layer's USD at risk inside it, on its side (docs/model.md §3 step 13)."""
+    b = np.arange(2390, 2410)
+    lo = np.where(b < 2400, 1e6, 0.0)
+    sh = np.where(b >= 2400, 1e6, 0.0)
+    rest = (np.array([2395, 2396, 2405, 9999]), np.array([4e5, 2e5, 0.0, 5e8]), np.array([0.0, 0.0, 3e5, 0.0]))
+    on = forecast.aligned_part(b, rest)
+    assert on[0][5] == 4e5 and on[0][6] == 2e5 and on[1][15] == 3e5 and on[0].sum() == 6e5  # 9999: not a level
+    out = forecast.summary((b, lo, sh), 25.0, 60_000.0, 0.01, 1.0, resting=rest)
+    for c in out["clusters"]:
+        idx = (b * 25.0 >= c["price_lo"]) & (b * 25.0 < c["price_hi"])
+        want = (on[0] if c["side"] == "long" else on[1])[idx].sum()
+        assert c["resting_usd"] == pytest.approx(want) and c["resting_usd"] <= c["at_risk_usd"]
+    assert sum(c["resting_usd"] for c in out["clusters"]) > 0
+    assert all(c["resting_usd"] == 0.0 for c in forecast.summary((b, lo, sh), 25.0, 60_000.0, 0.01, 1.0)["clusters"])

@@ -60,7 +60,7 @@ def _near(levels, price, pct=5.0):
 
 def test_the_layer_holds_the_share_of_the_open_interest_on_each_side():
     h, t, p = _path((360, 60_000.0))
-    b, lo, sh = _layer(0.5).levels(h, t, p, _oi(binance=6e9, bybit=2e9), 0.01, STEP)
+    b, lo, sh = _layer(0.5).levels(h, t, p, _oi(binance=6e9, bybit=2e9), STEP)
     assert lo.sum() == pytest.approx(0.5 * 8e9) and sh.sum() == pytest.approx(0.5 * 8e9)
     # a flat day leaves every resting position 30 % or more from price: nothing within ±5 %
     assert _near((b, lo, sh), p) == (0.0, 0.0)
@@ -70,7 +70,7 @@ def test_the_layer_holds_the_share_of_the_open_interest_on_each_side():
 
 def test_a_fall_brings_the_old_longs_within_reach_and_drops_those_it_liquidated():
     h, t, p = _path((360, 60_000.0), (120, 39_000.0))  # six flat hours, then -35 % in two
-    levels = _layer(0.5).levels(h, t, p, _oi(binance=6e9), 0.01, STEP)
+    levels = _layer(0.5).levels(h, t, p, _oi(binance=6e9), STEP)
     b, lo, sh = levels
     near_long, near_short = _near(levels, p)
     # the 3x longs entered on the way down (55,400-58,300: liquidated at 37,050-39,000) are now within 5 %
@@ -86,11 +86,11 @@ def test_a_fall_brings_the_old_longs_within_reach_and_drops_those_it_liquidated(
 def test_the_layer_follows_the_open_interest():
     h, t, p = _path((360, 60_000.0), (120, 42_000.0))
     layer = _layer(0.5)
-    before = _near(layer.levels(h, t, p, _oi(binance=6e9), 0.01, STEP), p)[0]
-    after = _near(layer.levels(h, t, p, _oi(binance=3e9), 0.01, STEP), p)[0]  # half the OI liquidated or closed
+    before = _near(layer.levels(h, t, p, _oi(binance=6e9), STEP), p)[0]
+    after = _near(layer.levels(h, t, p, _oi(binance=3e9), STEP), p)[0]  # half the OI liquidated or closed
     assert after == pytest.approx(before / 2)
-    assert layer.levels(h, t, p, _oi(), 0.01, STEP)[0].size == 0  # no OI sample: nothing to size it by
-    assert _layer(0.0).levels(h, t, p, _oi(binance=6e9), 0.01, STEP)[0].size == 0  # off
+    assert layer.levels(h, t, p, _oi(), STEP)[0].size == 0  # no OI sample: nothing to size it by
+    assert _layer(0.0).levels(h, t, p, _oi(binance=6e9), STEP)[0].size == 0  # off
 
 
 def test_the_unseen_past_spreads_with_the_usual_volatility_not_this_hours():
@@ -102,6 +102,10 @@ def test_the_unseen_past_spreads_with_the_usual_volatility_not_this_hours():
         h.add(np.array([i * 60.0]), np.array([x]))
     assert h.sigma_hour() == pytest.approx(0.001 * math.sqrt(60.0), rel=0.2)
     assert PriceHistory().sigma_hour() is None
+    # under half an hour of bars there is no usual volatility: the layer waits rather than guess the unseen past
+    h20, t, p = _path((20, 60_000.0))
+    assert h20.sigma_hour() is None
+    assert _layer(0.65).levels(h20, t, p, _oi(binance=6e9), STEP)[0].size == 0
 
 
 def test_the_models_forecast_adds_the_layer_in_real_dollars_for_the_venues_asked():

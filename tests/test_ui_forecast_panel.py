@@ -41,3 +41,15 @@ def test_no_forecast_yet_and_other_horizons():
     assert [r.text for r in rows] == ["NEXT 1H (0)", "  none yet"]
     rows = _section(build_rows({"forecast": {**FORECAST, "horizon_hours": 0.5, "clusters": []}}, 25.0, width=60))
     assert rows[0].text == "NEXT 30M (0)"
+
+
+def test_a_cluster_says_how_much_of_it_is_positions_held_for_days():
+    """``resting_usd`` (the resting layer, docs/model.md §3 step 13): sized by the public OI, never seen open, so
+    the panel says so when it is a tenth or more of the cluster's USD at risk; the narrow panel drops it first."""
+    held = {**FORECAST, "clusters": [{**FORECAST["clusters"][0], "at_risk_usd": 1.1e9, "resting_usd": 1.0e9},
+                                     {**FORECAST["clusters"][1], "resting_usd": 50_000.0}]}
+    rows = _section(build_rows({"forecast": held}, 25.0, width=70))
+    assert rows[2].text == " ▲ shorts 64,175–64,475 +0.60% $1.1B 91% held days 67% ≈$1.5M"
+    assert rows[3].text == " ▼ longs         63,012 −1.45% $1.1M               25% ≈$262k"  # 5 %: not said
+    narrow = [r.text for r in _section(build_rows({"forecast": held}, 25.0, width=30)) if r.kind == "rec"]
+    assert narrow == [" ▲ S 64,320 +0.60% $1.1B 67%", " ▼ L 63,012 −1.45% $1.1M 25%"]

@@ -185,9 +185,11 @@ def expected(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, st
 
 def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, price: float | None,
             sigma_hour: float, horizon_hours: float, tails: str = "t3", top: int = 3,
-            calibration: Callable | None = None, drift_hour: float = 0.0) -> dict:
+            calibration: Callable | None = None, drift_hour: float = 0.0, resting=None) -> dict:
     """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters, their
-    chance of reach through ``calibration`` (``liqmap.core.calibration``; None: the walk's own chance)."""
+    chance of reach through ``calibration`` (``liqmap.core.calibration``; None: the walk's own chance).
+    ``resting``: the part of ``levels`` that is the resting layer (``SyntheticModel.resting_levels``, docs/model.md
+    §3 step 13), so each cluster says how much of its USD at risk is positions held for days."""
     out = {"horizon_hours": float(horizon_hours), "sigma_hour": float(sigma_hour), "tails": tails,
            "drift_hour": float(drift_hour),
            "price": float(price) if price else None, "clusters": [],
@@ -201,13 +203,29 @@ def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, pric
         # the time on hold-out seeds 11-20, docs/benchmarks.md)
         chance = reach_probability(np.log((b + 0.5) * step / price), sigma_hour, horizon_hours, tails) \
             if drift_hour else None
-        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration, chance=chance)
+        out["clusters"] = clusters(b, el, es, p, step, price, top=top, calibration=calibration, chance=chance,
+                                   resting=aligned_part(b, resting))
     return out
+
+
+def aligned_part(b: np.ndarray, part) -> tuple[np.ndarray, np.ndarray] | None:
+    """(long, short) USD of ``part`` (bucket, long, short) on the buckets ``b`` (sorted); None without a part."""
+    if part is None:
+        return None
+    pb, pl, ps = (np.asarray(x) for x in part)
+    lo, sh = np.zeros(len(b)), np.zeros(len(b))
+    if len(pb) and len(b):
+        i = np.clip(np.searchsorted(b, pb), 0, len(b) - 1)
+        ok = b[i] == pb
+        np.add.at(lo, i[ok], pl[ok])
+        np.add.at(sh, i[ok], ps[ok])
+    return lo, sh
 
 
 def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, reach: np.ndarray, step: float,
              price: float, top: int = 3, frac: float = 0.5, max_buckets: int = 12, min_share: float = 0.02,
-             calibration: Callable | None = None, chance: np.ndarray | None = None) -> list[dict]:
+             calibration: Callable | None = None, chance: np.ndarray | None = None,
+             resting: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict]:
     """The ``top`` liquidation clusters most likely to be hit next, best first.
 
     Inputs are :meth:`SyntheticModel.forecast`'s output (expected USD per bucket and side, reach probability).
@@ -221,7 +239,9 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
     and ``reach`` (the best chance of reach inside it; through ``calibration`` when one is given, the walk's own
     chance then in ``reach_raw``: ``liqmap.core.calibration``). Clusters under ``min_share`` of the total expected
     USD are not reported: noise is not a forecast. ``chance`` (default ``reach``): the per-bucket chance printed
-    as ``reach`` when it is not the one the expected USD was weighted by (the driftless walk's, :func:`summary`)."""
+    as ``reach`` when it is not the one the expected USD was weighted by (the driftless walk's, :func:`summary`).
+    ``resting``: per bucket, the (long, short) USD at risk of the resting layer: each cluster's ``resting_usd`` is
+    its part of ``at_risk_usd`` (0 without it)."""
     out: list[dict] = []
     if len(bucket) == 0 or not (price > 0):
         return out
@@ -269,6 +289,8 @@ def clusters(bucket: np.ndarray, long_usd: np.ndarray, short_usd: np.ndarray, re
             "at_risk_usd": at_risk,
             "expected_usd": exp_usd,
             "reach": float(r.max()),
+            # positions held for days (the resting layer): the part of the USD at risk no flow was seen to open
+            "resting_usd": float(resting[0 if name == "long" else 1][sel].sum()) if resting is not None else 0.0,
         })
         if calibration is not None:  # the chance printed means what it says (core/calibration.py)
             out[-1]["reach_raw"] = out[-1]["reach"]

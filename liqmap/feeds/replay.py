@@ -192,7 +192,8 @@ def _forecast_report(model, levels, step: float, price: float | None, reachlog=N
     from liqmap.core.forecast import summary
 
     fc = summary(levels, step, price, model.sigma_hour, model.horizon_hours, model.tails, top=5,
-                 calibration=calibration_for(getattr(model, "params", None), reachlog, regime_of(model)))
+                 calibration=calibration_for(getattr(model, "params", None), reachlog, regime_of(model)),
+                 resting=model.resting_levels() if hasattr(model, "resting_levels") else None)
     return {"horizon_hours": fc["horizon_hours"], "sigma_hour": fc["sigma_hour"], "calibration": fc["calibration"],
             "clusters": fc["clusters"]}
 

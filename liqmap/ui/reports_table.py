@@ -48,8 +48,10 @@ COLUMNS: dict[str, tuple[tuple[str, str], ...]] = {
     "absorptions": (("price", ">"), ("side", "<"), ("usd", ">"), ("dur", ">"), ("outcome", "<"),
                     ("venues", "<")),
     "convergence": (("price", ">"), ("dist", ">"), ("parts", "<"), ("score", ">")),
-    # forecast cluster: which side gets liquidated, where, USD at risk, chance price gets there, expected USD
-    "forecast": (("side", "<"), ("price", ">"), ("dist", ">"), ("usd", ">"), ("reach", ">"), ("exp", ">")),
+    # forecast cluster: which side gets liquidated, where, USD at risk (and how much of it is positions held for
+    # days, the resting layer), chance price gets there, expected USD
+    "forecast": (("side", "<"), ("price", ">"), ("dist", ">"), ("usd", ">"), ("rest", "<"), ("reach", ">"),
+                 ("exp", ">")),
 }
 SHRINK: dict[str, tuple[tuple[str, str], ...]] = {
     "walls": (("short", "venues"), ("drop", "dens"), ("drop", "age"), ("short", "status"), ("drop", "venues"),
@@ -59,7 +61,8 @@ SHRINK: dict[str, tuple[tuple[str, str], ...]] = {
     "absorptions": (("short", "venues"), ("drop", "dur"), ("short", "outcome"), ("drop", "venues"),
                     ("drop", "outcome")),
     "convergence": (("short", "parts"), ("drop", "score"), ("drop", "dist")),
-    "forecast": (("short", "price"), ("drop", "exp"), ("short", "side"), ("drop", "dist")),
+    "forecast": (("short", "rest"), ("short", "price"), ("drop", "exp"), ("short", "side"), ("drop", "rest"),
+                 ("drop", "dist")),
 }
 STATUS_SHORT = {"active": "act", "pulled": "pull", "consumed": "cons", "pending": "pend"}
 
@@ -222,6 +225,12 @@ def cells(section: str, rec: dict, step: float) -> dict[str, tuple[str, str]]:
         d = _distance_pct(rec)
         put("dist", pct(d) if d is not None else "")
         put("usd", usd(first(rec, "at_risk_usd")))
+        # the part of it that is positions held for days (the resting layer, docs/model.md §3 step 13): sized by the
+        # public open interest, not seen open; said when it is a tenth or more
+        at, rest = _num(rec.get("at_risk_usd")), _num(rec.get("resting_usd"))
+        if at and rest and rest >= 0.1 * at:
+            share = f"{min(rest / at, 1.0) * 100:.0f}%"
+            put("rest", f"{share} held days", f"{share}d")
         r = _num(rec.get("reach"))
         put("reach", f"{r * 100:.0f}%" if r is not None else "")
         put("exp", f"≈{usd(first(rec, 'expected_usd'))}")

@@ -417,7 +417,8 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
                 regime = regime_of(m)  # the calibrated chance is read in the market's regime (core/calibration.py)
                 fc = Forecast.compute(fsynth, st.step, st.last_price, m.sigma_hour, m.horizon_hours, m.tails,
                                       calibration=calibration_for(getattr(m, "params", None), st.reachlog, regime),
-                                      drift_hour=getattr(m, "drift_hour", 0.0))
+                                      drift_hour=getattr(m, "drift_hour", 0.0),
+                                      resting=m.resting_levels() if hasattr(m, "resting_levels") else None)
                 if fixed:  # the clusters printed with the forecast the hit rate just fixed: checked over its hour
                     st.reachlog.add(now, fc.clusters, st.step, regime)
                 rec = replace(rec, forecast=replace(fc, hit=hit))

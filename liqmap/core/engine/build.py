@@ -118,7 +118,9 @@ class BuildMixin:
                               synth=report_levels(st.model, view.venues) if st.model is not None else None,
                               params=self.core.reports,
                               forecast_synth=(st.model.forecast_levels(view.venues)
-                                              if hasattr(st.model, "forecast_levels") else None))
+                                              if hasattr(st.model, "forecast_levels") else None),
+                              forecast_resting=(st.model.resting_levels(view.venues)
+                                                if hasattr(st.model, "resting_levels") else None))
             except Exception as e:  # never lie: no restated read means no verdict, not the all-venue one
                 out = replace(rec, verdict=f"verdict unavailable for {', '.join(view.venues)}: {type(e).__name__}")
                 object.__setattr__(out, "_json", st.report_dicts)

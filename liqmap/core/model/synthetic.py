@@ -334,8 +334,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """The resting layer (docs/model.md §3 step 13) of these venues: (bucket, long USD, short USD), in the OI's
         USD; empty when it is off or before an OI sample and a minute of prices."""
         oi_usd = np.where(self._venue_mask(venues)[:NV], self._oi_now * (self.last_price or math.nan), math.nan)
-        return self._resting.levels(self._px_hist, self._t, self.last_price, oi_usd, self._vol.sigma_hour(),
-                                    self.step)
+        return self._resting.levels(self._px_hist, self._t, self.last_price, oi_usd, self.step)
 
     def report_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The liquidation levels the reports weigh (the verdict's magnets, convergence, the screener, the Hybrid

@@ -34,6 +34,7 @@ class ForecastCluster(Record):
     expected_usd: float
     reach: float  # the best chance of reach inside it (calibrated: core/calibration.py)
     reach_raw: float | None = None  # the random walk's own chance, before calibration (None: not calibrated)
+    resting_usd: float = 0.0  # the part of at_risk_usd that is the resting layer (docs/model.md §3 step 13)
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,12 @@ class Forecast(Record):
 
     @classmethod
     def compute(cls, levels, step: float, price: float | None, sigma_hour: float, horizon_hours: float,
-                tails: str = "t3", top: int = 3, calibration=None, drift_hour: float = 0.0) -> "Forecast":
-        """From the model's levels ``(bucket, long_usd, short_usd)`` (``liqmap.core.forecast.summary``)."""
+                tails: str = "t3", top: int = 3, calibration=None, drift_hour: float = 0.0,
+                resting=None) -> "Forecast":
+        """From the model's levels ``(bucket, long_usd, short_usd)`` (``liqmap.core.forecast.summary``), of which
+        ``resting`` is the resting layer."""
         return cls.from_dict(_forecast.summary(levels, step, price, sigma_hour, horizon_hours, tails, top=top,
-                                               calibration=calibration, drift_hour=drift_hour))
+                                               calibration=calibration, drift_hour=drift_hour, resting=resting))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Forecast":
@@ -130,13 +133,13 @@ class ReportRecords:
 
 
 def restate(records: ReportRecords, venues: Iterable[str], *, now: float, step: float, mid: float | None = None,
-            synth=None, params=None, forecast_synth=None) -> ReportRecords:
+            synth=None, params=None, forecast_synth=None, forecast_resting=None) -> ReportRecords:
     """``records`` (over every venue) as seen from ``venues`` only (``venue_view.for_venues``: the same
     arithmetic, no detector re-run); ``synth`` is the model's levels for those venues."""
     from .venue_view import for_venues
 
     out = for_venues(records.to_dict(), venues, now=now, step=step, mid=mid, synth=synth, cfg=params,
-                     forecast_synth=forecast_synth)
+                     forecast_synth=forecast_synth, forecast_resting=forecast_resting)
     rec = replace(ReportRecords.from_dict(out), mid=records.mid, step=records.step, ts=records.ts)
     object.__setattr__(rec, "_json", out)  # its JSON form is the restated dict itself
     return rec

@@ -38,11 +38,12 @@ from ._common import params
 
 def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float, step: float,
                mid: float | None = None, synth=None, cfg: Mapping[str, Any] | None = None,
-               forecast_synth=None) -> dict[str, Any]:
+               forecast_synth=None, forecast_resting=None) -> dict[str, Any]:
     """``reports`` (a ``Reports.result()`` dict over all venues) as seen from ``venues`` only.
 
     ``forecast_synth``: the levels the forecast weighs for those venues (``SyntheticModel.forecast_levels``:
-    each tier spread over its leverage band); default ``synth``.
+    each tier spread over its leverage band); default ``synth``. ``forecast_resting``: the part of it that is the
+    resting layer (``SyntheticModel.resting_levels``), which each cluster's ``resting_usd`` counts.
 
     ``mid`` is used when the reports carry no book mid (no books yet: the last trade price then). ``now`` is
     the reports' tick time (ages and the convergence window are measured from it).
@@ -92,7 +93,8 @@ def for_venues(reports: Mapping[str, Any], venues: Iterable[str], *, now: float,
         knots = fc.get("calibration")
         cal = CalibrationMap(tuple((float(x), float(y)) for x, y in knots)) if knots else None
         out_forecast = summary(fsynth, step, fc.get("price"), float(fc["sigma_hour"]), float(fc["horizon_hours"]),
-                               str(fc.get("tails", "t3")), calibration=cal, drift_hour=float(fc.get("drift_hour") or 0.0))
+                               str(fc.get("tails", "t3")), calibration=cal,
+                               drift_hour=float(fc.get("drift_hour") or 0.0), resting=forecast_resting)
 
     return {
         "forecast": out_forecast,
