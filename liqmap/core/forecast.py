@@ -188,8 +188,8 @@ def summary(levels: tuple[np.ndarray, np.ndarray, np.ndarray], step: float, pric
             calibration: Callable | None = None, drift_hour: float = 0.0, resting=None) -> dict:
     """The forecast as the engine publishes it with the reports: parameters and the ``top`` clusters, their
     chance of reach through ``calibration`` (``liqmap.core.calibration``; None: the walk's own chance).
-    ``resting``: the part of ``levels`` that is the resting layer (``SyntheticModel.resting_levels``, docs/model.md
-    §3 step 13), so each cluster says how much of its USD at risk is positions held for days."""
+    ``resting``: the part of ``levels`` that is the resting layer (``SyntheticModel.resting_levels``,
+    docs/model.md §3 step 13), so each cluster says how much of its USD at risk is positions held for days."""
     out = {"horizon_hours": float(horizon_hours), "sigma_hour": float(sigma_hour), "tails": tails,
            "drift_hour": float(drift_hour),
            "price": float(price) if price else None, "clusters": [],

@@ -47,6 +47,10 @@ MODEL_NOTES = {
     "prior_half_life_hours": "fade of the prior",
     "prior_fill_forced_share": "OI prior only while liquidations are this share of volume (0 = always)",
     "forecast_prior_forced_share": "the forecast's OI prior only while liquidations are this share of volume",
+    "resting_share": "share of public OI taken as low-leverage positions held for days (NEXT 1H; 0 = off)",
+    "resting_leverage_tiers": "their leverages (liquidation 33-67 % away at 1.5-3x)",
+    "resting_leverage_weights": "... and the weight of each",
+    "resting_hold_hours": "their mean holding time: how far back their entries reach",
     "forecast_horizon_hours": "next-hour forecast horizon",
     "forecast_vol_window_minutes": "realized volatility window",
     "forecast_default_vol_hour_pct": "volatility (%/h) until 10 min seen",
@@ -91,6 +95,8 @@ MAP_LEGEND = (
     ("┃ ≈$650k", "price axis: the NEXT 1H magnets — the rows of each cluster the reports panel lists (red: "
                 "longs liquidated below price, green: shorts above), with the USD expected there in the next hour"),
     ("◆", "the selected event's price on the price axis"),
+    ("91% held days", "reports panel, NEXT 1H: the part of the cluster's USD at risk that is positions held for "
+                      "days at 1.5-3x, sized by the public open interest and never seen open (shown from 10 %)"),
     ("NEXT 1H 67%", "reports panel: the chance price reaches the cluster's nearest edge within the hour, "
                     "calibrated — of the clusters shown at about 67 %, about 67 % were reached within their hour "
                     "(fitted on the demo market, seeds 1-10, checked on 11-20; the walk's raw chance is reach_raw "

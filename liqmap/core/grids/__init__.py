@@ -41,7 +41,6 @@ __all__ = [
     "build_heatmap", "build_hybrid", "build_raw", "build_synthetic", "build_view",
     "column_prices", "drawn_layers", "gaussian_kernel", "liquidation_layers", "make_window", "model_layers",
     "model_levels",
-    "report_levels",
-    "normalize", "price_range", "price_trace", "profile_rows", "rows_around", "smooth_rows",
+    "normalize", "price_range", "price_trace", "profile_rows", "report_levels", "rows_around", "smooth_rows",
     "view_window", "window_around",
 ]

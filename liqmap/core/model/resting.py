@@ -1,8 +1,8 @@
 """The resting layer (docs/model.md §3 step 13): most of a venue's open interest is low-leverage and held for days.
 
 The model places what the OI *steps* it sees open, at the flow's leverage tiers (5–100×). That is what a normal hour
-liquidates, but not what most of a venue's open interest is: positions at 1.5–4× held for days, whose liquidation
-prices sit 20–50 % away, opened long before any history the model fetched. They matter the day price runs that far
+liquidates, but not what most of a venue's open interest is: positions at a few × held for days, whose liquidation
+prices sit a third or more away (33–67 % at the default 1.5–3×), opened long before any history the model fetched. They matter the day price runs that far
 (seed 8's BTC at real size fell 30 %: four checkpoints held 82 % of the truth's USD within ±5 %, and the forecast,
 sized by the flow it saw, showed 3–7 % of it — docs/benchmarks.md, session 15).
 
@@ -43,8 +43,8 @@ MAX_UNSEEN_POINTS = 2001
 
 
 class RestingLayer:
-    """One asset's resting layer: the leverage tiers per venue and the shapes last read (cached per bar and price
-    bucket; the OI only weighs them)."""
+    """One asset's resting layer: the leverage tiers per venue and the shapes last read (cached per bar; the OI only
+    weighs them)."""
 
     def __init__(self, params: dict, tiers, inverse: np.ndarray, typical: float):
         self.share = max(float(params.get("resting_share", 0.0)), 0.0)
@@ -81,7 +81,7 @@ class RestingLayer:
         b, unit_l, unit_s = self._shapes
         if not len(b):
             return empty
-        amount = np.where(ok, self.share * np.where(ok, oi_usd, 0.0), 0.0)
+        amount = self.share * np.where(ok, oi_usd, 0.0)
         lo, sh = amount @ unit_l, amount @ unit_s
         keep = (lo > 0) | (sh > 0)
         return b[keep], lo[keep], sh[keep]

@@ -201,10 +201,10 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self.prior_fill = max(float(p["prior_oi_fill"]), 0.0)
         self.prior_held_cap = max(float(p.get("prior_held_cap", 0.0)), 0.0)  # ... at most × the flow held (0: no bound)
         self._prior_hl_s = phl * 3600.0 if phl > 0 and math.isfinite(phl) else 0.0
-        # the price path the prior's entries come from: one per model (the forecast's state reads the same)
         # The resting layer (docs/model.md §3 step 13, resting.py): the low-leverage OI held for days, read from the
         # same price path and the OI samples when the forecast's levels are asked for
         self._resting = RestingLayer(p, self.tiers, self._inverse, float(p["typical_position_usd"]))
+        # the price path the priors' and the layer's entries come from: one per model (the forecast's state reads it)
         self._px_hist = (PriceHistory() if self.prior_fill > 0 or (self._fc is not None and self._fc.prior_fill > 0)
                          or self._resting.on else None)
         self._last_fill = np.full(NV, -math.inf)
@@ -326,7 +326,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """The levels the forecast weighs: each tier spread over ``forecast_leverage_spread`` of its leverage band
         (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
         same opens, closes, decay and reconciliation; consumption differs only where price swept part of a
-        band. Without a wider forecast band: :meth:`levels` itself."""
+        band. Without a wider forecast band: :meth:`levels` itself. Plus the resting layer (docs/model.md §3
+        step 13), in the OI's USD."""
         flow = self._flow_forecast_levels(venues)
         return add_levels(flow, self.resting_levels(venues)) if self._resting.on else flow
 
