@@ -96,8 +96,20 @@ async def test_the_reports_weigh_the_maps_levels_and_the_resting_layer():
     st = eng.state("BTC")
     rest = st.model.resting_levels()
     assert len(rest[0]) and rest[1].sum() > 1e9  # the demo's real-sized OI: billions resting, 30 % or more away
-    want = add_levels(st.model.levels(), rest)
+    # ... the part of it within ±range_pct (15 %) of price: in the demo's quiet hour, the tails of the unseen past
+    px = st.model.last_price
+    near = np.abs((rest[0] + 0.5) * st.step / px - 1.0) <= 0.15
+    assert rest[1][near].sum() + rest[2][near].sum() < 0.01 * (rest[1].sum() + rest[2].sum())
+    want = add_levels(st.model.levels(), (rest[0][near], rest[1][near], rest[2][near]))
     assert all(np.array_equal(a, b) for a, b in zip(st.synth, want, strict=True))
+    # after a run the layer comes within range and the reports weigh it: the same model, read 30 % lower
+    st.model.last_price = px * 0.7
+    b, lo, sh = st.model.report_levels()
+    r = st.model.resting_levels()
+    near = np.abs((r[0] + 0.5) * st.step / st.model.last_price - 1.0) <= 0.15
+    assert r[1][near].sum() > 0.05 * r[1].sum()  # the longs from before the run
+    want = add_levels(st.model.levels(), (r[0][near], r[1][near], r[2][near]))
+    assert all(np.array_equal(x, y) for x, y in zip((b, lo, sh), want, strict=True))
 
 
 async def test_grid_carries_the_next_hour_strip_whose_peaks_are_the_reported_clusters():

@@ -339,10 +339,16 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
 
     def report_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The liquidation levels the reports weigh (the verdict's magnets, convergence, the screener, the Hybrid
-        forward profile): the map's :meth:`levels` and the resting layer, so that a magnet the NEXT 1H forecast
-        names after a 30 % run is the one the verdict names too. The map's columns stay the flow's history."""
+        forward profile): the map's :meth:`levels` and the resting layer within ±``range_pct`` of price, so that a
+        magnet the NEXT 1H forecast names after a 30 % run is the one the verdict names too. Only that near: the
+        layer's billions a third of the price away set convergence's percentile of the model's buckets, and the
+        demo's chips vanished. The map's columns stay the flow's history."""
         flow = self.levels(venues)
-        return add_levels(flow, self.resting_levels(venues)) if self._resting.on else flow
+        if not self._resting.on or not self.last_price:
+            return flow
+        b, lo, sh = self.resting_levels(venues)
+        near = np.abs((b + 0.5) * self.step / self.last_price - 1.0) <= self.params["range_pct"] / 100.0
+        return add_levels(flow, (b[near], lo[near], sh[near]))
 
     def _flow_forecast_levels(self, venues: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The forecast's levels from the flow the model saw (and its OI prior), on the dollar scale."""
