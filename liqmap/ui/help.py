@@ -89,14 +89,14 @@ MAP_LEGEND = (
                "largest — the status bar says how many wallets and what share of Hyperliquid's open interest; "
                "only their liquidations are seen (no venue publishes all of them). The reports' NEXT 1H line "
                "'model X % vs base Y % of exact $' is the model's live accuracy against them"),
+    ("91% held days", "reports panel, NEXT 1H: the part of the cluster's USD at risk that is positions held for "
+                      "days at 1.5-3x, sized by the public open interest and never seen open (shown from 10 %)"),
     ("┊", "time cursor (Enter on a sweep or absorption)"),
     ("╌", "the selected event's price level"),
     ("▶", "last price on the price axis"),
     ("┃ ≈$650k", "price axis: the NEXT 1H magnets — the rows of each cluster the reports panel lists (red: "
                 "longs liquidated below price, green: shorts above), with the USD expected there in the next hour"),
     ("◆", "the selected event's price on the price axis"),
-    ("91% held days", "reports panel, NEXT 1H: the part of the cluster's USD at risk that is positions held for "
-                      "days at 1.5-3x, sized by the public open interest and never seen open (shown from 10 %)"),
     ("NEXT 1H 67%", "reports panel: the chance price reaches the cluster's nearest edge within the hour, "
                     "calibrated — of the clusters shown at about 67 %, about 67 % were reached within their hour "
                     "(fitted on the demo market, seeds 1-10, checked on 11-20; the walk's raw chance is reach_raw "
