@@ -314,6 +314,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "model.min_delta_rel": (0.0, 1.0, False),
     "model.min_delta_usd": _NONNEG,
     "model.cap_rel": (0.0, 1.0, True),
+    "model.cap_gap_ref_s": _NONNEG,
     "model.cap_open_fill_ratio": _NONNEG,
     "model.half_life_hours": (0.0, 87600.0, True),
     "model.reconcile_buckets": (0, 1000, False),

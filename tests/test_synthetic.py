@@ -18,7 +18,8 @@ from liqmap.core.tiers import TierTable, binance_tiers, liq_price_inverse, liq_p
 STEP = 25.0
 # exact tier prices (leverage_spread 0) so the hand-computed formulas apply bucket by bucket
 OPEN = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, "half_life_hours": 0.0, "leverage_spread": 0.0,
-        "dollar_scale_cap": 1.0}  # the placed USD itself (the dollar scale has its own tests: test_dollars.py)
+        "dollar_scale_cap": 1.0,  # the placed USD itself (the dollar scale has its own tests: test_dollars.py)
+        "cap_gap_ref_s": 0.0}  # samples 30 s apart here: the flat cap (its gap scaling has its own test)
 BIN, BYB, MEX = VENUE_ID["binance"], VENUE_ID["bybit"], VENUE_ID["bitmex"]
 LEVS = (5.0, 10.0, 25.0, 50.0, 100.0)
 WEIGHTS = (0.15, 0.30, 0.25, 0.20, 0.10)
@@ -88,7 +89,8 @@ def test_a_small_venues_steps_are_applied_not_skipped_under_a_usd_floor_above_it
     from liqmap.core.params import ModelParams
     from dataclasses import asdict
 
-    d = {**asdict(ModelParams()), "half_life_hours": 0.0, "dollar_scale_cap": 1.0}  # the placed USD
+    d = {**asdict(ModelParams()), "half_life_hours": 0.0, "dollar_scale_cap": 1.0,  # the placed USD
+         "cap_gap_ref_s": 0.0}  # samples 30 s apart: the flat cap
     assert d["min_delta_usd"] == 25_000.0 and d["cap_rel"] == 0.03  # the defaults this test is about
 
     def run(d_oi: float):
@@ -118,6 +120,23 @@ def test_alpha_zero_splits_evenly_and_small_deltas_wait():
     m3 = model({"cap_rel": 0.001})
     opened(m3, d_oi=100.0)
     assert m3.total_long() + m3.total_short() == pytest.approx(0.001 * 1100 * 60_000.0)
+
+
+def test_the_cap_grows_with_the_square_root_of_a_long_gap_between_samples():
+    """A back-fill's open interest comes every 5 minutes, the live feed's every 1-10 s: a 5-minute step carries 30
+    live samples' moves, and at 3 % of OI the cap cut a ranging market's (a tenth to a quarter of the back-fill's
+    steps on the tiny-OI demo). Past ``cap_gap_ref_s`` (10 s) the cap grows with √(gap ÷ 10 s); live, never."""
+    def run(gap_s: float, ref: float = 10.0) -> float:
+        m = model({"cap_rel": 0.001, "cap_gap_ref_s": ref})
+        m.update(oi_rows((0.0, 1000.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)
+        m.update(EMPTY_O, trade_rows((1.0, 60_000.0, 300_000.0, 1, BIN)), EMPTY_L)
+        m.update(oi_rows((gap_s, 1100.0, 60_000.0, BIN)), EMPTY_T, EMPTY_L)  # +10 %, far past the 0.1 % cap
+        return m.total_long() + m.total_short()
+
+    cap = 0.001 * 1100 * 60_000.0
+    assert run(10.0) == pytest.approx(cap) and run(3.0) == pytest.approx(cap)  # live cadence: the cap as it is
+    assert run(300.0) == pytest.approx(cap * math.sqrt(30.0))  # a 5-minute sample: √30 of it
+    assert run(300.0, ref=0.0) == pytest.approx(cap)  # off
 
 
 def test_tiers_above_max_leverage_dropped_and_renormalized():

@@ -56,6 +56,11 @@ class ModelParams:
     min_delta_rel: float = 2e-5  # ignore |ΔOI| below this share of OI ...
     min_delta_usd: float = 25000.0  # ... or below this many USD
     cap_rel: float = 0.03  # cap one interval's |ΔOI| at this share of OI
+    # ... times √(gap ÷ this) when an OI sample comes more than this many seconds after the venue's last (0 = never):
+    # a back-fill's 5-minute history carries 30 live samples' moves, and at 3 % the cap cut a tenth to a quarter of
+    # its steps on the tiny-OI demo (back-filled range 1-10: model ÷ truth USD 0.561 -> 1.059). 10 s, the slowest live
+    # cadence (Binance's REST poll), chosen over 30 s on seeds 1-10 and confirmed on 11-30 (docs/benchmarks.md, s16)
+    cap_gap_ref_s: float = 10.0
     # An OI rise beyond that cap is kept up to the notional the venue traded in the interval (every new contract is
     # traded; a jump with no trades behind it stays capped). Off by default: it lifts the market that opens empty
     # (forecast 1.115 -> 1.219 x the baseline, seeds 1-10: its whales and its growth from a tiny OI are no longer

@@ -24,6 +24,7 @@ MODEL_NOTES = {
     "min_delta_rel": "ignore smaller |ΔOI| (share of OI)",
     "min_delta_usd": "ignore smaller |ΔOI| (USD)",
     "cap_rel": "cap one interval's |ΔOI| (share of OI)",
+    "cap_gap_ref_s": "... × √(gap ÷ this) after a longer gap between OI samples (a back-fill's 5 min)",
     "cap_open_volume": "a rise past the cap is kept up to the interval's traded USD (off)",
     "cap_open_fill_ratio": "... always while the OI is this × its level 1h ago (filling)",
     "half_life_hours": "decay of unconsumed levels",

@@ -163,6 +163,7 @@ class VenueFlows:
         self.anchor_oi = [math.nan] * NV
         self.anchor_usd = [math.nan] * NV  # the anchor's USD: an inverse venue's steps are measured in it
         self.anchor_ts = [math.nan] * NV
+        self.sample_ts = [math.nan] * NV  # each venue's last OI sample, accepted or not
         self.flows = [IntervalFlow() for _ in range(NV)]
 
     def add_trades(self, tr: np.ndarray, step: float) -> None:
@@ -192,6 +193,12 @@ class VenueFlows:
             if f.n > self.COMPACT_AT:
                 f.compact(step)
 
+    def sample_gap(self, v: int, ts: float) -> float:
+        """Seconds since venue ``v``'s previous OI sample (0 for its first), and ``ts`` kept as the last."""
+        last = self.sample_ts[v]
+        self.sample_ts[v] = ts
+        return max(ts - last, 0.0) if math.isfinite(last) else 0.0
+
     def first_sample(self, v: int, ts: float, oi: float, usd: float = math.nan) -> bool:
         """Anchor venue ``v`` at its first OI sample (True: nothing to step from yet)."""
         if math.isfinite(self.anchor_oi[v]):
@@ -215,7 +222,7 @@ class VenueFlows:
         return None
 
     def accept(self, v: int, oi: float, vwap: float, params: dict, alpha: float, stats: dict,
-               usd: float = math.nan, relief=None, net_weight: float = 0.0) -> OIStep | None:
+               usd: float = math.nan, relief=None, net_weight: float = 0.0, gap_s: float = 0.0) -> OIStep | None:
         """The step from venue ``v``'s anchor to ``oi``, or None while it is below the floor (anchor kept).
 
         ``usd`` (an inverse venue's OI in USD, finite at the anchor too): the step is the change in USD. An inverse
@@ -231,6 +238,11 @@ class VenueFlows:
             d_n = (oi - self.anchor_oi[v]) * vwap
             oi_usd = oi * vwap
         cap = float(params["cap_rel"]) * oi_usd
+        ref = float(params.get("cap_gap_ref_s", 0.0))
+        if ref > 0 and gap_s > ref:
+            # a sample this far from the last (a back-fill's 5-minute history) carries that many live samples' moves:
+            # the cap grows as a walk's range does, with the square root of the gap
+            cap *= math.sqrt(gap_s / ref)
         # The USD floor never exceeds half the cap: on a venue holding under min_delta_usd / (cap_rel / 2) of OI
         # ($1.7M at the defaults: small coins, a venue's thin book) a step big enough to pass $25k would be cut
         # to the cap anyway, so almost every step was skipped and the model never saw the asset's positions.

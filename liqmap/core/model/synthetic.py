@@ -623,6 +623,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         """The OI sample as a step from the venue's anchor: the first places the prior, later ones open or close."""
         states = self._states
         fl = self._flows
+        gap_s = fl.sample_gap(v, ts)
         if fl.first_sample(v, ts, oi, usd):
             for m in states:
                 m._place_prior(v, ts, oi, mark)
@@ -635,7 +636,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
                 m._allocate(vwap)
             if m.last_price is None:
                 m.last_price = vwap
-        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._filling, self._taker_net_now())
+        st = fl.accept(v, oi, vwap, self.params, self.alpha, self.stats, usd, self._filling, self._taker_net_now(),
+                       gap_s=gap_s)
         if st is None:
             return  # below the floor: the interval keeps growing from the same anchor
         if st.d_n > 0:
