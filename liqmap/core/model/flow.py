@@ -230,7 +230,10 @@ class VenueFlows:
         coins, a 1 % rise read as 1 % of the venue's OI closing (Deribit's BTC perpetual: ~$10M a 1 % move).
 
         ``relief`` (a callable, asked only for a rise past the cap): True keeps that rise up to the traded notional,
-        as ``cap_open_volume`` does always (the model passes whether the asset's OI is filling, filling.py)."""
+        as ``cap_open_volume`` does always (the model passes whether the asset's OI is filling, filling.py).
+
+        ``gap_s``: seconds since the venue's previous OI sample; past ``cap_gap_ref_s`` the cap grows with
+        √(gap ÷ ``cap_gap_ref_s``) (docs/model.md §3 step 1)."""
         a_usd = self.anchor_usd[v]
         if math.isfinite(usd) and math.isfinite(a_usd):
             d_n, oi_usd = usd - a_usd, usd
