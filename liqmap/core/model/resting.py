@@ -55,6 +55,7 @@ class RestingLayer:
                                     inverse, typical, 0.0) if self.share > 0 else None)
         self._key: tuple | None = None
         self._shapes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._read: tuple[np.ndarray, tuple] | None = None  # (OI amounts, levels) of the last read
 
     @property
     def on(self) -> bool:
@@ -77,14 +78,22 @@ class RestingLayer:
                buckets.index_of(hist.high[-1], step), step)
         if key != self._key:
             self._shapes = self._unit_shapes(hist, now, price, step)
-            self._key = key
+            self._key, self._read = key, None
+        amount = self.share * np.where(ok, oi_usd, 0.0)
+        # one ingest reads the layer several times with the same OI (the forecast's levels, the reports' levels, the
+        # clusters' resting part): the last read is kept for the same shapes and amounts
+        if self._read is not None and np.array_equal(self._read[0], amount):
+            return self._read[1]
         b, unit_l, unit_s = self._shapes
         if not len(b):
             return empty
-        amount = self.share * np.where(ok, oi_usd, 0.0)
         lo, sh = amount @ unit_l, amount @ unit_s
         keep = (lo > 0) | (sh > 0)
-        return b[keep], lo[keep], sh[keep]
+        out = (b[keep], lo[keep], sh[keep])
+        for x in out:  # handed to every reader of this OI: none may change it
+            x.flags.writeable = False
+        self._read = (amount, out)
+        return out
 
     def _unit_shapes(self, hist: PriceHistory, now: float, price: float,
                      step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,7 +115,7 @@ class RestingLayer:
         ent, w, lo, hi = hist.entries(now, price, self.hold_s * LN2, sigma, z=np.linspace(-3.0, 3.0, n))
         ent_s = np.r_[ent, price]
         parts_v, parts_b, parts_l, parts_s = [], [], [], []
-        for v in range(len(self.placement.ratio)):
+        for v in range(nv):
             ratio, tier_w = self.placement.ratio[v], self.placement.w_eff[v]
             if not np.isfinite(ratio).any():
                 continue
