@@ -155,3 +155,93 @@ def test_add_levels_sums_bucket_by_bucket():
     assert keys.tolist() == [1, 2, 3] and lo.tolist() == [1.0, 5.0, 3.0] and sh.tolist() == [0.0, 1.0, 2.0]
     empty = (np.empty(0, np.int64), np.empty(0), np.empty(0))
     assert add_levels(a, empty) is a and add_levels(empty, b) is b
+
+
+def _fall(share, columns=240, minutes=480, bybit=505.0):
+    """Six flat hours at 60,000, then -150 a minute (-30 % in two hours); 1,010 BTC open on Binance, ``bybit`` on
+    Bybit. (model, {minute: column profiles read right then}) with the 1m columns read every 30 minutes."""
+    p = {"min_delta_usd": 0.0, "min_delta_rel": 0.0, "cap_rel": 1.0, **_params(share)}
+    m = SyntheticModel("BTC", STEP, p, tiers={"binance": FLAT, "bybit": FLAT}, columns=columns)
+    t, price, reads = 0.0, 60_000.0, {}
+    for minute in range(minutes):
+        price = 60_000.0 if minute < 360 else 60_000.0 - (minute - 359) * 150.0
+        oi = 1000.0 if minute < 5 else 1010.0
+        rows = [(t, oi, oi * price, price, BIN)] + ([(t, bybit, bybit * price, price, BYB)] if bybit else [])
+        m.update(oi=ev.open_interest(rows) if minute % 5 == 0 else None,
+                 trades=ev.trades([(t + 1.0, price, 0.01, 0.01 * price, 1 if minute % 2 else -1, BIN)]))
+        m.advance(t + 2.0)
+        if minute % 30 == 29:
+            reads[minute] = _columns(m)
+        t += 60.0
+    return m, reads
+
+
+ROW0 = buckets.index(30_000.0, STEP)
+NROWS = buckets.index(70_000.0, STEP) - ROW0
+
+
+def _columns(m, venues=None, ncols=480):
+    cur = int(m._t // 60)
+    lo, sh = m.column_profiles("1m", cur - ncols + 1, cur + 1, ROW0, NROWS, venues)
+    return lo.astype(np.float64), sh.astype(np.float64)
+
+
+def test_the_maps_columns_draw_the_layer_near_price_as_it_stood_at_each_columns_end():
+    """After a 30 % fall the old longs are within reach: NEXT 1H and the reports weighed them (session 16), but the
+    map's columns drew the flow alone (0.17-0.45 of the truth's USD near price at real size). Each column now adds
+    the layer within ±15 % of price at its end, so the map shows the cluster the verdict names."""
+    (m0, reads0), (m1, reads1) = _fall(0.0), _fall(0.5)
+    lo0, sh0 = _columns(m0)
+    lo1, sh1 = _columns(m1)
+    extra = lo1 - lo0  # (row, column): the layer's longs the map now draws; the last column is the current one
+    px = m1.last_price
+    # the flat hours: the layer sits a third of the price away, out of the map's ±15 %: the columns are the flow's
+    assert np.allclose(extra[:, :360 - 2], 0.0) and np.allclose(sh1, sh0)
+    # the current column adds exactly what the reports read near price
+    b, lo, _ = m1.near_resting_levels()
+    assert extra[:, -1].sum() == pytest.approx(lo.sum(), rel=1e-5) and lo.sum() > 0.05 * 0.5 * 1515.0 * px
+    # past columns of the fall hold it too, more as price comes nearer the old longs
+    fall = extra[:, -121:-1].sum(axis=0)
+    assert fall[-10:].min() > 0.05 * 0.5 * 1515.0 * px
+    assert fall[-10:].mean() > 3 * fall[40:50].mean()
+    # a past column is what the layer was then: read again half an hour later, unchanged
+    earlier = reads1[449][0] - reads0[449][0]
+    assert earlier[:, 30:-1].sum() > 0 and np.allclose(earlier[:, 30:-1], extra[:, :-31], rtol=1e-6, atol=1e-3)
+
+
+def test_a_venue_subset_takes_its_share_and_a_rebucket_keeps_the_layers_dollars():
+    m, _ = _fall(0.5)
+    m_flow, _ = _fall(0.0)
+    whole = _columns(m)[0] - _columns(m_flow)[0]
+    byb = _columns(m, ("bybit",))[0] - _columns(m_flow, ("bybit",))[0]
+    # Bybit holds a third of the OI: a third of the layer, past columns (by the record's amounts) and the current one
+    past = whole[:, -60:-1].sum()
+    assert past > 0 and byb[:, -60:-1].sum() == pytest.approx(past / 3.0, rel=1e-4)
+    assert byb[:, -1].sum() == pytest.approx(whole[:, -1].sum() / 3.0, rel=1e-3)
+    # a venue with no OI sample draws none of it
+    m_bin_only, _ = _fall(0.5, bybit=0.0)
+    m_flow_bin, _ = _fall(0.0, bybit=0.0)
+    assert np.allclose(_columns(m_bin_only, ("bybit",))[0], _columns(m_flow_bin, ("bybit",))[0])
+    # a rebucket re-bins the records: the dollars of each past column stay
+    before = whole[:, -60:-1].sum(axis=0)
+    for x in (m, m_flow):
+        x.rebucket(2 * STEP)
+    cur = int(m._t // 60)
+    r0, n = buckets.index(30_000.0, 2 * STEP), buckets.index(70_000.0, 2 * STEP) - buckets.index(30_000.0, 2 * STEP)
+    after = (m.column_profiles("1m", cur - 59, cur, r0, n)[0].astype(np.float64)
+             - m_flow.column_profiles("1m", cur - 59, cur, r0, n)[0].astype(np.float64)).sum(axis=0)
+    assert after == pytest.approx(before, rel=1e-3)
+
+
+def test_the_layers_column_records_are_bounded_by_the_columns_kept_and_counted_in_memory():
+    m, _ = _fall(0.5, columns=60)
+    m_flow, _ = _fall(0.0, columns=60)
+    recs = m._rest_cols.by_tf
+    assert 0 < len(recs["1m"][1]) <= 61 and min(recs["1m"][1]) > int(m._t // 60) - 62
+    assert m.memory_bytes() - m_flow.memory_bytes() == m._rest_cols.nbytes() > 0
+    # nothing near price in the flat hours: no record is kept for them
+    flat, _ = _fall(0.5, minutes=300)
+    assert flat._rest_cols.nbytes() == 0
+    # ... nor any shape built for them: the bound from the path's extremes and the tiers says none can be near
+    assert not flat._resting.reaches(flat._px_hist, flat.last_price, 0.15) and flat._resting._rec is None
+    assert m._resting.reaches(m._px_hist, m.last_price, 0.15)

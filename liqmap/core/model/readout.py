@@ -115,6 +115,15 @@ class LevelReadout:
         if k != 1.0:
             out_l *= np.float32(k)
             out_s *= np.float32(k)
+        rest = getattr(self, "_rest_cols", None)
+        if rest is not None:  # the resting layer near price (docs/model.md §3 step 13), in the OI's own USD
+            rest.fill(tf, col_lo, min(col_hi, cur), row0, nrows, vmask, out_l, out_s)
+            if col_lo <= cur < col_hi:
+                b, lo, sh = self.near_resting_levels(venues)
+                j = b - int(row0)
+                ok = (j >= 0) & (j < nrows)
+                out_l[j[ok], cur - col_lo] += lo[ok].astype(np.float32)
+                out_s[j[ok], cur - col_lo] += sh[ok].astype(np.float32)
         return out_l, out_s
 
 

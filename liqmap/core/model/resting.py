@@ -28,11 +28,13 @@ flow's dollar scale (step 12).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 from .. import buckets
 from ..prior import PriceHistory, surviving_weights
+from ..timeframes import TIMEFRAMES
 from .placement import Placement
 
 LN2 = math.log(2.0)
@@ -54,8 +56,10 @@ class RestingLayer:
         self.placement = (Placement(params["resting_leverage_tiers"], params["resting_leverage_weights"], tiers,
                                     inverse, typical, 0.0) if self.share > 0 else None)
         self._key: tuple | None = None
+        self._built: tuple[float, float] | None = None  # (time, step) the cached shapes were built at
         self._shapes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._read: tuple[np.ndarray, tuple] | None = None  # (OI amounts, levels) of the last read
+        self._rec: tuple[float, float, tuple] | None = None  # (time, step, shapes) the column records re-weigh
 
     @property
     def on(self) -> bool:
@@ -65,35 +69,68 @@ class RestingLayer:
                step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(bucket, long USD, short USD) of the resting positions still open, over the venues whose ``oi_usd``
         (per venue, NaN = no sample or not asked for) is known."""
-        empty = (np.empty(0, np.int64), np.empty(0), np.empty(0))
-        ok = np.isfinite(oi_usd) & (oi_usd > 0)
-        if not self.on or hist is None or not hist.minute or now is None or not price or not ok.any():
-            return empty
+        amount = self._amount(hist, now, price, oi_usd)
+        if amount is None:
+            return _EMPTY
         # The layer is linear in each venue's OI: the per-venue shapes (USD per unit of OI) are cached until the
         # path moves (a new bar, or the last bar's range by a bucket: the traded price is in it), and an OI sample
         # only re-weighs them (the engine reads the forecast at every ingest; a shape costs ~11 ms with five
         # venues and a day of bars). The price's own bucket is not in the key: within the last bar's range it
         # changes no survival, and it places only what was reopened today, a third or more away.
-        key = (hist.minute[-1], len(hist.minute), buckets.index_of(hist.low[-1], step),
-               buckets.index_of(hist.high[-1], step), step)
+        key = _path_key(hist, step)
         if key != self._key:
             self._shapes = self._unit_shapes(hist, now, price, step)
-            self._key, self._read = key, None
-        amount = self.share * np.where(ok, oi_usd, 0.0)
+            self._key, self._read, self._built = key, None, (now, step)
         # one ingest reads the layer several times with the same OI (the forecast's levels, the reports' levels, the
         # clusters' resting part): the last read is kept for the same shapes and amounts
         if self._read is not None and np.array_equal(self._read[0], amount):
             return self._read[1]
-        b, unit_l, unit_s = self._shapes
-        if not len(b):
-            return empty
-        lo, sh = amount @ unit_l, amount @ unit_s
-        keep = (lo > 0) | (sh > 0)
-        out = (b[keep], lo[keep], sh[keep])
+        out = _weigh(self._shapes, amount)
         for x in out:  # handed to every reader of this OI: none may change it
             x.flags.writeable = False
         self._read = (amount, out)
         return out
+
+    def record_levels(self, hist: PriceHistory | None, now: float | None, price: float | None, oi_usd: np.ndarray,
+                      step: float, stale_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`levels` for the map's column record (:class:`RestingColumns`): shapes built within ``stale_s``
+        will do, the forecast's own if they are that fresh, else the record's (kept apart, so that what the forecast
+        reads never depends on when a column ended)."""
+        amount = self._amount(hist, now, price, oi_usd)
+        if amount is None:
+            return _EMPTY
+        if self._key == _path_key(hist, step) or (self._built is not None and self._built[1] == step
+                                                  and now - self._built[0] < stale_s):
+            return _weigh(self._shapes, amount)
+        if self._rec is None or self._rec[1] != step or now - self._rec[0] >= stale_s:
+            self._rec = (now, step, self._unit_shapes(hist, now, price, step))
+        return _weigh(self._rec[2], amount)
+
+    def reaches(self, hist: PriceHistory | None, price: float | None, frac: float) -> bool:
+        """Whether any of the layer can sit within ±``frac`` of ``price``: a bound from the extreme entries (the
+        path's low and high, the unseen past's ±3σ) and the tiers' extreme ratios, no shape built. The column
+        records ask it first; in a market that has not run a fifth of the price the answer is no."""
+        if not self.on or hist is None or not hist.minute or not price:
+            return False
+        usual = hist.sigma_hour()
+        if usual is None:
+            return False
+        sigma = usual * math.sqrt(self.hold_s / 3600.0)
+        first = hist.first_price or price
+        top = max(max(hist.high), first * math.exp(3.0 * sigma), price)
+        bottom = min(min(hist.low), first * math.exp(-3.0 * sigma), price)
+        ratio = self.placement.ratio
+        if not np.isfinite(ratio).any():
+            return False
+        long_hi = float(np.nanmax(ratio[:, 0])) * top  # the highest a long's liquidation price can be
+        short_lo = float(np.nanmin(ratio[:, 1])) * bottom  # the lowest a short's
+        return long_hi >= price * (1.0 - frac) or short_lo <= price * (1.0 + frac)
+
+    def _amount(self, hist, now, price, oi_usd) -> np.ndarray | None:
+        ok = np.isfinite(oi_usd) & (oi_usd > 0)
+        if not self.on or hist is None or not hist.minute or now is None or not price or not ok.any():
+            return None
+        return self.share * np.where(ok, oi_usd, 0.0)
 
     def _unit_shapes(self, hist: PriceHistory, now: float, price: float,
                      step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,6 +181,24 @@ class RestingLayer:
         return b.astype(np.int64), unit_l, unit_s
 
 
+_EMPTY = (np.empty(0, np.int64), np.empty(0), np.empty(0))
+
+
+def _path_key(hist: PriceHistory, step: float) -> tuple:
+    return (hist.minute[-1], len(hist.minute), buckets.index_of(hist.low[-1], step),
+            buckets.index_of(hist.high[-1], step), step)
+
+
+def _weigh(shapes: tuple[np.ndarray, np.ndarray, np.ndarray],
+           amount: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    b, unit_l, unit_s = shapes
+    if not len(b):
+        return _EMPTY
+    lo, sh = amount @ unit_l, amount @ unit_s
+    keep = (lo > 0) | (sh > 0)
+    return b[keep], lo[keep], sh[keep]
+
+
 def add_levels(a: tuple[np.ndarray, np.ndarray, np.ndarray],
                b: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Two (bucket, long, short) level sets summed bucket by bucket (sorted buckets out)."""
@@ -155,3 +210,115 @@ def add_levels(a: tuple[np.ndarray, np.ndarray, np.ndarray],
     lo = np.bincount(inv, np.concatenate([a[1], b[1]]), len(keys))
     sh = np.bincount(inv, np.concatenate([a[2], b[2]]), len(keys))
     return keys.astype(np.int64), lo, sh
+
+
+# How old the shapes a column record re-weighs may be. A record is taken at every minute's boundary, and a shape is
+# 5-11 ms: rebuilt each minute it took the 6-hour back-fill of 65 assets from 7 s to minutes. The layer sits a third
+# of the price or more from its entries, so a quarter-hour's path changes which of it is near price very little;
+# live the forecast's reads rebuild the shapes at each new bar anyway, and a record reuses those.
+RECORD_STALE_S = 900.0
+# a record keeps, per side, the span of buckets holding more than this share of the layer's whole USD (the venues'
+# amounts): in a market that has not run a third of the price, what reaches within 15 % is the unseen past's far tail
+# (the demo: $9k over 700 buckets beside $38M of flow), which no colour would show
+RECORD_FLOOR = 1e-5
+
+
+class RestingColumns:
+    """The resting layer as the map's columns draw it (docs/model.md §3 step 13): what it held near price at the
+    end of each column, for every timeframe. The flow's column history (``history.py``) replays the model's state;
+    this layer has no state to replay (it is read from the path and the OI), so each boundary keeps the read itself:
+    ``((first bucket, long USD), (first bucket, short USD), per-venue USD)``, each side over the span near price that
+    holds anything, one record shared by every timeframe whose boundary it is. Usually empty: the layer sits a third
+    of the price from its entries and comes near only after a run that far."""
+
+    def __init__(self, columns: int):
+        self.capacity = max(1, int(columns)) + 1
+        self.by_tf: dict[str, tuple[int, dict[int, tuple]]] = {tf: (per, {}) for tf, per in TIMEFRAMES.items()}
+
+    def record(self, t0: float, t: float, read: Callable[[], tuple | None]) -> None:
+        """The clock moved from ``t0`` to ``t``: every boundary crossed gets the layer as ``read()`` gives it now
+        (one read, however many boundaries; None: nothing near price)."""
+        rec: tuple | None = None
+        done = False
+        for per, recs in self.by_tf.values():
+            b_from, b_to = int(math.floor(t0 / per)) + 1, int(math.floor(t / per))
+            if b_to < b_from:
+                continue
+            if not done:
+                rec, done = read(), True
+            if rec is not None:
+                for b in range(max(b_from, b_to - self.capacity + 1), b_to + 1):
+                    recs[b] = rec
+            old = b_to - self.capacity
+            for b in [b for b in recs if b <= old]:
+                del recs[b]
+
+    def fill(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int, venue_mask: np.ndarray,
+             out_l: np.ndarray, out_s: np.ndarray) -> None:
+        """Add the recorded layer into the past columns of ``tf`` in [col_lo, col_hi) (rows ``row0 ..``). A venue
+        subset takes its share of the record by the venues' OI (their margin tables differ by far less than a
+        bucket at the layer's 1.5-3x)."""
+        per, recs = self.by_tf[tf]
+        if not recs:
+            return
+        for b, rec in recs.items():
+            c = b - 1
+            if not col_lo <= c < col_hi:
+                continue
+            *sides, amount = rec
+            tot = float(amount.sum())
+            k = float(amount[venue_mask[:len(amount)]].sum()) / tot if tot > 0 else 0.0
+            if k <= 0:
+                continue
+            for (b0, v), out in zip(sides, (out_l, out_s)):
+                a, z = max(b0, row0), min(b0 + len(v), row0 + nrows)
+                if a < z:
+                    out[a - row0:z - row0, c - col_lo] += (k * v[a - b0:z - b0]).astype(out.dtype)
+
+    def rebin(self, old_step: float, new_step: float) -> None:
+        """A rebucket: every record into the new step (each shared record once)."""
+        done: dict[int, tuple] = {}
+        for _, recs in self.by_tf.values():
+            for b, rec in recs.items():
+                if id(rec) not in done:
+                    done[id(rec)] = _rebin_record(rec, old_step, new_step)
+                recs[b] = done[id(rec)]
+
+    def nbytes(self) -> int:
+        seen = {id(r): r for _, recs in self.by_tf.values() for r in recs.values()}
+        return sum(r[0][1].nbytes + r[1][1].nbytes + r[2].nbytes for r in seen.values())
+
+
+def column_record(b: np.ndarray, lo: np.ndarray, sh: np.ndarray, amount: np.ndarray) -> tuple | None:
+    """A column record from (bucket, long, short) levels and the per-venue USD they were read with: per side, the
+    dense float32 span between its first and last bucket above ``RECORD_FLOOR`` of the whole; None if neither has
+    one."""
+    amount = np.asarray(amount, np.float32)
+    floor = RECORD_FLOOR * float(amount.sum())
+    sides = []
+    for v in (lo, sh):
+        keep = np.flatnonzero(v > floor) if len(b) else np.empty(0, np.int64)
+        if not len(keep):
+            sides.append((0, np.zeros(0, np.float32)))
+            continue
+        b0 = int(b[keep[0]])
+        dense = np.zeros(int(b[keep[-1]]) - b0 + 1, np.float32)
+        dense[b[keep] - b0] = v[keep]
+        sides.append((b0, dense))
+    if not len(sides[0][1]) and not len(sides[1][1]):
+        return None
+    return sides[0], sides[1], amount
+
+
+def _rebin_record(rec: tuple, old_step: float, new_step: float) -> tuple:
+    *sides, amount = rec
+    out = []
+    for b0, v in sides:
+        if not len(v):
+            out.append((b0, v))
+            continue
+        nb = buckets.index((np.arange(len(v)) + b0 + 0.5) * old_step, new_step)
+        keys, inv = np.unique(nb, return_inverse=True)
+        out.append((int(keys[0]), np.zeros(int(keys[-1] - keys[0]) + 1, np.float32)))
+        np.add.at(out[-1][1], keys[inv] - keys[0], v)
+    return out[0], out[1], amount

@@ -68,7 +68,7 @@ from .flow import VenueFlows
 from .history import Histories
 from .ledger import ConsumedLedger
 from ..prior import PriceHistory
-from .resting import RestingLayer, add_levels
+from .resting import RECORD_STALE_S, RestingColumns, RestingLayer, add_levels, column_record
 from .pending import OpenQueue, open_extent
 from .placement import Placement
 from .prior_fill import LN2, PriorFill
@@ -204,6 +204,9 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         # The resting layer (docs/model.md §3 step 13, resting.py): the low-leverage OI held for days, read from the
         # same price path and the OI samples when the forecast's levels are asked for
         self._resting = RestingLayer(p, self.tiers, self._inverse, float(p["typical_position_usd"]))
+        # ... and what it held near price at each column's end, for the map's past columns
+        self._rest_cols = RestingColumns(self.columns) if self._resting.on and _history else None
+        self._rest_due = -math.inf if self._rest_cols is not None else math.inf  # the next minute's boundary
         # the price path the priors' and the layer's entries come from: one per model (the forecast's state reads it)
         self._px_hist = (PriceHistory() if self.prior_fill > 0 or (self._fc is not None and self._fc.prior_fill > 0)
                          or self._resting.on else None)
@@ -322,6 +325,40 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         if self._t is not None and math.isfinite(now):
             self._clock_to(float(now))
 
+    def _clock_to(self, t: float) -> None:
+        t0 = self._t
+        StateWindow._clock_to(self, t)
+        # a minute's boundary crossed: the resting layer near price as it stands, for the columns that just ended
+        # (before this update's events, as the flow's history records them)
+        if t >= self._rest_due:
+            self._rest_due = (math.floor(t / 60.0) + 1) * 60.0
+            if t0 is not None:
+                self._rest_cols.record(t0, t, self._resting_record)
+
+    def _resting_record(self) -> tuple | None:
+        if not self._resting.reaches(self._px_hist, self.last_price, self.params["range_pct"] / 100.0):
+            return None  # far from price (most of the time): no shape built
+        oi_usd = self._oi_now * (self.last_price or math.nan)
+        b, lo, sh = self._near(self._resting.record_levels(self._px_hist, self._t, self.last_price, oi_usd, self.step,
+                                                           RECORD_STALE_S))
+        ok = np.isfinite(oi_usd) & (oi_usd > 0)
+        return column_record(b, lo, sh, self._resting.share * np.where(ok, oi_usd, 0.0))
+
+    def _near(self, lv: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The levels within ±``range_pct`` of the last price (the span the model tracks and the reports read)."""
+        b, lo, sh = lv
+        if not len(b) or not self.last_price:
+            return b[:0], lo[:0], sh[:0]
+        near = np.abs((b + 0.5) * self.step / self.last_price - 1.0) <= self.params["range_pct"] / 100.0
+        return b[near], lo[near], sh[near]
+
+    def near_resting_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The resting layer within ±``range_pct`` of price: the part the map's columns, the reports and the Hybrid
+        forward profile draw (its billions a third of the price away are the forecast's alone)."""
+        if not self._resting.on:
+            return np.empty(0, np.int64), np.empty(0), np.empty(0)
+        return self._near(self.resting_levels(venues))
+
     def forecast_levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The levels the forecast weighs: each tier spread over ``forecast_leverage_spread`` of its leverage band
         (traders use 7x, 12x, 20x ..., not only the tier values), from the same events as :meth:`levels` —
@@ -342,13 +379,11 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         forward profile): the map's :meth:`levels` and the resting layer within ±``range_pct`` of price, so that a
         magnet the NEXT 1H forecast names after a 30 % run is the one the verdict names too. Only that near: the
         layer's billions a third of the price away set convergence's percentile of the model's buckets, and the
-        demo's chips vanished. The map's columns stay the flow's history."""
+        demo's chips vanished. The map's columns draw the same (``column_profiles``)."""
         flow = self.levels(venues)
         if not self._resting.on or not self.last_price:
             return flow
-        b, lo, sh = self.resting_levels(venues)
-        near = np.abs((b + 0.5) * self.step / self.last_price - 1.0) <= self.params["range_pct"] / 100.0
-        return add_levels(flow, (b[near], lo[near], sh[near]))
+        return add_levels(flow, self.near_resting_levels(venues))
 
     def _flow_forecast_levels(self, venues: tuple[str, ...] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The forecast's levels from the flow the model saw (and its OI prior), on the dollar scale."""
@@ -443,6 +478,8 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
 
         # history first (it reads bucket keys in the old step)
         self._histories.rebin(remap)
+        if self._rest_cols is not None:
+            self._rest_cols.rebin(old, float(new_step))
         if self._W:
             new_idx = remap(np.arange(self._W) + self._b0)
             base, oldest, newest = self._base, self._oldest, self._newest
@@ -469,6 +506,7 @@ class SyntheticModel(StateWindow, LevelBook, PriorFill, LevelReadout):
         self._place_queued()
         n = self._base.nbytes + self._oldest.nbytes + self._newest.nbytes
         n += self._histories.nbytes()
+        n += self._rest_cols.nbytes() if self._rest_cols is not None else 0
         n += self._ledger.nbytes()
         return int(n) + (self._fc.memory_bytes() if self._fc is not None else 0)
 
