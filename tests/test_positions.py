@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from liqmap.core.events import LONG, SHORT
-from liqmap.core.positions import (Accuracy, AccuracyLog, ExactPosition, PositionBook, accuracy, oi_share)
+from liqmap.core.positions import (Accuracy, AccuracyLog, Coverage, ExactPosition, PositionBook, accuracy,
+                                   low_leverage_share, oi_share)
 
 W1, W2, W3 = "0x" + "1" * 40, "0x" + "2" * 40, "0x" + "3" * 40
 
@@ -31,8 +32,9 @@ def test_levels_sum_usd_per_bucket_longs_and_shorts_apart():
     assert (cov.wallets, cov.positions) == (3, 3)
     # 2 + 1 + 0.5 of |size| against a one-sided OI of 10: both sides of the market are 20
     assert cov.oi_share == pytest.approx(3.5 / 20.0)
-    assert cov.label() == "exact: 3 wallets, 18 % of HL OI"
-    assert book.coverage("BTC").label() == "exact: 3 wallets, OI share unknown"
+    # every BTC position here is liquidated within 5 % of its entry: none is held at 3x or less
+    assert cov.label() == "exact: 3 wallets, 18 % of HL OI, 0 % at ≤3×"
+    assert book.coverage("BTC").label() == "exact: 3 wallets, OI share unknown, 0 % at ≤3×"
 
 
 def test_vanished_at_liquidation_price_is_detected_closed_elsewhere_is_not():
@@ -156,3 +158,22 @@ def test_accuracy_carries_the_hit_rates_interval_once_there_are_five_comparisons
     assert 0.5 <= s.lo and s.hi <= 4.0
     assert s.text() == f"model {s.model_share * 100:.0f} % vs base 10 % of exact $ ({s.ratio:.1f}×, {s.lo:.1f}–{s.hi:.1f}) n=5"
     assert lg.score().to_dict()["lo"] == s.lo  # the same history prints the same interval
+
+
+def test_the_share_held_at_3x_or_less_is_read_from_each_positions_distance_to_liquidation():
+    """The resting layer believes most open interest is held at a few x (docs/model.md §3 step 13); the tracked
+    wallets say how much of theirs is: by notional at entry, a liquidation price a third or more from the entry (less
+    a maintenance margin's worth), or none at all (the account covers any move), counts; the leverage *setting*
+    does not (a cross position set to 20x in a well-funded account is held at far less)."""
+    book = PositionBook()
+    w4 = "0x" + "4" * 40
+    book.apply(W1, [pos(W1, 1.0, 95_000.0)], 0.0)  # 5 % away: ~20x, $100k
+    book.apply(w4, [pos(w4, -1.0, 150_000.0, lev=20.0)], 0.0)  # 50 % above a short: ~2x although set to 20x, $100k
+    book.apply(W2, [pos(W2, 2.0, math.nan)], 0.0)  # no liquidation price: $200k
+    book.apply(W3, [pos(W3, 1.0, 71_000.0, lev=3.0)], 0.0)  # 29 % away: just over 3x, $100k
+    cov = book.coverage("BTC", oi_base=100.0)
+    assert cov.low_leverage == pytest.approx(300_000.0 / 500_000.0)
+    assert cov.label().endswith(", 60 % at ≤3×") and cov.to_dict()["low_leverage_share"] == pytest.approx(0.6)
+    assert low_leverage_share([]) is None and book.coverage("ETH").label() == "exact: 0 wallets, OI share unknown"
+    # a coverage built without it (older snapshots) says nothing of it
+    assert Coverage(1, 1, 1.0, 0.5).label() == "exact: 1 wallet, 50 % of HL OI"

@@ -49,7 +49,7 @@ def test_demo_feeds_the_positions_layer_and_the_live_accuracy():
     snap = rt.engine.latest(key)
     ex = snap.reports["exact"]
     assert ex["coverage"]["wallets"] > 50 and 0 < ex["coverage"]["oi_share"] <= 1
-    assert ex["label"].startswith("exact: ") and ex["label"].endswith(" % of HL OI")
+    assert ex["label"].startswith("exact: ") and " % of HL OI, " in ex["label"] and ex["label"].endswith(" % at ≤3×")
     assert snap.grid.long.sum() > 0 and snap.grid.short.sum() > 0
     assert snap.grid.profile_long.sum() > 0
     assert ex["accuracy"]["n"] >= 1 and ex["accuracy_text"].startswith("model ")

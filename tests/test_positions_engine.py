@@ -68,7 +68,7 @@ def test_engine_positions_mode_label_verdict_and_accuracy():
     assert g.mode == "positions"
     ex = snap.reports["exact"]
     # 3 BTC wallets; |10| + |2| + |4| = 16 BTC of both sides against 100 BTC one-sided OI: 8 %
-    assert ex["label"] == f"exact: 3 wallets, 8 % of {'HL' if VENUE == 'hyperliquid' else VENUE} OI"
+    assert ex["label"] == f"exact: 3 wallets, 8 % of {'HL' if VENUE == 'hyperliquid' else VENUE} OI, 0 % at ≤3×"
     assert ex["coverage"]["oi_share"] == pytest.approx(16 / 200)
     assert ex["at_risk_long_usd"] == pytest.approx(10 * 97_000 + 2 * 97_010)
     assert ex["at_risk_short_usd"] == pytest.approx(4 * 104_000)

@@ -80,24 +80,47 @@ class DetectedLiquidation:
         return self.size * self.price
 
 
+#: A position is held at 3× or less when its liquidation price is at least this far from its entry (a 3× position's
+#: third, less a maintenance margin's worth) or when it has none (the venue sends a null ``liquidationPx`` when the
+#: account's equity covers any move). The synthetic model's resting layer believes most of a venue's open interest
+#: is held so (docs/model.md §3 step 13): the tracked wallets are the one place that belief can be read live.
+LOW_LEVERAGE_DISTANCE = 0.30
+
+
+def low_leverage_share(ps: Iterable[ExactPosition]) -> float | None:
+    """The share of these positions' notional (at entry) held at 3× or less (``LOW_LEVERAGE_DISTANCE``); None
+    without any."""
+    total = far = 0.0
+    for p in ps:
+        usd = abs(p.size) * p.entry
+        total += usd
+        if not (p.liq_px > 0 and math.isfinite(p.liq_px)) or abs(p.liq_px / p.entry - 1.0) >= LOW_LEVERAGE_DISTANCE:
+            far += usd
+    return far / total if total > 0 else None
+
+
 @dataclass(frozen=True)
 class Coverage:
-    """What the exact map of one asset holds: ``wallets`` with a position in it, their notional, and the share
-    of the venue's open interest they cover (None without an OI sample)."""
+    """What the exact map of one asset holds: ``wallets`` with a position in it, their notional, the share of the
+    venue's open interest they cover (None without an OI sample), and the share of their notional held at 3× or
+    less (``low_leverage_share``; None without positions)."""
 
     wallets: int
     positions: int
     notional_usd: float
     oi_share: float | None
+    low_leverage: float | None = None
 
     def label(self, venue: str = "HL") -> str:
-        """``exact: 812 wallets, 23 % of HL OI`` — so nobody mistakes a sample for the whole."""
+        """``exact: 812 wallets, 23 % of HL OI, 41 % at ≤3×`` — so nobody mistakes a sample for the whole, and the
+        resting layer's belief (most OI at a few ×) can be checked against it."""
         share = "OI share unknown" if self.oi_share is None else f"{self.oi_share * 100:.0f} % of {venue} OI"
-        return f"exact: {self.wallets} wallet{'s' if self.wallets != 1 else ''}, {share}"
+        low = "" if self.low_leverage is None else f", {self.low_leverage * 100:.0f} % at ≤3×"
+        return f"exact: {self.wallets} wallet{'s' if self.wallets != 1 else ''}, {share}{low}"
 
     def to_dict(self) -> dict:
         return {"wallets": self.wallets, "positions": self.positions, "notional_usd": self.notional_usd,
-                "oi_share": self.oi_share}
+                "oi_share": self.oi_share, "low_leverage_share": self.low_leverage}
 
 
 def oi_share(sizes: Iterable[float], oi_base: float | None) -> float | None:
@@ -322,7 +345,7 @@ class PositionBook:
         ps = self.positions(asset)
         wallets = len({p.wallet for p in ps})
         notional = sum(abs(p.size) * p.entry for p in ps)
-        return Coverage(wallets, len(ps), notional, oi_share([p.size for p in ps], oi_base))
+        return Coverage(wallets, len(ps), notional, oi_share([p.size for p in ps], oi_base), low_leverage_share(ps))
 
     def segments(self, asset: str | None = None) -> np.ndarray:
         """Every band (closed and open) as rows of ``SEGMENT_DTYPE``; open bands end at +inf."""

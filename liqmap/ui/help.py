@@ -87,7 +87,8 @@ MAP_LEGEND = (
     ("█ right edge", "Hybrid forward profile: where liquidations would hit if price got there (red longs "
                      "below, green shorts above)"),
     ("exact:", "Positions mode (5): EXACT liquidation USD of the Hyperliquid wallets liqmap polls, a sample of the "
-               "largest — the status bar says how many wallets and what share of Hyperliquid's open interest; "
+               "largest — the status bar says how many wallets, what share of Hyperliquid's open interest, and how "
+               "much of their USD is held at 3x or less (liquidation a third or more away, or none); "
                "only their liquidations are seen (no venue publishes all of them). The reports' NEXT 1H line "
                "'model X % vs base Y % of exact $' is the model's live accuracy against them"),
     ("91% held days", "reports panel, NEXT 1H: the part of the cluster's USD at risk that is positions held for "
