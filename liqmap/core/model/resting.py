@@ -227,8 +227,8 @@ class RestingColumns:
     """The resting layer as the map's columns draw it (docs/model.md §3 step 13): what it held near price at the
     end of each column, for every timeframe. The flow's column history (``history.py``) replays the model's state;
     this layer has no state to replay (it is read from the path and the OI), so each boundary keeps the read itself:
-    ``((first bucket, long USD), (first bucket, short USD), per-venue USD)``, each side over the span near price that
-    holds anything, one record shared by every timeframe whose boundary it is. Usually empty: the layer sits a third
+    ``((first bucket, long USD ÷ scale as float16, scale), (the same for shorts), per-venue USD)``, each side over the
+    span near price that holds anything, one record shared by every timeframe whose boundary it is. Usually empty: the layer sits a third
     of the price from its entries and comes near only after a run that far."""
 
     def __init__(self, columns: int):
@@ -270,10 +270,10 @@ class RestingColumns:
             k = float(amount[venue_mask[:len(amount)]].sum()) / tot if tot > 0 else 0.0
             if k <= 0:
                 continue
-            for (b0, v), out in zip(sides, (out_l, out_s)):
-                a, z = max(b0, row0), min(b0 + len(v), row0 + nrows)
+            for (b0, q, scale), out in zip(sides, (out_l, out_s)):
+                a, z = max(b0, row0), min(b0 + len(q), row0 + nrows)
                 if a < z:
-                    out[a - row0:z - row0, c - col_lo] += (k * v[a - b0:z - b0]).astype(out.dtype)
+                    out[a - row0:z - row0, c - col_lo] += (k * scale) * q[a - b0:z - b0].astype(out.dtype)
 
     def rebin(self, old_step: float, new_step: float) -> None:
         """A rebucket: every record into the new step (each shared record once)."""
@@ -286,39 +286,51 @@ class RestingColumns:
 
     def nbytes(self) -> int:
         seen = {id(r): r for _, recs in self.by_tf.values() for r in recs.values()}
-        return sum(r[0][1].nbytes + r[1][1].nbytes + r[2].nbytes for r in seen.values())
+        return sum(r[0][1].nbytes + r[1][1].nbytes + r[2].nbytes + 32 for r in seen.values())
 
 
 def column_record(b: np.ndarray, lo: np.ndarray, sh: np.ndarray, amount: np.ndarray) -> tuple | None:
     """A column record from (bucket, long, short) levels and the per-venue USD they were read with: per side, the
-    dense float32 span between its first and last bucket above ``RECORD_FLOOR`` of the whole; None if neither has
-    one."""
+    dense span between its first and last bucket above ``RECORD_FLOOR`` of the whole, as float16 × a scale (three
+    significant digits, as the flow's column history keeps: the colour ramp needs far less); None if neither side
+    has one."""
     amount = np.asarray(amount, np.float32)
     floor = RECORD_FLOOR * float(amount.sum())
     sides = []
     for v in (lo, sh):
         keep = np.flatnonzero(v > floor) if len(b) else np.empty(0, np.int64)
         if not len(keep):
-            sides.append((0, np.zeros(0, np.float32)))
+            sides.append((0, _NO_Q, 0.0))
             continue
         b0 = int(b[keep[0]])
-        dense = np.zeros(int(b[keep[-1]]) - b0 + 1, np.float32)
+        dense = np.zeros(int(b[keep[-1]]) - b0 + 1)
         dense[b[keep] - b0] = v[keep]
-        sides.append((b0, dense))
+        sides.append(_quantized(b0, dense))
     if not len(sides[0][1]) and not len(sides[1][1]):
         return None
     return sides[0], sides[1], amount
 
 
+_NO_Q = np.zeros(0, np.float16)
+
+
+def _quantized(b0: int, dense: np.ndarray) -> tuple[int, np.ndarray, float]:
+    scale = float(dense.max()) / 1024.0  # the largest at 1024: float16's full precision, far from its 65504 top
+    if not scale > 0:
+        return b0, _NO_Q, 0.0
+    return b0, (dense / scale).astype(np.float16), scale
+
+
 def _rebin_record(rec: tuple, old_step: float, new_step: float) -> tuple:
     *sides, amount = rec
     out = []
-    for b0, v in sides:
-        if not len(v):
-            out.append((b0, v))
+    for b0, q, scale in sides:
+        if not len(q):
+            out.append((b0, q, scale))
             continue
-        nb = buckets.index((np.arange(len(v)) + b0 + 0.5) * old_step, new_step)
+        nb = buckets.index((np.arange(len(q)) + b0 + 0.5) * old_step, new_step)
         keys, inv = np.unique(nb, return_inverse=True)
-        out.append((int(keys[0]), np.zeros(int(keys[-1] - keys[0]) + 1, np.float32)))
-        np.add.at(out[-1][1], keys[inv] - keys[0], v)
+        dense = np.zeros(int(keys[-1] - keys[0]) + 1)
+        np.add.at(dense, keys[inv] - keys[0], q.astype(np.float64) * scale)
+        out.append(_quantized(int(keys[0]), dense))
     return out[0], out[1], amount
