@@ -343,11 +343,17 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             reach = reach_probability(np.log((idx + 0.5) * steps[a] / px), sigma, m.horizon_hours, m.tails,
                                       getattr(m, "drift_hour", 0.0))
             _, top_of = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_scores * reach).tolist())), rp)
+            degraded = {}
+            if DEGRADE and rp == RANGE_PCT:  # how exact must a map be (diagnostic, LIQMAP_BENCH_FORECAST_DEGRADE=1)
+                rng = np.random.default_rng(int(t) % 100_000 + len(a))
+                for name, o_deg in _degraded_oracles(o_scores, rng).items():
+                    _, degraded[name] = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_deg * reach).tolist())),
+                                                     rp)
             inside = (bi >= idx[0]) & (bi <= idx[-1])
             acc[(rp, a, "realized")] = acc.get((rp, a, "realized"), 0.0) + float(usd[inside].sum())
             got = {}
             for name, top in (("model", top_m), ("at_risk", top_r), ("lines", top_l), ("baseline", top_b),
-                              ("oracle", top_o), ("oracle_forecast", top_of)):
+                              ("oracle", top_o), ("oracle_forecast", top_of), *degraded.items()):
                 got[name] = float(usd[inside & np.isin(bi, top)].sum())
                 acc[(rp, a, name)] = acc.get((rp, a, name), 0.0) + got[name]
             if rp == RANGE_PCT:  # where each ranking catches (or misses) the hour's liquidations: by distance
@@ -384,6 +390,26 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
 
 # Distance bands (% from price) for the diagnostic ``by_distance``: the baseline's top 10 % of buckets is
 # about ±0.5 %, so the first band is its ground; the model has to win beyond it.
+# How exact must a map be (issue 17 item 4, session 17): with LIQMAP_BENCH_FORECAST_DEGRADE=1 each condition row also
+# scores the true positions degraded, × the same reach: each bucket's USD moved -1, 0 or +1 bucket at random
+# (``oracle_shift1``: every true position known, to one bucket) and smoothed by a Gaussian of N buckets
+# (``oracle_sigmaN``: known to about N buckets, centred right). Seeded per checkpoint, so reruns agree.
+DEGRADE = os.environ.get("LIQMAP_BENCH_FORECAST_DEGRADE", "0") == "1"
+DEGRADE_SIGMAS = (1, 2, 5, 10)
+DEGRADED = ("oracle_shift1",) + tuple(f"oracle_sigma{sg}" for sg in DEGRADE_SIGMAS)
+
+
+def _degraded_oracles(o: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    n = len(o)
+    shift = np.clip(np.arange(n) + rng.integers(-1, 2, n), 0, n - 1)
+    out = {"oracle_shift1": np.bincount(shift, o, n)}
+    for sg in DEGRADE_SIGMAS:
+        x = np.arange(-4 * sg, 4 * sg + 1)
+        k = np.exp(-0.5 * (x / sg) ** 2)
+        out[f"oracle_sigma{sg}"] = np.convolve(o, k / k.sum(), mode="same")
+    return out
+
+
 DIST_BANDS = (0.0, 0.5, 1.0, 2.0, 3.0, RANGE_PCT + 0.01)
 
 
@@ -811,6 +837,8 @@ def _condition_row(part: list[dict]) -> dict:
             "forecast_ok": fc is not None and fc >= need and fc >= 1.0,
             "forecast_needs_capped": round(need_capped, 3),
             "forecast_ok_capped": fc is not None and fc >= need_capped and fc >= 1.0,
+            "oracle_degraded": ({n: _ratio(_share(acc, RANGE_PCT, n), _share(acc, RANGE_PCT, "baseline"))
+                                 for n in DEGRADED} if DEGRADE else None),
             "baseline_share": sm["baseline_share"]}
 
 
