@@ -228,8 +228,8 @@ class RestingColumns:
     end of each column, for every timeframe. The flow's column history (``history.py``) replays the model's state;
     this layer has no state to replay (it is read from the path and the OI), so each boundary keeps the read itself:
     ``((first bucket, long USD ÷ scale as float16, scale), (the same for shorts), per-venue USD)``, each side over the
-    span near price that holds anything, one record shared by every timeframe whose boundary it is. Usually empty: the layer sits a third
-    of the price from its entries and comes near only after a run that far."""
+    span near price that holds anything, one record shared by every timeframe whose boundary it is. Usually empty:
+    the layer sits a third of the price from its entries and comes near only after a run that far."""
 
     def __init__(self, columns: int):
         self.capacity = max(1, int(columns)) + 1
