@@ -72,6 +72,43 @@ async def test_a_new_screen_view_is_built_at_once_and_the_ui_told():
         await asyncio.wait_for(task, 10)
 
 
+async def test_a_screen_view_the_background_pool_already_built_is_still_published_and_the_ui_told():
+    # The screen asset's other modes are background views: a mode key often lands on a view the pool built a
+    # moment before, with nothing ingested since. The switch must still publish it on screen and tell the UI.
+    # CI met this as a race (the pool's ingest and build fell between the fast tick's own ingest and build);
+    # here a source that steps ingest itself (as a replay does) and a fixed clock make it certain.
+    cfg, m = _market()
+    eng = Engine(cfg, m)
+    eng.fast_hz = 1e-3
+    eng.ingest_by_source = True
+    t = time.time()
+    eng.clock = lambda: t
+    k1 = eng.set_view("BTC", "raw", "1m", None, 40, None)
+    for a in eng.assets:
+        eng.ingest(a, t)
+    eng.step(t)  # the screen view and every background view, BTC's Synthetic 1m among them
+    k2 = ("BTC", "synthetic") + k1[2:]
+    assert k1 in eng._latest and k2 in eng._latest and k2 in {v.key for v in eng.background_views()}
+    built: list[tuple] = []
+    eng.on_screen = lambda: built.append(eng._screen.key)
+    stop = asyncio.Event()
+    task = asyncio.create_task(eng.run(stop))
+    try:
+        assert await _until(lambda: k1 in built)
+        assert eng.set_view("BTC", "synthetic", "1m", None, 40, None) == k2
+        assert await _until(lambda: k2 in built)
+        snap = eng.latest(k2)
+        assert (snap.grid.asset, snap.grid.mode, snap.grid.timeframe) == ("BTC", "synthetic", "1m")
+        # once published, a view the fast loop already built is not forced again: the back-and-forth below
+        # forces each once more (each was another view's screen in between), and nothing else is rebuilt
+        eng.set_view("BTC", "raw", "1m", None, 40, None)
+        assert await _until(lambda: built[-1] == k1)
+        assert built == [k1, k2, k1]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
 def test_background_views_hold_every_mode_of_the_screen_asset_and_every_asset_in_its_mode():
     cfg, m = _market(("BTC", "ETH", "SOL"))
     eng = Engine(cfg, m)

@@ -145,6 +145,11 @@ class Engine(ViewsMixin, BuildMixin, ScheduleMixin, PersistenceMixin, RebucketMi
         self.on_screen: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        # The screen view the fast loop last built: a view it has not built yet is built with ``force``. The
+        # background pool may have built it a moment before the switch (the screen asset's other modes are
+        # background views), and an unforced build would then find nothing new, publish nothing and leave the
+        # UI untold until the next tick.
+        self._fast_key: tuple | None = None
         self._held: set[str] = set()  # assets whose history is still being written (see ``hold``)
         # Set by a source that ingests every asset itself at its own clock's ticks (a replay: every
         # ``replay.tick_seconds`` of recording time, headless and in the TUI alike, so both give the same

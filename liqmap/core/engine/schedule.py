@@ -123,7 +123,8 @@ class ScheduleMixin:
             return None
         if self._ingests(scr.asset):
             self.ingest(scr.asset, now)
-        snap = self.build(scr, now)
+        snap = self.build(scr, now, force=scr.key != self._fast_key)
+        self._fast_key = scr.key
         self._maybe_save(now)
         return snap
 
