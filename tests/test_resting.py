@@ -245,3 +245,64 @@ def test_the_layers_column_records_are_bounded_by_the_columns_kept_and_counted_i
     # ... nor any shape built for them: the bound from the path's extremes and the tiers says none can be near
     assert not flat._resting.reaches(flat._px_hist, flat.last_price, 0.15) and flat._resting._rec is None
     assert m._resting.reaches(m._px_hist, m.last_price, 0.15)
+
+
+def test_the_columns_hand_the_layers_part_apart_and_the_map_draws_it_as_its_own_plane():
+    """After a crash the layer is tens of millions a row near price: on the flow's ramp it was one block of the top
+    colour over the flow's clusters. The columns hand its part apart (``rest_out``) and the model modes' grids
+    carry it as ``MapGrid.resting``, drawn in a hue of its own; the totals stay the same to the bit."""
+    from liqmap.core import codec
+    from liqmap.core.grids.modes import drawn_layers, model_layers, resting_plane
+    from liqmap.core.grids.window import Window
+    from liqmap.core.params import GridParams
+
+    m, _ = _fall(0.5)
+    m0, _ = _fall(0.0)
+    cur = int(m._t // 60)
+    rest = np.zeros((NROWS, 480), np.float32)
+    lo, sh = m.column_profiles("1m", cur - 479, cur + 1, ROW0, NROWS, None, rest_out=rest)
+    lo_plain, sh_plain = m.column_profiles("1m", cur - 479, cur + 1, ROW0, NROWS)
+    assert np.array_equal(lo, lo_plain) and np.array_equal(sh, sh_plain)
+    layer = (_columns(m)[0] + _columns(m)[1]) - (_columns(m0)[0] + _columns(m0)[1])  # the flow is the same
+    assert rest.sum() > 0.05 * 0.5 * 1515.0 * m.last_price
+    assert np.allclose(rest, layer, rtol=1e-4, atol=1e-4 * float(layer.max()))
+    # the drawn plane: the layer's share of each drawn cell, never more than the cell; the heatmap mode's smoothed
+    win = Window(row0=ROW0, nrows=NROWS, col0=cur - 479, ncols=480, step=STEP, period=60)
+    trades = ev.trades([(c * 60.0 + 30.0, p, 0.01, 0.01 * p, 1, BIN) for c, p in
+                        ((c, 60_000.0 if c < 360 else 60_000.0 - (c - 359) * 150.0) for c in range(480))])
+    r2 = np.zeros((NROWS, 480), np.float32)
+    alo, ash = model_layers(m, "1m", win, rest_out=r2)
+    dlo, dsh = drawn_layers(m, win, alo, ash, trades, GridParams())
+    held = resting_plane("synthetic", r2, alo, ash, dlo, dsh)
+    heat = dlo + dsh
+    assert held is not None and held.dtype == np.float32
+    assert (held <= heat * (1 + 1e-5) + 1e-3).all() and held[:, -60:].sum() > 0.2 * heat[:, -60:].sum()
+    assert held[:, :300].sum() == 0  # flat hours: the layer is a third of the price away
+    hm = resting_plane("heatmap", r2, alo, ash, dlo, dsh, GridParams(heatmap_sigma_buckets=3.0))
+    assert hm.sum() == pytest.approx(held.sum(), rel=1e-3) and not np.allclose(hm, held)
+    # none in view: no plane at all (the grid, its snapshot file and the screen stay as they were)
+    assert resting_plane("synthetic", np.zeros_like(r2), alo, ash, dlo, dsh) is None
+    # the snapshot file keeps it
+    from liqmap.core.grids.modes import build_synthetic
+
+    grid = build_synthetic("BTC", "1m", win, dlo, dsh, trades)
+    from dataclasses import replace
+
+    back = codec.decode(codec.encode(replace(grid, resting=held)))
+    assert back.resting is not None and np.allclose(back.resting, held, rtol=0.011, atol=1e-6 * float(held.max()))
+    assert codec.decode(codec.encode(grid)).resting is None
+
+
+def test_the_layers_far_tail_alone_draws_no_plane_of_its_own():
+    """A calm market's view can reach the layer's far tail (the records keep buckets above 1e-5 of its USD): a
+    plane of a few dollars a row would put '+ $10/row held≥days' in the legend for nothing."""
+    from liqmap.core.grids.modes import RESTING_MIN_SHARE, resting_plane
+
+    lo = np.full((4, 3), 1e6)
+    sh = np.zeros((4, 3))
+    rest = np.zeros((4, 3))
+    rest[0, 0] = 0.5 * RESTING_MIN_SHARE * lo.sum()  # under the share: the view draws none apart
+    assert resting_plane("synthetic", rest, lo, sh, lo * 0.5, sh) is None
+    rest[0, 0] = 2.0 * RESTING_MIN_SHARE * lo.sum()  # twice the share: drawn as the same part of the drawn cell
+    held = resting_plane("synthetic", rest, lo, sh, lo * 0.5, sh)
+    assert held is not None and held[0, 0] == pytest.approx(0.5 * rest[0, 0]) and held.sum() == held[0, 0]

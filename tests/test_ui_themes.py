@@ -49,6 +49,9 @@ def test_user_theme_from_config_dir(tmp_path):
     (lambda s: s.replace('ramp = [', 'ramp = ["#000000"]\nxramp = ['), "heatmap.ramp"),
     (lambda s: s.replace('trace = "#ffffff"\n', ''), "heatmap.trace"),
     (lambda s: s.replace('[ui]', '[uix]'), "ui"),
+    (lambda s: s.replace('held = [', 'held = ["#000000"]\nxheld = ['), "heatmap.held"),
+    (lambda s: s.replace('held = ["#10282c"', 'held = ["teal-ish"'), "heatmap.held[0]"),
+    (lambda s: s.replace('ramp = [', 'ramp = [' + '"#101010", ' * 30), "heatmap.ramp: at most 31"),
     (lambda s: s + "\n[[[", "not valid TOML"),
     (lambda s: s.replace('name = "dark"', 'name = 3'), "name"),
 ])
@@ -60,6 +63,15 @@ def test_bad_theme_file_one_line_naming_file_and_field(tmp_path, mutate, field):
     msg = str(e.value)
     assert "\n" not in msg
     assert str(p) in msg and field in msg
+
+
+def test_a_theme_without_the_resting_layers_ramp_gets_the_default_for_its_kind(tmp_path):
+    from liqmap.ui.themes import HELD_DARK, HELD_LIGHT, parse_theme
+
+    lines = [ln for ln in GOOD.splitlines() if not ln.startswith(("held =", "held16 ="))]
+    dark = parse_theme("\n".join(lines), "mine.toml")
+    light = parse_theme("\n".join(lines).replace("dark = true", "dark = false"), "mine.toml")
+    assert dark.held == HELD_DARK and light.held == HELD_LIGHT and len(dark.held16) >= 4
 
 
 def test_bad_user_theme_is_reported_even_when_another_is_chosen(tmp_path):
@@ -108,7 +120,9 @@ def test_missing_module_is_named():
 def test_palettes_per_colour_system(system):
     spec = discover(environ={})["dark"]
     p = build_palette(spec, system)
-    assert len(p.levels) == len(spec.ramp) + 1 if system != "16" else len(spec.ramp16) + 1
+    ramp, held = (spec.ramp, spec.held) if system != "16" else (spec.ramp16, spec.held16)
+    assert p.n == len(ramp) and p.held_n == len(held) and len(p.levels) == 1 + len(ramp) + len(held)
+    assert set(p.held_colors).isdisjoint(p.colors[1:p.n + 1])  # the resting layer's hue is apart from the flow's
     types = {c.type for c in p.colors}
     if system == "truecolor":
         assert types == {ColorType.TRUECOLOR}
@@ -190,9 +204,15 @@ def test_256_colour_ramps_keep_every_level_distinct_and_in_order(name):
 
     spec = discover(environ={})[name]
     p = build_palette(spec, "256")
-    light = [float(_lab(np.array(tuple(EIGHT_BIT_PALETTE[c.number])))[0]) for c in p.colors]
-    want = [float(_lab(np.array(Color.parse(c).triplet))[0]) for c in (spec.heat["empty"], *spec.ramp)]
-    sign = 1.0 if want[-1] > want[1] else -1.0
-    steps = [sign * (b - a) for a, b in zip(light, light[1:])]
-    assert min(steps) >= MIN_STEP_256 - 1e-9, (name, [c.number for c in p.colors], steps)
-    assert len({c.number for c in p.colors}) == len(p.colors)
+    # the flow's ramp and the resting layer's (its own hue), each from the empty cell up
+    for ramp, colors in ((spec.ramp, p.colors[:p.n + 1]), (spec.held, (p.colors[0], *p.held_colors))):
+        light = [float(_lab(np.array(tuple(EIGHT_BIT_PALETTE[c.number])))[0]) for c in colors]
+        want = [float(_lab(np.array(Color.parse(c).triplet))[0]) for c in (spec.heat["empty"], *ramp)]
+        sign = 1.0 if want[-1] > want[1] else -1.0
+        steps = [sign * (b - a) for a, b in zip(light, light[1:])]
+        assert min(steps) >= MIN_STEP_256 - 1e-9, (name, [c.number for c in colors], steps)
+        assert len({c.number for c in colors}) == len(colors)
+    if name != "mono":  # greys only: there the layer's greys stop at mid-grey instead
+        # the layer's upper half never takes a flow colour (near black, 256 colours have only greys to give)
+        upper = p.held_colors[p.held_n // 2:]
+        assert {c.number for c in upper}.isdisjoint({c.number for c in p.colors[1:p.n + 1]})

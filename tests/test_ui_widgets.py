@@ -326,3 +326,63 @@ def test_price_trace_is_one_unbroken_line_that_steps_where_price_changes_row():
         if ends:
             assert ends[max(ends)] in (ys[0], ys[-1])
         ends[x] = tr[x]
+
+
+async def test_the_resting_layer_draws_in_its_own_hue_on_its_own_scale_and_the_flow_keeps_its_gradation():
+    """After a crash the resting layer (positions held for days) is ten times the flow near price. Summed on one
+    ramp it was one block of the top colour; drawn apart, each cell takes the hue of the part holding more of its
+    USD, at that part's level on its own scale, and the legend names both scales."""
+    from dataclasses import replace
+
+    from textual.app import App
+
+    from liqmap.ui.heatmap import HeatmapView
+    from liqmap.ui.palettes import Scale, build_palette, compose_levels, typical_cell, view_top
+    from liqmap.ui.status import held_legend
+    from liqmap.ui.themes import discover
+
+    pal = build_palette(discover(environ={})["dark"], "truecolor")
+    n, hn = pal.n, pal.held_n
+    assert n == 10 and hn == 6 and pal.colors[n + 1:] == pal.held_colors
+    snap = snapshot("synthetic", 80)
+    g = snap.grid
+    flow = g.values.astype(np.float64)
+    # a curtain 10x the flow's peak over the lower half of the rows, rising towards the middle
+    rows = np.arange(g.values.shape[0])[:, None]
+    curtain = np.where(rows < 40, 10.0 * flow.max() * (1 + rows) / 40.0, 0.0) * np.ones_like(flow)
+    grid = replace(g, values=(flow + curtain).astype(np.float32), long=(g.long + curtain).astype(np.float32),
+                   resting=curtain.astype(np.float32))
+    snap = replace(snap, grid=grid)
+
+    class One(App):
+        def compose(self):
+            yield HeatmapView()
+
+    app = One()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        hm = app.query_one(HeatmapView)
+        f = make_frame(snap, Viewport(), hm.size.height, hm.size.width)
+        assert f.held_body is not None and np.allclose(f.flow_body() + f.held_body, f.body, rtol=1e-5)
+        flow_scale, held_scale = Scale(), Scale()
+        flow_scale.update(view_top(f.flow_body(), f.flow_live()), typical_cell(f.flow_body(), f.flow_live()))
+        held_scale.update(view_top(f.held_body, f.held_live), typical_cell(f.held_body, f.held_live))
+        hm.draw(f, pal, flow_scale.value, None, None, False, floor=flow_scale.floor,
+                held=(held_scale.value, held_scale.floor))
+        codes = hm.levels.astype(int)
+        held_cells = codes > n
+        # the curtain's cells are in the held hue and keep a gradation (several of its levels), the flow's
+        # cells above it stay on the flow's ramp with theirs
+        assert held_cells.sum() > 0 and len(np.unique(codes[held_cells])) >= 4
+        flow_only = (f.held_body == 0) & (f.body > 0)
+        assert flow_only.any() and (codes[flow_only] <= n).all() and len(np.unique(codes[flow_only])) >= 4
+        # drawn on one scale instead (the map before), the flow's cells sank to the ramp's bottom level or two
+        one = Scale()
+        one.update(view_top(f.body, f.live), typical_cell(f.body, f.live))
+        summed = compose_levels(f.body, None, one.value, one.floor, 0, 0, n, hn)
+        assert summed[flow_only].max() <= 2
+    # a cell takes the hue of the larger part: the flow on a tie
+    lv = compose_levels(np.array([4.0, 1.0, 2.0, 0.0]), np.array([1.0, 4.0, 2.0, 0.0]), 4.0, 0.0, 4.0, 0.0, n, hn)
+    assert lv.tolist() == [n, n + hn, 6, 0]
+    key = held_legend(pal.held_colors, 3.2e7, "row").plain
+    assert "$32" in key and "held≥days" in key

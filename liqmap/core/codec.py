@@ -57,7 +57,7 @@ Q_MAX = 65535
 DEFAULT_PRECISION = 0.01  # max relative error per cell
 
 # Optional 2-D / 1-D float layers of a MapGrid, in file order.
-_LAYERS_2D = ("values", "long", "short", "real", "real_long")
+_LAYERS_2D = ("values", "long", "short", "real", "real_long", "resting")
 _LAYERS_1D = ("profile_long", "profile_short", "forecast")
 
 

@@ -42,6 +42,10 @@ class MapGrid:
     # drawn in the right-edge strip so the clusters the reports name are the brightest cells there
     forecast: np.ndarray | None = None
     venues: tuple[str, ...] = ()
+    # the model modes: the part of the heat (``values``; Hybrid's without ``real``; the heatmap mode's smoothed
+    # USD) that is the resting layer — positions held for days (docs/model.md §3 step 13) — drawn in a hue of
+    # its own on its own scale (grids/modes.py ``resting_plane``); None where no cell in view holds any
+    resting: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -99,6 +99,8 @@ class LiqmapApp(KeysMixin, ViewMixin, StatusMixin, LayoutMixin, SourceMixin, Ale
         self.palette: Palette = build_palette(theme_spec, self.color_system)
         self._styles = self._make_styles(theme_spec)
         self._scale = Scale()
+        self._held_scale = Scale()  # the resting layer's own ramp (``MapGrid.resting``)
+        self._held_shown: tuple[float, float] | None = None  # its (scale, floor) as last drawn, None: not in view
         self._snap: Snapshot | None = None
         self._snap_tag: tuple | None = None  # the map tag (``_map_tag``) ``_snap`` was drawn for
         self._view: View | None = None

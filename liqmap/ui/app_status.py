@@ -12,7 +12,8 @@ from ..core.venues import LIQ_SAMPLED, VENUE_SHORT
 from .axes import time_label
 from .palettes import build_palette
 from .source import SourceStatus
-from .status import StatusBar, colour_meaning, legend, live_state, no_data_line, status_line, view_line
+from .status import (StatusBar, colour_meaning, held_legend, legend, live_state, no_data_line, status_line,
+                     view_line)
 from .themes import ThemeSpec
 
 
@@ -77,8 +78,11 @@ class StatusMixin:
                                                   verdict) if x)
         # what a colour's USD is: the model modes draw at risk × chance of reach^α (core/grids/reach.py)
         alpha = float((self.cfg.get("model") or {}).get("synthetic_reach_alpha", ModelParams.synthetic_reach_alpha))
-        key = legend(self.palette.colors, self._scale.value if snap is not None else 0.0,
-                     "½row" if self.vp.hires else "row", self._scale.floor, colour_meaning(self.mode, alpha))
+        unit = "½row" if self.vp.hires else "row"
+        key = legend(self.palette.colors[:self.palette.n + 1], self._scale.value if snap is not None else 0.0,
+                     unit, self._scale.floor, colour_meaning(self.mode, alpha))
+        if snap is not None and self._held_shown is not None:  # the resting layer's own ramp and scale
+            key.append_text(held_legend(self.palette.held_colors, self._held_shown[0], unit))
         sampled = [v for v in self.venue_list if v in LIQ_SAMPLED and self.venue_filter in (None, v)]
         # Raw and Hybrid draw real liquidations: say which venues' streams are sampled (one print per symbol per
         # second, core/venues.py; the help explains). Before the verdict, so 80 columns still show it.

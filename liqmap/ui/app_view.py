@@ -209,18 +209,30 @@ class ViewMixin:
         if prev is None or prev.grid.asset != snap.grid.asset or prev.grid.mode != snap.grid.mode \
                 or prev.grid.timeframe != snap.grid.timeframe:
             self._scale = Scale()
+            self._held_scale = Scale()
         frame = make_frame(snap, self._effective_vp(snap, h), h, w, live=not self.naive)
         self.frame = frame
-        self._scale.update(view_top(frame.body, frame.live), typical_cell(frame.body, frame.live))
+        # the flow on the ramp, the resting layer (positions held for days) on a ramp of its own: each its scale
+        flow, flow_live = frame.flow_body(), frame.flow_live()
+        self._scale.update(view_top(flow, flow_live), typical_cell(flow, flow_live))
         scale, floor = self._scale.value, self._scale.floor
+        held = None
+        if frame.held_body is not None:
+            # its top is the whole view's peak, not the newest quarter's as the flow's: the layer moves slowly and
+            # a fall's older columns hold the most of it (price came to it), which on the newest quarter's scale
+            # was one block of the top colour; the present near price keeps its place on the same scale
+            held_top = max(float(frame.held_body.max(initial=0.0)), float(np.max(frame.held_live, initial=0.0)))
+            self._held_scale.update(held_top, typical_cell(frame.held_body, frame.held_live))
+            held = (self._held_scale.value, self._held_scale.floor)
+        self._held_shown = held
         cursor_x = frame.x_of_ts(self.vp.cursor_ts) if self.vp.cursor_ts is not None else None
         hl_y = frame.row_of_price(self.vp.highlight) if self.vp.highlight is not None else None
         reports = snap.reports or {}
         hm.draw(frame, self.palette, scale, cursor_x, hl_y, show_real=mode_spec(self.mode).real_marks,
-                walls=wall_bars(frame, reports.get("walls") or []), floor=floor)
+                walls=wall_bars(frame, reports.get("walls") or []), floor=floor, held=held)
         if not self.naive:
             self._q(LiveColumn).draw(frame, self.palette, scale, wall_rows(frame, reports.get("walls") or []), floor,
-                                     clusters=(reports.get("forecast") or {}).get("clusters") or [])
+                                     clusters=(reports.get("forecast") or {}).get("clusters") or [], held=held)
         prof = self._q(ProfileColumn)
         if mode_spec(self.mode).profile_strip:
             prof.draw(frame, self.palette)

@@ -20,7 +20,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from .lines import CachedLines
-from .palettes import Palette, level_of
+from .palettes import Palette, compose_levels, level_of
 from .viewport import Frame
 
 TRACE = "━"
@@ -52,9 +52,10 @@ class HeatmapView(CachedLines):
 
     def draw(self, frame: Frame, palette: Palette, scale: float, cursor_x: int | None,
              highlight_y: int | None, show_real: bool, walls: list[tuple] | None = None,
-             floor: float = 0.0) -> int:
+             floor: float = 0.0, held: tuple[float, float] | None = None) -> int:
         """Paint ``frame``; returns the number of rows repainted. ``walls``: ``live_column.wall_bars`` (screen
-        row, first x, last x, side +1 bid / -1 ask, still standing)."""
+        row, first x, last x, side +1 bid / -1 ask, still standing). ``held``: the resting layer's (scale,
+        floor) on its own ramp, where the frame carries it (``compose_levels``)."""
         if palette is not self._palette:
             self._palette = palette
             self._pair_styles = {}
@@ -62,7 +63,11 @@ class HeatmapView(CachedLines):
             self.invalidate()
         self.frame = frame
         n = palette.n
-        lv = level_of(frame.body, scale, n, floor=floor)  # (rows_total, width)
+        if frame.held_body is not None and held is not None:
+            lv = compose_levels(frame.flow_body(), frame.held_body, scale, floor, held[0], held[1], n,
+                                palette.held_n)
+        else:
+            lv = level_of(frame.body, scale, n, floor=floor)  # (rows_total, width)
         h, w, sub = frame.height, frame.width, frame.sub
         if sub == 2:
             codes = lv[0::2].astype(np.uint16) * 64 + lv[1::2].astype(np.uint16)

@@ -72,6 +72,10 @@ MAP_LEGEND = (
                     "levels near price bright, far clusters drawn dimmer; 1 = expected liquidation USD per hour, "
                     "0 = plain USD at risk); Raw: USD liquidated. The status bar's swatch says what the dimmest and "
                     "brightest colours are worth and what the number is (at risk×reach^0.7)"),
+    ("teal cells", "Synthetic, Heatmap, Hybrid: where positions held for days at 1.5-3x (sized by the public open "
+                   "interest, within 15 % of price) hold more of the cell's USD than the flow the model saw open, "
+                   "the cell is drawn on their own ramp and scale (the theme's held colours; '+ swatch $X/row "
+                   "held≥days' in the status bar); after a large move they are the biggest mass near price"),
     ("━ ┃ ┏┛┓┗", "price: the last trade of each column; it steps where price changes row"),
     ("bin ≤1/s", "Raw and Hybrid's real liquidations undercount Binance in bursts: its forceOrder stream sends "
                  "at most one liquidation per symbol per second (the latest), the other venues send every one"),

@@ -16,7 +16,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from .lines import CachedLines
-from .palettes import Palette, level_of
+from .palettes import Palette, compose_levels, level_of
 from .viewport import Frame
 
 WALL = "▐"
@@ -29,7 +29,7 @@ class LiveColumn(CachedLines):
     levels: np.ndarray | None = None  # the first cell's ramp level per screen row, as last drawn
 
     def draw(self, frame: Frame, palette: Palette, scale: float, walls: dict[int, int], floor: float = 0.0,
-             clusters: list[dict] | None = None) -> int:
+             clusters: list[dict] | None = None, held: tuple[float, float] | None = None) -> int:
         """``walls``: screen row → +1 bid wall / -1 ask wall (both: the larger). The first cell is the NEXT 1H
         strip where the snapshot carries a forecast (the model's modes): the next hour's expected liquidation
         USD per row on its own scale (``forecast_level_of``, the top quarter from the weakest of ``clusters``,
@@ -40,7 +40,11 @@ class LiveColumn(CachedLines):
                 fc = fc[0::2] + fc[1::2]
             lv = forecast_level_of(fc, palette.n, cluster_anchor(frame, fc, clusters))
         else:
-            lv = level_of(frame.live, scale, palette.n, floor=floor)
+            if frame.held_live is not None and held is not None:  # the resting layer on its own ramp
+                lv = compose_levels(frame.flow_live(), frame.held_live, scale, floor, held[0], held[1], palette.n,
+                                    palette.held_n)
+            else:
+                lv = level_of(frame.live, scale, palette.n, floor=floor)
             if frame.sub == 2:
                 lv = np.maximum(lv[0::2], lv[1::2])
         self.levels = lv

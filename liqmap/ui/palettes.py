@@ -63,7 +63,7 @@ class Palette:
     """Everything the heatmap needs to paint, for one theme and colour system."""
 
     system: str
-    levels: tuple[Style, ...]  # index 0 = empty cell background, 1..n the ramp
+    levels: tuple[Style, ...]  # index 0 = empty cell background, 1..n the ramp, n+1.. the held ramp
     colors: tuple[Color, ...]
     trace: Color
     long: Color
@@ -72,10 +72,21 @@ class Palette:
     wall_ask: Color
     cursor: Color
     highlight: Color
+    ramp_n: int = 0  # the flow's ramp length (0: every colour after the empty one is the ramp)
 
     @property
     def n(self) -> int:
-        return len(self.levels) - 1
+        """The ramp's levels: a value's level is 1..n."""
+        return self.ramp_n or len(self.levels) - 1
+
+    @property
+    def held_n(self) -> int:
+        """The resting layer's ramp levels: its level k (1..held_n) is colour ``n + k``."""
+        return len(self.levels) - 1 - self.n
+
+    @property
+    def held_colors(self) -> tuple[Color, ...]:
+        return self.colors[self.n + 1:]
 
     def cell(self, level: int, fg: Color | None = None, bold: bool = False) -> Style:
         """A cell background of ``level`` with a foreground glyph colour (overlays); a glyph that would be
@@ -156,22 +167,26 @@ def ramp_256(ramp: tuple[str, ...], empty: str) -> tuple[int, list[int]]:
 def build_palette(theme: ThemeSpec, system: str) -> Palette:
     if system == "16":
         ramp = [Color.parse(c) for c in theme.ramp16]
+        held = [Color.parse(c) for c in theme.held16]
         empty = Color.parse(theme.empty16)
         trace = Color.parse(theme.trace16)
     elif system == "256":
         e, fitted = ramp_256(tuple(theme.ramp), theme.heat["empty"])
         ramp = [Color.from_ansi(i) for i in fitted]
+        held = [Color.from_ansi(i) for i in ramp_256(tuple(theme.held), theme.heat["empty"])[1]]
         empty = Color.from_ansi(e)
         trace = _col(theme.heat["trace"], system)
     else:
         ramp = [_col(c, system) for c in theme.ramp]
+        held = [_col(c, system) for c in theme.held]
         empty = _col(theme.heat["empty"], system)
         trace = _col(theme.heat["trace"], system)
-    colors = (empty, *ramp)
+    colors = (empty, *ramp, *held)
     levels = tuple(Style(bgcolor=c) for c in colors)
     h = {k: _col(v, system) for k, v in theme.heat.items()}
     return Palette(system=system, levels=levels, colors=colors, trace=trace, long=h["long"], short=h["short"],
-                   wall_bid=h["wall_bid"], wall_ask=h["wall_ask"], cursor=h["cursor"], highlight=h["highlight"])
+                   wall_bid=h["wall_bid"], wall_ask=h["wall_ask"], cursor=h["cursor"], highlight=h["highlight"],
+                   ramp_n=len(ramp))
 
 
 STEPS_PER_OCTAVE = 8  # the scale moves in steps of 2^(1/8) ≈ 9 %
@@ -277,3 +292,17 @@ def level_of(values: np.ndarray, scale: float, n: int, gamma: float = GAMMA, flo
     lv = np.ceil(y * n).astype(np.uint8)
     lv[v <= 0] = 0
     return np.minimum(lv, n)
+
+
+def compose_levels(flow: np.ndarray, held: np.ndarray | None, scale: float, floor: float, held_scale: float,
+                   held_floor: float, n: int, held_n: int) -> np.ndarray:
+    """Cell codes for a heat layer in two parts: ``flow`` on the ramp (1..n) against ``scale``/``floor``, and the
+    resting layer ``held`` (positions held for days) on its own ramp (n+1..n+held_n) against its own scale. A
+    cell takes the hue of the part that holds more of its USD (the flow on a tie), at that part's level on its
+    own scale: the hue says what the mass is, each part keeps its gradation, and neither saturates the other."""
+    lf = level_of(flow, scale, n, floor=floor)
+    if held is None or held_n <= 0 or not held_scale > 0:
+        return lf
+    lh = level_of(held, held_scale, held_n, floor=held_floor)
+    show_held = (np.asarray(held, np.float32) > np.asarray(flow, np.float32)) & (lh > 0)
+    return np.where(show_held, lh.astype(np.uint8) + np.uint8(n), lf).astype(np.uint8)

@@ -29,6 +29,16 @@ from typing import Any
 from rich.color import Color, ColorParseError
 
 RAMP_MIN = 4  # fewer ramp steps than this cannot show a heatmap
+RAMP_MAX = 31  # a cell's two half-rows pack into one code of 64 levels each: the two ramps and empty must fit
+# The resting layer (positions held for days, docs/model.md §3 step 13) has a ramp of its own, a hue apart from
+# the flow's: after a crash the layer is tens of millions a row, and on the flow's ramp it was one block of the
+# top colour over the flow's clusters. A theme without ``held`` gets the one below for its kind (dark/light): one
+# teal hue, its top dimmer than the flow's peaks; xterm-cube colours, so a 256-colour terminal (ssh, tmux) shows
+# the same hue with every level apart (a teal/blue mix came out striped there).
+HELD_DARK = ("#10282c", "#16393e", "#005f5f", "#008787", "#00afaf", "#00d7d7")
+HELD16_DARK = ("bright_black", "cyan", "bright_cyan", "white")
+HELD_LIGHT = ("#afffff", "#87d7d7", "#5fafaf", "#008787", "#005f5f", "#0b3b3b")
+HELD16_LIGHT = ("bright_cyan", "cyan", "bright_green", "green")
 UI_FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel",
              "warning", "error", "success")
 HEAT_FIELDS = ("empty", "trace", "long", "short", "wall_bid", "wall_ask", "cursor", "highlight")
@@ -48,6 +58,8 @@ class ThemeSpec:
     ui: dict[str, str]
     ramp: tuple[str, ...]
     ramp16: tuple[str, ...]
+    held: tuple[str, ...]  # the resting layer's ramp, low → high
+    held16: tuple[str, ...]
     heat: dict[str, str]  # empty / trace / long / short / wall_bid / wall_ask / cursor / highlight
     empty16: str
     trace16: str
@@ -77,6 +89,8 @@ success = "#5cd67a"
 empty = "#0c0e14"
 ramp = ["#1b1035", "#2f1760", "#51127c", "#7c2382", "#a8327d", "#d3436e", "#f1605d", "#fb9a6a", "#fdd48f", "#fcfdbf"]
 ramp16 = ["blue", "bright_blue", "magenta", "bright_magenta", "red", "bright_red", "yellow", "bright_yellow", "bright_white", "bright_white"]
+held = ["#10282c", "#16393e", "#005f5f", "#008787", "#00afaf", "#00d7d7"]
+held16 = ["bright_black", "cyan", "bright_cyan", "white"]
 empty16 = "black"
 trace = "#ffffff"
 trace16 = "bright_white"
@@ -133,6 +147,12 @@ def _colour(path: str, field: str, value: Any) -> str:
     return value
 
 
+def _ramp(path: str, field: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or len(value) < RAMP_MIN:
+        raise ThemeError(f"{path}: {field}: expected a list of at least {RAMP_MIN} colours")
+    return tuple(_colour(path, f"{field}[{i}]", c) for i, c in enumerate(value))
+
+
 def parse_theme(text: str, path: str) -> ThemeSpec:
     """Parse and check one theme file's text; ``path`` only names it in errors."""
     try:
@@ -171,12 +191,19 @@ def parse_theme(text: str, path: str) -> ThemeSpec:
     if not isinstance(ramp16, list | tuple) or len(ramp16) < RAMP_MIN:
         raise ThemeError(f"{path}: heatmap.ramp16: expected a list of at least {RAMP_MIN} colours")
     ramp16 = tuple(_colour(path, f"heatmap.ramp16[{i}]", c) for i, c in enumerate(ramp16))
+    held = _ramp(path, "heatmap.held", heat_t.get("held", HELD_DARK if dark else HELD_LIGHT))
+    held16 = _ramp(path, "heatmap.held16", heat_t.get("held16", HELD16_DARK if dark else HELD16_LIGHT))
+    for f, a, b in (("ramp", ramp, held), ("ramp16", ramp16, held16)):
+        if len(a) > RAMP_MAX or len(b) > RAMP_MAX:
+            raise ThemeError(f"{path}: heatmap.{f}: at most {RAMP_MAX} colours (and as many in "
+                             f"heatmap.{'held' if f == 'ramp' else 'held16'})")
     empty16 = _colour(path, "heatmap.empty16", heat_t.get("empty16", "black"))
     trace16 = _colour(path, "heatmap.trace16", heat_t.get("trace16", "bright_white"))
     desc = data.get("description", "")
     if not isinstance(desc, str):
         raise ThemeError(f"{path}: description: expected a string")
-    return ThemeSpec(name=name, dark=dark, description=desc, ui=ui, ramp=ramp, ramp16=ramp16, heat=heat,
+    return ThemeSpec(name=name, dark=dark, description=desc, ui=ui, ramp=ramp, ramp16=ramp16, held=held,
+                     held16=held16, heat=heat,
                      empty16=empty16, trace16=trace16, path=path)
 
 

@@ -127,6 +127,16 @@ class Frame:
     profile_long: np.ndarray | None = field(default=None, repr=False)  # (height*sub,)
     profile_short: np.ndarray | None = field(default=None, repr=False)
     forecast: np.ndarray | None = field(default=None, repr=False)  # (height*sub,) next-hour expected USD
+    # the resting layer's part of ``body`` / ``live`` (``MapGrid.resting``), drawn on a ramp of its own
+    held_body: np.ndarray | None = field(default=None, repr=False)
+    held_live: np.ndarray | None = field(default=None, repr=False)
+
+    def flow_body(self) -> np.ndarray:
+        """``body`` without the resting layer: what the flow's ramp draws."""
+        return self.body if self.held_body is None else np.maximum(self.body - self.held_body, 0.0)
+
+    def flow_live(self) -> np.ndarray:
+        return self.live if self.held_live is None else np.maximum(self.live - self.held_live, 0.0)
 
     @property
     def step(self) -> float:
@@ -234,6 +244,13 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
         real_body = _body(g.real, nrows, bottom_r, total, zoom, body.shape, lo, hi, c0)
         if g.real_long is not None and g.real_long.shape == g.values.shape:
             real_long_body = _body(g.real_long, nrows, bottom_r, total, zoom, body.shape, lo, hi, c0)
+    held_body = held_live = None
+    if g.resting is not None and g.resting.shape == g.values.shape:
+        hr = _rows(g.resting, nrows, bottom_r, total, zoom)
+        held_body = np.zeros(body.shape, dtype=np.float32)
+        if hi > lo and width > 0:
+            held_body[:, lo - c0:hi - c0] = hr[:, lo:hi]
+        held_live = hr[:, live_c] if ncols else np.zeros(total, np.float32)
     # The trace: the sub-row holding each column's price.
     trace_rows = np.full(max(width, 0), -1, dtype=np.int32)
     if width > 0 and hi > lo:
@@ -252,7 +269,7 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
                 live_trace_row = total - 1 - s
     frame = Frame(snap=snap, height=height, width=width, sub=sub, zoom=zoom, bottom=bottom, body_c0=c0,
                   live_c=live_c, center=center, body=body, live=live_vals, real_body=real_body,
-                  real_long_body=real_long_body,
+                  real_long_body=real_long_body, held_body=held_body, held_live=held_live,
                   trace_rows=trace_rows, live_trace_row=live_trace_row)
     if g.profile_long is not None or g.profile_short is not None:
         pl = g.profile_long if g.profile_long is not None else np.zeros(nrows, np.float32)

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import buckets, codec
 from ..events import VENUE_ID
-from ..grids.modes import drawn_layers, model_forecast, model_layers, report_levels
+from ..grids.modes import drawn_layers, model_forecast, model_layers, report_levels, resting_plane
 from ..grids.window import Window, view_window
 from ..modes import GridInputs
 from ..modes import spec as mode_spec
@@ -88,7 +88,7 @@ class BuildMixin:
             built.version = snap.version
             hot = self.is_hot(view.key)
             if not hot and view.tf != "1m":
-                built.syn = None  # cheap to rebuild in full; not worth its memory for hundreds of views
+                built.syn = built.rest = None  # cheap to rebuild in full; not worth its memory for hundreds of views
         if hot:
             self._latest[view.key] = snap
         else:
@@ -128,22 +128,29 @@ class BuildMixin:
         return out, out.to_dict(), out.verdict
 
     def _model_layers(self, view: View, st: AssetState, win: Window, built: Built,
-                      prev: Built | None, venues) -> tuple[np.ndarray, np.ndarray]:
+                      prev: Built | None, venues) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(long, short, the resting layer's part of long + short or None): the model's at-risk columns."""
         if prev is not None and prev.syn is not None and prev.open_col is not None and st.model is not None:
             lo, sh = prev.syn
+            rest = prev.rest if prev.rest is not None else np.zeros(lo.shape, np.float32)
             k = win.col0 - prev.win.col0
             if k:
-                lo, sh = _shift_left(lo, k), _shift_left(sh, k)
+                lo, sh, rest = _shift_left(lo, k), _shift_left(sh, k), _shift_left(rest, k)
             col_lo = max(prev.open_col, win.col0)
             j = col_lo - win.col0
-            nlo, nsh = model_layers(st.model, view.tf, win, venues, col_lo=col_lo)
+            nrest = np.zeros((win.nrows, win.col1 - col_lo), np.float32)
+            nlo, nsh = model_layers(st.model, view.tf, win, venues, col_lo=col_lo, rest_out=nrest)
             lo, sh = lo.astype(np.float64), sh.astype(np.float64)  # copies: never touch a cached array
-            lo[:, j:], sh[:, j:] = nlo, nsh
+            rest = rest.copy()
+            lo[:, j:], sh[:, j:], rest[:, j:] = nlo, nsh, nrest
         else:
-            lo, sh = model_layers(st.model, view.tf, win, venues)
+            rest = np.zeros((win.nrows, win.ncols), np.float32)
+            lo, sh = model_layers(st.model, view.tf, win, venues, rest_out=rest)
+        rest = rest if (rest > 0).any() else None
         # Kept as float32 (what the grid holds anyway): half the memory over the views that keep it.
         built.syn, built.open_col = (lo.astype(np.float32), sh.astype(np.float32)), win.col1 - 1
-        return lo, sh
+        built.rest = rest
+        return lo, sh, rest
 
     def _grid(self, view: View, st: AssetState, win: Window, now: float,
               prev: Built | None) -> tuple[MapGrid, tuple[np.ndarray, np.ndarray] | None]:
@@ -157,11 +164,13 @@ class BuildMixin:
         inp = GridInputs(view.asset, view.tf, win, st.trades[view.tf].select(vids), now, self._view_params(view), venues)
         if mode.liqs:
             inp = replace(inp, liqs=st.liqs[view.tf].select(vids))
+        held = None
         if mode.model:
-            lo, sh = self._model_layers(view, st, win, built, prev, model_venues)
+            alo, ash, rest = self._model_layers(view, st, win, built, prev, model_venues)
             # what the map draws: at risk × the chance of reach from each column's price (grids/reach.py), on
             # every build — the cache above keeps the at-risk columns, the weighting moves with the volatility
-            lo, sh = drawn_layers(st.model, win, lo, sh, inp.trades, inp.params)
+            lo, sh = drawn_layers(st.model, win, alo, ash, inp.trades, inp.params)
+            held = resting_plane(view.mode, rest, alo, ash, lo, sh, inp.params)
             inp = replace(inp, lo=lo, sh=sh)
         if mode.levels:
             # all venues: the levels read at the last ingest (the model has not changed since)
@@ -172,6 +181,8 @@ class BuildMixin:
             inp = replace(inp, exact_segments=self.positions.segments(view.asset),
                           exact_levels=view_exact.levels if view_exact is not None else None)
         grid = mode.build(inp)
+        if held is not None:  # the resting layer's part of the heat, drawn in a hue of its own
+            grid = replace(grid, resting=held)
         if mode.model and st.model is not None:
             # the right-edge strip's NEXT 1H: expected USD per row, from the price the reports' clusters use
             fc = model_forecast(st.model, win, model_venues, price=st.last_price)

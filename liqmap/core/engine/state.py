@@ -41,6 +41,7 @@ class Built:
     syn: tuple[np.ndarray, np.ndarray] | None = None  # the model's per-column layers for ``win``
     version: int = 0  # snapshot version built from ``syn`` (the heatmap's snapshot file stores ``syn``)
     open_col: int | None = None  # newest column when ``syn`` was read: it and newer ones are re-read
+    rest: np.ndarray | None = None  # the resting layer's part of ``syn`` (long + short), None when it holds none
     reports: Any = None  # the reports dict the snapshot carries (a new one means the books or reports moved)
 
 

@@ -25,6 +25,7 @@ What each mode's grid holds (float32 USD unless said):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -192,16 +193,48 @@ def build_positions(asset: str, tf: str, win: Window, segments: np.ndarray | Non
 
 
 def model_layers(model: SyntheticModel | None, tf: str, win: Window,
-                 venues: tuple[str, ...] | None = None, col_lo: int | None = None) -> tuple[np.ndarray,
-                                                                                           np.ndarray]:
+                 venues: tuple[str, ...] | None = None, col_lo: int | None = None,
+                 rest_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The model's per-column (long, short) profile for columns ``col_lo .. win.col1-1`` (default: the whole
-    window), cleaned to finite non-negative float64. No model → zeros (the map still shows real data)."""
+    window), cleaned to finite non-negative float64. No model → zeros (the map still shows real data).
+    ``rest_out`` (float32 zeros of that shape) receives the resting layer's part of long + short, where the
+    model has one (``draws_resting``)."""
     lo_col = win.col0 if col_lo is None else col_lo
     shape = (win.nrows, win.col1 - lo_col)
     if model is None or shape[1] <= 0:
         return np.zeros(shape), np.zeros(shape)
-    lo, sh = model.column_profiles(tf, lo_col, win.col1, win.row0, win.nrows, venues)
+    if rest_out is not None and getattr(model, "draws_resting", False):
+        lo, sh = model.column_profiles(tf, lo_col, win.col1, win.row0, win.nrows, venues, rest_out=rest_out)
+    else:
+        lo, sh = model.column_profiles(tf, lo_col, win.col1, win.row0, win.nrows, venues)
     return clean_layer(lo, shape, "synthetic long"), clean_layer(sh, shape, "synthetic short")
+
+
+RESTING_MIN_SHARE = 1e-3  # the resting layer's part of a view's drawn USD under which the view draws none apart
+
+
+def resting_plane(mode: str, rest: np.ndarray | None, lo: np.ndarray, sh: np.ndarray, drawn_lo: np.ndarray,
+                  drawn_sh: np.ndarray, params: GridParams = GridParams()) -> np.ndarray | None:
+    """The part of a model mode's heat (``MapGrid.resting``) that is the resting layer — positions held for
+    days, read from the OI and the price path (docs/model.md §3 step 13) — so the map can draw it in a hue of
+    its own: without it the layer, tens of millions a row after a crash, is one block of the top colour over
+    the flow's clusters. ``rest``: its at-risk USD per cell, of the at-risk ``lo + sh``; drawn as the same
+    share of the drawn cell (reach weighs a cell, not a side). The heatmap mode's is smoothed like its layers.
+    None when no cell holds any (the usual case: the layer is within ±15 % of price only after a large move), or
+    only its far tail — under ``RESTING_MIN_SHARE`` of the view's drawn USD (a key reading "$10/row held" in a
+    calm market says nothing)."""
+    if rest is None or not (rest > 0).any():
+        return None
+    tot = np.asarray(lo, np.float64) + sh
+    share = np.divide(rest, tot, out=np.zeros(tot.shape), where=tot > 0)
+    np.clip(share, 0.0, 1.0, out=share)
+    heat = np.asarray(drawn_lo, np.float64) + drawn_sh
+    drawn = share * heat
+    if not drawn.sum() >= RESTING_MIN_SHARE * heat.sum():
+        return None
+    if mode == "heatmap":
+        drawn = smooth_rows(drawn[None], params.heatmap_sigma_buckets)[0]
+    return f32(drawn)
 
 
 def drawn_layers(model: SyntheticModel | None, win: Window, lo: np.ndarray, sh: np.ndarray,
@@ -257,11 +290,16 @@ def build_view(market, view: View, step: float, row0: int, now: float, model: Sy
         liqs = market.gather("liq", view.asset, venues)
         return build_raw(view.asset, tf, win, liqs, trades, now=now, half_life_s=params.raw_half_life_s,
                          venues=venues)
-    lo, sh = drawn_layers(model, win, *model_layers(model, tf, win, view.venues), trades, params)
+    rest = np.zeros((win.nrows, win.ncols), np.float32)
+    alo, ash = model_layers(model, tf, win, view.venues, rest_out=rest)
+    lo, sh = drawn_layers(model, win, alo, ash, trades, params)
+    held = resting_plane(view.mode, rest, alo, ash, lo, sh, params)
     if view.mode == "synthetic":
-        return build_synthetic(view.asset, tf, win, lo, sh, trades, venues=venues)
-    if view.mode == "heatmap":
-        return build_heatmap(view.asset, tf, win, lo, sh, trades, params=params, venues=venues)
-    liqs = market.gather("liq", view.asset, venues)
-    return build_hybrid(view.asset, tf, win, liqs, lo, sh, trades, model_levels(model, view.venues),
-                        now=now, params=params, venues=venues)
+        grid = build_synthetic(view.asset, tf, win, lo, sh, trades, venues=venues)
+    elif view.mode == "heatmap":
+        grid = build_heatmap(view.asset, tf, win, lo, sh, trades, params=params, venues=venues)
+    else:
+        liqs = market.gather("liq", view.asset, venues)
+        grid = build_hybrid(view.asset, tf, win, liqs, lo, sh, trades, model_levels(model, view.venues),
+                            now=now, params=params, venues=venues)
+    return grid if held is None else replace(grid, resting=held)

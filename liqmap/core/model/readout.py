@@ -81,11 +81,15 @@ class LevelReadout:
         k = self.usd_scale(venues, abv) if scaled else 1.0
         return float(abv[self._venue_mask(venues), SHORT_I].sum()) * k
 
+    draws_resting = True  # ``column_profiles`` can hand the resting layer's part apart (``rest_out``)
+
     def column_profiles(self, tf: str, col_lo: int, col_hi: int, row0: int, nrows: int,
-                        venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                        venues: tuple[str, ...] | None = None,
+                        rest_out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(long, short) float32 arrays of shape (nrows, col_hi − col_lo): the level profile as it stood at the
         end of each column of ``tf`` (the current column: as it stands now; later columns and columns before
-        the model had data: zero). Row ``i`` is bucket ``row0 + i``."""
+        the model had data: zero). Row ``i`` is bucket ``row0 + i``. ``rest_out`` (float32, the same shape,
+        zeros): receives the resting layer's part of long + short, which the map draws in a hue of its own."""
         ncols = max(0, int(col_hi) - int(col_lo))
         nrows = max(0, int(nrows))
         out_l = np.zeros((nrows, ncols), np.float32)
@@ -117,13 +121,20 @@ class LevelReadout:
             out_s *= np.float32(k)
         rest = getattr(self, "_rest_cols", None)
         if rest is not None:  # the resting layer near price (docs/model.md §3 step 13), in the OI's own USD
-            rest.fill(tf, col_lo, min(col_hi, cur), row0, nrows, vmask, out_l, out_s)
+            # the layer alone, then into the totals: each cell gets one record (or the current read), so the
+            # totals are the same to the bit as adding it in place
+            rl, rs = (out_l, out_s) if rest_out is None else (np.zeros_like(out_l), np.zeros_like(out_s))
+            rest.fill(tf, col_lo, min(col_hi, cur), row0, nrows, vmask, rl, rs)
             if col_lo <= cur < col_hi:
                 b, lo, sh = self.near_resting_levels(venues)
                 j = b - int(row0)
                 ok = (j >= 0) & (j < nrows)
-                out_l[j[ok], cur - col_lo] += lo[ok].astype(np.float32)
-                out_s[j[ok], cur - col_lo] += sh[ok].astype(np.float32)
+                rl[j[ok], cur - col_lo] += lo[ok].astype(np.float32)
+                rs[j[ok], cur - col_lo] += sh[ok].astype(np.float32)
+            if rest_out is not None:
+                out_l += rl
+                out_s += rs
+                rest_out += rl + rs
         return out_l, out_s
 
 
