@@ -182,11 +182,16 @@ class ColumnModel:
         b, lo, sh = self.levels(venues)
         return b, lo * 0.5, sh * 0.5, np.full(len(b), 0.5)
 
-    def column_profiles(self, tf, col_lo, col_hi, row0, nrows, venues=None):
+    draws_resting = True  # hands a resting layer's part apart (``rest_out``), a share set by the column alone
+
+    def column_profiles(self, tf, col_lo, col_hi, row0, nrows, venues=None, rest_out=None):
         cols = np.arange(col_lo, col_hi)
         rows = np.arange(row0, row0 + nrows)[:, None]
         lo = ((rows * 7 + cols[None, :] * 13) % 101).astype(float) * 1e3
-        return lo, lo[::-1].copy()
+        sh = lo[::-1].copy()
+        if rest_out is not None:
+            rest_out += ((lo + sh) * ((cols[None, :] % 5) / 4.0)).astype(np.float32)
+        return lo, sh
 
 
 @pytest.mark.parametrize("mode", ["synthetic", "heatmap", "hybrid"])
@@ -211,7 +216,8 @@ def test_incremental_equals_full_rebuild(mode):
     fresh = eng.build(eng._screen, t, force=True)  # same window → still incremental; force a full one:
     eng._built[key].win = None
     full = eng.build(eng._screen, t, force=True).grid
-    for name in ("values", "long", "short", "real", "profile_long", "profile_short"):
+    assert inc.resting is not None and full.resting is not None  # the layer's own plane, kept like the others
+    for name in ("values", "long", "short", "real", "profile_long", "profile_short", "resting"):
         a, b = getattr(inc, name), getattr(full, name)
         if a is None:
             assert b is None
