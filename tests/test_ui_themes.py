@@ -213,6 +213,8 @@ def test_256_colour_ramps_keep_every_level_distinct_and_in_order(name):
         assert min(steps) >= MIN_STEP_256 - 1e-9, (name, [c.number for c in colors], steps)
         assert len({c.number for c in colors}) == len(colors)
     if name != "mono":  # greys only: there the layer's greys stop at mid-grey instead
+        # on 16 colours too, the layer never takes a flow colour (its white top read as the flow's bright white)
+        assert set(spec.held16).isdisjoint(spec.ramp16), (name, spec.held16, spec.ramp16)
         # the layer's upper half never takes a flow colour (near black, 256 colours have only greys to give)
         upper = p.held_colors[p.held_n // 2:]
         assert {c.number for c in upper}.isdisjoint({c.number for c in p.colors[1:p.n + 1]})

@@ -36,7 +36,7 @@ RAMP_MAX = 31  # a cell's two half-rows pack into one code of 64 levels each: th
 # teal hue, its top dimmer than the flow's peaks; xterm-cube colours, so a 256-colour terminal (ssh, tmux) shows
 # the same hue with every level apart (a teal/blue mix came out striped there).
 HELD_DARK = ("#10282c", "#16393e", "#005f5f", "#008787", "#00afaf", "#00d7d7")
-HELD16_DARK = ("bright_black", "cyan", "bright_cyan", "white")
+HELD16_DARK = ("bright_black", "cyan", "cyan", "bright_cyan")
 HELD_LIGHT = ("#afffff", "#87d7d7", "#5fafaf", "#008787", "#005f5f", "#0b3b3b")
 HELD16_LIGHT = ("bright_cyan", "cyan", "bright_green", "green")
 UI_FIELDS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel",
@@ -90,7 +90,7 @@ empty = "#0c0e14"
 ramp = ["#1b1035", "#2f1760", "#51127c", "#7c2382", "#a8327d", "#d3436e", "#f1605d", "#fb9a6a", "#fdd48f", "#fcfdbf"]
 ramp16 = ["blue", "bright_blue", "magenta", "bright_magenta", "red", "bright_red", "yellow", "bright_yellow", "bright_white", "bright_white"]
 held = ["#10282c", "#16393e", "#005f5f", "#008787", "#00afaf", "#00d7d7"]
-held16 = ["bright_black", "cyan", "bright_cyan", "white"]
+held16 = ["bright_black", "cyan", "cyan", "bright_cyan"]
 empty16 = "black"
 trace = "#ffffff"
 trace16 = "bright_white"
