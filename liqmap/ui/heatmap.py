@@ -20,7 +20,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from .lines import CachedLines
-from .palettes import Palette, compose_levels, level_of
+from .palettes import Palette, compose_levels
 from .viewport import Frame
 
 TRACE = "━"
@@ -63,11 +63,8 @@ class HeatmapView(CachedLines):
             self.invalidate()
         self.frame = frame
         n = palette.n
-        if frame.held_body is not None and held is not None:
-            lv = compose_levels(frame.flow_body(), frame.held_body, scale, floor, held[0], held[1], n,
-                                palette.held_n)
-        else:
-            lv = level_of(frame.body, scale, n, floor=floor)  # (rows_total, width)
+        hs, hf = held or (0.0, 0.0)  # (rows_total, width); without the layer, the ramp's levels alone
+        lv = compose_levels(frame.flow_body(), frame.held_body, scale, floor, hs, hf, n, palette.held_n)
         h, w, sub = frame.height, frame.width, frame.sub
         if sub == 2:
             codes = lv[0::2].astype(np.uint16) * 64 + lv[1::2].astype(np.uint16)

@@ -16,7 +16,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from .lines import CachedLines
-from .palettes import Palette, compose_levels, level_of
+from .palettes import Palette, compose_levels
 from .viewport import Frame
 
 WALL = "▐"
@@ -40,11 +40,8 @@ class LiveColumn(CachedLines):
                 fc = fc[0::2] + fc[1::2]
             lv = forecast_level_of(fc, palette.n, cluster_anchor(frame, fc, clusters))
         else:
-            if frame.held_live is not None and held is not None:  # the resting layer on its own ramp
-                lv = compose_levels(frame.flow_live(), frame.held_live, scale, floor, held[0], held[1], palette.n,
-                                    palette.held_n)
-            else:
-                lv = level_of(frame.live, scale, palette.n, floor=floor)
+            hs, hf = held or (0.0, 0.0)  # the resting layer on its own ramp, where the frame carries it
+            lv = compose_levels(frame.flow_live(), frame.held_live, scale, floor, hs, hf, palette.n, palette.held_n)
             if frame.sub == 2:
                 lv = np.maximum(lv[0::2], lv[1::2])
         self.levels = lv

@@ -72,12 +72,12 @@ class Palette:
     wall_ask: Color
     cursor: Color
     highlight: Color
-    ramp_n: int = 0  # the flow's ramp length (0: every colour after the empty one is the ramp)
+    ramp_n: int  # the flow's ramp length; the held ramp follows it
 
     @property
     def n(self) -> int:
         """The ramp's levels: a value's level is 1..n."""
-        return self.ramp_n or len(self.levels) - 1
+        return self.ramp_n
 
     @property
     def held_n(self) -> int:

@@ -155,19 +155,8 @@ def legend(colors, top_usd: float, unit: str = "cell", floor_usd: float = 0.0, w
 def held_legend(colors, top_usd: float, unit: str = "row") -> Text:
     """The resting layer's key, after the flow's: its own ramp as a swatch and the USD its brightest colour
     stands for — positions held for days (docs/model.md §3 step 13), drawn in a hue apart from the flow's."""
-    from rich.style import Style
-
-    from .reports_table import usd
-
-    t = Text(no_wrap=True)
-    if not (top_usd > 0 and math.isfinite(top_usd)) or len(colors) < 2:
-        return t
-    picks = [colors[min(len(colors) - 1, round(i * (len(colors) - 1) / 2))] for i in range(3)]
-    t.append("+ ", style="dim")
-    for c in picks:
-        t.append(" ", style=Style(bgcolor=c))
-    t.append(f" {usd(top_usd)}/{unit} held≥days ", style="dim")
-    return t
+    key = legend((None, *colors), top_usd, unit, what="held≥days")  # ``legend`` skips the empty colour first
+    return Text("+ ", style="dim", no_wrap=True) + key if key.plain else key
 
 
 def colour_meaning(mode: str, alpha: float) -> str:

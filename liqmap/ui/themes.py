@@ -148,8 +148,11 @@ def _colour(path: str, field: str, value: Any) -> str:
 
 
 def _ramp(path: str, field: str, value: Any) -> tuple[str, ...]:
+    """A ramp's colours, checked: RAMP_MIN to RAMP_MAX of them, each one Rich can parse."""
     if not isinstance(value, list | tuple) or len(value) < RAMP_MIN:
         raise ThemeError(f"{path}: {field}: expected a list of at least {RAMP_MIN} colours")
+    if len(value) > RAMP_MAX:
+        raise ThemeError(f"{path}: {field}: at most {RAMP_MAX} colours")
     return tuple(_colour(path, f"{field}[{i}]", c) for i, c in enumerate(value))
 
 
@@ -181,22 +184,11 @@ def parse_theme(text: str, path: str) -> ThemeSpec:
         if f not in heat_t:
             raise ThemeError(f"{path}: heatmap.{f}: missing")
         heat[f] = _colour(path, f"heatmap.{f}", heat_t[f])
-    ramp = heat_t.get("ramp")
-    if not isinstance(ramp, list) or len(ramp) < RAMP_MIN:
-        raise ThemeError(f"{path}: heatmap.ramp: expected a list of at least {RAMP_MIN} colours")
-    ramp = tuple(_colour(path, f"heatmap.ramp[{i}]", c) for i, c in enumerate(ramp))
-    ramp16 = heat_t.get("ramp16", None)
-    if ramp16 is None:
-        ramp16 = ("blue", "cyan", "green", "yellow", "red", "bright_red", "bright_yellow", "bright_white")
-    if not isinstance(ramp16, list | tuple) or len(ramp16) < RAMP_MIN:
-        raise ThemeError(f"{path}: heatmap.ramp16: expected a list of at least {RAMP_MIN} colours")
-    ramp16 = tuple(_colour(path, f"heatmap.ramp16[{i}]", c) for i, c in enumerate(ramp16))
+    ramp = _ramp(path, "heatmap.ramp", heat_t.get("ramp"))
+    ramp16 = _ramp(path, "heatmap.ramp16", heat_t.get(
+        "ramp16", ("blue", "cyan", "green", "yellow", "red", "bright_red", "bright_yellow", "bright_white")))
     held = _ramp(path, "heatmap.held", heat_t.get("held", HELD_DARK if dark else HELD_LIGHT))
     held16 = _ramp(path, "heatmap.held16", heat_t.get("held16", HELD16_DARK if dark else HELD16_LIGHT))
-    for f, a, b in (("ramp", ramp, held), ("ramp16", ramp16, held16)):
-        if len(a) > RAMP_MAX or len(b) > RAMP_MAX:
-            raise ThemeError(f"{path}: heatmap.{f}: at most {RAMP_MAX} colours (and as many in "
-                             f"heatmap.{'held' if f == 'ramp' else 'held16'})")
     empty16 = _colour(path, "heatmap.empty16", heat_t.get("empty16", "black"))
     trace16 = _colour(path, "heatmap.trace16", heat_t.get("trace16", "bright_white"))
     desc = data.get("description", "")

@@ -130,13 +130,20 @@ class Frame:
     # the resting layer's part of ``body`` / ``live`` (``MapGrid.resting``), drawn on a ramp of its own
     held_body: np.ndarray | None = field(default=None, repr=False)
     held_live: np.ndarray | None = field(default=None, repr=False)
+    _flow: tuple | None = field(default=None, repr=False)  # (flow body, flow live), made once per frame
 
     def flow_body(self) -> np.ndarray:
-        """``body`` without the resting layer: what the flow's ramp draws."""
-        return self.body if self.held_body is None else np.maximum(self.body - self.held_body, 0.0)
+        """``body`` without the resting layer: what the flow's ramp draws (the scale and the cells both read it)."""
+        return self._flows()[0]
 
     def flow_live(self) -> np.ndarray:
-        return self.live if self.held_live is None else np.maximum(self.live - self.held_live, 0.0)
+        return self._flows()[1]
+
+    def _flows(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._flow is None:
+            self._flow = (self.body if self.held_body is None else np.maximum(self.body - self.held_body, 0.0),
+                          self.live if self.held_live is None else np.maximum(self.live - self.held_live, 0.0))
+        return self._flow
 
     @property
     def step(self) -> float:
@@ -199,10 +206,14 @@ def _rows(layer: np.ndarray | None, grid_rows: int, bottom_r: int, total: int, z
 def _body(layer: np.ndarray, nrows: int, bottom_r: int, total: int, zoom: int, shape, lo: int, hi: int,
           c0: int) -> np.ndarray:
     """A grid layer placed on the body like the heat (rows aggregated by zoom, grid columns [lo, hi))."""
-    rr = _rows(layer, nrows, bottom_r, total, zoom)
+    return _place(_rows(layer, nrows, bottom_r, total, zoom), shape, lo, hi, c0)
+
+
+def _place(rows: np.ndarray, shape, lo: int, hi: int, c0: int) -> np.ndarray:
+    """Rows of a layer (``_rows``) on the body: grid columns [lo, hi) at body x = column − c0."""
     out = np.zeros(shape, dtype=np.float32)
     if hi > lo and shape[1] > 0:
-        out[:, lo - c0:hi - c0] = rr[:, lo:hi]
+        out[:, lo - c0:hi - c0] = rows[:, lo:hi]
     return out
 
 
@@ -247,9 +258,7 @@ def make_frame(snap: Snapshot, vp: Viewport, height: int, width: int, live: bool
     held_body = held_live = None
     if g.resting is not None and g.resting.shape == g.values.shape:
         hr = _rows(g.resting, nrows, bottom_r, total, zoom)
-        held_body = np.zeros(body.shape, dtype=np.float32)
-        if hi > lo and width > 0:
-            held_body[:, lo - c0:hi - c0] = hr[:, lo:hi]
+        held_body = _place(hr, body.shape, lo, hi, c0)
         held_live = hr[:, live_c] if ncols else np.zeros(total, np.float32)
     # The trace: the sub-row holding each column's price.
     trace_rows = np.full(max(width, 0), -1, dtype=np.int32)

@@ -59,6 +59,7 @@ class SyntheticModel(Protocol):
     def levels(self, venues: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
     # optional: ``forecast(venues=, price=) -> (bucket, expected long USD, expected short USD, reach)``
+    # optional: ``draws_resting = True`` and ``column_profiles(..., rest_out=)`` (``model_layers``)
 
 
 def f32(a: np.ndarray) -> np.ndarray:
