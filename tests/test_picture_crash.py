@@ -20,6 +20,7 @@ from liqmap.ui.status import StatusBar
 from liqmap.ui.themes import resolve
 
 MODES = {"synthetic": "2", "heatmap": "3", "hybrid": "4"}
+START = 1_796_650_000.0  # 2026-12-07 13:26:40 UTC
 
 
 def test_after_a_crash_the_resting_layer_has_its_own_hue_and_both_keep_their_gradation():
@@ -29,7 +30,8 @@ def test_after_a_crash_the_resting_layer_has_its_own_hue_and_both_keep_their_gra
     cfg["demo"].update(preroll_minutes=120.0, preroll_fill_window=False, drift_pct_hour=-15.0)
     cfg["app"].update(asset="BTC", mode="hybrid", timeframe="1m")
     spec, themes = resolve("dark", environ={})
-    src = build_source("demo", cfg, types.SimpleNamespace(seed=1, speed=1e-6))  # the live stream all but stopped
+    # the live stream all but stopped; a fixed start, so the same seed lands on the same column boundaries each run
+    src = build_source("demo", cfg, types.SimpleNamespace(seed=1, speed=1e-6, start=START))
     app = LiqmapApp(cfg, source=src, theme_spec=spec, themes=themes, color_system="truecolor", source_label="DEMO")
     seen = {}
 
@@ -60,6 +62,8 @@ def test_after_a_crash_the_resting_layer_has_its_own_hue_and_both_keep_their_gra
         # the layer has its gradation, not one block of its top colour
         assert len(set((body[held] - n).tolist())) >= 4, mode
         assert (body[held] == n + hn).mean() < 0.5, mode
-        # the flow keeps its own: its peaks are not sunk under the layer's dollars
-        assert len(set(body[flow].tolist())) >= 5 and body[flow].max() >= n - 1, mode
+        # the flow keeps its own: its peaks are not sunk under the layer's dollars. Its strongest cell is in the
+        # top two levels (``palettes.Scale`` holds the top up to two steps above the peak, so the top level itself
+        # depends on the frames drawn before; on one ramp with the layer it was level 2 at most)
+        assert len(set(body[flow].tolist())) >= 5 and body[flow].max() >= n - 2, mode
         assert "held≥days" in text, (mode, text)

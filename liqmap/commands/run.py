@@ -53,11 +53,13 @@ def make_source(kind: str, cfg: dict[str, Any], args):
         from ..feeds.demo.feed import DemoFeed
 
         # Lazy: only the asset on screen is simulated before the first frame; the others are built by the
-        # pre-roll in the background (start-up target). Pre-roll: the market starts with history.
+        # pre-roll in the background (start-up target). Pre-roll: the market starts with history. ``start`` (no
+        # flag: tests set it) fixes the market's wall-clock start; by default it is now, and the same seed then
+        # lands on other column boundaries each run.
         screen = str(cfg["app"]["asset"]).upper()
         return DemoFeed(cfg, assets=list(cfg["universe"]["assets"]), seed=getattr(args, "seed", None),
                         speed=getattr(args, "speed", None), focus=[screen, *cfg["universe"].get("focus_extra", [])],
-                        preroll=demo_preroll_seconds(cfg, map_columns), lazy=True)
+                        preroll=demo_preroll_seconds(cfg, map_columns), lazy=True, start=getattr(args, "start", None))
     if kind == "replay":
         from ..feeds.replay import ReplaySource
 

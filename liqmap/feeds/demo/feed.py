@@ -59,9 +59,10 @@ class DemoFeed:
     recorder = None  # ``liqmap record --demo``: the writer the positions answers go to (``hl_positions``)
 
     def __init__(self, cfg: dict[str, Any], assets=None, seed: int | None = None, speed: float | None = None,
-                 focus=None, preroll: float = 0.0, lazy: bool = False) -> None:
+                 focus=None, preroll: float = 0.0, lazy: bool = False, start: float | None = None) -> None:
         self.cfg = cfg
-        self.demo = DemoSource(cfg, assets=assets, seed=seed, speed=speed, focus=focus, preroll=preroll, lazy=lazy)
+        self.demo = DemoSource(cfg, assets=assets, seed=seed, speed=speed, focus=focus, preroll=preroll, lazy=lazy,
+                               start=start)
         self.assets = self.demo.assets
         self.preroll = None
         self.status = ""
