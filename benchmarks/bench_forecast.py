@@ -183,7 +183,8 @@ def _cache_path(seed: int, hours: float, condition: str = "steady") -> str | Non
         return None
     os.makedirs(d, exist_ok=True)
     tag = "" if condition == "steady" else f"_{condition}"
-    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}{tag}_v2.pkl")
+    seen = "_seen" if DEGRADE else ""  # the degraded-oracle diagnostic records the positions' open times too
+    return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}{tag}{seen}_v2.pkl")
 
 
 async def _record_seed(seed: int, hours: float, condition: str = "steady") -> dict:
@@ -229,6 +230,10 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
                 if chunk:
                     feed.append((chunk[-1][0], {x: (take(x) if x == a else {}) for x in ASSETS}))
     cps: list[tuple] = []  # (asset, now, last price, {range: (idx, baseline top, oracle top)})
+    # DEGRADE: the oracle of the positions opened once the model was fed (the back-fill's first minute or the
+    # run's start), per checkpoint: what a map could know from watching, had it placed each one exactly
+    seen_oracle: dict[tuple, np.ndarray] = {}
+    watched_from = src.history_start if PREROLL_S > 0 else src.now()
     end = src.now() + hours * 3600.0
     next_update = src.now() + UPDATE_S
     next_cp = src.now() + WARMUP_S
@@ -251,6 +256,10 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
                 for rp in RANGES:
                     idx, top_b = _top_buckets(last_px[a], steps[a], None, rp)
                     per_range[rp] = (idx, top_b, np.array([oracle.get(int(b), 0.0) for b in idx]))
+                if DEGRADE:
+                    w = tr["opened"] >= watched_from
+                    seen = _scores(buckets.index(tr["liq_price"][w], steps[a]), tr["usd"][w])
+                    seen_oracle[(a, now)] = np.array([seen.get(int(b), 0.0) for b in per_range[RANGE_PCT][0]])
                 cps.append((a, now, last_px[a], per_range, len(feed)))
     truth = {}
     for a, t, _, _, _ in cps:
@@ -259,7 +268,7 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
     errors = sum(sum(p.errors.values()) for p in parsers.values())
     return {"seed": seed, "condition": condition, "frames": frames, "parse_errors": errors, "rejects": market.rejects.total(),
             "steps": steps, "markets": {a: dict(src.assets[a].markets) for a in ASSETS}, "feed": feed,
-            "checkpoints": cps, "truth": truth}
+            "checkpoints": cps, "truth": truth, "seen_oracle": seen_oracle}
 
 
 def _recorded(seed: int, hours: float, condition: str = "steady") -> dict:
@@ -346,7 +355,11 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
             degraded = {}
             if DEGRADE and rp == RANGE_PCT:  # how exact must a map be (diagnostic, LIQMAP_BENCH_FORECAST_DEGRADE=1)
                 rng = np.random.default_rng(int(t) % 100_000 + len(a))
-                for name, o_deg in _degraded_oracles(o_scores, rng).items():
+                variants = _degraded_oracles(o_scores, rng)
+                if (seen := rec.get("seen_oracle", {}).get((a, t))) is not None:
+                    variants["oracle_seen"] = seen
+                    variants["oracle_seen_shift1"] = _degraded_oracles(seen, rng)["oracle_shift1"]
+                for name, o_deg in variants.items():
                     _, degraded[name] = _top_buckets(px, steps[a], dict(zip(idx.tolist(), (o_deg * reach).tolist())),
                                                      rp)
             inside = (bi >= idx[0]) & (bi <= idx[-1])
@@ -396,7 +409,11 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
 # (``oracle_sigmaN``: known to about N buckets, centred right). Seeded per checkpoint, so reruns agree.
 DEGRADE = os.environ.get("LIQMAP_BENCH_FORECAST_DEGRADE", "0") == "1"
 DEGRADE_SIGMAS = (1, 2, 5, 10)
-DEGRADED = ("oracle_shift1",) + tuple(f"oracle_sigma{sg}" for sg in DEGRADE_SIGMAS)
+# ``oracle_seen``: only the true positions opened after the model's first data (the back-fill's first minute, or
+# the run's start), exact; ``oracle_seen_shift1`` the same one bucket off. What watching alone could know: the
+# positions opened before it are visible only as the open interest's total.
+DEGRADED = ("oracle_shift1",) + tuple(f"oracle_sigma{sg}" for sg in DEGRADE_SIGMAS) + ("oracle_seen",
+                                                                                      "oracle_seen_shift1")
 
 
 def _degraded_oracles(o: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -379,3 +379,15 @@ def test_truth_dump_lists_every_open_position(tmp_path):
     assert (longs["liq_price"] < longs["entry"]).all() and (longs["bk_price"] < longs["liq_price"]).all()
     shorts = eth[eth["side"] == SHORT]
     assert (shorts["liq_price"] > shorts["entry"]).all() and (shorts["bk_price"] > shorts["liq_price"]).all()
+
+
+def test_the_truth_says_when_each_position_opened():
+    """The ground truth carries each position's open time (the forecast benchmark's ``oracle_seen``: what a map
+    fed from the first frame could have watched open): the prehistory's before the start, the run's after it,
+    none in the future."""
+    src = DemoSource(assets=["BTC"], seed=4, start=START)
+    list(src.run_for(600))
+    pos = src.truth("BTC")
+    assert (pos["opened"] <= src.now() + 1e-6).all()
+    before = pos["opened"] < START
+    assert before.any() and (~before).any()  # the prehistory's positions and those opened while the run was fed

@@ -20,6 +20,7 @@ TRUTH_POS_DTYPE = np.dtype([
     ("liq_price", "f8"),  # true liquidation price
     ("bk_price", "f8"),  # bankruptcy price (what OKX/Bybit/BitMEX report)
     ("qty", "f8"),  # venue contracts
+    ("opened", "f8"),  # when the position opened (before the market's first frame: the simulated prehistory)
 ])
 
 LIQ_LOG_DTYPE = np.dtype([
@@ -47,6 +48,7 @@ def _positions(sim) -> np.ndarray:
     out["size_base"] = sim.base_of(p["venue"], p["qty"], p["entry"])
     out["usd"] = sim.usd_of(p["venue"], p["qty"], p["entry"])
     out["liq_price"], out["bk_price"], out["qty"] = p["liq"], p["bk"], p["qty"]
+    out["opened"] = p["opened"]
     return out
 
 
