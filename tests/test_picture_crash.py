@@ -12,7 +12,7 @@ import types
 
 import numpy as np
 
-from benchmarks.picture_check import _drawn_levels, _until
+from benchmarks.picture_check import START, _drawn_levels, _until
 from liqmap.commands.run import build_source
 from liqmap.config import DEFAULTS
 from liqmap.ui.app import LiqmapApp
@@ -20,7 +20,6 @@ from liqmap.ui.status import StatusBar
 from liqmap.ui.themes import resolve
 
 MODES = {"synthetic": "2", "heatmap": "3", "hybrid": "4"}
-START = 1_796_650_000.0  # 2026-12-07 13:26:40 UTC
 
 
 def test_after_a_crash_the_resting_layer_has_its_own_hue_and_both_keep_their_gradation():
