@@ -59,6 +59,7 @@ import numpy as np
 
 from liqmap.config import DEFAULTS
 from liqmap.core import buckets, calibration
+from liqmap.core.events import VENUES
 from liqmap.core.market import Market
 from liqmap.core.forecast import clusters as forecast_clusters, reach_probability
 from liqmap.core.grids.reach import drawn_levels, of_model
@@ -183,7 +184,7 @@ def _cache_path(seed: int, hours: float, condition: str = "steady") -> str | Non
         return None
     os.makedirs(d, exist_ok=True)
     tag = "" if condition == "steady" else f"_{condition}"
-    seen = "_seen" if DEGRADE else ""  # the degraded-oracle diagnostic records the positions' open times too
+    seen = "_seen2" if DEGRADE else ""  # the degraded-oracle diagnostic records its oracles' positions too
     return os.path.join(d, f"seed{seed}_h{hours:g}_p{int(PREHISTORY)}_r{PREROLL_S:g}{tag}{seen}_v2.pkl")
 
 
@@ -233,6 +234,9 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
     # DEGRADE: the oracle of the positions opened once the model was fed (the back-fill's first minute or the
     # run's start), per checkpoint: what a map could know from watching, had it placed each one exactly
     seen_oracle: dict[tuple, np.ndarray] = {}
+    # ... and the true positions' entries, sides and sizes with their leverage unknown: each spread over the
+    # simulator's own leverage distribution (all of them, and those opened once the model was fed)
+    entry_oracle: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     watched_from = src.history_start if PREROLL_S > 0 else src.now()
     end = src.now() + hours * 3600.0
     next_update = src.now() + UPDATE_S
@@ -258,8 +262,14 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
                     per_range[rp] = (idx, top_b, np.array([oracle.get(int(b), 0.0) for b in idx]))
                 if DEGRADE:
                     w = tr["opened"] >= watched_from
+                    idx5 = per_range[RANGE_PCT][0]
                     seen = _scores(buckets.index(tr["liq_price"][w], steps[a]), tr["usd"][w])
-                    seen_oracle[(a, now)] = np.array([seen.get(int(b), 0.0) for b in per_range[RANGE_PCT][0]])
+                    seen_oracle[(a, now)] = np.array([seen.get(int(b), 0.0) for b in idx5])
+                    maxlev = np.zeros(len(VENUES))
+                    for c in src.contracts_of(a).values():
+                        maxlev[c.vid] = c.max_lev
+                    entry_oracle[(a, now)] = (_entry_oracle(tr, maxlev, cfg["demo"], steps[a], idx5),
+                                              _entry_oracle(tr[w], maxlev, cfg["demo"], steps[a], idx5))
                 cps.append((a, now, last_px[a], per_range, len(feed)))
     truth = {}
     for a, t, _, _, _ in cps:
@@ -268,7 +278,7 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
     errors = sum(sum(p.errors.values()) for p in parsers.values())
     return {"seed": seed, "condition": condition, "frames": frames, "parse_errors": errors, "rejects": market.rejects.total(),
             "steps": steps, "markets": {a: dict(src.assets[a].markets) for a in ASSETS}, "feed": feed,
-            "checkpoints": cps, "truth": truth, "seen_oracle": seen_oracle}
+            "checkpoints": cps, "truth": truth, "seen_oracle": seen_oracle, "entry_oracle": entry_oracle}
 
 
 def _recorded(seed: int, hours: float, condition: str = "steady") -> dict:
@@ -360,6 +370,8 @@ def _score_seed(rec: dict, model_params: dict | None = None) -> dict:
                 if (seen := rec.get("seen_oracle", {}).get((a, t))) is not None:
                     variants["oracle_seen"] = [seen]
                     variants["oracle_seen_shift1"] = [_shifted(seen, rng) for _ in range(SHIFT_DRAWS)]
+                if (ent := rec.get("entry_oracle", {}).get((a, t))) is not None:
+                    variants["oracle_entry"], variants["oracle_seen_entry"] = [ent[0]], [ent[1]]
                 for name, draws in variants.items():
                     degraded[name] = [_top_buckets(px, steps[a], dict(zip(idx.tolist(), (o * reach).tolist())), rp)[1]
                                       for o in draws]
@@ -419,8 +431,42 @@ SHIFT_DRAWS = 16
 # ``oracle_seen``: only the true positions opened after the model's first data (the back-fill's first minute, or
 # the run's start), exact; ``oracle_seen_shift1`` the same one bucket off. What watching alone could know: the
 # positions opened before it are visible only as the open interest's total.
-DEGRADED = ("oracle_shift1",) + tuple(f"oracle_sigma{sg}" for sg in DEGRADE_SIGMAS) + ("oracle_seen",
-                                                                                      "oracle_seen_shift1")
+# ``oracle_entry``: every true position's entry, side and size known, its leverage not: spread over the simulator's
+# own leverage distribution (the lognormal mixture, rounded and clipped as it draws them, LEVERAGE_POINTS quantiles)
+# at the position's own maintenance rate; ``oracle_seen_entry`` the same for the positions opened once it watched.
+# The best a map can do that knows who opened what, where, but not at what leverage — no venue publishes it.
+DEGRADED = ("oracle_shift1",) + tuple(f"oracle_sigma{sg}" for sg in DEGRADE_SIGMAS) + (
+    "oracle_seen", "oracle_seen_shift1", "oracle_entry", "oracle_seen_entry")
+LEVERAGE_POINTS = 60
+
+
+def _leverage_quantiles(demo: dict) -> np.ndarray:
+    """LEVERAGE_POINTS leverages standing for the demo's mixture (each component its weight's share of points, at
+    its normal quantiles), rounded as the simulator rounds them (clipped per venue by the caller)."""
+    from statistics import NormalDist
+
+    w = np.asarray(demo["leverage_weights"], float)
+    w = w / w.sum()
+    out = []
+    for med, wk in zip(demo["leverage_medians"], w):
+        n = max(1, int(round(LEVERAGE_POINTS * wk)))
+        z = np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)])
+        out.append(np.exp(np.log(med) + demo["leverage_sigma"] * z))
+    return np.maximum(np.round(np.concatenate(out)), 2.0)
+
+
+def _entry_oracle(tr: np.ndarray, maxlev: np.ndarray, demo: dict, step: float, idx: np.ndarray) -> np.ndarray:
+    """USD per bucket of ``idx`` of these positions, each spread over the leverage distribution (see DEGRADED)."""
+    if not len(tr):
+        return np.zeros(len(idx))
+    s = tr["side"].astype(float)
+    mm = s * (tr["liq_price"] / tr["entry"] - 1.0) + 1.0 / tr["leverage"]  # the position's maintenance rate
+    lev = np.minimum(_leverage_quantiles(demo)[None, :], np.maximum(maxlev[tr["venue"]], 2.0)[:, None])
+    liq = tr["entry"][:, None] * (1.0 - s[:, None] / lev + (s * mm)[:, None])
+    b = buckets.index(np.maximum(liq, step), step).ravel() - int(idx[0])
+    usd = np.repeat(tr["usd"] / lev.shape[1], lev.shape[1])
+    keep = (b >= 0) & (b < len(idx))
+    return np.bincount(b[keep], usd[keep], len(idx))
 
 
 def _shifted(o: np.ndarray, rng: np.random.Generator) -> np.ndarray:
