@@ -237,6 +237,10 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
     # ... and the true positions' entries, sides and sizes with their leverage unknown: each spread over the
     # simulator's own leverage distribution (all of them, and those opened once the model was fed)
     entry_oracle: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    maxlev = {a: np.zeros(len(VENUES)) for a in ASSETS}  # each venue's leverage cap per asset, by venue id
+    for a in ASSETS if DEGRADE else ():
+        for c in src.contracts_of(a).values():
+            maxlev[a][c.vid] = c.max_lev
     watched_from = src.history_start if PREROLL_S > 0 else src.now()
     end = src.now() + hours * 3600.0
     next_update = src.now() + UPDATE_S
@@ -265,11 +269,8 @@ async def _record_seed(seed: int, hours: float, condition: str = "steady") -> di
                     idx5 = per_range[RANGE_PCT][0]
                     seen = _scores(buckets.index(tr["liq_price"][w], steps[a]), tr["usd"][w])
                     seen_oracle[(a, now)] = np.array([seen.get(int(b), 0.0) for b in idx5])
-                    maxlev = np.zeros(len(VENUES))
-                    for c in src.contracts_of(a).values():
-                        maxlev[c.vid] = c.max_lev
-                    entry_oracle[(a, now)] = (_entry_oracle(tr, maxlev, cfg["demo"], steps[a], idx5),
-                                              _entry_oracle(tr[w], maxlev, cfg["demo"], steps[a], idx5))
+                    entry_oracle[(a, now)] = (_entry_oracle(tr, maxlev[a], cfg["demo"], steps[a], idx5),
+                                              _entry_oracle(tr[w], maxlev[a], cfg["demo"], steps[a], idx5))
                 cps.append((a, now, last_px[a], per_range, len(feed)))
     truth = {}
     for a, t, _, _, _ in cps:

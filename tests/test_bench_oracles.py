@@ -5,25 +5,12 @@ swing the score (1.52 and 1.84 on the same positions, session 19)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    sys.path.insert(0, str(ROOT))
-    spec = importlib.util.spec_from_file_location("bench_forecast_oracles", ROOT / "benchmarks" / "bench_forecast.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+import benchmarks.bench_forecast as bf  # the repository root is on the tests' import path (pyproject.toml)
 
 
 def test_a_shift_moves_each_buckets_dollars_at_most_one_bucket_and_keeps_them_all():
-    bf = _bench()
     o = np.zeros(200)
     o[[20, 100, 150]] = [5e6, 1e6, 3e5]
     rng = np.random.default_rng(3)
@@ -38,7 +25,6 @@ def test_a_shift_moves_each_buckets_dollars_at_most_one_bucket_and_keeps_them_al
 
 
 def test_a_smoothed_oracle_keeps_the_dollars_and_the_centre():
-    bf = _bench()
     o = np.zeros(200)
     o[100] = 1e6
     for name, s in bf._smoothed_oracles(o).items():

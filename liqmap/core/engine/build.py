@@ -141,7 +141,8 @@ class BuildMixin:
             nrest = np.zeros((win.nrows, win.col1 - col_lo), np.float32)
             nlo, nsh = model_layers(st.model, view.tf, win, venues, col_lo=col_lo, rest_out=nrest)
             lo, sh = lo.astype(np.float64), sh.astype(np.float64)  # copies: never touch a cached array
-            rest = rest.copy()
+            if rest is prev.rest:  # unshifted: never touch the cached array (a shift or a new zeros is a copy)
+                rest = rest.copy()
             lo[:, j:], sh[:, j:], rest[:, j:] = nlo, nsh, nrest
         else:
             rest = np.zeros((win.nrows, win.ncols), np.float32)
